@@ -1,0 +1,94 @@
+"""Callbacks: code that `fit` runs at the start and end of training, epochs and batches."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import NnscratchError
+
+
+class Callback:
+    """Keras-like hooks. `fit` sets `self.model` before `on_train_begin`.
+
+    `logs` holds the metrics known at that point: per batch {"loss"}, per epoch
+    {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}.
+    Set `self.model.stop_training = True` to end training after this epoch.
+    """
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        """Called after each epoch (0-based) with that epoch's metrics."""
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        """Called after each optimiser step."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called once after the last epoch (also after early stopping)."""
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    With `restore_best_weights` the model ends with the weights (and batch-norm
+    statistics) of its best epoch, as Keras does.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise NnscratchError(
+                f"EarlyStopping: mode must be min, max or auto, got {mode!r}"
+            )
+        self.monitor, self.patience, self.min_delta = (
+            monitor,
+            int(patience),
+            float(min_delta),
+        )
+        self.mode, self.restore_best_weights = mode, restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch, self.wait, self.stopped_epoch = None, 0, None
+        self.best_weights = None
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor not in logs:
+            known = ", ".join(logs)
+            raise NnscratchError(
+                f"EarlyStopping: no metric {self.monitor!r} (have {known}); "
+                "pass validation data to monitor val_* metrics"
+            )
+        value = logs[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)

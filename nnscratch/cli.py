@@ -1,0 +1,166 @@
+"""The `nnscratch` command: download, train, evaluate, info (and report, predict, serve).
+
+Every user error (bad argument, path or file) ends as one line on stderr and a non-zero
+exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import NnscratchError
+
+
+def _sizes(value: str | None, option: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected sizes like 256,128, got {value!r}", param_hint=option)
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"expected positive sizes like 256,128, got {value!r}", param_hint=option)
+    return sizes
+
+
+def _batch_size(value: str | None) -> int | None | str:
+    """'full' means the whole training set in one batch (stored as None)."""
+    if value is None:
+        return "unset"
+    if value == "full":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise click.BadParameter(f"expected a positive integer or 'full', got {value!r}", param_hint="--batch-size")
+    return size
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnscratch")
+def cli() -> None:
+    """A neural network written from scratch in NumPy, for MNIST-style digits."""
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the IDX files (or with a <dataset>/ folder). "
+    "Default: $NNSCRATCH_DATA_DIR, the cache, /usr/share/datasets.",
+)
+dataset_option = click.option(
+    "--dataset",
+    type=click.Choice(["mnist", "fashion-mnist"]),
+    default="mnist",
+    show_default=True,
+)
+
+
+@cli.command()
+@dataset_option
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to save.")
+def download(dataset: str, cache_dir: Path | None) -> None:
+    """Download a dataset into the cache (checksums verified)."""
+    from .datasets import download_dataset
+
+    folder = download_dataset(dataset, cache_dir=cache_dir)
+    click.echo(f"{dataset}: files in {folder}")
+
+
+@cli.command()
+@dataset_option
+@data_dir_option
+@click.option("--preset", default="default", show_default=True, help="default, seed-2layer, seed-deep (and cnn, lenet-like).")
+@click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
+@click.option("--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"]))
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
+@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), help="For sgd.")
+@click.option("--weight-decay", type=click.FloatRange(0), help="For sgd, adam, adamw.")
+@click.option("--schedule", type=click.Choice(["constant", "step", "exponential", "cosine"]))
+@click.option("--warmup", type=click.FloatRange(0), help="Warm-up epochs.")
+@click.option("--epochs", type=click.IntRange(1))
+@click.option("--batch-size", help="Examples per step, or 'full'.")
+@click.option("--l2", type=click.FloatRange(0), help="L2 penalty on the weights.")
+@click.option("--seed", type=int)
+@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N training images.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default runs/<time>-<preset>).")
+@click.option("--no-report", is_flag=True, help="Skip the figures and report.html.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) -> None:
+    """Train a network and write a run directory (model, history, metrics, report)."""
+    from .presets import preset_settings
+    from .training import run_training
+
+    settings = preset_settings(preset)
+    options["hidden"] = _sizes(options["hidden"], "--hidden")
+    options["batch_size"] = _batch_size(options["batch_size"])
+    settings.update({k: v for k, v in options.items() if v is not None and v != "unset"})
+    settings["dataset"] = dataset
+    run_training(settings, data_dir=data_dir, out=out, limit=limit, report=not no_report, verbose=0 if quiet else 1)
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(path_type=Path))
+@dataset_option
+@data_dir_option
+def evaluate(model_path: Path, dataset: str, data_dir: Path | None) -> None:
+    """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
+    from .datasets import CLASS_NAMES, load_dataset
+    from .metrics import classification_report, confusion_matrix, format_confusion_matrix
+    from .serialization import load_model
+
+    model = load_model(model_path)
+    _, (x_test, y_test) = load_dataset(dataset, data_dir)
+    result = model.evaluate(x_test, y_test)
+    predicted = model.predict(x_test).argmax(axis=1)
+    names = model.class_names or CLASS_NAMES[dataset]
+    click.echo(f"{dataset} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
+    click.echo(classification_report(y_test, predicted, names))
+    click.echo(format_confusion_matrix(confusion_matrix(y_test, predicted, len(names)), names))
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(path_type=Path))
+def info(model_path: Path) -> None:
+    """Architecture, parameter count and training settings of a saved model."""
+    import json
+
+    from .serialization import load_model
+
+    model = load_model(model_path)
+    click.echo(model.summary())
+    if model.class_names:
+        click.echo(f"Classes: {', '.join(model.class_names)}")
+    if model.metadata:
+        click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 on success)."""
+    try:
+        result = cli.main(args=argv, prog_name="nnscratch", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except NnscratchError as e:
+        click.echo(f"error: {e}", err=True)
+        return 1
+    except OSError as e:
+        click.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""MNIST and Fashion-MNIST: where the files are looked for, download with checksums,
+loading with checks, and small array helpers (shuffle, split, scale).
+
+Files are looked for, in order, in: the `data_dir` argument (then only there), env
+NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
+(Debian's dataset packages). In each place both DIR/<name>/ and DIR/ count (DIR/ not
+if it is named after the other dataset), and only if all four files are there. Local
+files are not MD5-checked (Debian recompressed Fashion-MNIST, so its .gz checksums
+differ) but are always IDX-validated; downloads are MD5-checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import DataError
+from .idx import read_idx
+
+# The four files every dataset has, in the order they are loaded.
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+# Debian's dataset packages install under SYSTEM_DATA_ROOT/<name>/ (tests patch this).
+SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
+DATA_DIR_ENV = "NNSCRATCH_DATA_DIR"
+CACHE_DIR_ENV = "NNSCRATCH_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is needed to find, download and check one dataset.
+
+    `md5` maps each of FILE_NAMES to the published MD5 of the .gz file; `mirrors` are
+    base URLs tried in order (file name appended).
+    """
+
+    name: str
+    md5: dict[str, str]
+    mirrors: tuple[str, ...]
+    class_names: tuple[str, ...]
+    homepage: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        name="mnist",
+        md5={
+            TRAIN_IMAGES: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            TRAIN_LABELS: "d53e105ee54ea40749a09fcbcd1e9432",
+            TEST_IMAGES: "9fb629c4189551a2d022fa330f9573f3",
+            TEST_LABELS: "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        class_names=tuple(str(d) for d in range(10)),
+        homepage="http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": DatasetInfo(
+        name="fashion-mnist",
+        # Zalando's published checksums (README of zalandoresearch/fashion-mnist).
+        md5={
+            TRAIN_IMAGES: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            TRAIN_LABELS: "25c81989df183df01b3e8a0aad5dffbe",
+            TEST_IMAGES: "bef4ecab320f06d8554ea6380940ec79",
+            TEST_LABELS: "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        homepage="https://github.com/zalandoresearch/fashion-mnist",
+    ),
+}
+CLASS_NAMES: dict[str, list[str]] = {
+    name: list(info.class_names) for name, info in DATASETS.items()
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The metadata of a known dataset; `DataError` listing the known names otherwise."""
+    info = DATASETS.get(str(name).strip().lower().replace("_", "-"))
+    if info is None:
+        known = ", ".join(sorted(DATASETS))
+        raise DataError(f"unknown dataset {name!r}; known datasets: {known}")
+    return info
+
+
+def cache_dir() -> Path:
+    """Where downloads go: env NNSCRATCH_CACHE_DIR, else the user's cache folder.
+
+    Linux: $XDG_CACHE_HOME/nnscratch or ~/.cache/nnscratch; macOS:
+    ~/Library/Caches/nnscratch; Windows: %LOCALAPPDATA%/nnscratch/Cache.
+    """
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        return Path(base) / "nnscratch" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "nnscratch"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says to ignore a relative path.
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "nnscratch"
+
+
+def _candidates(name: str, data_dir) -> list[Path]:
+    """Folders that may hold the four files, in search order."""
+    if data_dir is not None:
+        places = [Path(data_dir).expanduser()]
+    else:
+        places = [Path(v).expanduser() for v in [os.environ.get(DATA_DIR_ENV)] if v]
+        places.append(cache_dir())
+    folders = []
+    for place in places:
+        folders.append(place / name)
+        # Both datasets use the same file names: a folder named after the other one
+        # (e.g. .../mnist when fashion-mnist is asked for) must not pass for this one.
+        if place.name.lower() not in DATASETS or place.name.lower() == name:
+            folders.append(place)
+    if data_dir is None:
+        folders.append(SYSTEM_DATA_ROOT / name)
+    return folders
+
+
+def _count_files(folder: Path) -> int:
+    return sum((folder / f).is_file() for f in FILE_NAMES)
+
+
+def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first folder holding all four files of `name`, or None.
+
+    With `data_dir`, only data_dir/<name>/ and data_dir/ are looked at; without, the
+    search order in this module's docstring applies.
+    """
+    info = dataset_info(name)
+    for folder in _candidates(info.name, data_dir):
+        if _count_files(folder) == len(FILE_NAMES):
+            return folder
+    return None
+
+
+def _hint(name: str) -> str:
+    return (
+        f"put the four files ({', '.join(FILE_NAMES)}) in {cache_dir() / name}"
+        " or pass --data-dir"
+    )
+
+
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load ((x_train, y_train), (x_test, y_test)) of "mnist" or "fashion-mnist".
+
+    Images are uint8 (N, H, W) (28x28 for both datasets), labels int64 (N,) in
+    0..n_classes-1. Downloads into `cache_dir()` when the files are nowhere to be found
+    and `download` is True; an explicit `data_dir` that lacks them is an error instead.
+    """
+    info = dataset_info(name)
+    folder = find_dataset(info.name, data_dir)
+    if folder is None:
+        if data_dir is not None:
+            place = Path(data_dir)
+            best = max([place / info.name, place], key=_count_files)
+            missing = [f for f in FILE_NAMES if not (best / f).is_file()]
+            raise DataError(
+                f"data dir {place} does not hold the {info.name} files (looked in"
+                f" {place / info.name} and {place}; {best} lacks {', '.join(missing)})"
+            )
+        if not download:
+            searched = ", ".join(str(f) for f in _candidates(info.name, None))
+            raise DataError(
+                f"{info.name} not found (looked in {searched}); run"
+                f" `nnscratch download {info.name}`, or {_hint(info.name)}"
+            )
+        folder = download_dataset(info.name)
+
+    x_train, y_train = _load_split(folder, TRAIN_IMAGES, TRAIN_LABELS, info)
+    x_test, y_test = _load_split(folder, TEST_IMAGES, TEST_LABELS, info)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{folder}: train images are {x_train.shape[1:]} but test images are"
+            f" {x_test.shape[1:]}"
+        )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetInfo):
+    """Read and check one images/labels pair: uint8 (N, H, W) and int64 (N,)."""
+    images = read_idx(folder / images_file)
+    labels = read_idx(folder / labels_file)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(
+            f"{folder / images_file}: expected uint8 images (N, H, W), got"
+            f" {images.dtype} {images.shape}"
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{folder / labels_file}: expected integer labels (N,), got"
+            f" {labels.dtype} {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{folder}: {images_file} has {len(images)} images but {labels_file} has"
+            f" {len(labels)} labels"
+        )
+    if len(images) == 0:
+        raise DataError(f"{folder / images_file}: holds no images")
+    n_classes = len(info.class_names)
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"{folder / labels_file}: label {int(labels[i])} at index {i} is outside"
+            f" 0..{n_classes - 1} ({info.name} has {n_classes} classes)"
+        )
+    return images, labels.astype(np.int64)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_dataset(
+    name: str,
+    cache_dir: str | os.PathLike | None = None,
+    mirrors: list[str] | tuple[str, ...] | None = None,
+    timeout: float = 30,
+    progress: bool = True,
+    checksums: dict[str, str] | None = None,
+) -> Path:
+    """Download the missing files of `name` into cache_dir/<name>/; returns that folder.
+
+    `cache_dir` defaults to `cache_dir()`; `mirrors` (base URLs) and `checksums` (file
+    name -> MD5) default to the dataset's own. Each file is tried on every mirror in
+    order until one gives the right MD5; it is written to a temporary file in the
+    target folder and renamed, so an interrupted download never leaves a file under
+    its final name. Files already present are kept as they are. Raises `DataError`
+    listing every attempt if a file cannot be had from any mirror.
+    """
+    info = dataset_info(name)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache()
+    target = root / info.name
+    mirrors = tuple(mirrors) if mirrors is not None else info.mirrors
+    checksums = {**info.md5, **(checksums or {})}
+    if not mirrors:
+        raise DataError(f"no mirrors to download {info.name} from; {_hint(info.name)}")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create download folder {target}: {err}") from None
+    show = progress and sys.stderr.isatty()
+    for file_name in FILE_NAMES:
+        if (target / file_name).is_file():
+            continue
+        failures = []
+        for mirror in mirrors:
+            url = mirror if mirror.endswith("/") else mirror + "/"
+            url += file_name
+            problem = _fetch(
+                url, target / file_name, checksums[file_name], timeout, show
+            )
+            if problem is None:
+                break
+            failures.append(f"{url} ({problem})")
+        else:
+            raise DataError(
+                f"could not download {file_name} of {info.name}; tried: "
+                + "; ".join(failures)
+                + f". Without internet, put the four files ({', '.join(FILE_NAMES)})"
+                f" in {target} or pass --data-dir"
+            )
+    return target
+
+
+_default_cache = cache_dir  # download_dataset's `cache_dir` argument hides the function
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, show: bool) -> str | None:
+    """Download url to dest atomically if its MD5 matches; returns None or the problem."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+        )
+    except OSError as err:
+        raise DataError(f"cannot write in {dest.parent}: {err}") from None
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        received = 0
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+        ):
+            expected = response.headers.get("Content-Length")
+            expected = int(expected) if expected and expected.isdigit() else None
+            bar = tqdm(
+                total=expected,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=not show,
+                leave=False,
+            )
+            with bar:
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    digest.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+        if expected is not None and received != expected:
+            return f"connection closed after {received:,} of {expected:,} bytes"
+        if digest.hexdigest() != md5:
+            return f"MD5 {digest.hexdigest()} does not match the expected {md5}"
+        os.replace(tmp, dest)
+        return None
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code} {err.reason}"
+    except urllib.error.URLError as err:
+        return f"cannot connect: {err.reason}"
+    except (http.client.HTTPException, OSError, ValueError) as err:
+        # Dropped connections, timeouts (TimeoutError is an OSError), bad URLs.
+        return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def shuffle(x: np.ndarray, y: np.ndarray, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """x and y reordered by the same seeded permutation (copies).
+
+    Shapes: x (N, ...), y (N, ...). `seed` is an int or an `np.random.Generator`.
+    """
+    _check_pair(x, y)
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order], y[order]
+
+
+def train_validation_split(
+    x: np.ndarray, y: np.ndarray, fraction: float = 0.1, seed=0
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Shuffle, then hold out round(fraction * N) examples for validation.
+
+    Returns ((x_train, y_train), (x_val, y_val)); both parts are non-empty.
+    """
+    _check_pair(x, y)
+    if not 0 < fraction < 1:
+        raise DataError(f"validation fraction must be in (0, 1), got {fraction}")
+    n_val = round(fraction * len(x))
+    if not 0 < n_val < len(x):
+        raise DataError(
+            f"validation fraction {fraction} of {len(x)} examples leaves an empty"
+            " training or validation set"
+        )
+    x, y = shuffle(x, y, seed)
+    return (x[n_val:], y[n_val:]), (x[:n_val], y[:n_val])
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 images (any shape) -> float32 in [0, 1], i.e. images / 255."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise DataError(f"expected uint8 images, got {images.dtype}")
+    return images.astype(np.float32) / np.float32(255)
+
+
+def _check_pair(x, y) -> None:
+    if np.ndim(x) == 0 or np.ndim(y) == 0:
+        raise DataError(
+            f"expected arrays with a batch axis, got {np.shape(x)} and {np.shape(y)}"
+        )
+    if len(x) != len(y):
+        raise DataError(f"x and y must have the same length, got {len(x)} and {len(y)}")

@@ -1,0 +1,37 @@
+"""Atomic file writes: a temporary file in the same directory, then a rename.
+
+A reader (or a crash) never sees a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_open(path, mode: str = "wb"):
+    """Open a temporary file next to `path`; on success it replaces `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)

@@ -1,0 +1,86 @@
+"""Losses: `forward(outputs, labels) -> float` (mean over the batch), `backward() -> dL/doutputs`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import NnscratchError
+
+LOSS_CLASSES: dict[str, type] = {}
+
+
+def _register(cls: type) -> type:
+    LOSS_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise NnscratchError(
+            f"loss: expected logits (N, C) and labels (N,), got {logits.shape} and "
+            f"{labels.shape}"
+        )
+
+
+@_register
+class SoftmaxCrossEntropy:
+    """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
+
+    loss = mean_n( logsumexp(z_n) - z_n[label_n] ), stable for any finite logits because
+    the row max is subtracted before exp. Labels are class indices (N,).
+    """
+
+    def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        _check_labels(logits, labels)
+        n = logits.shape[0]
+        rows = np.arange(n)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        log_likelihood = shifted[rows, labels] - np.log(sums[:, 0])
+        probs /= sums
+        self._probs, self._rows, self._labels = probs, rows, labels
+        return float(-log_likelihood.mean())
+
+    def backward(self) -> np.ndarray:
+        # d(mean softmax CE)/dlogits = (probs - one_hot) / N
+        dlogits = self._probs  # reused: forward's probs are not needed after this
+        dlogits[self._rows, self._labels] -= 1
+        dlogits /= dlogits.shape[0]
+        return dlogits
+
+
+@_register
+class MeanSquaredError:
+    """Mean over the batch of the summed squared error: mean_n sum_c (y - t)^2 / C.
+
+    Like Keras/PyTorch's default: the mean over every element. Integer labels (N,) are
+    turned into one-hot targets, so it can train a classifier on outputs (N, C).
+    """
+
+    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        if targets.ndim == 1 and outputs.ndim == 2:
+            _check_labels(outputs, targets)
+            one_hot = np.zeros_like(outputs)
+            one_hot[np.arange(len(targets)), targets] = 1
+            targets = one_hot
+        if targets.shape != outputs.shape:
+            raise NnscratchError(
+                f"MeanSquaredError: targets {targets.shape} do not match outputs "
+                f"{outputs.shape}"
+            )
+        self._diff = outputs - targets
+        return float(np.mean(self._diff**2))
+
+    def backward(self) -> np.ndarray:
+        return (2.0 / self._diff.size) * self._diff  # d mean(d^2)/dy = 2 d / size
+
+
+def get_loss(name: str):
+    """A loss by class name or short name ('cross_entropy', 'mse')."""
+    aliases = {"cross_entropy": "SoftmaxCrossEntropy", "mse": "MeanSquaredError"}
+    cls = LOSS_CLASSES.get(aliases.get(name, name))
+    if cls is None:
+        known = ", ".join(sorted(aliases))
+        raise NnscratchError(f"loss: expected one of {known}, got {name!r}")
+    return cls()

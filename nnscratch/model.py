@@ -1,0 +1,396 @@
+"""Sequential: a stack of layers with fit / evaluate / predict, and its History."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import NnscratchError, TrainingDivergedError
+from .layers import Layer, Sigmoid, Softmax, softmax
+from .losses import SoftmaxCrossEntropy, get_loss
+from .optimizers import Adam, Optimizer
+
+UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
+
+
+class History:
+    """What `fit` measured: `history[metric]` per epoch, `batch_losses` per step."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.batch_losses: list[float] = []
+
+    def append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+
+def prepare_inputs(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1] (into `out` if given); float arrays as given."""
+    if x.dtype == np.uint8:
+        if out is None:
+            out = np.empty(x.shape, dtype=np.float32)
+        return np.multiply(x, UINT8_SCALE, out=out, dtype=np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise NnscratchError(
+            f"x: expected uint8 images or a float array, got {x.dtype}"
+        )
+    return x
+
+
+class Sequential:
+    """Layers applied one after the other: `Sequential([Flatten(), Dense(784, 10)])`.
+
+    Input: (N, *input_shape) uint8 images (scaled by 1/255) or floats used as given.
+    The model keeps all parameters in one flat buffer (and their gradients in another)
+    so the optimiser updates everything in a few whole-array passes per step; each
+    layer's `params[name]` is a view into it.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape=None, class_names=None):
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise NnscratchError(
+                "Sequential: expected a non-empty list of Layer objects"
+            )
+        self.layers = list(layers)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.class_names = (
+            None if class_names is None else [str(c) for c in class_names]
+        )
+        self.loss = SoftmaxCrossEntropy()
+        self.metadata: dict = {}
+        self.stop_training = False
+        self._bind_flat_buffers()
+
+    # ----- parameters -------------------------------------------------------------
+    def named_params(self) -> dict[str, np.ndarray]:
+        """Every parameter array by name '<layer index>.<param>', e.g. '0.W'."""
+        return {
+            f"{i}.{k}": p
+            for i, layer in enumerate(self.layers)
+            for k, p in layer.params.items()
+        }
+
+    def _bind_flat_buffers(self) -> None:
+        """Copy every parameter into one flat buffer and make the layers use views of it."""
+        entries = [
+            (layer, k, p) for layer in self.layers for k, p in layer.params.items()
+        ]
+        dtype = np.result_type(*[p for _, _, p in entries]) if entries else np.float32
+        total = sum(p.size for _, _, p in entries)
+        self.flat_params = np.empty(total, dtype=dtype)
+        self.flat_grads = np.zeros(total, dtype=dtype)
+        offset = 0
+        for layer, k, p in entries:
+            view = slice(offset, offset + p.size)
+            self.flat_params[view] = p.ravel()
+            layer.params[k] = self.flat_params[view].reshape(p.shape)
+            layer.grads[k] = self.flat_grads[view].reshape(p.shape)
+            offset += p.size
+        # only layers after the first trainable one need the gradient of their input
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), None)
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = first is not None and i > first
+        self._first_trainable = first
+
+    def count_params(self) -> int:
+        return int(self.flat_params.size)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array (batch-norm statistics), by name."""
+        weights = {name: p.copy() for name, p in self.named_params().items()}
+        for i, layer in enumerate(self.layers):
+            weights.update({f"{i}.{k}": s.copy() for k, s in layer.state.items()})
+        return weights
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy arrays from `get_weights()` (or a saved file) into the model, in place."""
+        for i, layer in enumerate(self.layers):
+            for k, target in {**layer.params, **layer.state}.items():
+                name = f"{i}.{k}"
+                if name not in weights:
+                    raise NnscratchError(f"weights: missing array {name!r}")
+                if weights[name].shape != target.shape:
+                    raise NnscratchError(
+                        f"weights: {name!r} has shape {weights[name].shape}, "
+                        f"expected {target.shape}"
+                    )
+                target[...] = weights[name]
+
+    # ----- forward and backward ------------------------------------------------------
+    def _check_x(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise NnscratchError(
+                f"{name}: expected a batch (N, ...), got shape {x.shape}"
+            )
+        if self.input_shape is None:
+            self.input_shape = x.shape[1:]
+        elif x.shape[1:] != self.input_shape:
+            raise NnscratchError(
+                f"{name}: expected (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {x.shape}"
+            )
+        return x
+
+    def _check_y(self, y: np.ndarray, n: int, name: str = "y") -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise NnscratchError(
+                f"{name}: expected integer labels of shape ({n},), got {y.dtype} {y.shape}"
+            )
+        return y.astype(np.int64, copy=False)
+
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _backward(self, dy: np.ndarray) -> None:
+        # layers before the first trainable one have nothing to learn: stop there
+        for layer in reversed(self.layers[self._first_trainable :]):
+            dy = layer.backward(dy)
+
+    def _outputs_logits(self) -> bool:
+        last = self.layers[-1]
+        return isinstance(self.loss, SoftmaxCrossEntropy) and not isinstance(
+            last, (Softmax, Sigmoid)
+        )
+
+    def _batches(self, x: np.ndarray, batch_size: int):
+        """Evaluation-mode outputs (copies of the last layer's buffer), batch by batch."""
+        for start in range(0, len(x), batch_size):
+            yield (
+                start,
+                self._forward(prepare_inputs(x[start : start + batch_size]), False),
+            )
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, C) float32, in batches (evaluation mode)."""
+        x = self._check_x(x)
+        out = None
+        for start, outputs in self._batches(x, batch_size):
+            probs = softmax(outputs) if self._outputs_logits() else outputs
+            if out is None:
+                out = np.empty((len(x), probs.shape[1]), dtype=np.float32)
+            out[start : start + len(probs)] = probs
+        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict:
+        """{"loss": mean loss, "accuracy": fraction correct} in evaluation mode."""
+        x = self._check_x(x)
+        y = self._check_y(y, len(x))
+        if len(x) == 0:
+            raise NnscratchError("evaluate: x is empty")
+        total_loss, correct = 0.0, 0
+        for start, outputs in self._batches(x, batch_size):
+            labels = y[start : start + len(outputs)]
+            total_loss += self.loss.forward(outputs, labels) * len(labels)
+            correct += int(np.count_nonzero(outputs.argmax(axis=1) == labels))
+        return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+
+    def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """The output of every layer (copies), evaluation mode: for pictures and the page."""
+        x = prepare_inputs(self._check_x(x))
+        outputs = []
+        for layer in self.layers:
+            x = layer.forward(x, training=False)
+            outputs.append(x.copy())
+        return outputs
+
+    # ----- training -----------------------------------------------------------------
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = 1,
+        batch_size: int = 32,
+        optimizer: Optimizer | None = None,
+        loss=None,
+        validation_data: tuple | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        seed: int | None = None,
+        callbacks: list | None = None,
+        verbose: int = 1,
+        augment=None,
+        lr_schedule=None,
+    ) -> History:
+        """Train with mini-batch gradient descent; returns the History.
+
+        x: (N, *input_shape) uint8 images or floats; y: (N,) integer labels.
+        Every epoch uses one shuffled contiguous copy of x (uint8 stays uint8 until a
+        batch is taken). `augment(images, rng)` transforms training batches only.
+        `lr_schedule(epoch_float)` sets the optimiser's lr before every step.
+        """
+        x = self._check_x(x)
+        y = self._check_y(y, len(x))
+        if epochs < 1 or batch_size < 1:
+            raise NnscratchError(
+                f"fit: epochs and batch_size must be >= 1, got {epochs} and {batch_size}"
+            )
+        if loss is not None:
+            self.loss = get_loss(loss) if isinstance(loss, str) else loss
+        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
+            self.layers[-1], Softmax
+        ):
+            raise NnscratchError(
+                "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
+            )
+        optimizer = optimizer if optimizer is not None else Adam()
+        rng = np.random.default_rng(seed)
+        shuffle_rng, augment_rng, layer_rng = rng.spawn(3)
+        for layer, child in zip(self.layers, layer_rng.spawn(len(self.layers))):
+            layer.set_rng(child)
+        if validation_data is None and validation_split:
+            x, y, validation_data = self._split(x, y, validation_split, shuffle_rng)
+        if validation_data is not None:
+            xv = self._check_x(validation_data[0], "validation x")
+            validation_data = (
+                xv,
+                self._check_y(validation_data[1], len(xv), "validation y"),
+            )
+        if len(x) == 0:
+            raise NnscratchError("fit: no training examples")
+        self._bind_flat_buffers()  # in case a layer's arrays were replaced since
+        history = History()
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            cb.set_model(self)
+        self.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin({})
+        for epoch in range(epochs):
+            start_time = time.perf_counter()
+            logs = self._train_epoch(
+                x, y, epoch, epochs, batch_size, optimizer, shuffle, shuffle_rng,
+                augment, augment_rng, lr_schedule, history, callbacks, verbose,
+            )  # fmt: skip
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            logs["lr"] = optimizer.lr
+            logs["seconds"] = time.perf_counter() - start_time
+            history.append(epoch, logs)
+            if verbose:
+                self._print_epoch(epoch, epochs, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end({})
+        return history
+
+    @staticmethod
+    def _split(x, y, fraction, rng):
+        if not 0.0 < fraction < 1.0:
+            raise NnscratchError(
+                f"validation_split: expected in (0, 1), got {fraction}"
+            )
+        order = rng.permutation(len(x))
+        n_val = max(1, int(round(len(x) * fraction)))
+        val, train = order[:n_val], order[n_val:]
+        return x[train], y[train], (x[val], y[val])
+
+    def _train_epoch(
+        self, x, y, epoch, epochs, batch_size, optimizer, shuffle, shuffle_rng,
+        augment, augment_rng, lr_schedule, history, callbacks, verbose,
+    ) -> dict:  # fmt: skip
+        """One pass over the data; returns {"loss", "accuracy"} weighted by batch size."""
+        n = len(x)
+        if shuffle:
+            order = shuffle_rng.permutation(n)
+            x, y = x[order], y[order]  # one contiguous copy per epoch, not per batch
+        steps = math.ceil(n / batch_size)
+        params, grads = {"all": self.flat_params}, {"all": self.flat_grads}
+        total_loss, correct = 0.0, 0
+        bar = tqdm(
+            total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="img", leave=False,
+            disable=not (verbose and sys.stderr.isatty()), mininterval=0.5,
+        )  # fmt: skip
+        # a diverging loss is caught below; NumPy's overflow warnings would only add noise
+        with bar, np.errstate(over="ignore", invalid="ignore"):
+            for step, start in enumerate(range(0, n, batch_size)):
+                xb = prepare_inputs(x[start : start + batch_size])
+                yb = y[start : start + batch_size]
+                if augment is not None:
+                    xb = augment(xb, augment_rng)
+                if lr_schedule is not None:
+                    optimizer.lr = lr_schedule(epoch + step / steps)
+                logits = self._forward(xb, training=True)
+                loss = self.loss.forward(logits, yb) + self._penalty()
+                if not math.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"training diverged: the loss became {loss} at epoch {epoch + 1}, "
+                        f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
+                    )
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                self._backward(self.loss.backward())
+                optimizer.step(params, grads)
+                total_loss += loss * len(yb)
+                history.batch_losses.append(loss)
+                for cb in callbacks:
+                    cb.on_batch_end(step, {"loss": loss})
+                bar.update(len(yb))
+                if step % 50 == 0:
+                    bar.set_postfix(
+                        loss=f"{loss:.4f}", acc=f"{correct / (start + len(yb)):.4f}"
+                    )
+        return {"loss": total_loss / n, "accuracy": correct / n}
+
+    def _penalty(self) -> float:
+        return sum(layer.penalty() for layer in self.layers)
+
+    @staticmethod
+    def _print_epoch(epoch: int, epochs: int, logs: dict) -> None:
+        parts = [f"epoch {epoch + 1}/{epochs}"]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in logs:
+                parts.append(f"{key} {logs[key]:.4f}")
+        parts.append(f"lr {logs['lr']:.2e}")
+        parts.append(f"{logs['seconds']:.1f}s")
+        print(" - ".join(parts), flush=True)
+
+    # ----- description and files -----------------------------------------------------------
+    def summary(self, print_fn=None) -> str:
+        """A table of layers, output shapes and parameter counts (needs `input_shape`)."""
+        if self.input_shape is None:
+            raise NnscratchError("summary: the model's input_shape is not known yet")
+        rows = [("Layer", "Output shape", "Params")]
+        x = np.zeros((1, *self.input_shape), dtype=np.float32)
+        for i, layer in enumerate(self.layers):
+            x = layer.forward(x, training=False)
+            count = sum(p.size for p in layer.params.values())
+            rows.append(
+                (f"{i} {type(layer).__name__}", str((None, *x.shape[1:])), f"{count:,}")
+            )
+        widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        line = "-" * (sum(widths) + 4)
+        lines = [line]
+        for j, row in enumerate(rows):
+            lines.append(
+                f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}"
+            )
+            if j == 0:
+                lines.append(line)
+        lines += [line, f"Total params: {self.count_params():,}"]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Write weights and architecture to one .npz, atomically (see `serialization`)."""
+        from .serialization import save_model
+
+        save_model(self, path)
+
+    def __repr__(self) -> str:
+        return f"Sequential({self.layers!r})"

@@ -1,0 +1,121 @@
+"""Learning-rate schedules: callables from the (fractional) epoch to a learning rate.
+
+`fit(..., lr_schedule=s)` sets `optimizer.lr = s(epoch + batch / batches_per_epoch)`
+before every step, so schedules are smooth within an epoch and written in epochs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import NnscratchError
+
+
+class Schedule:
+    """Base: `schedule(epoch) -> lr`, with an optional linear warm-up from 0."""
+
+    def __init__(self, lr: float, warmup_epochs: float = 0.0):
+        if not lr > 0:
+            raise NnscratchError(f"lr: expected a positive learning rate, got {lr}")
+        if warmup_epochs < 0:
+            raise NnscratchError(f"warmup: expected >= 0 epochs, got {warmup_epochs}")
+        self.lr, self.warmup_epochs = float(lr), float(warmup_epochs)
+
+    def __call__(self, epoch: float) -> float:
+        if epoch < self.warmup_epochs:
+            # linear ramp up to lr, starting at 1% of it so the very first step moves
+            return self.lr * max(epoch / self.warmup_epochs, 0.01)
+        return self._decayed(epoch - self.warmup_epochs)
+
+    def _decayed(self, epoch: float) -> float:
+        return self.lr
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "warmup_epochs": self.warmup_epochs}
+
+
+class Constant(Schedule):
+    """lr at every epoch (after the warm-up, if any)."""
+
+
+class StepDecay(Schedule):
+    """lr * gamma ** floor(epoch / step_epochs): drop by `gamma` every `step_epochs`."""
+
+    def __init__(
+        self, lr, step_epochs: float = 10, gamma: float = 0.1, warmup_epochs=0
+    ):
+        super().__init__(lr, warmup_epochs)
+        self.step_epochs, self.gamma = float(step_epochs), float(gamma)
+
+    def _decayed(self, epoch):
+        return self.lr * self.gamma ** math.floor(epoch / self.step_epochs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "step_epochs": self.step_epochs,
+            "gamma": self.gamma,
+        }
+
+
+class ExponentialDecay(Schedule):
+    """lr * gamma ** epoch: a smooth decay by `gamma` per epoch."""
+
+    def __init__(self, lr, gamma: float = 0.9, warmup_epochs=0):
+        super().__init__(lr, warmup_epochs)
+        self.gamma = float(gamma)
+
+    def _decayed(self, epoch):
+        return self.lr * self.gamma**epoch
+
+    def get_config(self):
+        return {**super().get_config(), "gamma": self.gamma}
+
+
+class CosineDecay(Schedule):
+    """Half a cosine from lr down to min_lr over `epochs` (after the warm-up).
+
+    lr_t = min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2
+    """
+
+    def __init__(self, lr, epochs: float, min_lr: float = 0.0, warmup_epochs=0):
+        super().__init__(lr, warmup_epochs)
+        if epochs <= warmup_epochs:
+            raise NnscratchError(
+                f"cosine schedule: epochs ({epochs}) must exceed warm-up ({warmup_epochs})"
+            )
+        self.epochs, self.min_lr = float(epochs), float(min_lr)
+
+    def _decayed(self, epoch):
+        progress = min(epoch / (self.epochs - self.warmup_epochs), 1.0)
+        return (
+            self.min_lr
+            + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "epochs": self.epochs, "min_lr": self.min_lr}
+
+
+SCHEDULES = {
+    "constant": Constant,
+    "step": StepDecay,
+    "exponential": ExponentialDecay,
+    "cosine": CosineDecay,
+}
+
+
+def get_schedule(
+    name: str, lr: float, epochs: int, warmup_epochs: float = 0.0
+) -> Schedule:
+    """A schedule by name with defaults that fit a run of `epochs` epochs."""
+    if name == "constant":
+        return Constant(lr, warmup_epochs)
+    if name == "step":
+        return StepDecay(lr, max(1, epochs // 3), 0.1, warmup_epochs)
+    if name == "exponential":
+        return ExponentialDecay(lr, 0.01 ** (1 / max(epochs, 1)), warmup_epochs)
+    if name == "cosine":
+        return CosineDecay(lr, epochs, 0.0, warmup_epochs)
+    known = ", ".join(SCHEDULES)
+    raise NnscratchError(f"schedule: expected one of {known}, got {name!r}")

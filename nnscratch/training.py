@@ -1,0 +1,150 @@
+"""A whole training run as `nnscratch train` does it: data, model, fit, run directory.
+
+Run directory contents: config.json (every setting), history.csv (one row per epoch),
+batch_losses.csv, metrics.json (test metrics, confusion matrix, per-class scores),
+model.npz, and unless disabled figures/ and report.html.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import CLASS_NAMES, load_dataset, train_validation_split
+from .errors import NnscratchError
+from .files import write_text
+from .metrics import confusion_matrix, per_class_rows
+from .presets import build_model, build_optimizer, build_schedule
+
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+def default_run_dir(settings: dict) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{settings['preset']}"
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def history_rows(history) -> list[dict]:
+    """One dict per epoch with HISTORY_COLUMNS (epochs counted from 1)."""
+    rows = []
+    for i, epoch in enumerate(history.epoch):
+        row = {"epoch": epoch + 1}
+        for key in HISTORY_COLUMNS[1:]:
+            values = history.history.get(key)
+            row[key] = values[i] if values else ""
+        rows.append(row)
+    return rows
+
+
+def write_history(run_dir: Path, history) -> None:
+    rows = history_rows(history)
+    write_text(
+        run_dir / "history.csv",
+        _csv_text(HISTORY_COLUMNS, [[row[k] for k in HISTORY_COLUMNS] for row in rows]),
+    )
+    write_text(
+        run_dir / "batch_losses.csv",
+        _csv_text(["step", "loss"], [[i + 1, v] for i, v in enumerate(history.batch_losses)]),
+    )
+
+
+def test_metrics(model, x_test, y_test, class_names) -> dict:
+    """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
+    result = model.evaluate(x_test, y_test)
+    predicted = model.predict(x_test).argmax(axis=1)
+    cm = confusion_matrix(y_test, predicted, len(class_names))
+    return {
+        "test_loss": result["loss"],
+        "test_accuracy": result["accuracy"],
+        "test_examples": int(len(y_test)),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class_rows(cm, class_names),
+    }
+
+
+def _callbacks(x_test, report: bool) -> list:
+    if not report:
+        return []
+    from .plots import PredictionRecorder
+
+    return [PredictionRecorder(x_test)]
+
+
+def run_training(
+    settings: dict, data_dir=None, out=None, limit=None, report=True, verbose=1
+) -> dict:
+    """Train as `settings` says, write the run directory, print and return the metrics."""
+    dataset = settings["dataset"]
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    class_names = list(CLASS_NAMES[dataset])
+    validation = None
+    if settings["validation_split"]:
+        (x_train, y_train), validation = train_validation_split(
+            x_train, y_train, settings["validation_split"], seed=settings["seed"]
+        )
+    run_dir = Path(out) if out is not None else default_run_dir(settings)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = {**settings, "data_dir": None if data_dir is None else str(data_dir)}
+    settings["train_examples"] = int(len(x_train))
+    write_text(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")
+
+    model = build_model(settings, x_train.shape[1:], class_names)
+    model.metadata = {"training": settings}
+    if verbose:
+        print(f"training on {len(x_train):,} {dataset} images; run directory {run_dir}")
+        print(model.summary())
+    augment = _augment(settings)
+    callbacks = _callbacks(x_test, report)
+    started = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"] or len(x_train),
+        optimizer=build_optimizer(settings),
+        lr_schedule=build_schedule(settings),
+        validation_data=validation,
+        seed=settings["seed"],
+        augment=augment,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - started
+    model.save(run_dir / "model.npz")
+    write_history(run_dir, history)
+    metrics = test_metrics(model, x_test, y_test, class_names)
+    metrics["train_seconds"] = train_seconds
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if report:
+        from .report import write_run_report
+
+        write_run_report(run_dir, model, history, x_test, y_test, class_names, callbacks[0])
+    print(
+        f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset} test "
+        f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
+        f"saved {run_dir / 'model.npz'}"
+    )
+    return metrics
+
+
+def _augment(settings: dict):
+    spec = settings.get("augment")
+    if not spec or spec == "none":
+        return None
+    from .augment import Augment
+
+    return Augment.from_spec(spec)

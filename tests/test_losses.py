@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from gradcheck import numerical_grad
+from numpy.testing import assert_allclose
+
+from nnscratch import MeanSquaredError, NnscratchError, SoftmaxCrossEntropy
+
+
+def test_cross_entropy_value_by_hand():
+    logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]])
+    labels = np.array([0, 2])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(probs[[0, 1], labels]))
+    assert_allclose(SoftmaxCrossEntropy().forward(logits, labels), expected)
+
+
+def test_cross_entropy_gradient_is_probs_minus_one_hot_over_n():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.standard_normal((4, 5)), np.array([0, 3, 4, 1])
+    loss = SoftmaxCrossEntropy()
+
+    def f():
+        return loss.forward(logits, labels)
+
+    f()
+    analytic = loss.backward().copy()
+    assert_allclose(analytic, numerical_grad(f, logits), rtol=1e-5, atol=1e-8)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[np.arange(4), labels] -= 1
+    assert_allclose(analytic, probs / 4)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(np.array([[1e4, -1e4, 0.0]]), np.array([1]))
+    assert np.isfinite(value) and abs(value - 2e4) < 1e-6
+    assert np.all(np.isfinite(loss.backward()))
+
+
+def test_cross_entropy_float32_in_float32_gradient():
+    logits = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, np.array([0, 1, 2]))
+    assert loss.backward().dtype == np.float32
+
+
+def test_mse_value_and_gradient():
+    rng = np.random.default_rng(2)
+    outputs, targets = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    loss = MeanSquaredError()
+    assert_allclose(loss.forward(outputs, targets), np.mean((outputs - targets) ** 2))
+
+    def f():
+        return loss.forward(outputs, targets)
+
+    f()
+    assert_allclose(loss.backward(), numerical_grad(f, outputs), rtol=1e-5, atol=1e-8)
+
+
+def test_mse_takes_integer_labels_as_one_hot():
+    outputs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    value = MeanSquaredError().forward(outputs, np.array([0, 1]))
+    assert_allclose(value, np.mean([0.01, 0.01, 0.04, 0.04]))
+
+
+def test_losses_reject_mismatched_shapes():
+    with pytest.raises(NnscratchError, match="labels"):
+        SoftmaxCrossEntropy().forward(np.zeros((3, 2)), np.zeros(4, dtype=int))
+    with pytest.raises(NnscratchError, match="targets"):
+        MeanSquaredError().forward(np.zeros((3, 2)), np.zeros((3, 3)))
