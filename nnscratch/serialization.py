@@ -56,6 +56,9 @@ def save_model(model: Sequential, path) -> None:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # np.load would try other formats (including pickle) on a non-zip file
+        raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}

@@ -1,0 +1,87 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from nnscratch import cli, load_model
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    """A short real training run (seed-deep, 2 epochs) shared by the CLI tests."""
+    out = tmp_path_factory.mktemp("run")
+    code = cli.main(
+        ["train", "--data-dir", str(data_dir), "--preset", "seed-deep", "--epochs", "2",
+         "--out", str(out), "--no-report", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_train_writes_the_run_directory(trained_run, capsys):
+    for name in ("config.json", "history.csv", "batch_losses.csv", "metrics.json", "model.npz"):
+        assert (trained_run / name).is_file(), name
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["hidden"] == [256, 128, 64, 32] and config["epochs"] == 2
+    with open(trained_run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.94  # a loose floor on the real MNIST test set
+    assert np.array(metrics["confusion_matrix"]).sum() == 10_000
+    model = load_model(trained_run / "model.npz")
+    assert model.class_names == [str(d) for d in range(10)]
+
+
+def test_evaluate_and_info(trained_run, data_dir, capsys):
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(trained_run / "model.npz"), "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in out
+    assert "precision" in out and "recall" in out
+    assert cli.main(["info", str(trained_run / "model.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 244,522" in out and '"batch_size": 32' in out
+
+
+def test_train_options_override_the_preset(tmp_path, data_dir, capsys):
+    code = cli.main(
+        ["train", "--data-dir", str(data_dir), "--hidden", "32", "--activation", "tanh",
+         "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--schedule", "step",
+         "--epochs", "1", "--batch-size", "64", "--limit", "2000", "--validation-split", "0.2",
+         "--seed", "3", "--l2", "0.0001", "--dropout", "0.1", "--out", str(tmp_path),
+         "--no-report", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["hidden"] == [32] and config["optimizer"] == "sgd"
+    assert config["train_examples"] == 1600
+    assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--hidden", "12,x"], "--hidden"),
+        (["train", "--batch-size", "0"], "--batch-size"),
+        (["train", "--lr", "-1"], "--lr"),
+        (["train", "--preset", "huge"], "preset"),
+        (["train", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["evaluate", "/nonexistent/model.npz"], "no such model file"),
+        (["info", "pyproject.toml"], "not a valid .npz"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_nonzero_exit(args, message, capsys):
+    assert cli.main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_help_and_version(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+    assert cli.main(["--version"]) == 0

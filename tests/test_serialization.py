@@ -1,0 +1,144 @@
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from nnscratch import Dense, Dropout, Flatten, ModelFileError, ReLU, Sequential, load_model
+
+
+def small_model():
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        [Flatten(), Dense(16, 8, rng=rng), ReLU(), Dropout(0.2), Dense(8, 3, rng=rng, l2=1e-4)],
+        input_shape=(4, 4),
+        class_names=["a", "b", "c"],
+    )
+    model.metadata = {"training": {"epochs": 3}}
+    return model
+
+
+def test_round_trip_gives_identical_predictions(tmp_path):
+    model = small_model()
+    x = np.random.default_rng(1).integers(0, 256, (6, 4, 4)).astype(np.uint8)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.class_names == ["a", "b", "c"]
+    assert loaded.input_shape == (4, 4)
+    assert loaded.metadata == {"training": {"epochs": 3}}
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        "Flatten", "Dense", "ReLU", "Dropout", "Dense",
+    ]  # fmt: skip
+    assert loaded.layers[4].l2 == 1e-4 and loaded.layers[3].rate == 0.2
+    assert loaded.summary() == model.summary()
+
+
+def test_loaded_model_keeps_training(tmp_path):
+    model = small_model()
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    x = np.random.default_rng(2).random((8, 4, 4)).astype(np.float32)
+    y = np.arange(8) % 3
+    before = loaded.flat_params.copy()
+    loaded.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert not np.allclose(before, loaded.flat_params)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    model = small_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    original = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == original  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def npz_bytes(**arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def meta(**changes):
+    description = {
+        "format": "nnscratch-model",
+        "version": 1,
+        "layers": [{"class": "Dense", "config": {"n_in": 2, "n_out": 2}}],
+        "input_shape": [2],
+        "class_names": None,
+        "loss": "SoftmaxCrossEntropy",
+        "metadata": {},
+    }
+    description.update(changes)
+    return np.frombuffer(json.dumps(description).encode(), dtype=np.uint8)
+
+
+GOOD = {"0.W": np.ones((2, 2), np.float32), "0.b": np.zeros(2, np.float32)}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a zip at all", "not a valid .npz"),
+        (npz_bytes(**GOOD), "no __model__"),
+        (npz_bytes(__model__=np.frombuffer(b"{oops", np.uint8), **GOOD), "not valid JSON"),
+        (npz_bytes(__model__=meta(format="keras"), **GOOD), "format"),
+        (npz_bytes(__model__=meta(version=99), **GOOD), "version 99"),
+        (npz_bytes(__model__=meta(layers=[{"class": "os.system"}]), **GOOD), "unknown class"),
+        (
+            npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": "x"}}]), **GOOD),
+            "bad config",
+        ),
+        (npz_bytes(__model__=meta(), **{"0.W": GOOD["0.W"]}), "missing"),
+        (npz_bytes(__model__=meta(), **GOOD, extra=np.ones(1)), "extra"),
+        (npz_bytes(__model__=meta(), **{**GOOD, "0.W": np.ones((3, 2))}), "shape"),
+        (npz_bytes(__model__=meta(), **{**GOOD, "0.W": np.full((2, 2), np.nan)}), "NaN"),
+        (
+            npz_bytes(__model__=meta(), **{**GOOD, "0.W": np.array([[None, 1]] * 2, dtype=object)}),
+            "unsafe",
+        ),
+        (npz_bytes(__model__=meta(), **GOOD)[:100], "not a valid .npz"),
+    ],
+    ids=[
+        "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
+        "missing-array", "extra-array", "wrong-shape", "nan", "object-array", "truncated",
+    ],
+)  # fmt: skip
+def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_loading_never_unpickles(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([Boom()], dtype=object), allow_pickle=True)
+        z.writestr("__model__.npy", buffer.getvalue())
+    with pytest.raises(ModelFileError, match="unsafe"):
+        load_model(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "nope.npz")
+    with pytest.raises(ModelFileError, match="directory"):
+        load_model(tmp_path)
