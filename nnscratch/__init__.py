@@ -21,3 +21,4 @@ from .model import History, Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
 from .schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 from .serialization import load_model
+from .datasets import CLASS_NAMES, load_dataset

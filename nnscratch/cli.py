@@ -75,7 +75,7 @@ def download(dataset: str, cache_dir: Path | None) -> None:
 @cli.command()
 @dataset_option
 @data_dir_option
-@click.option("--preset", default="default", show_default=True, help="default, seed-2layer, seed-deep (and cnn, lenet-like).")
+@click.option("--preset", default="default", show_default=True, help="default, seed-2layer, seed-deep, cnn, lenet-like.")
 @click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
 @click.option("--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"]))
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True))
@@ -90,6 +90,7 @@ def download(dataset: str, cache_dir: Path | None) -> None:
 @click.option("--l2", type=click.FloatRange(0), help="L2 penalty on the weights.")
 @click.option("--seed", type=int)
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--augment", help="Augment training batches: 'default', 'none' or e.g. 'shift=2,rotation=10,scale=0.1'.")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N training images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default runs/<time>-<preset>).")
 @click.option("--no-report", is_flag=True, help="Skip the figures and report.html.")

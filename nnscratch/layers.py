@@ -7,6 +7,8 @@ batch normalisation in `normalization.py`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .errors import NnscratchError
@@ -20,7 +22,7 @@ def register(cls: type) -> type:
     return cls
 
 
-class Layer:
+class Layer(ABC):
     """Base class. `forward(x, training) -> y` keeps what `backward(dy) -> dx` needs.
 
     `params` and `grads` are dicts of arrays with the same keys and shapes; `state` holds
@@ -42,11 +44,13 @@ class Layer:
         self.needs_input_grad = True
         self._buffers: dict[str, np.ndarray] = {}
 
+    @abstractmethod
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+        """The layer's output for a batch; `training` switches dropout and batch norm."""
 
+    @abstractmethod
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        raise NotImplementedError(f"{type(self).__name__} must implement backward")
+        """dL/dx from dL/dy; fills `grads` in place."""
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON values, enough to rebuild the layer."""

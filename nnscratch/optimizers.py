@@ -9,6 +9,8 @@ numbers can be compared with it step for step.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .errors import NnscratchError
@@ -29,7 +31,7 @@ def _register(cls: type) -> type:
     return cls
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: per-name state, the step counter and the subnormal flush."""
 
     def __init__(self, lr: float):
@@ -58,8 +60,9 @@ class Optimizer:
     def _init_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
+    @abstractmethod
     def _update(self, p, g, state, tmp) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement _update")
+        """Update `p` in place from gradient `g`; `tmp` is a scratch array like `p`."""
 
     def get_config(self) -> dict:
         return {"lr": self.lr}
