@@ -46,6 +46,7 @@ PRESETS = {
         "warmup": 1.0,
         "epochs": 30,
         "batch_size": 128,
+        "augment": "default",
     },
     # the first hobby project: 784-10-10, ReLU, softmax, full-batch gradient descent
     "seed-2layer": {

@@ -1,0 +1,233 @@
+"""Forward/backward time of each layer of the reference CNN, and what an epoch costs.
+
+Net: conv(1->32, 3x3, pad 1)-ReLU-maxpool2-conv(32->64, 3x3, pad 1)-ReLU-maxpool2-
+dense(3136->128)-ReLU-dense(128->10), float32. Prints the machine's float32 GEMM
+GFLOP/s measured in the same run for scale, the time of one augmentation batch, and,
+if PyTorch happens to be installed, a cross-check of the layers against it.
+
+    python benchmarks/bench_layers.py [--batch-size 128] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+
+import numpy as np
+
+from nnscratch.augment import Augment
+from nnscratch.conv import AvgPool2D, Conv2D, MaxPool2D
+from nnscratch.layers import Dense, Flatten, ReLU
+from nnscratch.normalization import BatchNorm
+
+STEPS_PER_EPOCH = 469  # 60,000 images at batch 128
+
+
+def reference_net(rng: np.random.Generator) -> list:
+    return [
+        Conv2D(1, 32, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(32, 64, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(3136, 128, rng=rng),
+        ReLU(),
+        Dense(128, 10, rng=rng),
+    ]
+
+
+def best_time(fn, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_gflops(repeats: int) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.random((1024, 1024), dtype=np.float32)
+    b = rng.random((1024, 1024), dtype=np.float32)
+    out = np.empty_like(a)
+    return 2 * 1024**3 / best_time(lambda: np.matmul(a, b, out=out), repeats) / 1e9
+
+
+def conv_flops(layer: Conv2D, y_shape: tuple) -> int:
+    """Multiply-adds x 2 of one product (forward, dW or dx are the same size)."""
+    n, o, ho, wo = y_shape
+    return 2 * n * ho * wo * o * layer.params["W"][0].size
+
+
+def bench_net(batch_size: int, repeats: int, gflops: float) -> None:
+    rng = np.random.default_rng(0)
+    layers = reference_net(rng)
+    layers[0].needs_input_grad = False  # as the model sets it: no dx for the images
+    x = rng.random((batch_size, 1, 28, 28), dtype=np.float32)
+    inputs, outputs = [], []
+    for layer in layers:
+        inputs.append(x)
+        x = layer.forward(x, training=True)
+        outputs.append(x)
+    grads = [rng.standard_normal(y.shape).astype(np.float32) for y in outputs]
+
+    print(f"\nbatch {batch_size}, float32; best of {repeats} (ms)")
+    print(f"{'layer':<34}{'forward':>9}{'backward':>10}{'GFLOP/s':>9}")
+    total_fwd = total_bwd = 0.0
+    for layer, x, y, dy in zip(layers, inputs, outputs, grads):
+        fwd = best_time(partial(layer.forward, x, training=True), repeats)
+        bwd = best_time(partial(layer.backward, dy), repeats)
+        total_fwd, total_bwd = total_fwd + fwd, total_bwd + bwd
+        rate = ""
+        if isinstance(layer, Conv2D):
+            products = 2 if layer.needs_input_grad else 1
+            flops = conv_flops(layer, y.shape) * (1 + products)
+            rate = f"{flops / (fwd + bwd) / 1e9:9.1f}"
+        name = repr(layer)[:33]
+        print(f"{name:<34}{fwd * 1e3:9.2f}{bwd * 1e3:10.2f}{rate}")
+    print(f"{'sum of layers':<34}{total_fwd * 1e3:9.2f}{total_bwd * 1e3:10.2f}")
+
+    def step():
+        z = inputs[0]
+        for layer in layers:
+            z = layer.forward(z, training=True)
+        d = grads[-1]
+        for layer in reversed(layers):
+            d = layer.backward(d)
+
+    step_time = best_time(step, repeats)
+    print(
+        f"\none training step (fwd+bwd): {step_time * 1e3:.1f} ms -> "
+        f"{STEPS_PER_EPOCH} steps (60k images): {STEPS_PER_EPOCH * step_time:.1f} s "
+        f"(GEMM peak {gflops:.0f} GFLOP/s)"
+    )
+
+
+def bench_extras(batch_size: int, repeats: int) -> None:
+    rng = np.random.default_rng(1)
+    images = rng.random((batch_size, 28, 28), dtype=np.float32)
+    for spec in ("default", "shift=2,rotation=10,scale=0.1,elastic=1"):
+        augment = Augment.from_spec(spec)
+        seconds = best_time(partial(augment, images, rng), repeats)
+        print(f"Augment({spec}): {seconds * 1e6:.0f} us per batch of {batch_size}")
+    bn = BatchNorm(32)
+    x = rng.standard_normal((batch_size, 32, 28, 28)).astype(np.float32)
+    fwd = best_time(lambda: bn.forward(x, training=True), repeats)
+    bwd = best_time(lambda: bn.backward(x), repeats)
+    print(
+        f"BatchNorm(32) on {x.shape}: forward {fwd * 1e3:.2f} ms, backward {bwd * 1e3:.2f} ms"
+    )
+
+
+def torch_cross_check(batch_size: int, repeats: int) -> None:
+    """Same outputs and gradients as PyTorch, if it is installed (it is optional),
+    and PyTorch's time for the same training step, for scale."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("\nPyTorch not installed: cross-check skipped")
+        return
+    rng = np.random.default_rng(2)
+
+    def compare(name, layer, x, torch_fn, torch_params=()):
+        y = layer.forward(x, training=True).copy()
+        dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy).copy()
+        tx = torch.tensor(x, requires_grad=True)
+        tps = [torch.tensor(p, requires_grad=True) for p in torch_params]
+        ty = torch_fn(tx, *tps)
+        ty.backward(torch.tensor(dy))
+        errors = [np.abs(y - ty.detach().numpy()), np.abs(dx - tx.grad.numpy())]
+        errors += [
+            np.abs(g - tp.grad.numpy()) for g, tp in zip(layer.grads.values(), tps)
+        ]
+        print(f"{name:<40} max |difference| {max(e.max() for e in errors):.1e}")
+
+    print(f"\ncross-check against PyTorch {torch.__version__} (float64)")
+    x = rng.standard_normal((4, 3, 11, 9))
+    for c_out, kernel, stride, padding in [(5, (3, 2), (2, 1), (1, 2)), (40, 3, 1, 1)]:
+        conv = Conv2D(3, c_out, kernel, stride, padding, rng=4, dtype=np.float64)
+        conv.params["b"][:] = rng.standard_normal(c_out)
+        compare(
+            f"Conv2D(3, {c_out}, {kernel}, {stride}, {padding})",
+            conv,
+            x,
+            lambda t, w, b, s=stride, p=padding: F.conv2d(t, w, b, stride=s, padding=p),
+            [conv.params["W"], conv.params["b"]],
+        )
+    ties = rng.integers(0, 3, (4, 3, 11, 9)).astype(np.float64)  # many equal maxima
+    for pool, stride in [(2, None), (3, 2), (2, 1)]:
+        fn = partial(F.max_pool2d, kernel_size=pool, stride=stride)
+        compare(
+            f"MaxPool2D({pool}, {stride}) with ties", MaxPool2D(pool, stride), ties, fn
+        )
+    fn = partial(F.avg_pool2d, kernel_size=3, stride=2)
+    compare("AvgPool2D(3, 2)", AvgPool2D(3, 2), x, fn)
+    for shape in [(6, 3), x.shape]:
+        bn = BatchNorm(3, dtype=np.float64)
+        bn.params["gamma"][:] = rng.random(3) + 0.5
+        bn.params["beta"][:] = rng.standard_normal(3)
+        mean, var = (
+            torch.zeros(3, dtype=torch.float64),
+            torch.ones(3, dtype=torch.float64),
+        )
+        compare(
+            f"BatchNorm(3) training on {shape}",
+            bn,
+            x if len(shape) == 4 else rng.standard_normal(shape),
+            lambda t, g, b, m=mean, v=var: F.batch_norm(t, m, v, g, b, training=True),
+            [bn.params["gamma"], bn.params["beta"]],
+        )
+        error = max(
+            np.abs(bn.state["running_mean"] - mean.numpy()).max(),
+            np.abs(bn.state["running_var"] - var.numpy()).max(),
+        )
+        print(f"{'  running statistics':<40} max |difference| {error:.1e}")
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3136, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
+    images = torch.rand(batch_size, 1, 28, 28)
+    dy = torch.randn(batch_size, 10)
+
+    def step():
+        net.zero_grad()
+        net(images).backward(dy)
+
+    seconds = best_time(step, repeats)
+    print(
+        f"PyTorch, same net, one training step: {seconds * 1e3:.1f} ms "
+        f"({torch.get_num_threads()} threads)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    gflops = gemm_gflops(args.repeats)
+    print(f"float32 GEMM (1024^3): {gflops:.1f} GFLOP/s")
+    bench_net(args.batch_size, args.repeats, gflops)
+    bench_extras(args.batch_size, args.repeats)
+    torch_cross_check(args.batch_size, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

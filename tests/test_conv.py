@@ -1,0 +1,229 @@
+"""Conv2D and pooling: gradients against central differences, forward against loops."""
+
+import numpy as np
+import pytest
+from gradcheck import check_layer_grads
+from numpy.testing import assert_allclose, assert_array_equal
+
+from nnscratch.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from nnscratch.errors import NnscratchError
+from nnscratch.layers import LAYER_CLASSES
+
+
+def naive_conv(x, W, b, stride, padding):
+    """The definition, one output pixel at a time."""
+    (sh, sw), (ph, pw) = stride, padding
+    o, _, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (xp.shape[2] - kh) // sh + 1
+    wo = (xp.shape[3] - kw) // sw + 1
+    y = np.zeros((x.shape[0], o, ho, wo))
+    for n in range(x.shape[0]):
+        for k in range(o):
+            for r in range(ho):
+                for s in range(wo):
+                    patch = xp[n, :, r * sh : r * sh + kh, s * sw : s * sw + kw]
+                    y[n, k, r, s] = np.sum(patch * W[k]) + b[k]
+    return y
+
+
+def naive_pool(x, pool, stride, reduce):
+    (kh, kw), (sh, sw) = pool, stride
+    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    y = np.zeros(x.shape[:2] + (ho, wo))
+    for r in range(ho):
+        for s in range(wo):
+            window = x[:, :, r * sh : r * sh + kh, s * sw : s * sw + kw]
+            y[:, :, r, s] = reduce(window, axis=(2, 3))
+    return y
+
+
+CONV_CASES = [
+    # (in, out, kernel, stride, padding, input H x W)
+    (1, 2, 3, 1, 0, (5, 5)),
+    (2, 3, 3, 1, 1, (5, 6)),
+    (3, 2, (3, 2), 1, 2, (7, 5)),
+    (2, 3, 3, 2, 0, (7, 5)),
+    (2, 2, (2, 3), (2, 1), (1, 0), (6, 7)),
+    # stride 1 and "same" width: kernel offsets are shifts of the flattened image
+    (2, 3, 3, 1, (0, 1), (5, 4)),
+    (2, 2, (2, 5), 1, (1, 2), (4, 6)),
+    (3, 2, (1, 5), 1, (0, 2), (3, 2)),
+    (1, 2, (1, 7), 1, (0, 3), (2, 2)),
+    # C*kh*kw < O: the per-example products (like a first layer)
+    (3, 4, 1, 2, 1, (4, 5)),
+    (1, 12, 3, 1, 1, (5, 6)),
+    (2, 20, (3, 2), 2, (2, 1), (7, 5)),
+]
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
+def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw):
+    rng = np.random.default_rng(0)
+    layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(c_out)
+    x = rng.standard_normal((2, c_in, *hw))
+    check_layer_grads(layer, x)
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
+def test_conv2d_forward_matches_loops(c_in, c_out, kernel, stride, padding, hw):
+    rng = np.random.default_rng(1)
+    layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(c_out)
+    x = rng.standard_normal((3, c_in, *hw))
+    expected = naive_conv(
+        x, layer.params["W"], layer.params["b"], layer.stride, layer.padding
+    )
+    assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+    # later batches reuse the buffers (same shape) or remake them (another batch
+    # size): either way the padding must read as zeros
+    for batch in (3, 2, 3):
+        x2 = rng.standard_normal((batch, *x.shape[1:]))
+        expected = naive_conv(
+            x2, layer.params["W"], layer.params["b"], layer.stride, layer.padding
+        )
+        assert_allclose(layer.forward(x2), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_without_input_grad_fills_grads_only():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 2, 6, 5))
+    full = Conv2D(2, 3, 3, padding=1, rng=3, dtype=np.float64)
+    first = Conv2D(2, 3, 3, padding=1, rng=3, dtype=np.float64)
+    first.needs_input_grad = False
+    dy = rng.standard_normal((2, 3, 6, 5))
+    full.forward(x, training=True)
+    assert full.backward(dy) is not None
+    first.forward(x, training=True)
+    grads = {name: g for name, g in first.grads.items()}
+    assert first.backward(dy) is None
+    for name in ("W", "b"):
+        assert first.grads[name] is grads[name]  # written in place, not rebound
+        assert_allclose(first.grads[name], full.grads[name], rtol=1e-12)
+    assert np.abs(first.grads["W"]).sum() > 0
+
+
+def test_conv2d_penalty_gradients():
+    rng = np.random.default_rng(4)
+    layer = Conv2D(2, 2, 3, padding=1, l1=0.01, l2=0.02, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 2, 4, 4))
+    dy = rng.standard_normal((2, 2, 4, 4))
+    layer.forward(x, training=True)
+    layer.backward(dy)
+    W = layer.params["W"]
+    plain = Conv2D(2, 2, 3, padding=1, dtype=np.float64)
+    plain.params["W"][...] = W
+    plain.forward(x, training=True)
+    plain.backward(dy)
+    expected = plain.grads["W"] + 2 * 0.02 * W + 0.01 * np.sign(W)
+    assert_allclose(layer.grads["W"], expected, rtol=1e-12)
+    assert layer.penalty() == pytest.approx(
+        0.01 * np.abs(W).sum() + 0.02 * (W**2).sum()
+    )
+
+
+def test_conv2d_float32_stays_float32_and_config_round_trips():
+    layer = Conv2D(1, 4, (3, 2), stride=(1, 2), padding=1, rng=0)
+    x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    y = layer.forward(x, training=True)
+    assert y.dtype == np.float32 and y.shape == (2, 4, 8, 5)
+    assert layer.backward(np.ones_like(y)).dtype == np.float32
+    assert layer.grads["W"].dtype == np.float32
+    config = layer.get_config()
+    assert config["kernel_size"] == [3, 2] and config["padding"] == 1
+    rebuilt = LAYER_CLASSES["Conv2D"](**config)
+    assert rebuilt.get_config() == config
+    assert layer.params["W"].std() == pytest.approx(np.sqrt(2 / 6), rel=0.35)
+
+
+def test_conv2d_rejects_bad_input():
+    layer = Conv2D(3, 2, 3)
+    with pytest.raises(NnscratchError, match=r"expected \(N, C, H, W\) with C=3, got"):
+        layer.forward(np.zeros((2, 1, 5, 5)))
+    with pytest.raises(NnscratchError, match=r"got \(2, 5, 5\)"):
+        layer.forward(np.zeros((2, 5, 5)))
+    with pytest.raises(NnscratchError, match="smaller than the 3x3 kernel"):
+        layer.forward(np.zeros((1, 3, 2, 5)))
+    with pytest.raises(NnscratchError, match="kernel_size"):
+        Conv2D(1, 1, 0)
+    with pytest.raises(NnscratchError, match="padding"):
+        Conv2D(1, 1, 3, padding=-1)
+    with pytest.raises(NnscratchError, match="stride must be an int >= 1 or a pair"):
+        Conv2D(1, 1, 3, stride="2")
+    with pytest.raises(NnscratchError, match="in_channels must be a positive int"):
+        Conv2D(0, 1, 3)
+
+
+POOL_CASES = [
+    # (pool, stride, H x W): tiled fast path first, then overlapping / ragged ones
+    (2, None, (4, 6)),
+    ((2, 3), None, (4, 6)),
+    (2, None, (5, 7)),
+    (3, 2, (7, 6)),
+    (2, 1, (4, 5)),
+    ((3, 1), (1, 2), (5, 4)),
+]
+
+
+@pytest.mark.parametrize("pool, stride, hw", POOL_CASES)
+@pytest.mark.parametrize("cls, reduce", [(MaxPool2D, np.max), (AvgPool2D, np.mean)])
+def test_pooling_forward_and_gradients(cls, reduce, pool, stride, hw):
+    rng = np.random.default_rng(5)
+    layer = cls(pool, stride)
+    # distinct values, so max pooling has no ties for the finite differences to trip on
+    x = rng.permutation(2 * 3 * hw[0] * hw[1]).reshape(2, 3, *hw) / 7.0
+    assert_allclose(
+        layer.forward(x), naive_pool(x, layer.pool_size, layer.stride, reduce)
+    )
+    check_layer_grads(layer, x)
+
+
+@pytest.mark.parametrize("stride", [None, 1])
+def test_max_pool_ties_go_to_the_first_maximum(stride):
+    layer = MaxPool2D(2, stride)
+    x = np.array([[[[1.0, 3.0, 3.0], [3.0, 3.0, 0.0], [2.0, 3.0, 3.0]]]])
+    y = layer.forward(x, training=True)
+    dy = np.arange(1.0, y.size + 1).reshape(y.shape)
+    dx = layer.backward(dy)
+    if stride is None:  # one window: [[1, 3], [3, 3]]; row-major first 3 is (0, 1)
+        expected = [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
+    else:  # four overlapping windows, maxima at (0,1), (0,1), (1,0), (1,1)
+        expected = [[0, 1 + 2, 0], [3, 4, 0], [0, 0, 0]]
+    assert_array_equal(dx[0, 0], expected)
+
+
+def test_max_pool_ties_in_wide_windows():
+    # every value equal: each window's gradient goes to its top-left element only
+    layer = MaxPool2D(3, 2)
+    x = np.ones((1, 2, 5, 5))
+    dy = np.array([[1.0, 2.0], [3.0, 4.0]]) * np.ones((1, 2, 1, 1))
+    layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    expected = np.zeros((5, 5))
+    expected[0:3:2, 0:3:2] = [[1, 2], [3, 4]]
+    assert_array_equal(dx[0, 1], expected)
+
+
+def test_pooling_is_float32_and_rejects_bad_input():
+    x = np.random.default_rng(6).random((2, 3, 6, 6), dtype=np.float32)
+    for layer in (MaxPool2D(), AvgPool2D(3), GlobalAvgPool2D()):
+        y = layer.forward(x, training=True)
+        assert y.dtype == np.float32
+        assert layer.backward(np.ones_like(y)).dtype == np.float32
+        with pytest.raises(
+            NnscratchError, match=r"expected \(N, C, H, W\), got \(6, 6\)"
+        ):
+            layer.forward(x[0, 0])
+    with pytest.raises(NnscratchError, match="smaller than the 3x3 pool"):
+        MaxPool2D(3).forward(x[:, :, :2])
+    assert MaxPool2D((2, 3), 1).get_config() == {"pool_size": [2, 3], "stride": 1}
+    assert LAYER_CLASSES["AvgPool2D"](**AvgPool2D(3).get_config()).stride == (3, 3)
+
+
+def test_global_avg_pool():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 5, 2))
+    layer = GlobalAvgPool2D()
+    assert_allclose(layer.forward(x), x.mean(axis=(2, 3)))
+    check_layer_grads(layer, x)
