@@ -1,5 +1,13 @@
-"""nnscratch: a neural network written from scratch in NumPy."""
+"""nnscratch: a neural network written from scratch in NumPy.
 
+The public names are re-exported here: layers, losses, optimisers, schedules, the
+`Sequential` model, callbacks, `load_model`, `load_dataset` and the errors.
+"""
+
+from .augment import Augment
+from .callbacks import Callback, EarlyStopping
+from .conv import Conv2D
+from .datasets import CLASS_NAMES, load_dataset
 from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
 from .layers import (
     Dense,
@@ -13,12 +21,13 @@ from .layers import (
     Softmax,
     Tanh,
 )
-
-__version__ = "0.1.0"
-from .callbacks import Callback, EarlyStopping
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
 from .model import History, Sequential
+from .normalization import BatchNorm
 from .optimizers import SGD, Adam, AdamW, RMSprop
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 from .serialization import load_model
-from .datasets import CLASS_NAMES, load_dataset
+
+__version__ = "0.1.0"
+

@@ -18,6 +18,7 @@ class Callback:
     model = None
 
     def set_model(self, model) -> None:
+        """Called by `fit` before training starts: the model being trained."""
         self.model = model
 
     def on_train_begin(self, logs: dict | None = None) -> None:

@@ -31,6 +31,7 @@ class SoftmaxCrossEntropy:
     """
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        """Mean cross-entropy of logits (N, C) against class indices (N,)."""
         _check_labels(logits, labels)
         n = logits.shape[0]
         rows = np.arange(n)
@@ -43,6 +44,7 @@ class SoftmaxCrossEntropy:
         return float(-log_likelihood.mean())
 
     def backward(self) -> np.ndarray:
+        """dL/dlogits (N, C) of the last `forward`: (probs - one_hot) / N."""
         # d(mean softmax CE)/dlogits = (probs - one_hot) / N
         dlogits = self._probs  # reused: forward's probs are not needed after this
         dlogits[self._rows, self._labels] -= 1
@@ -59,6 +61,7 @@ class MeanSquaredError:
     """
 
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """Mean of (outputs - targets)^2 over every element; targets (N, C) or (N,)."""
         if targets.ndim == 1 and outputs.ndim == 2:
             _check_labels(outputs, targets)
             one_hot = np.zeros_like(outputs)
@@ -73,6 +76,7 @@ class MeanSquaredError:
         return float(np.mean(self._diff**2))
 
     def backward(self) -> np.ndarray:
+        """dL/doutputs of the last `forward`, same shape as the outputs."""
         return (2.0 / self._diff.size) * self._diff  # d mean(d^2)/dy = 2 d / size
 
 

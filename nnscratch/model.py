@@ -7,7 +7,7 @@ import sys
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .errors import NnscratchError, TrainingDivergedError
 from .layers import Layer, Sigmoid, Softmax, softmax

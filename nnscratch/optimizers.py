@@ -65,6 +65,7 @@ class Optimizer(ABC):
         """Update `p` in place from gradient `g`; `tmp` is a scratch array like `p`."""
 
     def get_config(self) -> dict:
+        """Constructor arguments as JSON values (recorded with a training run)."""
         return {"lr": self.lr}
 
     def __repr__(self) -> str:

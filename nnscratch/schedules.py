@@ -31,6 +31,7 @@ class Schedule:
         return self.lr
 
     def get_config(self) -> dict:
+        """Constructor arguments as JSON values (recorded with a training run)."""
         return {"lr": self.lr, "warmup_epochs": self.warmup_epochs}
 
 

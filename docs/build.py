@@ -1,0 +1,197 @@
+"""Build the HTML documentation into OUTDIR: the API reference and "How it works".
+
+    python docs/build.py OUTDIR
+
+The API reference is pdoc's rendering of every docstring in the `nnscratch` package
+(OUTDIR/index.html opens it). docs/how-it-works.md becomes OUTDIR/how-it-works.html,
+with every `nnscratch.…` name in it linked to its entry in the reference. Any warning
+fails the build with exit code 1 and the warnings on stderr: a module that does not
+import, an annotation or docstring pdoc cannot handle, or a name in how-it-works.md that
+no longer exists.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import os
+import re
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import pdoc
+import pdoc.render
+from pdoc.render_helpers import to_html  # Markdown with pdoc's own settings
+
+HOW_IT_WORKS = Path(__file__).resolve().parent / "how-it-works.md"
+# The package as a path: pdoc documents this checkout's source even when another copy
+# of nnscratch is installed (a module name would pick the installed one, with a warning).
+PACKAGE = Path(__file__).resolve().parents[1] / "nnscratch"
+NAME = re.compile(r"`(nnscratch(?:\.\w+)+)`")  # what how-it-works.md points at
+CODE_NAME = re.compile(r"<code>(nnscratch(?:\.\w+)+)</code>")
+# $$display$$ and $inline$ math; kept away from Markdown, which would eat `_` and `\`
+MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$", re.DOTALL)
+STASH = "MATHxSTASHx{}x"
+
+# Every API page gets a link to the "How it works" page in its navigation.
+MODULE_TEMPLATE = """{% extends "default/module.html.jinja2" %}
+{% block nav_footer %}
+<p><a href="{{ "../" * module.modulename.count(".") }}how-it-works.html">How it works:
+the math, mapped to the code</a></p>
+{{ super() }}
+{% endblock %}
+"""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>How it works - nnscratch</title>
+<style>
+body {{ font: 16px/1.55 system-ui, sans-serif; margin: 0 auto; max-width: 72rem;
+       padding: 1rem 2rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.35rem 0.6rem; vertical-align: top; }}
+th {{ background: #f3f3f3; text-align: left; }}
+code {{ font-size: 0.92em; background: #f5f5f5; padding: 0 0.2em; }}
+a code {{ color: #0550ae; }}
+nav {{ border-bottom: 1px solid #ddd; padding-bottom: 0.5rem; }}
+</style>
+<script>window.MathJax = {{ tex: {{ inlineMath: [["$", "$"]] }} }};</script>
+<script id="MathJax-script" async
+        src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>
+</head>
+<body>
+<nav><a href="{api}">API reference</a></nav>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
+def build_api(modules: list, out_dir: Path) -> None:
+    """pdoc's HTML for `modules` (names or paths) and their submodules, into out_dir."""
+    with tempfile.TemporaryDirectory() as templates:
+        (Path(templates) / "module.html.jinja2").write_text(MODULE_TEMPLATE)
+        pdoc.render.configure(
+            docformat="markdown",  # docstrings use `code` spans, like Markdown
+            search=True,
+            show_source=True,
+            template_directory=Path(templates),
+        )
+        pdoc.pdoc(*modules, output_directory=out_dir)
+
+
+def resolve(name: str) -> tuple[str, list[str]] | None:
+    """'nnscratch.layers.Dense.forward' -> ('nnscratch.layers', ['Dense', 'forward']),
+    or None if no module holds such an attribute."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return None
+            obj = getattr(obj, attr)
+        return module_name, parts[i:]
+    return None
+
+
+def check_names(text: str) -> list[str]:
+    """One problem per backticked `nnscratch.…` name in `text` that does not exist."""
+    return [
+        f"{HOW_IT_WORKS.name}: `{name}` does not exist (renamed or removed?)"
+        for name in dict.fromkeys(NAME.findall(text))
+        if resolve(name) is None
+    ]
+
+
+def api_href(name: str, out_dir: Path) -> str | None:
+    """Relative link to the reference entry for `name`, or to its nearest documented
+    parent (pdoc leaves out private members such as `Conv2D._pieces`)."""
+    found = resolve(name)
+    if found is None:
+        return None
+    module_name, qualname = found
+    page = Path(*module_name.split(".")).with_suffix(".html")
+    if not (out_dir / page).is_file():
+        return None
+    text = (out_dir / page).read_text(encoding="utf-8")
+    while qualname and f'id="{".".join(qualname)}"' not in text:
+        qualname = qualname[:-1]
+    anchor = f"#{'.'.join(qualname)}" if qualname else ""
+    return page.as_posix() + anchor
+
+
+def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
+    """Write out_dir/how-it-works.html from the Markdown page; returns its problems."""
+    from nnscratch.files import write_text  # imported here: its warnings are caught
+
+    text = HOW_IT_WORKS.read_text(encoding="utf-8")
+    problems = check_names(text)
+    maths: list[str] = []
+
+    def stash(match: re.Match) -> str:
+        maths.append(match.group(0))
+        return STASH.format(len(maths) - 1)
+
+    body = str(to_html(MATH.sub(stash, text)))
+
+    def link(match: re.Match) -> str:
+        href = api_href(match.group(1), out_dir)
+        return f'<a href="{href}">{match.group(0)}</a>' if href else match.group(0)
+
+    body = CODE_NAME.sub(link, body)
+    for i, math in enumerate(maths):
+        if STASH.format(i) not in body:
+            problems.append(
+                f"{HOW_IT_WORKS.name}: formula {math} was lost in rendering"
+            )
+        body = body.replace(STASH.format(i), html.escape(math, quote=False))
+    page = out_dir / "how-it-works.html"
+    write_text(page, PAGE.format(api=api_page, body=body))
+    os.chmod(page, 0o644)  # a web page is meant to be read by others
+    return problems
+
+
+def build(out_dir: Path) -> list[str]:
+    """Build everything into out_dir; returns the warnings and problems (empty = good)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            build_api([PACKAGE], out_dir)
+        except RuntimeError as err:  # pdoc: "Error importing <module>"
+            cause = f" ({type(err.__cause__).__name__}: {err.__cause__})"
+            problems.append(f"{err}{cause if err.__cause__ else ''}")
+        problems += render_how_it_works(out_dir, f"{Path(PACKAGE).name}.html")
+    return [f"{w.category.__name__}: {w.message}" for w in caught] + problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python docs/build.py OUTDIR", file=sys.stderr)
+        return 2
+    problems = build(Path(args[0]))
+    for problem in problems:
+        print(f"docs: {problem}", file=sys.stderr)
+    if problems:
+        print(f"docs: {len(problems)} warning(s): build failed", file=sys.stderr)
+        return 1
+    print(f"docs: wrote {Path(args[0]) / 'index.html'} and how-it-works.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

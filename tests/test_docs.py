@@ -1,0 +1,123 @@
+"""The documentation: docs/build.py renders the API reference and the "How it works"
+page without a single warning, and every name the page points at exists."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PUBLIC_NAMES = ["Sequential", "Dense", "Conv2D", "Adam", "load_model", "load_dataset"]
+
+
+def load_build_module():
+    spec = importlib.util.spec_from_file_location("docs_build", DOCS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = load_build_module()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The docs built once by the script, as CI and a user run it (a fresh process, so
+    import-time warnings are seen too)."""
+    out = tmp_path_factory.mktemp("docs") / "html"
+    result = subprocess.run(
+        [sys.executable, str(DOCS / "build.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", f"the build printed warnings:\n{result.stderr}"
+    return out
+
+
+def test_api_reference_documents_the_public_names(site):
+    assert (site / "index.html").is_file()
+    pages = {
+        p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")
+    }
+    for name in PUBLIC_NAMES:
+        anchor = f'id="{name}"'
+        where = [page for page, text in pages.items() if anchor in text]
+        assert where, f"{name} has no entry in the API reference"
+    # docstrings are rendered, not only signatures
+    assert "Fully connected layer" in pages["nnscratch/layers.html"]
+    assert "how-it-works.html" in pages["nnscratch/layers.html"]
+
+
+def test_how_it_works_links_resolve_to_reference_entries(site):
+    page = (site / "how-it-works.html").read_text()
+    links = re.findall(r'<a href="([^"#]+)(?:#([^"]+))?"><code>nnscratch', page)
+    assert len(links) >= 80
+    for target, anchor in set(links):
+        text = (site / target).read_text()
+        assert not anchor or f'id="{anchor}"' in text, f"{target}#{anchor} is missing"
+    assert "MATHxSTASHx" not in page
+    assert r"$\partial L / \partial Z = (P - T) / N$" in page  # formulas left intact
+
+
+def test_every_name_in_how_it_works_exists():
+    text = (DOCS / "how-it-works.md").read_text()
+    assert len(set(build.NAME.findall(text))) >= 80
+    assert build.check_names(text) == []
+
+
+def test_a_name_that_does_not_exist_is_reported():
+    problems = build.check_names(
+        "`nnscratch.layers.Dense.forward` and `nnscratch.layers.NoSuchLayer.forward`"
+    )
+    assert len(problems) == 1
+    assert "`nnscratch.layers.NoSuchLayer.forward` does not exist" in problems[0]
+
+
+def test_resolve_splits_module_and_attribute_path():
+    assert build.resolve("nnscratch.layers.Dense.forward") == (
+        "nnscratch.layers",
+        ["Dense", "forward"],
+    )
+    assert build.resolve("nnscratch.model") == ("nnscratch.model", [])
+    assert build.resolve("nnscratch.no_such_module.thing") is None
+
+
+def build_package(tmp_path, monkeypatch, name: str, files: dict[str, str]) -> int:
+    """Run the build script's main on a throw-away package instead of nnscratch."""
+    package = tmp_path / "src" / name
+    package.mkdir(parents=True)
+    for file_name, text in files.items():
+        (package / file_name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setattr(build, "PACKAGE", name)
+    return build.main([str(tmp_path / "html")])
+
+
+def test_a_pdoc_warning_fails_the_build(tmp_path, monkeypatch, capsys):
+    source = '"""Docs."""\n\n\ndef f(x: "NoSuchType") -> None:\n    """Doc."""\n'
+    assert build_package(tmp_path, monkeypatch, "warnpkg", {"__init__.py": source}) == 1
+    err = capsys.readouterr().err
+    assert "UserWarning: Error parsing type annotation NoSuchType" in err
+    assert "1 warning(s): build failed" in err
+
+
+def test_a_module_that_fails_to_import_fails_the_build(tmp_path, monkeypatch, capsys):
+    files = {
+        "__init__.py": '"""A package with one broken module."""\n',
+        "broken.py": 'raise RuntimeError("cannot import me")\n',
+    }
+    assert build_package(tmp_path, monkeypatch, "brokenpkg", files) == 1
+    err = capsys.readouterr().err
+    assert "Error importing brokenpkg.broken (RuntimeError: cannot import me)" in err
+    assert "build failed" in err
+
+
+def test_usage_error_without_an_output_directory(capsys):
+    assert build.main([]) == 2
+    assert "usage: python docs/build.py OUTDIR" in capsys.readouterr().err
