@@ -1,25 +1,35 @@
 """Forward/backward time of each layer of the reference CNN, and what an epoch costs.
 
 Net: conv(1->32, 3x3, pad 1)-ReLU-maxpool2-conv(32->64, 3x3, pad 1)-ReLU-maxpool2-
-dense(3136->128)-ReLU-dense(128->10), float32. Prints the machine's float32 GEMM
-GFLOP/s measured in the same run for scale, the time of one augmentation batch, and,
-if PyTorch happens to be installed, a cross-check of the layers against it.
+dense(3136->128)-ReLU-dense(128->10), float32 (the `lenet-like` preset). Prints the
+machine's float32 GEMM GFLOP/s measured in the same run for scale, the time of one
+augmentation batch, and, if PyTorch happens to be installed, a cross-check of the
+layers against it.
+
+With --epoch it instead times whole training epochs on the 60,000 Fashion-MNIST
+images: `model.fit` (Adam, batch 128) against the same net, with the same initial
+weights, trained the same way in PyTorch on 2 threads, alternating between the two.
 
     python benchmarks/bench_layers.py [--batch-size 128] [--repeats 20]
+    python benchmarks/bench_layers.py --epoch [--data-dir DIR] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from functools import partial
 
 import numpy as np
 
+from nnscratch import Adam, Sequential, load_dataset
 from nnscratch.augment import Augment
-from nnscratch.conv import AvgPool2D, Conv2D, MaxPool2D
+from nnscratch.conv import Conv2D
 from nnscratch.layers import Dense, Flatten, ReLU
 from nnscratch.normalization import BatchNorm
+from nnscratch.pooling import AvgPool2D, MaxPool2D
+from nnscratch.presets import build_model, preset_settings
 
 STEPS_PER_EPOCH = 469  # 60,000 images at batch 128
 
@@ -217,11 +227,144 @@ def torch_cross_check(batch_size: int, repeats: int) -> None:
     )
 
 
+def torch_twin(model: Sequential):
+    """The lenet-like model as a torch.nn.Sequential with the same initial weights."""
+    import torch
+    from torch import nn
+
+    twin = []
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            conv = nn.Conv2d(
+                layer.in_channels, layer.out_channels, layer.kernel_size,
+                layer.stride, layer.padding,
+            )  # fmt: skip
+            conv.weight.data = torch.tensor(layer.params["W"])
+            conv.bias.data = torch.tensor(layer.params["b"])
+            twin.append(conv)
+        elif isinstance(layer, Dense):
+            linear = nn.Linear(layer.n_in, layer.n_out)
+            linear.weight.data = torch.tensor(layer.params["W"].T.copy())
+            linear.bias.data = torch.tensor(layer.params["b"])
+            twin.append(linear)
+        elif isinstance(layer, MaxPool2D):
+            twin.append(nn.MaxPool2d(layer.pool_size, layer.stride))
+        elif isinstance(layer, ReLU):
+            twin.append(nn.ReLU())
+        elif isinstance(layer, Flatten):
+            twin.append(nn.Flatten())
+        else:  # Reshape((1, 28, 28)): done on the batch below, as nnscratch does
+            continue
+    return nn.Sequential(*twin)
+
+
+def torch_fit_epoch(net, images, labels, batch_size: int, optimizer, seed: int):
+    """One epoch as `Sequential.fit` does it: shuffle a copy, then per batch scale
+    the uint8 images by 1/255, forward, loss, backward, Adam step, and keep the loss
+    and accuracy. Returns (seconds, loss, accuracy)."""
+    import torch
+
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=generator)
+    images, labels = images[order], labels[order]
+    loss_fn = torch.nn.CrossEntropyLoss()
+    net.train()
+    total, correct = 0.0, 0
+    for i in range(0, len(images), batch_size):
+        xb = images[i : i + batch_size].unsqueeze(1).float().mul_(1.0 / 255.0)
+        yb = labels[i : i + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        logits = net(xb)
+        loss = loss_fn(logits, yb)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(yb)
+        correct += int((logits.argmax(dim=1) == yb).sum())
+    return time.perf_counter() - start, total / len(images), correct / len(images)
+
+
+def torch_accuracy(net, images, labels) -> float:
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat(
+            [
+                net(images[i : i + 1000].unsqueeze(1).float().mul_(1.0 / 255.0))
+                for i in range(0, len(images), 1000)
+            ]
+        )
+    return float((logits.argmax(dim=1) == labels).float().mean())
+
+
+def load_text() -> str:
+    return "load " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def bench_epoch(data_dir: str | None, batch_size: int, rounds: int) -> None:
+    """Whole lenet-like training epochs on Fashion-MNIST, nnscratch and PyTorch
+    alternating, each round starting both from the same fresh initial weights."""
+    import torch
+
+    torch.set_num_threads(2)
+    (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", data_dir)
+    names = [str(i) for i in range(10)]
+    images, labels = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    test_images, test_labels = torch.from_numpy(x_test), torch.from_numpy(y_test)
+    print(
+        f"lenet-like, one epoch of {len(x_train):,} Fashion-MNIST images, batch "
+        f"{batch_size}, Adam lr 1e-3, float32; NumPy {np.__version__}, PyTorch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} cores"
+    )
+    print(f"{'round':<7}{'library':<11}{'seconds':>9}{'loss':>8}{'train acc':>11}"
+          f"{'test acc':>10}   load before (1/5/15 min)")  # fmt: skip
+    times: dict[str, list[float]] = {"nnscratch": [], "pytorch": []}
+    for r in range(rounds):
+        model = build_model(preset_settings("lenet-like"), (28, 28), names)
+        net = torch_twin(model)  # copied before nnscratch trains: same start
+        load = load_text()
+        history = model.fit(
+            x_train, y_train, epochs=1, batch_size=batch_size, optimizer=Adam(1e-3),
+            seed=r, verbose=0,
+        )  # fmt: skip
+        h = history.history
+        test = model.evaluate(x_test, y_test)["accuracy"]
+        times["nnscratch"].append(h["seconds"][0])
+        print(f"{r + 1:<7}{'nnscratch':<11}{h['seconds'][0]:9.1f}{h['loss'][0]:8.4f}"
+              f"{h['accuracy'][0]:11.4f}{test:10.4f}   {load}")  # fmt: skip
+        load = load_text()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        seconds, loss, acc = torch_fit_epoch(
+            net, images, labels, batch_size, optimizer, seed=r
+        )
+        test = torch_accuracy(net, test_images, test_labels)
+        times["pytorch"].append(seconds)
+        print(f"{r + 1:<7}{'pytorch':<11}{seconds:9.1f}{loss:8.4f}{acc:11.4f}"
+              f"{test:10.4f}   {load}")  # fmt: skip
+    best = {name: min(values) for name, values in times.items()}
+    print(
+        f"best epoch: nnscratch {best['nnscratch']:.1f} s, PyTorch {best['pytorch']:.1f} s"
+        f" -> nnscratch / PyTorch = {best['nnscratch'] / best['pytorch']:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--epoch", action="store_true", help="time whole epochs against PyTorch"
+    )
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("NNSCRATCH_DATA_DIR"),
+        help="folder with fashion-mnist/ (default: $NNSCRATCH_DATA_DIR)",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="epochs of each, --epoch")
     args = parser.parse_args()
+    if args.epoch:
+        bench_epoch(args.data_dir, args.batch_size, args.rounds)
+        return
     gflops = gemm_gflops(args.repeats)
     print(f"float32 GEMM (1024^3): {gflops:.1f} GFLOP/s")
     bench_net(args.batch_size, args.repeats, gflops)

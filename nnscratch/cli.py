@@ -12,6 +12,9 @@ from pathlib import Path
 import click
 
 from .errors import NnscratchError
+from .predict import predict_command
+from .report import report_command
+from .serve import serve_command
 
 
 def _sizes(value: str | None, option: str) -> list[int] | None:
@@ -142,6 +145,11 @@ def info(model_path: Path) -> None:
         click.echo(f"Classes: {', '.join(model.class_names)}")
     if model.metadata:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
+
+
+cli.add_command(report_command, name="report")
+cli.add_command(predict_command, name="predict")
+cli.add_command(serve_command, name="serve")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,7 +120,8 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
 
 def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
     """conv(1->32, 3x3, pad 1)-ReLU-maxpool2-conv(32->64)-ReLU-maxpool2-dense 128-dense."""
-    from .conv import Conv2D, MaxPool2D
+    from .conv import Conv2D
+    from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
     return [
@@ -137,8 +138,9 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     """Three conv blocks (conv-BN-ReLU, pooling) of 32, 64, 128 channels, then a
     batch-normalised dense layer of 256 with dropout: about 7.6M multiply-adds an image.
     """
-    from .conv import Conv2D, MaxPool2D
+    from .conv import Conv2D
     from .normalization import BatchNorm
+    from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
     layers: list = [Reshape((1, h, w))]

@@ -1,11 +1,11 @@
-"""Conv2D and pooling: gradients against central differences, forward against loops."""
+"""Conv2D: gradients against central differences, forward against loops."""
 
 import numpy as np
 import pytest
 from gradcheck import check_layer_grads
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 
-from nnscratch.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from nnscratch.conv import Conv2D
 from nnscratch.errors import NnscratchError
 from nnscratch.layers import LAYER_CLASSES
 
@@ -24,17 +24,6 @@ def naive_conv(x, W, b, stride, padding):
                 for s in range(wo):
                     patch = xp[n, :, r * sh : r * sh + kh, s * sw : s * sw + kw]
                     y[n, k, r, s] = np.sum(patch * W[k]) + b[k]
-    return y
-
-
-def naive_pool(x, pool, stride, reduce):
-    (kh, kw), (sh, sw) = pool, stride
-    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
-    y = np.zeros(x.shape[:2] + (ho, wo))
-    for r in range(ho):
-        for s in range(wo):
-            window = x[:, :, r * sh : r * sh + kh, s * sw : s * sw + kw]
-            y[:, :, r, s] = reduce(window, axis=(2, 3))
     return y
 
 
@@ -155,75 +144,14 @@ def test_conv2d_rejects_bad_input():
         Conv2D(0, 1, 3)
 
 
-POOL_CASES = [
-    # (pool, stride, H x W): tiled fast path first, then overlapping / ragged ones
-    (2, None, (4, 6)),
-    ((2, 3), None, (4, 6)),
-    (2, None, (5, 7)),
-    (3, 2, (7, 6)),
-    (2, 1, (4, 5)),
-    ((3, 1), (1, 2), (5, 4)),
-]
-
-
-@pytest.mark.parametrize("pool, stride, hw", POOL_CASES)
-@pytest.mark.parametrize("cls, reduce", [(MaxPool2D, np.max), (AvgPool2D, np.mean)])
-def test_pooling_forward_and_gradients(cls, reduce, pool, stride, hw):
-    rng = np.random.default_rng(5)
-    layer = cls(pool, stride)
-    # distinct values, so max pooling has no ties for the finite differences to trip on
-    x = rng.permutation(2 * 3 * hw[0] * hw[1]).reshape(2, 3, *hw) / 7.0
-    assert_allclose(
-        layer.forward(x), naive_pool(x, layer.pool_size, layer.stride, reduce)
-    )
-    check_layer_grads(layer, x)
-
-
-@pytest.mark.parametrize("stride", [None, 1])
-def test_max_pool_ties_go_to_the_first_maximum(stride):
-    layer = MaxPool2D(2, stride)
-    x = np.array([[[[1.0, 3.0, 3.0], [3.0, 3.0, 0.0], [2.0, 3.0, 3.0]]]])
-    y = layer.forward(x, training=True)
-    dy = np.arange(1.0, y.size + 1).reshape(y.shape)
-    dx = layer.backward(dy)
-    if stride is None:  # one window: [[1, 3], [3, 3]]; row-major first 3 is (0, 1)
-        expected = [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
-    else:  # four overlapping windows, maxima at (0,1), (0,1), (1,0), (1,1)
-        expected = [[0, 1 + 2, 0], [3, 4, 0], [0, 0, 0]]
-    assert_array_equal(dx[0, 0], expected)
-
-
-def test_max_pool_ties_in_wide_windows():
-    # every value equal: each window's gradient goes to its top-left element only
-    layer = MaxPool2D(3, 2)
-    x = np.ones((1, 2, 5, 5))
-    dy = np.array([[1.0, 2.0], [3.0, 4.0]]) * np.ones((1, 2, 1, 1))
-    layer.forward(x, training=True)
-    dx = layer.backward(dy)
-    expected = np.zeros((5, 5))
-    expected[0:3:2, 0:3:2] = [[1, 2], [3, 4]]
-    assert_array_equal(dx[0, 1], expected)
-
-
-def test_pooling_is_float32_and_rejects_bad_input():
-    x = np.random.default_rng(6).random((2, 3, 6, 6), dtype=np.float32)
-    for layer in (MaxPool2D(), AvgPool2D(3), GlobalAvgPool2D()):
-        y = layer.forward(x, training=True)
-        assert y.dtype == np.float32
-        assert layer.backward(np.ones_like(y)).dtype == np.float32
-        with pytest.raises(
-            NnscratchError, match=r"expected \(N, C, H, W\), got \(6, 6\)"
-        ):
-            layer.forward(x[0, 0])
-    with pytest.raises(NnscratchError, match="smaller than the 3x3 pool"):
-        MaxPool2D(3).forward(x[:, :, :2])
-    assert MaxPool2D((2, 3), 1).get_config() == {"pool_size": [2, 3], "stride": 1}
-    assert LAYER_CLASSES["AvgPool2D"](**AvgPool2D(3).get_config()).stride == (3, 3)
-
-
-def test_global_avg_pool():
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((3, 4, 5, 2))
-    layer = GlobalAvgPool2D()
-    assert_allclose(layer.forward(x), x.mean(axis=(2, 3)))
-    check_layer_grads(layer, x)
+def test_conv2d_refuses_an_absurd_workspace_before_allocating_it():
+    # a full-batch-sized input as a zero-stride view: no memory behind it
+    x = np.broadcast_to(np.float32(0), (60_000, 32, 14, 14))
+    layer = Conv2D(32, 64, 3, padding=1)
+    with pytest.raises(NnscratchError, match=r"60,000 images .* GB of workspace"):
+        layer.forward(x, training=True)
+    with pytest.raises(NnscratchError, match="use a smaller batch size"):
+        layer.forward(x)  # evaluation needs half as much, still far too much
+    assert layer._buffers == {}
+    y = layer.forward(np.zeros((128, 32, 14, 14), dtype=np.float32), training=True)
+    assert y.shape == (128, 64, 14, 14)

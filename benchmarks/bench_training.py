@@ -1,0 +1,598 @@
+"""Training speed of nnscratch on Fashion-MNIST, as multiples of the matrix-product floor.
+
+In one run, on the 60,000 training images: the machine's float32 GEMM speed; per batch
+size, the floor (the matrix products one epoch of the MLP needs, nothing else) and the
+MLP 784-256-128-64-32-10 (ReLU, Adam lr 1e-3) epoch times; inference throughput on the
+10,000 test images; peak memory of training, each framework in its own subprocess;
+with --conv the lenet-like conv net's epoch; with --compare-torch the same models,
+weights and batches in PyTorch. Ends with a Markdown table and PASS/MISS per target.
+
+    python benchmarks/bench_training.py [--data-dir DIR] [--epochs 5]
+        [--batch-sizes 32,128,512] [--compare-torch] [--conv] [--conv-epochs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    OthersLoad,
+    best_time,
+    conv_products,
+    epoch_batches,
+    fmt,
+    gemm_gflops,
+    markdown_table,
+    mlp_products,
+    peak_memory_mib,
+    plan_flops,
+    products_floor,
+)
+
+from nnscratch import Adam, Callback, Dense, Flatten, ReLU, Sequential, load_dataset
+from nnscratch.errors import NnscratchError
+
+MLP_SIZES = (784, 256, 128, 64, 32, 10)
+# lenet-like: (in, out, kernel area, output pixels) per conv, then the Dense layers
+CONV_LAYERS = [(1, 32, 9, 28 * 28), (32, 64, 9, 14 * 14)]
+CONV_DENSES = [(64 * 7 * 7, 128), (128, 10)]
+CONV_BATCH = 128
+INFERENCE_BATCH = 1024
+MEMORY_BATCH, MEMORY_EPOCHS = 128, 2
+LR, SEED = 1e-3, 0
+MEMORY_LIMIT_MIB = 300
+
+TARGETS_TEXT = """\
+Targets (issue 5, ratios within this run):
+  MLP epoch (median) at batch 128 <= 1.5x the floor; at batch 32 <= 2.5x the floor
+  epoch time does not grow: last of the epochs <= 1.10x the first, every batch size
+  against PyTorch in the same run: <= 0.6x its epoch at batch 128, <= 0.4x at batch 32
+  peak memory training the MLP on 60,000 images <= 300 MiB (PyTorch: about 495 MB)"""
+
+
+BUSY_CORES = 0.1  # others' load above which a figure is flagged as unreliable
+
+
+@dataclass
+class EpochTimes:
+    """Per-epoch seconds of one training run, its last epoch's mean loss, and how many
+    cores other processes used during each epoch."""
+
+    seconds: list[float]
+    loss: float
+    loads: list[float | None]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def load(self) -> float | None:
+        known = [x for x in self.loads if x is not None]
+        return max(known) if known else None
+
+
+class EpochLoad(Callback):
+    """Others' load during each epoch of `fit`, measured between its hooks."""
+
+    def on_train_begin(self, logs=None):
+        self.loads, self._monitor = [], OthersLoad()
+        self._monitor.start()
+
+    def on_epoch_end(self, epoch, logs):
+        self.loads.append(self._monitor.stop())
+        self._monitor.start()
+
+
+@dataclass
+class Results:
+    gflops: float = 0.0
+    floor: dict[int, float] = field(default_factory=dict)
+    nnscratch: dict[int, EpochTimes] = field(default_factory=dict)
+    torch: dict[int, EpochTimes] = field(default_factory=dict)
+    inference_floor: float | None = None
+    inference: dict[str, float] = field(default_factory=dict)
+    conv_floor: float | None = None
+    conv: dict[str, EpochTimes] = field(default_factory=dict)
+    memory: dict[str, dict] = field(default_factory=dict)
+    # others' load (cores) while the floors, inference and memory were measured
+    loads: dict = field(default_factory=dict)
+
+
+# ----- models ------------------------------------------------------------------------
+def nnscratch_mlp() -> Sequential:
+    rng = np.random.default_rng(SEED)
+    layers: list = [Flatten()]
+    for n_in, n_out in itertools.pairwise(MLP_SIZES):
+        layers += [Dense(n_in, n_out, rng=rng), ReLU()]
+    return Sequential(layers[:-1], input_shape=(28, 28))  # logits: no final ReLU
+
+
+def nnscratch_conv() -> Sequential:
+    from nnscratch.presets import build_lenet_like
+
+    rng = np.random.default_rng(SEED)
+    layers = build_lenet_like({}, (28, 28), 10, rng)  # Reshape((1, 28, 28)) first
+    return Sequential(layers, input_shape=(28, 28))
+
+
+def fit_times(model: Sequential, images, labels, batch_size: int, epochs: int):
+    load = EpochLoad()
+    history = model.fit(
+        images, labels, epochs=epochs, batch_size=batch_size,
+        optimizer=Adam(LR), verbose=0, seed=SEED, callbacks=[load],
+    )  # fmt: skip
+    h = history.history
+    return EpochTimes(h["seconds"], h["loss"][-1], load.loads)
+
+
+def torch_twin(model: Sequential):
+    """The same network in PyTorch, with the nnscratch model's initial weights."""
+    import torch
+    from torch import nn
+
+    modules = []
+    for layer in model.layers:
+        name = type(layer).__name__
+        if name == "Dense":
+            modules.append(nn.Linear(layer.n_in, layer.n_out))
+        elif name == "Conv2D":
+            modules.append(
+                nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                )
+            )
+        elif name == "ReLU":
+            modules.append(nn.ReLU())
+        elif name == "MaxPool2D":
+            modules.append(nn.MaxPool2d(layer.pool_size, layer.stride))
+        elif name == "Flatten":
+            modules.append(nn.Flatten())
+        elif name != "Reshape":  # the torch input is already (N, 1, 28, 28)
+            raise NnscratchError(f"no PyTorch twin for layer {name}")
+        if layer.params:
+            W = layer.params["W"]
+            with torch.no_grad():
+                modules[-1].weight.copy_(
+                    torch.from_numpy(W.T if name == "Dense" else W)
+                )
+                modules[-1].bias.copy_(torch.from_numpy(layer.params["b"]))
+    return nn.Sequential(*modules)
+
+
+def torch_inputs(images: np.ndarray, shape: tuple):
+    """uint8 images -> one pre-made float32 tensor in [0, 1] of shape (N, *shape)."""
+    import torch
+
+    return torch.from_numpy(images.reshape(len(images), *shape)).float().div_(255.0)
+
+
+def torch_fit_times(tmodel, x, labels: np.ndarray, batch_size: int, epochs: int):
+    """Adam (PyTorch defaults, lr 1e-3) on the batches nnscratch's fit takes: the same
+    shuffled order from the same seed, each batch gathered from the pre-made tensor x."""
+    import torch
+
+    y = torch.from_numpy(labels.astype(np.int64))
+    optimizer = torch.optim.Adam(tmodel.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    shuffle_rng = np.random.default_rng(SEED).spawn(3)[0]  # as Sequential.fit does
+    n, seconds, loads = len(y), [], []
+    tmodel.train()
+    for _ in range(epochs):
+        monitor = OthersLoad()
+        monitor.start()
+        start = time.perf_counter()
+        order = torch.from_numpy(shuffle_rng.permutation(n))
+        total_loss, correct = 0.0, 0
+        for first in range(0, n, batch_size):
+            index = order[first : first + batch_size]
+            xb, yb = x[index], y[index]
+            logits = tmodel(xb)
+            loss = loss_fn(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # the same bookkeeping as nnscratch: epoch loss and accuracy
+            total_loss += loss.item() * len(index)
+            correct += int((logits.argmax(1) == yb).sum())
+        seconds.append(time.perf_counter() - start)
+        loads.append(monitor.stop())
+    return EpochTimes(seconds, total_loss / n, loads)
+
+
+def torch_predict_seconds(tmodel, x) -> float:
+    import torch
+
+    tmodel.eval()
+    out = torch.empty(len(x), 10)
+
+    def predict():
+        with torch.no_grad():
+            for first in range(0, len(x), INFERENCE_BATCH):
+                batch = x[first : first + INFERENCE_BATCH]
+                out[first : first + len(batch)] = tmodel(batch).softmax(1)
+
+    return best_time(predict, 3)
+
+
+# ----- peak memory, one subprocess per framework -------------------------------------
+def memory_child(framework: str, data_dir) -> dict:
+    """Load Fashion-MNIST and train the MLP; report this process's peak memory."""
+    (images, labels), _ = load_dataset("fashion-mnist", data_dir)
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        x = torch_inputs(images, (784,))
+    before = peak_memory_mib()
+    model = nnscratch_mlp()
+    if framework == "torch":
+        torch_fit_times(torch_twin(model), x, labels, MEMORY_BATCH, MEMORY_EPOCHS)
+    else:
+        fit_times(model, images, labels, MEMORY_BATCH, MEMORY_EPOCHS)
+    return {"peak_mib": peak_memory_mib(), "before_training_mib": before}
+
+
+def measure_memory(framework: str, data_dir) -> dict:
+    command = [sys.executable, __file__, "--memory-child", framework]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NnscratchError(
+            f"memory subprocess ({framework}) failed: {done.stderr.strip()[-500:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----- the run -----------------------------------------------------------------------
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def environment(use_torch: bool) -> str:
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+    threads = {
+        k: os.environ[k]
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        if k in os.environ
+    }
+    text = (
+        f"NumPy {np.__version__} ({blas['name']} {blas.get('version', '')}), "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    if threads:
+        text += f", {threads}"
+    if use_torch:
+        import torch
+
+        text += f"\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+    return text
+
+
+def run(args) -> Results:
+    (x_train, y_train), (x_test, _) = load_dataset("fashion-mnist", args.data_dir)
+    n = len(x_train)
+    if args.compare_torch and importlib.util.find_spec("torch") is None:
+        log("PyTorch is not installed: the PyTorch figures are skipped")
+        args.compare_torch = False
+    if args.compare_torch:
+        import torch
+
+        torch.set_num_threads(2)
+    log(environment(args.compare_torch))
+    log(
+        f"Fashion-MNIST: {n} training images {x_train.dtype}, {len(x_test)} test images"
+    )
+    res = Results()
+    res.gflops = gemm_gflops()
+    log(f"float32 GEMM 2048x2048x2048: {res.gflops:.1f} GFLOP/s")
+    x_float = torch_inputs(x_train, (784,)) if args.compare_torch else None
+
+    for b in args.batch_sizes:
+        plan = [(s, mlp_products(size, MLP_SIZES)) for s, size in epoch_batches(n, b)]
+        with OthersLoad() as load:
+            res.floor[b] = products_floor(plan)
+        res.loads[("floor", b)] = load.cores
+        rate = plan_flops(plan) / 1e9 / res.floor[b]
+        log(f"batch {b}: floor {res.floor[b]:.2f} s ({rate:.0f} GFLOP/s)")
+        res.nnscratch[b] = fit_times(nnscratch_mlp(), x_train, y_train, b, args.epochs)
+        log_epochs("nnscratch", res.nnscratch[b])
+        if args.compare_torch:
+            tmodel = torch_twin(nnscratch_mlp())
+            res.torch[b] = torch_fit_times(tmodel, x_float, y_train, b, args.epochs)
+            log_epochs("PyTorch", res.torch[b])
+
+    plan = [
+        (s, mlp_products(size, MLP_SIZES, forward_only=True))
+        for s, size in epoch_batches(len(x_test), INFERENCE_BATCH)
+    ]
+    model = nnscratch_mlp()
+    with OthersLoad() as load:
+        res.inference_floor = products_floor(plan)
+        res.inference["nnscratch"] = best_time(
+            lambda: model.predict(x_test, batch_size=INFERENCE_BATCH), 3
+        )
+        if args.compare_torch:
+            x_test_float = torch_inputs(x_test, (784,))
+            res.inference["torch"] = torch_predict_seconds(
+                torch_twin(model), x_test_float
+            )
+    res.loads["inference"] = load.cores
+    log(
+        f"inference of 10k (s): floor {res.inference_floor:.3f}, "
+        + ", ".join(f"{k} {v:.3f}" for k, v in res.inference.items())
+    )
+
+    if args.conv:
+        run_conv(args, res, x_train, y_train)
+
+    for framework in ["nnscratch"] + (["torch"] if args.compare_torch else []):
+        with OthersLoad() as load:
+            res.memory[framework] = measure_memory(framework, args.data_dir)
+        res.loads[("memory", framework)] = load.cores
+        log(f"peak memory {framework}: {res.memory[framework]['peak_mib']:.0f} MiB")
+    return res
+
+
+def log_epochs(name: str, times: EpochTimes) -> None:
+    log(f"  {name + ' epochs (s):':<26}{' '.join(f'{s:.2f}' for s in times.seconds)}")
+
+
+def run_conv(args, res: Results, x_train, y_train) -> None:
+    if importlib.util.find_spec("nnscratch.conv") is None:
+        log("nnscratch.conv does not exist yet: the conv net is skipped")
+        return
+    plan = [
+        (s, conv_products(size, CONV_LAYERS, CONV_DENSES))
+        for s, size in epoch_batches(len(x_train), CONV_BATCH)
+    ]
+    with OthersLoad() as load:
+        res.conv_floor = products_floor(plan, repeats=1)  # ~10 s a pass: best of 1
+    res.loads[("floor", "conv")] = load.cores
+    log(f"conv floor {res.conv_floor:.2f} s")
+    res.conv["nnscratch"] = fit_times(
+        nnscratch_conv(), x_train, y_train, CONV_BATCH, args.conv_epochs
+    )
+    log_epochs("nnscratch lenet-like", res.conv["nnscratch"])
+    if args.compare_torch:
+        x = torch_inputs(x_train, (1, 28, 28))
+        tmodel = torch_twin(nnscratch_conv())
+        res.conv["torch"] = torch_fit_times(
+            tmodel, x, y_train, CONV_BATCH, args.conv_epochs
+        )
+        log_epochs("PyTorch lenet-like", res.conv["torch"])
+
+
+# ----- the report --------------------------------------------------------------------
+HEADER = [
+    "figure", "batch", "seconds (median)", "x floor", "first", "last", "last/first",
+    "last loss", "nnscratch/torch", "others' load",
+]  # fmt: skip
+
+
+def floor_row(label: str, batch, seconds: float, load, digits: int = 2) -> list[str]:
+    return [label, str(batch), fmt(seconds, digits), "1.00", *[""] * 5, fmt(load)]
+
+
+def epoch_row(label: str, batch, times: EpochTimes, floor, other) -> list[str]:
+    s = times.seconds
+    return [
+        label, str(batch), fmt(times.median), fmt(times.median / floor),
+        fmt(s[0]), fmt(s[-1]), fmt(s[-1] / s[0]), fmt(times.loss, 4),
+        fmt(times.median / other.median) if other else "", fmt(times.load),
+    ]  # fmt: skip
+
+
+def name_of(framework: str) -> str:
+    return "PyTorch" if framework == "torch" else framework
+
+
+def report(res: Results, args) -> str:
+    rows = []
+    for b in args.batch_sizes:
+        floor, theirs = res.floor[b], res.torch.get(b)
+        rows.append(
+            floor_row("floor: matrix products", b, floor, res.loads[("floor", b)])
+        )
+        rows.append(
+            epoch_row("nnscratch MLP epoch", b, res.nnscratch[b], floor, theirs)
+        )
+        if theirs:
+            rows.append(epoch_row("PyTorch MLP epoch", b, theirs, floor, None))
+    inference_load = fmt(res.loads["inference"])
+    rows.append(
+        floor_row("floor: forward products, 10k", INFERENCE_BATCH,
+                  res.inference_floor, res.loads["inference"], digits=3)
+    )  # fmt: skip
+    for framework, seconds in res.inference.items():
+        ratio = ""
+        if framework == "nnscratch" and "torch" in res.inference:
+            ratio = fmt(seconds / res.inference["torch"])
+        rows.append(
+            [f"{name_of(framework)} predict 10k", str(INFERENCE_BATCH), fmt(seconds, 3),
+             fmt(seconds / res.inference_floor), *[""] * 4, ratio, inference_load]
+        )  # fmt: skip
+    if res.conv_floor is not None:
+        rows.append(
+            floor_row("floor: conv as im2col GEMMs", CONV_BATCH, res.conv_floor,
+                      res.loads[("floor", "conv")])
+        )  # fmt: skip
+        for framework, times in res.conv.items():
+            other = res.conv.get("torch") if framework == "nnscratch" else None
+            rows.append(
+                epoch_row(f"{name_of(framework)} lenet-like epoch", CONV_BATCH, times,
+                          res.conv_floor, other)
+            )  # fmt: skip
+    table = markdown_table(HEADER, rows)
+
+    images_per_s = ", ".join(
+        f"{name_of(k)} {10_000 / v:,.0f} images/s" for k, v in res.inference.items()
+    )
+    memory = "; ".join(
+        f"{name_of(k)} {v['peak_mib']:.0f} MiB ({v['before_training_mib']:.0f} MiB "
+        "with the data loaded, before training)"
+        for k, v in res.memory.items()
+    )
+    notes = [
+        (
+            f"Machine: float32 GEMM 2048^3 at {res.gflops:.0f} GFLOP/s. MLP "
+            f"{'-'.join(map(str, MLP_SIZES))} ReLU, Adam lr {LR:g}, on 60,000 images; "
+            f"{args.epochs} epochs per batch size, fit(..., verbose=0)."
+        ),
+        (
+            "floor = the float32 matrix products of one epoch at the real shapes and "
+            "nothing else (per step and Dense layer: x@W, x.T@dy, and dy@W.T for all "
+            "but the first), best of 3.  x floor = median epoch / floor."
+        ),
+        (
+            f"Inference: predict (probabilities) on the 10,000 test images at batch "
+            f"{INFERENCE_BATCH}, best of 3: {images_per_s}; its floor is the forward "
+            "products only."
+        ),
+        (
+            "PyTorch: nn.Linear/ReLU, CrossEntropyLoss, torch.optim.Adam defaults, 2 "
+            "threads, no DataLoader: each batch is gathered from one pre-made float32 "
+            "tensor, in nnscratch's shuffled order, from nnscratch's initial weights "
+            "(so the losses should agree)."
+        ),
+        (
+            "others' load = cores other processes kept busy during that measurement "
+            f"(the worst epoch); above {BUSY_CORES} the figure is not reliable."
+        ),
+    ]
+    if res.conv_floor is not None:
+        notes.append(
+            "Conv floor: each conv as im2col GEMMs (forward W@cols, dW, and dcols for "
+            "the second conv) plus the Dense products, best of 1."
+        )
+    notes.append(
+        f"Peak memory (VmHWM of a separate process that loads Fashion-MNIST and trains "
+        f"the MLP for {MEMORY_EPOCHS} epochs at batch {MEMORY_BATCH}): {memory}."
+    )
+    return "\n\n".join([table, "\n".join(notes), targets(res)])
+
+
+def targets(res: Results) -> str:
+    lines = [TARGETS_TEXT, ""]
+
+    def check(text: str, value, limit: float, load, unit: str = "x", digits=2) -> None:
+        if value is None:
+            lines.append(f"  n/a   {text}: not measured in this run")
+            return
+        verdict = "PASS" if value <= limit else "MISS"
+        busy = ""
+        if load is not None and load > BUSY_CORES:
+            busy = f"  [machine busy: others used {load:.2f} cores; rerun]"
+        lines.append(
+            f"  {verdict}  {text}: {value:.{digits}f}{unit} (target <= {limit:g}{unit})"
+            f"{busy}"
+        )
+
+    def worst(*loads):
+        known = [x for x in loads if x is not None]
+        return max(known) if known else None
+
+    for b, limit in [(128, 1.5), (32, 2.5)]:
+        ours, floor = res.nnscratch.get(b), res.floor.get(b)
+        value = ours.median / floor if ours else None
+        load = worst(ours.load, res.loads[("floor", b)]) if ours else None
+        check(f"MLP epoch / floor, batch {b}", value, limit, load)
+    for b, times in res.nnscratch.items():
+        count = len(times.seconds)
+        note = "" if count >= 5 else f" (only {count} epochs)"
+        check(
+            f"last/first epoch, batch {b}{note}",
+            times.seconds[-1] / times.seconds[0], 1.10,
+            worst(times.loads[0], times.loads[-1]),
+        )  # fmt: skip
+    for b, limit in [(128, 0.6), (32, 0.4)]:
+        ours, theirs = res.nnscratch.get(b), res.torch.get(b)
+        value = ours.median / theirs.median if ours and theirs else None
+        check(f"MLP epoch / PyTorch's, batch {b}", value, limit,
+              worst(ours.load, theirs.load) if value else None)  # fmt: skip
+    peak = res.memory.get("nnscratch", {}).get("peak_mib")
+    check("peak memory training the MLP", peak, MEMORY_LIMIT_MIB, None, " MiB", 0)
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with fashion-mnist/ (default: $NNSCRATCH_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="epochs per batch size (at least 3 for a median)",
+    )
+    parser.add_argument("--batch-sizes", default="32,128,512")
+    parser.add_argument(
+        "--compare-torch",
+        action="store_true",
+        help="also run the models in PyTorch, if it is installed",
+    )
+    parser.add_argument(
+        "--conv",
+        action="store_true",
+        help="also time the lenet-like conv net (batch 128)",
+    )
+    parser.add_argument("--conv-epochs", type=int, default=1)
+    parser.add_argument(
+        "--memory-child", choices=["nnscratch", "torch"], help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        parser.error(
+            f"--batch-sizes: expected integers like 32,128,512, got {args.batch_sizes!r}"
+        )
+    if min(args.batch_sizes) < 1 or args.epochs < 1 or args.conv_epochs < 1:
+        parser.error("--batch-sizes, --epochs and --conv-epochs must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.memory_child:
+            print(json.dumps(memory_child(args.memory_child, args.data_dir)))
+            return 0
+        start = time.perf_counter()
+        res = run(args)
+        print()
+        print(report(res, args))
+        print(
+            f"\n(run took {time.perf_counter() - start:.0f} s; "
+            f"load average at the end {os.getloadavg()[0]:.2f})"
+        )
+    except NnscratchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

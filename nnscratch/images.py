@@ -1,0 +1,321 @@
+"""A user's image -> the 28x28 input an MNIST model expects (pure functions).
+
+`load_image` decodes a file or bytes into a grayscale float array (1 = white) and
+refuses decompression bombs; `to_mnist` turns that array into an MNIST-style digit:
+light ink on black, cropped, fitted in 20x20 with its aspect ratio kept, placed in
+28x28 with its centre of mass at (14, 14), values in [0, 1] like uint8 / 255.
+Each step is its own function so it can be tested and reused (the drawing page and
+`nnscratch predict` both go through `to_mnist`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DataError
+
+MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; a 50000x50000 bomb does not
+WORKING_SIDE = 1024  # decode/downscale to at most this; a digit needs far less
+DIGIT_BOX = 20  # MNIST fits each digit in 20x20 ...
+IMAGE_SIZE = 28  # ... inside a 28x28 field
+# Measured on the MNIST training set: the mean centre of mass is (14.00, 14.01) with a
+# standard deviation of 0.29 px, exactly that of a rounded (whole-pixel) shift.
+MNIST_CENTER = 14.0
+MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a digit
+
+# warnings.catch_warnings swaps process-wide state: serialise its users (the web app
+# decodes in a thread pool).
+_WARNINGS_LOCK = threading.Lock()
+
+
+def load_image(
+    source: str | os.PathLike | bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = WORKING_SIDE,
+) -> np.ndarray:
+    """Decode an image file or its bytes into grayscale: (H, W) float32, 0 black, 1 white.
+
+    Anything Pillow reads works (PNG, JPEG, GIF, BMP, WebP, TIFF...; first frame only).
+    EXIF orientation is applied; transparency is composited onto a background that
+    contrasts with the opaque pixels (dark ink on white, light ink on black), so a
+    drawing on a transparent canvas works whatever its ink colour. Images are shrunk
+    to at most `max_side` pixels a side while decoding (JPEG decodes at 1/2..1/8
+    scale directly), so a 4000x3000 photo costs little.
+
+    Raises DataError for a missing file, data that is not an image, a truncated
+    image, or one declaring more than `max_pixels` pixels (checked from the header,
+    before any pixel is decoded: a decompression bomb is never expanded).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, fp = "image", io.BytesIO(source)
+        if len(fp.getbuffer()) == 0:
+            raise DataError("image: empty data, expected an image file")
+    else:
+        name = str(source)
+        if not Path(source).is_file():
+            raise DataError(f"{name}: no such file")
+        fp = source
+    try:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            # Pillow warns (not raises) between its limit and twice it: make it fatal
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: not an image (Pillow cannot identify it)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{name}: refused as a decompression bomb: {e}") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot read image: {e}") from None
+    with img:
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise DataError(f"{name}: image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise DataError(
+                f"{name}: image is {width}x{height} = {width * height} pixels, "
+                f"more than the limit of {max_pixels}"
+            )
+        try:
+            return _decode(img, max_side)
+        except DataError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
+            # Pillow's decoders report corrupt or truncated data with any of these
+            raise DataError(f"{name}: cannot decode image: {e}") from None
+
+
+def _decode(img: Image.Image, max_side: int) -> np.ndarray:
+    """Pixels of an opened image as (H, W) float32 gray in [0, 1], shrunk to max_side."""
+    img.draft("RGB", (max_side, max_side))  # JPEG only: decode at a reduced scale
+    img = ImageOps.exif_transpose(img)  # loads the pixels
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        "transparency" in img.info
+    )
+    if has_alpha:
+        img = img.convert("RGBA")
+    elif img.mode in ("I", "F") or img.mode.startswith("I;"):
+        img = _high_depth_to_float(img)
+    elif img.mode != "L":
+        img = img.convert("L")  # ITU-R 601 luma; also 1, P, RGB, CMYK, YCbCr
+    if max(img.size) > max_side:
+        # Pillow resizes RGBA with premultiplied alpha, so the edges stay clean
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if has_alpha:
+        return composite_alpha(np.asarray(img))
+    gray = np.asarray(img, dtype=np.float32)
+    if img.mode == "L":
+        gray = gray / 255.0
+    return np.clip(gray, 0.0, 1.0)
+
+
+def _high_depth_to_float(img: Image.Image) -> Image.Image:
+    """16/32-bit and float images -> mode F in [0, 1] (Pillow's "L" would clip them)."""
+    a = np.asarray(img.convert("F") if img.mode.startswith("I;") else img, np.float32)
+    if not np.all(np.isfinite(a)):
+        raise DataError("image has non-finite pixel values")
+    top = float(a.max(initial=0.0))
+    scale = 65535.0 if top > 255 else 255.0 if top > 1 else 1.0
+    return Image.fromarray(np.clip(a / scale, 0.0, 1.0).astype(np.float32))
+
+
+def composite_alpha(rgba: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA -> (H, W) float32 gray, transparency filled by contrast.
+
+    The background is white when the opaque pixels are mostly dark (ink on a
+    transparent canvas, or a dark logo) and black when they are light, so transparent
+    drawings work with black strokes as well as white ones.
+    """
+    rgb = rgba[..., :3].astype(np.float32) / 255.0
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # as Pillow's "L"
+    weight = float(alpha.sum())
+    ink_luma = float((alpha * luma).sum()) / weight if weight > 0 else 0.0
+    background = 1.0 if ink_luma < 0.5 else 0.0
+    return (alpha * luma + (1.0 - alpha) * background).astype(np.float32)
+
+
+def border_level(gray: np.ndarray) -> float:
+    """Median of the pixels along the border (2% of the short side, at least 1 px).
+
+    The border is taken as background: a digit is drawn or photographed inside it.
+    """
+    h, w = gray.shape
+    k = max(1, round(0.02 * min(h, w)))
+    border = np.concatenate(
+        [gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(), gray[:, -k:].ravel()]
+    )
+    return float(np.median(border))
+
+
+def ink_from_background(gray: np.ndarray) -> np.ndarray:
+    """Gray (1 = white) -> ink (H, W): how far each pixel is from the background.
+
+    Dark ink on a light background is inverted, so the result is always light ink on
+    black like MNIST. Pixels on the background's side of its level count as 0.
+    """
+    background = border_level(gray)
+    if background > 0.5:
+        ink = background - gray  # dark on light
+    else:
+        ink = gray - background  # light on dark
+    return np.clip(ink, 0.0, None).astype(np.float32)
+
+
+def clean_ink(
+    ink: np.ndarray, *, blur: float = 0.0, threshold: float = 0.2
+) -> np.ndarray:
+    """Blur (radius `blur` px, for photos), scale so the strongest ink is 1, and zero
+    values below `threshold`. Returns all zeros when the contrast is below MIN_CONTRAST.
+
+    The blur spreads isolated specks (sensor noise, paper grain) below the threshold
+    while strokes, many pixels wide, keep their level.
+    """
+    if blur > 0:
+        ink = gaussian_blur(ink, blur)
+    peak = float(ink.max(initial=0.0))
+    if peak < MIN_CONTRAST:
+        return np.zeros_like(ink, dtype=np.float32)
+    ink = ink / peak
+    ink[ink < threshold] = 0.0
+    return ink.astype(np.float32)
+
+
+def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2-D float array, edges padded by replication.
+
+    (Pillow's GaussianBlur does not take float images.)
+    """
+    radius = max(1, int(np.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    out = np.asarray(a, dtype=np.float32)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, mode="edge")
+        n = out.shape[axis]
+        out = sum(
+            t * np.take(padded, np.arange(i, i + n), axis=axis)
+            for i, t in enumerate(taps)
+        )
+    return out.astype(np.float32)
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
+    """The smallest rectangle holding every non-zero pixel, or None if there is none."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fit_in_box(ink: np.ndarray, size: int = DIGIT_BOX) -> np.ndarray:
+    """Resize so the longer side is `size`, keeping the aspect ratio (anti-aliased).
+
+    Shapes: (h, w) -> (size, round(w * size / h)) or (round(h * size / w), size).
+    """
+    h, w = ink.shape
+    scale = size / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    img = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32))
+    # Lanczos widens its kernel when shrinking (area-like averaging, as MNIST's
+    # anti-aliasing) and stays sharp when enlarging; clip its small overshoots
+    resized = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def center_of_mass(a: np.ndarray) -> tuple[float, float]:
+    """(row, col) centre of mass of a non-negative 2-D array with a positive sum."""
+    total = float(a.sum())
+    rows = np.arange(a.shape[0], dtype=np.float64)
+    cols = np.arange(a.shape[1], dtype=np.float64)
+    return float(a.sum(axis=1) @ rows) / total, float(a.sum(axis=0) @ cols) / total
+
+
+def place_by_mass(
+    digit: np.ndarray, size: int = IMAGE_SIZE, center: float = MNIST_CENTER
+) -> np.ndarray:
+    """Put `digit` (h, w <= size) in a (size, size) field, centre of mass at `center`.
+
+    The shift is rounded to whole pixels (the MNIST recipe: no interpolation blur), and
+    clamped so no ink falls off the field; finally the peak is scaled to 1, as most
+    MNIST digits reach 255.
+    """
+    h, w = digit.shape
+    if h > size or w > size:
+        raise DataError(f"digit of shape {digit.shape} does not fit in {size}x{size}")
+    out = np.zeros((size, size), dtype=np.float32)
+    peak = float(digit.max(initial=0.0))
+    if peak <= 0:
+        return out
+    r, c = center_of_mass(digit)
+    top = min(max(int(np.floor(center - r + 0.5)), 0), size - h)
+    left = min(max(int(np.floor(center - c + 0.5)), 0), size - w)
+    out[top : top + h, left : left + w] = digit / peak
+    return out
+
+
+def auto_blur(shape: tuple[int, int]) -> float:
+    """Blur radius suited to an image of this shape: none for small drawings."""
+    side = max(shape)
+    return 0.0 if side < 200 else side / 400.0
+
+
+def to_mnist(
+    gray: np.ndarray, *, blur: float | None = None, threshold: float = 0.2
+) -> np.ndarray | None:
+    """Grayscale image (H, W) in [0, 1], 1 = white -> (28, 28) float32 digit in [0, 1].
+
+    Returns None when there is no digit: a blank image, ink too faint to tell from
+    noise, or a speck smaller than 2% of the image's longer side. `blur=None` picks a
+    radius from the image size (`auto_blur`).
+    """
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or gray.size == 0:
+        raise DataError(f"to_mnist: expected a 2-D (H, W) gray image, got {gray.shape}")
+    if not np.all(np.isfinite(gray)):
+        raise DataError("to_mnist: image has NaN or infinite values")
+    gray = np.clip(gray.astype(np.float32), 0.0, 1.0)
+    ink = ink_from_background(gray)
+    ink = clean_ink(
+        ink, blur=auto_blur(gray.shape) if blur is None else blur, threshold=threshold
+    )
+    crop = crop_to_ink(ink)
+    if crop is None or max(crop.shape) < 0.02 * max(gray.shape):
+        return None
+    return place_by_mass(fit_in_box(crop))
+
+
+def from_array(a) -> np.ndarray:
+    """A 28x28 array (uint8 0..255, or floats in [0, 1]) -> (28, 28) float32 in [0, 1].
+
+    The array is taken as already MNIST-style (light digit on black); it is checked,
+    not preprocessed.
+    """
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"pixels: not a rectangular array of numbers ({e})") from None
+    if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"pixels: expected shape (28, 28), got {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype.kind not in "iuf":
+        raise DataError(f"pixels: expected numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise DataError("pixels: values must be finite (found NaN or infinity)")
+    if arr.min() < 0.0 or arr.max() > 1.0:
+        raise DataError(
+            f"pixels: values must be in [0, 1], got [{arr.min():g}, {arr.max():g}]"
+        )
+    return arr.astype(np.float32)

@@ -1,0 +1,703 @@
+"""Pictures of a training run: curves, confusion matrices, image grids, weights, a GIF.
+
+Every function draws on a new `matplotlib.figure.Figure` (never pyplot: works headless
+and keeps no global state) or on the `ax` it is given, and returns the Figure;
+`save_figure` writes it as a PNG. Colours are the Okabe-Ito palette and viridis, which
+stay distinct for colour-blind readers; right/wrong also carry a mark, not only a colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+from PIL import Image
+
+from .callbacks import Callback
+from .errors import DataError, NnscratchError
+from .files import atomic_open
+from .metrics import per_class_scores
+
+DPI = 120  # PNG resolution: a 10-inch figure is 1200 pixels wide
+BLUE, ORANGE = "#0072B2", "#E69F00"  # Okabe-Ito: train/precision, validation/recall
+CORRECT, WRONG = "#009E73", "#D55E00"  # Okabe-Ito bluish green and vermillion
+RIGHT_MARK, WRONG_MARK = "\u2713", "\u2717"  # check mark and ballot x (in DejaVu Sans)
+
+
+# ----- files ------------------------------------------------------------------------
+def save_figure(fig: Figure, path, dpi: int = DPI) -> Path:
+    """Write `fig` as a PNG at `dpi`, atomically; returns the path."""
+    path = Path(path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, facecolor="white")
+    return path
+
+
+# ----- input checks -------------------------------------------------------------------
+def _new_axes(ax, figsize):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def as_images(images) -> np.ndarray:
+    """Images as (N, H, W): accepts (N, H, W), (N, 1, H, W) or square (N, H*W)."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    elif images.ndim == 2:
+        side = round(np.sqrt(images.shape[1]))
+        if side * side != images.shape[1]:
+            raise DataError(f"images: {images.shape[1]} pixels is not a square image")
+        images = images.reshape(len(images), side, side)
+    if images.ndim != 3:
+        raise DataError(f"images: expected (N, H, W), got shape {images.shape}")
+    return images
+
+
+def _check_predictions(images, labels, probs, class_names):
+    images = as_images(images)
+    labels = np.asarray(labels).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    names = [str(name) for name in class_names]
+    if probs.ndim != 2 or probs.shape[1] != len(names):
+        raise DataError(f"probs: expected (N, {len(names)}), got shape {probs.shape}")
+    if not len(images) == len(labels) == len(probs):
+        raise DataError(
+            f"images, labels and probs must have the same length, got {len(images)},"
+            f" {len(labels)} and {len(probs)}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
+        raise DataError(f"labels: expected class indices in [0, {len(names)})")
+    return images, labels, probs, names
+
+
+def history_columns(history) -> dict[str, np.ndarray]:
+    """Per-epoch metrics as float arrays (NaN where missing), from any history form.
+
+    Accepts a `History`, its `.history` dict of lists, or rows (dicts, e.g. read from
+    history.csv, where an empty string means missing).
+    """
+    history = getattr(history, "history", history)
+    if isinstance(history, dict):
+        rows = [dict(zip(history, values)) for values in zip(*history.values())]
+    else:
+        rows = list(history)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+
+    def number(value):
+        try:
+            return float(value) if value not in (None, "") else np.nan
+        except (TypeError, ValueError):
+            return np.nan
+
+    return {k: np.array([number(row.get(k)) for row in rows]) for k in keys}
+
+
+def _has(columns: dict, key: str) -> bool:
+    return key in columns and bool(np.any(np.isfinite(columns[key])))
+
+
+def _minor_tick(wide: bool, value: float, _pos=None) -> str:
+    digit = round(value / 10 ** np.floor(np.log10(value)))
+    return f"{value:g}" if not wide or digit in (2, 5) else ""
+
+
+# ----- training curves ----------------------------------------------------------------
+def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Moving average: (x positions, means) of windows of `window` values (N // 25)."""
+    values = np.asarray(values, dtype=np.float64)
+    window = window or max(1, len(values) // 25)
+    window = min(window, len(values))
+    if window <= 1:
+        return np.arange(len(values), dtype=np.float64), values
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    return np.arange(len(means)) + (window - 1) / 2, means
+
+
+def learning_curves(history, batch_losses=None) -> Figure:
+    """Loss and accuracy per epoch (train, validation), and the loss of every batch.
+
+    history: a `History`, its dict of per-epoch lists or history.csv rows.
+    batch_losses: (steps,) training loss of every optimiser step, or None.
+    """
+    columns = history_columns(history)
+    if not _has(columns, "loss"):
+        raise DataError("history: expected a per-epoch 'loss' column, found none")
+    batch_losses = None if batch_losses is None else np.asarray(batch_losses, float)
+    with_batches = batch_losses is not None and batch_losses.size > 0
+    fig = Figure(figsize=(15 if with_batches else 10, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3 if with_batches else 2)
+    epochs = np.arange(1, len(columns["loss"]) + 1)
+    for ax, metric, title in (
+        (axes[0], "loss", "Loss"),
+        (axes[1], "accuracy", "Accuracy"),
+    ):
+        for prefix, label, colour, style in (
+            ("", "train", BLUE, {"linestyle": "-", "marker": "o"}),
+            ("val_", "validation", ORANGE, {"linestyle": "--", "marker": "s"}),
+        ):
+            if not _has(columns, prefix + metric):
+                continue
+            values = columns[prefix + metric]
+            best = np.nanargmin(values) if metric == "loss" else np.nanargmax(values)
+            value = f"{values[best]:.4f}" if metric == "loss" else f"{values[best]:.2%}"
+            ax.plot(
+                epochs,
+                values,
+                color=colour,
+                markersize=4,
+                lw=1.8,
+                **style,
+                label=f"{label} (best {value}, epoch {best + 1})",
+            )
+        ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if metric == "accuracy":
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=9)
+        else:
+            ax.text(0.5, 0.5, "not recorded", ha="center", transform=ax.transAxes)
+    if with_batches:
+        ax = axes[2]
+        steps = np.arange(1, len(batch_losses) + 1)
+        ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
+        centres, means = smooth(batch_losses)
+        ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
+        if np.all(batch_losses > 0):
+            ax.set_yscale("log")  # early losses are 10-100x the late ones
+            # plain numbers (2, not 2x10^0); over a decade or more only 2s and 5s
+            wide = batch_losses.max() / batch_losses.min() >= 10
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(partial(_minor_tick, wide)))
+        ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
+        per_epoch = len(batch_losses) / len(epochs)
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)
+        )
+        top.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=9)
+    return fig
+
+
+# ----- confusion matrix and per-class scores -------------------------------------------
+def _text_colour(rgba) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
+def _check_cm(cm, class_names):
+    cm = np.asarray(cm)
+    names = [str(name) for name in class_names]
+    if cm.ndim != 2 or cm.shape != (len(names), len(names)):
+        raise DataError(
+            f"confusion matrix: expected ({len(names)}, {len(names)}) for"
+            f" {len(names)} class names, got shape {cm.shape}"
+        )
+    return cm, names
+
+
+def confusion_matrix_plot(cm, class_names, normalize: bool = False, ax=None) -> Figure:
+    """Heat map of a confusion matrix (rows true, columns predicted), cells annotated.
+
+    cm: (C, C) counts. normalize=True divides each row by its total, so the cells read
+    "% of the true class" and the diagonal is each class's recall.
+    """
+    cm, names = _check_cm(cm, class_names)
+    fig, ax = _new_axes(ax, (7.5, 6.5))
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        values = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
+        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
+        texts = [[f"{100 * v:.1f}" if v else "0" for v in row] for row in values]
+        title, bar_label = "Confusion matrix, % of each true class", "% of true class"
+    else:
+        values = cm
+        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=max(1, int(cm.max())))
+        texts = [[str(int(v)) for v in row] for row in values]
+        title, bar_label = "Confusion matrix, counts", "examples"
+    size = max(5.0, min(10.0, 95.0 / len(names)))
+    for i, j in np.ndindex(cm.shape):
+        colour = _text_colour(image.cmap(image.norm(values[i, j])))
+        ax.text(
+            j, i, texts[i][j], ha="center", va="center", fontsize=size, color=colour
+        )
+    ticks = np.arange(len(names))
+    long_names = max(len(name) for name in names) > 3
+    ax.set_xticks(
+        ticks,
+        names,
+        rotation=40 if long_names else 0,
+        ha="right" if long_names else "center",
+    )
+    ax.set_yticks(ticks, names)
+    ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    bar.set_label(bar_label)
+    if normalize:
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    return fig
+
+
+def per_class_bars(cm, class_names, ax=None) -> Figure:
+    """Horizontal bars of each class's precision and recall, with the overall accuracy.
+
+    cm: (C, C) counts, rows true, columns predicted.
+    """
+    cm, names = _check_cm(cm, class_names)
+    scores = per_class_scores(cm)
+    fig, ax = _new_axes(ax, (8, 1.5 + 0.55 * len(names)))
+    rows = np.arange(len(names))
+    height = 0.38
+    for offset, key, colour in (
+        (-height / 2, "precision", BLUE),
+        (height / 2, "recall", ORANGE),
+    ):
+        bars = ax.barh(
+            rows + offset, scores[key], height=height, color=colour, label=key
+        )
+        ax.bar_label(bars, [f"{v:.1%}" for v in scores[key]], padding=3, fontsize=8)
+    total = cm.sum()
+    if total:
+        acc = np.trace(cm) / total
+        ax.axvline(
+            acc,
+            color="black",
+            linestyle=":",
+            lw=1.2,
+            label=f"overall accuracy {acc:.2%}",
+        )
+    ax.set_yticks(rows, names)
+    ax.invert_yaxis()  # first class at the top, as in the tables
+    ax.set_xlim(0, 1.13)  # room for the value labels right of full bars
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set(title="Precision and recall per class", xlabel="score")
+    ax.grid(axis="x", alpha=0.3)
+    # below the axes: inside, it would cover the bars of the last classes
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=9)
+    return fig
+
+
+# ----- image grids --------------------------------------------------------------------
+def _grid(n: int, tile: tuple[float, float], extra_height: float = 0.6):
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig = Figure(
+        figsize=(cols * tile[0], rows * tile[1] + extra_height), layout="constrained"
+    )
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes[:n]
+
+
+def _frame(ax, colour: str, width: float) -> None:
+    for spine in ax.spines.values():
+        spine.set(color=colour, linewidth=width)
+
+
+def _percent(p: float) -> str:
+    return f"{100 * p:.0f}%" if p < 0.995 else f"{100 * p:.1f}%"
+
+
+def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figure:
+    """The first `n` images with predicted class and confidence; wrong ones marked.
+
+    images (N, H, W), labels (N,), probs (N, C). Correct: green frame and a check
+    mark; wrong: vermillion frame, a cross and the true class underneath.
+    """
+    images, labels, probs, names = _check_predictions(
+        images, labels, probs, class_names
+    )
+    n = min(int(n), len(images))
+    if n < 1:
+        raise DataError("sample_predictions: no images to show")
+    fig, axes = _grid(n, (1.7, 1.95))
+    predicted = probs.argmax(axis=1)
+    for k, ax in enumerate(axes):
+        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        pred, conf = predicted[k], probs[k, predicted[k]]
+        right = pred == labels[k]
+        mark = RIGHT_MARK if right else WRONG_MARK
+        ax.set_title(
+            f"{mark} {names[pred]} {_percent(conf)}",
+            fontsize=9,
+            color=CORRECT if right else WRONG,
+            fontweight="bold",
+        )
+        if not right:
+            ax.set_xlabel(f"true: {names[labels[k]]}", fontsize=9, color=WRONG)
+        _frame(ax, CORRECT if right else WRONG, 1.5 if right else 3.0)
+    correct = int(np.sum(predicted[:n] == labels[:n]))
+    fig.suptitle(
+        f"Predictions on {n} test images: {correct} right ({RIGHT_MARK}),"
+        f" {n - correct} wrong ({WRONG_MARK}, true class below)",
+        fontsize=12,
+    )
+    return fig
+
+
+def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
+    """The `n` wrong predictions made with the highest confidence, surest first.
+
+    images (N, H, W), labels (N,), probs (N, C). Each tile: predicted class and its
+    probability on top, the true class and the probability it got underneath.
+    """
+    images, labels, probs, names = _check_predictions(
+        images, labels, probs, class_names
+    )
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    if wrong.size == 0:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            f"No mistakes: all {len(labels)} images classified correctly",
+            ha="center",
+            va="center",
+            fontsize=12,
+        )
+        return fig
+    confidence = probs[wrong, predicted[wrong]]
+    chosen = wrong[np.argsort(-confidence, kind="stable")[: int(n)]]
+    fig, axes = _grid(len(chosen), (1.8, 2.15))
+    for ax, k in zip(axes, chosen):
+        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        pred, true = predicted[k], labels[k]
+        ax.set_title(
+            f"{WRONG_MARK} {names[pred]} {_percent(probs[k, pred])}",
+            fontsize=9,
+            color=WRONG,
+            fontweight="bold",
+        )
+        ax.set_xlabel(f"true: {names[true]} {_percent(probs[k, true])}", fontsize=9)
+        _frame(ax, WRONG, 2.0)
+    fig.suptitle(
+        f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
+        f" {len(labels)} (predicted on top, true class below)",
+        fontsize=12,
+    )
+    return fig
+
+
+def first_layer_features(weights, n: int = 64) -> Figure:
+    """What the first layer looks for: each unit's incoming weights as an image.
+
+    weights: Dense W (H*W, units), each column shown as an H x W image (784 -> 28x28),
+    or Conv2D W (out, in, kh, kw), each kernel shown. Diverging colour map centred on 0,
+    scaled per tile (red: positive weight, blue: negative).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 2:
+        side = round(np.sqrt(weights.shape[0]))
+        if side * side != weights.shape[0]:
+            raise DataError(
+                f"weights: expected Dense weights (H*W, units) of a square image, got"
+                f" shape {weights.shape}"
+            )
+        tiles = weights.T[: int(n)].reshape(-1, side, side)
+        title = (
+            f"First layer: incoming weights of {len(tiles)} of {weights.shape[1]}"
+            f" hidden units, each as a {side}\u00d7{side} image"
+        )
+    elif weights.ndim == 4:
+        out_ch, in_ch, kh, kw = weights.shape
+        tiles = weights.reshape(out_ch * in_ch, kh, kw)[: int(n)]
+        title = (
+            f"First layer: {len(tiles)} of {out_ch}\u00d7{in_ch} convolution"
+            f" kernels ({kh}\u00d7{kw}), filter-major"
+        )
+    else:
+        raise DataError(
+            f"weights: expected Dense (H*W, units) or Conv2D (out, in, kh, kw) weights,"
+            f" got shape {weights.shape}"
+        )
+    if len(tiles) == 0:
+        raise DataError("first_layer_features: no units to show")
+    fig, axes = _grid(len(tiles), (1.1, 1.1), extra_height=0.9)
+    for ax, tile in zip(axes, tiles):
+        limit = float(np.abs(tile).max()) or 1.0
+        image = ax.imshow(
+            tile / limit, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest"
+        )
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.6, aspect=30, pad=0.02)
+    bar.set_ticks([-1, 0, 1], labels=["\u2212max |w|", "0", "+max |w|"])
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# ----- training animation -------------------------------------------------------------
+@dataclass
+class Recordings:
+    """What `PredictionRecorder` saw: a fixed set of images and, for every epoch, the
+    model's probabilities on them and the epoch's logs.
+
+    images (M, H, W), labels (M,), probs (epochs, M, C) float32, logs: metric name ->
+    (epochs,) float64 (NaN where missing), class_names: C names.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    logs: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.images = as_images(self.images)
+        self.labels = np.asarray(self.labels).astype(np.int64)
+        self.probs = np.asarray(self.probs, dtype=np.float32)
+        self.logs = {k: np.asarray(v, dtype=np.float64) for k, v in self.logs.items()}
+        self.class_names = [str(c) for c in self.class_names]
+        m, epochs = len(self.images), len(self.probs)
+        if self.probs.ndim != 3 or self.probs.shape[1] != m or len(self.labels) != m:
+            raise DataError(
+                f"recordings: expected probs (epochs, {m}, C) and labels ({m},) for"
+                f" {m} images, got {self.probs.shape} and {self.labels.shape}"
+            )
+        if not self.class_names:
+            self.class_names = [str(c) for c in range(self.probs.shape[2])]
+        if len(self.class_names) != self.probs.shape[2]:
+            raise DataError(
+                f"recordings: {len(self.class_names)} class names for"
+                f" {self.probs.shape[2]} classes"
+            )
+        for key, values in self.logs.items():
+            if values.shape != (epochs,):
+                raise DataError(
+                    f"recordings: log {key!r} has shape {values.shape}, expected"
+                    f" ({epochs},)"
+                )
+
+    @property
+    def epochs(self) -> int:
+        return len(self.probs)
+
+    def save(self, path) -> Path:
+        """Write everything to one .npz (plain arrays, no pickle), atomically."""
+        arrays = {
+            "images": self.images,
+            "labels": self.labels,
+            "probs": self.probs,
+            "class_names": np.array(self.class_names, dtype=str),
+        }
+        arrays.update({f"log/{k}": v for k, v in self.logs.items()})
+        with atomic_open(path) as f:
+            np.savez_compressed(f, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> Recordings:
+        """Read a file written by `save`; a damaged file is an NnscratchError."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise NnscratchError(f"{path}: recordings file not found") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise NnscratchError(
+                f"{path}: not a readable recordings file ({e})"
+            ) from None
+        missing = {"images", "labels", "probs", "class_names"} - set(arrays)
+        if missing:
+            raise NnscratchError(
+                f"{path}: recordings file lacks {', '.join(sorted(missing))}"
+            )
+        logs = {k[4:]: v for k, v in arrays.items() if k.startswith("log/")}
+        try:
+            return cls(
+                arrays["images"],
+                arrays["labels"],
+                arrays["probs"],
+                logs,
+                list(arrays["class_names"]),
+            )
+        except DataError as e:
+            raise NnscratchError(f"{path}: {e}") from None
+
+
+class PredictionRecorder(Callback):
+    """After every epoch, records `model.predict` on a few images and the epoch's logs.
+
+    images (N, H, W) uint8 or float: `n` of them (seeded choice, all if N <= n) are the
+    fixed set whose predictions the training animation shows changing. labels (N,) may
+    be given now or later to `recordings(labels)` (e.g. by the report, which has them).
+    """
+
+    def __init__(
+        self,
+        images,
+        labels=None,
+        *,
+        n: int = 16,
+        seed=0,
+        class_names=None,
+        batch_size: int = 256,
+    ):
+        images = np.asarray(images)
+        if len(images) == 0 or n < 1:
+            raise DataError("PredictionRecorder: expected at least one image to record")
+        if labels is not None and len(labels) != len(images):
+            raise DataError(
+                f"PredictionRecorder: {len(images)} images but {len(labels)} labels"
+            )
+        rng = np.random.default_rng(seed)
+        self.source_size = len(images)
+        self.indices = np.sort(
+            rng.choice(len(images), min(n, len(images)), replace=False)
+        )
+        self.images = images[self.indices]
+        self.labels = None if labels is None else np.asarray(labels)[self.indices]
+        self.class_names = class_names
+        self.batch_size = batch_size
+        self.probs: list[np.ndarray] = []
+        self.epoch_logs: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.probs, self.epoch_logs = [], []
+        if self.class_names is None:
+            self.class_names = getattr(self.model, "class_names", None)
+
+    def on_epoch_end(self, epoch, logs):
+        probs = self.model.predict(self.images, batch_size=self.batch_size)
+        self.probs.append(np.asarray(probs, dtype=np.float32))
+        self.epoch_logs.append(
+            {
+                k: float(v)
+                for k, v in (logs or {}).items()
+                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            }
+        )
+
+    def recordings(self, labels=None) -> Recordings:
+        """What was recorded. labels: (N,) for all the constructor's images, needed
+        unless they were given to the constructor."""
+        if not self.probs:
+            raise NnscratchError("PredictionRecorder: no epoch has been recorded yet")
+        if labels is not None:
+            if len(labels) != self.source_size:
+                raise DataError(
+                    f"PredictionRecorder: expected {self.source_size} labels, one per"
+                    f" image given to the constructor, got {len(labels)}"
+                )
+            labels = np.asarray(labels)[self.indices]
+        elif self.labels is None:
+            raise DataError("PredictionRecorder: labels are needed for the recordings")
+        else:
+            labels = self.labels
+        keys = dict.fromkeys(k for logs in self.epoch_logs for k in logs)
+        logs = {k: [row.get(k, np.nan) for row in self.epoch_logs] for k in keys}
+        return Recordings(
+            self.images, labels, np.stack(self.probs), logs, self.class_names or []
+        )
+
+
+def _render(fig: Figure) -> Image.Image:
+    canvas = (
+        fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    )
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
+    """Write a GIF with one frame per epoch: the loss curves so far and the model's
+    predictions on the recorded images at that epoch. Atomic write; returns the path.
+
+    frames: a `Recordings` (or a `PredictionRecorder`, whose recordings are used).
+    """
+    if isinstance(frames, PredictionRecorder):
+        frames = frames.recordings()
+    if frames.epochs == 0:
+        raise DataError("training_animation: the recordings hold no epochs")
+    m = min(len(frames.images), 25)
+    cols = int(np.ceil(np.sqrt(m)))
+    rows = int(np.ceil(m / cols))
+    fig = Figure(figsize=(10, 4.8), dpi=100, layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1.05, 1])
+    ax = left.add_subplot()
+    epochs = np.arange(1, frames.epochs + 1)
+    curves = {}
+    for key, label, colour, style in (
+        ("loss", "train loss", BLUE, "-o"),
+        ("val_loss", "validation loss", ORANGE, "--s"),
+    ):
+        if key in frames.logs and np.any(np.isfinite(frames.logs[key])):
+            (curves[key],) = ax.plot([], [], style, color=colour, label=label, ms=4)
+    finite = [v[np.isfinite(v)] for k, v in frames.logs.items() if k in curves]
+    top = max((float(v.max()) for v in finite if v.size), default=1.0)
+    ax.set(
+        xlim=(0.5, frames.epochs + 0.5),
+        ylim=(0, 1.08 * top),
+        xlabel="epoch",
+        ylabel="loss",
+        title="Loss",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(loc="upper right")
+    tiles = np.atleast_1d(right.subplots(rows, cols)).ravel()
+    for tile in tiles:
+        tile.set_xticks([])
+        tile.set_yticks([])
+    for tile in tiles[m:]:
+        tile.set_axis_off()
+    for tile, image in zip(tiles, frames.images[:m]):
+        tile.imshow(image, cmap="gray_r", interpolation="nearest")
+    caption = right.suptitle("", fontsize=11)
+    heading = fig.suptitle("", fontsize=13, fontweight="bold")
+
+    images = []
+    for e in range(frames.epochs):
+        for key, line in curves.items():
+            line.set_data(epochs[: e + 1], frames.logs[key][: e + 1])
+        predicted = frames.probs[e, :m].argmax(axis=1)
+        for k, tile in enumerate(tiles[:m]):
+            right_ = predicted[k] == frames.labels[k]
+            colour = CORRECT if right_ else WRONG
+            conf = frames.probs[e, k, predicted[k]]
+            mark = RIGHT_MARK if right_ else WRONG_MARK
+            tile.set_title(
+                f"{mark} {frames.class_names[predicted[k]]} {_percent(conf)}",
+                fontsize=8,
+                color=colour,
+                fontweight="bold",
+            )
+            _frame(tile, colour, 1.2 if right_ else 2.5)
+        correct = int(np.sum(predicted == frames.labels[:m]))
+        caption.set_text(f"Predictions: {correct}/{m} right")
+        status = [f"Epoch {e + 1}/{frames.epochs}"]
+        for key, label in (("accuracy", "train acc"), ("val_accuracy", "val acc")):
+            if key in frames.logs and np.isfinite(frames.logs[key][e]):
+                status.append(f"{label} {frames.logs[key][e]:.1%}")
+        heading.set_text("   ".join(status))
+        images.append(_render(fig).convert("P", palette=Image.Palette.ADAPTIVE))
+    durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 2500)]  # pause at end
+    path = Path(path)
+    with atomic_open(path) as f:
+        images[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+        )
+    return path

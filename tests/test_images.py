@@ -1,0 +1,349 @@
+"""Preprocessing of a user's image into an MNIST-style 28x28 digit."""
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from PIL import Image, ImageDraw, features
+
+from nnscratch import images
+from nnscratch.errors import DataError
+
+SEVEN = [(30, 25), (110, 25), (60, 150)]  # a "7" as a polyline, in a 160x180 field
+
+
+def draw_seven(size=(160, 180), ink=0, paper=255, shift=(0, 0), width=12, mode="L"):
+    """A "7" drawn with Pillow: `ink` strokes on `paper`, moved by `shift` (x, y)."""
+    img = Image.new(mode, size, paper)
+    points = [(x + shift[0], y + shift[1]) for x, y in SEVEN]
+    ImageDraw.Draw(img).line(points, fill=ink, width=width, joint="curve")
+    return img
+
+
+def png_bytes(img, fmt="PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def gray_of(img) -> np.ndarray:
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid tiny PNG whose header declares width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    idat = zlib.compress(b"\x00" * 1024)  # far less data than declared
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", idat)
+        + (chunk(b"IEND", b""))
+    )
+
+
+# ----- individual steps ---------------------------------------------------------------
+def test_border_level_is_the_median_of_the_border():
+    gray = np.full((50, 40), 0.9, dtype=np.float32)
+    gray[20:30, 10:30] = 0.0  # ink inside does not count
+    gray[0, :5] = 0.0  # a few dark border pixels do not move the median
+    assert images.border_level(gray) == pytest.approx(0.9)
+
+
+def test_ink_from_background_inverts_dark_ink_on_light_paper():
+    gray = np.full((10, 10), 0.8, dtype=np.float32)
+    gray[4:6, 4:6] = 0.1
+    ink = images.ink_from_background(gray)
+    assert_allclose(ink[4:6, 4:6], 0.7, atol=1e-6)
+    assert ink[0, 0] == 0.0
+    # the same picture as light ink on dark gives the same ink
+    assert_allclose(images.ink_from_background(1.0 - gray), ink, atol=1e-6)
+
+
+def test_clean_ink_scales_to_one_zeroes_faint_values_and_drops_specks():
+    ink = np.zeros((60, 60), dtype=np.float32)
+    ink[10:50, 28:34] = 0.5  # a stroke
+    ink[5, 5] = 0.05  # faint background noise
+    cleaned = images.clean_ink(ink, threshold=0.2)
+    assert cleaned.max() == pytest.approx(1.0) and cleaned[5, 5] == 0.0
+
+    speck = ink.copy()
+    speck[55, 55] = 0.5  # one-pixel sensor noise as strong as the stroke
+    blurred = images.clean_ink(speck, blur=2.0, threshold=0.2)
+    assert blurred[55, 55] == 0.0 and blurred[30, 30] > 0.9
+
+
+def test_clean_ink_returns_zeros_below_the_contrast_floor():
+    ink = np.full((20, 20), 0.01, dtype=np.float32)
+    assert not images.clean_ink(ink).any()
+
+
+def test_crop_to_ink_finds_the_bounding_box():
+    ink = np.zeros((30, 30), dtype=np.float32)
+    ink[5, 7] = ink[20, 12] = 1.0
+    assert images.crop_to_ink(ink).shape == (16, 6)
+    assert images.crop_to_ink(np.zeros((5, 5))) is None
+
+
+@pytest.mark.parametrize("shape, expected", [((100, 25), (20, 5)), ((9, 60), (3, 20))])
+def test_fit_in_box_keeps_the_aspect_ratio(shape, expected):
+    out = images.fit_in_box(np.ones(shape, dtype=np.float32))
+    assert out.shape == expected and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_place_by_mass_puts_the_centre_of_mass_at_14_and_peak_at_1():
+    digit = np.zeros((16, 8), dtype=np.float32)
+    digit[0:3, :] = 0.5  # top-heavy: the box must sit low
+    digit[3:, 3] = 0.5
+    out = images.place_by_mass(digit)
+    r, c = images.center_of_mass(out)
+    assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5
+    assert out.shape == (28, 28) and out.max() == pytest.approx(1.0)
+    assert out.sum() == pytest.approx(digit.sum() / 0.5)  # no ink lost
+
+
+def test_place_by_mass_never_pushes_ink_off_the_field():
+    digit = np.zeros((20, 20), dtype=np.float32)
+    digit[0, :] = 1.0  # all mass on the top row: centring would cut it off
+    out = images.place_by_mass(digit)
+    assert out.sum() == pytest.approx(20.0)
+
+
+# ----- whole pipeline -------------------------------------------------------------
+def test_an_off_centre_digit_is_centred_by_mass():
+    for shift in [(-15, -10), (35, 25), (0, 0)]:
+        img = draw_seven(size=(240, 240), shift=shift)
+        x = images.to_mnist(gray_of(img))
+        r, c = images.center_of_mass(x)
+        assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5, (shift, r, c)
+        assert x.shape == (28, 28) and x.dtype == np.float32
+        assert x.min() >= 0.0 and x.max() == pytest.approx(1.0)
+
+
+def test_position_in_the_picture_does_not_matter():
+    a = images.to_mnist(gray_of(draw_seven(size=(240, 240), shift=(-15, -10))))
+    b = images.to_mnist(gray_of(draw_seven(size=(240, 240), shift=(35, 25))))
+    assert_allclose(a, b, atol=1e-5)
+
+
+def test_white_on_black_and_black_on_white_give_the_same_digit():
+    dark_on_light = images.to_mnist(gray_of(draw_seven(ink=0, paper=255)))
+    light_on_dark = images.to_mnist(gray_of(draw_seven(ink=255, paper=0)))
+    assert_allclose(dark_on_light, light_on_dark, atol=1e-5)
+    # the output is MNIST-like: light digit, black background
+    assert dark_on_light[0, 0] == 0.0 and dark_on_light.max() == 1.0
+
+
+def test_aspect_ratio_is_kept():
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).rectangle([85, 20, 114, 179], fill=0)  # 30 wide, 160 tall
+    x = images.to_mnist(gray_of(img))
+    box = images.crop_to_ink(x)
+    assert box.shape == (20, 4)  # 30 * 20/160 = 3.75 -> 4, not stretched to 20
+
+
+@pytest.mark.parametrize("paper", [255, 0, 128])
+def test_an_empty_image_has_no_digit(paper):
+    assert images.to_mnist(np.full((50, 80), paper / 255, dtype=np.float32)) is None
+
+
+def test_faint_noise_and_a_lone_speck_are_not_a_digit():
+    rng = np.random.default_rng(0)
+    noise = (0.9 + 0.02 * rng.standard_normal((300, 300))).astype(np.float32)
+    assert images.to_mnist(noise) is None
+    speck = np.ones((300, 300), dtype=np.float32)
+    speck[100, 100] = 0.0
+    assert images.to_mnist(speck) is None
+
+
+def test_noisy_photo_like_image_still_gives_the_digit():
+    rng = np.random.default_rng(0)
+    clean = gray_of(draw_seven(size=(320, 360), width=24))
+    noisy = clean * 0.7 + 0.2 + 0.03 * rng.standard_normal(clean.shape)  # grey paper
+    a = images.to_mnist(clean)
+    b = images.to_mnist(np.clip(noisy, 0, 1).astype(np.float32))
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+
+
+def test_to_mnist_rejects_bad_arrays():
+    with pytest.raises(DataError, match="2-D"):
+        images.to_mnist(np.zeros((3, 4, 5)))
+    with pytest.raises(DataError, match="NaN"):
+        images.to_mnist(np.full((4, 4), np.nan))
+
+
+def test_mnist_digits_drawn_big_come_back_as_themselves(data_dir):
+    """A real MNIST digit, enlarged 10x as if drawn on a pad, is preprocessed back to
+    (nearly) itself: same placement (up to MNIST's own rounding) and the same scale."""
+    from nnscratch.datasets import load_dataset
+
+    (_, _), (x_test, _) = load_dataset("mnist", data_dir / "mnist")
+    scores = []
+    for original in x_test[:50].astype(np.float32) / 255.0:
+        big = Image.fromarray(original).resize((280, 280), Image.Resampling.BICUBIC)
+        paper = 1.0 - np.clip(np.asarray(big), 0, 1)  # black ink on white paper
+        x = images.to_mnist(paper)
+        # MNIST rounded its centring shift: allow the same one-pixel ambiguity
+        best = max(
+            np.corrcoef(original.ravel(), np.roll(x, (dr, dc), (0, 1)).ravel())[0, 1]
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+        )
+        scores.append(best)
+        assert 0.7 < x.sum() / original.sum() < 1.4  # same ink scale as uint8 / 255
+    assert np.mean(scores) > 0.9 and np.min(scores) > 0.7
+
+
+# ----- decoding files -------------------------------------------------------------
+def rgba_drawing(ink_rgb):
+    """A transparent canvas with opaque strokes of colour `ink_rgb`."""
+    img = Image.new("RGBA", (160, 180), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line(SEVEN, fill=(*ink_rgb, 255), width=12, joint="curve")
+    return img
+
+
+@pytest.mark.parametrize("ink_rgb", [(0, 0, 0), (255, 255, 255), (30, 60, 200)])
+def test_transparent_drawing_works_whatever_the_ink_colour(ink_rgb):
+    reference = images.to_mnist(gray_of(draw_seven()))
+    gray = images.load_image(png_bytes(rgba_drawing(ink_rgb)))
+    x = images.to_mnist(gray)
+    assert x is not None
+    assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.98
+
+
+def test_transparent_la_and_palette_images():
+    la = rgba_drawing((255, 255, 255)).convert("LA")
+    p = draw_seven(mode="P", ink=1, paper=0)
+    p.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    reference = images.to_mnist(gray_of(draw_seven()))
+    for data in (png_bytes(la), png_bytes(p, "GIF", transparency=0)):
+        x = images.to_mnist(images.load_image(data))
+        assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.98
+
+
+def test_fully_transparent_image_has_no_digit():
+    empty = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+    assert images.to_mnist(images.load_image(png_bytes(empty))) is None
+
+
+FORMATS = ["PNG", "JPEG", "GIF", "BMP", "TIFF"] + (
+    ["WEBP"] if features.check("webp") else []
+)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_common_formats_load_from_bytes_and_paths(fmt, tmp_path):
+    reference = images.to_mnist(gray_of(draw_seven()))
+    img = draw_seven().convert("RGB")
+    data = png_bytes(img, fmt)
+    path = tmp_path / f"digit.{fmt.lower()}"
+    path.write_bytes(data)
+    for source in (data, path, str(path)):
+        gray = images.load_image(source)
+        assert gray.shape == (180, 160) and gray.dtype == np.float32
+        assert 0.0 <= gray.min() and gray.max() <= 1.0
+        x = images.to_mnist(gray)
+        assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.95
+
+
+def test_exif_orientation_is_applied():
+    img = draw_seven().convert("RGB")  # 160 wide, 180 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    gray = images.load_image(png_bytes(img, "JPEG", exif=exif))
+    assert gray.shape == (160, 180)
+    expected = gray_of(img.transpose(Image.Transpose.ROTATE_270))
+    assert np.abs(gray - expected).mean() < 0.02
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped():
+    a = np.full((40, 40), 60000, dtype=np.uint16)
+    a[10:30, 18:22] = 1000
+    gray = images.load_image(png_bytes(Image.fromarray(a)))
+    assert gray[0, 0] == pytest.approx(60000 / 65535, abs=1e-3)
+    assert gray[15, 20] == pytest.approx(1000 / 65535, abs=1e-3)
+
+
+def test_a_large_photo_is_downscaled_early_and_fast():
+    photo = Image.new("RGB", (3000, 4000), (225, 220, 210))
+    ImageDraw.Draw(photo).line(
+        [(1300, 900), (1500, 3100)], fill=(30, 30, 40), width=160
+    )
+    data = png_bytes(photo, "JPEG", quality=90)
+    start = time.perf_counter()
+    gray = images.load_image(data)
+    x = images.to_mnist(gray)
+    elapsed = time.perf_counter() - start
+    assert max(gray.shape) <= images.WORKING_SIDE
+    assert x is not None and images.crop_to_ink(x).shape[0] == 20
+    assert elapsed < 2.0, f"took {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "not an image"),
+        (png_bytes(draw_seven())[:200], "cannot (read|decode)"),  # truncated PNG
+    ],
+)
+def test_bad_bytes_raise_data_error(data, message):
+    with pytest.raises(DataError, match=message):
+        images.load_image(data)
+
+
+def test_missing_file_raises_data_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        images.load_image(tmp_path / "nope.png")
+
+
+def test_decompression_bomb_is_refused_without_decoding():
+    data = bomb_png(50_000, 50_000)
+    assert len(data) < 200
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="bomb|limit"):
+        images.load_image(data)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_pixel_limit_is_explicit():
+    data = png_bytes(draw_seven())  # 160 x 180 = 28,800 pixels
+    with pytest.raises(DataError, match="more than the limit of 10000"):
+        images.load_image(data, max_pixels=10_000)
+    assert images.load_image(data, max_pixels=28_800).shape == (180, 160)
+
+
+# ----- from_array -------------------------------------------------------------------
+def test_from_array_accepts_uint8_and_unit_floats():
+    a = np.arange(784, dtype=np.int64).reshape(28, 28) % 256
+    assert_allclose(images.from_array(a.astype(np.uint8)), a / 255, atol=1e-6)
+    x = images.from_array((a / 255).tolist())
+    assert x.dtype == np.float32 and x.shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.zeros((28, 27)), "shape"),
+        (np.zeros(784), "shape"),
+        (np.full((28, 28), np.nan), "finite"),
+        (np.full((28, 28), np.inf), "finite"),
+        (np.full((28, 28), 1.5), r"\[0, 1\]"),
+        (np.full((28, 28), -0.1), r"\[0, 1\]"),
+        ([["a"] * 28] * 28, "numbers"),
+        ([[0.0] * 28] * 27 + [[0.0] * 3], "rectangular|shape"),
+    ],
+)
+def test_from_array_rejects_bad_input(value, message):
+    with pytest.raises(DataError, match=message):
+        images.from_array(value)

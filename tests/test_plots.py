@@ -1,0 +1,179 @@
+"""Every plot from small synthetic data: a PNG of the expected size that is not blank."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nnscratch import plots
+from nnscratch.errors import DataError, NnscratchError
+from nnscratch.metrics import confusion_matrix
+
+NAMES = ["zero", "one", "two"]
+
+
+def _data(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)
+    labels = np.arange(n) % 3
+    probs = rng.dirichlet(np.ones(3), size=n)
+    return images, labels, probs
+
+
+def _check_png(fig, path, min_std=10.0):
+    """Saves fig; asserts the pixel size matches figsize x DPI and the image is not blank."""
+    plots.save_figure(fig, path)
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = fig.get_size_inches() * plots.DPI
+        assert abs(image.width - width) <= 2 and abs(image.height - height) <= 2
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.std() > min_std
+    return pixels
+
+
+def test_learning_curves_with_batches(tmp_path):
+    history = {
+        "loss": [1.0, 0.6, 0.4],
+        "accuracy": [0.6, 0.8, 0.9],
+        "val_loss": [1.1, 0.7, 0.6],
+        "val_accuracy": [0.55, 0.75, 0.8],
+    }
+    batch_losses = np.linspace(2.0, 0.3, 30)
+    fig = plots.learning_curves(history, batch_losses)
+    assert len(fig.axes) >= 3  # loss, accuracy, per batch
+    _check_png(fig, tmp_path / "curves.png")
+
+
+def test_learning_curves_from_csv_rows_without_validation(tmp_path):
+    rows = [
+        {"loss": "0.9", "accuracy": "0.7", "val_loss": ""},
+        {"loss": "0.5", "accuracy": "0.8", "val_loss": ""},
+    ]
+    _check_png(plots.learning_curves(rows), tmp_path / "curves.png")
+    with pytest.raises(DataError, match="loss"):
+        plots.learning_curves({"accuracy": [0.5]})
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_confusion_matrix_plot(tmp_path, normalize):
+    _, labels, probs = _data()
+    cm = confusion_matrix(labels, probs.argmax(axis=1), 3)
+    fig = plots.confusion_matrix_plot(cm, NAMES, normalize=normalize)
+    _check_png(fig, tmp_path / "cm.png")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 9
+    if not normalize:
+        assert sum(int(t) for t in texts) == len(labels)
+    with pytest.raises(DataError, match=r"\(3, 3\)"):
+        plots.confusion_matrix_plot(np.zeros((2, 2)), NAMES)
+
+
+def test_per_class_bars(tmp_path):
+    cm = np.array([[5, 1, 0], [0, 4, 2], [1, 0, 3]])
+    _check_png(plots.per_class_bars(cm, NAMES), tmp_path / "bars.png")
+
+
+def test_sample_predictions(tmp_path):
+    images, labels, probs = _data()
+    fig = plots.sample_predictions(images, labels, probs, NAMES, n=9)
+    _check_png(fig, tmp_path / "samples.png")
+    assert sum(1 for ax in fig.axes if ax.images) == 9
+    with pytest.raises(DataError, match="probs"):
+        plots.sample_predictions(images, labels, probs[:, :2], NAMES)
+
+
+def test_top_mistakes_surest_first(tmp_path):
+    images, labels, probs = _data()
+    fig = plots.top_mistakes(images, labels, probs, NAMES, n=4)
+    _check_png(fig, tmp_path / "mistakes.png")
+    wrong = np.flatnonzero(probs.argmax(axis=1) != labels)
+    confidences = sorted(probs[wrong].max(axis=1), reverse=True)[:4]
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert len(titles) == min(4, wrong.size)
+    assert titles[0].endswith(plots._percent(confidences[0]))
+
+
+def test_top_mistakes_without_mistakes(tmp_path):
+    images, labels, _ = _data(6)
+    probs = np.eye(3)[labels]
+    fig = plots.top_mistakes(images, labels, probs, NAMES)
+    assert "No mistakes" in fig.axes[0].texts[0].get_text()
+    _check_png(fig, tmp_path / "none.png", min_std=1.0)
+
+
+@pytest.mark.parametrize("shape", [(784, 10), (6, 1, 5, 5)])
+def test_first_layer_features(tmp_path, shape):
+    weights = np.random.default_rng(0).standard_normal(shape)
+    _check_png(plots.first_layer_features(weights), tmp_path / "features.png")
+    with pytest.raises(DataError, match="square"):
+        plots.first_layer_features(np.zeros((10, 3)))
+
+
+def _recordings(epochs=3):
+    images, labels, _ = _data(9)
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), size=(epochs, 9))
+    logs = {
+        "loss": np.linspace(1, 0.5, epochs),
+        "val_accuracy": np.linspace(0.5, 0.9, epochs),
+    }
+    return plots.Recordings(images, labels, probs, logs, NAMES)
+
+
+def test_training_animation_has_one_frame_per_epoch(tmp_path):
+    path = plots.training_animation(tmp_path / "training.gif", _recordings(3))
+    with Image.open(path) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == 3
+        assert gif.size == (1000, 480)
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("L"), dtype=np.float64))
+    assert all(frame.std() > 10 for frame in frames)
+    assert np.abs(frames[0] - frames[-1]).max() > 0  # the frames differ
+
+
+def test_recordings_round_trip_and_damage(tmp_path):
+    rec = _recordings(2)
+    path = rec.save(tmp_path / "rec.npz")
+    back = plots.Recordings.load(path)
+    np.testing.assert_array_equal(back.images, rec.images)
+    np.testing.assert_array_equal(back.probs, rec.probs)
+    np.testing.assert_array_equal(back.logs["loss"], rec.logs["loss"])
+    assert back.class_names == NAMES
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(NnscratchError, match="bad.npz"):
+        plots.Recordings.load(tmp_path / "bad.npz")
+    with pytest.raises(NnscratchError, match="missing.npz"):
+        plots.Recordings.load(tmp_path / "missing.npz")
+
+
+class _FakeModel:
+    class_names = NAMES
+
+    def predict(self, images, batch_size=256):
+        # class = mean brightness bucket, so the result depends on the images
+        means = (
+            np.asarray(images, dtype=np.float64).reshape(len(images), -1).mean(axis=1)
+        )
+        return np.eye(3, dtype=np.float32)[(means > 127).astype(int)]
+
+
+def test_prediction_recorder_samples_and_takes_labels_later():
+    images, labels, _ = _data(30)
+    recorder = plots.PredictionRecorder(images, n=5, seed=0)
+    recorder.model = _FakeModel()
+    recorder.on_train_begin()
+    for epoch in range(2):
+        recorder.on_epoch_end(epoch, {"loss": 1.0 - epoch / 4, "note": "text"})
+    with pytest.raises(DataError, match="labels"):
+        recorder.recordings()
+    rec = recorder.recordings(labels)
+    assert rec.probs.shape == (2, 5, 3)
+    np.testing.assert_array_equal(rec.images, images[recorder.indices])
+    np.testing.assert_array_equal(rec.labels, labels[recorder.indices])
+    np.testing.assert_allclose(rec.logs["loss"], [1.0, 0.75])
+    assert "note" not in rec.logs and rec.class_names == NAMES
+    with pytest.raises(DataError, match="expected 30 labels"):
+        recorder.recordings(labels[:5])

@@ -1,0 +1,129 @@
+"""`nnscratch predict MODEL IMAGE...` through click's CliRunner."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_allclose
+from PIL import Image, ImageDraw
+
+from nnscratch import Dense, Flatten, ReLU, Sequential, images, load_model
+from nnscratch.predict import describe, model_input, predict_command
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    model = Sequential(
+        [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],
+        input_shape=(28, 28),
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.npz"
+    model.save(path)
+    return path
+
+
+@pytest.fixture()
+def digit_png(tmp_path):
+    img = Image.new("L", (120, 140), 255)
+    ImageDraw.Draw(img).line([(25, 20), (95, 20), (50, 120)], fill=0, width=10)
+    path = tmp_path / "seven.png"
+    img.save(path)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(predict_command, [str(a) for a in args])
+
+
+def test_predicts_a_good_image(model_path, digit_png):
+    result = run(model_path, digit_png)
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip()
+    # 'seven.png: 3 (41.2%), then 5 (20.0%), 8 (9.9%)', matching the model itself
+    model = load_model(model_path)
+    x = images.to_mnist(images.load_image(digit_png))
+    probs = model.predict(model_input(model, x))[0]
+    best = describe(probs, [str(i) for i in range(10)])
+    assert line.startswith(f"{digit_png}: {best['label']} ({best['probability']:.1%})")
+    assert line.count("%") == 3
+
+
+def test_json_output_lists_results_and_errors(model_path, digit_png, tmp_path):
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (50, 50), 255).save(blank)
+    missing = tmp_path / "missing.png"
+    result = run(model_path, digit_png, not_image, missing, blank, "--json")
+    assert result.exit_code == 1
+    docs = json.loads(result.stdout)  # stdout is one JSON document
+    assert [d["file"] for d in docs] == [
+        str(p) for p in (digit_png, not_image, missing, blank)
+    ]
+    good, bad_txt, bad_missing, bad_blank = docs
+    assert "error" not in good
+    assert sum(good["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert good["digit"] == good["top"][0]["digit"] and len(good["top"]) == 3
+    assert np.asarray(good["input"]).shape == (28, 28)
+    assert "not an image" in bad_txt["error"]
+    assert "no such file" in bad_missing["error"]
+    assert "no digit" in bad_blank["error"]
+    assert all(d["digit"] is None for d in docs[1:])
+
+
+def test_bad_files_get_one_line_errors_and_the_others_are_still_predicted(
+    model_path, digit_png, tmp_path
+):
+    not_image = tmp_path / "fake.png"
+    not_image.write_bytes(b"\x89PNG but not really")
+    missing = tmp_path / "nope.jpg"
+    result = run(model_path, missing, not_image, digit_png)
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 1 and str(digit_png) in result.stdout
+    errors = result.stderr.strip().splitlines()
+    assert errors[0] == f"{missing}: no such file"
+    assert errors[1].startswith(f"{not_image}: not an image")
+    assert errors[2] == "2 of 3 images failed"
+    assert "Traceback" not in result.output
+
+
+def test_show_saves_inputs_beside_what_the_network_saw(model_path, digit_png, tmp_path):
+    out = tmp_path / "seen.png"
+    result = run(model_path, digit_png, digit_png, "--show", out)
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as img:
+        width, height = img.size
+    assert width > 300 and height > 350  # two rows of two panels
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_show_into_a_missing_folder_is_a_clear_error(model_path, digit_png, tmp_path):
+    result = run(model_path, digit_png, "--show", tmp_path / "no" / "dir.png")
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr
+
+
+def test_bad_model_file_is_one_line(digit_png, tmp_path):
+    fake = tmp_path / "model.npz"
+    fake.write_text("not a model")
+    result = run(fake, digit_png)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {fake}: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_model_with_another_input_size_is_refused(digit_png, tmp_path):
+    path = tmp_path / "small.npz"
+    Sequential([Dense(16, 10, rng=0)], input_shape=(16,)).save(path)
+    result = run(path, digit_png)
+    assert result.exit_code == 1
+    assert "expects inputs of shape (16,)" in result.stderr
+
+
+def test_describe_orders_classes_by_probability():
+    probs = np.array([0.1, 0.6, 0.05, 0.25])
+    d = describe(probs, ["a", "b", "c", "d"])
+    assert (d["digit"], d["label"]) == (1, "b")
+    assert [t["label"] for t in d["top"]] == ["b", "d", "a"]
+    assert_allclose(d["probabilities"], probs)
