@@ -64,6 +64,9 @@ Targets (issue 5, ratios within this run):
 
 
 BUSY_CORES = 0.1  # others' load above which a figure is flagged as unreliable
+# the floor is timed before and after each batch size's epochs; a larger change means
+# the machine's speed changed meanwhile (a neighbour on the host, clock changes)
+FLOOR_DRIFT = 0.15
 
 
 @dataclass
@@ -100,7 +103,8 @@ class EpochLoad(Callback):
 @dataclass
 class Results:
     gflops: float = 0.0
-    floor: dict[int, float] = field(default_factory=dict)
+    floor: dict[int, float] = field(default_factory=dict)  # the faster of the two
+    floor_runs: dict[int, tuple[float, float]] = field(default_factory=dict)
     nnscratch: dict[int, EpochTimes] = field(default_factory=dict)
     torch: dict[int, EpochTimes] = field(default_factory=dict)
     inference_floor: float | None = None
@@ -310,16 +314,21 @@ def run(args) -> Results:
     for b in args.batch_sizes:
         plan = [(s, mlp_products(size, MLP_SIZES)) for s, size in epoch_batches(n, b)]
         with OthersLoad() as load:
-            res.floor[b] = products_floor(plan)
-        res.loads[("floor", b)] = load.cores
-        rate = plan_flops(plan) / 1e9 / res.floor[b]
-        log(f"batch {b}: floor {res.floor[b]:.2f} s ({rate:.0f} GFLOP/s)")
+            before = products_floor(plan)
+        rate = plan_flops(plan) / 1e9 / before
+        log(f"batch {b}: floor {before:.2f} s ({rate:.0f} GFLOP/s)")
         res.nnscratch[b] = fit_times(nnscratch_mlp(), x_train, y_train, b, args.epochs)
         log_epochs("nnscratch", res.nnscratch[b])
         if args.compare_torch:
             tmodel = torch_twin(nnscratch_mlp())
             res.torch[b] = torch_fit_times(tmodel, x_float, y_train, b, args.epochs)
             log_epochs("PyTorch", res.torch[b])
+        with OthersLoad() as load_after:
+            after = products_floor(plan)
+        log(f"  floor again: {after:.2f} s")
+        res.floor_runs[b] = (before, after)
+        res.floor[b] = min(before, after)
+        res.loads[("floor", b)] = max(load.cores or 0.0, load_after.cores or 0.0)
 
     plan = [
         (s, mlp_products(size, MLP_SIZES, forward_only=True))
@@ -389,8 +398,15 @@ HEADER = [
 ]  # fmt: skip
 
 
-def floor_row(label: str, batch, seconds: float, load, digits: int = 2) -> list[str]:
-    return [label, str(batch), fmt(seconds, digits), "1.00", *[""] * 5, fmt(load)]
+def floor_row(label, batch, seconds: float, load, digits=2, runs=None) -> list[str]:
+    """A floor's row; `runs` (before, after) fill the first/last columns."""
+    first = last = drift = ""
+    if runs:
+        first, last, drift = fmt(runs[0]), fmt(runs[1]), fmt(runs[1] / runs[0])
+    return [
+        label, str(batch), fmt(seconds, digits), "1.00", first, last, drift, "", "",
+        fmt(load),
+    ]  # fmt: skip
 
 
 def epoch_row(label: str, batch, times: EpochTimes, floor, other) -> list[str]:
@@ -411,8 +427,9 @@ def report(res: Results, args) -> str:
     for b in args.batch_sizes:
         floor, theirs = res.floor[b], res.torch.get(b)
         rows.append(
-            floor_row("floor: matrix products", b, floor, res.loads[("floor", b)])
-        )
+            floor_row("floor: matrix products", b, floor, res.loads[("floor", b)],
+                      runs=res.floor_runs[b])
+        )  # fmt: skip
         rows.append(
             epoch_row("nnscratch MLP epoch", b, res.nnscratch[b], floor, theirs)
         )
@@ -461,7 +478,9 @@ def report(res: Results, args) -> str:
         (
             "floor = the float32 matrix products of one epoch at the real shapes and "
             "nothing else (per step and Dense layer: x@W, x.T@dy, and dy@W.T for all "
-            "but the first), best of 3.  x floor = median epoch / floor."
+            "but the first), best of 3, timed before (first) and after (last) the "
+            "epochs of its batch size; the faster counts.  x floor = median epoch / "
+            "floor."
         ),
         (
             f"Inference: predict (probabilities) on the 10,000 test images at batch "
@@ -494,7 +513,7 @@ def report(res: Results, args) -> str:
 def targets(res: Results) -> str:
     lines = [TARGETS_TEXT, ""]
 
-    def check(text: str, value, limit: float, load, unit: str = "x", digits=2) -> None:
+    def check(text, value, limit: float, load, unit="x", digits=2, drift=None):
         if value is None:
             lines.append(f"  n/a   {text}: not measured in this run")
             return
@@ -502,6 +521,8 @@ def targets(res: Results) -> str:
         busy = ""
         if load is not None and load > BUSY_CORES:
             busy = f"  [machine busy: others used {load:.2f} cores; rerun]"
+        elif drift is not None and abs(drift - 1) > FLOOR_DRIFT:
+            busy = f"  [machine speed changed: floor after/before {drift:.2f}; rerun]"
         lines.append(
             f"  {verdict}  {text}: {value:.{digits}f}{unit} (target <= {limit:g}{unit})"
             f"{busy}"
@@ -511,24 +532,30 @@ def targets(res: Results) -> str:
         known = [x for x in loads if x is not None]
         return max(known) if known else None
 
+    def drift(b):
+        return (
+            res.floor_runs[b][1] / res.floor_runs[b][0] if b in res.floor_runs else None
+        )
+
     for b, limit in [(128, 1.5), (32, 2.5)]:
         ours, floor = res.nnscratch.get(b), res.floor.get(b)
         value = ours.median / floor if ours else None
         load = worst(ours.load, res.loads[("floor", b)]) if ours else None
-        check(f"MLP epoch / floor, batch {b}", value, limit, load)
+        check(f"MLP epoch / floor, batch {b}", value, limit, load, drift=drift(b))
     for b, times in res.nnscratch.items():
         count = len(times.seconds)
         note = "" if count >= 5 else f" (only {count} epochs)"
         check(
             f"last/first epoch, batch {b}{note}",
             times.seconds[-1] / times.seconds[0], 1.10,
-            worst(times.loads[0], times.loads[-1]),
+            worst(times.loads[0], times.loads[-1]), drift=drift(b),
         )  # fmt: skip
     for b, limit in [(128, 0.6), (32, 0.4)]:
         ours, theirs = res.nnscratch.get(b), res.torch.get(b)
         value = ours.median / theirs.median if ours and theirs else None
         check(f"MLP epoch / PyTorch's, batch {b}", value, limit,
-              worst(ours.load, theirs.load) if value else None)  # fmt: skip
+              worst(ours.load, theirs.load) if value else None,
+              drift=drift(b))  # fmt: skip
     peak = res.memory.get("nnscratch", {}).get("peak_mib")
     check("peak memory training the MLP", peak, MEMORY_LIMIT_MIB, None, " MiB", 0)
     return "\n".join(lines)

@@ -30,6 +30,11 @@ IMAGE_SIZE = 28  # ... inside a 28x28 field
 MNIST_CENTER = 14.0
 MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a digit
 
+
+class ImageTooLargeError(DataError):
+    """The image declares more pixels than allowed (checked before decoding)."""
+
+
 # warnings.catch_warnings swaps process-wide state: serialise its users (the web app
 # decodes in a thread pool).
 _WARNINGS_LOCK = threading.Lock()
@@ -51,8 +56,9 @@ def load_image(
     scale directly), so a 4000x3000 photo costs little.
 
     Raises DataError for a missing file, data that is not an image, a truncated
-    image, or one declaring more than `max_pixels` pixels (checked from the header,
-    before any pixel is decoded: a decompression bomb is never expanded).
+    image; ImageTooLargeError (a DataError) for one declaring more than `max_pixels`
+    pixels (checked from the header, before any pixel is decoded: a decompression
+    bomb is never expanded).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, fp = "image", io.BytesIO(source)
@@ -71,7 +77,9 @@ def load_image(
     except UnidentifiedImageError:
         raise DataError(f"{name}: not an image (Pillow cannot identify it)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{name}: refused as a decompression bomb: {e}") from None
+        raise ImageTooLargeError(
+            f"{name}: refused as a decompression bomb: {e}"
+        ) from None
     except OSError as e:
         raise DataError(f"{name}: cannot read image: {e}") from None
     with img:
@@ -79,7 +87,7 @@ def load_image(
         if width < 1 or height < 1:
             raise DataError(f"{name}: image has no pixels ({width}x{height})")
         if width * height > max_pixels:
-            raise DataError(
+            raise ImageTooLargeError(
                 f"{name}: image is {width}x{height} = {width * height} pixels, "
                 f"more than the limit of {max_pixels}"
             )

@@ -9,13 +9,13 @@ stay distinct for colour-blind readers; right/wrong also carry a mark, not only 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.transforms import offset_copy
 from PIL import Image
 
 from .callbacks import Callback
@@ -104,9 +104,9 @@ def _has(columns: dict, key: str) -> bool:
     return key in columns and bool(np.any(np.isfinite(columns[key])))
 
 
-def _minor_tick(wide: bool, value: float, _pos=None) -> str:
+def _minor_tick(value: float, _pos=None) -> str:
     digit = round(value / 10 ** np.floor(np.log10(value)))
-    return f"{value:g}" if not wide or digit in (2, 5) else ""
+    return f"{value:g}" if digit in (2, 5) else ""
 
 
 # ----- training curves ----------------------------------------------------------------
@@ -172,12 +172,13 @@ def learning_curves(history, batch_losses=None) -> Figure:
         ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
         centres, means = smooth(batch_losses)
         ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
-        if np.all(batch_losses > 0):
-            ax.set_yscale("log")  # early losses are 10-100x the late ones
-            # plain numbers (2, not 2x10^0); over a decade or more only 2s and 5s
-            wide = batch_losses.max() / batch_losses.min() >= 10
+        positive = batch_losses[batch_losses > 0]
+        if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
+            # early losses are 10-100x the late ones: a log scale shows both ends
+            ax.set_yscale("log")
+            # plain numbers (2, not 2x10^0); minor ticks labelled at 2s and 5s only
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(FuncFormatter(partial(_minor_tick, wide)))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_minor_tick))
         ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
         per_epoch = len(batch_losses) / len(epochs)
         top = ax.secondary_xaxis(
@@ -258,44 +259,67 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     scores = per_class_scores(cm)
     fig, ax = _new_axes(ax, (8, 1.5 + 0.55 * len(names)))
     rows = np.arange(len(names))
-    height = 0.38
-    for offset, key, colour in (
-        (-height / 2, "precision", BLUE),
-        (height / 2, "recall", ORANGE),
-    ):
-        bars = ax.barh(
-            rows + offset, scores[key], height=height, color=colour, label=key
-        )
-        ax.bar_label(bars, [f"{v:.1%}" for v in scores[key]], padding=3, fontsize=8)
+    height = 0.4
     total = cm.sum()
     if total:
         acc = np.trace(cm) / total
+        # behind the bars (zorder), so it never crosses their value labels
         ax.axvline(
             acc,
             color="black",
             linestyle=":",
             lw=1.2,
+            zorder=1,
             label=f"overall accuracy {acc:.2%}",
         )
+    for offset, key, colour, text_colour in (
+        (-height / 2, "precision", BLUE, "white"),
+        (height / 2, "recall", ORANGE, "black"),
+    ):
+        ax.barh(
+            rows + offset, scores[key], height=height, color=colour, label=key, zorder=2
+        )
+        for y, value in zip(rows + offset, scores[key]):
+            # inside the end of the bar; short bars get it just outside, in black
+            inside = value > 0.15
+            ax.text(
+                value - 0.01 if inside else value + 0.01,
+                y,
+                f"{value:.1%}",
+                ha="right" if inside else "left",
+                va="center",
+                fontsize=9,
+                color=text_colour if inside else "black",
+                zorder=3,
+            )
     ax.set_yticks(rows, names)
     ax.invert_yaxis()  # first class at the top, as in the tables
-    ax.set_xlim(0, 1.13)  # room for the value labels right of full bars
+    ax.set_xlim(0, 1.0)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set(title="Precision and recall per class", xlabel="score")
+    ax.set_title("Precision and recall per class")
     ax.grid(axis="x", alpha=0.3)
-    # below the axes: inside, it would cover the bars of the last classes
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=9)
+    # Below the tick labels (a fixed 20 points under the axes, whatever its height):
+    # inside, it would cover the bars of the last classes.
+    below = offset_copy(ax.transAxes, fig=fig, y=-20, units="points")
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0),
+        bbox_transform=below,
+        ncol=3,
+        fontsize=9,
+    )
     return fig
 
 
 # ----- image grids --------------------------------------------------------------------
-def _grid(n: int, tile: tuple[float, float], extra_height: float = 0.6):
-    cols = int(np.ceil(np.sqrt(n)))
+def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
+    """A figure of n image axes in a near-square grid, tile (width, height) inches."""
+    cols = n if n <= 6 else int(np.ceil(np.sqrt(n)))  # a few images: one row
     rows = int(np.ceil(n / cols))
-    fig = Figure(
-        figsize=(cols * tile[0], rows * tile[1] + extra_height), layout="constrained"
-    )
+    # at least 7.5 inches wide, so the one-line suptitle fits over a small grid
+    width = max(7.5, cols * tile[0] + extra_width)
+    fig = Figure(figsize=(width, rows * tile[1] + extra_height), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes:
         ax.set_xticks([])
@@ -343,11 +367,10 @@ def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figur
             ax.set_xlabel(f"true: {names[labels[k]]}", fontsize=9, color=WRONG)
         _frame(ax, CORRECT if right else WRONG, 1.5 if right else 3.0)
     correct = int(np.sum(predicted[:n] == labels[:n]))
-    fig.suptitle(
-        f"Predictions on {n} test images: {correct} right ({RIGHT_MARK}),"
-        f" {n - correct} wrong ({WRONG_MARK}, true class below)",
-        fontsize=12,
-    )
+    title = f"Predictions on {n} test images: {correct} right ({RIGHT_MARK})"
+    if correct < n:
+        title += f", {n - correct} wrong ({WRONG_MARK}, true class below)"
+    fig.suptitle(title, fontsize=12)
     return fig
 
 
@@ -431,7 +454,7 @@ def first_layer_features(weights, n: int = 64) -> Figure:
         )
     if len(tiles) == 0:
         raise DataError("first_layer_features: no units to show")
-    fig, axes = _grid(len(tiles), (1.1, 1.1), extra_height=0.9)
+    fig, axes = _grid(len(tiles), (1.1, 1.1), extra_height=0.9, extra_width=1.0)
     for ax, tile in zip(axes, tiles):
         limit = float(np.abs(tile).max()) or 1.0
         image = ax.imshow(
@@ -629,8 +652,8 @@ def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
     m = min(len(frames.images), 25)
     cols = int(np.ceil(np.sqrt(m)))
     rows = int(np.ceil(m / cols))
-    fig = Figure(figsize=(10, 4.8), dpi=100, layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[1.05, 1])
+    fig = Figure(figsize=(10, 5.4), dpi=100, layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[0.9, 1.1])
     ax = left.add_subplot()
     epochs = np.arange(1, frames.epochs + 1)
     curves = {}
@@ -664,6 +687,8 @@ def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
     caption = right.suptitle("", fontsize=11)
     heading = fig.suptitle("", fontsize=13, fontweight="bold")
 
+    # "T-shirt/top 44%" at 9 points would run into the next tile's title
+    title_size = 9 if max(len(name) for name in frames.class_names) <= 7 else 8
     images = []
     for e in range(frames.epochs):
         for key, line in curves.items():
@@ -676,7 +701,7 @@ def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
             mark = RIGHT_MARK if right_ else WRONG_MARK
             tile.set_title(
                 f"{mark} {frames.class_names[predicted[k]]} {_percent(conf)}",
-                fontsize=8,
+                fontsize=title_size,
                 color=colour,
                 fontweight="bold",
             )

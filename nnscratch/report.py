@@ -18,12 +18,13 @@ import numpy as np
 
 from .errors import NnscratchError
 from .files import write_text
-from .metrics import confusion_matrix
+from .metrics import confusion_matrix, per_class_rows
 from .plots import (
     PredictionRecorder,
     Recordings,
     confusion_matrix_plot,
     first_layer_features,
+    history_columns,
     learning_curves,
     per_class_bars,
     sample_predictions,
@@ -32,17 +33,22 @@ from .plots import (
     training_animation,
 )
 
-# (file name, caption) in page order; training.gif is added when recordings exist
-FIGURES = [
-    ("learning_curves.png", "Loss and accuracy per epoch, and the loss of every batch"),
-    ("confusion_matrix.png", "Confusion matrix (counts)"),
-    ("confusion_matrix_normalized.png", "Confusion matrix (% of each true class)"),
-    ("per_class.png", "Precision and recall per class"),
-    ("sample_predictions.png", "Predictions on the first test images"),
-    ("top_mistakes.png", "The most confident mistakes"),
-    ("first_layer_features.png", "What the first layer looks for"),
-]
-GIF = ("training.gif", "Training, epoch by epoch: loss and predictions on a few images")
+RECORDINGS_FILE = "recordings.npz"
+# Every picture: file name -> caption, in page order.
+CAPTIONS = {
+    "learning_curves.png": "Loss and accuracy per epoch, and the loss of every batch",
+    "training.gif": "Training epoch by epoch: the loss so far and the predictions on"
+    " a fixed set of test images",
+    "confusion_matrix.png": "Confusion matrix (counts): rows are the true classes,"
+    " columns the predicted ones",
+    "confusion_matrix_normalized.png": "Confusion matrix as % of each true class:"
+    " the diagonal is each class's recall",
+    "per_class.png": "Precision and recall per class",
+    "sample_predictions.png": "Predictions on the first test images",
+    "top_mistakes.png": "The wrong predictions the network was surest of",
+    "first_layer_features.png": "What the first layer looks for: each unit's incoming"
+    " weights (red positive, blue negative)",
+}
 
 
 def first_layer_weights(model) -> np.ndarray | None:
@@ -57,45 +63,43 @@ def first_layer_weights(model) -> np.ndarray | None:
 
 
 def write_figures(
-    figures_dir,
-    history,
+    run_dir,
+    model,
+    history_rows,
     batch_losses,
-    images,
-    labels,
-    probs,
+    x_test,
+    y_test,
     class_names,
-    weights=None,
     recordings=None,
-) -> list[tuple[str, str]]:
-    """Draw every picture into `figures_dir`; returns [(file name, caption)] written.
+) -> list[Path]:
+    """Draw every picture into run_dir/figures/; returns the files written.
 
-    images (N, H, W), labels (N,), probs (N, C): the test set and its predictions.
+    history_rows: history.csv rows, a `History` or its dict of per-epoch lists.
+    batch_losses: (steps,) or None. x_test (N, H, W), y_test (N,): the test set.
+    recordings: a `Recordings` (or None: no training.gif).
     """
-    figures_dir = Path(figures_dir)
+    figures_dir = Path(run_dir) / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    cm = confusion_matrix(labels, probs.argmax(axis=1), len(class_names))
-    figures = {
-        "learning_curves.png": lambda: learning_curves(history, batch_losses),
+    probs = model.predict(x_test)
+    cm = confusion_matrix(y_test, probs.argmax(axis=1), len(class_names))
+    draw = {
+        "learning_curves.png": lambda: learning_curves(history_rows, batch_losses),
         "confusion_matrix.png": lambda: confusion_matrix_plot(cm, class_names),
         "confusion_matrix_normalized.png": lambda: confusion_matrix_plot(
             cm, class_names, normalize=True
         ),
         "per_class.png": lambda: per_class_bars(cm, class_names),
         "sample_predictions.png": lambda: sample_predictions(
-            images, labels, probs, class_names
+            x_test, y_test, probs, class_names
         ),
-        "top_mistakes.png": lambda: top_mistakes(images, labels, probs, class_names),
-        "first_layer_features.png": lambda: first_layer_features(weights),
+        "top_mistakes.png": lambda: top_mistakes(x_test, y_test, probs, class_names),
     }
-    written = []
-    for name, caption in FIGURES:
-        if name == "first_layer_features.png" and weights is None:
-            continue
-        save_figure(figures[name](), figures_dir / name)
-        written.append((name, caption))
+    weights = first_layer_weights(model)
+    if weights is not None:
+        draw["first_layer_features.png"] = lambda: first_layer_features(weights)
+    written = [save_figure(make(), figures_dir / name) for name, make in draw.items()]
     if recordings is not None:
-        training_animation(figures_dir / GIF[0], recordings)
-        written.append(GIF)
+        written.append(training_animation(figures_dir / "training.gif", recordings))
     return written
 
 
@@ -104,8 +108,9 @@ def write_run_report(
 ) -> Path:
     """Figures, recordings.npz and report.html of a finished run; returns the page path.
 
-    x_test (N, H, W), y_test (N,). recorder: the fit's `PredictionRecorder` (or its
-    `Recordings`, or None for no animation). config.json and metrics.json must exist.
+    history: the fit's `History`. x_test (N, H, W), y_test (N,). recorder: the fit's
+    `PredictionRecorder` (or its `Recordings`, or None for no animation).
+    config.json and metrics.json must already be in run_dir.
     """
     run_dir = Path(run_dir)
     recordings = recorder
@@ -114,22 +119,18 @@ def write_run_report(
             None if recorder.labels is not None else y_test
         )
     if recordings is not None:
-        recordings.save(run_dir / "recordings.npz")
-    probs = model.predict(x_test)
-    figures = write_figures(
-        run_dir / "figures",
+        recordings.save(run_dir / RECORDINGS_FILE)
+    write_figures(
+        run_dir,
+        model,
         history,
         history.batch_losses,
         x_test,
         y_test,
-        probs,
         class_names,
-        first_layer_weights(model),
         recordings,
     )
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
-    return write_page(run_dir, config, metrics, figures)
+    return write_report(run_dir, history_rows=history, model_summary=_summary(model))
 
 
 # ----- reading a saved run -------------------------------------------------------------
@@ -154,15 +155,25 @@ def _read_csv(path: Path, columns: list[str]) -> list[dict]:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise NnscratchError(f"{path}: not a readable CSV file ({e})") from None
     if not rows or any(c not in rows[0] for c in columns):
-        raise NnscratchError(f"{path}: expected a header with {', '.join(columns)}")
+        raise NnscratchError(
+            f"{path}: expected a header with {', '.join(columns)} and at least one row"
+        )
     return rows
+
+
+def _summary(model) -> str | None:
+    try:
+        return model.summary()
+    except NnscratchError:  # input shape unknown: the page does without
+        return None
 
 
 def rebuild_report(run_dir, data_dir=None) -> Path:
     """Redraw figures/ and report.html from a saved run directory; returns the page.
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
-    recordings.npz, and reloads the test set (from `data_dir` or config's data_dir).
+    recordings.npz if there is one, and reloads the test set (from `data_dir`, else
+    config's data_dir, else where `load_dataset` looks by default).
     """
     from .datasets import CLASS_NAMES, load_dataset
     from .serialization import load_model
@@ -172,49 +183,79 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
     config = _read_json(run_dir / "config.json")
     metrics = _read_json(run_dir / "metrics.json")
-    if "dataset" not in config:
-        raise NnscratchError(f"{run_dir / 'config.json'}: has no 'dataset' setting")
+    if config.get("dataset") not in CLASS_NAMES:
+        raise NnscratchError(
+            f"{run_dir / 'config.json'}: 'dataset' must be one of"
+            f" {', '.join(CLASS_NAMES)}, got {config.get('dataset')!r}"
+        )
     history = _read_csv(run_dir / "history.csv", ["epoch", "loss"])
     batch_path = run_dir / "batch_losses.csv"
     try:
         batch_losses = [float(r["loss"]) for r in _read_csv(batch_path, ["loss"])]
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise NnscratchError(f"{batch_path}: a loss is not a number ({e})") from None
-    model = load_model(run_dir / "model.npz")
-    recordings = Recordings.load(run_dir / "recordings.npz")
+    model_path = run_dir / "model.npz"
+    if not model_path.is_file():
+        raise NnscratchError(f"{model_path}: file not found in the run directory")
+    model = load_model(model_path)  # a damaged file is a ModelFileError naming it
+    recordings = None
+    if (run_dir / RECORDINGS_FILE).exists():
+        recordings = Recordings.load(run_dir / RECORDINGS_FILE)
     _, (x_test, y_test) = load_dataset(
         config["dataset"], data_dir or config.get("data_dir")
     )
     class_names = model.class_names or CLASS_NAMES[config["dataset"]]
-    figures = write_figures(
-        run_dir / "figures",
+    write_figures(
+        run_dir,
+        model,
         history,
         batch_losses,
         x_test,
         y_test,
-        model.predict(x_test),
         class_names,
-        first_layer_weights(model),
         recordings,
     )
-    return write_page(run_dir, config, metrics, figures)
+    return write_report(
+        run_dir, config, metrics, history_rows=history, model_summary=_summary(model)
+    )
 
 
 # ----- the page -------------------------------------------------------------------------
 CSS = """
-body { font: 15px/1.45 system-ui, sans-serif; color: #1a1a1a; margin: 0 auto;
-  max-width: 1300px; padding: 1.5em; background: #fafafa; }
-h1 { margin-top: 0; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; background: white; }
-th, td { border: 1px solid #ddd; padding: .3em .8em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #eef2f6; }
-.cols { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start; }
-figure { margin: 0 0 2em; background: white; padding: .8em; border: 1px solid #ddd; }
-figure img { max-width: 100%; height: auto; display: block; }
-figcaption { color: #444; margin-top: .4em; }
-code { font-size: 90%; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
+  margin: 0 auto; max-width: 1400px; padding: 1.5em 2em 3em; background: #f6f7f9; }
+h1 { margin: 0 0 .2em; font-size: 1.8em; }
+h2 { margin: 1.6em 0 .6em; border-bottom: 2px solid #d5dae1; padding-bottom: .2em; }
+h3 { margin: 0 0 .5em; font-size: 1.05em; }
+table + h3, pre + h3 { margin-top: 1.2em; }
+.stack { display: flex; flex-direction: column; gap: 1.2em; }
+.sub { color: #555; margin: 0 0 1.2em; }
+.cards { display: flex; flex-wrap: wrap; gap: 1em; }
+.card { background: white; border: 1px solid #d5dae1; border-radius: 8px;
+  padding: .7em 1.2em; min-width: 10em; }
+.card .value { font-size: 1.7em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card .label { color: #555; font-size: .9em; }
+.grid { display: grid; gap: 1.2em; align-items: start;
+  grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
+.panel, figure { background: white; border: 1px solid #d5dae1; border-radius: 8px;
+  padding: 1em; margin: 0; overflow-x: auto; }
+figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
+figcaption { color: #444; margin-top: .5em; font-size: .93em; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #e1e5ea; padding: .25em .7em; text-align: left; }
+thead th { background: #eef2f6; }
+tbody th { font-weight: 600; background: #fafbfc; }
+td.num { text-align: right; }
+code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
+pre { margin: 0; }
 """
+# The page may only use what it carries: no scripts, no fetches, images from data URIs.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
 
 
 def _cell(value) -> str:
@@ -224,67 +265,189 @@ def _cell(value) -> str:
         return f'<td class="num">{value:,}</td>'
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
-    return f"<td><code>{html.escape(str(value))}</code></td>"
+    return f"<td><code>{_esc(value)}</code></td>"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """rows hold ready-made cells (<td>/<th> strings); head is escaped here."""
+    thead = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _key_value_table(items) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>" for k, v in items
+    return _table(
+        ["setting", "value"], [[f"<th>{_esc(k)}</th>", _cell(v)] for k, v in items]
     )
-    return f"<table>{rows}</table>"
+
+
+def _percent_cell(value) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'<td class="num">{value:.2%}</td>'
+    return "<td></td>"
+
+
+def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
+    """metrics' per_class list, or the scores computed from its confusion matrix."""
+    rows = metrics.get("per_class")
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+        return rows
+    cm = metrics.get("confusion_matrix")
+    if cm is None:
+        return []
+    from .datasets import CLASS_NAMES
+
+    cm = np.asarray(cm)
+    names = CLASS_NAMES.get(config.get("dataset"), [str(i) for i in range(len(cm))])
+    try:
+        return per_class_rows(cm, names)
+    except NnscratchError:  # a malformed matrix: no table rather than no report
+        return []
 
 
 def _per_class_table(rows: list[dict]) -> str:
-    head = "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
-    head += "<th>support</th></tr>"
-    body = ""
-    for row in rows:
-        body += f"<tr><th>{html.escape(str(row.get('class', '')))}</th>"
-        for key in ("precision", "recall", "f1"):
-            value = row.get(key)
-            text = f"{value:.2%}" if isinstance(value, (int, float)) else ""
-            body += f'<td class="num">{text}</td>'
-        body += _cell(row.get("support", ""))
-        body += "</tr>"
-    return f"<table>{head}{body}</table>"
-
-
-def _data_uri(path: Path) -> str:
-    mime = "image/gif" if path.suffix == ".gif" else "image/png"
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def write_page(run_dir, config: dict, metrics: dict, figures) -> Path:
-    """Write run_dir/report.html from the settings, test metrics and figures/ files."""
-    run_dir = Path(run_dir)
-    summary = [
-        (k, v)
-        for k, v in metrics.items()
-        if k not in ("confusion_matrix", "per_class")
-        and not isinstance(v, (dict, list))
+    cells = [
+        [f"<th>{_esc(row.get('class', i))}</th>"]
+        + [_percent_cell(row.get(k)) for k in ("precision", "recall", "f1")]
+        + [_cell(row.get("support", ""))]
+        for i, row in enumerate(rows)
     ]
-    accuracy = metrics.get("test_accuracy")
-    title = f"nnscratch run: {config.get('dataset', '?')}"
-    if isinstance(accuracy, (int, float)):
-        title += f", test accuracy {accuracy:.2%}"
-    pictures = "".join(
-        f'<figure><img src="{_data_uri(run_dir / "figures" / name)}"'
-        f' alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for name, caption in figures
+    return _table(["class", "precision", "recall", "F1", "support"], cells)
+
+
+def _history_table(history_rows) -> str:
+    columns = history_columns(history_rows)
+    keys = [
+        k
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+        if k in columns and np.any(np.isfinite(columns[k]))
+    ]
+    rows = []
+    for i in range(len(next(iter(columns.values()), []))):
+        row = [f"<th>{i + 1}</th>"]
+        for k in keys:
+            value = columns[k][i]
+            if not np.isfinite(value):
+                row.append("<td></td>")
+            elif "accuracy" in k:
+                row.append(_percent_cell(value))
+            elif k == "lr":
+                row.append(f'<td class="num">{value:.3g}</td>')
+            elif k == "seconds":
+                row.append(f'<td class="num">{value:.2f}</td>')
+            else:
+                row.append(f'<td class="num">{value:.4f}</td>')
+        rows.append(row)
+    return _table(["epoch", *keys], rows)
+
+
+def _cards(config: dict, metrics: dict, history_rows) -> str:
+    cards = []
+    if isinstance(metrics.get("test_accuracy"), (int, float)):
+        cards.append((f"{metrics['test_accuracy']:.2%}", "test accuracy"))
+    if isinstance(metrics.get("test_loss"), (int, float)):
+        cards.append((f"{metrics['test_loss']:.4f}", "test loss"))
+    if history_rows is not None:
+        epochs = len(history_columns(history_rows).get("loss", []))
+        cards.append((str(epochs), "epochs trained"))
+    if isinstance(metrics.get("train_seconds"), (int, float)):
+        cards.append((f"{metrics['train_seconds']:.1f} s", "training time"))
+    if isinstance(config.get("train_examples"), int):
+        cards.append((f"{config['train_examples']:,}", "training images"))
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="value">{_esc(v)}</div>'
+            f'<div class="label">{_esc(label)}</div></div>'
+            for v, label in cards
+        )
+        + "</div>"
     )
+
+
+def _figure(run_dir: Path, name: str) -> str:
+    path = run_dir / "figures" / name
+    if not path.is_file():
+        return ""
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = _esc(CAPTIONS.get(name, name))
+    return (
+        f'<figure><img src="data:{mime};base64,{data}" alt="{caption}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def write_report(
+    run_dir,
+    config: dict | None = None,
+    metrics: dict | None = None,
+    history_rows=None,
+    model_summary: str | None = None,
+) -> Path:
+    """Write run_dir/report.html (atomically) from the run's files and figures/.
+
+    config and metrics default to run_dir's config.json and metrics.json; history_rows
+    (rows, a `History` or its dict) to history.csv if present. Every picture found in
+    run_dir/figures/ is embedded. Returns the page's path.
+    """
+    run_dir = Path(run_dir)
+    config = _read_json(run_dir / "config.json") if config is None else config
+    metrics = _read_json(run_dir / "metrics.json") if metrics is None else metrics
+    if history_rows is None and (run_dir / "history.csv").is_file():
+        history_rows = _read_csv(run_dir / "history.csv", ["epoch", "loss"])
+    title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
+    if config.get("preset"):
+        title += f", preset {config['preset']}"
+    scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    per_class = _per_class_rows(config, metrics)
+    history_panel = ""
+    if history_rows is not None:
+        history_panel = (
+            f'<div class="panel"><h3>Per epoch</h3>{_history_table(history_rows)}</div>'
+        )
+    layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
+    # Image grids and the GIF get the full width: halved, their labels are too small.
+    sections = [
+        f"<h1>{_esc(title)}</h1>",
+        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
+        _cards(config, metrics, history_rows),
+        "<h2>Training</h2>",
+        '<div class="stack">',
+        _figure(run_dir, "learning_curves.png"),
+        _figure(run_dir, "training.gif"),
+        history_panel,
+        "</div>",
+        "<h2>Test set</h2>",
+        '<div class="stack"><div class="grid">',
+        _figure(run_dir, "confusion_matrix.png"),
+        _figure(run_dir, "confusion_matrix_normalized.png"),
+        (
+            f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
+            f"<h3>Test metrics</h3>{_key_value_table(scalars)}</div>"
+        ),
+        _figure(run_dir, "per_class.png"),
+        "</div>",
+        _figure(run_dir, "sample_predictions.png"),
+        _figure(run_dir, "top_mistakes.png"),
+        "</div>",
+        "<h2>Model</h2>",
+        '<div class="stack">',
+        _figure(run_dir, "first_layer_features.png"),
+        (
+            f'<div class="panel">{layers}<h3>Configuration</h3>'
+            f"{_key_value_table(config.items())}</div>"
+        ),
+        "</div>",
+    ]
     page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f"<p>Run directory <code>{html.escape(str(run_dir))}</code></p>"
-        '<div class="cols"><section><h2>Test metrics</h2>'
-        f"{_key_value_table(summary)}"
-        "<h2>Per class</h2>"
-        f"{_per_class_table(metrics.get('per_class') or [])}</section>"
-        f"<section><h2>Configuration</h2>{_key_value_table(config.items())}</section>"
-        f"</div><h2>Figures</h2>{pictures}</body></html>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<link rel="icon" href="data:,">\n'  # no favicon request to the disk
+        f"<title>{_esc(title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(s for s in sections if s)
+        + "\n</body></html>\n"
     )
     path = run_dir / "report.html"
     write_text(path, page)

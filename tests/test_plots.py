@@ -70,7 +70,11 @@ def test_confusion_matrix_plot(tmp_path, normalize):
 
 def test_per_class_bars(tmp_path):
     cm = np.array([[5, 1, 0], [0, 4, 2], [1, 0, 3]])
-    _check_png(plots.per_class_bars(cm, NAMES), tmp_path / "bars.png")
+    fig = plots.per_class_bars(cm, NAMES)
+    _check_png(fig, tmp_path / "bars.png")
+    # precision = diagonal / column sums, recall = diagonal / row sums, as labels
+    labels = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert labels == sorted(["83.3%", "80.0%", "60.0%", "83.3%", "66.7%", "75.0%"])
 
 
 def test_sample_predictions(tmp_path):
@@ -98,6 +102,8 @@ def test_top_mistakes_without_mistakes(tmp_path):
     probs = np.eye(3)[labels]
     fig = plots.top_mistakes(images, labels, probs, NAMES)
     assert "No mistakes" in fig.axes[0].texts[0].get_text()
+    title = plots.sample_predictions(images, labels, probs, NAMES)._suptitle
+    assert "6 right" in title.get_text() and "wrong" not in title.get_text()
     _check_png(fig, tmp_path / "none.png", min_std=1.0)
 
 
@@ -125,7 +131,7 @@ def test_training_animation_has_one_frame_per_epoch(tmp_path):
     with Image.open(path) as gif:
         assert gif.format == "GIF"
         assert gif.n_frames == 3
-        assert gif.size == (1000, 480)
+        assert gif.size == (1000, 540)
         frames = []
         for k in range(gif.n_frames):
             gif.seek(k)

@@ -1,43 +1,126 @@
-"""The run report: a real (short) training run, rebuilding it, damage, and a browser check."""
+"""The run report: write_figures/write_report on synthetic data, a real (short) training
+run through the CLI, rebuilding it, damaged run directories, and a browser check."""
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from nnscratch import Dense, Flatten, ReLU, Sequential
 from nnscratch.cli import main
-from nnscratch.report import FIGURES
+from nnscratch.errors import NnscratchError
+from nnscratch.plots import Recordings
+from nnscratch.report import rebuild_report, write_figures, write_report
 
 CHROMIUM = "/usr/bin/chromium"
+# (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
+EXPECTED_SIZES = {
+    "learning_curves.png": (1800, 528),
+    "confusion_matrix.png": (900, 780),
+    "confusion_matrix_normalized.png": (900, 780),
+    "per_class.png": (960, 840),
+    "sample_predictions.png": (1020, 1242),
+    "top_mistakes.png": (1080, 1362),
+    "first_layer_features.png": (1176, 1164),
+}
 
 
+def _check_picture(path: Path, size=None) -> None:
+    with Image.open(path) as image:
+        if size is not None:
+            assert image.size == size, path.name
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.std() > 15, f"{path.name} looks blank"
+
+
+# ----- synthetic: no data needed ------------------------------------------------------
+def _tiny_run(run_dir: Path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 28, 28)).astype(np.uint8)
+    labels = np.arange(40) % 10
+    layers = [Flatten(), Dense(784, 64, rng=rng), ReLU(), Dense(64, 10, rng=rng)]
+    model = Sequential(layers, input_shape=(28, 28))
+    history = [{"epoch": 1, "loss": 2.3, "accuracy": 0.1, "val_loss": 2.2}]
+    history.append({"epoch": 2, "loss": 1.9, "accuracy": 0.3, "val_loss": 2.0})
+    run_dir.mkdir()
+    config = {"dataset": "mnist", "preset": "<tiny & quick>", "hidden": [], "lr": 0.1}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    metrics = {"test_accuracy": 0.25, "test_loss": 2.1, "confusion_matrix": np.eye(10)}
+    metrics["confusion_matrix"] = metrics["confusion_matrix"].astype(int).tolist()
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return model, history, images, labels
+
+
+def test_write_figures_and_report_without_recordings(tmp_path):
+    run_dir = tmp_path / "run"
+    model, history, images, labels = _tiny_run(run_dir)
+    written = write_figures(
+        run_dir,
+        model,
+        history,
+        np.linspace(2.5, 1.8, 20),
+        images,
+        labels,
+        [str(i) for i in range(10)],
+    )
+    names = {p.name for p in written}
+    assert names == set(EXPECTED_SIZES)  # no training.gif without recordings
+    for path in written:  # 25 samples and >= 25 mistakes: the full-size grids
+        _check_picture(path, EXPECTED_SIZES[path.name])
+    page_path = write_report(run_dir, model_summary="0 Flatten <none>")
+    page = page_path.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == len(EXPECTED_SIZES)
+    assert "data:image/gif" not in page
+    # Every text is escaped; the per-class table comes from the confusion matrix.
+    assert "&lt;tiny &amp; quick&gt;" in page and "<tiny" not in page
+    assert "0 Flatten &lt;none&gt;" in page
+    assert page.count("100.00%") >= 30  # precision, recall and F1 of 10 classes
+    assert "25.00%" in page  # the test-accuracy card
+    assert not list(run_dir.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_write_report_needs_the_run_files(tmp_path):
+    with pytest.raises(NnscratchError, match=r"config\.json: file not found"):
+        write_report(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(NnscratchError, match=r"config\.json: not a readable JSON"):
+        write_report(tmp_path)
+
+
+# ----- a real run on MNIST --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run_dir(data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
-    argv = ["train", "--data-dir", str(data_dir), "--hidden", "32", "--epochs", "2"]
+    argv = ["train", "--data-dir", str(data_dir), "--hidden", "64", "--epochs", "2"]
     argv += ["--limit", "3000", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     return out
 
 
-def _check_figures(run_dir: Path) -> None:
-    for name, _ in FIGURES:
-        with Image.open(run_dir / "figures" / name) as image:
-            assert image.format == "PNG" and image.width > 300
+def _check_run(run_dir: Path) -> None:
+    for name, size in EXPECTED_SIZES.items():
+        _check_picture(run_dir / "figures" / name, size)
     with Image.open(run_dir / "figures" / "training.gif") as gif:
         assert gif.n_frames == 2  # one per epoch
     page = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert page.count("data:image/png;base64,") == len(EXPECTED_SIZES)
     assert page.count("data:image/gif;base64,") == 1
-    assert "http://" not in page and "https://" not in page  # no external requests
-    assert "Per class" in page and "hidden" in page and "test_accuracy" in page
+    # no external requests: every src is a data URI, no scripts, no links to fetch
+    assert re.findall(r'src="(?!data:)', page) == [] and "<script" not in page
+    assert "http://" not in page and "https://" not in page
+    for text in ("Per class", "Per epoch", "Configuration", "test_accuracy", "Dense"):
+        assert text in page
 
 
 def test_train_writes_report(run_dir):
-    _check_figures(run_dir)
+    _check_run(run_dir)
     assert (run_dir / "recordings.npz").is_file()
+    assert Recordings.load(run_dir / "recordings.npz").epochs == 2
 
 
 def test_report_command_rebuilds(run_dir, data_dir, capsys):
@@ -46,27 +129,47 @@ def test_report_command_rebuilds(run_dir, data_dir, capsys):
     capsys.readouterr()
     assert main(["report", str(run_dir), "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.strip() == str(run_dir / "report.html")
-    _check_figures(run_dir)
+    _check_run(run_dir)
 
 
-def test_report_of_damaged_run_dir(run_dir, tmp_path, capsys):
+def test_rebuild_without_recordings_has_no_animation(run_dir, data_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "recordings.npz").unlink()
+    shutil.rmtree(copy / "figures")
+    page = rebuild_report(copy, data_dir).read_text(encoding="utf-8")
+    assert "data:image/gif" not in page
+    assert not (copy / "figures" / "training.gif").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "metrics.json").unlink(), "metrics.json: file not found"),
+        (lambda d: (d / "config.json").write_text("[1, 2"), "config.json: not a"),
+        (lambda d: (d / "history.csv").write_text("a,b\n1,2\n"), "history.csv"),
+        (lambda d: (d / "batch_losses.csv").unlink(), "batch_losses.csv"),
+        (lambda d: (d / "model.npz").unlink(), "model.npz: file not found"),
+        (lambda d: (d / "model.npz").write_bytes(b"garbage"), "model.npz"),
+        (lambda d: (d / "recordings.npz").write_bytes(b"garbage"), "recordings.npz"),
+    ],
+)
+def test_report_of_damaged_run_dir(run_dir, tmp_path, capsys, damage, message):
     damaged = tmp_path / "damaged"
     shutil.copytree(run_dir, damaged)
-    (damaged / "metrics.json").unlink()
+    damage(damaged)
     capsys.readouterr()
     assert main(["report", str(damaged)]) != 0
     err = capsys.readouterr().err.strip()
-    assert "metrics.json" in err and len(err.splitlines()) == 1
-    (damaged / "metrics.json").write_text("{}")
-    (damaged / "recordings.npz").write_bytes(b"garbage")
-    assert main(["report", str(damaged)]) != 0
-    err = capsys.readouterr().err.strip()
-    assert "recordings.npz" in err and len(err.splitlines()) == 1
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_report_of_missing_dir(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nowhere")]) != 0
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_report_in_browser(run_dir):
+def test_report_in_browser(run_dir, tmp_path):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser test must run)")
@@ -92,17 +195,23 @@ def test_report_in_browser(run_dir):
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on(
-            "request", lambda r: r.url.startswith("http") and requests.append(r.url)
+            "request",
+            lambda r: not r.url.startswith("data:") and requests.append(r.url),
         )
         page.goto((run_dir / "report.html").resolve().as_uri())
         page.wait_for_load_state("load")
         widths = page.eval_on_selector_all(
             "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
         )
-        assert len(widths) == len(FIGURES) + 1
+        assert len(widths) == len(EXPECTED_SIZES) + 1  # the PNGs and the GIF
         assert all(w > 0 for w in widths)
-        assert errors == [] and requests == []
-        page.screenshot(path="/tmp/report.png", full_page=True)
+        assert errors == []
+        # the page itself is the only thing loaded that is not a data URI
+        assert requests == [(run_dir / "report.html").resolve().as_uri()]
+        # nothing wider than the window: no sideways scrolling
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+        page.screenshot(path=tmp_path / "report.png", full_page=True)
+        assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         if browser is not None:
             browser.close()

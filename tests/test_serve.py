@@ -2,11 +2,14 @@
 
 import base64
 import io
+import json
 import struct
 import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
@@ -292,3 +295,174 @@ def test_concurrent_requests_get_their_own_answers(client, model):
         )
     got = [r.json()["probabilities"] for r in responses]
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+# ----- raw ASGI: what a test client cannot send ------------------------------------
+def call_asgi(app, headers, chunks, stall=False):
+    """POST /api/predict with `chunks` as the body; `stall` never ends the body.
+    Returns (status, JSON body, headers). A stalled body waits on an event that is
+    never set, until the app's own timeout fires."""
+    import asyncio
+
+    messages = [
+        {"type": "http.request", "body": c, "more_body": True} for c in chunks
+    ] + ([] if stall else [{"type": "http.request", "body": b"", "more_body": False}])
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # a client that stopped sending
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/predict",
+        "raw_path": b"/api/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+    # bounded, so a server that waits forever fails the test instead of hanging it
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(
+        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
+    )
+    return start["status"], json.loads(body), dict(start["headers"])
+
+
+def test_a_stalled_body_times_out_with_408(model):
+    app = create_app(model, body_timeout=0.2)
+    status, data, _ = call_asgi(
+        app, {"content-type": "image/png"}, [png()[:50]], stall=True
+    )
+    assert status == 408 and "not received" in data["error"]
+
+
+def test_a_body_longer_than_its_content_length_is_cut_at_the_limit(model):
+    app = create_app(model, max_bytes=1000)
+    chunks = [b"\0" * 600] * 3
+    status, data, _ = call_asgi(
+        app, {"content-type": "image/png", "content-length": "10"}, chunks
+    )
+    assert status == 413 and "limit of 1000" in data["error"]
+
+
+def test_a_wrong_content_type_is_refused_before_the_body_is_read(model):
+    app = create_app(model)
+    status, data, _ = call_asgi(
+        app, {"content-type": "text/html"}, [b"x"], stall=True
+    )  # would time out (30 s) if the body were awaited
+    assert status == 415 and "text/html" in data["error"]
+
+
+@pytest.mark.parametrize("value", ["12abc", "-5"])
+def test_a_bad_content_length_is_a_400(model, value):
+    status, data, _ = call_asgi(
+        create_app(model),
+        {"content-type": "image/png", "content-length": value},
+        [b"x"],
+    )
+    assert status == 400 and "Content-Length" in data["error"]
+
+
+# ----- more inputs ---------------------------------------------------------------
+def test_other_image_types_and_octet_stream(client):
+    img = Image.open(io.BytesIO(png())).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "JPEG")
+    for content_type in ("image/jpeg", "application/octet-stream"):
+        response = client.post(
+            "/api/predict",
+            content=buf.getvalue(),
+            headers={"Content-Type": content_type},
+        )
+        assert response.status_code == 200, response.text
+        check_prediction(response.json())
+
+
+def test_a_transparent_canvas_with_black_ink_is_read(client):
+    img = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(100, 30), (100, 170)], fill=(0, 0, 0, 255), width=16)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    drawn = client.post(
+        "/api/predict", content=buf.getvalue(), headers={"Content-Type": "image/png"}
+    ).json()
+    raw = client.post(
+        "/api/predict", content=png(), headers={"Content-Type": "image/png"}
+    ).json()
+    np.testing.assert_allclose(drawn["input"], raw["input"], atol=1e-3)
+
+
+def test_two_files_in_one_upload_are_refused(client):
+    files = [
+        ("file", ("a.png", png(), "image/png")),
+        ("file", ("b.png", png(), "image/png")),
+    ]
+    response = client.post("/api/predict", files=files)
+    assert response.status_code == 400 and "multipart" in response.json()["error"]
+
+
+def test_health_reports_the_limits_and_size(client, model):
+    data = client.get("/health").json()
+    assert data["input_shape"] == [28, 28]
+    assert data["parameters"] == model.count_params()
+    assert (data["max_bytes"], data["max_pixels"]) == (100_000, 1_000_000)
+
+
+def test_responses_carry_security_headers(client):
+    for response in (client.get("/"), client.get("/health"), client.get("/nope")):
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+CONTENT_TYPES = [
+    "image/png",
+    "application/json",
+    "multipart/form-data; boundary=b",
+    "multipart/form-data",
+    "application/octet-stream",
+    "text/plain",
+    "",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda tail: png()[:200] + tail, st.binary(max_size=50)),
+        st.builds(
+            lambda v: json.dumps({"pixels": v}).encode(),
+            st.recursive(
+                st.one_of(
+                    st.none(), st.booleans(), st.floats(), st.integers(), st.text()
+                ),
+                lambda inner: st.lists(inner, max_size=30),
+                max_leaves=60,
+            ),
+        ),
+        st.builds(
+            lambda s: json.dumps({"image": s}).encode(),
+            st.text(max_size=60).map(lambda t: "data:image/png;base64," + t),
+        ),
+    ),
+    content_type=st.sampled_from(CONTENT_TYPES),
+)
+def test_no_input_makes_the_server_fail(client, body, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/api/predict", content=body, headers=headers)
+    assert response.status_code < 500, response.text
+    data = response.json()
+    assert ("error" in data) == (response.status_code >= 400)

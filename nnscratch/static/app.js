@@ -9,6 +9,9 @@ const barsEl = document.getElementById("bars");
 const inputCanvas = document.getElementById("input");
 const activationsEl = document.getElementById("activations");
 
+const announceEl = document.getElementById("announce");
+const uploadEl = document.getElementById("upload");
+
 const THROTTLE_MS = 100;
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
 let drawing = null;
@@ -16,6 +19,9 @@ let lastSent = 0;
 let timer = null;
 let sequence = 0; // answers to older requests are ignored
 let shown = 0;
+let inFlight = false; // one request at a time: a slow server is never flooded
+let queued = null; // the request to send when the one in flight is answered
+let version = 0; // bumped when the drawing is replaced: drops its pending PNG
 
 function redraw() {
   ctx.fillStyle = "#000";
@@ -47,6 +53,7 @@ function point(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0) return; // main button, finger or pen tip only
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
   drawing = [point(event)];
@@ -56,7 +63,9 @@ pad.addEventListener("pointerdown", (event) => {
 
 pad.addEventListener("pointermove", (event) => {
   if (!drawing) return;
-  drawing.push(point(event));
+  // coalesced events: every point the pointer passed, not one per frame
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of events.length ? events : [event]) drawing.push(point(e));
   redraw();
   schedule();
 });
@@ -64,7 +73,7 @@ pad.addEventListener("pointermove", (event) => {
 function endStroke() {
   if (!drawing) return;
   drawing = null;
-  send();
+  send(true);
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
@@ -75,46 +84,110 @@ function schedule() {
   else if (!timer) timer = setTimeout(send, wait);
 }
 
-document.getElementById("clear").addEventListener("click", () => {
+function clear() {
+  version++;
   strokes.length = 0;
+  drawing = null;
+  queued = null;
   shown = ++sequence;
   redraw();
   showEmpty();
-});
+  announce("Drawing cleared.");
+}
 
-document.getElementById("undo").addEventListener("click", () => {
+function undo() {
   strokes.pop();
+  drawing = null;
   redraw();
-  if (strokes.length) send();
+  if (strokes.length) send(true);
   else {
+    queued = null;
     shown = ++sequence;
     showEmpty();
+    announce("Drawing empty.");
+  }
+}
+
+document.getElementById("clear").addEventListener("click", clear);
+document.getElementById("undo").addEventListener("click", undo);
+document.addEventListener("keydown", (event) => {
+  if (event.target === uploadEl) return;
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+    event.preventDefault();
+    undo();
+  } else if (event.key === "Escape") {
+    clear();
   }
 });
 
-function send() {
+uploadEl.addEventListener("change", () => {
+  const file = uploadEl.files[0];
+  if (!file) return;
+  version++;
+  strokes.length = 0;
+  drawing = null;
+  redraw();
+  const form = new FormData();
+  form.append("file", file);
+  request(form, true, `${file.name}: `);
+  uploadEl.value = "";
+});
+
+// The drawing as PNG; `final` answers (stroke ended, undo) are also announced
+function send(final = false) {
   clearTimeout(timer);
   timer = null;
   lastSent = performance.now();
-  const id = ++sequence;
   if (!strokes.length) return showEmpty();
-  pad.toBlob(async (blob) => {
-    try {
-      const response = await fetch("/api/predict", {
-        method: "POST",
-        headers: { "Content-Type": "image/png" },
-        body: blob,
-      });
-      const data = await response.json();
-      if (id < shown) return;
-      shown = id;
-      if (!response.ok) statusEl.textContent = data.error || "Something went wrong.";
-      else if (data.digit === null) showEmpty("No digit found yet: keep drawing.");
-      else show(data);
-    } catch (error) {
-      statusEl.textContent = "Cannot reach the server.";
-    }
+  const at = version;
+  pad.toBlob((blob) => {
+    if (at === version) request(blob, final, "");
   }, "image/png");
+}
+
+async function request(body, final, prefix) {
+  if (inFlight) {
+    // keep only the newest; a final request stays final
+    queued = { body, final: final || (queued !== null && queued.final), prefix };
+    return;
+  }
+  inFlight = true;
+  const id = ++sequence;
+  const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
+  try {
+    const response = await fetch("/api/predict", { method: "POST", headers, body });
+    const data = await response.json();
+    if (id > shown) {
+      shown = id;
+      if (!response.ok) showError(prefix + (data.error || response.statusText));
+      else if (data.digit === null) {
+        showEmpty(prefix ? prefix + "no digit found." : "No digit found yet: keep drawing.");
+        if (final) announce(statusEl.textContent);
+      } else {
+        show(data, prefix);
+        if (final) announce(`Looks like ${data.label}. ${statusEl.textContent}`);
+      }
+    }
+  } catch (error) {
+    showError("Cannot reach the server.");
+  } finally {
+    inFlight = false;
+    if (queued) {
+      const next = queued;
+      queued = null;
+      request(next.body, next.final, next.prefix);
+    }
+  }
+}
+
+function showError(message) {
+  statusEl.textContent = message;
+  announce(message);
+}
+
+// Screen readers hear finished results only, not every update made while drawing
+function announce(message) {
+  announceEl.textContent = message;
 }
 
 function buildBars(labels) {
@@ -131,12 +204,12 @@ function buildBars(labels) {
   }
 }
 
-function show(data) {
+function show(data, prefix = "") {
   digitEl.textContent = data.label;
   digitEl.dataset.digit = String(data.digit);
   const best = data.top[0];
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
-  statusEl.textContent = `${(100 * best.probability).toFixed(1)}% sure` +
+  statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure` +
     (others.length ? ` (then ${others.join(", ")})` : "");
   if (barsEl.children.length !== data.probabilities.length) {
     buildBars(data.probabilities.map((_, i) => (data.top.find((t) => t.digit === i) || {}).label ?? String(i)));
