@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
-from nnscratch import Adam, Sequential, load_dataset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import torch_layer_pairs, torch_twin
+
+from nnscratch import Adam, load_dataset
 from nnscratch.augment import Augment
 from nnscratch.conv import Conv2D
 from nnscratch.layers import Dense, Flatten, ReLU
@@ -146,18 +151,9 @@ def torch_cross_check(batch_size: int, repeats: int) -> None:
     rng = np.random.default_rng(2)
 
     def compare(name, layer, x, torch_fn, torch_params=()):
-        y = layer.forward(x, training=True).copy()
-        dy = rng.standard_normal(y.shape)
-        dx = layer.backward(dy).copy()
-        tx = torch.tensor(x, requires_grad=True)
-        tps = [torch.tensor(p, requires_grad=True) for p in torch_params]
-        ty = torch_fn(tx, *tps)
-        ty.backward(torch.tensor(dy))
-        errors = [np.abs(y - ty.detach().numpy()), np.abs(dx - tx.grad.numpy())]
-        errors += [
-            np.abs(g - tp.grad.numpy()) for g, tp in zip(layer.grads.values(), tps)
-        ]
-        print(f"{name:<40} max |difference| {max(e.max() for e in errors):.1e}")
+        pairs = torch_layer_pairs(layer, x, torch_fn, torch_params, rng)
+        error = max(np.abs(ours - theirs).max() for ours, theirs in pairs.values())
+        print(f"{name:<40} max |difference| {error:.1e}")
 
     print(f"\ncross-check against PyTorch {torch.__version__} (float64)")
     x = rng.standard_normal((4, 3, 11, 9))
@@ -225,37 +221,6 @@ def torch_cross_check(batch_size: int, repeats: int) -> None:
         f"PyTorch, same net, one training step: {seconds * 1e3:.1f} ms "
         f"({torch.get_num_threads()} threads)"
     )
-
-
-def torch_twin(model: Sequential):
-    """The lenet-like model as a torch.nn.Sequential with the same initial weights."""
-    import torch
-    from torch import nn
-
-    twin = []
-    for layer in model.layers:
-        if isinstance(layer, Conv2D):
-            conv = nn.Conv2d(
-                layer.in_channels, layer.out_channels, layer.kernel_size,
-                layer.stride, layer.padding,
-            )  # fmt: skip
-            conv.weight.data = torch.tensor(layer.params["W"])
-            conv.bias.data = torch.tensor(layer.params["b"])
-            twin.append(conv)
-        elif isinstance(layer, Dense):
-            linear = nn.Linear(layer.n_in, layer.n_out)
-            linear.weight.data = torch.tensor(layer.params["W"].T.copy())
-            linear.bias.data = torch.tensor(layer.params["b"])
-            twin.append(linear)
-        elif isinstance(layer, MaxPool2D):
-            twin.append(nn.MaxPool2d(layer.pool_size, layer.stride))
-        elif isinstance(layer, ReLU):
-            twin.append(nn.ReLU())
-        elif isinstance(layer, Flatten):
-            twin.append(nn.Flatten())
-        else:  # Reshape((1, 28, 28)): done on the batch below, as nnscratch does
-            continue
-    return nn.Sequential(*twin)
 
 
 def torch_fit_epoch(net, images, labels, batch_size: int, optimizer, seed: int):

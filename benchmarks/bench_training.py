@@ -40,6 +40,7 @@ from common import (
     peak_memory_mib,
     plan_flops,
     products_floor,
+    torch_twin,
 )
 
 from nnscratch import Adam, Callback, Dense, Flatten, ReLU, Sequential, load_dataset
@@ -141,44 +142,6 @@ def fit_times(model: Sequential, images, labels, batch_size: int, epochs: int):
     )  # fmt: skip
     h = history.history
     return EpochTimes(h["seconds"], h["loss"][-1], load.loads)
-
-
-def torch_twin(model: Sequential):
-    """The same network in PyTorch, with the nnscratch model's initial weights."""
-    import torch
-    from torch import nn
-
-    modules = []
-    for layer in model.layers:
-        name = type(layer).__name__
-        if name == "Dense":
-            modules.append(nn.Linear(layer.n_in, layer.n_out))
-        elif name == "Conv2D":
-            modules.append(
-                nn.Conv2d(
-                    layer.in_channels,
-                    layer.out_channels,
-                    layer.kernel_size,
-                    layer.stride,
-                    layer.padding,
-                )
-            )
-        elif name == "ReLU":
-            modules.append(nn.ReLU())
-        elif name == "MaxPool2D":
-            modules.append(nn.MaxPool2d(layer.pool_size, layer.stride))
-        elif name == "Flatten":
-            modules.append(nn.Flatten())
-        elif name != "Reshape":  # the torch input is already (N, 1, 28, 28)
-            raise NnscratchError(f"no PyTorch twin for layer {name}")
-        if layer.params:
-            W = layer.params["W"]
-            with torch.no_grad():
-                modules[-1].weight.copy_(
-                    torch.from_numpy(W.T if name == "Dense" else W)
-                )
-                modules[-1].bias.copy_(torch.from_numpy(layer.params["b"]))
-    return nn.Sequential(*modules)
 
 
 def torch_inputs(images: np.ndarray, shape: tuple):

@@ -30,4 +30,3 @@ from .schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 from .serialization import load_model
 
 __version__ = "0.1.0"
-

@@ -23,9 +23,13 @@ def _sizes(value: str | None, option: str) -> list[int] | None:
     try:
         sizes = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected sizes like 256,128, got {value!r}", param_hint=option)
+        raise click.BadParameter(
+            f"expected sizes like 256,128, got {value!r}", param_hint=option
+        )
     if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"expected positive sizes like 256,128, got {value!r}", param_hint=option)
+        raise click.BadParameter(
+            f"expected positive sizes like 256,128, got {value!r}", param_hint=option
+        )
     return sizes
 
 
@@ -40,7 +44,10 @@ def _batch_size(value: str | None) -> int | None | str:
     except ValueError:
         size = 0
     if size < 1:
-        raise click.BadParameter(f"expected a positive integer or 'full', got {value!r}", param_hint="--batch-size")
+        raise click.BadParameter(
+            f"expected a positive integer or 'full', got {value!r}",
+            param_hint="--batch-size",
+        )
     return size
 
 
@@ -66,7 +73,11 @@ dataset_option = click.option(
 
 @cli.command()
 @dataset_option
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to save.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to save.",
+)
 def download(dataset: str, cache_dir: Path | None) -> None:
     """Download a dataset into the cache (checksums verified)."""
     from .datasets import download_dataset
@@ -78,24 +89,45 @@ def download(dataset: str, cache_dir: Path | None) -> None:
 @cli.command()
 @dataset_option
 @data_dir_option
-@click.option("--preset", default="default", show_default=True, help="default, seed-2layer, seed-deep, cnn, lenet-like.")
+@click.option(
+    "--preset",
+    default="default",
+    show_default=True,
+    help="default, seed-2layer, seed-deep, cnn, lenet-like.",
+)
 @click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
-@click.option("--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"]))
+@click.option(
+    "--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"])
+)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True))
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), help="For sgd.")
 @click.option("--weight-decay", type=click.FloatRange(0), help="For sgd, adam, adamw.")
-@click.option("--schedule", type=click.Choice(["constant", "step", "exponential", "cosine"]))
+@click.option(
+    "--schedule", type=click.Choice(["constant", "step", "exponential", "cosine"])
+)
 @click.option("--warmup", type=click.FloatRange(0), help="Warm-up epochs.")
 @click.option("--epochs", type=click.IntRange(1))
 @click.option("--batch-size", help="Examples per step, or 'full'.")
 @click.option("--l2", type=click.FloatRange(0), help="L2 penalty on the weights.")
 @click.option("--seed", type=int)
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True))
-@click.option("--augment", help="Augment training batches: 'default', 'none' or e.g. 'shift=2,rotation=10,scale=0.1'.")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N training images.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default runs/<time>-<preset>).")
+@click.option(
+    "--augment",
+    help=(
+        "Augment training batches: 'auto' (suited to the dataset), 'default', 'none' "
+        "or e.g. 'shift=2,rotation=10,scale=0.1'."
+    ),
+)
+@click.option(
+    "--limit", type=click.IntRange(1), help="Use only the first N training images."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default runs/<time>-<preset>).",
+)
 @click.option("--no-report", is_flag=True, help="Skip the figures and report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) -> None:
@@ -105,10 +137,19 @@ def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) ->
 
     settings = preset_settings(preset)
     options["hidden"] = _sizes(options["hidden"], "--hidden")
-    options["batch_size"] = _batch_size(options["batch_size"])
-    settings.update({k: v for k, v in options.items() if v is not None and v != "unset"})
+    batch_size = _batch_size(options.pop("batch_size"))
+    settings.update({k: v for k, v in options.items() if v is not None})
+    if batch_size != "unset":  # None ('full') is a value here, not "not given"
+        settings["batch_size"] = batch_size
     settings["dataset"] = dataset
-    run_training(settings, data_dir=data_dir, out=out, limit=limit, report=not no_report, verbose=0 if quiet else 1)
+    run_training(
+        settings,
+        data_dir=data_dir,
+        out=out,
+        limit=limit,
+        report=not no_report,
+        verbose=0 if quiet else 1,
+    )
 
 
 @cli.command()
@@ -118,7 +159,11 @@ def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) ->
 def evaluate(model_path: Path, dataset: str, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
     from .datasets import CLASS_NAMES, load_dataset
-    from .metrics import classification_report, confusion_matrix, format_confusion_matrix
+    from .metrics import (
+        classification_report,
+        confusion_matrix,
+        format_confusion_matrix,
+    )
     from .serialization import load_model
 
     model = load_model(model_path)
@@ -126,9 +171,13 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None) -> None:
     result = model.evaluate(x_test, y_test)
     predicted = model.predict(x_test).argmax(axis=1)
     names = model.class_names or CLASS_NAMES[dataset]
-    click.echo(f"{dataset} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
+    click.echo(
+        f"{dataset} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+    )
     click.echo(classification_report(y_test, predicted, names))
-    click.echo(format_confusion_matrix(confusion_matrix(y_test, predicted, len(names)), names))
+    click.echo(
+        format_confusion_matrix(confusion_matrix(y_test, predicted, len(names)), names)
+    )
 
 
 @cli.command()

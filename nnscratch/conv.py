@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import NnscratchError
-from .layers import Layer, init_weights, register
+from .layers import Layer, WeightPenalty, init_weights, register
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
 
@@ -93,7 +93,7 @@ def _check_workspace(
 
 
 @register
-class Conv2D(Layer):
+class Conv2D(WeightPenalty, Layer):
     """2-D convolution (cross-correlation, like every framework).
 
     Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo) with Ho = (H + 2*ph - kh) // sh + 1;
@@ -203,10 +203,7 @@ class Conv2D(Layer):
             dy_on = dy_on.reshape(o, -1)
             np.matmul(dy_on, cols.reshape(k, -1).T, out=grad_W)
             np.sum(dy_on, axis=1, out=self.grads["b"])
-        if self.l2:
-            self.grads["W"] += (2 * self.l2) * W  # d(l2 * sum W^2)/dW
-        if self.l1:
-            self.grads["W"] += self.l1 * np.sign(W)
+        self._add_penalty_grad()
         if not self.needs_input_grad:
             return None
         dtype = np.result_type(dy, W)
@@ -272,23 +269,6 @@ class Conv2D(Layer):
                 if rows is not None and columns is not None:
                     part = cols[:, i, j, :, rows[0], columns[0]]
                     yield part, images[:, :, rows[1], columns[1]], []
-
-    def _zeroed_buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
-        """Like _buffer, but zero-filled whenever it is (re)allocated."""
-        old = self._buffers.get(key)
-        buf = self._buffer(key, shape, dtype)
-        if buf is not old:
-            buf.fill(0)
-        return buf
-
-    def penalty(self) -> float:
-        W = self.params["W"]
-        total = 0.0
-        if self.l2:
-            total += self.l2 * float(np.vdot(W, W))
-        if self.l1:
-            total += self.l1 * float(np.abs(W).sum())
-        return total
 
     def get_config(self) -> dict:
         return {

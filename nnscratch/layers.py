@@ -73,6 +73,14 @@ class Layer(ABC):
             buf = self._buffers[key] = np.empty(shape, dtype=dtype)
         return buf
 
+    def _zeroed_buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """Like `_buffer`, but zero-filled whenever it is (re)allocated."""
+        old = self._buffers.get(key)
+        buf = self._buffer(key, shape, dtype)
+        if buf is not old:
+            buf.fill(0)
+        return buf
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -98,8 +106,35 @@ def init_weights(
     return w.astype(dtype)
 
 
+class WeightPenalty:
+    """L1/L2 penalties on a layer's `params["W"]` (Keras' convention), for Dense and Conv2D.
+
+    The layer sets `self.l1` and `self.l2`; the loss gains l1 * sum|W| + l2 * sum(W^2).
+    """
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def penalty(self) -> float:
+        W = self.params["W"]
+        total = 0.0
+        if self.l2:
+            total += self.l2 * float(np.vdot(W, W))
+        if self.l1:
+            total += self.l1 * float(np.abs(W).sum())
+        return total
+
+    def _add_penalty_grad(self) -> None:
+        """Add the penalty's gradient to grads["W"] (after the data gradient is in)."""
+        W = self.params["W"]
+        if self.l2:
+            self.grads["W"] += (2 * self.l2) * W  # d(l2 * sum W^2)/dW
+        if self.l1:
+            self.grads["W"] += self.l1 * np.sign(W)  # d(l1 * sum |W|)/dW
+
+
 @register
-class Dense(Layer):
+class Dense(WeightPenalty, Layer):
     """Fully connected layer: y = x @ W + b.
 
     Shapes: x (N, n_in) -> y (N, n_out); W (n_in, n_out), b (n_out,).
@@ -142,24 +177,12 @@ class Dense(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         W = self.params["W"]
         np.matmul(self._x.T, dy, out=self.grads["W"])
-        np.sum(dy, axis=0, out=self.grads["b"])
-        if self.l2:
-            self.grads["W"] += (2 * self.l2) * W  # d(l2 * sum W^2)/dW
-        if self.l1:
-            self.grads["W"] += self.l1 * np.sign(W)
+        np.add.reduce(dy, axis=0, out=self.grads["b"])  # np.sum's wrapper costs ~1 us
+        self._add_penalty_grad()
         if not self.needs_input_grad:
             return None
         dx = self._buffer("dx", self._x.shape, np.result_type(dy, W))
         return np.matmul(dy, W.T, out=dx)
-
-    def penalty(self) -> float:
-        W = self.params["W"]
-        total = 0.0
-        if self.l2:
-            total += self.l2 * float(np.vdot(W, W))
-        if self.l1:
-            total += self.l1 * float(np.abs(W).sum())
-        return total
 
     def get_config(self) -> dict:
         return {
@@ -178,7 +201,9 @@ class ReLU(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._mask = self._buffer("mask", x.shape, np.bool_)
         np.greater(x, 0, out=self._mask)  # backward passes the gradient where x > 0
-        return np.maximum(x, 0, out=self._buffer("y", x.shape, x.dtype))
+        # against an array of zeros: NumPy's maximum with a scalar 0 is ~5x slower
+        zeros = self._zeroed_buffer("zeros", x.shape, x.dtype)
+        return np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dx = self._buffer("dx", dy.shape, dy.dtype)

@@ -295,7 +295,7 @@ class Sequential:
                 f"validation_split: expected in (0, 1), got {fraction}"
             )
         order = rng.permutation(len(x))
-        n_val = max(1, int(round(len(x) * fraction)))
+        n_val = max(1, round(len(x) * fraction))
         val, train = order[:n_val], order[n_val:]
         return x[train], y[train], (x[val], y[val])
 

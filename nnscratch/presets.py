@@ -46,7 +46,7 @@ PRESETS = {
         "warmup": 1.0,
         "epochs": 30,
         "batch_size": 128,
-        "augment": "default",
+        "augment": "auto",
     },
     # the first hobby project: 784-10-10, ReLU, softmax, full-batch gradient descent
     "seed-2layer": {
@@ -77,7 +77,7 @@ PRESETS = {
         "warmup": 0.5,
         "epochs": 15,
         "batch_size": 128,
-        "augment": "default",
+        "augment": "auto",
     },
     # the third hobby project: 784-256-128-64-32-10, Adam lr 1e-3, batch 32, 5 epochs
     "seed-deep": {
@@ -95,7 +95,9 @@ ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh"
 def preset_settings(name: str) -> dict:
     """BASE overlaid with the named preset."""
     if name not in PRESETS:
-        raise NnscratchError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+        raise NnscratchError(
+            f"preset: expected one of {', '.join(PRESETS)}, got {name!r}"
+        )
     return {**BASE, **PRESETS[name], "preset": name}
 
 
@@ -109,12 +111,16 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     activation = ACTIVATIONS[settings["activation"]]
     layers, n_in = [Flatten()], int(np.prod(input_shape))
     for width in settings["hidden"]:
-        layers += [Dense(n_in, width, init=settings["init"], l2=settings["l2"], rng=rng)]
+        layers += [
+            Dense(n_in, width, init=settings["init"], l2=settings["l2"], rng=rng)
+        ]
         layers += [activation()]
         if settings["dropout"]:
             layers.append(Dropout(settings["dropout"]))
         n_in = width
-    layers.append(Dense(n_in, num_classes, init=settings["init"], l2=settings["l2"], rng=rng))
+    layers.append(
+        Dense(n_in, num_classes, init=settings["init"], l2=settings["l2"], rng=rng)
+    )
     return layers
 
 
@@ -158,7 +164,9 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
 BUILDERS = {"mlp": build_mlp, "lenet-like": build_lenet_like, "cnn": build_cnn}
 
 
-def build_model(settings: dict, input_shape: tuple, class_names: list[str]) -> Sequential:
+def build_model(
+    settings: dict, input_shape: tuple, class_names: list[str]
+) -> Sequential:
     """The model described by `settings`, weights drawn from `settings['seed']`."""
     rng = np.random.default_rng(settings["seed"])
     builder = BUILDERS.get(settings["architecture"])
@@ -175,7 +183,9 @@ def build_optimizer(settings: dict) -> Optimizer:
     name, lr = settings["optimizer"], settings["lr"]
     if name == "sgd":
         momentum = settings["momentum"]
-        return get_optimizer(name, lr=lr, momentum=momentum, weight_decay=settings["weight_decay"])
+        return get_optimizer(
+            name, lr=lr, momentum=momentum, weight_decay=settings["weight_decay"]
+        )
     if name in ("adam", "adamw"):
         return get_optimizer(name, lr=lr, weight_decay=settings["weight_decay"])
     return get_optimizer(name, lr=lr)
@@ -184,4 +194,6 @@ def build_optimizer(settings: dict) -> Optimizer:
 def build_schedule(settings: dict) -> Schedule | None:
     if settings["schedule"] == "constant" and not settings["warmup"]:
         return None
-    return get_schedule(settings["schedule"], settings["lr"], settings["epochs"], settings["warmup"])
+    return get_schedule(
+        settings["schedule"], settings["lr"], settings["epochs"], settings["warmup"]
+    )

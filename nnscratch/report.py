@@ -16,12 +16,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .animation import PredictionRecorder, Recordings, training_animation
 from .errors import NnscratchError
 from .files import write_text
 from .metrics import confusion_matrix, per_class_rows
 from .plots import (
-    PredictionRecorder,
-    Recordings,
     confusion_matrix_plot,
     first_layer_features,
     history_columns,
@@ -30,7 +29,6 @@ from .plots import (
     sample_predictions,
     save_figure,
     top_mistakes,
-    training_animation,
 )
 
 RECORDINGS_FILE = "recordings.npz"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_open
 from .errors import ModelFileError, NnscratchError
+from .files import atomic_open
 from .layers import LAYER_CLASSES
 from .losses import LOSS_CLASSES
 from .model import UINT8_SCALE, Sequential
@@ -65,7 +65,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, expected a .npz model file") from None
+        raise ModelFileError(
+            f"{path}: is a directory, expected a .npz model file"
+        ) from None
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
     except ValueError as e:  # object arrays refuse to load without pickle
@@ -83,9 +85,13 @@ def _parse_description(path: Path, arrays: dict) -> dict:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: the model description is not valid JSON ({e})") from None
+        raise ModelFileError(
+            f"{path}: the model description is not valid JSON ({e})"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an nnscratch model (format is not {FORMAT!r})")
+        raise ModelFileError(
+            f"{path}: not an nnscratch model (format is not {FORMAT!r})"
+        )
     if meta.get("version") != VERSION:
         raise ModelFileError(
             f"{path}: model format version {meta.get('version')!r}, this nnscratch reads {VERSION}"
@@ -100,11 +106,15 @@ def _build_layer(path: Path, i: int, spec) -> object:
         raise ModelFileError(f"{path}: layer {i} is not described as {{class, config}}")
     cls = LAYER_CLASSES.get(spec.get("class"))
     if cls is None:
-        raise ModelFileError(f"{path}: layer {i} has unknown class {spec.get('class')!r}")
+        raise ModelFileError(
+            f"{path}: layer {i} has unknown class {spec.get('class')!r}"
+        )
     try:
         return cls(**spec.get("config", {}))
     except (TypeError, ValueError, NnscratchError) as e:
-        raise ModelFileError(f"{path}: layer {i} ({spec['class']}) has a bad config: {e}") from None
+        raise ModelFileError(
+            f"{path}: layer {i} ({spec['class']}) has a bad config: {e}"
+        ) from None
 
 
 def load_model(path) -> Sequential:
@@ -115,7 +125,9 @@ def load_model(path) -> Sequential:
     layers = [_build_layer(path, i, spec) for i, spec in enumerate(meta["layers"])]
     try:
         model = Sequential(
-            layers, input_shape=meta.get("input_shape"), class_names=meta.get("class_names")
+            layers,
+            input_shape=meta.get("input_shape"),
+            class_names=meta.get("class_names"),
         )
     except (TypeError, NnscratchError) as e:
         raise ModelFileError(f"{path}: bad model description: {e}") from None
@@ -127,13 +139,17 @@ def load_model(path) -> Sequential:
         )
     for name, array in arrays.items():
         if not np.issubdtype(array.dtype, np.floating):
-            raise ModelFileError(f"{path}: array {name!r} has dtype {array.dtype}, expected float")
+            raise ModelFileError(
+                f"{path}: array {name!r} has dtype {array.dtype}, expected float"
+            )
         if not np.all(np.isfinite(array)):
             raise ModelFileError(f"{path}: array {name!r} holds NaN or infinite values")
     try:
         model.set_weights(arrays)
     except NnscratchError as e:
         raise ModelFileError(f"{path}: {e}") from None
-    model.loss = LOSS_CLASSES.get(meta.get("loss"), LOSS_CLASSES["SoftmaxCrossEntropy"])()
+    model.loss = LOSS_CLASSES.get(
+        meta.get("loss"), LOSS_CLASSES["SoftmaxCrossEntropy"]
+    )()
     model.metadata = meta.get("metadata") or {}
     return model

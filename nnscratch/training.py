@@ -2,7 +2,8 @@
 
 Run directory contents: config.json (every setting), history.csv (one row per epoch),
 batch_losses.csv, metrics.json (test metrics, confusion matrix, per-class scores),
-model.npz, and unless disabled figures/ and report.html.
+model.npz, and unless disabled figures/, report.html and recordings.npz (the
+predictions on a few test images after every epoch, for figures/training.gif).
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
+from .augment import Augment
 from .datasets import CLASS_NAMES, load_dataset, train_validation_split
-from .errors import NnscratchError
 from .files import write_text
 from .metrics import confusion_matrix, per_class_rows
 from .presets import build_model, build_optimizer, build_schedule
 
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+]
 
 
 def default_run_dir(settings: dict) -> Path:
@@ -56,7 +63,9 @@ def write_history(run_dir: Path, history) -> None:
     )
     write_text(
         run_dir / "batch_losses.csv",
-        _csv_text(["step", "loss"], [[i + 1, v] for i, v in enumerate(history.batch_losses)]),
+        _csv_text(
+            ["step", "loss"], [[i + 1, v] for i, v in enumerate(history.batch_losses)]
+        ),
     )
 
 
@@ -68,7 +77,7 @@ def test_metrics(model, x_test, y_test, class_names) -> dict:
     return {
         "test_loss": result["loss"],
         "test_accuracy": result["accuracy"],
-        "test_examples": int(len(y_test)),
+        "test_examples": len(y_test),
         "confusion_matrix": cm.tolist(),
         "per_class": per_class_rows(cm, class_names),
     }
@@ -77,7 +86,7 @@ def test_metrics(model, x_test, y_test, class_names) -> dict:
 def _callbacks(x_test, report: bool) -> list:
     if not report:
         return []
-    from .plots import PredictionRecorder
+    from .animation import PredictionRecorder
 
     return [PredictionRecorder(x_test)]
 
@@ -99,7 +108,8 @@ def run_training(
     run_dir = Path(out) if out is not None else default_run_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = {**settings, "data_dir": None if data_dir is None else str(data_dir)}
-    settings["train_examples"] = int(len(x_train))
+    settings["train_examples"] = len(x_train)
+    settings["augment"] = Augment.resolve_spec(settings.get("augment"), dataset)
     write_text(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")
 
     model = build_model(settings, x_train.shape[1:], class_names)
@@ -132,7 +142,9 @@ def run_training(
     if report:
         from .report import write_run_report
 
-        write_run_report(run_dir, model, history, x_test, y_test, class_names, callbacks[0])
+        write_run_report(
+            run_dir, model, history, x_test, y_test, class_names, callbacks[0]
+        )
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset} test "
         f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
@@ -145,6 +157,4 @@ def _augment(settings: dict):
     spec = settings.get("augment")
     if not spec or spec == "none":
         return None
-    from .augment import Augment
-
     return Augment.from_spec(spec)

@@ -20,6 +20,9 @@ def data_dir() -> Path:
     if not value:
         _require_data("NNSCRATCH_DATA_DIR is not set")
     path = Path(value)
-    if not (path / "mnist").is_dir() and not (path / "train-images-idx3-ubyte.gz").exists():
+    if (
+        not (path / "mnist").is_dir()
+        and not (path / "train-images-idx3-ubyte.gz").exists()
+    ):
         _require_data(f"no MNIST files under NNSCRATCH_DATA_DIR={value}")
     return path

@@ -134,3 +134,11 @@ def test_rejects_bad_images():
         augment(np.zeros((2, 28, 28), dtype=np.uint8), 0)
     with pytest.raises(NnscratchError, match=r"got float32 \(2, 3, 28, 28\)"):
         augment(np.zeros((2, 3, 28, 28), dtype=np.float32), 0)
+
+
+def test_auto_spec_is_resolved_per_dataset():
+    assert Augment.resolve_spec("auto", "mnist") == "default"
+    assert Augment.resolve_spec(" AUTO ", "fashion-mnist") == "shift=2"
+    assert Augment.resolve_spec("auto", "some-other-digits") == "default"
+    assert Augment.resolve_spec("shift=1", "mnist") == "shift=1"
+    assert Augment.resolve_spec(None, "mnist") is None

@@ -20,7 +20,13 @@ def trained_run(tmp_path_factory, data_dir):
 
 
 def test_train_writes_the_run_directory(trained_run, capsys):
-    for name in ("config.json", "history.csv", "batch_losses.csv", "metrics.json", "model.npz"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "batch_losses.csv",
+        "metrics.json",
+        "model.npz",
+    ):
         assert (trained_run / name).is_file(), name
     config = json.loads((trained_run / "config.json").read_text())
     assert config["hidden"] == [256, 128, 64, 32] and config["epochs"] == 2
@@ -36,7 +42,12 @@ def test_train_writes_the_run_directory(trained_run, capsys):
 
 def test_evaluate_and_info(trained_run, data_dir, capsys):
     capsys.readouterr()
-    assert cli.main(["evaluate", str(trained_run / "model.npz"), "--data-dir", str(data_dir)]) == 0
+    assert (
+        cli.main(
+            ["evaluate", str(trained_run / "model.npz"), "--data-dir", str(data_dir)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert f"accuracy {metrics['test_accuracy']:.4f}" in out
@@ -57,8 +68,21 @@ def test_train_options_override_the_preset(tmp_path, data_dir, capsys):
     assert code == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["hidden"] == [32] and config["optimizer"] == "sgd"
+    assert config["augment"] == "default"  # the preset's "auto", for MNIST
     assert config["train_examples"] == 1600
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_batch_size_full_trains_on_the_whole_set_in_one_step(tmp_path, data_dir):
+    code = cli.main(
+        ["train", "--data-dir", str(data_dir), "--hidden", "16", "--epochs", "2",
+         "--batch-size", "full", "--limit", "500", "--out", str(tmp_path),
+         "--no-report", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "config.json").read_text())["batch_size"] is None
+    losses = (tmp_path / "batch_losses.csv").read_text().strip().splitlines()
+    assert len(losses) == 1 + 2  # header and one step per epoch
 
 
 @pytest.mark.parametrize(

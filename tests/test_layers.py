@@ -88,7 +88,14 @@ def test_sigmoid_and_softmax_do_not_overflow():
 def test_float32_in_float32_out_and_grads():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((4, 5)).astype(np.float32)
-    for layer in [Dense(5, 3, rng=0), ReLU(), LeakyReLU(), Sigmoid(), Tanh(), Dropout(0.2)]:
+    for layer in [
+        Dense(5, 3, rng=0),
+        ReLU(),
+        LeakyReLU(),
+        Sigmoid(),
+        Tanh(),
+        Dropout(0.2),
+    ]:
         y = layer.forward(x, training=True)
         dx = layer.backward(np.ones_like(y))
         assert y.dtype == np.float32 and dx.dtype == np.float32, layer

@@ -48,7 +48,9 @@ def test_model_gradient_matches_numerical_in_float64():
     f()
     model._backward(model.loss.backward())
     analytic = model.flat_grads.copy()
-    assert_allclose(analytic, numerical_grad(f, model.flat_params), rtol=1e-5, atol=1e-8)
+    assert_allclose(
+        analytic, numerical_grad(f, model.flat_params), rtol=1e-5, atol=1e-8
+    )
 
 
 def test_overfits_a_tiny_batch_to_100_percent():
@@ -64,7 +66,13 @@ def test_history_and_outputs_shapes_and_dtypes():
     x, y = blobs(50)
     model = mlp()
     history = model.fit(
-        x, y, epochs=3, batch_size=16, validation_data=(x[:10], y[:10]), seed=0, verbose=0
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        validation_data=(x[:10], y[:10]),
+        seed=0,
+        verbose=0,
     )
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
         assert len(history.history[key]) == 3, key
@@ -86,7 +94,13 @@ def test_epoch_loss_is_weighted_by_batch_size():
             losses.append(logs["loss"])
 
     history = model.fit(
-        x, y, epochs=1, batch_size=7, optimizer=SGD(1e-9), callbacks=[Record()], verbose=0
+        x,
+        y,
+        epochs=1,
+        batch_size=7,
+        optimizer=SGD(1e-9),
+        callbacks=[Record()],
+        verbose=0,
     )
     assert_allclose(history.history["loss"][0], (7 * losses[0] + 3 * losses[1]) / 10)
 
@@ -108,7 +122,9 @@ def test_same_seed_same_result():
 def test_uint8_images_are_scaled_like_floats_in_0_1():
     x, _ = blobs(8)
     model = mlp()
-    assert_allclose(model.predict(x), model.predict(x.astype(np.float32) / 255), rtol=1e-5)
+    assert_allclose(
+        model.predict(x), model.predict(x.astype(np.float32) / 255), rtol=1e-5
+    )
 
 
 def test_validation_split_holds_out_a_fraction():
@@ -134,8 +150,10 @@ def test_early_stopping_restores_best_weights():
         x, y, epochs=200, batch_size=8, optimizer=Adam(0.05), validation_data=(x[:20], wrong),
         callbacks=[Snapshot(), stopper], seed=0, verbose=0,
     )  # fmt: skip
-    assert len(history.epoch) == stopper.best_epoch + 3  # patience 2: stops 2 epochs later
-    best_loss, best_weights = min(snapshots, key=lambda s: s[0])
+    assert (
+        len(history.epoch) == stopper.best_epoch + 3
+    )  # patience 2: stops 2 epochs later
+    _, best_weights = min(snapshots, key=lambda s: s[0])
     for name, array in model.get_weights().items():
         assert_allclose(array, best_weights[name])
 

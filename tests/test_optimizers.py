@@ -27,7 +27,9 @@ def test_sgd_momentum_two_steps():
 
 def test_sgd_nesterov_two_steps():
     # v1 = 1, p -= 0.1 * (1 + 0.9 * 1) -> 0.81; v2 = 1.9, p -= 0.1 * (1 + 0.9 * 1.9) -> 0.539
-    p = step(SGD(lr=0.1, momentum=0.9, nesterov=True), np.array([1.0]), np.array([1.0]), 2)
+    p = step(
+        SGD(lr=0.1, momentum=0.9, nesterov=True), np.array([1.0]), np.array([1.0]), 2
+    )
     assert_allclose(p, [0.539])
 
 
@@ -60,9 +62,19 @@ def test_adam_two_steps_by_hand():
     assert_allclose(p, [expected], rtol=1e-12)
 
 
+def test_adam_weight_decay_is_added_to_the_gradient():
+    # g' = g + wd p = 0.5 + 0.1 * 2 = 0.7; after bias correction m = 0.7, v = 0.49,
+    # so the first step is lr * 0.7 / (sqrt(0.49) + eps)
+    p = np.array([2.0])
+    Adam(lr=0.1, weight_decay=0.1).step({"w": p}, {"w": np.array([0.5])})
+    assert_allclose(p, [2.0 - 0.1 * 0.7 / (0.7 + 1e-8)])
+
+
 def test_adamw_decays_the_weights_decoupled():
     p = step(AdamW(lr=0.1, weight_decay=0.1), np.array([2.0]), np.array([0.0]))
-    assert_allclose(p, [2.0 * (1 - 0.1 * 0.1)])  # zero gradient: only the decay moves it
+    assert_allclose(
+        p, [2.0 * (1 - 0.1 * 0.1)]
+    )  # zero gradient: only the decay moves it
 
 
 def test_float32_stays_float32():
@@ -98,7 +110,9 @@ def test_schedules():
     assert_allclose(StepDecay(1.0, step_epochs=2, gamma=0.5)(4.9), 0.25)
     assert_allclose(ExponentialDecay(1.0, gamma=0.5)(2), 0.25)
     cosine = CosineDecay(1.0, epochs=10, warmup_epochs=2)
-    assert_allclose([cosine(1.0), cosine(2.0), cosine(6.0), cosine(10.0)], [0.5, 1.0, 0.5, 0.0])
+    assert_allclose(
+        [cosine(1.0), cosine(2.0), cosine(6.0), cosine(10.0)], [0.5, 1.0, 0.5, 0.0]
+    )
     assert cosine(0.0) > 0  # the first warm-up step still moves
     with pytest.raises(NnscratchError, match="epochs"):
         CosineDecay(1.0, epochs=2, warmup_epochs=2)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from nnscratch import plots
-from nnscratch.errors import DataError, NnscratchError
+from nnscratch.errors import DataError
 from nnscratch.metrics import confusion_matrix
 
 NAMES = ["zero", "one", "two"]
@@ -113,73 +113,3 @@ def test_first_layer_features(tmp_path, shape):
     _check_png(plots.first_layer_features(weights), tmp_path / "features.png")
     with pytest.raises(DataError, match="square"):
         plots.first_layer_features(np.zeros((10, 3)))
-
-
-def _recordings(epochs=3):
-    images, labels, _ = _data(9)
-    rng = np.random.default_rng(1)
-    probs = rng.dirichlet(np.ones(3), size=(epochs, 9))
-    logs = {
-        "loss": np.linspace(1, 0.5, epochs),
-        "val_accuracy": np.linspace(0.5, 0.9, epochs),
-    }
-    return plots.Recordings(images, labels, probs, logs, NAMES)
-
-
-def test_training_animation_has_one_frame_per_epoch(tmp_path):
-    path = plots.training_animation(tmp_path / "training.gif", _recordings(3))
-    with Image.open(path) as gif:
-        assert gif.format == "GIF"
-        assert gif.n_frames == 3
-        assert gif.size == (1000, 540)
-        frames = []
-        for k in range(gif.n_frames):
-            gif.seek(k)
-            frames.append(np.asarray(gif.convert("L"), dtype=np.float64))
-    assert all(frame.std() > 10 for frame in frames)
-    assert np.abs(frames[0] - frames[-1]).max() > 0  # the frames differ
-
-
-def test_recordings_round_trip_and_damage(tmp_path):
-    rec = _recordings(2)
-    path = rec.save(tmp_path / "rec.npz")
-    back = plots.Recordings.load(path)
-    np.testing.assert_array_equal(back.images, rec.images)
-    np.testing.assert_array_equal(back.probs, rec.probs)
-    np.testing.assert_array_equal(back.logs["loss"], rec.logs["loss"])
-    assert back.class_names == NAMES
-    (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(NnscratchError, match="bad.npz"):
-        plots.Recordings.load(tmp_path / "bad.npz")
-    with pytest.raises(NnscratchError, match="missing.npz"):
-        plots.Recordings.load(tmp_path / "missing.npz")
-
-
-class _FakeModel:
-    class_names = NAMES
-
-    def predict(self, images, batch_size=256):
-        # class = mean brightness bucket, so the result depends on the images
-        means = (
-            np.asarray(images, dtype=np.float64).reshape(len(images), -1).mean(axis=1)
-        )
-        return np.eye(3, dtype=np.float32)[(means > 127).astype(int)]
-
-
-def test_prediction_recorder_samples_and_takes_labels_later():
-    images, labels, _ = _data(30)
-    recorder = plots.PredictionRecorder(images, n=5, seed=0)
-    recorder.model = _FakeModel()
-    recorder.on_train_begin()
-    for epoch in range(2):
-        recorder.on_epoch_end(epoch, {"loss": 1.0 - epoch / 4, "note": "text"})
-    with pytest.raises(DataError, match="labels"):
-        recorder.recordings()
-    rec = recorder.recordings(labels)
-    assert rec.probs.shape == (2, 5, 3)
-    np.testing.assert_array_equal(rec.images, images[recorder.indices])
-    np.testing.assert_array_equal(rec.labels, labels[recorder.indices])
-    np.testing.assert_allclose(rec.logs["loss"], [1.0, 0.75])
-    assert "note" not in rec.logs and rec.class_names == NAMES
-    with pytest.raises(DataError, match="expected 30 labels"):
-        recorder.recordings(labels[:5])

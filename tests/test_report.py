@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from nnscratch import Dense, Flatten, ReLU, Sequential
+from nnscratch.animation import Recordings
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
-from nnscratch.plots import Recordings
 from nnscratch.report import rebuild_report, write_figures, write_report
 
 CHROMIUM = "/usr/bin/chromium"

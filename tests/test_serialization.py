@@ -6,13 +6,27 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from nnscratch import Dense, Dropout, Flatten, ModelFileError, ReLU, Sequential, load_model
+from nnscratch import (
+    Dense,
+    Dropout,
+    Flatten,
+    ModelFileError,
+    ReLU,
+    Sequential,
+    load_model,
+)
 
 
 def small_model():
     rng = np.random.default_rng(0)
     model = Sequential(
-        [Flatten(), Dense(16, 8, rng=rng), ReLU(), Dropout(0.2), Dense(8, 3, rng=rng, l2=1e-4)],
+        [
+            Flatten(),
+            Dense(16, 8, rng=rng),
+            ReLU(),
+            Dropout(0.2),
+            Dense(8, 3, rng=rng, l2=1e-4),
+        ],
         input_shape=(4, 4),
         class_names=["a", "b", "c"],
     )

@@ -1,0 +1,293 @@
+"""A GIF of training: what the network predicted on fixed test images after each epoch.
+
+`PredictionRecorder` is a callback: after every epoch of `fit` it stores the model's
+probabilities on a few (seeded) test images and the epoch's metrics. Its `Recordings`
+can be saved to one .npz (the run directory's recordings.npz) and loaded back, and
+`training_animation` turns them into a GIF with one frame per epoch: the loss curves
+so far beside the recorded images, each titled with its predicted class and confidence
+(green check mark if right, vermillion cross if wrong). The colours and marks are the
+ones `nnscratch.plots` uses for its still pictures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .callbacks import Callback
+from .errors import DataError, NnscratchError
+from .files import atomic_open
+from .plots import (
+    BLUE,
+    CORRECT,
+    ORANGE,
+    RIGHT_MARK,
+    WRONG,
+    WRONG_MARK,
+    _frame,
+    _image_axes,
+    _percent,
+    as_images,
+)
+
+
+@dataclass
+class Recordings:
+    """What `PredictionRecorder` saw: a fixed set of images and, for every epoch, the
+    model's probabilities on them and the epoch's logs.
+
+    images (M, H, W), labels (M,), probs (epochs, M, C) float32, logs: metric name ->
+    (epochs,) float64 (NaN where missing), class_names: C names.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    logs: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.images = as_images(self.images)
+        self.labels = np.asarray(self.labels).astype(np.int64)
+        self.probs = np.asarray(self.probs, dtype=np.float32)
+        self.logs = {k: np.asarray(v, dtype=np.float64) for k, v in self.logs.items()}
+        self.class_names = [str(c) for c in self.class_names]
+        m, epochs = len(self.images), len(self.probs)
+        if self.probs.ndim != 3 or self.probs.shape[1] != m or len(self.labels) != m:
+            raise DataError(
+                f"recordings: expected probs (epochs, {m}, C) and labels ({m},) for"
+                f" {m} images, got {self.probs.shape} and {self.labels.shape}"
+            )
+        if not self.class_names:
+            self.class_names = [str(c) for c in range(self.probs.shape[2])]
+        if len(self.class_names) != self.probs.shape[2]:
+            raise DataError(
+                f"recordings: {len(self.class_names)} class names for"
+                f" {self.probs.shape[2]} classes"
+            )
+        for key, values in self.logs.items():
+            if values.shape != (epochs,):
+                raise DataError(
+                    f"recordings: log {key!r} has shape {values.shape}, expected"
+                    f" ({epochs},)"
+                )
+
+    @property
+    def epochs(self) -> int:
+        return len(self.probs)
+
+    def save(self, path) -> Path:
+        """Write everything to one .npz (plain arrays, no pickle), atomically."""
+        arrays = {
+            "images": self.images,
+            "labels": self.labels,
+            "probs": self.probs,
+            "class_names": np.array(self.class_names, dtype=str),
+        }
+        arrays.update({f"log/{k}": v for k, v in self.logs.items()})
+        with atomic_open(path) as f:
+            np.savez_compressed(f, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> Recordings:
+        """Read a file written by `save`; a damaged file is an NnscratchError."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise NnscratchError(f"{path}: recordings file not found") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise NnscratchError(
+                f"{path}: not a readable recordings file ({e})"
+            ) from None
+        missing = {"images", "labels", "probs", "class_names"} - set(arrays)
+        if missing:
+            raise NnscratchError(
+                f"{path}: recordings file lacks {', '.join(sorted(missing))}"
+            )
+        logs = {k[4:]: v for k, v in arrays.items() if k.startswith("log/")}
+        try:
+            return cls(
+                arrays["images"],
+                arrays["labels"],
+                arrays["probs"],
+                logs,
+                list(arrays["class_names"]),
+            )
+        except DataError as e:
+            raise NnscratchError(f"{path}: {e}") from None
+
+
+class PredictionRecorder(Callback):
+    """After every epoch, records `model.predict` on a few images and the epoch's logs.
+
+    images (N, H, W) uint8 or float: `n` of them (seeded choice, all if N <= n) are the
+    fixed set whose predictions the training animation shows changing. labels (N,) may
+    be given now or later to `recordings(labels)` (e.g. by the report, which has them).
+    """
+
+    def __init__(
+        self,
+        images,
+        labels=None,
+        *,
+        n: int = 16,
+        seed=0,
+        class_names=None,
+        batch_size: int = 256,
+    ):
+        images = np.asarray(images)
+        if len(images) == 0 or n < 1:
+            raise DataError("PredictionRecorder: expected at least one image to record")
+        if labels is not None and len(labels) != len(images):
+            raise DataError(
+                f"PredictionRecorder: {len(images)} images but {len(labels)} labels"
+            )
+        rng = np.random.default_rng(seed)
+        self.source_size = len(images)
+        self.indices = np.sort(
+            rng.choice(len(images), min(n, len(images)), replace=False)
+        )
+        self.images = images[self.indices]
+        self.labels = None if labels is None else np.asarray(labels)[self.indices]
+        self.class_names = class_names
+        self.batch_size = batch_size
+        self.probs: list[np.ndarray] = []
+        self.epoch_logs: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.probs, self.epoch_logs = [], []
+        if self.class_names is None:
+            self.class_names = getattr(self.model, "class_names", None)
+
+    def on_epoch_end(self, epoch, logs):
+        probs = self.model.predict(self.images, batch_size=self.batch_size)
+        self.probs.append(np.asarray(probs, dtype=np.float32))
+        self.epoch_logs.append(
+            {
+                k: float(v)
+                for k, v in (logs or {}).items()
+                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            }
+        )
+
+    def recordings(self, labels=None) -> Recordings:
+        """What was recorded. labels: (N,) for all the constructor's images, needed
+        unless they were given to the constructor."""
+        if not self.probs:
+            raise NnscratchError("PredictionRecorder: no epoch has been recorded yet")
+        if labels is not None:
+            if len(labels) != self.source_size:
+                raise DataError(
+                    f"PredictionRecorder: expected {self.source_size} labels, one per"
+                    f" image given to the constructor, got {len(labels)}"
+                )
+            labels = np.asarray(labels)[self.indices]
+        elif self.labels is None:
+            raise DataError("PredictionRecorder: labels are needed for the recordings")
+        else:
+            labels = self.labels
+        keys = dict.fromkeys(k for logs in self.epoch_logs for k in logs)
+        logs = {k: [row.get(k, np.nan) for row in self.epoch_logs] for k in keys}
+        return Recordings(
+            self.images, labels, np.stack(self.probs), logs, self.class_names or []
+        )
+
+
+def _render(fig: Figure) -> Image.Image:
+    """`fig` drawn by Agg, as an RGB Pillow image (one GIF frame)."""
+    canvas = (
+        fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    )
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
+    """Write a GIF with one frame per epoch: the loss curves so far and the model's
+    predictions on the recorded images at that epoch. Atomic write; returns the path.
+
+    frames: a `Recordings` (or a `PredictionRecorder`, whose recordings are used).
+    """
+    if isinstance(frames, PredictionRecorder):
+        frames = frames.recordings()
+    if frames.epochs == 0:
+        raise DataError("training_animation: the recordings hold no epochs")
+    m = min(len(frames.images), 25)
+    cols = int(np.ceil(np.sqrt(m)))
+    rows = int(np.ceil(m / cols))
+    fig = Figure(figsize=(10, 5.4), dpi=100, layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[0.9, 1.1])
+    ax = left.add_subplot()
+    epochs = np.arange(1, frames.epochs + 1)
+    curves = {}
+    for key, label, colour, style in (
+        ("loss", "train loss", BLUE, "-o"),
+        ("val_loss", "validation loss", ORANGE, "--s"),
+    ):
+        if key in frames.logs and np.any(np.isfinite(frames.logs[key])):
+            (curves[key],) = ax.plot([], [], style, color=colour, label=label, ms=4)
+    finite = [v[np.isfinite(v)] for k, v in frames.logs.items() if k in curves]
+    top = max((float(v.max()) for v in finite if v.size), default=1.0)
+    ax.set(
+        xlim=(0.5, frames.epochs + 0.5),
+        ylim=(0, 1.08 * top),
+        xlabel="epoch",
+        ylabel="loss",
+        title="Loss",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(loc="upper right")
+    tiles = _image_axes(right, m, rows, cols)
+    for tile, image in zip(tiles, frames.images):
+        tile.imshow(image, cmap="gray_r", interpolation="nearest")
+    caption = right.suptitle("", fontsize=11)
+    heading = fig.suptitle("", fontsize=13, fontweight="bold")
+
+    # "T-shirt/top 44%" at 9 points would run into the next tile's title
+    title_size = 9 if max(len(name) for name in frames.class_names) <= 7 else 8
+    images = []
+    for e in range(frames.epochs):
+        for key, line in curves.items():
+            line.set_data(epochs[: e + 1], frames.logs[key][: e + 1])
+        predicted = frames.probs[e, :m].argmax(axis=1)
+        for k, tile in enumerate(tiles):
+            right_ = predicted[k] == frames.labels[k]
+            colour = CORRECT if right_ else WRONG
+            conf = frames.probs[e, k, predicted[k]]
+            mark = RIGHT_MARK if right_ else WRONG_MARK
+            tile.set_title(
+                f"{mark} {frames.class_names[predicted[k]]} {_percent(conf)}",
+                fontsize=title_size,
+                color=colour,
+                fontweight="bold",
+            )
+            _frame(tile, colour, 1.2 if right_ else 2.5)
+        correct = int(np.sum(predicted == frames.labels[:m]))
+        caption.set_text(f"Predictions: {correct}/{m} right")
+        status = [f"Epoch {e + 1}/{frames.epochs}"]
+        for key, label in (("accuracy", "train acc"), ("val_accuracy", "val acc")):
+            if key in frames.logs and np.isfinite(frames.logs[key][e]):
+                status.append(f"{label} {frames.logs[key][e]:.1%}")
+        heading.set_text("   ".join(status))
+        images.append(_render(fig).convert("P", palette=Image.Palette.ADAPTIVE))
+    durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 2500)]  # pause at end
+    path = Path(path)
+    with atomic_open(path) as f:
+        images[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+        )
+    return path
