@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the matrix-product floor, peak memory, tables.
+"""Helpers shared by the benchmark scripts: the matrix-product floor, peak memory, tables,
+and the PyTorch twins of nnscratch layers and models used to cross-check them.
 
 The floor of a training epoch is the time of exactly the float32 matrix products its
 steps need, at their real shapes, with nothing else: no activations, loss, optimiser
@@ -209,3 +210,77 @@ def fmt(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{value:.{digits}f}"
+
+
+def torch_twin(model):
+    """The same network in PyTorch, with the nnscratch model's current weights.
+
+    Handles Dense, Conv2D, ReLU, MaxPool2D, Flatten; a Reshape is skipped (the torch
+    input is given already shaped), so module indices match only when there is none.
+    nn.Linear keeps its weight as (out, in): it gets Dense's W (in, out) transposed.
+    Modules are built in torch's default dtype (call torch.set_default_dtype first).
+    """
+    import torch
+    from torch import nn
+
+    from nnscratch.errors import NnscratchError
+
+    modules = []
+    for layer in model.layers:
+        name = type(layer).__name__
+        if name == "Dense":
+            modules.append(nn.Linear(layer.n_in, layer.n_out))
+        elif name == "Conv2D":
+            modules.append(
+                nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                )
+            )
+        elif name == "ReLU":
+            modules.append(nn.ReLU())
+        elif name == "MaxPool2D":
+            modules.append(nn.MaxPool2d(layer.pool_size, layer.stride))
+        elif name == "Flatten":
+            modules.append(nn.Flatten())
+        elif name != "Reshape":  # the torch input is already (N, 1, 28, 28)
+            raise NnscratchError(f"no PyTorch twin for layer {name}")
+        if layer.params:
+            W = layer.params["W"]
+            with torch.no_grad():
+                modules[-1].weight.copy_(
+                    torch.from_numpy(W.T if name == "Dense" else W)
+                )
+                modules[-1].bias.copy_(torch.from_numpy(layer.params["b"]))
+    return nn.Sequential(*modules)
+
+
+def torch_layer_pairs(
+    layer, x: np.ndarray, torch_fn, torch_params=(), rng=None, training: bool = True
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Output and gradients of an nnscratch layer and of its PyTorch equivalent.
+
+    Runs `layer.forward(x, training)`, then `layer.backward(dy)` with dy drawn from
+    `rng` (standard normal, after the forward), and the same through
+    `torch_fn(x, *params)`, where `torch_params` are NumPy arrays in the layer's
+    layout, in the order of `layer.grads`, passed as leaf tensors so that their
+    gradients come back in that layout. Returns {"y": (ours, torch's), "dx": ...,
+    "d<param>": ...}, all copies.
+    """
+    import torch
+
+    rng = np.random.default_rng(rng)
+    y = layer.forward(x, training=training).copy()
+    dy = rng.standard_normal(y.shape).astype(y.dtype)
+    dx = layer.backward(dy).copy()
+    tx = torch.tensor(x, requires_grad=True)
+    tps = [torch.tensor(p, requires_grad=True) for p in torch_params]
+    ty = torch_fn(tx, *tps)
+    ty.backward(torch.tensor(dy))
+    pairs = {"y": (y, ty.detach().numpy()), "dx": (dx, tx.grad.numpy())}
+    for (name, grad), tp in zip(layer.grads.items(), tps):
+        pairs[f"d{name}"] = (grad.copy(), tp.grad.numpy())
+    return pairs

@@ -54,7 +54,7 @@ class SoftmaxCrossEntropy:
 
 @_register
 class MeanSquaredError:
-    """Mean over the batch of the summed squared error: mean_n sum_c (y - t)^2 / C.
+    """Mean squared error over every element: mean_{n,c} (y - t)^2.
 
     Like Keras/PyTorch's default: the mean over every element. Integer labels (N,) are
     turned into one-hot targets, so it can train a classifier on outputs (N, C).

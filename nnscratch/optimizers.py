@@ -3,8 +3,9 @@
 `step(params, grads)` takes dicts of arrays keyed by name. A `Sequential` model passes a
 single entry holding ALL its parameters as one flat buffer, so each update rule below is
 a handful of whole-array passes per step rather than a few per layer; state (velocity,
-moments) is kept under the same names. Update rules and defaults follow PyTorch, so the
-numbers can be compared with it step for step.
+moments) is kept under the same names. The update rules are PyTorch's, so the numbers
+can be compared with it step for step (benchmarks/compare_torch.py does); the default
+learning rates are Keras' (SGD 0.01, RMSprop and Adam 0.001).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class SGD(Optimizer):
 
 @_register
 class RMSprop(Optimizer):
-    """Divide the step by a running RMS of the gradient (PyTorch's defaults).
+    """Divide the step by a running RMS of the gradient (PyTorch's rule; rho is its alpha).
 
     s = rho * s + (1 - rho) * g^2;  p -= lr * g / (sqrt(s) + eps)
     """

@@ -26,3 +26,13 @@ def data_dir() -> Path:
     ):
         _require_data(f"no MNIST files under NNSCRATCH_DATA_DIR={value}")
     return path
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where browser tests keep their screenshots for people to look at:
+    $NNSCRATCH_TEST_ARTIFACTS, else test-artifacts/ at the top of the repository."""
+    default = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path = Path(os.environ.get("NNSCRATCH_TEST_ARTIFACTS", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

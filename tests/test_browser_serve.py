@@ -101,7 +101,7 @@ def draw_stroke(page, points):
     page.mouse.up()
 
 
-def test_drawing_a_one_predicts_one(browser, server_url, tmp_path):
+def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     errors = watch_errors(page)
     page.goto(server_url + "/")
@@ -142,7 +142,7 @@ def test_drawing_a_one_predicts_one(browser, server_url, tmp_path):
     )
     assert column > 100
     assert "Looks like 1" in page.locator("#announce").text_content()
-    page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+    page.screenshot(path=str(artifacts_dir / "serve.png"), full_page=True)
 
     page.click("#undo")
     assert page.locator("#digit").text_content() == "?"
@@ -197,7 +197,7 @@ def test_uploading_a_picture(browser, server_url, tmp_path):
     page.close()
 
 
-def test_page_fits_a_phone(browser, server_url, tmp_path):
+def test_page_fits_a_phone(browser, server_url, artifacts_dir):
     page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True)
     page.goto(server_url + "/")
     page.wait_for_selector("#bars li")
@@ -207,5 +207,5 @@ def test_page_fits_a_phone(browser, server_url, tmp_path):
     assert (
         page.locator("#pad").evaluate("c => getComputedStyle(c).touchAction") == "none"
     )
-    page.screenshot(path=str(tmp_path / "serve-phone.png"))
+    page.screenshot(path=str(artifacts_dir / "serve-phone.png"))
     page.close()

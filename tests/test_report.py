@@ -169,7 +169,7 @@ def test_report_of_missing_dir(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_report_in_browser(run_dir, tmp_path):
+def test_report_in_browser(run_dir, artifacts_dir):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser test must run)")
@@ -210,8 +210,8 @@ def test_report_in_browser(run_dir, tmp_path):
         assert requests == [(run_dir / "report.html").resolve().as_uri()]
         # nothing wider than the window: no sideways scrolling
         assert page.evaluate("document.documentElement.scrollWidth") <= 1300
-        page.screenshot(path=tmp_path / "report.png", full_page=True)
-        assert (tmp_path / "report.png").stat().st_size > 10_000
+        page.screenshot(path=artifacts_dir / "report.png", full_page=True)
+        assert (artifacts_dir / "report.png").stat().st_size > 10_000
     finally:
         if browser is not None:
             browser.close()

@@ -1,0 +1,552 @@
+"""Check that nnscratch computes the same numbers as PyTorch on the same weights.
+
+In float64, on small seeded random inputs: the forward and backward of every layer
+type, the losses (value and gradient, extreme logits included), 5 steps of every
+optimiser on the same gradient sequence, and a 784-64-32-10 MLP trained for 3 Adam
+steps by `Sequential.fit`. Prints one row per check with the largest absolute and
+relative difference and PASS/FAIL against its tolerance; exits 1 if any check fails,
+2 if PyTorch is not installed (it is not a dependency of nnscratch). Takes seconds.
+
+    python benchmarks/compare_torch.py
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import partial, wraps
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table, torch_layer_pairs, torch_twin
+
+import nnscratch
+from nnscratch import (
+    SGD,
+    Adam,
+    AdamW,
+    AvgPool2D,
+    BatchNorm,
+    Callback,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    MaxPool2D,
+    MeanSquaredError,
+    ReLU,
+    RMSprop,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = F = None
+
+# float64 agrees to ~1e-15 relative; 1e-10 leaves room for sums of a few hundred terms
+# done in another order, and is still far below any real mistake
+TOL = 1e-10
+# predict returns float32 probabilities by design (half an ulp of 1.0 is 6e-8)
+TOL_FLOAT32 = 1e-7
+F64 = np.float64
+Pairs = dict[str, tuple]  # what was compared -> (nnscratch's, PyTorch's)
+
+
+@dataclass
+class Row:
+    """One check: the largest differences over everything it compared."""
+
+    name: str
+    compared: str
+    abs_diff: float
+    rel_diff: float
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.abs_diff <= self.tol)  # NaN fails
+
+    def cells(self) -> list[str]:
+        result = "PASS" if self.passed else "FAIL"
+        return [
+            self.name,
+            self.compared,
+            f"{self.abs_diff:.1e}",
+            f"{self.rel_diff:.1e}",
+            f"{self.tol:.0e}",
+            result,
+        ]
+
+
+def row(name: str, pairs: Pairs, tol: float = TOL) -> Row:
+    """Compare each (ours, theirs) pair; relative = |difference| / max |theirs|."""
+    abs_diffs, rel_diffs = [0.0], [0.0]
+    for ours, theirs in pairs.values():
+        ours, theirs = np.asarray(ours, dtype=F64), np.asarray(theirs, dtype=F64)
+        if ours.shape != theirs.shape:
+            shapes = f"shapes {ours.shape} vs {theirs.shape}"
+            return Row(name, shapes, np.inf, np.inf, tol)
+        diff = np.abs(ours - theirs).max(initial=0.0)  # NaN if either has one
+        scale = np.abs(theirs).max(initial=0.0)
+        abs_diffs.append(diff)
+        rel_diffs.append(diff / scale if scale else diff)
+    return Row(
+        name, ", ".join(pairs), float(np.max(abs_diffs)), float(np.max(rel_diffs)), tol
+    )
+
+
+def guarded(check):
+    """A check that raises gives a failed row saying what it raised; the rest go on."""
+
+    @wraps(check)
+    def run(name: str, *args, **kwargs) -> Row:
+        try:
+            return check(name, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - reported in the table
+            message = f"raised {type(error).__name__}: {error}"[:100]
+            return Row(name, message, np.nan, np.nan, TOL)
+
+    return run
+
+
+@guarded
+def layer_row(name: str, layer, x, torch_fn, torch_params=(), rng=None, **kw) -> Row:
+    """Forward and backward of `layer` against `torch_fn` (see torch_layer_pairs)."""
+    return row(name, torch_layer_pairs(layer, x, torch_fn, torch_params, rng, **kw))
+
+
+# ----- layers ---------------------------------------------------------------------
+def with_specials(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Random normal values with exact zeros (where the derivative conventions of
+    ReLU-like layers matter) and large magnitudes (where overflow would show)."""
+    x = 3 * rng.standard_normal(shape)
+    flat = x.reshape(-1)
+    flat[:4] = 0.0
+    flat[4:8] = [40.0, -40.0, 800.0, -800.0]
+    return x
+
+
+def dense_row(rng: np.random.Generator) -> Row:
+    """Dense against torch's linear, which nn.Linear calls with weight = W.T."""
+    dense = Dense(7, 5, rng=rng, dtype=F64)
+    dense.params["b"][:] = rng.standard_normal(5)
+    x = rng.standard_normal((4, 7))
+    W, b = dense.params["W"], dense.params["b"]
+
+    def linear(t, w, bias):
+        # w is a leaf in nnscratch's (in, out) layout, so its gradient comes back as
+        # dW; F.linear is what nn.Linear.forward calls, with weight (out, in) = W.T
+        return F.linear(t, w.T, bias)
+
+    return layer_row("Dense(7, 5)", dense, x, linear, [W, b], rng)
+
+
+def activation_rows(rng: np.random.Generator) -> list[Row]:
+    """ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout (eval) and Flatten."""
+    x = with_specials(rng, (5, 6))
+    logits = 3 * rng.standard_normal((5, 6))
+    logits[0], logits[1] = [1000, -1000, 0, 999, 1000, 5], -1000.0
+    return [
+        layer_row("ReLU (x = 0 included)", ReLU(), x, F.relu, rng=rng),
+        layer_row(
+            "LeakyReLU(alpha=0.1) (x = 0 included)",
+            LeakyReLU(0.1),
+            x,
+            partial(F.leaky_relu, negative_slope=0.1),
+            rng=rng,
+        ),
+        layer_row("Sigmoid (x up to +-800)", Sigmoid(), x, torch.sigmoid, rng=rng),
+        layer_row("Tanh (x up to +-800)", Tanh(), x, torch.tanh, rng=rng),
+        layer_row(
+            "Softmax (logits up to +-1000)",
+            Softmax(),
+            logits,
+            partial(F.softmax, dim=1),
+            rng=rng,
+        ),
+        layer_row(
+            "Dropout(0.5), evaluation mode",
+            Dropout(0.5, rng=0),
+            x,
+            partial(F.dropout, p=0.5, training=False),
+            rng=rng,
+            training=False,
+        ),
+        layer_row(
+            "Flatten (4, 3, 5, 2)",
+            Flatten(),
+            rng.standard_normal((4, 3, 5, 2)),
+            partial(torch.flatten, start_dim=1),
+            rng=rng,
+        ),
+    ]
+
+
+def conv_rows(rng: np.random.Generator) -> list[Row]:
+    """Conv2D on odd sizes through each of its code paths: strided pieces or one flat
+    shift per offset ("same" width), one big product or one per example (C*kh*kw < O)."""
+    rows = []
+    cases = [  # (in, out, kernel, stride, padding, input shape)
+        (3, 5, (3, 2), (2, 1), (1, 2), (4, 3, 11, 9)),
+        (3, 4, 5, 3, 2, (3, 3, 13, 10)),
+        (3, 8, 3, 1, 1, (4, 3, 11, 9)),
+        (3, 40, 3, 1, 1, (2, 3, 7, 9)),
+        (2, 30, (2, 3), (1, 2), 0, (2, 2, 6, 7)),
+    ]
+    for c_in, c_out, kernel, stride, padding, shape in cases:
+        conv = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=F64)
+        conv.params["b"][:] = rng.standard_normal(c_out)
+        fn = partial(F.conv2d, stride=stride, padding=padding)
+        name = f"Conv2D({c_in}, {c_out}, {kernel}, {stride}, {padding}) on {shape[2:]}"
+        params = [conv.params["W"], conv.params["b"]]  # W (O, C, kh, kw) in both
+        rows.append(layer_row(name, conv, rng.standard_normal(shape), fn, params, rng))
+    return rows
+
+
+def pool_rows(rng: np.random.Generator) -> list[Row]:
+    """MaxPool2D (ties too: PyTorch sends the gradient to the first maximum),
+    AvgPool2D and GlobalAvgPool2D, with overlapping, tiled and ragged windows."""
+    x = rng.standard_normal((4, 3, 11, 9))
+    ties = rng.integers(0, 3, (4, 3, 11, 9)).astype(F64)  # many equal maxima
+    rows = []
+    for pool, stride in [(2, None), (3, 2), (2, 1), ((2, 3), (1, 2))]:
+        fn = partial(F.max_pool2d, kernel_size=pool, stride=stride)
+        for data, what in [(x, ""), (ties, " with ties")]:
+            name = f"MaxPool2D({pool}, {stride}){what}"
+            rows.append(layer_row(name, MaxPool2D(pool, stride), data, fn, rng=rng))
+    for pool, stride in [(2, None), (3, 2), ((2, 3), (1, 2))]:
+        fn = partial(F.avg_pool2d, kernel_size=pool, stride=stride)
+        rows.append(
+            layer_row(
+                f"AvgPool2D({pool}, {stride})", AvgPool2D(pool, stride), x, fn, rng=rng
+            )
+        )
+
+    def global_avg_pool(t):  # nn.AdaptiveAvgPool2d(1), then nn.Flatten()
+        return F.adaptive_avg_pool2d(t, 1).flatten(1)
+
+    rows.append(
+        layer_row("GlobalAvgPool2D", GlobalAvgPool2D(), x, global_avg_pool, rng=rng)
+    )
+    return rows
+
+
+def batchnorm_rows(rng, shape: tuple, momentum: float, eps: float) -> list[Row]:
+    """BatchNorm: one training step (output, gradients, running statistics after it),
+    then evaluation mode on new data with those statistics."""
+    f = shape[1]
+    bn = BatchNorm(f, momentum, eps, dtype=F64)
+    gamma, beta = rng.random(f) + 0.5, rng.standard_normal(f)
+    bn.params["gamma"][:], bn.params["beta"][:] = gamma, beta
+    mean, var = torch.zeros(f), torch.ones(f)  # updated in place by training=True
+
+    def fn(t, g, b, training=True):
+        return F.batch_norm(t, mean, var, g, b, training, momentum, eps)
+
+    x = 2 * rng.standard_normal(shape) + 1
+    name = f"BatchNorm {shape}, momentum {momentum}, eps {eps:g}"
+    gamma_beta = [gamma, beta]
+    rows = [layer_row(f"{name}: training", bn, x, fn, gamma_beta, rng)]
+    stats = {
+        "running_mean": (bn.state["running_mean"], mean.numpy()),
+        "running_var": (bn.state["running_var"], var.numpy()),
+    }
+    rows.append(row(f"{name}: running stats after 1 step", stats))
+    x = 2 * rng.standard_normal(shape) + 1
+    rows.append(
+        layer_row(
+            f"{name}: evaluation",
+            bn,
+            x,
+            partial(fn, training=False),
+            gamma_beta,
+            rng,
+            training=False,
+        )
+    )
+    return rows
+
+
+def layer_rows(rng: np.random.Generator) -> list[Row]:
+    """Every layer type against its PyTorch equivalent."""
+    rows = [dense_row(rng), *activation_rows(rng), *conv_rows(rng), *pool_rows(rng)]
+    rows += batchnorm_rows(rng, (6, 3), 0.1, 1e-5)
+    rows += batchnorm_rows(rng, (4, 3, 5, 7), 0.3, 1e-3)
+    return rows
+
+
+# ----- losses -----------------------------------------------------------------------
+@guarded
+def cross_entropy_row(name: str, logits: np.ndarray, labels: np.ndarray) -> Row:
+    """SoftmaxCrossEntropy (logits, mean over the batch) against F.cross_entropy."""
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(logits.copy(), labels)
+    dlogits = loss.backward().copy()
+    t = torch.tensor(logits, requires_grad=True)
+    t_loss = F.cross_entropy(t, torch.from_numpy(labels))
+    t_loss.backward()
+    return row(
+        name, {"loss": (value, t_loss.item()), "dlogits": (dlogits, t.grad.numpy())}
+    )
+
+
+@guarded
+def mse_row(name: str, outputs: np.ndarray, targets: np.ndarray) -> Row:
+    """MeanSquaredError against F.mse_loss: both the mean over every element (N*C);
+    integer labels are one-hot targets in nnscratch, given as such to PyTorch."""
+    loss = MeanSquaredError()
+    value = loss.forward(outputs, targets)
+    doutputs = loss.backward().copy()
+    if targets.ndim == 1:
+        targets = np.eye(outputs.shape[1])[targets]
+    t = torch.tensor(outputs, requires_grad=True)
+    t_loss = F.mse_loss(t, torch.tensor(targets))
+    t_loss.backward()
+    return row(
+        name, {"loss": (value, t_loss.item()), "doutputs": (doutputs, t.grad.numpy())}
+    )
+
+
+def loss_rows(rng: np.random.Generator) -> list[Row]:
+    """Both losses on ordinary values, and cross-entropy on +-1000 logits: a wrong
+    (log-)softmax gives inf or nan there, a right one the exact loss of ~2000."""
+    logits = 3 * rng.standard_normal((5, 4))
+    labels = rng.integers(0, 4, 5)
+    extreme = np.array(
+        [[1000, -1000, 0, 999], [-1000] * 4, [1000, 1000, -1000, 0],
+         [-1000, 1000, 500, 1000], [0, 0, 0, 1000]],
+        dtype=F64,
+    )  # fmt: skip
+    return [
+        cross_entropy_row("SoftmaxCrossEntropy", logits, labels),
+        cross_entropy_row(
+            "SoftmaxCrossEntropy, logits +-1000", extreme, np.array([1, 2, 0, 0, 3])
+        ),
+        mse_row(
+            "MeanSquaredError, targets (N, C)", logits, rng.standard_normal((5, 4))
+        ),
+        mse_row("MeanSquaredError, labels (N,) as one-hot", logits, labels),
+    ]
+
+
+# ----- optimisers -------------------------------------------------------------------
+def optimizer_cases() -> list[tuple]:
+    """(name, nnscratch optimiser, torch class, torch kwargs), same hyperparameters.
+
+    Names map as: nnscratch beta1, beta2 = torch betas; RMSprop's rho = torch's alpha
+    (eps is added to sqrt(mean square), outside the root, in both). Every update rule
+    follows PyTorch's: SGD's velocity starts at the first gradient (dampening 0), its
+    weight decay and Adam's are added to the gradient (L2), AdamW's is decoupled
+    (p *= 1 - lr * wd). The defaults are not all the same, so none is relied on:
+    SGD's lr is 0.01 in nnscratch and 0.001 in torch, RMSprop's 0.001 and 0.01.
+    """
+    o = torch.optim
+    return [
+        ("SGD", SGD(0.1), o.SGD, {"lr": 0.1}),
+        ("SGD momentum 0.9", SGD(0.1, 0.9), o.SGD, {"lr": 0.1, "momentum": 0.9}),
+        ("SGD Nesterov", SGD(0.1, 0.9, nesterov=True), o.SGD,
+         {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+        ("SGD weight decay 0.1", SGD(0.1, weight_decay=0.1), o.SGD,
+         {"lr": 0.1, "weight_decay": 0.1}),
+        ("SGD Nesterov, weight decay 0.1", SGD(0.1, 0.9, True, 0.1), o.SGD,
+         {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+        ("RMSprop rho 0.9 (torch alpha)", RMSprop(0.01, 0.9, 1e-8), o.RMSprop,
+         {"lr": 0.01, "alpha": 0.9, "eps": 1e-8}),
+        ("Adam", Adam(0.01), o.Adam, {"lr": 0.01}),
+        ("Adam betas (0.8, 0.99), eps 1e-6", Adam(0.01, 0.8, 0.99, 1e-6), o.Adam,
+         {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6}),
+        ("Adam weight decay 0.1 (L2)", Adam(0.01, weight_decay=0.1), o.Adam,
+         {"lr": 0.01, "weight_decay": 0.1}),
+        ("AdamW weight decay 0.1", AdamW(0.01, weight_decay=0.1), o.AdamW,
+         {"lr": 0.01, "weight_decay": 0.1}),
+    ]  # fmt: skip
+
+
+def gradient_sequence(rng: np.random.Generator, steps: int) -> list[dict]:
+    """Random gradients for params W (4, 3) and b (3,), with a row ~1e-8 (where eps
+    decides the step, so its placement shows) and an element that stays 0."""
+    grads = []
+    for _ in range(steps):
+        g = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
+        g["W"][0] *= 1e-8
+        g["b"][0] = 0.0
+        grads.append(g)
+    return grads
+
+
+@guarded
+def optimizer_row(name, ours, torch_cls, kwargs, params, grads) -> Row:
+    """The parameters after each step of `ours` and of torch's, on the same gradients."""
+    params = {k: p.copy() for k, p in params.items()}
+    tensors = {k: torch.tensor(p, requires_grad=True) for k, p in params.items()}
+    theirs = torch_cls(list(tensors.values()), **kwargs)
+    after_ours, after_theirs = [], []
+    for g in grads:
+        ours.step(params, {k: v.copy() for k, v in g.items()})
+        for k, t in tensors.items():
+            t.grad = torch.tensor(g[k])
+        theirs.step()
+        after_ours += [params[k].ravel().copy() for k in params]
+        after_theirs += [tensors[k].detach().numpy().ravel().copy() for k in params]
+    pair = (np.concatenate(after_ours), np.concatenate(after_theirs))
+    return row(f"{name}: {len(grads)} steps", {"W, b after each step": pair})
+
+
+def optimizer_rows(rng: np.random.Generator) -> list[Row]:
+    """Every optimiser for 5 steps from the same parameters and gradients."""
+    params = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
+    grads = gradient_sequence(rng, 5)
+    return [
+        optimizer_row(name, ours, cls, kwargs, params, grads)
+        for name, ours, cls, kwargs in optimizer_cases()
+    ]
+
+
+# ----- a whole model ----------------------------------------------------------------
+class Snapshots(Callback):
+    """After every optimiser step of `fit`: copies of the gradients it used and of
+    the parameters it produced, by nnscratch name ('0.W', '0.b', ...)."""
+
+    def __init__(self):
+        self.grads, self.params = [], []
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        grads = {}
+        for i, layer in enumerate(self.model.layers):
+            grads.update({f"{i}.{k}": g.copy() for k, g in layer.grads.items()})
+        self.grads.append(grads)
+        self.params.append(self.model.get_weights())
+
+
+def nnscratch_layout(named) -> dict[str, np.ndarray]:
+    """torch (name, tensor) pairs -> nnscratch names and layout: '0.weight' (out, in)
+    -> '0.W' (in, out), '0.bias' -> '0.b'. Indices match when the twin has no Reshape."""
+    out = {}
+    for name, t in named:
+        i, kind = name.split(".")
+        a = t.detach().numpy().copy()
+        out[f"{i}.W" if kind == "weight" else f"{i}.b"] = a.T if kind == "weight" else a
+    return out
+
+
+def torch_fit(net, x, labels, batch_size: int, lr: float):
+    """What `fit(shuffle=False)` does, in PyTorch: per batch in order, forward,
+    mean cross-entropy, backward, one Adam step. Returns (losses, grads, params)."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    losses, grads, params = [], [], []
+    for start in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[start : start + batch_size])
+        yb = torch.from_numpy(labels[start : start + batch_size])
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net(xb), yb)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        grads.append(nnscratch_layout((k, p.grad) for k, p in net.named_parameters()))
+        params.append(nnscratch_layout(net.named_parameters()))
+    return losses, grads, params
+
+
+def per_step(ours: list[dict], theirs: list[dict], label: str) -> Pairs:
+    """Per-step dicts of arrays by name as one pair {label: (ours, theirs)} of flat
+    arrays (one row in the table), holding every name of every step."""
+    pairs = [(a[k], b[k]) for a, b in zip(ours, theirs, strict=True) for k in b]
+    flat = [np.concatenate([np.ravel(pair[i]) for pair in pairs]) for i in (0, 1)]
+    return {label: tuple(flat)}
+
+
+def model_rows(rng: np.random.Generator) -> list[Row]:
+    """A 784-64-32-10 ReLU MLP: `fit` for 3 Adam steps (batches of 16, in order)
+    against the same net, weights and batches in PyTorch; then evaluate and predict."""
+    model = Sequential(
+        [
+            Dense(784, 64, rng=rng, dtype=F64),
+            ReLU(),
+            Dense(64, 32, rng=rng, dtype=F64),
+            ReLU(),
+            Dense(32, 10, rng=rng, dtype=F64),
+        ]
+    )
+    for layer in model.layers[::2]:
+        layer.params["b"][:] = 0.1 * rng.standard_normal(layer.n_out)  # not all 0
+    net = torch_twin(model)  # copied before training: the same start
+    x, labels = rng.random((48, 784)), rng.integers(0, 10, 48)
+    snapshots = Snapshots()
+    history = model.fit(
+        x, labels, epochs=1, batch_size=16, optimizer=Adam(1e-3), shuffle=False,
+        seed=0, verbose=0, callbacks=[snapshots],
+    )  # fmt: skip
+    losses, grads, params = torch_fit(net, x, labels, 16, 1e-3)
+    x_test, y_test = rng.random((20, 784)), rng.integers(0, 10, 20)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x_test))
+        test_loss = F.cross_entropy(logits, torch.from_numpy(y_test)).item()
+    evaluated = model.evaluate(x_test, y_test)["loss"]
+    probs = (model.predict(x_test), logits.softmax(1).numpy())
+    return [
+        row("MLP fit: loss of steps 1-3", {"loss": (history.batch_losses, losses)}),
+        row(
+            "MLP fit: gradients of steps 1-3",
+            per_step(snapshots.grads, grads, "dW, db"),
+        ),
+        row(
+            "MLP fit: params after Adam steps 1-3",
+            per_step(snapshots.params, params, "W, b"),
+        ),
+        row("MLP evaluate: loss", {"loss": (evaluated, test_loss)}),
+        row("MLP predict: probs (float32 output)", {"probs": probs}, TOL_FLOAT32),
+    ]
+
+
+# ----- running ----------------------------------------------------------------------
+def run_group(name: str, fn, seed: int) -> list[Row]:
+    """The rows of one group of checks; an exception is one failed row, not a crash."""
+    try:
+        return fn(np.random.default_rng(seed))
+    except Exception as error:  # noqa: BLE001 - report it in the table and go on
+        message = f"{type(error).__name__}: {error}"
+        return [Row(f"{name} (raised)", message[:120], np.nan, np.nan, TOL)]
+
+
+def main() -> int:
+    if torch is None:
+        print(
+            "PyTorch is needed for this comparison (not by nnscratch): "
+            "pip install torch==2.13.0",
+            file=sys.stderr,
+        )
+        return 2
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    print(
+        f"nnscratch {nnscratch.__version__} against PyTorch {torch.__version__}, "
+        f"NumPy {np.__version__}; float64, same weights and inputs on both sides\n"
+    )
+    groups = [
+        ("layers", layer_rows),
+        ("losses", loss_rows),
+        ("optimisers", optimizer_rows),
+        ("model", model_rows),
+    ]
+    rows = [
+        r for seed, (name, fn) in enumerate(groups) for r in run_group(name, fn, seed)
+    ]
+    header = ["check", "compared", "max abs diff", "max rel diff", "tol", "result"]
+    print(markdown_table(header, [r.cells() for r in rows]))
+    failed = [r for r in rows if not r.passed]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
