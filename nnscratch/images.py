@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 
@@ -29,6 +29,13 @@ IMAGE_SIZE = 28  # ... inside a 28x28 field
 # standard deviation of 0.29 px, exactly that of a rounded (whole-pixel) shift.
 MNIST_CENTER = 14.0
 MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a digit
+# A border whose brightness varies by more than this is lit unevenly (a photo): the
+# background is then measured locally, on a copy BACKGROUND_SIDE pixels a side with a
+# BACKGROUND_FILTER-pixel rank filter (wider than a stroke at that size)
+UNEVEN_LIGHT = 0.1
+BACKGROUND_SIDE = 64
+BACKGROUND_FILTER = 9
+STRAY_INK = 0.03  # ink apart from the digit and lighter than this share of it is noise
 
 
 class ImageTooLargeError(DataError):
@@ -150,30 +157,86 @@ def composite_alpha(rgba: np.ndarray) -> np.ndarray:
     return (alpha * luma + (1.0 - alpha) * background).astype(np.float32)
 
 
-def border_level(gray: np.ndarray) -> float:
-    """Median of the pixels along the border (2% of the short side, at least 1 px).
+def border_pixels(gray: np.ndarray) -> np.ndarray:
+    """The pixels along the border (2% of the short side, at least 1 px), flat.
 
     The border is taken as background: a digit is drawn or photographed inside it.
     """
     h, w = gray.shape
     k = max(1, round(0.02 * min(h, w)))
-    border = np.concatenate(
+    return np.concatenate(
         [gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(), gray[:, -k:].ravel()]
     )
-    return float(np.median(border))
+
+
+def border_level(gray: np.ndarray) -> float:
+    """The background's level on an evenly lit page: the median of its border."""
+    return float(np.median(border_pixels(gray)))
+
+
+def border_spread(gray: np.ndarray) -> float:
+    """How unevenly the border is lit: 90th minus 10th percentile of its pixels."""
+    low, high = np.percentile(border_pixels(gray), [10, 90])
+    return float(high - low)
+
+
+def _small_copy(gray: np.ndarray) -> Image.Image:
+    """`gray` shrunk (area-averaged) to at most BACKGROUND_SIDE pixels a side."""
+    h, w = gray.shape
+    scale = min(1.0, BACKGROUND_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def ink_is_dark(small: Image.Image) -> bool:
+    """Whether the ink is darker than the paper, for a page lit unevenly.
+
+    The brightness of the page as a whole cannot tell (paper in a deep shadow is
+    darker than mid-grey): the ink is what stands out most from the paper around it,
+    measured from a median filter, which follows the paper and ignores thin strokes.
+    """
+    paper = np.asarray(small.filter(ImageFilter.MedianFilter(BACKGROUND_FILTER)))
+    deviation = np.asarray(small, dtype=np.float32) - paper
+    return float(np.percentile(-deviation, 99)) > float(np.percentile(deviation, 99))
+
+
+def background_map(small: Image.Image, shape: tuple, dark_ink: bool) -> np.ndarray:
+    """The paper's level at every pixel of an unevenly lit page, ink removed: `shape`.
+
+    Worked out on `small` (the page at most BACKGROUND_SIDE pixels a side), where a
+    closing (a maximum then a minimum filter, wider than a pen stroke; the reverse for
+    light ink) replaces the ink by the paper around it and puts the edges of shadows
+    back where they were; the result is smoothed and scaled back to full size.
+    """
+    first, second = ImageFilter.MaxFilter, ImageFilter.MinFilter
+    if not dark_ink:
+        first, second = second, first
+    small = small.filter(first(BACKGROUND_FILTER)).filter(second(BACKGROUND_FILTER))
+    paper = Image.fromarray(gaussian_blur(np.asarray(small, np.float32), 1.0))
+    return np.asarray(paper.resize(shape[::-1], Image.Resampling.BILINEAR), np.float32)
 
 
 def ink_from_background(gray: np.ndarray) -> np.ndarray:
     """Gray (1 = white) -> ink (H, W): how far each pixel is from the background.
 
     Dark ink on a light background is inverted, so the result is always light ink on
-    black like MNIST. Pixels on the background's side of its level count as 0.
+    black like MNIST. Pixels on the background's side of its level count as 0. An
+    evenly lit background (a scan, a drawing) is one level, the border's median; an
+    unevenly lit one (a photo) is measured locally (`background_map`), and dark ink
+    is taken relative to it, so ink in a shadow is as strong as ink in full light.
     """
-    background = border_level(gray)
-    if background > 0.5:
-        ink = background - gray  # dark on light
+    if border_spread(gray) <= UNEVEN_LIGHT:
+        background = border_level(gray)
+        ink = background - gray if background > 0.5 else gray - background
+        return np.clip(ink, 0.0, None).astype(np.float32)
+    small = _small_copy(gray)
+    dark_ink = ink_is_dark(small)
+    paper = background_map(small, gray.shape, dark_ink)
+    if dark_ink:  # ink reflects a share of the light falling on it: divide by that
+        ink = (paper - gray) / np.maximum(paper, MIN_CONTRAST)
     else:
-        ink = gray - background  # light on dark
+        ink = gray - paper
     return np.clip(ink, 0.0, None).astype(np.float32)
 
 
@@ -215,6 +278,28 @@ def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
             for i, t in enumerate(taps)
         )
     return out.astype(np.float32)
+
+
+def drop_stray_ink(ink: np.ndarray, fraction: float = STRAY_INK) -> np.ndarray:
+    """Zero the bits of ink that lie apart from the digit: (H, W) -> (H, W), a copy.
+
+    A band of rows (or columns) holding ink, cut off from the rest by empty rows (or
+    columns), is noise when it holds less than `fraction` of all the ink: a speck, the
+    edge of a shadow, a mark at the paper's border. It would otherwise stretch the crop
+    and shrink the digit.
+    """
+    ink = np.array(ink, dtype=np.float32)
+    total = float(ink.sum())
+    for axis in (1, 0, 1, 0):  # rows, columns, then again: a speck can hide behind one
+        profile = ink.sum(axis=axis)
+        inked = np.concatenate([[False], profile > 0, [False]])
+        starts = np.flatnonzero(inked[1:] & ~inked[:-1])
+        stops = np.flatnonzero(~inked[1:] & inked[:-1])
+        for start, stop in zip(starts, stops):
+            if profile[start:stop].sum() < fraction * total:
+                index = (slice(start, stop), slice(None))[:: 1 if axis == 1 else -1]
+                ink[index] = 0.0
+    return ink
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
@@ -297,7 +382,7 @@ def to_mnist(
     ink = clean_ink(
         ink, blur=auto_blur(gray.shape) if blur is None else blur, threshold=threshold
     )
-    crop = crop_to_ink(ink)
+    crop = crop_to_ink(drop_stray_ink(ink))
     if crop is None or max(crop.shape) < 0.02 * max(gray.shape):
         return None
     return place_by_mass(fit_in_box(crop))

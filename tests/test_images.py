@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from PIL import Image, ImageDraw, features
+from PIL import Image, ImageDraw, ImageFilter, features
 
 from nnscratch import images
 from nnscratch.errors import DataError
@@ -173,6 +173,52 @@ def test_noisy_photo_like_image_still_gives_the_digit():
     a = images.to_mnist(clean)
     b = images.to_mnist(np.clip(noisy, 0, 1).astype(np.float32))
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+
+
+def lit(paper: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """A photo of `paper` (1 white) under `light` (H, W), with a little sensor noise."""
+    noise = 0.02 * np.random.default_rng(1).standard_normal(paper.shape)
+    return np.clip(paper * light + noise, 0, 1).astype(np.float32)
+
+
+def light_field(shape, kind: str) -> np.ndarray:
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] / max(shape)
+    if (
+        kind == "falling off"
+    ):  # bright at the top left, half as bright at the bottom right
+        return 0.95 - 0.45 * (0.6 * rows + 0.4 * cols)
+    shadow = np.where(cols + 0.3 * rows < 0.45, 0.9, 0.45)  # a hard-edged shadow
+    return (
+        np.asarray(
+            Image.fromarray((shadow * 255).astype(np.uint8)).filter(
+                ImageFilter.GaussianBlur(4)
+            ),
+            dtype=np.float32,
+        )
+        / 255
+    )
+
+
+@pytest.mark.parametrize("kind", ["falling off", "shadow"])
+def test_an_unevenly_lit_photo_gives_the_same_digit_as_an_even_one(kind):
+    paper = gray_of(draw_seven(size=(400, 300), width=14, shift=(120, 60)))
+    even = images.to_mnist(lit(paper, np.full(paper.shape, 0.85)))
+    uneven = images.to_mnist(lit(paper, light_field(paper.shape, kind)))
+    assert np.corrcoef(even.ravel(), uneven.ravel())[0, 1] > 0.9
+    # the page's darker side is paper, not ink: the digit keeps its size
+    assert abs(
+        np.count_nonzero(uneven) - np.count_nonzero(even)
+    ) < 0.2 * np.count_nonzero(even)
+
+
+def test_drop_stray_ink_removes_specks_apart_from_the_digit_only():
+    ink = np.zeros((60, 60), dtype=np.float32)
+    ink[10:40, 28:32] = 1.0  # a stroke: 120 units of ink
+    ink[10:13, 36:50] = 1.0  # a detached bar beside it (like a 5's top): 42 units
+    ink[55, 2] = ink[3, 57] = 1.0  # specks in corners: under 3% of the ink each
+    expected = ink.copy()
+    expected[55, 2] = expected[3, 57] = 0.0
+    assert_allclose(images.drop_stray_ink(ink), expected)
 
 
 def test_to_mnist_rejects_bad_arrays():
