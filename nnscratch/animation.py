@@ -35,6 +35,10 @@ from .plots import (
     as_images,
 )
 
+MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
+MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
+MIN_FRAME_MS = 100  # ... but no shorter than this each
+
 
 @dataclass
 class Recordings:
@@ -209,11 +213,22 @@ def _render(fig: Figure) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
-def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
+def frame_epochs(epochs: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
+    """Indices of the epochs shown: all of them, or `max_frames` evenly spaced ones
+    (the first and the last included) for a long run."""
+    count = min(epochs, max_frames)
+    return np.unique(np.round(np.linspace(0, epochs - 1, count)).astype(int))
+
+
+def training_animation(
+    path, frames: Recordings, frame_ms: int = 700, max_frames: int = MAX_FRAMES
+) -> Path:
     """Write a GIF with one frame per epoch: the loss curves so far and the model's
     predictions on the recorded images at that epoch. Atomic write; returns the path.
 
     frames: a `Recordings` (or a `PredictionRecorder`, whose recordings are used).
+    A run of more than `max_frames` epochs (full-batch gradient descent runs hundreds)
+    shows `max_frames` evenly spaced ones, faster, so the GIF stays a short film.
     """
     if isinstance(frames, PredictionRecorder):
         frames = frames.recordings()
@@ -255,7 +270,7 @@ def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
     # "T-shirt/top 44%" at 9 points would run into the next tile's title
     title_size = 9 if max(len(name) for name in frames.class_names) <= 7 else 8
     images = []
-    for e in range(frames.epochs):
+    for e in frame_epochs(frames.epochs, max_frames):
         for key, line in curves.items():
             line.set_data(epochs[: e + 1], frames.logs[key][: e + 1])
         predicted = frames.probs[e, :m].argmax(axis=1)
@@ -279,6 +294,7 @@ def training_animation(path, frames: Recordings, frame_ms: int = 700) -> Path:
                 status.append(f"{label} {frames.logs[key][e]:.1%}")
         heading.set_text("   ".join(status))
         images.append(_render(fig).convert("P", palette=Image.Palette.ADAPTIVE))
+    frame_ms = max(MIN_FRAME_MS, min(frame_ms, MAX_FILM_MS // len(images)))
     durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 2500)]  # pause at end
     path = Path(path)
     with atomic_open(path) as f:

@@ -43,6 +43,18 @@ def test_training_animation_has_one_frame_per_epoch(tmp_path):
     assert np.abs(frames[0] - frames[-1]).max() > 0  # the frames differ
 
 
+def test_a_long_run_is_shown_by_evenly_spaced_epochs(tmp_path):
+    assert animation.frame_epochs(5, max_frames=10).tolist() == [0, 1, 2, 3, 4]
+    assert animation.frame_epochs(500, max_frames=5).tolist() == [0, 125, 250, 374, 499]
+    path = animation.training_animation(
+        tmp_path / "long.gif", _recordings(40), max_frames=8
+    )
+    with Image.open(path) as gif:
+        assert gif.n_frames == 8
+        gif.seek(1)
+        assert gif.info["duration"] == 700  # 8 frames fit in the film at full length
+
+
 def test_recordings_round_trip_and_damage(tmp_path):
     rec = _recordings(2)
     path = rec.save(tmp_path / "rec.npz")
