@@ -24,8 +24,14 @@ class Callback:
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Called once before the first epoch."""
 
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        """Called before each epoch (0-based)."""
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         """Called after each epoch (0-based) with that epoch's metrics."""
+
+    def on_batch_begin(self, batch: int, logs: dict) -> None:
+        """Called before each optimiser step (`batch` counts from 0 in each epoch)."""
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         """Called after each optimiser step."""

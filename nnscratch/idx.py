@@ -80,6 +80,13 @@ def _read_stream(stream, path, max_bytes, file_size, gzip_limit=None) -> np.ndar
     `file_size` (raw files) or `gzip_limit` (most a gzip file can inflate to) lets a
     header be refused before anything is allocated.
     """
+    dtype, shape = _read_header(stream, path)
+    _check_declared_size(path, dtype, shape, max_bytes, file_size, gzip_limit)
+    return _read_payload(stream, path, dtype, shape)
+
+
+def _read_header(stream, path) -> tuple[np.dtype, tuple[int, ...]]:
+    """Magic (two zero bytes, type code, number of dimensions) and the sizes."""
     head = _read_exact(stream, 4)
     if len(head) < 4:
         raise DataError(f"{path}: not an IDX file (only {len(head)} bytes)")
@@ -104,41 +111,56 @@ def _read_stream(stream, path, max_bytes, file_size, gzip_limit=None) -> np.ndar
     for axis, size in enumerate(shape):
         if size > MAX_DIM_SIZE:
             raise DataError(f"{path}: dimension {axis} has size {size}, above 2^31-1")
+    return IDX_TYPES[code], shape
 
-    dtype = IDX_TYPES[code]
-    n_items = int(np.prod(shape, dtype=object))  # Python ints: no overflow
-    n_bytes = n_items * dtype.itemsize
-    shape_text = "x".join(map(str, shape))
+
+def _describe(dtype: np.dtype, shape: tuple) -> str:
+    return f"{'x'.join(map(str, shape))} {dtype}"
+
+
+def _payload_bytes(dtype: np.dtype, shape: tuple) -> int:
+    return (
+        int(np.prod(shape, dtype=object)) * dtype.itemsize
+    )  # Python ints: no overflow
+
+
+def _check_declared_size(path, dtype, shape, max_bytes, file_size, gzip_limit) -> None:
+    """Refuse a header whose payload is over the limit, or cannot be in the file."""
+    n_bytes, what = _payload_bytes(dtype, shape), _describe(dtype, shape)
     if n_bytes > max_bytes:
         raise DataError(
-            f"{path}: IDX header declares {shape_text} {dtype} items ({n_bytes:,} bytes),"
+            f"{path}: IDX header declares {what} items ({n_bytes:,} bytes),"
             f" more than the {max_bytes:,}-byte limit (max_bytes)"
         )
-    header_len = 4 + 4 * ndim
-    if file_size is not None and file_size != header_len + n_bytes:
-        what = "truncated" if file_size < header_len + n_bytes else "has trailing bytes"
+    total = 4 + 4 * len(shape) + n_bytes  # header + payload
+    if file_size is not None and file_size != total:
+        problem = "truncated" if file_size < total else "has trailing bytes"
         raise DataError(
-            f"{path}: file {what}: header {shape_text} {dtype} needs"
-            f" {header_len + n_bytes:,} bytes, file has {file_size:,}"
+            f"{path}: file {problem}: header {what} needs {total:,} bytes, file has "
+            f"{file_size:,}"
         )
-    if gzip_limit is not None and header_len + n_bytes > gzip_limit:
+    if gzip_limit is not None and total > gzip_limit:
         raise DataError(
             f"{path}: IDX header declares {n_bytes:,} bytes of data, more than this"
             " gzip file could possibly hold (truncated or corrupt)"
         )
 
+
+def _read_payload(stream, path, dtype, shape) -> np.ndarray:
+    """Exactly the declared bytes, as an array of `shape`; no byte more may follow."""
+    n_bytes, what = _payload_bytes(dtype, shape), _describe(dtype, shape)
     data = np.empty(n_bytes, dtype=np.uint8)
     got = _read_into(stream, memoryview(data))
     if got < n_bytes:
         raise DataError(
-            f"{path}: truncated: header {shape_text} {dtype} needs {n_bytes:,} bytes"
+            f"{path}: truncated: header {what} needs {n_bytes:,} bytes"
             f" of data, file holds {got:,}"
         )
     if stream.read(1):
         # One byte more is enough to know; never inflate the rest of a gzip bomb.
         raise DataError(
             f"{path}: trailing bytes after the {n_bytes:,} bytes of data"
-            f" the header ({shape_text} {dtype}) declares"
+            f" the header ({what}) declares"
         )
     array = data.view(dtype)
     if dtype.itemsize > 1 and np.little_endian:

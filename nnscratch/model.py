@@ -229,35 +229,22 @@ class Sequential:
         batch is taken). `augment(images, rng)` transforms training batches only.
         `lr_schedule(epoch_float)` sets the optimiser's lr before every step.
         """
-        x = self._check_x(x)
-        y = self._check_y(y, len(x))
+        x, y = self._check_x(x), self._check_y(y, len(x))
         if epochs < 1 or batch_size < 1:
             raise NnscratchError(
                 f"fit: epochs and batch_size must be >= 1, got {epochs} and {batch_size}"
             )
-        if loss is not None:
-            self.loss = get_loss(loss) if isinstance(loss, str) else loss
-        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
-            self.layers[-1], Softmax
-        ):
-            raise NnscratchError(
-                "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
-            )
+        self._set_loss(loss)
         optimizer = optimizer if optimizer is not None else Adam()
+        # independent streams: changing one (e.g. turning augmentation on) leaves the
+        # others' draws, and so the shuffling and dropout masks, as they were
         rng = np.random.default_rng(seed)
         shuffle_rng, augment_rng, layer_rng = rng.spawn(3)
         for layer, child in zip(self.layers, layer_rng.spawn(len(self.layers))):
             layer.set_rng(child)
-        if validation_data is None and validation_split:
-            x, y, validation_data = self._split(x, y, validation_split, shuffle_rng)
-        if validation_data is not None:
-            xv = self._check_x(validation_data[0], "validation x")
-            validation_data = (
-                xv,
-                self._check_y(validation_data[1], len(xv), "validation y"),
-            )
-        if len(x) == 0:
-            raise NnscratchError("fit: no training examples")
+        x, y, validation_data = self._training_and_validation(
+            x, y, validation_data, validation_split, shuffle_rng
+        )
         self._bind_flat_buffers()  # in case a layer's arrays were replaced since
         history = History()
         callbacks = list(callbacks or [])
@@ -267,6 +254,8 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_begin({})
         for epoch in range(epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
             start_time = time.perf_counter()
             logs = self._train_epoch(
                 x, y, epoch, epochs, batch_size, optimizer, shuffle, shuffle_rng,
@@ -287,6 +276,31 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_end({})
         return history
+
+    def _set_loss(self, loss) -> None:
+        """Use `loss` (a loss object or name) if given; refuse a softmax before the
+        fused softmax cross-entropy, which would apply softmax twice."""
+        if loss is not None:
+            self.loss = get_loss(loss) if isinstance(loss, str) else loss
+        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
+            self.layers[-1], Softmax
+        ):
+            raise NnscratchError(
+                "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
+            )
+
+    def _training_and_validation(self, x, y, validation_data, split, rng):
+        """(x, y, validation_data): the given validation data checked, or a random
+        `split` fraction of (x, y) held out, or None."""
+        if validation_data is None and split:
+            x, y, validation_data = self._split(x, y, split, rng)
+        if validation_data is not None:
+            xv = self._check_x(validation_data[0], "validation x")
+            yv = self._check_y(validation_data[1], len(xv), "validation y")
+            validation_data = (xv, yv)
+        if len(x) == 0:
+            raise NnscratchError("fit: no training examples")
+        return x, y, validation_data
 
     @staticmethod
     def _split(x, y, fraction, rng):
@@ -320,6 +334,8 @@ class Sequential:
             for step, start in enumerate(range(0, n, batch_size)):
                 xb = prepare_inputs(x[start : start + batch_size])
                 yb = y[start : start + batch_size]
+                for cb in callbacks:
+                    cb.on_batch_begin(step, {})
                 if augment is not None:
                     xb = augment(xb, augment_rng)
                 if lr_schedule is not None:

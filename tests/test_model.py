@@ -105,6 +105,39 @@ def test_epoch_loss_is_weighted_by_batch_size():
     assert_allclose(history.history["loss"][0], (7 * losses[0] + 3 * losses[1]) / 10)
 
 
+def test_callbacks_are_called_in_keras_order():
+    x, y = blobs(10)
+    calls = []
+
+    class Trace(Callback):
+        def on_train_begin(self, logs=None):
+            calls.append("train_begin")
+
+        def on_epoch_begin(self, epoch, logs):
+            calls.append(f"epoch_begin {epoch}")
+
+        def on_batch_begin(self, batch, logs):
+            calls.append(f"batch_begin {batch}")
+
+        def on_batch_end(self, batch, logs):
+            calls.append(f"batch_end {batch}")
+
+        def on_epoch_end(self, epoch, logs):
+            calls.append(f"epoch_end {epoch}")
+
+        def on_train_end(self, logs=None):
+            calls.append("train_end")
+
+    mlp().fit(x, y, epochs=2, batch_size=6, callbacks=[Trace()], verbose=0)
+    epoch = ["batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1"]
+    assert calls == [
+        "train_begin",
+        "epoch_begin 0", *epoch, "epoch_end 0",
+        "epoch_begin 1", *epoch, "epoch_end 1",
+        "train_end",
+    ]  # fmt: skip
+
+
 def test_same_seed_same_result():
     x, y = blobs(40)
     runs = []
