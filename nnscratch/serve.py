@@ -3,9 +3,10 @@
 `create_app(model)` builds a Starlette app: the page (nnscratch/static/), `GET /health`
 and `POST /api/predict`, which takes a PNG (raw body, multipart field "file" or a JSON
 data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28 input the
-network saw and the hidden layers' activations. Bad input gets a 4xx JSON
-`{"error": ...}`; the body is bounded while it streams and images are checked for
-their declared size before any pixel is decoded.
+network saw and the hidden layers' activations. `DigitService` holds the model, the
+limits and the lock; its methods are the route handlers and the steps that read a digit
+from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded while
+it streams and images are checked for their declared size before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -67,17 +68,204 @@ class RequestError(Exception):
         self.status = status
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def create_app(
+    model,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    body_timeout: float = BODY_TIMEOUT,
+) -> Starlette:
+    """The web app serving the drawing page for `model` (a Sequential on 28x28 input).
+
+    Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
+    more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
+    received within `body_timeout` seconds gets 408.
+    Raises NnscratchError if the model cannot take a 28x28 image.
+    """
+    service = DigitService(model, max_bytes, max_pixels, body_timeout)
+    app = Starlette(
+        routes=[
+            Route("/", service.index),
+            Route("/health", service.health),
+            Route("/api/predict", service.predict, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.add_middleware(SecurityHeaders)
+    return app
 
 
-def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
-    """Indices of the hidden activation layers to show (not the last layer)."""
-    return [
-        i
-        for i, layer in enumerate(model.layers[:-1])
-        if type(layer).__name__ in ACTIVATIONS and outputs[i][0].size <= MAX_CELLS
-    ]
+class DigitService:
+    """The app's routes for one model, and the steps that read a digit from a request.
+
+    Raises NnscratchError if the model cannot take a 28x28 image.
+    """
+
+    def __init__(self, model, max_bytes: int, max_pixels: int, body_timeout: float):
+        self.model = model
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.body_timeout = body_timeout
+        # Layers reuse their buffers between calls: one forward pass at a time
+        self.lock = threading.Lock()
+        # a blank digit checks the model takes 28x28 and gives every layer's size
+        probe = model_input(model, np.zeros((28, 28), np.float32))
+        probe_outputs = model.layer_outputs(probe)
+        self.input_shape = list(probe.shape[1:])
+        self.names = class_names(model, int(probe_outputs[-1].shape[-1]))
+        self.shown = hidden_layers(model, probe_outputs)
+        self.layers = [
+            {
+                "name": f"{type(layer).__name__} {i}",
+                "units": int(out[0].size),
+                "hidden": i in self.shown,
+            }
+            for i, (layer, out) in enumerate(zip(model.layers, probe_outputs))
+        ]
+
+    # ----- routes ---------------------------------------------------------------
+    async def index(self, request: Request) -> FileResponse:
+        """GET /: the drawing page."""
+        return FileResponse(STATIC_DIR / "index.html")
+
+    async def health(self, request: Request) -> JSONResponse:
+        """GET /health: the model's classes, layers and size, and the limits."""
+        return JSONResponse(
+            {
+                "status": "ok",
+                "classes": self.names,
+                "layers": self.layers,
+                "input_shape": self.input_shape,
+                "parameters": int(self.model.count_params()),
+                "max_bytes": self.max_bytes,
+                "max_pixels": self.max_pixels,
+            }
+        )
+
+    async def predict(self, request: Request) -> JSONResponse:
+        """POST /api/predict: what the model reads in the body's digit, or a 4xx."""
+        try:
+            digit = await self.digit_from_request(request)
+            if digit is None:
+                return JSONResponse({"digit": None, "message": "no digit"})
+            return JSONResponse(await run_in_threadpool(self.run_model, digit))
+        except RequestError as e:
+            return error_response(e.status, str(e))
+        except ClientDisconnect:
+            message = "the client disconnected before sending the whole body"
+            return error_response(400, message)
+        except NnscratchError as e:
+            return error_response(422, str(e))
+
+    def run_model(self, digit: np.ndarray) -> dict:
+        """(28, 28) digit -> describe()'s answer plus "input" and the "activations".
+
+        Blocking: called in the thread pool.
+        """
+        x = model_input(self.model, digit)
+        with self.lock:
+            probs = self.model.predict(x)[0]
+            outputs = self.model.layer_outputs(x)
+        result = describe(probs, self.names)
+        result["input"] = np.round(digit, 4).tolist()
+        result["activations"] = [
+            {
+                "name": self.layers[i]["name"],
+                "values": np.round(outputs[i][0].ravel(), 4).tolist(),
+            }
+            for i in self.shown
+        ]
+        return result
+
+    # ----- reading the digit from a request --------------------------------------
+    async def digit_from_request(self, request: Request) -> np.ndarray | None:
+        """The (28, 28) digit in the body (None if blank), read as its type says."""
+        content_type = media_type(request)
+        is_image = content_type.startswith("image/") or (
+            content_type == "application/octet-stream"
+        )
+        if not is_image and content_type not in FORM_TYPES:
+            # refused before reading a byte of the body
+            raise RequestError(
+                415,
+                f"unsupported content type {content_type or '(none)'!r}: send "
+                "image/png, multipart/form-data or application/json",
+            )
+        body = await self.read_body(request)
+        if is_image:
+            return await self.digit_from_image(body)
+        if content_type == "multipart/form-data":
+            return await self.digit_from_image(
+                await multipart_file(request.headers, body)
+            )
+        return await self.digit_from_json(body)
+
+    async def read_body(self, request: Request) -> bytes:
+        """The whole body: 413 past `max_bytes`, 408 past `body_timeout` seconds."""
+        self.check_content_length(request.headers.get("content-length"))
+        try:
+            return await asyncio.wait_for(
+                self.receive_bounded(request), self.body_timeout
+            )
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+            raise RequestError(
+                408, f"the body was not received within {self.body_timeout:g} s"
+            ) from None
+
+    def check_content_length(self, length: str | None) -> None:
+        """Refuse a malformed (400) or too large (413) declared length, if any."""
+        if length is None:
+            return
+        if not length.isdigit():
+            raise RequestError(400, f"bad Content-Length header {length!r}")
+        if int(length) > self.max_bytes:
+            raise RequestError(
+                413, f"body of {length} bytes is over the limit of {self.max_bytes}"
+            )
+
+    async def receive_bounded(self, request: Request) -> bytes:
+        """The body as it streams, refused (413) as soon as it passes `max_bytes`."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_bytes:  # a missing or lying Content-Length
+                raise RequestError(
+                    413, f"body is over the limit of {self.max_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def digit_from_json(self, body: bytes) -> np.ndarray | None:
+        """`{"pixels": 28x28 numbers}` or `{"image": data URL}` -> (28, 28) or None."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as e:
+            raise RequestError(400, f"body is not valid JSON: {e}") from None
+        if not isinstance(payload, dict):
+            raise RequestError(422, "JSON: expected an object with 'pixels' or 'image'")
+        if "pixels" in payload:
+            digit = images.from_array(payload["pixels"])
+            return digit if digit.any() else None
+        if "image" in payload:
+            return await self.digit_from_image(decode_data_url(payload["image"]))
+        raise RequestError(422, "JSON: expected a 'pixels' (28x28) or 'image' field")
+
+    async def digit_from_image(self, data: bytes) -> np.ndarray | None:
+        """Image bytes -> (28, 28) MNIST-style digit or None; 413 if too large."""
+        try:
+            # Pillow blocks while it decodes: the event loop keeps serving meanwhile
+            return await run_in_threadpool(self.decode_image, data)
+        except images.ImageTooLargeError as e:
+            raise RequestError(413, str(e)) from None
+
+    def decode_image(self, data: bytes) -> np.ndarray | None:
+        """Image bytes -> (28, 28) float32 digit or None; blocking."""
+        gray = images.load_image(data, max_pixels=self.max_pixels)
+        return images.to_mnist(gray)
+
+
+def media_type(request: Request) -> str:
+    """The Content-Type without its parameters, lower case: "" if there is none."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def decode_data_url(value) -> bytes:
@@ -95,190 +283,6 @@ def decode_data_url(value) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(422, "image: the data URL is not valid base64") from None
-
-
-def create_app(
-    model,
-    max_bytes: int = MAX_BYTES,
-    max_pixels: int = MAX_PIXELS,
-    body_timeout: float = BODY_TIMEOUT,
-) -> Starlette:
-    """The web app serving the drawing page for `model` (a Sequential on 28x28 input).
-
-    Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
-    more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
-    received within `body_timeout` seconds gets 408.
-    Raises NnscratchError if the model cannot take a 28x28 image.
-    """
-    # Layers reuse their buffers between calls: one forward pass at a time
-    lock = threading.Lock()
-    probe = model_input(model, np.zeros((28, 28), np.float32))
-    probe_outputs = model.layer_outputs(probe)
-    n_classes = int(probe_outputs[-1].shape[-1])
-    names = class_names(model, n_classes)
-    shown = hidden_layers(model, probe_outputs)
-    layers = [
-        {
-            "name": f"{type(layer).__name__} {i}",
-            "units": int(out[0].size),
-            "hidden": i in shown,
-        }
-        for i, (layer, out) in enumerate(zip(model.layers, probe_outputs))
-    ]
-
-    def run_model(digit: np.ndarray) -> dict:
-        x = model_input(model, digit)
-        with lock:
-            probs = model.predict(x)[0]
-            outputs = model.layer_outputs(x)
-        result = describe(probs, names)
-        result["input"] = np.round(digit, 4).tolist()
-        result["activations"] = [
-            {
-                "name": layers[i]["name"],
-                "values": np.round(outputs[i][0].ravel(), 4).tolist(),
-            }
-            for i in shown
-        ]
-        return result
-
-    def decode(data: bytes) -> np.ndarray | None:
-        gray = images.load_image(data, max_pixels=max_pixels)
-        return images.to_mnist(gray)
-
-    async def from_image(data: bytes) -> np.ndarray | None:
-        try:
-            return await run_in_threadpool(decode, data)
-        except images.ImageTooLargeError as e:
-            raise RequestError(413, str(e)) from None
-
-    async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise RequestError(400, f"bad Content-Length header {length!r}")
-            if int(length) > max_bytes:
-                raise RequestError(
-                    413, f"body of {length} bytes is over the limit of {max_bytes}"
-                )
-
-        async def receive_all() -> bytes:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:  # a missing or lying Content-Length
-                    raise RequestError(
-                        413, f"body is over the limit of {max_bytes} bytes"
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        try:
-            return await asyncio.wait_for(receive_all(), body_timeout)
-        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
-            raise RequestError(
-                408, f"the body was not received within {body_timeout:g} s"
-            ) from None
-
-    async def digit_from_request(request: Request) -> np.ndarray | None:
-        content_type = (
-            request.headers.get("content-type", "").split(";")[0].strip().lower()
-        )
-        is_image = content_type.startswith("image/") or (
-            content_type == "application/octet-stream"
-        )
-        if not is_image and content_type not in FORM_TYPES:
-            # refused before reading a byte of the body
-            raise RequestError(
-                415,
-                f"unsupported content type {content_type or '(none)'!r}: send "
-                "image/png, multipart/form-data or application/json",
-            )
-        body = await read_body(request)
-        if is_image:
-            return await from_image(body)
-        if content_type == "multipart/form-data":
-            return await from_image(await multipart_file(request.headers, body))
-        # application/json
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as e:
-            raise RequestError(400, f"body is not valid JSON: {e}") from None
-        if not isinstance(payload, dict):
-            raise RequestError(422, "JSON: expected an object with 'pixels' or 'image'")
-        if "pixels" in payload:
-            digit = images.from_array(payload["pixels"])
-            return digit if digit.any() else None
-        if "image" in payload:
-            return await from_image(decode_data_url(payload["image"]))
-        raise RequestError(422, "JSON: expected a 'pixels' (28x28) or 'image' field")
-
-    async def predict(request: Request) -> JSONResponse:
-        try:
-            digit = await digit_from_request(request)
-            if digit is None:
-                return JSONResponse({"digit": None, "message": "no digit"})
-            return JSONResponse(await run_in_threadpool(run_model, digit))
-        except RequestError as e:
-            return _error(e.status, str(e))
-        except ClientDisconnect:
-            return _error(400, "the client disconnected before sending the whole body")
-        except NnscratchError as e:
-            return _error(422, str(e))
-
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "classes": names,
-                "layers": layers,
-                "input_shape": list(probe.shape[1:]),
-                "parameters": int(model.count_params()),
-                "max_bytes": max_bytes,
-                "max_pixels": max_pixels,
-            }
-        )
-
-    async def index(request: Request) -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
-
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
-
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        # a bug, not bad input: log it, and still answer in JSON
-        log.error("error on %s", request.url.path, exc_info=exc)
-        return _error(500, "internal error")
-
-    app = Starlette(
-        routes=[
-            Route("/", index),
-            Route("/health", health),
-            Route("/api/predict", predict, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        ],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
-    )
-    app.add_middleware(SecurityHeaders)
-    return app
-
-
-class SecurityHeaders:
-    """ASGI middleware adding SECURITY_HEADERS to every HTTP response."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 async def multipart_file(headers, body: bytes) -> bytes:
@@ -299,6 +303,49 @@ async def multipart_file(headers, body: bytes) -> bytes:
         return await upload.read()
     finally:
         await form.close()
+
+
+def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
+    """Indices of the hidden activation layers to show (not the last layer)."""
+    return [
+        i
+        for i, layer in enumerate(model.layers[:-1])
+        if type(layer).__name__ in ACTIVATIONS and outputs[i][0].size <= MAX_CELLS
+    ]
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """The app's one error format: `{"error": message}` with this status."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (404, 405, ...) in the same JSON form."""
+    return error_response(exc.status_code, str(exc.detail))
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    # a bug, not bad input: log it, and still answer in JSON
+    log.error("error on %s", request.url.path, exc_info=exc)
+    return error_response(500, "internal error")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 @click.command("serve")
