@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from PIL import Image
 
 from .callbacks import Callback
@@ -29,12 +31,13 @@ from .plots import (
     RIGHT_MARK,
     WRONG,
     WRONG_MARK,
-    _frame,
+    _border,
     _image_axes,
     _percent,
     as_images,
 )
 
+MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
 MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
 MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
 MIN_FRAME_MS = 100  # ... but no shorter than this each
@@ -230,28 +233,61 @@ def training_animation(
     A run of more than `max_frames` epochs (full-batch gradient descent runs hundreds)
     shows `max_frames` evenly spaced ones, faster, so the GIF stays a short film.
     """
-    if isinstance(frames, PredictionRecorder):
-        frames = frames.recordings()
-    if frames.epochs == 0:
+    recordings = frames
+    if isinstance(recordings, PredictionRecorder):
+        recordings = recordings.recordings()
+    if recordings.epochs == 0:
         raise DataError("training_animation: the recordings hold no epochs")
-    m = min(len(frames.images), 25)
-    cols = int(np.ceil(np.sqrt(m)))
-    rows = int(np.ceil(m / cols))
+    artists = _build_figure(recordings)
+    images = [
+        _draw_epoch(artists, recordings, epoch)
+        for epoch in frame_epochs(recordings.epochs, max_frames)
+    ]
+    return _save_gif(path, images, frame_ms)
+
+
+@dataclass
+class _Artists:
+    """The animation's figure, built once, and the parts of it each frame changes."""
+
+    fig: Figure
+    curves: dict[str, Line2D]  # log key ("loss", "val_loss") -> its line, growing
+    tiles: np.ndarray  # (M,) image axes, M <= MAX_TILES: titles and borders change
+    caption: Text  # above the tiles: how many of them are right
+    heading: Text  # above everything: the epoch and its accuracies
+    title_size: int  # of the tiles' titles, in points
+
+
+def _build_figure(recordings: Recordings) -> _Artists:
+    """The loss axes (left) and the grid of recorded images (right), before any epoch
+    is drawn: limits, images and legend stay, the frames change only the artists."""
     fig = Figure(figsize=(10, 5.4), dpi=100, layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[0.9, 1.1])
-    ax = left.add_subplot()
-    epochs = np.arange(1, frames.epochs + 1)
+    curves = _loss_axes(left.add_subplot(), recordings)
+    tiles = _image_tiles(right, recordings.images[:MAX_TILES])
+    caption = right.suptitle("", fontsize=11)
+    heading = fig.suptitle("", fontsize=13, fontweight="bold")
+    # "T-shirt/top 44%" at 9 points would run into the next tile's title
+    title_size = 9 if max(len(name) for name in recordings.class_names) <= 7 else 8
+    return _Artists(fig, curves, tiles, caption, heading, title_size)
+
+
+def _loss_axes(ax, recordings: Recordings) -> dict[str, Line2D]:
+    """Set up `ax` for the whole run (limits, labels, legend) with empty loss lines;
+    returns them by log key, only for the losses that were recorded."""
     curves = {}
     for key, label, colour, style in (
         ("loss", "train loss", BLUE, "-o"),
         ("val_loss", "validation loss", ORANGE, "--s"),
     ):
-        if key in frames.logs and np.any(np.isfinite(frames.logs[key])):
+        values = recordings.logs.get(key)
+        if values is not None and np.any(np.isfinite(values)):
             (curves[key],) = ax.plot([], [], style, color=colour, label=label, ms=4)
-    finite = [v[np.isfinite(v)] for k, v in frames.logs.items() if k in curves]
+    # fixed limits: the axes must not rescale from one frame to the next
+    finite = [v[np.isfinite(v)] for k, v in recordings.logs.items() if k in curves]
     top = max((float(v.max()) for v in finite if v.size), default=1.0)
     ax.set(
-        xlim=(0.5, frames.epochs + 0.5),
+        xlim=(0.5, recordings.epochs + 0.5),
         ylim=(0, 1.08 * top),
         xlabel="epoch",
         ylabel="loss",
@@ -261,41 +297,74 @@ def training_animation(
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(loc="upper right")
-    tiles = _image_axes(right, m, rows, cols)
-    for tile, image in zip(tiles, frames.images):
-        tile.imshow(image, cmap="gray_r", interpolation="nearest")
-    caption = right.suptitle("", fontsize=11)
-    heading = fig.suptitle("", fontsize=13, fontweight="bold")
+    return curves
 
-    # "T-shirt/top 44%" at 9 points would run into the next tile's title
-    title_size = 9 if max(len(name) for name in frames.class_names) <= 7 else 8
-    images = []
-    for e in frame_epochs(frames.epochs, max_frames):
-        for key, line in curves.items():
-            line.set_data(epochs[: e + 1], frames.logs[key][: e + 1])
-        predicted = frames.probs[e, :m].argmax(axis=1)
-        for k, tile in enumerate(tiles):
-            right_ = predicted[k] == frames.labels[k]
-            colour = CORRECT if right_ else WRONG
-            conf = frames.probs[e, k, predicted[k]]
-            mark = RIGHT_MARK if right_ else WRONG_MARK
-            tile.set_title(
-                f"{mark} {frames.class_names[predicted[k]]} {_percent(conf)}",
-                fontsize=title_size,
-                color=colour,
-                fontweight="bold",
-            )
-            _frame(tile, colour, 1.2 if right_ else 2.5)
-        correct = int(np.sum(predicted == frames.labels[:m]))
-        caption.set_text(f"Predictions: {correct}/{m} right")
-        status = [f"Epoch {e + 1}/{frames.epochs}"]
-        for key, label in (("accuracy", "train acc"), ("val_accuracy", "val acc")):
-            if key in frames.logs and np.isfinite(frames.logs[key][e]):
-                status.append(f"{label} {frames.logs[key][e]:.1%}")
-        heading.set_text("   ".join(status))
-        images.append(_render(fig).convert("P", palette=Image.Palette.ADAPTIVE))
+
+def _image_tiles(parent, images: np.ndarray) -> np.ndarray:
+    """images (M, H, W) shown in a near-square grid of `parent`; returns (M,) axes."""
+    cols = int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    tiles = _image_axes(parent, len(images), rows, cols)
+    for tile, image in zip(tiles, images):
+        tile.imshow(image, cmap="gray_r", interpolation="nearest")
+    return tiles
+
+
+def _draw_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> Image.Image:
+    """The GIF frame of `epoch` (0-based): curves up to it, its predictions, its status.
+
+    Returns a palette ("P") image, as GIF frames are stored.
+    """
+    for key, line in artists.curves.items():
+        line.set_data(np.arange(1, epoch + 2), recordings.logs[key][: epoch + 1])
+    m = len(artists.tiles)
+    predicted = recordings.probs[epoch, :m].argmax(axis=1)
+    for k, tile in enumerate(artists.tiles):
+        _mark_prediction(
+            tile,
+            recordings.class_names[predicted[k]],
+            recordings.probs[epoch, k, predicted[k]],
+            predicted[k] == recordings.labels[k],
+            artists.title_size,
+        )
+    correct = int(np.sum(predicted == recordings.labels[:m]))
+    artists.caption.set_text(f"Predictions: {correct}/{m} right")
+    artists.heading.set_text(_status_line(recordings, epoch))
+    return _render(artists.fig).convert("P", palette=Image.Palette.ADAPTIVE)
+
+
+def _mark_prediction(tile, name: str, confidence: float, right: bool, size: int):
+    """Title `tile` with the predicted class and its probability; colour and mark (and
+    a thicker border if wrong) say whether it is right."""
+    colour = CORRECT if right else WRONG
+    mark = RIGHT_MARK if right else WRONG_MARK
+    tile.set_title(
+        f"{mark} {name} {_percent(confidence)}",
+        fontsize=size,
+        color=colour,
+        fontweight="bold",
+    )
+    _border(tile, colour, 1.2 if right else 2.5)
+
+
+def _status_line(recordings: Recordings, epoch: int) -> str:
+    """The heading, e.g. "Epoch 3/10   train acc 91.2%   val acc 90.5%" (an accuracy
+    not recorded at `epoch` is left out)."""
+    status = [f"Epoch {epoch + 1}/{recordings.epochs}"]
+    for key, label in (("accuracy", "train acc"), ("val_accuracy", "val acc")):
+        if key in recordings.logs and np.isfinite(recordings.logs[key][epoch]):
+            status.append(f"{label} {recordings.logs[key][epoch]:.1%}")
+    return "   ".join(status)
+
+
+def _save_gif(path, images: list[Image.Image], frame_ms: int) -> Path:
+    """Write the frames as a looping GIF, atomically; returns the path.
+
+    Many frames are shown faster, so the film lasts about MAX_FILM_MS; the last one
+    stays at least 2.5 s, a pause before the loop starts again.
+    """
     frame_ms = max(MIN_FRAME_MS, min(frame_ms, MAX_FILM_MS // len(images)))
-    durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 2500)]  # pause at end
+    durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 2500)]
     path = Path(path)
     with atomic_open(path) as f:
         images[0].save(

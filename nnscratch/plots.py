@@ -131,60 +131,76 @@ def learning_curves(history, batch_losses=None) -> Figure:
     with_batches = batch_losses is not None and batch_losses.size > 0
     fig = Figure(figsize=(15 if with_batches else 10, 4.4), layout="constrained")
     axes = fig.subplots(1, 3 if with_batches else 2)
-    epochs = np.arange(1, len(columns["loss"]) + 1)
-    for ax, metric, title in (
-        (axes[0], "loss", "Loss"),
-        (axes[1], "accuracy", "Accuracy"),
-    ):
-        for prefix, label, colour, style in (
-            ("", "train", BLUE, {"linestyle": "-", "marker": "o"}),
-            ("val_", "validation", ORANGE, {"linestyle": "--", "marker": "s"}),
-        ):
-            if not _has(columns, prefix + metric):
-                continue
-            values = columns[prefix + metric]
-            best = np.nanargmin(values) if metric == "loss" else np.nanargmax(values)
-            value = f"{values[best]:.4f}" if metric == "loss" else f"{values[best]:.2%}"
-            ax.plot(
-                epochs,
-                values,
-                color=colour,
-                markersize=4,
-                lw=1.8,
-                **style,
-                label=f"{label} (best {value}, epoch {best + 1})",
-            )
-        ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if metric == "accuracy":
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=9)
-        else:
-            ax.text(0.5, 0.5, "not recorded", ha="center", transform=ax.transAxes)
+    _per_epoch_axes(axes[0], columns, "loss", "Loss")
+    _per_epoch_axes(axes[1], columns, "accuracy", "Accuracy")
     if with_batches:
-        ax = axes[2]
-        steps = np.arange(1, len(batch_losses) + 1)
-        ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
-        centres, means = smooth(batch_losses)
-        ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
-        positive = batch_losses[batch_losses > 0]
-        if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
-            # early losses are 10-100x the late ones: a log scale shows both ends
-            ax.set_yscale("log")
-            # plain numbers (2, not 2x10^0); minor ticks labelled at 2s and 5s only
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(FuncFormatter(_minor_tick))
-        ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
-        per_epoch = len(batch_losses) / len(epochs)
-        top = ax.secondary_xaxis(
-            "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)
-        )
-        top.set_xlabel("epoch")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=9)
+        _per_batch_axes(axes[2], batch_losses, epochs=len(columns["loss"]))
     return fig
+
+
+def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
+    """Train and validation `metric` ("loss" or "accuracy") per epoch on `ax`, each
+    labelled with its best value; "not recorded" if neither is in `columns`."""
+    epochs = np.arange(1, len(columns["loss"]) + 1)
+    for prefix, label, colour, style in (
+        ("", "train", BLUE, {"linestyle": "-", "marker": "o"}),
+        ("val_", "validation", ORANGE, {"linestyle": "--", "marker": "s"}),
+    ):
+        if not _has(columns, prefix + metric):
+            continue
+        values = columns[prefix + metric]
+        ax.plot(
+            epochs,
+            values,
+            color=colour,
+            markersize=4,
+            lw=1.8,
+            **style,
+            label=f"{label} ({_best_epoch(values, metric)})",
+        )
+    ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if metric == "accuracy":
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "not recorded", ha="center", transform=ax.transAxes)
+
+
+def _best_epoch(values: np.ndarray, metric: str) -> str:
+    """values (epochs,) with NaN where missing -> "best 0.1234, epoch 7": the lowest
+    loss or the highest accuracy."""
+    if metric == "loss":
+        best = np.nanargmin(values)
+        return f"best {values[best]:.4f}, epoch {best + 1}"
+    best = np.nanargmax(values)
+    return f"best {values[best]:.2%}, epoch {best + 1}"
+
+
+def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
+    """batch_losses (steps,) on `ax`, raw and smoothed, against the step (bottom axis)
+    and the epoch (top axis: the steps are taken as spread evenly over `epochs`)."""
+    steps = np.arange(1, len(batch_losses) + 1)
+    ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
+    centres, means = smooth(batch_losses)
+    ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
+    positive = batch_losses[batch_losses > 0]
+    if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
+        # early losses are 10-100x the late ones: a log scale shows both ends
+        ax.set_yscale("log")
+        # plain numbers (2, not 2x10^0); minor ticks labelled at 2s and 5s only
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_tick))
+    ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
+    per_epoch = len(batch_losses) / epochs
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)
+    )
+    top.set_xlabel("epoch")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
 
 
 # ----- confusion matrix and per-class scores -------------------------------------------
@@ -309,20 +325,12 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     return fig
 
 
-# ----- image grids --------------------------------------------------------------------
-def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
-    """A figure of n image axes in a near-square grid, tile (width, height) inches."""
-    cols = n if n <= 6 else int(np.ceil(np.sqrt(n)))  # a few images: one row
-    rows = int(np.ceil(n / cols))
-    # at least 7.5 inches wide, so the one-line suptitle fits over a small grid
-    width = max(7.5, cols * tile[0] + extra_width)
-    fig = Figure(figsize=(width, rows * tile[1] + extra_height), layout="constrained")
-    return fig, _image_axes(fig, n, rows, cols)
-
-
+# ----- tiles, shared with nnscratch.animation ---------------------------------------
+# Package-internal, not for users: animation.py imports these three so that the GIF's
+# tiles look like the still pictures'. Changing one changes both modules' pictures.
 def _image_axes(parent, n: int, rows: int, cols: int) -> np.ndarray:
     """n axes without ticks for images, in a rows x cols grid of `parent` (a Figure or
-    SubFigure); the cells left over are hidden."""
+    SubFigure); the cells left over are hidden. Returns the (n,) axes."""
     axes = np.atleast_1d(parent.subplots(rows, cols)).ravel()
     for ax in axes:
         ax.set_xticks([])
@@ -332,13 +340,27 @@ def _image_axes(parent, n: int, rows: int, cols: int) -> np.ndarray:
     return axes[:n]
 
 
-def _frame(ax, colour: str, width: float) -> None:
+def _border(ax, colour: str, width: float) -> None:
+    """Draw a tile's border (its four spines) in `colour`, `width` points thick."""
     for spine in ax.spines.values():
         spine.set(color=colour, linewidth=width)
 
 
 def _percent(p: float) -> str:
+    """A probability as a tile shows it: "44%"; one decimal ("99.7%") from 99.5% up,
+    where a whole number would read 100%."""
     return f"{100 * p:.0f}%" if p < 0.995 else f"{100 * p:.1f}%"
+
+
+# ----- image grids --------------------------------------------------------------------
+def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
+    """A figure of n image axes in a near-square grid, tile (width, height) inches."""
+    cols = n if n <= 6 else int(np.ceil(np.sqrt(n)))  # a few images: one row
+    rows = int(np.ceil(n / cols))
+    # at least 7.5 inches wide, so the one-line suptitle fits over a small grid
+    width = max(7.5, cols * tile[0] + extra_width)
+    fig = Figure(figsize=(width, rows * tile[1] + extra_height), layout="constrained")
+    return fig, _image_axes(fig, n, rows, cols)
 
 
 def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figure:
@@ -368,7 +390,7 @@ def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figur
         )
         if not right:
             ax.set_xlabel(f"true: {names[labels[k]]}", fontsize=9, color=WRONG)
-        _frame(ax, CORRECT if right else WRONG, 1.5 if right else 3.0)
+        _border(ax, CORRECT if right else WRONG, 1.5 if right else 3.0)
     correct = int(np.sum(predicted[:n] == labels[:n]))
     title = f"Predictions on {n} test images: {correct} right ({RIGHT_MARK})"
     if correct < n:
@@ -414,7 +436,7 @@ def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
             fontweight="bold",
         )
         ax.set_xlabel(f"true: {names[true]} {_percent(probs[k, true])}", fontsize=9)
-        _frame(ax, WRONG, 2.0)
+        _border(ax, WRONG, 2.0)
     fig.suptitle(
         f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
         f" {len(labels)} (predicted on top, true class below)",

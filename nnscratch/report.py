@@ -397,25 +397,43 @@ def write_report(
     title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
     if config.get("preset"):
         title += f", preset {config['preset']}"
-    scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
-    per_class = _per_class_rows(config, metrics)
+    body = [
+        f"<h1>{_esc(title)}</h1>",
+        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
+        _cards(config, metrics, history_rows),
+        *_training_section(run_dir, history_rows),
+        *_test_set_section(run_dir, config, metrics),
+        *_model_section(run_dir, config, model_summary),
+    ]
+    path = run_dir / "report.html"
+    write_text(path, _page(title, body))
+    return path
+
+
+# Image grids and the GIF get the full width: halved, their labels are too small.
+# Each section is a list of HTML pieces, "" for a figure that was not drawn.
+def _training_section(run_dir: Path, history_rows) -> list[str]:
+    """The learning curves, the GIF and the per-epoch table (if there is a history)."""
     history_panel = ""
     if history_rows is not None:
         history_panel = (
             f'<div class="panel"><h3>Per epoch</h3>{_history_table(history_rows)}</div>'
         )
-    layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
-    # Image grids and the GIF get the full width: halved, their labels are too small.
-    sections = [
-        f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
-        _cards(config, metrics, history_rows),
+    return [
         "<h2>Training</h2>",
         '<div class="stack">',
         _figure(run_dir, "learning_curves.png"),
         _figure(run_dir, "training.gif"),
         history_panel,
         "</div>",
+    ]
+
+
+def _test_set_section(run_dir: Path, config: dict, metrics: dict) -> list[str]:
+    """Confusion matrices, per-class scores and metrics side by side, then the grids."""
+    scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    per_class = _per_class_rows(config, metrics)
+    return [
         "<h2>Test set</h2>",
         '<div class="stack"><div class="grid">',
         _figure(run_dir, "confusion_matrix.png"),
@@ -429,6 +447,13 @@ def write_report(
         _figure(run_dir, "sample_predictions.png"),
         _figure(run_dir, "top_mistakes.png"),
         "</div>",
+    ]
+
+
+def _model_section(run_dir: Path, config: dict, model_summary: str | None) -> list[str]:
+    """The first layer's weights, the layer summary (if known) and the configuration."""
+    layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
+    return [
         "<h2>Model</h2>",
         '<div class="stack">',
         _figure(run_dir, "first_layer_features.png"),
@@ -438,18 +463,20 @@ def write_report(
         ),
         "</div>",
     ]
-    page = (
+
+
+def _page(title: str, body: list[str]) -> str:
+    """The whole HTML document: head (CSP, inline CSS) and the non-empty body pieces,
+    one a line."""
+    return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<link rel="icon" href="data:,">\n'  # no favicon request to the disk
         f"<title>{_esc(title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
-        + "\n".join(s for s in sections if s)
+        + "\n".join(piece for piece in body if piece)
         + "\n</body></html>\n"
     )
-    path = run_dir / "report.html"
-    write_text(path, page)
-    return path
 
 
 @click.command()
