@@ -5,6 +5,7 @@ import pytest
 from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose
 
+from nnscratch import conv as conv_module
 from nnscratch.conv import Conv2D
 from nnscratch.errors import NnscratchError
 from nnscratch.layers import LAYER_CLASSES
@@ -46,21 +47,39 @@ CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=[None, 1, 2], ids=["whole batch", "chunks of 1", "chunks of 2"])
+def chunking(request, monkeypatch):
+    """Make Conv2D work through the batch in chunks of 1 or 2 images (the last one
+    smaller when it does not divide), as it does with real sizes, or all at once."""
+
+    def apply(layer, x):
+        if request.param is not None:
+            ho, wo = layer._out_hw(*x.shape[2:])
+            per_image = layer.params["W"][0].size * ho * wo * x.itemsize
+            monkeypatch.setattr(conv_module, "CHUNK_BYTES", request.param * per_image)
+
+    return apply
+
+
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
-def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw):
+def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw, chunking):
     rng = np.random.default_rng(0)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     layer.params["b"][:] = rng.standard_normal(c_out)
-    x = rng.standard_normal((2, c_in, *hw))
+    x = rng.standard_normal((3, c_in, *hw))
+    chunking(layer, x)
     check_layer_grads(layer, x)
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
-def test_conv2d_forward_matches_loops(c_in, c_out, kernel, stride, padding, hw):
+def test_conv2d_forward_matches_loops(
+    c_in, c_out, kernel, stride, padding, hw, chunking
+):
     rng = np.random.default_rng(1)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     layer.params["b"][:] = rng.standard_normal(c_out)
     x = rng.standard_normal((3, c_in, *hw))
+    chunking(layer, x)
     expected = naive_conv(
         x, layer.params["W"], layer.params["b"], layer.stride, layer.padding
     )
