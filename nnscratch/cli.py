@@ -132,13 +132,20 @@ def download(dataset: str, cache_dir: Path | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) -> None:
     """Train a network and write a run directory (model, history, metrics, report)."""
-    from .presets import preset_settings
+    from .presets import FIXED_BY_ARCHITECTURE, preset_settings
     from .training import run_training
 
     settings = preset_settings(preset)
     options["hidden"] = _sizes(options["hidden"], "--hidden")
     batch_size = _batch_size(options.pop("batch_size"))
-    settings.update({k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in FIXED_BY_ARCHITECTURE[settings["architecture"]]:
+        if key in given:
+            raise click.UsageError(
+                f"--{key} does not apply to --preset {preset}: its "
+                f"{settings['architecture']} architecture fixes it"
+            )
+    settings.update(given)
     if batch_size != "unset":  # None ('full') is a value here, not "not given"
         settings["batch_size"] = batch_size
     settings["dataset"] = dataset

@@ -96,6 +96,21 @@ PRESETS = {
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
+# settings a convolutional architecture fixes itself: not written to its config.json,
+# and an error if given on the command line
+FIXED_BY_ARCHITECTURE = {
+    "mlp": (),
+    "lenet-like": ("hidden", "activation", "dropout"),
+    "cnn": ("hidden", "activation"),
+}
+
+
+def settings_used(settings: dict) -> dict:
+    """`settings` without the ones its architecture fixes (FIXED_BY_ARCHITECTURE)."""
+    fixed = FIXED_BY_ARCHITECTURE.get(settings.get("architecture"), ())
+    return {k: v for k, v in settings.items() if k not in fixed}
+
+
 def preset_settings(name: str) -> dict:
     """BASE overlaid with the named preset."""
     if name not in PRESETS:
@@ -134,13 +149,14 @@ def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) 
     from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
+    weights = {"init": settings["init"], "l2": settings["l2"], "rng": rng}
     return [
         Reshape((1, h, w)),
-        Conv2D(1, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-        Conv2D(32, 64, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+        Conv2D(1, 32, 3, padding=1, **weights), ReLU(), MaxPool2D(2),
+        Conv2D(32, 64, 3, padding=1, **weights), ReLU(), MaxPool2D(2),
         Flatten(),
-        Dense(64 * (h // 4) * (w // 4), 128, rng=rng), ReLU(),
-        Dense(128, num_classes, rng=rng),
+        Dense(64 * (h // 4) * (w // 4), 128, **weights), ReLU(),
+        Dense(128, num_classes, **weights),
     ]  # fmt: skip
 
 
@@ -153,15 +169,16 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
+    weights = {"init": settings["init"], "l2": settings["l2"], "rng": rng}
     layers: list = [Reshape((1, h, w))]
     for c_in, c_out in [(1, 32), (32, 64), (64, 128)]:
-        layers += [Conv2D(c_in, c_out, 3, padding=1, rng=rng), BatchNorm(c_out), ReLU()]
-        layers += [MaxPool2D(2)]
+        layers += [Conv2D(c_in, c_out, 3, padding=1, **weights), BatchNorm(c_out)]
+        layers += [ReLU(), MaxPool2D(2)]
         h, w = h // 2, w // 2
-    layers += [Flatten(), Dense(128 * h * w, 256, rng=rng), BatchNorm(256), ReLU()]
+    layers += [Flatten(), Dense(128 * h * w, 256, **weights), BatchNorm(256), ReLU()]
     if settings["dropout"]:
         layers.append(Dropout(settings["dropout"]))
-    layers.append(Dense(256, num_classes, rng=rng))
+    layers.append(Dense(256, num_classes, **weights))
     return layers
 
 

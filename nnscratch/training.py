@@ -18,7 +18,7 @@ from .augment import Augment
 from .datasets import CLASS_NAMES, load_dataset, train_validation_split
 from .files import write_text
 from .metrics import confusion_matrix, per_class_rows
-from .presets import build_model, build_optimizer, build_schedule
+from .presets import build_model, build_optimizer, build_schedule, settings_used
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -107,7 +107,10 @@ def run_training(
         )
     run_dir = Path(out) if out is not None else default_run_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = {**settings, "data_dir": None if data_dir is None else str(data_dir)}
+    settings = {
+        **settings_used(settings),
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
     settings["train_examples"] = len(x_train)
     settings["augment"] = Augment.resolve_spec(settings.get("augment"), dataset)
     write_text(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")

@@ -92,6 +92,8 @@ def test_batch_size_full_trains_on_the_whole_set_in_one_step(tmp_path, data_dir)
         (["train", "--batch-size", "0"], "--batch-size"),
         (["train", "--lr", "-1"], "--lr"),
         (["train", "--preset", "huge"], "preset"),
+        (["train", "--preset", "cnn", "--hidden", "64"], "--hidden does not apply"),
+        (["train", "--preset", "lenet-like", "--dropout", "0.5"], "--dropout"),
         (["train", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
         (["evaluate", "/nonexistent/model.npz"], "no such model file"),
         (["info", "pyproject.toml"], "not a valid .npz"),

@@ -25,7 +25,7 @@ from nnscratch import (
     load_dataset,
     load_model,
 )
-from nnscratch.presets import build_model, preset_settings
+from nnscratch.presets import build_model, preset_settings, settings_used
 from nnscratch.training import run_training
 
 CLASS_NAMES = [str(i) for i in range(10)]
@@ -234,3 +234,19 @@ def test_run_training_with_batch_size_none_fails_clearly(data_dir, tmp_path):
     settings = {**preset_settings("lenet-like"), "batch_size": None, "dataset": "mnist"}
     with pytest.raises(NnscratchError, match="GB of workspace.*smaller batch size"):
         run_training(settings, data_dir=data_dir, out=tmp_path, report=False, verbose=0)
+
+
+def test_conv_presets_write_only_the_settings_they_use():
+    assert "hidden" not in settings_used(preset_settings("cnn"))
+    assert "dropout" in settings_used(preset_settings("cnn"))
+    assert not {"hidden", "activation", "dropout"} & set(
+        settings_used(preset_settings("lenet-like"))
+    )
+    assert settings_used(preset_settings("default")) == preset_settings("default")
+
+
+def test_conv_presets_take_init_and_l2_from_the_settings():
+    settings = {**preset_settings("lenet-like"), "init": "xavier", "l2": 1e-4}
+    model = build_model(settings, (28, 28), CLASS_NAMES)
+    weighted = [layer for layer in model.layers if "W" in layer.params]
+    assert all(layer.l2 == 1e-4 and layer.init == "xavier" for layer in weighted)
