@@ -468,9 +468,11 @@ def first_layer_features(weights, n: int = 64) -> Figure:
     elif weights.ndim == 4:
         out_ch, in_ch, kh, kw = weights.shape
         tiles = weights.reshape(out_ch * in_ch, kh, kw)[: int(n)]
+        # one tile per (output channel, input channel) pair, output channel first
+        per_filter = "" if in_ch == 1 else f", {in_ch} input channels each"
         title = (
-            f"First layer: {len(tiles)} of {out_ch}\u00d7{in_ch} convolution"
-            f" kernels ({kh}\u00d7{kw}), filter-major"
+            f"First layer: {len(tiles)} of {out_ch * in_ch} convolution kernels"
+            f" ({kh}\u00d7{kw}; {out_ch} filters{per_filter})"
         )
     else:
         raise DataError(
