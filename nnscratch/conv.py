@@ -179,7 +179,7 @@ class Conv2D(WeightPenalty, Layer):
             np.matmul(W.reshape(o, k), cols.transpose(1, 0, 2), out=y.reshape(n, o, -1))
             y += b[:, None, None]
             return
-        y_on = self._buffer("y_on", (o, n * pixels), y.dtype)
+        y_on = self._chunk_buffer("y_on", (o, n * pixels), y.dtype)
         np.matmul(W.reshape(o, k), cols.reshape(k, -1), out=y_on)
         # (O, n, Ho, Wo) -> (n, O, Ho, Wo), adding the bias on the way
         y_on = y_on.reshape(o, n, *y.shape[2:]).transpose(1, 0, 2, 3)
@@ -196,6 +196,15 @@ class Conv2D(WeightPenalty, Layer):
         count = -(-n // size)  # ceil
         size = -(-n // count)  # equal chunks rather than a small last one
         return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+    def _chunk_buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """A workspace for one chunk: the front of a buffer kept as large as the
+        largest chunk, so a smaller last chunk does not reallocate it every step."""
+        size = int(np.prod(shape))
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self._buffers[key] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
 
     def _cols_block(self, start: int, stop: int) -> np.ndarray:
         """Images start:stop's columns, (C, kh, kw, stop - start, Ho, Wo): contiguous."""
@@ -250,7 +259,7 @@ class Conv2D(WeightPenalty, Layer):
             np.sum(per_example, axis=0, out=dW)
             np.sum(dy.sum(axis=2), axis=0, out=db)
         else:
-            dy_on = self._buffer("dy_on", (o, n, ho * wo), dy.dtype)
+            dy_on = self._chunk_buffer("dy_on", (o, n, ho * wo), dy.dtype)
             np.copyto(dy_on, dy.reshape(n, o, -1).transpose(1, 0, 2))
             dy = dy_on.reshape(o, -1)
             np.matmul(dy, cols.reshape(k, -1).T, out=dW)
@@ -260,7 +269,7 @@ class Conv2D(WeightPenalty, Layer):
             self.grads["b"] += db
         if not self.needs_input_grad:
             return None
-        dcols = self._buffer("dcols", cols.shape, np.result_type(dy, W))
+        dcols = self._chunk_buffer("dcols", cols.shape, np.result_type(dy, W))
         W2 = W.reshape(o, k)
         if self._per_example:
             out = dcols.transpose(1, 0, 2)
