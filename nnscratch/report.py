@@ -1,16 +1,12 @@
 """A training run's report: figures/*.png, figures/training.gif and report.html.
 
-report.html is one self-contained page (images as base64 data URIs, inline CSS, no
-external requests), so it can be mailed or opened offline. `rebuild_report` redraws
-everything from the files of a saved run directory.
+`write_run_report` draws every picture of a run just trained and writes the page
+(`report_page.write_report`); `rebuild_report` (and `nnscratch report`) does the same
+from the files of a saved run directory, without training again.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
-import json
 from pathlib import Path
 
 import click
@@ -18,35 +14,19 @@ import numpy as np
 
 from .animation import PredictionRecorder, Recordings, training_animation
 from .errors import NnscratchError
-from .files import write_text
-from .metrics import confusion_matrix, per_class_rows
+from .metrics import confusion_matrix
 from .plots import (
     confusion_matrix_plot,
     first_layer_features,
-    history_columns,
     learning_curves,
     per_class_bars,
     sample_predictions,
     save_figure,
     top_mistakes,
 )
+from .report_page import read_csv, read_json, write_report
 
 RECORDINGS_FILE = "recordings.npz"
-# Every picture: file name -> caption, in page order.
-CAPTIONS = {
-    "learning_curves.png": "Loss and accuracy per epoch, and the loss of every batch",
-    "training.gif": "Training epoch by epoch: the loss so far and the predictions on"
-    " a fixed set of test images",
-    "confusion_matrix.png": "Confusion matrix (counts): rows are the true classes,"
-    " columns the predicted ones",
-    "confusion_matrix_normalized.png": "Confusion matrix as % of each true class:"
-    " the diagonal is each class's recall",
-    "per_class.png": "Precision and recall per class",
-    "sample_predictions.png": "Predictions on the first test images",
-    "top_mistakes.png": "The wrong predictions the network was surest of",
-    "first_layer_features.png": "What the first layer looks for: each unit's incoming"
-    " weights (red positive, blue negative)",
-}
 
 
 def first_layer_weights(model) -> np.ndarray | None:
@@ -131,34 +111,6 @@ def write_run_report(
     return write_report(run_dir, history_rows=history, model_summary=_summary(model))
 
 
-# ----- reading a saved run -------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NnscratchError(f"{path}: file not found in the run directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NnscratchError(f"{path}: not a readable JSON file ({e})") from None
-    if not isinstance(value, dict):
-        raise NnscratchError(f"{path}: expected a JSON object")
-    return value
-
-
-def _read_csv(path: Path, columns: list[str]) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise NnscratchError(f"{path}: file not found in the run directory") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise NnscratchError(f"{path}: not a readable CSV file ({e})") from None
-    if not rows or any(c not in rows[0] for c in columns):
-        raise NnscratchError(
-            f"{path}: expected a header with {', '.join(columns)} and at least one row"
-        )
-    return rows
-
-
 def _summary(model) -> str | None:
     try:
         return model.summary()
@@ -179,17 +131,17 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    config = read_json(run_dir / "config.json")
+    metrics = read_json(run_dir / "metrics.json")
     if config.get("dataset") not in CLASS_NAMES:
         raise NnscratchError(
             f"{run_dir / 'config.json'}: 'dataset' must be one of"
             f" {', '.join(CLASS_NAMES)}, got {config.get('dataset')!r}"
         )
-    history = _read_csv(run_dir / "history.csv", ["epoch", "loss"])
+    history = read_csv(run_dir / "history.csv", ["epoch", "loss"])
     batch_path = run_dir / "batch_losses.csv"
     try:
-        batch_losses = [float(r["loss"]) for r in _read_csv(batch_path, ["loss"])]
+        batch_losses = [float(r["loss"]) for r in read_csv(batch_path, ["loss"])]
     except (TypeError, ValueError) as e:
         raise NnscratchError(f"{batch_path}: a loss is not a number ({e})") from None
     model_path = run_dir / "model.npz"
@@ -215,267 +167,6 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     )
     return write_report(
         run_dir, config, metrics, history_rows=history, model_summary=_summary(model)
-    )
-
-
-# ----- the page -------------------------------------------------------------------------
-CSS = """
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
-  margin: 0 auto; max-width: 1400px; padding: 1.5em 2em 3em; background: #f6f7f9; }
-h1 { margin: 0 0 .2em; font-size: 1.8em; }
-h2 { margin: 1.6em 0 .6em; border-bottom: 2px solid #d5dae1; padding-bottom: .2em; }
-h3 { margin: 0 0 .5em; font-size: 1.05em; }
-table + h3, pre + h3 { margin-top: 1.2em; }
-.stack { display: flex; flex-direction: column; gap: 1.2em; }
-.sub { color: #555; margin: 0 0 1.2em; }
-.cards { display: flex; flex-wrap: wrap; gap: 1em; }
-.card { background: white; border: 1px solid #d5dae1; border-radius: 8px;
-  padding: .7em 1.2em; min-width: 10em; }
-.card .value { font-size: 1.7em; font-weight: 600; font-variant-numeric: tabular-nums; }
-.card .label { color: #555; font-size: .9em; }
-.grid { display: grid; gap: 1.2em; align-items: start;
-  grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
-.panel, figure { background: white; border: 1px solid #d5dae1; border-radius: 8px;
-  padding: 1em; margin: 0; overflow-x: auto; }
-figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
-figcaption { color: #444; margin-top: .5em; font-size: .93em; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #e1e5ea; padding: .25em .7em; text-align: left; }
-thead th { background: #eef2f6; }
-tbody th { font-weight: 600; background: #fafbfc; }
-td.num { text-align: right; }
-code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
-pre { margin: 0; }
-"""
-# The page may only use what it carries: no scripts, no fetches, images from data URIs.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f'<td class="num">{value:.4g}</td>'
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f'<td class="num">{value:,}</td>'
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    return f"<td><code>{_esc(value)}</code></td>"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    """rows hold ready-made cells (<td>/<th> strings); head is escaped here."""
-    thead = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _key_value_table(items) -> str:
-    return _table(
-        ["setting", "value"], [[f"<th>{_esc(k)}</th>", _cell(v)] for k, v in items]
-    )
-
-
-def _percent_cell(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f'<td class="num">{value:.2%}</td>'
-    return "<td></td>"
-
-
-def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
-    """metrics' per_class list, or the scores computed from its confusion matrix."""
-    rows = metrics.get("per_class")
-    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
-        return rows
-    cm = metrics.get("confusion_matrix")
-    if cm is None:
-        return []
-    from .datasets import CLASS_NAMES
-
-    cm = np.asarray(cm)
-    names = CLASS_NAMES.get(config.get("dataset"), [str(i) for i in range(len(cm))])
-    try:
-        return per_class_rows(cm, names)
-    except NnscratchError:  # a malformed matrix: no table rather than no report
-        return []
-
-
-def _per_class_table(rows: list[dict]) -> str:
-    cells = [
-        [f"<th>{_esc(row.get('class', i))}</th>"]
-        + [_percent_cell(row.get(k)) for k in ("precision", "recall", "f1")]
-        + [_cell(row.get("support", ""))]
-        for i, row in enumerate(rows)
-    ]
-    return _table(["class", "precision", "recall", "F1", "support"], cells)
-
-
-def _history_table(history_rows) -> str:
-    columns = history_columns(history_rows)
-    keys = [
-        k
-        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-        if k in columns and np.any(np.isfinite(columns[k]))
-    ]
-    rows = []
-    for i in range(len(next(iter(columns.values()), []))):
-        row = [f"<th>{i + 1}</th>"]
-        for k in keys:
-            value = columns[k][i]
-            if not np.isfinite(value):
-                row.append("<td></td>")
-            elif "accuracy" in k:
-                row.append(_percent_cell(value))
-            elif k == "lr":
-                row.append(f'<td class="num">{value:.3g}</td>')
-            elif k == "seconds":
-                row.append(f'<td class="num">{value:.2f}</td>')
-            else:
-                row.append(f'<td class="num">{value:.4f}</td>')
-        rows.append(row)
-    return _table(["epoch", *keys], rows)
-
-
-def _cards(config: dict, metrics: dict, history_rows) -> str:
-    cards = []
-    if isinstance(metrics.get("test_accuracy"), (int, float)):
-        cards.append((f"{metrics['test_accuracy']:.2%}", "test accuracy"))
-    if isinstance(metrics.get("test_loss"), (int, float)):
-        cards.append((f"{metrics['test_loss']:.4f}", "test loss"))
-    if history_rows is not None:
-        epochs = len(history_columns(history_rows).get("loss", []))
-        cards.append((str(epochs), "epochs trained"))
-    if isinstance(metrics.get("train_seconds"), (int, float)):
-        cards.append((f"{metrics['train_seconds']:.1f} s", "training time"))
-    if isinstance(config.get("train_examples"), int):
-        cards.append((f"{config['train_examples']:,}", "training images"))
-    return (
-        '<div class="cards">'
-        + "".join(
-            f'<div class="card"><div class="value">{_esc(v)}</div>'
-            f'<div class="label">{_esc(label)}</div></div>'
-            for v, label in cards
-        )
-        + "</div>"
-    )
-
-
-def _figure(run_dir: Path, name: str) -> str:
-    path = run_dir / "figures" / name
-    if not path.is_file():
-        return ""
-    mime = "image/gif" if path.suffix == ".gif" else "image/png"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = _esc(CAPTIONS.get(name, name))
-    return (
-        f'<figure><img src="data:{mime};base64,{data}" alt="{caption}">'
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
-
-
-def write_report(
-    run_dir,
-    config: dict | None = None,
-    metrics: dict | None = None,
-    history_rows=None,
-    model_summary: str | None = None,
-) -> Path:
-    """Write run_dir/report.html (atomically) from the run's files and figures/.
-
-    config and metrics default to run_dir's config.json and metrics.json; history_rows
-    (rows, a `History` or its dict) to history.csv if present. Every picture found in
-    run_dir/figures/ is embedded. Returns the page's path.
-    """
-    run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json") if config is None else config
-    metrics = _read_json(run_dir / "metrics.json") if metrics is None else metrics
-    if history_rows is None and (run_dir / "history.csv").is_file():
-        history_rows = _read_csv(run_dir / "history.csv", ["epoch", "loss"])
-    title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
-    if config.get("preset"):
-        title += f", preset {config['preset']}"
-    body = [
-        f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
-        _cards(config, metrics, history_rows),
-        *_training_section(run_dir, history_rows),
-        *_test_set_section(run_dir, config, metrics),
-        *_model_section(run_dir, config, model_summary),
-    ]
-    path = run_dir / "report.html"
-    write_text(path, _page(title, body))
-    return path
-
-
-# Image grids and the GIF get the full width: halved, their labels are too small.
-# Each section is a list of HTML pieces, "" for a figure that was not drawn.
-def _training_section(run_dir: Path, history_rows) -> list[str]:
-    """The learning curves, the GIF and the per-epoch table (if there is a history)."""
-    history_panel = ""
-    if history_rows is not None:
-        history_panel = (
-            f'<div class="panel"><h3>Per epoch</h3>{_history_table(history_rows)}</div>'
-        )
-    return [
-        "<h2>Training</h2>",
-        '<div class="stack">',
-        _figure(run_dir, "learning_curves.png"),
-        _figure(run_dir, "training.gif"),
-        history_panel,
-        "</div>",
-    ]
-
-
-def _test_set_section(run_dir: Path, config: dict, metrics: dict) -> list[str]:
-    """Confusion matrices, per-class scores and metrics side by side, then the grids."""
-    scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
-    per_class = _per_class_rows(config, metrics)
-    return [
-        "<h2>Test set</h2>",
-        '<div class="stack"><div class="grid">',
-        _figure(run_dir, "confusion_matrix.png"),
-        _figure(run_dir, "confusion_matrix_normalized.png"),
-        (
-            f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
-            f"<h3>Test metrics</h3>{_key_value_table(scalars)}</div>"
-        ),
-        _figure(run_dir, "per_class.png"),
-        "</div>",
-        _figure(run_dir, "sample_predictions.png"),
-        _figure(run_dir, "top_mistakes.png"),
-        "</div>",
-    ]
-
-
-def _model_section(run_dir: Path, config: dict, model_summary: str | None) -> list[str]:
-    """The first layer's weights, the layer summary (if known) and the configuration."""
-    layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
-    return [
-        "<h2>Model</h2>",
-        '<div class="stack">',
-        _figure(run_dir, "first_layer_features.png"),
-        (
-            f'<div class="panel">{layers}<h3>Configuration</h3>'
-            f"{_key_value_table(config.items())}</div>"
-        ),
-        "</div>",
-    ]
-
-
-def _page(title: str, body: list[str]) -> str:
-    """The whole HTML document: head (CSP, inline CSS) and the non-empty body pieces,
-    one a line."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<link rel="icon" href="data:,">\n'  # no favicon request to the disk
-        f"<title>{_esc(title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
-        + "\n".join(piece for piece in body if piece)
-        + "\n</body></html>\n"
     )
 
 

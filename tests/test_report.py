@@ -15,7 +15,8 @@ from nnscratch import Dense, Flatten, ReLU, Sequential
 from nnscratch.animation import Recordings
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
-from nnscratch.report import rebuild_report, write_figures, write_report
+from nnscratch.report import rebuild_report, write_figures
+from nnscratch.report_page import write_report
 
 CHROMIUM = "/usr/bin/chromium"
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
