@@ -35,6 +35,10 @@ MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a d
 UNEVEN_LIGHT = 0.1
 BACKGROUND_SIDE = 64
 BACKGROUND_FILTER = 9
+LAYOUTS = {
+    "mnist": {"box": DIGIT_BOX, "by_mass": True},
+    "fashion-mnist": {"box": IMAGE_SIZE, "by_mass": False},
+}
 STRAY_INK = 0.03  # ink apart from the digit and lighter than this share of it is noise
 
 
@@ -357,6 +361,27 @@ def place_by_mass(
     return out
 
 
+def place_centred(item: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Put `item` (h, w <= size) in the middle of a (size, size) field, peak scaled
+    to 1: how Fashion-MNIST placed its products (bounding box centred)."""
+    h, w = item.shape
+    if h > size or w > size:
+        raise DataError(f"item of shape {item.shape} does not fit in {size}x{size}")
+    out = np.zeros((size, size), dtype=np.float32)
+    peak = float(item.max(initial=0.0))
+    if peak > 0:
+        top, left = (size - h) // 2, (size - w) // 2
+        out[top : top + h, left : left + w] = item / peak
+    return out
+
+
+def layout_for(dataset: str | None) -> dict:
+    """The `to_mnist` keywords that lay an image out like `dataset`'s (MNIST if not
+    known): MNIST fitted each digit in 20x20 and centred it by mass; Fashion-MNIST
+    scaled each product to fill 28 pixels and centred its bounding box."""
+    return dict(LAYOUTS.get(dataset, LAYOUTS["mnist"]))
+
+
 def auto_blur(shape: tuple[int, int]) -> float:
     """Blur radius suited to an image of this shape: none for small drawings."""
     side = max(shape)
@@ -364,13 +389,20 @@ def auto_blur(shape: tuple[int, int]) -> float:
 
 
 def to_mnist(
-    gray: np.ndarray, *, blur: float | None = None, threshold: float = 0.2
+    gray: np.ndarray,
+    *,
+    blur: float | None = None,
+    threshold: float = 0.2,
+    box: int = DIGIT_BOX,
+    by_mass: bool = True,
 ) -> np.ndarray | None:
     """Grayscale image (H, W) in [0, 1], 1 = white -> (28, 28) float32 digit in [0, 1].
 
     Returns None when there is no digit: a blank image, ink too faint to tell from
     noise, or a speck smaller than 2% of the image's longer side. `blur=None` picks a
-    radius from the image size (`auto_blur`).
+    radius from the image size (`auto_blur`). The ink is fitted in a `box` x `box`
+    square and centred by mass (MNIST) or, with `by_mass=False`, by its bounding box
+    (`layout_for` gives both for a dataset).
     """
     gray = np.asarray(gray)
     if gray.ndim != 2 or gray.size == 0:
@@ -385,7 +417,8 @@ def to_mnist(
     crop = crop_to_ink(drop_stray_ink(ink))
     if crop is None or max(crop.shape) < 0.02 * max(gray.shape):
         return None
-    return place_by_mass(fit_in_box(crop))
+    fitted = fit_in_box(crop, box)
+    return place_by_mass(fitted) if by_mass else place_centred(fitted)
 
 
 def from_array(a) -> np.ndarray:

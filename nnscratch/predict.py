@@ -58,6 +58,12 @@ def describe(probs: np.ndarray, names: list[str], top: int = 3) -> dict:
     }
 
 
+def model_dataset(model) -> str | None:
+    """The dataset the model was trained on, from its saved settings (None if unknown)."""
+    training = model.metadata.get("training")
+    return training.get("dataset") if isinstance(training, dict) else None
+
+
 def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray | None]:
     """Predict one image file: (result, its grayscale picture or None if unreadable).
 
@@ -69,7 +75,7 @@ def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray |
         gray = images.load_image(path, max_pixels=max_pixels)
     except NnscratchError as e:
         return {"file": str(path), "digit": None, "error": str(e)}, None
-    digit = images.to_mnist(gray)
+    digit = images.to_mnist(gray, **images.layout_for(model_dataset(model)))
     if digit is None:
         return {"file": str(path), "digit": None, "error": f"{path}: {NO_DIGIT}"}, gray
     probs = model.predict(model_input(model, digit))[0]

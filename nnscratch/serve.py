@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import images
 from .errors import NnscratchError
-from .predict import class_names, describe, model_input
+from .predict import class_names, describe, model_dataset, model_input
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
@@ -105,6 +105,8 @@ class DigitService:
         self.model = model
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.body_timeout = body_timeout
+        # pictures are laid out like the images the model learned from
+        self.layout = images.layout_for(model_dataset(model))
         # Layers reuse their buffers between calls: one forward pass at a time
         self.lock = threading.Lock()
         # a blank digit checks the model takes 28x28 and gives every layer's size
@@ -260,7 +262,7 @@ class DigitService:
     def decode_image(self, data: bytes) -> np.ndarray | None:
         """Image bytes -> (28, 28) float32 digit or None; blocking."""
         gray = images.load_image(data, max_pixels=self.max_pixels)
-        return images.to_mnist(gray)
+        return images.to_mnist(gray, **self.layout)
 
 
 def media_type(request: Request) -> str:

@@ -250,6 +250,40 @@ def test_mnist_digits_drawn_big_come_back_as_themselves(data_dir):
     assert np.mean(scores) > 0.9 and np.min(scores) > 0.7
 
 
+def test_fashion_items_photographed_come_back_laid_out_as_in_fashion_mnist(data_dir):
+    """A real Fashion-MNIST item, enlarged and printed dark on white paper, comes back
+    laid out like the dataset's: longest side filling 28 pixels, bounding box centred."""
+    from nnscratch.datasets import load_dataset
+
+    (_, _), (x_test, _) = load_dataset("fashion-mnist", data_dir / "fashion-mnist")
+    layout = images.layout_for("fashion-mnist")
+    scores = []
+    for original in x_test[:30].astype(np.float32) / 255.0:
+        big = Image.fromarray(original).resize((280, 280), Image.Resampling.BICUBIC)
+        paper = np.ones((400, 360), dtype=np.float32)
+        paper[60:340, 40:320] = 1.0 - np.clip(np.asarray(big), 0, 1)
+        x = images.to_mnist(paper, **layout)
+        rows, cols = np.flatnonzero(x.any(axis=1)), np.flatnonzero(x.any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= 27  # fills the field
+        # faint edges fall under the ink threshold, so the box can differ by a pixel
+        scores.append(
+            max(
+                np.corrcoef(original.ravel(), np.roll(x, shift, (0, 1)).ravel())[0, 1]
+                for shift in [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+            )
+        )
+    assert np.mean(scores) > 0.9 and np.min(scores) > 0.6
+
+
+def test_layout_for_knows_the_datasets_and_defaults_to_mnist():
+    assert images.layout_for("mnist") == {"box": 20, "by_mass": True}
+    assert images.layout_for("fashion-mnist") == {"box": 28, "by_mass": False}
+    assert images.layout_for(None) == images.layout_for("mnist")
+    item = np.ones((10, 4), dtype=np.float32)
+    placed = images.place_centred(item)
+    assert placed[9:19, 12:16].all() and placed.sum() == 40
+
+
 # ----- decoding files -------------------------------------------------------------
 def rgba_drawing(ink_rgb):
     """A transparent canvas with opaque strokes of colour `ink_rgb`."""

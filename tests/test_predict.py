@@ -127,3 +127,20 @@ def test_describe_orders_classes_by_probability():
     assert (d["digit"], d["label"]) == (1, "b")
     assert [t["label"] for t in d["top"]] == ["b", "d", "a"]
     assert_allclose(d["probabilities"], probs)
+
+
+def test_a_fashion_model_sees_pictures_laid_out_like_fashion_mnist(digit_png, tmp_path):
+    model = Sequential([Flatten(), Dense(784, 10, rng=0)], input_shape=(28, 28))
+    paths = {}
+    for dataset in ("mnist", "fashion-mnist"):
+        model.metadata = {"training": {"dataset": dataset}}
+        paths[dataset] = tmp_path / f"{dataset}.npz"
+        model.save(paths[dataset])
+    seen = {}
+    for dataset, path in paths.items():
+        result = run(path, digit_png, "--json")
+        assert result.exit_code == 0, result.output
+        seen[dataset] = np.array(json.loads(result.output)[0]["input"])
+    # MNIST: the longer side fitted in 20 pixels; Fashion-MNIST: filling all 28
+    assert np.flatnonzero(seen["mnist"].any(axis=1)).size <= 21
+    assert np.flatnonzero(seen["fashion-mnist"].any(axis=1)).size == 28

@@ -466,3 +466,14 @@ def test_no_input_makes_the_server_fail(client, body, content_type):
     assert response.status_code < 500, response.text
     data = response.json()
     assert ("error" in data) == (response.status_code >= 400)
+
+
+def test_a_fashion_model_gets_pictures_laid_out_like_fashion_mnist():
+    model = Sequential([Flatten(), Dense(784, 10, rng=0)], input_shape=(28, 28))
+    model.metadata = {"training": {"dataset": "fashion-mnist"}}
+    with TestClient(create_app(model)) as fashion:
+        answer = fashion.post(
+            "/api/predict", content=png(), headers={"content-type": "image/png"}
+        ).json()
+    rows = np.flatnonzero(np.array(answer["input"]).any(axis=1))
+    assert rows.size == 28  # the longer side fills the field (MNIST digits: 20)
