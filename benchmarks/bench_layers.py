@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import torch_layer_pairs, torch_twin
+from common import best_time, gemm_gflops, torch_layer_pairs, torch_twin
 
 from nnscratch import Adam, load_dataset
 from nnscratch.augment import Augment
@@ -52,25 +52,6 @@ def reference_net(rng: np.random.Generator) -> list:
         ReLU(),
         Dense(128, 10, rng=rng),
     ]
-
-
-def best_time(fn, repeats: int) -> float:
-    """Seconds of the fastest of `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def gemm_gflops(repeats: int) -> float:
-    rng = np.random.default_rng(0)
-    a = rng.random((1024, 1024), dtype=np.float32)
-    b = rng.random((1024, 1024), dtype=np.float32)
-    out = np.empty_like(a)
-    return 2 * 1024**3 / best_time(lambda: np.matmul(a, b, out=out), repeats) / 1e9
 
 
 def conv_flops(layer: Conv2D, y_shape: tuple) -> int:
@@ -330,7 +311,7 @@ def main() -> None:
     if args.epoch:
         bench_epoch(args.data_dir, args.batch_size, args.rounds)
         return
-    gflops = gemm_gflops(args.repeats)
+    gflops = gemm_gflops(1024, args.repeats)
     print(f"float32 GEMM (1024^3): {gflops:.1f} GFLOP/s")
     bench_net(args.batch_size, args.repeats, gflops)
     bench_extras(args.batch_size, args.repeats)

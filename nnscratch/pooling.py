@@ -138,11 +138,10 @@ class MaxPool2D(_Pool2D):
                 share = np.multiply(
                     remaining, hit, out=targets[t] if direct else share_buf
                 )
-            if direct and k > 1:
-                pass  # written in place by the multiply or the subtract
-            elif tiled:
+            written = direct and k > 1  # by the multiply, or the last by the subtract
+            if tiled and not written:
                 np.copyto(targets[t], share)
-            else:
+            elif not tiled:
                 targets[t] += share
             if not last:
                 # exact: each window's share is either 0 or all that remained

@@ -1,15 +1,26 @@
-"""Shared fixtures. Real-data tests skip on a user's machine without the data, but fail in
-CI (CI=true), where the data is always present."""
+"""Shared fixtures. Tests that need the real data or Debian's Chromium skip on a user's
+machine without them, but fail in CI (CI=true), where .ci/run provides both."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright drives it, no download
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-def _require_data(reason: str):
+
+def _require(reason: str):
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: real-data tests must run)")
+        pytest.fail(f"{reason} (CI=true: this test must run)")
     pytest.skip(reason)
 
 
@@ -18,13 +29,13 @@ def data_dir() -> Path:
     """The folder holding mnist/ and fashion-mnist/, from NNSCRATCH_DATA_DIR."""
     value = os.environ.get("NNSCRATCH_DATA_DIR")
     if not value:
-        _require_data("NNSCRATCH_DATA_DIR is not set")
+        _require("NNSCRATCH_DATA_DIR is not set")
     path = Path(value)
     if (
         not (path / "mnist").is_dir()
         and not (path / "train-images-idx3-ubyte.gz").exists()
     ):
-        _require_data(f"no MNIST files under NNSCRATCH_DATA_DIR={value}")
+        _require(f"no MNIST files under NNSCRATCH_DATA_DIR={value}")
     return path
 
 
@@ -36,3 +47,16 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("NNSCRATCH_TEST_ARTIFACTS", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium under Playwright, one per test module."""
+    if shutil.which(CHROMIUM) is None:
+        _require(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

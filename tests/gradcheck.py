@@ -38,3 +38,18 @@ def check_layer_grads(layer, x, training=True, seed=0, rtol=1e-5, atol=1e-8):
         assert_allclose(
             analytic[name], numerical_grad(f, p), rtol=rtol, atol=atol, err_msg=name
         )
+
+
+def check_model_grads(model, x, y, training, rtol=1e-5, atol=1e-8):
+    """Compare a model's backward (every parameter, through its flat gradient buffer)
+    with central differences of its loss on (x, y). Everything must be float64."""
+
+    def f():
+        return model.loss.forward(model._forward(x, training=training), y)
+
+    f()
+    model._backward(model.loss.backward())
+    analytic = model.flat_grads.copy()
+    assert_allclose(
+        analytic, numerical_grad(f, model.flat_params), rtol=rtol, atol=atol
+    )

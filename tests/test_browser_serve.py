@@ -3,11 +3,8 @@
 Draws a "1" with the mouse on the page and checks the live prediction.
 """
 
-import os
-import shutil
 import socket
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,34 +12,9 @@ import pytest
 from nnscratch import Dense, Flatten, ReLU, Sequential, load_dataset
 from nnscratch.serve import create_app
 
-CHROMIUM = "/usr/bin/chromium"
 # predicates are functions, not expressions: Playwright evaluates expression strings
 # with eval(), which the page's Content-Security-Policy (rightly) forbids
 PREDICTED = "() => document.querySelector('#digit').dataset.digit !== undefined"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser test must run)")
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 run through the CLI, rebuilding it, damaged run directories, and a browser check."""
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,7 +17,6 @@ from nnscratch.errors import NnscratchError
 from nnscratch.report import rebuild_report, write_figures
 from nnscratch.report_page import write_report
 
-CHROMIUM = "/usr/bin/chromium"
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
 EXPECTED_SIZES = {
     "learning_curves.png": (1800, 528),
@@ -170,50 +168,27 @@ def test_report_of_missing_dir(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_report_in_browser(run_dir, artifacts_dir):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser test must run)")
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = None
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        errors, requests = [], []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on(
-            "request",
-            lambda r: not r.url.startswith("data:") and requests.append(r.url),
-        )
-        page.goto((run_dir / "report.html").resolve().as_uri())
-        page.wait_for_load_state("load")
-        widths = page.eval_on_selector_all(
-            "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
-        )
-        assert len(widths) == len(EXPECTED_SIZES) + 1  # the PNGs and the GIF
-        assert all(w > 0 for w in widths)
-        assert errors == []
-        # the page itself is the only thing loaded that is not a data URI
-        assert requests == [(run_dir / "report.html").resolve().as_uri()]
-        # nothing wider than the window: no sideways scrolling
-        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
-        page.screenshot(path=artifacts_dir / "report.png", full_page=True)
-        assert (artifacts_dir / "report.png").stat().st_size > 10_000
-    finally:
-        if browser is not None:
-            browser.close()
-        playwright.stop()
+def test_report_in_browser(run_dir, artifacts_dir, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors, requests = [], []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "request",
+        lambda r: not r.url.startswith("data:") and requests.append(r.url),
+    )
+    page.goto((run_dir / "report.html").resolve().as_uri())
+    page.wait_for_load_state("load")
+    widths = page.eval_on_selector_all(
+        "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+    )
+    assert len(widths) == len(EXPECTED_SIZES) + 1  # the PNGs and the GIF
+    assert all(w > 0 for w in widths)
+    assert errors == []
+    # the page itself is the only thing loaded that is not a data URI
+    assert requests == [(run_dir / "report.html").resolve().as_uri()]
+    # nothing wider than the window: no sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+    page.screenshot(path=artifacts_dir / "report.png", full_page=True)
+    assert (artifacts_dir / "report.png").stat().st_size > 10_000
+    page.close()
