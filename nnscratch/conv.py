@@ -159,7 +159,7 @@ class Conv2D(WeightPenalty, Layer):
         # cols[c, i, j, n, r, s] = x[n, c, r*sh + i - ph, s*sw + j - pw], built and
         # multiplied one chunk of images at a time (see `_chunks`); what falls in the
         # padding stays 0 from allocation
-        flat = self._zeroed_buffer("cols", (k * n * ho * wo,), x.dtype)
+        flat = self._filled_buffer("cols", (k * n * ho * wo,), x.dtype, 0)
         self._cols_flat = flat
         for start, stop in self._chunks(n, k, ho * wo, x.dtype.itemsize):
             cols = self._cols_block(start, stop)

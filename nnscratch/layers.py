@@ -73,12 +73,12 @@ class Layer(ABC):
             buf = self._buffers[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _zeroed_buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
-        """Like `_buffer`, but zero-filled whenever it is (re)allocated."""
+    def _filled_buffer(self, key: str, shape: tuple, dtype, value) -> np.ndarray:
+        """Like `_buffer`, but filled with `value` whenever it is (re)allocated."""
         old = self._buffers.get(key)
         buf = self._buffer(key, shape, dtype)
         if buf is not old:
-            buf.fill(0)
+            buf.fill(value)
         return buf
 
     def __repr__(self) -> str:
@@ -177,7 +177,10 @@ class Dense(WeightPenalty, Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         W = self.params["W"]
         np.matmul(self._x.T, dy, out=self.grads["W"])
-        np.add.reduce(dy, axis=0, out=self.grads["b"])  # np.sum's wrapper costs ~1 us
+        # db = sum of dy over the batch, as ones (N,) @ dy: BLAS does it 2x faster than
+        # np.add.reduce(dy, axis=0)
+        ones = self._filled_buffer("ones", dy.shape[:1], dy.dtype, 1)
+        np.matmul(ones, dy, out=self.grads["b"])
         self._add_penalty_grad()
         if not self.needs_input_grad:
             return None
@@ -202,7 +205,7 @@ class ReLU(Layer):
         self._mask = self._buffer("mask", x.shape, np.bool_)
         np.greater(x, 0, out=self._mask)  # backward passes the gradient where x > 0
         # against an array of zeros: NumPy's maximum with a scalar 0 is ~5x slower
-        zeros = self._zeroed_buffer("zeros", x.shape, x.dtype)
+        zeros = self._filled_buffer("zeros", x.shape, x.dtype, 0)
         return np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

@@ -30,25 +30,30 @@ class SoftmaxCrossEntropy:
     the row max is subtracted before exp. Labels are class indices (N,).
     """
 
+    def __init__(self):
+        self._rows = np.arange(0)
+
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
         """Mean cross-entropy of logits (N, C) against class indices (N,)."""
         _check_labels(logits, labels)
         n = logits.shape[0]
-        rows = np.arange(n)
+        if len(self._rows) != n:
+            self._rows = np.arange(n)  # kept: every training batch has the same size
         shifted = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
-        log_likelihood = shifted[rows, labels] - np.log(sums[:, 0])
+        sums = np.add.reduce(probs, axis=1, keepdims=True)
+        # mean over the batch of log(sum_c exp(shifted)) - shifted[label]
+        loss = (np.log(sums).sum() - shifted[self._rows, labels].sum()) / n
         probs /= sums
-        self._probs, self._rows, self._labels = probs, rows, labels
-        return float(-log_likelihood.mean())
+        self._probs, self._labels = probs, labels
+        return float(loss)
 
     def backward(self) -> np.ndarray:
         """dL/dlogits (N, C) of the last `forward`: (probs - one_hot) / N."""
         # d(mean softmax CE)/dlogits = (probs - one_hot) / N
         dlogits = self._probs  # reused: forward's probs are not needed after this
         dlogits[self._rows, self._labels] -= 1
-        dlogits /= dlogits.shape[0]
+        dlogits *= 1.0 / dlogits.shape[0]
         return dlogits
 
 

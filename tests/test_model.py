@@ -16,6 +16,7 @@ from nnscratch import (
     Softmax,
     TrainingDivergedError,
 )
+from nnscratch.model import EpochBatches
 
 
 def mlp(seed=0, dropout=0.0, dtype=np.float32):
@@ -142,6 +143,47 @@ def test_same_seed_same_result():
     other = mlp(seed=3, dropout=0.3)
     other.fit(x, y, epochs=2, batch_size=8, seed=12, verbose=0)
     assert not np.allclose(other.flat_params, runs[0][0])
+
+
+def epoch_of(batches: EpochBatches) -> tuple[np.ndarray, np.ndarray, list]:
+    """One epoch's batches, copied (the yielded arrays are reused), and their inputs."""
+    xs, ys, inputs = [], [], []
+    for _, _, xb, yb in batches.epoch():
+        xs.append(xb.copy())
+        ys.append(yb.copy())
+        inputs.append(xb)
+    return np.concatenate(xs), np.concatenate(ys), inputs
+
+
+def test_epoch_batches_shuffle_every_example_once_as_float32():
+    x, _ = blobs(23)
+    y = np.arange(23)  # labels that name their example
+    batches = EpochBatches(x, y, 8, shuffle=True, rng=np.random.default_rng(0))
+    assert batches.steps == 3
+    orders = []
+    for _ in range(2):
+        xs, ys, inputs = epoch_of(batches)
+        assert sorted(ys) == list(range(23))  # every example once
+        assert [len(b) for b in inputs] == [8, 8, 7]
+        assert xs.dtype == np.float32
+        assert_allclose(xs, x[ys] / 255, rtol=1e-6)  # images stay with their labels
+        orders.append(ys)
+    assert not np.array_equal(orders[0], orders[1])  # a new order each epoch
+    # the same order as a permutation drawn from the same generator
+    assert np.array_equal(orders[0], np.random.default_rng(0).permutation(23))
+
+
+def test_epoch_batches_reuse_their_memory():
+    x, y = blobs(24)
+    batches = EpochBatches(x, y, 8, shuffle=True, rng=np.random.default_rng(0))
+    _, _, first = epoch_of(batches)
+    _, _, second = epoch_of(batches)
+    # every batch of both epochs is scaled into one array, not a new one per batch
+    assert all(np.shares_memory(b, first[0]) for b in first + second)
+    unshuffled = EpochBatches(x, y, 8, shuffle=False, rng=None)
+    xs, ys, _ = epoch_of(unshuffled)
+    assert np.array_equal(ys, y)
+    assert_allclose(xs, x / 255, rtol=1e-6)
 
 
 def test_uint8_images_are_scaled_like_floats_in_0_1():

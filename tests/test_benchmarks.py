@@ -1,0 +1,52 @@
+"""The benchmark scripts run: a quick pass of bench_training.py on a few real images.
+
+Not a measurement (that needs the full data and a quiet machine): it checks that the
+script builds both models, trains them interleaved with the floor, and prints its table.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_bench_training_quick_pass_prints_every_figure(data_dir):
+    done = run_script(
+        "--data-dir", str(data_dir), "--limit", "600", "--epochs", "3",
+        "--batch-sizes", "32,128", "--conv", "--conv-epochs", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for row in [
+        "| floor: matrix products       | 32 ",
+        "| nnscratch MLP epoch          | 128 ",
+        "| nnscratch predict 10k",
+        "| floor: conv as im2col GEMMs",
+        "| nnscratch lenet-like epoch",
+    ]:
+        assert row in out, f"missing row {row!r} in:\n{out}"
+    assert "on 600 images" in out
+    assert "PASS  peak memory training the MLP" in out
+    # one floor run before each epoch: three per batch size, one for the conv net
+    runs = [
+        line.split("floor runs (s): ")[1].split("(")[0].split()
+        for line in out.splitlines()
+        if "floor runs (s): " in line
+    ]
+    assert [len(r) for r in runs] == [3, 3, 1], out
+
+
+def test_bench_training_rejects_a_bad_limit():
+    done = run_script("--limit", "0")
+    assert done.returncode == 2
+    assert "--limit: expected a positive number of images, got 0" in done.stderr
