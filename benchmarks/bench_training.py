@@ -389,7 +389,7 @@ def seconds_text(seconds: list[float]) -> str:
 
 
 def log_epochs(name: str, times: EpochTimes) -> None:
-    log(f"  {name + ' epochs (s):':<26}{seconds_text(times.seconds)}")
+    log(f"  {name + ' epochs (s):':<25} {seconds_text(times.seconds)}")
 
 
 def run_conv(args, res: Results, x_train, y_train) -> None:
