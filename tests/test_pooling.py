@@ -71,6 +71,18 @@ def test_max_pool_ties_in_wide_windows():
     assert_array_equal(dx[0, 1], expected)
 
 
+def test_max_pool_ties_in_side_by_side_windows_three_wide():
+    # windows that tile the row, three wide: equal values send all to the first of each
+    layer = MaxPool2D((2, 3))
+    x = np.ones((2, 1, 2, 6), dtype=np.float32)
+    dy = np.array([[5.0, 7.0]], dtype=np.float32) * np.ones((2, 1, 1, 1), np.float32)
+    layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    expected = np.zeros((2, 6), np.float32)
+    expected[0, [0, 3]] = [5, 7]
+    assert_array_equal(dx[1, 0], expected)
+
+
 def test_pooling_is_float32_and_rejects_bad_input():
     x = np.random.default_rng(6).random((2, 3, 6, 6), dtype=np.float32)
     for layer in (MaxPool2D(), AvgPool2D(3), GlobalAvgPool2D()):
