@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     OthersLoad,
+    ProductsFloor,
     best_time,
     conv_products,
     epoch_batches,
@@ -123,12 +124,12 @@ class Interleaved(Callback):
     trainer is given, PyTorch's epoch. fit starts its epoch clock after this hook."""
 
     def __init__(self, plan: list, torch_trainer: TorchTrainer | None = None):
-        self.plan, self.torch_trainer = plan, torch_trainer
+        self.products, self.torch_trainer = ProductsFloor(plan), torch_trainer
         self.floor = Timings()
 
     def on_epoch_begin(self, epoch, logs=None):
         with OthersLoad() as load:
-            self.floor.seconds.append(products_floor(self.plan, repeats=1))
+            self.floor.seconds.append(self.products.time())
         self.floor.loads.append(load.cores)
         if self.torch_trainer is not None:
             self.torch_trainer.epoch()

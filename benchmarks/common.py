@@ -109,21 +109,33 @@ def _operands(product: Product, rng: np.random.Generator):
     return (a.T if product.ta else a), (b.T if product.tb else b), out
 
 
-def products_floor(plan: list[tuple[int, list[Product]]], repeats: int = 3) -> float:
-    """Best-of-`repeats` seconds of running each (steps, products) entry of `plan`:
-    every product of one step, `steps` times, in the order a step runs them."""
-    rng = np.random.default_rng(0)
-    runs = []
-    for steps, products in plan:
-        runs.append((steps, [_operands(p, rng) for p in products]))
+class ProductsFloor:
+    """Every product of `plan` ((steps, products) entries) on random operands laid out
+    as the training code holds them, made and run once (warm-up) at construction;
+    `time()` gives the seconds of one more run: one epoch's products, in step order."""
 
-    def epoch():
-        for steps, operands in runs:
+    def __init__(self, plan: list[tuple[int, list[Product]]]):
+        rng = np.random.default_rng(0)
+        self.runs = [(steps, [_operands(p, rng) for p in ps]) for steps, ps in plan]
+        self.epoch()
+
+    def epoch(self) -> None:
+        for steps, operands in self.runs:
             for _ in range(steps):
                 for a, b, out in operands:
                     np.matmul(a, b, out=out)
 
-    return best_time(epoch, repeats)
+    def time(self) -> float:
+        start = time.perf_counter()
+        self.epoch()
+        return time.perf_counter() - start
+
+
+def products_floor(plan: list[tuple[int, list[Product]]], repeats: int = 3) -> float:
+    """Best-of-`repeats` seconds of running each (steps, products) entry of `plan`:
+    every product of one step, `steps` times, in the order a step runs them."""
+    floor = ProductsFloor(plan)
+    return min(floor.time() for _ in range(repeats))
 
 
 def plan_flops(plan: list[tuple[int, list[Product]]]) -> int:

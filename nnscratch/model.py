@@ -209,12 +209,8 @@ class Sequential:
         """Evaluation-mode outputs (copies of the last layer's buffer), batch by batch."""
         buffer = input_buffer(x, batch_size)
         for start in range(0, len(x), batch_size):
-            yield (
-                start,
-                self._forward(
-                    prepare_inputs(x[start : start + batch_size], buffer), False
-                ),
-            )
+            inputs = prepare_inputs(x[start : start + batch_size], buffer)
+            yield start, self._forward(inputs, False)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, C) float32, in batches (evaluation mode)."""
