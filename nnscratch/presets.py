@@ -120,6 +120,11 @@ def preset_settings(name: str) -> dict:
     return {**BASE, **PRESETS[name], "preset": name}
 
 
+def weight_args(settings: dict, rng) -> dict:
+    """The keyword arguments every Dense and Conv2D of a preset gets: init, l2, rng."""
+    return {"init": settings["init"], "l2": settings["l2"], "rng": rng}
+
+
 def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
     """Flatten, then (Dense, activation, [Dropout]) per hidden size, then Dense -> logits."""
     if settings["activation"] not in ACTIVATIONS:
@@ -129,17 +134,13 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
         )
     activation = ACTIVATIONS[settings["activation"]]
     layers, n_in = [Flatten()], int(np.prod(input_shape))
+    weights = weight_args(settings, rng)
     for width in settings["hidden"]:
-        layers += [
-            Dense(n_in, width, init=settings["init"], l2=settings["l2"], rng=rng)
-        ]
-        layers += [activation()]
+        layers += [Dense(n_in, width, **weights), activation()]
         if settings["dropout"]:
             layers.append(Dropout(settings["dropout"]))
         n_in = width
-    layers.append(
-        Dense(n_in, num_classes, init=settings["init"], l2=settings["l2"], rng=rng)
-    )
+    layers.append(Dense(n_in, num_classes, **weights))
     return layers
 
 
@@ -155,7 +156,7 @@ def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) 
     from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
-    weights = {"init": settings["init"], "l2": settings["l2"], "rng": rng}
+    weights = weight_args(settings, rng)
     return [
         Reshape((1, h, w)),
         Conv2D(1, 32, 3, padding=1, **weights), MaxPool2D(2), ReLU(),
@@ -175,7 +176,7 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     from .pooling import MaxPool2D
 
     h, w = input_shape[-2:]
-    weights = {"init": settings["init"], "l2": settings["l2"], "rng": rng}
+    weights = weight_args(settings, rng)
     layers: list = [Reshape((1, h, w))]
     for c_in, c_out in [(1, 32), (32, 64), (64, 128)]:
         layers += [Conv2D(c_in, c_out, 3, padding=1, **weights), BatchNorm(c_out)]
