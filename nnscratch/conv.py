@@ -69,6 +69,21 @@ def _matrix_view(a: np.ndarray, shape: tuple) -> np.ndarray:
     return view
 
 
+def _zero_padding_reads(part: np.ndarray, di: int, dj: int) -> None:
+    """Zero part (..., H, W) of one kernel offset (di, dj) from the centre where the
+    pixel it read, (r + di, s + dj), lies in the padding. Its gradient goes nowhere;
+    in a flat shift of whole images it would land in a neighbouring row or image."""
+    h, w = part.shape[-2:]
+    if di < 0:
+        part[..., :-di, :] = 0
+    elif di > 0:
+        part[..., max(0, h - di) :, :] = 0
+    if dj < 0:
+        part[..., :-dj] = 0
+    elif dj > 0:
+        part[..., max(0, w - dj) :] = 0
+
+
 def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> None:
     if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
         with_c = "" if channels is None else f" with C={channels}"
@@ -282,6 +297,9 @@ class Conv2D(WeightPenalty, Layer):
     def _col2im(self, dcols: np.ndarray, dx: np.ndarray) -> None:
         """dx (n, C, H, W) = the sum of each kernel offset's part of dcols put back
         where forward read it from (the gradient of the padding goes nowhere)."""
+        if self.stride == (1, 1) and dcols.shape[4:] == dx.shape[2:]:
+            self._col2im_same(dcols, dx)
+            return
         pieces = list(self._pieces(dcols, dx))
         for _, _, padding in pieces:
             for zeros in padding:
@@ -298,6 +316,34 @@ class Conv2D(WeightPenalty, Layer):
             dx.fill(0)
         for part, dx_part, _ in pieces:
             dx_part += part
+
+    def _col2im_same(self, dcols: np.ndarray, dx: np.ndarray) -> None:
+        """col2im of a stride-1 conv whose output is the input's size ("same").
+
+        Summed in channel-major order, (C, n*H*W), each kernel offset is one shift of
+        the whole chunk: its add is C long runs instead of C*n runs of one image
+        channel each, which made col2im 2.5x slower. One transpose then puts the sum
+        into dx's (n, C, H, W) order. Shapes: dcols (C, kh, kw, n, H, W), dx (n, C, H, W).
+        """
+        c, kh, kw, n, h, w = dcols.shape
+        ph, pw = self.padding
+        size = n * h * w
+        total = self._chunk_buffer("dx_channels", (c, size), dx.dtype)
+        # the centre offset covers every pixel with shift 0: it goes first, as a copy
+        offsets = [(ph, pw)] + [
+            (i, j) for i in range(kh) for j in range(kw) if (i, j) != (ph, pw)
+        ]
+        for i, j in offsets:
+            part = dcols[:, i, j]
+            _zero_padding_reads(part, i - ph, j - pw)
+            shift = (i - ph) * w + (j - pw)
+            lo = min(size, max(0, -shift))
+            hi = max(lo, min(size, size - shift))  # empty if the shift passes the end
+            if (i, j) == (ph, pw):
+                np.copyto(total, part.reshape(c, size))
+            else:
+                total[:, lo + shift : hi + shift] += part.reshape(c, size)[:, lo:hi]
+        np.copyto(dx, total.reshape(c, n, h, w).transpose(1, 0, 2, 3))
 
     def _pieces(self, cols: np.ndarray, images: np.ndarray):
         """For each kernel offset (i, j): (the part of cols it fills, the part of the

@@ -40,6 +40,9 @@ CONV_CASES = [
     (2, 2, (2, 5), 1, (1, 2), (4, 6)),
     (3, 2, (1, 5), 1, (0, 2), (3, 2)),
     (1, 2, (1, 7), 1, (0, 3), (2, 2)),
+    # ... and "same" height too: col2im adds each offset as one shift of the whole
+    # chunk, after zeroing what the padding read (here more rows than the image has)
+    (2, 2, (5, 3), 1, (2, 1), (2, 3)),
     # C*kh*kw < O: the per-example products (like a first layer)
     (3, 4, 1, 2, 1, (4, 5)),
     (1, 12, 3, 1, 1, (5, 6)),
