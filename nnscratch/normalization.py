@@ -53,20 +53,39 @@ class BatchNorm(Layer):
         }
         self._init_grads()
 
-    def _layout(self, x: np.ndarray) -> tuple[tuple, tuple, str]:
-        """(axes the statistics run over, shape that broadcasts a (F,) vector, einsum
-        of sum(a * b) over those axes, which needs no full-size temporary)."""
+    def _vector_shape(self, x: np.ndarray) -> tuple:
+        """The shape that broadcasts a (F,) vector against x: (1, F) or (1, C, 1, 1)."""
         f = self.num_features
         if x.ndim == 2 and x.shape[1] == f:
-            return (0,), (1, f), "nf,nf->f"
+            return (1, f)
         if x.ndim == 4 and x.shape[1] == f:
-            return (0, 2, 3), (1, f, 1, 1), "nfhw,nfhw->f"
+            return (1, f, 1, 1)
         raise NnscratchError(
             f"BatchNorm: expected (N, {f}) or (N, {f}, H, W), got {x.shape}"
         )
 
+    def _sum(self, a: np.ndarray) -> np.ndarray:
+        """Per-feature sum of a (N, F) or (N, C, H, W) array, shape (F,).
+
+        As matrix-vector products with a vector of ones: BLAS does them ~3x faster
+        than NumPy's reduction over axes (0, 2, 3)."""
+        if a.ndim == 2:
+            return self._filled_buffer("ones_n", a.shape[:1], a.dtype, 1) @ a
+        n, c = a.shape[:2]
+        rows = a.reshape(n * c, -1)  # one row per image and channel
+        ones = self._filled_buffer("ones_hw", rows.shape[1:], a.dtype, 1)
+        return (rows @ ones).reshape(n, c).sum(axis=0)
+
+    def _dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-feature sum of a * b, shape (F,), with no full-size temporary."""
+        if a.ndim == 2:
+            return np.einsum("nf,nf->f", a, b)
+        n, c = a.shape[:2]
+        per_row = np.einsum("ij,ij->i", a.reshape(n * c, -1), b.reshape(n * c, -1))
+        return per_row.reshape(n, c).sum(axis=0)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        axes, vec, dot = self._layout(x)
+        vec = self._vector_shape(x)
         count = x.size // self.num_features
         if training:
             if count < 2:
@@ -74,48 +93,54 @@ class BatchNorm(Layer):
                     f"BatchNorm: training needs more than 1 value per feature, "
                     f"got input {x.shape}"
                 )
-            mean = x.mean(axis=axes)
+            mean = self._sum(x) / count
+            # kept for backward: x - mean, in float32 as exact as x_hat would be
             centered = np.subtract(
                 x, mean.reshape(vec), out=self._buffer("xc", x.shape, x.dtype)
             )
-            var = np.einsum(dot, centered, centered) / count
-            m = self.momentum
-            running_mean, running_var = (
-                self.state["running_mean"],
-                self.state["running_var"],
-            )
-            running_mean[...] = (1 - m) * running_mean + m * mean
-            running_var[...] = (1 - m) * running_var + m * var * (count / (count - 1))
+            var = self._dot(centered, centered) / count
+            self._update_running(mean, var, count)
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
-            centered = np.subtract(
-                x, mean.reshape(vec), out=self._buffer("xc", x.shape, x.dtype)
-            )
-        self._training = training
-        self._vec, self._axes, self._dot, self._count = vec, axes, dot, count
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        # x_hat = (x - mean) / std, kept for backward (it owns the "xc" buffer)
-        self._x_hat = x_hat = np.multiply(
-            centered, self._inv_std.reshape(vec), out=centered
-        )
+            self._x = x  # backward needs sum(dy * (x - mean)) for gamma's gradient
+        self._training, self._vec, self._count = training, vec, count
+        self._mean, self._inv_std = mean, 1.0 / np.sqrt(var + self.eps)
+        # y = gamma * (x - mean) / std + beta = scale * (x - mean) + beta
+        scale = (self.params["gamma"] * self._inv_std).reshape(vec)
         y = self._buffer("y", x.shape, np.result_type(x, self.params["gamma"]))
-        np.multiply(x_hat, self.params["gamma"].reshape(vec), out=y)
-        y += self.params["beta"].reshape(vec)
+        if training:
+            np.multiply(centered, scale, out=y)
+            y += self.params["beta"].reshape(vec)
+        else:  # as scale * x + shift: two passes, no centred copy
+            np.multiply(x, scale, out=y)
+            y += (self.params["beta"] - mean * scale.ravel()).reshape(vec)
         return y
 
+    def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
+        """PyTorch's rule: the running variance is the unbiased one."""
+        m, state = self.momentum, self.state
+        state["running_mean"][...] = (1 - m) * state["running_mean"] + m * mean
+        unbiased = var * (count / (count - 1))
+        state["running_var"][...] = (1 - m) * state["running_var"] + m * unbiased
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        vec, x_hat, n = self._vec, self._x_hat, self._count
-        sum_dy = dy.sum(axis=self._axes)
-        sum_dy_xhat = np.einsum(self._dot, dy, x_hat)
+        vec, n, inv_std = self._vec, self._count, self._inv_std
+        sum_dy = self._sum(dy)
+        if self._training:
+            sum_dy_centered = self._dot(dy, self._buffers["xc"])
+        else:
+            sum_dy_centered = self._dot(dy, self._x) - self._mean * sum_dy
+        sum_dy_xhat = sum_dy_centered * inv_std  # x_hat = (x - mean) / std
         self.grads["beta"][...] = sum_dy
         self.grads["gamma"][...] = sum_dy_xhat
         dx = self._buffer("dx", dy.shape, np.result_type(dy, self.params["gamma"]))
-        scale = (self.params["gamma"] * self._inv_std).reshape(vec)
+        scale = (self.params["gamma"] * inv_std).reshape(vec)
         if not self._training:  # the statistics were constants
             return np.multiply(dy, scale, out=dx)
         # mean and var depend on x too; with n values per feature this collapses to
         # dx = gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
-        np.multiply(x_hat, (sum_dy_xhat / n).reshape(vec), out=dx)
+        x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = centered * this
+        np.multiply(self._buffers["xc"], x_hat_coefficient.reshape(vec), out=dx)
         np.subtract(dy, dx, out=dx)
         dx -= (sum_dy / n).reshape(vec)
         dx *= scale
