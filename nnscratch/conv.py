@@ -221,6 +221,14 @@ class Conv2D(WeightPenalty, Layer):
             buf = self._buffers[key] = np.empty(size, dtype=dtype)
         return buf[:size].reshape(shape)
 
+    def _ones(self, length: int, dtype) -> np.ndarray:
+        """`length` ones (a product with them sums rows): the front of a vector kept
+        as long as the longest asked for, as chunks of two sizes alternate."""
+        ones = self._buffers.get("ones")
+        if ones is None or ones.size < length or ones.dtype != dtype:
+            ones = self._buffers["ones"] = np.ones(length, dtype=dtype)
+        return ones[:length]
+
     def _cols_block(self, start: int, stop: int) -> np.ndarray:
         """Images start:stop's columns, (C, kh, kw, stop - start, Ho, Wo): contiguous."""
         (kh, kw), (_, c, h, w) = self.kernel_size, self._x_shape
@@ -272,13 +280,18 @@ class Conv2D(WeightPenalty, Layer):
             per_example = self._buffer("dW_n", (n, o, k), dtype)
             np.matmul(dy, cols.transpose(1, 2, 0), out=per_example)
             np.sum(per_example, axis=0, out=dW)
-            np.sum(dy.sum(axis=2), axis=0, out=db)
+            # db: each (image, channel) row of dy summed by BLAS (a product with ones,
+            # ~3x faster than NumPy's sum over the last axis), then over the images
+            # db: rows of dy summed as products with ones (BLAS; ~3x faster than
+            # NumPy's sum along an axis), here per image and channel, then over images
+            sums = dy.reshape(n * o, -1) @ self._ones(ho * wo, dy.dtype)
+            np.sum(sums.reshape(n, o), axis=0, out=db)
         else:
             dy_on = self._chunk_buffer("dy_on", (o, n, ho * wo), dy.dtype)
             np.copyto(dy_on, dy.reshape(n, o, -1).transpose(1, 0, 2))
             dy = dy_on.reshape(o, -1)
             np.matmul(dy, cols.reshape(k, -1).T, out=dW)
-            np.sum(dy, axis=1, out=db)
+            np.matmul(dy, self._ones(dy.shape[1], dy.dtype), out=db)
         if accumulate:
             grad_W += dW
             self.grads["b"] += db
