@@ -173,8 +173,12 @@ class Conv2D(WeightPenalty, Layer):
         y = self._buffer("y", (n, o, ho, wo), dtype)
         # cols[c, i, j, n, r, s] = x[n, c, r*sh + i - ph, s*sw + j - pw], built and
         # multiplied one chunk of images at a time (see `_chunks`); what falls in the
-        # padding stays 0 from allocation
-        flat = self._filled_buffer("cols", (k * n * ho * wo,), x.dtype, 0)
+        # padding stays 0 from allocation. The per-example products (one chunk) get
+        # a row of ones after the columns, which multiplies the bias (see `_multiply`)
+        ones_row = n * ho * wo if self._per_example else 0
+        flat = self._filled_buffer("cols", (k * n * ho * wo + ones_row,), x.dtype, 0)
+        if ones_row:
+            flat[-ones_row:] = 1
         self._cols_flat = flat
         for start, stop in self._chunks(n, k, ho * wo, x.dtype.itemsize):
             cols = self._cols_block(start, stop)
@@ -190,9 +194,15 @@ class Conv2D(WeightPenalty, Layer):
         W, b, o = self.params["W"], self.params["b"], self.out_channels
         k, n, pixels = cols.shape
         if self._per_example:
-            # y[n] = W @ cols[:, n]: written straight into (N, O, ...) order
-            np.matmul(W.reshape(o, k), cols.transpose(1, 0, 2), out=y.reshape(n, o, -1))
-            y += b[:, None, None]
+            # y[n] = [W b] @ [cols[:, n]; ones]: written straight into (N, O, ...)
+            # order, bias included (adding it in a pass over y took longer than the
+            # product). The row of ones follows the columns in memory (forward).
+            Wb = self._buffer("Wb", (o, k + 1), W.dtype)
+            Wb[:, :k], Wb[:, k] = W.reshape(o, k), b
+            with_ones = self._cols_flat[: (k + 1) * n * pixels].reshape(
+                k + 1, n, pixels
+            )
+            np.matmul(Wb, with_ones.transpose(1, 0, 2), out=y.reshape(n, o, -1))
             return
         y_on = self._chunk_buffer("y_on", (o, n * pixels), y.dtype)
         np.matmul(W.reshape(o, k), cols.reshape(k, -1), out=y_on)
