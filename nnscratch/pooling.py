@@ -118,15 +118,17 @@ class MaxPool2D(_Pool2D):
         this offset is taken and the rest moves on: each window's gradient lands once.
         """
         k, count = len(parts), m.shape[axis]
-        tiled = self._tiled(axis, da.shape[axis], count)
-        targets = [
-            _along(da, axis, _window(t, self.stride[axis - 2], count)) for t in range(k)
-        ]
-        # windows side by side: each offset's share is written straight into its part of
-        # da (strided along axis 3; still faster than a buffer and a strided copy)
-        direct = tiled
-        if not tiled:
-            da.fill(0)  # windows overlap or miss trailing rows: accumulate
+        stride = self.stride[axis - 2]
+        targets = [_along(da, axis, _window(t, stride, count)) for t in range(k)]
+        # windows side by side (stride = pool size): each offset's share is written
+        # straight into its part of da (strided along axis 3; still faster than a
+        # buffer and a strided copy), and only what lies past the last window (floor
+        # mode leaves it out, e.g. the 7th row of 7 pooled by 2) is zeroed
+        direct = stride == k
+        if direct:
+            _along(da, axis, slice(k * count, None)).fill(0)
+        else:
+            da.fill(0)  # windows overlap or leave gaps: accumulate
         hit = self._buffer(f"hit{axis}", m.shape, np.bool_)
         share_buf = self._buffer(f"share{axis}", m.shape, dm.dtype)
         rest_buf = self._buffer(f"rest{axis}", m.shape, dm.dtype)
@@ -141,9 +143,9 @@ class MaxPool2D(_Pool2D):
                     remaining, hit, out=targets[t] if direct else share_buf
                 )
             written = direct and k > 1  # by the multiply, or the last by the subtract
-            if tiled and not written:
+            if direct and not written:
                 np.copyto(targets[t], share)
-            elif not tiled:
+            elif not direct:
                 targets[t] += share
             if not last:
                 # exact: each window's share is either 0 or all that remained

@@ -26,6 +26,7 @@ POOL_CASES = [
     (2, None, (4, 6)),
     ((2, 3), None, (4, 6)),
     (2, None, (5, 7)),
+    ((2, 3), None, (7, 8)),  # side by side, floor mode leaves 1 row and 2 columns out
     (3, 2, (7, 6)),
     (2, 1, (4, 5)),
     ((3, 1), (1, 2), (5, 4)),
