@@ -290,8 +290,6 @@ class Conv2D(WeightPenalty, Layer):
             per_example = self._buffer("dW_n", (n, o, k), dtype)
             np.matmul(dy, cols.transpose(1, 2, 0), out=per_example)
             np.sum(per_example, axis=0, out=dW)
-            # db: each (image, channel) row of dy summed by BLAS (a product with ones,
-            # ~3x faster than NumPy's sum over the last axis), then over the images
             # db: rows of dy summed as products with ones (BLAS; ~3x faster than
             # NumPy's sum along an axis), here per image and channel, then over images
             sums = dy.reshape(n * o, -1) @ self._ones(ho * wo, dy.dtype)
