@@ -202,15 +202,16 @@ class ReLU(Layer):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._mask = self._buffer("mask", x.shape, np.bool_)
-        np.greater(x, 0, out=self._mask)  # backward passes the gradient where x > 0
         # against an array of zeros: NumPy's maximum with a scalar 0 is ~5x slower
         zeros = self._filled_buffer("zeros", x.shape, x.dtype, 0)
-        return np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
+        self._y = np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
+        return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx = self._buffer("dx", dy.shape, dy.dtype)
-        return np.multiply(dy, self._mask, out=dx)
+        # the gradient passes where x > 0, which is where y > 0: found here rather
+        # than in forward, so that inference (no backward) makes one pass, not two
+        mask = np.greater(self._y, 0, out=self._buffer("mask", dy.shape, np.bool_))
+        return np.multiply(dy, mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
 
 @register
