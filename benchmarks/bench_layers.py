@@ -42,11 +42,11 @@ STEPS_PER_EPOCH = 469  # 60,000 images at batch 128
 def reference_net(rng: np.random.Generator) -> list:
     return [
         Conv2D(1, 32, 3, padding=1, rng=rng),
-        ReLU(),
         MaxPool2D(2),
+        ReLU(),
         Conv2D(32, 64, 3, padding=1, rng=rng),
-        ReLU(),
         MaxPool2D(2),
+        ReLU(),
         Flatten(),
         Dense(3136, 128, rng=rng),
         ReLU(),
@@ -180,11 +180,11 @@ def torch_cross_check(batch_size: int, repeats: int) -> None:
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(1, 32, 3, padding=1),
-        torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
+        torch.nn.ReLU(),
         torch.nn.Conv2d(32, 64, 3, padding=1),
-        torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
+        torch.nn.ReLU(),
         torch.nn.Flatten(),
         torch.nn.Linear(3136, 128),
         torch.nn.ReLU(),

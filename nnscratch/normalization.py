@@ -94,7 +94,7 @@ class BatchNorm(Layer):
                     f"got input {x.shape}"
                 )
             mean = self._sum(x) / count
-            # kept for backward: x - mean, in float32 as exact as x_hat would be
+            # x - mean, kept for backward (x_hat is it times 1 / std)
             centered = np.subtract(
                 x, mean.reshape(vec), out=self._buffer("xc", x.shape, x.dtype)
             )
