@@ -4,7 +4,7 @@ In one run, on the 60,000 training images: the machine's float32 GEMM speed; per
 size, the floor (the matrix products one epoch of the MLP needs, nothing else) and the
 MLP 784-256-128-64-32-10 (ReLU, Adam lr 1e-3) epoch times; inference throughput on the
 10,000 test images; peak memory of training, each framework in its own subprocess;
-with --conv the lenet-like conv net's epoch; with --compare-torch the same models,
+the lenet-like conv net's epoch (--no-conv skips it); with --compare-torch the same models,
 weights and batches in PyTorch. Ends with a Markdown table and PASS/MISS per target.
 
 The figures that are compared are timed interleaved: before every nnscratch epoch the
@@ -13,7 +13,7 @@ VM's speed drifts by 20% or more within minutes; timed one after the other, the 
 would say more about that drift than about the code.
 
     python benchmarks/bench_training.py [--data-dir DIR] [--epochs 5]
-        [--batch-sizes 32,128,512] [--compare-torch] [--conv] [--conv-epochs 1]
+        [--batch-sizes 32,128,512] [--compare-torch] [--no-conv] [--conv-epochs 1]
 """
 
 from __future__ import annotations
@@ -393,9 +393,6 @@ def log_epochs(name: str, times: EpochTimes) -> None:
 
 
 def run_conv(args, res: Results, x_train, y_train) -> None:
-    if importlib.util.find_spec("nnscratch.conv") is None:
-        log("nnscratch.conv does not exist yet: the conv net is skipped")
-        return
     plan = [
         (s, conv_products(size, CONV_LAYERS, CONV_DENSES))
         for s, size in epoch_batches(len(x_train), CONV_BATCH)
@@ -608,8 +605,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--conv",
-        action="store_true",
-        help="also time the lenet-like conv net (batch 128)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the lenet-like conv net too (batch 128); --no-conv skips it",
     )
     parser.add_argument("--conv-epochs", type=int, default=1)
     parser.add_argument(

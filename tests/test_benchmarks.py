@@ -22,9 +22,17 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 
 def test_bench_training_quick_pass_prints_every_figure(data_dir):
     done = run_script(
-        "--data-dir", str(data_dir), "--limit", "600", "--epochs", "3",
-        "--batch-sizes", "32,128", "--conv", "--conv-epochs", "1",
-    )  # fmt: skip
+        "--data-dir",
+        str(data_dir),
+        "--limit",
+        "600",
+        "--epochs",
+        "3",
+        "--batch-sizes",
+        "32,128",
+        "--conv-epochs",
+        "1",
+    )  # fmt: skip  (the conv net is in by default)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for row in [
@@ -50,3 +58,13 @@ def test_bench_training_rejects_a_bad_limit():
     done = run_script("--limit", "0")
     assert done.returncode == 2
     assert "--limit: expected a positive number of images, got 0" in done.stderr
+
+
+def test_bench_training_no_conv_leaves_the_conv_net_out(data_dir):
+    done = run_script(
+        "--data-dir", str(data_dir), "--limit", "300", "--epochs", "1",
+        "--batch-sizes", "128", "--no-conv",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| nnscratch MLP epoch          | 128 " in done.stdout
+    assert "lenet-like" not in done.stdout
