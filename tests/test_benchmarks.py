@@ -21,18 +21,11 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bench_training_quick_pass_prints_every_figure(data_dir):
+    # the conv net is in by default
     done = run_script(
-        "--data-dir",
-        str(data_dir),
-        "--limit",
-        "600",
-        "--epochs",
-        "3",
-        "--batch-sizes",
-        "32,128",
-        "--conv-epochs",
-        "1",
-    )  # fmt: skip  (the conv net is in by default)
+        "--data-dir", str(data_dir), "--limit", "600", "--epochs", "3",
+        "--batch-sizes", "32,128", "--conv-epochs", "1",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for row in [
