@@ -231,14 +231,6 @@ class Conv2D(WeightPenalty, Layer):
             buf = self._buffers[key] = np.empty(size, dtype=dtype)
         return buf[:size].reshape(shape)
 
-    def _ones(self, length: int, dtype) -> np.ndarray:
-        """`length` ones (a product with them sums rows): the front of a vector kept
-        as long as the longest asked for, as chunks of two sizes alternate."""
-        ones = self._buffers.get("ones")
-        if ones is None or ones.size < length or ones.dtype != dtype:
-            ones = self._buffers["ones"] = np.ones(length, dtype=dtype)
-        return ones[:length]
-
     def _cols_block(self, start: int, stop: int) -> np.ndarray:
         """Images start:stop's columns, (C, kh, kw, stop - start, Ho, Wo): contiguous."""
         (kh, kw), (_, c, h, w) = self.kernel_size, self._x_shape

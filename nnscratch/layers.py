@@ -81,6 +81,15 @@ class Layer(ABC):
             buf.fill(value)
         return buf
 
+    def _ones(self, length: int, dtype) -> np.ndarray:
+        """`length` ones, for summing rows as a product with them (BLAS does it ~2-3x
+        faster than NumPy's sum along an axis): the front of a vector kept as long as
+        the longest asked for, so batches or chunks of two sizes reuse it."""
+        ones = self._buffers.get("ones")
+        if ones is None or ones.size < length or ones.dtype != dtype:
+            ones = self._buffers["ones"] = np.ones(length, dtype=dtype)
+        return ones[:length]
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -179,8 +188,7 @@ class Dense(WeightPenalty, Layer):
         np.matmul(self._x.T, dy, out=self.grads["W"])
         # db = sum of dy over the batch, as ones (N,) @ dy: BLAS does it 2x faster than
         # np.add.reduce(dy, axis=0)
-        ones = self._filled_buffer("ones", dy.shape[:1], dy.dtype, 1)
-        np.matmul(ones, dy, out=self.grads["b"])
+        np.matmul(self._ones(len(dy), dy.dtype), dy, out=self.grads["b"])
         self._add_penalty_grad()
         if not self.needs_input_grad:
             return None

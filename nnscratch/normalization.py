@@ -70,11 +70,10 @@ class BatchNorm(Layer):
         As matrix-vector products with a vector of ones: BLAS does them ~3x faster
         than NumPy's reduction over axes (0, 2, 3)."""
         if a.ndim == 2:
-            return self._filled_buffer("ones_n", a.shape[:1], a.dtype, 1) @ a
+            return self._ones(len(a), a.dtype) @ a
         n, c = a.shape[:2]
         rows = a.reshape(n * c, -1)  # one row per image and channel
-        ones = self._filled_buffer("ones_hw", rows.shape[1:], a.dtype, 1)
-        return (rows @ ones).reshape(n, c).sum(axis=0)
+        return (rows @ self._ones(rows.shape[1], a.dtype)).reshape(n, c).sum(axis=0)
 
     def _dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-feature sum of a * b, shape (F,), with no full-size temporary."""
@@ -99,6 +98,7 @@ class BatchNorm(Layer):
                 x, mean.reshape(vec), out=self._buffer("xc", x.shape, x.dtype)
             )
             var = self._dot(centered, centered) / count
+            self._centered = centered
             self._update_running(mean, var, count)
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
@@ -127,7 +127,7 @@ class BatchNorm(Layer):
         vec, n, inv_std = self._vec, self._count, self._inv_std
         sum_dy = self._sum(dy)
         if self._training:
-            sum_dy_centered = self._dot(dy, self._buffers["xc"])
+            sum_dy_centered = self._dot(dy, self._centered)
         else:
             sum_dy_centered = self._dot(dy, self._x) - self._mean * sum_dy
         sum_dy_xhat = sum_dy_centered * inv_std  # x_hat = (x - mean) / std
@@ -140,7 +140,7 @@ class BatchNorm(Layer):
         # mean and var depend on x too; with n values per feature this collapses to
         # dx = gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
         x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = centered * this
-        np.multiply(self._buffers["xc"], x_hat_coefficient.reshape(vec), out=dx)
+        np.multiply(self._centered, x_hat_coefficient.reshape(vec), out=dx)
         np.subtract(dy, dx, out=dx)
         dx -= (sum_dy / n).reshape(vec)
         dx *= scale
