@@ -342,19 +342,17 @@ class Conv2D(WeightPenalty, Layer):
         ph, pw = self.padding
         size = n * h * w
         total = self._chunk_buffer("dx_channels", (c, size), dx.dtype)
-        # the centre offset covers every pixel with shift 0: it goes first, as a copy
-        offsets = [(ph, pw)] + [
-            (i, j) for i in range(kh) for j in range(kw) if (i, j) != (ph, pw)
-        ]
-        for i, j in offsets:
-            part = dcols[:, i, j]
-            _zero_padding_reads(part, i - ph, j - pw)
-            shift = (i - ph) * w + (j - pw)
-            lo = min(size, max(0, -shift))
-            hi = max(lo, min(size, size - shift))  # empty if the shift passes the end
-            if (i, j) == (ph, pw):
-                np.copyto(total, part.reshape(c, size))
-            else:
+        # the centre offset reads every pixel, none of the padding: it starts the sum
+        np.copyto(total, dcols[:, ph, pw].reshape(c, size))
+        for i in range(kh):
+            for j in range(kw):
+                if (i, j) == (ph, pw):
+                    continue
+                part = dcols[:, i, j]
+                _zero_padding_reads(part, i - ph, j - pw)
+                shift = (i - ph) * w + (j - pw)
+                lo = min(size, max(0, -shift))
+                hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
                 total[:, lo + shift : hi + shift] += part.reshape(c, size)[:, lo:hi]
         np.copyto(dx, total.reshape(c, n, h, w).transpose(1, 0, 2, 3))
 
