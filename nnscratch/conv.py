@@ -155,6 +155,7 @@ class Conv2D(WeightPenalty, Layer):
             "b": np.zeros(self.out_channels, dtype=dtype),
         }
         self._init_grads()
+        self._cols_for = None  # the input shape the columns buffer is laid out for
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         _check_images(self, x, self.in_channels)
@@ -176,6 +177,11 @@ class Conv2D(WeightPenalty, Layer):
         # padding stays 0 from allocation. The per-example products (one chunk) get
         # a row of ones after the columns, which multiplies the bias (see `_multiply`)
         ones_row = n * ho * wo if self._per_example else 0
+        if self._x_shape != self._cols_for:
+            # another input shape puts the padding elsewhere in the same-sized buffer,
+            # where the last shape's image values would be read: start from zeros
+            self._buffers.pop("cols", None)
+            self._cols_for = self._x_shape
         flat = self._filled_buffer("cols", (k * n * ho * wo + ones_row,), x.dtype, 0)
         if ones_row:
             flat[-ones_row:] = 1

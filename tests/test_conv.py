@@ -97,6 +97,19 @@ def test_conv2d_forward_matches_loops(
         assert_allclose(layer.forward(x2), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_conv2d_pads_with_zeros_after_another_image_size_of_the_same_cost():
+    # (1, 1, 8, 16) and (2, 1, 8, 8) images need column buffers of the same length,
+    # with the padding in other places: the second must not read the first's pixels
+    rng = np.random.default_rng(2)
+    layer = Conv2D(1, 2, 3, stride=2, padding=1, rng=rng, dtype=np.float64)
+    layer.forward(rng.standard_normal((1, 1, 8, 16)) + 5)
+    x = rng.standard_normal((2, 1, 8, 8))
+    expected = naive_conv(
+        x, layer.params["W"], layer.params["b"], layer.stride, layer.padding
+    )
+    assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_conv2d_without_input_grad_fills_grads_only():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 2, 6, 5))
