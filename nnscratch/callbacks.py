@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_float, check_int
 
 
 class Callback:
@@ -61,11 +61,9 @@ class EarlyStopping(Callback):
             raise NnscratchError(
                 f"EarlyStopping: mode must be min, max or auto, got {mode!r}"
             )
-        self.monitor, self.patience, self.min_delta = (
-            monitor,
-            int(patience),
-            float(min_delta),
-        )
+        self.monitor = monitor
+        self.patience = check_int("EarlyStopping patience", patience, 0)
+        self.min_delta = check_float("EarlyStopping min_delta", min_delta, 0)
         self.mode, self.restore_best_weights = mode, restore_best_weights
 
     def on_train_begin(self, logs=None):

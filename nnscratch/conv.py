@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_int
 from .layers import Layer, WeightPenalty, init_weights, register
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
@@ -132,19 +132,13 @@ class Conv2D(WeightPenalty, Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-        ):
-            if not _is_int(value) or value < 1:
-                raise NnscratchError(
-                    f"Conv2D: {name} must be a positive int, got {value!r}"
-                )
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = check_int("Conv2D in_channels", in_channels)
+        self.out_channels = check_int("Conv2D out_channels", out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = _pair(stride, "stride", "Conv2D")
         self.padding = _pair(padding, "padding", "Conv2D", minimum=0)
-        self.init, self.l1, self.l2 = init, float(l1), float(l2)
+        self.init = init
+        self._set_penalties(l1, l2)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         fan_out = self.out_channels * kh * kw

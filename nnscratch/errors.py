@@ -1,4 +1,11 @@
-"""Errors a user can cause and fix: the CLI prints them as one line, never a traceback."""
+"""Errors a user can cause and fix: the CLI prints them as one line, never a traceback.
+
+Also the checks of arguments that raise them (`check_int`, `check_float`).
+"""
+
+import math
+
+import numpy as np
 
 
 class NnscratchError(Exception):
@@ -15,3 +22,53 @@ class ModelFileError(NnscratchError, ValueError):
 
 class TrainingDivergedError(NnscratchError, FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int if it is a whole number (not a bool) >= `minimum`.
+
+    Otherwise a one-line NnscratchError naming the argument, instead of a TypeError or
+    a NumPy error later and deeper down.
+    """
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not is_int or value < minimum:
+        raise NnscratchError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """`value` as a float if it is a finite real number in the interval from `low` to
+    `high` (each end included unless `open_low` / `open_high`); else NnscratchError."""
+    is_real = isinstance(value, (int, float, np.integer, np.floating)) and not (
+        isinstance(value, bool)
+    )
+    number = float(value) if is_real else math.nan
+    inside = (low < number if open_low else low <= number) and (
+        number < high if open_high else number <= high
+    )
+    if not (math.isfinite(number) and inside):
+        raise NnscratchError(
+            f"{name}: expected {_interval(low, high, open_low, open_high)}, "
+            f"got {value!r}"
+        )
+    return number
+
+
+def _interval(low: float, high: float, open_low: bool, open_high: bool) -> str:
+    """'a number > 0', 'a number in [0, 1)', ...: the words of `check_float`."""
+    if math.isinf(low) and math.isinf(high):
+        return "a finite number"
+    if math.isinf(high):
+        return f"a number {'>' if open_low else '>='} {low:g}"
+    if math.isinf(low):
+        return f"a number {'<' if open_high else '<='} {high:g}"
+    left, right = "(" if open_low else "[", ")" if open_high else "]"
+    return f"a number in {left}{low:g}, {high:g}{right}"

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_float, check_int
 
 LAYER_CLASSES: dict[str, type] = {}
 
@@ -124,6 +124,12 @@ class WeightPenalty:
     l1: float = 0.0
     l2: float = 0.0
 
+    def _set_penalties(self, l1, l2) -> None:
+        self.l1, self.l2 = (
+            check_float(f"{type(self).__name__} l1", l1, 0),
+            check_float(f"{type(self).__name__} l2", l2, 0),
+        )
+
     def penalty(self) -> float:
         W = self.params["W"]
         total = 0.0
@@ -162,8 +168,12 @@ class Dense(WeightPenalty, Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
-        self.l1, self.l2 = float(l1), float(l2)
+        self.n_in, self.n_out = (
+            check_int("Dense n_in", n_in),
+            check_int("Dense n_out", n_out),
+        )
+        self.init = init
+        self._set_penalties(l1, l2)
         rng = np.random.default_rng(rng)
         self.params = {
             "W": init_weights((n_in, n_out), n_in, n_out, init, rng, dtype),
@@ -228,7 +238,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.01):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = check_float("LeakyReLU alpha", alpha)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         # slope is 1 where x > 0 and alpha elsewhere: y = x * slope, dx = dy * slope

@@ -9,10 +9,11 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from .errors import NnscratchError, TrainingDivergedError
+from .callbacks import Callback
+from .errors import NnscratchError, TrainingDivergedError, check_float, check_int
 from .layers import Layer, Sigmoid, Softmax, softmax
-from .losses import SoftmaxCrossEntropy, get_loss
-from .optimizers import Adam, Optimizer
+from .losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .optimizers import Adam, Optimizer, get_optimizer
 
 UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 
@@ -64,14 +65,15 @@ class EpochBatches:
     """
 
     def __init__(self, x, y, batch_size: int, shuffle: bool, rng: np.random.Generator):
-        self.x, self.y, self.batch_size = x, y, batch_size
+        self.x, self.y = x, y
+        self.bounds = batch_bounds(len(x), batch_size)
         self.rng = rng if shuffle else None
         self._shuffled = (np.empty_like(x), np.empty_like(y)) if shuffle else (x, y)
-        self._inputs = input_buffer(x, batch_size)
+        self._inputs = input_buffer(x, max(end - start for start, end in self.bounds))
 
     @property
     def steps(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return len(self.bounds)
 
     def epoch(self):
         """Yield (step, first index, x batch, y batch); x float32, valid until the next."""
@@ -81,9 +83,18 @@ class EpochBatches:
             # mode="clip": the default "raise" writes to a temporary copy first
             np.take(self.x, order, axis=0, out=x, mode="clip")
             np.take(self.y, order, axis=0, out=y, mode="clip")
-        for step, start in enumerate(range(0, len(x), self.batch_size)):
-            end = start + self.batch_size
+        for step, (start, end) in enumerate(self.bounds):
             yield step, start, prepare_inputs(x[start:end], self._inputs), y[start:end]
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch of `n` examples in order: `batch_size` each, the last
+    one smaller; but a last batch of ONE example joins the one before, because batch
+    norm cannot normalise a single value (and one example makes a very noisy step)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n]))
 
 
 class Sequential:
@@ -106,6 +117,8 @@ class Sequential:
             None if class_names is None else [str(c) for c in class_names]
         )
         self.loss = SoftmaxCrossEntropy()
+        self.optimizer: Optimizer | None = None  # the last fit's; the next continues
+        self._output_shapes: dict[tuple, tuple] = {}  # see _output_shape
         self.metadata: dict = {}
         self.stop_training = False
         self._bind_flat_buffers()
@@ -120,7 +133,13 @@ class Sequential:
         }
 
     def _bind_flat_buffers(self) -> None:
-        """Copy every parameter into one flat buffer and make the layers use views of it."""
+        """Copy every parameter into one flat buffer and make the layers use views of it.
+
+        Done again only if a layer's arrays were replaced since: arrays a user holds
+        (`layer.params["W"]`) stay the model's own.
+        """
+        if self._flat_buffers_bound():
+            return
         entries = [
             (layer, k, p) for layer in self.layers for k, p in layer.params.items()
         ]
@@ -140,6 +159,22 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = first is not None and i > first
         self._first_trainable = first
+
+    def _flat_buffers_bound(self) -> bool:
+        """Whether every parameter and gradient is a view into the flat buffers."""
+        if not hasattr(self, "flat_params"):
+            return False
+        pairs = [
+            (p, layer.grads.get(k))
+            for layer in self.layers
+            for k, p in layer.params.items()
+        ]
+        return sum(p.size for p, _ in pairs) == self.flat_params.size and all(
+            g is not None
+            and np.may_share_memory(p, self.flat_params)
+            and np.may_share_memory(g, self.flat_grads)
+            for p, g in pairs
+        )
 
     def count_params(self) -> int:
         return int(self.flat_params.size)
@@ -167,27 +202,65 @@ class Sequential:
 
     # ----- forward and backward ------------------------------------------------------
     def _check_x(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        """x as an array of examples the layers take; the first x sets input_shape."""
         x = np.asarray(x)
         if x.ndim < 2:
             raise NnscratchError(
                 f"{name}: expected a batch (N, ...), got shape {x.shape}"
             )
         if self.input_shape is None:
+            self._output_shape(x.shape[1:])  # raises if the layers cannot take it
             self.input_shape = x.shape[1:]
         elif x.shape[1:] != self.input_shape:
             raise NnscratchError(
                 f"{name}: expected (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {x.shape}"
             )
+        # min and max are NaN or infinite if any value is (and need no temporary array)
+        floats = np.issubdtype(x.dtype, np.floating) and x.size
+        if floats and not (np.isfinite(x.min()) and np.isfinite(x.max())):
+            raise NnscratchError(f"{name}: contains NaN or infinite values")
         return x
 
+    def _output_shape(self, input_shape: tuple) -> tuple:
+        """The shape of one example's output ((C,) for a classifier): from a forward
+        pass of one example of zeros, the first time an input shape is asked for."""
+        shape = self._output_shapes.get(input_shape)
+        if shape is None:
+            zeros = np.zeros((1, *input_shape), dtype=np.float32)
+            shape = self._forward(zeros, training=False).shape[1:]
+            self._output_shapes[input_shape] = shape
+        return shape
+
     def _check_y(self, y: np.ndarray, n: int, name: str = "y") -> np.ndarray:
+        """Labels (n,) as int64 in [0, C); or, for the MSE loss, targets (n, C) too."""
         y = np.asarray(y)
+        outputs = self._output_shape(self.input_shape)
+        if isinstance(self.loss, MeanSquaredError) and y.ndim == 2:
+            if y.shape != (n, *outputs) or not np.issubdtype(y.dtype, np.floating):
+                raise NnscratchError(
+                    f"{name}: expected float targets of shape {(n, *outputs)} like "
+                    f"the outputs, got {y.dtype} {y.shape}"
+                )
+            return y
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
             raise NnscratchError(
                 f"{name}: expected integer labels of shape ({n},), got {y.dtype} {y.shape}"
             )
+        classes = outputs[0] if len(outputs) == 1 else 0
+        if n and not (y.min() >= 0 and y.max() < classes):
+            raise NnscratchError(
+                f"{name}: expected class labels 0 to {classes - 1} (the model has "
+                f"{classes} outputs), got labels {y.min()} to {y.max()}"
+            )
         return y.astype(np.int64, copy=False)
+
+    @staticmethod
+    def _count_correct(outputs: np.ndarray, targets: np.ndarray) -> int:
+        """Rows whose largest output is at the label (for (N, C) targets: at the
+        largest target, so one-hot targets count as their class)."""
+        labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
+        return int(np.count_nonzero(outputs.argmax(axis=1) == labels))
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         for layer in self.layers:
@@ -215,26 +288,29 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, C) float32, in batches (evaluation mode)."""
         x = self._check_x(x)
-        out = None
+        batch_size = check_int("batch_size", batch_size)
+        out = np.empty((len(x), *self._output_shape(self.input_shape)), np.float32)
         for start, outputs in self._batches(x, batch_size):
             probs = softmax(outputs) if self._outputs_logits() else outputs
-            if out is None:
-                out = np.empty((len(x), probs.shape[1]), dtype=np.float32)
             out[start : start + len(probs)] = probs
-        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+        return out
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct} in evaluation mode."""
+        """{"loss", "accuracy"} in evaluation mode. The loss is the one `fit`
+        minimises: the mean data loss plus the layers' L1/L2 penalties (as in Keras)."""
+        self._check_loss()
         x = self._check_x(x)
         y = self._check_y(y, len(x))
+        batch_size = check_int("batch_size", batch_size)
         if len(x) == 0:
             raise NnscratchError("evaluate: x is empty")
         total_loss, correct = 0.0, 0
         for start, outputs in self._batches(x, batch_size):
-            labels = y[start : start + len(outputs)]
-            total_loss += self.loss.forward(outputs, labels) * len(labels)
-            correct += int(np.count_nonzero(outputs.argmax(axis=1) == labels))
-        return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+            targets = y[start : start + len(outputs)]
+            total_loss += self.loss.forward(outputs, targets) * len(targets)
+            correct += self._count_correct(outputs, targets)
+        loss = total_loss / len(x) + self._penalty()
+        return {"loss": loss, "accuracy": correct / len(x)}
 
     def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """The output of every layer (copies), evaluation mode: for pictures and the page."""
@@ -252,7 +328,7 @@ class Sequential:
         y: np.ndarray,
         epochs: int = 1,
         batch_size: int = 32,
-        optimizer: Optimizer | None = None,
+        optimizer: Optimizer | str | None = None,
         loss=None,
         validation_data: tuple | None = None,
         validation_split: float = 0.0,
@@ -265,18 +341,26 @@ class Sequential:
     ) -> History:
         """Train with mini-batch gradient descent; returns the History.
 
-        x: (N, *input_shape) uint8 images or floats; y: (N,) integer labels.
-        Every epoch uses one shuffled contiguous copy of x (uint8 stays uint8 until a
-        batch is taken). `augment(images, rng)` transforms training batches only.
-        `lr_schedule(epoch_float)` sets the optimiser's lr before every step.
+        x: (N, *input_shape) uint8 images or floats; y: (N,) integer labels (or, with
+        loss="mse", float targets (N, C)). Every epoch uses one shuffled contiguous
+        copy of x (uint8 stays uint8 until a batch is taken); a last batch of one
+        example joins the one before. `augment(images, rng)` transforms training
+        batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before every
+        step. `optimizer`: an Optimizer or a name ('adam', 'sgd', ...); without one,
+        training continues with the last fit's optimiser (its moments, its step
+        count), or a new Adam() the first time. `validation_split` holds out a random
+        fraction of x; with shuffle=False the rest keeps its order.
         """
-        x, y = self._check_x(x), self._check_y(y, len(x))
-        if epochs < 1 or batch_size < 1:
-            raise NnscratchError(
-                f"fit: epochs and batch_size must be >= 1, got {epochs} and {batch_size}"
-            )
         self._set_loss(loss)
-        optimizer = optimizer if optimizer is not None else Adam()
+        x, y = self._check_x(x), self._check_y(y, len(x))
+        epochs, batch_size = (
+            check_int("epochs", epochs),
+            check_int("batch_size", batch_size),
+        )
+        optimizer = self._set_optimizer(optimizer)
+        callbacks = self._check_callbacks(callbacks)
+        if seed is not None:
+            check_int("seed", seed, 0)
         # independent streams: changing one (e.g. turning augmentation on) leaves the
         # others' draws, and so the shuffling and dropout masks, as they were
         rng = np.random.default_rng(seed)
@@ -284,12 +368,11 @@ class Sequential:
         for layer, child in zip(self.layers, layer_rng.spawn(len(self.layers))):
             layer.set_rng(child)
         x, y, validation_data = self._training_and_validation(
-            x, y, validation_data, validation_split, shuffle_rng
+            x, y, validation_data, validation_split, shuffle, shuffle_rng
         )
         self._bind_flat_buffers()  # in case a layer's arrays were replaced since
         batches = EpochBatches(x, y, min(batch_size, len(x)), shuffle, shuffle_rng)
         history = History()
-        callbacks = list(callbacks or [])
         for cb in callbacks:
             cb.set_model(self)
         self.stop_training = False
@@ -320,10 +403,14 @@ class Sequential:
         return history
 
     def _set_loss(self, loss) -> None:
-        """Use `loss` (a loss object or name) if given; refuse a softmax before the
-        fused softmax cross-entropy, which would apply softmax twice."""
+        """Use `loss` (a loss object or name) if given."""
         if loss is not None:
             self.loss = get_loss(loss) if isinstance(loss, str) else loss
+        self._check_loss()
+
+    def _check_loss(self) -> None:
+        """Refuse a softmax before the fused softmax cross-entropy, which would apply
+        softmax twice."""
         if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
             self.layers[-1], Softmax
         ):
@@ -331,12 +418,41 @@ class Sequential:
                 "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
             )
 
-    def _training_and_validation(self, x, y, validation_data, split, rng):
+    def _set_optimizer(self, optimizer) -> Optimizer:
+        """The optimiser to train with (see `fit`), kept for the next fit."""
+        if isinstance(optimizer, str):
+            optimizer = get_optimizer(optimizer)
+        elif optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else Adam()
+        elif not isinstance(optimizer, Optimizer):
+            raise NnscratchError(
+                f"optimizer: expected an Optimizer or its name, got {optimizer!r}"
+            )
+        self.optimizer = optimizer
+        return optimizer
+
+    @staticmethod
+    def _check_callbacks(callbacks) -> list:
+        callbacks = [] if callbacks is None else callbacks
+        if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(cb, Callback) for cb in callbacks
+        ):
+            raise NnscratchError(
+                f"callbacks: expected a list of Callback objects, got {callbacks!r}"
+            )
+        return list(callbacks)
+
+    def _training_and_validation(self, x, y, validation_data, split, shuffle, rng):
         """(x, y, validation_data): the given validation data checked, or a random
         `split` fraction of (x, y) held out, or None."""
         if validation_data is None and split:
-            x, y, validation_data = self._split(x, y, split, rng)
+            x, y, validation_data = self._split(x, y, split, shuffle, rng)
         if validation_data is not None:
+            if (
+                not isinstance(validation_data, (tuple, list))
+                or len(validation_data) != 2
+            ):
+                raise NnscratchError("validation_data: expected a pair (x, y)")
             xv = self._check_x(validation_data[0], "validation x")
             yv = self._check_y(validation_data[1], len(xv), "validation y")
             validation_data = (xv, yv)
@@ -345,14 +461,15 @@ class Sequential:
         return x, y, validation_data
 
     @staticmethod
-    def _split(x, y, fraction, rng):
-        if not 0.0 < fraction < 1.0:
-            raise NnscratchError(
-                f"validation_split: expected in (0, 1), got {fraction}"
-            )
+    def _split(x, y, fraction, shuffle, rng):
+        """A random `fraction` of (x, y) held out; the rest in its order if not
+        `shuffle` (else in a random one, as training shuffles it anyway)."""
+        check_float("validation_split", fraction, 0, 1, open_low=True, open_high=True)
         order = rng.permutation(len(x))
         n_val = max(1, round(len(x) * fraction))
         val, train = order[:n_val], order[n_val:]
+        if not shuffle:
+            val, train = np.sort(val), np.sort(train)
         return x[train], y[train], (x[val], y[val])
 
     def _train_epoch(
@@ -383,7 +500,7 @@ class Sequential:
                         f"training diverged: the loss became {loss} at epoch {epoch + 1}, "
                         f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
                     )
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                correct += self._count_correct(logits, yb)
                 self._backward(self.loss.backward())
                 optimizer.step(params, grads)
                 total_loss += loss * len(yb)

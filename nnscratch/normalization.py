@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_float, check_int
 from .layers import Layer, register
 
 
@@ -28,20 +28,9 @@ class BatchNorm(Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        is_int = isinstance(num_features, (int, np.integer)) and not isinstance(
-            num_features, bool
-        )
-        if not is_int or num_features < 1:
-            raise NnscratchError(
-                f"BatchNorm: num_features must be a positive int, got {num_features!r}"
-            )
-        if not 0.0 <= momentum <= 1.0 or eps <= 0:
-            raise NnscratchError(
-                f"BatchNorm: expected 0 <= momentum <= 1 and eps > 0, "
-                f"got momentum={momentum}, eps={eps}"
-            )
-        self.num_features = int(num_features)
-        self.momentum, self.eps = float(momentum), float(eps)
+        self.num_features = check_int("BatchNorm num_features", num_features)
+        self.momentum = check_float("BatchNorm momentum", momentum, 0, 1)
+        self.eps = check_float("BatchNorm eps", eps, 0, open_low=True)
         f = self.num_features
         self.params = {
             "gamma": np.ones(f, dtype=dtype),

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_float
 
 # Moments that decay towards zero (a unit that never fires has gradient 0) end up as
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.
@@ -37,9 +37,7 @@ class Optimizer(ABC):
     """Base class: per-name state, the step counter and the subnormal flush."""
 
     def __init__(self, lr: float):
-        if not lr > 0:
-            raise NnscratchError(f"lr: expected a positive learning rate, got {lr}")
-        self.lr = float(lr)
+        self.lr = check_float(f"{type(self).__name__} lr", lr, 0, open_low=True)
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._tmp: dict[str, np.ndarray] = {}
@@ -92,10 +90,11 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(lr)
-        if nesterov and momentum <= 0:
+        self.momentum = check_float("SGD momentum", momentum, 0)
+        self.weight_decay = check_float("SGD weight_decay", weight_decay, 0)
+        if nesterov and self.momentum == 0:
             raise NnscratchError("SGD: nesterov=True needs momentum > 0")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
-        self.weight_decay = float(weight_decay)
+        self.nesterov = bool(nesterov)
 
     def _init_state(self, p):
         return {"velocity": np.zeros_like(p)} if self.momentum else {}
@@ -135,7 +134,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: float = 0.001, rho: float = 0.99, eps: float = 1e-8):
         super().__init__(lr)
-        self.rho, self.eps = float(rho), float(eps)
+        self.rho = check_float("RMSprop rho", rho, 0, 1, open_high=True)
+        self.eps = check_float("RMSprop eps", eps, 0)
 
     def _init_state(self, p):
         return {"square_avg": np.zeros_like(p)}
@@ -173,8 +173,16 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-        self.weight_decay = float(weight_decay)
+        self.beta1 = check_float(
+            f"{type(self).__name__} beta1", beta1, 0, 1, open_high=True
+        )
+        self.beta2 = check_float(
+            f"{type(self).__name__} beta2", beta2, 0, 1, open_high=True
+        )
+        self.eps = check_float(f"{type(self).__name__} eps", eps, 0)
+        self.weight_decay = check_float(
+            f"{type(self).__name__} weight_decay", weight_decay, 0
+        )
 
     def _init_state(self, p):
         # m and v are kept divided by (1 - beta1) and (1 - beta2): see _update

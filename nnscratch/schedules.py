@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import math
 
-from .errors import NnscratchError
+from .errors import NnscratchError, check_float
 
 
 class Schedule:
     """Base: `schedule(epoch) -> lr`, with an optional linear warm-up from 0."""
 
     def __init__(self, lr: float, warmup_epochs: float = 0.0):
-        if not lr > 0:
-            raise NnscratchError(f"lr: expected a positive learning rate, got {lr}")
-        if warmup_epochs < 0:
-            raise NnscratchError(f"warmup: expected >= 0 epochs, got {warmup_epochs}")
-        self.lr, self.warmup_epochs = float(lr), float(warmup_epochs)
+        self.lr = check_float("schedule lr", lr, 0, open_low=True)
+        self.warmup_epochs = check_float("schedule warmup_epochs", warmup_epochs, 0)
 
     def __call__(self, epoch: float) -> float:
         if epoch < self.warmup_epochs:
@@ -46,7 +43,10 @@ class StepDecay(Schedule):
         self, lr, step_epochs: float = 10, gamma: float = 0.1, warmup_epochs=0
     ):
         super().__init__(lr, warmup_epochs)
-        self.step_epochs, self.gamma = float(step_epochs), float(gamma)
+        self.step_epochs = check_float(
+            "StepDecay step_epochs", step_epochs, 0, open_low=True
+        )
+        self.gamma = check_float("StepDecay gamma", gamma, 0, open_low=True)
 
     def _decayed(self, epoch):
         return self.lr * self.gamma ** math.floor(epoch / self.step_epochs)
@@ -64,7 +64,7 @@ class ExponentialDecay(Schedule):
 
     def __init__(self, lr, gamma: float = 0.9, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
-        self.gamma = float(gamma)
+        self.gamma = check_float("ExponentialDecay gamma", gamma, 0, open_low=True)
 
     def _decayed(self, epoch):
         return self.lr * self.gamma**epoch
@@ -81,11 +81,15 @@ class CosineDecay(Schedule):
 
     def __init__(self, lr, epochs: float, min_lr: float = 0.0, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
-        if epochs <= warmup_epochs:
+        if (
+            check_float("CosineDecay epochs", epochs, 0, open_low=True)
+            <= self.warmup_epochs
+        ):
             raise NnscratchError(
                 f"cosine schedule: epochs ({epochs}) must exceed warm-up ({warmup_epochs})"
             )
-        self.epochs, self.min_lr = float(epochs), float(min_lr)
+        self.epochs = float(epochs)
+        self.min_lr = check_float("CosineDecay min_lr", min_lr, 0)
 
     def _decayed(self, epoch):
         progress = min(epoch / (self.epochs - self.warmup_epochs), 1.0)

@@ -216,6 +216,9 @@ def test_augment_changes_training_batches_but_never_the_test_set():
         model.predict(x_test)
         training = [batch for is_training, batch in recorder.seen if is_training]
         testing = [batch for is_training, batch in recorder.seen if not is_training]
+        # the first is the model's probe of its output shape: one image of zeros
+        probe, testing = testing[0], testing[1:]
+        assert probe.shape == (1, 12, 12) and not probe.any()
         assert len(training) == 2 and len(testing) == 4
         for batch in testing:  # validation, evaluate and predict: the images as given
             assert_allclose(batch, scaled[:4], rtol=1e-6)

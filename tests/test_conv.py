@@ -175,7 +175,9 @@ def test_conv2d_rejects_bad_input():
         Conv2D(1, 1, 3, padding=-1)
     with pytest.raises(NnscratchError, match="stride must be an int >= 1 or a pair"):
         Conv2D(1, 1, 3, stride="2")
-    with pytest.raises(NnscratchError, match="in_channels must be a positive int"):
+    with pytest.raises(
+        NnscratchError, match="Conv2D in_channels: expected an int >= 1, got 0"
+    ):
         Conv2D(0, 1, 3)
 
 

@@ -16,7 +16,8 @@ from nnscratch import (
     Softmax,
     TrainingDivergedError,
 )
-from nnscratch.model import EpochBatches
+from nnscratch.model import EpochBatches, batch_bounds
+from nnscratch.normalization import BatchNorm
 
 
 def mlp(seed=0, dropout=0.0, dtype=np.float32):
@@ -243,6 +244,187 @@ def test_bad_inputs_get_clear_errors():
         Sequential([Flatten(), Dense(16, 3), Softmax()]).fit(x, y, verbose=0)
     with pytest.raises(NnscratchError, match="Layer"):
         Sequential([])
+
+
+def test_labels_outside_the_classes_are_refused_before_training():
+    x, y = blobs(10)
+    for bad in (-1, 3):  # -1 would index the last class; 3 is past it
+        labels = y.copy()
+        labels[4] = bad
+        model = mlp()
+        before = model.flat_params.copy()
+        with pytest.raises(NnscratchError, match=r"y: expected class labels 0 to 2"):
+            model.fit(x, labels, verbose=0)
+        with pytest.raises(
+            NnscratchError, match=r"validation y: expected class labels"
+        ):
+            model.fit(x, y, validation_data=(x, labels), verbose=0)
+        with pytest.raises(NnscratchError, match=r"y: expected class labels"):
+            model.evaluate(x, labels)
+        assert np.array_equal(model.flat_params, before)  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, x, y: m.fit(x, y, batch_size=0), "batch_size: expected an int >= 1"),
+        (lambda m, x, y: m.fit(x, y, batch_size=8.0), "batch_size: expected an int"),
+        (lambda m, x, y: m.fit(x, y, epochs=0), "epochs: expected an int >= 1"),
+        (lambda m, x, y: m.fit(x, y, seed="a"), "seed: expected an int >= 0"),
+        (
+            lambda m, x, y: m.fit(x, y, validation_data=(x,)),
+            "validation_data: expected",
+        ),
+        (lambda m, x, y: m.fit(x, y, callbacks=EarlyStopping()), "callbacks: expected"),
+        (
+            lambda m, x, y: m.fit(x, y, optimizer="adagrad"),
+            "optimizer: expected one of",
+        ),
+        (
+            lambda m, x, y: m.fit(x, y, optimizer=0.1),
+            "optimizer: expected an Optimizer",
+        ),
+        (lambda m, x, y: m.evaluate(x, y, batch_size=-1), "batch_size: expected"),
+        (lambda m, x, y: m.predict(x, batch_size=0), "batch_size: expected"),
+        (lambda m, x, y: m.predict(np.full((2, 4, 4), np.nan)), "x: contains NaN"),
+        (
+            lambda m, x, y: m.fit(np.where(x == x.max(), np.inf, 0.5), y),
+            "x: contains NaN",
+        ),
+    ],
+)
+def test_bad_fit_evaluate_predict_arguments_are_named(call, message):
+    x, y = blobs(10)
+    with pytest.raises(NnscratchError, match=message):
+        call(mlp(), x, y)
+
+
+def test_a_failed_first_call_does_not_fix_the_input_shape():
+    model = Sequential([Flatten(), Dense(16, 3)])
+    with pytest.raises(NnscratchError, match=r"Dense: expected input \(N, 16\)"):
+        model.predict(np.zeros((2, 5, 5), np.float32))
+    assert model.input_shape is None
+    assert model.predict(np.zeros((2, 4, 4), np.float32)).shape == (2, 3)
+    assert model.input_shape == (4, 4)
+
+
+def test_predict_on_no_images_has_one_column_per_class():
+    assert mlp().predict(np.zeros((0, 4, 4), np.uint8)).shape == (0, 3)
+
+
+def test_evaluate_refuses_a_softmax_before_the_fused_loss():
+    x, y = blobs(10)
+    model = Sequential([Flatten(), Dense(16, 3), Softmax()], input_shape=(4, 4))
+    with pytest.raises(NnscratchError, match="logits"):
+        model.evaluate(x, y)
+
+
+def test_evaluate_adds_the_weight_penalty_like_the_training_loss():
+    x, y = blobs(30)
+    penalised = Sequential([Flatten(), Dense(16, 3, l2=0.1, rng=0)], input_shape=(4, 4))
+    plain = Sequential([Flatten(), Dense(16, 3, rng=0)], input_shape=(4, 4))
+    W = penalised.layers[1].params["W"]
+    expected = plain.evaluate(x, y)["loss"] + 0.1 * float(
+        np.sum(W.astype(np.float64) ** 2)
+    )
+    assert penalised.evaluate(x, y)["loss"] == pytest.approx(expected, rel=1e-6)
+    # at batch 30 (the whole set, one step) the epoch's loss is that of the start
+    history = penalised.fit(x, y, epochs=1, batch_size=30, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_last_batch_of_one_example_joins_the_one_before():
+    assert batch_bounds(33, 32) == [(0, 33)]
+    assert batch_bounds(65, 32) == [(0, 32), (32, 65)]
+    assert batch_bounds(34, 32) == [(0, 32), (32, 34)]
+    assert batch_bounds(1, 32) == [(0, 1)]
+    # so batch norm, which cannot normalise one example, trains on 33 examples
+    x, y = blobs(33)
+    model = Sequential(
+        [Flatten(), Dense(16, 8, rng=0), BatchNorm(8), ReLU(), Dense(8, 3, rng=1)],
+        input_shape=(4, 4),
+    )
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert len(history.batch_losses) == 4  # 16 and 17 examples, twice
+
+
+def test_validation_split_without_shuffling_keeps_the_order():
+    from nnscratch.layers import Layer
+
+    class Recorder(Layer):
+        """Passes its input on and notes which images (numbered in pixel 0) it saw."""
+
+        def __init__(self):
+            super().__init__()
+            self.training_ids, self.other_ids = [], []
+
+        def forward(self, x, training=False):
+            ids = np.rint(x[:, 0, 0] * 100).astype(int).tolist()
+            (self.training_ids if training else self.other_ids).extend(ids)
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    images = np.zeros((20, 4, 4), np.float32)
+    images[:, 0, 0] = np.arange(20) / 100  # each image carries its number
+    recorder = Recorder()
+    model = Sequential([recorder, Flatten(), Dense(16, 3, rng=0)], input_shape=(4, 4))
+    model.fit(images, np.arange(20) % 3, epochs=1, batch_size=4, shuffle=False,
+              validation_split=0.25, seed=0, verbose=0)  # fmt: skip
+    trained = recorder.training_ids
+    validated = recorder.other_ids[-5:]  # after the shape probe: the validation pass
+    assert len(trained) == 15 and trained == sorted(trained)
+    assert validated == sorted(validated) and sorted(trained + validated) == list(
+        range(20)
+    )
+
+
+def test_fit_again_continues_with_the_same_optimizer():
+    x, y = blobs(20)
+    model = mlp()
+    model.fit(x, y, epochs=1, batch_size=10, optimizer="sgd", verbose=0)
+    first = model.optimizer
+    assert type(first).__name__ == "SGD" and first.iterations == 2
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert model.optimizer is first and first.iterations == 4
+    model.fit(x, y, epochs=1, batch_size=10, optimizer=Adam(), verbose=0)
+    assert isinstance(model.optimizer, Adam) and model.optimizer.iterations == 2
+
+
+def test_arrays_taken_before_fit_stay_the_models_own():
+    x, y = blobs(20)
+    model = mlp()
+    W = model.layers[1].params["W"]
+    start = W.copy()
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert model.layers[1].params["W"] is W and not np.array_equal(W, start)
+    # a layer's array replaced by the user is copied into new flat buffers
+    model.layers[1].params["W"] = np.zeros_like(W)
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert np.shares_memory(model.layers[1].params["W"], model.flat_params)
+
+
+def test_mse_trains_on_float_targets_like_the_outputs():
+    x, y = blobs(30)
+    one_hot = np.eye(3, dtype=np.float32)[y]
+    model = mlp()
+    history = model.fit(
+        x,
+        one_hot,
+        epochs=30,
+        batch_size=10,
+        optimizer=Adam(0.02),
+        loss="mse",
+        verbose=0,
+    )
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = model.evaluate(x, one_hot)
+    assert result["accuracy"] == model.evaluate(x, y)["accuracy"] > 0.9
+    with pytest.raises(
+        NnscratchError, match=r"expected float targets of shape \(30, 3\)"
+    ):
+        model.fit(x, one_hot[:, :2], verbose=0)
 
 
 def test_verbose_prints_one_line_per_epoch(capsys):
