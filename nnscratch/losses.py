@@ -15,10 +15,16 @@ def _register(cls: type) -> type:
 
 
 def _check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
+    """Logits (N, C) and labels (N,) of classes 0 to C-1 (-1 would pick the last)."""
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise NnscratchError(
             f"loss: expected logits (N, C) and labels (N,), got {logits.shape} and "
             f"{labels.shape}"
+        )
+    if len(labels) and not (labels.min() >= 0 and labels.max() < logits.shape[1]):
+        raise NnscratchError(
+            f"loss: expected labels 0 to {logits.shape[1] - 1}, got labels "
+            f"{labels.min()} to {labels.max()}"
         )
 
 

@@ -68,3 +68,13 @@ def test_losses_reject_mismatched_shapes():
         SoftmaxCrossEntropy().forward(np.zeros((3, 2)), np.zeros(4, dtype=int))
     with pytest.raises(NnscratchError, match="targets"):
         MeanSquaredError().forward(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), MeanSquaredError()])
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_losses_reject_labels_outside_the_classes(loss, bad):
+    # -1 would index the last class and quietly train towards it
+    with pytest.raises(
+        NnscratchError, match=rf"expected labels 0 to 2, got labels {bad}"
+    ):
+        loss.forward(np.zeros((2, 3)), np.array([bad, bad]))
