@@ -4,7 +4,8 @@ loading with checks, and small array helpers (shuffle, split, scale).
 Files are looked for, in order, in: the `data_dir` argument (then only there), env
 NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
 (Debian's dataset packages). In each place both DIR/<name>/ and DIR/ count (DIR/ not
-if it is named after the other dataset), and only if all four files are there. Local
+if it is named after the other dataset), and only if all four files are there, each
+gzipped (the published .gz names) or not (the same names without .gz). Local
 files are not MD5-checked (Debian recompressed Fashion-MNIST, so its .gz checksums
 differ) but are always IDX-validated; downloads are MD5-checked.
 """
@@ -132,12 +133,25 @@ def cache_dir() -> Path:
     return base / "nnscratch"
 
 
+def _env_data_dir() -> Path | None:
+    """$NNSCRATCH_DATA_DIR as a folder, None if unset; a DataError if it is no folder
+    (a typo there would otherwise go unnoticed, the data found or fetched elsewhere)."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        return None
+    folder = Path(value).expanduser().absolute()
+    if not folder.is_dir():
+        raise DataError(f"{DATA_DIR_ENV}={value}: no such folder")
+    return folder
+
+
 def _candidates(name: str, data_dir) -> list[Path]:
     """Folders that may hold the four files, in search order."""
     if data_dir is not None:
-        places = [Path(data_dir).expanduser()]
+        # absolute: the name check below needs a real name, not "." or ".."
+        places = [Path(data_dir).expanduser().absolute()]
     else:
-        places = [Path(v).expanduser() for v in [os.environ.get(DATA_DIR_ENV)] if v]
+        places = [p for p in [_env_data_dir()] if p is not None]
         places.append(cache_dir())
     folders = []
     for place in places:
@@ -151,8 +165,16 @@ def _candidates(name: str, data_dir) -> list[Path]:
     return folders
 
 
+def data_file(folder: Path, file_name: str) -> Path | None:
+    """folder/file_name, or the same name without .gz (an unpacked copy), or None."""
+    for path in (folder / file_name, folder / file_name.removesuffix(".gz")):
+        if path.is_file():
+            return path
+    return None
+
+
 def _count_files(folder: Path) -> int:
-    return sum((folder / f).is_file() for f in FILE_NAMES)
+    return sum(data_file(folder, f) is not None for f in FILE_NAMES)
 
 
 def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -168,10 +190,10 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path |
     return None
 
 
-def _hint(name: str) -> str:
+def _hint(folder: Path) -> str:
     return (
-        f"put the four files ({', '.join(FILE_NAMES)}) in {cache_dir() / name}"
-        " or pass --data-dir"
+        f"put the four files ({', '.join(FILE_NAMES)}) in {folder}, or in a folder"
+        f" given by --data-dir or ${DATA_DIR_ENV}"
     )
 
 
@@ -188,18 +210,12 @@ def load_dataset(
     folder = find_dataset(info.name, data_dir)
     if folder is None:
         if data_dir is not None:
-            place = Path(data_dir)
-            best = max([place / info.name, place], key=_count_files)
-            missing = [f for f in FILE_NAMES if not (best / f).is_file()]
-            raise DataError(
-                f"data dir {place} does not hold the {info.name} files (looked in"
-                f" {place / info.name} and {place}; {best} lacks {', '.join(missing)})"
-            )
+            raise DataError(_not_in_data_dir(Path(data_dir), info.name))
         if not download:
             searched = ", ".join(str(f) for f in _candidates(info.name, None))
             raise DataError(
                 f"{info.name} not found (looked in {searched}); run"
-                f" `nnscratch download {info.name}`, or {_hint(info.name)}"
+                f" `nnscratch download {info.name}`, or {_hint(cache_dir() / info.name)}"
             )
         folder = download_dataset(info.name)
 
@@ -213,18 +229,35 @@ def load_dataset(
     return (x_train, y_train), (x_test, y_test)
 
 
+def _not_in_data_dir(place: Path, name: str) -> str:
+    """Why an explicit data dir does not count for dataset `name`."""
+    other = place.expanduser().absolute().name.lower()
+    if other in DATASETS and other != name:
+        return (
+            f"data dir {place} is named after {other}, not {name}: pass --dataset"
+            f" {other}, or a folder holding the {name} files"
+        )
+    best = max([place / name, place], key=_count_files)
+    missing = [f for f in FILE_NAMES if data_file(best, f) is None]
+    return (
+        f"data dir {place} does not hold the {name} files (looked in {place / name}"
+        f" and {place}; {best} lacks {', '.join(missing)}, gzipped or not)"
+    )
+
+
 def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetInfo):
     """Read and check one images/labels pair: uint8 (N, H, W) and int64 (N,)."""
-    images = read_idx(folder / images_file)
-    labels = read_idx(folder / labels_file)
+    images_path = data_file(folder, images_file)
+    labels_path = data_file(folder, labels_file)
+    images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(
-            f"{folder / images_file}: expected uint8 images (N, H, W), got"
+            f"{images_path}: expected uint8 images (N, H, W), got"
             f" {images.dtype} {images.shape}"
         )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(
-            f"{folder / labels_file}: expected integer labels (N,), got"
+            f"{labels_path}: expected integer labels (N,), got"
             f" {labels.dtype} {labels.shape}"
         )
     if len(images) != len(labels):
@@ -233,13 +266,13 @@ def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetI
             f" {len(labels)} labels"
         )
     if len(images) == 0:
-        raise DataError(f"{folder / images_file}: holds no images")
+        raise DataError(f"{images_path}: holds no images")
     n_classes = len(info.class_names)
     bad = (labels < 0) | (labels >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
-            f"{folder / labels_file}: label {int(labels[i])} at index {i} is outside"
+            f"{labels_path}: label {int(labels[i])} at index {i} is outside"
             f" 0..{n_classes - 1} ({info.name} has {n_classes} classes)"
         )
     return images, labels.astype(np.int64)
@@ -267,23 +300,26 @@ def download_dataset(
     name -> MD5) default to the dataset's own. Each file is tried on every mirror in
     order until one gives the right MD5; it is written to a temporary file in the
     target folder and renamed, so an interrupted download never leaves a file under
-    its final name. Files already present are kept as they are. Raises `DataError`
+    its final name. Files already present are kept if they are the published files
+    or valid IDX files, and downloaded again if damaged. Raises `DataError`
     listing every attempt if a file cannot be had from any mirror.
     """
     info = dataset_info(name)
     root = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache()
     target = root / info.name
+    if isinstance(mirrors, str):
+        mirrors = [mirrors]  # one base URL, not a sequence of one-letter ones
     mirrors = tuple(mirrors) if mirrors is not None else info.mirrors
     checksums = {**info.md5, **(checksums or {})}
     if not mirrors:
-        raise DataError(f"no mirrors to download {info.name} from; {_hint(info.name)}")
+        raise DataError(f"no mirrors to download {info.name} from; {_hint(target)}")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create download folder {target}: {err}") from None
     show = progress and sys.stderr.isatty()
     for file_name in FILE_NAMES:
-        if (target / file_name).is_file():
+        if _usable(target / file_name, checksums[file_name]):
             continue
         failures = []
         for mirror in mirrors:
@@ -299,10 +335,23 @@ def download_dataset(
             raise DataError(
                 f"could not download {file_name} of {info.name}; tried: "
                 + "; ".join(failures)
-                + f". Without internet, put the four files ({', '.join(FILE_NAMES)})"
-                f" in {target} or pass --data-dir"
+                + f". Without internet, {_hint(target)}"
             )
     return target
+
+
+def _usable(path: Path, md5: str) -> bool:
+    """Whether a file already in the download folder can stay: the published one (its
+    MD5), or another valid IDX file (e.g. recompressed); a damaged one is fetched again."""
+    if not path.is_file():
+        return False
+    if _md5(path) == md5:
+        return True
+    try:
+        read_idx(path)
+    except DataError:
+        return False
+    return True
 
 
 _default_cache = cache_dir  # download_dataset's `cache_dir` argument hides the function

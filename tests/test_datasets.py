@@ -1,5 +1,6 @@
 """Datasets: where files are looked for, loading checks, the downloader, the helpers."""
 
+import gzip
 import hashlib
 import http.server
 import os
@@ -124,6 +125,35 @@ def test_explicit_data_dir_without_files_is_an_error_naming_it(tmp_path, monkeyp
     (partial / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DataError, match="lacks t10k-images-idx3-ubyte.gz"):
         load_dataset("mnist", data_dir=partial)
+
+
+def test_a_data_dir_variable_naming_no_folder_is_an_error(tmp_path, monkeypatch):
+    make_files(tmp_path / "cache" / "mnist")  # found there if the variable were ignored
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=r"^NNSCRATCH_DATA_DIR=.*typo: no such folder$"):
+        load_dataset("mnist")
+
+
+def test_unpacked_idx_files_count_like_gzipped_ones(tmp_path):
+    packed = make_files(tmp_path / "packed")
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    for name in FILE_NAMES:
+        data = gzip.decompress((packed / name).read_bytes())
+        (unpacked / name.removesuffix(".gz")).write_bytes(data)
+    assert find_dataset("mnist", unpacked) == unpacked
+    (x_train, _), (x_test, _) = load_dataset("mnist", unpacked)
+    (x_train_gz, _), _ = load_dataset("mnist", packed)
+    assert np.array_equal(x_train, x_train_gz) and x_test.shape == (3, 28, 28)
+
+
+def test_a_data_dir_named_after_the_other_dataset_says_so(tmp_path, monkeypatch):
+    fashion = make_files(tmp_path / "fashion-mnist")
+    monkeypatch.chdir(fashion)  # "." must count by its real name too
+    for place in (fashion, Path(".")):
+        assert find_dataset("mnist", place) is None
+        with pytest.raises(DataError, match="named after fashion-mnist, not mnist"):
+            load_dataset("mnist", place)
 
 
 def test_not_found_without_download_says_where_it_looked(tmp_path):
@@ -335,6 +365,23 @@ def test_present_files_are_not_downloaded_again(tmp_path, payloads, server):
     requests.clear()
     download_dataset("mnist", tmp_path, [f"{base}/good/"], checksums=md5s)
     assert requests == [f"/good/{FILE_NAMES[3]}"]
+
+
+def test_a_damaged_file_in_the_download_folder_is_fetched_again(
+    tmp_path, payloads, server
+):
+    files, _, md5s = payloads
+    base, requests = server
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in FILE_NAMES:
+        (folder / name).write_bytes(files[name])
+    damaged = FILE_NAMES[0]
+    (folder / damaged).write_bytes(files[damaged][:100])  # an interrupted copy
+    requests.clear()
+    download_dataset("mnist", tmp_path, f"{base}/good/", checksums=md5s)
+    assert requests == [f"/good/{damaged}"]  # a single mirror may be given as a str
+    assert (folder / damaged).read_bytes() == files[damaged]
 
 
 def test_load_dataset_downloads_into_the_cache(tmp_path, payloads, server, monkeypatch):
