@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         click.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
         return 1
+    except MemoryError as e:  # e.g. --hidden 100000000: NumPy says how much it wanted
+        click.echo(f"error: not enough memory ({e or 'MemoryError'})", err=True)
+        return 1
     return result if isinstance(result, int) else 0
 
 

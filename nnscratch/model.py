@@ -529,17 +529,20 @@ class Sequential:
 
     # ----- description and files -----------------------------------------------------------
     def summary(self, print_fn=None) -> str:
-        """A table of layers, output shapes and parameter counts (needs `input_shape`)."""
-        if self.input_shape is None:
-            raise NnscratchError("summary: the model's input_shape is not known yet")
+        """A table of layers, output shapes ("?" while input_shape is unknown) and
+        parameter counts; like Keras, the totals count batch-norm statistics as
+        non-trainable parameters."""
         rows = [("Layer", "Output shape", "Params")]
-        x = np.zeros((1, *self.input_shape), dtype=np.float32)
+        x = None
+        if self.input_shape is not None:
+            x = np.zeros((1, *self.input_shape), dtype=np.float32)
         for i, layer in enumerate(self.layers):
-            x = layer.forward(x, training=False)
-            count = sum(p.size for p in layer.params.values())
-            rows.append(
-                (f"{i} {type(layer).__name__}", str((None, *x.shape[1:])), f"{count:,}")
-            )
+            shape = "?"
+            if x is not None:
+                x = layer.forward(x, training=False)
+                shape = str((None, *x.shape[1:]))
+            count = sum(a.size for a in (*layer.params.values(), *layer.state.values()))
+            rows.append((f"{i} {type(layer).__name__}", shape, f"{count:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(3)]
         line = "-" * (sum(widths) + 4)
         lines = [line]
@@ -549,7 +552,14 @@ class Sequential:
             )
             if j == 0:
                 lines.append(line)
-        lines += [line, f"Total params: {self.count_params():,}"]
+        trainable = self.count_params()
+        fixed = sum(s.size for layer in self.layers for s in layer.state.values())
+        lines += [
+            line,
+            f"Total params: {trainable + fixed:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {fixed:,}",
+        ]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)

@@ -10,6 +10,7 @@ Layout of the file (a zip of .npy arrays):
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from .model import UINT8_SCALE, Sequential
 FORMAT = "nnscratch-model"
 VERSION = 1
 META_KEY = "__model__"
+NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def describe(model: Sequential) -> dict:
@@ -56,12 +61,18 @@ def save_model(model: Sequential, path) -> None:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `path`, each checked before it is read."""
     if path.is_file() and not zipfile.is_zipfile(path):
         # np.load would try other formats (including pickle) on a non-zip file
         raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        with zipfile.ZipFile(path) as archive:
+            return {
+                member.filename.removesuffix(".npy"): _read_member(
+                    path, archive, member
+                )
+                for member in archive.infolist()
+            }
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except IsADirectoryError:
@@ -70,10 +81,36 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         ) from None
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
+    except ModelFileError:
+        raise
     except ValueError as e:  # object arrays refuse to load without pickle
         raise ModelFileError(f"{path}: unsafe or unreadable array ({e})") from None
     except (OSError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo):
+    """One .npy member: its header must promise exactly the bytes the member holds,
+    so a small crafted file cannot make NumPy allocate terabytes, and no objects."""
+    if not member.filename.endswith(".npy"):
+        raise ModelFileError(f"{path}: holds {member.filename!r}, not a .npy array")
+    with archive.open(member) as f:
+        read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
+        if read_header is None:
+            raise ModelFileError(
+                f"{path}: {member.filename!r} has an unknown .npy version"
+            )
+        shape, _, dtype = read_header(f)
+        data_bytes = member.file_size - f.tell()
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: array {member.filename!r} holds Python objects")
+    if math.prod(shape) * dtype.itemsize != data_bytes:
+        raise ModelFileError(
+            f"{path}: array {member.filename!r} declares shape {shape} of {dtype} but"
+            f" holds {data_bytes:,} bytes"
+        )
+    with archive.open(member) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def _parse_description(path: Path, arrays: dict) -> dict:
@@ -115,6 +152,30 @@ def _build_layer(path: Path, i: int, spec) -> object:
         raise ModelFileError(
             f"{path}: layer {i} ({spec['class']}) has a bad config: {e}"
         ) from None
+    except MemoryError:
+        raise ModelFileError(
+            f"{path}: layer {i} ({spec['class']}) is too large to build"
+        ) from None
+
+
+def _check_shapes(path: Path, model: Sequential) -> None:
+    """input_shape positive ints that the layers take; one class name per output."""
+    shape = model.input_shape
+    if shape is None:
+        return
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ModelFileError(f"{path}: bad input_shape {list(shape)}")
+    try:
+        outputs = model._output_shape(shape)
+    except (NnscratchError, ValueError, MemoryError) as e:
+        raise ModelFileError(
+            f"{path}: the layers do not take input {shape}: {e}"
+        ) from None
+    names = model.class_names
+    if names is not None and (len(outputs) != 1 or len(names) != outputs[0]):
+        raise ModelFileError(
+            f"{path}: {len(names)} class names for outputs of shape {outputs}"
+        )
 
 
 def load_model(path) -> Sequential:
@@ -148,6 +209,7 @@ def load_model(path) -> Sequential:
         model.set_weights(arrays)
     except NnscratchError as e:
         raise ModelFileError(f"{path}: {e}") from None
+    _check_shapes(path, model)
     model.loss = LOSS_CLASSES.get(
         meta.get("loss"), LOSS_CLASSES["SoftmaxCrossEntropy"]
     )()

@@ -101,6 +101,29 @@ def meta(**changes):
 GOOD = {"0.W": np.ones((2, 2), np.float32), "0.b": np.zeros(2, np.float32)}
 
 
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def huge_npy_header() -> bytes:
+    """A .npy header promising 4 TB of float32, with no data after it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+    )
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -120,13 +143,27 @@ GOOD = {"0.W": np.ones((2, 2), np.float32), "0.b": np.zeros(2, np.float32)}
         (npz_bytes(__model__=meta(), **{**GOOD, "0.W": np.full((2, 2), np.nan)}), "NaN"),
         (
             npz_bytes(__model__=meta(), **{**GOOD, "0.W": np.array([[None, 1]] * 2, dtype=object)}),
-            "unsafe",
+            "holds Python objects",
         ),
         (npz_bytes(__model__=meta(), **GOOD)[:100], "not a valid .npz"),
+        (zip_bytes({"__model__": meta().tobytes()}), "holds '__model__', not a .npy array"),
+        (
+            zip_bytes({"__model__.npy": npy_bytes(meta()), "0.W.npy": huge_npy_header()}),
+            r"declares shape \(1000000000000,\) of float32 but holds 0 bytes",
+        ),
+        (
+            npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": 10**7, "n_out": 10**7}}]), **GOOD),
+            "layer 0 \\(Dense\\) is too large to build",
+        ),
+        (npz_bytes(__model__=meta(input_shape=[-1]), **GOOD), r"bad input_shape \[-1\]"),
+        (npz_bytes(__model__=meta(input_shape=[3]), **GOOD), "do not take input"),
+        (npz_bytes(__model__=meta(class_names=["a"]), **GOOD), "1 class names for outputs"),
     ],
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
         "missing-array", "extra-array", "wrong-shape", "nan", "object-array", "truncated",
+        "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
+        "class-names",
     ],
 )  # fmt: skip
 def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):
@@ -147,7 +184,7 @@ def test_loading_never_unpickles(tmp_path):
         buffer = io.BytesIO()
         np.save(buffer, np.array([Boom()], dtype=object), allow_pickle=True)
         z.writestr("__model__.npy", buffer.getvalue())
-    with pytest.raises(ModelFileError, match="unsafe"):
+    with pytest.raises(ModelFileError, match="holds Python objects"):
         load_model(path)
 
 
