@@ -6,6 +6,7 @@ exit code, never a traceback.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _sizes(value: str | None, option: str) -> list[int] | None:
     if value is None:
         return None
     try:
-        sizes = [int(v) for v in value.split(",") if v.strip()]
+        sizes = [int(v) for v in value.split(",")]  # an empty item is a typo: refused
     except ValueError:
         raise click.BadParameter(
             f"expected sizes like 256,128, got {value!r}", param_hint=option
@@ -51,6 +52,16 @@ def _batch_size(value: str | None) -> int | None | str:
     return size
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange, without NaN and infinity (which pass its comparisons)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return number
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nnscratch")
 def cli() -> None:
@@ -63,11 +74,9 @@ data_dir_option = click.option(
     help="Folder with the IDX files (or with a <dataset>/ folder). "
     "Default: $NNSCRATCH_DATA_DIR, the cache, /usr/share/datasets.",
 )
+DATASET_CHOICE = click.Choice(["mnist", "fashion-mnist"])
 dataset_option = click.option(
-    "--dataset",
-    type=click.Choice(["mnist", "fashion-mnist"]),
-    default="mnist",
-    show_default=True,
+    "--dataset", type=DATASET_CHOICE, default="mnist", show_default=True
 )
 
 
@@ -78,11 +87,17 @@ dataset_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to save.",
 )
-def download(dataset: str, cache_dir: Path | None) -> None:
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    help="Base URL to download from instead of the known mirrors (repeatable).",
+)
+def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> None:
     """Download a dataset into the cache (checksums verified)."""
     from .datasets import download_dataset
 
-    folder = download_dataset(dataset, cache_dir=cache_dir)
+    folder = download_dataset(dataset, cache_dir=cache_dir, mirrors=mirrors or None)
     click.echo(f"{dataset}: files in {folder}")
 
 
@@ -99,20 +114,20 @@ def download(dataset: str, cache_dir: Path | None) -> None:
 @click.option(
     "--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"])
 )
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True))
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
-@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), help="For sgd.")
-@click.option("--weight-decay", type=click.FloatRange(0), help="For sgd, adam, adamw.")
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), help="Learning rate.")
+@click.option("--momentum", type=FiniteFloatRange(0, 1, max_open=True), help="For sgd.")
+@click.option("--weight-decay", type=FiniteFloatRange(0), help="For sgd, adam, adamw.")
 @click.option(
     "--schedule", type=click.Choice(["constant", "step", "exponential", "cosine"])
 )
-@click.option("--warmup", type=click.FloatRange(0), help="Warm-up epochs.")
+@click.option("--warmup", type=FiniteFloatRange(0), help="Warm-up epochs.")
 @click.option("--epochs", type=click.IntRange(1))
 @click.option("--batch-size", help="Examples per step, or 'full'.")
-@click.option("--l2", type=click.FloatRange(0), help="L2 penalty on the weights.")
-@click.option("--seed", type=int)
-@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--l2", type=FiniteFloatRange(0), help="L2 penalty on the weights.")
+@click.option("--seed", type=click.IntRange(0))
+@click.option("--validation-split", type=FiniteFloatRange(0, 1, max_open=True))
 @click.option(
     "--augment",
     help=(
@@ -128,9 +143,16 @@ def download(dataset: str, cache_dir: Path | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default runs/<time>-<preset>).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run already in --out (otherwise an error).",
+)
 @click.option("--no-report", is_flag=True, help="Skip the figures and report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) -> None:
+def train(
+    dataset, data_dir, preset, limit, out, overwrite, no_report, quiet, **options
+) -> None:
     """Train a network and write a run directory (model, history, metrics, report)."""
     from .presets import FIXED_BY_ARCHITECTURE, preset_settings
     from .training import run_training
@@ -156,14 +178,19 @@ def train(dataset, data_dir, preset, limit, out, no_report, quiet, **options) ->
         limit=limit,
         report=not no_report,
         verbose=0 if quiet else 1,
+        overwrite=overwrite,
     )
 
 
 @cli.command()
 @click.argument("model_path", type=click.Path(path_type=Path))
-@dataset_option
+@click.option(
+    "--dataset",
+    type=DATASET_CHOICE,
+    help="Test set to use. Default: the one the model was trained on (else mnist).",
+)
 @data_dir_option
-def evaluate(model_path: Path, dataset: str, data_dir: Path | None) -> None:
+def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
     from .datasets import CLASS_NAMES, load_dataset
     from .metrics import (
@@ -171,9 +198,18 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None) -> None:
         confusion_matrix,
         format_confusion_matrix,
     )
+    from .predict import model_dataset
     from .serialization import load_model
 
     model = load_model(model_path)
+    trained_on = model_dataset(model)
+    if dataset is None:
+        dataset = trained_on or "mnist"
+    elif trained_on is not None and dataset != trained_on:
+        click.echo(
+            f"warning: {model_path} was trained on {trained_on}, not {dataset}",
+            err=True,
+        )
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
     result = model.evaluate(x_test, y_test)
     predicted = model.predict(x_test).argmax(axis=1)

@@ -27,6 +27,17 @@ from .plots import (
 from .report_page import read_csv, read_json, write_report
 
 RECORDINGS_FILE = "recordings.npz"
+# every picture a report can hold, in figures/
+FIGURE_FILES = (
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class.png",
+    "sample_predictions.png",
+    "top_mistakes.png",
+    "first_layer_features.png",
+    "training.gif",
+)
 
 
 def first_layer_weights(model) -> np.ndarray | None:
@@ -50,7 +61,8 @@ def write_figures(
     class_names,
     recordings=None,
 ) -> list[Path]:
-    """Draw every picture into run_dir/figures/; returns the files written.
+    """Draw every picture into run_dir/figures/; returns the files written. Pictures
+    of an earlier report that this one has not (no recordings: no training.gif) go.
 
     history_rows: history.csv rows, a `History` or its dict of per-epoch lists.
     batch_losses: (steps,) or None. x_test (N, H, W), y_test (N,): the test set.
@@ -78,6 +90,9 @@ def write_figures(
     written = [save_figure(make(), figures_dir / name) for name, make in draw.items()]
     if recordings is not None:
         written.append(training_animation(figures_dir / "training.gif", recordings))
+    for name in FIGURE_FILES:
+        if figures_dir / name not in written:
+            (figures_dir / name).unlink(missing_ok=True)
     return written
 
 

@@ -81,18 +81,19 @@ class CosineDecay(Schedule):
 
     def __init__(self, lr, epochs: float, min_lr: float = 0.0, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
-        if (
-            check_float("CosineDecay epochs", epochs, 0, open_low=True)
-            <= self.warmup_epochs
-        ):
+        self.epochs = check_float("CosineDecay epochs", epochs, 0, open_low=True)
+        if self.epochs < self.warmup_epochs:
             raise NnscratchError(
-                f"cosine schedule: epochs ({epochs}) must exceed warm-up ({warmup_epochs})"
+                f"cosine schedule: epochs ({epochs}) must be at least the warm-up "
+                f"({warmup_epochs})"
             )
-        self.epochs = float(epochs)
         self.min_lr = check_float("CosineDecay min_lr", min_lr, 0)
 
     def _decayed(self, epoch):
-        progress = min(epoch / (self.epochs - self.warmup_epochs), 1.0)
+        # a run as long as its warm-up (e.g. --epochs 1 with 1 warm-up epoch) has no
+        # cosine part: it ends at the end of the warm-up
+        length = self.epochs - self.warmup_epochs
+        progress = min(epoch / length, 1.0) if length > 0 else 1.0
         return (
             self.min_lr
             + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from .augment import Augment
-from .datasets import CLASS_NAMES, load_dataset, train_validation_split
+from .datasets import CLASS_NAMES, find_dataset, load_dataset, train_validation_split
+from .errors import NnscratchError
 from .files import write_text
 from .metrics import confusion_matrix, per_class_rows
 from .presets import build_model, build_optimizer, build_schedule, settings_used
@@ -31,8 +32,58 @@ HISTORY_COLUMNS = [
 ]
 
 
+# what a run directory holds besides figures/ (report.FIGURE_FILES)
+RUN_FILES = (
+    "config.json",
+    "model.npz",
+    "history.csv",
+    "batch_losses.csv",
+    "metrics.json",
+    "recordings.npz",
+    "report.html",
+)
+
+
 def default_run_dir(settings: dict) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{settings['preset']}"
+
+
+def make_run_dir(out, settings: dict, overwrite: bool = False) -> Path:
+    """Create the run directory: `out`, or runs/<date>-<time>-<preset> (with -2, -3,
+    ... if a run started in the same second). An `out` that holds a run is refused,
+    or with `overwrite` emptied of that run's files, so no stale file stays beside
+    the new ones."""
+    if out is None:
+        base = default_run_dir(settings)
+        for attempt in range(1, 1000):
+            run_dir = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+            try:
+                run_dir.mkdir(parents=True)
+                return run_dir
+            except FileExistsError:
+                continue
+        raise NnscratchError(f"too many runs named {base}-*")
+    run_dir = Path(out)
+    old = _run_files(run_dir)
+    if old and not overwrite:
+        raise NnscratchError(
+            f"--out {run_dir} already holds a run ({', '.join(p.name for p in old[:3])}"
+            f"{', ...' if len(old) > 3 else ''}): choose another folder, or pass "
+            "--overwrite to replace it"
+        )
+    for path in old:
+        path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The files of an earlier run in run_dir (what `make_run_dir` replaces)."""
+    from .report import FIGURE_FILES
+
+    paths = [run_dir / name for name in RUN_FILES]
+    paths += [run_dir / "figures" / name for name in FIGURE_FILES]
+    return [p for p in paths if p.is_file()]
 
 
 def _csv_text(header: list[str], rows: list[list]) -> str:
@@ -92,10 +143,24 @@ def _callbacks(x_test, report: bool) -> list:
 
 
 def run_training(
-    settings: dict, data_dir=None, out=None, limit=None, report=True, verbose=1
+    settings: dict,
+    data_dir=None,
+    out=None,
+    limit=None,
+    report=True,
+    verbose=1,
+    overwrite=False,
 ) -> dict:
-    """Train as `settings` says, write the run directory, print and return the metrics."""
+    """Train as `settings` says, write the run directory, print and return the metrics.
+
+    Every setting is checked (optimiser, schedule, augmentation, then the model)
+    before the run directory is made, so a bad one leaves nothing behind.
+    """
     dataset = settings["dataset"]
+    augment_spec = Augment.resolve_spec(settings.get("augment"), dataset)
+    settings = {**settings, "augment": augment_spec}
+    optimizer, schedule = build_optimizer(settings), build_schedule(settings)
+    augment = _augment(settings)
     (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
@@ -105,22 +170,21 @@ def run_training(
         (x_train, y_train), validation = train_validation_split(
             x_train, y_train, settings["validation_split"], seed=settings["seed"]
         )
-    run_dir = Path(out) if out is not None else default_run_dir(settings)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    model = build_model(settings, x_train.shape[1:], class_names)
+    run_dir = make_run_dir(out, settings, overwrite)
+    # the folder the data came from, absolute: `nnscratch report` reloads the test
+    # set from it, from wherever it is run
+    found = find_dataset(dataset, data_dir)
     settings = {
         **settings_used(settings),
-        "data_dir": None if data_dir is None else str(data_dir),
+        "data_dir": None if found is None else str(found.absolute()),
     }
     settings["train_examples"] = len(x_train)
-    settings["augment"] = Augment.resolve_spec(settings.get("augment"), dataset)
     write_text(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")
-
-    model = build_model(settings, x_train.shape[1:], class_names)
     model.metadata = {"training": settings}
     if verbose:
         print(f"training on {len(x_train):,} {dataset} images; run directory {run_dir}")
         print(model.summary())
-    augment = _augment(settings)
     callbacks = _callbacks(x_test, report)
     started = time.perf_counter()
     history = model.fit(
@@ -128,8 +192,8 @@ def run_training(
         y_train,
         epochs=settings["epochs"],
         batch_size=settings["batch_size"] or len(x_train),
-        optimizer=build_optimizer(settings),
-        lr_schedule=build_schedule(settings),
+        optimizer=optimizer,
+        lr_schedule=schedule,
         validation_data=validation,
         seed=settings["seed"],
         augment=augment,
@@ -158,6 +222,6 @@ def run_training(
 
 def _augment(settings: dict):
     spec = settings.get("augment")
-    if not spec or spec == "none":
+    if spec is None or spec == "none":
         return None
-    return Augment.from_spec(spec)
+    return Augment.from_spec(spec)  # an empty or malformed text is an error there

@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,15 +97,73 @@ def test_batch_size_full_trains_on_the_whole_set_in_one_step(tmp_path, data_dir)
         (["train", "--preset", "lenet-like", "--dropout", "0.5"], "--dropout"),
         (["train", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
         (["evaluate", "/nonexistent/model.npz"], "no such model file"),
-        (["info", "pyproject.toml"], "not a valid .npz"),
+        (
+            ["info", str(Path(__file__).parents[1] / "pyproject.toml")],
+            "not a valid .npz",
+        ),
         (["frobnicate"], "No such command"),
+        (["train", "--hidden", "12,,3"], "--hidden"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["train", "--lr", "nan"], "expected a finite number, got 'nan'"),
+        (["train", "--l2", "inf"], "expected a finite number, got 'inf'"),
+        (["train", "--augment", ""], "--augment: expected"),
+        (["train", "--preset", "seed-deep", "--warmup", "9"], "at least the warm-up"),
+        (["train", "--hidden", "100000000000"], "not enough memory"),
     ],
 )
-def test_bad_arguments_give_one_line_and_nonzero_exit(args, message, capsys):
+def test_bad_arguments_give_one_line_and_nonzero_exit(
+    args, message, capsys, tmp_path, monkeypatch, data_dir
+):
+    monkeypatch.chdir(tmp_path)  # where a default run directory would appear
+    if args[0] == "train" and "--data-dir" not in args:
+        args = [*args, "--data-dir", str(data_dir)]  # the data is there: args decide
     assert cli.main(args) != 0
     err = capsys.readouterr().err.strip()
-    assert message in err
+    assert message in err.splitlines()[-1]  # one line (after click's usage lines)
     assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # refused before making a run directory
+
+
+def test_an_out_folder_holding_a_run_needs_overwrite(tmp_path, data_dir, capsys):
+    args = ["train", "--data-dir", str(data_dir), "--hidden", "8", "--epochs", "1",
+            "--limit", "300", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert cli.main(args) == 0  # with its report: figures/training.gif and others
+    assert (tmp_path / "figures" / "training.gif").is_file()
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    assert "already holds a run (config.json" in capsys.readouterr().err
+    assert cli.main([*args, "--no-report", "--overwrite"]) == 0
+    # nothing of the first run's report is left beside the second run
+    assert not (tmp_path / "report.html").exists()
+    assert not (tmp_path / "figures" / "training.gif").exists()
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    from nnscratch.training import make_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt: "20261126-101010")
+    first = make_run_dir(None, {"preset": "default"})
+    second = make_run_dir(None, {"preset": "default"})
+    assert first.name == "20261126-101010-default"
+    assert second.name == "20261126-101010-default-2"
+
+
+def test_evaluate_uses_the_dataset_the_model_was_trained_on(tmp_path, data_dir, capsys):
+    assert not cli.main(
+        ["train", "--dataset", "fashion-mnist", "--data-dir", str(data_dir), "--hidden",
+         "16", "--epochs", "1", "--limit", "500", "--out", str(tmp_path), "--no-report",
+         "--quiet"]
+    )  # fmt: skip
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["data_dir"].endswith("fashion-mnist")  # where the files were found
+    capsys.readouterr()
+    model = str(tmp_path / "model.npz")
+    assert cli.main(["evaluate", model, "--data-dir", str(data_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("fashion-mnist test set: accuracy")
+    assert cli.main(["evaluate", model, "--dataset", "mnist"]) == 0
+    assert "trained on fashion-mnist, not mnist" in capsys.readouterr().err
 
 
 def test_help_and_version(capsys):

@@ -114,5 +114,8 @@ def test_schedules():
         [cosine(1.0), cosine(2.0), cosine(6.0), cosine(10.0)], [0.5, 1.0, 0.5, 0.0]
     )
     assert cosine(0.0) > 0  # the first warm-up step still moves
-    with pytest.raises(NnscratchError, match="epochs"):
-        CosineDecay(1.0, epochs=2, warmup_epochs=2)
+    with pytest.raises(NnscratchError, match="at least the warm-up"):
+        CosineDecay(1.0, epochs=2, warmup_epochs=3)
+    # a run as long as its warm-up is all warm-up (--epochs 1 with 1 warm-up epoch)
+    all_warmup = CosineDecay(1.0, epochs=1, warmup_epochs=1)
+    assert_allclose([all_warmup(0.5), all_warmup(1.0)], [0.5, 0.0])
