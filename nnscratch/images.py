@@ -5,7 +5,8 @@ refuses decompression bombs; `to_mnist` turns that array into an MNIST-style dig
 light ink on black, cropped, fitted in 20x20 with its aspect ratio kept, placed in
 28x28 with its centre of mass at (14, 14), values in [0, 1] like uint8 / 255.
 Each step is its own function so it can be tested and reused (the drawing page and
-`nnscratch predict` both go through `to_mnist`).
+`nnscratch predict` both go through `to_mnist`); telling the ink from the paper (even
+or uneven light, a table around the page, ruled lines) is in `paper`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
+from .paper import (
+    MIN_CONTRAST,
+    drop_ruled_lines,
+    gaussian_blur,
+    ink_from_background,
+    paint_over_surround,
+)
 
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; a 50000x50000 bomb does not
 WORKING_SIDE = 1024  # decode/downscale to at most this; a digit needs far less
@@ -28,13 +36,12 @@ IMAGE_SIZE = 28  # ... inside a 28x28 field
 # Measured on the MNIST training set: the mean centre of mass is (14.00, 14.01) with a
 # standard deviation of 0.29 px, exactly that of a rounded (whole-pixel) shift.
 MNIST_CENTER = 14.0
-MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a digit
-# A border whose brightness varies by more than this is lit unevenly (a photo): the
-# background is then measured locally, on a copy BACKGROUND_SIDE pixels a side with a
-# BACKGROUND_FILTER-pixel rank filter (wider than a stroke at that size)
-UNEVEN_LIGHT = 0.1
-BACKGROUND_SIDE = 64
-BACKGROUND_FILTER = 9
+# Ink filling more than DOT_FILL of a near-square box (sides within DOT_ASPECT) and
+# smaller than DOT_SIZE of the image's longer side is a dot (a tap), not a digit. Of
+# MNIST's digits 18 in 20,000 are that solid, but none is small in its picture.
+DOT_FILL = 0.7
+DOT_ASPECT = 1.3
+DOT_SIZE = 0.15
 LAYOUTS = {
     "mnist": {"box": DIGIT_BOX, "by_mass": True},
     "fashion-mnist": {"box": IMAGE_SIZE, "by_mass": False},
@@ -161,89 +168,6 @@ def composite_alpha(rgba: np.ndarray) -> np.ndarray:
     return (alpha * luma + (1.0 - alpha) * background).astype(np.float32)
 
 
-def border_pixels(gray: np.ndarray) -> np.ndarray:
-    """The pixels along the border (2% of the short side, at least 1 px), flat.
-
-    The border is taken as background: a digit is drawn or photographed inside it.
-    """
-    h, w = gray.shape
-    k = max(1, round(0.02 * min(h, w)))
-    return np.concatenate(
-        [gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(), gray[:, -k:].ravel()]
-    )
-
-
-def border_level(gray: np.ndarray) -> float:
-    """The background's level on an evenly lit page: the median of its border."""
-    return float(np.median(border_pixels(gray)))
-
-
-def border_spread(gray: np.ndarray) -> float:
-    """How unevenly the border is lit: 90th minus 10th percentile of its pixels."""
-    low, high = np.percentile(border_pixels(gray), [10, 90])
-    return float(high - low)
-
-
-def _small_copy(gray: np.ndarray) -> Image.Image:
-    """`gray` shrunk (area-averaged) to at most BACKGROUND_SIDE pixels a side."""
-    h, w = gray.shape
-    scale = min(1.0, BACKGROUND_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32))
-    return image.resize(size, Image.Resampling.BOX)
-
-
-def ink_is_dark(small: Image.Image) -> bool:
-    """Whether the ink is darker than the paper, for a page lit unevenly.
-
-    The brightness of the page as a whole cannot tell (paper in a deep shadow is
-    darker than mid-grey): the ink is what stands out most from the paper around it,
-    measured from a median filter, which follows the paper and ignores thin strokes.
-    """
-    paper = np.asarray(small.filter(ImageFilter.MedianFilter(BACKGROUND_FILTER)))
-    deviation = np.asarray(small, dtype=np.float32) - paper
-    return float(np.percentile(-deviation, 99)) > float(np.percentile(deviation, 99))
-
-
-def background_map(small: Image.Image, shape: tuple, dark_ink: bool) -> np.ndarray:
-    """The paper's level at every pixel of an unevenly lit page, ink removed: `shape`.
-
-    Worked out on `small` (the page at most BACKGROUND_SIDE pixels a side), where a
-    closing (a maximum then a minimum filter, wider than a pen stroke; the reverse for
-    light ink) replaces the ink by the paper around it and puts the edges of shadows
-    back where they were; the result is smoothed and scaled back to full size.
-    """
-    first, second = ImageFilter.MaxFilter, ImageFilter.MinFilter
-    if not dark_ink:
-        first, second = second, first
-    small = small.filter(first(BACKGROUND_FILTER)).filter(second(BACKGROUND_FILTER))
-    paper = Image.fromarray(gaussian_blur(np.asarray(small, np.float32), 1.0))
-    return np.asarray(paper.resize(shape[::-1], Image.Resampling.BILINEAR), np.float32)
-
-
-def ink_from_background(gray: np.ndarray) -> np.ndarray:
-    """Gray (1 = white) -> ink (H, W): how far each pixel is from the background.
-
-    Dark ink on a light background is inverted, so the result is always light ink on
-    black like MNIST. Pixels on the background's side of its level count as 0. An
-    evenly lit background (a scan, a drawing) is one level, the border's median; an
-    unevenly lit one (a photo) is measured locally (`background_map`), and dark ink
-    is taken relative to it, so ink in a shadow is as strong as ink in full light.
-    """
-    if border_spread(gray) <= UNEVEN_LIGHT:
-        background = border_level(gray)
-        ink = background - gray if background > 0.5 else gray - background
-        return np.clip(ink, 0.0, None).astype(np.float32)
-    small = _small_copy(gray)
-    dark_ink = ink_is_dark(small)
-    paper = background_map(small, gray.shape, dark_ink)
-    if dark_ink:  # ink reflects a share of the light falling on it: divide by that
-        ink = (paper - gray) / np.maximum(paper, MIN_CONTRAST)
-    else:
-        ink = gray - paper
-    return np.clip(ink, 0.0, None).astype(np.float32)
-
-
 def clean_ink(
     ink: np.ndarray, *, blur: float = 0.0, threshold: float = 0.2
 ) -> np.ndarray:
@@ -261,27 +185,6 @@ def clean_ink(
     ink = ink / peak
     ink[ink < threshold] = 0.0
     return ink.astype(np.float32)
-
-
-def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a 2-D float array, edges padded by replication.
-
-    (Pillow's GaussianBlur does not take float images.)
-    """
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).astype(np.float32)
-    out = np.asarray(a, dtype=np.float32)
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, mode="edge")
-        n = out.shape[axis]
-        out = sum(
-            t * np.take(padded, np.arange(i, i + n), axis=axis)
-            for i, t in enumerate(taps)
-        )
-    return out.astype(np.float32)
 
 
 def drop_stray_ink(ink: np.ndarray, fraction: float = STRAY_INK) -> np.ndarray:
@@ -304,6 +207,18 @@ def drop_stray_ink(ink: np.ndarray, fraction: float = STRAY_INK) -> np.ndarray:
                 index = (slice(start, stop), slice(None))[:: 1 if axis == 1 else -1]
                 ink[index] = 0.0
     return ink
+
+
+def is_dot(crop: np.ndarray, shape: tuple) -> bool:
+    """Whether the cropped ink (h, w) of an image of `shape` is a lone dot (a tap on
+    the drawing page, a blot), not a digit: small in the picture, about as wide as
+    high, and filling most of its box, as no stroke bent into a digit does."""
+    h, w = crop.shape
+    return (
+        max(h, w) < DOT_SIZE * max(shape)
+        and max(h, w) <= DOT_ASPECT * min(h, w)
+        and np.count_nonzero(crop) > DOT_FILL * crop.size
+    )
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
@@ -399,7 +314,8 @@ def to_mnist(
     """Grayscale image (H, W) in [0, 1], 1 = white -> (28, 28) float32 digit in [0, 1].
 
     Returns None when there is no digit: a blank image, ink too faint to tell from
-    noise, or a speck smaller than 2% of the image's longer side. `blur=None` picks a
+    noise, a speck smaller than 2% of the image's longer side, or (MNIST layout,
+    `by_mass`) a lone dot such as a tap on the drawing page (`is_dot`). `blur=None` picks a
     radius from the image size (`auto_blur`). The ink is fitted in a `box` x `box`
     square and centred by mass (MNIST) or, with `by_mass=False`, by its bounding box
     (`layout_for` gives both for a dataset).
@@ -410,12 +326,14 @@ def to_mnist(
     if not np.all(np.isfinite(gray)):
         raise DataError("to_mnist: image has NaN or infinite values")
     gray = np.clip(gray.astype(np.float32), 0.0, 1.0)
-    ink = ink_from_background(gray)
+    ink = ink_from_background(paint_over_surround(gray))
     ink = clean_ink(
         ink, blur=auto_blur(gray.shape) if blur is None else blur, threshold=threshold
     )
-    crop = crop_to_ink(drop_stray_ink(ink))
+    crop = crop_to_ink(drop_stray_ink(drop_ruled_lines(ink)))
     if crop is None or max(crop.shape) < 0.02 * max(gray.shape):
+        return None
+    if by_mass and is_dot(crop, gray.shape):  # a digit's layout: a dot is no digit
         return None
     fitted = fit_in_box(crop, box)
     return place_by_mass(fitted) if by_mass else place_centred(fitted)

@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw, ImageFilter, features
 
-from nnscratch import images
+from nnscratch import images, paper
 from nnscratch.errors import DataError
 
 SEVEN = [(30, 25), (110, 25), (60, 150)]  # a "7" as a polyline, in a 160x180 field
@@ -56,17 +56,17 @@ def test_border_level_is_the_median_of_the_border():
     gray = np.full((50, 40), 0.9, dtype=np.float32)
     gray[20:30, 10:30] = 0.0  # ink inside does not count
     gray[0, :5] = 0.0  # a few dark border pixels do not move the median
-    assert images.border_level(gray) == pytest.approx(0.9)
+    assert paper.border_level(gray) == pytest.approx(0.9)
 
 
 def test_ink_from_background_inverts_dark_ink_on_light_paper():
     gray = np.full((10, 10), 0.8, dtype=np.float32)
     gray[4:6, 4:6] = 0.1
-    ink = images.ink_from_background(gray)
+    ink = paper.ink_from_background(gray)
     assert_allclose(ink[4:6, 4:6], 0.7, atol=1e-6)
     assert ink[0, 0] == 0.0
     # the same picture as light ink on dark gives the same ink
-    assert_allclose(images.ink_from_background(1.0 - gray), ink, atol=1e-6)
+    assert_allclose(paper.ink_from_background(1.0 - gray), ink, atol=1e-6)
 
 
 def test_clean_ink_scales_to_one_zeroes_faint_values_and_drops_specks():
@@ -209,6 +209,116 @@ def test_an_unevenly_lit_photo_gives_the_same_digit_as_an_even_one(kind):
     assert abs(
         np.count_nonzero(uneven) - np.count_nonzero(even)
     ) < 0.2 * np.count_nonzero(even)
+
+
+def on_table(margin: int, table=60, paper=235) -> np.ndarray:
+    """A photo of a sheet with a black "7" lying on a darker table, seen `margin` px
+    around it: (800, 600) gray, with a little sensor noise."""
+    img = Image.new("L", (600, 800), table)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([margin, margin, 599 - margin, 799 - margin], fill=paper)
+    draw.line([(200, 250), (400, 250), (270, 560)], fill=20, width=22)
+    noise = 0.015 * np.random.default_rng(0).standard_normal((800, 600))
+    return np.clip(gray_of(img) + noise, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("margin", [30, 80])
+def test_a_sheet_on_a_darker_table_gives_the_digit_on_the_sheet(margin):
+    # the border is the table: taken as the paper, the whole sheet was the "ink"
+    reference = images.to_mnist(on_table(margin, table=235))  # no table in view
+    x = images.to_mnist(on_table(margin))
+    assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.95
+    assert (
+        x[0, 0] == 0.0 and np.count_nonzero(x) < 0.3 * x.size
+    )  # a stroke, not a sheet
+
+
+def test_a_sheet_on_a_table_under_uneven_light_gives_the_digit():
+    sheet = on_table(60, table=235)
+    rows, cols = np.mgrid[0:800, 0:600] / 800
+    on_sheet = (rows * 800 >= 60) & (rows * 800 < 740) & (cols * 800 >= 60)
+    on_sheet &= cols * 800 < 540
+    light = 0.95 - 0.4 * cols - 0.2 * rows
+    x = images.to_mnist(np.where(on_sheet, sheet, 0.25) * light)
+    reference = images.to_mnist(sheet)
+    assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.9
+
+
+def test_tight_crops_of_mnist_digits_have_no_table_around_them(data_dir):
+    # the median of a tight crop is often a grey between ink and paper, not a page
+    from nnscratch.datasets import load_dataset
+
+    (_, _), (x_test, _) = load_dataset("mnist", data_dir / "mnist")
+    for original in x_test[:40]:
+        big = np.asarray(Image.fromarray(original).resize((280, 280)), np.float32)
+        rows, cols = np.flatnonzero(big.max(1) > 50), np.flatnonzero(big.max(0) > 50)
+        crop = big[rows[0] - 3 : rows[-1] + 4, cols[0] - 3 : cols[-1] + 4]
+        gray = np.clip(1 - crop / 255, 0, 1).astype(np.float32)
+        assert paper.paint_over_surround(gray) is gray
+
+
+def thick_zero(stroke: float, paper: np.ndarray) -> np.ndarray:
+    """A "0" with strokes `stroke` of the side wide, dark on `paper` (H, H)."""
+    side = paper.shape[0]
+    img = Image.new("L", (side, side), 0)
+    box = [0.3 * side, 0.2 * side, 0.7 * side, 0.8 * side]
+    ImageDraw.Draw(img).ellipse(box, outline=255, width=int(stroke * side))
+    return (paper * (1 - 0.8 * gray_of(img))).astype(np.float32)
+
+
+@pytest.mark.parametrize("stroke", [0.13, 0.2])  # of the side: a marker
+def test_thick_strokes_under_uneven_light_are_not_hollowed_out(stroke):
+    rows, cols = np.mgrid[0:400, 0:400] / 400
+    even = images.to_mnist(thick_zero(stroke, np.full((400, 400), 0.9)))
+    uneven = images.to_mnist(thick_zero(stroke, 0.45 + 0.45 * cols - 0.1 * rows))
+    # light ink was seen on dark, or a closing narrower than the stroke kept its
+    # middle as paper
+    assert np.count_nonzero(uneven) > 0.8 * np.count_nonzero(even)
+    assert np.corrcoef(even.ravel(), uneven.ravel())[0, 1] > 0.9
+
+
+def test_ruled_lines_are_dropped_but_strokes_crossing_them_kept():
+    plain = Image.new("L", (400, 400), 250)
+    lined = plain.copy()
+    for y in range(20, 400, 40):  # the "7"'s bar lies on the line at y = 100
+        ImageDraw.Draw(lined).line([(0, y), (400, y)], fill=175, width=2)
+    for img in (plain, lined):
+        ImageDraw.Draw(img).line(
+            [(120, 100), (280, 100), (180, 320)], fill=25, width=16
+        )
+    a, b = images.to_mnist(gray_of(plain)), images.to_mnist(gray_of(lined))
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+
+
+def test_drop_ruled_lines_keeps_a_lone_bar_and_a_lone_line():
+    ink = np.zeros((100, 100), dtype=np.float32)
+    ink[10, :] = ink[50, :] = 1.0  # two ruled lines ...
+    ink[20:80, 30:34] = 1.0  # ... and a stroke crossing one of them
+    expected = np.zeros_like(ink)
+    expected[20:80, 30:34] = 1.0
+    assert_allclose(paper.drop_ruled_lines(ink), expected)
+    bar = np.zeros((100, 100), dtype=np.float32)
+    bar[10, :] = 1.0  # one thin bar across (a "7" drawn with a fine pen)
+    bar[10:90, 60] = 1.0
+    assert_allclose(paper.drop_ruled_lines(bar), bar)
+    line = np.zeros((100, 100), dtype=np.float32)
+    line[5:95, 50] = line[5:95, 70] = 1.0  # nothing else: a "11", not paper
+    assert_allclose(paper.drop_ruled_lines(line), line)
+
+
+def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
+    tap = Image.new("L", (280, 280), 255)  # a tap on the drawing page
+    ImageDraw.Draw(tap).ellipse([130, 130, 150, 150], fill=0)
+    assert images.to_mnist(gray_of(tap)) is None
+    small = draw_seven(size=(1000, 750), width=3, shift=(600, 400)).resize(
+        (500, 375)
+    )  # a 7 a tenth of the picture's width
+    x = images.to_mnist(gray_of(small))
+    assert x is not None and images.crop_to_ink(x).shape[0] == 20
+    # a solid item is what Fashion-MNIST pictures are made of: kept in its layout
+    assert (
+        images.to_mnist(gray_of(tap), **images.layout_for("fashion-mnist")) is not None
+    )
 
 
 def test_drop_stray_ink_removes_specks_apart_from_the_digit_only():
