@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 from matplotlib.transforms import offset_copy
 
 from .errors import DataError
@@ -159,7 +159,9 @@ def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
             label=f"{label} ({_best_epoch(values, metric)})",
         )
     ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    # whole epochs only, even for a single one (else ticks at 0.96, 0.98, ...)
+    ax.set_xlim(0.5, len(epochs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if metric == "accuracy":
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.grid(alpha=0.3)

@@ -54,6 +54,16 @@ def test_learning_curves_from_csv_rows_without_validation(tmp_path):
         plots.learning_curves({"accuracy": [0.5]})
 
 
+@pytest.mark.parametrize("epochs", [1, 3, 30])
+def test_learning_curves_mark_whole_epochs_only(epochs):
+    fig = plots.learning_curves({"loss": [1.0] * epochs, "accuracy": [0.5] * epochs})
+    for ax in fig.axes[:2]:
+        ticks = [
+            t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]
+        ]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_confusion_matrix_plot(tmp_path, normalize):
     _, labels, probs = _data()
