@@ -265,8 +265,8 @@ def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetI
             f"{folder}: {images_file} has {len(images)} images but {labels_file} has"
             f" {len(labels)} labels"
         )
-    if len(images) == 0:
-        raise DataError(f"{images_path}: holds no images")
+    if len(images) == 0 or 0 in images.shape[1:]:
+        raise DataError(f"{images_path}: holds no images (shape {images.shape})")
     n_classes = len(info.class_names)
     bad = (labels < 0) | (labels >= n_classes)
     if bad.any():

@@ -201,6 +201,13 @@ def test_load_dataset_shapes_and_types(tmp_path):
             },
             "no images",
         ),
+        (
+            {
+                "train-images-idx3-ubyte.gz": np.zeros((5, 0, 0), np.uint8),
+                "t10k-images-idx3-ubyte.gz": np.zeros((3, 0, 0), np.uint8),
+            },
+            r"no images \(shape \(5, 0, 0\)\)",
+        ),
     ],
 )
 def test_load_dataset_rejects_inconsistent_files(tmp_path, overrides, message):
