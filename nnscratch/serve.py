@@ -3,7 +3,8 @@
 `create_app(model)` builds a Starlette app: the page (nnscratch/static/), `GET /health`
 and `POST /api/predict`, which takes a PNG (raw body, multipart field "file" or a JSON
 data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28 input the
-network saw and the hidden layers' activations. `DigitService` holds the model, the
+network saw and the hidden activations (of the activation layers with at most MAX_CELLS
+values: conv feature maps are left out). `DigitService` holds the model, the
 limits and the lock; its methods are the route handlers and the steps that read a digit
 from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded while
 it streams and images are checked for their declared size before any pixel is decoded.
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
 import json
 import logging
+import socket
 import threading
 from pathlib import Path
 
@@ -379,5 +382,33 @@ def serve_command(
     from .serialization import load_model
 
     app = create_app(load_model(model_path), max_bytes=max_bytes, max_pixels=max_pixels)
-    click.echo(f"Draw digits at http://{host}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # bound before the address is printed: a busy port is one error line, and
+    # --port 0 prints the port the system picked
+    with listening_socket(host, port) as sock:
+        port = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"Draw digits at http://{shown}:{port}/ (Ctrl+C to stop)")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[sock])
+    if not server.started:
+        raise NnscratchError(f"the server on port {port} failed to start")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        return socket.create_server(infos[0][4], family=infos[0][0])
+    except socket.gaierror as e:
+        raise NnscratchError(f"cannot listen on {host!r}: {e.strerror}") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise NnscratchError(
+                f"port {port} is in use on {host}: stop the program using it, or "
+                "pick another port with --port (--port 0 picks a free one)"
+            ) from None
+        raise NnscratchError(
+            f"cannot listen on {host} port {port}: {e.strerror or e}"
+        ) from None

@@ -1,8 +1,10 @@
 """End to end: a small MLP trained on real MNIST, served by uvicorn, used in Chromium.
 
-Draws a "1" with the mouse on the page and checks the live prediction.
+Draws a "1" with the mouse on the page and checks the live prediction; a model with
+Fashion-MNIST's class names checks that long labels fit the page.
 """
 
+import contextlib
 import socket
 import threading
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from nnscratch import Dense, Flatten, ReLU, Sequential, load_dataset
+from nnscratch.datasets import CLASS_NAMES
 from nnscratch.serve import create_app
 
 # predicates are functions, not expressions: Playwright evaluates expression strings
@@ -29,8 +32,9 @@ def trained_model(data_dir):
     return model
 
 
-@pytest.fixture(scope="module")
-def server_url(trained_model):
+@contextlib.contextmanager
+def running(app):
+    """Serve `app` with uvicorn on a free port of 127.0.0.1; yields its URL."""
     import uvicorn
 
     # a socket already listening: the browser's first connection waits in its
@@ -39,9 +43,7 @@ def server_url(trained_model):
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(trained_model), log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True
     )
@@ -52,11 +54,41 @@ def server_url(trained_model):
     sock.close()
 
 
+@pytest.fixture(scope="module")
+def server_url(trained_model):
+    with running(create_app(trained_model)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def fashion_url():
+    """A model with Fashion-MNIST's class names that always answers "T-shirt/top"."""
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        [Flatten(), Dense(784, 16, rng=rng), ReLU(), Dense(16, 10, rng=rng)],
+        input_shape=(28, 28),
+        class_names=CLASS_NAMES["fashion-mnist"],
+    )
+    model.layers[-1].params["W"][:] = 0
+    model.layers[-1].params["b"][0] = 5.0  # class 0, the longest name
+    with running(create_app(model)) as url:
+        yield url
+
+
 def watch_errors(page) -> list[str]:
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     return errors
+
+
+def open_page(browser, url, **page_options):
+    """A new page of the drawing app at `url`, loaded; returns it and its errors list."""
+    page = browser.new_page(**page_options)
+    errors = watch_errors(page)
+    page.goto(url + "/")
+    page.wait_for_selector("#bars li")
+    return page, errors
 
 
 def draw_stroke(page, points):
@@ -74,10 +106,9 @@ def draw_stroke(page, points):
 
 
 def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    errors = watch_errors(page)
-    page.goto(server_url + "/")
-    page.wait_for_selector("#bars li")
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}
+    )
     draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
     page.wait_for_function(
         "() => document.querySelector('#digit').dataset.digit !== undefined"
@@ -123,10 +154,7 @@ def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
 
 
 def test_keyboard_undo_and_clear(browser, server_url):
-    page = browser.new_page()
-    errors = watch_errors(page)
-    page.goto(server_url + "/")
-    page.wait_for_selector("#bars li")
+    page, errors = open_page(browser, server_url)
     draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])  # a "7", two segments
     page.wait_for_function(PREDICTED)
     page.keyboard.press("Escape")
@@ -150,10 +178,7 @@ def test_uploading_a_picture(browser, server_url, tmp_path):
     ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
     path = tmp_path / "one.jpg"
     photo.save(path)
-    page = browser.new_page()
-    errors = watch_errors(page)
-    page.goto(server_url + "/")
-    page.wait_for_selector("#bars li")
+    page, errors = open_page(browser, server_url)
     page.set_input_files("#upload", str(path))
     page.wait_for_function(PREDICTED)
     assert page.locator("#digit").get_attribute("data-digit") == "1"
@@ -180,4 +205,233 @@ def test_page_fits_a_phone(browser, server_url, artifacts_dir):
         page.locator("#pad").evaluate("c => getComputedStyle(c).touchAction") == "none"
     )
     page.screenshot(path=str(artifacts_dir / "serve-phone.png"))
+    page.close()
+
+
+def text_box(page, selector: str) -> dict:
+    """Where the text of `selector` is drawn (which can overflow its element's box)."""
+    return page.locator(selector).evaluate(
+        """el => {
+          const range = document.createRange();
+          range.selectNodeContents(el);
+          const r = range.getBoundingClientRect();
+          return {x: r.left, y: r.top, width: r.width, height: r.height};
+        }"""
+    )
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["y"] >= outer["y"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def pad_brightness(page) -> float:
+    """Mean of the pad's red channel, 0 (all black) to 255."""
+    return page.evaluate(
+        """() => {
+          const pad = document.querySelector('#pad');
+          const data = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height)
+            .data;
+          let sum = 0;
+          for (let i = 0; i < data.length; i += 4) sum += data[i];
+          return sum / (data.length / 4);
+        }"""
+    )
+
+
+def result_is_empty(page) -> bool:
+    """True if the page shows no prediction: "?", empty bars, input and layers."""
+    return page.evaluate(
+        """() => {
+          const input = document.querySelector('#input');
+          const pixels = input.getContext('2d')
+            .getImageData(0, 0, input.width, input.height).data;
+          return document.querySelector('#digit').textContent === '?'
+            && document.querySelector('#digit').dataset.digit === undefined
+            && [...document.querySelectorAll('#bars li')]
+              .every(li => li.dataset.probability === '0'
+                           && !li.classList.contains('best'))
+            && pixels.every(v => v === 0)
+            && document.querySelectorAll('#activations canvas').length === 0;
+        }"""
+    )
+
+
+@pytest.mark.parametrize("width", [1100, 390])
+def test_long_class_names_stay_in_their_card(
+    browser, fashion_url, artifacts_dir, width
+):
+    page, errors = open_page(
+        browser, fashion_url, viewport={"width": width, "height": 900}
+    )
+    draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#digit").text_content() == "T-shirt/top"
+    card = page.locator(".card.result").bounding_box()
+    label, status = text_box(page, "#digit"), text_box(page, "#status")
+    assert inside(label, card) and inside(status, card)
+    assert not overlap(label, status)
+    # the label is scaled down, but still the largest text of the card
+    digit_px, status_px = page.evaluate(
+        "() => ['#digit', '#status'].map("
+        "s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize))"
+    )
+    assert digit_px >= 2 * status_px
+    # every class name is shown whole (not "T-s…", "S…") and inside the card
+    labels = page.locator("#bars .label")
+    assert (
+        labels.evaluate_all(
+            "els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"
+        )
+        == []
+    )
+    for i in range(labels.count()):
+        assert inside(text_box(page, f"#bars li:nth-child({i + 1}) .label"), card)
+    # the bars still line up, one column of tracks
+    lefts = page.locator("#bars .track").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().left)"
+    )
+    assert max(lefts) - min(lefts) < 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(
+        path=str(artifacts_dir / f"serve-fashion-{width}.png"), full_page=True
+    )
+    assert errors == []
+    page.close()
+
+
+def test_a_failed_upload_clears_the_last_prediction(browser, server_url, tmp_path):
+    page, errors = open_page(browser, server_url)
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    assert not result_is_empty(page)
+
+    (tmp_path / "notes.png").write_text("not an image")
+    page.set_input_files("#upload", str(tmp_path / "notes.png"))
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('not an image')"
+    )
+    # the "1" drawn before is gone: nothing suggests the text file was read as a 1
+    assert result_is_empty(page)
+    assert pad_brightness(page) == 0
+    assert "notes.png" in page.locator("#status").text_content()
+    assert all("422" in e for e in errors)
+    page.close()
+
+
+def test_an_uploaded_picture_is_shown_on_the_pad(
+    browser, server_url, tmp_path, artifacts_dir
+):
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))  # dark ink on paper
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / "one.jpg")
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}
+    )
+    page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+    page.wait_for_function(PREDICTED)
+    # the photo is drawn on the pad, fitted whole: paper left and right of the ink,
+    # black bars where the portrait photo does not reach
+    page.wait_for_function(
+        """() => {
+          const g = document.querySelector('#pad').getContext('2d');
+          const w = g.canvas.width, h = g.canvas.height;
+          const at = (x, y) => g.getImageData(x, y, 1, 1).data[0];
+          return at(w / 2 - 40, h / 2) > 200 && at(w / 2, h / 2) < 60
+            && at(2, h / 2) === 0;
+        }"""
+    )
+    page.screenshot(path=str(artifacts_dir / "serve-upload.png"), full_page=True)
+    # drawing starts a new picture: the photo goes, the stroke is read alone
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_load_state("networkidle")
+    assert pad_brightness(page) < 60
+    assert not page.locator("#status").text_content().startswith("one.jpg")
+    # Escape clears the pad back to black
+    page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('one.jpg')"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#pad').getContext('2d')"
+        ".getImageData(100, 140, 1, 1).data[0] > 200"
+    )
+    page.keyboard.press("Escape")
+    assert pad_brightness(page) == 0 and result_is_empty(page)
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("touch", [False, True])
+def test_a_tap_draws_a_dot_and_sends_it(browser, server_url, touch):
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}, has_touch=touch
+    )
+    box = page.locator("#pad").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    with page.expect_response("**/api/predict") as answer:
+        if touch:
+            page.touchscreen.tap(x, y)
+        else:
+            # a press and release in place, with a move that goes nowhere
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x, y)
+            page.mouse.up()
+    assert answer.value.ok
+    # a round dot as wide as a stroke (a 14th of the pad)
+    row = page.evaluate(
+        """() => {
+          const g = document.querySelector('#pad').getContext('2d');
+          const w = g.canvas.width;
+          const data = g.getImageData(0, g.canvas.height / 2, w, 1).data;
+          let lit = 0;
+          for (let i = 0; i < w; i++) lit += data[4 * i] > 128;
+          return lit / w;
+        }"""
+    )
+    assert 0.05 < row < 0.1
+    # the server's answer is shown (a lone dot may be "no digit", which is its call)
+    page.wait_for_function(
+        "() => !document.querySelector('#status').textContent.startsWith('Draw')"
+    )
+    # and the dot counts as ink of the drawing: a stroke below it makes an "i"-like
+    # figure whose 28x28 input holds both parts
+    draw_stroke(page, [(0.5, 0.68), (0.5, 0.95)])
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    rows = page.evaluate(
+        """() => {
+          const data = document.querySelector('#input').getContext('2d')
+            .getImageData(0, 0, 28, 28).data;
+          const lit = [];
+          for (let r = 0; r < 28; r++) {
+            let top = 0;  // blue: the brightest cell of the row
+            for (let c = 0; c < 28; c++) top = Math.max(top, data[4 * (28 * r + c) + 2]);
+            lit.push(top > 128);
+          }
+          return lit;
+        }"""
+    )
+    # two bands of bright rows (the dot, the stroke) with a dark gap between them
+    bands = sum(1 for r in range(1, 28) if rows[r] and not rows[r - 1]) + rows[0]
+    assert bands == 2
+    assert errors == []
     page.close()

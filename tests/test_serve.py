@@ -3,8 +3,14 @@
 import base64
 import io
 import json
+import selectors
+import socket
 import struct
+import subprocess
+import sys
+import urllib.request
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
-from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential
+from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
 from nnscratch.serve import create_app
 
 
@@ -477,3 +483,48 @@ def test_a_fashion_model_gets_pictures_laid_out_like_fashion_mnist():
         ).json()
     rows = np.flatnonzero(np.array(answer["input"]).any(axis=1))
     assert rows.size == 28  # the longer side fills the field (MNIST digits: 20)
+
+
+@pytest.fixture
+def model_file(model, tmp_path) -> Path:
+    path = tmp_path / "model.npz"
+    model.save(path)
+    return path
+
+
+def test_serve_on_a_busy_port_is_one_error_line(model_file, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["serve", str(model_file), "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert out == ""  # no address that does not work
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: port {port} is in use")
+
+
+def test_serve_on_port_0_prints_the_port_it_got(model_file):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=60), "serve printed nothing in 60 s"
+        line = server.stdout.readline()
+        assert line.startswith("Draw digits at http://127.0.0.1:"), line
+        url = line.split()[3]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert port != 0
+        # printed once the socket listens: the page answers at once
+        with urllib.request.urlopen(url + "health", timeout=30) as response:
+            assert json.load(response)["status"] == "ok"
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

@@ -1,4 +1,5 @@
-// Drawing page: strokes on a canvas, sent as PNG to /api/predict while drawing.
+// Drawing page: strokes on a canvas, sent as PNG to /api/predict while drawing, or
+// an uploaded picture, shown on the pad and sent as it is.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -22,6 +23,9 @@ let shown = 0;
 let inFlight = false; // one request at a time: a slow server is never flooded
 let queued = null; // the request to send when the one in flight is answered
 let version = 0; // bumped when the drawing is replaced: drops its pending PNG
+let uploaded = false; // the pad is showing an uploaded picture, not a drawing
+let picture = null; // that picture, once decoded (an ImageBitmap)
+let pictureId = 0; // bumped when the picture goes: one decoded late is not shown
 
 function redraw() {
   ctx.fillStyle = "#000";
@@ -31,17 +35,32 @@ function redraw() {
   ctx.lineWidth = pad.width / 14;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
+  if (picture) {
+    // the whole picture, as large as fits, centred
+    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
+    const w = picture.width * scale;
+    const h = picture.height * scale;
+    ctx.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  }
   for (const stroke of strokes) {
+    // a dot where the stroke starts: a tap (or a move that goes nowhere, whose
+    // zero-length segments the canvas does not draw) still leaves a mark
+    ctx.beginPath();
+    ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    if (stroke.length === 1) continue;
     ctx.beginPath();
     ctx.moveTo(stroke[0][0], stroke[0][1]);
-    if (stroke.length === 1) {
-      ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-      ctx.fill();
-      continue;
-    }
     for (const [x, y] of stroke.slice(1)) ctx.lineTo(x, y);
     ctx.stroke();
   }
+}
+
+function dropPicture() {
+  uploaded = false;
+  pictureId++;
+  if (picture) picture.close();
+  picture = null;
 }
 
 function point(event) {
@@ -56,6 +75,12 @@ pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return; // main button, finger or pen tip only
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
+  if (uploaded) {
+    // drawing starts a new picture: the uploaded one, and its answer, go
+    dropPicture();
+    queued = null;
+    shown = ++sequence;
+  }
   drawing = [point(event)];
   strokes.push(drawing);
   redraw();
@@ -86,6 +111,7 @@ function schedule() {
 
 function clear() {
   version++;
+  dropPicture();
   strokes.length = 0;
   drawing = null;
   queued = null;
@@ -96,6 +122,7 @@ function clear() {
 }
 
 function undo() {
+  if (!strokes.length) return clear(); // an uploaded picture goes as a whole
   strokes.pop();
   drawing = null;
   redraw();
@@ -126,7 +153,18 @@ uploadEl.addEventListener("change", () => {
   version++;
   strokes.length = 0;
   drawing = null;
+  dropPicture();
   redraw();
+  // shown on the pad if the browser can decode it (if not, the server says why)
+  uploaded = true;
+  const id = pictureId;
+  createImageBitmap(file)
+    .then((bitmap) => {
+      if (id !== pictureId) return bitmap.close();
+      picture = bitmap;
+      redraw();
+    })
+    .catch(() => {});
   const form = new FormData();
   form.append("file", file);
   request(form, true, `${file.name}: `);
@@ -180,8 +218,10 @@ async function request(body, final, prefix) {
   }
 }
 
+// An error leaves no earlier prediction on show, which would read as this input's
 function showError(message) {
-  statusEl.textContent = message;
+  showEmpty(message);
+  statusEl.classList.add("error");
   announce(message);
 }
 
@@ -198,14 +238,22 @@ function buildBars(labels) {
       '<span class="label"></span><span class="track"><span class="fill"></span></span>' +
       '<span class="pct">0%</span>';
     li.querySelector(".label").textContent = label;
+    li.querySelector(".label").title = label; // in full, should it be cut short
     li.dataset.probability = "0";
     li.setAttribute("aria-label", `${label}: 0%`);
     barsEl.appendChild(li);
   }
 }
 
+// The label's length sets its size (style.css): "T-shirt/top" fits where "7" does
+function showLabel(label) {
+  digitEl.textContent = label;
+  digitEl.style.setProperty("--chars", String(Math.max(1, [...label].length)));
+}
+
 function show(data, prefix = "") {
-  digitEl.textContent = data.label;
+  showLabel(data.label);
+  statusEl.classList.remove("error");
   digitEl.dataset.digit = String(data.digit);
   const best = data.top[0];
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
@@ -228,9 +276,10 @@ function show(data, prefix = "") {
 }
 
 function showEmpty(message = "Draw a digit on the black square.") {
-  digitEl.textContent = "?";
+  showLabel("?");
   delete digitEl.dataset.digit;
   statusEl.textContent = message;
+  statusEl.classList.remove("error");
   for (const li of barsEl.children) {
     li.dataset.probability = "0";
     li.classList.remove("best");
