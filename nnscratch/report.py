@@ -138,9 +138,9 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
     recordings.npz if there is one, and reloads the test set (from `data_dir`, else
-    config's data_dir, else where `load_dataset` looks by default).
+    config's data_dir if it still holds the files, else where `load_dataset` looks).
     """
-    from .datasets import CLASS_NAMES, load_dataset
+    from .datasets import CLASS_NAMES, find_dataset, load_dataset
     from .serialization import load_model
 
     run_dir = Path(run_dir)
@@ -166,9 +166,10 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     recordings = None
     if (run_dir / RECORDINGS_FILE).exists():
         recordings = Recordings.load(run_dir / RECORDINGS_FILE)
-    _, (x_test, y_test) = load_dataset(
-        config["dataset"], data_dir or config.get("data_dir")
-    )
+    recorded = config.get("data_dir")
+    if recorded and find_dataset(config["dataset"], recorded) is None:
+        recorded = None  # moved since: look where load_dataset looks by default
+    _, (x_test, y_test) = load_dataset(config["dataset"], data_dir or recorded)
     class_names = model.class_names or CLASS_NAMES[config["dataset"]]
     write_figures(
         run_dir,

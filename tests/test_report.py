@@ -141,6 +141,18 @@ def test_rebuild_without_recordings_has_no_animation(run_dir, data_dir, tmp_path
     assert not (copy / "figures" / "training.gif").exists()
 
 
+def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
+    run_dir, data_dir, tmp_path, monkeypatch
+):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["data_dir"] = str(tmp_path / "moved-away")
+    (copy / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(data_dir))
+    assert rebuild_report(copy).is_file()
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
