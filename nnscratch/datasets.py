@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .errors import DataError
 from .idx import read_idx
+from .model import UINT8_SCALE
 
 # The four files every dataset has, in the order they are loaded.
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -437,11 +438,12 @@ def train_validation_split(
 
 
 def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 images (any shape) -> float32 in [0, 1], i.e. images / 255."""
+    """uint8 images (any shape) -> float32 in [0, 1]: images * float32(1/255), the
+    product `Sequential` applies to each batch, so both give the same floats."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise DataError(f"expected uint8 images, got {images.dtype}")
-    return images.astype(np.float32) / np.float32(255)
+    return np.multiply(images, UINT8_SCALE, dtype=np.float32)
 
 
 def _check_pair(x, y) -> None:

@@ -1,4 +1,7 @@
-"""Losses: `forward(outputs, labels) -> float` (mean over the batch), `backward() -> dL/doutputs`."""
+"""Losses: `forward(outputs, labels) -> float`, `backward() -> dL/doutputs`.
+
+Cross-entropy is the mean over the batch; MSE the mean over all N x C elements.
+"""
 
 from __future__ import annotations
 

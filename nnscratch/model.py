@@ -19,7 +19,8 @@ UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 
 
 class History:
-    """What `fit` measured: `history[metric]` per epoch, `batch_losses` per step."""
+    """What `fit` measured: `history.history[metric]` (a list, one value per epoch),
+    `history.epoch` (0-based epoch numbers) and `history.batch_losses` (every step)."""
 
     def __init__(self):
         self.history: dict[str, list[float]] = {}
@@ -286,7 +287,9 @@ class Sequential:
             yield start, self._forward(inputs, False)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, C) float32, in batches (evaluation mode)."""
+        """Class probabilities (N, C) float32, in batches (evaluation mode): the
+        softmax of the logits; a model ending in Softmax or Sigmoid, or trained with
+        the MSE loss, gives its outputs as they are."""
         x = self._check_x(x)
         batch_size = check_int("batch_size", batch_size)
         out = np.empty((len(x), *self._output_shape(self.input_shape)), np.float32)

@@ -12,7 +12,8 @@ from .errors import NnscratchError, check_float
 
 
 class Schedule:
-    """Base: `schedule(epoch) -> lr`, with an optional linear warm-up from 0."""
+    """Base: `schedule(epoch) -> lr`, with an optional linear warm-up from 1% of lr
+    to lr over `warmup_epochs`; the decay of a subclass then runs on epoch - warm-up."""
 
     def __init__(self, lr: float, warmup_epochs: float = 0.0):
         self.lr = check_float("schedule lr", lr, 0, open_low=True)
@@ -37,7 +38,8 @@ class Constant(Schedule):
 
 
 class StepDecay(Schedule):
-    """lr * gamma ** floor(epoch / step_epochs): drop by `gamma` every `step_epochs`."""
+    """lr * gamma ** floor(e / step_epochs), e the epochs since the warm-up: drop by
+    `gamma` every `step_epochs`."""
 
     def __init__(
         self, lr, step_epochs: float = 10, gamma: float = 0.1, warmup_epochs=0
@@ -60,7 +62,8 @@ class StepDecay(Schedule):
 
 
 class ExponentialDecay(Schedule):
-    """lr * gamma ** epoch: a smooth decay by `gamma` per epoch."""
+    """lr * gamma ** e, e the epochs since the warm-up: a smooth decay by `gamma` per
+    epoch."""
 
     def __init__(self, lr, gamma: float = 0.9, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
@@ -74,9 +77,11 @@ class ExponentialDecay(Schedule):
 
 
 class CosineDecay(Schedule):
-    """Half a cosine from lr down to min_lr over `epochs` (after the warm-up).
+    """Half a cosine from lr down to min_lr, reached at epoch `epochs` (counted from
+    the start, warm-up included).
 
-    lr_t = min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2
+    lr_t = min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2, t the epochs since the
+    warm-up, T = epochs - warmup_epochs
     """
 
     def __init__(self, lr, epochs: float, min_lr: float = 0.0, warmup_epochs=0):
@@ -120,7 +125,9 @@ def get_schedule(
     if name == "step":
         return StepDecay(lr, max(1, epochs // 3), 0.1, warmup_epochs)
     if name == "exponential":
-        return ExponentialDecay(lr, 0.01 ** (1 / max(epochs, 1)), warmup_epochs)
+        # a 100-fold decay from the end of the warm-up to the end of the run
+        decay_epochs = max(epochs - warmup_epochs, 1)
+        return ExponentialDecay(lr, 0.01 ** (1 / decay_epochs), warmup_epochs)
     if name == "cosine":
         return CosineDecay(lr, epochs, 0.0, warmup_epochs)
     known = ", ".join(SCHEDULES)

@@ -26,6 +26,7 @@ from nnscratch.datasets import (
 )
 from nnscratch.errors import DataError
 from nnscratch.idx import write_idx
+from nnscratch.model import prepare_inputs
 
 
 @pytest.fixture(autouse=True)
@@ -456,6 +457,8 @@ def test_scale_images():
     np.testing.assert_allclose(scaled, [[0, 0.2, 1]])
     with pytest.raises(DataError, match="expected uint8 images, got float64"):
         scale_images(np.zeros((2, 2)))
+    every_value = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(scale_images(every_value), prepare_inputs(every_value))
 
 
 # The real data
