@@ -195,7 +195,7 @@ class Augment:
                 values[key] = float(value)
             except ValueError:
                 raise NnscratchError(
-                    f"--augment: expected 'default', 'none' or key=value pairs with "
+                    f"--augment: expected 'auto', 'default', 'none' or key=value pairs with "
                     f"keys {', '.join(KEYS)} (e.g. 'shift=2,rotation=10'), got {spec!r}"
                 ) from None
         return cls(**{key: values.get(key, 0.0) for key in KEYS})

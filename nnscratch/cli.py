@@ -141,7 +141,7 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default runs/<time>-<preset>).",
+    help="Run directory (default runs/<date>-<time>-<preset>).",
 )
 @click.option(
     "--overwrite",

@@ -232,6 +232,8 @@ def load_dataset(
 
 def _not_in_data_dir(place: Path, name: str) -> str:
     """Why an explicit data dir does not count for dataset `name`."""
+    if not place.expanduser().is_dir():
+        return f"data dir {place}: no such folder"
     other = place.expanduser().absolute().name.lower()
     if other in DATASETS and other != name:
         return (

@@ -441,7 +441,7 @@ def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
         _border(ax, WRONG, 2.0)
     fig.suptitle(
         f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
-        f" {len(labels)} (predicted on top, true class below)",
+        f" {len(labels):,} (predicted on top, true class below)",
         fontsize=12,
     )
     return fig

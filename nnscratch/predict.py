@@ -18,7 +18,7 @@ import numpy as np
 from . import images
 from .errors import NnscratchError
 
-NO_DIGIT = "no digit found (the image is blank or the ink too faint)"
+NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
 
 
 def model_input(model, digit: np.ndarray) -> np.ndarray:

@@ -115,7 +115,7 @@ def preset_settings(name: str) -> dict:
     """BASE overlaid with the named preset."""
     if name not in PRESETS:
         raise NnscratchError(
-            f"preset: expected one of {', '.join(PRESETS)}, got {name!r}"
+            f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}"
         )
     return {**BASE, **PRESETS[name], "preset": name}
 

@@ -387,7 +387,7 @@ def serve_command(
     with listening_socket(host, port) as sock:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        click.echo(f"Draw digits at http://{shown}:{port}/ (Ctrl+C to stop)")
+        click.echo(f"Drawing page at http://{shown}:{port}/ (Ctrl+C to stop)")
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         server.run(sockets=[sock])
     if not server.started:

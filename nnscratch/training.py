@@ -73,6 +73,9 @@ def make_run_dir(out, settings: dict, overwrite: bool = False) -> Path:
         )
     for path in old:
         path.unlink()
+    figures = run_dir / "figures"
+    if figures.is_dir() and not any(figures.iterdir()):
+        figures.rmdir()  # a run without a report has no figures/
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -158,6 +161,8 @@ def run_training(
     """
     dataset = settings["dataset"]
     augment_spec = Augment.resolve_spec(settings.get("augment"), dataset)
+    if augment_spec is None:  # a preset without augmentation ("" stays, an error)
+        augment_spec = "none"
     settings = {**settings, "augment": augment_spec}
     optimizer, schedule = build_optimizer(settings), build_schedule(settings)
     augment = _augment(settings)

@@ -518,7 +518,7 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
             selector.register(server.stdout, selectors.EVENT_READ)
             assert selector.select(timeout=60), "serve printed nothing in 60 s"
         line = server.stdout.readline()
-        assert line.startswith("Draw digits at http://127.0.0.1:"), line
+        assert line.startswith("Drawing page at http://127.0.0.1:"), line
         url = line.split()[3]
         port = int(url.rsplit(":", 1)[1].strip("/"))
         assert port != 0
