@@ -281,6 +281,9 @@ def test_long_class_names_stay_in_their_card(
     page.wait_for_function(PREDICTED)
     page.wait_for_load_state("networkidle")
     assert page.locator("#digit").text_content() == "T-shirt/top"
+    # a model of clothes is not asked for digits
+    assert page.locator("h1").text_content() == "Draw a picture"
+    assert "digit" not in page.locator(".upload").text_content()
     card = page.locator(".card.result").bounding_box()
     label, status = text_box(page, "#digit"), text_box(page, "#status")
     assert inside(label, card) and inside(status, card)

@@ -26,6 +26,8 @@ let version = 0; // bumped when the drawing is replaced: drops its pending PNG
 let uploaded = false; // the pad is showing an uploaded picture, not a drawing
 let picture = null; // that picture, once decoded (an ImageBitmap)
 let pictureId = 0; // bumped when the picture goes: one decoded late is not shown
+// what the model tells apart: MNIST's digits, or other pictures (Fashion-MNIST's clothes)
+let thing = "digit";
 
 function redraw() {
   ctx.fillStyle = "#000";
@@ -199,7 +201,7 @@ async function request(body, final, prefix) {
       shown = id;
       if (!response.ok) showError(prefix + (data.error || response.statusText));
       else if (data.digit === null) {
-        showEmpty(prefix ? prefix + "no digit found." : "No digit found yet: keep drawing.");
+        showEmpty(prefix ? prefix + `no ${thing} found.` : `No ${thing} found yet: keep drawing.`);
         if (final) announce(statusEl.textContent);
       } else {
         show(data, prefix);
@@ -275,7 +277,15 @@ function show(data, prefix = "") {
   showActivations(data.activations);
 }
 
-function showEmpty(message = "Draw a digit on the black square.") {
+function nameThings(classes) {
+  const digits = classes.length === 10 && classes.every((c, i) => c === String(i));
+  thing = digits ? "digit" : "picture";
+  document.getElementById("title").textContent = `Draw a ${thing}`;
+  if (!digits) document.getElementById("upload-text").textContent = "Or read a picture";
+  if (digitEl.dataset.digit === undefined) showEmpty();
+}
+
+function showEmpty(message = `Draw a ${thing} on the black square.`) {
   showLabel("?");
   delete digitEl.dataset.digit;
   statusEl.textContent = message;
@@ -338,6 +348,9 @@ function showActivations(layers) {
 
 fetch("/health")
   .then((r) => r.json())
-  .then((h) => buildBars(h.classes))
+  .then((h) => {
+    buildBars(h.classes);
+    nameThings(h.classes);
+  })
   .catch(() => buildBars([..."0123456789"]));
 redraw();
