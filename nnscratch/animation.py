@@ -35,6 +35,7 @@ from .plots import (
     _image_axes,
     _percent,
     as_images,
+    plain_text,
 )
 
 MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
@@ -322,7 +323,7 @@ def _draw_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> Image.
     for k, tile in enumerate(artists.tiles):
         _mark_prediction(
             tile,
-            recordings.class_names[predicted[k]],
+            plain_text([recordings.class_names[predicted[k]]])[0],
             recordings.probs[epoch, k, predicted[k]],
             predicted[k] == recordings.labels[k],
             artists.title_size,

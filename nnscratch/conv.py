@@ -392,6 +392,15 @@ class Conv2D(WeightPenalty, Layer):
                     part = cols[:, i, j, :, rows[0], columns[0]]
                     yield part, images[:, :, rows[1], columns[1]], []
 
+    @classmethod
+    def array_shapes(
+        cls, in_channels, out_channels, kernel_size, **_
+    ) -> dict[str, tuple]:
+        c = check_int("Conv2D in_channels", in_channels)
+        o = check_int("Conv2D out_channels", out_channels)
+        kh, kw = _pair(kernel_size, "kernel_size", "Conv2D")
+        return {"W": (o, c, kh, kw), "b": (o,)}
+
     def get_config(self) -> dict:
         return {
             "in_channels": self.in_channels,

@@ -10,6 +10,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import NnscratchError
+
 
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
@@ -19,9 +21,17 @@ def atomic_open(path, mode: str = "wb"):
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
+            f.flush()
+            os.fsync(
+                f.fileno()
+            )  # on disk before the rename: no empty file after a crash
         # mkstemp makes 0600; give the usual permissions
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        # a write's OSError (disk full) names no file: name the one being written
+        raise NnscratchError(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -98,7 +98,8 @@ def load_image(
         raise ImageTooLargeError(
             f"{name}: refused as a decompression bomb: {e}"
         ) from None
-    except OSError as e:
+    except (OSError, ValueError) as e:
+        # ValueError: Pillow's refusal of oversized text or colour-profile chunks
         raise DataError(f"{name}: cannot read image: {e}") from None
     with img:
         width, height = img.size

@@ -56,6 +56,13 @@ class Layer(ABC):
         """Constructor arguments as JSON values, enough to rebuild the layer."""
         return {}
 
+    @classmethod
+    def array_shapes(cls, **config) -> dict[str, tuple]:
+        """The shapes of the params and state a layer built from `config` holds,
+        worked out without building it (a model file is checked against them before
+        anything is allocated); {} for a layer without any."""
+        return {}
+
     def penalty(self) -> float:
         """The regularisation term this layer adds to the loss (L1/L2); 0 if none."""
         return 0.0
@@ -204,6 +211,11 @@ class Dense(WeightPenalty, Layer):
             return None
         dx = self._buffer("dx", self._x.shape, np.result_type(dy, W))
         return np.matmul(dy, W.T, out=dx)
+
+    @classmethod
+    def array_shapes(cls, n_in, n_out, **_) -> dict[str, tuple]:
+        n_in, n_out = check_int("Dense n_in", n_in), check_int("Dense n_out", n_out)
+        return {"W": (n_in, n_out), "b": (n_out,)}
 
     def get_config(self) -> dict:
         return {

@@ -135,6 +135,11 @@ class BatchNorm(Layer):
         dx *= scale
         return dx
 
+    @classmethod
+    def array_shapes(cls, num_features, **_) -> dict[str, tuple]:
+        f = (check_int("BatchNorm num_features", num_features),)
+        return {"gamma": f, "beta": f, "running_mean": f, "running_var": f}
+
     def get_config(self) -> dict:
         return {
             "num_features": self.num_features,

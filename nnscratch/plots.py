@@ -58,11 +58,17 @@ def as_images(images) -> np.ndarray:
     return images
 
 
+def plain_text(names) -> list[str]:
+    """Class names as text matplotlib prints as it is: a "$" would start math mode
+    (and a name like "$\\frac{$" would fail to draw)."""
+    return [str(name).replace("$", r"\$") for name in names]
+
+
 def _check_predictions(images, labels, probs, class_names):
     images = as_images(images)
     labels = np.asarray(labels).astype(np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    names = [str(name) for name in class_names]
+    names = plain_text(class_names)
     if probs.ndim != 2 or probs.shape[1] != len(names):
         raise DataError(f"probs: expected (N, {len(names)}), got shape {probs.shape}")
     if not len(images) == len(labels) == len(probs):
@@ -214,7 +220,7 @@ def _text_colour(rgba) -> str:
 
 def _check_cm(cm, class_names):
     cm = np.asarray(cm)
-    names = [str(name) for name in class_names]
+    names = plain_text(class_names)
     if cm.ndim != 2 or cm.shape != (len(names), len(names)):
         raise DataError(
             f"confusion matrix: expected ({len(names)}, {len(names)}) for"

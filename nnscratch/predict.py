@@ -61,7 +61,8 @@ def describe(probs: np.ndarray, names: list[str], top: int = 3) -> dict:
 def model_dataset(model) -> str | None:
     """The dataset the model was trained on, from its saved settings (None if unknown)."""
     training = model.metadata.get("training")
-    return training.get("dataset") if isinstance(training, dict) else None
+    dataset = training.get("dataset") if isinstance(training, dict) else None
+    return dataset if isinstance(dataset, str) else None
 
 
 def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray | None]:
@@ -98,14 +99,17 @@ def save_comparison(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
     """Save a PNG: each input picture beside the 28x28 image the network saw."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
+    from .plots import plain_text
+
     fig = Figure(figsize=(5.0, 2.4 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), 2, squeeze=False)
     for (result, gray), (ax_in, ax_net) in zip(rows, axes):
         ax_in.imshow(gray, cmap="gray", vmin=0, vmax=1)
-        ax_in.set_title(Path(result["file"]).name, fontsize=9)
+        ax_in.set_title(plain_text([Path(result["file"]).name])[0], fontsize=9)
         if result.get("input") is not None:
             ax_net.imshow(result["input"], cmap="gray", vmin=0, vmax=1)
-            title = f"seen: {result['label']} ({result['probability']:.0%})"
+            label = plain_text([result["label"]])[0]
+            title = f"seen: {label} ({result['probability']:.0%})"
         else:
             ax_net.imshow(np.zeros((28, 28)), cmap="gray", vmin=0, vmax=1)
             title = "seen: no digit"

@@ -45,8 +45,10 @@ def read_json(path: Path) -> dict:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NnscratchError(f"{path}: file not found in the run directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NnscratchError(f"{path}: not a readable JSON file ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:
+        # ValueError: bad JSON, bad UTF-8 or an integer of thousands of digits
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise NnscratchError(f"{path}: not a readable JSON file ({reason})") from None
     if not isinstance(value, dict):
         raise NnscratchError(f"{path}: expected a JSON object")
     return value

@@ -9,6 +9,7 @@ Layout of the file (a zip of .npy arrays):
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import zipfile
@@ -25,6 +26,8 @@ from .model import UINT8_SCALE, Sequential
 FORMAT = "nnscratch-model"
 VERSION = 1
 META_KEY = "__model__"
+MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
+MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -60,40 +63,33 @@ def save_model(model: Sequential, path) -> None:
         np.savez(f, **arrays)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the .npz at `path`, each checked before it is read."""
-    if path.is_file() and not zipfile.is_zipfile(path):
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, expected a .npz model file")
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
         # np.load would try other formats (including pickle) on a non-zip file
         raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return {
-                member.filename.removesuffix(".npy"): _read_member(
-                    path, archive, member
-                )
-                for member in archive.infolist()
-            }
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except IsADirectoryError:
-        raise ModelFileError(
-            f"{path}: is a directory, expected a .npz model file"
-        ) from None
-    except zipfile.BadZipFile as e:
-        raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
-    except ModelFileError:
-        raise
-    except ValueError as e:  # object arrays refuse to load without pickle
-        raise ModelFileError(f"{path}: unsafe or unreadable array ({e})") from None
-    except (OSError, EOFError) as e:
-        raise ModelFileError(f"{path}: cannot read model file ({e})") from None
+    return zipfile.ZipFile(path)
 
 
-def _read_member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo):
-    """One .npy member: its header must promise exactly the bytes the member holds,
-    so a small crafted file cannot make NumPy allocate terabytes, and no objects."""
-    if not member.filename.endswith(".npy"):
-        raise ModelFileError(f"{path}: holds {member.filename!r}, not a .npy array")
+def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> zip member: only .npy members, each name once."""
+    members = {}
+    for member in archive.infolist():
+        if not member.filename.endswith(".npy"):
+            raise ModelFileError(f"{path}: holds {member.filename!r}, not a .npy array")
+        name = member.filename.removesuffix(".npy")
+        if name in members:
+            raise ModelFileError(f"{path}: holds {member.filename!r} twice")
+        members[name] = member
+    return members
+
+
+def _read_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data bytes) from a .npy member's header, the data unread. The
+    header must promise exactly the bytes the member holds, and no Python objects."""
     with archive.open(member) as f:
         read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
         if read_header is None:
@@ -109,21 +105,25 @@ def _read_member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo):
             f"{path}: array {member.filename!r} declares shape {shape} of {dtype} but"
             f" holds {data_bytes:,} bytes"
         )
+    return shape, dtype, data_bytes
+
+
+def _read_member(path: Path, archive, member) -> np.ndarray:
+    _read_header(path, archive, member)
     with archive.open(member) as f:
         return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def _parse_description(path: Path, arrays: dict) -> dict:
-    raw = arrays.pop(META_KEY, None)
-    if raw is None:
-        raise ModelFileError(f"{path}: not an nnscratch model (no {META_KEY} entry)")
+def _parse_description(path: Path, raw: np.ndarray) -> dict:
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelFileError(f"{path}: {META_KEY} must be a 1-D uint8 array")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError: bad JSON, or an integer of thousands of digits
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
         raise ModelFileError(
-            f"{path}: the model description is not valid JSON ({e})"
+            f"{path}: the model description is not valid JSON ({reason})"
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(
@@ -135,26 +135,117 @@ def _parse_description(path: Path, arrays: dict) -> dict:
         )
     if not isinstance(meta.get("layers"), list) or not meta["layers"]:
         raise ModelFileError(f"{path}: the model description lists no layers")
+    for key, kind in (("loss", str), ("metadata", dict), ("class_names", list)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ModelFileError(f"{path}: {key!r} must be a {kind.__name__}")
+    if meta.get("class_names") and not all(
+        isinstance(c, str) for c in meta["class_names"]
+    ):
+        raise ModelFileError(f"{path}: class names must be strings")
     return meta
 
 
-def _build_layer(path: Path, i: int, spec) -> object:
+def _layer_spec(path: Path, i: int, spec) -> tuple[type, dict]:
+    """(layer class, constructor arguments) of layer i's description, checked."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ModelFileError(f"{path}: layer {i} is not described as {{class, config}}")
-    cls = LAYER_CLASSES.get(spec.get("class"))
+    name = spec.get("class")
+    cls = LAYER_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None:
+        raise ModelFileError(f"{path}: layer {i} has unknown class {name!r}")
+    config = spec.get("config", {})
+    # only what `get_config` writes: not `rng` or `dtype`, say
+    allowed = set(inspect.signature(cls).parameters) - {"rng", "dtype"}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
         raise ModelFileError(
-            f"{path}: layer {i} has unknown class {spec.get('class')!r}"
+            f"{path}: layer {i} ({name}) has unknown settings {unknown}"
         )
+    return cls, config
+
+
+def _expected_arrays(path: Path, specs: list) -> dict[str, tuple]:
+    """'<layer index>.<name>' -> shape, for every array the layers need."""
+    expected = {}
+    for i, (cls, config) in enumerate(specs):
+        try:
+            shapes = cls.array_shapes(**config)
+        except (TypeError, NnscratchError) as e:
+            raise ModelFileError(
+                f"{path}: layer {i} ({cls.__name__}) has a bad config: {e}"
+            ) from None
+        expected.update({f"{i}.{k}": shape for k, shape in shapes.items()})
+    return expected
+
+
+def _read_weights(path: Path, archive, members: dict, expected: dict) -> dict:
+    """The weight arrays, after every member's name, shape and size is checked
+    against what the layers need: a small file cannot make this allocate much."""
+    if set(members) != set(expected):
+        missing = sorted(set(expected) - set(members))
+        extra = sorted(set(members) - set(expected))
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture (missing {missing}, extra {extra})"
+        )
+    total = 0
+    for name, member in members.items():
+        shape, dtype, size = _read_header(path, archive, member)
+        if shape != expected[name]:
+            raise ModelFileError(
+                f"{path}: {name!r} has shape {shape}, expected {expected[name]}"
+            )
+        if not np.issubdtype(dtype, np.floating):
+            raise ModelFileError(
+                f"{path}: array {name!r} has dtype {dtype}, expected float"
+            )
+        total += size
+    if total > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path}: the weights take {total:,} bytes, more than the"
+            f" {MAX_MODEL_BYTES:,} a model file may hold"
+        )
+    return {name: _read_member(path, archive, m) for name, m in members.items()}
+
+
+def _read_model_file(path: Path) -> tuple[dict, list, dict]:
+    """(description, [(layer class, config)], weight arrays by name) of a model file."""
     try:
-        return cls(**spec.get("config", {}))
+        with _open_archive(path) as archive:
+            members = _members(path, archive)
+            meta_member = members.pop(META_KEY, None)
+            if meta_member is None:
+                raise ModelFileError(
+                    f"{path}: not an nnscratch model (no {META_KEY} entry)"
+                )
+            if meta_member.file_size > MAX_DESCRIPTION_BYTES:
+                raise ModelFileError(f"{path}: the model description is too large")
+            meta = _parse_description(path, _read_member(path, archive, meta_member))
+            specs = [_layer_spec(path, i, s) for i, s in enumerate(meta["layers"])]
+            weights = _read_weights(
+                path, archive, members, _expected_arrays(path, specs)
+            )
+    except ModelFileError:
+        raise
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
+    except (ValueError, RuntimeError, NotImplementedError) as e:
+        # unreadable arrays, encrypted members, unknown compression methods
+        raise ModelFileError(f"{path}: unreadable model file ({e})") from None
+    except (OSError, EOFError) as e:
+        raise ModelFileError(f"{path}: cannot read model file ({e})") from None
+    return meta, specs, weights
+
+
+def _build_layer(path: Path, i: int, cls: type, config: dict) -> object:
+    try:
+        return cls(**config)
     except (TypeError, ValueError, NnscratchError) as e:
         raise ModelFileError(
-            f"{path}: layer {i} ({spec['class']}) has a bad config: {e}"
+            f"{path}: layer {i} ({cls.__name__}) has a bad config: {e}"
         ) from None
     except MemoryError:
         raise ModelFileError(
-            f"{path}: layer {i} ({spec['class']}) is too large to build"
+            f"{path}: layer {i} ({cls.__name__}) is too large to build"
         ) from None
 
 
@@ -179,30 +270,22 @@ def _check_shapes(path: Path, model: Sequential) -> None:
 
 
 def load_model(path) -> Sequential:
-    """Read a model written by `Sequential.save`. Never unpickles: a file cannot run code."""
+    """Read a model written by `Sequential.save`. Never unpickles: a file cannot run
+    code; and every array is checked against the architecture before it is read."""
     path = Path(path)
-    arrays = _read_arrays(path)
-    meta = _parse_description(path, arrays)
-    layers = [_build_layer(path, i, spec) for i, spec in enumerate(meta["layers"])]
+    meta, specs, arrays = _read_model_file(path)
+    layers = [
+        _build_layer(path, i, cls, config) for i, (cls, config) in enumerate(specs)
+    ]
     try:
         model = Sequential(
             layers,
             input_shape=meta.get("input_shape"),
             class_names=meta.get("class_names"),
         )
-    except (TypeError, NnscratchError) as e:
+    except (TypeError, ValueError, NnscratchError) as e:
         raise ModelFileError(f"{path}: bad model description: {e}") from None
-    expected = set(model.get_weights())
-    if set(arrays) != expected:
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise ModelFileError(
-            f"{path}: weights do not match the architecture (missing {missing}, extra {extra})"
-        )
     for name, array in arrays.items():
-        if not np.issubdtype(array.dtype, np.floating):
-            raise ModelFileError(
-                f"{path}: array {name!r} has dtype {array.dtype}, expected float"
-            )
         if not np.all(np.isfinite(array)):
             raise ModelFileError(f"{path}: array {name!r} holds NaN or infinite values")
     try:

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from PIL import Image, ImageDraw, ImageFilter, features
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin, features
 
 from nnscratch import images, paper
 from nnscratch.errors import DataError
@@ -537,3 +537,16 @@ def test_from_array_accepts_uint8_and_unit_floats():
 def test_from_array_rejects_bad_input(value, message):
     with pytest.raises(DataError, match=message):
         images.from_array(value)
+
+
+def test_a_png_text_chunk_bomb_is_a_data_error():
+    # 2 KB of PNG whose compressed text chunk would unpack to 2 MB: Pillow refuses
+    # it with a ValueError, which must reach the user as one line, not a traceback
+    info = PngImagePlugin.PngInfo()
+    info.add_text("bomb", "0" * 2_000_000, zip=True)
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buffer, "PNG", pnginfo=info)
+    with pytest.raises(
+        DataError, match="cannot read image: Decompressed data too large"
+    ):
+        images.load_image(buffer.getvalue())

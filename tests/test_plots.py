@@ -123,3 +123,15 @@ def test_first_layer_features(tmp_path, shape):
     _check_png(plots.first_layer_features(weights), tmp_path / "features.png")
     with pytest.raises(DataError, match="square"):
         plots.first_layer_features(np.zeros((10, 3)))
+
+
+def test_class_names_are_drawn_as_text_not_math(tmp_path):
+    # "$" starts matplotlib's math mode: "$\\frac{$" would not even draw
+    names = [r"$\frac{$", "a$b", "c"]
+    cm = np.diag([5, 4, 3])
+    _check_png(plots.confusion_matrix_plot(cm, names), tmp_path / "cm.png")
+    images, labels, probs = _data()
+    fig = plots.sample_predictions(images, labels, probs, names, n=4)
+    _check_png(fig, tmp_path / "samples.png")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert any(r"\$\frac{\$" in t for t in titles), titles

@@ -163,6 +163,8 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
         (lambda d: (d / "model.npz").unlink(), "model.npz: file not found"),
         (lambda d: (d / "model.npz").write_bytes(b"garbage"), "model.npz"),
         (lambda d: (d / "recordings.npz").write_bytes(b"garbage"), "recordings.npz"),
+        (lambda d: (d / "config.json").write_text("[" * 100_000), "nested too deeply"),
+        (lambda d: (d / "metrics.json").write_text("9" * 5000), "metrics.json: not a"),
     ],
 )
 def test_report_of_damaged_run_dir(run_dir, tmp_path, capsys, damage, message):

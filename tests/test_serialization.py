@@ -1,5 +1,7 @@
+import errno
 import io
 import json
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -11,6 +13,7 @@ from nnscratch import (
     Dropout,
     Flatten,
     ModelFileError,
+    NnscratchError,
     ReLU,
     Sequential,
     load_model,
@@ -69,10 +72,10 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
 
     def broken_savez(f, **arrays):
         f.write(b"partial")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")  # names no file
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(NnscratchError, match=f"cannot write {path}: No space left"):
         model.save(path)
     assert path.read_bytes() == original  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
@@ -148,22 +151,35 @@ def huge_npy_header() -> bytes:
         (npz_bytes(__model__=meta(), **GOOD)[:100], "not a valid .npz"),
         (zip_bytes({"__model__": meta().tobytes()}), "holds '__model__', not a .npy array"),
         (
-            zip_bytes({"__model__.npy": npy_bytes(meta()), "0.W.npy": huge_npy_header()}),
+            zip_bytes({"__model__.npy": npy_bytes(meta()), "0.W.npy": huge_npy_header(), "0.b.npy": npy_bytes(GOOD["0.b"])}),
             r"declares shape \(1000000000000,\) of float32 but holds 0 bytes",
         ),
         (
             npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": 10**7, "n_out": 10**7}}]), **GOOD),
-            "layer 0 \\(Dense\\) is too large to build",
+            r"'0.W' has shape \(2, 2\), expected \(10000000, 10000000\)",
         ),
         (npz_bytes(__model__=meta(input_shape=[-1]), **GOOD), r"bad input_shape \[-1\]"),
         (npz_bytes(__model__=meta(input_shape=[3]), **GOOD), "do not take input"),
         (npz_bytes(__model__=meta(class_names=["a"]), **GOOD), "1 class names for outputs"),
+        (npz_bytes(__model__=meta(), **GOOD, junk=np.zeros(10)), r"extra \['junk'\]"),
+        (npz_bytes(__model__=meta(layers=[{"class": ["Dense"]}]), **GOOD), "unknown class"),
+        (npz_bytes(__model__=meta(loss=["x"]), **GOOD), "'loss' must be a str"),
+        (npz_bytes(__model__=meta(metadata=[1]), **GOOD), "'metadata' must be a dict"),
+        (npz_bytes(__model__=meta(class_names=[1, 2]), **GOOD), "class names must be strings"),
+        (
+            npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": 2, "n_out": 2, "dtype": "object"}}]), **GOOD),
+            r"unknown settings \['dtype'\]",
+        ),
+        (npz_bytes(__model__=np.frombuffer(b"[" * 100_000, np.uint8), **GOOD), "nested too deeply"),
+        (npz_bytes(__model__=np.frombuffer(b"1" * 5000, np.uint8), **GOOD), "not valid JSON"),
+        (zip_bytes({"__model__.npy": npy_bytes(meta()), "__model__": b""}), "not a .npy array"),
     ],
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
         "missing-array", "extra-array", "wrong-shape", "nan", "object-array", "truncated",
         "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
-        "class-names",
+        "class-names", "extra-member", "class-as-list", "loss-as-list", "metadata-as-list",
+        "class-names-not-str", "dtype-setting", "deep-json", "huge-int", "non-npy-twin",
     ],
 )  # fmt: skip
 def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):
@@ -193,3 +209,49 @@ def test_missing_file_and_directory(tmp_path):
         load_model(tmp_path / "nope.npz")
     with pytest.raises(ModelFileError, match="directory"):
         load_model(tmp_path)
+
+
+def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
+    # configs asking for gigabytes of weights, with tiny arrays (or a zip bomb of
+    # zeros under an unexpected name): refused before anything large is allocated
+    big_dense = {"class": "Dense", "config": {"n_in": 1, "n_out": 300_000_000}}
+    big_norm = {"class": "BatchNorm", "config": {"num_features": 300_000_000}}
+    cases = [
+        npz_bytes(__model__=meta(layers=[big_dense]), **GOOD),
+        npz_bytes(__model__=meta(layers=[big_norm], input_shape=[2]), **GOOD),
+        zip_bytes({"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}, "junk.npy": npy_bytes(np.zeros(50_000_000, np.uint8))}),
+    ]  # fmt: skip
+    for i, content in enumerate(cases):
+        path = tmp_path / f"bomb{i}.npz"
+        path.write_bytes(content)
+        tracemalloc.start()
+        with pytest.raises(ModelFileError):
+            load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 20 * 2**20, f"case {i}: {peak:,} bytes"
+
+
+def test_duplicate_members_are_refused(tmp_path):
+    path = tmp_path / "twice.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("__model__.npy", npy_bytes(meta()))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            z.writestr("__model__.npy", npy_bytes(meta()))
+    with pytest.raises(ModelFileError, match="holds '__model__.npy' twice"):
+        load_model(path)
+
+
+def test_every_layer_predicts_the_shapes_of_its_arrays():
+    from nnscratch.conv import Conv2D
+    from nnscratch.layers import LAYER_CLASSES
+    from nnscratch.normalization import BatchNorm
+
+    built = [Dense(3, 4), Conv2D(2, 5, (3, 2)), BatchNorm(6)]
+    built += [
+        cls() for name, cls in LAYER_CLASSES.items() if name in ("ReLU", "Flatten")
+    ]
+    for layer in built:
+        arrays = {**layer.params, **layer.state}
+        expected = {k: a.shape for k, a in arrays.items()}
+        assert type(layer).array_shapes(**layer.get_config()) == expected
