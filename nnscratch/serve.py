@@ -21,6 +21,7 @@ import logging
 import socket
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import numpy as np
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -44,6 +46,8 @@ ACTIVATIONS = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU"}
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
 MAX_PIXELS = 25_000_000  # 6000x4000; larger images are refused before decoding
+# the names a server listening on this machine only answers to (see create_app)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
 SECURITY_HEADERS = [
     # the page loads nothing from elsewhere and runs no inline script
@@ -76,12 +80,16 @@ def create_app(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     body_timeout: float = BODY_TIMEOUT,
+    allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The web app serving the drawing page for `model` (a Sequential on 28x28 input).
 
     Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
     more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
-    received within `body_timeout` seconds gets 408.
+    received within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
+    answered (others get 400), against DNS rebinding: a web page on another site
+    cannot reach the server through a name of its own. A POST from a page of another
+    origin gets 403.
     Raises NnscratchError if the model cannot take a 28x28 image.
     """
     service = DigitService(model, max_bytes, max_pixels, body_timeout)
@@ -95,7 +103,16 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.add_middleware(SecurityHeaders)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app
+
+
+def from_another_site(request: Request) -> bool:
+    """Whether a browser sent this request from a page of another origin (its Origin
+    header names another host and port than the one it was sent to)."""
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
 
 
 class DigitService:
@@ -148,6 +165,8 @@ class DigitService:
 
     async def predict(self, request: Request) -> JSONResponse:
         """POST /api/predict: what the model reads in the body's digit, or a 4xx."""
+        if from_another_site(request):
+            return error_response(403, "requests from other sites are not answered")
         try:
             digit = await self.digit_from_request(request)
             if digit is None:
@@ -381,14 +400,24 @@ def serve_command(
 
     from .serialization import load_model
 
-    app = create_app(load_model(model_path), max_bytes=max_bytes, max_pixels=max_pixels)
+    # on this machine only (the default), only its own names: see create_app
+    local = host in LOOPBACK_HOSTS
+    app = create_app(
+        load_model(model_path),
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
+    )
     # bound before the address is printed: a busy port is one error line, and
     # --port 0 prints the port the system picked
     with listening_socket(host, port) as sock:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"Drawing page at http://{shown}:{port}/ (Ctrl+C to stop)")
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        # a bound on requests handled at once (more get 503); uvicorn has no time
+        # limit on receiving headers: see the README before using --host
+        config = uvicorn.Config(app, log_level="warning", limit_concurrency=64)
+        server = uvicorn.Server(config)
         server.run(sockets=[sock])
     if not server.started:
         raise NnscratchError(f"the server on port {port} failed to start")

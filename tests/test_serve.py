@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
@@ -525,6 +526,24 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         # printed once the socket listens: the page answers at once
         with urllib.request.urlopen(url + "health", timeout=30) as response:
             assert json.load(response)["status"] == "ok"
+        # listening on this machine only, it answers to this machine's names only:
+        # a page of another site cannot reach it through a name of its own (DNS
+        # rebinding)
+        rebound = urllib.request.Request(
+            url + "health", headers={"Host": "evil.example"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=30)
+        assert refused.value.code == 400
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_a_post_from_another_site_is_refused(client):
+    body = png()
+    headers = {"Content-Type": "image/png", "Origin": "http://evil.example"}
+    response = client.post("/api/predict", content=body, headers=headers)
+    assert response.status_code == 403 and "other sites" in response.json()["error"]
+    headers["Origin"] = "http://testserver"  # the page's own origin
+    assert client.post("/api/predict", content=body, headers=headers).status_code == 200
