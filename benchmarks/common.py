@@ -293,6 +293,7 @@ def torch_layer_pairs(
     ty = torch_fn(tx, *tps)
     ty.backward(torch.tensor(dy))
     pairs = {"y": (y, ty.detach().numpy()), "dx": (dx, tx.grad.numpy())}
-    for (name, grad), tp in zip(layer.grads.items(), tps):
+    # strict: a parameter without its gradient must fail, not drop out of the row
+    for (name, grad), tp in zip(layer.grads.items(), tps, strict=True):
         pairs[f"d{name}"] = (grad.copy(), tp.grad.numpy())
     return pairs

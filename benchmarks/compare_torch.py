@@ -465,9 +465,8 @@ def per_step(ours: list[dict], theirs: list[dict], label: str) -> Pairs:
     return {label: tuple(flat)}
 
 
-def model_rows(rng: np.random.Generator) -> list[Row]:
-    """A 784-64-32-10 ReLU MLP: `fit` for 3 Adam steps (batches of 16, in order)
-    against the same net, weights and batches in PyTorch; then evaluate and predict."""
+def mlp(rng: np.random.Generator) -> Sequential:
+    """A float64 784-64-32-10 ReLU MLP with non-zero biases."""
     model = Sequential(
         [
             Dense(784, 64, rng=rng, dtype=F64),
@@ -479,6 +478,13 @@ def model_rows(rng: np.random.Generator) -> list[Row]:
     )
     for layer in model.layers[::2]:
         layer.params["b"][:] = 0.1 * rng.standard_normal(layer.n_out)  # not all 0
+    return model
+
+
+def model_rows(rng: np.random.Generator) -> list[Row]:
+    """The MLP's `fit` for 3 Adam steps (batches of 16, in order) against the same
+    net, weights and batches in PyTorch; then evaluate and predict."""
+    model = mlp(rng)
     net = torch_twin(model)  # copied before training: the same start
     x, labels = rng.random((48, 784)), rng.integers(0, 10, 48)
     snapshots = Snapshots()
@@ -505,7 +511,29 @@ def model_rows(rng: np.random.Generator) -> list[Row]:
         ),
         row("MLP evaluate: loss", {"loss": (evaluated, test_loss)}),
         row("MLP predict: probs (float32 output)", {"probs": probs}, TOL_FLOAT32),
+        uint8_row(rng),
     ]
+
+
+def uint8_row(rng: np.random.Generator) -> Row:
+    """`fit` on uint8 images, which it scales to [0, 1] in float32 batch by batch,
+    against PyTorch on the images / 255 in float64 (hence float32's tolerance)."""
+    model = mlp(rng)
+    net = torch_twin(model)
+    images, labels = (
+        rng.integers(0, 256, (48, 784), dtype=np.uint8),
+        rng.integers(0, 10, 48),
+    )
+    history = model.fit(
+        images, labels, epochs=1, batch_size=16, optimizer=Adam(1e-3), shuffle=False,
+        seed=0, verbose=0,
+    )  # fmt: skip
+    losses, _, _ = torch_fit(net, images / 255.0, labels, 16, 1e-3)
+    return row(
+        "MLP fit on uint8 images: loss of steps 1-3",
+        {"loss": (history.batch_losses, losses)},
+        TOL_FLOAT32,
+    )
 
 
 # ----- running ----------------------------------------------------------------------
