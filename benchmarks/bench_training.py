@@ -596,6 +596,11 @@ def targets(res: Results) -> str:
               drift=drift(b))  # fmt: skip
     peak = res.memory.get("nnscratch", {}).get("peak_mib")
     check("peak memory training the MLP", peak, MEMORY_LIMIT_MIB, None, " MiB", 0)
+    # not a target but the comparison's premise: both did the same work
+    for b, theirs in res.torch.items():
+        gap = abs(res.nnscratch[b].loss / theirs.loss - 1) * 100
+        check(f"same work: last losses of nnscratch and PyTorch apart, batch {b}",
+              gap, 1.0, None, "%")  # fmt: skip
     return "\n".join(lines)
 
 
