@@ -216,7 +216,7 @@ def load_dataset(
             searched = ", ".join(str(f) for f in _candidates(info.name, None))
             raise DataError(
                 f"{info.name} not found (looked in {searched}); run"
-                f" `nnscratch download {info.name}`, or {_hint(cache_dir() / info.name)}"
+                f" `nnscratch download --dataset {info.name}`, or {_hint(cache_dir() / info.name)}"
             )
         folder = download_dataset(info.name)
 

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
+from .model import UINT8_SCALE
 from .paper import (
     MIN_CONTRAST,
     drop_ruled_lines,
@@ -112,8 +113,8 @@ def load_image(
             )
         try:
             return _decode(img, max_side)
-        except DataError:
-            raise
+        except DataError as e:  # a check of the pixels: say which file
+            raise DataError(f"{name}: {e}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
             # Pillow's decoders report corrupt or truncated data with any of these
             raise DataError(f"{name}: cannot decode image: {e}") from None
@@ -352,8 +353,8 @@ def from_array(a) -> np.ndarray:
         raise DataError(f"pixels: not a rectangular array of numbers ({e})") from None
     if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"pixels: expected shape (28, 28), got {arr.shape}")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint8:  # the same floats as training's batches
+        return np.multiply(arr, UINT8_SCALE, dtype=np.float32)
     if arr.dtype.kind not in "iuf":
         raise DataError(f"pixels: expected numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

@@ -168,16 +168,10 @@ def predict_command(model_path, image_paths, as_json, show, max_pixels):
     """
     from .serialization import load_model
 
-    try:
-        model = load_model(model_path)
-    except NnscratchError as e:
-        raise click.ClickException(str(e)) from None
+    model = load_model(model_path)  # errors: one "error: ..." line, from cli.main
     results, shown = [], []
     for path in image_paths:
-        try:
-            result, gray = predict_file(model, path, max_pixels)
-        except NnscratchError as e:  # e.g. a model that does not take 28x28 inputs
-            raise click.ClickException(str(e)) from None
+        result, gray = predict_file(model, path, max_pixels)
         results.append(result)
         if gray is not None:
             shown.append((result, gray))
@@ -195,7 +189,7 @@ def predict_command(model_path, image_paths, as_json, show, max_pixels):
             try:
                 save_comparison(shown, show)
             except (NnscratchError, OSError) as e:
-                raise click.ClickException(f"--show: {e}") from None
+                raise NnscratchError(f"--show: {e}") from None
             if not as_json:
                 click.echo(f"saved {show}")
         else:

@@ -138,6 +138,8 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
     for key, kind in (("loss", str), ("metadata", dict), ("class_names", list)):
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise ModelFileError(f"{path}: {key!r} must be a {kind.__name__}")
+    if meta.get("loss") is not None and meta["loss"] not in LOSS_CLASSES:
+        raise ModelFileError(f"{path}: unknown loss {meta['loss']!r}")
     if meta.get("class_names") and not all(
         isinstance(c, str) for c in meta["class_names"]
     ):

@@ -42,10 +42,12 @@ from .predict import class_names, describe, model_dataset, model_input
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
-ACTIVATIONS = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "GELU"}
+ACTIVATIONS = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh"}  # the activation layers
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
-MAX_PIXELS = 25_000_000  # 6000x4000; larger images are refused before decoding
+# 6000x4000, refused above before decoding: half of `nnscratch predict`'s limit, as a
+# server decodes for several clients at once in one process
+MAX_PIXELS = 25_000_000
 # the names a server listening on this machine only answers to (see create_app)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on

@@ -227,6 +227,6 @@ def run_training(
 
 def _augment(settings: dict):
     spec = settings.get("augment")
-    if spec is None or spec == "none":
-        return None
+    if spec is None or spec.strip().lower() == "none":
+        return None  # not an identity Augment, which would copy every batch
     return Augment.from_spec(spec)  # an empty or malformed text is an error there

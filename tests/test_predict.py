@@ -1,15 +1,17 @@
-"""`nnscratch predict MODEL IMAGE...` through click's CliRunner."""
+"""`nnscratch predict MODEL IMAGE...` through the command line's entry point."""
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw
 
-from nnscratch import Dense, Flatten, ReLU, Sequential, images, load_model
-from nnscratch.predict import describe, model_input, predict_command
+from nnscratch import Dense, Flatten, ReLU, Sequential, cli, images, load_model
+from nnscratch.predict import describe, model_input
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,23 @@ def digit_png(tmp_path):
     return path
 
 
-def run(*args):
-    return CliRunner().invoke(predict_command, [str(a) for a in args])
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run(*args) -> Result:
+    """`nnscratch predict ARGS` as a user runs it (cli.main turns errors into lines)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["predict", *map(str, args)])
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def test_predicts_a_good_image(model_path, digit_png):
@@ -109,7 +126,7 @@ def test_bad_model_file_is_one_line(digit_png, tmp_path):
     fake.write_text("not a model")
     result = run(fake, digit_png)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {fake}: ")
+    assert result.stderr.startswith(f"error: {fake}: ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 
