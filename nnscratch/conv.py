@@ -180,7 +180,9 @@ class Conv2D(WeightPenalty, Layer):
         if ones_row:
             flat[-ones_row:] = 1
         self._cols_flat = flat
-        for start, stop in self._chunks(n, k, ho * wo, x.dtype.itemsize):
+        # kept for backward, which must read the columns in the same blocks
+        self._chunk_bounds = self._chunks(n, k, ho * wo, x.dtype.itemsize)
+        for start, stop in self._chunk_bounds:
             cols = self._cols_block(start, stop)
             for part, image_part, padding in self._pieces(cols, x[start:stop]):
                 part[...] = image_part
@@ -251,11 +253,11 @@ class Conv2D(WeightPenalty, Layer):
         return self.params["W"][0].size < self.out_channels
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        n, k = self._x_shape[0], self.params["W"][0].size
         dtype = np.result_type(dy, self.params["W"])
         dx = self._buffer("dx", self._x_shape, dtype) if self.needs_input_grad else None
-        chunks = self._chunks(n, k, dy.shape[2] * dy.shape[3], dtype.itemsize)
-        for index, (start, stop) in enumerate(chunks):
+        # forward's chunks: the columns are laid out in its blocks (a dy of another
+        # dtype than x would give other chunk sizes, and read the wrong columns)
+        for index, (start, stop) in enumerate(self._chunk_bounds):
             cols = self._cols_block(start, stop)
             dcols = self._backward_chunk(dy[start:stop], cols, accumulate=index > 0)
             if dx is not None:

@@ -192,3 +192,20 @@ def test_conv2d_refuses_an_absurd_workspace_before_allocating_it():
     assert layer._buffers == {}
     y = layer.forward(np.zeros((128, 32, 14, 14), dtype=np.float32), training=True)
     assert y.shape == (128, 64, 14, 14)
+
+
+def test_a_gradient_of_another_dtype_reads_the_columns_forward_laid_out(monkeypatch):
+    # float32 images make chunks of twice as many images as float64 ones would:
+    # backward must use forward's chunks, whatever the dtype of dy
+    rng = np.random.default_rng(4)
+    layer = Conv2D(3, 4, 3, padding=1, rng=rng)  # float32, the GEMM path (27 > 4)
+    x = rng.standard_normal((8, 3, 6, 6)).astype(np.float32)
+    per_image = 3 * 9 * 36 * 4  # one float32 image's columns, in bytes
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 2 * per_image)  # chunks of 2
+    dy = rng.standard_normal((8, 4, 6, 6))
+    layer.forward(x, training=True)
+    layer.backward(dy)  # float64
+    from_float64 = layer.grads["W"].copy()
+    layer.forward(x, training=True)
+    layer.backward(dy.astype(np.float32))
+    assert_allclose(from_float64, layer.grads["W"], rtol=1e-4, atol=1e-4)
