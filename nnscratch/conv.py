@@ -1,9 +1,10 @@
 """Convolution on batch-first images: (N, C, H, W); pooling is in `pooling.py`.
 
-Conv2D is im2col + matrix products. The columns are laid out (C*kh*kw, N, Ho*Wo), so
-the forward product, the weight gradient and the input gradient are each one large
-GEMM (what BLAS is fastest at); the only transposes are of the (N, O, ...) output and
-gradient. When C*kh*kw < O (a first layer on 1-channel images) the products are
+Conv2D is im2col + matrix products. The columns are built one chunk of images at a
+time (about CHUNK_BYTES, so they are still in cache when used), laid out (C*kh*kw, n,
+Ho*Wo) per chunk, so the forward product, the weight gradient and the input gradient
+are each one GEMM per chunk (what BLAS is fastest at); the only transposes are of the
+(N, O, ...) output and gradient. When C*kh*kw < O (a first layer on 1-channel images) the products are
 memory-bound and those transposes would dominate, so there it does one product per
 example instead, straight into (N, O, ...) order.
 

@@ -34,7 +34,8 @@ class Layer(ABC):
     - The arrays `forward` and `backward` return may be workspace buffers reused by the
       next call on a batch of the same shape; copy a result to keep it.
     - When `needs_input_grad` is False (the model's first trainable layer), `backward`
-      only fills `grads` and returns None, which skips the most expensive product.
+      may only fill `grads` and return None, which skips the most expensive product
+      (Dense and Conv2D do).
     """
 
     def __init__(self):
@@ -232,7 +233,8 @@ class ReLU(Layer):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # against an array of zeros: NumPy's maximum with a scalar 0 is ~5x slower
+        # against an array of zeros: measured 2x faster than a scalar 0 on an MLP's
+        # (128, 800) activations (slower on large conv feature maps, though)
         zeros = self._filled_buffer("zeros", x.shape, x.dtype, 0)
         self._y = np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
         return self._y
@@ -339,9 +341,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5, *, rng=None):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise NnscratchError(f"Dropout: rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = check_float("Dropout rate", rate, 0, 1, open_high=True)
         self.rng = np.random.default_rng(rng)
 
     def set_rng(self, rng: np.random.Generator) -> None:

@@ -60,7 +60,7 @@ class SoftmaxCrossEntropy:
     def backward(self) -> np.ndarray:
         """dL/dlogits (N, C) of the last `forward`: (probs - one_hot) / N."""
         # d(mean softmax CE)/dlogits = (probs - one_hot) / N
-        dlogits = self._probs  # reused: forward's probs are not needed after this
+        dlogits = self._probs.copy()  # a copy: a second call gives the same answer
         dlogits[self._rows, self._labels] -= 1
         dlogits *= 1.0 / dlogits.shape[0]
         return dlogits

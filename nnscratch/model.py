@@ -280,7 +280,8 @@ class Sequential:
         )
 
     def _batches(self, x: np.ndarray, batch_size: int):
-        """Evaluation-mode outputs (copies of the last layer's buffer), batch by batch."""
+        """Evaluation-mode outputs batch by batch: the last layer's workspace buffer,
+        valid until the next batch (copy it to keep it)."""
         buffer = input_buffer(x, batch_size)
         for start in range(0, len(x), batch_size):
             inputs = prepare_inputs(x[start : start + batch_size], buffer)

@@ -15,8 +15,9 @@ class BatchNorm(Layer):
     Shapes: x (N, F) -> (N, F), statistics over N; or x (N, C, H, W) -> same shape,
     statistics per channel over N, H, W. gamma, beta (F,) or (C,).
     Training uses the batch statistics and updates the running ones like PyTorch:
-    running = (1 - momentum) * running + momentum * batch, with the unbiased variance;
-    evaluation (training=False) uses the running statistics.
+    running = (1 - momentum) * running + momentum * batch, with the unbiased variance
+    (so momentum weighs the NEW batch: PyTorch's 0.1, not Keras' 0.99, nor SGD's
+    momentum); evaluation (training=False) uses the running statistics.
     """
 
     def __init__(

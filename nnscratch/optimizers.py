@@ -162,6 +162,9 @@ class Adam(Optimizer):
 
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    state["m"] and state["v"] hold m / (1 - b1) and v / (1 - b2): their updates take
+    a pass fewer each (see `_update`).
     """
 
     def __init__(

@@ -12,8 +12,9 @@ from .errors import NnscratchError, check_float
 
 
 class Schedule:
-    """Base: `schedule(epoch) -> lr`, with an optional linear warm-up from 1% of lr
-    to lr over `warmup_epochs`; the decay of a subclass then runs on epoch - warm-up."""
+    """Base: `schedule(epoch) -> lr`, with an optional linear warm-up over
+    `warmup_epochs`: lr * epoch / warmup_epochs, never below 1% of lr (the first step
+    moves); the decay of a subclass then runs on epoch - warm-up."""
 
     def __init__(self, lr: float, warmup_epochs: float = 0.0):
         self.lr = check_float("schedule lr", lr, 0, open_low=True)

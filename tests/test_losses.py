@@ -78,3 +78,9 @@ def test_losses_reject_labels_outside_the_classes(loss, bad):
         NnscratchError, match=rf"expected labels 0 to 2, got labels {bad}"
     ):
         loss.forward(np.zeros((2, 3)), np.array([bad, bad]))
+
+
+def test_cross_entropy_backward_twice_gives_the_same_gradient():
+    loss = SoftmaxCrossEntropy()
+    loss.forward(np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]), np.array([1, 2]))
+    assert_allclose(loss.backward(), loss.backward())
