@@ -13,8 +13,11 @@ from pathlib import Path
 import click
 
 from .errors import NnscratchError
+from .optimizers import OPTIMIZER_CLASSES
 from .predict import predict_command
+from .presets import ACTIVATIONS, PRESETS
 from .report import report_command
+from .schedules import SCHEDULES
 from .serve import serve_command
 
 
@@ -106,22 +109,19 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
 @data_dir_option
 @click.option(
     "--preset",
+    type=click.Choice(list(PRESETS)),
     default="default",
     show_default=True,
-    help="default, seed-2layer, seed-deep, cnn, lenet-like.",
+    help="A complete set of settings (the README's table).",
 )
 @click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
-@click.option(
-    "--activation", type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh"])
-)
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS)))
 @click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True))
-@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZER_CLASSES)))
 @click.option("--lr", type=FiniteFloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--momentum", type=FiniteFloatRange(0, 1, max_open=True), help="For sgd.")
 @click.option("--weight-decay", type=FiniteFloatRange(0), help="For sgd, adam, adamw.")
-@click.option(
-    "--schedule", type=click.Choice(["constant", "step", "exponential", "cosine"])
-)
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)))
 @click.option("--warmup", type=FiniteFloatRange(0), help="Warm-up epochs.")
 @click.option("--epochs", type=click.IntRange(1))
 @click.option("--batch-size", help="Examples per step, or 'full'.")
