@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .batches import UINT8_SCALE
 from .errors import DataError
 from .idx import read_idx
-from .model import UINT8_SCALE
 
 # The four files every dataset has, in the order they are loaded.
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"

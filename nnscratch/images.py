@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .batches import UINT8_SCALE
 from .errors import DataError
-from .model import UINT8_SCALE
 from .paper import (
     MIN_CONTRAST,
     drop_ruled_lines,

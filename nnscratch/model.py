@@ -9,13 +9,12 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import Callback
 from .errors import NnscratchError, TrainingDivergedError, check_float, check_int
 from .layers import Layer, Sigmoid, Softmax, softmax
 from .losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .optimizers import Adam, Optimizer, get_optimizer
-
-UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 
 
 class History:
@@ -31,71 +30,6 @@ class History:
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
-
-
-def input_buffer(x: np.ndarray, batch_size: int) -> np.ndarray | None:
-    """A float32 array for `prepare_inputs` to scale batches of uint8 `x` into."""
-    if x.dtype != np.uint8:
-        return None
-    return np.empty((min(batch_size, len(x)), *x.shape[1:]), dtype=np.float32)
-
-
-def prepare_inputs(x: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1]; float arrays as given.
-
-    `buffer`: an array from `input_buffer`, reused instead of a new array per batch;
-    the result is its first len(x) rows.
-    """
-    if x.dtype == np.uint8:
-        out = np.empty(x.shape, np.float32) if buffer is None else buffer[: len(x)]
-        return np.multiply(x, UINT8_SCALE, out=out, dtype=np.float32)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise NnscratchError(
-            f"x: expected uint8 images or a float array, got {x.dtype}"
-        )
-    return x
-
-
-class EpochBatches:
-    """The training batches of each epoch, from memory reused across epochs and steps.
-
-    Every epoch copies the training set, in a new shuffled order, into the same buffers
-    (uint8 stays uint8: 47 MB for Fashion-MNIST); every batch is scaled to float32 into
-    one reused array. Fresh arrays would cost page faults: a new 47 MB copy per epoch
-    took up to 0.2 s, a third of an epoch at batch 128, against ~5 ms into old memory.
-    """
-
-    def __init__(self, x, y, batch_size: int, shuffle: bool, rng: np.random.Generator):
-        self.x, self.y = x, y
-        self.bounds = batch_bounds(len(x), batch_size)
-        self.rng = rng if shuffle else None
-        self._shuffled = (np.empty_like(x), np.empty_like(y)) if shuffle else (x, y)
-        self._inputs = input_buffer(x, max(end - start for start, end in self.bounds))
-
-    @property
-    def steps(self) -> int:
-        return len(self.bounds)
-
-    def epoch(self):
-        """Yield (step, first index, x batch, y batch); x float32, valid until the next."""
-        x, y = self._shuffled
-        if self.rng is not None:
-            order = self.rng.permutation(len(self.x))
-            # mode="clip": the default "raise" writes to a temporary copy first
-            np.take(self.x, order, axis=0, out=x, mode="clip")
-            np.take(self.y, order, axis=0, out=y, mode="clip")
-        for step, (start, end) in enumerate(self.bounds):
-            yield step, start, prepare_inputs(x[start:end], self._inputs), y[start:end]
-
-
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """(start, end) of each batch of `n` examples in order: `batch_size` each, the last
-    one smaller; but a last batch of ONE example joins the one before, because batch
-    norm cannot normalise a single value (and one example makes a very noisy step)."""
-    starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
-        starts.pop()
-    return list(zip(starts, starts[1:] + [n]))
 
 
 class Sequential:

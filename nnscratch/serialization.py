@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .batches import UINT8_SCALE
 from .errors import ModelFileError, NnscratchError
 from .files import atomic_open
 from .layers import LAYER_CLASSES
 from .losses import LOSS_CLASSES
-from .model import UINT8_SCALE, Sequential
+from .model import Sequential
 
 FORMAT = "nnscratch-model"
 VERSION = 1

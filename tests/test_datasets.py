@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from nnscratch import datasets
+from nnscratch.batches import prepare_inputs
 from nnscratch.datasets import (
     CLASS_NAMES,
     DATASETS,
@@ -26,7 +27,6 @@ from nnscratch.datasets import (
 )
 from nnscratch.errors import DataError
 from nnscratch.idx import write_idx
-from nnscratch.model import prepare_inputs
 
 
 @pytest.fixture(autouse=True)

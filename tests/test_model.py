@@ -16,7 +16,7 @@ from nnscratch import (
     Softmax,
     TrainingDivergedError,
 )
-from nnscratch.model import EpochBatches, batch_bounds
+from nnscratch.batches import EpochBatches, batch_bounds
 from nnscratch.normalization import BatchNorm
 
 
