@@ -24,20 +24,10 @@ from .plots import (
     save_figure,
     top_mistakes,
 )
-from .report_page import read_csv, read_json, write_report
+from .report_page import CAPTIONS, read_csv, read_json, write_report
 
 RECORDINGS_FILE = "recordings.npz"
-# every picture a report can hold, in figures/
-FIGURE_FILES = (
-    "learning_curves.png",
-    "confusion_matrix.png",
-    "confusion_matrix_normalized.png",
-    "per_class.png",
-    "sample_predictions.png",
-    "top_mistakes.png",
-    "first_layer_features.png",
-    "training.gif",
-)
+FIGURE_FILES = tuple(CAPTIONS)  # every picture a report can hold, in figures/
 
 
 def first_layer_weights(model) -> np.ndarray | None:

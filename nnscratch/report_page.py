@@ -21,7 +21,8 @@ from .files import write_text
 from .metrics import per_class_rows
 from .plots import history_columns
 
-# Every picture: file name -> caption, in page order.
+REPORT_FILE = "report.html"
+# Every picture a report can hold, in figures/: file name -> caption, in page order.
 CAPTIONS = {
     "learning_curves.png": "Loss and accuracy per epoch, and the loss of every batch",
     "training.gif": "Training epoch by epoch: the loss so far and the predictions on"
@@ -257,7 +258,7 @@ def write_report(
         *_test_set_section(run_dir, config, metrics),
         *_model_section(run_dir, config, model_summary),
     ]
-    path = run_dir / "report.html"
+    path = run_dir / REPORT_FILE
     write_text(path, _page(title, body))
     return path
 

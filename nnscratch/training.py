@@ -32,15 +32,13 @@ HISTORY_COLUMNS = [
 ]
 
 
-# what a run directory holds besides figures/ (report.FIGURE_FILES)
+# what a run directory holds besides the report's files (recordings, page, figures/)
 RUN_FILES = (
     "config.json",
     "model.npz",
     "history.csv",
     "batch_losses.csv",
     "metrics.json",
-    "recordings.npz",
-    "report.html",
 )
 
 
@@ -82,9 +80,11 @@ def make_run_dir(out, settings: dict, overwrite: bool = False) -> Path:
 
 def _run_files(run_dir: Path) -> list[Path]:
     """The files of an earlier run in run_dir (what `make_run_dir` replaces)."""
-    from .report import FIGURE_FILES
+    from .report import FIGURE_FILES, RECORDINGS_FILE
+    from .report_page import REPORT_FILE
 
-    paths = [run_dir / name for name in RUN_FILES]
+    names = [*RUN_FILES, RECORDINGS_FILE, REPORT_FILE]
+    paths = [run_dir / name for name in names]
     paths += [run_dir / "figures" / name for name in FIGURE_FILES]
     return [p for p in paths if p.is_file()]
 

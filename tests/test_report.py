@@ -14,7 +14,7 @@ from nnscratch import Dense, Flatten, ReLU, Sequential
 from nnscratch.animation import Recordings
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
-from nnscratch.report import rebuild_report, write_figures
+from nnscratch.report import FIGURE_FILES, rebuild_report, write_figures
 from nnscratch.report_page import write_report
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
@@ -69,6 +69,8 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     )
     names = {p.name for p in written}
     assert names == set(EXPECTED_SIZES)  # no training.gif without recordings
+    # every picture has its caption and place on the page (and --overwrite knows it)
+    assert names | {"training.gif"} == set(FIGURE_FILES)
     for path in written:  # 25 samples and >= 25 mistakes: the full-size grids
         _check_picture(path, EXPECTED_SIZES[path.name])
     page_path = write_report(run_dir, model_summary="0 Flatten <none>")
