@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .datasets import DATASETS
 from .errors import NnscratchError
 from .optimizers import OPTIMIZER_CLASSES
 from .predict import predict_command
@@ -77,7 +78,7 @@ data_dir_option = click.option(
     help="Folder with the IDX files (or with a <dataset>/ folder). "
     "Default: $NNSCRATCH_DATA_DIR, the cache, /usr/share/datasets.",
 )
-DATASET_CHOICE = click.Choice(["mnist", "fashion-mnist"])
+DATASET_CHOICE = click.Choice(sorted(DATASETS))
 dataset_option = click.option(
     "--dataset", type=DATASET_CHOICE, default="mnist", show_default=True
 )

@@ -39,10 +39,11 @@ from starlette.staticfiles import StaticFiles
 from . import images
 from .errors import NnscratchError
 from .predict import class_names, describe, model_dataset, model_input
+from .presets import ACTIVATIONS
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
-ACTIVATIONS = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh"}  # the activation layers
+SHOWN_LAYERS = tuple(ACTIVATIONS.values())  # the activation layers' outputs are shown
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
 # 6000x4000, refused above before decoding: half of `nnscratch predict`'s limit, as a
@@ -336,7 +337,7 @@ def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
     return [
         i
         for i, layer in enumerate(model.layers[:-1])
-        if type(layer).__name__ in ACTIVATIONS and outputs[i][0].size <= MAX_CELLS
+        if isinstance(layer, SHOWN_LAYERS) and outputs[i][0].size <= MAX_CELLS
     ]
 
 
