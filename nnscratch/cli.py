@@ -99,7 +99,7 @@ dataset_option = click.option(
 )
 def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> None:
     """Download a dataset into the cache (checksums verified)."""
-    from .datasets import download_dataset
+    from .download import download_dataset
 
     folder = download_dataset(dataset, cache_dir=cache_dir, mirrors=mirrors or None)
     click.echo(f"{dataset}: files in {folder}")

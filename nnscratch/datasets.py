@@ -1,5 +1,5 @@
-"""MNIST and Fashion-MNIST: where the files are looked for, download with checksums,
-loading with checks, and small array helpers (shuffle, split, scale).
+"""MNIST and Fashion-MNIST: where the files are looked for, loading with checks, and
+small array helpers (shuffle, split, scale); downloading them is in `download`.
 
 Files are looked for, in order, in: the `data_dir` argument (then only there), env
 NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
@@ -12,18 +12,12 @@ differ) but are always IDX-validated; downloads are MD5-checked.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .batches import UINT8_SCALE
 from .errors import DataError
@@ -191,7 +185,7 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path |
     return None
 
 
-def _hint(folder: Path) -> str:
+def missing_files_hint(folder: Path) -> str:
     return (
         f"put the four files ({', '.join(FILE_NAMES)}) in {folder}, or in a folder"
         f" given by --data-dir or ${DATA_DIR_ENV}"
@@ -216,8 +210,11 @@ def load_dataset(
             searched = ", ".join(str(f) for f in _candidates(info.name, None))
             raise DataError(
                 f"{info.name} not found (looked in {searched}); run"
-                f" `nnscratch download --dataset {info.name}`, or {_hint(cache_dir() / info.name)}"
+                f" `nnscratch download --dataset {info.name}`, or"
+                f" {missing_files_hint(cache_dir() / info.name)}"
             )
+        from .download import download_dataset  # (download imports this module)
+
         folder = download_dataset(info.name)
 
     x_train, y_train = _load_split(folder, TRAIN_IMAGES, TRAIN_LABELS, info)
@@ -279,134 +276,6 @@ def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetI
             f" 0..{n_classes - 1} ({info.name} has {n_classes} classes)"
         )
     return images, labels.astype(np.int64)
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download_dataset(
-    name: str,
-    cache_dir: str | os.PathLike | None = None,
-    mirrors: list[str] | tuple[str, ...] | None = None,
-    timeout: float = 30,
-    progress: bool = True,
-    checksums: dict[str, str] | None = None,
-) -> Path:
-    """Download the missing files of `name` into cache_dir/<name>/; returns that folder.
-
-    `cache_dir` defaults to `cache_dir()`; `mirrors` (base URLs) and `checksums` (file
-    name -> MD5) default to the dataset's own. Each file is tried on every mirror in
-    order until one gives the right MD5; it is written to a temporary file in the
-    target folder and renamed, so an interrupted download never leaves a file under
-    its final name. Files already present are kept if they are the published files
-    or valid IDX files, and downloaded again if damaged. Raises `DataError`
-    listing every attempt if a file cannot be had from any mirror.
-    """
-    info = dataset_info(name)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache()
-    target = root / info.name
-    if isinstance(mirrors, str):
-        mirrors = [mirrors]  # one base URL, not a sequence of one-letter ones
-    mirrors = tuple(mirrors) if mirrors is not None else info.mirrors
-    checksums = {**info.md5, **(checksums or {})}
-    if not mirrors:
-        raise DataError(f"no mirrors to download {info.name} from; {_hint(target)}")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create download folder {target}: {err}") from None
-    show = progress and sys.stderr.isatty()
-    for file_name in FILE_NAMES:
-        if _usable(target / file_name, checksums[file_name]):
-            continue
-        failures = []
-        for mirror in mirrors:
-            url = mirror if mirror.endswith("/") else mirror + "/"
-            url += file_name
-            problem = _fetch(
-                url, target / file_name, checksums[file_name], timeout, show
-            )
-            if problem is None:
-                break
-            failures.append(f"{url} ({problem})")
-        else:
-            raise DataError(
-                f"could not download {file_name} of {info.name}; tried: "
-                + "; ".join(failures)
-                + f". Without internet, {_hint(target)}"
-            )
-    return target
-
-
-def _usable(path: Path, md5: str) -> bool:
-    """Whether a file already in the download folder can stay: the published one (its
-    MD5), or another valid IDX file (e.g. recompressed); a damaged one is fetched again."""
-    if not path.is_file():
-        return False
-    if _md5(path) == md5:
-        return True
-    try:
-        read_idx(path)
-    except DataError:
-        return False
-    return True
-
-
-_default_cache = cache_dir  # download_dataset's `cache_dir` argument hides the function
-
-
-def _fetch(url: str, dest: Path, md5: str, timeout: float, show: bool) -> str | None:
-    """Download url to dest atomically if its MD5 matches; returns None or the problem."""
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-        )
-    except OSError as err:
-        raise DataError(f"cannot write in {dest.parent}: {err}") from None
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=timeout) as response,
-        ):
-            expected = response.headers.get("Content-Length")
-            expected = int(expected) if expected and expected.isdigit() else None
-            bar = tqdm(
-                total=expected,
-                unit="B",
-                unit_scale=True,
-                desc=dest.name,
-                disable=not show,
-                leave=False,
-            )
-            with bar:
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-        if expected is not None and received != expected:
-            return f"connection closed after {received:,} of {expected:,} bytes"
-        if digest.hexdigest() != md5:
-            return f"MD5 {digest.hexdigest()} does not match the expected {md5}"
-        os.replace(tmp, dest)
-        return None
-    except urllib.error.HTTPError as err:
-        return f"HTTP {err.code} {err.reason}"
-    except urllib.error.URLError as err:
-        return f"cannot connect: {err.reason}"
-    except (http.client.HTTPException, OSError, ValueError) as err:
-        # Dropped connections, timeouts (TimeoutError is an OSError), bad URLs.
-        return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def shuffle(x: np.ndarray, y: np.ndarray, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -18,13 +18,13 @@ from nnscratch.datasets import (
     CLASS_NAMES,
     DATASETS,
     FILE_NAMES,
-    download_dataset,
     find_dataset,
     load_dataset,
     scale_images,
     shuffle,
     train_validation_split,
 )
+from nnscratch.download import download_dataset
 from nnscratch.errors import DataError
 from nnscratch.idx import write_idx
 
