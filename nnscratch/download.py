@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .datasets import FILE_NAMES, dataset_info, missing_files_hint
 from .datasets import cache_dir as default_cache_dir
 from .errors import DataError
+from .files import usual_permissions
 from .idx import read_idx
 
 
@@ -139,6 +140,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, show: bool) -> str | 
             return f"connection closed after {received:,} of {expected:,} bytes"
         if digest.hexdigest() != md5:
             return f"MD5 {digest.hexdigest()} does not match the expected {md5}"
+        usual_permissions(tmp)
         os.replace(tmp, dest)
         return None
     except urllib.error.HTTPError as err:

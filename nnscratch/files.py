@@ -25,8 +25,7 @@ def atomic_open(path, mode: str = "wb"):
             os.fsync(
                 f.fileno()
             )  # on disk before the rename: no empty file after a crash
-        # mkstemp makes 0600; give the usual permissions
-        os.chmod(tmp, 0o666 & ~_umask())
+        usual_permissions(tmp)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -35,6 +34,11 @@ def atomic_open(path, mode: str = "wb"):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def usual_permissions(path) -> None:
+    """Give a file from `tempfile.mkstemp` (made 0600) the permissions a new file gets."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_open
 
 # Type code -> native-endian dtype; on disk every multi-byte type is big-endian.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -222,21 +222,13 @@ def write_idx(
     header = bytes([0, 0, TYPE_CODES[native], array.ndim])
     header += np.asarray(array.shape, dtype=">u4").tobytes()
     payload = array.astype(native.newbyteorder(">"), copy=False).tobytes()
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if compress:
-                # mtime=0 and no file name inside: same array, same bytes.
-                with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out:
-                    out.write(header)
-                    out.write(payload)
-            else:
-                raw.write(header)
-                raw.write(payload)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as raw:
+        if compress:
+            # mtime=0 and no file name inside: same array, same bytes.
+            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out:
+                out.write(header)
+                out.write(payload)
+        else:
+            raw.write(header)
+            raw.write(payload)
     return path
