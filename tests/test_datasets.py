@@ -297,8 +297,12 @@ def test_download_good_mirror(tmp_path, payloads, server):
     )
     assert folder == tmp_path / "c" / "mnist"
     assert leftovers(folder) == sorted(FILE_NAMES)  # no temporary files left behind
+    umask = os.umask(0)
+    os.umask(umask)
     for name in FILE_NAMES:
         assert (folder / name).read_bytes() == files[name]
+        # the permissions any new file gets, not the temporary file's 0600
+        assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~umask
     (x_train, _), (x_test, _) = load_dataset("mnist", folder)
     assert x_train.shape == (5, 28, 28) and x_test.shape == (3, 28, 28)
 
