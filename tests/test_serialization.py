@@ -255,3 +255,38 @@ def test_every_layer_predicts_the_shapes_of_its_arrays():
         arrays = {**layer.params, **layer.state}
         expected = {k: a.shape for k, a in arrays.items()}
         assert type(layer).array_shapes(**layer.get_config()) == expected
+
+
+def zip_with_first_member(flag_bits: int = 0, method: int | None = None) -> bytes:
+    """A good model file whose first member (__model__) claims encryption (flag bit 0)
+    or another compression method: the bytes of its two headers patched."""
+    data = bytearray(zip_bytes({"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}}))  # fmt: skip
+    # (signature, offset of the flags, offset of the method) of the local header
+    # and of the central directory entry
+    for signature, flags_at, method_at in (
+        (b"PK\x03\x04", 6, 8),
+        (b"PK\x01\x02", 8, 10),
+    ):
+        start = data.find(signature)
+        data[start + flags_at] |= flag_bits
+        if method is not None:
+            data[start + method_at : start + method_at + 2] = method.to_bytes(
+                2, "little"
+            )
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (zip_with_first_member(flag_bits=1), "is encrypted, password required"),
+        (zip_with_first_member(method=99), "compression method is not supported"),
+    ],
+    ids=["encrypted", "unknown-compression"],
+)
+def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
+    # zipfile raises RuntimeError and NotImplementedError for these, not BadZipFile
+    path = tmp_path / "odd.npz"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=f"unreadable model file .*{message}"):
+        load_model(path)
