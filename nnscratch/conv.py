@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError, check_int
+from .errors import NnscratchError, check_int, is_whole_number
 from .layers import Layer, WeightPenalty, init_weights, register
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
@@ -27,16 +27,12 @@ CHUNK_BYTES = 4 * 2**20  # im2col columns of the images processed together (cach
 def _pair(value, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints -> (rows, cols), checked against `minimum`."""
     pair = [value, value] if np.isscalar(value) else list(value)
-    if len(pair) != 2 or not all(_is_int(v) and v >= minimum for v in pair):
+    if len(pair) != 2 or not all(is_whole_number(v) and v >= minimum for v in pair):
         raise NnscratchError(
             f"{layer}: {name} must be an int >= {minimum} or a pair of them, "
             f"got {value!r}"
         )
     return int(pair[0]), int(pair[1])
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _pair_config(pair: tuple[int, int]):

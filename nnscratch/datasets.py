@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .batches import UINT8_SCALE
+from .batches import prepare_inputs
 from .errors import DataError
 from .idx import read_idx
 
@@ -202,6 +202,23 @@ def load_dataset(
     and `download` is True; an explicit `data_dir` that lacks them is an error instead.
     """
     info = dataset_info(name)
+    folder = locate_dataset(info.name, data_dir, download)
+    x_train, y_train = _load_split(folder, TRAIN_IMAGES, TRAIN_LABELS, info)
+    x_test, y_test = _load_split(folder, TEST_IMAGES, TEST_LABELS, info)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{folder}: train images are {x_train.shape[1:]} but test images are"
+            f" {x_test.shape[1:]}"
+        )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def locate_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Path:
+    """The folder `load_dataset` reads `name` from: found as `find_dataset` says, or
+    downloaded (if `download`); a DataError saying where it looked otherwise."""
+    info = dataset_info(name)
     folder = find_dataset(info.name, data_dir)
     if folder is None:
         if data_dir is not None:
@@ -216,15 +233,7 @@ def load_dataset(
         from .download import download_dataset  # (download imports this module)
 
         folder = download_dataset(info.name)
-
-    x_train, y_train = _load_split(folder, TRAIN_IMAGES, TRAIN_LABELS, info)
-    x_test, y_test = _load_split(folder, TEST_IMAGES, TEST_LABELS, info)
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise DataError(
-            f"{folder}: train images are {x_train.shape[1:]} but test images are"
-            f" {x_test.shape[1:]}"
-        )
-    return (x_train, y_train), (x_test, y_test)
+    return folder
 
 
 def _not_in_data_dir(place: Path, name: str) -> str:
@@ -314,7 +323,7 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise DataError(f"expected uint8 images, got {images.dtype}")
-    return np.multiply(images, UINT8_SCALE, dtype=np.float32)
+    return prepare_inputs(images)
 
 
 def _check_pair(x, y) -> None:

@@ -24,14 +24,18 @@ class TrainingDivergedError(NnscratchError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+def is_whole_number(value) -> bool:
+    """An int or NumPy integer, but not a bool (True is an int to Python)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_int(name: str, value, minimum: int = 1) -> int:
     """`value` as an int if it is a whole number (not a bool) >= `minimum`.
 
     Otherwise a one-line NnscratchError naming the argument, instead of a TypeError or
     a NumPy error later and deeper down.
     """
-    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not is_int or value < minimum:
+    if not is_whole_number(value) or value < minimum:
         raise NnscratchError(f"{name}: expected an int >= {minimum}, got {value!r}")
     return int(value)
 

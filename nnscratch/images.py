@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .batches import UINT8_SCALE
+from .batches import prepare_inputs
 from .errors import DataError
 from .paper import (
     MIN_CONTRAST,
@@ -354,7 +354,7 @@ def from_array(a) -> np.ndarray:
     if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"pixels: expected shape (28, 28), got {arr.shape}")
     if arr.dtype == np.uint8:  # the same floats as training's batches
-        return np.multiply(arr, UINT8_SCALE, dtype=np.float32)
+        return prepare_inputs(arr)
     if arr.dtype.kind not in "iuf":
         raise DataError(f"pixels: expected numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

@@ -53,7 +53,7 @@ class Sequential:
         )
         self.loss = SoftmaxCrossEntropy()
         self.optimizer: Optimizer | None = None  # the last fit's; the next continues
-        self._output_shapes: dict[tuple, tuple] = {}  # see _output_shape
+        self._output_for: tuple | None = None  # (input shape, output shape): see below
         self.metadata: dict = {}
         self.stop_training = False
         self._bind_flat_buffers()
@@ -159,13 +159,11 @@ class Sequential:
 
     def _output_shape(self, input_shape: tuple) -> tuple:
         """The shape of one example's output ((C,) for a classifier): from a forward
-        pass of one example of zeros, the first time an input shape is asked for."""
-        shape = self._output_shapes.get(input_shape)
-        if shape is None:
+        pass of one example of zeros, done once (the model takes one input shape)."""
+        if self._output_for is None or self._output_for[0] != input_shape:
             zeros = np.zeros((1, *input_shape), dtype=np.float32)
-            shape = self._forward(zeros, training=False).shape[1:]
-            self._output_shapes[input_shape] = shape
-        return shape
+            self._output_for = (input_shape, self._forward(zeros, False).shape[1:])
+        return self._output_for[1]
 
     def _check_y(self, y: np.ndarray, n: int, name: str = "y") -> np.ndarray:
         """Labels (n,) as int64 in [0, C); or, for the MSE loss, targets (n, C) too."""

@@ -109,8 +109,8 @@ def _read_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
     return shape, dtype, data_bytes
 
 
-def _read_member(path: Path, archive, member) -> np.ndarray:
-    _read_header(path, archive, member)
+def _read_array(archive, member) -> np.ndarray:
+    """A .npy member whose header `_read_header` has checked."""
     with archive.open(member) as f:
         return np.lib.format.read_array(f, allow_pickle=False)
 
@@ -207,7 +207,7 @@ def _read_weights(path: Path, archive, members: dict, expected: dict) -> dict:
             f"{path}: the weights take {total:,} bytes, more than the"
             f" {MAX_MODEL_BYTES:,} a model file may hold"
         )
-    return {name: _read_member(path, archive, m) for name, m in members.items()}
+    return {name: _read_array(archive, m) for name, m in members.items()}
 
 
 def _read_model_file(path: Path) -> tuple[dict, list, dict]:
@@ -222,7 +222,8 @@ def _read_model_file(path: Path) -> tuple[dict, list, dict]:
                 )
             if meta_member.file_size > MAX_DESCRIPTION_BYTES:
                 raise ModelFileError(f"{path}: the model description is too large")
-            meta = _parse_description(path, _read_member(path, archive, meta_member))
+            _read_header(path, archive, meta_member)
+            meta = _parse_description(path, _read_array(archive, meta_member))
             specs = [_layer_spec(path, i, s) for i, s in enumerate(meta["layers"])]
             weights = _read_weights(
                 path, archive, members, _expected_arrays(path, specs)

@@ -15,7 +15,12 @@ import time
 from pathlib import Path
 
 from .augment import Augment
-from .datasets import CLASS_NAMES, find_dataset, load_dataset, train_validation_split
+from .datasets import (
+    CLASS_NAMES,
+    load_dataset,
+    locate_dataset,
+    train_validation_split,
+)
 from .errors import NnscratchError
 from .files import write_text
 from .metrics import confusion_matrix, per_class_rows
@@ -166,7 +171,10 @@ def run_training(
     settings = {**settings, "augment": augment_spec}
     optimizer, schedule = build_optimizer(settings), build_schedule(settings)
     augment = _augment(settings)
-    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+    # found once: the folder is recorded (absolute, so that `nnscratch report` can
+    # reload the test set from wherever it runs) and read
+    folder = locate_dataset(dataset, data_dir).absolute()
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, folder)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     class_names = list(CLASS_NAMES[dataset])
@@ -177,13 +185,7 @@ def run_training(
         )
     model = build_model(settings, x_train.shape[1:], class_names)
     run_dir = make_run_dir(out, settings, overwrite)
-    # the folder the data came from, absolute: `nnscratch report` reloads the test
-    # set from it, from wherever it is run
-    found = find_dataset(dataset, data_dir)
-    settings = {
-        **settings_used(settings),
-        "data_dir": None if found is None else str(found.absolute()),
-    }
+    settings = {**settings_used(settings), "data_dir": str(folder)}
     settings["train_examples"] = len(x_train)
     write_text(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")
     model.metadata = {"training": settings}
