@@ -28,6 +28,7 @@ from .paper import (
     gaussian_blur,
     ink_from_background,
     paint_over_surround,
+    runs,
 )
 
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; a 50000x50000 bomb does not
@@ -201,10 +202,7 @@ def drop_stray_ink(ink: np.ndarray, fraction: float = STRAY_INK) -> np.ndarray:
     total = float(ink.sum())
     for axis in (1, 0, 1, 0):  # rows, columns, then again: a speck can hide behind one
         profile = ink.sum(axis=axis)
-        inked = np.concatenate([[False], profile > 0, [False]])
-        starts = np.flatnonzero(inked[1:] & ~inked[:-1])
-        stops = np.flatnonzero(~inked[1:] & inked[:-1])
-        for start, stop in zip(starts, stops):
+        for start, stop in runs(profile > 0):
             if profile[start:stop].sum() < fraction * total:
                 index = (slice(start, stop), slice(None))[:: 1 if axis == 1 else -1]
                 ink[index] = 0.0

@@ -243,7 +243,7 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     for lines in (out, out.T):  # rows, then columns (a view: edits reach `out`)
         inked = lines > 0
         thickest = max(1, round(RULED_LINE * lines.shape[0]))
-        bands = _runs(inked.mean(axis=1) >= RULED_SPAN)
+        bands = runs(inked.mean(axis=1) >= RULED_SPAN)
         bands = [(start, stop) for start, stop in bands if stop - start <= thickest]
         for start, stop in bands if len(bands) >= 2 else []:
             width = stop - start
@@ -254,7 +254,7 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     return out if out.any() else np.array(ink, dtype=np.float32)
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of True in a 1-D bool array."""
     padded = np.concatenate([[False], flags, [False]])
     starts = np.flatnonzero(padded[1:] & ~padded[:-1])
