@@ -29,12 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, gemm_gflops, torch_layer_pairs, torch_twin
 
 from nnscratch import Adam, load_dataset
-from nnscratch.augment import Augment
-from nnscratch.conv import Conv2D
-from nnscratch.layers import Dense, Flatten, ReLU
-from nnscratch.normalization import BatchNorm
-from nnscratch.pooling import AvgPool2D, MaxPool2D
-from nnscratch.presets import build_model, preset_settings
+from nnscratch.data.augment import Augment
+from nnscratch.nn.activations import ReLU
+from nnscratch.nn.conv import Conv2D
+from nnscratch.nn.dense import Dense
+from nnscratch.nn.normalization import BatchNorm
+from nnscratch.nn.pooling import AvgPool2D, MaxPool2D
+from nnscratch.nn.reshape import Flatten
+from nnscratch.runs.presets import build_model, preset_settings
 
 TRAINING_IMAGES = 60_000  # Fashion-MNIST's training set
 

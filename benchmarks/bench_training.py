@@ -162,7 +162,7 @@ def nnscratch_mlp() -> Sequential:
 
 
 def nnscratch_conv() -> Sequential:
-    from nnscratch.presets import build_lenet_like, preset_settings
+    from nnscratch.runs.presets import build_lenet_like, preset_settings
 
     rng = np.random.default_rng(SEED)
     settings = preset_settings("lenet-like")  # its init and l2

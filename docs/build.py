@@ -88,7 +88,7 @@ def build_api(modules: list, out_dir: Path) -> None:
 
 
 def resolve(name: str) -> tuple[str, list[str]] | None:
-    """'nnscratch.layers.Dense.forward' -> ('nnscratch.layers', ['Dense', 'forward']),
+    """'nnscratch.nn.dense.Dense.forward' -> ('nnscratch.nn.dense', ['Dense', 'forward']),
     or None if no module holds such an attribute."""
     parts = name.split(".")
     for i in range(len(parts), 0, -1):
@@ -133,7 +133,7 @@ def api_href(name: str, out_dir: Path) -> str | None:
 
 def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
     """Write out_dir/how-it-works.html from the Markdown page; returns its problems."""
-    from nnscratch.files import write_text  # imported here: its warnings are caught
+    from nnscratch.files import write_text
 
     text = HOW_IT_WORKS.read_text(encoding="utf-8")
     problems = check_names(text)

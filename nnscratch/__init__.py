@@ -4,29 +4,23 @@ The public names are re-exported here: layers, losses, optimisers, schedules, th
 `Sequential` model, callbacks, `load_model`, `load_dataset` and the errors.
 """
 
-from .augment import Augment
-from .callbacks import Callback, EarlyStopping
-from .conv import Conv2D
-from .datasets import CLASS_NAMES, load_dataset
+from .data.augment import Augment
+from .data.catalog import CLASS_NAMES
+from .data.loading import load_dataset
 from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
-from .layers import (
-    Dense,
-    Dropout,
-    Flatten,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Reshape,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
-from .losses import MeanSquaredError, SoftmaxCrossEntropy
-from .model import History, Sequential
-from .normalization import BatchNorm
-from .optimizers import SGD, Adam, AdamW, RMSprop
-from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from .schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
-from .serialization import load_model
+from .nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .nn.callbacks import Callback, EarlyStopping
+from .nn.conv import Conv2D
+from .nn.dense import Dense
+from .nn.dropout import Dropout
+from .nn.layer import Layer
+from .nn.loading import load_model
+from .nn.losses import MeanSquaredError, SoftmaxCrossEntropy
+from .nn.model import History, Sequential
+from .nn.normalization import BatchNorm
+from .nn.optimizers import SGD, Adam, AdamW, RMSprop
+from .nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .nn.reshape import Flatten, Reshape
+from .nn.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 
 __version__ = "0.1.0"

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from .datasets import DATASETS
+from .app.predict import predict_command
+from .app.serve import serve_command
+from .data.catalog import DATASETS
 from .errors import NnscratchError
-from .optimizers import OPTIMIZER_CLASSES
-from .predict import predict_command
-from .presets import ACTIVATIONS, PRESETS
-from .report import report_command
-from .schedules import SCHEDULES
-from .serve import serve_command
+from .nn.optimizers import OPTIMIZER_CLASSES
+from .nn.schedules import SCHEDULES
+from .reporting.report import report_command
+from .runs.presets import ACTIVATIONS, PRESETS
 
 
 def _sizes(value: str | None, option: str) -> list[int] | None:
@@ -99,7 +99,7 @@ dataset_option = click.option(
 )
 def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> None:
     """Download a dataset into the cache (checksums verified)."""
-    from .download import download_dataset
+    from .data.download import download_dataset
 
     folder = download_dataset(dataset, cache_dir=cache_dir, mirrors=mirrors or None)
     click.echo(f"{dataset}: files in {folder}")
@@ -155,8 +155,8 @@ def train(
     dataset, data_dir, preset, limit, out, overwrite, no_report, quiet, **options
 ) -> None:
     """Train a network and write a run directory (model, history, metrics, report)."""
-    from .presets import FIXED_BY_ARCHITECTURE, preset_settings
-    from .training import run_training
+    from .runs.presets import FIXED_BY_ARCHITECTURE, preset_settings
+    from .runs.training import run_training
 
     settings = preset_settings(preset)
     options["hidden"] = _sizes(options["hidden"], "--hidden")
@@ -193,14 +193,15 @@ def train(
 @data_dir_option
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
-    from .datasets import CLASS_NAMES, load_dataset
-    from .metrics import (
+    from .app.predict import model_dataset
+    from .data.catalog import CLASS_NAMES
+    from .data.loading import load_dataset
+    from .nn.loading import load_model
+    from .reporting.metrics import (
         classification_report,
         confusion_matrix,
         format_confusion_matrix,
     )
-    from .predict import model_dataset
-    from .serialization import load_model
 
     model = load_model(model_path)
     trained_on = model_dataset(model)
@@ -230,7 +231,7 @@ def info(model_path: Path) -> None:
     """Architecture, parameter count and training settings of a saved model."""
     import json
 
-    from .serialization import load_model
+    from .nn.loading import load_model
 
     model = load_model(model_path)
     click.echo(model.summary())

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnscratch import animation
 from nnscratch.errors import DataError, NnscratchError
+from nnscratch.reporting import animation
 
 NAMES = ["zero", "one", "two"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from nnscratch.augment import Augment, elastic_field, warp
+from nnscratch.data.augment import Augment, elastic_field, warp
 from nnscratch.errors import NnscratchError
 
 

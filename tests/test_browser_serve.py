@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from nnscratch import Dense, Flatten, ReLU, Sequential, load_dataset
-from nnscratch.datasets import CLASS_NAMES
-from nnscratch.serve import create_app
+from nnscratch.app.serve import create_app
+from nnscratch.data.catalog import CLASS_NAMES
 
 # predicates are functions, not expressions: Playwright evaluates expression strings
 # with eval(), which the page's Content-Security-Policy (rightly) forbids

@@ -25,8 +25,8 @@ from nnscratch import (
     load_dataset,
     load_model,
 )
-from nnscratch.presets import build_model, preset_settings, settings_used
-from nnscratch.training import run_training
+from nnscratch.runs.presets import build_model, preset_settings, settings_used
+from nnscratch.runs.training import run_training
 
 CLASS_NAMES = [str(i) for i in range(10)]
 

@@ -5,10 +5,10 @@ import pytest
 from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose
 
-from nnscratch import conv as conv_module
-from nnscratch.conv import Conv2D
 from nnscratch.errors import NnscratchError
-from nnscratch.layers import LAYER_CLASSES
+from nnscratch.nn import conv as conv_module
+from nnscratch.nn.conv import Conv2D
+from nnscratch.nn.layer import LAYER_CLASSES
 
 
 def naive_conv(x, W, b, stride, padding):

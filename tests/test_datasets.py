@@ -12,21 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnscratch import datasets
-from nnscratch.batches import prepare_inputs
-from nnscratch.datasets import (
-    CLASS_NAMES,
-    DATASETS,
-    FILE_NAMES,
-    find_dataset,
+from nnscratch.data import catalog
+from nnscratch.data.catalog import CLASS_NAMES, DATASETS, FILE_NAMES, find_dataset
+from nnscratch.data.download import download_dataset
+from nnscratch.data.idx import write_idx
+from nnscratch.data.loading import (
     load_dataset,
     scale_images,
     shuffle,
     train_validation_split,
 )
-from nnscratch.download import download_dataset
 from nnscratch.errors import DataError
-from nnscratch.idx import write_idx
+from nnscratch.nn.batches import prepare_inputs
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +31,7 @@ def isolated(tmp_path, monkeypatch):
     """No test sees the user's data: own cache, no data dir env, own system root."""
     monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("NNSCRATCH_DATA_DIR", raising=False)
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "system")
 
 
 def make_files(folder: Path, n_train=5, n_test=3, seed=0, **overrides) -> Path:
@@ -410,13 +407,13 @@ def test_load_dataset_downloads_into_the_cache(tmp_path, payloads, server, monke
 
 
 def test_cache_dir(tmp_path, monkeypatch):
-    assert datasets.cache_dir() == tmp_path / "cache"
+    assert catalog.cache_dir() == tmp_path / "cache"
     monkeypatch.delenv("NNSCRATCH_CACHE_DIR")
-    monkeypatch.setattr(datasets.sys, "platform", "linux")
+    monkeypatch.setattr(catalog.sys, "platform", "linux")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert datasets.cache_dir() == tmp_path / "xdg" / "nnscratch"
+    assert catalog.cache_dir() == tmp_path / "xdg" / "nnscratch"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
-    assert datasets.cache_dir() == Path.home() / ".cache" / "nnscratch"
+    assert catalog.cache_dir() == Path.home() / ".cache" / "nnscratch"
 
 
 # Helpers

@@ -50,8 +50,8 @@ def test_api_reference_documents_the_public_names(site):
         where = [page for page, text in pages.items() if anchor in text]
         assert where, f"{name} has no entry in the API reference"
     # docstrings are rendered, not only signatures
-    assert "Fully connected layer" in pages["nnscratch/layers.html"]
-    assert "how-it-works.html" in pages["nnscratch/layers.html"]
+    assert "Fully connected layer" in pages["nnscratch/nn/dense.html"]
+    assert "how-it-works.html" in pages["nnscratch/nn/dense.html"]
 
 
 def test_how_it_works_links_resolve_to_reference_entries(site):
@@ -73,18 +73,18 @@ def test_every_name_in_how_it_works_exists():
 
 def test_a_name_that_does_not_exist_is_reported():
     problems = build.check_names(
-        "`nnscratch.layers.Dense.forward` and `nnscratch.layers.NoSuchLayer.forward`"
+        "`nnscratch.nn.dense.Dense.forward` and `nnscratch.nn.layer.NoSuchLayer.forward`"
     )
     assert len(problems) == 1
-    assert "`nnscratch.layers.NoSuchLayer.forward` does not exist" in problems[0]
+    assert "`nnscratch.nn.layer.NoSuchLayer.forward` does not exist" in problems[0]
 
 
 def test_resolve_splits_module_and_attribute_path():
-    assert build.resolve("nnscratch.layers.Dense.forward") == (
-        "nnscratch.layers",
+    assert build.resolve("nnscratch.nn.dense.Dense.forward") == (
+        "nnscratch.nn.dense",
         ["Dense", "forward"],
     )
-    assert build.resolve("nnscratch.model") == ("nnscratch.model", [])
+    assert build.resolve("nnscratch.nn.model") == ("nnscratch.nn.model", [])
     assert build.resolve("nnscratch.no_such_module.thing") is None
 
 

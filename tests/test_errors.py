@@ -18,7 +18,7 @@ from nnscratch import (
     RMSprop,
 )
 from nnscratch.errors import check_float, check_int
-from nnscratch.schedules import CosineDecay, ExponentialDecay, StepDecay
+from nnscratch.nn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
 
 def test_check_int_takes_whole_numbers_only():

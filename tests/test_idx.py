@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nnscratch import idx
+from nnscratch.data import idx
+from nnscratch.data.idx import read_idx, write_idx
 from nnscratch.errors import DataError
-from nnscratch.idx import read_idx, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

@@ -10,8 +10,8 @@ import pytest
 from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin, features
 
-from nnscratch import images, paper
 from nnscratch.errors import DataError
+from nnscratch.imaging import images, paper
 
 SEVEN = [(30, 25), (110, 25), (60, 150)]  # a "7" as a polyline, in a 160x180 field
 
@@ -246,7 +246,7 @@ def test_a_sheet_on_a_table_under_uneven_light_gives_the_digit():
 
 def test_tight_crops_of_mnist_digits_have_no_table_around_them(data_dir):
     # the median of a tight crop is often a grey between ink and paper, not a page
-    from nnscratch.datasets import load_dataset
+    from nnscratch.data.loading import load_dataset
 
     (_, _), (x_test, _) = load_dataset("mnist", data_dir / "mnist")
     for original in x_test[:40]:
@@ -341,7 +341,7 @@ def test_to_mnist_rejects_bad_arrays():
 def test_mnist_digits_drawn_big_come_back_as_themselves(data_dir):
     """A real MNIST digit, enlarged 10x as if drawn on a pad, is preprocessed back to
     (nearly) itself: same placement (up to MNIST's own rounding) and the same scale."""
-    from nnscratch.datasets import load_dataset
+    from nnscratch.data.loading import load_dataset
 
     (_, _), (x_test, _) = load_dataset("mnist", data_dir / "mnist")
     scores = []
@@ -363,7 +363,7 @@ def test_mnist_digits_drawn_big_come_back_as_themselves(data_dir):
 def test_fashion_items_photographed_come_back_laid_out_as_in_fashion_mnist(data_dir):
     """A real Fashion-MNIST item, enlarged and printed dark on white paper, comes back
     laid out like the dataset's: longest side filling 28 pixels, bounding box centred."""
-    from nnscratch.datasets import load_dataset
+    from nnscratch.data.loading import load_dataset
 
     (_, _), (x_test, _) = load_dataset("fashion-mnist", data_dir / "fashion-mnist")
     layout = images.layout_for("fashion-mnist")

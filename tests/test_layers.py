@@ -15,7 +15,7 @@ from nnscratch import (
     Softmax,
     Tanh,
 )
-from nnscratch.layers import row_max, row_sum
+from nnscratch.nn.kernels import row_max, row_sum
 
 
 def away_from_zero(shape, rng):

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nnscratch.errors import DataError
-from nnscratch.metrics import (
+from nnscratch.reporting.metrics import (
     accuracy,
     classification_report,
     confusion_matrix,

@@ -16,8 +16,8 @@ from nnscratch import (
     Softmax,
     TrainingDivergedError,
 )
-from nnscratch.batches import EpochBatches, batch_bounds
-from nnscratch.normalization import BatchNorm
+from nnscratch.nn.batches import EpochBatches, batch_bounds
+from nnscratch.nn.normalization import BatchNorm
 
 
 def mlp(seed=0, dropout=0.0, dtype=np.float32):
@@ -349,7 +349,7 @@ def test_a_last_batch_of_one_example_joins_the_one_before():
 
 
 def test_validation_split_without_shuffling_keeps_the_order():
-    from nnscratch.layers import Layer
+    from nnscratch.nn.layer import Layer
 
     class Recorder(Layer):
         """Passes its input on and notes which images (numbered in pixel 0) it saw."""

@@ -6,8 +6,8 @@ from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose
 
 from nnscratch.errors import NnscratchError
-from nnscratch.layers import LAYER_CLASSES
-from nnscratch.normalization import BatchNorm
+from nnscratch.nn.layer import LAYER_CLASSES
+from nnscratch.nn.normalization import BatchNorm
 
 
 def make_layer(features, rng):

@@ -3,8 +3,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from nnscratch import SGD, Adam, AdamW, NnscratchError, RMSprop
-from nnscratch.optimizers import FLUSH_EVERY, get_optimizer
-from nnscratch.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
+from nnscratch.nn.optimizers import FLUSH_EVERY, get_optimizer
+from nnscratch.nn.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 
 
 def step(optimizer, p, g, times=1):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnscratch import plots
 from nnscratch.errors import DataError
-from nnscratch.metrics import confusion_matrix
+from nnscratch.reporting import plots
+from nnscratch.reporting.metrics import confusion_matrix
 
 NAMES = ["zero", "one", "two"]
 

@@ -6,8 +6,8 @@ from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nnscratch.errors import NnscratchError
-from nnscratch.layers import LAYER_CLASSES
-from nnscratch.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from nnscratch.nn.layer import LAYER_CLASSES
+from nnscratch.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 
 def naive_pool(x, pool, stride, reduce):
@@ -111,7 +111,7 @@ def test_global_avg_pool():
 def test_pooling_layers_load_by_name_and_from_their_old_module():
     # saved models name the class only; code written before pooling.py imported
     # the layers from nnscratch.conv
-    from nnscratch.conv import MaxPool2D as OldMaxPool2D
+    from nnscratch.nn.pooling import MaxPool2D as OldMaxPool2D
 
     assert OldMaxPool2D is MaxPool2D
     for cls in (MaxPool2D, AvgPool2D, GlobalAvgPool2D):

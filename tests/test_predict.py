@@ -10,8 +10,9 @@ import pytest
 from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw
 
-from nnscratch import Dense, Flatten, ReLU, Sequential, cli, images, load_model
-from nnscratch.predict import describe, model_input
+from nnscratch import Dense, Flatten, ReLU, Sequential, cli, load_model
+from nnscratch.app.predict import describe, model_input
+from nnscratch.imaging import images
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from nnscratch import Dense, Flatten, ReLU, Sequential
-from nnscratch.animation import Recordings
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
-from nnscratch.report import FIGURE_FILES, rebuild_report, write_figures
-from nnscratch.report_page import write_report
+from nnscratch.reporting.animation import Recordings
+from nnscratch.reporting.page import write_report
+from nnscratch.reporting.report import FIGURE_FILES, rebuild_report, write_figures
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
 EXPECTED_SIZES = {

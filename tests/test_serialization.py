@@ -243,9 +243,9 @@ def test_duplicate_members_are_refused(tmp_path):
 
 
 def test_every_layer_predicts_the_shapes_of_its_arrays():
-    from nnscratch.conv import Conv2D
-    from nnscratch.layers import LAYER_CLASSES
-    from nnscratch.normalization import BatchNorm
+    from nnscratch.nn.conv import Conv2D
+    from nnscratch.nn.layer import LAYER_CLASSES
+    from nnscratch.nn.normalization import BatchNorm
 
     built = [Dense(3, 4), Conv2D(2, 5, (3, 2)), BatchNorm(6)]
     built += [

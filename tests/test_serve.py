@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
 from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
-from nnscratch.serve import create_app
+from nnscratch.app.serve import create_app
 
 
 @pytest.fixture(scope="module")

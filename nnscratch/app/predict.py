@@ -15,8 +15,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import images
-from .errors import NnscratchError
+from ..errors import NnscratchError
+from ..imaging import images
+from ..nn.loading import load_model
+from ..reporting.plots import plain_text
 
 NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
 
@@ -99,8 +101,6 @@ def save_comparison(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
     """Save a PNG: each input picture beside the 28x28 image the network saw."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
-    from .plots import plain_text
-
     fig = Figure(figsize=(5.0, 2.4 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), 2, squeeze=False)
     for (result, gray), (ax_in, ax_net) in zip(rows, axes):
@@ -166,8 +166,6 @@ def predict_command(model_path, image_paths, as_json, show, max_pixels):
     be read gets a one-line error on stderr and the others are still predicted; the
     exit code is 1 if any file failed.
     """
-    from .serialization import load_model
-
     model = load_model(model_path)  # errors: one "error: ..." line, from cli.main
     results, shown = [], []
     for path in image_paths:

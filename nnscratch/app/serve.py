@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import click
 import numpy as np
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -36,10 +37,11 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import images
-from .errors import NnscratchError
+from ..errors import NnscratchError
+from ..imaging import images
+from ..nn.loading import load_model
+from ..runs.presets import ACTIVATIONS
 from .predict import class_names, describe, model_dataset, model_input
-from .presets import ACTIVATIONS
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
@@ -399,10 +401,6 @@ def serve_command(
     model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int
 ) -> None:
     """Serve a page to draw digits and see MODEL's prediction live."""
-    import uvicorn
-
-    from .serialization import load_model
-
     # on this machine only (the default), only its own names: see create_app
     local = host in LOOPBACK_HOSTS
     app = create_app(

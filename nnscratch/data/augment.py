@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
+from ..errors import NnscratchError
 
 KEYS = ("shift", "rotation", "scale", "elastic")
 # what --augment auto means per dataset. Handwriting varies in slant and size, so digits

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .datasets import FILE_NAMES, dataset_info, missing_files_hint
-from .datasets import cache_dir as default_cache_dir
-from .errors import DataError
-from .files import usual_permissions
+from ..errors import DataError
+from ..files import usual_permissions
+from .catalog import FILE_NAMES, dataset_info, missing_files_hint
+from .catalog import cache_dir as default_cache_dir
 from .idx import read_idx
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .files import atomic_open
+from ..errors import DataError
+from ..files import atomic_open
 
 # Type code -> native-endian dtype; on disk every multi-byte type is big-endian.
 IDX_TYPES: dict[int, np.dtype] = {

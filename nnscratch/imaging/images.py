@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .batches import prepare_inputs
-from .errors import DataError
+from ..errors import DataError
+from ..nn.batches import prepare_inputs
 from .paper import (
     MIN_CONTRAST,
     drop_ruled_lines,

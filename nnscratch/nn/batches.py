@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
+from ..errors import NnscratchError
 
 UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 

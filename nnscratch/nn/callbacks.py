@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import NnscratchError, check_float, check_int
+from ..errors import NnscratchError, check_float, check_int
 
 
 class Callback:

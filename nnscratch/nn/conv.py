@@ -17,32 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError, check_int, is_whole_number
-from .layers import Layer, WeightPenalty, init_weights, register
+from ..errors import NnscratchError, check_int
+from .layer import Layer, WeightPenalty, init_weights, register
+from .spatial import check_images, out_size, pair, pair_config
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
 CHUNK_BYTES = 4 * 2**20  # im2col columns of the images processed together (cache-sized)
-
-
-def _pair(value, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints -> (rows, cols), checked against `minimum`."""
-    pair = [value, value] if np.isscalar(value) else list(value)
-    if len(pair) != 2 or not all(is_whole_number(v) and v >= minimum for v in pair):
-        raise NnscratchError(
-            f"{layer}: {name} must be an int >= {minimum} or a pair of them, "
-            f"got {value!r}"
-        )
-    return int(pair[0]), int(pair[1])
-
-
-def _pair_config(pair: tuple[int, int]):
-    """(3, 3) -> 3, (3, 2) -> [3, 2]: JSON the constructor accepts back."""
-    return pair[0] if pair[0] == pair[1] else list(pair)
-
-
-def _out_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    # floor mode, like PyTorch: a last window that does not fit is dropped
-    return (size + 2 * pad - kernel) // stride + 1
 
 
 def _inside(offset: int, stride: int, pad: int, size: int, count: int):
@@ -79,14 +59,6 @@ def _zero_padding_reads(part: np.ndarray, di: int, dj: int) -> None:
         part[..., :-dj] = 0
     elif dj > 0:
         part[..., max(0, w - dj) :] = 0
-
-
-def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> None:
-    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
-        with_c = "" if channels is None else f" with C={channels}"
-        raise NnscratchError(
-            f"{type(layer).__name__}: expected (N, C, H, W){with_c}, got {x.shape}"
-        )
 
 
 def _check_workspace(
@@ -131,9 +103,9 @@ class Conv2D(WeightPenalty, Layer):
         super().__init__()
         self.in_channels = check_int("Conv2D in_channels", in_channels)
         self.out_channels = check_int("Conv2D out_channels", out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
-        self.stride = _pair(stride, "stride", "Conv2D")
-        self.padding = _pair(padding, "padding", "Conv2D", minimum=0)
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
+        self.stride = pair(stride, "stride", "Conv2D")
+        self.padding = pair(padding, "padding", "Conv2D", minimum=0)
         self.init = init
         self._set_penalties(l1, l2)
         kh, kw = self.kernel_size
@@ -149,7 +121,7 @@ class Conv2D(WeightPenalty, Layer):
         self._cols_for = None  # the input shape the columns buffer is laid out for
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        _check_images(self, x, self.in_channels)
+        check_images(self, x, self.in_channels)
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         n, c, h, w = x.shape
         o, k = self.out_channels, c * kh * kw
@@ -240,7 +212,7 @@ class Conv2D(WeightPenalty, Layer):
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
+        return out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
 
     @property
     def _per_example(self) -> bool:
@@ -397,26 +369,18 @@ class Conv2D(WeightPenalty, Layer):
     ) -> dict[str, tuple]:
         c = check_int("Conv2D in_channels", in_channels)
         o = check_int("Conv2D out_channels", out_channels)
-        kh, kw = _pair(kernel_size, "kernel_size", "Conv2D")
+        kh, kw = pair(kernel_size, "kernel_size", "Conv2D")
         return {"W": (o, c, kh, kw), "b": (o,)}
 
     def get_config(self) -> dict:
         return {
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
-            "kernel_size": _pair_config(self.kernel_size),
-            "stride": _pair_config(self.stride),
-            "padding": _pair_config(self.padding),
+            "kernel_size": pair_config(self.kernel_size),
+            "stride": pair_config(self.stride),
+            "padding": pair_config(self.padding),
             "init": self.init,
             "l1": self.l1,
             "l2": self.l2,
         }
 
-
-def __getattr__(name: str):
-    # the pooling layers lived here before pooling.py: keep old imports working
-    if name in ("MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"):
-        from . import pooling
-
-        return getattr(pooling, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,8 @@
-"""Saving and loading models: one .npz of weights plus a JSON description, never pickle.
+"""Loading a model written by `saving`: never unpickles, checks every array first.
 
-Layout of the file (a zip of .npy arrays):
-- "__model__": the JSON description as a uint8 array of UTF-8 bytes: format name and
-  version, every layer's class and constructor arguments, input shape, class names,
-  preprocessing, loss, and free-form metadata (training settings);
-- "<layer index>.<name>": every parameter and state array, e.g. "0.W", "3.running_mean".
+The file's layout is described in `saving`. Everything in the file is checked against
+the architecture it declares before any array is read: a model file may come from
+anywhere.
 """
 
 from __future__ import annotations
@@ -17,52 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .batches import UINT8_SCALE
-from .errors import ModelFileError, NnscratchError
-from .files import atomic_open
-from .layers import LAYER_CLASSES
+from ..errors import ModelFileError, NnscratchError
+from .layer import LAYER_CLASSES
 from .losses import LOSS_CLASSES
 from .model import Sequential
+from .saving import FORMAT, META_KEY, VERSION
 
-FORMAT = "nnscratch-model"
-VERSION = 1
-META_KEY = "__model__"
 MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
 MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
-
-
-def describe(model: Sequential) -> dict:
-    """The JSON-able description of a model's architecture and settings."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "layers": [
-            {"class": type(layer).__name__, "config": layer.get_config()}
-            for layer in model.layers
-        ],
-        "input_shape": None if model.input_shape is None else list(model.input_shape),
-        "class_names": model.class_names,
-        "preprocessing": {"uint8_scale": UINT8_SCALE},
-        "loss": type(model.loss).__name__,
-        "metadata": model.metadata,
-    }
-
-
-def save_model(model: Sequential, path) -> None:
-    """Write `model` to `path` (.npz) atomically: a temporary file, then a rename."""
-    path = Path(path)
-    text = json.dumps(describe(model))
-    arrays = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
-    arrays.update(model.get_weights())
-    if not path.parent.is_dir():
-        raise NnscratchError(f"save: directory {path.parent} does not exist")
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
-
 
 def _open_archive(path: Path) -> zipfile.ZipFile:
     if path.is_dir():

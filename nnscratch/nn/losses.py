@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
+from ..errors import NnscratchError
 
 LOSS_CLASSES: dict[str, type] = {}
 

@@ -9,12 +9,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import NnscratchError, TrainingDivergedError, check_float, check_int
+from .activations import Sigmoid, Softmax, softmax
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import Callback
-from .errors import NnscratchError, TrainingDivergedError, check_float, check_int
-from .layers import Layer, Sigmoid, Softmax, softmax
+from .layer import Layer
 from .losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .optimizers import Adam, Optimizer, get_optimizer
+from .saving import save_model
 
 
 class History:
@@ -503,8 +505,6 @@ class Sequential:
 
     def save(self, path) -> None:
         """Write weights and architecture to one .npz, atomically (see `serialization`)."""
-        from .serialization import save_model
-
         save_model(self, path)
 
     def __repr__(self) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError, check_float, check_int
-from .layers import Layer, register
+from ..errors import NnscratchError, check_float, check_int
+from .layer import Layer, register
 
 
 @register

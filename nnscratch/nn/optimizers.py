@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .errors import NnscratchError, check_float
+from ..errors import NnscratchError, check_float
 
 # Moments that decay towards zero (a unit that never fires has gradient 0) end up as
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.

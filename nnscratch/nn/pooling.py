@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import _check_images, _out_size, _pair, _pair_config
-from .errors import NnscratchError
-from .layers import Layer, register
+from ..errors import NnscratchError
+from .layer import Layer, register
+from .spatial import check_images, out_size, pair, pair_config
 
 
 def _window(offset: int, stride: int, count: int) -> slice:
@@ -42,13 +42,13 @@ class _Pool2D(Layer):
     def __init__(self, pool_size=2, stride=None):
         super().__init__()
         name = type(self).__name__
-        self.pool_size = _pair(pool_size, "pool_size", name)
+        self.pool_size = pair(pool_size, "pool_size", name)
         self.stride = (
-            self.pool_size if stride is None else _pair(stride, "stride", name)
+            self.pool_size if stride is None else pair(stride, "stride", name)
         )
 
     def _geometry(self, x: np.ndarray) -> tuple[int, int]:
-        _check_images(self, x)
+        check_images(self, x)
         (kh, kw), (sh, sw) = self.pool_size, self.stride
         h, w = x.shape[2:]
         if h < kh or w < kw:
@@ -56,7 +56,7 @@ class _Pool2D(Layer):
                 f"{type(self).__name__}: input {h}x{w} is smaller than the {kh}x{kw} "
                 "pool"
             )
-        return _out_size(h, kh, sh, 0), _out_size(w, kw, sw, 0)
+        return out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
 
     def _parts(self, a: np.ndarray, axis: int, count: int) -> list[np.ndarray]:
         """The k window offsets of `a` along `axis`; contiguous copies if strided."""
@@ -77,8 +77,8 @@ class _Pool2D(Layer):
 
     def get_config(self) -> dict:
         return {
-            "pool_size": _pair_config(self.pool_size),
-            "stride": _pair_config(self.stride),
+            "pool_size": pair_config(self.pool_size),
+            "stride": pair_config(self.stride),
         }
 
 
@@ -196,7 +196,7 @@ class GlobalAvgPool2D(Layer):
     """Mean over all pixels of each channel: (N, C, H, W) -> (N, C)."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        _check_images(self, x)
+        check_images(self, x)
         self._x_shape = x.shape
         n, c = x.shape[:2]
         return np.mean(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import NnscratchError, check_float
+from ..errors import NnscratchError, check_float
 
 
 class Schedule:

@@ -21,9 +21,9 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from PIL import Image
 
-from .callbacks import Callback
-from .errors import DataError, NnscratchError
-from .files import atomic_open
+from ..errors import DataError, NnscratchError
+from ..files import atomic_open
+from ..nn.callbacks import Callback
 from .plots import (
     BLUE,
     CORRECT,

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def _check_class_indices(

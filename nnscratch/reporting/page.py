@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NnscratchError
-from .files import write_text
+from ..data.catalog import CLASS_NAMES
+from ..errors import NnscratchError
+from ..files import write_text
 from .metrics import per_class_rows
 from .plots import history_columns
 
@@ -146,8 +147,6 @@ def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
     cm = metrics.get("confusion_matrix")
     if cm is None:
         return []
-    from .datasets import CLASS_NAMES
-
     cm = np.asarray(cm)
     names = CLASS_NAMES.get(config.get("dataset"), [str(i) for i in range(len(cm))])
     try:

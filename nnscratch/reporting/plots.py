@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 from matplotlib.transforms import offset_copy
 
-from .errors import DataError
-from .files import atomic_open
+from ..errors import DataError
+from ..files import atomic_open
 from .metrics import per_class_scores
 
 DPI = 120  # PNG resolution: a 10-inch figure is 1200 pixels wide

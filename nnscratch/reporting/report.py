@@ -12,9 +12,15 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..data.catalog import CLASS_NAMES, find_dataset
+from ..data.loading import load_dataset
+from ..errors import NnscratchError
+from ..nn.conv import Conv2D
+from ..nn.dense import Dense
+from ..nn.loading import load_model
 from .animation import PredictionRecorder, Recordings, training_animation
-from .errors import NnscratchError
 from .metrics import confusion_matrix
+from .page import CAPTIONS, read_csv, read_json, write_report
 from .plots import (
     confusion_matrix_plot,
     first_layer_features,
@@ -24,7 +30,6 @@ from .plots import (
     save_figure,
     top_mistakes,
 )
-from .report_page import CAPTIONS, read_csv, read_json, write_report
 
 RECORDINGS_FILE = "recordings.npz"
 FIGURE_FILES = tuple(CAPTIONS)  # every picture a report can hold, in figures/
@@ -32,9 +37,6 @@ FIGURE_FILES = tuple(CAPTIONS)  # every picture a report can hold, in figures/
 
 def first_layer_weights(model) -> np.ndarray | None:
     """W of the first Dense or Conv2D layer, or None if the model has neither."""
-    from .conv import Conv2D
-    from .layers import Dense
-
     for layer in model.layers:
         if isinstance(layer, (Dense, Conv2D)):
             return layer.params["W"]
@@ -130,9 +132,6 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     recordings.npz if there is one, and reloads the test set (from `data_dir`, else
     config's data_dir if it still holds the files, else where `load_dataset` looks).
     """
-    from .datasets import CLASS_NAMES, find_dataset, load_dataset
-    from .serialization import load_model
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NnscratchError
-from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Reshape, Sigmoid, Tanh
-from .model import Sequential
-from .optimizers import Optimizer, get_optimizer
-from .schedules import Schedule, get_schedule
+from ..errors import NnscratchError
+from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from ..nn.dense import Dense
+from ..nn.dropout import Dropout
+from ..nn.reshape import Flatten, Reshape
+from ..nn.model import Sequential
+from ..nn.optimizers import Optimizer, get_optimizer
+from ..nn.schedules import Schedule, get_schedule
+from ..nn.conv import Conv2D
+from ..nn.pooling import MaxPool2D
+from ..nn.conv import Conv2D
+from ..nn.normalization import BatchNorm
+from ..nn.pooling import MaxPool2D
 
 BASE = {
     "architecture": "mlp",
@@ -152,9 +160,6 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
 
 def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
     """conv(1->32, 3x3, pad 1)-maxpool2-ReLU-conv(32->64)-maxpool2-ReLU-dense 128-dense."""
-    from .conv import Conv2D
-    from .pooling import MaxPool2D
-
     h, w = input_shape[-2:]
     weights = weight_args(settings, rng)
     return [
@@ -171,10 +176,6 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
     """Three conv blocks (conv-BN-maxpool-ReLU) of 32, 64, 128 channels, then a
     batch-normalised dense layer of 256 with dropout: about 7.6M multiply-adds an image.
     """
-    from .conv import Conv2D
-    from .normalization import BatchNorm
-    from .pooling import MaxPool2D
-
     h, w = input_shape[-2:]
     weights = weight_args(settings, rng)
     layers: list = [Reshape((1, h, w))]

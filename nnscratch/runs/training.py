@@ -14,17 +14,17 @@ import json
 import time
 from pathlib import Path
 
-from .augment import Augment
-from .datasets import (
-    CLASS_NAMES,
-    load_dataset,
-    locate_dataset,
-    train_validation_split,
-)
-from .errors import NnscratchError
-from .files import write_text
-from .metrics import confusion_matrix, per_class_rows
+from ..data.augment import Augment
+from ..data.catalog import CLASS_NAMES
+from ..data.loading import load_dataset, locate_dataset, train_validation_split
+from ..errors import NnscratchError
+from ..files import write_text
+from ..reporting.metrics import confusion_matrix, per_class_rows
 from .presets import build_model, build_optimizer, build_schedule, settings_used
+from ..reporting.report import FIGURE_FILES, RECORDINGS_FILE
+from ..reporting.page import REPORT_FILE
+from ..reporting.animation import PredictionRecorder
+from ..reporting.report import write_run_report
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -85,9 +85,6 @@ def make_run_dir(out, settings: dict, overwrite: bool = False) -> Path:
 
 def _run_files(run_dir: Path) -> list[Path]:
     """The files of an earlier run in run_dir (what `make_run_dir` replaces)."""
-    from .report import FIGURE_FILES, RECORDINGS_FILE
-    from .report_page import REPORT_FILE
-
     names = [*RUN_FILES, RECORDINGS_FILE, REPORT_FILE]
     paths = [run_dir / name for name in names]
     paths += [run_dir / "figures" / name for name in FIGURE_FILES]
@@ -145,8 +142,6 @@ def test_metrics(model, x_test, y_test, class_names) -> dict:
 def _callbacks(x_test, report: bool) -> list:
     if not report:
         return []
-    from .animation import PredictionRecorder
-
     return [PredictionRecorder(x_test)]
 
 
@@ -214,8 +209,6 @@ def run_training(
     metrics["train_seconds"] = train_seconds
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if report:
-        from .report import write_run_report
-
         write_run_report(
             run_dir, model, history, x_test, y_test, class_names, callbacks[0]
         )

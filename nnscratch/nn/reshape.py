@@ -1,0 +1,43 @@
+"""Reshape and Flatten: views of each example in another shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NnscratchError
+from .layer import Layer, register
+
+
+@register
+class Reshape(Layer):
+    """Reshape each example: (N, *in) -> (N, *shape); a view, no copy."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if int(np.prod(x.shape[1:])) != int(np.prod(self.shape)):
+            raise NnscratchError(
+                f"{type(self).__name__}: cannot reshape {x.shape[1:]} to {self.shape}"
+            )
+        self._in_shape = x.shape
+        return x.reshape((x.shape[0], *self.shape))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self._in_shape)
+
+    def get_config(self) -> dict:
+        return {"shape": list(self.shape)}
+
+
+@register
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...); a view, no copy."""
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self._in_shape)

@@ -1,0 +1,3 @@
+"""Metrics, figures, the training animation and the HTML report page.
+Built on `nn`, `data` and `imaging`.
+"""
