@@ -16,10 +16,9 @@ from .app.predict import predict_command
 from .app.serve import serve_command
 from .data.catalog import DATASETS
 from .errors import NnscratchError
-from .nn.optimizers import OPTIMIZER_CLASSES
-from .nn.schedules import SCHEDULES
+from .nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
 from .reporting.report import report_command
-from .runs.presets import ACTIVATIONS, PRESETS
+from .runs.presets import PRESETS
 
 
 def _sizes(value: str | None, option: str) -> list[int] | None:
@@ -116,13 +115,13 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     help="A complete set of settings (the README's table).",
 )
 @click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
-@click.option("--activation", type=click.Choice(list(ACTIVATIONS)))
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS.short_names)))
 @click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True))
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZER_CLASSES)))
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS.short_names)))
 @click.option("--lr", type=FiniteFloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--momentum", type=FiniteFloatRange(0, 1, max_open=True), help="For sgd.")
 @click.option("--weight-decay", type=FiniteFloatRange(0), help="For sgd, adam, adamw.")
-@click.option("--schedule", type=click.Choice(list(SCHEDULES)))
+@click.option("--schedule", type=click.Choice(list(SCHEDULES.short_names)))
 @click.option("--warmup", type=FiniteFloatRange(0), help="Warm-up epochs.")
 @click.option("--epochs", type=click.IntRange(1))
 @click.option("--batch-size", help="Examples per step, or 'full'.")

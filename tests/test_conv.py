@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 from nnscratch.errors import NnscratchError
 from nnscratch.nn import conv as conv_module
 from nnscratch.nn.conv import Conv2D
-from nnscratch.nn.layer import LAYER_CLASSES
+from nnscratch.nn.registry import LAYERS
 
 
 def naive_conv(x, W, b, stride, padding):
@@ -156,7 +156,7 @@ def test_conv2d_float32_stays_float32_and_config_round_trips():
     assert layer.grads["W"].dtype == np.float32
     config = layer.get_config()
     assert config["kernel_size"] == [3, 2] and config["padding"] == 1
-    rebuilt = LAYER_CLASSES["Conv2D"](**config)
+    rebuilt = LAYERS["Conv2D"](**config)
     assert rebuilt.get_config() == config
     assert layer.params["W"].std() == pytest.approx(np.sqrt(2 / 6), rel=0.35)
 

@@ -6,8 +6,8 @@ from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose
 
 from nnscratch.errors import NnscratchError
-from nnscratch.nn.layer import LAYER_CLASSES
 from nnscratch.nn.normalization import BatchNorm
+from nnscratch.nn.registry import LAYERS
 
 
 def make_layer(features, rng):
@@ -78,7 +78,7 @@ def test_batchnorm_float32_and_config():
     assert layer.backward(np.ones_like(y)).dtype == np.float32
     assert layer.state["running_var"].dtype == np.float32
     assert layer.forward(x).dtype == np.float32
-    rebuilt = LAYER_CLASSES["BatchNorm"](**layer.get_config())
+    rebuilt = LAYERS["BatchNorm"](**layer.get_config())
     assert rebuilt.get_config() == {"num_features": 4, "momentum": 0.2, "eps": 1e-3}
 
 

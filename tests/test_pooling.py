@@ -6,8 +6,8 @@ from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nnscratch.errors import NnscratchError
-from nnscratch.nn.layer import LAYER_CLASSES
 from nnscratch.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from nnscratch.nn.registry import LAYERS
 
 
 def naive_pool(x, pool, stride, reduce):
@@ -97,7 +97,7 @@ def test_pooling_is_float32_and_rejects_bad_input():
     with pytest.raises(NnscratchError, match="smaller than the 3x3 pool"):
         MaxPool2D(3).forward(x[:, :, :2])
     assert MaxPool2D((2, 3), 1).get_config() == {"pool_size": [2, 3], "stride": 1}
-    assert LAYER_CLASSES["AvgPool2D"](**AvgPool2D(3).get_config()).stride == (3, 3)
+    assert LAYERS["AvgPool2D"](**AvgPool2D(3).get_config()).stride == (3, 3)
 
 
 def test_global_avg_pool():
@@ -115,4 +115,4 @@ def test_pooling_layers_load_by_name_and_from_their_old_module():
 
     assert OldMaxPool2D is MaxPool2D
     for cls in (MaxPool2D, AvgPool2D, GlobalAvgPool2D):
-        assert LAYER_CLASSES[cls.__name__] is cls
+        assert LAYERS[cls.__name__] is cls

@@ -244,13 +244,11 @@ def test_duplicate_members_are_refused(tmp_path):
 
 def test_every_layer_predicts_the_shapes_of_its_arrays():
     from nnscratch.nn.conv import Conv2D
-    from nnscratch.nn.layer import LAYER_CLASSES
     from nnscratch.nn.normalization import BatchNorm
+    from nnscratch.nn.registry import LAYERS
 
     built = [Dense(3, 4), Conv2D(2, 5, (3, 2)), BatchNorm(6)]
-    built += [
-        cls() for name, cls in LAYER_CLASSES.items() if name in ("ReLU", "Flatten")
-    ]
+    built += [cls() for name, cls in LAYERS.items() if name in ("ReLU", "Flatten")]
     for layer in built:
         arrays = {**layer.params, **layer.state}
         expected = {k: a.shape for k, a in arrays.items()}

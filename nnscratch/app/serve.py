@@ -39,13 +39,13 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import NnscratchError
 from ..imaging import images
+from ..nn.activations import Activation
 from ..nn.loading import load_model
-from ..runs.presets import ACTIVATIONS
 from .predict import class_names, describe, model_dataset, model_input
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
-SHOWN_LAYERS = tuple(ACTIVATIONS.values())  # the activation layers' outputs are shown
+SHOWN_LAYERS = (Activation,)  # the element-wise activations' outputs are shown
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
 # 6000x4000, refused above before decoding: half of `nnscratch predict`'s limit, as a

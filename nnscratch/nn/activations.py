@@ -6,11 +6,17 @@ import numpy as np
 
 from ..errors import check_float
 from .kernels import row_max, row_sum
-from .layer import Layer, register
+from .layer import Layer
+from .registry import ACTIVATIONS, LAYERS
 
 
-@register
-class ReLU(Layer):
+class Activation(Layer):
+    """An element-wise activation: y = f(x) for each element, any shape; no params."""
+
+
+@ACTIVATIONS.register
+@LAYERS.register
+class ReLU(Activation):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -27,8 +33,9 @@ class ReLU(Layer):
         return np.multiply(dy, mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
 
-@register
-class LeakyReLU(Layer):
+@ACTIVATIONS.register(name="leaky_relu")
+@LAYERS.register(name="leaky_relu")
+class LeakyReLU(Activation):
     """y = x if x > 0 else alpha * x, element-wise; any shape."""
 
     def __init__(self, alpha: float = 0.01):
@@ -47,8 +54,9 @@ class LeakyReLU(Layer):
         return {"alpha": self.alpha}
 
 
-@register
-class Sigmoid(Layer):
+@ACTIVATIONS.register
+@LAYERS.register
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), element-wise; written to never overflow."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -61,8 +69,9 @@ class Sigmoid(Layer):
         return dy * self._y * (1 - self._y)  # dsigmoid/dx = y (1 - y)
 
 
-@register
-class Tanh(Layer):
+@ACTIVATIONS.register
+@LAYERS.register
+class Tanh(Activation):
     """y = tanh(x), element-wise."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -72,6 +81,7 @@ class Tanh(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy * (1 - self._y**2)  # dtanh/dx = 1 - y^2
 
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, C) logits; shifting by the row max keeps exp finite."""
     z = logits - row_max(logits)
@@ -80,7 +90,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-@register
+@LAYERS.register
 class Softmax(Layer):
     """Probabilities from logits, row-wise: (N, C) -> (N, C).
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_int
-from .layer import Layer, WeightPenalty, init_weights, register
+from .layer import Layer, WeightPenalty, init_weights
+from .registry import LAYERS
 from .spatial import check_images, out_size, pair, pair_config
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
@@ -77,7 +78,7 @@ def _check_workspace(
         )
 
 
-@register
+@LAYERS.register
 class Conv2D(WeightPenalty, Layer):
     """2-D convolution (cross-correlation, like every framework).
 
@@ -383,4 +384,3 @@ class Conv2D(WeightPenalty, Layer):
             "l1": self.l1,
             "l2": self.l2,
         }
-

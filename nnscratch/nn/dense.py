@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_int
-from .layer import Layer, WeightPenalty, init_weights, register
+from .layer import Layer, WeightPenalty, init_weights
+from .registry import LAYERS
 
 
-@register
+@LAYERS.register
 class Dense(WeightPenalty, Layer):
     """Fully connected layer: y = x @ W + b.
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_float
-from .layer import Layer, register
+from .layer import Layer
+from .registry import LAYERS
 
 
-@register
+@LAYERS.register
 class Dropout(Layer):
     """Inverted dropout: while training, zero each input with probability `rate` and
     scale the rest by 1 / (1 - rate), so evaluation needs no change. Any shape.

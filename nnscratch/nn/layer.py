@@ -1,4 +1,4 @@
-"""The Layer base class, the registry of layer classes, weight init and L1/L2 penalties.
+"""The Layer base class, weight initialisation and the L1/L2 penalties.
 
 Every layer turns a batch-first array into another one (`forward`) and sends the loss
 gradient back the other way (`backward`). The layers themselves each have a module:
@@ -12,14 +12,6 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import NnscratchError, check_float
-
-LAYER_CLASSES: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Make a layer class loadable from a saved model by its class name."""
-    LAYER_CLASSES[cls.__name__] = cls
-    return cls
 
 
 class Layer(ABC):

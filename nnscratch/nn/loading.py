@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError, NnscratchError
-from .layer import LAYER_CLASSES
-from .losses import LOSS_CLASSES
 from .model import Sequential
+from .registry import LAYERS, LOSSES
 from .saving import FORMAT, META_KEY, VERSION
 
 MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
@@ -27,6 +26,7 @@ NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
+
 
 def _open_archive(path: Path) -> zipfile.ZipFile:
     if path.is_dir():
@@ -103,7 +103,7 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
     for key, kind in (("loss", str), ("metadata", dict), ("class_names", list)):
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise ModelFileError(f"{path}: {key!r} must be a {kind.__name__}")
-    if meta.get("loss") is not None and meta["loss"] not in LOSS_CLASSES:
+    if meta.get("loss") is not None and meta["loss"] not in LOSSES:
         raise ModelFileError(f"{path}: unknown loss {meta['loss']!r}")
     if meta.get("class_names") and not all(
         isinstance(c, str) for c in meta["class_names"]
@@ -117,7 +117,7 @@ def _layer_spec(path: Path, i: int, spec) -> tuple[type, dict]:
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ModelFileError(f"{path}: layer {i} is not described as {{class, config}}")
     name = spec.get("class")
-    cls = LAYER_CLASSES.get(name) if isinstance(name, str) else None
+    cls = LAYERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelFileError(f"{path}: layer {i} has unknown class {name!r}")
     config = spec.get("config", {})
@@ -261,8 +261,6 @@ def load_model(path) -> Sequential:
     except NnscratchError as e:
         raise ModelFileError(f"{path}: {e}") from None
     _check_shapes(path, model)
-    model.loss = LOSS_CLASSES.get(
-        meta.get("loss"), LOSS_CLASSES["SoftmaxCrossEntropy"]
-    )()
+    model.loss = LOSSES.get(meta.get("loss"), LOSSES["SoftmaxCrossEntropy"])()
     model.metadata = meta.get("metadata") or {}
     return model

@@ -8,13 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
-
-LOSS_CLASSES: dict[str, type] = {}
-
-
-def _register(cls: type) -> type:
-    LOSS_CLASSES[cls.__name__] = cls
-    return cls
+from .registry import LOSSES
 
 
 def _check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
@@ -31,7 +25,7 @@ def _check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
         )
 
 
-@_register
+@LOSSES.register(name="cross_entropy")
 class SoftmaxCrossEntropy:
     """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
 
@@ -66,7 +60,7 @@ class SoftmaxCrossEntropy:
         return dlogits
 
 
-@_register
+@LOSSES.register(name="mse")
 class MeanSquaredError:
     """Mean squared error over every element: mean_{n,c} (y - t)^2.
 
@@ -96,9 +90,4 @@ class MeanSquaredError:
 
 def get_loss(name: str):
     """A loss by class name or short name ('cross_entropy', 'mse')."""
-    aliases = {"cross_entropy": "SoftmaxCrossEntropy", "mse": "MeanSquaredError"}
-    cls = LOSS_CLASSES.get(aliases.get(name, name))
-    if cls is None:
-        known = ", ".join(sorted(aliases))
-        raise NnscratchError(f"loss: expected one of {known}, got {name!r}")
-    return cls()
+    return LOSSES.get_class(name)()

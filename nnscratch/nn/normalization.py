@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
-from .layer import Layer, register
+from .layer import Layer
+from .registry import LAYERS
 
 
-@register
+@LAYERS.register
 class BatchNorm(Layer):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per feature or channel.
 

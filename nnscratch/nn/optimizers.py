@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import NnscratchError, check_float
+from .registry import OPTIMIZERS
 
 # Moments that decay towards zero (a unit that never fires has gradient 0) end up as
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.
@@ -24,13 +25,6 @@ from ..errors import NnscratchError, check_float
 # decay by 0.9, and 1e-30 is far below anything that moves a weight.
 FLUSH_EVERY = 100
 FLUSH_BELOW = 1e-30
-
-OPTIMIZER_CLASSES: dict[str, type] = {}
-
-
-def _register(cls: type) -> type:
-    OPTIMIZER_CLASSES[cls.__name__.lower()] = cls
-    return cls
 
 
 class Optimizer(ABC):
@@ -73,7 +67,7 @@ class Optimizer(ABC):
         return f"{type(self).__name__}({args})"
 
 
-@_register
+@OPTIMIZERS.register
 class SGD(Optimizer):
     """Gradient descent with optional momentum and Nesterov momentum (PyTorch's form).
 
@@ -125,7 +119,7 @@ class SGD(Optimizer):
         }
 
 
-@_register
+@OPTIMIZERS.register
 class RMSprop(Optimizer):
     """Divide the step by a running RMS of the gradient (PyTorch's rule; rho is its alpha).
 
@@ -156,7 +150,7 @@ class RMSprop(Optimizer):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
 
 
-@_register
+@OPTIMIZERS.register
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, as in PyTorch.
 
@@ -232,7 +226,7 @@ class Adam(Optimizer):
         }
 
 
-@_register
+@OPTIMIZERS.register
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr * wd first."""
 
@@ -254,8 +248,4 @@ class AdamW(Adam):
 
 def get_optimizer(name: str, **kwargs) -> Optimizer:
     """An optimiser by name: 'sgd', 'rmsprop', 'adam' or 'adamw'."""
-    cls = OPTIMIZER_CLASSES.get(name.lower())
-    if cls is None:
-        known = ", ".join(sorted(OPTIMIZER_CLASSES))
-        raise NnscratchError(f"optimizer: expected one of {known}, got {name!r}")
-    return cls(**kwargs)
+    return OPTIMIZERS.get_class(name)(**kwargs)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
-from .layer import Layer, register
+from .layer import Layer
+from .registry import LAYERS
 from .spatial import check_images, out_size, pair, pair_config
 
 
@@ -43,9 +44,7 @@ class _Pool2D(Layer):
         super().__init__()
         name = type(self).__name__
         self.pool_size = pair(pool_size, "pool_size", name)
-        self.stride = (
-            self.pool_size if stride is None else pair(stride, "stride", name)
-        )
+        self.stride = self.pool_size if stride is None else pair(stride, "stride", name)
 
     def _geometry(self, x: np.ndarray) -> tuple[int, int]:
         check_images(self, x)
@@ -82,7 +81,7 @@ class _Pool2D(Layer):
         }
 
 
-@register
+@LAYERS.register
 class MaxPool2D(_Pool2D):
     """Maximum over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo).
 
@@ -154,7 +153,7 @@ class MaxPool2D(_Pool2D):
                 remaining = np.subtract(remaining, share, out=out)
 
 
-@register
+@LAYERS.register
 class AvgPool2D(_Pool2D):
     """Mean over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo), floor mode."""
 
@@ -191,7 +190,7 @@ class AvgPool2D(_Pool2D):
         return dx
 
 
-@register
+@LAYERS.register
 class GlobalAvgPool2D(Layer):
     """Mean over all pixels of each channel: (N, C, H, W) -> (N, C)."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
-from .layer import Layer, register
+from .layer import Layer
+from .registry import LAYERS
 
 
-@register
+@LAYERS.register
 class Reshape(Layer):
     """Reshape each example: (N, *in) -> (N, *shape); a view, no copy."""
 
@@ -31,7 +32,7 @@ class Reshape(Layer):
         return {"shape": list(self.shape)}
 
 
-@register
+@LAYERS.register
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1 * d2 * ...); a view, no copy."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..errors import NnscratchError, check_float
+from .registry import SCHEDULES
 
 
 class Schedule:
@@ -29,18 +30,30 @@ class Schedule:
     def _decayed(self, epoch: float) -> float:
         return self.lr
 
+    @classmethod
+    def for_run(cls, lr: float, epochs: int, warmup_epochs: float = 0.0) -> Schedule:
+        """This schedule with defaults that fit a run of `epochs` epochs."""
+        return cls(lr, warmup_epochs=warmup_epochs)
+
     def get_config(self) -> dict:
         """Constructor arguments as JSON values (recorded with a training run)."""
         return {"lr": self.lr, "warmup_epochs": self.warmup_epochs}
 
 
+@SCHEDULES.register(name="constant")
 class Constant(Schedule):
     """lr at every epoch (after the warm-up, if any)."""
 
 
+@SCHEDULES.register(name="step")
 class StepDecay(Schedule):
     """lr * gamma ** floor(e / step_epochs), e the epochs since the warm-up: drop by
     `gamma` every `step_epochs`."""
+
+    @classmethod
+    def for_run(cls, lr, epochs, warmup_epochs=0.0):
+        """Three drops by 10 over the run."""
+        return cls(lr, max(1, epochs // 3), 0.1, warmup_epochs)
 
     def __init__(
         self, lr, step_epochs: float = 10, gamma: float = 0.1, warmup_epochs=0
@@ -62,9 +75,16 @@ class StepDecay(Schedule):
         }
 
 
+@SCHEDULES.register(name="exponential")
 class ExponentialDecay(Schedule):
     """lr * gamma ** e, e the epochs since the warm-up: a smooth decay by `gamma` per
     epoch."""
+
+    @classmethod
+    def for_run(cls, lr, epochs, warmup_epochs=0.0):
+        """A 100-fold decay from the end of the warm-up to the end of the run."""
+        decay_epochs = max(epochs - warmup_epochs, 1)
+        return cls(lr, 0.01 ** (1 / decay_epochs), warmup_epochs)
 
     def __init__(self, lr, gamma: float = 0.9, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
@@ -77,6 +97,7 @@ class ExponentialDecay(Schedule):
         return {**super().get_config(), "gamma": self.gamma}
 
 
+@SCHEDULES.register(name="cosine")
 class CosineDecay(Schedule):
     """Half a cosine from lr down to min_lr, reached at epoch `epochs` (counted from
     the start, warm-up included).
@@ -84,6 +105,11 @@ class CosineDecay(Schedule):
     lr_t = min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2, t the epochs since the
     warm-up, T = epochs - warmup_epochs
     """
+
+    @classmethod
+    def for_run(cls, lr, epochs, warmup_epochs=0.0):
+        """Down to 0 at the end of the run."""
+        return cls(lr, epochs, 0.0, warmup_epochs)
 
     def __init__(self, lr, epochs: float, min_lr: float = 0.0, warmup_epochs=0):
         super().__init__(lr, warmup_epochs)
@@ -109,27 +135,9 @@ class CosineDecay(Schedule):
         return {**super().get_config(), "epochs": self.epochs, "min_lr": self.min_lr}
 
 
-SCHEDULES = {
-    "constant": Constant,
-    "step": StepDecay,
-    "exponential": ExponentialDecay,
-    "cosine": CosineDecay,
-}
-
-
 def get_schedule(
     name: str, lr: float, epochs: int, warmup_epochs: float = 0.0
 ) -> Schedule:
-    """A schedule by name with defaults that fit a run of `epochs` epochs."""
-    if name == "constant":
-        return Constant(lr, warmup_epochs)
-    if name == "step":
-        return StepDecay(lr, max(1, epochs // 3), 0.1, warmup_epochs)
-    if name == "exponential":
-        # a 100-fold decay from the end of the warm-up to the end of the run
-        decay_epochs = max(epochs - warmup_epochs, 1)
-        return ExponentialDecay(lr, 0.01 ** (1 / decay_epochs), warmup_epochs)
-    if name == "cosine":
-        return CosineDecay(lr, epochs, 0.0, warmup_epochs)
-    known = ", ".join(SCHEDULES)
-    raise NnscratchError(f"schedule: expected one of {known}, got {name!r}")
+    """A schedule by name ('constant', 'step', 'exponential', 'cosine') with defaults
+    that fit a run of `epochs` epochs."""
+    return SCHEDULES.get_class(name).for_run(lr, epochs, warmup_epochs)

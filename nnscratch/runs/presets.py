@@ -15,6 +15,7 @@ from ..nn.dropout import Dropout
 from ..nn.reshape import Flatten, Reshape
 from ..nn.model import Sequential
 from ..nn.optimizers import Optimizer, get_optimizer
+from ..nn.registry import ACTIVATIONS
 from ..nn.schedules import Schedule, get_schedule
 from ..nn.conv import Conv2D
 from ..nn.pooling import MaxPool2D
@@ -101,8 +102,6 @@ PRESETS = {
     },
 }
 
-ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-
 
 # settings a convolutional architecture fixes itself: not written to its config.json,
 # and an error if given on the command line
@@ -135,12 +134,7 @@ def weight_args(settings: dict, rng) -> dict:
 
 def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
     """Flatten, then (Dense, activation, [Dropout]) per hidden size, then Dense -> logits."""
-    if settings["activation"] not in ACTIVATIONS:
-        known = ", ".join(ACTIVATIONS)
-        raise NnscratchError(
-            f"activation: expected one of {known}, got {settings['activation']!r}"
-        )
-    activation = ACTIVATIONS[settings["activation"]]
+    activation = ACTIVATIONS.get_class(settings["activation"])
     layers, n_in = [Flatten()], int(np.prod(input_shape))
     weights = weight_args(settings, rng)
     for width in settings["hidden"]:
