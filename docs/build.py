@@ -162,6 +162,18 @@ def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
     return problems
 
 
+def package_parts(package: Path) -> list[Path]:
+    """The package and each of its subpackages and modules: pdoc walks no further than a
+    package's `__all__`, which at the top lists the public names, not the modules."""
+    children = sorted(
+        p
+        for p in package.iterdir()
+        if (p.suffix == ".py" and not p.name.startswith("__"))
+        or (p / "__init__.py").is_file()
+    )
+    return [package, *children]
+
+
 def build(out_dir: Path) -> list[str]:
     """Build everything into out_dir; returns the warnings and problems (empty = good)."""
     out_dir = Path(out_dir)
@@ -170,7 +182,7 @@ def build(out_dir: Path) -> list[str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            build_api([PACKAGE], out_dir)
+            build_api(package_parts(PACKAGE), out_dir)
         except RuntimeError as err:  # pdoc: "Error importing <module>"
             cause = f" ({type(err.__cause__).__name__}: {err.__cause__})"
             problems.append(f"{err}{cause if err.__cause__ else ''}")

@@ -95,7 +95,7 @@ def build_package(tmp_path, monkeypatch, name: str, files: dict[str, str]) -> in
     for file_name, text in files.items():
         (package / file_name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
-    monkeypatch.setattr(build, "PACKAGE", name)
+    monkeypatch.setattr(build, "PACKAGE", package)
     return build.main([str(tmp_path / "html")])
 
 
