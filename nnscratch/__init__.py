@@ -9,14 +9,14 @@ from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
 from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
 from .nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .nn.callbacks import Callback, EarlyStopping
+from .nn.callbacks import Callback, EarlyStopping, History
 from .nn.conv import Conv2D
 from .nn.dense import Dense
 from .nn.dropout import Dropout
 from .nn.layer import Layer
 from .nn.loading import load_model
 from .nn.losses import MeanSquaredError, SoftmaxCrossEntropy
-from .nn.model import History, Sequential
+from .nn.model import Sequential
 from .nn.normalization import BatchNorm
 from .nn.optimizers import SGD, Adam, AdamW, RMSprop
 from .nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D

@@ -1,3 +1,6 @@
+import re
+import sys
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -10,6 +13,7 @@ from nnscratch import (
     Dropout,
     EarlyStopping,
     Flatten,
+    History,
     NnscratchError,
     ReLU,
     Sequential,
@@ -434,6 +438,54 @@ def test_verbose_prints_one_line_per_epoch(capsys):
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2 - loss")
     mlp().fit(x, y, epochs=2, batch_size=10, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+EPOCH_LINE = (
+    r"epoch {}/2 - loss \d\.\d{{4}} - accuracy \d\.\d{{4}} - val_loss \d+\.\d{{4}} - "
+    r"val_accuracy \d\.\d{{4}} - lr 1\.00e-03 - \d+\.\ds"
+)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_each_verbose_level_prints_what_it_did_before(verbose, capsys):
+    x, y = blobs(20)
+    mlp().fit(x, y, epochs=2, batch_size=10, validation_split=0.25, verbose=verbose)
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar off a terminal
+    if verbose == 0:
+        assert out == ""
+    else:  # 1 and 2 alike: one line per epoch
+        lines = out.splitlines()
+        assert len(lines) == 2 and out.endswith("\n")
+        for epoch, line in enumerate(lines, 1):
+            assert re.fullmatch(EPOCH_LINE.format(epoch), line), line
+
+
+def test_the_progress_bar_is_cleared_when_training_diverges(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    x, y = blobs(30)
+    with pytest.raises(TrainingDivergedError) as caught:  # keeps fit's frame alive
+        mlp().fit(x, y, epochs=3, batch_size=30, optimizer=SGD(1e30), verbose=1)
+    out, err = capsys.readouterr()
+    assert "lower learning rate" in str(caught.value)
+    assert out.startswith("epoch 1/3 - loss") and "epoch 2/3:" in err
+    assert err.endswith("\r")  # closed (leave=False clears it), not left open
+
+
+def test_fit_returns_the_history_callback_it_added():
+    x, y = blobs(20)
+    losses = []
+
+    class Record(Callback):
+        def on_batch_end(self, batch, logs):
+            losses.append(logs["loss"])
+
+    history = mlp().fit(x, y, epochs=3, batch_size=10, callbacks=[Record()], verbose=0)
+    assert isinstance(history, History) and history.model is not None
+    assert history.batch_losses == losses and len(losses) == 3 * 2
+    assert history.epoch == [0, 1, 2]
+    assert set(history.history) == {"loss", "accuracy", "lr", "seconds"}
+    assert all(len(values) == 3 for values in history.history.values())
 
 
 def test_summary_lists_layers_shapes_and_counts():

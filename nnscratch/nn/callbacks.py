@@ -1,4 +1,8 @@
-"""Callbacks: code that `fit` runs at the start and end of training, epochs and batches."""
+"""Callbacks: code that `fit` runs at the start and end of training, epochs and batches.
+
+`fit` talks to one `CallbackList`, which passes every hook on to each callback: the
+`History` it returns, the progress display (`progress.ProgressBar`) and the user's.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from ..errors import NnscratchError, check_float, check_int
 class Callback:
     """Keras-like hooks. `fit` sets `self.model` before `on_train_begin`.
 
-    `logs` holds the metrics known at that point: per batch {"loss"}, per epoch
+    `logs` holds the metrics known at that point: per batch {"loss"} (the batch's),
+    {"accuracy"} (the epoch's so far) and {"size"} (the batch's examples); per epoch
     {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}.
     Set `self.model.stop_training = True` to end training after this epoch.
     """
@@ -38,6 +43,82 @@ class Callback:
 
     def on_train_end(self, logs: dict | None = None) -> None:
         """Called once after the last epoch (also after early stopping)."""
+
+
+def check_callbacks(callbacks) -> list[Callback]:
+    """`callbacks` (None, a list or a tuple of Callback objects) as a new list."""
+    callbacks = [] if callbacks is None else callbacks
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(cb, Callback) for cb in callbacks
+    ):
+        raise NnscratchError(
+            f"callbacks: expected a list of Callback objects, got {callbacks!r}"
+        )
+    return list(callbacks)
+
+
+class CallbackList(Callback):
+    """Several callbacks as one: every hook goes to each of them, in list order.
+
+    With a `model`, sets it on each (`set_model`), as `fit` does before training.
+    """
+
+    def __init__(self, callbacks=None, model=None):
+        self.callbacks = check_callbacks(callbacks)
+        if model is not None:
+            self.set_model(model)
+
+    def set_model(self, model) -> None:
+        self.model = model
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_begin({} if logs is None else logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, {} if logs is None else logs)
+
+    def on_epoch_end(self, epoch, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        for cb in self.callbacks:
+            cb.on_batch_begin(batch, {} if logs is None else logs)
+
+    def on_batch_end(self, batch, logs):
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+    def on_train_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_end({} if logs is None else logs)
+
+
+class History(Callback):
+    """What `fit` measured, recorded as it trains (`fit` adds one and returns it):
+    `history[metric]` (a list, one value per epoch), `epoch` (0-based epoch numbers)
+    and `batch_losses` (every step's loss)."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.batch_losses: list[float] = []
+
+    def append(self, epoch: int, logs: dict) -> None:
+        """Record one epoch's logs."""
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def on_batch_end(self, batch, logs):
+        self.batch_losses.append(logs["loss"])
+
+    def on_epoch_end(self, epoch, logs):
+        self.append(epoch, logs)
 
 
 class EarlyStopping(Callback):

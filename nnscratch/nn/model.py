@@ -1,37 +1,21 @@
-"""Sequential: a stack of layers with fit / evaluate / predict, and its History."""
+"""Sequential: a stack of layers with fit / evaluate / predict (the loop that `fit`
+runs is in `trainer`)."""
 
 from __future__ import annotations
 
-import math
-import sys
-import time
-
 import numpy as np
-from tqdm import tqdm
 
-from ..errors import NnscratchError, TrainingDivergedError, check_float, check_int
+from ..errors import NnscratchError, check_float, check_int
 from .activations import Sigmoid, Softmax, softmax
 from .batches import EpochBatches, input_buffer, prepare_inputs
-from .callbacks import Callback
+from .callbacks import CallbackList, History, check_callbacks
 from .layer import Layer
 from .losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .optimizers import Adam, Optimizer, get_optimizer
+from .progress import ProgressBar
 from .saving import save_model
-
-
-class History:
-    """What `fit` measured: `history.history[metric]` (a list, one value per epoch),
-    `history.epoch` (0-based epoch numbers) and `history.batch_losses` (every step)."""
-
-    def __init__(self):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.batch_losses: list[float] = []
-
-    def append(self, epoch: int, logs: dict) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+from .summary import summary_table
+from .trainer import Trainer
 
 
 class Sequential:
@@ -277,7 +261,8 @@ class Sequential:
         augment=None,
         lr_schedule=None,
     ) -> History:
-        """Train with mini-batch gradient descent; returns the History.
+        """Train with mini-batch gradient descent; returns the History (a callback
+        that recorded every epoch).
 
         x: (N, *input_shape) uint8 images or floats; y: (N,) integer labels (or, with
         loss="mse", float targets (N, C)). Every epoch uses one shuffled contiguous
@@ -287,7 +272,9 @@ class Sequential:
         step. `optimizer`: an Optimizer or a name ('adam', 'sgd', ...); without one,
         training continues with the last fit's optimiser (its moments, its step
         count), or a new Adam() the first time. `validation_split` holds out a random
-        fraction of x; with shuffle=False the rest keeps its order.
+        fraction of x; with shuffle=False the rest keeps its order. `callbacks` run
+        after the History and, unless verbose=0, the ProgressBar (a bar on a
+        terminal and one line per epoch).
         """
         self._set_loss(loss)
         x, y = self._check_x(x), self._check_y(y, len(x))
@@ -296,49 +283,36 @@ class Sequential:
             check_int("batch_size", batch_size),
         )
         optimizer = self._set_optimizer(optimizer)
-        callbacks = self._check_callbacks(callbacks)
-        if seed is not None:
-            check_int("seed", seed, 0)
-        # independent streams: changing one (e.g. turning augmentation on) leaves the
-        # others' draws, and so the shuffling and dropout masks, as they were
-        rng = np.random.default_rng(seed)
-        shuffle_rng, augment_rng, layer_rng = rng.spawn(3)
-        for layer, child in zip(self.layers, layer_rng.spawn(len(self.layers))):
-            layer.set_rng(child)
+        callbacks = check_callbacks(callbacks)
+        shuffle_rng, augment_rng = self._seed(seed)
         x, y, validation_data = self._training_and_validation(
             x, y, validation_data, validation_split, shuffle, shuffle_rng
         )
         self._bind_flat_buffers()  # in case a layer's arrays were replaced since
         batches = EpochBatches(x, y, min(batch_size, len(x)), shuffle, shuffle_rng)
         history = History()
-        for cb in callbacks:
-            cb.set_model(self)
-        self.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin({})
-        for epoch in range(epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            start_time = time.perf_counter()
-            logs = self._train_epoch(
-                batches, epoch, epochs, optimizer, augment, augment_rng, lr_schedule,
-                history, callbacks, verbose,
-            )  # fmt: skip
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            logs["lr"] = optimizer.lr
-            logs["seconds"] = time.perf_counter() - start_time
-            history.append(epoch, logs)
-            if verbose:
-                self._print_epoch(epoch, epochs, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end({})
+        progress = [ProgressBar(epochs, len(x))] if verbose else []
+        callbacks = CallbackList([history, *progress, *callbacks], model=self)
+        trainer = Trainer(self, optimizer, callbacks, augment, augment_rng, lr_schedule)
+        try:
+            trainer.run(batches, epochs, validation_data, max(batch_size, 256))
+        finally:  # a diverged loss raises mid-epoch: clear its bar before the error
+            for bar in progress:
+                bar.close()
         return history
+
+    def _seed(self, seed: int | None) -> tuple:
+        """Give every layer its generator; returns those for shuffling and augmenting.
+
+        Independent streams: changing one (e.g. turning augmentation on) leaves the
+        others' draws, and so the shuffling and dropout masks, as they were.
+        """
+        if seed is not None:
+            check_int("seed", seed, 0)
+        shuffle_rng, augment_rng, layer_rng = np.random.default_rng(seed).spawn(3)
+        for layer, child in zip(self.layers, layer_rng.spawn(len(self.layers))):
+            layer.set_rng(child)
+        return shuffle_rng, augment_rng
 
     def _set_loss(self, loss) -> None:
         """Use `loss` (a loss object or name) if given."""
@@ -368,17 +342,6 @@ class Sequential:
             )
         self.optimizer = optimizer
         return optimizer
-
-    @staticmethod
-    def _check_callbacks(callbacks) -> list:
-        callbacks = [] if callbacks is None else callbacks
-        if not isinstance(callbacks, (list, tuple)) or not all(
-            isinstance(cb, Callback) for cb in callbacks
-        ):
-            raise NnscratchError(
-                f"callbacks: expected a list of Callback objects, got {callbacks!r}"
-            )
-        return list(callbacks)
 
     def _training_and_validation(self, x, y, validation_data, split, shuffle, rng):
         """(x, y, validation_data): the given validation data checked, or a random
@@ -410,95 +373,14 @@ class Sequential:
             val, train = np.sort(val), np.sort(train)
         return x[train], y[train], (x[val], y[val])
 
-    def _train_epoch(
-        self, batches, epoch, epochs, optimizer, augment, augment_rng, lr_schedule,
-        history, callbacks, verbose,
-    ) -> dict:  # fmt: skip
-        """One pass over the data; returns {"loss", "accuracy"} weighted by batch size."""
-        n, steps = len(batches.x), batches.steps
-        params, grads = {"all": self.flat_params}, {"all": self.flat_grads}
-        total_loss, correct = 0.0, 0
-        bar = tqdm(
-            total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="img", leave=False,
-            disable=not (verbose and sys.stderr.isatty()), mininterval=0.5,
-        )  # fmt: skip
-        # a diverging loss is caught below; NumPy's overflow warnings would only add noise
-        with bar, np.errstate(over="ignore", invalid="ignore"):
-            for step, start, xb, yb in batches.epoch():
-                for cb in callbacks:
-                    cb.on_batch_begin(step, {})
-                if augment is not None:
-                    xb = augment(xb, augment_rng)
-                if lr_schedule is not None:
-                    optimizer.lr = lr_schedule(epoch + step / steps)
-                logits = self._forward(xb, training=True)
-                loss = self.loss.forward(logits, yb) + self._penalty()
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"training diverged: the loss became {loss} at epoch {epoch + 1}, "
-                        f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
-                    )
-                correct += self._count_correct(logits, yb)
-                self._backward(self.loss.backward())
-                optimizer.step(params, grads)
-                total_loss += loss * len(yb)
-                history.batch_losses.append(loss)
-                for cb in callbacks:
-                    cb.on_batch_end(step, {"loss": loss})
-                bar.update(len(yb))
-                if step % 50 == 0:
-                    bar.set_postfix(
-                        loss=f"{loss:.4f}", acc=f"{correct / (start + len(yb)):.4f}"
-                    )
-        return {"loss": total_loss / n, "accuracy": correct / n}
-
     def _penalty(self) -> float:
         return sum(layer.penalty() for layer in self.layers)
 
-    @staticmethod
-    def _print_epoch(epoch: int, epochs: int, logs: dict) -> None:
-        parts = [f"epoch {epoch + 1}/{epochs}"]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            if key in logs:
-                parts.append(f"{key} {logs[key]:.4f}")
-        parts.append(f"lr {logs['lr']:.2e}")
-        parts.append(f"{logs['seconds']:.1f}s")
-        print(" - ".join(parts), flush=True)
-
     # ----- description and files -----------------------------------------------------------
     def summary(self, print_fn=None) -> str:
-        """A table of layers, output shapes ("?" while input_shape is unknown) and
-        parameter counts; like Keras, the totals count batch-norm statistics as
-        non-trainable parameters."""
-        rows = [("Layer", "Output shape", "Params")]
-        x = None
-        if self.input_shape is not None:
-            x = np.zeros((1, *self.input_shape), dtype=np.float32)
-        for i, layer in enumerate(self.layers):
-            shape = "?"
-            if x is not None:
-                x = layer.forward(x, training=False)
-                shape = str((None, *x.shape[1:]))
-            count = sum(a.size for a in (*layer.params.values(), *layer.state.values()))
-            rows.append((f"{i} {type(layer).__name__}", shape, f"{count:,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(3)]
-        line = "-" * (sum(widths) + 4)
-        lines = [line]
-        for j, row in enumerate(rows):
-            lines.append(
-                f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}"
-            )
-            if j == 0:
-                lines.append(line)
-        trainable = self.count_params()
-        fixed = sum(s.size for layer in self.layers for s in layer.state.values())
-        lines += [
-            line,
-            f"Total params: {trainable + fixed:,}",
-            f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {fixed:,}",
-        ]
-        text = "\n".join(lines)
+        """The table of layers, output shapes and parameter counts (`summary_table`),
+        also given to `print_fn` if there is one."""
+        text = summary_table(self)
         if print_fn is not None:
             print_fn(text)
         return text

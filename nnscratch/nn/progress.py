@@ -1,0 +1,63 @@
+"""What `fit` shows while it trains (with `verbose` on): a progress bar per epoch and
+one line of metrics when the epoch ends."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from .callbacks import Callback
+
+POSTFIX_EVERY = 50  # steps between updates of the bar's loss and accuracy
+
+
+class ProgressBar(Callback):
+    """A tqdm bar on stderr while an epoch trains (on a terminal only, cleared when the
+    epoch's last batch is done), then one line on stdout with the epoch's metrics:
+    `epoch 2/5 - loss 0.3120 - accuracy 0.9012 - lr 1.00e-03 - 4.2s` (and `val_loss`,
+    `val_accuracy` after `accuracy` when there is validation data).
+
+    epochs: how many `fit` runs; examples: training examples per epoch.
+    """
+
+    def __init__(self, epochs: int, examples: int):
+        self.epochs, self.examples = epochs, examples
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs):
+        self.bar = tqdm(
+            total=self.examples, desc=f"epoch {epoch + 1}/{self.epochs}", unit="img",
+            leave=False, disable=not sys.stderr.isatty(), mininterval=0.5,
+        )  # fmt: skip
+
+    def on_batch_end(self, batch, logs):
+        self.bar.update(logs["size"])
+        if batch % POSTFIX_EVERY == 0:
+            self.bar.set_postfix(
+                loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}"
+            )
+        if self.bar.n == self.examples:  # cleared before validation runs
+            self.close()
+
+    def on_epoch_end(self, epoch, logs):
+        self.close()
+        print(epoch_line(epoch, self.epochs, logs), flush=True)
+
+    def close(self) -> None:
+        """Clear the bar if one is showing (`fit` calls this when training raises)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
+    """`epoch 1/5 - loss 0.4821 - accuracy 0.8612 - lr 1.00e-03 - 3.9s` from the
+    epoch's logs (0-based `epoch`)."""
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in logs:
+            parts.append(f"{key} {logs[key]:.4f}")
+    parts.append(f"lr {logs['lr']:.2e}")
+    parts.append(f"{logs['seconds']:.1f}s")
+    return " - ".join(parts)

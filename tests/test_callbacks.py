@@ -1,0 +1,115 @@
+import sys
+
+import pytest
+
+from nnscratch import Callback, History, NnscratchError
+from nnscratch.nn.callbacks import CallbackList
+from nnscratch.nn.progress import ProgressBar, epoch_line
+
+
+class Trace(Callback):
+    """Appends (name, hook, argument, logs) to a shared list on every hook."""
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def on_train_begin(self, logs=None):
+        self.calls.append((self.name, "train_begin", None, logs))
+
+    def on_epoch_begin(self, epoch, logs):
+        self.calls.append((self.name, "epoch_begin", epoch, logs))
+
+    def on_batch_begin(self, batch, logs):
+        self.calls.append((self.name, "batch_begin", batch, logs))
+
+    def on_batch_end(self, batch, logs):
+        self.calls.append((self.name, "batch_end", batch, logs))
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append((self.name, "epoch_end", epoch, logs))
+
+    def on_train_end(self, logs=None):
+        self.calls.append((self.name, "train_end", None, logs))
+
+
+def test_callback_list_sets_the_model_and_forwards_every_hook_in_order():
+    calls = []
+    model = object()
+    first, second = Trace("a", calls), Trace("b", calls)
+    callbacks = CallbackList([first, second], model=model)
+    assert callbacks.model is model and first.model is model and second.model is model
+
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(0)
+    callbacks.on_batch_begin(0)
+    callbacks.on_batch_end(0, {"loss": 0.5})
+    callbacks.on_epoch_end(0, {"loss": 0.4})
+    callbacks.on_train_end()
+    hooks = [
+        ("train_begin", None, {}),
+        ("epoch_begin", 0, {}),
+        ("batch_begin", 0, {}),
+        ("batch_end", 0, {"loss": 0.5}),
+        ("epoch_end", 0, {"loss": 0.4}),
+        ("train_end", None, {}),
+    ]
+    assert calls == [
+        (name, *hook) for hook in hooks for name in ("a", "b")
+    ]  # each hook reaches both callbacks before the next one starts
+
+
+def test_callback_list_takes_only_callbacks():
+    assert CallbackList().callbacks == [] and CallbackList(None).callbacks == []
+    with pytest.raises(NnscratchError, match="expected a list of Callback objects"):
+        CallbackList([Trace("a", []), "not a callback"])
+    with pytest.raises(NnscratchError, match="expected a list of Callback objects"):
+        CallbackList(Trace("a", []))
+
+
+def test_history_records_epochs_and_batch_losses_as_a_callback():
+    history = History()
+    assert isinstance(history, Callback)
+    for epoch, losses in enumerate([[0.9, 0.7], [0.6, 0.5]]):
+        history.on_epoch_begin(epoch, {})
+        for batch, loss in enumerate(losses):
+            history.on_batch_end(batch, {"loss": loss, "accuracy": 0.5, "size": 8})
+        history.on_epoch_end(epoch, {"loss": sum(losses) / 2, "lr": 0.1})
+    assert history.epoch == [0, 1]
+    assert history.batch_losses == [0.9, 0.7, 0.6, 0.5]
+    assert history.history == {"loss": [0.8, 0.55], "lr": [0.1, 0.1]}
+
+
+def test_epoch_line_formats_the_logs():
+    logs = {"loss": 0.48213, "accuracy": 0.86123, "lr": 1e-3, "seconds": 3.94}
+    line = "epoch 1/5 - loss 0.4821 - accuracy 0.8612 - lr 1.00e-03 - 3.9s"
+    assert epoch_line(0, 5, logs) == line
+    logs.update(val_loss=0.5, val_accuracy=0.75)
+    assert epoch_line(4, 5, logs) == (
+        "epoch 5/5 - loss 0.4821 - accuracy 0.8612 - val_loss 0.5000 - "
+        "val_accuracy 0.7500 - lr 1.00e-03 - 3.9s"
+    )
+
+
+def run_epoch(progress, sizes):
+    progress.on_epoch_begin(0, {})
+    for batch, size in enumerate(sizes):
+        progress.on_batch_begin(batch, {})
+        progress.on_batch_end(batch, {"loss": 1.0, "accuracy": 0.5, "size": size})
+    progress.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "lr": 0.01, "seconds": 1})
+
+
+def test_progress_bar_prints_one_line_per_epoch_and_no_bar_off_a_terminal(capsys):
+    run_epoch(ProgressBar(epochs=3, examples=10), [4, 4, 2])
+    out, err = capsys.readouterr()
+    assert out == "epoch 1/3 - loss 1.0000 - accuracy 0.5000 - lr 1.00e-02 - 1.0s\n"
+    assert err == ""  # capsys' stderr is not a terminal
+
+
+def test_progress_bar_on_a_terminal_is_cleared_before_the_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress = ProgressBar(epochs=3, examples=10)
+    run_epoch(progress, [4, 4, 2])
+    out, err = capsys.readouterr()
+    assert out.startswith("epoch 1/3 - loss 1.0000")
+    assert "epoch 1/3:" in err and "loss=1.0000" in err
+    assert err.endswith("\r") and progress.bar is None  # closed with leave=False
