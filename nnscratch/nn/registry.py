@@ -1,4 +1,5 @@
-"""Registries: one per kind of part (layers, activations, losses, optimizers, schedules).
+"""Registries: one per kind of part (layers, activations, losses, optimizers, schedules,
+metrics).
 
 A registry maps names to classes so that a setting ("adam"), an option of the
 `nnscratch` command or a saved model file ("Conv2D") can name a class. Every class is
@@ -48,3 +49,4 @@ ACTIVATIONS = Registry("activation")  # the element-wise ones a preset can choos
 LOSSES = Registry("loss")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
+METRICS = Registry("metric")

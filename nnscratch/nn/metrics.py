@@ -1,0 +1,108 @@
+"""Metrics that `fit` and `evaluate` report beside the loss: `metrics=["accuracy", ...]`.
+
+A metric sums a per-example score over each batch (`batch_total`); the value for an
+epoch or a data set is that sum over all examples divided by their number, so batch
+sizes weigh in as they should. Metrics are not weighted by `sample_weight` (the loss
+is), as in Keras. The full reports on a test set (confusion matrix, per-class
+precision and recall) are in `nnscratch.reporting.metrics`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NnscratchError, check_int
+from .registry import METRICS
+
+
+class Metric:
+    """Base: `name` (the key in History and in evaluate's dict) and `batch_total`."""
+
+    name = "metric"
+
+    def batch_total(self, outputs: np.ndarray, targets: np.ndarray, loss) -> float:
+        """The sum over the batch of each example's score. outputs (B, ...) are the
+        model's raw outputs; `loss` says how they become predictions."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@METRICS.register(name="accuracy")
+class Accuracy(Metric):
+    """The fraction of examples whose predicted class is the target class.
+
+    Targets are class labels (N,), one-hot or soft rows (N, C) (their largest entry
+    is the class), or for binary outputs (N, K) 0/1 per output, each output counted.
+    """
+
+    name = "accuracy"
+
+    def batch_total(self, outputs, targets, loss) -> float:
+        predicted = loss.predicted_classes(outputs)
+        if predicted.shape == targets.shape and targets.ndim == 2:  # multi-label
+            right = predicted == (targets >= 0.5)
+            return float(right.mean(axis=1).sum())
+        labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
+        return float(np.count_nonzero(predicted.reshape(labels.shape) == labels))
+
+
+@METRICS.register(name="top_k_accuracy")
+class TopKAccuracy(Metric):
+    """The fraction of examples whose target class is among the k largest outputs."""
+
+    def __init__(self, k: int = 5):
+        self.k = check_int("TopKAccuracy k", k)
+        self.name = f"top_{self.k}_accuracy"
+
+    def batch_total(self, outputs, targets, loss) -> float:
+        if outputs.ndim != 2 or outputs.shape[1] <= 1:
+            raise NnscratchError(f"{self.name}: expected outputs (N, C), C > 1")
+        labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
+        k = min(self.k, outputs.shape[1])
+        # the label is in the top k if fewer than k outputs are larger than its own
+        own = outputs[np.arange(len(labels)), labels][:, None]
+        return float(np.count_nonzero((outputs > own).sum(axis=1) < k))
+
+    def __repr__(self) -> str:
+        return f"TopKAccuracy(k={self.k})"
+
+
+@METRICS.register(name="mae")
+class MeanAbsoluteError(Metric):
+    """mean |prediction - target| over each example's outputs, for regression."""
+
+    name = "mae"
+
+    def batch_total(self, outputs, targets, loss) -> float:
+        diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
+        return float(np.abs(diff).reshape(len(diff), -1).mean(axis=1).sum())
+
+
+@METRICS.register(name="mse")
+class MeanSquaredError(Metric):
+    """mean (prediction - target)^2 over each example's outputs, for regression."""
+
+    name = "mse"
+
+    def batch_total(self, outputs, targets, loss) -> float:
+        diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
+        return float(np.square(diff).reshape(len(diff), -1).mean(axis=1).sum())
+
+
+def get_metrics(metrics, loss) -> list[Metric]:
+    """Metric objects from names or objects; None -> accuracy for a loss that
+    classifies, nothing for a regression loss."""
+    if metrics is None:
+        return [Accuracy()] if loss.classifies else []
+    if isinstance(metrics, (str, Metric)) or not isinstance(metrics, (list, tuple)):
+        raise NnscratchError(
+            f"metrics: expected a list of metric names or Metric objects, "
+            f"got {metrics!r}"
+        )
+    found = [m if isinstance(m, Metric) else METRICS.get_class(m)() for m in metrics]
+    names = [m.name for m in found]
+    if len(set(names)) != len(names) or {"loss", "val_loss"} & set(names):
+        raise NnscratchError(f"metrics: names must be distinct and not loss: {names}")
+    return found
