@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from .app.predict import predict_command
-from .app.serve import serve_command
+from .app import serve as web_app
 from .data.catalog import DATASETS
 from .errors import NnscratchError
+from .imaging import images
 from .nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
 from .reporting.report import report_command
 from .runs.presets import PRESETS
@@ -240,9 +240,102 @@ def info(model_path: Path) -> None:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
 
 
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument(
+    "image_paths",
+    metavar="IMAGE...",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of results.")
+@click.option(
+    "--show",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save a PNG of each input beside the 28x28 image the network saw.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=images.MAX_PIXELS,
+    show_default=True,
+    help="Refuse images with more pixels than this (decompression bombs).",
+)
+def predict(model_path, image_paths, as_json, show, max_pixels):
+    """Predict the digit in each IMAGE (PNG, JPEG, GIF, BMP, WebP...) with MODEL.
+
+    Prints the best class with its probability and the next two. A file that cannot
+    be read gets a one-line error on stderr and the others are still predicted; the
+    exit code is 1 if any file failed.
+    """
+    from .app.predict import format_result, predict_file, results_json, save_comparison
+    from .nn.loading import load_model
+
+    model = load_model(model_path)
+    results, shown = [], []
+    for path in image_paths:
+        result, gray = predict_file(model, path, max_pixels)
+        results.append(result)
+        if gray is not None:
+            shown.append((result, gray))
+        if "error" in result:
+            click.echo(result["error"], err=True)  # names the file already
+        elif not as_json:
+            click.echo(format_result(result))
+    if as_json:
+        click.echo(results_json(results))
+    if show is not None:
+        if shown:
+            try:
+                save_comparison(shown, show)
+            except (NnscratchError, OSError) as e:
+                raise NnscratchError(f"--show: {e}") from None
+            if not as_json:
+                click.echo(f"saved {show}")
+        else:
+            click.echo(f"--show: no image could be read, {show} not written", err=True)
+    failed = sum("error" in r for r in results)
+    if failed:
+        click.echo(f"{failed} of {len(results)} images failed", err=True)
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--max-bytes",
+    default=web_app.MAX_BYTES,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest request body accepted (an uploaded photo).",
+)
+@click.option(
+    "--max-pixels",
+    default=web_app.MAX_PIXELS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest image accepted, in pixels (checked before decoding).",
+)
+def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int):
+    """Serve a page to draw digits and see MODEL's prediction live."""
+    from .nn.loading import load_model
+
+    web_app.run_server(
+        load_model(model_path),
+        host,
+        port,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
+    )
+
+
 cli.add_command(report_command, name="report")
-cli.add_command(predict_command, name="predict")
-cli.add_command(serve_command, name="serve")
 
 
 def main(argv: list[str] | None = None) -> int:

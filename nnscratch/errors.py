@@ -1,6 +1,7 @@
 """Errors a user can cause and fix: the CLI prints them as one line, never a traceback.
 
-Also the checks of arguments that raise them (`check_int`, `check_float`).
+Also the checks of arguments that raise them (`check_int`, `check_float`,
+`check_same_length`).
 """
 
 import math
@@ -76,3 +77,25 @@ def _interval(low: float, high: float, open_low: bool, open_high: bool) -> str:
         return f"a number {'<' if open_high else '<='} {high:g}"
     left, right = "(" if open_low else "[", ")" if open_high else "]"
     return f"a number in {left}{low:g}, {high:g}{right}"
+
+
+def check_same_length(**arrays) -> None:
+    """DataError unless every array has a batch axis and all have the same length.
+
+    `check_same_length(x=x, y=y)` says "x and y must have the same length, got 10 and 9".
+    """
+    names = _and(list(arrays))
+    shapes = [np.shape(a) for a in arrays.values()]
+    if any(len(shape) == 0 for shape in shapes):
+        raise DataError(
+            f"{names}: expected arrays with a batch axis, got shapes {_and(shapes)}"
+        )
+    lengths = [shape[0] for shape in shapes]
+    if len(set(lengths)) > 1:
+        raise DataError(f"{names} must have the same length, got {_and(lengths)}")
+
+
+def _and(items: list) -> str:
+    """[a, b, c] -> "a, b and c"."""
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

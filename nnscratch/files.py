@@ -15,16 +15,29 @@ from .errors import NnscratchError
 
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
-    """Open a temporary file next to `path`; on success it replaces `path`."""
+    """Open a temporary file next to `path`; on success it replaces `path`.
+
+    An exception in the `with` block leaves `path` as it was, and no temporary file;
+    an OSError (a missing folder, a full disk) becomes a NnscratchError naming `path`.
+    The file gets the permissions any new file gets (the umask's), not mkstemp's 0600.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except FileNotFoundError:
+        raise NnscratchError(
+            f"cannot write {path}: folder {path.parent} does not exist"
+        ) from None
+    except OSError as e:
+        raise NnscratchError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
-            os.fsync(
-                f.fileno()
-            )  # on disk before the rename: no empty file after a crash
+            # on disk before the rename: no empty file after a crash
+            os.fsync(f.fileno())
         usual_permissions(tmp)
         os.replace(tmp, path)
     except OSError as e:

@@ -17,7 +17,7 @@ from nnscratch import (
     NnscratchError,
     RMSprop,
 )
-from nnscratch.errors import check_float, check_int
+from nnscratch.errors import DataError, check_float, check_int, check_same_length
 from nnscratch.nn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
 
@@ -42,6 +42,16 @@ def test_check_float_takes_finite_numbers_in_the_interval():
     for value, interval, words in cases:
         with pytest.raises(NnscratchError, match=rf"^x: expected {words}, got "):
             check_float("x", value, **interval)
+
+
+def test_check_same_length_names_every_array():
+    check_same_length(x=np.zeros((3, 2)), y=[0, 1, 2])
+    with pytest.raises(
+        DataError, match=r"^images, labels and probs must have the same"
+    ):
+        check_same_length(images=np.zeros((3, 4, 4)), labels=[0, 1], probs=[[1]] * 3)
+    with pytest.raises(DataError, match=r"batch axis, got shapes \(3,\) and \(\)$"):
+        check_same_length(x=[1, 2, 3], y=np.float64(1))
 
 
 @pytest.mark.parametrize(

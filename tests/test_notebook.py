@@ -73,7 +73,8 @@ def stdout_of(cell) -> str:
 
 def draws_a_figure(cell) -> bool:
     last = cell.source.strip().splitlines()[-1]
-    return "plt.show()" in cell.source or last.startswith("plots.") or last == "fig"
+    drawn_by_nnscratch = last.startswith(("curves.", "confusion.", "image_grids."))
+    return "plt.show()" in cell.source or drawn_by_nnscratch or last == "fig"
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from nnscratch.errors import DataError
-from nnscratch.reporting import plots
+from nnscratch.reporting import confusion, curves, figures, image_grids
 from nnscratch.reporting.metrics import confusion_matrix
 
 NAMES = ["zero", "one", "two"]
@@ -21,10 +21,10 @@ def _data(n=12, seed=0):
 
 def _check_png(fig, path, min_std=10.0):
     """Saves fig; asserts the pixel size matches figsize x DPI and the image is not blank."""
-    plots.save_figure(fig, path)
+    figures.save_figure(fig, path)
     with Image.open(path) as image:
         assert image.format == "PNG"
-        width, height = fig.get_size_inches() * plots.DPI
+        width, height = fig.get_size_inches() * figures.DPI
         assert abs(image.width - width) <= 2 and abs(image.height - height) <= 2
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.std() > min_std
@@ -39,7 +39,7 @@ def test_learning_curves_with_batches(tmp_path):
         "val_accuracy": [0.55, 0.75, 0.8],
     }
     batch_losses = np.linspace(2.0, 0.3, 30)
-    fig = plots.learning_curves(history, batch_losses)
+    fig = curves.learning_curves(history, batch_losses)
     assert len(fig.axes) >= 3  # loss, accuracy, per batch
     _check_png(fig, tmp_path / "curves.png")
 
@@ -49,14 +49,14 @@ def test_learning_curves_from_csv_rows_without_validation(tmp_path):
         {"loss": "0.9", "accuracy": "0.7", "val_loss": ""},
         {"loss": "0.5", "accuracy": "0.8", "val_loss": ""},
     ]
-    _check_png(plots.learning_curves(rows), tmp_path / "curves.png")
+    _check_png(curves.learning_curves(rows), tmp_path / "curves.png")
     with pytest.raises(DataError, match="loss"):
-        plots.learning_curves({"accuracy": [0.5]})
+        curves.learning_curves({"accuracy": [0.5]})
 
 
 @pytest.mark.parametrize("epochs", [1, 3, 30])
 def test_learning_curves_mark_whole_epochs_only(epochs):
-    fig = plots.learning_curves({"loss": [1.0] * epochs, "accuracy": [0.5] * epochs})
+    fig = curves.learning_curves({"loss": [1.0] * epochs, "accuracy": [0.5] * epochs})
     for ax in fig.axes[:2]:
         ticks = [
             t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]
@@ -68,19 +68,19 @@ def test_learning_curves_mark_whole_epochs_only(epochs):
 def test_confusion_matrix_plot(tmp_path, normalize):
     _, labels, probs = _data()
     cm = confusion_matrix(labels, probs.argmax(axis=1), 3)
-    fig = plots.confusion_matrix_plot(cm, NAMES, normalize=normalize)
+    fig = confusion.confusion_matrix_plot(cm, NAMES, normalize=normalize)
     _check_png(fig, tmp_path / "cm.png")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 9
     if not normalize:
         assert sum(int(t) for t in texts) == len(labels)
     with pytest.raises(DataError, match=r"\(3, 3\)"):
-        plots.confusion_matrix_plot(np.zeros((2, 2)), NAMES)
+        confusion.confusion_matrix_plot(np.zeros((2, 2)), NAMES)
 
 
 def test_per_class_bars(tmp_path):
     cm = np.array([[5, 1, 0], [0, 4, 2], [1, 0, 3]])
-    fig = plots.per_class_bars(cm, NAMES)
+    fig = confusion.per_class_bars(cm, NAMES)
     _check_png(fig, tmp_path / "bars.png")
     # precision = diagonal / column sums, recall = diagonal / row sums, as labels
     labels = sorted(t.get_text() for t in fig.axes[0].texts)
@@ -89,30 +89,30 @@ def test_per_class_bars(tmp_path):
 
 def test_sample_predictions(tmp_path):
     images, labels, probs = _data()
-    fig = plots.sample_predictions(images, labels, probs, NAMES, n=9)
+    fig = image_grids.sample_predictions(images, labels, probs, NAMES, n=9)
     _check_png(fig, tmp_path / "samples.png")
     assert sum(1 for ax in fig.axes if ax.images) == 9
     with pytest.raises(DataError, match="probs"):
-        plots.sample_predictions(images, labels, probs[:, :2], NAMES)
+        image_grids.sample_predictions(images, labels, probs[:, :2], NAMES)
 
 
 def test_top_mistakes_surest_first(tmp_path):
     images, labels, probs = _data()
-    fig = plots.top_mistakes(images, labels, probs, NAMES, n=4)
+    fig = image_grids.top_mistakes(images, labels, probs, NAMES, n=4)
     _check_png(fig, tmp_path / "mistakes.png")
     wrong = np.flatnonzero(probs.argmax(axis=1) != labels)
     confidences = sorted(probs[wrong].max(axis=1), reverse=True)[:4]
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert len(titles) == min(4, wrong.size)
-    assert titles[0].endswith(plots._percent(confidences[0]))
+    assert titles[0].endswith(figures.percent(confidences[0]))
 
 
 def test_top_mistakes_without_mistakes(tmp_path):
     images, labels, _ = _data(6)
     probs = np.eye(3)[labels]
-    fig = plots.top_mistakes(images, labels, probs, NAMES)
+    fig = image_grids.top_mistakes(images, labels, probs, NAMES)
     assert "No mistakes" in fig.axes[0].texts[0].get_text()
-    title = plots.sample_predictions(images, labels, probs, NAMES)._suptitle
+    title = image_grids.sample_predictions(images, labels, probs, NAMES)._suptitle
     assert "6 right" in title.get_text() and "wrong" not in title.get_text()
     _check_png(fig, tmp_path / "none.png", min_std=1.0)
 
@@ -120,18 +120,18 @@ def test_top_mistakes_without_mistakes(tmp_path):
 @pytest.mark.parametrize("shape", [(784, 10), (6, 1, 5, 5)])
 def test_first_layer_features(tmp_path, shape):
     weights = np.random.default_rng(0).standard_normal(shape)
-    _check_png(plots.first_layer_features(weights), tmp_path / "features.png")
+    _check_png(image_grids.first_layer_features(weights), tmp_path / "features.png")
     with pytest.raises(DataError, match="square"):
-        plots.first_layer_features(np.zeros((10, 3)))
+        image_grids.first_layer_features(np.zeros((10, 3)))
 
 
 def test_class_names_are_drawn_as_text_not_math(tmp_path):
     # "$" starts matplotlib's math mode: "$\\frac{$" would not even draw
     names = [r"$\frac{$", "a$b", "c"]
     cm = np.diag([5, 4, 3])
-    _check_png(plots.confusion_matrix_plot(cm, names), tmp_path / "cm.png")
+    _check_png(confusion.confusion_matrix_plot(cm, names), tmp_path / "cm.png")
     images, labels, probs = _data()
-    fig = plots.sample_predictions(images, labels, probs, names, n=4)
+    fig = image_grids.sample_predictions(images, labels, probs, names, n=4)
     _check_png(fig, tmp_path / "samples.png")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any(r"\$\frac{\$" in t for t in titles), titles

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw
 
 from nnscratch import Dense, Flatten, ReLU, Sequential, cli, load_model
-from nnscratch.app.predict import describe, model_input
+from nnscratch.app.predict import model_input, top_classes
 from nnscratch.imaging import images
 
 
@@ -62,7 +63,7 @@ def test_predicts_a_good_image(model_path, digit_png):
     model = load_model(model_path)
     x = images.to_mnist(images.load_image(digit_png))
     probs = model.predict(model_input(model, x))[0]
-    best = describe(probs, [str(i) for i in range(10)])
+    best = top_classes(probs, [str(i) for i in range(10)])
     assert line.startswith(f"{digit_png}: {best['label']} ({best['probability']:.1%})")
     assert line.count("%") == 3
 
@@ -114,6 +115,10 @@ def test_show_saves_inputs_beside_what_the_network_saw(model_path, digit_png, tm
         width, height = img.size
     assert width > 300 and height > 350  # two rows of two panels
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    umask = os.umask(0)
+    os.umask(umask)
+    # the permissions any new file gets, not the temporary file's 0600
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_show_into_a_missing_folder_is_a_clear_error(model_path, digit_png, tmp_path):
@@ -139,9 +144,9 @@ def test_model_with_another_input_size_is_refused(digit_png, tmp_path):
     assert "expects inputs of shape (16,)" in result.stderr
 
 
-def test_describe_orders_classes_by_probability():
+def test_top_classes_orders_classes_by_probability():
     probs = np.array([0.1, 0.6, 0.05, 0.25])
-    d = describe(probs, ["a", "b", "c", "d"])
+    d = top_classes(probs, ["a", "b", "c", "d"])
     assert (d["digit"], d["label"]) == (1, "b")
     assert [t["label"] for t in d["top"]] == ["b", "d", "a"]
     assert_allclose(d["probabilities"], probs)

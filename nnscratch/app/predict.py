@@ -1,24 +1,20 @@
-"""`nnscratch predict MODEL IMAGE...`: classify a user's own pictures of digits.
+"""Classifying a user's own pictures of digits (`nnscratch predict MODEL IMAGE...`).
 
 Also the helpers the web app shares: fitting a 28x28 digit to a model's input shape
-and describing its probabilities (best class and runners-up).
+and the most likely classes with their probabilities.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
-import click
 import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
 from ..errors import NnscratchError
 from ..imaging import images
-from ..nn.loading import load_model
-from ..reporting.plots import plain_text
+from ..reporting.figures import image_axes, plain_text, save_figure
 
 NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
 
@@ -40,7 +36,7 @@ def class_names(model, n_classes: int) -> list[str]:
     return list(names)
 
 
-def describe(probs: np.ndarray, names: list[str], top: int = 3) -> dict:
+def top_classes(probs: np.ndarray, names: list[str], top: int = 3) -> dict:
     """(C,) probabilities -> {"digit", "label", "probability", "top", "probabilities"}.
 
     "digit" is the class index (the digit itself for MNIST); "top" lists the `top`
@@ -70,7 +66,7 @@ def model_dataset(model) -> str | None:
 def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray | None]:
     """Predict one image file: (result, its grayscale picture or None if unreadable).
 
-    The result is `describe(...)` plus "file" and "input" (the 28x28 digit), or
+    The result is `top_classes(...)` plus "file" and "input" (the 28x28 digit), or
     {"file", "digit": None, "error"} when the file could not be used (the error
     message starts with the file name).
     """
@@ -82,7 +78,7 @@ def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray |
     if digit is None:
         return {"file": str(path), "digit": None, "error": f"{path}: {NO_DIGIT}"}, gray
     probs = model.predict(model_input(model, digit))[0]
-    result = {"file": str(path), **describe(probs, class_names(model, probs.size))}
+    result = {"file": str(path), **top_classes(probs, class_names(model, probs.size))}
     result["input"] = digit
     return result, gray
 
@@ -99,10 +95,8 @@ def format_result(result: dict) -> str:
 
 def save_comparison(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
     """Save a PNG: each input picture beside the 28x28 image the network saw."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
-
     fig = Figure(figsize=(5.0, 2.4 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), 2, squeeze=False)
+    axes = image_axes(fig, 2 * len(rows), len(rows), 2).reshape(len(rows), 2)
     for (result, gray), (ax_in, ax_net) in zip(rows, axes):
         ax_in.imshow(gray, cmap="gray", vmin=0, vmax=1)
         ax_in.set_title(plain_text([Path(result["file"]).name])[0], fontsize=9)
@@ -114,85 +108,13 @@ def save_comparison(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
             ax_net.imshow(np.zeros((28, 28)), cmap="gray", vmin=0, vmax=1)
             title = "seen: no digit"
         ax_net.set_title(title, fontsize=9)
-        for ax in (ax_in, ax_net):
-            ax.set_xticks([])
-            ax.set_yticks([])
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    write_atomic(out, buf.getvalue())
+    save_figure(fig, out, dpi=100)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise NnscratchError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@click.command("predict")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.argument(
-    "image_paths",
-    metavar="IMAGE...",
-    nargs=-1,
-    required=True,
-    type=click.Path(path_type=Path),
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of results.")
-@click.option(
-    "--show",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save a PNG of each input beside the 28x28 image the network saw.",
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=images.MAX_PIXELS,
-    show_default=True,
-    help="Refuse images with more pixels than this (decompression bombs).",
-)
-def predict_command(model_path, image_paths, as_json, show, max_pixels):
-    """Predict the digit in each IMAGE (PNG, JPEG, GIF, BMP, WebP...) with MODEL.
-
-    Prints the best class with its probability and the next two. A file that cannot
-    be read gets a one-line error on stderr and the others are still predicted; the
-    exit code is 1 if any file failed.
-    """
-    model = load_model(model_path)  # errors: one "error: ..." line, from cli.main
-    results, shown = [], []
-    for path in image_paths:
-        result, gray = predict_file(model, path, max_pixels)
-        results.append(result)
-        if gray is not None:
-            shown.append((result, gray))
-        if "error" in result:
-            click.echo(result["error"], err=True)  # names the file already
-        elif not as_json:
-            click.echo(format_result(result))
-    if as_json:
-        for result in results:
-            if "input" in result:
-                result["input"] = np.round(result["input"], 4).tolist()
-        click.echo(json.dumps(results, indent=2))
-    if show is not None:
-        if shown:
-            try:
-                save_comparison(shown, show)
-            except (NnscratchError, OSError) as e:
-                raise NnscratchError(f"--show: {e}") from None
-            if not as_json:
-                click.echo(f"saved {show}")
-        else:
-            click.echo(f"--show: no image could be read, {show} not written", err=True)
-    failed = sum("error" in r for r in results)
-    if failed:
-        click.echo(f"{failed} of {len(results)} images failed", err=True)
-        click.get_current_context().exit(1)
+def results_json(results: list[dict]) -> str:
+    """`predict_file` results as one JSON list (the 28x28 inputs rounded to 4 places)."""
+    rows = [
+        {**r, "input": np.round(r["input"], 4).tolist()} if "input" in r else r
+        for r in results
+    ]
+    return json.dumps(rows, indent=2)

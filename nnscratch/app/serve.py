@@ -1,36 +1,32 @@
 """`nnscratch serve MODEL`: a web page to draw a digit and watch the network read it.
 
-`create_app(model)` builds a Starlette app: the page (nnscratch/static/), `GET /health`
-and `POST /api/predict`, which takes a PNG (raw body, multipart field "file" or a JSON
-data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28 input the
-network saw and the hidden activations (of the activation layers with at most MAX_CELLS
-values: conv feature maps are left out). `DigitService` holds the model, the
-limits and the lock; its methods are the route handlers and the steps that read a digit
-from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded while
-it streams and images are checked for their declared size before any pixel is decoded.
+`create_app(model)` builds a Starlette app: the page (nnscratch/app/static/), `GET
+/health` and `POST /api/predict`, which takes a PNG (raw body, multipart field "file"
+or a JSON data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28
+input the network saw and the hidden activations (of the activation layers with at
+most MAX_CELLS values: conv feature maps are left out). `DigitService` holds the model,
+the limits and the lock; its methods are the route handlers and the steps that read a
+digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
+while it streams (`request_body`) and images are checked for their declared size
+before any pixel is decoded. `security` keeps other sites out. `run_server` serves the
+app with uvicorn.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import errno
 import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import click
 import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
@@ -40,8 +36,16 @@ from starlette.staticfiles import StaticFiles
 from ..errors import NnscratchError
 from ..imaging import images
 from ..nn.activations import Activation
-from ..nn.loading import load_model
-from .predict import class_names, describe, model_dataset, model_input
+from .predict import class_names, model_dataset, model_input, top_classes
+from .request_body import (
+    FORM_TYPES,
+    RequestError,
+    decode_data_url,
+    media_type,
+    multipart_file,
+    read_body,
+)
+from .security import LOOPBACK_HOSTS, SecurityHeaders, from_another_site
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
@@ -51,33 +55,9 @@ MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
 # 6000x4000, refused above before decoding: half of `nnscratch predict`'s limit, as a
 # server decodes for several clients at once in one process
 MAX_PIXELS = 25_000_000
-# the names a server listening on this machine only answers to (see create_app)
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
-SECURITY_HEADERS = [
-    # the page loads nothing from elsewhere and runs no inline script
-    (
-        b"content-security-policy",
-        (
-            b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
-            b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        ),
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
-
-FORM_TYPES = ("multipart/form-data", "application/json")
 
 log = logging.getLogger(__name__)
-
-
-class RequestError(Exception):
-    """A client error: becomes `{"error": message}` with this HTTP status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def create_app(
@@ -111,13 +91,6 @@ def create_app(
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app
-
-
-def from_another_site(request: Request) -> bool:
-    """Whether a browser sent this request from a page of another origin (its Origin
-    header names another host and port than the one it was sent to)."""
-    origin = request.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
 
 
 class DigitService:
@@ -186,7 +159,7 @@ class DigitService:
             return error_response(422, str(e))
 
     def run_model(self, digit: np.ndarray) -> dict:
-        """(28, 28) digit -> describe()'s answer plus "input" and the "activations".
+        """(28, 28) digit -> top_classes()'s answer plus "input" and the "activations".
 
         Blocking: called in the thread pool.
         """
@@ -194,7 +167,7 @@ class DigitService:
         with self.lock:
             probs = self.model.predict(x)[0]
             outputs = self.model.layer_outputs(x)
-        result = describe(probs, self.names)
+        result = top_classes(probs, self.names)
         result["input"] = np.round(digit, 4).tolist()
         result["activations"] = [
             {
@@ -219,7 +192,7 @@ class DigitService:
                 f"unsupported content type {content_type or '(none)'!r}: send "
                 "image/png, multipart/form-data or application/json",
             )
-        body = await self.read_body(request)
+        body = await read_body(request, self.max_bytes, self.body_timeout)
         if is_image:
             return await self.digit_from_image(body)
         if content_type == "multipart/form-data":
@@ -227,41 +200,6 @@ class DigitService:
                 await multipart_file(request.headers, body)
             )
         return await self.digit_from_json(body)
-
-    async def read_body(self, request: Request) -> bytes:
-        """The whole body: 413 past `max_bytes`, 408 past `body_timeout` seconds."""
-        self.check_content_length(request.headers.get("content-length"))
-        try:
-            return await asyncio.wait_for(
-                self.receive_bounded(request), self.body_timeout
-            )
-        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
-            raise RequestError(
-                408, f"the body was not received within {self.body_timeout:g} s"
-            ) from None
-
-    def check_content_length(self, length: str | None) -> None:
-        """Refuse a malformed (400) or too large (413) declared length, if any."""
-        if length is None:
-            return
-        if not length.isdigit():
-            raise RequestError(400, f"bad Content-Length header {length!r}")
-        if int(length) > self.max_bytes:
-            raise RequestError(
-                413, f"body of {length} bytes is over the limit of {self.max_bytes}"
-            )
-
-    async def receive_bounded(self, request: Request) -> bytes:
-        """The body as it streams, refused (413) as soon as it passes `max_bytes`."""
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_bytes:  # a missing or lying Content-Length
-                raise RequestError(
-                    413, f"body is over the limit of {self.max_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def digit_from_json(self, body: bytes) -> np.ndarray | None:
         """`{"pixels": 28x28 numbers}` or `{"image": data URL}` -> (28, 28) or None."""
@@ -292,48 +230,6 @@ class DigitService:
         return images.to_mnist(gray, **self.layout)
 
 
-def media_type(request: Request) -> str:
-    """The Content-Type without its parameters, lower case: "" if there is none."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def decode_data_url(value) -> bytes:
-    """'data:image/png;base64,....' -> the image bytes."""
-    if not isinstance(value, str) or not value.startswith("data:image/"):
-        raise RequestError(
-            422, "image: expected a data URL 'data:image/png;base64,...'"
-        )
-    header, _, payload = value.partition(",")
-    if not header.endswith(";base64") or not payload:
-        raise RequestError(
-            422, "image: expected a base64 data URL 'data:image/...;base64,...'"
-        )
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError(422, "image: the data URL is not valid base64") from None
-
-
-async def multipart_file(headers, body: bytes) -> bytes:
-    """The bytes of the image in field 'file' of a multipart body (already read)."""
-
-    async def replay():
-        yield body
-
-    parser = MultiPartParser(headers, replay(), max_files=1, max_fields=10)
-    try:
-        form = await parser.parse()
-    except MultiPartException as e:
-        raise RequestError(400, f"bad multipart body: {e}") from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise RequestError(422, "multipart: expected an image file in field 'file'")
-        return await upload.read()
-    finally:
-        await form.close()
-
-
 def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
     """Indices of the hidden activation layers to show (not the last layer)."""
     return [
@@ -359,71 +255,6 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal error")
 
 
-class SecurityHeaders:
-    """ASGI middleware adding SECURITY_HEADERS to every HTTP response."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-@click.command("serve")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
-)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--max-bytes",
-    default=MAX_BYTES,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Largest request body accepted (an uploaded photo).",
-)
-@click.option(
-    "--max-pixels",
-    default=MAX_PIXELS,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Largest image accepted, in pixels (checked before decoding).",
-)
-def serve_command(
-    model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int
-) -> None:
-    """Serve a page to draw digits and see MODEL's prediction live."""
-    # on this machine only (the default), only its own names: see create_app
-    local = host in LOOPBACK_HOSTS
-    app = create_app(
-        load_model(model_path),
-        max_bytes=max_bytes,
-        max_pixels=max_pixels,
-        allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
-    )
-    # bound before the address is printed: a busy port is one error line, and
-    # --port 0 prints the port the system picked
-    with listening_socket(host, port) as sock:
-        port = sock.getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        click.echo(f"Drawing page at http://{shown}:{port}/ (Ctrl+C to stop)")
-        # a bound on requests handled at once (more get 503); uvicorn has no time
-        # limit on receiving headers: see the README before using --host
-        config = uvicorn.Config(app, log_level="warning", limit_concurrency=64)
-        server = uvicorn.Server(config)
-        server.run(sockets=[sock])
-    if not server.started:
-        raise NnscratchError(f"the server on port {port} failed to start")
-
-
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
     try:
@@ -442,3 +273,40 @@ def listening_socket(host: str, port: int) -> socket.socket:
         raise NnscratchError(
             f"cannot listen on {host} port {port}: {e.strerror or e}"
         ) from None
+
+
+def run_server(
+    model,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the drawing page for `model` on host:port until stopped (Ctrl+C).
+
+    The socket is bound before `on_ready(url)` is called, so a busy port is a
+    NnscratchError before any address is given, and port 0 gives the port the system
+    picked. Listening on this machine only (the default), the app answers to its own
+    names only: see create_app.
+    """
+    local = host in LOOPBACK_HOSTS
+    app = create_app(
+        model,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
+    )
+    with listening_socket(host, port) as sock:
+        port = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        if on_ready is not None:
+            on_ready(f"http://{shown}:{port}/")
+        # a bound on requests handled at once (more get 503); uvicorn has no time
+        # limit on receiving headers: see the README before using --host
+        config = uvicorn.Config(app, log_level="warning", limit_concurrency=64)
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+    if not server.started:
+        raise NnscratchError(f"the server on port {port} failed to start")

@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..files import usual_permissions
+from ..files import atomic_open
 from .catalog import FILE_NAMES, dataset_info, missing_files_hint
 from .catalog import cache_dir as default_cache_dir
 from .idx import read_idx
@@ -104,51 +103,54 @@ def _usable(path: Path, md5: str) -> bool:
     return True
 
 
+class _Refused(Exception):
+    """A mirror did not give the right file; the message says why."""
+
+
 def _fetch(url: str, dest: Path, md5: str, timeout: float, show: bool) -> str | None:
     """Download url to dest atomically if its MD5 matches; returns None or the problem."""
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-        )
-    except OSError as err:
-        raise DataError(f"cannot write in {dest.parent}: {err}") from None
-    tmp = Path(tmp_name)
+        with atomic_open(dest) as out:  # left untouched if the `with` raises
+            _copy_checked(url, out, md5, timeout, dest.name if show else None)
+    except _Refused as problem:
+        return str(problem)
+    return None
+
+
+def _copy_checked(url: str, out, md5: str, timeout: float, bar: str | None) -> None:
+    """Write url's body into the file `out`, with a progress bar labelled `bar` (None:
+    no bar); _Refused if it cannot be had whole with this MD5 (an HTTP error, a dropped
+    connection, a timeout, a bad URL...)."""
     try:
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=timeout) as response,
-        ):
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             expected = int(expected) if expected and expected.isdigit() else None
-            bar = tqdm(
+            progress = tqdm(
                 total=expected,
                 unit="B",
                 unit_scale=True,
-                desc=dest.name,
-                disable=not show,
+                desc=bar,
+                disable=bar is None,
                 leave=False,
             )
-            with bar:
+            with progress:
                 while block := response.read(1 << 16):
                     out.write(block)
                     digest.update(block)
                     received += len(block)
-                    bar.update(len(block))
-        if expected is not None and received != expected:
-            return f"connection closed after {received:,} of {expected:,} bytes"
-        if digest.hexdigest() != md5:
-            return f"MD5 {digest.hexdigest()} does not match the expected {md5}"
-        usual_permissions(tmp)
-        os.replace(tmp, dest)
-        return None
+                    progress.update(len(block))
     except urllib.error.HTTPError as err:
-        return f"HTTP {err.code} {err.reason}"
+        raise _Refused(f"HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
-        return f"cannot connect: {err.reason}"
+        raise _Refused(f"cannot connect: {err.reason}") from None
     except (http.client.HTTPException, OSError, ValueError) as err:
         # Dropped connections, timeouts (TimeoutError is an OSError), bad URLs.
-        return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise _Refused(
+            f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        ) from None
+    if expected is not None and received != expected:
+        raise _Refused(f"connection closed after {received:,} of {expected:,} bytes")
+    if digest.hexdigest() != md5:
+        raise _Refused(f"MD5 {digest.hexdigest()} does not match the expected {md5}")

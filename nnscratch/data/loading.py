@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, check_same_length
 from ..nn.batches import prepare_inputs
 from .catalog import (
     TEST_IMAGES,
@@ -109,7 +109,7 @@ def shuffle(x: np.ndarray, y: np.ndarray, seed=0) -> tuple[np.ndarray, np.ndarra
 
     Shapes: x (N, ...), y (N, ...). `seed` is an int or an `np.random.Generator`.
     """
-    _check_pair(x, y)
+    check_same_length(x=x, y=y)
     order = np.random.default_rng(seed).permutation(len(x))
     return x[order], y[order]
 
@@ -121,7 +121,7 @@ def train_validation_split(
 
     Returns ((x_train, y_train), (x_val, y_val)); both parts are non-empty.
     """
-    _check_pair(x, y)
+    check_same_length(x=x, y=y)
     if not 0 < fraction < 1:
         raise DataError(f"validation fraction must be in (0, 1), got {fraction}")
     n_val = round(fraction * len(x))
@@ -141,12 +141,3 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     if images.dtype != np.uint8:
         raise DataError(f"expected uint8 images, got {images.dtype}")
     return prepare_inputs(images)
-
-
-def _check_pair(x, y) -> None:
-    if np.ndim(x) == 0 or np.ndim(y) == 0:
-        raise DataError(
-            f"expected arrays with a batch axis, got {np.shape(x)} and {np.shape(y)}"
-        )
-    if len(x) != len(y):
-        raise DataError(f"x and y must have the same length, got {len(x)} and {len(y)}")

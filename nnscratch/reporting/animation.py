@@ -6,7 +6,7 @@ can be saved to one .npz (the run directory's recordings.npz) and loaded back, a
 `training_animation` turns them into a GIF with one frame per epoch: the loss curves
 so far beside the recorded images, each titled with its predicted class and confidence
 (green check mark if right, vermillion cross if wrong). The colours and marks are the
-ones `nnscratch.plots` uses for its still pictures.
+ones `figures` gives the still pictures.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from PIL import Image
 from ..errors import DataError, NnscratchError
 from ..files import atomic_open
 from ..nn.callbacks import Callback
-from .plots import (
+from .figures import (
     BLUE,
     CORRECT,
     ORANGE,
     RIGHT_MARK,
     WRONG,
     WRONG_MARK,
-    _border,
-    _image_axes,
-    _percent,
     as_images,
+    border,
+    image_axes,
+    percent,
     plain_text,
 )
 
@@ -305,7 +305,7 @@ def _image_tiles(parent, images: np.ndarray) -> np.ndarray:
     """images (M, H, W) shown in a near-square grid of `parent`; returns (M,) axes."""
     cols = int(np.ceil(np.sqrt(len(images))))
     rows = int(np.ceil(len(images) / cols))
-    tiles = _image_axes(parent, len(images), rows, cols)
+    tiles = image_axes(parent, len(images), rows, cols)
     for tile, image in zip(tiles, images):
         tile.imshow(image, cmap="gray_r", interpolation="nearest")
     return tiles
@@ -340,12 +340,12 @@ def _mark_prediction(tile, name: str, confidence: float, right: bool, size: int)
     colour = CORRECT if right else WRONG
     mark = RIGHT_MARK if right else WRONG_MARK
     tile.set_title(
-        f"{mark} {name} {_percent(confidence)}",
+        f"{mark} {name} {percent(confidence)}",
         fontsize=size,
         color=colour,
         fontweight="bold",
     )
-    _border(tile, colour, 1.2 if right else 2.5)
+    border(tile, colour, 1.2 if right else 2.5)
 
 
 def _status_line(recordings: Recordings, epoch: int) -> str:

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, check_same_length
 
 
 def _check_class_indices(
@@ -43,13 +43,10 @@ def _check_class_indices(
 
 
 def _check_pair(labels, predicted, num_classes: int | None = None):
+    """labels and predicted as (N,) int64 class indices, the same N >= 1 of each."""
     labels = _check_class_indices("labels", labels, num_classes)
     predicted = _check_class_indices("predicted", predicted, num_classes)
-    if labels.shape != predicted.shape:
-        raise DataError(
-            f"labels and predicted must have the same length, got "
-            f"{labels.shape[0]} and {predicted.shape[0]}"
-        )
+    check_same_length(labels=labels, predicted=predicted)
     if labels.size == 0:
         raise DataError("labels: expected at least one example, got an empty array")
     return labels, predicted
@@ -77,7 +74,8 @@ def confusion_matrix(labels, predicted, num_classes: int) -> np.ndarray:
     return flat.reshape(num_classes, num_classes).astype(np.int64)
 
 
-def _check_cm(cm) -> np.ndarray:
+def check_confusion_matrix(cm) -> np.ndarray:
+    """`cm` as an array, checked to be (C, C) counts with C >= 1 (figures use it too)."""
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
         raise DataError(
@@ -101,7 +99,7 @@ def per_class_scores(cm) -> dict[str, np.ndarray]:
     Shapes: cm (C, C) -> dict of (C,) arrays: precision, recall, f1 (float64) and
     support (int64, the number of true examples of each class).
     """
-    cm = _check_cm(cm)
+    cm = check_confusion_matrix(cm)
     tp = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1)
     precision = _safe_divide(tp, cm.sum(axis=0).astype(np.float64))
@@ -117,8 +115,8 @@ def per_class_scores(cm) -> dict[str, np.ndarray]:
 
 def per_class_rows(cm, class_names) -> list[dict]:
     """The per-class scores as JSON-ready rows: {class, precision, recall, f1, support}."""
-    cm = _check_cm(cm)
-    names = _check_names(class_names, cm.shape[0])
+    cm = check_confusion_matrix(cm)
+    names = check_class_names(class_names, cm)
     scores = per_class_scores(cm)
     return [
         {
@@ -132,10 +130,15 @@ def per_class_rows(cm, class_names) -> list[dict]:
     ]
 
 
-def _check_names(class_names, num_classes: int) -> list[str]:
+def check_class_names(class_names, cm: np.ndarray) -> list[str]:
+    """The class names as strings, checked to be one per row of the (C, C) `cm`."""
     names = [str(name) for name in class_names]
-    if len(names) != num_classes:
-        raise DataError(f"class_names: expected {num_classes} names, got {len(names)}")
+    n, c = len(names), len(cm)
+    if n != c:  # either side may be the wrong one: say what each implies
+        raise DataError(
+            f"class_names: expected {c} names, got {n} (the confusion matrix is"
+            f" {cm.shape}; {n} names go with ({n}, {n}))"
+        )
     return names
 
 
@@ -192,8 +195,8 @@ def format_confusion_matrix(cm, class_names) -> str:
     Shapes: cm (C, C). Columns are headed by the class names when they are short (at
     most 6 characters) and by the class indices otherwise, with the rows naming both.
     """
-    cm = _check_cm(cm)
-    names = _check_names(class_names, cm.shape[0])
+    cm = check_confusion_matrix(cm)
+    names = check_class_names(class_names, cm)
     short = all(len(name) <= 6 for name in names)
     col_heads = names if short else [str(i) for i in range(len(names))]
     row_heads = names if short else [f"{i} {name}" for i, name in enumerate(names)]

@@ -19,8 +19,8 @@ import numpy as np
 from ..data.catalog import CLASS_NAMES
 from ..errors import NnscratchError
 from ..files import write_text
+from .curves import history_columns
 from .metrics import per_class_rows
-from .plots import history_columns
 
 REPORT_FILE = "report.html"
 # Every picture a report can hold, in figures/: file name -> caption, in page order.

@@ -19,17 +19,12 @@ from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.loading import load_model
 from .animation import PredictionRecorder, Recordings, training_animation
+from .confusion import confusion_matrix_plot, per_class_bars
+from .curves import learning_curves
+from .figures import save_figure
+from .image_grids import first_layer_features, sample_predictions, top_mistakes
 from .metrics import confusion_matrix
 from .page import CAPTIONS, read_csv, read_json, write_report
-from .plots import (
-    confusion_matrix_plot,
-    first_layer_features,
-    learning_curves,
-    per_class_bars,
-    sample_predictions,
-    save_figure,
-    top_mistakes,
-)
 
 RECORDINGS_FILE = "recordings.npz"
 FIGURE_FILES = tuple(CAPTIONS)  # every picture a report can hold, in figures/

@@ -1,0 +1,126 @@
+"""The confusion matrix as a heat map, and each class's precision and recall as bars.
+
+Both take cm (C, C) counts, rows true classes, columns predicted ones, and C names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+from matplotlib.transforms import offset_copy
+
+from .figures import BLUE, ORANGE, new_axes, plain_text
+from .metrics import check_class_names, check_confusion_matrix, per_class_scores
+
+
+def _text_colour(rgba) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
+def confusion_matrix_plot(cm, class_names, normalize: bool = False, ax=None) -> Figure:
+    """Heat map of a confusion matrix (rows true, columns predicted), cells annotated.
+
+    cm: (C, C) counts. normalize=True divides each row by its total, so the cells read
+    "% of the true class" and the diagonal is each class's recall.
+    """
+    cm = check_confusion_matrix(cm)
+    names = plain_text(check_class_names(class_names, cm))
+    fig, ax = new_axes(ax, (7.5, 6.5))
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        values = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
+        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
+        texts = [[f"{100 * v:.1f}" if v else "0" for v in row] for row in values]
+        title, bar_label = "Confusion matrix, % of each true class", "% of true class"
+    else:
+        values = cm
+        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=max(1, int(cm.max())))
+        texts = [[str(int(v)) for v in row] for row in values]
+        title, bar_label = "Confusion matrix, counts", "examples"
+    size = max(5.0, min(10.0, 95.0 / len(names)))
+    for i, j in np.ndindex(cm.shape):
+        colour = _text_colour(image.cmap(image.norm(values[i, j])))
+        ax.text(
+            j, i, texts[i][j], ha="center", va="center", fontsize=size, color=colour
+        )
+    ticks = np.arange(len(names))
+    long_names = max(len(name) for name in names) > 3
+    ax.set_xticks(
+        ticks,
+        names,
+        rotation=40 if long_names else 0,
+        ha="right" if long_names else "center",
+    )
+    ax.set_yticks(ticks, names)
+    ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    bar.set_label(bar_label)
+    if normalize:
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    return fig
+
+
+def per_class_bars(cm, class_names, ax=None) -> Figure:
+    """Horizontal bars of each class's precision and recall, with the overall accuracy.
+
+    cm: (C, C) counts, rows true, columns predicted.
+    """
+    cm = check_confusion_matrix(cm)
+    names = plain_text(check_class_names(class_names, cm))
+    scores = per_class_scores(cm)
+    fig, ax = new_axes(ax, (8, 1.5 + 0.55 * len(names)))
+    rows = np.arange(len(names))
+    height = 0.4
+    total = cm.sum()
+    if total:
+        acc = np.trace(cm) / total
+        # behind the bars (zorder), so it never crosses their value labels
+        ax.axvline(
+            acc,
+            color="black",
+            linestyle=":",
+            lw=1.2,
+            zorder=1,
+            label=f"overall accuracy {acc:.2%}",
+        )
+    for offset, key, colour, text_colour in (
+        (-height / 2, "precision", BLUE, "white"),
+        (height / 2, "recall", ORANGE, "black"),
+    ):
+        ax.barh(
+            rows + offset, scores[key], height=height, color=colour, label=key, zorder=2
+        )
+        for y, value in zip(rows + offset, scores[key]):
+            # inside the end of the bar; short bars get it just outside, in black
+            inside = value > 0.15
+            ax.text(
+                value - 0.01 if inside else value + 0.01,
+                y,
+                f"{value:.1%}",
+                ha="right" if inside else "left",
+                va="center",
+                fontsize=9,
+                color=text_colour if inside else "black",
+                zorder=3,
+            )
+    ax.set_yticks(rows, names)
+    ax.invert_yaxis()  # first class at the top, as in the tables
+    ax.set_xlim(0, 1.0)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title("Precision and recall per class")
+    ax.grid(axis="x", alpha=0.3)
+    # Below the tick labels (a fixed 20 points under the axes, whatever its height):
+    # inside, it would cover the bars of the last classes.
+    below = offset_copy(ax.transAxes, fig=fig, y=-20, units="points")
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0),
+        bbox_transform=below,
+        ncol=3,
+        fontsize=9,
+    )
+    return fig

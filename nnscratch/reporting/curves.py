@@ -1,0 +1,140 @@
+"""Learning curves: loss and accuracy per epoch (train, validation) and the loss of
+every batch, from a `History`, its dict of lists or the rows of history.csv."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
+from ..errors import DataError
+from .figures import BLUE, ORANGE
+
+
+def history_columns(history) -> dict[str, np.ndarray]:
+    """Per-epoch metrics as float arrays (NaN where missing), from any history form.
+
+    Accepts a `History`, its `.history` dict of lists, or rows (dicts, e.g. read from
+    history.csv, where an empty string means missing).
+    """
+    history = getattr(history, "history", history)
+    if isinstance(history, dict):
+        rows = [dict(zip(history, values)) for values in zip(*history.values())]
+    else:
+        rows = list(history)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+
+    def number(value):
+        try:
+            return float(value) if value not in (None, "") else np.nan
+        except (TypeError, ValueError):
+            return np.nan
+
+    return {k: np.array([number(row.get(k)) for row in rows]) for k in keys}
+
+
+def _has(columns: dict, key: str) -> bool:
+    return key in columns and bool(np.any(np.isfinite(columns[key])))
+
+
+def _minor_tick(value: float, _pos=None) -> str:
+    digit = round(value / 10 ** np.floor(np.log10(value)))
+    return f"{value:g}" if digit in (2, 5) else ""
+
+
+def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Moving average: (x positions, means) of windows of `window` values (N // 25)."""
+    values = np.asarray(values, dtype=np.float64)
+    window = window or max(1, len(values) // 25)
+    window = min(window, len(values))
+    if window <= 1:
+        return np.arange(len(values), dtype=np.float64), values
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    return np.arange(len(means)) + (window - 1) / 2, means
+
+
+def learning_curves(history, batch_losses=None) -> Figure:
+    """Loss and accuracy per epoch (train, validation), and the loss of every batch.
+
+    history: a `History`, its dict of per-epoch lists or history.csv rows.
+    batch_losses: (steps,) training loss of every optimiser step, or None.
+    """
+    columns = history_columns(history)
+    if not _has(columns, "loss"):
+        raise DataError("history: expected a per-epoch 'loss' column, found none")
+    batch_losses = None if batch_losses is None else np.asarray(batch_losses, float)
+    with_batches = batch_losses is not None and batch_losses.size > 0
+    fig = Figure(figsize=(15 if with_batches else 10, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3 if with_batches else 2)
+    _per_epoch_axes(axes[0], columns, "loss", "Loss")
+    _per_epoch_axes(axes[1], columns, "accuracy", "Accuracy")
+    if with_batches:
+        _per_batch_axes(axes[2], batch_losses, epochs=len(columns["loss"]))
+    return fig
+
+
+def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
+    """Train and validation `metric` ("loss" or "accuracy") per epoch on `ax`, each
+    labelled with its best value; "not recorded" if neither is in `columns`."""
+    epochs = np.arange(1, len(columns["loss"]) + 1)
+    for prefix, label, colour, style in (
+        ("", "train", BLUE, {"linestyle": "-", "marker": "o"}),
+        ("val_", "validation", ORANGE, {"linestyle": "--", "marker": "s"}),
+    ):
+        if not _has(columns, prefix + metric):
+            continue
+        values = columns[prefix + metric]
+        ax.plot(
+            epochs,
+            values,
+            color=colour,
+            markersize=4,
+            lw=1.8,
+            **style,
+            label=f"{label} ({_best_epoch(values, metric)})",
+        )
+    ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
+    # whole epochs only, even for a single one (else ticks at 0.96, 0.98, ...)
+    ax.set_xlim(0.5, len(epochs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if metric == "accuracy":
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "not recorded", ha="center", transform=ax.transAxes)
+
+
+def _best_epoch(values: np.ndarray, metric: str) -> str:
+    """values (epochs,) with NaN where missing -> "best 0.1234, epoch 7": the lowest
+    loss or the highest accuracy."""
+    if metric == "loss":
+        best = np.nanargmin(values)
+        return f"best {values[best]:.4f}, epoch {best + 1}"
+    best = np.nanargmax(values)
+    return f"best {values[best]:.2%}, epoch {best + 1}"
+
+
+def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
+    """batch_losses (steps,) on `ax`, raw and smoothed, against the step (bottom axis)
+    and the epoch (top axis: the steps are taken as spread evenly over `epochs`)."""
+    steps = np.arange(1, len(batch_losses) + 1)
+    ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
+    centres, means = smooth(batch_losses)
+    ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
+    positive = batch_losses[batch_losses > 0]
+    if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
+        # early losses are 10-100x the late ones: a log scale shows both ends
+        ax.set_yscale("log")
+        # plain numbers (2, not 2x10^0); minor ticks labelled at 2s and 5s only
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_tick))
+    ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
+    per_epoch = len(batch_losses) / epochs
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)
+    )
+    top.set_xlabel("epoch")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)

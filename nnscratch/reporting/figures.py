@@ -1,0 +1,87 @@
+"""What every picture of a run shares: colours, marks, image tiles, input checks and
+`save_figure`. The pictures themselves: `curves` (learning curves), `confusion`
+(confusion matrix, per-class bars), `image_grids` (predictions, mistakes, first-layer
+weights) and `animation` (the training GIF).
+
+Every figure is drawn on a new `matplotlib.figure.Figure` (never pyplot: works headless
+and keeps no global state) or on the `ax` it is given, and returned. Colours are the
+Okabe-Ito palette and viridis, which stay distinct for colour-blind readers; right and
+wrong also carry a mark, not only a colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..errors import DataError
+from ..files import atomic_open
+
+DPI = 120  # PNG resolution: a 10-inch figure is 1200 pixels wide
+BLUE, ORANGE = "#0072B2", "#E69F00"  # Okabe-Ito: train/precision, validation/recall
+CORRECT, WRONG = "#009E73", "#D55E00"  # Okabe-Ito bluish green and vermillion
+RIGHT_MARK, WRONG_MARK = "\u2713", "\u2717"  # check mark and ballot x (in DejaVu Sans)
+
+
+def save_figure(fig: Figure, path, dpi: int = DPI) -> Path:
+    """Write `fig` as a PNG at `dpi`, atomically; returns the path."""
+    path = Path(path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, facecolor="white")
+    return path
+
+
+def new_axes(ax, figsize):
+    """(figure, axes): those of `ax` if given, else a new figure of `figsize` inches."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def as_images(images) -> np.ndarray:
+    """Images as (N, H, W): accepts (N, H, W), (N, 1, H, W) or square (N, H*W)."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    elif images.ndim == 2:
+        side = round(np.sqrt(images.shape[1]))
+        if side * side != images.shape[1]:
+            raise DataError(f"images: {images.shape[1]} pixels is not a square image")
+        images = images.reshape(len(images), side, side)
+    if images.ndim != 3:
+        raise DataError(f"images: expected (N, H, W), got shape {images.shape}")
+    return images
+
+
+def plain_text(names) -> list[str]:
+    """Class names as text matplotlib prints as it is: a "$" would start math mode
+    (and a name like "$\\frac{$" would fail to draw)."""
+    return [str(name).replace("$", r"\$") for name in names]
+
+
+# ----- tiles: the still image grids and the GIF's frames look alike -------------------
+def image_axes(parent, n: int, rows: int, cols: int) -> np.ndarray:
+    """n axes without ticks for images, in a rows x cols grid of `parent` (a Figure or
+    SubFigure); the cells left over are hidden. Returns the (n,) axes."""
+    axes = np.atleast_1d(parent.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return axes[:n]
+
+
+def border(ax, colour: str, width: float) -> None:
+    """Draw a tile's border (its four spines) in `colour`, `width` points thick."""
+    for spine in ax.spines.values():
+        spine.set(color=colour, linewidth=width)
+
+
+def percent(p: float) -> str:
+    """A probability as a tile shows it: "44%"; one decimal ("99.7%") from 99.5% up,
+    where a whole number would read 100%."""
+    return f"{100 * p:.0f}%" if p < 0.995 else f"{100 * p:.1f}%"

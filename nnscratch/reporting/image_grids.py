@@ -1,0 +1,174 @@
+"""Grids of images: predictions on test images, the surest mistakes, and what the first
+layer looks for (its weights as images)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..errors import DataError, check_same_length
+from .figures import (
+    CORRECT,
+    RIGHT_MARK,
+    WRONG,
+    WRONG_MARK,
+    as_images,
+    border,
+    image_axes,
+    percent,
+    plain_text,
+)
+
+
+def _check_predictions(images, labels, probs, class_names):
+    """(images (N, H, W), labels (N,) int64, probs (N, C) float64, C drawable names)."""
+    images = as_images(images)
+    labels = np.asarray(labels).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    names = plain_text(class_names)
+    if probs.ndim != 2 or probs.shape[1] != len(names):
+        raise DataError(f"probs: expected (N, {len(names)}), got shape {probs.shape}")
+    check_same_length(images=images, labels=labels, probs=probs)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
+        raise DataError(f"labels: expected class indices in [0, {len(names)})")
+    return images, labels, probs, names
+
+
+def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
+    """A figure of n image axes in a near-square grid, tile (width, height) inches."""
+    cols = n if n <= 6 else int(np.ceil(np.sqrt(n)))  # a few images: one row
+    rows = int(np.ceil(n / cols))
+    # at least 7.5 inches wide, so the one-line suptitle fits over a small grid
+    width = max(7.5, cols * tile[0] + extra_width)
+    fig = Figure(figsize=(width, rows * tile[1] + extra_height), layout="constrained")
+    return fig, image_axes(fig, n, rows, cols)
+
+
+def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figure:
+    """The first `n` images with predicted class and confidence; wrong ones marked.
+
+    images (N, H, W), labels (N,), probs (N, C). Correct: green frame and a check
+    mark; wrong: vermillion frame, a cross and the true class underneath.
+    """
+    images, labels, probs, names = _check_predictions(
+        images, labels, probs, class_names
+    )
+    n = min(int(n), len(images))
+    if n < 1:
+        raise DataError("sample_predictions: no images to show")
+    fig, axes = _grid(n, (1.7, 1.95))
+    predicted = probs.argmax(axis=1)
+    for k, ax in enumerate(axes):
+        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        pred, conf = predicted[k], probs[k, predicted[k]]
+        right = pred == labels[k]
+        mark = RIGHT_MARK if right else WRONG_MARK
+        ax.set_title(
+            f"{mark} {names[pred]} {percent(conf)}",
+            fontsize=9,
+            color=CORRECT if right else WRONG,
+            fontweight="bold",
+        )
+        if not right:
+            ax.set_xlabel(f"true: {names[labels[k]]}", fontsize=9, color=WRONG)
+        border(ax, CORRECT if right else WRONG, 1.5 if right else 3.0)
+    correct = int(np.sum(predicted[:n] == labels[:n]))
+    title = f"Predictions on {n} test images: {correct} right ({RIGHT_MARK})"
+    if correct < n:
+        title += f", {n - correct} wrong ({WRONG_MARK}, true class below)"
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
+    """The `n` wrong predictions made with the highest confidence, surest first.
+
+    images (N, H, W), labels (N,), probs (N, C). Each tile: predicted class and its
+    probability on top, the true class and the probability it got underneath.
+    """
+    images, labels, probs, names = _check_predictions(
+        images, labels, probs, class_names
+    )
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    if wrong.size == 0:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            f"No mistakes: all {len(labels)} images classified correctly",
+            ha="center",
+            va="center",
+            fontsize=12,
+        )
+        return fig
+    confidence = probs[wrong, predicted[wrong]]
+    chosen = wrong[np.argsort(-confidence, kind="stable")[: int(n)]]
+    fig, axes = _grid(len(chosen), (1.8, 2.15))
+    for ax, k in zip(axes, chosen):
+        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        pred, true = predicted[k], labels[k]
+        ax.set_title(
+            f"{WRONG_MARK} {names[pred]} {percent(probs[k, pred])}",
+            fontsize=9,
+            color=WRONG,
+            fontweight="bold",
+        )
+        ax.set_xlabel(f"true: {names[true]} {percent(probs[k, true])}", fontsize=9)
+        border(ax, WRONG, 2.0)
+    fig.suptitle(
+        f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
+        f" {len(labels):,} (predicted on top, true class below)",
+        fontsize=12,
+    )
+    return fig
+
+
+def first_layer_features(weights, n: int = 64) -> Figure:
+    """What the first layer looks for: each unit's incoming weights as an image.
+
+    weights: Dense W (H*W, units), each column shown as an H x W image (784 -> 28x28),
+    or Conv2D W (out, in, kh, kw), each kernel shown. Diverging colour map centred on 0,
+    scaled per tile (red: positive weight, blue: negative).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 2:
+        side = round(np.sqrt(weights.shape[0]))
+        if side * side != weights.shape[0]:
+            raise DataError(
+                f"weights: expected Dense weights (H*W, units) of a square image, got"
+                f" shape {weights.shape}"
+            )
+        tiles = weights.T[: int(n)].reshape(-1, side, side)
+        title = (
+            f"First layer: incoming weights of {len(tiles)} of {weights.shape[1]}"
+            f" hidden units, each as a {side}\u00d7{side} image"
+        )
+    elif weights.ndim == 4:
+        out_ch, in_ch, kh, kw = weights.shape
+        tiles = weights.reshape(out_ch * in_ch, kh, kw)[: int(n)]
+        # one tile per (output channel, input channel) pair, output channel first
+        per_filter = "" if in_ch == 1 else f", {in_ch} input channels each"
+        title = (
+            f"First layer: {len(tiles)} of {out_ch * in_ch} convolution kernels"
+            f" ({kh}\u00d7{kw}; {out_ch} filters{per_filter})"
+        )
+    else:
+        raise DataError(
+            f"weights: expected Dense (H*W, units) or Conv2D (out, in, kh, kw) weights,"
+            f" got shape {weights.shape}"
+        )
+    if len(tiles) == 0:
+        raise DataError("first_layer_features: no units to show")
+    fig, axes = _grid(len(tiles), (1.1, 1.1), extra_height=0.9, extra_width=1.0)
+    for ax, tile in zip(axes, tiles):
+        limit = float(np.abs(tile).max()) or 1.0
+        image = ax.imshow(
+            tile / limit, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest"
+        )
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.6, aspect=30, pad=0.02)
+    bar.set_ticks([-1, 0, 1], labels=["\u2212max |w|", "0", "+max |w|"])
+    fig.suptitle(title, fontsize=12)
+    return fig
