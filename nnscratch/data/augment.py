@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
+from ..nn.workspace import Workspace
 
 KEYS = ("shift", "rotation", "scale", "elastic")
 # what --augment auto means per dataset. Handwriting varies in slant and size, so digits
@@ -27,18 +28,17 @@ def warp(
     scales: np.ndarray,
     displacement: np.ndarray | None = None,
     *,
-    work: dict | None = None,
+    work: Workspace | None = None,
 ) -> np.ndarray:
     """Scale and rotate each image about its centre, then shift it.
 
     Shapes: images (N, H, W) or (N, 1, H, W), float; shifts (N, 2) pixels (down,
     right); angles (N,) degrees, counter-clockwise as seen; scales (N,), > 1 enlarges;
     displacement (N, 2, H, W) optional extra offsets (rows, cols) of where each output
-    pixel samples from. Returns a new array of the same shape and dtype. `work` is a
-    dict of workspace arrays to reuse from call to call (fresh large temporaries cost
-    more in page faults than the arithmetic done in them).
+    pixel samples from. Returns a new array of the same shape and dtype. `work` holds
+    the scratch arrays to reuse from call to call (a new one each call if not given).
     """
-    work = {} if work is None else work
+    work = Workspace() if work is None else work
     n = images.shape[0]
     h, w = images.shape[-2:]
     dtype = np.result_type(images.dtype, np.float32)
@@ -51,9 +51,9 @@ def warp(
     cy, cx = (h - 1) / 2, (w - 1) / 2
     rows = np.arange(h, dtype=dtype)[None, :, None] - (cy + shifts[:, 0, None, None])
     cols = np.arange(w, dtype=dtype)[None, None, :] - (cx + shifts[:, 1, None, None])
-    src_y = np.multiply(cos, rows, out=_workspace(work, "src_y", (n, h, w), dtype))
+    src_y = np.multiply(cos, rows, out=work.array("src_y", (n, h, w), dtype))
     src_y += sin * cols + dtype.type(cy)
-    src_x = np.multiply(-sin, rows, out=_workspace(work, "src_x", (n, h, w), dtype))
+    src_x = np.multiply(-sin, rows, out=work.array("src_x", (n, h, w), dtype))
     src_x += cos * cols + dtype.type(cx)
     if displacement is not None:
         src_y += displacement[:, 0]
@@ -63,13 +63,6 @@ def warp(
     return out
 
 
-def _workspace(work: dict, key: str, shape: tuple, dtype) -> np.ndarray:
-    buf = work.get(key)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = work[key] = np.zeros(shape, dtype=dtype)
-    return buf
-
-
 def _bilinear(images, src_y, src_x, out, work) -> None:
     """Sample (N, H, W) images at (N, H, W) fractional points into out; 0 outside."""
     n, h, w = images.shape
@@ -77,15 +70,15 @@ def _bilinear(images, src_y, src_x, out, work) -> None:
     # a 2-pixel zero border (zero since allocation), and corners clipped into it,
     # make every point outside read only zeros, so one flat index serves all four
     # neighbours: +1 (right), +w+4 (below), +w+5
-    padded = _workspace(work, "padded", (n, h + 4, w + 4), dtype)
+    padded = work.array("padded", (n, h + 4, w + 4), dtype, fill=0)
     padded[:, 2:-2, 2:-2] = images
-    index = _workspace(work, "index", shape, np.intp)
-    col = _workspace(work, "col", shape, np.intp)
+    index = work.array("index", shape, np.intp)
+    col = work.array("col", shape, np.intp)
     floors, fracs = [], []
     for axis, src, size in (("y", src_y, h), ("x", src_x, w)):
-        floor = np.floor(src, out=_workspace(work, f"floor_{axis}", shape, dtype))
+        floor = np.floor(src, out=work.array(f"floor_{axis}", shape, dtype))
         fracs.append(
-            np.subtract(src, floor, out=_workspace(work, f"frac_{axis}", shape, dtype))
+            np.subtract(src, floor, out=work.array(f"frac_{axis}", shape, dtype))
         )
         floors.append(np.clip(floor, -2, size, out=floor))
     (floor_y, floor_x), (frac_y, frac_x) = floors, fracs
@@ -99,7 +92,7 @@ def _bilinear(images, src_y, src_x, out, work) -> None:
         np.take(
             flat[offset:],
             index,
-            out=_workspace(work, f"v{offset}", shape, dtype),
+            out=work.array(f"v{offset}", shape, dtype),
             mode="clip",
         )
         for offset in (0, 1, w + 4, w + 5)
@@ -168,7 +161,7 @@ class Augment:
             raise NnscratchError(f"augment: scale must be below 1, got {scale!r}")
         self.shift, self.rotation = float(shift), float(rotation)
         self.scale, self.elastic = float(scale), float(elastic)
-        self._work: dict = {}  # warp's workspace, reused batch after batch
+        self._work = Workspace()  # warp's scratch arrays, reused batch after batch
 
     @staticmethod
     def resolve_spec(spec: str | None, dataset: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_float
-from .kernels import row_max, row_sum
+from .kernels import relu, row_max, row_sum
 from .layer import Layer
 from .registry import ACTIVATIONS, LAYERS
 
@@ -20,17 +20,14 @@ class ReLU(Activation):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # against an array of zeros: measured 2x faster than a scalar 0 on an MLP's
-        # (128, 800) activations (slower on large conv feature maps, though)
-        zeros = self._filled_buffer("zeros", x.shape, x.dtype, 0)
-        self._y = np.maximum(x, zeros, out=self._buffer("y", x.shape, x.dtype))
+        self._y = relu(x, out=self.workspace.like("y", x))
         return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        # the gradient passes where x > 0, which is where y > 0: found here rather
-        # than in forward, so that inference (no backward) makes one pass, not two
-        mask = np.greater(self._y, 0, out=self._buffer("mask", dy.shape, np.bool_))
-        return np.multiply(dy, mask, out=self._buffer("dx", dy.shape, dy.dtype))
+        # dx = dy where x > 0, which is where y > 0: found here rather than in
+        # forward, so that inference (no backward) makes one pass, not two
+        mask = np.greater(self._y, 0, out=self.workspace.like("mask", dy, np.bool_))
+        return np.multiply(dy, mask, out=self.workspace.like("dx", dy))
 
 
 @ACTIVATIONS.register(name="leaky_relu")
@@ -84,9 +81,9 @@ class Tanh(Activation):
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, C) logits; shifting by the row max keeps exp finite."""
-    z = logits - row_max(logits)
+    z = logits - row_max(logits)[:, None]
     np.exp(z, out=z)
-    z /= row_sum(z)
+    z /= row_sum(z)[:, None]
     return z
 
 
@@ -104,4 +101,4 @@ class Softmax(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # Jacobian-vector product: dx_i = y_i * (dy_i - sum_j dy_j y_j)
-        return self._y * (dy - row_sum(dy * self._y))
+        return self._y * (dy - row_sum(dy * self._y)[:, None])

@@ -27,19 +27,19 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._scale = None
             return x
-        draws = self._buffer("draws", x.shape, np.float32)
+        # keep where a uniform draw >= rate; the kept ones carry 1/(1-rate) so E[y] = x
+        draws = self.workspace.array("draws", x.shape, np.float32)
         self.rng.random(dtype=np.float32, out=draws)
-        # keep where draw >= rate; the kept ones carry 1/(1-rate) so E[y] = x
-        scale = self._buffer("scale", x.shape, x.dtype)
+        scale = self.workspace.like("scale", x)
         np.greater_equal(draws, self.rate, out=scale, casting="unsafe")
         scale *= 1.0 / (1.0 - self.rate)
         self._scale = scale
-        return np.multiply(x, scale, out=self._buffer("y", x.shape, x.dtype))
+        return np.multiply(x, scale, out=self.workspace.like("y", x))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         if self._scale is None:
             return dy
-        return np.multiply(dy, self._scale, out=self._buffer("dx", dy.shape, dy.dtype))
+        return np.multiply(dy, self._scale, out=self.workspace.like("dx", dy))
 
     def get_config(self) -> dict:
         return {"rate": self.rate}

@@ -12,19 +12,28 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import NnscratchError, check_float
+from .workspace import Workspace
 
 
 class Layer(ABC):
-    """Base class. `forward(x, training) -> y` keeps what `backward(dy) -> dx` needs.
+    """Base class of the layers: `forward(x, training) -> y`, `backward(dy) -> dx`.
 
-    `params` and `grads` are dicts of arrays with the same keys and shapes; `state` holds
-    arrays that are saved but not trained (batch norm's running statistics).
+    To write a layer:
+    - `params` holds its trainable arrays by name ({} if none) and `grads` their
+      gradients, with the same keys and shapes; `state` holds arrays that are saved but
+      not trained (batch norm's running statistics).
+    - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`).
+    - `backward(dy)` takes dL/dy, fills `grads` with dL/dparams and returns dL/dx.
+    - `get_config` returns the constructor's arguments, so a saved model can rebuild it.
 
-    Contract the model relies on for speed:
-    - `backward` writes each gradient *in place* (`out=` or `grads[k][...] = ...`), never
-      rebinds `grads[k]`: the model turns params and grads into views of one flat buffer.
-    - The arrays `forward` and `backward` return may be workspace buffers reused by the
-      next call on a batch of the same shape; copy a result to keep it.
+    `dense.Dense` is a complete example.
+
+    What the model relies on for speed:
+    - `backward` writes each gradient *in place* (`out=` or `grads[k][...] = ...`),
+      never rebinds `grads[k]`: the model makes params and grads views of one flat
+      buffer each.
+    - The arrays `forward` and `backward` return may be arrays of `self.workspace`,
+      reused by the next call on a batch of the same shape; copy a result to keep it.
     - When `needs_input_grad` is False (the model's first trainable layer), `backward`
       may only fill `grads` and return None, which skips the most expensive product
       (Dense and Conv2D do).
@@ -35,7 +44,9 @@ class Layer(ABC):
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
-        self._buffers: dict[str, np.ndarray] = {}
+        self.workspace = (
+            Workspace()
+        )  # outputs and scratch arrays, reused batch to batch
 
     @abstractmethod
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -65,30 +76,6 @@ class Layer(ABC):
 
     def _init_grads(self) -> None:
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-
-    def _buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
-        """A workspace array reused across calls while shape and dtype stay the same."""
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
-        return buf
-
-    def _filled_buffer(self, key: str, shape: tuple, dtype, value) -> np.ndarray:
-        """Like `_buffer`, but filled with `value` whenever it is (re)allocated."""
-        old = self._buffers.get(key)
-        buf = self._buffer(key, shape, dtype)
-        if buf is not old:
-            buf.fill(value)
-        return buf
-
-    def _ones(self, length: int, dtype) -> np.ndarray:
-        """`length` ones, for summing rows as a product with them (BLAS does it ~2-3x
-        faster than NumPy's sum along an axis): the front of a vector kept as long as
-        the longest asked for, so batches or chunks of two sizes reuse it."""
-        ones = self._buffers.get("ones")
-        if ones is None or ones.size < length or ones.dtype != dtype:
-            ones = self._buffers["ones"] = np.ones(length, dtype=dtype)
-        return ones[:length]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

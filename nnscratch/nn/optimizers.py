@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import NnscratchError, check_float
 from .registry import OPTIMIZERS
+from .workspace import Workspace
 
 # Moments that decay towards zero (a unit that never fires has gradient 0) end up as
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.
@@ -34,7 +35,7 @@ class Optimizer(ABC):
         self.lr = check_float(f"{type(self).__name__} lr", lr, 0, open_low=True)
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
-        self._tmp: dict[str, np.ndarray] = {}
+        self._scratch = Workspace()  # one array like each parameter, for `_update`
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """One update of every array in `params`, in place."""
@@ -43,10 +44,7 @@ class Optimizer(ABC):
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = self._init_state(p)
-            tmp = self._tmp.get(name)
-            if tmp is None or tmp.shape != p.shape:
-                tmp = self._tmp[name] = np.empty_like(p)
-            self._update(p, grads[name], state, tmp)
+            self._update(p, grads[name], state, self._scratch.like(name, p))
             if self.iterations % FLUSH_EVERY == 0:
                 for s in state.values():
                     np.copyto(s, 0, where=np.abs(s) < FLUSH_BELOW)

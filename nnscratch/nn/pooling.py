@@ -57,6 +57,22 @@ class _Pool2D(Layer):
             )
         return out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
 
+    def _pool(self, x: np.ndarray, ufunc) -> tuple:
+        """Reduce each window of x with `ufunc` (np.maximum, np.add), separably: along
+        the rows into `rows` (N, C, H, Wo), then across them into y (N, C, Ho, Wo).
+
+        Returns (x's window parts, rows, rows' window parts, y), all workspace arrays.
+        """
+        ho, wo = self._geometry(x)
+        n, c, h, _ = x.shape
+        x_parts = self._parts(x, 3, wo)
+        rows = self.workspace.array("rows", (n, c, h, wo), x.dtype)
+        _reduce(x_parts, rows, ufunc)
+        rows_parts = self._parts(rows, 2, ho)
+        y = self.workspace.array("y", (n, c, ho, wo), x.dtype)
+        _reduce(rows_parts, y, ufunc)
+        return x_parts, rows, rows_parts, y
+
     def _parts(self, a: np.ndarray, axis: int, count: int) -> list[np.ndarray]:
         """The k window offsets of `a` along `axis`; contiguous copies if strided."""
         k, s = self.pool_size[axis - 2], self.stride[axis - 2]
@@ -65,7 +81,7 @@ class _Pool2D(Layer):
             return views
         parts = []
         for t, view in enumerate(views):
-            parts.append(self._buffer(f"part{t}", view.shape, a.dtype))
+            parts.append(self.workspace.like(f"part{t}", view))
             np.copyto(parts[-1], view)
         return parts
 
@@ -91,21 +107,15 @@ class MaxPool2D(_Pool2D):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        ho, wo = self._geometry(x)
-        n, c, h, _ = x.shape
-        self._x_shape = x.shape
         # backward finds each window's maximum again by comparing with the results
-        self._x_parts = self._parts(x, 3, wo)
-        self._rows = self._buffer("rows", (n, c, h, wo), x.dtype)
-        _reduce(self._x_parts, self._rows, np.maximum)
-        self._rows_parts = self._parts(self._rows, 2, ho)
-        self._y = self._buffer("y", (n, c, ho, wo), x.dtype)
-        return _reduce(self._rows_parts, self._y, np.maximum)
+        self._x_parts, self._rows, self._rows_parts, self._y = self._pool(x, np.maximum)
+        self._x_shape = x.shape
+        return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        d_rows = self._buffer("d_rows", self._rows.shape, dy.dtype)
+        d_rows = self.workspace.like("d_rows", self._rows, dy.dtype)
         self._route(self._rows_parts, self._y, dy, d_rows, 2)
-        dx = self._buffer("dx", self._x_shape, dy.dtype)
+        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
         self._route(self._x_parts, self._rows, d_rows, dx, 3)
         return dx
 
@@ -128,9 +138,9 @@ class MaxPool2D(_Pool2D):
             _along(da, axis, slice(k * count, None)).fill(0)
         else:
             da.fill(0)  # windows overlap or leave gaps: accumulate
-        hit = self._buffer(f"hit{axis}", m.shape, np.bool_)
-        share_buf = self._buffer(f"share{axis}", m.shape, dm.dtype)
-        rest_buf = self._buffer(f"rest{axis}", m.shape, dm.dtype)
+        hit = self.workspace.like(f"hit{axis}", m, np.bool_)
+        share_buf = self.workspace.like(f"share{axis}", m, dm.dtype)
+        rest_buf = self.workspace.like(f"rest{axis}", m, dm.dtype)
         remaining = dm
         for t in range(k):
             last = t == k - 1
@@ -158,16 +168,8 @@ class AvgPool2D(_Pool2D):
     """Mean over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo), floor mode."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        ho, wo = self._geometry(x)
-        kh, kw = self.pool_size
-        n, c, h, _ = x.shape
-        rows = _reduce(
-            self._parts(x, 3, wo), self._buffer("rows", (n, c, h, wo), x.dtype), np.add
-        )
-        y = _reduce(
-            self._parts(rows, 2, ho), self._buffer("y", (n, c, ho, wo), x.dtype), np.add
-        )
-        y *= 1.0 / (kh * kw)
+        *_, y = self._pool(x, np.add)  # the sum of each window
+        y *= 1.0 / (self.pool_size[0] * self.pool_size[1])
         self._x_shape = x.shape
         return y
 
@@ -175,7 +177,7 @@ class AvgPool2D(_Pool2D):
         (kh, kw), (sh, sw) = self.pool_size, self.stride
         n, c, h, w = self._x_shape
         ho, wo = dy.shape[2:]
-        dx = self._buffer("dx", self._x_shape, dy.dtype)
+        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
         scale = 1.0 / (kh * kw)
         if self._tiled(2, h, ho) and self._tiled(3, w, wo):
             # every input sits in exactly one window: one broadcast write
@@ -183,7 +185,7 @@ class AvgPool2D(_Pool2D):
             np.multiply(dy[:, :, :, None, :, None], scale, out=blocks)
             return dx
         dx.fill(0)
-        share = np.multiply(dy, scale, out=self._buffer("share", dy.shape, dy.dtype))
+        share = np.multiply(dy, scale, out=self.workspace.like("share", dy))
         for i in range(kh):
             for j in range(kw):
                 dx[:, :, _window(i, sh, ho), _window(j, sw, wo)] += share
@@ -199,11 +201,11 @@ class GlobalAvgPool2D(Layer):
         self._x_shape = x.shape
         n, c = x.shape[:2]
         return np.mean(
-            x.reshape(n, c, -1), axis=2, out=self._buffer("y", (n, c), x.dtype)
+            x.reshape(n, c, -1), axis=2, out=self.workspace.array("y", (n, c), x.dtype)
         )
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         h, w = self._x_shape[2:]
-        dx = self._buffer("dx", self._x_shape, dy.dtype)
+        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
         np.multiply(dy[:, :, None, None], 1.0 / (h * w), out=dx)
         return dx

@@ -1,0 +1,65 @@
+"""Workspace: scratch arrays kept from call to call, by name.
+
+A fresh large temporary per batch costs page faults, often more than the arithmetic
+done in it. The layers, the optimisers and the augmentation keep theirs in a
+`Workspace` instead, and write into them with `out=`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+
+import numpy as np
+
+
+class Workspace:
+    """Arrays by key, reallocated only when a call asks for another shape or dtype.
+
+    `array` gives exactly the shape asked for; `front` gives the front of a flat array
+    kept as long as the longest asked for, so that sizes that alternate (a smaller last
+    chunk or batch) reuse one allocation. With `fill`, an array is filled with that
+    value when it is (re)allocated, and never again: what is written stays.
+    """
+
+    def __init__(self):
+        self._arrays: dict[Hashable, np.ndarray] = {}
+
+    def array(self, key: Hashable, shape: tuple, dtype, fill=None) -> np.ndarray:
+        """The array under `key`, of exactly `shape` and `dtype`."""
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        a = self._arrays.get(key)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._arrays[key] = _allocate(shape, dtype, fill)
+        return a
+
+    def like(self, key: Hashable, a: np.ndarray, dtype=None) -> np.ndarray:
+        """`array(key, a.shape, dtype or a.dtype)`: room for a result like `a`."""
+        return self.array(key, a.shape, a.dtype if dtype is None else dtype)
+
+    def front(self, key: Hashable, shape: tuple, dtype, fill=None) -> np.ndarray:
+        """The first prod(shape) elements of a flat array under `key`, as `shape`;
+        the flat array grows to the largest size asked for, and never shrinks."""
+        size, dtype = math.prod(shape), np.dtype(dtype)
+        a = self._arrays.get(key)
+        if a is None or a.size < size or a.dtype != dtype:
+            a = self._arrays[key] = _allocate((size,), dtype, fill)
+        return a[:size].reshape(shape)
+
+    def discard(self, key: Hashable) -> None:
+        """Forget the array under `key` (the next call allocates it again)."""
+        self._arrays.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __repr__(self) -> str:
+        arrays = ", ".join(
+            f"{k}: {a.dtype}{list(a.shape)}" for k, a in self._arrays.items()
+        )
+        return f"Workspace({arrays})"
+
+
+def _allocate(shape: tuple, dtype: np.dtype, fill) -> np.ndarray:
+    # filled before anyone can see it (the constants in `kernels` are shared)
+    return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
