@@ -17,52 +17,47 @@ from .data.catalog import DATASETS
 from .errors import NnscratchError
 from .imaging import images
 from .nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
-from .reporting.report import report_command
 from .runs.presets import PRESETS
 
 
 def _sizes(value: str | None, option: str) -> list[int] | None:
+    """'256,128' -> [256, 128] (the values are checked with the other settings)."""
     if value is None:
         return None
     try:
-        sizes = [int(v) for v in value.split(",")]  # an empty item is a typo: refused
+        return [int(v) for v in value.split(",")]  # an empty item is a typo: refused
     except ValueError:
         raise click.BadParameter(
             f"expected sizes like 256,128, got {value!r}", param_hint=option
         )
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(
-            f"expected positive sizes like 256,128, got {value!r}", param_hint=option
-        )
-    return sizes
 
 
-def _batch_size(value: str | None) -> int | None | str:
-    """'full' means the whole training set in one batch (stored as None)."""
-    if value is None:
-        return "unset"
+def _batch_size(value: str) -> int | None:
+    """'full' means the whole training set in one batch (None)."""
     if value == "full":
         return None
     try:
-        size = int(value)
+        return int(value)
     except ValueError:
-        size = 0
-    if size < 1:
         raise click.BadParameter(
             f"expected a positive integer or 'full', got {value!r}",
             param_hint="--batch-size",
         )
-    return size
 
 
-class FiniteFloatRange(click.FloatRange):
-    """click's FloatRange, without NaN and infinity (which pass its comparisons)."""
+class FiniteFloat(click.ParamType):
+    """A float, but not NaN or infinity (its range is checked with the settings)."""
+
+    name = "float"
 
     def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"expected a finite number, got {value!r}", param, ctx)
         return number
+
+
+FINITE_FLOAT = FiniteFloat()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,18 +111,18 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
 )
 @click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
 @click.option("--activation", type=click.Choice(list(ACTIVATIONS.short_names)))
-@click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True))
+@click.option("--dropout", type=FINITE_FLOAT)
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS.short_names)))
-@click.option("--lr", type=FiniteFloatRange(0, min_open=True), help="Learning rate.")
-@click.option("--momentum", type=FiniteFloatRange(0, 1, max_open=True), help="For sgd.")
-@click.option("--weight-decay", type=FiniteFloatRange(0), help="For sgd, adam, adamw.")
+@click.option("--lr", type=FINITE_FLOAT, help="Learning rate.")
+@click.option("--momentum", type=FINITE_FLOAT, help="For sgd.")
+@click.option("--weight-decay", type=FINITE_FLOAT, help="For sgd, adam, adamw.")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES.short_names)))
-@click.option("--warmup", type=FiniteFloatRange(0), help="Warm-up epochs.")
-@click.option("--epochs", type=click.IntRange(1))
+@click.option("--warmup", type=FINITE_FLOAT, help="Warm-up epochs.")
+@click.option("--epochs", type=int)
 @click.option("--batch-size", help="Examples per step, or 'full'.")
-@click.option("--l2", type=FiniteFloatRange(0), help="L2 penalty on the weights.")
-@click.option("--seed", type=click.IntRange(0))
-@click.option("--validation-split", type=FiniteFloatRange(0, 1, max_open=True))
+@click.option("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights.")
+@click.option("--seed", type=int)
+@click.option("--validation-split", type=FINITE_FLOAT)
 @click.option(
     "--augment",
     help=(
@@ -154,23 +149,14 @@ def train(
     dataset, data_dir, preset, limit, out, overwrite, no_report, quiet, **options
 ) -> None:
     """Train a network and write a run directory (model, history, metrics, report)."""
-    from .runs.presets import FIXED_BY_ARCHITECTURE, preset_settings
+    from .runs.presets import preset_settings
     from .runs.training import run_training
 
-    settings = preset_settings(preset)
     options["hidden"] = _sizes(options["hidden"], "--hidden")
-    batch_size = _batch_size(options.pop("batch_size"))
     given = {k: v for k, v in options.items() if v is not None}
-    for key in FIXED_BY_ARCHITECTURE[settings["architecture"]]:
-        if key in given:
-            raise click.UsageError(
-                f"--{key} does not apply to --preset {preset}: its "
-                f"{settings['architecture']} architecture fixes it"
-            )
-    settings.update(given)
-    if batch_size != "unset":  # None ('full') is a value here, not "not given"
-        settings["batch_size"] = batch_size
-    settings["dataset"] = dataset
+    if "batch_size" in given:  # None ('full') is a value there, not "not given"
+        given["batch_size"] = _batch_size(given["batch_size"])
+    settings = preset_settings(preset, dataset=dataset, **given)
     run_training(
         settings,
         data_dir=data_dir,
@@ -238,6 +224,20 @@ def info(model_path: Path) -> None:
         click.echo(f"Classes: {', '.join(model.class_names)}")
     if model.metadata:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the test set (default: the one the run was trained on).",
+)
+def report(run_dir: Path, data_dir: Path | None) -> None:
+    """Rebuild the figures and report.html of a training run directory."""
+    from .runs.rundir import rebuild_report
+
+    click.echo(str(rebuild_report(run_dir, data_dir)))
 
 
 @cli.command()
@@ -334,8 +334,6 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
         on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
     )
 
-
-cli.add_command(report_command, name="report")
 
 
 def main(argv: list[str] | None = None) -> int:

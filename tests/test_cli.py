@@ -139,12 +139,12 @@ def test_an_out_folder_holding_a_run_needs_overwrite(tmp_path, data_dir, capsys)
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
-    from nnscratch.runs.training import make_run_dir
+    from nnscratch.runs.rundir import make_run_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("time.strftime", lambda fmt: "20261126-101010")
-    first = make_run_dir(None, {"preset": "default"})
-    second = make_run_dir(None, {"preset": "default"})
+    first = make_run_dir(None, "default")
+    second = make_run_dir(None, "default")
     assert first.name == "20261126-101010-default"
     assert second.name == "20261126-101010-default-2"
 

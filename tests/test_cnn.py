@@ -1,6 +1,7 @@
 """Convolutional models end to end: presets saved and loaded, a whole-model gradient
 check, a short real MNIST run, augmentation in fit, and the batch-size guard."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -25,7 +26,8 @@ from nnscratch import (
     load_dataset,
     load_model,
 )
-from nnscratch.runs.presets import build_model, preset_settings, settings_used
+from nnscratch.runs.presets import build_model, preset_settings
+from nnscratch.runs.settings import RunSettings
 from nnscratch.runs.training import run_training
 
 CLASS_NAMES = [str(i) for i in range(10)]
@@ -245,22 +247,23 @@ def test_full_batch_training_of_a_cnn_fails_clearly():
 
 def test_run_training_with_batch_size_none_fails_clearly(data_dir, tmp_path):
     # what `nnscratch train --batch-size full` asks for: one batch of every image
-    settings = {**preset_settings("lenet-like"), "batch_size": None, "dataset": "mnist"}
+    settings = preset_settings("lenet-like", batch_size=None, dataset="mnist")
     with pytest.raises(NnscratchError, match="GB of workspace.*smaller batch size"):
         run_training(settings, data_dir=data_dir, out=tmp_path, report=False, verbose=0)
 
 
 def test_conv_presets_write_only_the_settings_they_use():
-    assert "hidden" not in settings_used(preset_settings("cnn"))
-    assert "dropout" in settings_used(preset_settings("cnn"))
+    assert "hidden" not in preset_settings("cnn").to_dict()
+    assert "dropout" in preset_settings("cnn").to_dict()
     assert not {"hidden", "activation", "dropout"} & set(
-        settings_used(preset_settings("lenet-like"))
+        preset_settings("lenet-like").to_dict()
     )
-    assert settings_used(preset_settings("default")) == preset_settings("default")
+    fields = [field.name for field in dataclasses.fields(RunSettings)]
+    assert list(preset_settings("default").to_dict()) == fields
 
 
 def test_conv_presets_take_init_and_l2_from_the_settings():
-    settings = {**preset_settings("lenet-like"), "init": "xavier", "l2": 1e-4}
+    settings = preset_settings("lenet-like", init="xavier", l2=1e-4)
     model = build_model(settings, (28, 28), CLASS_NAMES)
     weighted = [layer for layer in model.layers if "W" in layer.params]
     assert all(layer.l2 == 1e-4 and layer.init == "xavier" for layer in weighted)

@@ -15,7 +15,8 @@ from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.page import write_report
-from nnscratch.reporting.report import FIGURE_FILES, rebuild_report, write_figures
+from nnscratch.reporting.report import FIGURE_FILES, write_figures
+from nnscratch.runs.rundir import read_json, rebuild_report
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
 EXPECTED_SIZES = {
@@ -38,7 +39,7 @@ def _check_picture(path: Path, size=None) -> None:
 
 
 # ----- synthetic: no data needed ------------------------------------------------------
-def _tiny_run(run_dir: Path):
+def _tiny_run():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 28, 28)).astype(np.uint8)
     labels = np.arange(40) % 10
@@ -46,20 +47,17 @@ def _tiny_run(run_dir: Path):
     model = Sequential(layers, input_shape=(28, 28))
     history = [{"epoch": 1, "loss": 2.3, "accuracy": 0.1, "val_loss": 2.2}]
     history.append({"epoch": 2, "loss": 1.9, "accuracy": 0.3, "val_loss": 2.0})
-    run_dir.mkdir()
     config = {"dataset": "mnist", "preset": "<tiny & quick>", "hidden": [], "lr": 0.1}
-    (run_dir / "config.json").write_text(json.dumps(config))
-    metrics = {"test_accuracy": 0.25, "test_loss": 2.1, "confusion_matrix": np.eye(10)}
-    metrics["confusion_matrix"] = metrics["confusion_matrix"].astype(int).tolist()
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    return model, history, images, labels
+    metrics = {"test_accuracy": 0.25, "test_loss": 2.1}
+    metrics["confusion_matrix"] = np.eye(10, dtype=int).tolist()
+    return model, history, images, labels, config, metrics
 
 
 def test_write_figures_and_report_without_recordings(tmp_path):
-    run_dir = tmp_path / "run"
-    model, history, images, labels = _tiny_run(run_dir)
+    model, history, images, labels, config, metrics = _tiny_run()
+    figures_dir = tmp_path / "run" / "figures"
     written = write_figures(
-        run_dir,
+        figures_dir,
         model,
         history,
         np.linspace(2.5, 1.8, 20),
@@ -73,7 +71,14 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert names | {"training.gif"} == set(FIGURE_FILES)
     for path in written:  # 25 samples and >= 25 mistakes: the full-size grids
         _check_picture(path, EXPECTED_SIZES[path.name])
-    page_path = write_report(run_dir, model_summary="0 Flatten <none>")
+    page_path = write_report(
+        tmp_path / "run" / "page.html",
+        figures_dir,
+        config,
+        metrics,
+        model_summary="0 Flatten <none>",
+    )
+    assert page_path == tmp_path / "run" / "page.html"
     page = page_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == len(EXPECTED_SIZES)
     assert "data:image/gif" not in page
@@ -82,15 +87,16 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert "0 Flatten &lt;none&gt;" in page
     assert page.count("100.00%") >= 30  # precision, recall and F1 of 10 classes
     assert "25.00%" in page  # the test-accuracy card
-    assert not list(run_dir.glob(".*.tmp"))  # atomic writes leave no temp files
+    assert f"<code>{(tmp_path / 'run').resolve()}</code>" in page  # the run directory
+    assert not list((tmp_path / "run").rglob(".*.tmp"))  # atomic writes: no temp files
 
 
-def test_write_report_needs_the_run_files(tmp_path):
+def test_a_run_json_file_must_be_there_and_readable(tmp_path):
     with pytest.raises(NnscratchError, match=r"config\.json: file not found"):
-        write_report(tmp_path)
+        read_json(tmp_path / "config.json")
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(NnscratchError, match=r"config\.json: not a readable JSON"):
-        write_report(tmp_path)
+        read_json(tmp_path / "config.json")
 
 
 # ----- a real run on MNIST --------------------------------------------------------------

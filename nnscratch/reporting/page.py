@@ -1,15 +1,14 @@
-"""report.html: one self-contained page of a training run.
+"""The report page: one self-contained HTML page of a training run.
 
 The page carries everything it shows (images as base64 data URIs, inline CSS, no
 scripts, no external requests: a Content-Security-Policy says so), so it can be mailed
 or opened offline: the run's configuration, final metrics, per-class table, per-epoch
-table, model summary and every picture in figures/.
+table, model summary and every picture of the run.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 from pathlib import Path
@@ -22,7 +21,6 @@ from ..files import write_text
 from .curves import history_columns
 from .metrics import per_class_rows
 
-REPORT_FILE = "report.html"
 # Every picture a report can hold, in figures/: file name -> caption, in page order.
 CAPTIONS = {
     "learning_curves.png": "Loss and accuracy per epoch, and the loss of every batch",
@@ -38,38 +36,6 @@ CAPTIONS = {
     "first_layer_features.png": "What the first layer looks for: each unit's incoming"
     " weights (red positive, blue negative)",
 }
-
-
-# ----- reading a saved run -------------------------------------------------------------
-def read_json(path: Path) -> dict:
-    """A run's JSON file (config.json, metrics.json) as a dict; NnscratchError if not."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NnscratchError(f"{path}: file not found in the run directory") from None
-    except (OSError, ValueError, RecursionError) as e:
-        # ValueError: bad JSON, bad UTF-8 or an integer of thousands of digits
-        reason = "nested too deeply" if isinstance(e, RecursionError) else e
-        raise NnscratchError(f"{path}: not a readable JSON file ({reason})") from None
-    if not isinstance(value, dict):
-        raise NnscratchError(f"{path}: expected a JSON object")
-    return value
-
-
-def read_csv(path: Path, columns: list[str]) -> list[dict]:
-    """A run's CSV file as rows of {column: text}; it must have `columns` and a row."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise NnscratchError(f"{path}: file not found in the run directory") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise NnscratchError(f"{path}: not a readable CSV file ({e})") from None
-    if not rows or any(c not in rows[0] for c in columns):
-        raise NnscratchError(
-            f"{path}: expected a header with {', '.join(columns)} and at least one row"
-        )
-    return rows
 
 
 # ----- the page -------------------------------------------------------------------------
@@ -215,8 +181,8 @@ def _cards(config: dict, metrics: dict, history_rows) -> str:
     )
 
 
-def _figure(run_dir: Path, name: str) -> str:
-    path = run_dir / "figures" / name
+def _figure(figures_dir: Path, name: str) -> str:
+    path = figures_dir / name
     if not path.is_file():
         return ""
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
@@ -229,42 +195,39 @@ def _figure(run_dir: Path, name: str) -> str:
 
 
 def write_report(
-    run_dir,
-    config: dict | None = None,
-    metrics: dict | None = None,
+    path,
+    figures_dir,
+    config: dict,
+    metrics: dict,
     history_rows=None,
     model_summary: str | None = None,
 ) -> Path:
-    """Write run_dir/report.html (atomically) from the run's files and figures/.
+    """Write the page of a run to `path` (atomically); returns `path`.
 
-    config and metrics default to run_dir's config.json and metrics.json; history_rows
-    (rows, a `History` or its dict) to history.csv if present. Every picture found in
-    run_dir/figures/ is embedded. Returns the page's path.
+    config and metrics: the run's settings (as recorded) and its test metrics, shown
+    as tables. history_rows: rows, a `History` or its dict (None: no per-epoch
+    table). Every picture found in `figures_dir` is embedded. The page names the
+    folder it is in as the run directory.
     """
-    run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json") if config is None else config
-    metrics = read_json(run_dir / "metrics.json") if metrics is None else metrics
-    if history_rows is None and (run_dir / "history.csv").is_file():
-        history_rows = read_csv(run_dir / "history.csv", ["epoch", "loss"])
+    path, figures_dir = Path(path), Path(figures_dir)
     title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
     if config.get("preset"):
         title += f", preset {config['preset']}"
     body = [
         f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
+        f'<p class="sub">Run directory <code>{_esc(path.parent.resolve())}</code></p>',
         _cards(config, metrics, history_rows),
-        *_training_section(run_dir, history_rows),
-        *_test_set_section(run_dir, config, metrics),
-        *_model_section(run_dir, config, model_summary),
+        *_training_section(figures_dir, history_rows),
+        *_test_set_section(figures_dir, config, metrics),
+        *_model_section(figures_dir, config, model_summary),
     ]
-    path = run_dir / REPORT_FILE
     write_text(path, _page(title, body))
     return path
 
 
 # Image grids and the GIF get the full width: halved, their labels are too small.
 # Each section is a list of HTML pieces, "" for a figure that was not drawn.
-def _training_section(run_dir: Path, history_rows) -> list[str]:
+def _training_section(figures_dir: Path, history_rows) -> list[str]:
     """The learning curves, the GIF and the per-epoch table (if there is a history)."""
     history_panel = ""
     if history_rows is not None:
@@ -274,41 +237,43 @@ def _training_section(run_dir: Path, history_rows) -> list[str]:
     return [
         "<h2>Training</h2>",
         '<div class="stack">',
-        _figure(run_dir, "learning_curves.png"),
-        _figure(run_dir, "training.gif"),
+        _figure(figures_dir, "learning_curves.png"),
+        _figure(figures_dir, "training.gif"),
         history_panel,
         "</div>",
     ]
 
 
-def _test_set_section(run_dir: Path, config: dict, metrics: dict) -> list[str]:
+def _test_set_section(figures_dir: Path, config: dict, metrics: dict) -> list[str]:
     """Confusion matrices, per-class scores and metrics side by side, then the grids."""
     scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
     per_class = _per_class_rows(config, metrics)
     return [
         "<h2>Test set</h2>",
         '<div class="stack"><div class="grid">',
-        _figure(run_dir, "confusion_matrix.png"),
-        _figure(run_dir, "confusion_matrix_normalized.png"),
+        _figure(figures_dir, "confusion_matrix.png"),
+        _figure(figures_dir, "confusion_matrix_normalized.png"),
         (
             f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
             f"<h3>Test metrics</h3>{_key_value_table(scalars)}</div>"
         ),
-        _figure(run_dir, "per_class.png"),
+        _figure(figures_dir, "per_class.png"),
         "</div>",
-        _figure(run_dir, "sample_predictions.png"),
-        _figure(run_dir, "top_mistakes.png"),
+        _figure(figures_dir, "sample_predictions.png"),
+        _figure(figures_dir, "top_mistakes.png"),
         "</div>",
     ]
 
 
-def _model_section(run_dir: Path, config: dict, model_summary: str | None) -> list[str]:
+def _model_section(
+    figures_dir: Path, config: dict, model_summary: str | None
+) -> list[str]:
     """The first layer's weights, the layer summary (if known) and the configuration."""
     layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
     return [
         "<h2>Model</h2>",
         '<div class="stack">',
-        _figure(run_dir, "first_layer_features.png"),
+        _figure(figures_dir, "first_layer_features.png"),
         (
             f'<div class="panel">{layers}<h3>Configuration</h3>'
             f"{_key_value_table(config.items())}</div>"

@@ -1,7 +1,9 @@
-"""Training presets and building a model, optimiser and schedule from a settings dict.
+"""Training presets, and the models they build from a run's settings.
 
-A settings dict (what `nnscratch train` writes to config.json) names the architecture
-and every training choice; presets are settings dicts with good values.
+A preset is the RunSettings fields that differ from the base values (RunSettings'
+defaults): a complete set of settings with good values. `preset_settings` makes the
+settings of a preset with options laid over it; `build_model` makes the network the
+settings describe.
 """
 
 from __future__ import annotations
@@ -9,39 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
-from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from ..nn.activations import ReLU
+from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.dropout import Dropout
-from ..nn.reshape import Flatten, Reshape
 from ..nn.model import Sequential
-from ..nn.optimizers import Optimizer, get_optimizer
-from ..nn.registry import ACTIVATIONS
-from ..nn.schedules import Schedule, get_schedule
-from ..nn.conv import Conv2D
-from ..nn.pooling import MaxPool2D
-from ..nn.conv import Conv2D
 from ..nn.normalization import BatchNorm
 from ..nn.pooling import MaxPool2D
-
-BASE = {
-    "architecture": "mlp",
-    "hidden": [256, 128],
-    "activation": "relu",
-    "dropout": 0.0,
-    "init": "he",
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "schedule": "constant",
-    "warmup": 0.0,
-    "epochs": 10,
-    "batch_size": 128,
-    "l2": 0.0,
-    "seed": 0,
-    "validation_split": 0.1,
-    "augment": None,
-}
+from ..nn.registry import ACTIVATIONS
+from ..nn.reshape import Flatten, Reshape
+from .settings import FIXED_BY_ARCHITECTURE, RunSettings
 
 PRESETS = {
     # our best MLP for the 3-minute budget (see README for the figures)
@@ -103,44 +82,42 @@ PRESETS = {
 }
 
 
-# settings a convolutional architecture fixes itself: not written to its config.json,
-# and an error if given on the command line
-FIXED_BY_ARCHITECTURE = {
-    "mlp": (),
-    "lenet-like": ("hidden", "activation", "dropout"),
-    "cnn": ("hidden", "activation"),
-}
+def preset_settings(name: str = "default", **options) -> RunSettings:
+    """The settings of the named preset, with `options` (RunSettings fields, e.g.
+    lr=0.01, dataset="fashion-mnist") in place of its values; checked.
 
-
-def settings_used(settings: dict) -> dict:
-    """`settings` without the ones its architecture fixes (FIXED_BY_ARCHITECTURE)."""
-    fixed = FIXED_BY_ARCHITECTURE.get(settings.get("architecture"), ())
-    return {k: v for k, v in settings.items() if k not in fixed}
-
-
-def preset_settings(name: str) -> dict:
-    """BASE overlaid with the named preset."""
+    An option that the preset's architecture fixes (FIXED_BY_ARCHITECTURE) is an error,
+    even at the value it would have had.
+    """
     if name not in PRESETS:
         raise NnscratchError(
             f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}"
         )
-    return {**BASE, **PRESETS[name], "preset": name}
+    values = {**PRESETS[name], **options}
+    architecture = values.get("architecture", RunSettings.architecture)
+    for key in FIXED_BY_ARCHITECTURE.get(architecture, ()):
+        if key in options:
+            raise NnscratchError(
+                f"--{key} does not apply to --preset {name}: its {architecture} "
+                "architecture fixes it"
+            )
+    return RunSettings(**{**values, "preset": name})
 
 
-def weight_args(settings: dict, rng) -> dict:
+def weight_args(settings: RunSettings, rng) -> dict:
     """The keyword arguments every Dense and Conv2D of a preset gets: init, l2, rng."""
-    return {"init": settings["init"], "l2": settings["l2"], "rng": rng}
+    return {"init": settings.init, "l2": settings.l2, "rng": rng}
 
 
-def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
+def build_mlp(settings: RunSettings, input_shape: tuple, num_classes: int, rng) -> list:
     """Flatten, then (Dense, activation, [Dropout]) per hidden size, then Dense -> logits."""
-    activation = ACTIVATIONS.get_class(settings["activation"])
+    activation = ACTIVATIONS.get_class(settings.activation)
     layers, n_in = [Flatten()], int(np.prod(input_shape))
     weights = weight_args(settings, rng)
-    for width in settings["hidden"]:
+    for width in settings.hidden:
         layers += [Dense(n_in, width, **weights), activation()]
-        if settings["dropout"]:
-            layers.append(Dropout(settings["dropout"]))
+        if settings.dropout:
+            layers.append(Dropout(settings.dropout))
         n_in = width
     layers.append(Dense(n_in, num_classes, **weights))
     return layers
@@ -152,7 +129,9 @@ def build_mlp(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
 # the values (the lenet-like epoch is ~5% faster).
 
 
-def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
+def build_lenet_like(
+    settings: RunSettings, input_shape: tuple, num_classes: int, rng
+) -> list:
     """conv(1->32, 3x3, pad 1)-maxpool2-ReLU-conv(32->64)-maxpool2-ReLU-dense 128-dense."""
     h, w = input_shape[-2:]
     weights = weight_args(settings, rng)
@@ -166,7 +145,7 @@ def build_lenet_like(settings: dict, input_shape: tuple, num_classes: int, rng) 
     ]  # fmt: skip
 
 
-def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list:
+def build_cnn(settings: RunSettings, input_shape: tuple, num_classes: int, rng) -> list:
     """Three conv blocks (conv-BN-maxpool-ReLU) of 32, 64, 128 channels, then a
     batch-normalised dense layer of 256 with dropout: about 7.6M multiply-adds an image.
     """
@@ -178,8 +157,8 @@ def build_cnn(settings: dict, input_shape: tuple, num_classes: int, rng) -> list
         layers += [MaxPool2D(2), ReLU()]
         h, w = h // 2, w // 2
     layers += [Flatten(), Dense(128 * h * w, 256, **weights), BatchNorm(256), ReLU()]
-    if settings["dropout"]:
-        layers.append(Dropout(settings["dropout"]))
+    if settings.dropout:
+        layers.append(Dropout(settings.dropout))
     layers.append(Dense(256, num_classes, **weights))
     return layers
 
@@ -188,35 +167,12 @@ BUILDERS = {"mlp": build_mlp, "lenet-like": build_lenet_like, "cnn": build_cnn}
 
 
 def build_model(
-    settings: dict, input_shape: tuple, class_names: list[str]
+    settings: RunSettings, input_shape: tuple, class_names: list[str]
 ) -> Sequential:
-    """The model described by `settings`, weights drawn from `settings['seed']`."""
-    rng = np.random.default_rng(settings["seed"])
-    builder = BUILDERS.get(settings["architecture"])
-    if builder is None:
-        raise NnscratchError(
-            f"architecture: expected one of {', '.join(BUILDERS)}, "
-            f"got {settings['architecture']!r}"
-        )
+    """The model `settings` describe, its weights drawn from `settings.seed`."""
+    rng = np.random.default_rng(settings.seed)
+    builder = BUILDERS[
+        settings.architecture
+    ]  # one for every architecture RunSettings knows
     layers = builder(settings, input_shape, len(class_names), rng)
     return Sequential(layers, input_shape=input_shape, class_names=class_names)
-
-
-def build_optimizer(settings: dict) -> Optimizer:
-    name, lr = settings["optimizer"], settings["lr"]
-    if name == "sgd":
-        momentum = settings["momentum"]
-        return get_optimizer(
-            name, lr=lr, momentum=momentum, weight_decay=settings["weight_decay"]
-        )
-    if name in ("adam", "adamw"):
-        return get_optimizer(name, lr=lr, weight_decay=settings["weight_decay"])
-    return get_optimizer(name, lr=lr)
-
-
-def build_schedule(settings: dict) -> Schedule | None:
-    if settings["schedule"] == "constant" and not settings["warmup"]:
-        return None
-    return get_schedule(
-        settings["schedule"], settings["lr"], settings["epochs"], settings["warmup"]
-    )

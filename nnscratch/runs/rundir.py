@@ -1,0 +1,260 @@
+"""The run directory: the name of every file in it, making it, writing and reading its
+files, and rebuilding its report from them.
+
+    config.json        every setting (RunSettings.to_dict), where the data was found
+                       (data_dir) and how many images trained the model (train_examples)
+    model.npz          the trained model (its metadata holds config.json's dict too)
+    history.csv        one row per epoch (HISTORY_COLUMNS)
+    batch_losses.csv   the loss of every step
+    metrics.json       test loss and accuracy, confusion matrix, per-class scores
+    recordings.npz     the predictions on a few test images after every epoch
+    report.html        the page, with figures/ (reporting.report.FIGURE_FILES)
+
+The last three only when the run writes a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from ..data.catalog import CLASS_NAMES, find_dataset
+from ..data.loading import load_dataset
+from ..errors import NnscratchError
+from ..files import write_text
+from ..nn.loading import load_model
+from ..reporting.animation import Recordings
+from ..reporting.page import write_report
+from ..reporting.report import FIGURE_FILES, model_summary, write_figures
+from .settings import RunSettings
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.npz"
+HISTORY_FILE = "history.csv"
+BATCH_LOSSES_FILE = "batch_losses.csv"
+METRICS_FILE = "metrics.json"
+RECORDINGS_FILE = "recordings.npz"
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+]
+
+
+# ----- making it ------------------------------------------------------------------------
+def make_run_dir(out, name: str, overwrite: bool = False) -> Path:
+    """Create the run directory: `out`, or runs/<date>-<time>-<name> (with -2, -3,
+    ... if a run started in the same second). An `out` that holds a run is refused,
+    or with `overwrite` emptied of that run's files, so no stale file stays beside
+    the new ones."""
+    if out is None:
+        base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+        for attempt in range(1, 1000):
+            run_dir = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+            try:
+                run_dir.mkdir(parents=True)
+                return run_dir
+            except FileExistsError:
+                continue
+        raise NnscratchError(f"too many runs named {base}-*")
+    run_dir = Path(out)
+    old = run_files(run_dir)
+    if old and not overwrite:
+        raise NnscratchError(
+            f"--out {run_dir} already holds a run ({', '.join(p.name for p in old[:3])}"
+            f"{', ...' if len(old) > 3 else ''}): choose another folder, or pass "
+            "--overwrite to replace it"
+        )
+    for path in old:
+        path.unlink()
+    figures = run_dir / FIGURES_DIR
+    if figures.is_dir() and not any(figures.iterdir()):
+        figures.rmdir()  # a run without a report has no figures/
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The files of a run found in run_dir (what `make_run_dir` replaces)."""
+    names = [CONFIG_FILE, MODEL_FILE, HISTORY_FILE, BATCH_LOSSES_FILE, METRICS_FILE]
+    paths = [run_dir / name for name in [*names, RECORDINGS_FILE, REPORT_FILE]]
+    paths += [run_dir / FIGURES_DIR / name for name in FIGURE_FILES]
+    return [p for p in paths if p.is_file()]
+
+
+# ----- writing its files ----------------------------------------------------------------
+def write_config(
+    run_dir: Path, settings: RunSettings, data_dir, train_examples: int
+) -> dict:
+    """Write config.json: the settings and the run's facts (RUN_FACTS); returns it."""
+    config = {
+        **settings.to_dict(),
+        "data_dir": str(data_dir),
+        "train_examples": train_examples,
+    }
+    write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    write_text(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+
+
+def history_rows(history) -> list[dict]:
+    """One dict per epoch with HISTORY_COLUMNS (epochs counted from 1)."""
+    rows = []
+    for i, epoch in enumerate(history.epoch):
+        row = {"epoch": epoch + 1}
+        for key in HISTORY_COLUMNS[1:]:
+            values = history.history.get(key)
+            row[key] = values[i] if values else ""
+        rows.append(row)
+    return rows
+
+
+def write_history(run_dir: Path, history) -> None:
+    """history.csv (one row per epoch) and batch_losses.csv (one per step)."""
+    rows = history_rows(history)
+    write_text(
+        run_dir / HISTORY_FILE,
+        _csv_text(HISTORY_COLUMNS, [[row[k] for k in HISTORY_COLUMNS] for row in rows]),
+    )
+    write_text(
+        run_dir / BATCH_LOSSES_FILE,
+        _csv_text(
+            ["step", "loss"], [[i + 1, v] for i, v in enumerate(history.batch_losses)]
+        ),
+    )
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_run_report(
+    run_dir: Path,
+    model,
+    history_rows,
+    batch_losses,
+    test_set: tuple,
+    recordings: Recordings | None,
+    config: dict,
+    metrics: dict,
+) -> Path:
+    """Draw figures/ and write report.html of a run; returns the page's path.
+
+    history_rows: a `History` or history.csv's rows; batch_losses: (steps,).
+    test_set: x_test (N, H, W), y_test (N,). recordings: a `Recordings` (None: no
+    animation). config and metrics: what config.json and metrics.json hold.
+    """
+    x_test, y_test = test_set
+    class_names = model.class_names or CLASS_NAMES[config["dataset"]]
+    figures_dir = run_dir / FIGURES_DIR
+    write_figures(
+        figures_dir,
+        model,
+        history_rows,
+        batch_losses,
+        x_test,
+        y_test,
+        class_names,
+        recordings,
+    )
+    return write_report(
+        run_dir / REPORT_FILE,
+        figures_dir,
+        config,
+        metrics,
+        history_rows=history_rows,
+        model_summary=model_summary(model),
+    )
+
+
+# ----- reading it -----------------------------------------------------------------------
+def read_json(path: Path) -> dict:
+    """A run's JSON file (config.json, metrics.json) as a dict; NnscratchError if not."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NnscratchError(f"{path}: file not found in the run directory") from None
+    except (OSError, ValueError, RecursionError) as e:
+        # ValueError: bad JSON, bad UTF-8 or an integer of thousands of digits
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise NnscratchError(f"{path}: not a readable JSON file ({reason})") from None
+    if not isinstance(value, dict):
+        raise NnscratchError(f"{path}: expected a JSON object")
+    return value
+
+
+def read_csv(path: Path, columns: list[str]) -> list[dict]:
+    """A run's CSV file as rows of {column: text}; it must have `columns` and a row."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise NnscratchError(f"{path}: file not found in the run directory") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise NnscratchError(f"{path}: not a readable CSV file ({e})") from None
+    if not rows or any(c not in rows[0] for c in columns):
+        raise NnscratchError(
+            f"{path}: expected a header with {', '.join(columns)} and at least one row"
+        )
+    return rows
+
+
+def read_settings(run_dir: Path) -> tuple[RunSettings, dict]:
+    """A run's settings, checked, and config.json's dict as written."""
+    path = run_dir / CONFIG_FILE
+    config = read_json(path)
+    try:
+        return RunSettings.from_dict(config), config
+    except NnscratchError as e:
+        raise NnscratchError(f"{path}: {e}") from None
+
+
+def rebuild_report(run_dir, data_dir=None) -> Path:
+    """Redraw figures/ and report.html from a saved run directory; returns the page.
+
+    Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
+    recordings.npz if there is one, and reloads the test set (from `data_dir`, else
+    config's data_dir if it still holds the files, else where `load_dataset` looks).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
+    settings, config = read_settings(run_dir)
+    metrics = read_json(run_dir / METRICS_FILE)
+    history = read_csv(run_dir / HISTORY_FILE, ["epoch", "loss"])
+    batch_path = run_dir / BATCH_LOSSES_FILE
+    try:
+        batch_losses = [float(r["loss"]) for r in read_csv(batch_path, ["loss"])]
+    except (TypeError, ValueError) as e:
+        raise NnscratchError(f"{batch_path}: a loss is not a number ({e})") from None
+    model_path = run_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise NnscratchError(f"{model_path}: file not found in the run directory")
+    model = load_model(model_path)  # a damaged file is a ModelFileError naming it
+    recordings = None
+    if (run_dir / RECORDINGS_FILE).exists():
+        recordings = Recordings.load(run_dir / RECORDINGS_FILE)
+    recorded = config.get("data_dir")
+    if recorded and find_dataset(settings.dataset, recorded) is None:
+        recorded = None  # moved since: look where load_dataset looks by default
+    _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    return write_run_report(
+        run_dir, model, history, batch_losses, test_set, recordings, config, metrics
+    )

@@ -1,0 +1,172 @@
+"""A run's settings: one read-only object, built from a preset and options, checked once.
+
+`RunSettings()` holds the base values every preset starts from; `presets.preset_settings`
+lays a preset and the command line's options over them. Every value is checked when
+the object is made (a one-line NnscratchError naming the option), so nothing later in
+the run meets a bad one; after that the settings are only read. `to_dict` and
+`from_dict` convert to and from the settings in config.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..data.augment import Augment
+from ..data.catalog import CLASS_NAMES
+from ..errors import NnscratchError, check_float, check_int, is_whole_number
+from ..nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES, Registry
+
+# the architectures, and the settings each fixes itself: those are left out of its
+# config.json, and giving one as an option is an error (presets.preset_settings)
+FIXED_BY_ARCHITECTURE = {
+    "mlp": (),
+    "lenet-like": ("hidden", "activation", "dropout"),
+    "cnn": ("hidden", "activation"),
+}
+INITS = ("he", "xavier", "normal")  # the weight inits nn.layer.init_weights draws
+# what config.json holds beside the settings: facts of the run, not choices
+RUN_FACTS = ("data_dir", "train_examples")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every choice of a training run (fields in config.json's order).
+
+    Read-only: `dataclasses.replace(settings, lr=0.01)` makes a changed copy, checked
+    again. Values are stored as their type (hidden a tuple, numbers int or float) and
+    names as the registries' short names. `augment` is an --augment text; "auto" is
+    replaced by the one suited to `dataset` when the object is made.
+    """
+
+    architecture: str = "mlp"  # a key of FIXED_BY_ARCHITECTURE
+    hidden: tuple[int, ...] = (256, 128)  # the MLP's hidden layer sizes
+    activation: str = "relu"  # the MLP's
+    dropout: float = 0.0
+    init: str = "he"  # one of INITS
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # sgd, adam and adamw
+    schedule: str = "constant"
+    warmup: float = 0.0  # epochs of linear warm-up
+    epochs: int = 10
+    batch_size: int | None = 128  # None: the whole training set in one batch
+    l2: float = 0.0
+    seed: int = 0
+    validation_split: float = 0.1
+    augment: str = "none"
+    preset: str | None = None  # the preset these settings started from
+    dataset: str = "mnist"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in FIXED_BY_ARCHITECTURE:
+            raise NnscratchError(
+                f"architecture: expected one of {', '.join(FIXED_BY_ARCHITECTURE)}, "
+                f"got {self.architecture!r}"
+            )
+        self._set("hidden", _sizes(self.hidden))
+        self._set(
+            "activation", _short_name("--activation", self.activation, ACTIVATIONS)
+        )
+        self._number("dropout", 0, 1, open_high=True)
+        if self.init not in INITS:
+            raise NnscratchError(
+                f"init: expected one of {', '.join(INITS)}, got {self.init!r}"
+            )
+        self._set("optimizer", _short_name("--optimizer", self.optimizer, OPTIMIZERS))
+        self._number("lr", 0, open_low=True)
+        self._number("momentum", 0, 1, open_high=True)
+        self._number("weight_decay", 0)
+        self._set("schedule", _short_name("--schedule", self.schedule, SCHEDULES))
+        self._number("warmup", 0)
+        self._set("epochs", check_int("--epochs", self.epochs, 1))
+        if self.batch_size is not None:
+            self._set("batch_size", check_int("--batch-size", self.batch_size, 1))
+        self._number("l2", 0)
+        self._set("seed", check_int("--seed", self.seed, 0))
+        self._number("validation_split", 0, 1, open_high=True)
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise NnscratchError(f"--preset: expected a name, got {self.preset!r}")
+        if self.dataset not in CLASS_NAMES:
+            raise NnscratchError(
+                f"--dataset: expected one of {', '.join(CLASS_NAMES)}, "
+                f"got {self.dataset!r}"
+            )
+        self._set("augment", _augment_spec(self.augment, self.dataset))
+        if self.schedule == "cosine" and self.warmup > self.epochs:
+            raise NnscratchError(
+                f"--warmup: with the cosine schedule, --epochs ({self.epochs}) must be "
+                f"at least the warm-up ({self.warmup:g})"
+            )
+
+    def _set(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)  # only while checking, in __post_init__
+
+    def _number(self, name: str, low: float, high: float = float("inf"), **opens):
+        option = "--" + name.replace("_", "-")
+        self._set(name, check_float(option, getattr(self, name), low, high, **opens))
+
+    def to_dict(self) -> dict:
+        """The settings as config.json holds them: JSON values, in field order,
+        without the ones the architecture fixes."""
+        fixed = FIXED_BY_ARCHITECTURE[self.architecture]
+        values = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name not in fixed
+        }
+        if "hidden" in values:
+            values["hidden"] = list(values["hidden"])
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunSettings:
+        """From `to_dict`'s dict or a whole config.json (whose RUN_FACTS are skipped);
+        a setting left out takes its default. NnscratchError for an unknown key."""
+        if not isinstance(values, dict):
+            raise NnscratchError(
+                f"settings: expected a dict, got {type(values).__name__}"
+            )
+        names = [field.name for field in dataclasses.fields(cls)]
+        unknown = [key for key in values if key not in names and key not in RUN_FACTS]
+        if unknown:
+            raise NnscratchError(
+                f"unknown setting {unknown[0]!r} (expected {', '.join(names)})"
+            )
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+
+def _sizes(value) -> tuple[int, ...]:
+    """The hidden layer sizes as a tuple of ints >= 1 (no hidden layer is allowed)."""
+    if not isinstance(value, (list, tuple)) or not all(
+        is_whole_number(size) and size >= 1 for size in value
+    ):
+        raise NnscratchError(
+            f"--hidden: expected layer sizes >= 1 like [256, 128], got {value!r}"
+        )
+    return tuple(int(size) for size in value)
+
+
+def _short_name(option: str, name, registry: Registry) -> str:
+    """The short name of the class registered as `name` (a class or short name, any
+    case), so "Adam" and "adam" are the same setting."""
+    try:
+        class_name = registry.get_class(name).__name__
+    except NnscratchError:
+        raise NnscratchError(
+            f"{option}: expected one of {', '.join(registry.short_names)}, got {name!r}"
+        ) from None
+    return next(short for short, c in registry.short_names.items() if c == class_name)
+
+
+def _augment_spec(spec, dataset: str) -> str:
+    """The --augment text to record: None is "none", "auto" the one suited to
+    `dataset`; checked by parsing it (the run parses it again to build its Augment)."""
+    if spec is None:
+        return "none"
+    if not isinstance(spec, str):
+        raise NnscratchError(f"--augment: expected a text, got {spec!r}")
+    spec = Augment.resolve_spec(spec, dataset)
+    Augment.from_spec(spec)  # a malformed text or a bad value is an error there
+    return spec
