@@ -8,32 +8,45 @@ from .data.augment import Augment
 from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
 from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
-from .nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .nn.callbacks import Callback, EarlyStopping, History
+from .nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .nn.callbacks import Callback, CallbackList, EarlyStopping, History
 from .nn.conv import Conv2D
+from .nn.custom import register
 from .nn.dense import Dense
 from .nn.dropout import Dropout
 from .nn.layer import Layer
 from .nn.loading import load_model
-from .nn.losses import MeanSquaredError, SoftmaxCrossEntropy
+from .nn.losses import (
+    BinaryCrossEntropy,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
+from .nn.metrics import Accuracy, Metric, TopKAccuracy
 from .nn.model import Sequential
 from .nn.normalization import BatchNorm
 from .nn.optimizers import SGD, Adam, AdamW, RMSprop
 from .nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .nn.reshape import Flatten, Reshape
 from .nn.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
+from .nn.seeding import set_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CLASS_NAMES",
     "SGD",
+    "Accuracy",
+    "Activation",
     "Adam",
     "AdamW",
     "Augment",
     "AvgPool2D",
     "BatchNorm",
+    "BinaryCrossEntropy",
     "Callback",
+    "CallbackList",
     "Constant",
     "Conv2D",
     "CosineDecay",
@@ -47,8 +60,11 @@ __all__ = [
     "History",
     "Layer",
     "LeakyReLU",
+    "Loss",
     "MaxPool2D",
+    "MeanAbsoluteError",
     "MeanSquaredError",
+    "Metric",
     "ModelFileError",
     "NnscratchError",
     "RMSprop",
@@ -60,8 +76,11 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "StepDecay",
     "Tanh",
+    "TopKAccuracy",
     "TrainingDivergedError",
     "__version__",
     "load_dataset",
     "load_model",
+    "register",
+    "set_seed",
 ]

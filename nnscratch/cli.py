@@ -178,7 +178,7 @@ def train(
 @data_dir_option
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
-    from .app.predict import model_dataset
+    from .app.predict import as_classifier, model_dataset
     from .data.catalog import CLASS_NAMES
     from .data.loading import load_dataset
     from .nn.loading import load_model
@@ -188,7 +188,7 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
         format_confusion_matrix,
     )
 
-    model = load_model(model_path)
+    model = as_classifier(load_model(model_path))
     trained_on = model_dataset(model)
     if dataset is None:
         dataset = trained_on or "mnist"
@@ -269,10 +269,16 @@ def predict(model_path, image_paths, as_json, show, max_pixels):
     be read gets a one-line error on stderr and the others are still predicted; the
     exit code is 1 if any file failed.
     """
-    from .app.predict import format_result, predict_file, results_json, save_comparison
+    from .app.predict import (
+        as_classifier,
+        format_result,
+        predict_file,
+        results_json,
+        save_comparison,
+    )
     from .nn.loading import load_model
 
-    model = load_model(model_path)
+    model = as_classifier(load_model(model_path))
     results, shown = [], []
     for path in image_paths:
         result, gray = predict_file(model, path, max_pixels)
@@ -333,7 +339,6 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
         max_pixels=max_pixels,
         on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
     )
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,11 @@ def check_model_grads(model, x, y, training, rtol=1e-5, atol=1e-8):
     """Compare a model's backward (every parameter, through its flat gradient buffer)
     with central differences of its loss on (x, y). Everything must be float64."""
 
+    if model.loss is None:
+        model.compile(loss="cross_entropy")
+    if not model.built:
+        model.build(x.shape[1:])
+
     def f():
         return model.loss.forward(model._forward(x, training=training), y)
 

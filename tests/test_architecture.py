@@ -154,13 +154,15 @@ def test_the_rule_sees_relative_and_in_function_imports(tmp_path, monkeypatch):
 
 
 PUBLIC_NAMES = [
-    "Adam", "AdamW", "Augment", "AvgPool2D", "BatchNorm", "CLASS_NAMES", "Callback",
-    "Constant", "Conv2D", "CosineDecay", "DataError", "Dense", "Dropout",
-    "EarlyStopping", "ExponentialDecay", "Flatten", "GlobalAvgPool2D", "History",
-    "Layer", "LeakyReLU", "MaxPool2D", "MeanSquaredError", "ModelFileError",
-    "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD", "Sequential", "Sigmoid",
-    "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "TrainingDivergedError",
-    "__version__", "load_dataset", "load_model",
+    "Accuracy", "Activation", "Adam", "AdamW", "Augment", "AvgPool2D", "BatchNorm",
+    "BinaryCrossEntropy", "CLASS_NAMES", "Callback", "CallbackList", "Constant",
+    "Conv2D", "CosineDecay", "DataError", "Dense", "Dropout", "EarlyStopping",
+    "ExponentialDecay", "Flatten", "GlobalAvgPool2D", "History", "Layer", "LeakyReLU",
+    "Loss", "MaxPool2D", "MeanAbsoluteError", "MeanSquaredError", "Metric",
+    "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "TopKAccuracy", "TrainingDivergedError", "__version__", "load_dataset",
+    "load_model", "register", "set_seed",
 ]  # fmt: skip
 
 

@@ -27,6 +27,7 @@ def trained_model(data_dir):
     model = Sequential(
         [Flatten(), Dense(784, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)],
         input_shape=(28, 28),
+        loss="cross_entropy",
     )
     model.fit(x[:5000], y[:5000], epochs=2, batch_size=64, seed=0, verbose=0)
     return model

@@ -153,7 +153,7 @@ def test_same_seed_same_result():
 def epoch_of(batches: EpochBatches) -> tuple[np.ndarray, np.ndarray, list]:
     """One epoch's batches, copied (the yielded arrays are reused), and their inputs."""
     xs, ys, inputs = [], [], []
-    for _, _, xb, yb in batches.epoch():
+    for _, _, xb, yb, _ in batches.epoch():
         xs.append(xb.copy())
         ys.append(yb.copy())
         inputs.append(xb)
@@ -257,13 +257,11 @@ def test_labels_outside_the_classes_are_refused_before_training():
         labels[4] = bad
         model = mlp()
         before = model.flat_params.copy()
-        with pytest.raises(NnscratchError, match=r"y: expected class labels 0 to 2"):
+        with pytest.raises(NnscratchError, match=r"y: expected labels 0 to 2"):
             model.fit(x, labels, verbose=0)
-        with pytest.raises(
-            NnscratchError, match=r"validation y: expected class labels"
-        ):
+        with pytest.raises(NnscratchError, match=r"validation y: expected labels"):
             model.fit(x, y, validation_data=(x, labels), verbose=0)
-        with pytest.raises(NnscratchError, match=r"y: expected class labels"):
+        with pytest.raises(NnscratchError, match=r"y: expected labels"):
             model.evaluate(x, labels)
         assert np.array_equal(model.flat_params, before)  # nothing was trained
 
@@ -423,6 +421,8 @@ def test_mse_trains_on_float_targets_like_the_outputs():
         verbose=0,
     )
     assert history.history["loss"][-1] < history.history["loss"][0]
+    assert "accuracy" not in history.history  # float targets: regression
+    model.compile(metrics=["accuracy"])  # asked for: one-hot rows count as classes
     result = model.evaluate(x, one_hot)
     assert result["accuracy"] == model.evaluate(x, y)["accuracy"] > 0.9
     with pytest.raises(

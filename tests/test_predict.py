@@ -21,6 +21,7 @@ def model_path(tmp_path_factory):
     model = Sequential(
         [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],
         input_shape=(28, 28),
+        loss="cross_entropy",
     )
     path = tmp_path_factory.mktemp("model") / "tiny.npz"
     model.save(path)

@@ -30,6 +30,7 @@ def model():
     return Sequential(
         [Flatten(), Dense(784, 16, rng=rng), ReLU(), Dense(16, 10, rng=rng)],
         input_shape=(28, 28),
+        loss="cross_entropy",
     )
 
 

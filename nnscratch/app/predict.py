@@ -14,9 +14,19 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
 from ..errors import NnscratchError
 from ..imaging import images
+from ..nn.activations import Sigmoid, Softmax
 from ..reporting.figures import image_axes, plain_text, save_figure
 
 NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
+
+
+def as_classifier(model):
+    """`model`, set to answer class probabilities: a model saved without a loss (never
+    compiled or trained) is taken to output logits, as every classifier nnscratch
+    trains does, unless it ends in its own Softmax or Sigmoid."""
+    if model.loss is None and not isinstance(model.layers[-1], (Softmax, Sigmoid)):
+        model.compile(loss="cross_entropy")
+    return model
 
 
 def model_input(model, digit: np.ndarray) -> np.ndarray:

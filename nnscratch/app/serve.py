@@ -36,7 +36,13 @@ from starlette.staticfiles import StaticFiles
 from ..errors import NnscratchError
 from ..imaging import images
 from ..nn.activations import Activation
-from .predict import class_names, model_dataset, model_input, top_classes
+from .predict import (
+    as_classifier,
+    class_names,
+    model_dataset,
+    model_input,
+    top_classes,
+)
 from .request_body import (
     FORM_TYPES,
     RequestError,
@@ -77,7 +83,7 @@ def create_app(
     origin gets 403.
     Raises NnscratchError if the model cannot take a 28x28 image.
     """
-    service = DigitService(model, max_bytes, max_pixels, body_timeout)
+    service = DigitService(as_classifier(model), max_bytes, max_pixels, body_timeout)
     app = Starlette(
         routes=[
             Route("/", service.index),

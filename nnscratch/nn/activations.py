@@ -51,15 +51,20 @@ class LeakyReLU(Activation):
         return {"alpha": self.alpha}
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), element-wise, without overflow for any finite x."""
+    # exp of a non-positive number cannot overflow: use exp(-|x|) on both sides
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
 @ACTIVATIONS.register
 @LAYERS.register
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), element-wise; written to never overflow."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # exp of a non-positive number cannot overflow: use exp(-|x|) on both sides
-        e = np.exp(-np.abs(x))
-        self._y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self._y = sigmoid(x)
         return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

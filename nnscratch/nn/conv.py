@@ -27,6 +27,7 @@ from .im2col import Columns
 from .kernels import channel_sum, row_sum
 from .layer import Layer, WeightPenalty, init_weights
 from .registry import LAYERS
+from .seeding import new_rng
 from .spatial import check_images, out_size, pair, pair_config
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
@@ -76,19 +77,22 @@ def conv2d_reference_backward(
 class Conv2D(WeightPenalty, Layer):
     """2-D convolution (cross-correlation, like every framework).
 
-    Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo) with Ho = (H + 2*ph - kh) // sh + 1;
-    W (O, C, kh, kw), b (O,). `kernel_size`, `stride`, `padding` are an int or a
-    (rows, cols) pair; padding is with zeros. `l1`, `l2` penalise W like Dense.
+    `Conv2D(out_channels, kernel_size)` (Keras' order) takes its input channels from
+    the model when built; `Conv2D(in_channels, out_channels, kernel_size, stride,
+    padding)` (PyTorch's order) states them. Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo)
+    with Ho = (H + 2*ph - kh) // sh + 1; W (O, C, kh, kw), b (O,). `kernel_size`,
+    `stride`, `padding` are an int or a (rows, cols) pair; padding is with zeros.
+    `l1`, `l2` penalise W like Dense.
     """
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
+        *args,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        kernel_size=None,
         stride=1,
         padding=0,
-        *,
         init: str = "he",
         l1: float = 0.0,
         l2: float = 0.0,
@@ -96,28 +100,57 @@ class Conv2D(WeightPenalty, Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.in_channels = check_int("Conv2D in_channels", in_channels)
+        in_channels, out_channels, kernel_size, stride, padding = _conv_arguments(
+            args, in_channels, out_channels, kernel_size, stride, padding
+        )
         self.out_channels = check_int("Conv2D out_channels", out_channels)
+        self.in_channels = (
+            None
+            if in_channels is None
+            else check_int("Conv2D in_channels", in_channels)
+        )
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = pair(stride, "stride", "Conv2D")
         self.padding = pair(padding, "padding", "Conv2D", minimum=0)
-        self.init = init
+        self.init, self.dtype = init, np.dtype(dtype)
+        init_weights((1, 1), 1, 1, init, np.random.default_rng(0), dtype)  # checks init
         self._set_penalties(l1, l2)
-        kh, kw = self.kernel_size
-        fan_in = self.in_channels * kh * kw
-        fan_out = self.out_channels * kh * kw
-        shape = (self.out_channels, self.in_channels, kh, kw)
-        rng = np.random.default_rng(rng)
-        self.params = {
-            "W": init_weights(shape, fan_in, fan_out, init, rng, dtype),
-            "b": np.zeros(self.out_channels, dtype=dtype),
-        }
-        self._init_grads()
+        self.rng = new_rng(rng)
         self._columns = Columns(
             self.kernel_size, self.stride, self.padding, self.workspace
         )
+        if self.in_channels is not None:
+            self.build((self.in_channels, *self.kernel_size))
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 3 or self.in_channels not in (None, input_shape[0]):
+            with_c = "" if self.in_channels is None else f" with C={self.in_channels}"
+            raise NnscratchError(
+                f"Conv2D: expected (N, C, H, W){with_c}, got (N, "
+                f"{', '.join(map(str, input_shape))})"
+            )
+        self.in_channels = int(input_shape[0])
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self._param("W", shape, self._initial_W)
+        self._param("b", shape[:1], lambda: np.zeros(self.out_channels, self.dtype))
+        self.built = True
+
+    def _initial_W(self) -> np.ndarray:
+        kh, kw = self.kernel_size
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        return init_weights(shape, fan_in, fan_out, self.init, self.rng, self.dtype)
+
+    def reset_parameters(self, rng=None) -> None:
+        if rng is not None:
+            self.rng = rng
+        if self.built:  # in place: W and b may be views of the model's buffer
+            self.params["W"][...] = self._initial_W()
+            self.params["b"][...] = 0
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not self.built:  # built on first use, like a Keras layer
+            self.build(x.shape[1:])
         self._check_input(x, training)
         n, _, h, w = x.shape
         y_shape = (n, self.out_channels, *self._out_hw(h, w))
@@ -236,15 +269,6 @@ class Conv2D(WeightPenalty, Layer):
         memory-bound and the transposes of the (N, O, Ho, Wo) arrays would dominate."""
         return self.params["W"][0].size < self.out_channels
 
-    @classmethod
-    def array_shapes(
-        cls, in_channels, out_channels, kernel_size, **_
-    ) -> dict[str, tuple]:
-        c = check_int("Conv2D in_channels", in_channels)
-        o = check_int("Conv2D out_channels", out_channels)
-        kh, kw = pair(kernel_size, "kernel_size", "Conv2D")
-        return {"W": (o, c, kh, kw), "b": (o,)}
-
     def get_config(self) -> dict:
         return {
             "in_channels": self.in_channels,
@@ -264,3 +288,29 @@ def _matrix_view(a: np.ndarray, shape: tuple) -> np.ndarray:
     if not np.shares_memory(view, a):
         raise NnscratchError(f"cannot view an array of shape {a.shape} as {shape}")
     return view
+
+
+def _conv_arguments(args, in_channels, out_channels, kernel_size, stride, padding):
+    """(in_channels, out_channels, kernel_size, stride, padding) from Conv2D's
+    positional arguments: (out, kernel) or (in, out, kernel[, stride[, padding]]);
+    with kernel_size given by name, (out,) or (in, out)."""
+    names = ["in_channels", "out_channels", "kernel_size", "stride", "padding"]
+    if kernel_size is not None:
+        order = {1: names[1:2], 2: names[:2]}.get(len(args))
+    else:
+        order = {2: names[1:3], 3: names[:3], 4: names[:4], 5: names}.get(len(args))
+    if args and order is None:
+        raise NnscratchError(
+            "Conv2D: expected Conv2D(out_channels, kernel_size) or Conv2D(in_channels, "
+            f"out_channels, kernel_size, stride, padding), got {len(args)} arguments"
+        )
+    values = [in_channels, out_channels, kernel_size, stride, padding]
+    given = dict(zip(names, values))
+    for name, value in zip(order or [], args):
+        default = {"stride": 1, "padding": 0}.get(name)
+        if given[name] != default:
+            raise NnscratchError(f"Conv2D: {name} given twice")
+        given[name] = value
+    if given["out_channels"] is None or given["kernel_size"] is None:
+        raise NnscratchError("Conv2D: out_channels and kernel_size are required")
+    return tuple(given[name] for name in names)

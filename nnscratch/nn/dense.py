@@ -8,21 +8,25 @@ from ..errors import NnscratchError, check_int
 from .kernels import column_sum
 from .layer import Layer, WeightPenalty, init_weights
 from .registry import LAYERS
+from .seeding import new_rng
 
 
 @LAYERS.register
 class Dense(WeightPenalty, Layer):
     """Fully connected layer: y = x @ W + b.
 
-    Shapes: x (N, n_in) -> y (N, n_out); W (n_in, n_out), b (n_out,).
-    `l1`, `l2` add l1 * sum|W| + l2 * sum(W^2) to the loss (Keras' convention).
+    `Dense(n_out)` takes its input size from the model when built; `Dense(n_in, n_out)`
+    states it (and is built at once). Shapes: x (N, n_in) -> y (N, n_out);
+    W (n_in, n_out), b (n_out,). `init`: "he" (for ReLU), "xavier" or "normal";
+    `rng` (a seed or Generator) draws W. `l1`, `l2` add l1 * sum|W| + l2 * sum(W^2)
+    to the loss (Keras' convention).
     """
 
     def __init__(
         self,
-        n_in: int,
-        n_out: int,
-        *,
+        *sizes: int,
+        n_in: int | None = None,
+        n_out: int | None = None,
         init: str = "he",
         l1: float = 0.0,
         l2: float = 0.0,
@@ -30,20 +34,50 @@ class Dense(WeightPenalty, Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.n_in, self.n_out = (
-            check_int("Dense n_in", n_in),
-            check_int("Dense n_out", n_out),
-        )
-        self.init = init
+        if len(sizes) > 2 or (sizes and (n_in, n_out) != (None, None)):
+            raise NnscratchError(
+                "Dense: expected Dense(n_out) or Dense(n_in, n_out), got sizes "
+                f"{sizes} and n_in={n_in}, n_out={n_out}"
+            )
+        if sizes:
+            n_in, n_out = (None, *sizes) if len(sizes) == 1 else sizes
+        if n_out is None:
+            raise NnscratchError("Dense: the number of outputs n_out is required")
+        self.n_out = check_int("Dense n_out", n_out)
+        self.n_in = None if n_in is None else check_int("Dense n_in", n_in)
+        self.init, self.dtype = init, np.dtype(dtype)
+        init_weights((1, 1), 1, 1, init, np.random.default_rng(0), dtype)  # checks init
         self._set_penalties(l1, l2)
-        rng = np.random.default_rng(rng)
-        self.params = {
-            "W": init_weights((n_in, n_out), n_in, n_out, init, rng, dtype),
-            "b": np.zeros(n_out, dtype=dtype),
-        }
-        self._init_grads()
+        self.rng = new_rng(rng)
+        if self.n_in is not None:
+            self.build((self.n_in,))
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 1 or (self.n_in not in (None, input_shape[0])):
+            expected = "features" if self.n_in is None else self.n_in
+            raise NnscratchError(
+                f"Dense: expected input (N, {expected}), got (N, "
+                f"{', '.join(map(str, input_shape))})"
+            )
+        self.n_in = int(input_shape[0])
+        self._param("W", (self.n_in, self.n_out), self._initial_W)
+        self._param("b", (self.n_out,), lambda: np.zeros(self.n_out, self.dtype))
+        self.built = True
+
+    def _initial_W(self) -> np.ndarray:
+        shape = (self.n_in, self.n_out)
+        return init_weights(shape, *shape, self.init, self.rng, self.dtype)
+
+    def reset_parameters(self, rng=None) -> None:
+        if rng is not None:
+            self.rng = rng
+        if self.built:  # in place: W and b may be views of the model's buffer
+            self.params["W"][...] = self._initial_W()
+            self.params["b"][...] = 0
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not self.built:  # built on first use, like a Keras layer
+            self.build(x.shape[1:])
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise NnscratchError(
                 f"Dense: expected input (N, {self.n_in}), got {x.shape}"
@@ -64,11 +98,6 @@ class Dense(WeightPenalty, Layer):
             return None
         dx = self.workspace.like("dx", self._x, np.result_type(dy, W))
         return np.matmul(dy, W.T, out=dx)  # dx = dy W^T
-
-    @classmethod
-    def array_shapes(cls, n_in, n_out, **_) -> dict[str, tuple]:
-        n_in, n_out = check_int("Dense n_in", n_in), check_int("Dense n_out", n_out)
-        return {"W": (n_in, n_out), "b": (n_out,)}
 
     def get_config(self) -> dict:
         return {

@@ -8,11 +8,33 @@ gradient back the other way (`backward`). The layers themselves each have a modu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..errors import NnscratchError, check_float
 from .workspace import Workspace
+
+_deferring = False  # see `deferred_weights`
+
+
+@contextmanager
+def deferred_weights():
+    """Inside it, layers make no parameters when built, only read-only stand-ins of
+    their shapes: loading a model checks the file's arrays against them, then puts
+    the file's arrays in their place."""
+    global _deferring
+    before, _deferring = _deferring, True
+    try:
+        yield
+    finally:
+        _deferring = before
+
+
+def deferring_weights() -> bool:
+    """Whether a layer constructed now should leave its weights for later."""
+    return _deferring
 
 
 class Layer(ABC):
@@ -25,8 +47,14 @@ class Layer(ABC):
     - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`).
     - `backward(dy)` takes dL/dy, fills `grads` with dL/dparams and returns dL/dx.
     - `get_config` returns the constructor's arguments, so a saved model can rebuild it.
+    - Sizes that depend on the input (Dense's n_in) are worked out in `build`, which
+      the model calls with the shape of one example before the first forward.
+    - Layers held as attributes (or in lists) are the layer's own (`sublayers`): the
+      model trains, counts, freezes and saves their parameters too, by names such as
+      "3.dense.W" (PyTorch's module tracking).
+    - `trainable = False` freezes the layer (and the layers inside it).
 
-    `dense.Dense` is a complete example.
+    `dense.Dense` is a complete example; docs/how-it-works.md shows a residual block.
 
     What the model relies on for speed:
     - `backward` writes each gradient *in place* (`out=` or `grads[k][...] = ...`),
@@ -44,9 +72,10 @@ class Layer(ABC):
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
-        self.workspace = (
-            Workspace()
-        )  # outputs and scratch arrays, reused batch to batch
+        self.built = False
+        self.trainable = True
+        # outputs and scratch arrays, reused batch to batch
+        self.workspace = Workspace()
 
     @abstractmethod
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -60,12 +89,72 @@ class Layer(ABC):
         """Constructor arguments as JSON values, enough to rebuild the layer."""
         return {}
 
-    @classmethod
-    def array_shapes(cls, **config) -> dict[str, tuple]:
-        """The shapes of the params and state a layer built from `config` holds,
-        worked out without building it (a model file is checked against them before
-        anything is allocated); {} for a layer without any."""
-        return {}
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates the parameters; setting it sets the layers
+        inside too (as Keras does)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for _, inner in self.sublayers():
+            inner.trainable = value
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """(attribute name, layer) of every layer this one holds, directly or in a
+        list or tuple ("blocks.0"), in the order they were set."""
+        found = []
+        for name, value in vars(self).items():
+            if isinstance(value, Layer):
+                found.append((name, value))
+            elif isinstance(value, (list, tuple)):
+                found += [
+                    (f"{name}.{i}", v)
+                    for i, v in enumerate(value)
+                    if isinstance(v, Layer)
+                ]
+        return found
+
+    def build(self, input_shape: tuple) -> None:
+        """Make the parameters for examples of `input_shape` (no batch axis), or check
+        the ones there are; the model calls it before the first forward. A layer whose
+        sizes do not depend on its input need not override it."""
+        self.built = True
+
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
+        """Draw new initial values for the parameters (from `rng` if given, kept for
+        later draws); nothing for a layer without random ones."""
+
+    def _param(self, name: str, shape: tuple, initial: Callable[[], np.ndarray]):
+        """params[name] of `shape`: kept if it is there already, else `initial()`;
+        another shape is an error naming the layer."""
+        array = self._array(self.params, name, shape, initial)
+        if not deferring_weights() and (
+            name not in self.grads or self.grads[name].shape != array.shape
+        ):
+            self.grads[name] = np.zeros_like(array)
+        return array
+
+    def _state(self, name: str, shape: tuple, initial: Callable[[], np.ndarray]):
+        """state[name], made like `_param` makes a parameter."""
+        return self._array(self.state, name, shape, initial)
+
+    def _array(self, store: dict, name: str, shape: tuple, initial) -> np.ndarray:
+        array = store.get(name)
+        if array is None and deferring_weights():
+            # a read-only stand-in of the right shape that allocates nothing: a model
+            # file's arrays are checked against it, then take its place
+            dtype = getattr(self, "dtype", np.float32)
+            array = store[name] = np.broadcast_to(np.zeros((), dtype), shape)
+        elif array is None:
+            array = store[name] = initial()
+        elif array.shape != tuple(shape):
+            raise NnscratchError(
+                f"{type(self).__name__}: {name} has shape {array.shape}, expected "
+                f"{tuple(shape)}"
+            )
+        return array
 
     def penalty(self) -> float:
         """The regularisation term this layer adds to the loss (L1/L2); 0 if none."""

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError, NnscratchError
+from .layer import Layer, deferred_weights
 from .model import Sequential
+from .parameters import all_layers, walk
 from .registry import LAYERS, LOSSES
 from .saving import FORMAT, META_KEY, VERSION
 
@@ -100,11 +102,11 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
         )
     if not isinstance(meta.get("layers"), list) or not meta["layers"]:
         raise ModelFileError(f"{path}: the model description lists no layers")
-    for key, kind in (("loss", str), ("metadata", dict), ("class_names", list)):
+    checks = [("loss", str), ("loss_config", dict), ("metadata", dict),
+              ("class_names", list), ("frozen", list)]  # fmt: skip
+    for key, kind in checks:
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise ModelFileError(f"{path}: {key!r} must be a {kind.__name__}")
-    if meta.get("loss") is not None and meta["loss"] not in LOSSES:
-        raise ModelFileError(f"{path}: unknown loss {meta['loss']!r}")
     if meta.get("class_names") and not all(
         isinstance(c, str) for c in meta["class_names"]
     ):
@@ -112,55 +114,60 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
     return meta
 
 
-def _layer_spec(path: Path, i: int, spec) -> tuple[type, dict]:
+def _find_class(registry, name, custom_objects: dict):
+    """The class a model file names: from `custom_objects` first, then the registry."""
+    if not isinstance(name, str):
+        return None
+    return custom_objects.get(name) or registry.get(name)
+
+
+def _layer_spec(path: Path, i: int, spec, custom_objects: dict) -> tuple[type, dict]:
     """(layer class, constructor arguments) of layer i's description, checked."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ModelFileError(f"{path}: layer {i} is not described as {{class, config}}")
     name = spec.get("class")
-    cls = LAYERS.get(name) if isinstance(name, str) else None
+    cls = _find_class(LAYERS, name, custom_objects)
     if cls is None:
-        raise ModelFileError(f"{path}: layer {i} has unknown class {name!r}")
+        raise ModelFileError(
+            f"{path}: layer {i} has unknown class {name!r}; register it with "
+            "@nnscratch.register or pass load_model(..., custom_objects={...})"
+        )
     config = spec.get("config", {})
     # only what `get_config` writes: not `rng` or `dtype`, say
-    allowed = set(inspect.signature(cls).parameters) - {"rng", "dtype"}
-    unknown = sorted(set(config) - allowed)
-    if unknown:
+    signature = inspect.signature(cls).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.values())
+    unknown = sorted(set(config) - (set(signature) - {"rng", "dtype"}))
+    if unknown and not takes_any:
         raise ModelFileError(
             f"{path}: layer {i} ({name}) has unknown settings {unknown}"
         )
     return cls, config
 
 
-def _expected_arrays(path: Path, specs: list) -> dict[str, tuple]:
-    """'<layer index>.<name>' -> shape, for every array the layers need."""
-    expected = {}
-    for i, (cls, config) in enumerate(specs):
-        try:
-            shapes = cls.array_shapes(**config)
-        except (TypeError, NnscratchError) as e:
-            raise ModelFileError(
-                f"{path}: layer {i} ({cls.__name__}) has a bad config: {e}"
-            ) from None
-        expected.update({f"{i}.{k}": shape for k, shape in shapes.items()})
-    return expected
-
-
-def _read_weights(path: Path, archive, members: dict, expected: dict) -> dict:
-    """The weight arrays, after every member's name, shape and size is checked
-    against what the layers need: a small file cannot make this allocate much."""
-    if set(members) != set(expected):
-        missing = sorted(set(expected) - set(members))
-        extra = sorted(set(members) - set(expected))
+def _loss(path: Path, meta: dict, custom_objects: dict):
+    """The loss the file names, built from its config; None if it names none."""
+    name = meta.get("loss")
+    if name is None:
+        return None
+    cls = _find_class(LOSSES, name, custom_objects)
+    if cls is None:
         raise ModelFileError(
-            f"{path}: weights do not match the architecture (missing {missing}, extra {extra})"
+            f"{path}: unknown loss {name!r}; register it with @nnscratch.register "
+            "or pass load_model(..., custom_objects={...})"
         )
+    config = meta.get("loss_config") or {}
+    try:
+        return cls(**config)
+    except (TypeError, ValueError, NnscratchError) as e:
+        raise ModelFileError(f"{path}: loss {name} has a bad config: {e}") from None
+
+
+def _read_weights(path: Path, archive, members: dict) -> dict:
+    """The weight arrays, after every member's header is checked: floats, and no
+    more than MAX_MODEL_BYTES in all (a small file cannot make this allocate much)."""
     total = 0
     for name, member in members.items():
-        shape, dtype, size = _read_header(path, archive, member)
-        if shape != expected[name]:
-            raise ModelFileError(
-                f"{path}: {name!r} has shape {shape}, expected {expected[name]}"
-            )
+        _, dtype, size = _read_header(path, archive, member)
         if not np.issubdtype(dtype, np.floating):
             raise ModelFileError(
                 f"{path}: array {name!r} has dtype {dtype}, expected float"
@@ -171,11 +178,15 @@ def _read_weights(path: Path, archive, members: dict, expected: dict) -> dict:
             f"{path}: the weights take {total:,} bytes, more than the"
             f" {MAX_MODEL_BYTES:,} a model file may hold"
         )
-    return {name: _read_array(archive, m) for name, m in members.items()}
+    arrays = {name: _read_array(archive, m) for name, m in members.items()}
+    for name, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(f"{path}: array {name!r} holds NaN or infinite values")
+    return arrays
 
 
-def _read_model_file(path: Path) -> tuple[dict, list, dict]:
-    """(description, [(layer class, config)], weight arrays by name) of a model file."""
+def _read_model_file(path: Path) -> tuple[dict, dict]:
+    """(description, weight arrays by name) of a model file."""
     try:
         with _open_archive(path) as archive:
             members = _members(path, archive)
@@ -188,10 +199,7 @@ def _read_model_file(path: Path) -> tuple[dict, list, dict]:
                 raise ModelFileError(f"{path}: the model description is too large")
             _read_header(path, archive, meta_member)
             meta = _parse_description(path, _read_array(archive, meta_member))
-            specs = [_layer_spec(path, i, s) for i, s in enumerate(meta["layers"])]
-            weights = _read_weights(
-                path, archive, members, _expected_arrays(path, specs)
-            )
+            weights = _read_weights(path, archive, members)
     except ModelFileError:
         raise
     except zipfile.BadZipFile as e:
@@ -201,12 +209,12 @@ def _read_model_file(path: Path) -> tuple[dict, list, dict]:
         raise ModelFileError(f"{path}: unreadable model file ({e})") from None
     except (OSError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
-    return meta, specs, weights
+    return meta, weights
 
 
-def _build_layer(path: Path, i: int, cls: type, config: dict) -> object:
+def _build_layer(path: Path, i: int, cls: type, config: dict) -> Layer:
     try:
-        return cls(**config)
+        layer = cls(**config)
     except (TypeError, ValueError, NnscratchError) as e:
         raise ModelFileError(
             f"{path}: layer {i} ({cls.__name__}) has a bad config: {e}"
@@ -215,52 +223,97 @@ def _build_layer(path: Path, i: int, cls: type, config: dict) -> object:
         raise ModelFileError(
             f"{path}: layer {i} ({cls.__name__}) is too large to build"
         ) from None
+    if not isinstance(layer, Layer):
+        raise ModelFileError(f"{path}: layer {i} ({cls.__name__}) is not a Layer")
+    return layer
 
 
-def _check_shapes(path: Path, model: Sequential) -> None:
-    """input_shape positive ints that the layers take; one class name per output."""
-    shape = model.input_shape
+def _check_input_shape(path: Path, shape) -> tuple | None:
     if shape is None:
-        return
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ModelFileError(f"{path}: bad input_shape {list(shape)}")
-    try:
-        outputs = model._output_shape(shape)
-    except (NnscratchError, ValueError, MemoryError) as e:
-        raise ModelFileError(
-            f"{path}: the layers do not take input {shape}: {e}"
-        ) from None
-    names = model.class_names
-    if names is not None and (len(outputs) != 1 or len(names) != outputs[0]):
-        raise ModelFileError(
-            f"{path}: {len(names)} class names for outputs of shape {outputs}"
-        )
+        return None
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise ModelFileError(f"{path}: bad input_shape {shape}")
+    return tuple(shape)
 
 
-def load_model(path) -> Sequential:
+def load_model(path, custom_objects: dict | None = None) -> Sequential:
     """Read a model written by `Sequential.save`. Never unpickles: a file cannot run
-    code; and every array is checked against the architecture before it is read."""
+    code. Layers and losses are found by class name, in `custom_objects` ({name:
+    class}) first, then among the registered ones (`nnscratch.register`).
+
+    The layers are built without drawing or allocating weights: each layer's arrays
+    in the file are checked (names and shapes) against the layer as built, then put
+    in place, before the layer first runs; nothing larger than the file's arrays is
+    allocated for a file that does not match its architecture."""
     path = Path(path)
-    meta, specs, arrays = _read_model_file(path)
-    layers = [
-        _build_layer(path, i, cls, config) for i, (cls, config) in enumerate(specs)
+    custom_objects = dict(custom_objects or {})
+    meta, arrays = _read_model_file(path)
+    specs = [
+        _layer_spec(path, i, s, custom_objects) for i, s in enumerate(meta["layers"])
     ]
-    try:
-        model = Sequential(
-            layers,
-            input_shape=meta.get("input_shape"),
-            class_names=meta.get("class_names"),
+    input_shape = _check_input_shape(path, meta.get("input_shape"))
+    placed: set[str] = set()
+
+    def place(i: int, layer: Layer) -> None:
+        placed.update(_place_arrays(path, f"{i}.", layer, arrays))
+
+    with deferred_weights():
+        layers = [_build_layer(path, i, cls, cfg) for i, (cls, cfg) in enumerate(specs)]
+        try:
+            model = Sequential(layers, class_names=meta.get("class_names"))
+            for name in meta.get("frozen") or []:
+                _layer_named(path, layers, name).trainable = False
+            if input_shape is not None:
+                model.build(input_shape, on_built=place)
+            else:  # not built when saved: only layers given their sizes have arrays
+                for i, layer in enumerate(layers):
+                    place(i, layer)
+        except (TypeError, ValueError, NnscratchError) as e:
+            raise ModelFileError(f"{path}: {e}") from None
+        except MemoryError:
+            raise ModelFileError(f"{path}: the model is too large to build") from None
+    extra = sorted(set(arrays) - placed)
+    if extra:
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture (missing [], extra {extra})"
         )
-    except (TypeError, ValueError, NnscratchError) as e:
-        raise ModelFileError(f"{path}: bad model description: {e}") from None
-    for name, array in arrays.items():
-        if not np.all(np.isfinite(array)):
-            raise ModelFileError(f"{path}: array {name!r} holds NaN or infinite values")
-    try:
-        model.set_weights(arrays)
-    except NnscratchError as e:
-        raise ModelFileError(f"{path}: {e}") from None
-    _check_shapes(path, model)
-    model.loss = LOSSES.get(meta.get("loss"), LOSSES["SoftmaxCrossEntropy"])()
+    model.loss = _loss(path, meta, custom_objects)
     model.metadata = meta.get("metadata") or {}
     return model
+
+
+def _place_arrays(path: Path, prefix: str, layer: Layer, arrays: dict) -> list[str]:
+    """Check the file's arrays for `layer` (names starting with `prefix`, "3.")
+    against the stand-ins it was built with, then put them in their place."""
+    wanted = {
+        inner_prefix + key: (store, key)
+        for inner_prefix, inner, _ in walk(layer, prefix)
+        for store in (inner.params, inner.state)
+        for key in store
+    }
+    given = {name for name in arrays if name.startswith(prefix)}
+    if set(wanted) != given:
+        missing, extra = sorted(set(wanted) - given), sorted(given - set(wanted))
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture (missing {missing}, "
+            f"extra {extra})"
+        )
+    for name, (store, key) in wanted.items():
+        if arrays[name].shape != store[key].shape:
+            raise ModelFileError(
+                f"{path}: {name!r} has shape {arrays[name].shape}, expected "
+                f"{store[key].shape}"
+            )
+    for name, (store, key) in wanted.items():
+        store[key] = arrays[name].astype(store[key].dtype, copy=False)
+    return list(wanted)
+
+
+def _layer_named(path: Path, layers: list, name) -> Layer:
+    """The layer a name such as "3" or "3.dense" points at."""
+    for prefix, layer, _ in all_layers(layers):
+        if prefix == f"{name}.":
+            return layer
+    raise ModelFileError(f"{path}: 'frozen' names no layer {name!r}")

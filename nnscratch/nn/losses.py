@@ -1,93 +1,304 @@
-"""Losses: `forward(outputs, labels) -> float`, `backward() -> dL/doutputs`.
+"""Losses: `forward(outputs, targets, sample_weight=None) -> float`, `backward() ->
+dL/doutputs`.
 
-Cross-entropy is the mean over the batch; MSE the mean over all N x C elements.
+The loss of a batch is the mean over its N examples of w_n * l_n, l_n the loss of
+example n and w_n its weight (1 without `sample_weight`): Keras' "sum over batch
+size", so weights scale examples and are not renormalised. Each loss also says what
+`predict` makes of the outputs (`predictions`) and which class they pick
+(`predicted_classes`), so the model never guesses.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, check_float
+from .activations import sigmoid, softmax
 from .registry import LOSSES
 
 
-def _check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
-    """Logits (N, C) and labels (N,) of classes 0 to C-1 (-1 would pick the last)."""
-    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+class Loss:
+    """Base class. Subclasses implement `forward`, `backward` and, if their outputs
+    are not what `predict` should return as they are, `predictions`."""
+
+    classifies = False  # whether its targets are classes (accuracy is then reported)
+
+    def forward(self, outputs, targets, sample_weight=None) -> float:
+        """The batch's loss: mean_n w_n * l_n (see the module docstring)."""
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        """dL/doutputs of the last `forward`, the shape of the outputs."""
+        raise NotImplementedError
+
+    def check_targets(self, targets, outputs_shape: tuple, name: str = "y"):
+        """Targets for outputs of `outputs_shape` (N, ...), checked (by the model
+        once before training, and by `forward`). The default: numbers of the
+        outputs' shape, as floats; (N,) for a single output."""
+        targets = np.asarray(targets)
+        if targets.shape == outputs_shape[:1] and outputs_shape[1:] == (1,):
+            targets = targets.reshape(outputs_shape)
+        if targets.shape != tuple(outputs_shape) or targets.dtype.kind not in "fiub":
+            raise NnscratchError(
+                f"{name}: expected float targets of shape {tuple(outputs_shape)} like "
+                f"the outputs, got {targets.dtype} {targets.shape}"
+            )
+        return targets.astype(np.result_type(targets.dtype, np.float32), copy=False)
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """What `predict` returns for these outputs; the outputs themselves here."""
+        return outputs
+
+    def predicted_classes(self, outputs: np.ndarray) -> np.ndarray:
+        """The class of each example (N,): the largest output."""
+        return outputs.argmax(axis=1)
+
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON values (saved with the model)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _weights(sample_weight, n: int) -> np.ndarray | None:
+    """sample_weight as an (n, 1) column that broadcasts over outputs (n, C)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.shape != (n,):
+        raise NnscratchError(f"sample_weight: expected shape ({n},), got {w.shape}")
+    return w.reshape(n, 1)
+
+
+def _check_labels(labels: np.ndarray, n_classes: int, name: str) -> np.ndarray:
+    """Integer class labels (N,) in 0..n_classes-1 (-1 would pick the last) as int64."""
+    if len(labels) and not (labels.min() >= 0 and labels.max() < n_classes):
         raise NnscratchError(
-            f"loss: expected logits (N, C) and labels (N,), got {logits.shape} and "
-            f"{labels.shape}"
+            f"{name}: expected labels 0 to {n_classes - 1}, got labels "
+            f"{labels.min()} to {labels.max()} (the model has {n_classes} outputs)"
         )
-    if len(labels) and not (labels.min() >= 0 and labels.max() < logits.shape[1]):
-        raise NnscratchError(
-            f"loss: expected labels 0 to {logits.shape[1] - 1}, got labels "
-            f"{labels.min()} to {labels.max()}"
-        )
+    return labels.astype(np.int64, copy=False)
+
+
+def _smoothing(label_smoothing) -> float:
+    return check_float("label_smoothing", label_smoothing, 0, 1, open_high=True)
 
 
 @LOSSES.register(name="cross_entropy")
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(Loss):
     """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
 
-    loss = mean_n( logsumexp(z_n) - z_n[label_n] ), stable for any finite logits because
-    the row max is subtracted before exp. Labels are class indices (N,).
+    l_n = logsumexp(z_n) - sum_c t_nc z_nc, stable for any finite logits (the row max
+    is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n. Targets t are class
+    labels (N,) (one-hot) or rows of class probabilities (N, C): one-hot or soft, as
+    PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes them with the uniform
+    distribution: t = (1 - e) t + e / C.
     """
 
-    def __init__(self):
-        self._rows = np.arange(0)
+    classifies = True
 
-    def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        """Mean cross-entropy of logits (N, C) against class indices (N,)."""
-        _check_labels(logits, labels)
-        n = logits.shape[0]
-        if len(self._rows) != n:
-            self._rows = np.arange(n)  # kept: every training batch has the same size
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def check_targets(self, targets, outputs_shape, name="y"):
+        targets = np.asarray(targets)
+        if len(outputs_shape) != 2:
+            raise NnscratchError(
+                f"{name}: cross-entropy needs outputs (N, C), got {outputs_shape}"
+            )
+        n, c = outputs_shape
+        if targets.shape == (n,) and targets.dtype.kind in "iu":
+            return _check_labels(targets, c, name)
+        if targets.shape == (n, c) and targets.dtype.kind == "f":
+            if not (targets >= 0).all():
+                raise NnscratchError(f"{name}: class probabilities must be >= 0")
+            return targets
+        raise NnscratchError(
+            f"{name}: expected integer labels of shape ({n},) or class probabilities "
+            f"of shape ({n}, {c}), got {targets.dtype} {targets.shape}"
+        )
+
+    def forward(self, logits, targets, sample_weight=None) -> float:
+        """Mean cross-entropy of logits (N, C) against labels (N,) or targets (N, C)."""
+        targets = self.check_targets(targets, logits.shape)
+        n, c = logits.shape
         shifted = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
         sums = np.add.reduce(probs, axis=1, keepdims=True)
-        # mean over the batch of log(sum_c exp(shifted)) - shifted[label]
-        loss = (np.log(sums).sum() - shifted[self._rows, labels].sum()) / n
         probs /= sums
-        self._probs, self._labels = probs, labels
-        return float(loss)
+        self._probs, self._targets, self._w = probs, targets, _weights(sample_weight, n)
+        if targets.ndim == 1 and self.label_smoothing == 0 and self._w is None:
+            # the common case in one pass: mean of log(sum exp(shifted)) - shifted[label]
+            return float(
+                (np.log(sums).sum() - shifted[np.arange(n), targets].sum()) / n
+            )
+        # general targets: l_n = sum_c t_nc (log(sum exp(shifted_n)) - shifted_nc)
+        t = self._smoothed(c)
+        losses = (t * (np.log(sums) - shifted)).sum(axis=1, keepdims=True)
+        return float((losses if self._w is None else self._w * losses).sum() / n)
+
+    def _smoothed(self, c: int) -> np.ndarray:
+        """The target distribution t (N, C) after label smoothing."""
+        t = self._targets
+        if t.ndim == 1:
+            t = np.eye(c, dtype=self._probs.dtype)[t]
+        e = self.label_smoothing
+        return t if e == 0 else (1 - e) * t + e / c
 
     def backward(self) -> np.ndarray:
-        """dL/dlogits (N, C) of the last `forward`: (probs - one_hot) / N."""
-        # d(mean softmax CE)/dlogits = (probs - one_hot) / N
-        dlogits = self._probs.copy()  # a copy: a second call gives the same answer
-        dlogits[self._rows, self._labels] -= 1
-        dlogits *= 1.0 / dlogits.shape[0]
+        """dL/dlogits (N, C) of the last `forward`: w * (probs - t) / N."""
+        n, c = self._probs.shape
+        if self._targets.ndim == 1 and self.label_smoothing == 0:
+            dlogits = self._probs.copy()  # a copy: a second call gives the same answer
+            dlogits[np.arange(n), self._targets] -= 1
+        else:  # d/dz of sum_c t_c (lse - z_c) = p sum(t) - t
+            t = self._smoothed(c)
+            dlogits = self._probs * t.sum(axis=1, keepdims=True) - t
+        if self._w is not None:
+            dlogits *= self._w
+        dlogits *= 1.0 / n
         return dlogits
 
+    def predictions(self, outputs):
+        """Class probabilities: the softmax of the logits."""
+        return softmax(outputs)
 
-@LOSSES.register(name="mse")
-class MeanSquaredError:
-    """Mean squared error over every element: mean_{n,c} (y - t)^2.
+    def get_config(self) -> dict:
+        return {"label_smoothing": self.label_smoothing}
 
-    Like Keras/PyTorch's default: the mean over every element. Integer labels (N,) are
-    turned into one-hot targets, so it can train a classifier on outputs (N, C).
+
+@LOSSES.register(name="binary_cross_entropy")
+class BinaryCrossEntropy(Loss):
+    """Sigmoid then binary cross-entropy, fused. Takes LOGITS (N, K), not
+    probabilities: one output per yes/no question (K = 1 for a binary classifier).
+
+    Per output: max(z, 0) - z t + log(1 + exp(-|z|)) (= -t log s - (1-t) log(1-s),
+    s = sigmoid(z), without overflow); l_n is its mean over the K outputs and
+    dl_n/dz = (s - t) / K. Targets are 0/1 or probabilities, (N, K), or (N,) for K = 1.
+    `label_smoothing` e: t = (1 - e) t + e / 2, as Keras does.
     """
 
-    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
-        """Mean of (outputs - targets)^2 over every element; targets (N, C) or (N,)."""
-        if targets.ndim == 1 and outputs.ndim == 2:
-            _check_labels(outputs, targets)
+    classifies = True
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def check_targets(self, targets, outputs_shape, name="y"):
+        targets = super().check_targets(targets, outputs_shape, name)
+        if len(targets) and not (targets.min() >= 0 and targets.max() <= 1):
+            raise NnscratchError(
+                f"{name}: binary cross-entropy needs targets in [0, 1], got "
+                f"{targets.min()} to {targets.max()}"
+            )
+        return targets
+
+    def forward(self, logits, targets, sample_weight=None) -> float:
+        n = len(logits)
+        t = self.check_targets(targets, logits.shape).astype(logits.dtype, copy=False)
+        if self.label_smoothing:
+            t = (1 - self.label_smoothing) * t + self.label_smoothing / 2
+        self._s, self._t, self._w = sigmoid(logits), t, _weights(sample_weight, n)
+        per_output = (
+            np.maximum(logits, 0) - logits * t + np.log1p(np.exp(-np.abs(logits)))
+        )
+        losses = per_output.reshape(n, -1).mean(axis=1, keepdims=True)
+        return float((losses if self._w is None else self._w * losses).sum() / n)
+
+    def backward(self) -> np.ndarray:
+        n = len(self._s)
+        grad = (self._s - self._t) * (1.0 / self._s[0].size / n)
+        return (
+            grad
+            if self._w is None
+            else grad * self._w.reshape(n, *[1] * (grad.ndim - 1))
+        )
+
+    def predictions(self, outputs):
+        """The probability of "yes" for each output: the sigmoid of the logits."""
+        return sigmoid(outputs)
+
+    def predicted_classes(self, outputs):
+        """1 where the logit is positive (probability > 0.5); (N,) for one output."""
+        classes = (outputs > 0).astype(np.int64)
+        return classes.ravel() if outputs.shape[1:] == (1,) else classes
+
+    def get_config(self) -> dict:
+        return {"label_smoothing": self.label_smoothing}
+
+
+class _Regression(Loss):
+    """Shared by MSE and MAE: integer labels (N,) for outputs (N, C) become one-hot
+    targets, so either can train a classifier; float targets are regression."""
+
+    def check_targets(self, targets, outputs_shape, name="y"):
+        targets = np.asarray(targets)
+        classes = outputs_shape[1] if len(outputs_shape) == 2 else 0
+        is_labels = targets.shape == outputs_shape[:1] and targets.dtype.kind in "iu"
+        if is_labels and classes > 1:
+            return _check_labels(targets, classes, name)
+        return super().check_targets(targets, outputs_shape, name)
+
+    def _difference(self, outputs, targets) -> np.ndarray:
+        targets = self.check_targets(targets, outputs.shape)
+        if targets.ndim == 1 and outputs.ndim == 2:  # class labels: one-hot targets
             one_hot = np.zeros_like(outputs)
             one_hot[np.arange(len(targets)), targets] = 1
             targets = one_hot
-        if targets.shape != outputs.shape:
-            raise NnscratchError(
-                f"MeanSquaredError: targets {targets.shape} do not match outputs "
-                f"{outputs.shape}"
-            )
-        self._diff = outputs - targets
-        return float(np.mean(self._diff**2))
+        return outputs - targets.reshape(outputs.shape)
+
+
+@LOSSES.register(name="mse")
+class MeanSquaredError(_Regression):
+    """Mean squared error: l_n = mean over example n's outputs of (y - t)^2.
+
+    Without weights the loss is the mean over all N x C elements (Keras' and
+    PyTorch's default); dL/dy = 2 w_n (y - t) / (N C).
+    """
+
+    def forward(self, outputs, targets, sample_weight=None) -> float:
+        self._diff = self._difference(outputs, targets)
+        self._w = _weights(sample_weight, len(outputs))
+        squares = self._diff**2
+        if self._w is None:
+            return float(np.mean(squares))
+        return float((self._w * squares.reshape(len(squares), -1)).mean(axis=1).sum()
+                     / len(squares))  # fmt: skip
 
     def backward(self) -> np.ndarray:
-        """dL/doutputs of the last `forward`, same shape as the outputs."""
-        return (2.0 / self._diff.size) * self._diff  # d mean(d^2)/dy = 2 d / size
+        grad = (2.0 / self._diff.size) * self._diff  # d mean(d^2)/dy = 2 d / size
+        return grad if self._w is None else _scale_rows(grad, self._w)
 
 
-def get_loss(name: str):
-    """A loss by class name or short name ('cross_entropy', 'mse')."""
-    return LOSSES.get_class(name)()
+@LOSSES.register(name="mae")
+class MeanAbsoluteError(_Regression):
+    """Mean absolute error: l_n = mean over example n's outputs of |y - t|;
+    dL/dy = w_n sign(y - t) / (N C). Less pulled by outliers than MSE."""
+
+    def forward(self, outputs, targets, sample_weight=None) -> float:
+        self._diff = self._difference(outputs, targets)
+        self._w = _weights(sample_weight, len(outputs))
+        absolute = np.abs(self._diff).reshape(len(self._diff), -1)
+        losses = absolute.mean(axis=1, keepdims=True)
+        return float((losses if self._w is None else self._w * losses).sum()
+                     / len(losses))  # fmt: skip
+
+    def backward(self) -> np.ndarray:
+        grad = np.sign(self._diff) * (1.0 / self._diff.size)
+        return grad if self._w is None else _scale_rows(grad, self._w)
+
+
+def _scale_rows(grad: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """grad (N, ...) with row n multiplied by w[n] (w is (N, 1))."""
+    return grad * w.reshape(len(w), *[1] * (grad.ndim - 1))
+
+
+def get_loss(loss) -> Loss:
+    """A loss from an object or a name ('cross_entropy', 'binary_cross_entropy',
+    'mse', 'mae', or a registered class name)."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        return LOSSES.get_class(loss)()
+    raise NnscratchError(f"loss: expected a Loss object or a loss name, got {loss!r}")

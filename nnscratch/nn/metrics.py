@@ -91,11 +91,12 @@ class MeanSquaredError(Metric):
         return float(np.square(diff).reshape(len(diff), -1).mean(axis=1).sum())
 
 
-def get_metrics(metrics, loss) -> list[Metric]:
-    """Metric objects from names or objects; None -> accuracy for a loss that
-    classifies, nothing for a regression loss."""
+def get_metrics(metrics, loss, targets) -> list[Metric]:
+    """Metric objects from names or objects; None -> accuracy when the targets are
+    classes (a classifying loss, or integer labels), nothing for regression."""
     if metrics is None:
-        return [Accuracy()] if loss.classifies else []
+        labels = targets.ndim == 1 and targets.dtype.kind in "iu"
+        return [Accuracy()] if loss.classifies or labels else []
     if isinstance(metrics, (str, Metric)) or not isinstance(metrics, (list, tuple)):
         raise NnscratchError(
             f"metrics: expected a list of metric names or Metric objects, "

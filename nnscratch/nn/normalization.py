@@ -24,26 +24,45 @@ class BatchNorm(Layer):
 
     def __init__(
         self,
-        num_features: int,
+        num_features: int | None = None,
         momentum: float = 0.1,
         eps: float = 1e-5,
         *,
         dtype=np.float32,
     ):
         super().__init__()
-        self.num_features = check_int("BatchNorm num_features", num_features)
+        self.num_features = (
+            None if num_features is None
+            else check_int("BatchNorm num_features", num_features)
+        )  # fmt: skip
         self.momentum = check_float("BatchNorm momentum", momentum, 0, 1)
         self.eps = check_float("BatchNorm eps", eps, 0, open_low=True)
+        self.dtype = np.dtype(dtype)
+        if self.num_features is not None:
+            self.build((self.num_features,))
+
+    def build(self, input_shape: tuple) -> None:
+        """Features (F,) or channels (C, H, W): one gamma, beta and pair of running
+        statistics per feature or channel."""
         f = self.num_features
-        self.params = {
-            "gamma": np.ones(f, dtype=dtype),
-            "beta": np.zeros(f, dtype=dtype),
-        }
-        self.state = {
-            "running_mean": np.zeros(f, dtype=dtype),
-            "running_var": np.ones(f, dtype=dtype),
-        }
-        self._init_grads()
+        if len(input_shape) not in (1, 3) or f not in (None, input_shape[0]):
+            raise NnscratchError(
+                f"BatchNorm: expected (N, {f or 'F'}) or (N, {f or 'C'}, H, W), got "
+                f"(N, {', '.join(map(str, input_shape))})"
+            )
+        f = self.num_features = int(input_shape[0])
+        self._param("gamma", (f,), lambda: np.ones(f, self.dtype))
+        self._param("beta", (f,), lambda: np.zeros(f, self.dtype))
+        self._state("running_mean", (f,), lambda: np.zeros(f, self.dtype))
+        self._state("running_var", (f,), lambda: np.ones(f, self.dtype))
+        self.built = True
+
+    def reset_parameters(self, rng=None) -> None:
+        if self.built:  # in place: gamma and beta may be views of the model's buffer
+            self.params["gamma"][...] = 1
+            self.params["beta"][...] = 0
+            self.state["running_mean"][...] = 0
+            self.state["running_var"][...] = 1
 
     def _vector_shape(self, x: np.ndarray) -> tuple:
         """The shape that broadcasts a (F,) vector against x: (1, F) or (1, C, 1, 1)."""
@@ -57,6 +76,10 @@ class BatchNorm(Layer):
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not self.built:
+            self.build(x.shape[1:])
+        # a frozen BatchNorm normalises with its running statistics, as in Keras
+        training = training and self.trainable
         vec = self._vector_shape(x)
         count = x.size // self.num_features
         if training:
@@ -118,11 +141,6 @@ class BatchNorm(Layer):
         dx -= (sum_dy / n).reshape(vec)
         dx *= scale
         return dx
-
-    @classmethod
-    def array_shapes(cls, num_features, **_) -> dict[str, tuple]:
-        f = (check_int("BatchNorm num_features", num_features),)
-        return {"gamma": f, "beta": f, "running_mean": f, "running_var": f}
 
     def get_config(self) -> dict:
         return {

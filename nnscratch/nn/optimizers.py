@@ -52,6 +52,14 @@ class Optimizer(ABC):
     def _init_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
+    def forget_state_unlike(self, p: np.ndarray, name: str = "all") -> None:
+        """Drop the state kept for `name` if it was for an array of another size
+        (the model's trainable parameters change when layers are frozen or thawed):
+        the moments start again from zero, as with a new optimiser."""
+        state = self.state.get(name)
+        if state and any(s.shape != p.shape for s in state.values()):
+            del self.state[name]
+
     @abstractmethod
     def _update(self, p, g, state, tmp) -> None:
         """Update `p` in place from gradient `g`; `tmp` is a scratch array like `p`."""

@@ -34,9 +34,10 @@ class ProgressBar(Callback):
     def on_batch_end(self, batch, logs):
         self.bar.update(logs["size"])
         if batch % POSTFIX_EVERY == 0:
-            self.bar.set_postfix(
-                loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}"
-            )
+            shown = {"loss": logs["loss"]}
+            if "accuracy" in logs:
+                shown["acc"] = logs["accuracy"]
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()})
         if self.bar.n == self.examples:  # cleared before validation runs
             self.close()
 
@@ -55,9 +56,10 @@ def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
     """`epoch 1/5 - loss 0.4821 - accuracy 0.8612 - lr 1.00e-03 - 3.9s` from the
     epoch's logs (0-based `epoch`)."""
     parts = [f"epoch {epoch + 1}/{epochs}"]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        if key in logs:
-            parts.append(f"{key} {logs[key]:.4f}")
+    measured = [k for k in logs if k not in ("lr", "seconds", "size")]
+    # the training metrics first, then the validation ones, each in the logs' order
+    for key in sorted(measured, key=lambda k: k.startswith("val_")):
+        parts.append(f"{key} {logs[key]:.4f}")
     parts.append(f"lr {logs['lr']:.2e}")
     parts.append(f"{logs['seconds']:.1f}s")
     return " - ".join(parts)

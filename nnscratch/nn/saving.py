@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import NnscratchError
 from ..files import atomic_open
 from .batches import UINT8_SCALE
+from .parameters import all_layers
 
 FORMAT = "nnscratch-model"
 VERSION = 1
@@ -37,9 +38,22 @@ def model_description(model) -> dict:
         "input_shape": None if model.input_shape is None else list(model.input_shape),
         "class_names": model.class_names,
         "preprocessing": {"uint8_scale": UINT8_SCALE},
-        "loss": type(model.loss).__name__,
+        "loss": None if model.loss is None else type(model.loss).__name__,
+        "loss_config": None if model.loss is None else model.loss.get_config(),
+        "frozen": frozen_layers(model.layers),
         "metadata": model.metadata,
     }
+
+
+def frozen_layers(layers) -> list[str]:
+    """The names of the frozen layers ("3", "3.dense"): the outermost of each."""
+    frozen = []
+    for prefix, layer, _ in all_layers(layers):
+        name = prefix.rstrip(".")
+        inside_frozen = any(name.startswith(f + ".") for f in frozen)
+        if not layer.trainable and not inside_frozen:
+            frozen.append(name)
+    return frozen
 
 
 def save_model(model, path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parameters import walk
+
 
 def summary_table(model) -> str:
-    """A table of layers, output shapes ("?" while input_shape is unknown) and
-    parameter counts; like Keras, the totals count batch-norm statistics as
-    non-trainable parameters."""
+    """A table of layers, output shapes ("?" until the model is built) and parameter
+    counts (inner layers' included; "(frozen)" marks frozen layers); like Keras, the
+    totals count batch-norm statistics as non-trainable parameters."""
     rows = [("Layer", "Output shape", "Params"), *layer_rows(model)]
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     line = "-" * (sum(widths) + 4)
@@ -19,13 +21,17 @@ def summary_table(model) -> str:
         )
         if j == 0:
             lines.append(line)
-    trainable = model.count_params()
-    fixed = sum(s.size for layer in model.layers for s in layer.state.values())
+    total = trainable = 0
+    for layer in model.layers:
+        for _, inner, is_trained in walk(layer):
+            params = sum(p.size for p in inner.params.values())
+            total += params + sum(s.size for s in inner.state.values())
+            trainable += params if is_trained else 0
     lines += [
         line,
-        f"Total params: {trainable + fixed:,}",
+        f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
-        f"Non-trainable params: {fixed:,}",
+        f"Non-trainable params: {total - trainable:,}",
     ]
     return "\n".join(lines)
 
@@ -35,13 +41,18 @@ def layer_rows(model) -> list[tuple[str, str, str]]:
     shapes from a forward pass of one example of zeros."""
     rows = []
     x = None
-    if model.input_shape is not None:
+    if model.built:
         x = np.zeros((1, *model.input_shape), dtype=np.float32)
     for i, layer in enumerate(model.layers):
         shape = "?"
         if x is not None:
             x = layer.forward(x, training=False)
             shape = str((None, *x.shape[1:]))
-        count = sum(a.size for a in (*layer.params.values(), *layer.state.values()))
-        rows.append((f"{i} {type(layer).__name__}", shape, f"{count:,}"))
+        count = sum(
+            a.size
+            for _, inner, _ in walk(layer)
+            for a in (*inner.params.values(), *inner.state.values())
+        )
+        frozen = "" if layer.trainable else " (frozen)"
+        rows.append((f"{i} {type(layer).__name__}{frozen}", shape, f"{count:,}"))
     return rows

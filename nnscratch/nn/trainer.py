@@ -13,20 +13,28 @@ from .batches import EpochBatches
 from .callbacks import CallbackList
 from .optimizers import Optimizer
 
+# A loss above this has diverged even where it is still finite: cross-entropy starts
+# near log(C) (2.3 for 10 classes), and regression on data scaled to units stays
+# far below; a run that gets here only grows until it overflows.
+DIVERGED_LOSS = 1e12
+
 
 class Trainer:
     """Trains `model` with `optimizer`, telling `callbacks` about every epoch and step.
 
+    metrics: the Metric objects reported beside the loss.
     augment(images, rng): transforms each training batch (drawing from augment_rng).
     lr_schedule(epoch_float): sets `optimizer.lr` before every step.
-    The optimiser steps once per batch on the model's flat parameter buffer.
+    The optimiser steps once per batch on the model's trainable parameters, a slice
+    of its flat parameter buffer.
     """
 
     def __init__(
-        self, model, optimizer: Optimizer, callbacks: CallbackList,
+        self, model, optimizer: Optimizer, callbacks: CallbackList, metrics=(),
         augment=None, augment_rng=None, lr_schedule=None,
     ):  # fmt: skip
         self.model, self.optimizer, self.callbacks = model, optimizer, callbacks
+        self.metrics = list(metrics)
         self.augment, self.augment_rng = augment, augment_rng
         self.lr_schedule = lr_schedule
 
@@ -36,7 +44,8 @@ class Trainer:
     ) -> None:  # fmt: skip
         """Train for `epochs`, or until a callback sets `model.stop_training`.
 
-        validation_data: (x, y) evaluated after every epoch, into its logs.
+        validation_data: (x, y, sample_weight or None) evaluated after every epoch,
+        into its logs as val_loss and val_<metric>.
         """
         self.model.stop_training = False
         self.callbacks.on_train_begin()
@@ -45,10 +54,11 @@ class Trainer:
             started = time.perf_counter()
             logs = self.train_epoch(batches, epoch)
             if validation_data is not None:
+                xv, yv, wv = validation_data
                 val = self.model.evaluate(
-                    *validation_data, batch_size=validation_batch_size
+                    xv, yv, batch_size=validation_batch_size, sample_weight=wv
                 )
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+                logs.update({f"val_{name}": value for name, value in val.items()})
             logs["lr"] = self.optimizer.lr
             logs["seconds"] = time.perf_counter() - started
             self.callbacks.on_epoch_end(epoch, logs)
@@ -57,42 +67,55 @@ class Trainer:
         self.callbacks.on_train_end()
 
     def train_epoch(self, batches: EpochBatches, epoch: int) -> dict:
-        """One pass over the data; returns {"loss", "accuracy"} weighted by batch size."""
-        total_loss, correct = 0.0, 0
+        """One pass over the data; returns {"loss", metrics...} weighted by batch size."""
+        total_loss, totals, seen = 0.0, [0.0] * len(self.metrics), 0
         # a diverging loss is caught in train_step; NumPy's overflow warnings would
         # only add noise
         with np.errstate(over="ignore", invalid="ignore"):
-            for step, start, xb, yb in batches.epoch():
+            for step, start, xb, yb, wb in batches.epoch():
                 self.callbacks.on_batch_begin(step)
-                loss, batch_correct = self.train_step(
-                    xb, yb, epoch, step, batches.steps
+                loss, batch_totals = self.train_step(
+                    xb, yb, wb, epoch, step, batches.steps
                 )
                 total_loss += loss * len(yb)
-                correct += batch_correct
+                totals = [a + b for a, b in zip(totals, batch_totals)]
                 seen = start + len(yb)
-                logs = {"loss": loss, "accuracy": correct / seen, "size": len(yb)}
+                logs = {"loss": loss, **self._averages(totals, seen), "size": len(yb)}
                 self.callbacks.on_batch_end(step, logs)
-        n = len(batches.x)
-        return {"loss": total_loss / n, "accuracy": correct / n}
+        return {"loss": total_loss / seen, **self._averages(totals, seen)}
+
+    def _averages(self, totals: list[float], n: int) -> dict:
+        return {metric.name: total / n for metric, total in zip(self.metrics, totals)}
 
     def train_step(
-        self, xb, yb, epoch: int, step: int, steps: int
-    ) -> tuple[float, int]:
-        """One optimiser step on a batch xb (B, ...), yb (B,) or (B, C); returns the
-        batch's loss (with the layers' penalties) and how many it classified right."""
+        self, xb, yb, wb, epoch: int, step: int, steps: int
+    ) -> tuple[float, list[float]]:
+        """One optimiser step on a batch xb (B, ...) with targets yb and example
+        weights wb (B,) or None; returns the batch's loss (with the layers'
+        penalties) and each metric's sum over the batch."""
         model, optimizer = self.model, self.optimizer
         if self.augment is not None:
             xb = self.augment(xb, self.augment_rng)
         if self.lr_schedule is not None:
             optimizer.lr = self.lr_schedule(epoch + step / steps)
-        logits = model._forward(xb, training=True)
-        loss = model.loss.forward(logits, yb) + model._penalty()
-        if not math.isfinite(loss):
+        outputs = model._forward(xb, training=True)
+        loss = model.loss.forward(outputs, yb, wb) + model._penalty()
+        if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDivergedError(
-                f"training diverged: the loss became {loss} at epoch {epoch + 1}, "
+                f"training diverged: the loss became {loss:.3g} at epoch {epoch + 1}, "
                 f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
             )
-        correct = model._count_correct(logits, yb)
+        totals = [m.batch_total(outputs, yb, model.loss) for m in self.metrics]
         model._backward(model.loss.backward())
-        optimizer.step({"all": model.flat_params}, {"all": model.flat_grads})
-        return loss, correct
+        buffers = model._buffers
+        trainable = slice(0, buffers.trainable)
+        optimizer.step(
+            {"all": buffers.params[trainable]}, {"all": buffers.grads[trainable]}
+        )
+        return loss, totals
+
+    def step_logs(self, xb, yb, wb) -> dict:
+        """One step outside an epoch (`train_on_batch`): {"loss", metrics...}."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, totals = self.train_step(xb, yb, wb, 0, 0, 1)
+        return {"loss": loss, **self._averages(totals, len(yb))}

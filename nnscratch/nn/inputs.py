@@ -1,0 +1,128 @@
+"""Checks of what users pass to a model: inputs, sample and class weights, validation
+data. Each error names the argument and says what arrived."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import NnscratchError, check_float
+
+SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
+
+
+def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
+    """x as an array (N, *input_shape) of uint8 images or finite floats."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise NnscratchError(f"{name}: expected a batch (N, ...), got shape {x.shape}")
+    if input_shape is not None and x.shape[1:] != tuple(input_shape):
+        raise NnscratchError(
+            f"{name}: expected (N, {', '.join(map(str, input_shape))}), got {x.shape}"
+        )
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise NnscratchError(
+            f"{name}: expected uint8 images or a float array, got {x.dtype}"
+        )
+    # min and max are NaN or infinite if any value is (and need no temporary array)
+    finite = (
+        x.dtype == np.uint8
+        or not x.size
+        or (np.isfinite(x.min()) and np.isfinite(x.max()))
+    )
+    if not finite:
+        raise NnscratchError(f"{name}: contains NaN or infinite values")
+    return x
+
+
+def looks_like_unscaled_pixels(x: np.ndarray) -> bool:
+    """Float images with whole values from 0 up to more than 1 (at most 255): pixels
+    that were converted to float but not divided by 255."""
+    if x.dtype == np.uint8 or x.ndim < 3 or not x.size:
+        return False
+    sample = x[:SAMPLE_FOR_PIXEL_CHECK]
+    low, high = float(sample.min()), float(sample.max())
+    return low >= 0 and 1 < high <= 255 and bool(np.all(sample == np.round(sample)))
+
+
+def warn_if_unscaled(x: np.ndarray, name: str) -> bool:
+    """Warn (once per call) that float pixels in 0..255 should be scaled; True if so."""
+    if not looks_like_unscaled_pixels(x):
+        return False
+    warnings.warn(
+        f"{name}: float values from 0 to {float(x.max()):g} look like unscaled "
+        "pixels; divide by 255, or pass the uint8 images (scaled for you)",
+        UserWarning,
+        stacklevel=4,
+    )
+    return True
+
+
+def example_weights(sample_weight, class_weight, labels, n: int) -> np.ndarray | None:
+    """The weight of each example (N,) float: sample_weight times the class_weight of
+    its class (Keras' semantics), or None if neither is given."""
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (n,) or not np.all(np.isfinite(weights)):
+            raise NnscratchError(
+                f"sample_weight: expected {n} finite numbers (N,), got shape "
+                f"{weights.shape}"
+            )
+        if (weights < 0).any():
+            raise NnscratchError("sample_weight: weights must be >= 0")
+    if class_weight is not None:
+        per_class = class_weights(class_weight, labels)
+        weights = per_class if weights is None else weights * per_class
+    return None if weights is None else weights.astype(np.float32)
+
+
+def class_weights(class_weight, labels) -> np.ndarray:
+    """{class: weight} -> the weight of each example's class (classes not named: 1)."""
+    if not isinstance(class_weight, dict):
+        raise NnscratchError(
+            f"class_weight: expected a dict {{class: weight}}, got {class_weight!r}"
+        )
+    labels = np.asarray(labels)
+    if labels.ndim == 2:  # one-hot or soft targets: their largest entry is the class
+        labels = labels.argmax(axis=1) if labels.shape[1] > 1 else labels[:, 0] >= 0.5
+    if labels.dtype.kind not in "iub":
+        raise NnscratchError("class_weight: needs class labels as targets")
+    table = np.ones(int(labels.max(initial=0)) + 1, dtype=np.float64)
+    for cls, weight in class_weight.items():
+        weight = check_float(f"class_weight[{cls!r}]", weight, 0)
+        if not isinstance(cls, (int, np.integer)) or cls < 0:
+            raise NnscratchError(
+                f"class_weight: classes must be ints >= 0, got {cls!r}"
+            )
+        if cls < len(table):
+            table[cls] = weight
+    return table[labels.astype(np.int64)]
+
+
+def validation_parts(validation_data) -> tuple:
+    """(x, y, sample_weight or None) from a pair (x, y) or a triple (x, y, weights)."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+        2,
+        3,
+    ):
+        raise NnscratchError(
+            "validation_data: expected a pair (x, y) or a triple (x, y, sample_weight)"
+        )
+    x, y, *rest = validation_data
+    return x, y, (rest[0] if rest else None)
+
+
+def hold_out(x, y, weights, fraction: float, shuffle: bool, rng):
+    """(x, y, weights, validation_data): a random `fraction` of the examples held out
+    as validation data (x, y, weights); the rest keeps its order if not `shuffle`
+    (else a random one, as training shuffles it anyway)."""
+    check_float("validation_split", fraction, 0, 1, open_low=True, open_high=True)
+    order = rng.permutation(len(x))
+    n_val = max(1, round(len(x) * fraction))
+    val, train = order[:n_val], order[n_val:]
+    if not shuffle:
+        val, train = np.sort(val), np.sort(train)
+    w_train, w_val = (None, None) if weights is None else (weights[train], weights[val])
+    return x[train], y[train], w_train, (x[val], y[val], w_val)

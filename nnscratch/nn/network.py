@@ -1,0 +1,213 @@
+"""A stack of layers and its parameters: building it for an input shape, the flat
+parameter buffers, freezing, weights, and running the layers forward and back. What
+trains it (fit, evaluate, predict) is `model.Sequential`, built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NnscratchError
+from .batches import prepare_inputs
+from .inputs import check_batch, warn_if_unscaled
+from .layer import Layer
+from .parameters import (
+    FlatBuffers,
+    all_layers,
+    get_weights,
+    is_trainable,
+    named_arrays,
+    set_weights,
+)
+from .summary import summary_table
+
+
+class Network:
+    """Layers applied one after the other, with their parameters in one buffer.
+
+    `seed` draws every layer's initial weights from one seed; `class_names` name the
+    outputs (one per output, two for a single binary output).
+    """
+
+    def __init__(self, layers, class_names=None, seed=None):
+        if isinstance(layers, Layer) or isinstance(class_names, Layer):
+            raise NnscratchError(
+                "Sequential: pass the layers as one list: Sequential([layer, ...])"
+            )
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise NnscratchError(
+                "Sequential: expected a non-empty list of Layer objects"
+            )
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
+        self.layers = list(layers)
+        self.class_names = (
+            None if class_names is None else [str(c) for c in class_names]
+        )
+        self.input_shape = None
+        self.output_shape: tuple | None = None
+        self._buffers: FlatBuffers | None = None
+        self._seeds = None if seed is None else np.random.SeedSequence(seed)
+        if seed is not None:
+            self._reseed_layers()
+
+    # ----- building ---------------------------------------------------------------
+    def build(self, input_shape, on_built=None) -> None:
+        """Build every layer for examples of `input_shape` (without the batch axis):
+        layers without input sizes take theirs, explicit ones are checked.
+        `on_built(i, layer)` runs after each layer is built, before it first runs
+        (loading puts a file's arrays in place there)."""
+        shape = tuple(int(d) for d in input_shape)
+        if not shape or min(shape) < 1:
+            raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
+        x = np.zeros((1, *shape), dtype=np.float32)
+        for i, layer in enumerate(self.layers):
+            try:
+                layer.build(x.shape[1:])
+                if on_built is not None:
+                    on_built(i, layer)
+                x = layer.forward(x, training=False)
+            except (NnscratchError, ValueError) as e:
+                raise NnscratchError(
+                    f"layer {i} ({type(layer).__name__}) does not take input "
+                    f"(N, {', '.join(map(str, x.shape[1:]))}): {e}"
+                ) from None
+        self.input_shape, self.output_shape = shape, x.shape[1:]
+        self._check_class_names()
+        self._bind()
+
+    def _check_class_names(self) -> None:
+        names, outputs = self.class_names, self.output_shape
+        if names is None or outputs is None:
+            return
+        # one name per output; a single (binary) output has two classes
+        if len(outputs) != 1 or len(names) != max(outputs[0], 2):
+            raise NnscratchError(
+                f"class_names: {len(names)} class names for outputs of shape {outputs}"
+            )
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise NnscratchError(
+                f"{what}: the model is not built yet; give Sequential an input_shape "
+                "or call build(input_shape)"
+            )
+
+    def _bind(self) -> None:
+        """(Re)make the flat buffers if the layers' arrays or freezing changed."""
+        if self._buffers is None or not self._buffers.still_bound(self.layers):
+            self._buffers = FlatBuffers(self.layers)
+            first = next(
+                (i for i, layer in enumerate(self.layers) if is_trainable(layer)), None
+            )
+            # only layers after the first trainable one need their input's gradient
+            for i, layer in enumerate(self.layers):
+                layer.needs_input_grad = first is not None and i > first
+            self._first_trainable = len(self.layers) if first is None else first
+
+    def _reseed_layers(self) -> None:
+        """Draw every layer's initial weights from the model's seed."""
+        layers = [layer for _, layer, _ in all_layers(self.layers)]
+        for layer, seed in zip(layers, self._seeds.spawn(len(layers))):
+            layer.reset_parameters(np.random.default_rng(seed))
+
+    # ----- parameters -------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        """False once every layer is frozen; setting it freezes or unfreezes all."""
+        return any(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for layer in self.layers:
+            layer.trainable = bool(value)
+
+    def named_params(self) -> dict[str, np.ndarray]:
+        """Every parameter array (the model's own, not copies) by name, e.g. '0.W'
+        or '3.dense.b'."""
+        return named_arrays(self.layers, "params")
+
+    @property
+    def flat_params(self) -> np.ndarray:
+        """Every parameter in one array, trainable ones first (`parameters`)."""
+        self._require_built("flat_params")
+        self._bind()
+        return self._buffers.params
+
+    @property
+    def flat_grads(self) -> np.ndarray:
+        """The gradients of `flat_params`, in the same order."""
+        self._require_built("flat_grads")
+        self._bind()
+        return self._buffers.grads
+
+    def count_params(self, trainable_only: bool = False) -> int:
+        """How many numbers training can change (`trainable_only`) or that the
+        layers' parameters hold in all (frozen included; not batch-norm statistics)."""
+        self._require_built("count_params")
+        self._bind()
+        buffers = self._buffers
+        return int(buffers.trainable if trainable_only else buffers.params.size)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array (batch-norm statistics), by name."""
+        return get_weights(self.layers)
+
+    def set_weights(self, weights) -> None:
+        """Copy arrays into the model, in place: a dict like `get_weights()` gives (or
+        a model file holds), or a list of arrays in that order (Keras' form)."""
+        set_weights(self.layers, weights)
+
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _backward(self, dy: np.ndarray) -> None:
+        # layers before the first trainable one have nothing to learn: stop there
+        for layer in reversed(self.layers[self._first_trainable :]):
+            dy = layer.backward(dy)
+
+    def _penalty(self) -> float:
+        return sum(layer.penalty() for _, layer, _ in all_layers(self.layers))
+
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
+        """x as a batch the layers take; the first x builds an unbuilt model."""
+        x = check_batch(x, name, self.input_shape)
+        if not self.built:
+            self.build(x.shape[1:])
+        if not getattr(self, "_warned_unscaled", False):
+            self._warned_unscaled = warn_if_unscaled(x, name)
+        return x
+
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        """The raw outputs of one batch (a copy), as the last layer gives them.
+
+        `training=True` runs dropout and batch norm as in training (batch norm's
+        running statistics are updated)."""
+        x = prepare_inputs(self._check_x(x))
+        return self._forward(x, training=bool(training)).copy()
+
+    def layer_outputs(self, x) -> list[np.ndarray]:
+        """The output of every layer (copies), evaluation mode: for pictures and the page."""
+        x = prepare_inputs(self._check_x(x))
+        outputs = []
+        for layer in self.layers:
+            x = layer.forward(x, training=False)
+            outputs.append(x.copy())
+        return outputs
+
+    def summary(self, print_fn=None) -> str:
+        """The table of layers, output shapes and parameter counts (`summary_table`),
+        also given to `print_fn` if there is one."""
+        text = summary_table(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.layers!r})"

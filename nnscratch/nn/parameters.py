@@ -1,0 +1,136 @@
+"""A model's parameters: their names, one flat buffer for them all, freezing, and
+getting or setting them as arrays.
+
+Names are built from the structure: "<layer index>.<param>" ("0.W"), and for a layer
+inside a layer "<index>.<attribute>.<param>" ("3.dense.W", "3.blocks.0.W").
+
+The model keeps every parameter in one flat buffer (and every gradient in another),
+trainable ones first, so the optimiser updates all of them in a few whole-array passes
+per step; each layer's `params[name]` is a view into it. Frozen parameters sit after
+the trainable ones, where the optimiser never looks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import NnscratchError
+from .layer import Layer
+
+
+def walk(layer: Layer, path: str = "", trainable: bool = True) -> Iterator[tuple]:
+    """(path, layer, trainable) for `layer` and, depth first, every layer inside it;
+    a layer is trainable if it and every layer around it are."""
+    trainable = trainable and layer.trainable
+    yield path, layer, trainable
+    for name, inner in layer.sublayers():
+        yield from walk(inner, f"{path}{name}.", trainable)
+
+
+def all_layers(layers: list[Layer]) -> Iterator[tuple]:
+    """(prefix, layer, trainable) for every layer of a model, inner ones included;
+    the prefix of a parameter name, e.g. "3." or "3.dense."."""
+    for i, layer in enumerate(layers):
+        yield from walk(layer, f"{i}.")
+
+
+def named_arrays(layers: list[Layer], kind: str = "params") -> dict[str, np.ndarray]:
+    """Every parameter (kind="params") or state array (kind="state") by name."""
+    return {
+        prefix + key: array
+        for prefix, layer, _ in all_layers(layers)
+        for key, array in getattr(layer, kind).items()
+    }
+
+
+def is_trainable(layer: Layer) -> bool:
+    """Whether any parameter of `layer` (or of a layer inside it) is trained."""
+    return any(t and inner.params for _, inner, t in walk(layer))
+
+
+class FlatBuffers:
+    """The flat parameter and gradient buffers of a list of layers.
+
+    `params[:trainable]` and `grads[:trainable]` are what the optimiser updates.
+    """
+
+    def __init__(self, layers: list[Layer]):
+        entries = [
+            (layer, key, p, trainable)
+            for _, layer, trainable in all_layers(layers)
+            for key, p in layer.params.items()
+        ]
+        entries.sort(key=lambda entry: not entry[3])  # trainable first, stable
+        dtype = np.result_type(*[e[2] for e in entries]) if entries else np.float32
+        self.params = np.empty(sum(e[2].size for e in entries), dtype=dtype)
+        self.grads = np.zeros_like(self.params)
+        self.trainable = sum(e[2].size for e in entries if e[3])
+        self.frozen = [(layer, key) for layer, key, _, t in entries if not t]
+        offset = 0
+        for layer, key, p, _ in entries:
+            view = slice(offset, offset + p.size)
+            self.params[view] = p.ravel()
+            layer.params[key] = self.params[view].reshape(p.shape)
+            layer.grads[key] = self.grads[view].reshape(p.shape)
+            offset += p.size
+
+    def still_bound(self, layers: list[Layer]) -> bool:
+        """Whether every parameter is still the view it was given, and whether each is
+        still trainable or frozen as it was: otherwise bind again."""
+        frozen = [
+            (layer, key)
+            for _, layer, trainable in all_layers(layers)
+            for key in layer.params
+            if not trainable
+        ]
+        pairs = [
+            (p, layer.grads.get(key))
+            for _, layer, _ in all_layers(layers)
+            for key, p in layer.params.items()
+        ]
+        return (
+            sum(p.size for p, _ in pairs) == self.params.size
+            and [(id(a), k) for a, k in frozen] == [(id(a), k) for a, k in self.frozen]
+            and all(
+                g is not None
+                and np.may_share_memory(p, self.params)
+                and np.may_share_memory(g, self.grads)
+                for p, g in pairs
+            )
+        )
+
+
+def get_weights(layers: list[Layer]) -> dict[str, np.ndarray]:
+    """Copies of every parameter and state array (batch-norm statistics), by name."""
+    arrays = {**named_arrays(layers, "params"), **named_arrays(layers, "state")}
+    return {name: array.copy() for name, array in arrays.items()}
+
+
+def set_weights(layers: list[Layer], weights) -> None:
+    """Copy arrays into the layers, in place: a dict by name (as `get_weights` gives
+    and model files hold) or, as Keras takes it, a list in the order of `get_weights`."""
+    targets = {**named_arrays(layers, "params"), **named_arrays(layers, "state")}
+    if isinstance(weights, (list, tuple)):
+        if len(weights) != len(targets):
+            raise NnscratchError(
+                f"weights: expected a list of {len(targets)} arrays "
+                f"({', '.join(targets)}), got {len(weights)}"
+            )
+        weights = dict(zip(targets, weights))
+    if not isinstance(weights, dict):
+        raise NnscratchError(
+            f"weights: expected a dict of arrays by name or a list of arrays, "
+            f"got {type(weights).__name__}"
+        )
+    for name, target in targets.items():
+        if name not in weights:
+            raise NnscratchError(f"weights: missing array {name!r}")
+        source = np.asarray(weights[name])
+        if source.shape != target.shape:
+            raise NnscratchError(
+                f"weights: {name!r} has shape {source.shape}, expected {target.shape}"
+            )
+    for name, target in targets.items():  # all checked first: nothing half-copied
+        target[...] = weights[name]
