@@ -50,10 +50,10 @@ def check_model_grads(model, x, y, training, rtol=1e-5, atol=1e-8):
         model.build(x.shape[1:])
 
     def f():
-        return model.loss.forward(model._forward(x, training=training), y)
+        return model.loss.forward(model.forward(x, training=training), y)
 
     f()
-    model._backward(model.loss.backward())
+    model.backward(model.loss.backward())
     analytic = model.flat_grads.copy()
     assert_allclose(
         analytic, numerical_grad(f, model.flat_params), rtol=rtol, atol=atol

@@ -138,7 +138,7 @@ def test_maxpool_then_relu_equals_relu_then_maxpool_forward_and_backward():
     results = []
     for layers in ([ReLU(), MaxPool2D(2)], [MaxPool2D(2), ReLU()]):
         model = Sequential(layers)
-        y = model._forward(x, training=True).copy()
+        y = model.forward(x, training=True).copy()
         dx = model.layers[0].backward(model.layers[1].backward(dy)).copy()
         results.append((y, dx))
     assert_array_equal(results[0][0], results[1][0])

@@ -41,7 +41,9 @@ class Accuracy(Metric):
 
     def batch_total(self, outputs, targets, loss) -> float:
         predicted = loss.predicted_classes(outputs)
-        if predicted.shape == targets.shape and targets.ndim == 2:  # multi-label
+        if targets.ndim == 2 and targets.shape[1] == 1:  # one yes/no output
+            targets = (targets[:, 0] >= 0.5).astype(np.int64)
+        elif predicted.shape == targets.shape and targets.ndim == 2:  # multi-label
             right = predicted == (targets >= 0.5)
             return float(right.mean(axis=1).sum())
         labels = targets if targets.ndim == 1 else targets.argmax(axis=1)

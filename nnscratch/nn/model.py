@@ -58,7 +58,7 @@ class Sequential(Network):
         buffer = input_buffer(x, batch_size)
         for start in range(0, len(x), batch_size):
             inputs = prepare_inputs(x[start : start + batch_size], buffer)
-            yield start, self._forward(inputs, False)
+            yield start, self.forward(inputs, False)
 
     def predict(self, x, batch_size: int = 256, probabilities: bool = True):
         """The model's answers for x, (N, *output_shape) float32, in batches.

@@ -15,7 +15,6 @@ from .parameters import (
     all_layers,
     get_weights,
     is_trainable,
-    named_arrays,
     set_weights,
 )
 from .summary import summary_table
@@ -126,10 +125,15 @@ class Network:
         for layer in self.layers:
             layer.trainable = bool(value)
 
-    def named_params(self) -> dict[str, np.ndarray]:
+    def named_params(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
         """Every parameter array (the model's own, not copies) by name, e.g. '0.W'
-        or '3.dense.b'."""
-        return named_arrays(self.layers, "params")
+        or '3.dense.b'; with `trainable_only`, not the frozen ones."""
+        return {
+            prefix + key: array
+            for prefix, layer, trainable in all_layers(self.layers)
+            for key, array in layer.params.items()
+            if trainable or not trainable_only
+        }
 
     @property
     def flat_params(self) -> np.ndarray:
@@ -162,15 +166,31 @@ class Network:
         a model file holds), or a list of arrays in that order (Keras' form)."""
         set_weights(self.layers, weights)
 
-    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The outputs of a prepared batch (floats, the model's input shape): each
+        layer's forward in turn. The result may be a layer's workspace array, reused
+        by the next call: copy it to keep it (`model(x)` returns a copy)."""
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
 
-    def _backward(self, dy: np.ndarray) -> None:
+    def backward(self, doutputs: np.ndarray) -> None:
+        """Send dL/doutputs of the last `forward` back through the layers, filling
+        every trainable layer's `grads` (views of `flat_grads`)."""
+        self._bind()
         # layers before the first trainable one have nothing to learn: stop there
         for layer in reversed(self.layers[self._first_trainable :]):
-            dy = layer.backward(dy)
+            doutputs = layer.backward(doutputs)
+
+    def named_grads(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
+        """The gradient of every parameter, by the names of `named_params`."""
+        self._bind()
+        return {
+            prefix + key: layer.grads[key]
+            for prefix, layer, trainable in all_layers(self.layers)
+            for key in layer.params
+            if trainable or not trainable_only
+        }
 
     def _penalty(self) -> float:
         return sum(layer.penalty() for _, layer, _ in all_layers(self.layers))
@@ -190,7 +210,7 @@ class Network:
         `training=True` runs dropout and batch norm as in training (batch norm's
         running statistics are updated)."""
         x = prepare_inputs(self._check_x(x))
-        return self._forward(x, training=bool(training)).copy()
+        return self.forward(x, training=bool(training)).copy()
 
     def layer_outputs(self, x) -> list[np.ndarray]:
         """The output of every layer (copies), evaluation mode: for pictures and the page."""

@@ -98,7 +98,7 @@ class Trainer:
             xb = self.augment(xb, self.augment_rng)
         if self.lr_schedule is not None:
             optimizer.lr = self.lr_schedule(epoch + step / steps)
-        outputs = model._forward(xb, training=True)
+        outputs = model.forward(xb, training=True)
         loss = model.loss.forward(outputs, yb, wb) + model._penalty()
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDivergedError(
@@ -106,7 +106,7 @@ class Trainer:
                 f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
             )
         totals = [m.batch_total(outputs, yb, model.loss) for m in self.metrics]
-        model._backward(model.loss.backward())
+        model.backward(model.loss.backward())
         buffers = model._buffers
         trainable = slice(0, buffers.trainable)
         optimizer.step(

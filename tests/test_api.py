@@ -1,0 +1,337 @@
+"""The Python API as Keras and PyTorch users drive it: shape inference, freezing,
+seeds, weights, losses and metrics, one step at a time, and clear errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nnscratch as nn
+from nnscratch.errors import NnscratchError, TrainingDivergedError
+
+
+def blobs(n=60, features=6, classes=3, seed=0):
+    """Three separable clusters: x (n, features) float32, labels (n,)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    centres = rng.normal(0, 3, (classes, features))
+    x = centres[y] + rng.normal(0, 0.5, (n, features))
+    return x.astype(np.float32), y
+
+
+# ----- shape inference -----------------------------------------------------------
+def test_layers_without_sizes_equal_explicit_ones_with_the_same_seed():
+    nn.set_seed(7)
+    inferred = nn.Sequential(
+        [nn.Flatten(), nn.Dense(16), nn.ReLU(), nn.Dense(3)], input_shape=(2, 3)
+    )
+    nn.set_seed(7)
+    explicit = nn.Sequential(
+        [nn.Flatten(), nn.Dense(6, 16), nn.ReLU(), nn.Dense(16, 3)], input_shape=(2, 3)
+    )
+    for name, array in explicit.get_weights().items():
+        assert_array_equal(inferred.get_weights()[name], array)
+
+
+def test_conv_and_batch_norm_take_their_channels_from_the_input():
+    model = nn.Sequential(
+        [nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2D(2),
+         nn.Flatten(), nn.Dense(5)],
+        input_shape=(2, 6, 6),
+    )  # fmt: skip
+    assert model.layers[0].params["W"].shape == (4, 2, 3, 3)
+    assert model.layers[1].params["gamma"].shape == (4,)
+    assert model.layers[5].n_in == 4 * 3 * 3
+    assert model.output_shape == (5,)
+    summary = model.summary()
+    assert "(None, 4, 6, 6)" in summary and "(None, 36)" in summary
+
+
+def test_a_model_without_input_shape_is_built_by_its_first_batch():
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(3)])
+    assert not model.built and "?" in model.summary()
+    with pytest.raises(NnscratchError, match="not built yet"):
+        model.count_params()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.input_shape == (6,) and model.count_params() == 6 * 8 + 8 + 8 * 3 + 3
+
+
+def test_a_size_mismatch_names_the_layer_and_both_shapes_at_build_time():
+    with pytest.raises(
+        NnscratchError,
+        match=r"layer 2 \(Dense\) does not take input \(N, 100\): "
+        r"Dense: expected input \(N, 784\)",
+    ):
+        nn.Sequential([nn.Dense(100), nn.ReLU(), nn.Dense(784, 10)], input_shape=(50,))
+
+
+def test_dense_and_conv_accept_both_argument_orders():
+    assert nn.Dense(5).n_out == 5 and nn.Dense(3, 5).n_in == 3
+    conv = nn.Conv2D(8, 3, stride=2)
+    assert (conv.in_channels, conv.out_channels, conv.stride) == (None, 8, (2, 2))
+    torch_order = nn.Conv2D(1, 8, 3, 1, 1)
+    assert torch_order.padding == (1, 1) and torch_order.params["W"].shape == (
+        8,
+        1,
+        3,
+        3,
+    )
+    with pytest.raises(NnscratchError, match="Dense"):
+        nn.Dense(1, 2, 3)
+    with pytest.raises(NnscratchError, match="Conv2D"):
+        nn.Conv2D(8)
+
+
+# ----- freezing ------------------------------------------------------------------
+def test_a_frozen_layer_is_bit_identical_after_fit_and_the_others_learn():
+    x, y = blobs()
+    model = nn.Sequential(
+        [nn.Dense(6, 8, rng=0), nn.BatchNorm(), nn.ReLU(), nn.Dense(8, 3, rng=1)],
+        input_shape=(6,),
+    )
+    model.layers[0].trainable = model.layers[1].trainable = False
+    before = model.get_weights()
+    model.fit(x, y, epochs=3, batch_size=10, verbose=0, seed=0)
+    after = model.get_weights()
+    for name in ("0.W", "0.b", "1.gamma", "1.beta", "1.running_mean", "1.running_var"):
+        assert_array_equal(after[name], before[name])
+    assert not np.array_equal(after["3.W"], before["3.W"])
+    assert model.count_params(trainable_only=True) == 8 * 3 + 3
+    assert model.count_params() == 6 * 8 + 8 + 2 * 8 + 8 * 3 + 3
+    assert "(frozen)" in model.summary()
+
+
+def test_freezing_is_saved_and_a_loaded_model_can_be_fine_tuned(tmp_path):
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(3)], input_shape=(6,))
+    model.fit(x, y, epochs=2, verbose=0, seed=0)
+    model.layers[0].trainable = False
+    model.save(tmp_path / "m.npz")
+    loaded = nn.load_model(tmp_path / "m.npz")
+    assert [layer.trainable for layer in loaded.layers] == [False, True, True]
+    frozen = loaded.layers[0].params["W"].copy()
+    first = loaded.evaluate(x, y)["loss"]
+    loaded.fit(x, y, epochs=5, optimizer=nn.Adam(0.01), verbose=0, seed=0)
+    assert_array_equal(loaded.layers[0].params["W"], frozen)
+    assert loaded.evaluate(x, y)["loss"] < first
+
+
+def test_a_whole_model_can_be_frozen_and_thawed():
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(3)], input_shape=(6,))
+    model.fit(x, y, epochs=1, verbose=0, seed=0)  # the optimiser has moments now
+    model.trainable = False
+    assert not model.trainable and model.count_params(trainable_only=True) == 0
+    model.trainable = True
+    model.layers[2].trainable = False  # fewer trainable parameters: moments restart
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    assert model.count_params(trainable_only=True) == 6 * 8 + 8
+
+
+# ----- seeds ---------------------------------------------------------------------
+def train_once(**model_args):
+    x, y = blobs()
+    model = nn.Sequential(
+        [nn.Dense(16), nn.ReLU(), nn.Dropout(0.3), nn.Dense(3)], input_shape=(6,),
+        **model_args,
+    )  # fmt: skip
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
+def test_set_seed_makes_whole_runs_bit_identical():
+    nn.set_seed(3)
+    weights_a, losses_a = train_once()
+    nn.set_seed(3)
+    weights_b, losses_b = train_once()
+    assert losses_a == losses_b
+    for name in weights_a:
+        assert_array_equal(weights_a[name], weights_b[name])
+
+
+def test_a_model_seed_makes_runs_bit_identical_and_differs_between_seeds():
+    (a, _), (b, _), (c, _) = (train_once(seed=s) for s in (1, 1, 2))
+    for name in a:
+        assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["0.W"], c["0.W"])
+
+
+# ----- losses and metrics ------------------------------------------------------------
+def test_binary_cross_entropy_trains_a_single_sigmoid_output():
+    x, y = blobs(classes=2)
+    model = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(1)], input_shape=(6,))
+    history = model.fit(
+        x, y, epochs=20, loss="binary_cross_entropy", optimizer=nn.Adam(0.02),
+        verbose=0, seed=0,
+    )  # fmt: skip
+    assert history.history["accuracy"][-1] > 0.95
+    probs = model.predict(x)
+    assert probs.shape == (len(x), 1) and probs.min() >= 0 and probs.max() <= 1
+    assert_allclose(
+        probs, 1 / (1 + np.exp(-model.predict(x, probabilities=False))), rtol=1e-5
+    )
+
+
+def test_class_weights_equal_a_hand_weighted_loss():
+    x, y = blobs(n=12)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,), loss="cross_entropy")
+    weights = {0: 1.0, 1: 3.0, 2: 0.5}
+    result = model.evaluate(x, y, sample_weight=np.array([weights[c] for c in y]))
+    logits = model.predict(x, probabilities=False).astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    per_example = -log_probs[np.arange(len(y)), y]
+    by_hand = np.mean([weights[c] for c in y] * per_example)  # Keras: sum / N
+    assert result["loss"] == pytest.approx(by_hand, rel=1e-5)
+    # class_weight in fit weighs the same way: one step equals one on sample weights
+    a = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    b = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    loss_a = a.train_on_batch(x, y, class_weight=weights)["loss"]
+    loss_b = b.train_on_batch(x, y, sample_weight=[weights[c] for c in y])["loss"]
+    assert loss_a == loss_b
+    assert_array_equal(a.layers[0].params["W"], b.layers[0].params["W"])
+
+
+def test_label_smoothing_and_soft_targets_give_the_same_loss():
+    logits = np.random.default_rng(0).normal(size=(4, 5))
+    labels = np.array([0, 3, 1, 4])
+    smoothed = 0.9 * np.eye(5)[labels] + 0.1 / 5
+    a, b = nn.SoftmaxCrossEntropy(label_smoothing=0.1), nn.SoftmaxCrossEntropy()
+    assert a.forward(logits, labels) == pytest.approx(b.forward(logits, smoothed))
+    assert_allclose(a.backward(), b.backward())
+
+
+def test_regression_reports_no_accuracy_and_takes_targets_of_shape_n():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    target = 5 * x[:, 0] - x[:, 1]  # (N,) floats for one output
+    model = nn.Sequential([nn.Dense(1)], input_shape=(3,))
+    history = model.fit(
+        x, target, epochs=60, batch_size=8, loss="mse", optimizer=nn.Adam(0.05),
+        verbose=0, seed=0,
+        metrics=["mae"],
+    )  # fmt: skip
+    assert "accuracy" not in history.history and "accuracy" not in model.evaluate(
+        x, target
+    )
+    assert history.history["mae"][-1] < 0.2 < history.history["mae"][0]
+    assert model.predict(x).shape == (64, 1)
+
+
+def test_top_k_accuracy_counts_labels_among_the_k_largest_outputs():
+    outputs = np.array([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    labels = np.array([2, 2, 0])
+    loss = nn.SoftmaxCrossEntropy()
+    assert nn.TopKAccuracy(k=2).batch_total(outputs, labels, loss) == 1
+    assert nn.TopKAccuracy(k=3).batch_total(outputs, labels, loss) == 3
+    assert nn.Accuracy().batch_total(outputs, labels, loss) == 0
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(3)], input_shape=(6,))
+    logs = model.fit(x, y, verbose=0, metrics=["accuracy", nn.TopKAccuracy(k=2)])
+    assert set(logs.history) >= {"loss", "accuracy", "top_2_accuracy"}
+
+
+# ----- one step at a time ----------------------------------------------------------
+def test_a_low_level_loop_equals_fit_for_one_batch():
+    x, y = blobs(n=16)
+    by_fit = nn.Sequential(
+        [nn.Dense(8, rng=0), nn.ReLU(), nn.Dense(3, rng=1)], input_shape=(6,)
+    )
+    by_hand = nn.Sequential(
+        [nn.Dense(8, rng=0), nn.ReLU(), nn.Dense(3, rng=1)], input_shape=(6,)
+    )
+    by_fit.fit(
+        x, y, epochs=1, batch_size=16, shuffle=False, optimizer=nn.Adam(0.01), verbose=0
+    )
+    # the loop that `fit` runs, written out: forward, loss, backward, optimiser step
+    loss, optimizer = nn.SoftmaxCrossEntropy(), nn.Adam(0.01)
+    outputs = by_hand.forward(x, training=True)
+    loss.forward(outputs, y)
+    by_hand.backward(loss.backward())
+    optimizer.step(by_hand.named_params(), by_hand.named_grads())
+    for name, array in by_fit.get_weights().items():
+        assert_array_equal(by_hand.get_weights()[name], array)
+    # and train_on_batch is one such step
+    third = nn.Sequential(
+        [nn.Dense(8, rng=0), nn.ReLU(), nn.Dense(3, rng=1)], input_shape=(6,)
+    )
+    third.compile(optimizer=nn.Adam(0.01))
+    third.train_on_batch(x, y)
+    for name, array in by_fit.get_weights().items():
+        assert_array_equal(third.get_weights()[name], array)
+
+
+def test_calling_a_model_gives_raw_outputs_and_test_on_batch_evaluates():
+    x, y = blobs(n=8)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,), loss="cross_entropy")
+    raw = model(x)
+    assert_allclose(
+        raw, x @ model.layers[0].params["W"] + model.layers[0].params["b"], rtol=1e-6
+    )
+    assert_allclose(model.predict(x).sum(axis=1), 1, rtol=1e-6)
+    assert_array_equal(model.predict(x, probabilities=False), raw)
+    assert model.test_on_batch(x, y) == model.evaluate(x, y)
+
+
+def test_a_feature_extractor_predicts_its_features():
+    x, _ = blobs(n=8)
+    features = nn.Sequential([nn.Dense(4, rng=0), nn.ReLU()], input_shape=(6,))
+    assert_array_equal(features.predict(x), np.maximum(features(x), 0))
+    assert (features.predict(x) >= 0).all() and not np.allclose(
+        features.predict(x).sum(1), 1
+    )
+
+
+# ----- the smaller defects ------------------------------------------------------------
+def test_set_weights_takes_keras_list_form_and_checks_it():
+    model = nn.Sequential([nn.Dense(2, 3)])
+    W, b = np.ones((2, 3), np.float32), np.arange(3, dtype=np.float32)
+    model.set_weights([W, b])
+    assert_array_equal(model.layers[0].params["b"], b)
+    with pytest.raises(
+        NnscratchError, match=r"expected a list of 2 arrays \(0.W, 0.b\), got 1"
+    ):
+        model.set_weights([W])
+    with pytest.raises(
+        NnscratchError, match=r"'0.W' has shape \(3, 2\), expected \(2, 3\)"
+    ):
+        model.set_weights([W.T, b])
+
+
+def test_sequential_needs_one_list_of_layers():
+    with pytest.raises(NnscratchError, match=r"one list: Sequential\(\[layer, ...\]\)"):
+        nn.Sequential(nn.Dense(2, 3), nn.ReLU())
+    with pytest.raises(NnscratchError, match="item 1 is not a Layer"):
+        nn.Sequential([nn.Dense(2, 3), "relu"])
+
+
+def test_the_number_of_class_names_is_checked_when_the_model_is_built():
+    with pytest.raises(NnscratchError, match="2 class names for outputs of shape"):
+        nn.Sequential([nn.Dense(4, 3)], input_shape=(4,), class_names=["a", "b"])
+    model = nn.Sequential([nn.Dense(3)], class_names=["a", "b"])  # not built yet
+    with pytest.raises(NnscratchError, match="2 class names"):
+        model.fit(*blobs(), verbose=0)
+
+
+def test_unscaled_float_pixels_are_warned_about_once():
+    images = np.random.default_rng(0).integers(0, 256, (20, 4, 4)).astype(np.float32)
+    labels = np.arange(20) % 3
+    model = nn.Sequential([nn.Flatten(), nn.Dense(3)])
+    with pytest.warns(UserWarning, match="look like unscaled pixels; divide by 255"):
+        model.fit(images, labels, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(images)
+        model.fit(images / 255, labels, verbose=0)
+
+
+def test_a_huge_finite_loss_stops_training_as_divergence():
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    W = model.layers[0].params["W"]
+    W *= 1e22  # logits near 1e22-1e23: a finite but absurd loss
+    with pytest.raises(
+        TrainingDivergedError, match="training diverged: the loss became"
+    ):
+        model.fit(x, y, verbose=0)
