@@ -141,13 +141,6 @@ class Conv2D(WeightPenalty, Layer):
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
         return init_weights(shape, fan_in, fan_out, self.init, self.rng, self.dtype)
 
-    def reset_parameters(self, rng=None) -> None:
-        if rng is not None:
-            self.rng = rng
-        if self.built:  # in place: W and b may be views of the model's buffer
-            self.params["W"][...] = self._initial_W()
-            self.params["b"][...] = 0
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not self.built:  # built on first use, like a Keras layer
             self.build(x.shape[1:])

@@ -68,13 +68,6 @@ class Dense(WeightPenalty, Layer):
         shape = (self.n_in, self.n_out)
         return init_weights(shape, *shape, self.init, self.rng, self.dtype)
 
-    def reset_parameters(self, rng=None) -> None:
-        if rng is not None:
-            self.rng = rng
-        if self.built:  # in place: W and b may be views of the model's buffer
-            self.params["W"][...] = self._initial_W()
-            self.params["b"][...] = 0
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not self.built:  # built on first use, like a Keras layer
             self.build(x.shape[1:])

@@ -192,13 +192,22 @@ def init_weights(
 
 
 class WeightPenalty:
-    """L1/L2 penalties on a layer's `params["W"]` (Keras' convention), for Dense and Conv2D.
+    """What Dense and Conv2D share about their weights W and bias b: drawing them
+    anew (W from the layer's `_initial_W`, b zeros) and L1/L2 penalties on W (Keras'
+    convention).
 
     The layer sets `self.l1` and `self.l2`; the loss gains l1 * sum|W| + l2 * sum(W^2).
     """
 
     l1: float = 0.0
     l2: float = 0.0
+
+    def reset_parameters(self, rng=None) -> None:
+        if rng is not None:
+            self.rng = rng
+        if self.built:  # in place: W and b may be views of the model's buffer
+            self.params["W"][...] = self._initial_W()
+            self.params["b"][...] = 0
 
     def _set_penalties(self, l1, l2) -> None:
         self.l1, self.l2 = (

@@ -76,21 +76,19 @@ class MeanAbsoluteError(Metric):
     """mean |prediction - target| over each example's outputs, for regression."""
 
     name = "mae"
+    error = staticmethod(np.abs)
 
     def batch_total(self, outputs, targets, loss) -> float:
         diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
-        return float(np.abs(diff).reshape(len(diff), -1).mean(axis=1).sum())
+        return float(self.error(diff).reshape(len(diff), -1).mean(axis=1).sum())
 
 
 @METRICS.register(name="mse")
-class MeanSquaredError(Metric):
+class MeanSquaredError(MeanAbsoluteError):
     """mean (prediction - target)^2 over each example's outputs, for regression."""
 
     name = "mse"
-
-    def batch_total(self, outputs, targets, loss) -> float:
-        diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
-        return float(np.square(diff).reshape(len(diff), -1).mean(axis=1).sum())
+    error = staticmethod(np.square)
 
 
 def get_metrics(metrics, loss, targets) -> list[Metric]:
