@@ -9,11 +9,7 @@ from ..errors import NnscratchError, check_int
 from .activations import Sigmoid, Softmax
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
-from .inputs import (
-    example_weights,
-    hold_out,
-    validation_parts,
-)
+from .inputs import example_weights, hold_out, validation_parts
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network
@@ -170,10 +166,10 @@ class Sequential(Network):
         history = History()
         progress = [ProgressBar(epochs, len(x))] if verbose else []
         callbacks = CallbackList([history, *progress, *callbacks], model=self)
+        metrics = get_metrics(self.metrics, self.loss, y)
         trainer = Trainer(
-            self, optimizer, callbacks, get_metrics(self.metrics, self.loss, y), augment, augment_rng,
-            lr_schedule,
-        )  # fmt: skip
+            self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule
+        )
         try:
             trainer.run(batches, epochs, validation_data, max(batch_size, 256))
         finally:  # a diverged loss raises mid-epoch: clear its bar before the error
