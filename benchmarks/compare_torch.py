@@ -1,9 +1,9 @@
 """Check that nnscratch computes the same numbers as PyTorch on the same weights.
 
 In float64, on small seeded random inputs: the forward and backward of every layer
-type, the losses (value and gradient, extreme logits included), 5 steps of every
-optimiser on the same gradient sequence, and a 784-64-32-10 MLP trained for 3 Adam
-steps by `Sequential.fit`. Prints one row per check with the largest absolute and
+type, the losses (value and gradient; extreme logits, label smoothing and sample
+weights included), 5 steps of every optimiser on the same gradient sequence, and a
+784-64-32-10 MLP trained for 3 Adam steps by `Sequential.fit`. Prints one row per check with the largest absolute and
 relative difference and PASS/FAIL against its tolerance; exits 1 if any check fails,
 2 if PyTorch is not installed (it is not a dependency of nnscratch). Takes seconds.
 
@@ -29,6 +29,7 @@ from nnscratch import (
     AdamW,
     AvgPool2D,
     BatchNorm,
+    BinaryCrossEntropy,
     Callback,
     Conv2D,
     Dense,
@@ -37,6 +38,7 @@ from nnscratch import (
     GlobalAvgPool2D,
     LeakyReLU,
     MaxPool2D,
+    MeanAbsoluteError,
     MeanSquaredError,
     ReLU,
     RMSprop,
@@ -287,47 +289,77 @@ def layer_rows(rng: np.random.Generator) -> list[Row]:
 
 # ----- losses -----------------------------------------------------------------------
 @guarded
-def cross_entropy_row(name: str, logits: np.ndarray, labels: np.ndarray) -> Row:
-    """SoftmaxCrossEntropy (logits, mean over the batch) against F.cross_entropy."""
-    loss = SoftmaxCrossEntropy()
-    value = loss.forward(logits.copy(), labels)
-    dlogits = loss.backward().copy()
-    t = torch.tensor(logits, requires_grad=True)
-    t_loss = F.cross_entropy(t, torch.from_numpy(labels))
+def loss_row(name: str, loss, outputs, targets, torch_loss, sample_weight=None) -> Row:
+    """`loss`'s value and gradient against `torch_loss(outputs as a tensor)`."""
+    value = loss.forward(outputs.copy(), targets, sample_weight)
+    doutputs = loss.backward().copy()
+    t = torch.tensor(outputs, requires_grad=True)
+    t_loss = torch_loss(t)
     t_loss.backward()
+    grad_name = "dlogits" if loss.classifies else "doutputs"
     return row(
-        name, {"loss": (value, t_loss.item()), "dlogits": (dlogits, t.grad.numpy())}
+        name, {"loss": (value, t_loss.item()), grad_name: (doutputs, t.grad.numpy())}
     )
+
+
+@guarded
+def cross_entropy_row(name, logits, targets, smoothing=0.0, sample_weight=None) -> Row:
+    """SoftmaxCrossEntropy (logits, mean over the batch) against F.cross_entropy, on
+    labels or class probabilities; torch's `weight` weighs classes, not examples, so
+    sample weights multiply its per-example losses (reduction="none")."""
+
+    def theirs(t):
+        ce = partial(F.cross_entropy, t, torch.from_numpy(targets))
+        if sample_weight is None:
+            return ce(label_smoothing=smoothing)
+        losses = ce(label_smoothing=smoothing, reduction="none")
+        return (torch.from_numpy(sample_weight) * losses).mean()
+
+    loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
+    return loss_row(name, loss, logits, targets, theirs, sample_weight)
 
 
 @guarded
 def mse_row(name: str, outputs: np.ndarray, targets: np.ndarray) -> Row:
     """MeanSquaredError against F.mse_loss: both the mean over every element (N*C);
     integer labels are one-hot targets in nnscratch, given as such to PyTorch."""
-    loss = MeanSquaredError()
-    value = loss.forward(outputs, targets)
-    doutputs = loss.backward().copy()
-    if targets.ndim == 1:
-        targets = np.eye(outputs.shape[1])[targets]
-    t = torch.tensor(outputs, requires_grad=True)
-    t_loss = F.mse_loss(t, torch.tensor(targets))
-    t_loss.backward()
-    return row(
-        name, {"loss": (value, t_loss.item()), "doutputs": (doutputs, t.grad.numpy())}
-    )
+    one_hot = targets if targets.ndim == 2 else np.eye(outputs.shape[1])[targets]
+    theirs = partial(F.mse_loss, target=torch.tensor(one_hot))
+    return loss_row(name, MeanSquaredError(), outputs, targets, theirs)
+
+
+@guarded
+def binary_row(name, logits, targets, smoothing=0.0, sample_weight=None) -> Row:
+    """BinaryCrossEntropy against F.binary_cross_entropy_with_logits, both the mean
+    over all N*K outputs. Torch has no label smoothing: its targets get Keras'
+    t (1 - e) + e / 2 by hand. Sample weights are its `weight`, one per row."""
+    smoothed = torch.tensor(targets * (1 - smoothing) + smoothing / 2)
+    weight = None if sample_weight is None else torch.tensor(sample_weight)[:, None]
+
+    def theirs(t):
+        target = smoothed.reshape(t.shape)  # labels (N,) for one output (N, 1)
+        return F.binary_cross_entropy_with_logits(t, target, weight=weight)
+
+    loss = BinaryCrossEntropy(label_smoothing=smoothing)
+    return loss_row(name, loss, logits, targets, theirs, sample_weight)
+
+
+def extreme_logits() -> np.ndarray:
+    """(6, 4) logits of +-1000, 0 and 999: where exp overflows unless done right."""
+    return np.array(
+        [[1000, -1000, 0, 999], [-1000] * 4, [1000, 1000, -1000, 0],
+         [-1000, 1000, 500, 1000], [0, 0, 0, 1000], [999, -999, 1000, -1000]],
+        dtype=F64,
+    )  # fmt: skip
 
 
 def loss_rows(rng: np.random.Generator) -> list[Row]:
-    """Both losses on ordinary values, and cross-entropy on +-1000 logits: a wrong
+    """Every loss on ordinary values, and cross-entropy on +-1000 logits: a wrong
     (log-)softmax gives inf or nan there, a right one the exact loss of ~2000."""
     logits = 3 * rng.standard_normal((5, 4))
     labels = rng.integers(0, 4, 5)
-    extreme = np.array(
-        [[1000, -1000, 0, 999], [-1000] * 4, [1000, 1000, -1000, 0],
-         [-1000, 1000, 500, 1000], [0, 0, 0, 1000]],
-        dtype=F64,
-    )  # fmt: skip
-    return [
+    extreme = extreme_logits()[:5]
+    rows = [
         cross_entropy_row("SoftmaxCrossEntropy", logits, labels),
         cross_entropy_row(
             "SoftmaxCrossEntropy, logits +-1000", extreme, np.array([1, 2, 0, 0, 3])
@@ -337,6 +369,69 @@ def loss_rows(rng: np.random.Generator) -> list[Row]:
         ),
         mse_row("MeanSquaredError, labels (N,) as one-hot", logits, labels),
     ]
+    return rows + smoothed_cross_entropy_rows(rng) + binary_rows(rng) + [mae_row(rng)]
+
+
+def smoothed_cross_entropy_rows(rng: np.random.Generator) -> list[Row]:
+    """Label smoothing on labels and on class probabilities (soft targets), and
+    per-example weights."""
+    logits = 3 * rng.standard_normal((6, 4))
+    labels = rng.integers(0, 4, 6)
+    soft = rng.dirichlet(np.ones(4), 6)  # rows of class probabilities
+    weights = 2 * rng.random(6)
+    name = "SoftmaxCrossEntropy"
+    return [
+        cross_entropy_row(f"{name}, label smoothing 0.1", logits, labels, 0.1),
+        cross_entropy_row(f"{name}, probability targets", logits, soft),
+        cross_entropy_row(
+            f"{name}, probability targets, label smoothing 0.1", logits, soft, 0.1
+        ),
+        cross_entropy_row(
+            f"{name}, label smoothing 0.1, sample weights", logits, labels, 0.1, weights
+        ),
+        cross_entropy_row(
+            f"{name}, logits +-1000, label smoothing 0.1", extreme_logits(), labels, 0.1
+        ),
+    ]
+
+
+def binary_rows(rng: np.random.Generator) -> list[Row]:
+    """BinaryCrossEntropy with K = 4 outputs on 0/1 and probability targets, label
+    smoothing, sample weights, +-1000 logits, and one output with labels (N,)."""
+    logits = 3 * rng.standard_normal((6, 4))
+    hard = rng.integers(0, 2, (6, 4)).astype(F64)
+    soft = rng.random((6, 4))
+    weights = 2 * rng.random(6)
+    one_output, labels = 3 * rng.standard_normal((6, 1)), rng.integers(0, 2, 6)
+    name = "BinaryCrossEntropy"
+    return [
+        binary_row(f"{name}, 0/1 targets (N, 4)", logits, hard),
+        binary_row(f"{name}, probability targets", logits, soft),
+        binary_row(f"{name}, label smoothing 0.1", logits, hard, 0.1),
+        binary_row(f"{name}, sample weights", logits, hard, 0.0, weights),
+        binary_row(
+            f"{name}, label smoothing 0.2, sample weights", logits, soft, 0.2, weights
+        ),
+        binary_row(
+            f"{name}, logits +-1000, label smoothing 0.1", extreme_logits(), hard, 0.1
+        ),
+        binary_row(f"{name}, one output, labels (N,)", one_output, labels),
+    ]
+
+
+def mae_row(rng: np.random.Generator) -> Row:
+    """MeanAbsoluteError against F.l1_loss (both the mean over N*C; both take sign(0)
+    = 0 as the gradient where an output equals its target)."""
+    outputs, targets = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    targets[0] = outputs[0]  # the kink: |d| at d = 0
+    theirs = partial(F.l1_loss, target=torch.tensor(targets))
+    return loss_row(
+        "MeanAbsoluteError (outputs = targets included)",
+        MeanAbsoluteError(),
+        outputs,
+        targets,
+        theirs,
+    )
 
 
 # ----- optimisers -------------------------------------------------------------------

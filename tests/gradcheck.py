@@ -3,6 +3,8 @@
 import numpy as np
 from numpy.testing import assert_allclose
 
+from nnscratch.nn.parameters import walk
+
 
 def numerical_grad(f, a, eps=1e-6):
     """d f() / d a by central differences; a is changed in place, then restored."""
@@ -21,7 +23,8 @@ def check_layer_grads(layer, x, training=True, seed=0, rtol=1e-5, atol=1e-8):
     """Compare a layer's backward (dx and every param grad) with central differences.
 
     The scalar checked is sum(forward(x) * dy) for a fixed random dy, whose gradient at
-    the output is exactly dy. Everything must be float64.
+    the output is exactly dy. The params of the layers inside it are checked too, by
+    their names inside it ("dense.W"). Everything must be float64.
     """
     rng = np.random.default_rng(seed)
     dy = rng.standard_normal(layer.forward(x, training=training).shape)
@@ -32,9 +35,12 @@ def check_layer_grads(layer, x, training=True, seed=0, rtol=1e-5, atol=1e-8):
     layer.forward(x, training=training)
     dx = layer.backward(dy)
     dx = None if dx is None else dx.copy()
-    analytic = {name: g.copy() for name, g in layer.grads.items()}
+    params, analytic = {}, {}
+    for prefix, inner, _ in walk(layer):
+        for key, p in inner.params.items():
+            params[prefix + key], analytic[prefix + key] = p, inner.grads[key].copy()
     assert_allclose(dx, numerical_grad(f, x), rtol=rtol, atol=atol, err_msg="dx")
-    for name, p in layer.params.items():
+    for name, p in params.items():
         assert_allclose(
             analytic[name], numerical_grad(f, p), rtol=rtol, atol=atol, err_msg=name
         )

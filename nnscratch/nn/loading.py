@@ -263,8 +263,6 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
         layers = [_build_layer(path, i, cls, cfg) for i, (cls, cfg) in enumerate(specs)]
         try:
             model = Sequential(layers, class_names=meta.get("class_names"))
-            for name in meta.get("frozen") or []:
-                _layer_named(path, layers, name).trainable = False
             if input_shape is not None:
                 model.build(input_shape, on_built=place)
             else:  # not built when saved: only layers given their sizes have arrays
@@ -274,6 +272,9 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
             raise ModelFileError(f"{path}: {e}") from None
         except MemoryError:
             raise ModelFileError(f"{path}: the model is too large to build") from None
+    # once built: a layer that another makes in its `build` ("3.dense") exists now
+    for name in meta.get("frozen") or []:
+        _layer_named(path, layers, name).trainable = False
     extra = sorted(set(arrays) - placed)
     if extra:
         raise ModelFileError(

@@ -47,6 +47,7 @@ class Network:
         self.output_shape: tuple | None = None
         self._buffers: FlatBuffers | None = None
         self._seeds = None if seed is None else np.random.SeedSequence(seed)
+        self._seeded: set[Layer] = set()  # the layers whose weights `seed` drew
         if seed is not None:
             self._reseed_layers()
 
@@ -63,6 +64,8 @@ class Network:
         for i, layer in enumerate(self.layers):
             try:
                 layer.build(x.shape[1:])
+                if self._seeds is not None:  # layers made inside it by its build
+                    self._reseed_layers()
                 if on_built is not None:
                     on_built(i, layer)
                 x = layer.forward(x, training=False)
@@ -109,10 +112,16 @@ class Network:
             self._first_trainable = len(self.layers) if first is None else first
 
     def _reseed_layers(self) -> None:
-        """Draw every layer's initial weights from the model's seed."""
-        layers = [layer for _, layer, _ in all_layers(self.layers)]
+        """Draw the initial weights of every layer the model's seed has not drawn yet
+        (inner ones included) from that seed."""
+        layers = [
+            layer
+            for _, layer, _ in all_layers(self.layers)
+            if layer not in self._seeded
+        ]
         for layer, seed in zip(layers, self._seeds.spawn(len(layers))):
             layer.reset_parameters(np.random.default_rng(seed))
+        self._seeded.update(layers)
 
     # ----- parameters -------------------------------------------------------------
     @property
