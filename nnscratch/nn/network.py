@@ -47,7 +47,7 @@ class Network:
         self.output_shape: tuple | None = None
         self._buffers: FlatBuffers | None = None
         self._seeds = None if seed is None else np.random.SeedSequence(seed)
-        self._seeded: set[Layer] = set()  # the layers whose weights `seed` drew
+        self._seeded: set[int] = set()  # id() of the layers whose weights `seed` drew
         if seed is not None:
             self._reseed_layers()
 
@@ -117,11 +117,11 @@ class Network:
         layers = [
             layer
             for _, layer, _ in all_layers(self.layers)
-            if layer not in self._seeded
+            if id(layer) not in self._seeded
         ]
         for layer, seed in zip(layers, self._seeds.spawn(len(layers))):
             layer.reset_parameters(np.random.default_rng(seed))
-        self._seeded.update(layers)
+        self._seeded.update(id(layer) for layer in layers)
 
     # ----- parameters -------------------------------------------------------------
     @property
