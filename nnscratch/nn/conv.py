@@ -27,7 +27,6 @@ from .im2col import Columns
 from .kernels import channel_sum, row_sum
 from .layer import Layer, WeightPenalty, init_weights
 from .registry import LAYERS
-from .seeding import new_rng
 from .spatial import check_images, out_size, pair, pair_config
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
@@ -112,10 +111,7 @@ class Conv2D(WeightPenalty, Layer):
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = pair(stride, "stride", "Conv2D")
         self.padding = pair(padding, "padding", "Conv2D", minimum=0)
-        self.init, self.dtype = init, np.dtype(dtype)
-        init_weights((1, 1), 1, 1, init, np.random.default_rng(0), dtype)  # checks init
-        self._set_penalties(l1, l2)
-        self.rng = new_rng(rng)
+        self._weight_settings(init, l1, l2, rng, dtype)
         self._columns = Columns(
             self.kernel_size, self.stride, self.padding, self.workspace
         )

@@ -8,7 +8,6 @@ from ..errors import NnscratchError, check_int
 from .kernels import column_sum
 from .layer import Layer, WeightPenalty, init_weights
 from .registry import LAYERS
-from .seeding import new_rng
 
 
 @LAYERS.register
@@ -45,10 +44,7 @@ class Dense(WeightPenalty, Layer):
             raise NnscratchError("Dense: the number of outputs n_out is required")
         self.n_out = check_int("Dense n_out", n_out)
         self.n_in = None if n_in is None else check_int("Dense n_in", n_in)
-        self.init, self.dtype = init, np.dtype(dtype)
-        init_weights((1, 1), 1, 1, init, np.random.default_rng(0), dtype)  # checks init
-        self._set_penalties(l1, l2)
-        self.rng = new_rng(rng)
+        self._weight_settings(init, l1, l2, rng, dtype)
         if self.n_in is not None:
             self.build((self.n_in,))
 

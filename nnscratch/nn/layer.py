@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import NnscratchError, check_float
+from .seeding import new_rng
 from .workspace import Workspace
 
 _deferring = False  # see `deferred_weights`
@@ -209,7 +210,10 @@ class WeightPenalty:
             self.params["W"][...] = self._initial_W()
             self.params["b"][...] = 0
 
-    def _set_penalties(self, l1, l2) -> None:
+    def _weight_settings(self, init: str, l1, l2, rng, dtype) -> None:
+        """Check and keep the settings of W: its init, penalties, generator, dtype."""
+        init_weights((1, 1), 1, 1, init, np.random.default_rng(0), dtype)  # checks init
+        self.init, self.dtype, self.rng = init, np.dtype(dtype), new_rng(rng)
         self.l1, self.l2 = (
             check_float(f"{type(self).__name__} l1", l1, 0),
             check_float(f"{type(self).__name__} l2", l2, 0),

@@ -16,8 +16,7 @@ from .network import Network
 from .optimizers import Adam, Optimizer, get_optimizer
 from .progress import ProgressBar
 from .saving import save_model
-from .seeding import seed_layers
-from .trainer import Trainer
+from .trainer import Trainer, seed_layers
 
 
 class Sequential(Network):

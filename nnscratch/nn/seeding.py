@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_int
-from .parameters import all_layers
 
 _stream: np.random.SeedSequence | None = None
 
@@ -37,21 +36,3 @@ def new_seed() -> int | None:
     if _stream is None:
         return None
     return int(new_rng().integers(2**63))
-
-
-def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:
-    """Give every layer (inner ones too) its generator for dropout; returns the
-    generators for shuffling and for augmenting. None: `new_seed()`.
-
-    Independent streams: changing one (e.g. turning augmentation on) leaves the
-    others' draws, and so the shuffling and dropout masks, as they were.
-    """
-    if seed is not None:
-        check_int("seed", seed, 0)
-    else:
-        seed = new_seed()
-    shuffle_rng, augment_rng, layer_rng = np.random.default_rng(seed).spawn(3)
-    every_layer = [layer for _, layer, _ in all_layers(layers)]
-    for layer, child in zip(every_layer, layer_rng.spawn(len(every_layer))):
-        layer.set_rng(child)
-    return shuffle_rng, augment_rng

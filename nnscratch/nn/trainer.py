@@ -8,10 +8,12 @@ import time
 
 import numpy as np
 
-from ..errors import TrainingDivergedError
+from ..errors import TrainingDivergedError, check_int
 from .batches import EpochBatches
 from .callbacks import CallbackList
 from .optimizers import Optimizer
+from .parameters import all_layers
+from .seeding import new_seed
 
 # A loss above this has diverged even where it is still finite: cross-entropy starts
 # near log(C) (2.3 for 10 classes), and regression on data scaled to units stays
@@ -119,3 +121,21 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):
             loss, totals = self.train_step(xb, yb, wb, 0, 0, 1)
         return {"loss": loss, **self._averages(totals, len(yb))}
+
+
+def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:
+    """Give every layer (inner ones too) its generator for dropout; returns the
+    generators for shuffling and for augmenting. None: `seeding.new_seed()`.
+
+    Independent streams: changing one (e.g. turning augmentation on) leaves the
+    others' draws, and so the shuffling and dropout masks, as they were.
+    """
+    if seed is not None:
+        check_int("seed", seed, 0)
+    else:
+        seed = new_seed()
+    shuffle_rng, augment_rng, layer_rng = np.random.default_rng(seed).spawn(3)
+    every_layer = [layer for _, layer, _ in all_layers(layers)]
+    for layer, child in zip(every_layer, layer_rng.spawn(len(every_layer))):
+        layer.set_rng(child)
+    return shuffle_rng, augment_rng
