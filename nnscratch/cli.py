@@ -195,6 +195,7 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
     from .app.predict import model_dataset
     from .data.catalog import CLASS_NAMES
     from .data.loading import load_dataset
+    from .nn import checked
     from .nn.loading import load_model
     from .reporting.metrics import (
         classification_report,
@@ -212,8 +213,8 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
             err=True,
         )
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
+    result = checked.evaluate(model, x_test, y_test)
+    predicted = checked.predict(model, x_test).argmax(axis=1)
     names = model.class_names or CLASS_NAMES[dataset]
     click.echo(
         f"{dataset} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"

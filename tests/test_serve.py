@@ -286,6 +286,26 @@ def test_model_that_cannot_take_a_digit_is_refused():
         create_app(Sequential([Dense(10, 2)], input_shape=(10,)))
 
 
+def test_a_model_that_overflows_answers_500_in_json_without_a_traceback(model, caplog):
+    huge = Sequential(
+        [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],
+        input_shape=(28, 28),
+    )
+    huge.layers[1].params["W"][:] = 3e38  # finite, but float32 overflows on ink
+    with TestClient(create_app(huge)) as overflowing:
+        response = overflowing.post(
+            "/api/predict", content=png(), headers={"content-type": "image/png"}
+        )
+    assert response.status_code == 500
+    assert "NaN or infinite" in response.json()["error"]
+    (record,) = [r for r in caplog.records if r.name.startswith("nnscratch")]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    # a model that overflows even on a blank image is refused before serving
+    huge.layers[1].params["b"][:] = 3e38
+    with pytest.raises(NnscratchError, match="NaN or infinite"):
+        create_app(huge)
+
+
 def test_concurrent_requests_get_their_own_answers(client, model):
     # layers reuse buffers: without the lock, parallel requests would mix results
     from concurrent.futures import ThreadPoolExecutor

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
+from ..nn import checked
 from ..reporting.figures import image_axes, plain_text, save_figure
 
 NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
@@ -77,7 +78,10 @@ def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray |
     digit = images.to_mnist(gray, **images.layout_for(model_dataset(model)))
     if digit is None:
         return {"file": str(path), "digit": None, "error": f"{path}: {NO_DIGIT}"}, gray
-    probs = model.predict(model_input(model, digit))[0]
+    try:
+        probs = checked.predict(model, model_input(model, digit))[0]
+    except NonFiniteOutputError as e:
+        return {"file": str(path), "digit": None, "error": f"{path}: {e}"}, gray
     result = {"file": str(path), **top_classes(probs, class_names(model, probs.size))}
     result["input"] = digit
     return result, gray
@@ -117,4 +121,4 @@ def results_json(results: list[dict]) -> str:
         {**r, "input": np.round(r["input"], 4).tolist()} if "input" in r else r
         for r in results
     ]
-    return json.dumps(rows, indent=2)
+    return json.dumps(rows, indent=2, allow_nan=False)  # NaN is not JSON

@@ -33,8 +33,9 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
+from ..nn import checked
 from ..nn.activations import Activation
 from .predict import class_names, model_dataset, model_input, top_classes
 from .request_body import (
@@ -109,7 +110,7 @@ class DigitService:
         self.lock = threading.Lock()
         # a blank digit checks the model takes 28x28 and gives every layer's size
         probe = model_input(model, np.zeros((28, 28), np.float32))
-        probe_outputs = model.layer_outputs(probe)
+        probe_outputs = checked.layer_outputs(model, probe)
         self.input_shape = list(probe.shape[1:])
         self.names = class_names(model, int(probe_outputs[-1].shape[-1]))
         self.shown = hidden_layers(model, probe_outputs)
@@ -155,6 +156,10 @@ class DigitService:
         except ClientDisconnect:
             message = "the client disconnected before sending the whole body"
             return error_response(400, message)
+        except NonFiniteOutputError as e:
+            # the model's fault, not the request's: one line in the log, no traceback
+            log.warning("POST /api/predict: %s", e)
+            return error_response(500, str(e))
         except NnscratchError as e:
             return error_response(422, str(e))
 
@@ -164,9 +169,9 @@ class DigitService:
         Blocking: called in the thread pool.
         """
         x = model_input(self.model, digit)
-        with self.lock:
-            probs = self.model.predict(x)[0]
-            outputs = self.model.layer_outputs(x)
+        with self.lock:  # NonFiniteOutputError if the weights overflow float32
+            probs = checked.predict(self.model, x)[0]
+            outputs = checked.layer_outputs(self.model, x)
         result = top_classes(probs, self.names)
         result["input"] = np.round(digit, 4).tolist()
         result["activations"] = [

@@ -15,6 +15,7 @@ import numpy as np
 from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
+from ..nn import checked
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.loading import load_model
@@ -57,7 +58,7 @@ def write_figures(
     """
     figures_dir = Path(run_dir) / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    probs = model.predict(x_test)
+    probs = checked.predict(model, x_test)
     cm = confusion_matrix(y_test, probs.argmax(axis=1), len(class_names))
     draw = {
         "learning_curves.png": lambda: learning_curves(history_rows, batch_losses),

@@ -19,6 +19,7 @@ from ..data.catalog import CLASS_NAMES
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
 from ..errors import NnscratchError
 from ..files import write_text
+from ..nn import checked
 from ..reporting.metrics import confusion_matrix, per_class_rows
 from .presets import build_model, build_optimizer, build_schedule, settings_used
 from ..reporting.report import FIGURE_FILES, RECORDINGS_FILE
@@ -127,8 +128,8 @@ def write_history(run_dir: Path, history) -> None:
 
 def test_metrics(model, x_test, y_test, class_names) -> dict:
     """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
+    result = checked.evaluate(model, x_test, y_test)
+    predicted = checked.predict(model, x_test).argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(class_names))
     return {
         "test_loss": result["loss"],
