@@ -7,13 +7,7 @@ The public names are re-exported here: layers, losses, optimisers, schedules, th
 from .data.augment import Augment
 from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
-from .errors import (
-    DataError,
-    ModelFileError,
-    NnscratchError,
-    NonFiniteOutputError,
-    TrainingDivergedError,
-)
+from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
 from .nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .nn.callbacks import Callback, EarlyStopping, History
 from .nn.conv import Conv2D
@@ -57,7 +51,6 @@ __all__ = [
     "MeanSquaredError",
     "ModelFileError",
     "NnscratchError",
-    "NonFiniteOutputError",
     "RMSprop",
     "ReLU",
     "Reshape",

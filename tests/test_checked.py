@@ -4,7 +4,8 @@ user can read, without NumPy's RuntimeWarnings."""
 import numpy as np
 import pytest
 
-from nnscratch import Dense, NonFiniteOutputError, ReLU, Sequential
+from nnscratch import Dense, ReLU, Sequential
+from nnscratch.errors import NonFiniteOutputError
 from nnscratch.nn import checked
 
 
