@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
 from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
+from nnscratch.app.security import SECURITY_HEADERS
 from nnscratch.app.serve import create_app
 
 
@@ -447,11 +448,16 @@ def test_health_reports_the_limits_and_size(client, model):
     assert (data["max_bytes"], data["max_pixels"]) == (100_000, 1_000_000)
 
 
-def test_responses_carry_security_headers(client):
+def test_responses_carry_security_headers(client, model):
+    with TestClient(create_app(model, allowed_hosts=["testserver"])) as strict:
+        bad_host = strict.get("/health", headers={"Host": "evil.example"})
+    assert bad_host.status_code == 400
     for response in (client.get("/"), client.get("/health"), client.get("/nope")):
         csp = response.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "script-src" not in csp
-        assert response.headers["x-content-type-options"] == "nosniff"
+    for response in (client.get("/"), client.get("/nope"), bad_host):
+        for name, value in SECURITY_HEADERS:
+            assert response.headers.get_list(name.decode()) == [value.decode()]
 
 
 CONTENT_TYPES = [
@@ -555,6 +561,8 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(rebound, timeout=30)
         assert refused.value.code == 400
+        # the security headers, once, on the server's answers as on the app's
+        assert refused.value.headers.get_all("x-frame-options") == ["DENY"]
     finally:
         server.terminate()
         server.communicate(timeout=30)
