@@ -25,6 +25,10 @@ class TrainingDivergedError(NnscratchError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class NonFiniteOutputError(NnscratchError, FloatingPointError):
+    """A model's outputs hold NaN or infinity (its weights overflow float32)."""
+
+
 def is_whole_number(value) -> bool:
     """An int or NumPy integer, but not a bool (True is an int to Python)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

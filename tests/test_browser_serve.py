@@ -1,15 +1,13 @@
-"""End to end: a small MLP trained on real MNIST, served by uvicorn, used in Chromium.
+"""End to end: a small MLP trained on real MNIST, served as `nnscratch serve` serves it,
+used in Chromium.
 
 Draws a "1" with the mouse on the page and checks the live prediction; a model with
 Fashion-MNIST's class names checks that long labels fit the page.
 """
 
-import contextlib
-import socket
-import threading
-
 import numpy as np
 import pytest
+from live_server import running
 
 from nnscratch import Dense, Flatten, ReLU, Sequential, load_dataset
 from nnscratch.app.serve import create_app
@@ -33,31 +31,9 @@ def trained_model(data_dir):
     return model
 
 
-@contextlib.contextmanager
-def running(app):
-    """Serve `app` with uvicorn on a free port of 127.0.0.1; yields its URL."""
-    import uvicorn
-
-    # a socket already listening: the browser's first connection waits in its
-    # backlog until uvicorn accepts it, so there is nothing to poll for
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
 @pytest.fixture(scope="module")
 def server_url(trained_model):
-    with running(create_app(trained_model)) as url:
+    with running(create_app(trained_model, security_headers=False)) as url:
         yield url
 
 
@@ -72,7 +48,7 @@ def fashion_url():
     )
     model.layers[-1].params["W"][:] = 0
     model.layers[-1].params["b"][0] = 5.0  # class 0, the longest name
-    with running(create_app(model)) as url:
+    with running(create_app(model, security_headers=False)) as url:
         yield url
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnscratch import cli, load_model
+from nnscratch import Dense, Flatten, ReLU, Sequential, cli, load_model
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +164,26 @@ def test_evaluate_uses_the_dataset_the_model_was_trained_on(tmp_path, data_dir, 
     assert captured.out.startswith("fashion-mnist test set: accuracy")
     assert cli.main(["evaluate", model, "--dataset", "mnist"]) == 0
     assert "trained on fashion-mnist, not mnist" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("error")  # no RuntimeWarning: one error line
+def test_evaluate_a_model_that_overflows_is_one_error_line(tmp_path, data_dir, capsys):
+    model = Sequential(
+        [Flatten(), Dense(784, 16, rng=0), ReLU(), Dense(16, 10, rng=1)],
+        input_shape=(28, 28),
+    )
+    model.layers[1].params["W"][:] = 3e38  # finite, but float32 overflows
+    model.save(tmp_path / "huge.npz")
+    capsys.readouterr()
+    code = cli.main(
+        ["evaluate", str(tmp_path / "huge.npz"), "--data-dir", str(data_dir)]
+    )
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert captured.err == (
+        "error: the model's outputs are NaN or infinite: its weights are so large that"
+        " float32 arithmetic overflows\n"
+    )
 
 
 def test_help_and_version(capsys):

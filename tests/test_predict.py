@@ -108,6 +108,40 @@ def test_bad_files_get_one_line_errors_and_the_others_are_still_predicted(
     assert "Traceback" not in result.output
 
 
+@pytest.fixture(scope="module")
+def huge_model_path(tmp_path_factory):
+    """Finite weights (3e38) that overflow float32: NaN probabilities."""
+    model = Sequential(
+        [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],
+        input_shape=(28, 28),
+    )
+    model.layers[1].params["W"][:] = 3e38
+    path = tmp_path_factory.mktemp("model") / "huge.npz"
+    model.save(path)
+    return path
+
+
+def reject_nan(constant: str):
+    raise AssertionError(f"{constant} in the JSON output")
+
+
+@pytest.mark.filterwarnings("error")  # and no RuntimeWarning
+def test_outputs_that_overflow_are_an_error_not_nan(huge_model_path, digit_png):
+    plain = run(huge_model_path, digit_png)
+    assert plain.exit_code == 1 and plain.stdout == ""
+    assert plain.stderr.splitlines() == [
+        (
+            f"{digit_png}: the model's outputs are NaN or infinite: its weights are"
+            " so large that float32 arithmetic overflows"
+        ),
+        "1 of 1 images failed",
+    ]
+    as_json = run(huge_model_path, digit_png, "--json")
+    assert as_json.exit_code == 1
+    (doc,) = json.loads(as_json.stdout, parse_constant=reject_nan)  # valid JSON
+    assert doc["digit"] is None and "NaN or infinite" in doc["error"]
+
+
 def test_show_saves_inputs_beside_what_the_network_saw(model_path, digit_png, tmp_path):
     out = tmp_path / "seen.png"
     result = run(model_path, digit_png, digit_png, "--show", out)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnscratch import Dense, Flatten, ReLU, Sequential
+from nnscratch import Dense, Flatten, ReLU, Sequential, load_model
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
@@ -161,9 +161,17 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
     assert rebuild_report(copy).is_file()
 
 
+def overflowing_weights(run_dir: Path) -> None:
+    """Finite weights (3e38) so large that float32 overflows: NaN probabilities."""
+    model = load_model(run_dir / "model.npz")
+    next(layer for layer in model.layers if "W" in layer.params).params["W"][:] = 3e38
+    model.save(run_dir / "model.npz")
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
+        (overflowing_weights, "the model's outputs are NaN or infinite"),
         (lambda d: (d / "metrics.json").unlink(), "metrics.json: file not found"),
         (lambda d: (d / "config.json").write_text("[1, 2"), "config.json: not a"),
         (lambda d: (d / "history.csv").write_text("a,b\n1,2\n"), "history.csv"),

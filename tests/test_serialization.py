@@ -1,6 +1,9 @@
 import errno
 import io
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 
@@ -209,6 +212,61 @@ def test_missing_file_and_directory(tmp_path):
         load_model(tmp_path / "nope.npz")
     with pytest.raises(ModelFileError, match="directory"):
         load_model(tmp_path)
+
+
+def not_a_regular_file(kind: str, tmp_path) -> str:
+    """A model path naming a FIFO, or a link to /dev/zero (read forever, nothing
+    written to a FIFO blocks its reader)."""
+    path = tmp_path / f"{kind}.npz"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    return str(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and devices")
+@pytest.mark.parametrize(
+    "kind, command",
+    [("device", "info"), ("fifo", "info"), ("fifo", "evaluate"), ("fifo", "predict"),
+     ("fifo", "serve"), ("device", "predict")],
+)  # fmt: skip
+def test_a_device_or_fifo_is_refused_before_it_is_opened(tmp_path, kind, command):
+    import resource
+
+    path = not_a_regular_file(kind, tmp_path)
+    args = [path, "x.png"] if command == "predict" else [path]
+
+    def limit_memory():  # were /dev/zero read, fail fast instead of filling memory
+        resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))
+
+    # in a child bounded in time and memory: were the file opened, a FIFO would hang
+    # the test forever
+    done = subprocess.run(
+        [sys.executable, "-m", "nnscratch", command, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_memory,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"error: {path}: not a regular file (a device, FIFO or socket), expected a"
+        " .npz model file\n"
+    )
+
+
+def test_a_file_too_large_to_be_a_model_is_refused_before_it_is_read(
+    tmp_path, monkeypatch
+):
+    from nnscratch.nn import loading
+
+    path = tmp_path / "model.npz"
+    small_model().save(path)
+    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ModelFileError, match="bytes, more than the 100 a model file"):
+        load_model(path)
 
 
 def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
 from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
+from nnscratch.app.security import SECURITY_HEADERS
 from nnscratch.app.serve import create_app
 
 
@@ -287,6 +288,26 @@ def test_model_that_cannot_take_a_digit_is_refused():
         create_app(Sequential([Dense(10, 2)], input_shape=(10,)))
 
 
+def test_a_model_that_overflows_answers_500_in_json_without_a_traceback(model, caplog):
+    huge = Sequential(
+        [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],
+        input_shape=(28, 28),
+    )
+    huge.layers[1].params["W"][:] = 3e38  # finite, but float32 overflows on ink
+    with TestClient(create_app(huge)) as overflowing:
+        response = overflowing.post(
+            "/api/predict", content=png(), headers={"content-type": "image/png"}
+        )
+    assert response.status_code == 500
+    assert "NaN or infinite" in response.json()["error"]
+    (record,) = [r for r in caplog.records if r.name.startswith("nnscratch")]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    # a model that overflows even on a blank image is refused before serving
+    huge.layers[1].params["b"][:] = 3e38
+    with pytest.raises(NnscratchError, match="NaN or infinite"):
+        create_app(huge)
+
+
 def test_concurrent_requests_get_their_own_answers(client, model):
     # layers reuse buffers: without the lock, parallel requests would mix results
     from concurrent.futures import ThreadPoolExecutor
@@ -428,11 +449,16 @@ def test_health_reports_the_limits_and_size(client, model):
     assert (data["max_bytes"], data["max_pixels"]) == (100_000, 1_000_000)
 
 
-def test_responses_carry_security_headers(client):
+def test_responses_carry_security_headers(client, model):
+    with TestClient(create_app(model, allowed_hosts=["testserver"])) as strict:
+        bad_host = strict.get("/health", headers={"Host": "evil.example"})
+    assert bad_host.status_code == 400
     for response in (client.get("/"), client.get("/health"), client.get("/nope")):
         csp = response.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "script-src" not in csp
-        assert response.headers["x-content-type-options"] == "nosniff"
+    for response in (client.get("/"), client.get("/nope"), bad_host):
+        for name, value in SECURITY_HEADERS:
+            assert response.headers.get_list(name.decode()) == [value.decode()]
 
 
 CONTENT_TYPES = [
@@ -536,6 +562,8 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(rebound, timeout=30)
         assert refused.value.code == 400
+        # the security headers, once, on the server's answers as on the app's
+        assert refused.value.headers.get_all("x-frame-options") == ["DENY"]
     finally:
         server.terminate()
         server.communicate(timeout=30)

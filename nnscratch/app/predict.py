@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Sigmoid, Softmax
 from ..reporting.figures import image_axes, plain_text, save_figure
@@ -87,7 +87,10 @@ def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray |
     digit = images.to_mnist(gray, **images.layout_for(model_dataset(model)))
     if digit is None:
         return {"file": str(path), "digit": None, "error": f"{path}: {NO_DIGIT}"}, gray
-    probs = model.predict(model_input(model, digit))[0]
+    try:
+        probs = model.predict(model_input(model, digit))[0]
+    except NonFiniteOutputError as e:
+        return {"file": str(path), "digit": None, "error": f"{path}: {e}"}, gray
     result = {"file": str(path), **top_classes(probs, class_names(model, probs.size))}
     result["input"] = digit
     return result, gray
@@ -127,4 +130,4 @@ def results_json(results: list[dict]) -> str:
         {**r, "input": np.round(r["input"], 4).tolist()} if "input" in r else r
         for r in results
     ]
-    return json.dumps(rows, indent=2)
+    return json.dumps(rows, indent=2, allow_nan=False)  # NaN is not JSON

@@ -1,6 +1,6 @@
 """What keeps other sites out of the web app: the Host names it answers (against DNS
 rebinding), refusing requests sent from pages of other origins, and security headers
-on every response."""
+on every response (added by the server in `nnscratch serve`, see `server`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SECURITY_HEADERS = [
             b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         ),
     ),
+    (b"x-frame-options", b"DENY"),  # frame-ancestors, for browsers before CSP 2
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]

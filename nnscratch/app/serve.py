@@ -9,21 +9,18 @@ the limits and the lock; its methods are the route handlers and the steps that r
 digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
 while it streams (`request_body`) and images are checked for their declared size
 before any pixel is decoded. `security` keeps other sites out. `run_server` serves the
-app with uvicorn.
+app with Hypercorn (`server`: timeouts and a limit on requests in progress).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -33,7 +30,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Activation
 from .predict import (
@@ -52,6 +49,7 @@ from .request_body import (
     read_body,
 )
 from .security import LOOPBACK_HOSTS, SecurityHeaders, from_another_site
+from .server import listening_socket, serve_app
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
@@ -72,6 +70,7 @@ def create_app(
     max_pixels: int = MAX_PIXELS,
     body_timeout: float = BODY_TIMEOUT,
     allowed_hosts: list[str] | None = None,
+    security_headers: bool = True,
 ) -> Starlette:
     """The web app serving the drawing page for `model` (a Sequential on 28x28 input).
 
@@ -80,7 +79,8 @@ def create_app(
     received within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
     answered (others get 400), against DNS rebinding: a web page on another site
     cannot reach the server through a name of its own. A POST from a page of another
-    origin gets 403.
+    origin gets 403. `security_headers`: add SECURITY_HEADERS to every response
+    (`run_server`'s server adds them itself, to its own error pages too).
     Raises NnscratchError if the model cannot take a 28x28 image.
     """
     service = DigitService(as_classifier(model), max_bytes, max_pixels, body_timeout)
@@ -93,9 +93,10 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
-    app.add_middleware(SecurityHeaders)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    if security_headers:  # added last, so outermost: on the 400 of a bad Host too
+        app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -161,6 +162,10 @@ class DigitService:
         except ClientDisconnect:
             message = "the client disconnected before sending the whole body"
             return error_response(400, message)
+        except NonFiniteOutputError as e:
+            # the model's fault, not the request's: one line in the log, no traceback
+            log.warning("POST /api/predict: %s", e)
+            return error_response(500, str(e))
         except NnscratchError as e:
             return error_response(422, str(e))
 
@@ -170,7 +175,7 @@ class DigitService:
         Blocking: called in the thread pool.
         """
         x = model_input(self.model, digit)
-        with self.lock:
+        with self.lock:  # NonFiniteOutputError if the weights overflow float32
             probs = self.model.predict(x)[0]
             outputs = self.model.layer_outputs(x)
         result = top_classes(probs, self.names)
@@ -261,26 +266,6 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal error")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
-    try:
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        return socket.create_server(infos[0][4], family=infos[0][0])
-    except socket.gaierror as e:
-        raise NnscratchError(f"cannot listen on {host!r}: {e.strerror}") from None
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise NnscratchError(
-                f"port {port} is in use on {host}: stop the program using it, or "
-                "pick another port with --port (--port 0 picks a free one)"
-            ) from None
-        raise NnscratchError(
-            f"cannot listen on {host} port {port}: {e.strerror or e}"
-        ) from None
-
-
 def run_server(
     model,
     host: str = "127.0.0.1",
@@ -295,7 +280,8 @@ def run_server(
     The socket is bound before `on_ready(url)` is called, so a busy port is a
     NnscratchError before any address is given, and port 0 gives the port the system
     picked. Listening on this machine only (the default), the app answers to its own
-    names only: see create_app.
+    names only: see create_app. What protects the server from clients that hold
+    connections: see `server`.
     """
     local = host in LOOPBACK_HOSTS
     app = create_app(
@@ -303,16 +289,11 @@ def run_server(
         max_bytes=max_bytes,
         max_pixels=max_pixels,
         allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
+        security_headers=False,  # serve_app's server adds them to every response
     )
     with listening_socket(host, port) as sock:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         if on_ready is not None:
             on_ready(f"http://{shown}:{port}/")
-        # a bound on requests handled at once (more get 503); uvicorn has no time
-        # limit on receiving headers: see the README before using --host
-        config = uvicorn.Config(app, log_level="warning", limit_concurrency=64)
-        server = uvicorn.Server(config)
-        server.run(sockets=[sock])
-    if not server.started:
-        raise NnscratchError(f"the server on port {port} failed to start")
+        serve_app(app, sock)

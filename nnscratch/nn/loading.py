@@ -7,10 +7,14 @@ anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
+import os
+import stat
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +28,60 @@ from .saving import FORMAT, META_KEY, VERSION
 
 MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
 MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
+# the whole file, checked before a byte is read: weights, description and the zip's own
+# headers (a few hundred bytes an array)
+MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_DESCRIPTION_BYTES + 2**24
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    if path.is_dir():
+def _open_regular_file(path: Path):
+    """`path` opened for reading in binary, if it is a regular file (after links) of at
+    most MAX_FILE_BYTES. A device, FIFO or socket is refused before it is opened:
+    /dev/zero would be read until memory runs out, a FIFO would block forever."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    if stat.S_ISDIR(mode):
         raise ModelFileError(f"{path}: is a directory, expected a .npz model file")
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        # np.load would try other formats (including pickle) on a non-zip file
-        raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
-    return zipfile.ZipFile(path)
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(
+            f"{path}: not a regular file (a device, FIFO or socket), expected a .npz"
+            " model file"
+        )
+    # O_NONBLOCK: should the path have become a FIFO since, opening it cannot block
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    f = os.fdopen(os.open(path, flags), "rb")
+    try:
+        info = os.fstat(f.fileno())  # what was opened, not what the path names now
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(
+                f"{path}: not a regular file, expected a .npz model file"
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise ModelFileError(
+                f"{path}: {info.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a"
+                " model file may take"
+            )
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+@contextlib.contextmanager
+def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
+    with _open_regular_file(path) as f:
+        if not zipfile.is_zipfile(f):
+            # np.load would try other formats (including pickle) on a non-zip file
+            raise ModelFileError(
+                f"{path}: not a valid .npz model file (not a zip archive)"
+            )
+        with zipfile.ZipFile(f) as archive:
+            yield archive
 
 
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:

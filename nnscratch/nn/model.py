@@ -12,7 +12,7 @@ from .callbacks import CallbackList, History, check_callbacks
 from .inputs import example_weights, hold_out, validation_parts
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network
+from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
 from .progress import ProgressBar
 from .saving import save_model
@@ -61,15 +61,17 @@ class Sequential(Network):
         With `probabilities` and a loss that defines them (cross-entropy: softmax of
         the logits; binary cross-entropy: sigmoid), the probabilities; a model ending
         in Softmax or Sigmoid, a regression loss, no loss, or probabilities=False:
-        the outputs as they are."""
+        the outputs as they are. NonFiniteOutputError if any is NaN or infinite."""
         x = self._check_x(x)
         batch_size = check_int("batch_size", batch_size)
         convert = probabilities and self.loss is not None
         convert = convert and not isinstance(self.layers[-1], (Softmax, Sigmoid))
         out = np.empty((len(x), *self.output_shape), np.float32)
-        for start, outputs in self._batches(x, batch_size):
-            answers = self.loss.predictions(outputs) if convert else outputs
-            out[start : start + len(answers)] = answers
+        with np.errstate(all="ignore"):  # an overflow is reported once, below
+            for start, outputs in self._batches(x, batch_size):
+                answers = self.loss.predictions(outputs) if convert else outputs
+                out[start : start + len(answers)] = answers
+        check_finite(out)
         return out
 
     def evaluate(self, x, y, batch_size: int = 256, sample_weight=None) -> dict:
@@ -85,12 +87,14 @@ class Sequential(Network):
             raise NnscratchError("evaluate: x is empty")
         metrics = get_metrics(self.metrics, self.loss, y)
         total_loss, totals = 0.0, [0.0] * len(metrics)
-        for start, outputs in self._batches(x, batch_size):
-            part = slice(start, start + len(outputs))
-            w = None if weights is None else weights[part]
-            total_loss += self.loss.forward(outputs, y[part], w) * len(outputs)
-            for j, metric in enumerate(metrics):
-                totals[j] += metric.batch_total(outputs, y[part], self.loss)
+        with np.errstate(all="ignore"):  # an overflow is reported once, below
+            for start, outputs in self._batches(x, batch_size):
+                check_finite(outputs)
+                part = slice(start, start + len(outputs))
+                w = None if weights is None else weights[part]
+                total_loss += self.loss.forward(outputs, y[part], w) * len(outputs)
+                for j, metric in enumerate(metrics):
+                    totals[j] += metric.batch_total(outputs, y[part], self.loss)
         results = {"loss": total_loss / len(x) + self._penalty()}
         results.update({m.name: t / len(x) for m, t in zip(metrics, totals)})
         return results

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
 from .inputs import check_batch, warn_if_unscaled
 from .layer import Layer
@@ -222,12 +222,15 @@ class Network:
         return self.forward(x, training=bool(training)).copy()
 
     def layer_outputs(self, x) -> list[np.ndarray]:
-        """The output of every layer (copies), evaluation mode: for pictures and the page."""
+        """The output of every layer (copies), evaluation mode: for pictures and the
+        page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        for layer in self.layers:
-            x = layer.forward(x, training=False)
-            outputs.append(x.copy())
+        with np.errstate(all="ignore"):  # an overflow is reported once, below
+            for layer in self.layers:
+                x = layer.forward(x, training=False)
+                outputs.append(x.copy())
+        check_finite(*outputs)
         return outputs
 
     def summary(self, print_fn=None) -> str:
@@ -240,3 +243,16 @@ class Network:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.layers!r})"
+
+
+NOT_FINITE = (
+    "the model's outputs are NaN or infinite: its weights are so large that float32"
+    " arithmetic overflows"
+)
+
+
+def check_finite(*arrays) -> None:
+    """NonFiniteOutputError unless every value of every array is finite: outputs of
+    finite but huge weights (3e38, say) would otherwise become 'nan%' and NaN in JSON."""
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise NonFiniteOutputError(NOT_FINITE)

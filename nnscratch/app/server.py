@@ -1,0 +1,130 @@
+"""Serving the web app over HTTP with Hypercorn, so that clients holding connections
+cannot lock others out.
+
+- A connection must deliver a request's headers in full within `idle_timeout` seconds
+  of opening, or of the previous answer; else it is closed. This one timer (Hypercorn's
+  keep-alive timer, which runs until the headers are complete) covers idle sockets and
+  headers sent a byte at a time alike. uvicorn's starts only after a first answer:
+  there, a socket that sends nothing, or headers slowly, is kept forever.
+- `RequestLimit` bounds the requests in progress, not the connections: idle sockets
+  hold no place. (uvicorn's `limit_concurrency` counts connections: 63 idle sockets
+  and every other client got 503.)
+- A body must arrive within the app's own `body_timeout` (408, see `serve`); a request
+  the app answers without reading its body has its connection closed after the answer.
+- A connection that sends nothing for READ_TIMEOUT seconds is closed, whatever its
+  state: this ends HTTP/2 connections that open no stream, which the timer above
+  misses (Hypercorn stops it on reading the HTTP/2 preface as a request).
+- Every response carries SECURITY_HEADERS, Hypercorn's own error pages included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import threading
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from starlette.responses import JSONResponse
+
+from ..errors import NnscratchError
+from .security import SECURITY_HEADERS
+
+MAX_REQUESTS = 64  # requests in progress at once; more get 503
+IDLE_TIMEOUT = 5.0  # seconds from connecting (or from an answer) to a request's headers
+# seconds without a byte from the client: longer than the slowest answer (a large
+# photo decodes in well under a second, more under load)
+READ_TIMEOUT = 60
+BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; Hypercorn: 100)
+
+
+class RequestLimit:
+    """ASGI middleware answering 503 to HTTP requests beyond `limit` in progress."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+        self.active = 0  # one event loop: no lock needed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            busy = JSONResponse(
+                {"error": f"busy: {self.limit} requests in progress, try again"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            return await busy(scope, receive, send)
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+class HeadersConfig(Config):
+    """Hypercorn's settings, with SECURITY_HEADERS on every response it sends: the
+    app's and its own (400 for a malformed request, 500 if the app fails)."""
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        return [*super().response_headers(protocol), *SECURITY_HEADERS]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        return socket.create_server(infos[0][4], family=infos[0][0])
+    except socket.gaierror as e:
+        raise NnscratchError(f"cannot listen on {host!r}: {e.strerror}") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise NnscratchError(
+                f"port {port} is in use on {host}: stop the program using it, or "
+                "pick another port with --port (--port 0 picks a free one)"
+            ) from None
+        raise NnscratchError(
+            f"cannot listen on {host} port {port}: {e.strerror or e}"
+        ) from None
+
+
+def serve_app(
+    app,
+    sock: socket.socket,
+    *,
+    max_requests: int = MAX_REQUESTS,
+    idle_timeout: float = IDLE_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the ASGI `app` on the listening `sock` until Ctrl+C (or SIGTERM), or until
+    `stop` is set (which it must be, to end, when given: for serving from a thread).
+
+    The app gets SECURITY_HEADERS from the server: build it without its own.
+    """
+    config = HeadersConfig()
+    # Hypercorn closes the sockets it serves: it gets its own copy of this one
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.keep_alive_timeout = idle_timeout
+    config.read_timeout = read_timeout
+    config.backlog = BACKLOG
+    config.loglevel = "WARNING"
+    trigger = None if stop is None else (lambda: asyncio.to_thread(stop.wait))
+    asyncio.run(_serve(RequestLimit(app, max_requests), config, trigger))
+
+
+async def _serve(app, config: Config, shutdown_trigger) -> None:
+    asyncio.get_running_loop().set_exception_handler(_ignore_cancelled)
+    await serve(app, config, shutdown_trigger=shutdown_trigger)
+
+
+def _ignore_cancelled(loop, context: dict) -> None:
+    """The event loop's error handler, quiet about connections still open on Ctrl+C:
+    Hypercorn cancels them after a grace period, and asyncio (Python 3.11) reports
+    each as an error with a traceback."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
