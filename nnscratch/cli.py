@@ -181,7 +181,7 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
     from .app.predict import as_classifier, model_dataset
     from .data.catalog import CLASS_NAMES
     from .data.loading import load_dataset
-        from .nn.loading import load_model
+    from .nn.loading import load_model
     from .reporting.metrics import (
         classification_report,
         confusion_matrix,
