@@ -260,11 +260,11 @@ def test_a_device_or_fifo_is_refused_before_it_is_opened(tmp_path, kind, command
 def test_a_file_too_large_to_be_a_model_is_refused_before_it_is_read(
     tmp_path, monkeypatch
 ):
-    from nnscratch.nn import loading
+    from nnscratch.nn import npz
 
     path = tmp_path / "model.npz"
     small_model().save(path)
-    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(npz, "MAX_FILE_BYTES", 100)
     with pytest.raises(ModelFileError, match="bytes, more than the 100 a model file"):
         load_model(path)
 
@@ -360,3 +360,52 @@ def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(ModelFileError, match=f"unreadable model file .*{message}"):
         load_model(path)
+
+
+SAVE_BIG_MODEL = """
+import sys, zipfile
+import nnscratch as nn
+
+path, storage = sys.argv[1], sys.argv[2]
+model = nn.Sequential([nn.Dense(2500, 10000, rng=0)], input_shape=(2500,))
+if storage == "deflate":  # all zeros, deflated: 100 MB of weights in a file of ~100 KB
+    model.layers[0].params["W"][...] = 0
+model.save(path)
+if storage == "deflate":
+    with zipfile.ZipFile(path) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+"""
+
+LOAD_BIG_MODEL = """
+import resource, sys
+import numpy as np
+import nnscratch as nn
+
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+model = nn.load_model(sys.argv[1])
+model.predict(np.zeros((4, 2500), np.float32))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline)
+"""
+
+
+@pytest.mark.parametrize("storage", ["stored", "deflate"])
+def test_loading_takes_about_the_memory_of_the_weights(tmp_path, storage):
+    # 100 MB of weights: loading reads them straight into the model's buffer, draws
+    # no initial weights and touches no gradient memory (issue 19: at most ~1.5x)
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "big.npz")
+    for script in (SAVE_BIG_MODEL, LOAD_BIG_MODEL):
+        result = subprocess.run(
+            [sys.executable, "-c", script, path, storage],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+    if storage == "deflate":
+        assert (tmp_path / "big.npz").stat().st_size < 2_000_000
+    grown_kb = int(result.stdout)
+    weights_kb = 2500 * 10000 * 4 / 1024
+    assert grown_kb <= 1.5 * weights_kb, (grown_kb, weights_kb)

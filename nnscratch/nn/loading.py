@@ -7,14 +7,8 @@ anywhere.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
-import math
-import os
-import stat
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,106 +16,10 @@ import numpy as np
 from ..errors import ModelFileError, NnscratchError
 from .layer import Layer, deferred_weights
 from .model import Sequential
+from .npz import open_model_archive
 from .parameters import all_layers, walk
 from .registry import LAYERS, LOSSES
 from .saving import FORMAT, META_KEY, VERSION
-
-MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
-MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
-# the whole file, checked before a byte is read: weights, description and the zip's own
-# headers (a few hundred bytes an array)
-MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_DESCRIPTION_BYTES + 2**24
-NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-}
-
-
-def _open_regular_file(path: Path):
-    """`path` opened for reading in binary, if it is a regular file (after links) of at
-    most MAX_FILE_BYTES. A device, FIFO or socket is refused before it is opened:
-    /dev/zero would be read until memory runs out, a FIFO would block forever."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    if stat.S_ISDIR(mode):
-        raise ModelFileError(f"{path}: is a directory, expected a .npz model file")
-    if not stat.S_ISREG(mode):
-        raise ModelFileError(
-            f"{path}: not a regular file (a device, FIFO or socket), expected a .npz"
-            " model file"
-        )
-    # O_NONBLOCK: should the path have become a FIFO since, opening it cannot block
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    f = os.fdopen(os.open(path, flags), "rb")
-    try:
-        info = os.fstat(f.fileno())  # what was opened, not what the path names now
-        if not stat.S_ISREG(info.st_mode):
-            raise ModelFileError(
-                f"{path}: not a regular file, expected a .npz model file"
-            )
-        if info.st_size > MAX_FILE_BYTES:
-            raise ModelFileError(
-                f"{path}: {info.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a"
-                " model file may take"
-            )
-    except BaseException:
-        f.close()
-        raise
-    return f
-
-
-@contextlib.contextmanager
-def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
-    with _open_regular_file(path) as f:
-        if not zipfile.is_zipfile(f):
-            # np.load would try other formats (including pickle) on a non-zip file
-            raise ModelFileError(
-                f"{path}: not a valid .npz model file (not a zip archive)"
-            )
-        with zipfile.ZipFile(f) as archive:
-            yield archive
-
-
-def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """Array name -> zip member: only .npy members, each name once."""
-    members = {}
-    for member in archive.infolist():
-        if not member.filename.endswith(".npy"):
-            raise ModelFileError(f"{path}: holds {member.filename!r}, not a .npy array")
-        name = member.filename.removesuffix(".npy")
-        if name in members:
-            raise ModelFileError(f"{path}: holds {member.filename!r} twice")
-        members[name] = member
-    return members
-
-
-def _read_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
-    """(shape, dtype, data bytes) from a .npy member's header, the data unread. The
-    header must promise exactly the bytes the member holds, and no Python objects."""
-    with archive.open(member) as f:
-        read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
-        if read_header is None:
-            raise ModelFileError(
-                f"{path}: {member.filename!r} has an unknown .npy version"
-            )
-        shape, _, dtype = read_header(f)
-        data_bytes = member.file_size - f.tell()
-    if dtype.hasobject:
-        raise ModelFileError(f"{path}: array {member.filename!r} holds Python objects")
-    if math.prod(shape) * dtype.itemsize != data_bytes:
-        raise ModelFileError(
-            f"{path}: array {member.filename!r} declares shape {shape} of {dtype} but"
-            f" holds {data_bytes:,} bytes"
-        )
-    return shape, dtype, data_bytes
-
-
-def _read_array(archive, member) -> np.ndarray:
-    """A .npy member whose header `_read_header` has checked."""
-    with archive.open(member) as f:
-        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def _parse_description(path: Path, raw: np.ndarray) -> dict:
@@ -205,56 +103,6 @@ def _loss(path: Path, meta: dict, custom_objects: dict):
         raise ModelFileError(f"{path}: loss {name} has a bad config: {e}") from None
 
 
-def _read_weights(path: Path, archive, members: dict) -> dict:
-    """The weight arrays, after every member's header is checked: floats, and no
-    more than MAX_MODEL_BYTES in all (a small file cannot make this allocate much)."""
-    total = 0
-    for name, member in members.items():
-        _, dtype, size = _read_header(path, archive, member)
-        if not np.issubdtype(dtype, np.floating):
-            raise ModelFileError(
-                f"{path}: array {name!r} has dtype {dtype}, expected float"
-            )
-        total += size
-    if total > MAX_MODEL_BYTES:
-        raise ModelFileError(
-            f"{path}: the weights take {total:,} bytes, more than the"
-            f" {MAX_MODEL_BYTES:,} a model file may hold"
-        )
-    arrays = {name: _read_array(archive, m) for name, m in members.items()}
-    for name, array in arrays.items():
-        if not np.all(np.isfinite(array)):
-            raise ModelFileError(f"{path}: array {name!r} holds NaN or infinite values")
-    return arrays
-
-
-def _read_model_file(path: Path) -> tuple[dict, dict]:
-    """(description, weight arrays by name) of a model file."""
-    try:
-        with _open_archive(path) as archive:
-            members = _members(path, archive)
-            meta_member = members.pop(META_KEY, None)
-            if meta_member is None:
-                raise ModelFileError(
-                    f"{path}: not an nnscratch model (no {META_KEY} entry)"
-                )
-            if meta_member.file_size > MAX_DESCRIPTION_BYTES:
-                raise ModelFileError(f"{path}: the model description is too large")
-            _read_header(path, archive, meta_member)
-            meta = _parse_description(path, _read_array(archive, meta_member))
-            weights = _read_weights(path, archive, members)
-    except ModelFileError:
-        raise
-    except zipfile.BadZipFile as e:
-        raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
-    except (ValueError, RuntimeError, NotImplementedError) as e:
-        # unreadable arrays, encrypted members, unknown compression methods
-        raise ModelFileError(f"{path}: unreadable model file ({e})") from None
-    except (OSError, EOFError) as e:
-        raise ModelFileError(f"{path}: cannot read model file ({e})") from None
-    return meta, weights
-
-
 def _build_layer(path: Path, i: int, cls: type, config: dict) -> Layer:
     try:
         layer = cls(**config)
@@ -286,73 +134,96 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
     code. Layers and losses are found by class name, in `custom_objects` ({name:
     class}) first, then among the registered ones (`nnscratch.register`).
 
-    The layers are built without drawing or allocating weights: each layer's arrays
-    in the file are checked (names and shapes) against the layer as built, then put
-    in place, before the layer first runs; nothing larger than the file's arrays is
-    allocated for a file that does not match its architecture."""
+    The layers are built with read-only stand-ins of their arrays (nothing drawn or
+    allocated); each layer's arrays in the file are checked (names and shapes)
+    against them before the layer first runs; then the file's data is read straight
+    into the model's parameter buffer. Memory: about the size of the weights."""
     path = Path(path)
     custom_objects = dict(custom_objects or {})
-    meta, arrays = _read_model_file(path)
+    with open_model_archive(path, META_KEY) as archive:
+        meta = _parse_description(path, archive.description())
+        model = _build_model(path, meta, archive.headers, custom_objects)
+        _read_weights(path, model, archive)
+    model.loss = _loss(path, meta, custom_objects)
+    model.metadata = meta.get("metadata") or {}
+    return model
+
+
+def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
+    """The model the description declares, built with stand-ins that match the
+    file's arrays (`headers`: name -> (shape, dtype)), frozen as the file says."""
     specs = [
         _layer_spec(path, i, s, custom_objects) for i, s in enumerate(meta["layers"])
     ]
     input_shape = _check_input_shape(path, meta.get("input_shape"))
-    placed: set[str] = set()
+    matched: set[str] = set()
 
-    def place(i: int, layer: Layer) -> None:
-        placed.update(_place_arrays(path, f"{i}.", layer, arrays))
+    def check(i: int, layer: Layer) -> None:
+        matched.update(_check_layer_arrays(path, f"{i}.", layer, headers))
 
     with deferred_weights():
         layers = [_build_layer(path, i, cls, cfg) for i, (cls, cfg) in enumerate(specs)]
         try:
             model = Sequential(layers, class_names=meta.get("class_names"))
             if input_shape is not None:
-                model.build(input_shape, on_built=place)
+                model.build(input_shape, on_built=check)
             else:  # not built when saved: only layers given their sizes have arrays
                 for i, layer in enumerate(layers):
-                    place(i, layer)
+                    check(i, layer)
         except (TypeError, ValueError, NnscratchError) as e:
             raise ModelFileError(f"{path}: {e}") from None
         except MemoryError:
             raise ModelFileError(f"{path}: the model is too large to build") from None
-    # once built: a layer that another makes in its `build` ("3.dense") exists now
-    for name in meta.get("frozen") or []:
-        _layer_named(path, layers, name).trainable = False
-    extra = sorted(set(arrays) - placed)
+    extra = sorted(set(headers) - matched)
     if extra:
         raise ModelFileError(
             f"{path}: weights do not match the architecture (missing [], extra {extra})"
         )
-    model.loss = _loss(path, meta, custom_objects)
-    model.metadata = meta.get("metadata") or {}
+    # once built: a layer that another makes in its `build` ("3.dense") exists now
+    for name in meta.get("frozen") or []:
+        _layer_named(path, layers, name).trainable = False
     return model
 
 
-def _place_arrays(path: Path, prefix: str, layer: Layer, arrays: dict) -> list[str]:
-    """Check the file's arrays for `layer` (names starting with `prefix`, "3.")
-    against the stand-ins it was built with, then put them in their place."""
+def _check_layer_arrays(path: Path, prefix: str, layer: Layer, headers: dict) -> list:
+    """The names of `layer`'s arrays (those starting with `prefix`, "3."), checked
+    against the file's: the same names, each of the stand-in's shape."""
     wanted = {
-        inner_prefix + key: (store, key)
+        inner_prefix + key: array.shape
         for inner_prefix, inner, _ in walk(layer, prefix)
         for store in (inner.params, inner.state)
-        for key in store
+        for key, array in store.items()
     }
-    given = {name for name in arrays if name.startswith(prefix)}
+    given = {name for name in headers if name.startswith(prefix)}
     if set(wanted) != given:
         missing, extra = sorted(set(wanted) - given), sorted(given - set(wanted))
         raise ModelFileError(
             f"{path}: weights do not match the architecture (missing {missing}, "
             f"extra {extra})"
         )
-    for name, (store, key) in wanted.items():
-        if arrays[name].shape != store[key].shape:
+    for name, shape in wanted.items():
+        if headers[name][0] != shape:
             raise ModelFileError(
-                f"{path}: {name!r} has shape {arrays[name].shape}, expected "
-                f"{store[key].shape}"
+                f"{path}: {name!r} has shape {headers[name][0]}, expected {shape}"
             )
-    for name, (store, key) in wanted.items():
-        store[key] = arrays[name].astype(store[key].dtype, copy=False)
     return list(wanted)
+
+
+def _read_weights(path: Path, model: Sequential, archive) -> None:
+    """Read every array of the file into the model: parameters straight into the
+    flat buffer (when the model is built), the rest into arrays of their own."""
+    if model.built:
+        model._bind(copy_values=False)  # the buffer's values come from the file
+    for prefix, layer, _ in all_layers(model.layers):
+        for store in (layer.params, layer.state):
+            for key, target in store.items():
+                if not target.flags.writeable:  # a stand-in: give it memory
+                    target = store[key] = np.empty(target.shape, target.dtype)
+                archive.read_into(prefix + key, target)
+                if not np.isfinite(target).all():
+                    raise ModelFileError(
+                        f"{path}: array {prefix + key!r} holds NaN or infinite values"
+                    )
 
 
 def _layer_named(path: Path, layers: list, name) -> Layer:

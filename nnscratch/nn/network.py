@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
 from .inputs import check_batch, warn_if_unscaled
-from .layer import Layer
+from .layer import Layer, deferring_weights
 from .parameters import (
     FlatBuffers,
     all_layers,
@@ -76,7 +76,8 @@ class Network:
                 ) from None
         self.input_shape, self.output_shape = shape, x.shape[1:]
         self._check_class_names()
-        self._bind()
+        if not deferring_weights():  # else the loader binds, once it has the arrays
+            self._bind()
 
     def _check_class_names(self) -> None:
         names, outputs = self.class_names, self.output_shape
@@ -99,10 +100,11 @@ class Network:
                 "or call build(input_shape)"
             )
 
-    def _bind(self) -> None:
-        """(Re)make the flat buffers if the layers' arrays or freezing changed."""
+    def _bind(self, copy_values: bool = True) -> None:
+        """(Re)make the flat buffers if the layers' arrays or freezing changed
+        (without `copy_values`, the buffer is left for the caller to fill)."""
         if self._buffers is None or not self._buffers.still_bound(self.layers):
-            self._buffers = FlatBuffers(self.layers)
+            self._buffers = FlatBuffers(self.layers, copy_values)
             first = next(
                 (i for i, layer in enumerate(self.layers) if is_trainable(layer)), None
             )

@@ -54,9 +54,11 @@ class FlatBuffers:
     """The flat parameter and gradient buffers of a list of layers.
 
     `params[:trainable]` and `grads[:trainable]` are what the optimiser updates.
+    Without `copy_values` the layers' arrays only give the layout (loading fills the
+    buffer from a file).
     """
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, layers: list[Layer], copy_values: bool = True):
         entries = [
             (layer, key, p, trainable)
             for _, layer, trainable in all_layers(layers)
@@ -65,13 +67,16 @@ class FlatBuffers:
         entries.sort(key=lambda entry: not entry[3])  # trainable first, stable
         dtype = np.result_type(*[e[2] for e in entries]) if entries else np.float32
         self.params = np.empty(sum(e[2].size for e in entries), dtype=dtype)
-        self.grads = np.zeros_like(self.params)
+        # np.zeros asks the OS for zeroed pages: no memory is used until training
+        # writes gradients (np.zeros_like would write every zero now)
+        self.grads = np.zeros(self.params.shape, self.params.dtype)
         self.trainable = sum(e[2].size for e in entries if e[3])
         self.frozen = [(layer, key) for layer, key, _, t in entries if not t]
         offset = 0
         for layer, key, p, _ in entries:
             view = slice(offset, offset + p.size)
-            self.params[view] = p.ravel()
+            if copy_values:
+                self.params[view] = p.ravel()
             layer.params[key] = self.params[view].reshape(p.shape)
             layer.grads[key] = self.grads[view].reshape(p.shape)
             offset += p.size
