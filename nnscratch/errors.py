@@ -25,6 +25,11 @@ class TrainingDivergedError(NnscratchError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class CheckpointError(NnscratchError):
+    """A checkpoint file is damaged (unreadable, or not what it says it is), or could
+    not be written."""
+
+
 def is_whole_number(value) -> bool:
     """An int or NumPy integer, but not a bool (True is an int to Python)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -19,8 +19,8 @@ from ..errors import ModelFileError, NnscratchError
 from .layer import Layer, deferred_weights
 from .model import Sequential
 from .parameters import all_layers, walk
-from .registry import LAYERS, LOSSES
-from .saving import FORMAT, META_KEY, VERSION
+from .registry import LAYERS, LOSSES, OPTIMIZERS
+from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
 
 MAX_DESCRIPTION_BYTES = 16 * 2**20  # the JSON description (a few KB in practice)
 MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
@@ -250,6 +250,11 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
     path = Path(path)
     custom_objects = dict(custom_objects or {})
     meta, arrays = _read_model_file(path)
+    optimizer_arrays = {
+        name: arrays.pop(name)
+        for name in list(arrays)
+        if name.startswith(OPTIMIZER_PREFIX)
+    }
     specs = [
         _layer_spec(path, i, s, custom_objects) for i, s in enumerate(meta["layers"])
     ]
@@ -281,7 +286,26 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
         )
     model.loss = _loss(path, meta, custom_objects)
     model.metadata = meta.get("metadata") or {}
+    model.optimizer = _optimizer(path, meta.get("optimizer"), optimizer_arrays)
     return model
+
+
+def _optimizer(path: Path, entry, arrays: dict):
+    """The optimiser a file saved with `include_optimizer` holds, with its state."""
+    if entry is None and not arrays:
+        return None
+    state: dict = {}
+    for name, array in arrays.items():
+        group, _, key = name.removeprefix(OPTIMIZER_PREFIX).rpartition("/")
+        state.setdefault(group, {})[key] = array
+    try:
+        optimizer = OPTIMIZERS.get_class(entry["class"])(**entry["config"])
+        optimizer.set_state({**entry, "state": state})
+    except (KeyError, TypeError, ValueError, NnscratchError) as e:
+        raise ModelFileError(
+            f"{path}: the saved optimizer is not valid ({e})"
+        ) from None
+    return optimizer
 
 
 def _place_arrays(path: Path, prefix: str, layer: Layer, arrays: dict) -> list[str]:
