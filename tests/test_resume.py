@@ -191,8 +191,14 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_say_how_to_go_on(
         assert line.startswith("interrupted at epoch ") and "/16, step " in line
         assert line.endswith(f"; continue with: nnscratch train --resume {out}")
         args = ["train", "--resume", str(out), "-q"]
+    newest = out / "checkpoints" / f"checkpoint-{max(numbers(out)):06d}.npz"
+    raw = bytearray(newest.read_bytes())  # a bad sector in its middle
+    raw[len(raw) // 2 : len(raw) // 2 + 16] = bytes(16)
+    newest.write_bytes(bytes(raw))
     done = resume(out)
     assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"{newest}: damaged checkpoint (")
+    assert "continuing from checkpoint-" in done.stderr  # the one before it
     assert_same_run(reference, out)
     done = resume(out)
     assert done.returncode == 0
@@ -237,38 +243,30 @@ def full_disk_on_call(n: int):
     return write
 
 
-def test_a_full_disk_while_writing_a_checkpoint_keeps_the_one_before(
-    data_folder, reference, tmp_path, monkeypatch, capsys
-):
+@pytest.mark.parametrize(
+    "writer, failing_call, message",
+    [
+        ("nnscratch.nn.checkpoints.write_npz", 9,  # the 9th checkpoint
+         ("{out}/checkpoints/checkpoint-000009.npz: No space left on device; "
+          "checkpoint-000008.npz before it is whole: make room, then continue with: "
+          "nnscratch train --resume {out}")),
+        ("nnscratch.nn.saving.write_npz", 1,  # the run's model.npz
+         ("{out}/.incoming/model.npz: No space left on device; the run's checkpoints "
+          "are kept: continue with: nnscratch train --resume {out}")),
+    ],
+)  # fmt: skip
+def test_a_full_disk_keeps_the_last_checkpoint_and_resume_goes_on(
+    writer, failing_call, message, data_folder, reference, tmp_path, monkeypatch,
+    capsys,
+):  # fmt: skip
     out = tmp_path / "run"
-    monkeypatch.setattr("nnscratch.nn.checkpoints.write_npz", full_disk_on_call(9))
+    monkeypatch.setattr(writer, full_disk_on_call(failing_call))
     assert cli.main(train_args(data_folder, out, "--no-report")) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (
-        f"error: cannot write {out}/checkpoints/checkpoint-000009.npz: No space left "
-        "on device; checkpoint-000008.npz before it is whole: make room, then "
-        f"continue with: nnscratch train --resume {out}"
-    )
-    assert sorted(numbers(out)) == [7, 8] and not list(out.rglob("*.tmp"))
-    monkeypatch.undo()  # room again
-    assert cli.main(["train", "--resume", str(out), "-q"]) == 0
-    assert_same_run(reference, out)
-
-
-def test_a_full_disk_while_writing_the_run_files_keeps_the_checkpoints(
-    data_folder, reference, tmp_path, monkeypatch, capsys
-):
-    out = tmp_path / "run"
-    monkeypatch.setattr("nnscratch.nn.saving.write_npz", full_disk_on_call(1))
-    assert cli.main(train_args(data_folder, out, "--no-report")) == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "No space left on device" in err
-    assert err.endswith(
-        f"checkpoints are kept: continue with: nnscratch train --resume {out}"
-    )
+    assert err == "error: cannot write " + message.format(out=out)
     assert not (out / "model.npz").exists() and not (out / ".incoming").exists()
-    assert not list(out.rglob("*.tmp")) and numbers(out)
-    monkeypatch.undo()
+    assert not list(out.rglob("*.tmp")) and len(numbers(out)) == 2
+    monkeypatch.undo()  # room again
     assert cli.main(["train", "--resume", str(out), "-q"]) == 0
     assert_same_run(reference, out)
 
@@ -403,3 +401,61 @@ def test_a_replacement_killed_half_way_is_finished_by_the_next_command(
     recover(out)
     assert (out / "model.npz").read_bytes() == b"the new model"
     assert not incoming.exists()
+
+
+FIT_SCRIPT = """
+import json, sys
+import numpy as np
+import nnscratch as nn
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+x = (rng.random((400, 8, 8)) * 255).astype(np.uint8)
+y = (x[:, :4].mean(axis=(1, 2)) > x[:, 4:].mean(axis=(1, 2))).astype(np.int64)
+model = nn.Sequential(
+    [nn.Flatten(), nn.Dense(32), nn.BatchNorm(), nn.ReLU(), nn.Dropout(0.3),
+     nn.Dense(2)], input_shape=(8, 8), seed=1)
+callbacks = [nn.EarlyStopping(patience=4)]
+if len(sys.argv) > 2:
+    callbacks.append(nn.BackupAndRestore(sys.argv[2], save_every=3))
+history = model.fit(
+    x, y, epochs=40, batch_size=16, validation_split=0.2, seed=3,
+    optimizer=nn.AdamW(0.01), lr_schedule=nn.CosineDecay(0.01, 40, warmup_epochs=2),
+    augment=nn.Augment(shift=1, rotation=5), callbacks=callbacks, verbose=0)
+model.save(out + "/model.npz")
+del history.history["seconds"]
+with open(out + "/history.json", "w") as f:
+    json.dump([history.history, history.batch_losses, history.epoch], f)
+"""
+
+
+def test_the_api_fit_killed_at_random_moments_ends_as_never_killed(tmp_path):
+    """Batch norm, dropout, augmentation, early stopping, a cosine schedule with
+    warm-up: BackupAndRestore under SIGKILL."""
+    script = tmp_path / "fit.py"
+    script.write_text(FIT_SCRIPT)
+    expected, out = tmp_path / "expected", tmp_path / "run"
+    expected.mkdir(), out.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(script), str(expected)], env=ENV, timeout=TIMEOUT,
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rng = random.Random(7)
+    args = [sys.executable, str(script), str(out), str(out / "checkpoints")]
+    kills = 0
+    for attempt in range(4):
+        proc = subprocess.Popen(args, env=ENV)
+        if attempt == 1:
+            reached = wait_until(writing(out), proc)
+        else:
+            reached = wait_until(checkpoints_past(out, rng.randint(2, 40)), proc)
+        proc.kill()
+        kills += reached and proc.wait(timeout=TIMEOUT) == -signal.SIGKILL
+    assert kills >= 3
+    assert subprocess.run(args, env=ENV, timeout=TIMEOUT, check=False).returncode == 0
+    history = json.loads((expected / "history.json").read_text())
+    assert len(history[2]) < 40  # early stopping ended it
+    assert json.loads((out / "history.json").read_text()) == history
+    assert (out / "model.npz").read_bytes() == (expected / "model.npz").read_bytes()
+    assert not (out / "checkpoints").exists()

@@ -4,7 +4,7 @@ whole training state, to continue an interrupted fit exactly) and `ModelCheckpoi
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import sys
 from pathlib import Path
 
@@ -44,7 +44,8 @@ class BackupAndRestore(Callback):
 
     interrupt: called after every step; when it returns true, a checkpoint is
     written and fit raises `TrainingInterrupted` (a signal handler sets a flag, say).
-    delete_at_end: remove the checkpoints when training ends, as Keras does.
+    delete_at_end: remove the checkpoints when training ends, as Keras does (and
+    `directory`, if nothing else is in it).
     extra: JSON values (and arrays) saved in every checkpoint as its "extra" entry
     (a training run records its settings there).
     """
@@ -56,8 +57,12 @@ class BackupAndRestore(Callback):
         delete_at_end: bool = True, interrupt=None, say=None, extra=None,
     ):  # fmt: skip
         self.directory = Path(directory)
-        self.save_every = None if save_every is None else check_int("save_every", save_every)  # fmt: skip
-        self.keep = check_int("keep", keep)
+        if save_every is not None:
+            save_every = check_int("BackupAndRestore save_every", save_every)
+        self.save_every, self.keep = (
+            save_every,
+            check_int("BackupAndRestore keep", keep),
+        )
         self.delete_at_end, self.interrupt, self.extra = delete_at_end, interrupt, extra
         self.say = say or (lambda text: print(text, file=sys.stderr))
         self.restored_from: Path | None = None  # the checkpoint fit continued from
@@ -96,7 +101,8 @@ class BackupAndRestore(Callback):
         if self.delete_at_end:
             for path in checkpoint_paths(self.directory):
                 path.unlink(missing_ok=True)
-            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # only if nothing else is in it
+                self.directory.rmdir()
 
     def save(self) -> Path:
         """Write a checkpoint of the training state now; returns its path."""

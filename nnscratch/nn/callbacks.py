@@ -159,7 +159,8 @@ class History(Callback):
 
 
 def monitor_mode(who: str, monitor: str, mode: str) -> str:
-    """ "min" or "max" for `mode` ("auto": max for accuracies, else min)."""
+    """Which way `monitor` improves: `mode` checked, "auto" resolved (max for
+    accuracies, else min)."""
     if mode == "auto":
         mode = "max" if "acc" in monitor else "min"
     if mode not in ("min", "max"):

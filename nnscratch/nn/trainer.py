@@ -180,7 +180,7 @@ class Trainer:
             "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
                            "seconds": epoch_seconds},
             "train_seconds": self.train_seconds,
-            "layers": model_description(self.model)["layers"],
+            "model": self._architecture(),
             "weights": self.model.get_weights(),
             "optimizer": self.optimizer.get_state(),
             "generators": generators,
@@ -218,9 +218,15 @@ class Trainer:
         self._epoch_started = now - float(sums["seconds"])
         self._seconds_before, self._started = float(state["train_seconds"]), now
 
+    def _architecture(self) -> dict:
+        """The layers (classes and settings) and which are frozen, as JSON has them."""
+        description = model_description(self.model)
+        keys = ("layers", "frozen")
+        return json.loads(json.dumps({key: description[key] for key in keys}))
+
     def _check_fits(self, state: dict, callbacks: list[str]) -> None:
         """NnscratchError unless `state` is of this model, data, fit and callbacks."""
-        position, layers = state["position"], model_description(self.model)["layers"]
+        position = state["position"]
         if position["data"] != self.batches.digest():
             raise NnscratchError(
                 "the checkpoint is of a fit on other data (with another split or "
@@ -231,9 +237,9 @@ class Trainer:
                 f"the checkpoint is of a fit of {position['steps']} steps an epoch; "
                 f"this one has {self.batches.steps} (another batch_size?)"
             )
-        if state["layers"] != json.loads(json.dumps(layers)):
+        if state["model"] != self._architecture():
             raise NnscratchError(
-                "the checkpoint is of another model: its layers differ"
+                "the checkpoint is of another model: its layers or frozen ones differ"
             )
         saved = [c["class"] for c in state["callbacks"]]
         if saved != callbacks:

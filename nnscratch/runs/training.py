@@ -131,7 +131,8 @@ def run_training(
     """
     if not isinstance(settings, RunSettings):
         raise TypeError(f"settings: expected a RunSettings, got {type(settings)}")
-    build_optimizer(settings), build_schedule(settings), build_augment(settings)
+    for build in (build_optimizer, build_schedule, build_augment):
+        build(settings)  # fails before anything is loaded or made, if it must
     if checkpoint_every is not None:
         checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
     # found once: the folder is recorded (absolute, so that `nnscratch report` and
@@ -144,7 +145,7 @@ def run_training(
         claim_run_dir(run_dir, overwrite)
         run = {
             "config": run_config(settings, folder, len(data.train[0])),
-            "limit": limit,
+            "limit": int(limit) if limit else None,
             "report": bool(report),
             "checkpoint_every": checkpoint_every,
             "data_digest": data.digest(),
@@ -210,7 +211,8 @@ def _say(text: str) -> None:
 
 def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
     """The run a checkpoint records (its "extra"), checked, and its settings."""
-    run = state.get("extra", {}).get("run") if isinstance(state, dict) else None
+    extra = state.get("extra")
+    run = extra.get("run") if isinstance(extra, dict) else None
     kinds = {"config": dict, "limit": (int, type(None)), "report": bool,
              "checkpoint_every": (int, type(None)), "data_digest": str}  # fmt: skip
     if not isinstance(run, dict) or not all(
