@@ -147,6 +147,12 @@ def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
         z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
     with pytest.raises(NnscratchError, match="format version 2; this nnscratch reads"):
         read_checkpoint(path)
+    with zipfile.ZipFile(path, "w") as z:  # never unpickled
+        meta = b'{"format": "nnscratch-checkpoint", "version": 1, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+        z.writestr("a.npy", npy(np.array([print], dtype=object)))
+    with pytest.raises(CheckpointError, match="'a.npy' holds Python objects"):
+        read_checkpoint(path)
     save_next(tmp_path / "all", state)
     damage(checkpoint_paths(tmp_path / "all")[0])
     with pytest.raises(CheckpointError, match="no checkpoint before it is whole"):
@@ -157,7 +163,7 @@ def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
 
 def npy(array):
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, array)
+    np.lib.format.write_array(buffer, array, allow_pickle=True)
     return buffer.getvalue()
 
 

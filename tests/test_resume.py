@@ -306,11 +306,13 @@ def test_two_runs_on_one_folder_at_once_one_is_refused(data_folder, tmp_path):
 
 def test_a_locked_run_directory_is_refused_in_one_line(data_folder, tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.json").write_text("{}")
     with RunLock(tmp_path, "nnscratch train --out elsewhere"):
         assert cli.main(train_args(data_folder, tmp_path)) == 1
         assert cli.main(["train", "--resume", str(tmp_path)]) == 1
+        assert cli.main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2
+    assert len(err) == 3
     for line in err:
         assert line.startswith(f"error: {tmp_path} is in use by another run (pid ")
         assert "nnscratch train --out elsewhere, since" in line
