@@ -1,14 +1,22 @@
 """nnscratch: a neural network written from scratch in NumPy.
 
 The public names are re-exported here: layers, losses, optimisers, schedules, the
-`Sequential` model, callbacks, `load_model`, `load_dataset` and the errors.
+`Sequential` model, callbacks (checkpoints too), `load_model`, `load_dataset` and the
+errors.
 """
 
 from .data.augment import Augment
 from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
-from .errors import DataError, ModelFileError, NnscratchError, TrainingDivergedError
+from .errors import (
+    CheckpointError,
+    DataError,
+    ModelFileError,
+    NnscratchError,
+    TrainingDivergedError,
+)
 from .nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .nn.backup import BackupAndRestore, ModelCheckpoint, TrainingInterrupted
 from .nn.callbacks import Callback, CallbackList, EarlyStopping, History
 from .nn.conv import Conv2D
 from .nn.custom import register
@@ -43,10 +51,12 @@ __all__ = [
     "AdamW",
     "Augment",
     "AvgPool2D",
+    "BackupAndRestore",
     "BatchNorm",
     "BinaryCrossEntropy",
     "Callback",
     "CallbackList",
+    "CheckpointError",
     "Constant",
     "Conv2D",
     "CosineDecay",
@@ -65,6 +75,7 @@ __all__ = [
     "MeanAbsoluteError",
     "MeanSquaredError",
     "Metric",
+    "ModelCheckpoint",
     "ModelFileError",
     "NnscratchError",
     "RMSprop",
@@ -78,6 +89,7 @@ __all__ = [
     "Tanh",
     "TopKAccuracy",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "__version__",
     "load_dataset",
     "load_model",

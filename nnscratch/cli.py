@@ -18,6 +18,7 @@ from .errors import NnscratchError
 from .imaging import images
 from .nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
 from .runs.presets import PRESETS
+from .runs.signals import RunInterrupted, SignalInterrupt, sigterm_interrupts
 
 
 def _sizes(value: str | None, option: str) -> list[int] | None:
@@ -144,14 +145,40 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     help="Replace the run already in --out (otherwise an error).",
 )
 @click.option("--no-report", is_flag=True, help="Skip the figures and report.html.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    help="Also write a checkpoint every N steps (one is written every epoch).",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    metavar="RUN_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Continue the interrupted run in RUN_DIR, with its recorded settings.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 def train(
-    dataset, data_dir, preset, limit, out, overwrite, no_report, quiet, **options
-) -> None:
-    """Train a network and write a run directory (model, history, metrics, report)."""
-    from .runs.presets import preset_settings
-    from .runs.training import run_training
+    dataset, data_dir, preset, limit, out, overwrite, no_report, checkpoint_every,
+    resume_dir, quiet, **options,
+):  # fmt: skip
+    """Train a network and write a run directory (model, history, metrics, report).
 
+    Ctrl-C or SIGTERM stops it after the current step with a checkpoint; --resume
+    continues it exactly."""
+    from .runs.presets import preset_settings
+    from .runs.training import resume_training, run_training
+
+    if resume_dir is not None:
+        source = click.get_current_context().get_parameter_source
+        given = [f"--{k.replace('_', '-')}" for k in ("dataset", "data_dir", "preset",
+                 "limit", "out", "overwrite", "no_report", "checkpoint_every", *options)
+                 if source(k) == click.core.ParameterSource.COMMANDLINE]  # fmt: skip
+        if given:
+            raise click.UsageError(
+                f"--resume takes the run's settings: drop {given[0]}"
+            )
+        return resume_training(resume_dir, verbose=0 if quiet else 1)
     options["hidden"] = _sizes(options["hidden"], "--hidden")
     given = {k: v for k, v in options.items() if v is not None}
     if "batch_size" in given:  # None ('full') is a value there, not "not given"
@@ -165,6 +192,7 @@ def train(
         report=not no_report,
         verbose=0 if quiet else 1,
         overwrite=overwrite,
+        checkpoint_every=checkpoint_every,
     )
 
 
@@ -344,13 +372,18 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 on success)."""
     try:
-        result = cli.main(args=argv, prog_name="nnscratch", standalone_mode=False)
+        with sigterm_interrupts():  # SIGTERM stops a command as Ctrl-C does
+            result = cli.main(args=argv, prog_name="nnscratch", standalone_mode=False)
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.Abort:
+    except click.Abort as e:
         click.echo("aborted", err=True)
-        return 130
+        signal = e.__cause__
+        return signal.exit_code if isinstance(signal, SignalInterrupt) else 130
+    except RunInterrupted as e:
+        click.echo(str(e), err=True)
+        return e.exit_code
     except NnscratchError as e:
         click.echo(f"error: {e}", err=True)
         return 1

@@ -29,6 +29,11 @@ class NonFiniteOutputError(NnscratchError, FloatingPointError):
     """A model's outputs hold NaN or infinity (its weights overflow float32)."""
 
 
+class CheckpointError(NnscratchError):
+    """A checkpoint file is damaged (unreadable, or not what it says it is), or could
+    not be written."""
+
+
 def is_whole_number(value) -> bool:
     """An int or NumPy integer, but not a bool (True is an int to Python)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

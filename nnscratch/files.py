@@ -49,6 +49,35 @@ def atomic_open(path, mode: str = "wb"):
         raise
 
 
+TEMP_PATTERN = ".*.tmp"  # what `atomic_open` names its temporary files
+
+
+def remove_temp_files(folder) -> list[Path]:
+    """Delete the temporary files that `atomic_open` leaves in `folder` when its
+    process is killed mid-write; returns them. Only safe while no other process
+    writes there (the run directory's lock says so)."""
+    removed = []
+    for path in sorted(Path(folder).glob(TEMP_PATTERN)):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def fsync_directory(folder) -> None:
+    """Make the renames and deletions in `folder` durable (a crash of the machine
+    after this cannot lose a renamed file). Where folders cannot be opened (Windows),
+    nothing."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def usual_permissions(path) -> None:
     """Give a file from `tempfile.mkstemp` (made 0600) the permissions a new file gets."""
     os.chmod(path, 0o666 & ~_umask())

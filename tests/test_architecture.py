@@ -154,15 +154,16 @@ def test_the_rule_sees_relative_and_in_function_imports(tmp_path, monkeypatch):
 
 
 PUBLIC_NAMES = [
-    "Accuracy", "Activation", "Adam", "AdamW", "Augment", "AvgPool2D", "BatchNorm",
-    "BinaryCrossEntropy", "CLASS_NAMES", "Callback", "CallbackList", "Constant",
-    "Conv2D", "CosineDecay", "DataError", "Dense", "Dropout", "EarlyStopping",
-    "ExponentialDecay", "Flatten", "GlobalAvgPool2D", "History", "Layer", "LeakyReLU",
-    "Loss", "MaxPool2D", "MeanAbsoluteError", "MeanSquaredError", "Metric",
+    "Accuracy", "Activation", "Adam", "AdamW", "Augment", "AvgPool2D",
+    "BackupAndRestore", "BatchNorm", "BinaryCrossEntropy", "CLASS_NAMES", "Callback",
+    "CallbackList", "CheckpointError", "Constant", "Conv2D", "CosineDecay",
+    "DataError", "Dense", "Dropout", "EarlyStopping", "ExponentialDecay", "Flatten",
+    "GlobalAvgPool2D", "History", "Layer", "LeakyReLU", "Loss", "MaxPool2D",
+    "MeanAbsoluteError", "MeanSquaredError", "Metric", "ModelCheckpoint",
     "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD",
     "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
-    "TopKAccuracy", "TrainingDivergedError", "__version__", "load_dataset",
-    "load_model", "register", "set_seed",
+    "TopKAccuracy", "TrainingDivergedError", "TrainingInterrupted", "__version__",
+    "load_dataset", "load_model", "register", "set_seed",
 ]  # fmt: skip
 
 

@@ -7,6 +7,8 @@ Shapes: images (N, ...) uint8 or float, labels (N,) or targets (N, C); a batch i
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..errors import NnscratchError
@@ -61,17 +63,33 @@ class EpochBatches:
     def steps(self) -> int:
         return len(self.bounds)
 
-    def epoch(self):
-        """Yield (step, first index, x batch, y batch, weights batch or None); x is
-        float32, valid until the next batch."""
+    def digest(self) -> str:
+        """A fingerprint of the training arrays (a checkpoint tells other data by it)."""
+        if getattr(self, "_digest", None) is None:
+            h = hashlib.blake2b(digest_size=16)
+            for array in (self.x, self.y, self.weights):
+                if array is not None:
+                    h.update(f"{array.dtype.str}{array.shape}".encode())
+                    h.update(np.ascontiguousarray(array).data)
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def epoch(self, first_step: int = 0):
+        """Yield (step, first index, x batch, y batch, weights batch or None) from
+        `first_step` on; x is float32, valid until the next batch.
+
+        `start_state` keeps the shuffling generator's state from before this epoch's
+        order was drawn: restored, the same order comes again (a checkpoint taken
+        mid-epoch continues the epoch from it)."""
         if self.rng is not None:
+            self.start_state = self.rng.bit_generator.state
             order = self.rng.permutation(len(self.x))
             originals = (self.x, self.y, self.weights)
             for original, shuffled in zip(originals, self._shuffled):
                 # mode="clip": the default "raise" writes to a temporary copy first
                 np.take(original, order, axis=0, out=shuffled, mode="clip")
         x, y, *weights = self._shuffled
-        for step, (start, end) in enumerate(self.bounds):
+        for step, (start, end) in enumerate(self.bounds[first_step:], first_step):
             wb = weights[0][start:end] if weights else None
             yield (
                 step,

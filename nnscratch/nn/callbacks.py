@@ -2,11 +2,14 @@
 
 `fit` talks to one `CallbackList`, which passes every hook on to each callback: the
 `History` it returns, the progress display (`progress.ProgressBar`) and the user's.
+Checkpoints (`backup.BackupAndRestore`) save each callback's `get_state()`.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
 
@@ -18,9 +21,15 @@ class Callback:
     {"accuracy"} (the epoch's so far) and {"size"} (the batch's examples); per epoch
     {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}.
     Set `self.model.stop_training = True` to end training after this epoch.
+
+    A callback that keeps something from epoch to epoch returns it from `get_state`
+    (JSON values and NumPy arrays), so a checkpoint saves it and `set_state` puts it
+    back when training continues. `trainer` is the `trainer.Trainer` running fit.
     """
 
     model = None
+    trainer = None
+    runs_last = False  # True: fit calls it after the others, whatever its place
 
     def set_model(self, model) -> None:
         """Called by `fit` before training starts: the model being trained."""
@@ -44,6 +53,13 @@ class Callback:
     def on_train_end(self, logs: dict | None = None) -> None:
         """Called once after the last epoch (also after early stopping)."""
 
+    def get_state(self) -> dict | None:
+        """What this callback has gathered so far (None: nothing to save)."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Take back what `get_state` gave (training continues from a checkpoint)."""
+
 
 def check_callbacks(callbacks) -> list[Callback]:
     """`callbacks` (None, a list or a tuple of Callback objects) as a new list."""
@@ -64,7 +80,8 @@ class CallbackList(Callback):
     """
 
     def __init__(self, callbacks=None, model=None):
-        self.callbacks = check_callbacks(callbacks)
+        callbacks = check_callbacks(callbacks)
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.runs_last)  # stable
         if model is not None:
             self.set_model(model)
 
@@ -72,6 +89,11 @@ class CallbackList(Callback):
         self.model = model
         for cb in self.callbacks:
             cb.set_model(model)
+
+    def set_trainer(self, trainer) -> None:
+        self.trainer = trainer
+        for cb in self.callbacks:
+            cb.trainer = trainer
 
     def on_train_begin(self, logs=None):
         for cb in self.callbacks:
@@ -120,6 +142,51 @@ class History(Callback):
     def on_epoch_end(self, epoch, logs):
         self.append(epoch, logs)
 
+    def get_state(self):
+        return {
+            "history": self.history,
+            "epoch": self.epoch,
+            # an array: thousands of floats, exact, and smaller than JSON
+            "batch_losses": np.array(self.batch_losses, dtype=np.float64),
+        }
+
+    def set_state(self, state):
+        self.history = {
+            str(k): [float(v) for v in values] for k, values in state["history"].items()
+        }
+        self.epoch = [int(e) for e in state["epoch"]]
+        self.batch_losses = np.asarray(state["batch_losses"], np.float64).tolist()
+
+
+def monitor_mode(who: str, monitor: str, mode: str) -> str:
+    """Which way `monitor` improves: `mode` checked, "auto" resolved (max for
+    accuracies, else min)."""
+    if mode == "auto":
+        mode = "max" if "acc" in monitor else "min"
+    if mode not in ("min", "max"):
+        raise NnscratchError(f"{who}: mode must be min, max or auto, got {mode!r}")
+    return mode
+
+
+def monitored(who: str, monitor: str, logs: dict) -> float:
+    """The value of `monitor` in an epoch's logs; a clear error if it is not there."""
+    if monitor not in logs:
+        known = ", ".join(logs)
+        raise NnscratchError(
+            f"{who}: no metric {monitor!r} (have {known}); "
+            "pass validation data to monitor val_* metrics"
+        )
+    return logs[monitor]
+
+
+def improves(value: float, best: float | None, mode: str, min_delta=0.0) -> bool:
+    """Whether `value` beats `best` (None: nothing yet) by more than `min_delta`."""
+    if best is None:
+        return True
+    if mode == "min":
+        return value < best - min_delta
+    return value > best + min_delta
+
 
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
@@ -136,36 +203,20 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = True,
     ):
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
-        if mode not in ("min", "max"):
-            raise NnscratchError(
-                f"EarlyStopping: mode must be min, max or auto, got {mode!r}"
-            )
+        self.mode = monitor_mode("EarlyStopping", monitor, mode)
         self.monitor = monitor
         self.patience = check_int("EarlyStopping patience", patience, 0)
         self.min_delta = check_float("EarlyStopping min_delta", min_delta, 0)
-        self.mode, self.restore_best_weights = mode, restore_best_weights
+        self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch, self.wait, self.stopped_epoch = None, 0, None
         self.best_weights = None
 
-    def _improved(self, value: float) -> bool:
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_epoch_end(self, epoch, logs):
-        if self.monitor not in logs:
-            known = ", ".join(logs)
-            raise NnscratchError(
-                f"EarlyStopping: no metric {self.monitor!r} (have {known}); "
-                "pass validation data to monitor val_* metrics"
-            )
-        value = logs[self.monitor]
-        if self._improved(value):
+        value = monitored("EarlyStopping", self.monitor, logs)
+        if improves(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
@@ -178,3 +229,17 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def get_state(self):
+        names = ("best", "best_epoch", "wait", "stopped_epoch", "best_weights")
+        return {name: getattr(self, name) for name in names}
+
+    def set_state(self, state):
+        self.best = float(state["best"])
+        self.best_epoch, self.stopped_epoch = (
+            state["best_epoch"],
+            state["stopped_epoch"],
+        )
+        self.wait = check_int("EarlyStopping wait", state["wait"], 0)
+        weights = state["best_weights"]
+        self.best_weights = None if weights is None else dict(weights)

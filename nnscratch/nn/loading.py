@@ -18,8 +18,8 @@ from .layer import Layer, deferred_weights
 from .model import Sequential
 from .npz import open_model_archive
 from .parameters import all_layers, walk
-from .registry import LAYERS, LOSSES
-from .saving import FORMAT, META_KEY, VERSION
+from .registry import LAYERS, LOSSES, OPTIMIZERS
+from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
 
 
 def _parse_description(path: Path, raw: np.ndarray) -> dict:
@@ -44,7 +44,7 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
     if not isinstance(meta.get("layers"), list) or not meta["layers"]:
         raise ModelFileError(f"{path}: the model description lists no layers")
     checks = [("loss", str), ("loss_config", dict), ("metadata", dict),
-              ("class_names", list), ("frozen", list)]  # fmt: skip
+              ("class_names", list), ("frozen", list), ("optimizer", dict)]  # fmt: skip
     for key, kind in checks:
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise ModelFileError(f"{path}: {key!r} must be a {kind.__name__}")
@@ -142,11 +142,33 @@ def load_model(path, custom_objects: dict | None = None) -> Sequential:
     custom_objects = dict(custom_objects or {})
     with open_model_archive(path, META_KEY) as archive:
         meta = _parse_description(path, archive.description())
-        model = _build_model(path, meta, archive.headers, custom_objects)
+        saved_optimizer = [n for n in archive.headers if n.startswith(OPTIMIZER_PREFIX)]
+        weights = {n: h for n, h in archive.headers.items() if n not in saved_optimizer}
+        model = _build_model(path, meta, weights, custom_objects)
         _read_weights(path, model, archive)
+        optimizer_arrays = {name: archive.read(name) for name in saved_optimizer}
     model.loss = _loss(path, meta, custom_objects)
     model.metadata = meta.get("metadata") or {}
+    model.optimizer = _optimizer(path, meta.get("optimizer"), optimizer_arrays)
     return model
+
+
+def _optimizer(path: Path, entry, arrays: dict):
+    """The optimiser a file saved with `include_optimizer` holds, with its state."""
+    if entry is None and not arrays:
+        return None
+    state: dict = {}
+    for name, array in arrays.items():
+        group, _, key = name.removeprefix(OPTIMIZER_PREFIX).rpartition("/")
+        state.setdefault(group, {})[key] = array
+    try:
+        optimizer = OPTIMIZERS.get_class(entry["class"])(**entry["config"])
+        optimizer.set_state({**entry, "state": state})
+    except (KeyError, TypeError, ValueError, NnscratchError) as e:
+        raise ModelFileError(
+            f"{path}: the saved optimizer is not valid ({e})"
+        ) from None
+    return optimizer
 
 
 def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):

@@ -134,7 +134,9 @@ class Sequential(Network):
         given) fixes shuffling, the validation split, dropout and augmentation; the
         initial weights come from the layers (their `rng`), the model's `seed` or
         `set_seed`. `callbacks` run after the History and, unless verbose=0, the
-        ProgressBar (a bar on a terminal and one line per epoch).
+        ProgressBar (a bar on a terminal and one line per epoch); a
+        `BackupAndRestore` among them continues an interrupted fit from its last
+        checkpoint.
         """
         if loss is not None:
             self.loss = get_loss(loss)
@@ -240,6 +242,8 @@ class Sequential(Network):
         return xv, yv, example_weights(wv, None, yv, len(xv))
 
     # ----- description and files -----------------------------------------------------------
-    def save(self, path) -> None:
-        """Write weights and architecture to one .npz, atomically (see `saving`)."""
-        save_model(self, path)
+    def save(self, path, include_optimizer: bool = False) -> None:
+        """Write weights and architecture to one .npz, atomically (see `saving`);
+        with `include_optimizer`, the optimiser's state too, so that `fit` on the
+        loaded model continues where this one stopped."""
+        save_model(self, path, include_optimizer)

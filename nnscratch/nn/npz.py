@@ -71,7 +71,7 @@ class ModelArchive:
 
     def __init__(self, path: Path, archive: zipfile.ZipFile, description_key: str):
         self.path, self.archive = path, archive
-        self.members = _members(path, archive)
+        self.members = zip_members(path, archive)
         description = self.members.pop(description_key, None)
         if description is None:
             raise ModelFileError(
@@ -79,7 +79,7 @@ class ModelArchive:
             )
         if description.file_size > MAX_DESCRIPTION_BYTES:
             raise ModelFileError(f"{path}: the model description is too large")
-        _read_header(path, archive, description)
+        read_npy_header(path, archive, description)
         self._description = description
         self.headers = self._weight_headers()
 
@@ -88,7 +88,7 @@ class ModelArchive:
         MAX_MODEL_BYTES in all (a small file cannot make loading allocate much)."""
         headers, total = {}, 0
         for name, member in self.members.items():
-            shape, dtype, size = _read_header(self.path, self.archive, member)
+            shape, dtype, size = read_npy_header(self.path, self.archive, member)
             if not np.issubdtype(dtype, np.floating):
                 raise ModelFileError(
                     f"{self.path}: array {name!r} has dtype {dtype}, expected float"
@@ -105,6 +105,11 @@ class ModelArchive:
     def description(self) -> np.ndarray:
         """The raw description array (checked to be small)."""
         with _reading(self.path), self.archive.open(self._description) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+
+    def read(self, name: str) -> np.ndarray:
+        """Array `name` as a new array (for the small ones: an optimiser's state)."""
+        with _reading(self.path), self.archive.open(self.members[name]) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
 
     def read_into(self, name: str, target: np.ndarray) -> None:
@@ -157,7 +162,7 @@ def _reading(path: Path):
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
 
 
-def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+def zip_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """Array name -> zip member: only .npy members, each name once."""
     members = {}
     for member in archive.infolist():
@@ -170,7 +175,7 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
     return members
 
 
-def _read_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
+def read_npy_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
     """(shape, dtype, data bytes) from a .npy member's header, the data unread. The
     header must promise exactly the bytes the member holds, and no Python objects."""
     with archive.open(member) as f:
@@ -201,3 +206,9 @@ def _read_exactly(f, buffer: memoryview) -> None:
         if not n:
             raise EOFError(f"the array ends after {filled:,} of {len(buffer):,} bytes")
         filled += n
+
+
+def read_npy_array(archive: zipfile.ZipFile, member) -> np.ndarray:
+    """A .npy member whose header `read_npy_header` has checked, as a new array."""
+    with archive.open(member) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import NnscratchError, check_float
+from ..errors import NnscratchError, check_float, check_int
 from .registry import OPTIMIZERS
 from .workspace import Workspace
 
@@ -67,6 +67,39 @@ class Optimizer(ABC):
     def get_config(self) -> dict:
         """Constructor arguments as JSON values (recorded with a training run)."""
         return {"lr": self.lr}
+
+    def get_state(self) -> dict:
+        """What `set_state` needs to continue exactly: class, settings, step count and
+        the state arrays by name ({"all": {"m": ..., "v": ...}}), the optimiser's own
+        (not copies: write or copy them before the next step)."""
+        return {
+            "class": type(self).__name__,
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "state": {name: dict(arrays) for name, arrays in self.state.items()},
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Continue from `get_state`'s dict, which must come from an optimiser of the
+        same class and settings (the learning rate may differ: schedules change it)."""
+        if state["class"] != type(self).__name__:
+            raise NnscratchError(
+                f"optimizer: the state is an {state['class']}'s, this is {self!r}"
+            )
+        mine, theirs = self.get_config(), state["config"]
+        for key in mine.keys() - {"lr"}:
+            if theirs.get(key) != mine[key]:
+                raise NnscratchError(
+                    f"optimizer: the state was saved with {key}={theirs.get(key)!r}, "
+                    f"this {type(self).__name__} has {mine[key]!r}"
+                )
+        arrays = {
+            str(name): {str(k): np.array(v) for k, v in entries.items()}
+            for name, entries in state["state"].items()
+        }
+        self.lr = check_float("optimizer lr", theirs["lr"], 0, open_low=True)
+        self.iterations = check_int("optimizer iterations", state["iterations"], 0)
+        self.state = arrays
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

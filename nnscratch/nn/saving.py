@@ -4,7 +4,11 @@ Layout of the file (a zip of .npy arrays):
 - "__model__": the JSON description as a uint8 array of UTF-8 bytes: format name and
   version, every layer's class and constructor arguments, input shape, class names,
   preprocessing, loss, and free-form metadata (training settings);
-- "<layer index>.<name>": every parameter and state array, e.g. "0.W", "3.running_mean".
+- "<layer index>.<name>": every parameter and state array, e.g. "0.W", "3.running_mean";
+- with `include_optimizer`, "optimizer/<name>/<key>": the optimiser's state arrays
+  (its class, settings and step count are in the description's "optimizer").
+
+The zip members carry a fixed date, so the same model gives the same bytes.
 
 Reading it back, with every check a file from elsewhere needs, is `loading`.
 """
@@ -12,6 +16,7 @@ Reading it back, with every check a file from elsewhere needs, is `loading`.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,8 @@ from .parameters import all_layers
 FORMAT = "nnscratch-model"
 VERSION = 1
 META_KEY = "__model__"
+OPTIMIZER_PREFIX = "optimizer/"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no clock in the bytes
 
 
 def model_description(model) -> dict:
@@ -56,13 +63,36 @@ def frozen_layers(layers) -> list[str]:
     return frozen
 
 
-def save_model(model, path) -> None:
-    """Write `model` to `path` (.npz) atomically: a temporary file, then a rename."""
+def save_model(model, path, include_optimizer: bool = False) -> None:
+    """Write `model` to `path` (.npz) atomically: a temporary file, then a rename.
+
+    With `include_optimizer`, the optimiser of its last fit too (class, settings,
+    step count, moments): the loaded model's next `fit` continues it."""
     path = Path(path)
-    text = json.dumps(model_description(model))
-    arrays = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
-    arrays.update(model.get_weights())
+    description = model_description(model)
+    arrays = model.get_weights()
+    optimizer = getattr(model, "optimizer", None)
+    if include_optimizer and optimizer is not None:
+        state = optimizer.get_state()
+        description["optimizer"] = {k: v for k, v in state.items() if k != "state"}
+        for name, entries in state["state"].items():
+            for key, array in entries.items():
+                arrays[f"{OPTIMIZER_PREFIX}{name}/{key}"] = array
+    text = json.dumps(description)
+    arrays = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
     if not path.parent.is_dir():
         raise NnscratchError(f"save: directory {path.parent} does not exist")
     with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
+        write_npz(f, arrays)
+
+
+def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez's layout (a zip of "<name>.npy" members, stored), with a fixed date
+    on every member: the same arrays always give the same bytes."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(
+                    member, np.asanyarray(array), allow_pickle=False
+                )

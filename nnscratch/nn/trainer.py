@@ -1,18 +1,21 @@
 """The loop behind `Sequential.fit`: epochs of mini-batch steps, each reported to the
-callbacks (which record the History and show the progress)."""
+callbacks (which record the History and show the progress), and the state of that
+loop that a checkpoint holds (`Trainer.state`, `Trainer.restore`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
 import numpy as np
 
-from ..errors import TrainingDivergedError, check_int
+from ..errors import NnscratchError, TrainingDivergedError, check_int
 from .batches import EpochBatches
 from .callbacks import CallbackList
 from .optimizers import Optimizer
 from .parameters import all_layers
+from .saving import model_description
 from .seeding import new_seed
 
 # A loss above this has diverged even where it is still finite: cross-entropy starts
@@ -29,6 +32,9 @@ class Trainer:
     lr_schedule(epoch_float): sets `optimizer.lr` before every step.
     The optimiser steps once per batch on the model's trainable parameters, a slice
     of its flat parameter buffer.
+
+    Where it is: `epoch` (0-based, the one in progress or next) and `step` (the steps
+    of it done); a checkpoint taken now continues from there (`state`).
     """
 
     def __init__(
@@ -39,6 +45,12 @@ class Trainer:
         self.metrics = list(metrics)
         self.augment, self.augment_rng = augment, augment_rng
         self.lr_schedule = lr_schedule
+        callbacks.set_trainer(self)
+        self.batches: EpochBatches | None = None
+        self.epochs = self.epoch = self.step = 0
+        self._sums = (0.0, [0.0] * len(self.metrics), 0)  # loss, metrics, examples
+        now = time.perf_counter()
+        self._started, self._epoch_started, self._seconds_before = now, now, 0.0
 
     def run(
         self, batches: EpochBatches, epochs: int, validation_data=None,
@@ -49,11 +61,16 @@ class Trainer:
         validation_data: (x, y, sample_weight or None) evaluated after every epoch,
         into its logs as val_loss and val_<metric>.
         """
+        self.batches, self.epochs = batches, epochs
+        self.epoch, self.step = 0, 0
+        self._started = time.perf_counter()
         self.model.stop_training = False
-        self.callbacks.on_train_begin()
-        for epoch in range(epochs):
+        self.callbacks.on_train_begin()  # a BackupAndRestore may move epoch and step
+        while self.epoch < epochs and not self.model.stop_training:
+            epoch = self.epoch
             self.callbacks.on_epoch_begin(epoch)
-            started = time.perf_counter()
+            if self.step == 0:
+                self._epoch_started = time.perf_counter()
             logs = self.train_epoch(batches, epoch)
             if validation_data is not None:
                 xv, yv, wv = validation_data
@@ -62,19 +79,20 @@ class Trainer:
                 )
                 logs.update({f"val_{name}": value for name, value in val.items()})
             logs["lr"] = self.optimizer.lr
-            logs["seconds"] = time.perf_counter() - started
+            logs["seconds"] = time.perf_counter() - self._epoch_started
+            self.epoch, self.step = epoch + 1, 0
+            self._sums = (0.0, [0.0] * len(self.metrics), 0)
             self.callbacks.on_epoch_end(epoch, logs)
-            if self.model.stop_training:
-                break
         self.callbacks.on_train_end()
 
     def train_epoch(self, batches: EpochBatches, epoch: int) -> dict:
-        """One pass over the data; returns {"loss", metrics...} weighted by batch size."""
-        total_loss, totals, seen = 0.0, [0.0] * len(self.metrics), 0
+        """The rest of an epoch, from `self.step` (0: all of it); returns {"loss",
+        metrics...} of the whole epoch, weighted by batch size."""
+        total_loss, totals, seen = self._sums
         # a diverging loss is caught in train_step; NumPy's overflow warnings would
         # only add noise
         with np.errstate(over="ignore", invalid="ignore"):
-            for step, start, xb, yb, wb in batches.epoch():
+            for step, start, xb, yb, wb in batches.epoch(self.step):
                 self.callbacks.on_batch_begin(step)
                 loss, batch_totals = self.train_step(
                     xb, yb, wb, epoch, step, batches.steps
@@ -82,6 +100,7 @@ class Trainer:
                 total_loss += loss * len(yb)
                 totals = [a + b for a, b in zip(totals, batch_totals)]
                 seen = start + len(yb)
+                self.step, self._sums = step + 1, (total_loss, totals, seen)
                 logs = {"loss": loss, **self._averages(totals, seen), "size": len(yb)}
                 self.callbacks.on_batch_end(step, logs)
         return {"loss": total_loss / seen, **self._averages(totals, seen)}
@@ -121,6 +140,120 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):
             loss, totals = self.train_step(xb, yb, wb, 0, 0, 1)
         return {"loss": loss, **self._averages(totals, len(yb))}
+
+    # ----- checkpoints ----------------------------------------------------------------
+    @property
+    def train_seconds(self) -> float:
+        """Time spent in `run`, with that of the runs a checkpoint continues."""
+        return self._seconds_before + time.perf_counter() - self._started
+
+    def _generators(self) -> dict:
+        """Every random generator of the fit: shuffling, augmentation, the layers'."""
+        layers = {
+            prefix: layer.rng
+            for prefix, layer, _ in all_layers(self.model.layers)
+            if isinstance(getattr(layer, "rng", None), np.random.Generator)
+        }
+        return {"shuffle": self.batches.rng, "augment": self.augment_rng, **layers}
+
+    def state(self) -> dict:
+        """Everything `restore` needs to go on exactly as if never stopped: where it
+        is, the epoch's running sums, weights (and batch-norm statistics), the
+        optimiser, every random generator, and each callback's `get_state()` (the
+        History, early stopping's best weights...). JSON values and arrays.
+
+        The shuffling generator is saved as it was before the epoch's order was drawn
+        (`EpochBatches.epoch`), so a checkpoint mid-epoch continues the same order."""
+        total_loss, totals, seen = self._sums
+        generators = {}
+        for name, rng in self._generators().items():
+            if name == "shuffle" and rng is not None and self.step:
+                generators[name] = self.batches.start_state
+            else:
+                generators[name] = None if rng is None else rng.bit_generator.state
+        epoch_seconds = time.perf_counter() - self._epoch_started if self.step else 0.0
+        return {
+            "position": {
+                "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
+                "steps": self.batches.steps, "data": self.batches.digest(),
+                "stop_training": bool(self.model.stop_training),
+            },
+            "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
+                           "seconds": epoch_seconds},
+            "train_seconds": self.train_seconds,
+            "model": self._architecture(),
+            "weights": self.model.get_weights(),
+            "optimizer": self.optimizer.get_state(),
+            "generators": generators,
+            "callbacks": [
+                {"class": type(cb).__name__, "state": state}
+                for cb, state in self._callback_states()
+            ],
+        }  # fmt: skip
+
+    def _callback_states(self) -> list[tuple]:
+        callbacks = self.callbacks.callbacks
+        return [(cb, s) for cb in callbacks if (s := cb.get_state()) is not None]
+
+    def restore(self, state: dict) -> None:
+        """Continue from a `state()` dict (read from a checkpoint). NnscratchError if
+        it comes from another model, other data or other callbacks; KeyError,
+        TypeError or ValueError if it is not such a dict."""
+        position, callbacks = state["position"], self._callback_states()
+        self._check_fits(state, [type(cb).__name__ for cb, _ in callbacks])
+        generators = self._generators()
+        self.model.set_weights(state["weights"])
+        self.optimizer.set_state(state["optimizer"])
+        for (cb, _), entry in zip(callbacks, state["callbacks"]):
+            cb.set_state(entry["state"])
+        for name, rng in generators.items():
+            if rng is not None and state["generators"][name] is not None:
+                rng.bit_generator.state = state["generators"][name]
+        sums = state["epoch_sums"]
+        metrics = [float(v) for v in sums["metrics"]]
+        self._sums = (float(sums["loss"]), metrics, check_int("seen", sums["seen"], 0))
+        self.epoch = check_int("checkpoint epoch", position["epoch"], 0)
+        self.step = check_int("checkpoint step", position["step"], 0)
+        self.model.stop_training = bool(position["stop_training"])
+        now = time.perf_counter()
+        self._epoch_started = now - float(sums["seconds"])
+        self._seconds_before, self._started = float(state["train_seconds"]), now
+
+    def _architecture(self) -> dict:
+        """The layers (classes and settings) and which are frozen, as JSON has them."""
+        description = model_description(self.model)
+        keys = ("layers", "frozen")
+        return json.loads(json.dumps({key: description[key] for key in keys}))
+
+    def _check_fits(self, state: dict, callbacks: list[str]) -> None:
+        """NnscratchError unless `state` is of this model, data, fit and callbacks."""
+        position = state["position"]
+        if position["data"] != self.batches.digest():
+            raise NnscratchError(
+                "the checkpoint is of a fit on other data (with another split or "
+                "seed, or other arrays)"
+            )
+        if position["steps"] != self.batches.steps:
+            raise NnscratchError(
+                f"the checkpoint is of a fit of {position['steps']} steps an epoch; "
+                f"this one has {self.batches.steps} (another batch_size?)"
+            )
+        if state["model"] != self._architecture():
+            raise NnscratchError(
+                "the checkpoint is of another model: its layers or frozen ones differ"
+            )
+        saved = [c["class"] for c in state["callbacks"]]
+        if saved != callbacks:
+            raise NnscratchError(
+                f"the checkpoint was written with the callbacks {saved}; this fit "
+                f"has {callbacks}"
+            )
+        if state["generators"].keys() != self._generators().keys():
+            raise NnscratchError(
+                "the checkpoint's random generators are not this fit's"
+            )
+        if len(state["epoch_sums"]["metrics"]) != len(self.metrics):
+            raise NnscratchError("the checkpoint's fit reported other metrics")
 
 
 def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:

@@ -185,6 +185,14 @@ class PredictionRecorder(Callback):
             }
         )
 
+    def get_state(self):
+        probs = np.stack(self.probs) if self.probs else np.zeros((0, len(self.images)))
+        return {"probs": probs, "epoch_logs": self.epoch_logs}
+
+    def set_state(self, state):
+        self.probs = [np.asarray(p, np.float32) for p in state["probs"]]
+        self.epoch_logs = [dict(logs) for logs in state["epoch_logs"]]
+
     def recordings(self, labels=None) -> Recordings:
         """What was recorded. labels: (N,) for all the constructor's images, needed
         unless they were given to the constructor."""

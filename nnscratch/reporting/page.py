@@ -201,21 +201,23 @@ def write_report(
     metrics: dict,
     history_rows=None,
     model_summary: str | None = None,
+    run_dir=None,
 ) -> Path:
     """Write the page of a run to `path` (atomically); returns `path`.
 
     config and metrics: the run's settings (as recorded) and its test metrics, shown
     as tables. history_rows: rows, a `History` or its dict (None: no per-epoch
-    table). Every picture found in `figures_dir` is embedded. The page names the
-    folder it is in as the run directory.
+    table). Every picture found in `figures_dir` is embedded. The page names
+    `run_dir` (default: the folder it is in) as the run directory.
     """
     path, figures_dir = Path(path), Path(figures_dir)
+    run_dir = path.parent if run_dir is None else Path(run_dir)
     title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
     if config.get("preset"):
         title += f", preset {config['preset']}"
     body = [
         f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Run directory <code>{_esc(path.parent.resolve())}</code></p>',
+        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
         _cards(config, metrics, history_rows),
         *_training_section(figures_dir, history_rows),
         *_test_set_section(figures_dir, config, metrics),

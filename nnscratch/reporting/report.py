@@ -41,6 +41,7 @@ def write_figures(
     y_test,
     class_names,
     recordings=None,
+    after_each=None,
 ) -> list[Path]:
     """Draw every picture into figures_dir (made if missing); returns the files
     written. Pictures of an earlier report that this one has not (no recordings: no
@@ -48,7 +49,8 @@ def write_figures(
 
     history_rows: history.csv rows, a `History` or its dict of per-epoch lists.
     batch_losses: (steps,) or None. x_test (N, H, W), y_test (N,): the test set.
-    recordings: a `Recordings` (or None: no training.gif).
+    recordings: a `Recordings` (or None: no training.gif). after_each(): called
+    after each picture (a run asked to stop raises there).
     """
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,11 @@ def write_figures(
     weights = first_layer_weights(model)
     if weights is not None:
         draw["first_layer_features.png"] = lambda: first_layer_features(weights)
-    written = [save_figure(make(), figures_dir / name) for name, make in draw.items()]
+    written = []
+    for name, make in draw.items():
+        written.append(save_figure(make(), figures_dir / name))
+        if after_each is not None:
+            after_each()
     if recordings is not None:
         written.append(training_animation(figures_dir / "training.gif", recordings))
     for name in FIGURE_FILES:

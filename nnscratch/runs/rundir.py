@@ -9,8 +9,13 @@ files, and rebuilding its report from them.
     metrics.json       test loss and accuracy, confusion matrix, per-class scores
     recordings.npz     the predictions on a few test images after every epoch
     report.html        the page, with figures/ (reporting.report.FIGURE_FILES)
+    checkpoints/       while the run trains: its last checkpoints (`nn.checkpoints`)
+    .incoming/         while it writes the files above: them, before they replace
+                       those of the run there before (`commit_incoming`)
+    .lock              the lock of the command working there (`lock.RunLock`)
 
-The last three only when the run writes a report.
+recordings.npz, report.html and figures/ only when the run writes a report. A run
+is finished when it has model.npz and metrics.json and no checkpoints/.
 """
 
 from __future__ import annotations
@@ -18,17 +23,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
-from ..files import write_text
+from ..files import fsync_directory, remove_temp_files, write_text
+from ..nn.checkpoints import checkpoint_paths
 from ..nn.loading import load_model
 from ..reporting.animation import Recordings
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
+from .lock import RunLock
 from .settings import RunSettings
 
 CONFIG_FILE = "config.json"
@@ -39,6 +48,9 @@ METRICS_FILE = "metrics.json"
 RECORDINGS_FILE = "recordings.npz"
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
+CHECKPOINTS_DIR = "checkpoints"
+INCOMING_DIR = ".incoming"
+COMMITTED_FILE = "committed.json"  # in .incoming/: written last, lists its files
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -52,11 +64,9 @@ HISTORY_COLUMNS = [
 
 
 # ----- making it ------------------------------------------------------------------------
-def make_run_dir(out, name: str, overwrite: bool = False) -> Path:
-    """Create the run directory: `out`, or runs/<date>-<time>-<name> (with -2, -3,
-    ... if a run started in the same second). An `out` that holds a run is refused,
-    or with `overwrite` emptied of that run's files, so no stale file stays beside
-    the new ones."""
+def make_run_dir(out, name: str) -> Path:
+    """Create the run directory: `out` (it may exist), or runs/<date>-<time>-<name>
+    (with -2, -3, ... if a run started in the same second)."""
     if out is None:
         base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
         for attempt in range(1, 1000):
@@ -68,42 +78,118 @@ def make_run_dir(out, name: str, overwrite: bool = False) -> Path:
                 continue
         raise NnscratchError(f"too many runs named {base}-*")
     run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def claim_run_dir(run_dir: Path, overwrite: bool = False) -> None:
+    """Make `run_dir` ready for a new run (its lock held): tidy after a killed
+    process (`recover`), then refuse a run that is there, unless `overwrite`. The
+    files of a finished run stay until the new run has finished and replaces them;
+    an interrupted run's checkpoints go now."""
+    recover(run_dir)
     old = run_files(run_dir)
+    interrupted = checkpoint_paths(run_dir / CHECKPOINTS_DIR)
+    if interrupted and not overwrite:
+        raise NnscratchError(
+            f"--out {run_dir} holds an interrupted run: continue it with nnscratch "
+            f"train --resume {run_dir}, or pass --overwrite to replace it"
+        )
     if old and not overwrite:
         raise NnscratchError(
             f"--out {run_dir} already holds a run ({', '.join(p.name for p in old[:3])}"
             f"{', ...' if len(old) > 3 else ''}): choose another folder, or pass "
             "--overwrite to replace it"
         )
-    for path in old:
-        path.unlink()
-    figures = run_dir / FIGURES_DIR
-    if figures.is_dir() and not any(figures.iterdir()):
-        figures.rmdir()  # a run without a report has no figures/
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
 
 
 def run_files(run_dir: Path) -> list[Path]:
-    """The files of a run found in run_dir (what `make_run_dir` replaces)."""
+    """The files of a run found in run_dir (what a new run there replaces)."""
     names = [CONFIG_FILE, MODEL_FILE, HISTORY_FILE, BATCH_LOSSES_FILE, METRICS_FILE]
     paths = [run_dir / name for name in [*names, RECORDINGS_FILE, REPORT_FILE]]
     paths += [run_dir / FIGURES_DIR / name for name in FIGURE_FILES]
     return [p for p in paths if p.is_file()]
 
 
+def is_finished(run_dir: Path) -> bool:
+    """Whether run_dir holds a finished run and no interrupted one."""
+    return (
+        (run_dir / MODEL_FILE).is_file()
+        and (run_dir / METRICS_FILE).is_file()
+        and not checkpoint_paths(run_dir / CHECKPOINTS_DIR)
+    )
+
+
+# ----- replacing the run there by the new one ---------------------------------------------
+def incoming_dir(run_dir: Path) -> Path:
+    """An empty .incoming/ for the finished run's files (`commit_incoming`)."""
+    incoming = run_dir / INCOMING_DIR
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir()
+    return incoming
+
+
+def commit_incoming(run_dir: Path) -> None:
+    """Put the files of .incoming/ in place of the run's: the list of them is written
+    (the moment the new run replaces the old one), then they are moved, the old
+    run's other files and the checkpoints deleted. A process killed meanwhile
+    leaves that list, and the next command there finishes the job (`recover`)."""
+    incoming = run_dir / INCOMING_DIR
+    names = sorted(
+        p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file()
+    )
+    fsync_directory(incoming)
+    write_text(incoming / COMMITTED_FILE, json.dumps(names))
+    _move_incoming(run_dir, names)
+
+
+def _move_incoming(run_dir: Path, names: list[str]) -> None:
+    incoming = run_dir / INCOMING_DIR
+    for name in names:
+        if (incoming / name).is_file():
+            (run_dir / name).parent.mkdir(exist_ok=True)
+            os.replace(incoming / name, run_dir / name)
+    for path in run_files(run_dir):
+        if path.relative_to(run_dir).as_posix() not in names:
+            path.unlink()
+    figures = run_dir / FIGURES_DIR
+    if figures.is_dir() and not any(figures.iterdir()):
+        figures.rmdir()  # a run without a report has no figures/
+    fsync_directory(run_dir)
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    shutil.rmtree(incoming)
+
+
+def recover(run_dir: Path) -> None:
+    """Tidy up after a process killed in run_dir (its lock held): finish replacing
+    the run if the new one's files were all written (`commit_incoming`), else drop
+    them; delete the temporary files of interrupted writes."""
+    for folder in (run_dir, run_dir / FIGURES_DIR, run_dir / CHECKPOINTS_DIR):
+        if folder.is_dir():
+            remove_temp_files(folder)
+    incoming = run_dir / INCOMING_DIR
+    try:
+        names = json.loads((incoming / COMMITTED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        names = None  # not committed: the checkpoints still hold the run
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        _move_incoming(run_dir, names)
+    shutil.rmtree(incoming, ignore_errors=True)
+
+
 # ----- writing its files ----------------------------------------------------------------
-def write_config(
-    run_dir: Path, settings: RunSettings, data_dir, train_examples: int
-) -> dict:
-    """Write config.json: the settings and the run's facts (RUN_FACTS); returns it."""
-    config = {
+def run_config(settings: RunSettings, data_dir, train_examples: int) -> dict:
+    """config.json's dict: the settings and the run's facts (RUN_FACTS)."""
+    return {
         **settings.to_dict(),
         "data_dir": str(data_dir),
         "train_examples": train_examples,
     }
+
+
+def write_config(run_dir: Path, config: dict) -> None:
     write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-    return config
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
@@ -154,12 +240,16 @@ def write_run_report(
     recordings: Recordings | None,
     config: dict,
     metrics: dict,
+    shown_dir: Path | None = None,
+    after_each=None,
 ) -> Path:
     """Draw figures/ and write report.html of a run; returns the page's path.
 
     history_rows: a `History` or history.csv's rows; batch_losses: (steps,).
     test_set: x_test (N, H, W), y_test (N,). recordings: a `Recordings` (None: no
     animation). config and metrics: what config.json and metrics.json hold.
+    shown_dir: the run directory the page names (default: run_dir). after_each():
+    called after each picture (`write_figures`).
     """
     x_test, y_test = test_set
     class_names = model.class_names or CLASS_NAMES[config["dataset"]]
@@ -173,6 +263,7 @@ def write_run_report(
         y_test,
         class_names,
         recordings,
+        after_each,
     )
     return write_report(
         run_dir / REPORT_FILE,
@@ -181,6 +272,7 @@ def write_run_report(
         metrics,
         history_rows=history_rows,
         model_summary=model_summary(model),
+        run_dir=shown_dir,
     )
 
 
@@ -236,6 +328,16 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
+    if not (run_dir / CONFIG_FILE).is_file() and not (run_dir / INCOMING_DIR).is_dir():
+        raise NnscratchError(
+            f"{run_dir / CONFIG_FILE}: file not found in the run directory"
+        )
+    with RunLock(run_dir, "nnscratch report"):
+        recover(run_dir)
+        return _rebuild_report(run_dir, data_dir)
+
+
+def _rebuild_report(run_dir: Path, data_dir) -> Path:
     settings, config = read_settings(run_dir)
     metrics = read_json(run_dir / METRICS_FILE)
     history = read_csv(run_dir / HISTORY_FILE, ["epoch", "loss"])

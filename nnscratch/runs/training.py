@@ -1,31 +1,50 @@
-"""A whole training run as `nnscratch train` does it: data, model, fit, run directory.
+"""A whole training run as `nnscratch train` does it: data, model, fit with
+checkpoints, the run directory's files; and continuing an interrupted run exactly
+(`resume_training`).
 
-The run directory's files are listed in `rundir`; `run_training` writes them all, and
-unless told not to the figures, report.html and recordings.npz too.
+The run directory's files are listed in `rundir`. The command holds the directory's
+lock (`lock.RunLock`) from start to end. While the run trains, checkpoints/ keeps its
+last checkpoints (`nn.backup.BackupAndRestore`), each also holding the run's
+settings, data folder and a digest of its data; once trained, its files are written
+to .incoming/ and then replace those of any run there before
+(`rundir.commit_incoming`). A signal stops it at a safe point (`signals`).
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
+from ..errors import NnscratchError, check_int
+from ..nn.backup import BackupAndRestore, TrainingInterrupted
+from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
 from ..nn.schedules import Schedule, get_schedule
 from ..reporting.animation import PredictionRecorder
-from ..reporting.metrics import confusion_matrix, per_class_rows
+from .finish import finish_run
+from .lock import RunLock
 from .presets import build_model
 from .rundir import (
+    CHECKPOINTS_DIR,
+    INCOMING_DIR,
+    METRICS_FILE,
     MODEL_FILE,
-    RECORDINGS_FILE,
+    claim_run_dir,
+    is_finished,
     make_run_dir,
-    write_config,
-    write_history,
-    write_metrics,
-    write_run_report,
+    read_json,
+    recover,
+    run_config,
 )
 from .settings import RunSettings
+from .signals import RunInterrupted, SignalInterrupt, StopSignals
 
 
 def build_optimizer(settings: RunSettings) -> Optimizer:
@@ -59,18 +78,37 @@ def build_augment(settings: RunSettings) -> Augment | None:
     return Augment.from_spec(settings.augment)
 
 
-def test_metrics(model, x_test, y_test, class_names) -> dict:
-    """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
-    cm = confusion_matrix(y_test, predicted, len(class_names))
-    return {
-        "test_loss": result["loss"],
-        "test_accuracy": result["accuracy"],
-        "test_examples": len(y_test),
-        "confusion_matrix": cm.tolist(),
-        "per_class": per_class_rows(cm, class_names),
-    }
+@dataclass
+class RunData:
+    """The arrays a run uses: (x, y) for training, validation (or None) and test."""
+
+    train: tuple
+    validation: tuple | None
+    test: tuple
+    class_names: list[str]
+
+    def digest(self) -> str:
+        """A fingerprint of every array: a resumed run checks its data is the same."""
+        h = hashlib.blake2b(digest_size=16)
+        for array in (*self.train, *(self.validation or ()), *self.test):
+            h.update(str((array.dtype.str, array.shape)).encode())
+            h.update(np.ascontiguousarray(array).data)
+        return h.hexdigest()
+
+
+def load_run_data(settings: RunSettings, folder: Path, limit=None) -> RunData:
+    """The dataset in `folder`, its first `limit` training images, with the
+    validation split of `settings`."""
+    (x_train, y_train), test = load_dataset(settings.dataset, folder)
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    validation = None
+    if settings.validation_split:
+        (x_train, y_train), validation = train_validation_split(
+            x_train, y_train, settings.validation_split, seed=settings.seed
+        )
+    class_names = list(CLASS_NAMES[settings.dataset])
+    return RunData((x_train, y_train), validation, test, class_names)
 
 
 def run_training(
@@ -81,68 +119,156 @@ def run_training(
     report=True,
     verbose=1,
     overwrite=False,
+    checkpoint_every: int | None = None,
 ) -> dict:
     """Train as `settings` say, write the run directory, print and return the metrics.
 
     The settings were checked when they were made, and the model is built before the
-    run directory is made, so bad settings leave nothing behind.
+    run directory is made, so bad settings leave nothing behind. A checkpoint is
+    written at the start, at the end of every epoch and every `checkpoint_every`
+    steps. An `out` holding a run is refused unless `overwrite`; that run's files
+    stay until this one has finished.
     """
     if not isinstance(settings, RunSettings):
         raise TypeError(f"settings: expected a RunSettings, got {type(settings)}")
-    optimizer, schedule = build_optimizer(settings), build_schedule(settings)
-    augment = build_augment(settings)
-    dataset = settings.dataset
-    # found once: the folder is recorded (absolute, so that `nnscratch report` can
-    # reload the test set from wherever it runs) and read
-    folder = locate_dataset(dataset, data_dir).absolute()
-    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, folder)
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    class_names = list(CLASS_NAMES[dataset])
-    validation = None
-    if settings.validation_split:
-        (x_train, y_train), validation = train_validation_split(
-            x_train, y_train, settings.validation_split, seed=settings.seed
-        )
-    model = build_model(settings, x_train.shape[1:], class_names)
-    run_dir = make_run_dir(out, settings.preset or "run", overwrite)
-    config = write_config(run_dir, settings, folder, len(x_train))
-    model.metadata = {"training": config}
-    if verbose:
-        print(f"training on {len(x_train):,} {dataset} images; run directory {run_dir}")
-        print(model.summary())
-    callbacks = [PredictionRecorder(x_test)] if report else []
-    started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size or len(x_train),
-        optimizer=optimizer,
-        lr_schedule=schedule,
-        validation_data=validation,
-        seed=settings.seed,
-        augment=augment,
-        callbacks=callbacks,
-        verbose=verbose,
+    for build in (build_optimizer, build_schedule, build_augment):
+        build(settings)  # fails before anything is loaded or made, if it must
+    if checkpoint_every is not None:
+        checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
+    # found once: the folder is recorded (absolute, so that `nnscratch report` and
+    # --resume can reload it from wherever they run) and read
+    folder = locate_dataset(settings.dataset, data_dir).absolute()
+    data = load_run_data(settings, folder, limit)
+    model = build_model(settings, data.train[0].shape[1:], data.class_names)
+    run_dir = make_run_dir(out, settings.preset or "run")
+    with RunLock(run_dir, "nnscratch train"):
+        claim_run_dir(run_dir, overwrite)
+        run = {
+            "config": run_config(settings, folder, len(data.train[0])),
+            "limit": int(limit) if limit else None,
+            "report": bool(report),
+            "checkpoint_every": checkpoint_every,
+            "data_digest": data.digest(),
+        }
+        if verbose:
+            print(
+                f"training on {len(data.train[0]):,} {settings.dataset} images; "
+                f"run directory {run_dir}"
+            )
+            print(model.summary())
+        return _train(run_dir, run, settings, data, model, verbose)
+
+
+def resume_training(run_dir, verbose=1) -> dict:
+    """Continue the interrupted run in `run_dir` from its last checkpoint, with its
+    recorded settings and data; it ends with the files the run never interrupted
+    would have written. A finished run is said so (its metrics are returned)."""
+    run_dir = Path(run_dir)
+    not_a_run = NnscratchError(
+        f"{run_dir}: not a run directory, or its run never started training (no "
+        "checkpoint and no finished run)"
     )
-    train_seconds = time.perf_counter() - started
-    model.save(run_dir / MODEL_FILE)
-    write_history(run_dir, history)
-    metrics = test_metrics(model, x_test, y_test, class_names)
-    metrics["train_seconds"] = train_seconds
-    write_metrics(run_dir, metrics)
-    if report:
-        recordings = callbacks[0].recordings(y_test)
-        recordings.save(run_dir / RECORDINGS_FILE)
-        test_set = (x_test, y_test)
-        batch_losses = history.batch_losses
-        write_run_report(
-            run_dir, model, history, batch_losses, test_set, recordings, config, metrics
-        )
-    print(
-        f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset} test "
-        f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
-        f"saved {run_dir / MODEL_FILE}"
-    )
-    return metrics
+    if not run_dir.is_dir():
+        raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
+    if not any(
+        (run_dir / name).exists()
+        for name in (CHECKPOINTS_DIR, INCOMING_DIR, MODEL_FILE)
+    ):
+        raise not_a_run  # checked before the lock makes a file there
+    with RunLock(run_dir, "nnscratch train --resume"):
+        recover(run_dir)
+        found = load_latest(run_dir / CHECKPOINTS_DIR, _say)
+        if found is None and is_finished(run_dir):
+            metrics = read_json(run_dir / METRICS_FILE)
+            accuracy = metrics.get("test_accuracy")
+            shown = "" if accuracy is None else f": test accuracy {accuracy:.4f}"
+            print(f"{run_dir}: this run has finished{shown}; nothing to resume")
+            return metrics
+        if found is None:
+            raise not_a_run
+        path, state = found
+        run, settings = _recorded_run(path, state)
+        folder = Path(run["config"]["data_dir"])
+        data = load_run_data(settings, folder, run["limit"])
+        if data.digest() != run["data_digest"]:
+            raise NnscratchError(
+                f"{run_dir}: the data in {folder} is not what this run trained on "
+                "(it changed since)"
+            )
+        model = build_model(settings, data.train[0].shape[1:], data.class_names)
+        if verbose:
+            position = state["position"]
+            where = f"epoch {position['epoch'] + 1}, step {position['step']}"
+            if position["epoch"] >= position["epochs"] or position["stop_training"]:
+                where = "the end of training"
+            print(f"continuing the run in {run_dir} from {where} ({path.name})")
+        return _train(run_dir, run, settings, data, model, verbose)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
+    """The run a checkpoint records (its "extra"), checked, and its settings."""
+    extra = state.get("extra")
+    run = extra.get("run") if isinstance(extra, dict) else None
+    kinds = {"config": dict, "limit": (int, type(None)), "report": bool,
+             "checkpoint_every": (int, type(None)), "data_digest": str}  # fmt: skip
+    if not isinstance(run, dict) or not all(
+        isinstance(run.get(key), kind) for key, kind in kinds.items()
+    ):
+        raise NnscratchError(f"{path}: not a checkpoint of an nnscratch train run")
+    try:
+        return run, RunSettings.from_dict(run["config"])
+    except NnscratchError as e:
+        raise NnscratchError(f"{path}: {e}") from None
+
+
+def _train(run_dir: Path, run: dict, settings, data: RunData, model, verbose) -> dict:
+    """Fit with checkpoints (continuing from the last one, if any), then write the
+    run's files; a signal ends it with RunInterrupted, saying how to go on."""
+    go_on = f"continue with: nnscratch train --resume {run_dir}"
+    with StopSignals() as stop:
+        try:
+            model.metadata = {"training": run["config"]}
+            recorder = [PredictionRecorder(data.test[0])] if run["report"] else []
+            backup = BackupAndRestore(
+                run_dir / CHECKPOINTS_DIR, save_every=run["checkpoint_every"],
+                delete_at_end=False, interrupt=stop.requested, extra={"run": run},
+            )  # fmt: skip
+            history = model.fit(
+                *data.train,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size or len(data.train[0]),
+                optimizer=build_optimizer(settings),
+                lr_schedule=build_schedule(settings),
+                validation_data=data.validation,
+                seed=settings.seed,
+                augment=build_augment(settings),
+                callbacks=[*recorder, backup],
+                verbose=verbose,
+            )
+            return finish_run(
+                run_dir, run, model, history, data, recorder,
+                backup.trainer.train_seconds, stop,
+            )  # fmt: skip
+        except TrainingInterrupted as e:
+            raise RunInterrupted(
+                f"interrupted at epoch {e.epoch}/{e.epochs}, step {e.step}; {go_on}",
+                stop.exit_code,
+            ) from None
+        except SignalInterrupt as e:
+            raise RunInterrupted(
+                f"stopped at once ({e}); its last checkpoint is whole: {go_on}",
+                e.exit_code,
+            ) from None
+        except CheckpointWriteError as e:
+            if backup.last_saved is None:  # not one written: start again
+                raise NnscratchError(
+                    f"{e}; make room, then start the run again"
+                ) from None
+            raise NnscratchError(
+                f"{e}; {backup.last_saved.name} before it is whole: make room, then "
+                f"{go_on}"
+            ) from None

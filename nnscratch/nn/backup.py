@@ -1,0 +1,166 @@
+"""Callbacks that save while `fit` trains, as Keras has them: `BackupAndRestore` (the
+whole training state, to continue an interrupted fit exactly) and `ModelCheckpoint`
+(the model, every epoch or the best one by a monitored metric)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from ..errors import CheckpointError, NnscratchError, check_int
+from .callbacks import Callback, improves, monitor_mode, monitored
+from .checkpoints import checkpoint_paths, load_latest, save_next
+
+
+class TrainingInterrupted(Exception):
+    """`fit` stopped because BackupAndRestore's `interrupt` asked, after writing a
+    checkpoint (`path`). `epoch` (counted from 1) of `epochs` and `step`: the last
+    step done (step 0: none of that epoch)."""
+
+    def __init__(self, epoch: int, epochs: int, step: int, path: Path):
+        super().__init__(f"training interrupted at epoch {epoch}/{epochs}, step {step}")
+        self.epoch, self.epochs, self.step, self.path = epoch, epochs, step, path
+
+
+class BackupAndRestore(Callback):
+    """Checkpoints of the whole training state in `directory`, and `fit` continuing
+    from the last one (Keras' BackupAndRestore, but exact).
+
+    A checkpoint (`checkpoints`) holds the weights and batch-norm statistics, the
+    optimiser (moments, step count, lr), where training is (epoch, step, the epoch's
+    running sums), every random generator (shuffling, augmentation, dropout) and the
+    state of every callback (the History, early stopping's best weights...). It is
+    written when training starts, at the end of every epoch and, with `save_every`,
+    every that many steps; the last `keep` are kept.
+
+    A `fit` given this callback first looks in `directory`: if a checkpoint is there
+    it continues from it and ends with the very weights and history the fit never
+    stopped would have had; the arrays, batch size, seed and callbacks must be those
+    of that fit (the number of examples and steps, the model and the callbacks are
+    checked). A damaged newest checkpoint is reported (`say`) and the one before is
+    used. Whatever its place in the list, it runs after the other callbacks, so its
+    checkpoints hold their state after each step.
+
+    interrupt: called after every step; when it returns true, a checkpoint is
+    written and fit raises `TrainingInterrupted` (a signal handler sets a flag, say).
+    delete_at_end: remove the checkpoints when training ends, as Keras does (and
+    `directory`, if nothing else is in it).
+    extra: JSON values (and arrays) saved in every checkpoint as its "extra" entry
+    (a training run records its settings there).
+    """
+
+    runs_last = True
+
+    def __init__(
+        self, directory, save_every: int | None = None, keep: int = 2,
+        delete_at_end: bool = True, interrupt=None, say=None, extra=None,
+    ):  # fmt: skip
+        self.directory = Path(directory)
+        if save_every is not None:
+            save_every = check_int("BackupAndRestore save_every", save_every)
+        self.save_every, self.keep = (
+            save_every,
+            check_int("BackupAndRestore keep", keep),
+        )
+        self.delete_at_end, self.interrupt, self.extra = delete_at_end, interrupt, extra
+        self.say = say or (lambda text: print(text, file=sys.stderr))
+        self.restored_from: Path | None = None  # the checkpoint fit continued from
+        self.last_saved: Path | None = None
+
+    def on_train_begin(self, logs=None):
+        found = load_latest(self.directory, self.say)
+        if found is None:
+            self.save()  # a fit stopped in its first epoch continues from here
+        else:
+            path, state = found
+            try:
+                self.trainer.restore(state)
+            except NnscratchError as e:
+                raise NnscratchError(f"{path}: {e}") from None
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                raise CheckpointError(
+                    f"{path}: damaged checkpoint (not a training state: {e!r})"
+                ) from None
+            self.restored_from = self.last_saved = path
+        self._stop_if_asked(saved=True)
+
+    def on_batch_end(self, batch, logs):
+        trainer = self.trainer
+        steps_done = trainer.epoch * trainer.batches.steps + trainer.step
+        saved = bool(self.save_every) and steps_done % self.save_every == 0
+        if saved:
+            self.save()
+        self._stop_if_asked(saved)
+
+    def on_epoch_end(self, epoch, logs):
+        self.save()
+        self._stop_if_asked(saved=True)
+
+    def on_train_end(self, logs=None):
+        if self.delete_at_end:
+            for path in checkpoint_paths(self.directory):
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # only if nothing else is in it
+                self.directory.rmdir()
+
+    def save(self) -> Path:
+        """Write a checkpoint of the training state now; returns its path."""
+        state = self.trainer.state()
+        if self.extra is not None:
+            state["extra"] = self.extra
+        self.last_saved = save_next(self.directory, state, self.keep)
+        return self.last_saved
+
+    def _stop_if_asked(self, saved: bool) -> None:
+        if self.interrupt is None or not self.interrupt():
+            return
+        if not saved:
+            self.save()
+        trainer = self.trainer
+        epoch, step = trainer.epoch + 1, trainer.step
+        if step == 0 and trainer.epoch > 0:  # at an epoch's end: name that epoch
+            epoch, step = trainer.epoch, trainer.batches.steps
+        raise TrainingInterrupted(epoch, trainer.epochs, step, self.last_saved)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model at the end of every epoch (Keras' ModelCheckpoint): to
+    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`).
+
+    save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
+    far ("min" or "max" `mode`; "auto": max for accuracies). include_optimizer: the
+    optimiser too (`Sequential.save`), so the file can continue training.
+    """
+
+    def __init__(
+        self, filepath, monitor: str = "val_loss", mode: str = "auto",
+        save_best_only: bool = False, include_optimizer: bool = False,
+    ):  # fmt: skip
+        self.filepath, self.monitor = str(filepath), monitor
+        self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
+        self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
+        self.best: float | None = None
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.save_best_only:
+            value = monitored("ModelCheckpoint", self.monitor, logs)
+            if not improves(value, self.best, self.mode):
+                return
+            self.best = value
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as e:
+            raise NnscratchError(
+                f"ModelCheckpoint: cannot fill in {self.filepath!r} ({e!r})"
+            ) from None
+        self.model.save(path, include_optimizer=self.include_optimizer)
+
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state):
+        self.best = None if state["best"] is None else float(state["best"])

@@ -1,0 +1,89 @@
+"""The end of a training run: its files written to .incoming/, then put in place of
+those of the run there before (`rundir.commit_incoming`), in one step a killed
+process cannot leave half done."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import NnscratchError
+from ..reporting.metrics import confusion_matrix, per_class_rows
+from .rundir import (
+    MODEL_FILE,
+    RECORDINGS_FILE,
+    commit_incoming,
+    incoming_dir,
+    write_config,
+    write_history,
+    write_metrics,
+    write_run_report,
+)
+from .signals import RunInterrupted
+
+
+def test_metrics(model, x_test, y_test, class_names) -> dict:
+    """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
+    result = model.evaluate(x_test, y_test)
+    predicted = model.predict(x_test).argmax(axis=1)
+    cm = confusion_matrix(y_test, predicted, len(class_names))
+    return {
+        "test_loss": result["loss"],
+        "test_accuracy": result["accuracy"],
+        "test_examples": len(y_test),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class_rows(cm, class_names),
+    }
+
+
+def finish_run(
+    run_dir: Path, run: dict, model, history, data, recorder: list, train_seconds: float,
+    stop,
+) -> dict:  # fmt: skip
+    """Write the trained run's files (model, config, history, metrics, and unless
+    `run["report"]` is false, recordings, figures and report.html) and put them in
+    place; print and return the metrics.
+
+    data: a `training.RunData`; recorder: [the PredictionRecorder] or []. `stop`
+    (`signals.StopSignals`) asked to stop: RunInterrupted before the files are put in
+    place. If a file cannot be written (a full disk) none is put in place, and the
+    run's checkpoints stay to write them again with --resume.
+    """
+    go_on = f"continue with: nnscratch train --resume {run_dir}"
+
+    def stop_if_asked() -> None:
+        if stop.requested():
+            raise RunInterrupted(
+                f"interrupted while writing the run's files; {go_on}", stop.exit_code
+            )
+
+    x_test, y_test = data.test
+    incoming = incoming_dir(run_dir)
+    try:
+        model.save(incoming / MODEL_FILE)
+        write_config(incoming, run["config"])
+        write_history(incoming, history)
+        metrics = test_metrics(model, x_test, y_test, data.class_names)
+        metrics["train_seconds"] = train_seconds
+        write_metrics(incoming, metrics)
+        if run["report"]:
+            stop_if_asked()
+            recordings = recorder[0].recordings(y_test)
+            recordings.save(incoming / RECORDINGS_FILE)
+            write_run_report(
+                incoming, model, history, history.batch_losses, data.test,
+                recordings, run["config"], metrics, shown_dir=run_dir,
+                after_each=stop_if_asked,
+            )  # fmt: skip
+    except NnscratchError as e:
+        shutil.rmtree(incoming, ignore_errors=True)  # the room it took, too
+        raise NnscratchError(f"{e}; the run's checkpoints are kept: {go_on}") from None
+    stop_if_asked()
+    commit_incoming(run_dir)
+    dataset = run["config"]["dataset"]
+    print(
+        f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset} test "
+        f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
+        f"saved {run_dir / MODEL_FILE}"
+    )
+    return metrics

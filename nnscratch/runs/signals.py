@@ -1,0 +1,87 @@
+"""Ctrl-C (SIGINT) and SIGTERM: a run stops at a safe point and says how to go on.
+
+While a run trains (`StopSignals`), the first signal only asks it to stop: the step
+in progress ends, a checkpoint is written, and the run ends with `RunInterrupted`
+(exit code 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by
+them). A second signal stops at once (`SignalInterrupt`); the last checkpoint stays
+whole, since checkpoints are written atomically. Outside a run, SIGTERM is made to
+stop a command as Ctrl-C does (`sigterm_interrupts`), so its temporary files go and
+it says so instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """Raised in the main thread by a signal handler: `signum` asked to stop now."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class RunInterrupted(Exception):
+    """A run that stopped on a signal: `message` says where and how to go on."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _raise_interrupt(signum, frame):
+    raise SignalInterrupt(signum)
+
+
+@contextmanager
+def sigterm_interrupts():
+    """Inside, SIGTERM raises SignalInterrupt as SIGINT raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StopSignals:
+    """`with StopSignals() as stop:` the first SIGINT or SIGTERM sets `stop.signum`
+    (`requested()` turns true); the second raises SignalInterrupt at once. The
+    handlers before are put back on leaving. Only in the main thread (elsewhere
+    signals cannot be handled, and nothing changes)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise SignalInterrupt(signum)
+        self.signum = signum
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)

@@ -1,0 +1,233 @@
+"""Checkpoints from the Python API: BackupAndRestore continues a fit exactly,
+ModelCheckpoint keeps the best model, save(include_optimizer=True) continues training;
+damaged, foreign and mismatched checkpoints give one clear error."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.errors import CheckpointError, NnscratchError
+from nnscratch.nn.checkpoints import (
+    checkpoint_paths,
+    read_checkpoint,
+    save_next,
+    write_checkpoint,
+)
+
+
+def data(n=150, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, 6, 6)) * 255).astype(np.uint8)
+    return x, rng.integers(0, 3, n)
+
+
+def model():
+    return nn.Sequential(
+        [nn.Flatten(), nn.Dense(12), nn.BatchNorm(), nn.ReLU(), nn.Dropout(0.3),
+         nn.Dense(3)],
+        input_shape=(6, 6), seed=1,
+    )  # fmt: skip
+
+
+def fit(m, callbacks, epochs=5):
+    """A fit that uses every kind of state: dropout, batch norm, augmentation, a
+    cosine schedule with warm-up, AdamW, a validation split and early stopping."""
+    x, y = data()
+    return m.fit(
+        x, y, epochs=epochs, batch_size=16, validation_split=0.2, seed=3,
+        optimizer=nn.AdamW(0.02), lr_schedule=nn.CosineDecay(0.02, epochs, warmup_epochs=1),
+        augment=nn.Augment(shift=1, rotation=10), verbose=0,
+        callbacks=[nn.EarlyStopping(patience=1), *callbacks],
+    )  # fmt: skip
+
+
+def stop_after(*calls):
+    """An `interrupt` that says stop at its n-th call, for each n in `calls`."""
+    count = [0]
+
+    def interrupt():
+        count[0] += 1
+        return count[0] in calls
+
+    return interrupt
+
+
+def same_history(a, b):
+    drop = {"seconds"}
+    assert {k: v for k, v in a.history.items() if k not in drop} == {
+        k: v for k, v in b.history.items() if k not in drop
+    }
+    assert a.batch_losses == b.batch_losses and a.epoch == b.epoch
+
+
+def same_weights(a, b):
+    wa, wb = a.get_weights(), b.get_weights()
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    m = model()
+    return m, fit(m, [], epochs=8)
+
+
+def test_a_fit_interrupted_again_and_again_ends_as_if_never_stopped(
+    tmp_path, uninterrupted
+):
+    reference, history = uninterrupted
+    assert len(history.epoch) < 8  # early stopping ended it: its state was restored
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # at random steps, with checkpoints every 3 steps between
+        m = model()
+        backup = nn.BackupAndRestore(
+            tmp_path, save_every=3, interrupt=stop_after(int(rng.integers(1, 12)))
+        )
+        with pytest.raises(nn.TrainingInterrupted) as stopped:
+            fit(m, [backup], epochs=8)
+        assert stopped.value.path == backup.last_saved and backup.last_saved.is_file()
+        assert len(checkpoint_paths(tmp_path)) <= 2  # the last two are kept
+    m = model()
+    resumed = fit(m, [nn.BackupAndRestore(tmp_path)], epochs=8)
+    same_weights(reference, m)
+    same_history(history, resumed)
+    assert not tmp_path.exists()  # deleted at the end, as Keras does
+
+
+def test_a_checkpoint_taken_after_the_last_epoch_only_ends_training(
+    tmp_path, uninterrupted
+):
+    reference, history = uninterrupted
+    fit(model(), [nn.BackupAndRestore(tmp_path, delete_at_end=False)], epochs=8)
+    m = model()
+    same_history(history, fit(m, [nn.BackupAndRestore(tmp_path)], epochs=8))
+    same_weights(reference, m)  # early stopping's best weights, restored at the end
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupted):
+    reference, history = uninterrupted
+    with pytest.raises(nn.TrainingInterrupted):
+        fit(model(), [nn.BackupAndRestore(tmp_path, interrupt=stop_after(20))], 8)
+    older, latest = checkpoint_paths(tmp_path)
+    damage(latest)
+    said = []
+    m = model()
+    resumed = fit(m, [nn.BackupAndRestore(tmp_path, say=said.append)], epochs=8)
+    assert len(said) == 1 and str(latest) in said[0] and "damaged" in said[0]
+    assert older.name in said[0]
+    same_weights(reference, m)
+    same_history(history, resumed)
+
+
+def damage(path):
+    """Flip bytes in the middle of a file, as a failing disk would."""
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 8] = bytes(8)
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
+    state = {"a": np.arange(3.0), "b": [1, {"c": np.ones((2, 2), np.float32)}]}
+    path = tmp_path / "c.npz"
+    write_checkpoint(path, state)
+    back = read_checkpoint(path)
+    np.testing.assert_array_equal(back["b"][1]["c"], state["b"][1]["c"])
+    damage(path)
+    with pytest.raises(CheckpointError, match=f"{path}: damaged checkpoint"):
+        read_checkpoint(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="damaged checkpoint \\(not a zip"):
+        read_checkpoint(path)
+    with zipfile.ZipFile(path, "w") as z:  # a checkpoint of a later format
+        meta = b'{"format": "nnscratch-checkpoint", "version": 2, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+    with pytest.raises(NnscratchError, match="format version 2; this nnscratch reads"):
+        read_checkpoint(path)
+    with zipfile.ZipFile(path, "w") as z:  # never unpickled
+        meta = b'{"format": "nnscratch-checkpoint", "version": 1, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+        z.writestr("a.npy", npy(np.array([print], dtype=object)))
+    with pytest.raises(CheckpointError, match="'a.npy' holds Python objects"):
+        read_checkpoint(path)
+    save_next(tmp_path / "all", state)
+    damage(checkpoint_paths(tmp_path / "all")[0])
+    with pytest.raises(CheckpointError, match="no checkpoint before it is whole"):
+        nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
+            *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path / "all")]
+        )
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
+    x, y = data()
+    x = x.reshape(len(x), -1)
+    nn.Sequential([nn.Dense(3)], seed=0).fit(
+        x, y, epochs=1, verbose=0, seed=0,
+        callbacks=[nn.BackupAndRestore(tmp_path, delete_at_end=False)],
+    )  # fmt: skip
+    cases = [
+        ({"x": x[:100], "y": y[:100]}, "other data"),
+        ({"batch_size": 8}, "steps an epoch"),
+        ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
+    ]
+    for change, message in cases:
+        args = {"x": x, "y": y, "epochs": 1, "verbose": 0, "seed": 0, **change}
+        args["callbacks"] = [*args.get("callbacks", []), nn.BackupAndRestore(tmp_path)]
+        with pytest.raises(NnscratchError, match=message):
+            nn.Sequential([nn.Dense(3)], seed=0).fit(**args)
+    with pytest.raises(NnscratchError, match="another model"):
+        other = nn.Sequential([nn.Dense(4), nn.Dense(3)], seed=0)
+        other.fit(x, y, verbose=0, seed=0, callbacks=[nn.BackupAndRestore(tmp_path)])
+
+
+def test_model_checkpoint_keeps_the_best_model(tmp_path):
+    x, y = data()
+    best = nn.ModelCheckpoint(
+        tmp_path / "best.npz", monitor="val_accuracy", save_best_only=True
+    )
+    every = nn.ModelCheckpoint(tmp_path / "m-{epoch:02d}-{val_loss:.3f}.npz")
+    m = model()
+    history = m.fit(
+        x, y, epochs=4, validation_split=0.2, seed=0, verbose=0, callbacks=[best, every]
+    )
+    assert len(list(tmp_path.glob("m-0*.npz"))) == 4
+    accuracies = history.history["val_accuracy"]
+    assert best.best == max(accuracies)
+    assert nn.load_model(tmp_path / "best.npz").count_params() == m.count_params()
+    with pytest.raises(NnscratchError, match="no metric 'val_loss'"):
+        m.fit(x, y, verbose=0, callbacks=[nn.ModelCheckpoint(tmp_path / "a.npz",
+              save_best_only=True)])  # fmt: skip
+
+
+def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
+    x, y = data()
+
+    def two_fits(between):
+        m = nn.Sequential([nn.Flatten(), nn.Dense(8), nn.ReLU(), nn.Dense(3)],
+                          input_shape=(6, 6), seed=2)  # fmt: skip
+        m.fit(x, y, epochs=1, seed=0, verbose=0, optimizer=nn.Adam(0.01))
+        m = between(m)
+        m.fit(x, y, epochs=1, seed=0, verbose=0)
+        return m
+
+    def reload(m):
+        m.save(tmp_path / "m.npz", include_optimizer=True)
+        return nn.load_model(tmp_path / "m.npz")
+
+    same_weights(two_fits(lambda m: m), two_fits(reload))
+    loaded = nn.load_model(tmp_path / "m.npz")
+    assert isinstance(loaded.optimizer, nn.Adam) and loaded.optimizer.iterations == 5
+    m = loaded
+    m.save(tmp_path / "again.npz", include_optimizer=True)  # the same bytes again
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "m.npz").read_bytes()
+    m.save(tmp_path / "plain.npz")
+    assert nn.load_model(tmp_path / "plain.npz").optimizer is None
