@@ -1,9 +1,11 @@
 """nnscratch: a neural network written from scratch in NumPy.
 
 The public names are re-exported here: layers, losses, optimisers, schedules, the
-`Sequential` model, callbacks, `load_model`, `load_dataset` and the errors.
+`Sequential` model, callbacks, `load_model`, `load_dataset`, `export_onnx` and the
+errors. The scikit-learn estimators are in `nnscratch.sklearn` (an optional extra).
 """
 
+from .app.export import export_onnx
 from .data.augment import Augment
 from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
@@ -79,6 +81,7 @@ __all__ = [
     "TopKAccuracy",
     "TrainingDivergedError",
     "__version__",
+    "export_onnx",
     "load_dataset",
     "load_model",
     "register",

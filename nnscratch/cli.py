@@ -1,4 +1,5 @@
-"""The `nnscratch` command: download, train, evaluate, info (and report, predict, serve).
+"""The `nnscratch` command: download, train, evaluate, info (and export, report,
+predict, serve).
 
 Every user error (bad argument, path or file) ends as one line on stderr and a non-zero
 exit code, never a traceback.
@@ -224,6 +225,23 @@ def info(model_path: Path) -> None:
         click.echo(f"Classes: {', '.join(model.class_names)}")
     if model.metadata:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
+def export(model_path: Path, out_path: Path) -> None:
+    """Write MODEL as an ONNX file OUT, for onnxruntime (needs nnscratch[onnx])."""
+    from .app.export import export_onnx
+    from .nn.loading import load_model
+
+    model = load_model(model_path)
+    export_onnx(model, out_path)
+    shape = ", ".join(map(str, model.input_shape))
+    click.echo(
+        f"{out_path}: input 'images' float32 (batch, {shape}) in [0, 1], output "
+        f"'probs' (batch, {', '.join(map(str, model.output_shape))})"
+    )
 
 
 @cli.command()

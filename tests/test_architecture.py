@@ -164,8 +164,8 @@ PUBLIC_NAMES = [
     "Loss", "MaxPool2D", "MeanAbsoluteError", "MeanSquaredError", "Metric",
     "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD",
     "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
-    "TopKAccuracy", "TrainingDivergedError", "__version__", "load_dataset",
-    "load_model", "register", "set_seed",
+    "TopKAccuracy", "TrainingDivergedError", "__version__", "export_onnx",
+    "load_dataset", "load_model", "register", "set_seed",
 ]  # fmt: skip
 
 
