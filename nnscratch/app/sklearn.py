@@ -119,11 +119,12 @@ class _NeuralNet(BaseEstimator):
         X, y = validate_data(
             self, X, y, reset=reset, dtype=FLOATS, **self._y_validation
         )
+        if reset:  # before any fitted attribute is set
+            self._check_settings(X.shape[1])
         targets = self._targets(y, reset, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if reset:
-            self._check_settings(X.shape[1])
             self._dtype = X.dtype  # the network computes in X's float type
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(2**31)
@@ -279,12 +280,13 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
         """Class indices (N,) int64 into `classes_`."""
         check_classification_targets(y)
         if reset:
-            self.classes_ = np.unique(y if classes is None else classes)
-            if len(self.classes_) < 2:
+            found = np.unique(y if classes is None else classes)
+            if len(found) < 2:
                 raise ValueError(
                     "NeuralNetClassifier needs examples of at least 2 classes, got "
-                    f"1 class ({self.classes_[0]!r})"
+                    f"1 class ({found[0]!r})"
                 )
+            self.classes_ = found
         labels = np.searchsorted(self.classes_, y)
         labels = np.minimum(labels, len(self.classes_) - 1)
         unknown = self.classes_[labels] != y
