@@ -47,7 +47,7 @@ def test_scikit_learns_check_estimator_passes(estimator):
 def test_grid_search_over_a_pipeline_on_digits(digits):
     x_train, x_test, y_train, y_test = digits
     pipeline = make_pipeline(
-        MinMaxScaler(), NeuralNetClassifier(epochs=10, lr=3e-3, random_state=0)
+        MinMaxScaler(), NeuralNetClassifier(epochs=20, lr=3e-3, random_state=0)
     )
     grid = GridSearchCV(
         pipeline, {"neuralnetclassifier__hidden": [(32,), (64,)]}, cv=3, n_jobs=2
