@@ -1,10 +1,12 @@
 """nnscratch: a neural network written from scratch in NumPy.
 
 The public names are re-exported here: layers, losses, optimisers, schedules, the
-`Sequential` model, callbacks (checkpoints too), `load_model`, `load_dataset` and the
-errors.
+`Sequential` model, callbacks (checkpoints too), `load_model`, `load_dataset`,
+`export_onnx` and the errors. The scikit-learn estimators are in `nnscratch.sklearn`
+(an optional extra).
 """
 
+from .app.export import export_onnx
 from .data.augment import Augment
 from .data.catalog import CLASS_NAMES
 from .data.loading import load_dataset
@@ -91,6 +93,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingInterrupted",
     "__version__",
+    "export_onnx",
     "load_dataset",
     "load_model",
     "register",

@@ -1,4 +1,5 @@
-"""The `nnscratch` command: download, train, evaluate, info (and report, predict, serve).
+"""The `nnscratch` command: download, train, evaluate, info (and export, report,
+predict, serve).
 
 Every user error (bad argument, path or file) ends as one line on stderr and a non-zero
 exit code, never a traceback.
@@ -206,36 +207,10 @@ def train(
 @data_dir_option
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
-    from .app.predict import as_classifier, model_dataset
-    from .data.catalog import CLASS_NAMES
-    from .data.loading import load_dataset
-    from .nn.loading import load_model
-    from .reporting.metrics import (
-        classification_report,
-        confusion_matrix,
-        format_confusion_matrix,
-    )
+    from .app.evaluation import evaluation_report
 
-    model = as_classifier(load_model(model_path))
-    trained_on = model_dataset(model)
-    if dataset is None:
-        dataset = trained_on or "mnist"
-    elif trained_on is not None and dataset != trained_on:
-        click.echo(
-            f"warning: {model_path} was trained on {trained_on}, not {dataset}",
-            err=True,
-        )
-    _, (x_test, y_test) = load_dataset(dataset, data_dir)
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
-    names = model.class_names or CLASS_NAMES[dataset]
-    click.echo(
-        f"{dataset} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
-    )
-    click.echo(classification_report(y_test, predicted, names))
-    click.echo(
-        format_confusion_matrix(confusion_matrix(y_test, predicted, len(names)), names)
-    )
+    warn = lambda text: click.echo(text, err=True)
+    click.echo(evaluation_report(model_path, dataset, data_dir, warn))
 
 
 @cli.command()
@@ -252,6 +227,23 @@ def info(model_path: Path) -> None:
         click.echo(f"Classes: {', '.join(model.class_names)}")
     if model.metadata:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
+def export(model_path: Path, out_path: Path) -> None:
+    """Write MODEL as an ONNX file OUT, for onnxruntime (needs nnscratch[onnx])."""
+    from .app.export import export_onnx
+    from .nn.loading import load_model
+
+    model = load_model(model_path)
+    export_onnx(model, out_path)
+    shape = ", ".join(map(str, model.input_shape))
+    click.echo(
+        f"{out_path}: input 'images' float32 (batch, {shape}) in [0, 1], output "
+        f"'probs' (batch, {', '.join(map(str, model.output_shape))})"
+    )
 
 
 @cli.command()

@@ -50,6 +50,10 @@ class Workspace:
         """Forget the array under `key` (the next call allocates it again)."""
         self._arrays.pop(key, None)
 
+    def __getstate__(self) -> dict:
+        # scratch only: a copy (pickle, deepcopy) starts empty and refills as it runs
+        return {"_arrays": {}}
+
     def __len__(self) -> int:
         return len(self._arrays)
 

@@ -1,0 +1,190 @@
+"""ONNX export: a model as a graph that onnxruntime (server, phone, browser) runs
+without nnscratch.
+
+The graph takes "images", float32 (batch, *input_shape) scaled to [0, 1] (uint8 pixels
+/ 255, as `predict` scales them), and gives "probs": what `predict` gives (softmax of
+the logits for a classifier, sigmoid for binary cross-entropy, the raw outputs for
+regression). Every layer in inference form: Dropout is left out, BatchNorm uses its
+running statistics. The class names and the input scaling are in the metadata.
+Needs the extra: `pip install 'nnscratch[onnx]'`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NnscratchError
+from ..files import atomic_open
+from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.batches import UINT8_SCALE
+from ..nn.conv import Conv2D
+from ..nn.dense import Dense
+from ..nn.dropout import Dropout
+from ..nn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from ..nn.normalization import BatchNorm
+from ..nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.reshape import Flatten, Reshape
+
+OPSET = 17  # run by onnxruntime 1.13+ and onnxruntime-web
+IR_VERSION = 8  # the IR version of opset 17: older runtimes refuse newer ones
+INPUT, OUTPUT = "images", "probs"
+
+
+def _onnx():
+    """The onnx package, imported here: it takes ~1.3 s, which every `import
+    nnscratch` (and so every command) would otherwise pay."""
+    try:
+        import onnx
+    except ImportError:
+        raise NnscratchError(
+            "ONNX export needs the onnx package: pip install 'nnscratch[onnx]'"
+        ) from None
+    return onnx
+
+
+def export_onnx(model, path) -> Path:
+    """Write `model` (a built Sequential) to `path` as an ONNX model, checked by
+    `onnx.checker`; returns the path. Input "images" (batch, *input_shape) float32
+    in [0, 1], output "probs" (batch, *output_shape) float32; the batch size is
+    dynamic. NnscratchError names a layer that cannot be exported."""
+    onnx = _onnx()
+    if not model.built:
+        raise NnscratchError("export: the model is not built (it has no input shape)")
+    graph = _Graph(onnx)
+    name = INPUT
+    for i, layer in enumerate(model.layers):
+        name = graph.layer(i, layer, name)
+    final, meaning = _final_step(model)
+    if final is not None:  # Softmax: over the last axis (opset 13 on)
+        name = graph.node(final, [name], "final")
+    graph.nodes.append(onnx.helper.make_node("Identity", [name], [OUTPUT]))
+    proto = _model_proto(onnx, model, graph, meaning)
+    onnx.checker.check_model(proto, full_check=True)
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    return path
+
+
+def _final_step(model) -> tuple[str | None, str]:
+    """The ONNX op that turns the last layer's outputs into what `predict` gives, and
+    a description of the result. A model with no loss is taken to end in logits
+    (as `nnscratch predict` takes it), unless its last layer is Softmax or Sigmoid."""
+    last, loss = model.layers[-1], model.loss
+    if isinstance(last, Softmax):
+        return None, "class probabilities (the model's own Softmax)"
+    if isinstance(last, Sigmoid):
+        return None, "probabilities (the model's own Sigmoid)"
+    if loss is None or isinstance(loss, SoftmaxCrossEntropy):
+        return "Softmax", "class probabilities (softmax of the logits)"
+    if isinstance(loss, BinaryCrossEntropy):
+        return "Sigmoid", "probabilities of each yes/no output (sigmoid of the logits)"
+    return None, f"the raw outputs (a {type(loss).__name__} regression)"
+
+
+class _Graph:
+    """Nodes and initializers (the weights, float32) of the graph being built."""
+
+    def __init__(self, onnx):
+        self.onnx, self.helper = onnx, onnx.helper
+        self.nodes, self.initializers = [], []
+
+    def constant(self, name: str, array) -> str:
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], name: str, **attributes) -> str:
+        """Append one node; returns the name of its output."""
+        self.nodes.append(
+            self.helper.make_node(op, inputs, [name], name=name, **attributes)
+        )
+        return name
+
+    def layer(self, i: int, layer, x: str) -> str:
+        """The nodes of layer i, applied to tensor x; returns its output's name."""
+        p, out = layer.params, f"{i}.{type(layer).__name__}"
+        if isinstance(layer, Dense):  # y = x @ W + b, W (n_in, n_out)
+            W, b = self.constant(f"{i}.W", p["W"]), self.constant(f"{i}.b", p["b"])
+            return self.node("Gemm", [x, W, b], out)
+        if isinstance(layer, Conv2D):
+            W, b = self.constant(f"{i}.W", p["W"]), self.constant(f"{i}.b", p["b"])
+            (ph, pw), stride = layer.padding, list(layer.stride)
+            kernel = list(layer.kernel_size)
+            pads = [ph, pw, ph, pw]  # begin and end of each axis
+            return self.node(
+                "Conv", [x, W, b], out, kernel_shape=kernel, strides=stride, pads=pads
+            )
+        if isinstance(layer, (MaxPool2D, AvgPool2D)):  # floor mode, no padding
+            op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"
+            kernel, stride = list(layer.pool_size), list(layer.stride)
+            return self.node(op, [x], out, kernel_shape=kernel, strides=stride)
+        if isinstance(layer, GlobalAvgPool2D):  # (N, C, 1, 1), then (N, C)
+            pooled = self.node("GlobalAveragePool", [x], f"{out}.pooled")
+            return self.node("Flatten", [pooled], out, axis=1)
+        if isinstance(layer, BatchNorm):  # inference form: the running statistics
+            s = layer.state
+            inputs = [
+                x,
+                self.constant(f"{i}.gamma", p["gamma"]),
+                self.constant(f"{i}.beta", p["beta"]),
+                self.constant(f"{i}.running_mean", s["running_mean"]),
+                self.constant(f"{i}.running_var", s["running_var"]),
+            ]
+            return self.node("BatchNormalization", inputs, out, epsilon=layer.eps)
+        if isinstance(layer, Flatten):
+            return self.node("Flatten", [x], out, axis=1)
+        if isinstance(layer, Reshape):  # 0: keep the batch size
+            shape = self.constant(f"{i}.shape", np.array([0, *layer.shape], np.int64))
+            return self.node("Reshape", [x, shape], out)
+        if isinstance(layer, Dropout):  # nothing at inference
+            return x
+        if isinstance(layer, LeakyReLU):
+            return self.node("LeakyRelu", [x], out, alpha=layer.alpha)
+        simple = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Softmax: "Softmax"}
+        if type(layer) in simple:
+            return self.node(simple[type(layer)], [x], out)
+        raise NnscratchError(
+            f"export: layer {i} ({type(layer).__name__}) cannot be exported to ONNX "
+            "(only the built-in layers can)"
+        )
+
+
+def _model_proto(onnx, model, graph: _Graph, meaning: str):
+    """The ModelProto: the graph with its typed input and output, doc and metadata."""
+    helper, FLOAT = onnx.helper, onnx.TensorProto.FLOAT
+    input_dims = ["batch", *model.input_shape]
+    output_dims = ["batch", *model.output_shape]
+    doc = (
+        f"Input '{INPUT}': float32 (batch, {', '.join(map(str, model.input_shape))}), "
+        "images scaled to [0, 1] (uint8 pixels / 255). "
+        f"Output '{OUTPUT}': float32 (batch, "
+        f"{', '.join(map(str, model.output_shape))}), {meaning}; the metadata "
+        "'class_names' names the outputs in order."
+    )
+    proto = helper.make_model(
+        helper.make_graph(
+            graph.nodes,
+            "nnscratch",
+            [helper.make_tensor_value_info(INPUT, FLOAT, input_dims)],
+            [helper.make_tensor_value_info(OUTPUT, FLOAT, output_dims)],
+            initializer=graph.initializers,
+            doc_string=doc,
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="nnscratch",
+        ir_version=IR_VERSION,
+        doc_string=doc,
+    )
+    metadata = {
+        "class_names": json.dumps(model.class_names),
+        "input_scale": f"{UINT8_SCALE!r} (uint8 pixels -> [0, 1])",
+        "output": meaning,
+    }
+    helper.set_model_props(proto, metadata)
+    return proto

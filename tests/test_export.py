@@ -1,0 +1,135 @@
+"""ONNX export: onnxruntime gives what `predict` gives, for every preset and layer."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import nnscratch as nn
+from nnscratch import cli
+from nnscratch.data.catalog import CLASS_NAMES
+from nnscratch.runs.presets import PRESETS, build_model, preset_settings
+
+
+def run_onnx(path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probs"], {"images": x.astype(np.float32)})[0]
+
+
+def randomise_statistics(model, rng) -> None:
+    """Batch-norm running statistics away from their initial 0 and 1."""
+    for layer in model.layers:
+        if isinstance(layer, nn.BatchNorm):
+            layer.state["running_mean"][...] = rng.normal(0, 0.2, layer.num_features)
+            layer.state["running_var"][...] = rng.uniform(0.5, 2, layer.num_features)
+
+
+@pytest.fixture(scope="module")
+def test_images(data_dir):
+    _, (x_test, _) = nn.load_dataset("mnist", data_dir)
+    return x_test[:1000]
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_onnxruntime_gives_predicts_probabilities_for_every_preset(
+    preset, test_images, tmp_path
+):
+    model = build_model(preset_settings(preset), (28, 28), CLASS_NAMES["mnist"])
+    randomise_statistics(model, np.random.default_rng(0))
+    # sharper last layer: confident answers like a trained net's, not near-uniform
+    model.layers[-1].params["W"] *= 4
+    model.compile(loss="cross_entropy")
+    probs = model.predict(test_images)  # uint8, scaled by 1/255 inside
+    assert probs.max(axis=1).mean() > 0.3  # 0.1 would be uniform
+    path = nn.export_onnx(model, tmp_path / f"{preset}.onnx")
+    got = run_onnx(path, test_images / np.float32(255))
+    assert np.abs(got - probs).max() < 1e-5
+    np.testing.assert_array_equal(got.argmax(axis=1), probs.argmax(axis=1))
+
+
+def every_layer_model() -> nn.Sequential:
+    return nn.Sequential(
+        [
+            nn.Reshape((2, 6, 5)),
+            nn.Conv2D(4, (3, 2), stride=(2, 1), padding=(1, 0)), nn.BatchNorm(),
+            nn.LeakyReLU(0.1), nn.MaxPool2D(2, stride=1), nn.Tanh(),
+            nn.AvgPool2D((2, 1)), nn.Sigmoid(),
+            nn.Conv2D(6, 1), nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dropout(0.5),
+            nn.Dense(8), nn.BatchNorm(), nn.ReLU(), nn.Flatten(), nn.Dense(3),
+        ],
+        input_shape=(60,),
+        class_names=["a", "b", "c"],
+        seed=0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse", None])
+def test_every_layer_and_the_final_step_of_every_loss(loss, tmp_path):
+    model = every_layer_model()
+    if loss is not None:
+        model.compile(loss=loss)
+    randomise_statistics(model, np.random.default_rng(1))
+    x = np.random.default_rng(2).uniform(0, 1, (7, 60)).astype(np.float32)
+    path = nn.export_onnx(model, tmp_path / "model.onnx")
+    expected = model.predict(x)  # no loss: raw outputs from predict, softmax in ONNX
+    if loss is None:
+        expected = nn.SoftmaxCrossEntropy().predictions(expected)
+    got = run_onnx(path, x)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    np.testing.assert_allclose(run_onnx(path, x[:1]), expected[:1], atol=1e-6)
+    meaning = {"binary_cross_entropy": "sigmoid", "mse": "raw outputs"}
+    assert meaning.get(loss, "softmax") in onnx.load(path).graph.doc_string
+
+
+def test_a_model_ending_in_softmax_is_exported_as_it_is(tmp_path):
+    model = nn.Sequential([nn.Dense(3), nn.Softmax()], input_shape=(4,), seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (5, 4))
+    path = nn.export_onnx(model, tmp_path / "model.onnx")
+    np.testing.assert_allclose(run_onnx(path, x), model.predict(x), atol=1e-6)
+    assert [n.op_type for n in onnx.load(path).graph.node] == [
+        "Gemm", "Softmax", "Identity"
+    ]  # fmt: skip
+
+
+def test_the_graph_describes_its_input_output_and_classes(tmp_path):
+    model = every_layer_model()
+    proto = onnx.load(nn.export_onnx(model, tmp_path / "model.onnx"))
+    onnx.checker.check_model(proto, full_check=True)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(metadata["class_names"]) == ["a", "b", "c"]
+    (graph_input,) = proto.graph.input
+    dims = graph_input.type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 60]
+    assert "scaled to [0, 1]" in proto.graph.doc_string
+    assert "probabilities" in proto.graph.doc_string
+
+
+def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
+    class Double(nn.Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+
+        def backward(self, dy):
+            return 2 * dy
+
+    model = nn.Sequential([nn.Dense(3), Double()], input_shape=(4,))
+    with pytest.raises(nn.NnscratchError, match=r"layer 1 \(Double\) cannot be export"):
+        nn.export_onnx(model, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+    with pytest.raises(nn.NnscratchError, match="not built"):
+        nn.export_onnx(nn.Sequential([nn.Dense(3)]), tmp_path / "model.onnx")
+
+
+def test_nnscratch_export_command(tmp_path, capsys):
+    model = nn.Sequential([nn.Flatten(), nn.Dense(10)], input_shape=(28, 28), seed=0)
+    model.save(tmp_path / "model.npz")
+    out = tmp_path / "model.onnx"
+    assert cli.main(["export", str(tmp_path / "model.npz"), str(out)]) == 0
+    assert "(batch, 28, 28)" in capsys.readouterr().out
+    x = np.random.default_rng(0).uniform(0, 1, (3, 28, 28))
+    expected = nn.SoftmaxCrossEntropy().predictions(model.predict(x))
+    np.testing.assert_allclose(run_onnx(out, x), expected, atol=1e-6)
+    assert cli.main(["export", str(tmp_path / "missing.npz"), str(out)]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

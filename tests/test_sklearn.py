@@ -1,0 +1,171 @@
+"""The scikit-learn estimators: scikit-learn's own suite, and the tools people use
+them with (Pipeline, GridSearchCV, cross_val_score, joblib)."""
+
+import importlib
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from nnscratch import Conv2D, Sequential, load_model
+from nnscratch.sklearn import (
+    NeuralNetClassifier,
+    NeuralNetRegressor,
+    expected_failed_checks,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """load_digits split 75/25, stratified: (x_train, x_test, y_train, y_test)."""
+    x, y = load_digits(return_X_y=True)
+    return train_test_split(x / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+
+
+SMALL = {"hidden": (16,), "epochs": 20, "lr": 1e-2}  # the defaults pass too, slower
+
+
+@pytest.mark.parametrize(
+    "estimator", [NeuralNetClassifier(**SMALL), NeuralNetRegressor(**SMALL)]
+)
+def test_scikit_learns_check_estimator_passes(estimator):
+    # the checks that cannot pass are declared, with their reasons
+    failing = expected_failed_checks(estimator)
+    assert len(failing) <= 3 and all(len(reason) > 20 for reason in failing.values())
+    results = check_estimator(estimator, expected_failed_checks=failing)
+    assert {r["check_name"] for r in results if r["status"] == "xfail"} <= set(failing)
+    assert sum(r["status"] == "passed" for r in results) >= 55
+
+
+def test_grid_search_over_a_pipeline_on_digits(digits):
+    x_train, x_test, y_train, y_test = digits
+    pipeline = make_pipeline(
+        MinMaxScaler(), NeuralNetClassifier(epochs=20, lr=3e-3, random_state=0)
+    )
+    grid = GridSearchCV(
+        pipeline, {"neuralnetclassifier__hidden": [(32,), (64,)]}, cv=3, n_jobs=2
+    )
+    grid.fit(x_train, y_train)
+    assert grid.score(x_test, y_test) > 0.95
+
+
+def test_cross_val_score_and_a_conv_net_through_image_shape(digits):
+    x_train, _, y_train, _ = digits
+    net = NeuralNetClassifier(
+        (32,), image_shape=(8, 8), conv=(8,), epochs=5, lr=3e-3, random_state=0
+    )
+    scores = cross_val_score(net, x_train[:600], y_train[:600], cv=2)
+    assert scores.min() > 0.8
+    net.fit(x_train[:100], y_train[:100])
+    assert isinstance(net.model_.layers[1], Conv2D)
+    assert net.model_.input_shape == (64,)  # the rows, reshaped inside the network
+
+
+def test_the_fitted_network_is_a_sequential_that_saves_and_pickles(digits, tmp_path):
+    x_train, x_test, y_train, _ = digits
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                       "eight", "nine"])[y_train]  # fmt: skip
+    net = NeuralNetClassifier((16,), epochs=3, random_state=0).fit(x_train, labels)
+    assert list(net.classes_) == sorted(set(labels))
+    assert isinstance(net.model_, Sequential)
+    assert net.model_.class_names == list(net.classes_)
+    assert len(net.loss_curve_) == net.n_iter_ == 3
+    probs = net.predict_proba(x_test)
+    assert probs.shape == (len(x_test), 10) and probs.dtype == np.float64
+    np.testing.assert_allclose(probs.sum(axis=1), 1)
+    np.testing.assert_allclose(net.model_.predict(x_test), probs, atol=1e-6)
+    net.model_.save(tmp_path / "net.npz")
+    np.testing.assert_allclose(load_model(tmp_path / "net.npz").predict(x_test), probs,
+                               atol=1e-6)  # fmt: skip
+    joblib.dump(net, tmp_path / "net.joblib")
+    again = joblib.load(tmp_path / "net.joblib")
+    np.testing.assert_array_equal(again.predict(x_test), net.predict(x_test))
+    np.testing.assert_array_equal(again.predict_proba(x_test), probs)
+
+
+def test_predict_log_proba_stays_finite_where_probabilities_underflow():
+    x, y = make_blobs(60, centers=2, random_state=0)
+    net = NeuralNetClassifier((8,), epochs=50, lr=0.05, random_state=0).fit(x * 100, y)
+    log_probs = net.predict_log_proba(x * 100)
+    assert np.isfinite(log_probs).all() and log_probs.min() < -745  # exp() gives 0
+
+
+def test_partial_fit_trains_on_and_needs_the_classes_first(digits):
+    x_train, _, y_train, _ = digits
+    net = NeuralNetClassifier((16,), random_state=0)
+    with pytest.raises(ValueError, match="classes="):
+        net.partial_fit(x_train, y_train)
+    net.partial_fit(x_train[:500], y_train[:500], classes=np.arange(10))
+    net.partial_fit(x_train[500:], y_train[500:])
+    assert net.n_iter_ == 2 and net.loss_curve_[1] < net.loss_curve_[0]
+    with pytest.raises(ValueError, match="differs"):
+        net.partial_fit(x_train, y_train, classes=np.arange(11))
+
+
+def test_sample_weights_count(digits):
+    x_train, _, y_train, _ = digits
+    weights = np.where(y_train == 3, 20.0, 1.0)
+    plain = NeuralNetClassifier((16,), epochs=2, random_state=0).fit(x_train, y_train)
+    weighted = NeuralNetClassifier((16,), epochs=2, random_state=0)
+    weighted.fit(x_train, y_train, sample_weight=weights)
+    assert (weighted.predict(x_train) == 3).sum() > (plain.predict(x_train) == 3).sum()
+
+
+def test_dataframe_columns_become_feature_names_in_():
+    x, y = make_blobs(40, n_features=3, random_state=0)
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    net = NeuralNetRegressor((8,), epochs=2, random_state=0).fit(frame, y)
+    assert list(net.feature_names_in_) == ["a", "b", "c"] and net.n_features_in_ == 3
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
+    x_train, _, y_train, _ = digits
+    net = NeuralNetClassifier(
+        (32,), lr=0.05, epochs=300, early_stopping=True, patience=2, random_state=0
+    ).fit(x_train, y_train)
+    assert net.n_iter_ < 300
+
+
+def test_regressor_fits_several_targets():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (400, 2))
+    y = np.stack([np.sin(3 * x[:, 0]), x[:, 0] * x[:, 1]], axis=1)
+    net = NeuralNetRegressor((32,), activation="tanh", epochs=60, lr=1e-2,
+                             random_state=0).fit(x, y)  # fmt: skip
+    assert net.predict(x).shape == (400, 2) and net.n_outputs_ == 2
+    assert net.score(x, y) > 0.9
+    assert net.fit(x, y[:, 0]).predict(x).shape == (400,)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"hidden": (0,)}, "hidden size"),
+        ({"activation": "swish"}, "activation"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"image_shape": (3, 3)}, "image_shape"),
+        ({"conv": (4,)}, "image_shape"),
+        ({"validation_fraction": 0.0}, "validation_fraction"),
+    ],
+)
+def test_settings_are_checked_by_fit_with_a_value_error(settings, message):
+    net = NeuralNetClassifier(**settings)  # stored as given: clone and set_params work
+    assert net.get_params()[next(iter(settings))] == next(iter(settings.values()))
+    x, y = make_blobs(20, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        net.fit(x, y)
+
+
+def test_without_scikit_learn_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.base", None)  # "not installed"
+    monkeypatch.delitem(sys.modules, "nnscratch.app.sklearn")
+    with pytest.raises(ImportError, match=r"nnscratch\[sklearn\]"):
+        importlib.import_module("nnscratch.app.sklearn")
