@@ -17,17 +17,7 @@ from matplotlib.patches import Rectangle
 from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images, segment
 from ..reporting.figures import image_axes, plain_text, save_figure
-from .predict import NO_DIGIT, class_names, model_dataset, top_classes
-
-
-def model_inputs(model, digits: np.ndarray) -> np.ndarray:
-    """(k, 28, 28) digits -> a batch shaped for `model`: (k, *model.input_shape)."""
-    shape = tuple(model.input_shape) if model.input_shape is not None else (28, 28)
-    if int(np.prod(shape)) != 28 * 28:
-        raise NnscratchError(
-            f"the model expects inputs of shape {shape}, not a 28x28 image"
-        )
-    return digits.astype(np.float32).reshape((len(digits), *shape))
+from .predict import NO_DIGIT, class_names, model_dataset, model_inputs, top_classes
 
 
 def read_number(model, gray: np.ndarray, layout: dict | None = None) -> dict:
