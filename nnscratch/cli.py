@@ -282,13 +282,20 @@ def report(run_dir: Path, data_dir: Path | None) -> None:
     show_default=True,
     help="Refuse images with more pixels than this (decompression bombs).",
 )
-def predict(model_path, image_paths, as_json, show, max_pixels):
+@click.option(
+    "--number",
+    is_flag=True,
+    help="Read a whole number: every digit, left to right (the first line only).",
+)
+def predict(model_path, image_paths, as_json, show, max_pixels, number):
     """Predict the digit in each IMAGE (PNG, JPEG, GIF, BMP, WebP...) with MODEL.
 
-    Prints the best class with its probability and the next two. A file that cannot
-    be read gets a one-line error on stderr and the others are still predicted; the
-    exit code is 1 if any file failed.
+    Prints the best class with its probability and the next two; with --number, the
+    number and each digit's probability. A file that cannot be read gets a one-line
+    error on stderr and the others are still predicted; the exit code is 1 if any
+    file failed.
     """
+    from .app import number as numbers
     from .app.predict import (
         as_classifier,
         format_result,
@@ -299,22 +306,28 @@ def predict(model_path, image_paths, as_json, show, max_pixels):
     from .nn.loading import load_model
 
     model = as_classifier(load_model(model_path))
+    read = numbers.predict_number_file if number else predict_file
     results, shown = [], []
     for path in image_paths:
-        result, gray = predict_file(model, path, max_pixels)
+        result, gray = read(model, path, max_pixels)
         results.append(result)
         if gray is not None:
             shown.append((result, gray))
         if "error" in result:
             click.echo(result["error"], err=True)  # names the file already
-        elif not as_json:
-            click.echo(format_result(result))
+            continue
+        for warning in result.pop("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
+        if not as_json:
+            click.echo(
+                numbers.format_number(result) if number else format_result(result)
+            )
     if as_json:
-        click.echo(results_json(results))
+        click.echo(numbers.numbers_json(results) if number else results_json(results))
     if show is not None:
         if shown:
             try:
-                save_comparison(shown, show)
+                (numbers.save_numbers if number else save_comparison)(shown, show)
             except (NnscratchError, OSError) as e:
                 raise NnscratchError(f"--show: {e}") from None
             if not as_json:

@@ -415,3 +415,44 @@ def test_a_tap_draws_a_dot_and_sends_it(browser, server_url, touch):
     assert bands == 2
     assert errors == []
     page.close()
+
+
+def test_number_mode_reads_every_digit_under_its_box(
+    browser, server_url, artifacts_dir
+):
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}
+    )
+    page.focus("#number-mode")
+    page.keyboard.press("Space")  # the mode is a labelled checkbox
+    assert "Number mode" in page.locator("#announce").text_content()
+    box = page.locator("#pad").bounding_box()
+    assert box["width"] > 2 * box["height"]  # the wide pad
+    for x in (0.15, 0.4, 0.7):  # three "1"s
+        draw_stroke(page, [(x, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(
+        "() => document.querySelectorAll('#boxes .box').length === 3"
+    )
+    # the answer to the last stroke's end is announced
+    page.wait_for_function(
+        "() => document.querySelector('#announce').textContent.startsWith('Reads 111')"
+    )
+    assert page.locator("#digit").text_content() == "111"
+    assert page.locator("#boxes .reading").count() == 3
+    assert page.locator("#status").text_content().startswith("3 digits: 1 ")
+    # each reading sits under its own stroke, left to right
+    centres = page.locator("#boxes .box").evaluate_all(
+        "boxes => boxes.map(b => { const r = b.getBoundingClientRect();"
+        " return (r.left + r.right) / 2; })"
+    )
+    for centre, x in zip(centres, (0.15, 0.4, 0.7)):
+        assert abs(centre - (box["x"] + x * box["width"])) < 0.05 * box["width"]
+    assert page.locator("#activations .digits canvas").count() == 3
+    assert page.locator("#bars").is_hidden() and page.locator("#input").is_hidden()
+    page.screenshot(path=str(artifacts_dir / "serve-number.png"), full_page=True)
+    page.keyboard.press("Escape")
+    assert page.locator("#boxes .box").count() == 0
+    page.locator("#number-mode").uncheck()
+    assert page.locator("#pad").bounding_box()["width"] < 400
+    assert errors == []
+    page.close()

@@ -202,3 +202,55 @@ def test_a_fashion_model_sees_pictures_laid_out_like_fashion_mnist(digit_png, tm
     # MNIST: the longer side fitted in 20 pixels; Fashion-MNIST: filling all 28
     assert np.flatnonzero(seen["mnist"].any(axis=1)).size <= 21
     assert np.flatnonzero(seen["fashion-mnist"].any(axis=1)).size == 28
+
+
+@pytest.fixture()
+def number_png(tmp_path):
+    img = Image.new("L", (420, 160), 255)
+    draw = ImageDraw.Draw(img)
+    for left in (30, 150, 270):  # three "7"s
+        draw.line([(left, 30), (left + 80, 30), (left + 30, 130)], fill=0, width=10)
+    path = tmp_path / "777.png"
+    img.save(path)
+    return path
+
+
+def test_number_reads_every_digit(model_path, number_png, digit_png, tmp_path):
+    result = run(model_path, number_png, "--number")
+    assert result.exit_code == 0, result.output
+    name, rest = result.stdout.strip().split(": ", 1)
+    assert name == str(number_png) and len(rest.split(" ")[0]) == 3
+    assert rest.count("%") == 3 and "(digits " in rest
+
+    result = run(model_path, number_png, digit_png, "--number", "--json")
+    rows = json.loads(result.stdout)
+    assert [len(r["number"]) for r in rows] == [3, 1]
+    digits = rows[0]["digits"]
+    assert rows[0]["number"] == "".join(d["label"] for d in digits)
+    assert [len(d["top"]) for d in digits] == [3, 3, 3]
+    lefts = [d["box"][0] for d in digits]
+    assert lefts == sorted(lefts) and np.asarray(digits[0]["input"]).shape == (28, 28)
+    # one digit reads as it does without --number
+    plain = json.loads(run(model_path, digit_png, "--json").stdout)[0]
+    assert rows[1]["digits"][0]["probability"] == pytest.approx(plain["probability"])
+
+    shown = tmp_path / "numbers.png"
+    result = run(model_path, number_png, "--number", "--show", shown)
+    assert result.exit_code == 0 and Image.open(shown).size[0] > 100
+
+
+def test_number_in_a_blank_picture_or_on_two_lines(model_path, number_png, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 100), 255).save(blank)
+    result = run(model_path, blank, "--number")
+    assert result.exit_code == 1 and "no digit found" in result.stderr
+
+    two = Image.new("L", (420, 340), 255)
+    two.paste(Image.open(number_png), (0, 0))
+    two.paste(Image.open(number_png), (0, 170))
+    path = tmp_path / "two.png"
+    two.save(path)
+    result = run(model_path, path, "--number")
+    assert result.exit_code == 0
+    assert "2 lines; read the first only" in result.stderr
+    assert result.stdout.count("%") == 3

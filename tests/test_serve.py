@@ -576,3 +576,35 @@ def test_a_post_from_another_site_is_refused(client):
     assert response.status_code == 403 and "other sites" in response.json()["error"]
     headers["Origin"] = "http://testserver"  # the page's own origin
     assert client.post("/api/predict", content=body, headers=headers).status_code == 200
+
+
+def number_png(count=3) -> bytes:
+    """`count` vertical strokes ("1"s) white on black, as the wide pad draws them."""
+    img = Image.new("L", (140 * count, 200), 0)
+    for i in range(count):
+        x = 70 + 140 * i
+        ImageDraw.Draw(img).line([(x, 30), (x, 170)], fill=255, width=16)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_number_is_read_when_asked(client):
+    headers = {"Content-Type": "image/png"}
+    r = client.post("/api/predict?number=1", content=number_png(), headers=headers)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert (
+        len(data["number"]) == 3 and data["lines"] == 1 and data["size"] == [420, 200]
+    )
+    assert data["number"] == "".join(d["label"] for d in data["digits"])
+    for d, left in zip(data["digits"], (62, 202, 342)):
+        assert abs(d["box"][0] - left) <= 2 and len(d["top"]) == 3
+        assert np.asarray(d["input"]).shape == (28, 28)
+    # without ?number the same picture is one digit; a blank picture has no number
+    single = client.post("/api/predict", content=number_png(), headers=headers).json()
+    assert "digits" not in single and single["label"] in [str(i) for i in range(10)]
+    blank = client.post("/api/predict?number=1", content=png(False), headers=headers)
+    assert blank.json()["number"] is None and blank.json()["digits"] == []
+    pixels = client.post("/api/predict?number=1", json={"pixels": [[0] * 28] * 28})
+    assert pixels.status_code == 422 and "picture" in pixels.json()["error"]

@@ -31,12 +31,17 @@ def as_classifier(model):
 
 def model_input(model, digit: np.ndarray) -> np.ndarray:
     """A (28, 28) digit -> a batch of one shaped for `model`: (1, *model.input_shape)."""
+    return model_inputs(model, digit[None])
+
+
+def model_inputs(model, digits: np.ndarray) -> np.ndarray:
+    """(k, 28, 28) digits -> a batch shaped for `model`: (k, *model.input_shape)."""
     shape = tuple(model.input_shape) if model.input_shape is not None else (28, 28)
-    if int(np.prod(shape)) != digit.size:
+    if int(np.prod(shape)) != digits[0].size:
         raise NnscratchError(
             f"the model expects inputs of shape {shape}, not a 28x28 image"
         )
-    return digit.astype(np.float32).reshape((1, *shape))
+    return digits.astype(np.float32).reshape((len(digits), *shape))
 
 
 def class_names(model, n_classes: int) -> list[str]:

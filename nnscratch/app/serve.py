@@ -3,7 +3,7 @@
 `create_app(model)` builds a Starlette app: the page (nnscratch/app/static/), `GET
 /health` and `POST /api/predict`, which takes a PNG (raw body, multipart field "file"
 or a JSON data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28
-input the network saw and the hidden activations (of the activation layers with at
+input the network saw (with `?number=1`, a picture's whole number: `read_number`) and the hidden activations (of the activation layers with at
 most MAX_CELLS values: conv feature maps are left out). `DigitService` holds the model,
 the limits and the lock; its methods are the route handlers and the steps that read a
 digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Activation
+from .number import read_number
 from .predict import (
     as_classifier,
     class_names,
@@ -152,8 +153,11 @@ class DigitService:
         """POST /api/predict: what the model reads in the body's digit, or a 4xx."""
         if from_another_site(request):
             return error_response(403, "requests from other sites are not answered")
+        number = request.query_params.get("number", "").lower() in ("1", "true")
         try:
-            digit = await self.digit_from_request(request)
+            digit = await self.digit_from_request(request, number)
+            if number:  # a gray picture, not a digit
+                return JSONResponse(await run_in_threadpool(self.read_number, digit))
             if digit is None:
                 return JSONResponse({"digit": None, "message": "no digit"})
             return JSONResponse(await run_in_threadpool(self.run_model, digit))
@@ -189,9 +193,23 @@ class DigitService:
         ]
         return result
 
+    def read_number(self, gray: np.ndarray) -> dict:
+        """A gray picture -> `read_number`'s answer, inputs rounded; "number" is
+        None when no digit is found. Blocking: called in the thread pool."""
+        with self.lock:
+            result = read_number(self.model, gray, self.layout)
+        for d in result["digits"]:
+            d["input"] = np.round(d["input"], 4).tolist()
+        if not result["digits"]:
+            result.update(number=None, message="no digit")
+        return result
+
     # ----- reading the digit from a request --------------------------------------
-    async def digit_from_request(self, request: Request) -> np.ndarray | None:
-        """The (28, 28) digit in the body (None if blank), read as its type says."""
+    async def digit_from_request(
+        self, request: Request, number: bool = False
+    ) -> np.ndarray | None:
+        """The (28, 28) digit in the body (None if blank), read as its type says;
+        with `number`, the body's whole picture as gray (H, W) instead."""
         content_type = media_type(request)
         is_image = content_type.startswith("image/") or (
             content_type == "application/octet-stream"
@@ -205,14 +223,14 @@ class DigitService:
             )
         body = await read_body(request, self.max_bytes, self.body_timeout)
         if is_image:
-            return await self.digit_from_image(body)
+            return await self.digit_from_image(body, number)
         if content_type == "multipart/form-data":
             return await self.digit_from_image(
-                await multipart_file(request.headers, body)
+                await multipart_file(request.headers, body), number
             )
-        return await self.digit_from_json(body)
+        return await self.digit_from_json(body, number)
 
-    async def digit_from_json(self, body: bytes) -> np.ndarray | None:
+    async def digit_from_json(self, body: bytes, number: bool) -> np.ndarray | None:
         """`{"pixels": 28x28 numbers}` or `{"image": data URL}` -> (28, 28) or None."""
         try:
             payload = json.loads(body)
@@ -220,25 +238,30 @@ class DigitService:
             raise RequestError(400, f"body is not valid JSON: {e}") from None
         if not isinstance(payload, dict):
             raise RequestError(422, "JSON: expected an object with 'pixels' or 'image'")
+        if "pixels" in payload and number:
+            raise RequestError(422, "a number is read from a picture, not 28x28 pixels")
         if "pixels" in payload:
             digit = images.from_array(payload["pixels"])
             return digit if digit.any() else None
         if "image" in payload:
-            return await self.digit_from_image(decode_data_url(payload["image"]))
+            data = decode_data_url(payload["image"])
+            return await self.digit_from_image(data, number)
         raise RequestError(422, "JSON: expected a 'pixels' (28x28) or 'image' field")
 
-    async def digit_from_image(self, data: bytes) -> np.ndarray | None:
-        """Image bytes -> (28, 28) MNIST-style digit or None; 413 if too large."""
+    async def digit_from_image(self, data: bytes, number: bool) -> np.ndarray | None:
+        """Image bytes -> (28, 28) MNIST-style digit or None (with `number`, the
+        gray picture); 413 if too large."""
         try:
             # Pillow blocks while it decodes: the event loop keeps serving meanwhile
-            return await run_in_threadpool(self.decode_image, data)
+            return await run_in_threadpool(self.decode_image, data, number)
         except images.ImageTooLargeError as e:
             raise RequestError(413, str(e)) from None
 
-    def decode_image(self, data: bytes) -> np.ndarray | None:
-        """Image bytes -> (28, 28) float32 digit or None; blocking."""
+    def decode_image(self, data: bytes, number: bool = False) -> np.ndarray | None:
+        """Image bytes -> (28, 28) float32 digit or None, or with `number` the
+        gray picture (H, W); blocking."""
         gray = images.load_image(data, max_pixels=self.max_pixels)
-        return images.to_mnist(gray, **self.layout)
+        return gray if number else images.to_mnist(gray, **self.layout)
 
 
 def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:

@@ -48,6 +48,7 @@ LAYOUTS = {
     "mnist": {"box": DIGIT_BOX, "by_mass": True},
     "fashion-mnist": {"box": IMAGE_SIZE, "by_mass": False},
 }
+MIN_SIZE = 0.02  # ink smaller than this share of the image's longer side is a speck
 STRAY_INK = 0.03  # ink apart from the digit and lighter than this share of it is noise
 
 
@@ -320,21 +321,42 @@ def to_mnist(
     square and centred by mass (MNIST) or, with `by_mass=False`, by its bounding box
     (`layout_for` gives both for a dataset).
     """
+    gray = check_gray(gray, "to_mnist")
+    ink = picture_ink(gray, blur=blur, threshold=threshold)
+    crop = crop_to_ink(drop_stray_ink(ink))
+    if crop is None or max(crop.shape) < MIN_SIZE * max(gray.shape):
+        return None
+    if by_mass and is_dot(crop, gray.shape):  # a digit's layout: a dot is no digit
+        return None
+    return lay_out(crop, box=box, by_mass=by_mass)
+
+
+def check_gray(gray, caller: str) -> np.ndarray:
+    """`gray` as (H, W) float32 clipped to [0, 1]; DataError if not 2-D or not finite."""
     gray = np.asarray(gray)
     if gray.ndim != 2 or gray.size == 0:
-        raise DataError(f"to_mnist: expected a 2-D (H, W) gray image, got {gray.shape}")
+        raise DataError(f"{caller}: expected a 2-D (H, W) gray image, got {gray.shape}")
     if not np.all(np.isfinite(gray)):
-        raise DataError("to_mnist: image has NaN or infinite values")
-    gray = np.clip(gray.astype(np.float32), 0.0, 1.0)
+        raise DataError(f"{caller}: image has NaN or infinite values")
+    return np.clip(gray.astype(np.float32), 0.0, 1.0)
+
+
+def picture_ink(
+    gray: np.ndarray, *, blur: float | None = None, threshold: float = 0.2
+) -> np.ndarray:
+    """The ink of a checked gray picture (H, W), light on black, peak 1: the paper
+    (a table around it, uneven light, ruled lines) taken away and faint values
+    zeroed (`clean_ink`). Shared by single digits and numbers (`segment`)."""
     ink = ink_from_background(paint_over_surround(gray))
     ink = clean_ink(
         ink, blur=auto_blur(gray.shape) if blur is None else blur, threshold=threshold
     )
-    crop = crop_to_ink(drop_stray_ink(drop_ruled_lines(ink)))
-    if crop is None or max(crop.shape) < 0.02 * max(gray.shape):
-        return None
-    if by_mass and is_dot(crop, gray.shape):  # a digit's layout: a dot is no digit
-        return None
+    return drop_ruled_lines(ink)
+
+
+def lay_out(crop: np.ndarray, *, box: int = DIGIT_BOX, by_mass: bool = True):
+    """A digit's cropped ink (h, w) -> (28, 28): fitted in `box` x `box`, then centred
+    by mass (MNIST) or by its bounding box (Fashion-MNIST)."""
     fitted = fit_in_box(crop, box)
     return place_by_mass(fitted) if by_mass else place_centred(fitted)
 

@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 MIN_CONTRAST = 0.08  # ink fainter than this (on a 0..1 scale) is noise, not a digit
 # A border whose brightness varies by more than this is lit unevenly (a photo): the
-# background is then measured locally, on a copy BACKGROUND_SIDE pixels a side with a
-# rank filter wider than a stroke: BACKGROUND_FILTER pixels, widened in steps of 4 up
-# to MAX_FILTER while that still removes FILTER_GAIN more ink (a thick marker)
+# background is then measured locally, on a copy BACKGROUND_SIDE pixels on its
+# shorter side, with a rank filter wider than a stroke: BACKGROUND_FILTER pixels,
+# widened in steps of 4 up to MAX_FILTER while that still removes FILTER_GAIN more ink (a thick marker)
 UNEVEN_LIGHT = 0.1
 BACKGROUND_SIDE = 64
 BACKGROUND_FILTER = 9
@@ -55,9 +55,11 @@ def border_spread(gray: np.ndarray) -> float:
 
 
 def _small_copy(gray: np.ndarray) -> Image.Image:
-    """`gray` shrunk (area-averaged) to at most BACKGROUND_SIDE pixels a side."""
+    """`gray` shrunk (area-averaged) so its shorter side is at most BACKGROUND_SIDE
+    pixels (and its longer one at most 4 times that): a wide picture (a number)
+    keeps enough rows for the filters, which are sized for a square one."""
     h, w = gray.shape
-    scale = min(1.0, BACKGROUND_SIDE / max(h, w))
+    scale = min(1.0, BACKGROUND_SIDE / min(h, w), 4 * BACKGROUND_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32))
     return image.resize(size, Image.Resampling.BOX)
@@ -177,7 +179,7 @@ def closing_size(small: Image.Image, dark_ink: bool) -> int:
 def background_map(small: Image.Image, shape: tuple, dark_ink: bool) -> np.ndarray:
     """The paper's level at every pixel of an unevenly lit page, ink removed: `shape`.
 
-    Worked out on `small` (the page at most BACKGROUND_SIDE pixels a side) by a
+    Worked out on `small` (the page shrunk by `_small_copy`) by a
     `closing` wider than the strokes (`closing_size`); the result is smoothed and
     scaled back to full size.
     """

@@ -1,5 +1,7 @@
 // Drawing page: strokes on a canvas, sent as PNG to /api/predict while drawing, or
-// an uploaded picture, shown on the pad and sent as it is.
+// an uploaded picture, shown on the pad and sent as it is. In number mode the pad is
+// wider, the API is asked for the whole number (?number=1) and each digit's reading
+// is shown under its box.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -12,6 +14,10 @@ const activationsEl = document.getElementById("activations");
 
 const announceEl = document.getElementById("announce");
 const uploadEl = document.getElementById("upload");
+const modeEl = document.getElementById("number-mode");
+const boxesEl = document.getElementById("boxes");
+const drawCard = document.querySelector(".card.draw");
+const inputFigure = document.querySelector(".inside figure");
 
 const THROTTLE_MS = 100;
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
@@ -28,13 +34,19 @@ let picture = null; // that picture, once decoded (an ImageBitmap)
 let pictureId = 0; // bumped when the picture goes: one decoded late is not shown
 // what the model tells apart: MNIST's digits, or other pictures (Fashion-MNIST's clothes)
 let thing = "digit";
+let numberMode = false;
+let lastNumber = null; // the number answer on show, to place its boxes again
+const PAD_LABELS = {
+  digit: "Drawing canvas: draw one digit with your mouse or finger",
+  number: "Drawing canvas: write a number, its digits side by side, with your mouse or finger",
+};
 
 function redraw() {
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, pad.width, pad.height);
   ctx.strokeStyle = "#fff";
   ctx.fillStyle = "#fff";
-  ctx.lineWidth = pad.width / 14;
+  ctx.lineWidth = pad.height / 14; // the wide pad keeps the square one's strokes
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   if (picture) {
@@ -165,6 +177,7 @@ uploadEl.addEventListener("change", () => {
       if (id !== pictureId) return bitmap.close();
       picture = bitmap;
       redraw();
+      if (lastNumber) drawBoxes(lastNumber); // now placed on the picture as shown
     })
     .catch(() => {});
   const form = new FormData();
@@ -195,12 +208,19 @@ async function request(body, final, prefix) {
   const id = ++sequence;
   const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
   try {
-    const response = await fetch("/api/predict", { method: "POST", headers, body });
+    const url = numberMode ? "/api/predict?number=1" : "/api/predict";
+    const response = await fetch(url, { method: "POST", headers, body });
     const data = await response.json();
     if (id > shown) {
       shown = id;
       if (!response.ok) showError(prefix + (data.error || response.statusText));
-      else if (data.digit === null) {
+      else if (data.digits !== undefined && data.number === null) {
+        showEmpty(prefix ? prefix + "no digit found." : "No digit found yet: keep writing.");
+        if (final) announce(statusEl.textContent);
+      } else if (data.digits !== undefined) {
+        showNumber(data, prefix);
+        if (final) announce(`Reads ${data.number}. ${statusEl.textContent}`);
+      } else if (data.digit === null) {
         showEmpty(prefix ? prefix + `no ${thing} found.` : `No ${thing} found yet: keep drawing.`);
         if (final) announce(statusEl.textContent);
       } else {
@@ -285,7 +305,7 @@ function nameThings(classes) {
   if (digitEl.dataset.digit === undefined) showEmpty();
 }
 
-function showEmpty(message = `Draw a ${thing} on the black square.`) {
+function showEmpty(message = numberMode ? "Write a number on the black pad, its digits side by side." : `Draw a ${thing} on the black square.`) {
   showLabel("?");
   delete digitEl.dataset.digit;
   statusEl.textContent = message;
@@ -298,7 +318,82 @@ function showEmpty(message = `Draw a ${thing} on the black square.`) {
   }
   inputCanvas.getContext("2d").clearRect(0, 0, 28, 28);
   activationsEl.replaceChildren();
+  boxesEl.replaceChildren();
+  lastNumber = null;
 }
+
+// Number mode: the number large, each digit's reading in the status, boxes on the pad
+function showNumber(data, prefix = "") {
+  showEmpty();
+  showLabel(data.number);
+  digitEl.dataset.digit = data.number;
+  const parts = data.digits.map((d) => `${d.label} ${(100 * d.probability).toFixed(1)}%`);
+  const n = data.digits.length;
+  statusEl.textContent = prefix + `${n} digit${n === 1 ? "" : "s"}: ${parts.join(", ")}` +
+    (data.lines > 1 ? ` (the first of ${data.lines} lines)` : "");
+  lastNumber = data;
+  drawBoxes(data);
+  const row = document.createElement("div");
+  row.className = "digits";
+  for (const d of data.digits) {
+    const figure = document.createElement("figure");
+    const canvas = document.createElement("canvas");
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `28 by 28 input read as ${d.label}`);
+    drawGrid(canvas, d.input.flat(), 28, 1);
+    const caption = document.createElement("figcaption");
+    caption.textContent = d.label;
+    figure.append(canvas, caption);
+    row.appendChild(figure);
+  }
+  activationsEl.appendChild(row);
+}
+
+// Each digit's box over the pad, in percent of the pad, with its reading under it.
+// Boxes are in the pixels of the picture the server read (data.size), which is the
+// pad for a drawing, or the uploaded picture as drawn (scaled, centred) on the pad.
+function drawBoxes(data) {
+  boxesEl.replaceChildren();
+  let [x0, y0, w, h] = [0, 0, pad.width, pad.height];
+  if (uploaded && picture) {
+    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
+    [w, h] = [picture.width * scale, picture.height * scale];
+    [x0, y0] = [(pad.width - w) / 2, (pad.height - h) / 2];
+  }
+  const [sw, sh] = data.size;
+  const pct = (v, side) => `${(100 * v) / side}%`;
+  for (const d of data.digits) {
+    const [l, t, r, b] = d.box;
+    const div = document.createElement("div");
+    div.className = "box";
+    div.style.left = pct(x0 + (l / sw) * w, pad.width);
+    div.style.top = pct(y0 + (t / sh) * h, pad.height);
+    div.style.width = pct(((r - l) / sw) * w, pad.width);
+    div.style.height = pct(((b - t) / sh) * h, pad.height);
+    const reading = document.createElement("span");
+    reading.className = "reading";
+    const label = document.createElement("b");
+    label.textContent = d.label;
+    reading.append(label, ` ${Math.round(100 * d.probability)}%`);
+    div.appendChild(reading);
+    boxesEl.appendChild(div);
+  }
+}
+
+modeEl.addEventListener("change", () => {
+  numberMode = modeEl.checked;
+  drawCard.classList.toggle("wide", numberMode);
+  pad.width = numberMode ? 700 : 280; // 5:2, as style.css shows it
+  pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : "digit"]);
+  barsEl.hidden = numberMode;
+  inputFigure.hidden = numberMode;
+  document.getElementById("title").textContent = numberMode ? "Write a number" : `Draw a ${thing}`;
+  document.getElementById("upload-text").textContent = numberMode
+    ? "Or read a picture of a number"
+    : thing === "digit" ? "Or read a picture of a digit" : "Or read a picture";
+  clear();
+  announce(numberMode ? "Number mode: write several digits side by side." : "Digit mode.");
+});
 
 // Values >= 0 as cells on a canvas, one pixel per cell (CSS scales it up, pixelated)
 function drawGrid(canvas, values, cols, top) {

@@ -1,0 +1,128 @@
+"""Reading a whole number: finding its digits (imaging/segment.py), the synthetic
+numbers made from MNIST digits (data/numbers.py)."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from PIL import Image, ImageDraw, ImageFont
+
+from nnscratch.data.numbers import compose_number, photograph
+from nnscratch.imaging import images, segment
+
+
+def typed(text: str, size=(520, 200), font_size=120, xy=(30, 20)) -> np.ndarray:
+    """`text` typed dark on white in Pillow's built-in font: (H, W) gray."""
+    img = Image.new("L", size, 255)
+    font = ImageFont.load_default(size=font_size)
+    ImageDraw.Draw(img).text(xy, text, fill=0, font=font)
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def drawn(lines, size=(400, 200), width=10) -> np.ndarray:
+    """Polylines drawn dark on white: (H, W) gray."""
+    img = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(img)
+    for points in lines:
+        draw.line(points, fill=0, width=width, joint="curve")
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def test_label_components_joins_diagonal_neighbours_and_gives_boxes():
+    mask = np.zeros((6, 8), dtype=bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # one diagonal piece
+    mask[4:6, 5:8] = True
+    mask[0, 6] = True
+    labels, boxes = segment.label_components(mask)
+    assert labels.max() == 3 and (labels > 0).sum() == mask.sum()
+    assert labels[0, 0] == labels[2, 2] != labels[5, 7]
+    assert sorted(map(tuple, boxes.tolist())) == [
+        (0, 0, 3, 3),
+        (5, 4, 8, 6),
+        (6, 0, 7, 1),
+    ]
+    assert segment.label_components(np.zeros((3, 3), bool))[1].shape == (0, 4)
+
+
+def test_a_typed_number_is_read_left_to_right():
+    reading = segment.find_digits(typed("2026"))
+    assert len(reading.digits) == 4 and reading.lines == 1
+    lefts = [d.box[0] for d in reading.digits]
+    assert lefts == sorted(lefts)
+    assert all(d.input.shape == (28, 28) for d in reading.digits)
+
+
+def test_one_digit_gives_the_same_input_as_to_mnist():
+    seven = drawn([[(30, 25), (110, 25), (60, 150)]], size=(160, 180), width=12)
+    reading = segment.find_digits(seven)
+    assert len(reading.digits) == 1
+    assert_array_equal(reading.digits[0].input, images.to_mnist(seven))
+
+
+def test_strokes_apart_are_joined_and_touching_digits_split():
+    five = [[(80, 40), (40, 40), (35, 95)], [(35, 95), (90, 105), (85, 160), (30, 160)]]
+    bar_apart = [
+        [(62, 30), (105, 30)],
+        [(55, 45), (45, 95), (95, 105), (90, 160), (40, 165)],
+    ]
+    four = [[(200, 30), (185, 110), (250, 110)], [(235, 60), (235, 170)]]
+    reading = segment.find_digits(drawn(bar_apart + four))
+    assert len(reading.digits) == 2, [d.box for d in reading.digits]
+    # two typed digits drawn into each other: one piece, cut in two by its width
+    touching = typed("0", font_size=150, xy=(20, 0)) * typed(
+        "0", font_size=150, xy=(90, 0)
+    )
+    labels, _ = segment.label_components(images.picture_ink(touching) > 0)
+    assert labels.max() == 1
+    assert len(segment.find_digits(touching).digits) == 2
+    assert five  # a five drawn whole is one digit too
+    assert len(segment.find_digits(drawn(five)).digits) == 1
+
+
+def test_dots_specks_and_blank_pictures():
+    reading = segment.find_digits(typed("3.14"))
+    assert len(reading.digits) == 3  # the decimal point is dropped
+    speckled = typed("42").copy()
+    speckled[5, 5] = speckled[190, 500] = 0.0
+    assert len(segment.find_digits(speckled).digits) == 2
+    empty = segment.find_digits(np.ones((100, 200), np.float32))
+    assert empty.digits == [] and empty.lines == 0
+    dot = Image.new("L", (400, 200), 255)
+    ImageDraw.Draw(dot).ellipse([100, 100, 118, 118], fill=0)  # a tap, a blot
+    assert segment.find_digits(np.asarray(dot, np.float32) / 255).digits == []
+
+
+def test_digits_on_two_lines_read_the_first():
+    page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
+    reading = segment.find_digits(page)
+    assert reading.lines == 2 and reading.candidates == 5
+    assert len(reading.digits) == 2
+
+
+def test_compose_number_places_every_digit_in_its_box():
+    rng = np.random.default_rng(0)
+    digits = np.zeros((3, 28, 28), np.uint8)
+    digits[:, 4:24, 10:18] = 255
+    gray, boxes = compose_number(digits, rng, gaps=(0.5, 0.5), scale=4)
+    assert len(boxes) == 3 and gray.dtype == np.float32
+    for left, top, right, bottom in boxes:
+        assert gray[(top + bottom) // 2, (left + right) // 2] < 0.1  # ink
+    assert gray[0, 0] == pytest.approx(1.0)
+    photo = photograph(gray, rng)
+    assert photo.shape == gray.shape and photo[-1, -1] < 0.8  # the far corner is dim
+
+
+def test_numbers_made_of_mnist_digits_are_segmented(data_dir):
+    """Without a network: the right count of digits in most numbers of 2 to 8 MNIST
+    digits (gaps from touching to half a digit, half of them photographed)."""
+    from nnscratch.data.loading import load_dataset
+
+    _, (x, _) = load_dataset("mnist", data_dir / "mnist")
+    rng = np.random.default_rng(1)
+    right = 0
+    for k in range(30):
+        n = int(rng.integers(2, 9))
+        gray, _ = compose_number(x[rng.choice(len(x), n, replace=False)], rng)
+        if k % 2:
+            gray = photograph(gray, rng)
+        right += len(segment.find_digits(gray).digits) == n
+    assert right >= 0.65 * 30
