@@ -295,48 +295,13 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
     error on stderr and the others are still predicted; the exit code is 1 if any
     file failed.
     """
-    from .app import number as numbers
-    from .app.predict import (
-        as_classifier,
-        format_result,
-        predict_file,
-        results_json,
-        save_comparison,
-    )
-    from .nn.loading import load_model
+    from .app.read_files import predict_files
 
-    model = as_classifier(load_model(model_path))
-    read = numbers.predict_number_file if number else predict_file
-    results, shown = [], []
-    for path in image_paths:
-        result, gray = read(model, path, max_pixels)
-        results.append(result)
-        if gray is not None:
-            shown.append((result, gray))
-        if "error" in result:
-            click.echo(result["error"], err=True)  # names the file already
-            continue
-        for warning in result.pop("warnings", []):
-            click.echo(f"warning: {warning}", err=True)
-        if not as_json:
-            click.echo(
-                numbers.format_number(result) if number else format_result(result)
-            )
-    if as_json:
-        click.echo(numbers.numbers_json(results) if number else results_json(results))
-    if show is not None:
-        if shown:
-            try:
-                (numbers.save_numbers if number else save_comparison)(shown, show)
-            except (NnscratchError, OSError) as e:
-                raise NnscratchError(f"--show: {e}") from None
-            if not as_json:
-                click.echo(f"saved {show}")
-        else:
-            click.echo(f"--show: no image could be read, {show} not written", err=True)
-    failed = sum("error" in r for r in results)
+    failed = predict_files(
+        model_path, image_paths, as_json=as_json, show=show, max_pixels=max_pixels,
+        number=number, say=click.echo, warn=lambda text: click.echo(text, err=True),
+    )  # fmt: skip
     if failed:
-        click.echo(f"{failed} of {len(results)} images failed", err=True)
         click.get_current_context().exit(1)
 
 
