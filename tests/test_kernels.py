@@ -9,11 +9,11 @@ from nnscratch.nn.kernels import (
     channel_sum,
     column_sum,
     ones,
-    relu,
     row_max,
     row_sum,
     zeros,
 )
+from nnscratch.nn.kernels.reductions import relu
 from nnscratch.nn.workspace import Workspace
 
 

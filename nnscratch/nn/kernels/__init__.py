@@ -1,10 +1,13 @@
 """The speed tricks: loops NumPy cannot fuse, and reductions it runs slowly.
 
 - `dispatch`: which twin runs (`use("numpy")` or NNSCRATCH_KERNELS=numpy; numba by
-  default), the `Kernel` that pairs a NumPy function with its compiled loops;
+  default) and the `Kernel`, which pairs a NumPy function with its compiled loops;
+- `optimizer_steps`: SGD, RMSprop and Adam in one pass over the parameters;
+- `elementwise`: ReLU forward and backward, softmax cross-entropy on labels;
+- `pooling`: max and average pooling, forward and backward;
+- `normalization`: batch norm's statistics, scale and shift, and gradient;
 - `reductions`: sums as products with ones, row maxima, ReLU against zeros (NumPy
-  and BLAS only);
-- `optimizer_steps`: SGD, RMSprop and Adam in one pass over the parameters.
+  and BLAS only, no compiled twin).
 
 Each trick states its measured figure once, in its module; the layers just call it.
 """
@@ -15,7 +18,6 @@ from .reductions import (
     channel_sum,
     column_sum,
     ones,
-    relu,
     row_max,
     row_sum,
     zeros,
@@ -30,7 +32,6 @@ __all__ = [
     "column_sum",
     "kernels",
     "ones",
-    "relu",
     "row_max",
     "row_sum",
     "use",

@@ -82,7 +82,9 @@ rmsprop_step = Kernel(_rmsprop_step)
 
 
 @rmsprop_step.compiled
-def _rmsprop_step_loops(p, g, square_avg, tmp, lr, rho, one_minus_rho, eps, flush_below):
+def _rmsprop_step_loops(
+    p, g, square_avg, tmp, lr, rho, one_minus_rho, eps, flush_below
+):
     zero = p.dtype.type(0)
     for i in range(p.shape[0]):
         gi = g[i]
