@@ -78,7 +78,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                             best, arg = v3, 3
                         y_row[s], winner_row[s] = best, arg
                         total = v0 + v1 + v2 + v3
-                        saw_nan = saw_nan or total != total
+                        saw_nan = saw_nan or np.isnan(total)
                     continue
                 for s in range(wo):
                     best, arg, total = x[a, b, r * sh, s * sw], 0, 0.0
@@ -90,7 +90,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                             if v > best:
                                 best, arg = v, i * kw + j
                     y_row[s], winner_row[s] = best, arg
-                    saw_nan = saw_nan or total != total
+                    saw_nan = saw_nan or np.isnan(total)
     if not saw_nan:
         return
     for a in range(n):
@@ -101,7 +101,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                     for i in range(kh):
                         for j in range(kw):
                             v = x[a, b, r * sh + i, s * sw + j]
-                            if v != v and not found:
+                            if np.isnan(v) and not found:
                                 y[a, b, r, s], winner[a, b, r, s] = v, i * kw + j
                                 found = True
 
