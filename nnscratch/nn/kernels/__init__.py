@@ -12,7 +12,7 @@
 Each trick states its measured figure once, in its module; the layers just call it.
 """
 
-from .dispatch import BACKENDS, Kernel, backend, kernels, use
+from .dispatch import BACKENDS, Kernel, backend, kernels, use, using
 from .reductions import (
     channel_dot,
     channel_sum,
@@ -35,5 +35,6 @@ __all__ = [
     "row_max",
     "row_sum",
     "use",
+    "using",
     "zeros",
 ]

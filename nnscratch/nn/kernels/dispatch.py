@@ -10,7 +10,8 @@ first runs, never by `import nnscratch`; compiled code is cached on disk
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from ...errors import NnscratchError
 
@@ -25,6 +26,17 @@ def use(name: str) -> None:
     """Run every kernel on its "numba" twin (the default) or its "numpy" twin."""
     global _backend
     _backend = _check(name, "kernels")
+
+
+@contextmanager
+def using(name: str) -> Iterator[None]:
+    """`use(name)` inside the block, then the twin chosen before it again."""
+    before = backend()
+    use(name)
+    try:
+        yield
+    finally:
+        use(before)
 
 
 def backend() -> str:
