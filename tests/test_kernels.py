@@ -445,3 +445,22 @@ def test_importing_nnscratch_compiles_nothing():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "numpy"
+
+
+def test_compile_seconds_count_compiling_only(monkeypatch, tmp_path):
+    # a kernel compiled now counts; the same loops loaded from numba's cache do not
+    import numba
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # a cold cache
+    monkeypatch.setattr(dispatch, "_kernels", list(dispatch._kernels))
+    monkeypatch.setattr(dispatch, "_compile_seconds", 0.0)
+
+    def loops(x):
+        return x.sum() * 2.0
+
+    with using("numba"):
+        assert dispatch.Kernel(np.sum).compiled(loops)(np.ones(3)) == 6.0
+        counted = dispatch.compile_seconds()
+        assert counted > 0
+        assert dispatch.Kernel(np.sum).compiled(loops)(np.ones(3)) == 6.0
+    assert dispatch.compile_seconds() == counted

@@ -11,6 +11,7 @@ import time
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
+from ..nn.kernels import compile_seconds
 from ..nn.optimizers import Optimizer, get_optimizer
 from ..nn.schedules import Schedule, get_schedule
 from ..reporting.animation import PredictionRecorder
@@ -145,4 +146,13 @@ def run_training(
         f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
         f"saved {run_dir / MODEL_FILE}"
     )
+    if compile_seconds() > COMPILE_NOTE_SECONDS:
+        print(
+            f"(this run spent {compile_seconds():.0f}s compiling nnscratch's kernels: "
+            "once on this machine, later runs load them from numba's cache)"
+        )
     return metrics
+
+
+# the first run on a fresh install compiles the kernels; past this, it says so
+COMPILE_NOTE_SECONDS = 3.0

@@ -12,7 +12,15 @@
 Each trick states its measured figure once, in its module; the layers just call it.
 """
 
-from .dispatch import BACKENDS, Kernel, backend, kernels, use, using
+from .dispatch import (
+    BACKENDS,
+    Kernel,
+    backend,
+    compile_seconds,
+    kernels,
+    use,
+    using,
+)
 from .reductions import (
     channel_dot,
     channel_sum,
@@ -30,6 +38,7 @@ __all__ = [
     "channel_dot",
     "channel_sum",
     "column_sum",
+    "compile_seconds",
     "kernels",
     "ones",
     "row_max",

@@ -10,6 +10,7 @@ first runs, never by `import nnscratch`; compiled code is cached on disk
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -20,6 +21,7 @@ ENVIRONMENT_VARIABLE = "NNSCRATCH_KERNELS"
 
 _backend: str | None = None  # None: not chosen yet (read from the environment)
 _kernels: list[Kernel] = []
+_compile_seconds = 0.0  # spent compiling kernels (not loading them from the cache)
 
 
 def use(name: str) -> None:
@@ -92,7 +94,19 @@ class Kernel:
     def __call__(self, *args):
         if (_backend or backend()) == "numpy":
             return self.numpy(*args)
-        return (self._compiled or self._compile())(*args)
+        if self._compiled is None:
+            return self._first_call(args)
+        return self._compiled(*args)
+
+    def _first_call(self, args):
+        """Compile (or load from numba's cache) and run; count the seconds if it
+        compiled (see `compile_seconds`)."""
+        global _compile_seconds
+        started = time.perf_counter()
+        result = self.numba(*args)
+        if self._compiled.stats.cache_misses:
+            _compile_seconds += time.perf_counter() - started
+        return result
 
     @property
     def numba(self) -> Callable:
@@ -114,6 +128,12 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"Kernel({self.__name__})"
+
+
+def compile_seconds() -> float:
+    """Seconds this process spent compiling kernels on their first calls, rather
+    than loading them from numba's cache (a one-off per machine and version)."""
+    return _compile_seconds
 
 
 def kernels() -> list[Kernel]:
