@@ -159,8 +159,8 @@ class SoftmaxCrossEntropy(Loss):
         if self._targets.ndim == 1 and self.label_smoothing == 0:
             # a new array: a second call gives the same answer
             dlogits = np.empty_like(self._probs)
-            scale = 1.0 if self._w is not None else 1.0 / n  # weights: scaled below
-            scale = dlogits.dtype.type(scale)
+            # the mean over the batch now, or after the weights below
+            scale = dlogits.dtype.type(1.0 / n if self._w is None else 1.0)
             softmax_cross_entropy_backward(self._probs, self._targets, scale, dlogits)
             if self._w is None:
                 return dlogits

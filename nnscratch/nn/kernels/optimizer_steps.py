@@ -98,7 +98,7 @@ def _adam_step(p, g, m, v, tmp, beta1, beta2, step, eps, l2, decay, flush_below)
     L2; 0 for none); m = beta1 m + g; v = beta2 v + g^2; p -= step * m / (sqrt(v) + eps).
 
     m and v are Adam's moments divided by (1 - beta1) and (1 - beta2), and step and eps
-    the corrections that makes up for (see `optimizers.Adam._update`).
+    the corrections that make up for it (see `optimizers.Adam._update`).
     """
     if decay != 1:
         p *= decay
