@@ -66,5 +66,7 @@ def test_bench_training_no_conv_no_presets_leave_them_out(data_dir):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| nnscratch MLP epoch          | 128 " in done.stdout
     assert "| MLP epoch | 128 " in done.stdout  # NumPy twins against compiled
-    assert "lenet-like" not in done.stdout
-    assert "preset" not in done.stdout
+    assert "| nnscratch lenet-like epoch" not in done.stdout
+    assert "| lenet-like epoch" not in done.stdout
+    assert "conv floor runs" not in done.stdout
+    assert "preset on" not in done.stdout
