@@ -68,8 +68,10 @@ PRESETS = {
         "augment": "auto",
     },
     # the quickest recipe we found to 99% on the MNIST test set: a small conv net
-    # (16, 32, 64 channels, batch norm) for 8 epochs on all the training images (none
-    # held out), the learning rate warmed up for half an epoch, then annealed to 0
+    # (8, 32, 64 channels, batch norm) for 8 epochs on all the training images (none
+    # held out), the learning rate warmed up for half an epoch, then annealed to 0.
+    # Test accuracy 99.23% (seed 1: 99.14%); 16 channels in the first block gave
+    # 99.22% (seed 1: 99.34%) in 1.28x the time, 9 epochs 99.23% and 99.24%
     "fast": {
         "architecture": "fast",
         "optimizer": "adamw",
@@ -170,10 +172,12 @@ def build_cnn(settings: RunSettings, input_shape: tuple, num_classes: int, rng) 
 def build_fast(
     settings: RunSettings, input_shape: tuple, num_classes: int, rng
 ) -> list:
-    """The cnn net at half the width: conv blocks of 16, 32, 64 channels, then a dense
-    layer of 128 (dropout only if the settings ask): about 2M multiply-adds an image.
+    """A small cnn net: conv blocks of 8, 32, 64 channels, then a dense layer of 128
+    (dropout only if the settings ask): about 1.5M multiply-adds an image. The first
+    block, on the 28x28 images, is the narrowest: its batch norm and pooling read the
+    most values per channel.
     """
-    return conv_blocks(settings, input_shape, num_classes, rng, (16, 32, 64), 128)
+    return conv_blocks(settings, input_shape, num_classes, rng, (8, 32, 64), 128)
 
 
 def conv_blocks(
