@@ -73,9 +73,11 @@ class Kernel:
     `sums=True` lets the compiler reorder the additions of the loops' sums, which it
     then runs 8 or 16 at a time in vector registers (2.5x faster for batch norm's
     statistics): the order is fixed by the compiled code, so a run repeats exactly on
-    the same machine, as with BLAS. No kernel runs on several threads: on 2 cores
-    beside OpenBLAS's threads, waking numba's cost more than they saved (measured
-    for the Adam step), and a sum split over threads could change order run to run.
+    the same machine, as with BLAS. No kernel runs on several threads: Adam's step
+    with numba's prange on 2 cores made an MLP training step at batch 32 ten times
+    slower beside OpenBLAS's two threads (they fight for the cores), and with OpenBLAS
+    on one thread the whole step was still slower than serial Adam with OpenBLAS on
+    two; a sum split over threads could also change order from run to run.
     """
 
     def __init__(self, numpy_twin: Callable, sums: bool = False):

