@@ -5,7 +5,10 @@ size, the floor (the matrix products one epoch of the MLP needs, nothing else) a
 MLP 784-256-128-64-32-10 (ReLU, Adam lr 1e-3) epoch times; inference throughput on the
 10,000 test images; peak memory of training, each framework in its own subprocess;
 the lenet-like conv net's epoch (--no-conv skips it); with --compare-torch the same models,
-weights and batches in PyTorch. Ends with a Markdown table and PASS/MISS per target.
+weights and batches in PyTorch. Then the compiled kernels on and off (the MLP and the
+lenet-like net on the kernels' NumPy twins and on numba's), and on MNIST the `fast`
+preset's time to 99% test accuracy and the `cnn` preset's epoch (--no-presets skips
+them). Ends with Markdown tables and PASS/MISS per target.
 
 The figures that are compared are timed interleaved: before every nnscratch epoch the
 floor runs once and PyTorch trains its epoch, and the ratios are of medians. A small
@@ -14,6 +17,7 @@ would say more about that drift than about the code.
 
     python benchmarks/bench_training.py [--data-dir DIR] [--epochs 5]
         [--batch-sizes 32,128,512] [--compare-torch] [--no-conv] [--conv-epochs 1]
+        [--no-presets] [--cnn-epochs 1]
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from common import (
     products_floor,
     torch_twin,
 )
+from kernel_runs import OnOff, PresetRun, kernels_on_off, preset_lines, preset_run
 
 from nnscratch import Adam, Callback, Dense, Flatten, ReLU, Sequential, load_dataset
 from nnscratch.errors import NnscratchError
@@ -67,7 +72,12 @@ Targets (issue 5, ratios within this run):
   MLP epoch (median) at batch 128 <= 1.5x the floor; at batch 32 <= 2.5x the floor
   epoch time does not grow: last of the epochs <= 1.10x the first, every batch size
   against PyTorch in the same run: <= 0.6x its epoch at batch 128, <= 0.4x at batch 32
-  peak memory training the MLP on 60,000 images <= 300 MiB (PyTorch: about 495 MB)"""
+  peak memory training the MLP on 60,000 images <= 300 MiB (PyTorch: about 495 MB)
+Targets (issue 17, with the compiled kernels):
+  MLP epoch against PyTorch's Adam(fused=True): <= 0.5x at batch 32, <= 0.8x at 128,
+  <= 1.0x at 512; against the floor: <= 2.0x / 1.5x / 1.3x
+  lenet-like epoch <= 1.0x PyTorch's; predict at least as fast as PyTorch's
+  fast preset: >= 99.0% test accuracy with fit <= 60 s"""
 
 
 BUSY_CORES = 0.1  # others' load above which a figure is flagged as unreliable
@@ -148,6 +158,9 @@ class Results:
     conv_floor: Timings | None = None
     conv: dict[str, EpochTimes] = field(default_factory=dict)
     memory: dict[str, dict] = field(default_factory=dict)
+    kernels: list[OnOff] = field(default_factory=list)  # NumPy twins vs compiled
+    fast: PresetRun | None = None
+    cnn: PresetRun | None = None
     # others' load (cores) while the floors, inference and memory were measured
     loads: dict = field(default_factory=dict)
 
@@ -383,6 +396,17 @@ def run(args) -> Results:
     if args.conv:
         run_conv(args, res, x_train, y_train)
 
+    run_kernels(args, res, x_train, y_train)
+    if args.presets:
+        log("the fast preset on MNIST (test accuracy after every epoch)")
+        res.fast = preset_run("fast", args.data_dir, args.limit)
+        log("the cnn preset on MNIST")
+        res.cnn = preset_run(
+            "cnn", args.data_dir, args.limit, args.cnn_epochs, test_each_epoch=False
+        )
+        for line in preset_lines(res.fast, res.cnn):
+            log("  " + line)
+
     for framework in ["nnscratch"] + (["torch"] if args.compare_torch else []):
         with OthersLoad() as load:
             res.memory[framework] = measure_memory(framework, args)
@@ -417,6 +441,22 @@ def run_conv(args, res: Results, x_train, y_train) -> None:
     if trainer is not None:
         res.conv["torch"] = trainer.times
         log_epochs("PyTorch lenet-like", res.conv["torch"])
+
+
+def run_kernels(args, res: Results, x_train, y_train) -> None:
+    """The MLP (batch 128, or the first batch size) and, unless --no-conv, the
+    lenet-like net on the kernels' NumPy twins and on the compiled ones, in turn."""
+    batch = 128 if 128 in args.batch_sizes else args.batch_sizes[0]
+    log("kernels on and off: the same models on the NumPy twins and on numba's")
+    res.kernels.append(
+        kernels_on_off("MLP", nnscratch_mlp, lambda: Adam(LR), x_train, y_train,
+                       batch, args.epochs, log)
+    )  # fmt: skip
+    if args.conv:
+        res.kernels.append(
+            kernels_on_off("lenet-like", nnscratch_conv, lambda: Adam(LR), x_train,
+                           y_train, CONV_BATCH, args.conv_epochs, log)
+        )  # fmt: skip
 
 
 # ----- the report --------------------------------------------------------------------
@@ -486,6 +526,8 @@ def report(res: Results, args) -> str:
                           res.conv_floor.median, other)
             )  # fmt: skip
     table = markdown_table(HEADER, rows)
+    if res.kernels:
+        table += "\n\n" + kernels_table(res.kernels)
 
     images_per_s = ", ".join(
         f"{name_of(k)} {10_000 / v:,.0f} images/s" for k, v in res.inference.items()
@@ -532,11 +574,40 @@ def report(res: Results, args) -> str:
             "Conv floor: each conv as im2col GEMMs (forward W@cols, dW, and dcols for "
             "the second conv) plus the Dense products, run before each conv epoch."
         )
+    if res.kernels:
+        notes.append(
+            "Kernels on and off: the same model, weights and batches trained on the "
+            "NumPy twins of nnscratch.nn.kernels (as NNSCRATCH_KERNELS=numpy does) and "
+            "on their numba-compiled twins (the default), one epoch of each in turn; "
+            "compiled/NumPy = ratio of the median epochs. The matrix products are "
+            "BLAS's in both."
+        )
+    notes += preset_lines(res.fast, res.cnn)
     notes.append(
         f"Peak memory (VmHWM of a separate process that loads Fashion-MNIST and trains "
         f"the MLP for {MEMORY_EPOCHS} epochs at batch {MEMORY_BATCH}): {memory}."
     )
     return "\n\n".join([table, "\n".join(notes), targets(res)])
+
+
+KERNELS_HEADER = [
+    "model", "batch", "NumPy twins (s, median)", "compiled (s, median)",
+    "compiled/NumPy", "last loss NumPy / compiled", "others' load",
+]  # fmt: skip
+
+
+def kernels_table(runs: list[OnOff]) -> str:
+    rows = [
+        [
+            f"{run.name} epoch", str(run.batch), fmt(run.median("numpy")),
+            fmt(run.median("numba")), fmt(run.ratio),
+            f"{run.losses['numpy']:.4f} / {run.losses['numba']:.4f}",
+            fmt(max(x for x in run.loads if x is not None) if any(
+                x is not None for x in run.loads) else None),
+        ]
+        for run in runs
+    ]  # fmt: skip
+    return markdown_table(KERNELS_HEADER, rows)
 
 
 def growth_remark(floor: Timings) -> str:
@@ -596,6 +667,30 @@ def targets(res: Results) -> str:
               drift=drift(b))  # fmt: skip
     peak = res.memory.get("nnscratch", {}).get("peak_mib")
     check("peak memory training the MLP", peak, MEMORY_LIMIT_MIB, None, " MiB", 0)
+    for b, limit in [(32, 0.5), (128, 0.8), (512, 1.0)]:
+        ours, fused = res.nnscratch.get(b), res.torch_fused.get(b)
+        value = ours.median / fused.median if ours and fused else None
+        check(f"MLP epoch / PyTorch's fused Adam's, batch {b}", value, limit,
+              worst(ours.load, fused.load) if value else None,
+              drift=drift(b))  # fmt: skip
+    for b, limit in [(32, 2.0), (512, 1.3)]:  # batch 128's is issue 5's, above
+        ours, floor = res.nnscratch.get(b), res.floor.get(b)
+        value = ours.median / floor.median if ours else None
+        load = worst(ours.load, floor.load) if ours else None
+        check(f"MLP epoch / floor, batch {b}", value, limit, load, drift=drift(b))
+    ours, theirs = res.conv.get("nnscratch"), res.conv.get("torch")
+    value = ours.median / theirs.median if ours and theirs else None
+    check("lenet-like epoch / PyTorch's", value, 1.0,
+          worst(ours.load, theirs.load) if value else None)  # fmt: skip
+    ours, theirs = res.inference.get("nnscratch"), res.inference.get("torch")
+    check("predict time / PyTorch's", ours / theirs if ours and theirs else None, 1.0,
+          res.loads.get("inference") if ours and theirs else None)  # fmt: skip
+    if res.fast is not None:
+        final = res.fast.accuracy[-1] * 100 if res.fast.accuracy else None
+        check("fast preset: test error (100% - accuracy)",
+              None if final is None else 100 - final,
+              1.0, res.fast.load, "%")  # fmt: skip
+        check("fast preset: fit", res.fast.total, 60, res.fast.load, " s", 1)
     # not a target but the comparison's premise: both did the same work
     for b, theirs in res.torch.items():
         gap = abs(res.nnscratch[b].loss / theirs.loss - 1) * 100
@@ -631,6 +726,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--conv-epochs", type=int, default=1)
     parser.add_argument(
+        "--presets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the fast preset to the end and the cnn preset for --cnn-epochs "
+        "on MNIST (from the same --data-dir); --no-presets skips them",
+    )
+    parser.add_argument("--cnn-epochs", type=int, default=1)
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -646,8 +749,13 @@ def parse_args(argv=None):
         parser.error(
             f"--batch-sizes: expected integers like 32,128,512, got {args.batch_sizes!r}"
         )
-    if min(args.batch_sizes) < 1 or args.epochs < 1 or args.conv_epochs < 1:
-        parser.error("--batch-sizes, --epochs and --conv-epochs must be >= 1")
+    if (
+        min(args.batch_sizes) < 1
+        or min(args.epochs, args.conv_epochs, args.cnn_epochs) < 1
+    ):
+        parser.error(
+            "--batch-sizes, --epochs, --conv-epochs and --cnn-epochs must be >= 1"
+        )
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit: expected a positive number of images, got {args.limit}")
     return args

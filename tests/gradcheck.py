@@ -1,9 +1,27 @@
-"""Central-difference gradients, the reference every backward pass is checked against."""
+"""Central-difference gradients, the reference every backward pass is checked against.
+
+The checks run on the kernels' NumPy twins, the formulas as written
+(`kernels.using("numpy")`); test_kernels.py checks the compiled twins against them.
+"""
+
+import functools
 
 import numpy as np
 from numpy.testing import assert_allclose
 
+from nnscratch.nn.kernels import using
 from nnscratch.nn.parameters import walk
+
+
+def on_numpy_twins(check):
+    """Run `check` with every kernel on its NumPy twin."""
+
+    @functools.wraps(check)
+    def wrapped(*args, **kwargs):
+        with using("numpy"):
+            return check(*args, **kwargs)
+
+    return wrapped
 
 
 def numerical_grad(f, a, eps=1e-6):
@@ -19,6 +37,7 @@ def numerical_grad(f, a, eps=1e-6):
     return grad
 
 
+@on_numpy_twins
 def check_layer_grads(layer, x, training=True, seed=0, rtol=1e-5, atol=1e-8):
     """Compare a layer's backward (dx and every param grad) with central differences.
 
@@ -46,6 +65,7 @@ def check_layer_grads(layer, x, training=True, seed=0, rtol=1e-5, atol=1e-8):
         )
 
 
+@on_numpy_twins
 def check_model_grads(model, x, y, training, rtol=1e-5, atol=1e-8):
     """Compare a model's backward (every parameter, through its flat gradient buffer)
     with central differences of its loss on (x, y). Everything must be float64."""

@@ -34,9 +34,14 @@ def test_bench_training_quick_pass_prints_every_figure(data_dir):
         "| nnscratch predict 10k",
         "| floor: conv as im2col GEMMs",
         "| nnscratch lenet-like epoch",
+        "| MLP epoch        | 128 ",  # the kernels' NumPy twins against numba's
+        "| lenet-like epoch | 128 ",
     ]:
         assert row in out, f"missing row {row!r} in:\n{out}"
     assert "on 600 images" in out
+    assert "`fast` preset on 600 MNIST training images" in out
+    assert "test accuracy after each epoch" in out
+    assert "`cnn` preset on 540 MNIST images" in out
     assert "PASS  peak memory training the MLP" in out
     # one floor run before each epoch: three per batch size, one for the conv net
     runs = [
@@ -53,11 +58,15 @@ def test_bench_training_rejects_a_bad_limit():
     assert "--limit: expected a positive number of images, got 0" in done.stderr
 
 
-def test_bench_training_no_conv_leaves_the_conv_net_out(data_dir):
+def test_bench_training_no_conv_no_presets_leave_them_out(data_dir):
     done = run_script(
         "--data-dir", str(data_dir), "--limit", "300", "--epochs", "1",
-        "--batch-sizes", "128", "--no-conv",
+        "--batch-sizes", "128", "--no-conv", "--no-presets",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| nnscratch MLP epoch          | 128 " in done.stdout
-    assert "lenet-like" not in done.stdout
+    assert "| MLP epoch | 128 " in done.stdout  # NumPy twins against compiled
+    assert "| nnscratch lenet-like epoch" not in done.stdout
+    assert "| lenet-like epoch" not in done.stdout
+    assert "conv floor runs" not in done.stdout
+    assert "preset on" not in done.stdout

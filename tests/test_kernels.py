@@ -1,19 +1,46 @@
-"""The speed tricks of nn/kernels.py against NumPy's plain reductions, and Workspace."""
+"""The kernels of nn/kernels/: the speed tricks against NumPy's plain reductions, each
+kernel's compiled twin against its NumPy twin, training on either, choosing them;
+and Workspace."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+import nnscratch as nn
+from nnscratch.errors import NnscratchError
+from nnscratch.nn import kernels as package
 from nnscratch.nn.kernels import (
+    backend,
     channel_dot,
     channel_sum,
     column_sum,
+    dispatch,
     ones,
-    relu,
     row_max,
     row_sum,
+    use,
+    using,
     zeros,
 )
+from nnscratch.nn.kernels import normalization as bn
+from nnscratch.nn.kernels.elementwise import relu as relu_kernel
+from nnscratch.nn.kernels.elementwise import (
+    relu_backward,
+    softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+)
+from nnscratch.nn.kernels.optimizer_steps import adam_step, rmsprop_step, sgd_step
+from nnscratch.nn.kernels.pooling import (
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+)
+from nnscratch.nn.kernels.reductions import relu
 from nnscratch.nn.workspace import Workspace
 
 
@@ -82,3 +109,358 @@ def test_workspace_front_grows_to_the_largest_size_and_reuses_it():
     assert small.shape == (2, 3) and np.shares_memory(big, small)
     bigger = ws.front("chunk", (6, 5), np.float32)
     assert bigger.shape == (6, 5) and not np.shares_memory(big, bigger)
+
+
+# ----- each kernel's two twins, and training on each -----------------------------
+# The compiled twins (numba) do the NumPy twins' arithmetic in loops. Element-wise
+# kernels round alike, operation for operation, so they must agree exactly, in
+# float32 and float64; sums add in another order (float32 tolerance, or 1e-12 in
+# float64).
+
+FLOATS = [np.float32, np.float64]
+
+
+def tolerance(dtype):
+    if dtype == np.float32:
+        return {"rtol": 2e-6, "atol": 1e-6}
+    return {"rtol": 1e-12, "atol": 1e-12}
+
+
+def both_twins(kernel, make_args, *, exact=True, outputs=None):
+    """Run `kernel`'s NumPy and compiled twins each on fresh arrays from
+    `make_args()`; compare the returned value and every array argument afterwards
+    (`outputs`: their positions, default all); returns the arrays of both."""
+    results = []
+    for twin in (kernel.numpy, kernel.numba):
+        args = make_args()
+        value = twin(*args)
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        results.append((value, arrays))
+    (value_a, arrays_a), (value_b, arrays_b) = results
+    if value_a is not None:
+        assert_allclose(value_b, value_a, rtol=1e-6 if exact else 1e-5)
+    chosen = range(len(arrays_a)) if outputs is None else outputs
+    for i in chosen:
+        a, b = arrays_a[i], arrays_b[i]
+        assert a.dtype == b.dtype
+        if exact:
+            assert_array_equal(b, a, err_msg=f"array argument {i}")
+        else:
+            assert_allclose(b, a, **tolerance(a.dtype), err_msg=f"array argument {i}")
+    return arrays_a, arrays_b
+
+
+def random_arrays(seed, dtype, *shapes):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "l2, decay, flush", [(0.0, 1.0, False), (0.1, 1.0, True), (0.0, 0.99, True)]
+)
+def test_adam_step_twins_agree_exactly(dtype, l2, decay, flush):
+    def args():
+        p, g, m = random_arrays(3, dtype, (1000,), (1000,), (1000,))
+        v = np.abs(random_arrays(4, dtype, (1000,))[0])
+        m[:5], g[:5], p[:5] = 1e-35, 0, 0  # tiny moments: flushed if flush_below
+        scalars = [0.9, 0.999, 3e-3, 1e-8, l2, decay, 1e-30 if flush else 0.0]
+        return [p, g, m, v, np.empty_like(p), *map(np.dtype(dtype).type, scalars)]
+
+    arrays, _ = both_twins(kernels_adam_step(), args, outputs=[0, 2, 3])
+    assert (arrays[2][:5] == 0).all() == flush
+
+
+def kernels_adam_step():
+
+    return adam_step
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "momentum, nesterov, l2", [(0.0, False, 0.0), (0.9, False, 0.1), (0.9, True, 0.0)]
+)
+def test_sgd_step_twins_agree_exactly(dtype, momentum, nesterov, l2):
+
+    def args():
+        p, g, velocity = random_arrays(5, dtype, (777,), (777,), (777,))
+        scalars = [np.dtype(dtype).type(s) for s in (0.05, momentum)]
+        flush = np.dtype(dtype).type(1e-30)
+        return [p, g, velocity, np.empty_like(p), *scalars, nesterov, dtype(l2), flush]
+
+    both_twins(sgd_step, args, outputs=[0, 2] if momentum else [0])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_rmsprop_step_twins_agree_exactly(dtype):
+
+    def args():
+        p, g = random_arrays(6, dtype, (500,), (500,))
+        s = np.abs(random_arrays(7, dtype, (500,))[0])
+        scalars = (1e-3, 0.99, 1 - 0.99, 1e-8, 0.0)
+        return [p, g, s, np.empty_like(p), *map(np.dtype(dtype).type, scalars)]
+
+    both_twins(rmsprop_step, args, outputs=[0, 2])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(7, 13), (3, 4, 5, 6)])
+def test_relu_twins_agree_exactly(dtype, shape):
+
+    def forward_args():
+        (x,) = random_arrays(8, dtype, shape)
+        x.flat[:3] = [0.0, -0.0, np.nan]  # kept as np.maximum(x, 0) keeps them
+        return [x, np.empty_like(x)]
+
+    (_, y), _ = both_twins(relu_kernel, forward_args)
+    assert np.isnan(y.flat[2]) and np.nanmin(y) == 0
+
+    def backward_args():
+        dy, y = random_arrays(9, dtype, shape, shape)
+        return [dy, np.maximum(y, 0), np.empty_like(dy), np.empty(shape, np.bool_)]
+
+    both_twins(relu_backward, backward_args, outputs=[2])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n, c", [(1, 2), (5, 10), (128, 10)])
+def test_softmax_cross_entropy_twins_agree(dtype, n, c):
+
+    labels = np.random.default_rng(10).integers(0, c, n)
+
+    def forward_args():
+        (logits,) = random_arrays(11, dtype, (n, c))
+        logits[0] *= 300  # large logits: exp of the shifted ones cannot overflow
+        return [logits, labels, np.empty_like(logits)]
+
+    (_, _, probs), _ = both_twins(softmax_cross_entropy, forward_args, exact=False)
+    assert_allclose(probs.sum(axis=1), 1, **tolerance(dtype))
+
+    def backward_args():
+        return [probs.copy(), labels, np.dtype(dtype).type(1 / n), np.empty_like(probs)]
+
+    both_twins(softmax_cross_entropy_backward, backward_args, outputs=[2])
+
+
+POOLS = [  # (kh, kw, sh, sw) on images (H, W)
+    ((2, 2, 2, 2), (8, 10)),  # the common case: windows side by side
+    ((2, 2, 2, 2), (7, 7)),  # floor mode leaves the last row and column out
+    ((3, 2, 3, 2), (9, 7)),  # side by side, not 2x2
+    ((3, 3, 2, 2), (9, 9)),  # overlapping
+    ((2, 3, 1, 2), (6, 7)),  # overlapping along one axis, gaps along none
+    ((2, 2, 3, 3), (8, 8)),  # gaps between windows
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("window, size", POOLS)
+def test_max_pool_twins_agree_exactly(dtype, window, size):
+
+    kh, kw, sh, sw = window
+    ho, wo = (size[0] - kh) // sh + 1, (size[1] - kw) // sw + 1
+    rng = np.random.default_rng(12)
+    x = rng.integers(-2, 3, (3, 4, *size)).astype(dtype)  # many ties
+    x[0, 0, 1, 1], x[2, 3, 0, 0] = np.nan, np.nan  # the first NaN of a window wins
+
+    def forward_args():
+        y = np.empty((3, 4, ho, wo), dtype)
+        return [x.copy(), y, np.empty(y.shape, np.uint8), *window]
+
+    (_, y, winner), _ = both_twins(max_pool_forward, forward_args)
+    assert np.isnan(y[0, 0]).any() and winner.max() < kh * kw
+    (dy,) = random_arrays(13, dtype, y.shape)
+
+    def backward_args():  # dx starts as garbage: the kernels must overwrite it all
+        return [dy, winner, np.full(x.shape, 7, dtype), *window]
+
+    tiled = (kh, kw) == (sh, sw)
+    both_twins(max_pool_backward, backward_args, exact=tiled, outputs=[2])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("window, size", POOLS)
+def test_avg_pool_twins_agree(dtype, window, size):
+
+    kh, kw, sh, sw = window
+    ho, wo = (size[0] - kh) // sh + 1, (size[1] - kw) // sw + 1
+    scale = np.dtype(dtype).type(1 / (kh * kw))
+    (x,) = random_arrays(14, dtype, (2, 3, *size))
+
+    def forward_args():
+        return [x, np.empty((2, 3, ho, wo), dtype), scale, *window]
+
+    (_, y), _ = both_twins(avg_pool_forward, forward_args, outputs=[1])
+    (dy,) = random_arrays(15, dtype, y.shape)
+
+    def backward_args():
+        return [dy, np.full(x.shape, 7, dtype), scale, *window]
+
+    tiled = (kh, kw) == (sh, sw)
+    both_twins(avg_pool_backward, backward_args, exact=tiled, outputs=[1])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(6, 3, 1), (4, 5, 49), (3, 2, 1000)])
+def test_batch_norm_twins_agree(dtype, shape):
+
+    c = shape[1]
+    x, dy = random_arrays(16, dtype, shape, shape)
+    x += 3.0  # a mean far from 0, as after a layer with a bias
+
+    def statistics_args():
+        return [x, np.empty_like(x), np.empty(c, dtype), np.empty(c, dtype)]
+
+    (_, centered, _, var), _ = both_twins(
+        bn.batch_statistics, statistics_args, exact=False
+    )
+    assert_allclose(var, x.var(axis=(0, 2)), **tolerance(dtype))
+    scale, shift, coefficient, mean_dy = random_arrays(17, dtype, *[(c,)] * 4)
+
+    def scale_shift_args():
+        return [centered, scale, shift, np.empty_like(x)]
+
+    both_twins(bn.scale_shift, scale_shift_args, outputs=[3])
+
+    def sums_args():
+        return [dy, centered, np.empty(c, dtype), np.empty(c, dtype)]
+
+    both_twins(bn.gradient_sums, sums_args, exact=False, outputs=[2, 3])
+
+    def dx_args():
+        return [dy, centered, coefficient, mean_dy, scale, np.empty_like(x)]
+
+    both_twins(bn.batch_norm_dx, dx_args, outputs=[5])
+
+
+def test_every_kernel_has_a_compiled_twin_and_a_test():
+    tested = {
+        "_adam_step", "_sgd_step", "_rmsprop_step", "_relu", "_relu_backward",
+        "_softmax_cross_entropy", "_softmax_cross_entropy_backward",
+        "_max_pool_forward", "_max_pool_backward", "_avg_pool_forward",
+        "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
+        "_batch_norm_dx",
+    }  # fmt: skip
+    defined = package.kernels()
+    assert {k.__name__ for k in defined} == tested
+    assert all(k.loops is not None for k in defined)
+
+
+def small_models(dtype, seed=0):
+    """An MLP and a conv net with batch norm and both poolings, as (model, optimizer)
+    factories (each call makes the same untrained model)."""
+
+    def mlp():
+        layers = [nn.Flatten(), nn.Dense(16, dtype=dtype), nn.ReLU(),
+                  nn.Dense(12, dtype=dtype), nn.ReLU(), nn.Dense(3, dtype=dtype)]  # fmt: skip
+        return nn.Sequential(layers, input_shape=(6, 6), seed=seed), nn.Adam(1e-2)
+
+    def conv():
+        layers = [
+            nn.Reshape((1, 6, 6)), nn.Conv2D(4, 3, padding=1, dtype=dtype),
+            nn.BatchNorm(dtype=dtype), nn.MaxPool2D(2), nn.ReLU(),
+            nn.Conv2D(5, 2, dtype=dtype), nn.AvgPool2D(2), nn.Flatten(),
+            nn.Dense(8, dtype=dtype), nn.BatchNorm(dtype=dtype), nn.ReLU(),
+            nn.Dense(3, dtype=dtype),
+        ]  # fmt: skip
+        return nn.Sequential(layers, input_shape=(6, 6), seed=seed), nn.SGD(
+            0.05, momentum=0.9, nesterov=True
+        )
+
+    return {"mlp": mlp, "conv": conv}
+
+
+def train_a_few_steps(make, dtype, backend, steps=4):
+
+    rng = np.random.default_rng(20)
+    x = rng.random((steps * 8, 6, 6)).astype(dtype)
+    y = rng.integers(0, 3, steps * 8)
+    with using(backend):
+        model, optimizer = make()
+        history = model.fit(
+            x, y, epochs=2, batch_size=8, optimizer=optimizer, verbose=0, seed=1
+        )
+    return model.flat_params.copy(), history.history["loss"]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_training_steps_agree_on_both_twins(net, dtype):
+    make = small_models(dtype)[net]
+    weights_numpy, losses_numpy = train_a_few_steps(make, dtype, "numpy")
+    weights_numba, losses_numba = train_a_few_steps(make, dtype, "numba")
+    assert weights_numba.dtype == dtype
+    if dtype == np.float32:  # rounding differences, carried through 8 steps
+        assert_allclose(weights_numba, weights_numpy, rtol=1e-4, atol=1e-5)
+        assert_allclose(losses_numba, losses_numpy, rtol=1e-5)
+    else:
+        assert_allclose(weights_numba, weights_numpy, rtol=1e-9, atol=1e-11)
+        assert_allclose(losses_numba, losses_numpy, rtol=1e-11)
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_compiled_training_repeats_bit_for_bit(net):
+    make = small_models(np.float32)[net]
+    first, losses = train_a_few_steps(make, np.float32, "numba")
+    again, losses_again = train_a_few_steps(make, np.float32, "numba")
+    assert_array_equal(first, again)
+    assert losses == losses_again
+
+
+def test_choosing_the_twins_in_python_and_by_environment(monkeypatch):
+
+    before = backend()
+    with using("numpy"):
+        assert backend() == "numpy"
+        with using("numba"):
+            assert backend() == "numba"
+        assert backend() == "numpy"
+    assert backend() == before
+    with pytest.raises(NnscratchError, match="kernels: expected one of numba, numpy"):
+        use("cuda")
+    monkeypatch.setattr(dispatch, "_backend", None)  # as at the start of a process
+    monkeypatch.setenv("NNSCRATCH_KERNELS", " NumPy ")
+    assert backend() == "numpy"
+    monkeypatch.setattr(dispatch, "_backend", None)
+    monkeypatch.setenv("NNSCRATCH_KERNELS", "fortran")
+    with pytest.raises(NnscratchError, match="NNSCRATCH_KERNELS: expected one of"):
+        backend()
+    monkeypatch.setattr(dispatch, "_backend", before)
+
+
+def test_importing_nnscratch_compiles_nothing():
+    # numba takes ~0.2 s to import: only a kernel's first call may import it
+
+    code = (
+        "import sys, nnscratch, nnscratch.cli; from nnscratch.nn.kernels import "
+        "backend; assert 'numba' not in sys.modules, 'numba imported'; "
+        "print(backend())"
+    )
+    env = {**os.environ, "NNSCRATCH_KERNELS": "numpy"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "numpy"
+
+
+def test_compile_seconds_count_compiling_only(monkeypatch, tmp_path):
+    # a kernel compiled now counts; the same loops loaded from numba's cache do not
+    import numba
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # a cold cache
+    monkeypatch.setattr(dispatch, "_kernels", list(dispatch._kernels))
+    monkeypatch.setattr(dispatch, "_compile_seconds", 0.0)
+
+    def loops(x):
+        return x.sum() * 2.0
+
+    with using("numba"):
+        assert dispatch.Kernel(np.sum).compiled(loops)(np.ones(3)) == 6.0
+        counted = dispatch.compile_seconds()
+        assert counted > 0
+        assert dispatch.Kernel(np.sum).compiled(loops)(np.ones(3)) == 6.0
+    assert dispatch.compile_seconds() == counted

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_float
-from .kernels import relu, row_max, row_sum
+from .kernels.elementwise import relu, relu_backward
+from .kernels.reductions import row_max, row_sum
 from .layer import Layer
 from .registry import ACTIVATIONS, LAYERS
 
@@ -20,14 +21,17 @@ class ReLU(Activation):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._y = relu(x, out=self.workspace.like("y", x))
+        self._y = self.workspace.like("y", x)
+        relu(np.ascontiguousarray(x), self._y)
         return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # dx = dy where x > 0, which is where y > 0: found here rather than in
         # forward, so that inference (no backward) makes one pass, not two
-        mask = np.greater(self._y, 0, out=self.workspace.like("mask", dy, np.bool_))
-        return np.multiply(dy, mask, out=self.workspace.like("dx", dy))
+        dx = self.workspace.like("dx", dy)
+        dy = np.ascontiguousarray(dy)
+        relu_backward(dy, self._y, dx, self.workspace.like("mask", dy, np.bool_))
+        return dx
 
 
 @ACTIVATIONS.register(name="leaky_relu")

@@ -18,6 +18,9 @@ from .seeding import new_rng
 from .workspace import Workspace
 
 _deferring = False  # see `deferred_weights`
+# attribute types that are never layers, skipped without the (slower) isinstance check
+# against the abstract Layer class when `sublayers` looks for layers
+_PLAIN = frozenset({np.ndarray, dict, bool, int, float, str, type(None), Workspace})
 
 
 @contextmanager
@@ -107,13 +110,15 @@ class Layer(ABC):
         list or tuple ("blocks.0"), in the order they were set."""
         found = []
         for name, value in vars(self).items():
+            if type(value) in _PLAIN:  # fast: the model walks its layers every step
+                continue
             if isinstance(value, Layer):
                 found.append((name, value))
             elif isinstance(value, (list, tuple)):
                 found += [
                     (f"{name}.{i}", v)
                     for i, v in enumerate(value)
-                    if isinstance(v, Layer)
+                    if type(v) not in _PLAIN and isinstance(v, Layer)
                 ]
         return found
 

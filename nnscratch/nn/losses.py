@@ -14,6 +14,10 @@ import numpy as np
 
 from ..errors import NnscratchError, check_float
 from .activations import sigmoid, softmax
+from .kernels.elementwise import (
+    softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+)
 from .registry import LOSSES
 
 
@@ -124,16 +128,18 @@ class SoftmaxCrossEntropy(Loss):
         """Mean cross-entropy of logits (N, C) against labels (N,) or targets (N, C)."""
         targets = self.check_targets(targets, logits.shape)
         n, c = logits.shape
+        self._targets, self._w = targets, _weights(sample_weight, n)
+        if targets.ndim == 1 and self.label_smoothing == 0 and self._w is None:
+            # the common case, a kernel: the mean of log(sum exp(shifted)) -
+            # shifted[label], shifted = logits - the row's maximum
+            self._probs = np.empty_like(logits)
+            logits = np.ascontiguousarray(logits)
+            return softmax_cross_entropy(logits, targets, self._probs) / n
         shifted = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
         sums = np.add.reduce(probs, axis=1, keepdims=True)
         probs /= sums
-        self._probs, self._targets, self._w = probs, targets, _weights(sample_weight, n)
-        if targets.ndim == 1 and self.label_smoothing == 0 and self._w is None:
-            # the common case in one pass: mean of log(sum exp(shifted)) - shifted[label]
-            return float(
-                (np.log(sums).sum() - shifted[np.arange(n), targets].sum()) / n
-            )
+        self._probs = probs
         # general targets: l_n = sum_c t_nc (log(sum exp(shifted_n)) - shifted_nc)
         t = self._smoothed(c)
         losses = (t * (np.log(sums) - shifted)).sum(axis=1, keepdims=True)
@@ -151,8 +157,13 @@ class SoftmaxCrossEntropy(Loss):
         """dL/dlogits (N, C) of the last `forward`: w * (probs - t) / N."""
         n, c = self._probs.shape
         if self._targets.ndim == 1 and self.label_smoothing == 0:
-            dlogits = self._probs.copy()  # a copy: a second call gives the same answer
-            dlogits[np.arange(n), self._targets] -= 1
+            # a new array: a second call gives the same answer
+            dlogits = np.empty_like(self._probs)
+            # the mean over the batch now, or after the weights below
+            scale = dlogits.dtype.type(1.0 / n if self._w is None else 1.0)
+            softmax_cross_entropy_backward(self._probs, self._targets, scale, dlogits)
+            if self._w is None:
+                return dlogits
         else:  # d/dz of sum_c t_c (lse - z_c) = p sum(t) - t
             t = self._smoothed(c)
             dlogits = self._probs * t.sum(axis=1, keepdims=True) - t

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
-from .kernels import channel_dot, channel_sum
+from .kernels.normalization import (
+    batch_norm_dx,
+    batch_statistics,
+    gradient_sums,
+    scale_shift,
+)
 from .layer import Layer
 from .registry import LAYERS
 
@@ -82,18 +87,17 @@ class BatchNorm(Layer):
         training = training and self.trainable
         vec = self._vector_shape(x)
         count = x.size // self.num_features
+        f, dtype = self.num_features, x.dtype
         if training:
             if count < 2:
                 raise NnscratchError(
                     f"BatchNorm: training needs more than 1 value per feature, "
                     f"got input {x.shape}"
                 )
-            mean = channel_sum(x) / count
             # x - mean, kept for backward (x_hat is it times 1 / std)
-            centered = np.subtract(
-                x, mean.reshape(vec), out=self.workspace.like("xc", x)
-            )
-            var = channel_dot(centered, centered) / count
+            centered = self.workspace.like("xc", x)
+            mean, var = np.empty(f, dtype), np.empty(f, dtype)
+            batch_statistics(_channels(x), _channels(centered), mean, var)
             self._centered = centered
             self._update_running(mean, var, count)
         else:
@@ -102,14 +106,13 @@ class BatchNorm(Layer):
         self._training, self._vec, self._count = training, vec, count
         self._mean, self._inv_std = mean, 1.0 / np.sqrt(var + self.eps)
         # y = gamma * (x - mean) / std + beta = scale * (x - mean) + beta
-        scale = (self.params["gamma"] * self._inv_std).reshape(vec)
+        scale = self.params["gamma"] * self._inv_std
         y = self.workspace.like("y", x, np.result_type(x, self.params["gamma"]))
         if training:
-            np.multiply(centered, scale, out=y)
-            y += self.params["beta"].reshape(vec)
-        else:  # as scale * x + shift: two passes, no centred copy
-            np.multiply(x, scale, out=y)
-            y += (self.params["beta"] - mean * scale.ravel()).reshape(vec)
+            scale_shift(_channels(centered), scale, self.params["beta"], _channels(y))
+        else:  # as scale * x + shift: one pass, no centred copy
+            shift = self.params["beta"] - mean * scale
+            scale_shift(_channels(x), scale, shift, _channels(y))
         return y
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
@@ -121,25 +124,25 @@ class BatchNorm(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         vec, n, inv_std = self._vec, self._count, self._inv_std
-        sum_dy = channel_sum(dy)
-        if self._training:
-            sum_dy_centered = channel_dot(dy, self._centered)
-        else:
-            sum_dy_centered = channel_dot(dy, self._x) - self._mean * sum_dy
+        sum_dy, sum_dy_centered = np.empty((2, self.num_features), dy.dtype)
+        around = self._centered if self._training else self._x
+        gradient_sums(_channels(dy), _channels(around), sum_dy, sum_dy_centered)
+        if not self._training:  # sum(dy * (x - mean)) from sum(dy * x)
+            sum_dy_centered -= self._mean * sum_dy
         sum_dy_xhat = sum_dy_centered * inv_std  # x_hat = (x - mean) / std
         self.grads["beta"][...] = sum_dy
         self.grads["gamma"][...] = sum_dy_xhat
         dx = self.workspace.like("dx", dy, np.result_type(dy, self.params["gamma"]))
-        scale = (self.params["gamma"] * inv_std).reshape(vec)
+        scale = self.params["gamma"] * inv_std
         if not self._training:  # the statistics were constants
-            return np.multiply(dy, scale, out=dx)
+            return np.multiply(dy, scale.reshape(vec), out=dx)
         # mean and var depend on x too; with n values per feature this collapses to
         # dx = gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
         x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = centered * this
-        np.multiply(self._centered, x_hat_coefficient.reshape(vec), out=dx)
-        np.subtract(dy, dx, out=dx)
-        dx -= (sum_dy / n).reshape(vec)
-        dx *= scale
+        batch_norm_dx(
+            _channels(dy), _channels(self._centered), x_hat_coefficient, sum_dy / n,
+            scale, _channels(dx),
+        )  # fmt: skip
         return dx
 
     def get_config(self) -> dict:
@@ -148,3 +151,9 @@ class BatchNorm(Layer):
             "momentum": self.momentum,
             "eps": self.eps,
         }
+
+
+def _channels(a: np.ndarray) -> np.ndarray:
+    """(N, F) or (N, C, H, W) as (N, C, P): the values of each channel of an example
+    in one row (a view of a contiguous array, which outputs always are)."""
+    return a.reshape(len(a), a.shape[1], -1)

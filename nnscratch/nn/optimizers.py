@@ -16,14 +16,16 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
+from .kernels.optimizer_steps import adam_step, rmsprop_step, sgd_step
 from .registry import OPTIMIZERS
 from .workspace import Workspace
 
 # Moments that decay towards zero (a unit that never fires has gradient 0) end up as
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.
-# Every FLUSH_EVERY steps state values below FLUSH_BELOW are set to exactly 0: a value
-# above 1e-30 cannot fall below float32's smallest normal (1.2e-38) in 100 steps of
-# decay by 0.9, and 1e-30 is far below anything that moves a weight.
+# Every FLUSH_EVERY steps state values below FLUSH_BELOW are set to exactly 0 (by the
+# update itself: see `kernels.optimizer_steps`): a value above 1e-30 cannot fall below
+# float32's smallest normal (1.2e-38) in 100 steps of decay by 0.9, and 1e-30 is far
+# below anything that moves a weight.
 FLUSH_EVERY = 100
 FLUSH_BELOW = 1e-30
 
@@ -40,14 +42,13 @@ class Optimizer(ABC):
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """One update of every array in `params`, in place."""
         self.iterations += 1
+        flush_below = FLUSH_BELOW if self.iterations % FLUSH_EVERY == 0 else 0.0
         for name, p in params.items():
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = self._init_state(p)
-            self._update(p, grads[name], state, self._scratch.like(name, p))
-            if self.iterations % FLUSH_EVERY == 0:
-                for s in state.values():
-                    np.copyto(s, 0, where=np.abs(s) < FLUSH_BELOW)
+            tmp = self._scratch.like(name, p)
+            self._update(p, grads[name], state, tmp, flush_below)
 
     def _init_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
@@ -61,8 +62,9 @@ class Optimizer(ABC):
             del self.state[name]
 
     @abstractmethod
-    def _update(self, p, g, state, tmp) -> None:
-        """Update `p` in place from gradient `g`; `tmp` is a scratch array like `p`."""
+    def _update(self, p, g, state, tmp, flush_below: float) -> None:
+        """Update `p` in place from gradient `g`; `tmp` is a scratch array like `p`.
+        Then set the state values below `flush_below` in magnitude to 0 (0: none)."""
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON values (recorded with a training run)."""
@@ -132,22 +134,12 @@ class SGD(Optimizer):
     def _init_state(self, p):
         return {"velocity": np.zeros_like(p)} if self.momentum else {}
 
-    def _update(self, p, g, state, tmp):
-        if self.weight_decay:
-            g = g + self.weight_decay * p  # a new array, so tmp stays free below
-        if self.momentum:
-            v = state["velocity"]
-            v *= self.momentum
-            v += g
-            if self.nesterov:
-                np.multiply(v, self.momentum, out=tmp)
-                tmp += g
-            else:
-                tmp[...] = v
-        else:
-            tmp[...] = g
-        tmp *= self.lr
-        p -= tmp
+    def _update(self, p, g, state, tmp, flush_below):
+        velocity = state.get("velocity", tmp)  # not used without momentum
+        _run(
+            sgd_step, (p, g, velocity, tmp), self.lr, self.momentum, self.nesterov,
+            self.weight_decay, flush_below,
+        )  # fmt: skip
 
     def get_config(self):
         return {
@@ -173,17 +165,12 @@ class RMSprop(Optimizer):
     def _init_state(self, p):
         return {"square_avg": np.zeros_like(p)}
 
-    def _update(self, p, g, state, tmp):
-        s = state["square_avg"]
-        s *= self.rho
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - self.rho
-        s += tmp
-        np.sqrt(s, out=tmp)
-        tmp += self.eps
-        np.divide(g, tmp, out=tmp)
-        tmp *= self.lr
-        p -= tmp
+    def _update(self, p, g, state, tmp, flush_below):
+        # s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)
+        _run(
+            rmsprop_step, (p, g, state["square_avg"], tmp), self.lr, self.rho,
+            1 - self.rho, self.eps, flush_below,
+        )  # fmt: skip
 
     def get_config(self):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
@@ -224,36 +211,25 @@ class Adam(Optimizer):
         # m and v are kept divided by (1 - beta1) and (1 - beta2): see _update
         return {"m": np.zeros_like(p), "v": np.zeros_like(p)}
 
-    def _decay(self, p, g):
-        """Adam's L2 form: the decay is added to the gradient (AdamW overrides).
+    def _decay(self) -> tuple[float, float]:
+        """(l2, decay): Adam's L2 form adds l2 * p to the gradient (AdamW overrides)."""
+        return self.weight_decay, 1.0
 
-        A new array: `tmp` cannot hold it, the update below needs g after using tmp.
-        """
-        if self.weight_decay:
-            return g + self.weight_decay * p
-        return g
-
-    def _update(self, p, g, state, tmp):
-        g = self._decay(p, g)
-        m, v, t = state["m"], state["v"], self.iterations
-        b1, b2 = self.beta1, self.beta2
+    def _update(self, p, g, state, tmp, flush_below):
+        t, b1, b2 = self.iterations, self.beta1, self.beta2
         # with m and v stored divided by (1 - b1) and (1 - b2) their updates are
-        # m = b1 m + g and v = b2 v + g^2: fewer and cheaper passes than the usual form
-        m *= b1
-        m += g
-        v *= b2
-        np.square(g, out=tmp)
-        v += tmp
+        # m = b1 m + g and v = b2 v + g^2: fewer and cheaper operations than the usual
+        # form, and
         # lr / (1 - b1^t) * (1 - b1) m / (sqrt((1 - b2) v / (1 - b2^t)) + eps)
         #   = step * m / (sqrt(v) + eps / c),  c = sqrt((1 - b2) / (1 - b2^t)),
-        #   step = lr (1 - b1) / ((1 - b1^t) c). Both are Python floats: an np.float64
-        #   scalar would make NumPy do the float32 array pass in float64 (~8x slower)
+        #   step = lr (1 - b1) / ((1 - b1^t) c), computed once here in Python floats
         c = math.sqrt((1 - b2) / (1 - b2**t))
-        np.sqrt(v, out=tmp)
-        tmp += self.eps / c
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.lr * (1 - b1) / ((1 - b1**t) * c)
-        p -= tmp
+        step = self.lr * (1 - b1) / ((1 - b1**t) * c)
+        l2, decay = self._decay()
+        _run(
+            adam_step, (p, g, state["m"], state["v"], tmp), b1, b2, step,
+            self.eps / c, l2, decay, flush_below,
+        )  # fmt: skip
 
     def get_config(self):
         return {
@@ -279,10 +255,28 @@ class AdamW(Adam):
     ):
         super().__init__(lr, beta1, beta2, eps, weight_decay)
 
-    def _decay(self, p, g):
-        if self.weight_decay:
-            p *= 1 - self.lr * self.weight_decay
-        return g
+    def _decay(self):
+        """(l2, decay): AdamW multiplies p by 1 - lr * weight_decay before the step."""
+        return 0.0, 1 - self.lr * self.weight_decay
+
+
+def _run(kernel, arrays: tuple, *scalars) -> None:
+    """kernel(*arrays, *scalars) on flat views of the arrays (the compiled twins loop
+    over 1-D arrays), the scalars as the arrays' dtype (bools stay bools): an update
+    in float32 stays in float32, as NumPy keeps it with Python floats. Arrays that are
+    not contiguous, or not all float32 or all float64, take the NumPy twin as they are.
+    """
+    dtype = arrays[0].dtype
+    scalars = [s if isinstance(s, bool) else dtype.type(s) for s in scalars]
+    if dtype in _COMPILED_DTYPES and all(
+        a.dtype == dtype and a.flags.c_contiguous for a in arrays
+    ):
+        kernel(*(a.reshape(-1) for a in arrays), *scalars)
+    else:
+        kernel.numpy(*arrays, *scalars)
+
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def get_optimizer(name: str, **kwargs) -> Optimizer:

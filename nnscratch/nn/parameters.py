@@ -84,17 +84,12 @@ class FlatBuffers:
     def still_bound(self, layers: list[Layer]) -> bool:
         """Whether every parameter is still the view it was given, and whether each is
         still trainable or frozen as it was: otherwise bind again."""
-        frozen = [
-            (layer, key)
-            for _, layer, trainable in all_layers(layers)
-            for key in layer.params
-            if not trainable
-        ]
-        pairs = [
-            (p, layer.grads.get(key))
-            for _, layer, _ in all_layers(layers)
-            for key, p in layer.params.items()
-        ]
+        frozen, pairs = [], []
+        for _, layer, trainable in all_layers(layers):  # one walk: it runs every step
+            for key, p in layer.params.items():
+                pairs.append((p, layer.grads.get(key)))
+                if not trainable:
+                    frozen.append((layer, key))
         return (
             sum(p.size for p, _ in pairs) == self.params.size
             and [(id(a), k) for a, k in frozen] == [(id(a), k) for a, k in self.frozen]

@@ -1,9 +1,6 @@
 """Pooling on batch-first images (N, C, H, W): max, average and global average.
 
-Pooling is separable: each row's windows are reduced first (axis 3), then across rows
-(axis 2). A window offset along axis 2 is a view made of whole rows, which ufuncs run
-through fast; along axis 3 it is a strided view, where NumPy's ufuncs are several
-times slower than a plain copy, so those parts are first copied out.
+The windows' arithmetic is in `kernels.pooling` (a NumPy twin and a compiled one).
 """
 
 from __future__ import annotations
@@ -11,30 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
+from .kernels.pooling import (
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+)
 from .layer import Layer
 from .registry import LAYERS
 from .spatial import check_images, out_size, pair, pair_config
-
-
-def _window(offset: int, stride: int, count: int) -> slice:
-    """The positions one window offset touches: offset, offset+stride, ... (count)."""
-    return slice(offset, offset + stride * (count - 1) + 1, stride)
-
-
-def _along(a: np.ndarray, axis: int, window: slice) -> np.ndarray:
-    """a[:, :, window] (axis 2) or a[:, :, :, window] (axis 3)."""
-    return a[(slice(None),) * axis + (window,)]
-
-
-def _reduce(parts: list, out: np.ndarray, ufunc) -> np.ndarray:
-    """out = ufunc(parts[0], parts[1], ...), pairwise into out."""
-    if len(parts) == 1:
-        np.copyto(out, parts[0])
-        return out
-    ufunc(parts[0], parts[1], out=out)
-    for part in parts[2:]:
-        ufunc(out, part, out=out)
-    return out
 
 
 class _Pool2D(Layer):
@@ -57,38 +39,15 @@ class _Pool2D(Layer):
             )
         return out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
 
-    def _pool(self, x: np.ndarray, ufunc) -> tuple:
-        """Reduce each window of x with `ufunc` (np.maximum, np.add), separably: along
-        the rows into `rows` (N, C, H, Wo), then across them into y (N, C, Ho, Wo).
-
-        Returns (x's window parts, rows, rows' window parts, y), all workspace arrays.
-        """
+    def _output(self, x: np.ndarray) -> np.ndarray:
+        """The output array for x (N, C, Ho, Wo), after checking x."""
         ho, wo = self._geometry(x)
-        n, c, h, _ = x.shape
-        x_parts = self._parts(x, 3, wo)
-        rows = self.workspace.array("rows", (n, c, h, wo), x.dtype)
-        _reduce(x_parts, rows, ufunc)
-        rows_parts = self._parts(rows, 2, ho)
-        y = self.workspace.array("y", (n, c, ho, wo), x.dtype)
-        _reduce(rows_parts, y, ufunc)
-        return x_parts, rows, rows_parts, y
+        self._x_shape = x.shape
+        return self.workspace.array("y", (*x.shape[:2], ho, wo), x.dtype)
 
-    def _parts(self, a: np.ndarray, axis: int, count: int) -> list[np.ndarray]:
-        """The k window offsets of `a` along `axis`; contiguous copies if strided."""
-        k, s = self.pool_size[axis - 2], self.stride[axis - 2]
-        views = [_along(a, axis, _window(t, s, count)) for t in range(k)]
-        if axis == 2 or s == 1:
-            return views
-        parts = []
-        for t, view in enumerate(views):
-            parts.append(self.workspace.like(f"part{t}", view))
-            np.copyto(parts[-1], view)
-        return parts
-
-    def _tiled(self, axis: int, size: int, count: int) -> bool:
-        """True if the windows along `axis` cover it exactly once (no overlap, no rest)."""
-        k, s = self.pool_size[axis - 2], self.stride[axis - 2]
-        return s == k and k * count == size
+    @property
+    def _window_args(self) -> tuple[int, int, int, int]:
+        return (*self.pool_size, *self.stride)
 
     def get_config(self) -> dict:
         return {
@@ -103,64 +62,22 @@ class MaxPool2D(_Pool2D):
 
     Ho = (H - kh) // sh + 1 (floor mode: trailing rows that fill no window are
     dropped). The gradient goes to one maximum per window: the first in row-major
-    order when several tie, like PyTorch (rows are reduced first for this).
+    order when several tie, like PyTorch.
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # backward finds each window's maximum again by comparing with the results
-        self._x_parts, self._rows, self._rows_parts, self._y = self._pool(x, np.maximum)
-        self._x_shape = x.shape
-        return self._y
+        y = self._output(x)
+        kh, kw = self.pool_size
+        # which element of each window is its maximum, for backward
+        dtype = np.uint8 if kh * kw <= 256 else np.int32
+        self._winner = self.workspace.array("winner", y.shape, dtype)
+        max_pool_forward(x, y, self._winner, *self._window_args)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        d_rows = self.workspace.like("d_rows", self._rows, dy.dtype)
-        self._route(self._rows_parts, self._y, dy, d_rows, 2)
         dx = self.workspace.array("dx", self._x_shape, dy.dtype)
-        self._route(self._x_parts, self._rows, d_rows, dx, 3)
+        max_pool_backward(dy, self._winner, dx, *self._window_args)
         return dx
-
-    def _route(self, parts, m, dm, da, axis) -> None:
-        """Send dm, the gradient of m = max(parts), to the first part equal to m,
-        into da (the gradient of the array the parts came from).
-
-        Offset by offset, the share of the remaining gradient whose maximum sits at
-        this offset is taken and the rest moves on: each window's gradient lands once.
-        """
-        k, count = len(parts), m.shape[axis]
-        stride = self.stride[axis - 2]
-        targets = [_along(da, axis, _window(t, stride, count)) for t in range(k)]
-        # windows side by side (stride = pool size): each offset's share is written
-        # straight into its part of da (strided along axis 3; still faster than a
-        # buffer and a strided copy), and only what lies past the last window (floor
-        # mode leaves it out, e.g. the 7th row of 7 pooled by 2) is zeroed
-        direct = stride == k
-        if direct:
-            _along(da, axis, slice(k * count, None)).fill(0)
-        else:
-            da.fill(0)  # windows overlap or leave gaps: accumulate
-        hit = self.workspace.like(f"hit{axis}", m, np.bool_)
-        share_buf = self.workspace.like(f"share{axis}", m, dm.dtype)
-        rest_buf = self.workspace.like(f"rest{axis}", m, dm.dtype)
-        remaining = dm
-        for t in range(k):
-            last = t == k - 1
-            if last:
-                share = remaining
-            else:
-                np.equal(parts[t], m, out=hit)
-                share = np.multiply(
-                    remaining, hit, out=targets[t] if direct else share_buf
-                )
-            written = direct and k > 1  # by the multiply, or the last by the subtract
-            if direct and not written:
-                np.copyto(targets[t], share)
-            elif not direct:
-                targets[t] += share
-            if not last:
-                # exact: each window's share is either 0 or all that remained
-                into_last = direct and t == k - 2
-                out = targets[-1] if into_last else rest_buf
-                remaining = np.subtract(remaining, share, out=out)
 
 
 @LAYERS.register
@@ -168,28 +85,18 @@ class AvgPool2D(_Pool2D):
     """Mean over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo), floor mode."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        *_, y = self._pool(x, np.add)  # the sum of each window
-        y *= 1.0 / (self.pool_size[0] * self.pool_size[1])
-        self._x_shape = x.shape
+        y = self._output(x)
+        avg_pool_forward(x, y, self._scale(x.dtype), *self._window_args)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        (kh, kw), (sh, sw) = self.pool_size, self.stride
-        n, c, h, w = self._x_shape
-        ho, wo = dy.shape[2:]
         dx = self.workspace.array("dx", self._x_shape, dy.dtype)
-        scale = 1.0 / (kh * kw)
-        if self._tiled(2, h, ho) and self._tiled(3, w, wo):
-            # every input sits in exactly one window: one broadcast write
-            blocks = dx.reshape(n, c, ho, kh, wo, kw)
-            np.multiply(dy[:, :, :, None, :, None], scale, out=blocks)
-            return dx
-        dx.fill(0)
-        share = np.multiply(dy, scale, out=self.workspace.like("share", dy))
-        for i in range(kh):
-            for j in range(kw):
-                dx[:, :, _window(i, sh, ho), _window(j, sw, wo)] += share
+        avg_pool_backward(dy, dx, self._scale(dy.dtype), *self._window_args)
         return dx
+
+    def _scale(self, dtype) -> np.generic:
+        """1 / the window's area, as `dtype` (so float32 arithmetic stays float32)."""
+        return np.dtype(dtype).type(1.0 / (self.pool_size[0] * self.pool_size[1]))
 
 
 @LAYERS.register

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import NnscratchError
+from ..nn.kernels import compile_seconds
 from ..reporting.metrics import confusion_matrix, per_class_rows
 from .rundir import (
     MODEL_FILE,
@@ -86,4 +87,13 @@ def finish_run(
         f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
         f"saved {run_dir / MODEL_FILE}"
     )
+    if compile_seconds() > COMPILE_NOTE_SECONDS:
+        print(
+            f"(this run spent {compile_seconds():.0f}s compiling nnscratch's kernels: "
+            "once on this machine, later runs load them from numba's cache)"
+        )
     return metrics
+
+
+# the first run on a fresh install compiles the kernels; past this, it says so
+COMPILE_NOTE_SECONDS = 3.0

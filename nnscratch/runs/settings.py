@@ -23,6 +23,7 @@ FIXED_BY_ARCHITECTURE = {
     "mlp": (),
     "lenet-like": ("hidden", "activation", "dropout"),
     "cnn": ("hidden", "activation"),
+    "fast": ("hidden", "activation"),
 }
 INITS = ("he", "xavier", "normal")  # the weight inits nn.layer.init_weights draws
 # what config.json holds beside the settings: facts of the run, not choices

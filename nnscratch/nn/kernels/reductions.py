@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .workspace import Workspace
+from ..workspace import Workspace
 
 _CONSTANTS = Workspace()
 

@@ -1,0 +1,49 @@
+"""The speed tricks: loops NumPy cannot fuse, and reductions it runs slowly.
+
+- `dispatch`: which twin runs (`use("numpy")` or NNSCRATCH_KERNELS=numpy; numba by
+  default) and the `Kernel`, which pairs a NumPy function with its compiled loops;
+- `optimizer_steps`: SGD, RMSprop and Adam in one pass over the parameters;
+- `elementwise`: ReLU forward and backward, softmax cross-entropy on labels;
+- `pooling`: max and average pooling, forward and backward;
+- `normalization`: batch norm's statistics, scale and shift, and gradient;
+- `reductions`: sums as products with ones, row maxima, ReLU against zeros (NumPy
+  and BLAS only, no compiled twin).
+
+Each trick states its measured figure once, in its module; the layers just call it.
+"""
+
+from .dispatch import (
+    BACKENDS,
+    Kernel,
+    backend,
+    compile_seconds,
+    kernels,
+    use,
+    using,
+)
+from .reductions import (
+    channel_dot,
+    channel_sum,
+    column_sum,
+    ones,
+    row_max,
+    row_sum,
+    zeros,
+)
+
+__all__ = [
+    "BACKENDS",
+    "Kernel",
+    "backend",
+    "channel_dot",
+    "channel_sum",
+    "column_sum",
+    "compile_seconds",
+    "kernels",
+    "ones",
+    "row_max",
+    "row_sum",
+    "use",
+    "using",
+    "zeros",
+]

@@ -1,0 +1,102 @@
+"""ReLU's two passes as kernels, and softmax cross-entropy on class labels.
+
+ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
+`reductions.relu`; backward the gradient times a mask, which takes a pass to make);
+the compiled ones a single loop, with no zeros or mask to read. Softmax
+cross-entropy on (N, C) logits with labels (N,): NumPy spends a dozen calls on a
+batch's small array, the compiled twin one pass over its rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dispatch import Kernel
+from .reductions import relu as _relu_against_zeros
+
+
+def _relu(x, y):
+    """y = max(x, 0), element-wise (a NaN stays NaN); contiguous x and y."""
+    _relu_against_zeros(x, out=y)
+
+
+relu = Kernel(_relu)
+
+
+@relu.compiled
+def _relu_loops(x, y):
+    xs, ys = x.reshape(-1), y.reshape(-1)
+    zero = ys.dtype.type(0)
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        ys[i] = zero if v < 0 else v  # as np.maximum(v, 0): -0.0 and NaN kept
+
+
+def _relu_backward(dy, y, dx, mask):
+    """dx = dy where y > 0, else 0 (dy times 1 or 0); mask: NumPy's bool scratch."""
+    np.greater(y, 0, out=mask)
+    np.multiply(dy, mask, out=dx)
+
+
+relu_backward = Kernel(_relu_backward)
+
+
+@relu_backward.compiled
+def _relu_backward_loops(dy, y, dx, mask):
+    gs, ys, out = dy.reshape(-1), y.reshape(-1), dx.reshape(-1)
+    one, zero = out.dtype.type(1), out.dtype.type(0)
+    for i in range(gs.shape[0]):
+        out[i] = gs[i] * (one if ys[i] > 0 else zero)
+
+
+def _softmax_cross_entropy(logits, labels, probs):
+    """probs = softmax(logits) row by row; returns the sum over rows of
+    -log(probs[n, labels[n]]) = log(sum exp(shifted_n)) - shifted_n[label], with
+    shifted = logits - the row's maximum (exp cannot overflow)."""
+    n = len(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=probs)
+    sums = np.add.reduce(probs, axis=1, keepdims=True)
+    probs /= sums
+    return float(np.log(sums).sum() - shifted[np.arange(n), labels].sum())
+
+
+softmax_cross_entropy = Kernel(_softmax_cross_entropy)
+
+
+@softmax_cross_entropy.compiled
+def _softmax_cross_entropy_loops(logits, labels, probs):
+    n, c = logits.shape
+    loss = 0.0
+    for a in range(n):
+        row, out = logits[a], probs[a]
+        top = row[0]
+        for j in range(1, c):
+            top = max(top, row[j])
+        total = out.dtype.type(0)
+        for j in range(c):
+            out[j] = np.exp(row[j] - top)
+            total += out[j]
+        for j in range(c):
+            out[j] /= total
+        loss += np.log(total) - (row[labels[a]] - top)
+    return loss
+
+
+def _softmax_cross_entropy_backward(probs, labels, scale, dlogits):
+    """dlogits = (probs - one_hot(labels)) * scale (scale 1/N: the batch mean)."""
+    np.copyto(dlogits, probs)
+    dlogits[np.arange(len(probs)), labels] -= 1
+    dlogits *= scale
+
+
+softmax_cross_entropy_backward = Kernel(_softmax_cross_entropy_backward)
+
+
+@softmax_cross_entropy_backward.compiled
+def _softmax_cross_entropy_backward_loops(probs, labels, scale, dlogits):
+    n, c = probs.shape
+    one, zero = dlogits.dtype.type(1), dlogits.dtype.type(0)
+    for a in range(n):
+        for j in range(c):
+            dlogits[a, j] = (probs[a, j] - (one if j == labels[a] else zero)) * scale
