@@ -225,7 +225,6 @@ def not_a_regular_file(kind: str, tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and devices")
 @pytest.mark.parametrize(
     "kind, command",
     [("device", "info"), ("fifo", "info"), ("fifo", "evaluate"), ("fifo", "predict"),

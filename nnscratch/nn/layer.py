@@ -169,9 +169,6 @@ class Layer(ABC):
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give the layer its random generator (only layers that draw need one)."""
 
-    def _init_grads(self) -> None:
-        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"

@@ -10,6 +10,8 @@ size", so weights scale examples and are not renormalised. Each loss also says w
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from ..errors import NnscratchError, check_float
@@ -21,19 +23,19 @@ from .kernels.elementwise import (
 from .registry import LOSSES
 
 
-class Loss:
+class Loss(ABC):
     """Base class. Subclasses implement `forward`, `backward` and, if their outputs
     are not what `predict` should return as they are, `predictions`."""
 
     classifies = False  # whether its targets are classes (accuracy is then reported)
 
+    @abstractmethod
     def forward(self, outputs, targets, sample_weight=None) -> float:
         """The batch's loss: mean_n w_n * l_n (see the module docstring)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def backward(self) -> np.ndarray:
         """dL/doutputs of the last `forward`, the shape of the outputs."""
-        raise NotImplementedError
 
     def check_targets(self, targets, outputs_shape: tuple, name: str = "y"):
         """Targets for outputs of `outputs_shape` (N, ...), checked (by the model

@@ -9,21 +9,23 @@ precision and recall) are in `nnscratch.reporting.metrics`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from ..errors import NnscratchError, check_int
 from .registry import METRICS
 
 
-class Metric:
+class Metric(ABC):
     """Base: `name` (the key in History and in evaluate's dict) and `batch_total`."""
 
     name = "metric"
 
+    @abstractmethod
     def batch_total(self, outputs: np.ndarray, targets: np.ndarray, loss) -> float:
         """The sum over the batch of each example's score. outputs (B, ...) are the
         model's raw outputs; `loss` says how they become predictions."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
