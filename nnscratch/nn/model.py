@@ -163,8 +163,6 @@ class Sequential(Network):
             validation_data = self._check_validation(validation_data)
         if len(x) == 0:
             raise NnscratchError("fit: no training examples")
-        self._bind()  # in case a layer's arrays or its freezing changed since
-        optimizer.forget_state_unlike(self._buffers.params[: self._buffers.trainable])
         batches = EpochBatches(
             x, y, min(batch_size, len(x)), shuffle, shuffle_rng, weights
         )
@@ -190,8 +188,6 @@ class Sequential(Network):
         y = self._check_y(y, len(x))
         weights = example_weights(sample_weight, class_weight, y, len(x))
         optimizer = self._set_optimizer(None)
-        self._bind()
-        optimizer.forget_state_unlike(self._buffers.params[: self._buffers.trainable])
         trainer = Trainer(
             self, optimizer, CallbackList(), get_metrics(self.metrics, self.loss, y)
         )

@@ -111,7 +111,15 @@ class Network:
             # only layers after the first trainable one need their input's gradient
             for i, layer in enumerate(self.layers):
                 layer.needs_input_grad = first is not None and i > first
-            self._first_trainable = len(self.layers) if first is None else first
+            first_trainable = len(self.layers) if first is None else first
+            # layers before the first trainable one have nothing to learn: backward
+            # stops there
+            self._backward_layers = self.layers[first_trainable:][::-1]
+            self._penalized = [
+                layer
+                for _, layer, _ in all_layers(self.layers)
+                if type(layer).penalty is not Layer.penalty
+            ]
 
     def _reseed_layers(self) -> None:
         """Draw the initial weights of every layer the model's seed has not drawn yet
@@ -189,8 +197,12 @@ class Network:
         """Send dL/doutputs of the last `forward` back through the layers, filling
         every trainable layer's `grads` (views of `flat_grads`)."""
         self._bind()
-        # layers before the first trainable one have nothing to learn: stop there
-        for layer in reversed(self.layers[self._first_trainable :]):
+        self._bound_backward(doutputs)
+
+    def _bound_backward(self, doutputs: np.ndarray) -> None:
+        """`backward` as the layers were bound last (`_bind`): a training loop binds
+        once an epoch, not every step (the check walks every layer: ~40 us a step)."""
+        for layer in self._backward_layers:
             doutputs = layer.backward(doutputs)
 
     def named_grads(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
@@ -204,7 +216,13 @@ class Network:
         }
 
     def _penalty(self) -> float:
-        return sum(layer.penalty() for _, layer, _ in all_layers(self.layers))
+        """The layers' L1/L2 terms of the loss."""
+        self._bind()
+        return self._bound_penalty()
+
+    def _bound_penalty(self) -> float:
+        """`_penalty` over the layers as bound last (see `_bound_backward`)."""
+        return sum(layer.penalty() for layer in self._penalized)
 
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         """x as a batch the layers take; the first x builds an unbuilt model."""

@@ -71,6 +71,7 @@ class Trainer:
             self.callbacks.on_epoch_begin(epoch)
             if self.step == 0:
                 self._epoch_started = time.perf_counter()
+            self.bind_model()
             logs = self.train_epoch(batches, epoch)
             if validation_data is not None:
                 xv, yv, wv = validation_data
@@ -84,6 +85,17 @@ class Trainer:
             self._sums = (0.0, [0.0] * len(self.metrics), 0)
             self.callbacks.on_epoch_end(epoch, logs)
         self.callbacks.on_train_end()
+
+    def bind_model(self) -> None:
+        """Check that the model's flat buffers still hold its trainable arrays (make
+        them anew if not), and drop optimiser state kept for another size. Done once
+        an epoch, not every step (the check walks every layer: ~40 us), so a callback
+        that freezes a layer or replaces its arrays mid-epoch is heeded from the next
+        epoch on, as Keras heeds a change of `trainable` only when compiled again."""
+        model = self.model
+        model._bind()
+        trainable = model._buffers.params[: model._buffers.trainable]
+        self.optimizer.forget_state_unlike(trainable)
 
     def train_epoch(self, batches: EpochBatches, epoch: int) -> dict:
         """The rest of an epoch, from `self.step` (0: all of it); returns {"loss",
@@ -120,14 +132,14 @@ class Trainer:
         if self.lr_schedule is not None:
             optimizer.lr = self.lr_schedule(epoch + step / steps)
         outputs = model.forward(xb, training=True)
-        loss = model.loss.forward(outputs, yb, wb) + model._penalty()
+        loss = model.loss.forward(outputs, yb, wb) + model._bound_penalty()
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDivergedError(
                 f"training diverged: the loss became {loss:.3g} at epoch {epoch + 1}, "
                 f"batch {step + 1}; try a lower learning rate (lr={optimizer.lr:g})"
             )
         totals = [m.batch_total(outputs, yb, model.loss) for m in self.metrics]
-        model.backward(model.loss.backward())
+        model._bound_backward(model.loss.backward())
         buffers = model._buffers
         trainable = slice(0, buffers.trainable)
         optimizer.step(
@@ -137,6 +149,7 @@ class Trainer:
 
     def step_logs(self, xb, yb, wb) -> dict:
         """One step outside an epoch (`train_on_batch`): {"loss", metrics...}."""
+        self.bind_model()
         with np.errstate(over="ignore", invalid="ignore"):
             loss, totals = self.train_step(xb, yb, wb, 0, 0, 1)
         return {"loss": loss, **self._averages(totals, len(yb))}
