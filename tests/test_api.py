@@ -130,6 +130,25 @@ def test_a_whole_model_can_be_frozen_and_thawed():
     assert model.count_params(trainable_only=True) == 6 * 8 + 8
 
 
+def test_a_layer_frozen_by_a_callback_stays_as_it_was_from_the_next_epoch_on():
+    """Keras-style fine-tuning from a callback: freezing is checked once an epoch."""
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(3)], input_shape=(6,))
+    snapshots = []
+
+    class FreezeFirst(nn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                model.layers[0].trainable = False
+            snapshots.append(model.get_weights())
+
+    model.fit(
+        x, y, epochs=3, batch_size=10, verbose=0, seed=0, callbacks=[FreezeFirst()]
+    )
+    assert_array_equal(snapshots[2]["0.W"], snapshots[0]["0.W"])
+    assert not np.array_equal(snapshots[2]["2.W"], snapshots[1]["2.W"])
+
+
 # ----- seeds ---------------------------------------------------------------------
 def train_once(**model_args):
     x, y = blobs()
