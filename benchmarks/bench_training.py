@@ -7,8 +7,8 @@ MLP 784-256-128-64-32-10 (ReLU, Adam lr 1e-3) epoch times; inference throughput 
 the lenet-like conv net's epoch (--no-conv skips it); with --compare-torch the same models,
 weights and batches in PyTorch. Then the compiled kernels on and off (the MLP and the
 lenet-like net on the kernels' NumPy twins and on numba's), and on MNIST the `fast`
-preset's time to 99% test accuracy and the `cnn` preset's epoch (--no-presets skips
-them). Ends with Markdown tables and PASS/MISS per target.
+preset's time to 99% test accuracy (with --compare-torch, also the same recipe's in
+PyTorch) and the `cnn` preset's epoch (--no-presets skips them). Ends with Markdown tables and PASS/MISS per target.
 
 The figures that are compared are timed interleaved: before every nnscratch epoch the
 floor runs once and PyTorch trains its epoch, and the ratios are of medians. A small
@@ -52,7 +52,14 @@ from common import (
     products_floor,
     torch_twin,
 )
-from kernel_runs import OnOff, PresetRun, kernels_on_off, preset_lines, preset_run
+from kernel_runs import (
+    OnOff,
+    PresetRun,
+    kernels_on_off,
+    preset_lines,
+    preset_run,
+    torch_preset_run,
+)
 
 from nnscratch import Adam, Callback, Dense, Flatten, ReLU, Sequential, load_dataset
 from nnscratch.errors import NnscratchError
@@ -160,6 +167,7 @@ class Results:
     memory: dict[str, dict] = field(default_factory=dict)
     kernels: list[OnOff] = field(default_factory=list)  # NumPy twins vs compiled
     fast: PresetRun | None = None
+    fast_torch: PresetRun | None = None  # the same recipe in PyTorch
     cnn: PresetRun | None = None
     # others' load (cores) while the floors, inference and memory were measured
     loads: dict = field(default_factory=dict)
@@ -400,11 +408,14 @@ def run(args) -> Results:
     if args.presets:
         log("the fast preset on MNIST (test accuracy after every epoch)")
         res.fast = preset_run("fast", args.data_dir, args.limit)
+        if args.compare_torch:
+            log("the fast recipe in PyTorch")
+            res.fast_torch = torch_preset_run("fast", args.data_dir, args.limit)
         log("the cnn preset on MNIST")
         res.cnn = preset_run(
             "cnn", args.data_dir, args.limit, args.cnn_epochs, test_each_epoch=False
         )
-        for line in preset_lines(res.fast, res.cnn):
+        for line in preset_lines(res.fast, res.cnn, res.fast_torch):
             log("  " + line)
 
     for framework in ["nnscratch"] + (["torch"] if args.compare_torch else []):
@@ -582,7 +593,7 @@ def report(res: Results, args) -> str:
             "compiled/NumPy = ratio of the median epochs. The matrix products are "
             "BLAS's in both."
         )
-    notes += preset_lines(res.fast, res.cnn)
+    notes += preset_lines(res.fast, res.cnn, res.fast_torch)
     notes.append(
         f"Peak memory (VmHWM of a separate process that loads Fashion-MNIST and trains "
         f"the MLP for {MEMORY_EPOCHS} epochs at batch {MEMORY_BATCH}): {memory}."

@@ -227,8 +227,9 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def torch_twin(model):
     """The same network in PyTorch, with the nnscratch model's current weights.
 
-    Handles Dense, Conv2D, ReLU, MaxPool2D, Flatten; a Reshape is skipped (the torch
-    input is given already shaped), so module indices match only when there is none.
+    Handles Dense, Conv2D, BatchNorm, ReLU, MaxPool2D, Flatten, Dropout; a Reshape is
+    skipped (the torch input is given already shaped), so module indices match only
+    when there is none.
     nn.Linear keeps its weight as (out, in): it gets Dense's W (in, out) transposed.
     Modules are built in torch's default dtype (call torch.set_default_dtype first).
     """
@@ -258,8 +259,14 @@ def torch_twin(model):
             modules.append(nn.MaxPool2d(layer.pool_size, layer.stride))
         elif name == "Flatten":
             modules.append(nn.Flatten())
+        elif name == "BatchNorm":
+            modules.append(torch_batch_norm(layer, modules))
+        elif name == "Dropout":
+            modules.append(nn.Dropout(layer.rate))
         elif name != "Reshape":  # the torch input is already (N, 1, 28, 28)
             raise NnscratchError(f"no PyTorch twin for layer {name}")
+        if name == "BatchNorm":
+            continue  # its parameters and statistics are copied by torch_batch_norm
         if layer.params:
             W = layer.params["W"]
             with torch.no_grad():
@@ -268,6 +275,24 @@ def torch_twin(model):
                 )
                 modules[-1].bias.copy_(torch.from_numpy(layer.params["b"]))
     return nn.Sequential(*modules)
+
+
+def torch_batch_norm(layer, modules_before: list):
+    """BatchNorm1d after a Linear, BatchNorm2d after a Conv2d, with the layer's
+    gamma, beta and running statistics (both weigh the new batch by `momentum`)."""
+    import torch
+    from torch import nn
+
+    after_conv = isinstance(modules_before[-1], nn.Conv2d)
+    kind = nn.BatchNorm2d if after_conv else nn.BatchNorm1d
+    gamma = layer.params["gamma"]
+    module = kind(gamma.size, eps=layer.eps, momentum=layer.momentum)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(gamma.ravel()))
+        module.bias.copy_(torch.from_numpy(layer.params["beta"].ravel()))
+        module.running_mean.copy_(torch.from_numpy(layer.state["running_mean"].ravel()))
+        module.running_var.copy_(torch.from_numpy(layer.state["running_var"].ravel()))
+    return module
 
 
 def torch_layer_pairs(

@@ -5,7 +5,8 @@
   twins (numba, the default), epoch by epoch in turn, so both see the same machine;
 - the `fast` preset on MNIST as `nnscratch train --preset fast` trains it: the
   seconds of each epoch and the test accuracy after it, so the time to 99%;
-- the `cnn` preset's epoch on MNIST.
+- the `cnn` preset's epoch on MNIST;
+- with --compare-torch, the `fast` recipe in PyTorch (`torch_preset_run`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from common import OthersLoad
+import numpy as np
+from common import OthersLoad, torch_twin
 
 from nnscratch import Callback, load_dataset
 from nnscratch.data.catalog import CLASS_NAMES
@@ -96,6 +98,7 @@ class PresetRun:
     seconds: list[float]
     accuracy: list[float]  # on the test set after each epoch ([] if not measured)
     load: float | None
+    framework: str = "nnscratch"
 
     @property
     def total(self) -> float:
@@ -148,25 +151,86 @@ def preset_run(name, data_dir, limit=None, epochs=None, test_each_epoch=True):
     )  # fmt: skip
 
 
-def preset_lines(fast: PresetRun | None, cnn: PresetRun | None) -> list[str]:
+def torch_preset_run(name, data_dir, limit=None) -> PresetRun:
+    """Preset `name`'s recipe in PyTorch, as `preset_run` trains it in nnscratch: the
+    same network with the same initial weights (`torch_twin`), AdamW with its fused
+    kernel, the schedule's lr set before every step, shuffling and augmentation by
+    the same NumPy code (augmenting a batch costs both frameworks the same), test
+    accuracy after each epoch off the clock. Presets that hold no images out only."""
+    import torch
+
+    settings = preset_settings(name)
+    if settings.validation_split or settings.optimizer != "adamw":
+        raise ValueError(f"torch_preset_run: {name} holds images out or is not AdamW")
+    (x, y), (x_test, y_test) = load_dataset(settings.dataset, data_dir)
+    if limit:
+        x, y, x_test, y_test = x[:limit], y[:limit], x_test[:limit], y_test[:limit]
+    net = build_model(settings, x.shape[1:], list(CLASS_NAMES[settings.dataset]))
+    model = torch_twin(net)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+        fused=True,
+    )  # fmt: skip
+    schedule, augment = build_schedule(settings), build_augment(settings)
+    rng, batch = np.random.default_rng(settings.seed), settings.batch_size
+    seconds, accuracy = [], []
+    with OthersLoad() as load:
+        for epoch in range(settings.epochs):
+            seconds.append(
+                _torch_epoch(model, optimizer, (x, y), batch, rng, augment,
+                             lambda fraction, e=epoch: schedule(e + fraction))
+            )  # fmt: skip
+            accuracy.append(_torch_accuracy(model, x_test, y_test))
+    return PresetRun(name, len(x), seconds, accuracy, load.cores, "PyTorch")
+
+
+def _torch_epoch(model, optimizer, data, batch, rng, augment, lr_at) -> float:
+    """One epoch of `model` on data = (uint8 images (N, H, W), labels); the lr is
+    lr_at(fraction of the epoch done) before each step. Returns its seconds."""
+    import time
+
+    import torch
+
+    x, y = data
+    model.train()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    started = time.perf_counter()
+    order = rng.permutation(len(x))
+    starts = range(0, len(x), batch)
+    for step, first in enumerate(starts):
+        index = order[first : first + batch]
+        images = x[index].astype(np.float32) / np.float32(255)
+        if augment is not None:
+            images = augment(images, rng)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step / len(starts))  # as nnscratch's Trainer
+        logits = model(torch.from_numpy(images).unsqueeze(1))
+        loss = loss_fn(logits, torch.from_numpy(y[index].astype(np.int64)))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def _torch_accuracy(model, x, y, batch: int = 1000) -> float:
+    import torch
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        starts = range(0, len(x), batch)
+    for step, first in enumerate(starts):
+        images = torch.from_numpy(x[first : first + batch].astype(np.float32) / 255)
+        logits = model(images.unsqueeze(1))
+        correct += int((logits.argmax(1).numpy() == y[first : first + batch]).sum())
+    return correct / len(x)
+
+
+def preset_lines(
+    fast: PresetRun | None, cnn: PresetRun | None, fast_torch: PresetRun | None = None
+) -> list[str]:
     """What the report says of the preset runs."""
-    lines = []
-    if fast is not None:
-        reached = fast.time_to_target
-        accuracy = " ".join(f"{a * 100:.2f}" for a in fast.accuracy)
-        lines.append(
-            f"`fast` preset on {fast.images:,} MNIST training images: {fast.total:.1f} s of "
-            f"training in {len(fast.seconds)} epochs (each: "
-            + " ".join(f"{s:.1f}" for s in fast.seconds)
-            + f" s); test accuracy after each epoch (%): {accuracy}; "
-            + (
-                f"time to {TARGET_ACCURACY:.0%}: {reached:.1f} s"
-                if reached is not None
-                else f"{TARGET_ACCURACY:.0%} not reached"
-            )
-            + load_remark(fast.load)
-            + "."
-        )
+    lines = [fast_line(run) for run in (fast, fast_torch) if run is not None]
     if cnn is not None:
         lines.append(
             f"`cnn` preset on {cnn.images:,} MNIST images (10% more held out for "
@@ -174,6 +238,27 @@ def preset_lines(fast: PresetRun | None, cnn: PresetRun | None) -> list[str]:
             + load_remark(cnn.load) + "."
         )  # fmt: skip
     return lines
+
+
+def fast_line(run: PresetRun) -> str:
+    """The `fast` recipe's epochs, accuracies and time to 99% in one sentence."""
+    reached = run.time_to_target
+    accuracy = " ".join(f"{a * 100:.2f}" for a in run.accuracy)
+    return (
+        f"`{run.name}` preset on {run.images:,} MNIST training images"
+        + ("" if run.framework == "nnscratch" else f", its recipe in {run.framework}")
+        + f": {run.total:.1f} s of "
+        f"training in {len(run.seconds)} epochs (each: "
+        + " ".join(f"{s:.1f}" for s in run.seconds)
+        + f" s); test accuracy after each epoch (%): {accuracy}; "
+        + (
+            f"time to {TARGET_ACCURACY:.0%}: {reached:.1f} s"
+            if reached is not None
+            else f"{TARGET_ACCURACY:.0%} not reached"
+        )
+        + load_remark(run.load)
+        + "."
+    )
 
 
 def load_remark(load: float | None, busy: float = 0.1) -> str:
