@@ -41,6 +41,7 @@ from nnscratch.nn.kernels.pooling import (
     max_pool_forward,
 )
 from nnscratch.nn.kernels.reductions import relu
+from nnscratch.nn.kernels.sampling import affine_bilinear
 from nnscratch.nn.workspace import Workspace
 
 
@@ -332,13 +333,43 @@ def test_batch_norm_twins_agree(dtype, shape):
     both_twins(bn.batch_norm_dx, dx_args, outputs=[5])
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("displaced", [False, True])
+def test_affine_bilinear_twins_agree(dtype, displaced):
+    """Points inside, on the edges and far outside (large shifts and scales)."""
+    n, h, w = 6, 9, 7
+    rng = np.random.default_rng(16)
+    images = rng.random((n, h, w)).astype(dtype)
+    theta = rng.uniform(-np.pi, np.pi, n)
+    scale = rng.uniform(0.3, 2.0, n)
+    cos, sin = (
+        (np.cos(theta) / scale).astype(dtype),
+        (np.sin(theta) / scale).astype(dtype),
+    )
+    shift_y, shift_x = rng.uniform(-12, 12, (2, n)).astype(dtype)
+    shift_y[0] = shift_x[0] = 0  # one identity-like map: exact pixel centres
+    cos[0], sin[0] = 1, 0
+    field = rng.normal(0, 2, (n, 2, h, w)).astype(dtype)
+
+    def args():
+        displacement = field if displaced else np.zeros((0, 2, 0, 0), dtype)
+        out = np.full((n, h, w), 7, dtype)
+        return [images, out, cos, sin, shift_y, shift_x, displacement, displaced]
+
+    (_, out, *_), _ = both_twins(affine_bilinear, args, exact=False, outputs=[1])
+    if not displaced:
+        assert_array_equal(out[0], images[0])  # no shift, turn or scale: the image
+    assert 0 <= out.min() and out.max() <= 1  # lerps stay within the pixels' range
+    assert (out == 0).any()  # points outside read the zero background
+
+
 def test_every_kernel_has_a_compiled_twin_and_a_test():
     tested = {
         "_adam_step", "_sgd_step", "_rmsprop_step", "_relu", "_relu_backward",
         "_softmax_cross_entropy", "_softmax_cross_entropy_backward",
         "_max_pool_forward", "_max_pool_backward", "_avg_pool_forward",
         "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
-        "_batch_norm_dx",
+        "_batch_norm_dx", "_affine_bilinear",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError
-from ..nn.workspace import Workspace
+from ..nn.kernels.sampling import affine_bilinear
 
 KEYS = ("shift", "rotation", "scale", "elastic")
 # what --augment auto means per dataset. Handwriting varies in slant and size, so digits
@@ -27,83 +27,35 @@ def warp(
     angles: np.ndarray,
     scales: np.ndarray,
     displacement: np.ndarray | None = None,
-    *,
-    work: Workspace | None = None,
 ) -> np.ndarray:
     """Scale and rotate each image about its centre, then shift it.
 
     Shapes: images (N, H, W) or (N, 1, H, W), float; shifts (N, 2) pixels (down,
     right); angles (N,) degrees, counter-clockwise as seen; scales (N,), > 1 enlarges;
     displacement (N, 2, H, W) optional extra offsets (rows, cols) of where each output
-    pixel samples from. Returns a new array of the same shape and dtype. `work` holds
-    the scratch arrays to reuse from call to call (a new one each call if not given).
+    pixel samples from. Returns a new array of the same shape and dtype.
     """
-    work = Workspace() if work is None else work
     n = images.shape[0]
     h, w = images.shape[-2:]
     dtype = np.result_type(images.dtype, np.float32)
-    # inverse map, output pixel -> source point: p_src = R(-angle) (p - c - t) / s + c
+    # the inverse map, output pixel p -> source point R(-angle) (p - c - t) / s + c:
+    # its rotation divided by the scale, as cos and sin (worked out in float64)
     theta = np.radians(np.asarray(angles, dtype=np.float64))
     inv_scale = 1.0 / np.asarray(scales, dtype=np.float64)
-    cos = (np.cos(theta) * inv_scale).astype(dtype)[:, None, None]
-    sin = (np.sin(theta) * inv_scale).astype(dtype)[:, None, None]
+    cos = (np.cos(theta) * inv_scale).astype(dtype)
+    sin = (np.sin(theta) * inv_scale).astype(dtype)
     shifts = np.asarray(shifts, dtype=dtype)
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    rows = np.arange(h, dtype=dtype)[None, :, None] - (cy + shifts[:, 0, None, None])
-    cols = np.arange(w, dtype=dtype)[None, None, :] - (cx + shifts[:, 1, None, None])
-    src_y = np.multiply(cos, rows, out=work.array("src_y", (n, h, w), dtype))
-    src_y += sin * cols + dtype.type(cy)
-    src_x = np.multiply(-sin, rows, out=work.array("src_x", (n, h, w), dtype))
-    src_x += cos * cols + dtype.type(cx)
-    if displacement is not None:
-        src_y += displacement[:, 0]
-        src_x += displacement[:, 1]
-    out = np.empty(images.shape, dtype=images.dtype)
-    _bilinear(images.reshape(n, h, w), src_y, src_x, out.reshape(n, h, w), work)
-    return out
-
-
-def _bilinear(images, src_y, src_x, out, work) -> None:
-    """Sample (N, H, W) images at (N, H, W) fractional points into out; 0 outside."""
-    n, h, w = images.shape
-    dtype, shape = src_y.dtype, src_y.shape
-    # a 2-pixel zero border (zero since allocation), and corners clipped into it,
-    # make every point outside read only zeros, so one flat index serves all four
-    # neighbours: +1 (right), +w+4 (below), +w+5
-    padded = work.array("padded", (n, h + 4, w + 4), dtype, fill=0)
-    padded[:, 2:-2, 2:-2] = images
-    index = work.array("index", shape, np.intp)
-    col = work.array("col", shape, np.intp)
-    floors, fracs = [], []
-    for axis, src, size in (("y", src_y, h), ("x", src_x, w)):
-        floor = np.floor(src, out=work.array(f"floor_{axis}", shape, dtype))
-        fracs.append(
-            np.subtract(src, floor, out=work.array(f"frac_{axis}", shape, dtype))
-        )
-        floors.append(np.clip(floor, -2, size, out=floor))
-    (floor_y, floor_x), (frac_y, frac_x) = floors, fracs
-    np.add(floor_y, 2, out=index, casting="unsafe")
-    index *= w + 4
-    np.add(floor_x, 2, out=col, casting="unsafe")
-    index += col
-    index += (np.arange(n) * ((h + 4) * (w + 4)))[:, None, None]
-    flat = padded.ravel()
-    v00, v01, v10, v11 = (
-        np.take(
-            flat[offset:],
-            index,
-            out=work.array(f"v{offset}", shape, dtype),
-            mode="clip",
-        )
-        for offset in (0, 1, w + 4, w + 5)
-    )
-    # (mode="clip" only skips the bounds check and buffer: every index is in range)
-    # lerp as a + f * (b - a): stays within [min, max] of the pixels, so [0, 1] holds
-    for a, b, f in ((v00, v01, frac_x), (v10, v11, frac_x), (v01, v11, frac_y)):
-        b -= a
-        b *= f
-        b += a  # b = lerp(a, b, f)
-    np.copyto(out, v11, casting="unsafe")
+    source = np.ascontiguousarray(images.reshape(n, h, w), dtype=dtype)
+    out = np.empty((n, h, w), dtype=dtype)
+    displaced = displacement is not None
+    if not displaced:
+        displacement = np.zeros((0, 2, 0, 0), dtype)
+    affine_bilinear(
+        source, out, cos, sin, np.ascontiguousarray(shifts[:, 0]),
+        np.ascontiguousarray(shifts[:, 1]), displacement.astype(dtype, copy=False),
+        displaced,
+    )  # fmt: skip
+    return out.astype(images.dtype, copy=False).reshape(images.shape)
 
 
 def _smoothing_matrix(size: int, sigma: float, dtype) -> np.ndarray:
@@ -161,7 +113,6 @@ class Augment:
             raise NnscratchError(f"augment: scale must be below 1, got {scale!r}")
         self.shift, self.rotation = float(shift), float(rotation)
         self.scale, self.elastic = float(scale), float(elastic)
-        self._work = Workspace()  # warp's scratch arrays, reused batch after batch
 
     @staticmethod
     def resolve_spec(spec: str | None, dataset: str) -> str | None:
@@ -225,7 +176,7 @@ class Augment:
         if self.elastic:
             dtype = np.result_type(images.dtype, np.float32)
             displacement = elastic_field(n, h, w, self.elastic, rng, dtype)
-        return warp(images, shifts, angles, scales, displacement, work=self._work)
+        return warp(images, shifts, angles, scales, displacement)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value:g}" for key, value in self.get_config().items())

@@ -6,6 +6,8 @@
 - `elementwise`: ReLU forward and backward, softmax cross-entropy on labels;
 - `pooling`: max and average pooling, forward and backward;
 - `normalization`: batch norm's statistics, scale and shift, and gradient;
+- `sampling`: images warped through an affine map by bilinear sampling (the
+  augmentation of `nnscratch.data.augment`);
 - `reductions`: sums as products with ones, row maxima, ReLU against zeros (NumPy
   and BLAS only, no compiled twin).
 
