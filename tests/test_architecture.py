@@ -164,10 +164,10 @@ PUBLIC_NAMES = [
     "GlobalAvgPool2D", "History", "Layer", "LeakyReLU", "Loss", "MaxPool2D",
     "MeanAbsoluteError", "MeanSquaredError", "Metric", "ModelCheckpoint",
     "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "SweepResult", "Tanh",
     "TopKAccuracy", "TrainingDivergedError", "TrainingInterrupted", "__version__",
     "export_onnx",
-    "load_dataset", "load_model", "register", "set_seed",
+    "load_dataset", "load_model", "register", "set_seed", "sweep",
 ]  # fmt: skip
 
 
