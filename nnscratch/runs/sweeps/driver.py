@@ -92,7 +92,8 @@ def sweep(
     storage_url = storage or default_storage(out)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
-    setup = {"space": space_.describe(), "base": base, "limit": limit}
+    # what makes trials comparable; the same settings however they were given
+    setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
     with RunLock(out, "nnscratch sweep"):
         storage_ = open_storage(storage_url)
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
