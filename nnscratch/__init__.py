@@ -2,7 +2,8 @@
 
 The public names are re-exported here: layers, losses, optimisers, schedules, the
 `Sequential` model, callbacks (checkpoints too), `load_model`, `load_dataset`,
-`export_onnx` and the errors. The scikit-learn estimators are in `nnscratch.sklearn`
+`export_onnx`, `sweep` (hyperparameter sweeps, with the optional `sweep` extra) and
+the errors. The scikit-learn estimators are in `nnscratch.sklearn`
 (an optional extra).
 """
 
@@ -41,6 +42,7 @@ from .nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .nn.reshape import Flatten, Reshape
 from .nn.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 from .nn.seeding import set_seed
+from .runs.sweeps import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -88,6 +90,7 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "StepDecay",
+    "SweepResult",
     "Tanh",
     "TopKAccuracy",
     "TrainingDivergedError",
@@ -98,4 +101,5 @@ __all__ = [
     "load_model",
     "register",
     "set_seed",
+    "sweep",
 ]

@@ -1,4 +1,5 @@
-"""The package layout: imports run one way, no cycles, click only in cli.py, small modules.
+"""The package layout: imports run one way, no cycles, click only in the cli package,
+small modules.
 
 Every import is counted, including those inside functions: an import hidden in a
 function is still a dependency.
@@ -121,7 +122,7 @@ def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_only_cli_imports_click():
+def test_only_the_cli_package_imports_click():
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text())
         roots = {
@@ -134,7 +135,7 @@ def test_only_cli_imports_click():
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom) and not node.level
         }
-        if name != "nnscratch.cli":
+        if name != "nnscratch.cli" and not name.startswith("nnscratch.cli."):
             assert "click" not in roots, f"{name} imports click"
 
 
@@ -164,10 +165,10 @@ PUBLIC_NAMES = [
     "GlobalAvgPool2D", "History", "Layer", "LeakyReLU", "Loss", "MaxPool2D",
     "MeanAbsoluteError", "MeanSquaredError", "Metric", "ModelCheckpoint",
     "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "Reshape", "SGD",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "SweepResult", "Tanh",
     "TopKAccuracy", "TrainingDivergedError", "TrainingInterrupted", "__version__",
     "export_onnx",
-    "load_dataset", "load_model", "register", "set_seed",
+    "load_dataset", "load_model", "register", "set_seed", "sweep",
 ]  # fmt: skip
 
 

@@ -72,34 +72,35 @@ pre { margin: 0; }
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-def _esc(value) -> str:
+def escape(value) -> str:
     return html.escape(str(value))
 
 
-def _cell(value) -> str:
+def html_cell(value) -> str:
     if isinstance(value, float):
         return f'<td class="num">{value:.4g}</td>'
     if isinstance(value, int) and not isinstance(value, bool):
         return f'<td class="num">{value:,}</td>'
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
-    return f"<td><code>{_esc(value)}</code></td>"
+    return f"<td><code>{escape(value)}</code></td>"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> str:
+def html_table(head: list[str], rows: list[list[str]]) -> str:
     """rows hold ready-made cells (<td>/<th> strings); head is escaped here."""
-    thead = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    thead = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _key_value_table(items) -> str:
-    return _table(
-        ["setting", "value"], [[f"<th>{_esc(k)}</th>", _cell(v)] for k, v in items]
+def key_value_table(items) -> str:
+    return html_table(
+        ["setting", "value"],
+        [[f"<th>{escape(k)}</th>", html_cell(v)] for k, v in items],
     )
 
 
-def _percent_cell(value) -> str:
+def percent_cell(value) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f'<td class="num">{value:.2%}</td>'
     return "<td></td>"
@@ -123,12 +124,12 @@ def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
 
 def _per_class_table(rows: list[dict]) -> str:
     cells = [
-        [f"<th>{_esc(row.get('class', i))}</th>"]
-        + [_percent_cell(row.get(k)) for k in ("precision", "recall", "f1")]
-        + [_cell(row.get("support", ""))]
+        [f"<th>{escape(row.get('class', i))}</th>"]
+        + [percent_cell(row.get(k)) for k in ("precision", "recall", "f1")]
+        + [html_cell(row.get("support", ""))]
         for i, row in enumerate(rows)
     ]
-    return _table(["class", "precision", "recall", "F1", "support"], cells)
+    return html_table(["class", "precision", "recall", "F1", "support"], cells)
 
 
 def _history_table(history_rows) -> str:
@@ -146,7 +147,7 @@ def _history_table(history_rows) -> str:
             if not np.isfinite(value):
                 row.append("<td></td>")
             elif "accuracy" in k:
-                row.append(_percent_cell(value))
+                row.append(percent_cell(value))
             elif k == "lr":
                 row.append(f'<td class="num">{value:.3g}</td>')
             elif k == "seconds":
@@ -154,7 +155,7 @@ def _history_table(history_rows) -> str:
             else:
                 row.append(f'<td class="num">{value:.4f}</td>')
         rows.append(row)
-    return _table(["epoch", *keys], rows)
+    return html_table(["epoch", *keys], rows)
 
 
 def _cards(config: dict, metrics: dict, history_rows) -> str:
@@ -173,8 +174,8 @@ def _cards(config: dict, metrics: dict, history_rows) -> str:
     return (
         '<div class="cards">'
         + "".join(
-            f'<div class="card"><div class="value">{_esc(v)}</div>'
-            f'<div class="label">{_esc(label)}</div></div>'
+            f'<div class="card"><div class="value">{escape(v)}</div>'
+            f'<div class="label">{escape(label)}</div></div>'
             for v, label in cards
         )
         + "</div>"
@@ -187,7 +188,7 @@ def _figure(figures_dir: Path, name: str) -> str:
         return ""
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = _esc(CAPTIONS.get(name, name))
+    caption = escape(CAPTIONS.get(name, name))
     return (
         f'<figure><img src="data:{mime};base64,{data}" alt="{caption}">'
         f"<figcaption>{caption}</figcaption></figure>"
@@ -216,14 +217,14 @@ def write_report(
     if config.get("preset"):
         title += f", preset {config['preset']}"
     body = [
-        f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Run directory <code>{_esc(run_dir.resolve())}</code></p>',
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="sub">Run directory <code>{escape(run_dir.resolve())}</code></p>',
         _cards(config, metrics, history_rows),
         *_training_section(figures_dir, history_rows),
         *_test_set_section(figures_dir, config, metrics),
         *_model_section(figures_dir, config, model_summary),
     ]
-    write_text(path, _page(title, body))
+    write_text(path, html_page(title, body))
     return path
 
 
@@ -257,7 +258,7 @@ def _test_set_section(figures_dir: Path, config: dict, metrics: dict) -> list[st
         _figure(figures_dir, "confusion_matrix_normalized.png"),
         (
             f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
-            f"<h3>Test metrics</h3>{_key_value_table(scalars)}</div>"
+            f"<h3>Test metrics</h3>{key_value_table(scalars)}</div>"
         ),
         _figure(figures_dir, "per_class.png"),
         "</div>",
@@ -271,20 +272,22 @@ def _model_section(
     figures_dir: Path, config: dict, model_summary: str | None
 ) -> list[str]:
     """The first layer's weights, the layer summary (if known) and the configuration."""
-    layers = f"<h3>Layers</h3><pre>{_esc(model_summary)}</pre>" if model_summary else ""
+    layers = (
+        f"<h3>Layers</h3><pre>{escape(model_summary)}</pre>" if model_summary else ""
+    )
     return [
         "<h2>Model</h2>",
         '<div class="stack">',
         _figure(figures_dir, "first_layer_features.png"),
         (
             f'<div class="panel">{layers}<h3>Configuration</h3>'
-            f"{_key_value_table(config.items())}</div>"
+            f"{key_value_table(config.items())}</div>"
         ),
         "</div>",
     ]
 
 
-def _page(title: str, body: list[str]) -> str:
+def html_page(title: str, body: list[str]) -> str:
     """The whole HTML document: head (CSP, inline CSS) and the non-empty body pieces,
     one a line."""
     return (
@@ -292,7 +295,7 @@ def _page(title: str, body: list[str]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<link rel="icon" href="data:,">\n'  # no favicon request to the disk
-        f"<title>{_esc(title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
         + "\n".join(piece for piece in body if piece)
         + "\n</body></html>\n"
     )

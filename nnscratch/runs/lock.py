@@ -23,6 +23,10 @@ except ImportError:  # Windows: no flock
 LOCK_FILE = ".lock"
 
 
+class RunDirInUse(NnscratchError):
+    """The run directory's lock is held by another process (named in the message)."""
+
+
 class RunLock:
     """`with RunLock(run_dir, "nnscratch train"):` holds the run directory's lock, or
     refuses at once with one line naming the process that holds it."""
@@ -46,7 +50,7 @@ class RunLock:
         except OSError:  # BlockingIOError: held by another process
             holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip()
             os.close(fd)
-            raise NnscratchError(
+            raise RunDirInUse(
                 f"{self.run_dir} is in use by another run ({holder or 'starting'}): "
                 "wait for it to end, or choose another folder"
             ) from None

@@ -120,6 +120,7 @@ def run_training(
     verbose=1,
     overwrite=False,
     checkpoint_every: int | None = None,
+    callbacks=(),
 ) -> dict:
     """Train as `settings` say, write the run directory, print and return the metrics.
 
@@ -127,7 +128,8 @@ def run_training(
     run directory is made, so bad settings leave nothing behind. A checkpoint is
     written at the start, at the end of every epoch and every `checkpoint_every`
     steps. An `out` holding a run is refused unless `overwrite`; that run's files
-    stay until this one has finished.
+    stay until this one has finished. `callbacks` are given to fit after the
+    run's own (a sweep's pruning, say).
     """
     if not isinstance(settings, RunSettings):
         raise TypeError(f"settings: expected a RunSettings, got {type(settings)}")
@@ -156,13 +158,14 @@ def run_training(
                 f"run directory {run_dir}"
             )
             print(model.summary())
-        return _train(run_dir, run, settings, data, model, verbose)
+        return _train(run_dir, run, settings, data, model, verbose, callbacks)
 
 
-def resume_training(run_dir, verbose=1) -> dict:
+def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
     """Continue the interrupted run in `run_dir` from its last checkpoint, with its
     recorded settings and data; it ends with the files the run never interrupted
-    would have written. A finished run is said so (its metrics are returned)."""
+    would have written. A finished run is said so (its metrics are returned).
+    `callbacks`: as for `run_training` (the same ones the run started with)."""
     run_dir = Path(run_dir)
     not_a_run = NnscratchError(
         f"{run_dir}: not a run directory, or its run never started training (no "
@@ -202,7 +205,7 @@ def resume_training(run_dir, verbose=1) -> dict:
             if position["epoch"] >= position["epochs"] or position["stop_training"]:
                 where = "the end of training"
             print(f"continuing the run in {run_dir} from {where} ({path.name})")
-        return _train(run_dir, run, settings, data, model, verbose)
+        return _train(run_dir, run, settings, data, model, verbose, callbacks)
 
 
 def _say(text: str) -> None:
@@ -225,7 +228,9 @@ def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
         raise NnscratchError(f"{path}: {e}") from None
 
 
-def _train(run_dir: Path, run: dict, settings, data: RunData, model, verbose) -> dict:
+def _train(
+    run_dir: Path, run: dict, settings, data: RunData, model, verbose, callbacks=()
+) -> dict:
     """Fit with checkpoints (continuing from the last one, if any), then write the
     run's files; a signal ends it with RunInterrupted, saying how to go on."""
     go_on = f"continue with: nnscratch train --resume {run_dir}"
@@ -246,7 +251,7 @@ def _train(run_dir: Path, run: dict, settings, data: RunData, model, verbose) ->
                 validation_data=data.validation,
                 seed=settings.seed,
                 augment=build_augment(settings),
-                callbacks=[*recorder, backup],
+                callbacks=[*recorder, backup, *callbacks],
                 verbose=verbose,
             )
             return finish_run(

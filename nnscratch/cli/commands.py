@@ -1,83 +1,27 @@
-"""The `nnscratch` command: download, train, evaluate, info (and export, report,
-predict, serve).
-
-Every user error (bad argument, path or file) ends as one line on stderr and a non-zero
-exit code, never a traceback.
-"""
+"""The `nnscratch` commands: download, train, evaluate, info, export, report, predict,
+serve (`sweep` is in its own module)."""
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 
 import click
 
-from .app import serve as web_app
-from .data.catalog import DATASETS
-from .errors import NnscratchError
-from .imaging import images
-from .nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
-from .runs.presets import PRESETS
-from .runs.signals import RunInterrupted, SignalInterrupt, sigterm_interrupts
-
-
-def _sizes(value: str | None, option: str) -> list[int] | None:
-    """'256,128' -> [256, 128] (the values are checked with the other settings)."""
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",")]  # an empty item is a typo: refused
-    except ValueError:
-        raise click.BadParameter(
-            f"expected sizes like 256,128, got {value!r}", param_hint=option
-        )
-
-
-def _batch_size(value: str) -> int | None:
-    """'full' means the whole training set in one batch (None)."""
-    if value == "full":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected a positive integer or 'full', got {value!r}",
-            param_hint="--batch-size",
-        )
-
-
-class FiniteFloat(click.ParamType):
-    """A float, but not NaN or infinity (its range is checked with the settings)."""
-
-    name = "float"
-
-    def convert(self, value, param, ctx):
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"expected a finite number, got {value!r}", param, ctx)
-        return number
-
-
-FINITE_FLOAT = FiniteFloat()
+from ..app import serve as web_app
+from ..imaging import images
+from .options import (
+    DATASET_CHOICE,
+    data_dir_option,
+    dataset_option,
+    given_settings,
+    run_options,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nnscratch")
 def cli() -> None:
     """A neural network written from scratch in NumPy, for MNIST-style digits."""
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with the IDX files (or with a <dataset>/ folder). "
-    "Default: $NNSCRATCH_DATA_DIR, the cache, /usr/share/datasets.",
-)
-DATASET_CHOICE = click.Choice(sorted(DATASETS))
-dataset_option = click.option(
-    "--dataset", type=DATASET_CHOICE, default="mnist", show_default=True
-)
 
 
 @cli.command()
@@ -95,7 +39,7 @@ dataset_option = click.option(
 )
 def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> None:
     """Download a dataset into the cache (checksums verified)."""
-    from .data.download import download_dataset
+    from ..data.download import download_dataset
 
     folder = download_dataset(dataset, cache_dir=cache_dir, mirrors=mirrors or None)
     click.echo(f"{dataset}: files in {folder}")
@@ -104,37 +48,7 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
 @cli.command()
 @dataset_option
 @data_dir_option
-@click.option(
-    "--preset",
-    type=click.Choice(list(PRESETS)),
-    default="default",
-    show_default=True,
-    help="A complete set of settings (the README's table).",
-)
-@click.option("--hidden", help="Hidden layer sizes, e.g. 256,128.")
-@click.option("--activation", type=click.Choice(list(ACTIVATIONS.short_names)))
-@click.option("--dropout", type=FINITE_FLOAT)
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS.short_names)))
-@click.option("--lr", type=FINITE_FLOAT, help="Learning rate.")
-@click.option("--momentum", type=FINITE_FLOAT, help="For sgd.")
-@click.option("--weight-decay", type=FINITE_FLOAT, help="For sgd, adam, adamw.")
-@click.option("--schedule", type=click.Choice(list(SCHEDULES.short_names)))
-@click.option("--warmup", type=FINITE_FLOAT, help="Warm-up epochs.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", help="Examples per step, or 'full'.")
-@click.option("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights.")
-@click.option("--seed", type=int)
-@click.option("--validation-split", type=FINITE_FLOAT)
-@click.option(
-    "--augment",
-    help=(
-        "Augment training batches: 'auto' (suited to the dataset), 'default', 'none' "
-        "or e.g. 'shift=2,rotation=10,scale=0.1'."
-    ),
-)
-@click.option(
-    "--limit", type=click.IntRange(1), help="Use only the first N training images."
-)
+@run_options
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -167,8 +81,8 @@ def train(
 
     Ctrl-C or SIGTERM stops it after the current step with a checkpoint; --resume
     continues it exactly."""
-    from .runs.presets import preset_settings
-    from .runs.training import resume_training, run_training
+    from ..runs.presets import preset_settings
+    from ..runs.training import resume_training, run_training
 
     if resume_dir is not None:
         source = click.get_current_context().get_parameter_source
@@ -180,11 +94,7 @@ def train(
                 f"--resume takes the run's settings: drop {given[0]}"
             )
         return resume_training(resume_dir, verbose=0 if quiet else 1)
-    options["hidden"] = _sizes(options["hidden"], "--hidden")
-    given = {k: v for k, v in options.items() if v is not None}
-    if "batch_size" in given:  # None ('full') is a value there, not "not given"
-        given["batch_size"] = _batch_size(given["batch_size"])
-    settings = preset_settings(preset, dataset=dataset, **given)
+    settings = preset_settings(preset, dataset=dataset, **given_settings(options))
     run_training(
         settings,
         data_dir=data_dir,
@@ -207,7 +117,7 @@ def train(
 @data_dir_option
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
-    from .app.evaluation import evaluation_report
+    from ..app.evaluation import evaluation_report
 
     warn = lambda text: click.echo(text, err=True)
     click.echo(evaluation_report(model_path, dataset, data_dir, warn))
@@ -219,7 +129,7 @@ def info(model_path: Path) -> None:
     """Architecture, parameter count and training settings of a saved model."""
     import json
 
-    from .nn.loading import load_model
+    from ..nn.loading import load_model
 
     model = load_model(model_path)
     click.echo(model.summary())
@@ -234,8 +144,8 @@ def info(model_path: Path) -> None:
 @click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
 def export(model_path: Path, out_path: Path) -> None:
     """Write MODEL as an ONNX file OUT, for onnxruntime (needs nnscratch[onnx])."""
-    from .app.export import export_onnx
-    from .nn.loading import load_model
+    from ..app.export import export_onnx
+    from ..nn.loading import load_model
 
     model = load_model(model_path)
     export_onnx(model, out_path)
@@ -255,7 +165,7 @@ def export(model_path: Path, out_path: Path) -> None:
 )
 def report(run_dir: Path, data_dir: Path | None) -> None:
     """Rebuild the figures and report.html of a training run directory."""
-    from .runs.rundir import rebuild_report
+    from ..runs.rundir import rebuild_report
 
     click.echo(str(rebuild_report(run_dir, data_dir)))
 
@@ -295,7 +205,7 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
     error on stderr and the others are still predicted; the exit code is 1 if any
     file failed.
     """
-    from .app.read_files import predict_files
+    from ..app.read_files import predict_files
 
     failed = predict_files(
         model_path, image_paths, as_json=as_json, show=show, max_pixels=max_pixels,
@@ -327,7 +237,7 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 )
 def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int):
     """Serve a page to draw digits and see MODEL's prediction live."""
-    from .nn.loading import load_model
+    from ..nn.loading import load_model
 
     web_app.run_server(
         load_model(model_path),
@@ -337,34 +247,3 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
         max_pixels=max_pixels,
         on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 on success)."""
-    try:
-        with sigterm_interrupts():  # SIGTERM stops a command as Ctrl-C does
-            result = cli.main(args=argv, prog_name="nnscratch", standalone_mode=False)
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.Abort as e:
-        click.echo("aborted", err=True)
-        signal = e.__cause__
-        return signal.exit_code if isinstance(signal, SignalInterrupt) else 130
-    except RunInterrupted as e:
-        click.echo(str(e), err=True)
-        return e.exit_code
-    except NnscratchError as e:
-        click.echo(f"error: {e}", err=True)
-        return 1
-    except OSError as e:
-        click.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
-        return 1
-    except MemoryError as e:  # e.g. --hidden 100000000: NumPy says how much it wanted
-        click.echo(f"error: not enough memory ({e or 'MemoryError'})", err=True)
-        return 1
-    return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,175 @@
+"""`sweep`: the hyperparameter search of `nnscratch sweep` (and `nnscratch.sweep`).
+
+The sweep's process holds DIR's lock, opens the study (`study`), and keeps the Dask
+cluster's worker threads busy: it asks Optuna for a trial (TPE), submits
+`trial.run_trial` for it, and tells the study each outcome, until `trials` trials
+have finished (complete, pruned or failed). Rerun after an interruption, it counts
+the finished trials, resumes those its dead predecessor left running (same numbers,
+same parameters, from their checkpoints) and asks only for the missing ones. Then it
+writes the results (`results`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from ...data.loading import locate_dataset
+from ...errors import check_int
+from ..lock import RunLock
+from ..presets import preset_settings
+from ..signals import RunInterrupted, SignalInterrupt
+from .cluster import dask_client, slots
+from .results import SweepResult, write_results
+from .space import SearchSpace, trial_settings
+from .study import (
+    counts,
+    default_storage,
+    open_storage,
+    open_study,
+    trial_handle,
+    unfinished,
+)
+from .trial import run_trial, trial_dir
+
+
+@dataclasses.dataclass
+class Sweep:
+    """What every trial of one sweep shares."""
+
+    out: Path
+    space: SearchSpace
+    base: dict  # the preset and the options given, under the trials' parameters
+    data_dir: str
+    limit: int | None
+    checkpoint_every: int | None
+    storage_url: str
+    study_name: str
+    pruner: str
+
+    def job(self, trial) -> dict:
+        """The task of `trial` (an optuna Trial or FrozenTrial) for a worker."""
+        settings = trial_settings(self.base, trial.params)
+        return {
+            "number": trial.number, "params": dict(trial.params),
+            "settings": settings.to_dict(), "data_dir": self.data_dir,
+            "limit": self.limit, "checkpoint_every": self.checkpoint_every,
+            "run_dir": str(trial_dir(self.out, trial.number).absolute()),
+            "study_name": self.study_name, "storage": self.storage_url,
+            "pruner": self.pruner,
+        }  # fmt: skip
+
+
+def sweep(
+    out, trials: int, params=None, *, space=None, workers: int | None = None,
+    scheduler: str | None = None, storage: str | None = None,
+    study_name: str = "sweep", pruner: str = "median", data_dir=None,
+    limit: int | None = None, checkpoint_every: int | None = None,
+    quiet: bool = False, preset: str = "default", **options,
+) -> SweepResult:  # fmt: skip
+    """Search the settings of `nnscratch train` for the best validation accuracy.
+
+    out: the sweep's folder (study.db, trials/, trials.csv, best/, report.html); it
+    must be on a file system every worker sees. trials: how many finished trials
+    the study should hold (a rerun runs only the missing ones). params: {name: spec}
+    such as {"lr": "loguniform:1e-4:1e-2"} (`space` module), or "NAME=SPEC" texts;
+    space: a TOML file of them. workers: a LocalCluster of that many processes
+    (default: one per core); scheduler: the address of a running Dask cluster
+    instead. storage: an Optuna storage URL (default sqlite:///DIR/study.db).
+    preset and options: those of `nnscratch train` (RunSettings fields), under every
+    trial's parameters. Returns a SweepResult (the study, the best trial, its test
+    accuracy).
+    """
+    trials = check_int("--trials", trials)
+    space_ = SearchSpace.from_options(params or (), space)
+    base = {"preset": preset, **options}
+    settings = preset_settings(preset, **options)  # bad options: an error now
+    space_.check(base)
+    out = Path(out)
+    folder = locate_dataset(settings.dataset, data_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    storage_url = storage or default_storage(out)
+    sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
+                   storage_url, study_name, pruner)  # fmt: skip
+    # what makes trials comparable; the same settings however they were given
+    setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
+    with RunLock(out, "nnscratch sweep"):
+        storage_ = open_storage(storage_url)
+        study = open_study(storage_, study_name, pruner, settings.seed, setup)
+        try:
+            with dask_client(workers, scheduler) as client:
+                _run(sweep_, study, storage_, client, trials, quiet)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (SignalInterrupt)
+            code = e.exit_code if isinstance(e, SignalInterrupt) else 130
+            raise RunInterrupted(
+                f"sweep interrupted: {_line(study, trials)}; run the same command "
+                "again to continue (running trials resume from their checkpoints)",
+                code,
+            ) from None
+        return write_results(out, study, sweep_.space, data_dir, quiet)
+
+
+def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> None:
+    """Keep the workers busy until `trials` trials have finished."""
+    from distributed import as_completed  # the optional sweep extra
+    from optuna.trial import TrialState
+    from tqdm.auto import tqdm
+
+    done = lambda: sum(v for k, v in counts(study).items() if k != "running")
+    pending = as_completed()
+    numbers = {}
+
+    def submit(trial) -> None:
+        future = client.submit(
+            run_trial, sweep_.job(trial), key=f"nnscratch-trial-{trial.number:04d}-"
+            f"{len(numbers)}-{study.study_name}", pure=False,
+        )  # fmt: skip
+        numbers[future] = trial.number
+        pending.add(future)
+
+    for trial in unfinished(study):  # left running by a sweep that died: resumed
+        submit(trial)
+    bar = tqdm(total=trials, bar_format="{desc}", file=sys.stderr, disable=quiet)
+    bar.set_description_str(_line(study, trials))
+    for _ in range(max(0, min(slots(client), trials - done()) - pending.count())):
+        submit(study.ask(sweep_.space.distributions()))
+    for future in pending:
+        number = numbers.pop(future)
+        outcome = _result(future, number)
+        handle = trial_handle(study, storage, number)
+        if outcome["error"]:
+            handle.set_user_attr("error", outcome["error"][:1000])
+        state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+                 "fail": TrialState.FAIL}[outcome["state"]]  # fmt: skip
+        value = outcome["value"] if state == TrialState.COMPLETE else None
+        study.tell(number, value, state=state, skip_if_finished=True)
+        running = pending.count()
+        if done() + running < trials and running < slots(client):
+            submit(study.ask(sweep_.space.distributions()))
+        bar.set_description_str(_line(study, trials))
+    bar.close()
+
+
+def _result(future, number: int) -> dict:
+    """The task's outcome; a task that raised (a worker lost too often, say) fails."""
+    try:
+        return future.result()
+    except Exception as e:  # noqa: BLE001 - Dask re-raises the task's or its own
+        return {"number": number, "state": "fail", "value": None,
+                "error": f"{type(e).__name__}: {e}"}  # fmt: skip
+
+
+def _line(study, trials: int) -> str:
+    """'trials 7/20 done · 2 running · 3 pruned · 0 failed · best val acc 0.9731
+    (trial 4)'."""
+    found = counts(study)
+    finished = found["complete"] + found["pruned"] + found["fail"]
+    line = (
+        f"trials {finished}/{trials} done \u00b7 {found['running']} running \u00b7 "
+        f"{found['pruned']} pruned \u00b7 {found['fail']} failed"
+    )
+    if found["complete"]:
+        best = study.best_trial
+        line += f" \u00b7 best val acc {best.value:.4f} (trial {best.number})"
+    return line

@@ -1,0 +1,213 @@
+"""report.html of a sweep: the best settings, every trial, and the pictures that
+answer "which settings matter": the optimisation history, each parameter against
+the score, the parameters' importances and parallel coordinates.
+
+Same style and guarantees as a run's report (`reporting.page`): one self-contained
+page, images embedded as base64 PNGs, no scripts. A picture that needs more
+finished trials than there are says so instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import warnings
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from ...files import write_text
+from ...reporting.figures import BLUE, DPI, ORANGE
+from ...reporting.page import escape, html_cell, html_page, html_table, key_value_table
+
+STATE_COLOURS = {"complete": BLUE, "pruned": ORANGE, "fail": "#999999"}
+
+
+def write_sweep_report(path, study, rows: list[dict], names: list[str], test_accuracy):
+    """Write the page to `path` (atomically); returns the path."""
+    scored = [r for r in rows if r["val_accuracy"] != ""]
+    complete = [r for r in rows if r["state"] == "complete"]
+    body = [f"<h1>Sweep: {escape(study.study_name)}</h1>", _summary(study, rows)]
+    if complete:
+        best = max(complete, key=lambda r: r["val_accuracy"])
+        items = [(n, best[n]) for n in names] + [
+            ("trial", best["number"]),
+            ("validation accuracy", f"{best['val_accuracy']:.4f}"),
+            ("test accuracy (best trial only)",
+             "" if test_accuracy is None else f"{test_accuracy:.4f}"),
+            ("run directory", "best/ (a copy of " + best["run_dir"] + ")"),
+        ]  # fmt: skip
+        body.append(f"<h2>Best settings</h2>{key_value_table(items)}")
+    figures = [
+        ("Optimisation history: each trial's validation accuracy, and the best so far",
+         _draw(_history, scored)),
+        ("Each parameter against the validation accuracy",
+         _draw(_slices, scored, names)),
+        ("Parameter importances (PED-ANOVA over the completed trials)",
+         _draw(_importances, study, names)),
+        ("Parallel coordinates: each line a trial, coloured by validation accuracy",
+         _draw(_parallel, scored, names)),
+    ]  # fmt: skip
+    body.append('<h2>Pictures</h2><div class="grid">')
+    body += [_figure(caption, png) for caption, png in figures]
+    body.append("</div>")
+    body.append(f'<h2>Trials</h2><div class="panel">{_trials_table(rows)}</div>')
+    write_text(path, html_page(f"Sweep {study.study_name}", body))
+    return path
+
+
+def _summary(study, rows: list[dict]) -> str:
+    states = [r["state"] for r in rows]
+    parts = [
+        f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail", "running")
+    ]
+    return f'<p class="sub">{len(rows)} trials: {escape(", ".join(parts))}</p>'
+
+
+def _trials_table(rows: list[dict]) -> str:
+    head = list(rows[0]) if rows else ["number"]
+    return html_table(head, [[html_cell(r[k]) for k in head] for r in rows])
+
+
+def _figure(caption: str, png: bytes | str) -> str:
+    if isinstance(png, str):  # why it could not be drawn
+        return (
+            f'<div class="panel"><h3>{escape(caption)}</h3><p>{escape(png)}</p></div>'
+        )
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _draw(draw, *args) -> bytes | str:
+    """draw(*args) -> Figure as PNG bytes, or the reason it cannot be drawn."""
+    try:
+        fig = draw(*args)
+    except _NotEnough as e:
+        return str(e)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    return buffer.getvalue()
+
+
+class _NotEnough(Exception):
+    """Too few trials for a picture (the message says how many it needs)."""
+
+
+def _history(rows: list[dict]) -> Figure:
+    if not rows:
+        raise _NotEnough("No trial has a validation accuracy yet.")
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for state, colour in STATE_COLOURS.items():
+        mine = [r for r in rows if r["state"] == state]
+        ax.scatter([r["number"] for r in mine], [r["val_accuracy"] for r in mine],
+                   color=colour, label=state, zorder=3)  # fmt: skip
+    complete = sorted((r for r in rows if r["state"] == "complete"),
+                      key=lambda r: r["number"])  # fmt: skip
+    if complete:
+        best = np.maximum.accumulate([r["val_accuracy"] for r in complete])
+        ax.step([r["number"] for r in complete], best, where="post", color="black",
+                label="best so far")  # fmt: skip
+    ax.set(xlabel="trial", ylabel="validation accuracy")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _axis_values(rows: list[dict], name: str) -> tuple[list, bool, list | None]:
+    """(positions, log scale?, category names or None) of a parameter's values."""
+    values = [r[name] for r in rows]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        positive = all(v > 0 for v in values)
+        spread = max(values) / min(values) if positive and min(values) else 0
+        return values, spread >= 20, None
+    categories = sorted({str(v) for v in values})
+    return [categories.index(str(v)) for v in values], False, categories
+
+
+def _slices(rows: list[dict], names: list[str]) -> Figure:
+    if not rows:
+        raise _NotEnough("No trial has a validation accuracy yet.")
+    cols = min(3, len(names))
+    fig = Figure(figsize=(4 * cols, 3.2 * math.ceil(len(names) / cols)),
+                 layout="constrained")  # fmt: skip
+    axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / cols), cols)).ravel()
+    for ax, name in zip(axes, names):
+        x, log, categories = _axis_values(rows, name)
+        colours = [STATE_COLOURS[r["state"]] for r in rows]
+        ax.scatter(x, [r["val_accuracy"] for r in rows], c=colours, zorder=3)
+        if log:
+            ax.set_xscale("log")
+        if categories:
+            ax.set_xticks(range(len(categories)), categories)
+        ax.set(xlabel=name, ylabel="validation accuracy")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def _importances(study, names: list[str]) -> Figure:
+    import optuna  # the optional sweep extra: only when sweeping
+
+    complete = study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+    )
+    if len(complete) < 3 or len(names) < 2:
+        raise _NotEnough(
+            "Needs at least 3 completed trials and 2 parameters "
+            f"(there are {len(complete)} and {len(names)})."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature and few-trial warnings
+        try:
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            )
+        except (RuntimeError, ValueError) as e:
+            raise _NotEnough(f"Optuna could not compute them: {e}") from None
+    fig = Figure(figsize=(7, 0.5 * len(found) + 1.5), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(list(found)[::-1], list(found.values())[::-1], color=BLUE)
+    ax.set(xlabel="importance (share of the variation in validation accuracy)")
+    return fig
+
+
+def _parallel(rows: list[dict], names: list[str]) -> Figure:
+    if len(rows) < 2:
+        raise _NotEnough("Needs at least 2 trials with a validation accuracy.")
+    columns = [*names, "val_accuracy"]
+    fig = Figure(figsize=(max(6, 2 * len(columns)), 4), layout="constrained")
+    ax = fig.subplots()
+    scaled = []
+    for name in columns:
+        x, log, categories = _axis_values(rows, name)
+        x = np.log10(x) if log else np.asarray(x, dtype=float)
+        span = x.max() - x.min()
+        scaled.append((x - x.min()) / span if span else np.full(len(x), 0.5))
+        values = [r[name] for r in rows]
+        ends = (
+            (categories[0], categories[-1])
+            if categories
+            else (min(values), max(values))
+        )
+        for y, end in ((-0.07, ends[0]), (1.02, ends[1])):
+            shown = f"{end:.3g}" if isinstance(end, float) else str(end)
+            ax.annotate(shown, (len(scaled) - 1, y), ha="center", fontsize=8)
+    scores = np.array([r["val_accuracy"] for r in rows], dtype=float)
+    span = np.ptp(scores) or 1.0
+    cmap = colormaps["viridis"]
+    for i in np.argsort(scores):  # the best drawn last, on top
+        ax.plot(range(len(columns)), [s[i] for s in scaled],
+                color=cmap((scores[i] - scores.min()) / span), alpha=0.8)  # fmt: skip
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.1)
+    for i in range(len(columns)):
+        ax.axvline(i, color="#bbbbbb", zorder=0)
+    return fig

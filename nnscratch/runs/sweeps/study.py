@@ -1,0 +1,119 @@
+"""The Optuna study of a sweep: where it is stored, its sampler and pruner, and what
+a rerun finds in it.
+
+The study lives in a database every process of the sweep opens by its URL: by
+default the SQLite file DIR/study.db (one machine, or several sharing DIR's file
+system lightly), or `--storage`, any URL Optuna's RDB storage takes
+(postgresql://..., mysql://...) for many machines. The workers report each epoch's
+validation accuracy there and read the other trials' for pruning; the sweep's
+process asks trials and tells their results. A database rather than a proxy through
+the Dask scheduler (optuna-integration's DaskStorage) because the study must outlive
+the scheduler: a rerun after a lost cluster finds every trial where it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import NnscratchError
+
+STUDY_FILE = "study.db"
+PRUNERS = ("median", "none")
+# median pruning once this many trials have finished, from this epoch on: a trial
+# worse than the median of the others at the same epoch stops there
+PRUNE_AFTER_TRIALS, PRUNE_FROM_EPOCH = 4, 2
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(Path(out) / STUDY_FILE).absolute()}"
+
+
+def open_storage(url: str):
+    """Optuna's RDB storage at `url`; SQLite waits for a busy file instead of
+    failing at once (workers write to it concurrently)."""
+    import optuna  # the optional sweep extra: only when sweeping
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        raise NnscratchError(
+            f"--storage {url}: Optuna cannot open it ({type(e).__name__}: {reason})"
+        ) from None
+
+
+def make_pruner(name: str):
+    import optuna
+
+    if name not in PRUNERS:
+        raise NnscratchError(
+            f"--pruner: expected one of {', '.join(PRUNERS)}, got {name!r}"
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH
+    )
+
+
+def trial_handle(study, storage, number: int):
+    """An `optuna.Trial` of the study's trial `number` (to report, prune, tell)."""
+    import optuna
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return optuna.Trial(
+        study, storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    )
+
+
+def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
+    """The study (made, or the one there), for maximising the validation accuracy
+    with TPE. `setup` (the search space and base settings) is recorded when the
+    study is made; a study made with another one is refused."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's display says it
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=make_pruner(pruner),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise NnscratchError(f"study {study_name!r} does not maximise (not a sweep's)")
+    recorded = study.user_attrs.get("setup")
+    if recorded is None:
+        study.set_user_attr("setup", setup)
+    elif recorded != setup:
+        changed = sorted(
+            k for k in {*recorded, *setup} if recorded.get(k) != setup.get(k)
+        )
+        raise NnscratchError(
+            f"study {study_name!r} was made with another "
+            f"{' and '.join(changed)}: give the same options to continue it, or "
+            "choose another --out (or --study-name)"
+        )
+    return study
+
+
+def counts(study) -> dict[str, int]:
+    """Trials by state: complete, pruned, fail, running."""
+    from optuna.trial import TrialState
+
+    found = {"complete": 0, "pruned": 0, "fail": 0, "running": 0}
+    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+             TrialState.FAIL: "fail"}  # fmt: skip
+    for trial in study.get_trials(deepcopy=False):
+        found[names.get(trial.state, "running")] += 1
+    return found
+
+
+def unfinished(study) -> list:
+    """The trials a sweep's process left running or waiting when it died: rerun,
+    they continue from their checkpoints under the same numbers."""
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

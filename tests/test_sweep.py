@@ -1,0 +1,227 @@
+"""Sweeps on real Dask clusters and tiny data: a LocalCluster of two processes end to
+end (trials.csv, best/, report.html in Chromium, a rerun asking only the missing
+trials), pruning, `dask scheduler` + two `dask worker` with one killed mid-trial,
+and the sweep itself killed and run again: no trial lost, none trained twice."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import nnscratch
+from nnscratch.cli import main
+from nnscratch.runs.sweeps.space import trial_settings
+from nnscratch.runs.sweeps.study import default_storage, open_storage, trial_handle
+from nnscratch.runs.sweeps.trial import read_log, run_trial, trial_dir
+
+TINY = {"preset": "seed-deep", "epochs": 2, "limit": 300}
+TINY_ARGS = ["--preset", "seed-deep", "--epochs", "2", "--limit", "300", "--quiet"]
+
+
+def rows(out: Path) -> list[dict]:
+    with open(out / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def epochs_logged(out: Path) -> dict[int, list[str]]:
+    """Per trial, the epochs its log says were trained ('1/2', '2/2', ...)."""
+    found = {}
+    for folder in sorted((out / "trials").iterdir()):
+        number = int(folder.name.split("-")[1])
+        found[number] = [line.split()[1] for line in read_log(folder)]
+    return found
+
+
+def assert_no_epoch_twice(out: Path, epochs: int) -> None:
+    for number, logged in epochs_logged(out).items():
+        assert len(logged) == len(set(logged)), f"trial {number} trained {logged}"
+        history = (trial_dir(out, number) / "history.csv").read_text().splitlines()
+        assert len(history) - 1 == len(logged) <= epochs, number
+
+
+def test_local_cluster_end_to_end(tmp_path, data_dir, browser, capsys):
+    out = tmp_path / "sweep"
+    params = {"lr": "loguniform:1e-3:1e-2", "hidden": "int:8:32"}
+    result = nnscratch.sweep(out, 4, params, workers=2, quiet=True, **TINY)
+    found = rows(out)
+    assert [r["number"] for r in found] == ["0", "1", "2", "3"]
+    assert {r["state"] for r in found} == {"complete"}
+    assert list(found[0]) == ["number", "state", "lr", "hidden", "val_accuracy",
+                              "epochs", "seconds", "run_dir", "error"]  # fmt: skip
+    best = max(found, key=lambda r: float(r["val_accuracy"]))
+    assert result.best_number == int(best["number"])
+    assert result.val_accuracy == pytest.approx(float(best["val_accuracy"]))
+    assert result.best_params["hidden"] == int(best["hidden"])
+    assert_no_epoch_twice(out, 2)
+
+    # best/ is an ordinary run: the model loads, evaluate scores it on the test set
+    model = nnscratch.load_model(out / "best" / "model.npz")
+    widths = [p.shape[1] for name, p in model.named_params().items() if "W" in name]
+    assert widths[:4] == [int(best["hidden"])] * 4  # seed-deep's four hidden layers
+    metrics = json.loads((out / "best" / "metrics.json").read_text())
+    assert result.test_accuracy == metrics["test_accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best" / "model.npz")]) == 0
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+
+    # the report, in the browser: every picture drawn, every trial in the table
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "report.html").resolve().as_uri())
+    widths = page.eval_on_selector_all("img", "i => i.map(x => x.naturalWidth)")
+    assert len(widths) == 4 and all(w > 0 for w in widths)
+    assert page.locator("table").last.locator("tbody tr").count() == 4
+    assert "Best settings" in page.inner_text("body") and errors == []
+    page.close()
+
+    # the same command with --trials 5 runs one more trial, no other
+    argv = ["sweep", "--out", str(out), "--trials", "5", "--workers", "2",
+            "--param", "lr=loguniform:1e-3:1e-2", "--param", "hidden=int:8:32",
+            *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 0
+    assert len(rows(out)) == 5 and rows(out)[:4] == found
+    assert_no_epoch_twice(out, 2)
+    # another search space in the same folder is refused
+    argv[argv.index("hidden=int:8:32")] = "hidden=int:8:64"
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "was made with another space" in capsys.readouterr().err
+
+
+def test_a_trial_below_the_median_is_pruned(tmp_path, data_dir):
+    # four finished trials at 0.99 after each epoch: a trial at lr 1e-6 is far below
+    out = tmp_path / "sweep"
+    out.mkdir()
+    storage_url = default_storage(out)
+    storage = open_storage(storage_url)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-7, 1e-1)}
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 1e-3}, distributions=distributions, value=0.99,
+            intermediate_values={1: 0.99, 2: 0.99, 3: 0.99},
+        ))  # fmt: skip
+    trial = study.ask(distributions)
+    base = {"preset": "seed-deep", "epochs": 4}
+    job = {
+        "number": trial.number, "params": {"lr": 1e-6},
+        "settings": trial_settings(base, {"lr": 1e-6}).to_dict(),
+        "data_dir": str(data_dir), "limit": 300, "checkpoint_every": None,
+        "run_dir": str(trial_dir(out, trial.number)), "study_name": "s",
+        "storage": storage_url, "pruner": "median",
+    }  # fmt: skip
+    outcome = run_trial(job)
+    assert outcome["state"] == "pruned" and outcome["epochs"] == 2, outcome
+    recorded = json.loads((trial_dir(out, trial.number) / "trial.json").read_text())
+    assert recorded["state"] == "pruned"
+    assert trial_handle(study, storage, trial.number).number == trial.number
+    # a pruned trial is still a finished run directory
+    assert nnscratch.load_model(trial_dir(out, trial.number) / "model.npz")
+
+
+def _start(argv: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End a process this test started and every process of its session."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # its orphaned workers too
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+def _wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _mid_trial(out: Path):
+    """(trial folder, pid training it) once a trial has logged an epoch and not
+    finished; its lock names the process."""
+    for folder in sorted((out / "trials").glob("trial-*")):
+        lock = (folder / ".lock").read_text() if (folder / ".lock").exists() else ""
+        if read_log(folder) and not (folder / "trial.json").exists() and "pid" in lock:
+            return folder, int(lock.split()[1].rstrip(","))
+    return None
+
+
+SWEEP = [sys.executable, "-m", "nnscratch", "sweep", "--trials", "3",
+         "--param", "lr=loguniform:1e-3:1e-2", "--param", "hidden=int:8:32",
+         "--preset", "seed-deep", "--epochs", "6", "--limit", "2000", "--quiet"]  # fmt: skip
+
+
+def test_dask_scheduler_and_workers_with_a_worker_killed(tmp_path, data_dir):
+    out, log = tmp_path / "sweep", tmp_path / "processes.log"
+    address_file = tmp_path / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")  # Dask's own command
+    processes = [_start([dask, "scheduler", "--host",
+                         "127.0.0.1", "--port", "0", "--no-dashboard",
+                         "--scheduler-file", str(address_file)], log)]  # fmt: skip
+    try:
+        _wait_for(address_file.exists, 60, "the scheduler")
+        address = json.loads(address_file.read_text())["address"]
+        for _ in range(2):
+            processes.append(_start([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
+                                    log))  # fmt: skip
+        sweep = _start([*SWEEP, "--out", str(out), "--scheduler", address], log)
+        processes.append(sweep)
+        folder, pid = _wait_for(lambda: _mid_trial(out), 120, "a trial mid-way")
+        os.kill(pid, signal.SIGKILL)  # the worker process training it
+        assert sweep.wait(180) == 0, log.read_text()[-3000:]
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+    found = rows(out)
+    assert len(found) == 3 and {r["state"] for r in found} == {"complete"}
+    assert_no_epoch_twice(out, 6)
+    pids = {line.split()[3] for line in read_log(folder)}
+    assert len(read_log(folder)) == 6 and str(pid) in pids and len(pids) == 2
+
+
+def test_killed_sweep_runs_only_what_is_missing(tmp_path, data_dir):
+    out, log = tmp_path / "sweep", tmp_path / "processes.log"
+    argv = [*SWEEP, "--out", str(out), "--workers", "2"]
+    sweep = _start(argv, log)
+    try:
+        folder, _ = _wait_for(lambda: _mid_trial(out), 120, "a trial mid-way")
+        os.kill(sweep.pid, signal.SIGKILL)  # the sweep's process
+        sweep.wait(10)
+    finally:
+        _stop(sweep)  # and the workers it leaves behind
+    again = _start(argv, log)
+    try:
+        assert again.wait(180) == 0, log.read_text()[-3000:]
+    finally:
+        _stop(again)
+    found = rows(out)
+    assert [r["number"] for r in found] == ["0", "1", "2"]  # no trial asked anew
+    assert {r["state"] for r in found} == {"complete"}
+    assert_no_epoch_twice(out, 6)
+    assert all(len(logged) == 6 for logged in epochs_logged(out).values())
+    # the trial the sweep was waiting for went on from its checkpoint
+    assert len({line.split()[3] for line in read_log(folder)}) == 2

@@ -1,0 +1,135 @@
+"""A sweep's search space: --param specs, space files, a trial's settings, and the
+errors of `nnscratch sweep` that need no cluster (one line each, exit code 1)."""
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnscratch.cli import main
+from nnscratch.errors import NnscratchError
+from nnscratch.runs.sweeps.space import SearchSpace, parse_spec, trial_settings
+
+
+def test_specs_of_each_kind():
+    assert parse_spec("lr", "loguniform:1e-4:1e-2") == parse_spec(
+        "--lr", "loguniform:0.0001:0.01"
+    )
+    spec = parse_spec("batch-size", "int:32:512")
+    assert (spec.name, spec.kind, spec.low, spec.high) == ("batch_size", "int", 32, 512)
+    assert parse_spec("optimizer", "choice:adam,sgd").choices == ("adam", "sgd")
+    assert parse_spec("dropout", "choice:0,0.25").choices == (0.0, 0.25)
+    assert parse_spec("hidden", "choice:128,256-128").choices == ("128", "256-128")
+    augment = parse_spec("augment", "choice:none|shift=2,rotation=10")
+    assert augment.choices == ("none", "shift=2,rotation=10")
+    distribution = parse_spec("lr", "loguniform:1e-4:1e-2").distribution()
+    assert (distribution.low, distribution.high, distribution.log) == (1e-4, 1e-2, True)
+
+
+@given(st.floats(1e-8, 1e3), st.floats(1.001, 1e3))
+def test_any_finite_range_parses_back(low, factor):
+    spec = parse_spec("lr", f"loguniform:{low!r}:{low * factor!r}")
+    assert (spec.low, spec.high) == (low, low * factor)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("lr", "loguniform:1e-2", "expected loguniform:LOW:HIGH"),
+        ("lr", "loguniform:1e-2:1e-4", "LOW < HIGH"),
+        ("lr", "loguniform:0:1", "log scale needs LOW > 0"),
+        ("lr", "uniform:nan:1", "both finite"),
+        ("lr", "int:1:4", "'int' does not suit it"),
+        ("epochs", "int:1:2.5", "two integers"),
+        ("optimizer", "uniform:0:1", "expected choice"),
+        ("width", "int:1:4", "unknown parameter 'width'"),
+        ("hidden", "choice:128,a-b", "layer sizes such as 256-128"),
+        ("dropout", "choice:0,x", "expected numbers"),
+        ("optimizer", "choice:adam,,sgd", "no empty value"),
+        ("lr", "1e-3", "expected KIND:ARGS"),
+    ],
+)
+def test_malformed_specs(name, text, message):
+    with pytest.raises(NnscratchError, match=message):
+        parse_spec(name, text)
+
+
+def test_trial_settings_lay_params_over_options_over_preset():
+    base = {"preset": "seed-deep", "epochs": 2, "lr": 0.5}
+    settings = trial_settings(base, {"lr": 0.01, "hidden": 64})
+    assert settings.lr == 0.01 and settings.epochs == 2
+    assert settings.hidden == (64,) * 4  # seed-deep's depth, every layer that wide
+    assert trial_settings(base, {"hidden": "32-16"}).hidden == (32, 16)
+    assert trial_settings(base, {"preset": "default"}).hidden == (800, 800)
+
+
+def test_check_builds_every_bound_and_choice():
+    SearchSpace({"lr": "loguniform:1e-4:1e-2", "optimizer": "choice:adam,sgd"}).check(
+        {"preset": "default"}
+    )
+    with pytest.raises(NnscratchError, match=r"--param momentum=1.5: --momentum"):
+        SearchSpace({"momentum": "uniform:0.5:1.5"}).check({"preset": "default"})
+    with pytest.raises(NnscratchError, match="does not apply to --preset cnn"):
+        SearchSpace({"preset": "choice:default,cnn", "hidden": "int:8:16"}).check({})
+    with pytest.raises(NnscratchError, match="holds none out: add --validation-split"):
+        SearchSpace({"lr": "uniform:0.1:0.2"}).check({"preset": "seed-2layer"})
+
+
+def test_space_file_and_params_merge(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text(
+        '[params]\nlr = "loguniform:1e-4:1e-2"\noptimizer = ["adam", "sgd"]\n'
+        'batch-size = "choice:32,64"\n'
+    )
+    space = SearchSpace.from_options(["lr=uniform:0.001:0.002"], path)
+    assert list(space.specs) == ["lr", "optimizer", "batch_size"]
+    assert space.specs["lr"].kind == "uniform"  # the command line wins
+    assert space.specs["optimizer"].choices == ("adam", "sgd")
+    assert space.specs["batch_size"].choices == (32, 64)
+    path.write_text("lr = [")
+    with pytest.raises(NnscratchError, match=r"--space .*space.toml: not a TOML file"):
+        SearchSpace.from_options([], path)
+    path.write_text("[params.lr]\nlow = 1\n")
+    with pytest.raises(NnscratchError, match='expected name = "spec" lines'):
+        SearchSpace.from_options([], path)
+    with pytest.raises(NnscratchError, match="--space .*nowhere.toml"):
+        SearchSpace.from_options([], tmp_path / "nowhere.toml")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--param", "lr"], "expected NAME=SPEC"),
+        (["--param", "lr=loguniform:1e-2:1e-4"], "--param lr: expected LOW < HIGH"),
+        (["--param", "dropout=uniform:0:1.5"], "--param dropout=1.5: --dropout"),
+        (["--param", "lr=uniform:0.1:0.2", "--preset", "fast"], "holds none out"),
+        ([], "--param: a sweep needs at least one"),
+        (["--param", "lr=uniform:0.1:0.2", "--workers", "1", "--scheduler", "x"],
+         "give one or the other"),
+        (["--param", "lr=uniform:0.1:0.2", "--storage", "nosuchdb://x"],
+         "--storage nosuchdb://x: Optuna cannot open it"),
+        (["--param", "lr=uniform:0.1:0.2", "--scheduler", "tcp://127.0.0.1:9"],
+         "--scheduler tcp://127.0.0.1:9: cannot reach a Dask scheduler"),
+    ],
+)  # fmt: skip
+def test_cli_errors_are_one_line(tmp_path, capsys, data_dir, args, message):
+    argv = ["sweep", "--out", str(tmp_path / "s"), "--trials", "2", *args]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_importing_nnscratch_loads_neither_optuna_nor_dask():
+    code = (
+        "import sys, nnscratch, nnscratch.cli\n"
+        "from nnscratch.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "print(sorted(m for m in ('optuna', 'dask', 'distributed') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("[]")
