@@ -67,6 +67,10 @@ def test_local_cluster_end_to_end(tmp_path, data_dir, browser, capsys):
     assert widths[:4] == [int(best["hidden"])] * 4  # seed-deep's four hidden layers
     metrics = json.loads((out / "best" / "metrics.json").read_text())
     assert result.test_accuracy == metrics["test_accuracy"]
+    # the test set is scored for the best trial only: the trials hold out validation
+    for number in range(4):
+        scored = json.loads((trial_dir(out, number) / "metrics.json").read_text())
+        assert "test_accuracy" not in scored and 0 < scored["val_accuracy"] <= 1
     capsys.readouterr()
     assert main(["evaluate", str(out / "best" / "model.npz")]) == 0
     assert f"accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import NnscratchError
 from ..nn.kernels import compile_seconds
-from ..reporting.metrics import confusion_matrix, per_class_rows
 from .rundir import (
     MODEL_FILE,
     RECORDINGS_FILE,
@@ -20,21 +19,8 @@ from .rundir import (
     write_metrics,
     write_run_report,
 )
+from .scoring import test_metrics, validation_metrics
 from .signals import RunInterrupted
-
-
-def test_metrics(model, x_test, y_test, class_names) -> dict:
-    """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
-    cm = confusion_matrix(y_test, predicted, len(class_names))
-    return {
-        "test_loss": result["loss"],
-        "test_accuracy": result["accuracy"],
-        "test_examples": len(y_test),
-        "confusion_matrix": cm.tolist(),
-        "per_class": per_class_rows(cm, class_names),
-    }
 
 
 def finish_run(
@@ -43,7 +29,8 @@ def finish_run(
 ) -> dict:  # fmt: skip
     """Write the trained run's files (model, config, history, metrics, and unless
     `run["report"]` is false, recordings, figures and report.html) and put them in
-    place; print and return the metrics.
+    place; print and return the metrics. The metrics are the test set's, unless
+    `run["score_test"]` is false (a sweep's trial): then the validation set's.
 
     data: a `training.RunData`; recorder: [the PredictionRecorder] or []. `stop`
     (`signals.StopSignals`) asked to stop: RunInterrupted before the files are put in
@@ -64,7 +51,10 @@ def finish_run(
         model.save(incoming / MODEL_FILE)
         write_config(incoming, run["config"])
         write_history(incoming, history)
-        metrics = test_metrics(model, x_test, y_test, data.class_names)
+        if run.get("score_test", True):
+            metrics = test_metrics(model, x_test, y_test, data.class_names)
+        else:
+            metrics = validation_metrics(model, data.validation)
         metrics["train_seconds"] = train_seconds
         write_metrics(incoming, metrics)
         if run["report"]:
@@ -82,11 +72,17 @@ def finish_run(
     stop_if_asked()
     commit_incoming(run_dir)
     dataset = run["config"]["dataset"]
-    print(
-        f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset} test "
-        f"images (loss {metrics['test_loss']:.4f}); trained in {train_seconds:.1f}s; "
-        f"saved {run_dir / MODEL_FILE}"
-    )
+    if "test_accuracy" in metrics:
+        scored = (
+            f"test accuracy {metrics['test_accuracy']:.4f} on {len(y_test):,} {dataset}"
+            f" test images (loss {metrics['test_loss']:.4f})"
+        )
+    else:
+        scored = (
+            f"validation accuracy {metrics['val_accuracy']:.4f} on "
+            f"{metrics['val_examples']:,} held-out images (test set not scored)"
+        )
+    print(f"{scored}; trained in {train_seconds:.1f}s; saved {run_dir / MODEL_FILE}")
     if compile_seconds() > COMPILE_NOTE_SECONDS:
         print(
             f"(this run spent {compile_seconds():.0f}s compiling nnscratch's kernels: "

@@ -38,6 +38,7 @@ from ..reporting.animation import Recordings
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
 from .lock import RunLock
+from .scoring import test_metrics
 from .settings import RunSettings
 
 CONFIG_FILE = "config.json"
@@ -324,6 +325,8 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
     recordings.npz if there is one, and reloads the test set (from `data_dir`, else
     config's data_dir if it still holds the files, else where `load_dataset` looks).
+    A run whose test set was not scored (a sweep's trial) is scored now, into its
+    metrics.json.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -357,6 +360,10 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     if recorded and find_dataset(settings.dataset, recorded) is None:
         recorded = None  # moved since: look where load_dataset looks by default
     _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    if "test_accuracy" not in metrics:
+        class_names = model.class_names or CLASS_NAMES[settings.dataset]
+        metrics.update(test_metrics(model, *test_set, list(class_names)))
+        write_metrics(run_dir, metrics)
     return write_run_report(
         run_dir, model, history, batch_losses, test_set, recordings, config, metrics
     )

@@ -121,6 +121,7 @@ def run_training(
     overwrite=False,
     checkpoint_every: int | None = None,
     callbacks=(),
+    score_test: bool = True,
 ) -> dict:
     """Train as `settings` say, write the run directory, print and return the metrics.
 
@@ -129,7 +130,9 @@ def run_training(
     written at the start, at the end of every epoch and every `checkpoint_every`
     steps. An `out` holding a run is refused unless `overwrite`; that run's files
     stay until this one has finished. `callbacks` are given to fit after the
-    run's own (a sweep's pruning, say).
+    run's own (a sweep's pruning, say). `score_test=False` (a sweep's trial) scores
+    the validation set instead of the test set, and needs `report=False` (`nnscratch
+    report` on the run scores the test set then).
     """
     if not isinstance(settings, RunSettings):
         raise TypeError(f"settings: expected a RunSettings, got {type(settings)}")
@@ -137,6 +140,10 @@ def run_training(
         build(settings)  # fails before anything is loaded or made, if it must
     if checkpoint_every is not None:
         checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
+    if not score_test and (report or not settings.validation_split):
+        raise NnscratchError(
+            "score_test=False: needs report=False and a validation split to score"
+        )
     # found once: the folder is recorded (absolute, so that `nnscratch report` and
     # --resume can reload it from wherever they run) and read
     folder = locate_dataset(settings.dataset, data_dir).absolute()
@@ -149,6 +156,7 @@ def run_training(
             "config": run_config(settings, folder, len(data.train[0])),
             "limit": int(limit) if limit else None,
             "report": bool(report),
+            "score_test": bool(score_test),
             "checkpoint_every": checkpoint_every,
             "data_digest": data.digest(),
         }

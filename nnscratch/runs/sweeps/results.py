@@ -5,7 +5,8 @@ trials.csv   one row per trial: number, state, every parameter, val_accuracy
              and the error of a failed trial
 best/        a copy of the best trial's run directory (by validation accuracy),
              with its figures and report.html; its metrics.json has the test
-             accuracy, the only one the sweep reports
+             accuracy, the only one the sweep scores (trials score their
+             validation images only)
 report.html  the sweep's page (`report`)
 """
 
@@ -94,7 +95,8 @@ def copy_best(out: Path, number: int, data_dir) -> Path:
     staging.mkdir()
     for path in [*run_files(source), source / TRIAL_FILE]:
         shutil.copy2(path, staging / path.name)
-    rebuild_report(staging, data_dir)  # the figures and page of an ordinary run
+    # the figures and page of an ordinary run, and the test set scored
+    rebuild_report(staging, data_dir)
     old = out / f".{BEST_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if best.exists():

@@ -120,6 +120,7 @@ def _train_when_free(run_dir: Path, job: dict) -> None:
                     RunSettings.from_dict(job["settings"]), data_dir=job["data_dir"],
                     out=run_dir, limit=job["limit"], report=False, verbose=0,
                     checkpoint_every=job["checkpoint_every"], callbacks=callbacks,
+                    score_test=False,  # the sweep scores its best trial's only
                 )  # fmt: skip
             return
         except RunDirInUse:
