@@ -114,7 +114,6 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
     """Keep the workers busy until `trials` trials have finished."""
     from distributed import as_completed  # the optional sweep extra
     from optuna.trial import TrialState
-    from tqdm.auto import tqdm
 
     done = lambda: sum(v for k, v in counts(study).items() if k != "running")
     pending = as_completed()
@@ -130,8 +129,8 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
 
     for trial in unfinished(study):  # left running by a sweep that died: resumed
         submit(trial)
-    bar = tqdm(total=trials, bar_format="{desc}", file=sys.stderr, disable=quiet)
-    bar.set_description_str(_line(study, trials))
+    bar = StatusLine(quiet)
+    bar.show(_line(study, trials))
     for _ in range(max(0, min(slots(client), trials - done()) - pending.count())):
         submit(study.ask(sweep_.space.distributions()))
     for future in pending:
@@ -147,8 +146,34 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
         running = pending.count()
         if done() + running < trials and running < slots(client):
             submit(study.ask(sweep_.space.distributions()))
-        bar.set_description_str(_line(study, trials))
+        bar.show(_line(study, trials))
     bar.close()
+
+
+class StatusLine:
+    """The sweep's progress: one line redrawn in place on a terminal (tqdm); in a
+    log (stderr not a terminal), a new line each time it changes."""
+
+    def __init__(self, quiet: bool):
+        from tqdm import tqdm
+
+        self.quiet, self.last = quiet, None
+        self.in_place = not quiet and sys.stderr.isatty()
+        if self.in_place:
+            self.bar = tqdm(bar_format="{desc}", file=sys.stderr)
+
+    def show(self, line: str) -> None:
+        if self.quiet or line == self.last:
+            return
+        self.last = line
+        if self.in_place:
+            self.bar.set_description_str(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.in_place:
+            self.bar.close()
 
 
 def _result(future, number: int) -> dict:
