@@ -43,20 +43,21 @@ def confusion_matrix_plot(
         values = cm
         texts = [[str(int(v)) for v in row] for row in values]
         title, bar_label = "Confusion matrix, counts", "examples"
-    off_diagonal = ~np.eye(len(cm), dtype=bool)
+    vmax = 1.0 if normalize else max(1, int(cm.max()))
     if mask_diagonal:
-        values = np.ma.masked_array(values, mask=~off_diagonal)
+        values = np.ma.masked_array(values, mask=np.eye(len(cm), dtype=bool))
+        top = values.max()  # of the cells left: the largest confusion
+        vmax = max(float(top), 1e-12) if normalize else max(1, int(top))
         title += ", diagonal greyed out"
-    top = values[off_diagonal].max() if mask_diagonal else values.max()
-    vmax = max(top, 1e-12) if normalize else max(1, int(top))
     # masked cells (the diagonal) in light grey
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax)
     size = max(5.0, min(10.0, 95.0 / len(names)))
     for i, j in np.ndindex(cm.shape):
-        colour = _text_colour(image.cmap(image.norm(values[i, j])))
         if mask_diagonal and i == j:
             colour = "black"  # on the grey
+        else:
+            colour = _text_colour(image.cmap(image.norm(values[i, j])))
         ax.text(
             j, i, texts[i][j], ha="center", va="center", fontsize=size, color=colour
         )
