@@ -1,6 +1,7 @@
-"""Build the HTML documentation into OUTDIR: the API reference and "How it works".
+"""Build the HTML documentation into OUTDIR: the API reference, "How it works" and the
+tutorial notebook with its outputs.
 
-    python docs/build.py OUTDIR
+    python docs/build.py OUTDIR [--tutorial]
 
 The API reference is pdoc's rendering of every docstring in the `nnscratch` package
 (OUTDIR/index.html opens it). docs/how-it-works.md becomes OUTDIR/how-it-works.html,
@@ -8,12 +9,20 @@ with every `nnscratch.…` name in it linked to its entry in the reference. Any 
 fails the build with exit code 1 and the warnings on stderr: a module that does not
 import, an annotation or docstring pdoc cannot handle, or a name in how-it-works.md that
 no longer exists.
+
+With --tutorial, notebooks/tutorial.ipynb is executed (in a kernel of this Python, in
+a temporary directory; it needs the MNIST files, see `nnscratch.load_dataset`) and
+exported with its printed numbers and figures as OUTDIR/tutorial.html; a cell that
+fails fails the build. Without it, a tutorial.html already in OUTDIR is kept (the test
+suite writes one after executing the notebook), and a note on how to build it takes
+its place otherwise.
 """
 
 from __future__ import annotations
 
 import html
 import importlib
+import json
 import os
 import re
 import sys
@@ -21,11 +30,20 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import nbformat
 import pdoc
 import pdoc.render
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
 from pdoc.render_helpers import to_html  # Markdown with pdoc's own settings
 
 HOW_IT_WORKS = Path(__file__).resolve().parent / "how-it-works.md"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "tutorial.ipynb"
+TUTORIAL_PAGE = "tutorial.html"
+KERNEL_NAME = "nnscratch-docs"
+CELL_TIMEOUT = 300  # seconds per cell; the whole notebook takes ~30 s on 2 cores
 # The package as a path: pdoc documents this checkout's source even when another copy
 # of nnscratch is installed (a module name would pick the installed one, with a warning).
 PACKAGE = Path(__file__).resolve().parents[1] / "nnscratch"
@@ -40,6 +58,8 @@ MODULE_TEMPLATE = """{% extends "default/module.html.jinja2" %}
 {% block nav_footer %}
 <p><a href="{{ "../" * module.modulename.count(".") }}how-it-works.html">How it works:
 the math, mapped to the code</a></p>
+<p><a href="{{ "../" * module.modulename.count(".") }}tutorial.html">The tutorial
+notebook, with its outputs</a></p>
 {{ super() }}
 {% endblock %}
 """
@@ -65,7 +85,8 @@ nav {{ border-bottom: 1px solid #ddd; padding-bottom: 0.5rem; }}
         src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>
 </head>
 <body>
-<nav><a href="{api}">API reference</a></nav>
+<nav><a href="{api}">API reference</a> |
+<a href="tutorial.html">Tutorial notebook, with its outputs</a></nav>
 <main>
 {body}
 </main>
@@ -162,6 +183,70 @@ def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
     return problems
 
 
+PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tutorial - nnscratch</title></head>
+<body><p>The executed tutorial was not built here. Run
+<code>python docs/build.py OUTDIR --tutorial</code>, or open
+<code>notebooks/tutorial.ipynb</code> in Jupyter and run it.</p></body></html>
+"""
+
+
+def venv_kernel(work_dir: Path) -> KernelManager:
+    """A kernel manager that starts sys.executable, whatever kernelspecs the user has.
+
+    (A "python3" kernelspec in ~/.local/share/jupyter would otherwise win over the
+    venv's.) IPC sockets, at an absolute path since the kernel runs in another
+    directory, need no TCP port and spare the log ipykernel's warning about plain TCP.
+    """
+    spec_dir = work_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "nnscratch",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    specs = KernelSpecManager(kernel_dirs=[str(work_dir / "kernels")])
+    return KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=specs,
+        transport="ipc",
+        ip=str(work_dir / "kernel-ipc"),
+    )
+
+
+def execute_notebook(nb, work_dir: Path) -> None:
+    """Run every cell of `nb` in place, in a kernel of this Python started in work_dir
+    (an empty directory); CellExecutionError, naming the cell, if one fails."""
+    client = NotebookClient(
+        nb,
+        km=venv_kernel(work_dir),
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(work_dir)}},
+    )
+    # cleanup_kc shuts the kernel down and closes its sockets (by default only a
+    # client-made kernel manager is)
+    client.execute(cleanup_kc=True)
+
+
+def export_tutorial(nb, path: Path) -> None:
+    """An executed notebook as one self-contained HTML page (figures embedded)."""
+    from nnscratch.files import write_text
+
+    body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, body)
+    os.chmod(path, 0o644)
+
+
+def build_tutorial(out_dir: Path) -> None:
+    """Execute notebooks/tutorial.ipynb and write it as out_dir/tutorial.html."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    with tempfile.TemporaryDirectory() as work_dir:
+        execute_notebook(nb, Path(work_dir))
+    export_tutorial(nb, out_dir / TUTORIAL_PAGE)
+
+
 def package_parts(package: Path) -> list[Path]:
     """The package and each of its subpackages and modules: pdoc walks no further than a
     package's `__all__`, which at the top lists the public names, not the modules."""
@@ -174,11 +259,16 @@ def package_parts(package: Path) -> list[Path]:
     return [package, *children]
 
 
-def build(out_dir: Path) -> list[str]:
-    """Build everything into out_dir; returns the warnings and problems (empty = good)."""
+def build(out_dir: Path, tutorial: bool = False) -> list[str]:
+    """Build everything into out_dir; returns the warnings and problems (empty = good).
+    `tutorial`: execute the notebook into out_dir/tutorial.html too (see the top)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = []
+    if tutorial:
+        build_tutorial(out_dir)
+    elif not (out_dir / TUTORIAL_PAGE).exists():
+        (out_dir / TUTORIAL_PAGE).write_text(PLACEHOLDER, encoding="utf-8")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -192,16 +282,19 @@ def build(out_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    tutorial = "--tutorial" in args
+    args = [arg for arg in args if arg != "--tutorial"]
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python docs/build.py OUTDIR", file=sys.stderr)
+        print("usage: python docs/build.py OUTDIR [--tutorial]", file=sys.stderr)
         return 2
-    problems = build(Path(args[0]))
+    problems = build(Path(args[0]), tutorial)
     for problem in problems:
         print(f"docs: {problem}", file=sys.stderr)
     if problems:
         print(f"docs: {len(problems)} warning(s): build failed", file=sys.stderr)
         return 1
-    print(f"docs: wrote {Path(args[0]) / 'index.html'} and how-it-works.html")
+    extra = ", tutorial.html" if tutorial else ""
+    print(f"docs: wrote {Path(args[0]) / 'index.html'}, how-it-works.html{extra}")
     return 0
 
 

@@ -1,33 +1,30 @@
 """The documentation: docs/build.py renders the API reference and the "How it works"
 page without a single warning, and every name the page points at exists."""
 
-import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from docs_build import DOCS, build
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC_NAMES = ["Sequential", "Dense", "Conv2D", "Adam", "load_model", "load_dataset"]
 
 
-def load_build_module():
-    spec = importlib.util.spec_from_file_location("docs_build", DOCS / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = load_build_module()
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(artifacts_dir) -> Path:
     """The docs built once by the script, as CI and a user run it (a fresh process, so
-    import-time warnings are seen too)."""
-    out = tmp_path_factory.mktemp("docs") / "html"
+    import-time warnings are seen too), into test-artifacts/docs, emptied first but for
+    the executed tutorial.html that tests/test_notebook.py writes there."""
+    out = artifacts_dir / "docs"
+    tutorial = out / build.TUTORIAL_PAGE
+    kept = tutorial.read_bytes() if tutorial.exists() else None
+    shutil.rmtree(out, ignore_errors=True)
+    if kept is not None:
+        out.mkdir(parents=True)
+        tutorial.write_bytes(kept)
     result = subprocess.run(
         [sys.executable, str(DOCS / "build.py"), str(out)],
         capture_output=True,
@@ -52,6 +49,12 @@ def test_api_reference_documents_the_public_names(site):
     # docstrings are rendered, not only signatures
     assert "Fully connected layer" in pages["nnscratch/nn/dense.html"]
     assert "how-it-works.html" in pages["nnscratch/nn/dense.html"]
+    assert "../../tutorial.html" in pages["nnscratch/nn/dense.html"]
+
+
+def test_tutorial_page_is_linked(site):
+    assert 'href="tutorial.html"' in (site / "how-it-works.html").read_text()
+    assert (site / "tutorial.html").is_file()
 
 
 def test_how_it_works_links_resolve_to_reference_entries(site):
@@ -99,6 +102,16 @@ def build_package(tmp_path, monkeypatch, name: str, files: dict[str, str]) -> in
     return build.main([str(tmp_path / "html")])
 
 
+def test_without_the_tutorial_a_note_takes_its_place(tmp_path, monkeypatch, capsys):
+    source = '"""A package."""\n\n\ndef f(x: int) -> None:\n    """Doc."""\n'
+    assert build_package(tmp_path, monkeypatch, "okpkg", {"__init__.py": source}) == 0
+    note = (tmp_path / "html" / "tutorial.html").read_text()
+    assert "docs/build.py OUTDIR --tutorial" in note
+    (tmp_path / "html" / "tutorial.html").write_text("executed")  # kept by a rebuild
+    assert build.main([str(tmp_path / "html")]) == 0
+    assert (tmp_path / "html" / "tutorial.html").read_text() == "executed"
+
+
 def test_a_pdoc_warning_fails_the_build(tmp_path, monkeypatch, capsys):
     source = '"""Docs."""\n\n\ndef f(x: "NoSuchType") -> None:\n    """Doc."""\n'
     assert build_package(tmp_path, monkeypatch, "warnpkg", {"__init__.py": source}) == 1
@@ -120,4 +133,4 @@ def test_a_module_that_fails_to_import_fails_the_build(tmp_path, monkeypatch, ca
 
 def test_usage_error_without_an_output_directory(capsys):
     assert build.main([]) == 2
-    assert "usage: python docs/build.py OUTDIR" in capsys.readouterr().err
+    assert "usage: python docs/build.py OUTDIR [--tutorial]" in capsys.readouterr().err

@@ -1,22 +1,38 @@
-"""The tutorial notebook: committed without outputs, and runs top to bottom on the real
-data in a kernel started from this very interpreter (the project's venv)."""
+"""The tutorial notebook: committed without outputs, its exercises' checks catch wrong
+answers, and it runs top to bottom on the real data in a kernel started from this very
+interpreter (the project's venv), after which it is exported as test-artifacts/docs/
+tutorial.html, beside the API reference that tests/test_docs.py builds there."""
 
-import json
 import re
 import sys
-from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
+from docs_build import build
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "tutorial.ipynb"
-KERNEL_NAME = "nnscratch-tutorial-test"
-CELL_TIMEOUT = 300  # seconds per cell; the whole notebook takes ~10 s on 2 cores
-# Printed by the notebook's checks: "largest difference: 1.3e-10", "hand vs numerical ..."
-DIFFERENCE = re.compile(r"(?:difference|vs library|vs numerical):? (\S+?),?(?:\s|$)")
+import nnscratch
+
+NOTEBOOK = build.NOTEBOOK
+# Printed by the notebook's checks: "largest difference: 1.3e-10", "relative error:
+# 4.5e-09", "relative error hand vs library 8.3e-16,  hand vs numerical 5.4e-09"
+NUMBER = r"([-+]?\d[\d.]*(?:e[-+]?\d+)?)"
+DIFFERENCE = re.compile(
+    rf"(?:difference|vs library|vs numerical|relative error):? {NUMBER}"
+)
+# A plausible mistake for each exercise (by the name of the function it asks for)
+WRONG_ANSWERS = {
+    "stable_softmax": lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
+    "tanh_backward": lambda dy, y: dy * (1 - y),
+    "momentum_step": lambda theta, velocity, grad, lr, momentum: (
+        theta - lr * grad,
+        velocity,
+    ),
+    "conv_output_size": lambda size, kernel_size, stride, padding: (
+        (size - kernel_size) // stride + 1
+    ),
+    "weight_decay_for_l2": lambda l2: l2,
+}
 
 
 def code_cells(nb):
@@ -41,28 +57,38 @@ def test_notebook_code_cells_are_short():
         assert max(map(len, lines)) <= 100, f"cell {cell.id} has a line over 100"
 
 
-def venv_kernel(tmp_path: Path) -> KernelManager:
-    """A kernel manager that starts sys.executable, whatever kernelspecs the user has.
+def exercises(nb) -> list[tuple]:
+    """(answer cell, check cell, name of the function asked for) of each exercise: a
+    cell tagged "check" right after one tagged "exercise"."""
+    found = []
+    for before, cell in zip(nb.cells, nb.cells[1:]):
+        if "check" in cell.metadata.get("tags", []):
+            assert "exercise" in before.metadata.get("tags", []), f"cell {cell.id}"
+            name = re.search(r"^def (\w+)\(", before.source, re.MULTILINE).group(1)
+            found.append((before, cell, name))
+    return found
 
-    (A "python3" kernelspec in ~/.local/share/jupyter would otherwise win over the
-    venv's.) IPC sockets, at an absolute path since the kernel runs in another
-    directory, need no TCP port and spare the log ipykernel's warning about plain TCP.
-    """
-    spec_dir = tmp_path / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "nnscratch tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-    return KernelManager(
-        kernel_name=KERNEL_NAME,
-        kernel_spec_manager=specs,
-        transport="ipc",
-        ip=str(tmp_path / "kernel-ipc"),
-    )
+
+def run_cell(source: str, namespace: dict) -> None:
+    """A cell of our own notebook, as plain Python (the exercise cells have no magics)."""
+    exec(source, namespace)  # noqa: S102 - the repository's own notebook cells
+
+
+def test_exercise_checks_pass_the_reference_answers_and_fail_wrong_ones():
+    """The checks run without a kernel (they need only np and nn): the reference
+    answer passes, a wrong answer raises AssertionError, so in the executed notebook
+    it would stop the cell, and the notebook test would fail."""
+    found = exercises(nbformat.read(NOTEBOOK, as_version=4))
+    assert sorted(name for *_, name in found) == sorted(WRONG_ANSWERS)
+    for answer, check, name in found:
+        assert answer.source.startswith("# \u270d Exercise"), f"cell {answer.id}"
+        assert answer.metadata.jupyter.source_hidden, "the answer starts collapsed"
+        namespace = {"np": np, "nn": nnscratch}
+        run_cell(answer.source, namespace)
+        run_cell(check.source, namespace)
+        namespace[name] = WRONG_ANSWERS[name]
+        with np.errstate(all="ignore"), pytest.raises(AssertionError):
+            run_cell(check.source, namespace)
 
 
 def stdout_of(cell) -> str:
@@ -78,7 +104,7 @@ def draws_a_figure(cell) -> bool:
 
 
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch):
+def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_dir):
     monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # no user startup files
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
@@ -93,15 +119,9 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     probe = nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")
     nb.cells.append(probe)
-    client = NotebookClient(
-        nb,
-        km=venv_kernel(tmp_path),
-        timeout=CELL_TIMEOUT,
-        resources={"metadata": {"path": str(workdir)}},
-    )
-    # raises CellExecutionError, naming the cell, if any cell fails; cleanup_kc shuts
-    # the kernel down and closes its sockets (by default only a client-made km is)
-    client.execute(cleanup_kc=True)
+    # raises CellExecutionError, naming the cell, if any cell fails (an exercise's
+    # check included)
+    build.execute_notebook(nb, workdir)
 
     assert stdout_of(probe).strip() == sys.prefix, "the kernel ran another Python"
     cells = code_cells(nb)[:-1]
@@ -116,5 +136,16 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch):
         if draws_a_figure(cell):
             kinds = [k for o in cell.outputs for k in o.get("data", {})]
             assert "image/png" in kinds, f"cell {cell.id} drew no inline figure"
-    assert sum(len(DIFFERENCE.findall(stdout_of(c))) for c in cells) >= 7
-    assert sum(draws_a_figure(c) for c in cells) >= 8
+    assert sum(len(DIFFERENCE.findall(stdout_of(c))) for c in cells) >= 12
+    assert sum(draws_a_figure(c) for c in cells) >= 15
+    for _, check, _ in exercises(nb):
+        assert "passed" in stdout_of(check), f"cell {check.id}: {stdout_of(check)}"
+
+    nb.cells.remove(probe)
+    page = artifacts_dir / "docs" / build.TUTORIAL_PAGE
+    build.export_tutorial(nb, page)
+    html = page.read_text(encoding="utf-8")
+    figures = html.count('src="data:image/png;base64,')
+    assert figures >= sum(draws_a_figure(c) for c in cells), figures
+    assert "hand-written loop vs fit" in html and "exercise 5: passed" in html
+    assert "relative error" in html and "Overfitting, and its cures" in html

@@ -78,6 +78,19 @@ def test_confusion_matrix_plot(tmp_path, normalize):
         confusion.confusion_matrix_plot(np.zeros((2, 2)), NAMES)
 
 
+def test_confusion_matrix_plot_masks_the_diagonal(tmp_path):
+    cm = np.array([[50, 1, 0], [3, 40, 0], [0, 2, 60]])
+    fig = confusion.confusion_matrix_plot(cm, NAMES, mask_diagonal=True)
+    _check_png(fig, tmp_path / "cm.png")
+    image = fig.axes[0].images[0]
+    assert image.norm.vmax == 3  # the largest confusion, not the diagonal's 60
+    mask = np.ma.getmaskarray(image.get_array())
+    assert mask.tolist() == np.eye(3, dtype=bool).tolist()
+    assert [t.get_text() for t in fig.axes[0].texts][::4] == ["50", "40", "60"]
+    fig = confusion.confusion_matrix_plot(cm, NAMES, normalize=True, mask_diagonal=True)
+    assert fig.axes[0].images[0].norm.vmax == pytest.approx(3 / 43)
+
+
 def test_per_class_bars(tmp_path):
     cm = np.array([[5, 1, 0], [0, 4, 2], [1, 0, 3]])
     fig = confusion.per_class_bars(cm, NAMES)
@@ -105,6 +118,10 @@ def test_top_mistakes_surest_first(tmp_path):
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert len(titles) == min(4, wrong.size)
     assert titles[0].endswith(figures.percent(confidences[0]))
+    tiles = [ax.images[0] for ax in fig.axes if ax.images]
+    assert tiles[0].get_cmap().name == "gray_r"
+    fig = image_grids.top_mistakes(images, labels, probs, NAMES, n=4, cmap="gray")
+    assert next(ax.images[0] for ax in fig.axes if ax.images).get_cmap().name == "gray"
 
 
 def test_top_mistakes_without_mistakes(tmp_path):

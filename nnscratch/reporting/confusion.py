@@ -5,6 +5,7 @@ Both take cm (C, C) counts, rows true classes, columns predicted ones, and C nam
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
@@ -20,11 +21,15 @@ def _text_colour(rgba) -> str:
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
 
 
-def confusion_matrix_plot(cm, class_names, normalize: bool = False, ax=None) -> Figure:
+def confusion_matrix_plot(
+    cm, class_names, normalize: bool = False, mask_diagonal: bool = False, ax=None
+) -> Figure:
     """Heat map of a confusion matrix (rows true, columns predicted), cells annotated.
 
     cm: (C, C) counts. normalize=True divides each row by its total, so the cells read
-    "% of the true class" and the diagonal is each class's recall.
+    "% of the true class" and the diagonal is each class's recall. mask_diagonal=True
+    greys out the diagonal (its numbers stay) and scales the colours to the largest
+    off-diagonal cell: the confusions, not the correct answers, set the colour bar.
     """
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
@@ -32,17 +37,27 @@ def confusion_matrix_plot(cm, class_names, normalize: bool = False, ax=None) -> 
     if normalize:
         totals = cm.sum(axis=1, keepdims=True)
         values = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
-        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
         texts = [[f"{100 * v:.1f}" if v else "0" for v in row] for row in values]
         title, bar_label = "Confusion matrix, % of each true class", "% of true class"
     else:
         values = cm
-        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=max(1, int(cm.max())))
         texts = [[str(int(v)) for v in row] for row in values]
         title, bar_label = "Confusion matrix, counts", "examples"
+    vmax = 1.0 if normalize else max(1, int(cm.max()))
+    if mask_diagonal:
+        values = np.ma.masked_array(values, mask=np.eye(len(cm), dtype=bool))
+        top = values.max()  # of the cells left: the largest confusion
+        vmax = max(float(top), 1e-12) if normalize else max(1, int(top))
+        title += ", diagonal greyed out"
+    # masked cells (the diagonal) in light grey
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax)
     size = max(5.0, min(10.0, 95.0 / len(names)))
     for i, j in np.ndindex(cm.shape):
-        colour = _text_colour(image.cmap(image.norm(values[i, j])))
+        if mask_diagonal and i == j:
+            colour = "black"  # on the grey
+        else:
+            colour = _text_colour(image.cmap(image.norm(values[i, j])))
         ax.text(
             j, i, texts[i][j], ha="center", va="center", fontsize=size, color=colour
         )

@@ -44,10 +44,13 @@ def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
     return fig, image_axes(fig, n, rows, cols)
 
 
-def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figure:
+def sample_predictions(
+    images, labels, probs, class_names, n: int = 25, cmap: str = "gray_r"
+) -> Figure:
     """The first `n` images with predicted class and confidence; wrong ones marked.
 
-    images (N, H, W), labels (N,), probs (N, C). Correct: green frame and a check
+    images (N, H, W), labels (N,), probs (N, C). `cmap`: "gray_r" draws ink dark on
+    white, "gray" light on black as MNIST stores it. Correct: green frame and a check
     mark; wrong: vermillion frame, a cross and the true class underneath.
     """
     images, labels, probs, names = _check_predictions(
@@ -59,7 +62,7 @@ def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figur
     fig, axes = _grid(n, (1.7, 1.95))
     predicted = probs.argmax(axis=1)
     for k, ax in enumerate(axes):
-        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        ax.imshow(images[k], cmap=cmap, interpolation="nearest")
         pred, conf = predicted[k], probs[k, predicted[k]]
         right = pred == labels[k]
         mark = RIGHT_MARK if right else WRONG_MARK
@@ -80,10 +83,12 @@ def sample_predictions(images, labels, probs, class_names, n: int = 25) -> Figur
     return fig
 
 
-def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
+def top_mistakes(
+    images, labels, probs, class_names, n: int = 25, cmap: str = "gray_r"
+) -> Figure:
     """The `n` wrong predictions made with the highest confidence, surest first.
 
-    images (N, H, W), labels (N,), probs (N, C). Each tile: predicted class and its
+    images (N, H, W), labels (N,), probs (N, C); `cmap` as in `sample_predictions`. Each tile: predicted class and its
     probability on top, the true class and the probability it got underneath.
     """
     images, labels, probs, names = _check_predictions(
@@ -108,7 +113,7 @@ def top_mistakes(images, labels, probs, class_names, n: int = 25) -> Figure:
     chosen = wrong[np.argsort(-confidence, kind="stable")[: int(n)]]
     fig, axes = _grid(len(chosen), (1.8, 2.15))
     for ax, k in zip(axes, chosen):
-        ax.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        ax.imshow(images[k], cmap=cmap, interpolation="nearest")
         pred, true = predicted[k], labels[k]
         ax.set_title(
             f"{WRONG_MARK} {names[pred]} {percent(probs[k, pred])}",
