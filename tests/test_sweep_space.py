@@ -133,3 +133,25 @@ def test_importing_nnscratch_loads_neither_optuna_nor_dask():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("[]")
+
+
+def test_without_the_sweep_extra_the_error_says_what_to_install(
+    tmp_path, capsys, monkeypatch
+):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda n, *a: None if n == "optuna" else find_spec(n, *a),
+    )
+    argv = ["sweep", "--out", str(tmp_path / "s"), "--trials", "2",
+            "--param", "lr=uniform:0.1:0.2"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: sweeps need optuna, which nnscratch's sweep extra installs: "
+        "pip install 'nnscratch[sweep]'"
+    )
+    assert not (tmp_path / "s").exists()  # nothing made

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ...data.loading import locate_dataset
-from ...errors import check_int
+from ...errors import NnscratchError, check_int
 from ..lock import RunLock
 from ..presets import preset_settings
 from ..signals import RunInterrupted, SignalInterrupt
@@ -81,6 +81,7 @@ def sweep(
     trial's parameters. Returns a SweepResult (the study, the best trial, its test
     accuracy).
     """
+    require_sweep_extra()
     trials = check_int("--trials", trials)
     space_ = SearchSpace.from_options(params or (), space)
     base = {"preset": preset, **options}
@@ -108,6 +109,24 @@ def sweep(
                 code,
             ) from None
         return write_results(out, study, sweep_.space, data_dir, quiet)
+
+
+SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's
+
+
+def require_sweep_extra() -> None:
+    """NnscratchError naming what to install unless the sweep extra's packages are
+    there (they are optional: `import nnscratch` and training never need them)."""
+    import importlib.util
+
+    missing = [
+        name for name in SWEEP_PACKAGES if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise NnscratchError(
+            f"sweeps need {', '.join(missing)}, which nnscratch's sweep extra installs: "
+            "pip install 'nnscratch[sweep]'"
+        )
 
 
 def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> None:
