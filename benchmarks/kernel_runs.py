@@ -113,6 +113,15 @@ class PresetRun:
         return None
 
 
+def preset_data(settings, data_dir, limit=None) -> tuple:
+    """x, y, x_test, y_test of the preset's dataset; `limit` cuts the training and
+    test sets to their first images (a quick check that it runs, nothing more)."""
+    (x, y), (x_test, y_test) = load_dataset(settings.dataset, data_dir)
+    if limit:
+        x, y, x_test, y_test = x[:limit], y[:limit], x_test[:limit], y_test[:limit]
+    return x, y, x_test, y_test
+
+
 def preset_run(name, data_dir, limit=None, epochs=None, test_each_epoch=True):
     """Train preset `name` (on its dataset, MNIST for the conv presets) as
     run_training does: its optimiser, schedule, augmentation and validation split,
@@ -121,9 +130,7 @@ def preset_run(name, data_dir, limit=None, epochs=None, test_each_epoch=True):
     test sets only."""
     options = {} if epochs is None else {"epochs": epochs}
     settings = preset_settings(name, **options)
-    (x, y), (x_test, y_test) = load_dataset(settings.dataset, data_dir)
-    if limit:  # a quick check that it runs: the test set is cut as well
-        x, y, x_test, y_test = x[:limit], y[:limit], x_test[:limit], y_test[:limit]
+    x, y, x_test, y_test = preset_data(settings, data_dir, limit)
     validation = None
     if settings.validation_split:
         (x, y), validation = train_validation_split(
@@ -162,9 +169,7 @@ def torch_preset_run(name, data_dir, limit=None) -> PresetRun:
     settings = preset_settings(name)
     if settings.validation_split or settings.optimizer != "adamw":
         raise ValueError(f"torch_preset_run: {name} holds images out or is not AdamW")
-    (x, y), (x_test, y_test) = load_dataset(settings.dataset, data_dir)
-    if limit:
-        x, y, x_test, y_test = x[:limit], y[:limit], x_test[:limit], y_test[:limit]
+    x, y, x_test, y_test = preset_data(settings, data_dir, limit)
     net = build_model(settings, x.shape[1:], list(CLASS_NAMES[settings.dataset]))
     model = torch_twin(net)
     optimizer = torch.optim.AdamW(
