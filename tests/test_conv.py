@@ -13,6 +13,7 @@ from nnscratch.nn.conv import (
     conv2d_reference_backward,
     conv2d_reference_forward,
 )
+from nnscratch.nn.layout import is_channel_major, same_layout
 from nnscratch.nn.registry import LAYERS
 
 
@@ -36,7 +37,7 @@ CONV_CASES = [
     # ... and "same" height too: col2im adds each offset as one shift of the whole
     # chunk, after zeroing what the padding read (here more rows than the image has)
     (2, 2, (5, 3), 1, (2, 1), (2, 3)),
-    # C*kh*kw < O: the per-example products (like a first layer)
+    # C*kh*kw < O, like a first layer on 1-channel images
     (3, 4, 1, 2, 1, (4, 5)),
     (1, 12, 3, 1, 1, (5, 6)),
     (2, 20, (3, 2), 2, (2, 1), (7, 5)),
@@ -57,6 +58,19 @@ def chunking(request, monkeypatch):
     return apply
 
 
+def channel_major_copy(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) copied into channel-major memory (see nnscratch.nn.layout)."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.fixture(params=["C order", "channel-major"])
+def laid_out(request):
+    """Give the layer its images (and gradients) in C order, as a user's arrays come,
+    or channel-major, as one conv layer's output reaches the next (where im2col and
+    col2im shift each channel of the whole chunk at once)."""
+    return channel_major_copy if request.param == "channel-major" else np.asarray
+
+
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
 def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw, chunking):
     rng = np.random.default_rng(0)
@@ -69,36 +83,38 @@ def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw, chunking):
 
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
 def test_conv2d_forward_matches_loops(
-    c_in, c_out, kernel, stride, padding, hw, chunking
+    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out
 ):
     rng = np.random.default_rng(1)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     layer.params["b"][:] = rng.standard_normal(c_out)
-    x = rng.standard_normal((3, c_in, *hw))
+    x = laid_out(rng.standard_normal((3, c_in, *hw)))
     chunking(layer, x)
     expected = reference_forward(layer, x)
     assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
     # later batches reuse the buffers (same shape) or remake them (another batch
     # size): either way the padding must read as zeros
     for batch in (3, 2, 3):
-        x2 = rng.standard_normal((batch, *x.shape[1:]))
+        x2 = laid_out(rng.standard_normal((batch, *x.shape[1:])))
         expected = reference_forward(layer, x2)
         assert_allclose(layer.forward(x2), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
 def test_conv2d_backward_matches_the_reference(
-    c_in, c_out, kernel, stride, padding, hw, chunking
+    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out
 ):
     rng = np.random.default_rng(5)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     x = rng.standard_normal((3, c_in, *hw))
     chunking(layer, x)
     for batch in (3, 2):  # a second batch size: new buffers, the same answers
-        xb = x[:batch]
+        xb = laid_out(x[:batch])
         y = layer.forward(xb, training=True)
-        dy = rng.standard_normal(y.shape)
+        assert is_channel_major(y) or 1 in y.shape[:2]  # W_mat @ cols, not copied
+        dy = laid_out(rng.standard_normal(y.shape))
         dx = layer.backward(dy)
+        assert same_layout(dx, xb)  # laid out like the input, as the layer before it
         want_dx, want_dW, want_db = conv2d_reference_backward(
             xb, layer.params["W"], dy, layer.stride, layer.padding
         )

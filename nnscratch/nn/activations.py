@@ -8,6 +8,7 @@ from ..errors import check_float
 from .kernels.elementwise import relu, relu_backward
 from .kernels.reductions import row_max, row_sum
 from .layer import Layer
+from .layout import memory_order
 from .registry import ACTIVATIONS, LAYERS
 
 
@@ -22,15 +23,17 @@ class ReLU(Activation):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._y = self.workspace.like("y", x)
-        relu(np.ascontiguousarray(x), self._y)
+        relu(memory_order(x), memory_order(self._y))
         return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # dx = dy where x > 0, which is where y > 0: found here rather than in
         # forward, so that inference (no backward) makes one pass, not two
-        dx = self.workspace.like("dx", dy)
-        dy = np.ascontiguousarray(dy)
-        relu_backward(dy, self._y, dx, self.workspace.like("mask", dy, np.bool_))
+        y = self._y
+        dy = self.workspace.in_layout_of("dy", dy, y)
+        dx = self.workspace.like("dx", y, dy.dtype)
+        mask = self.workspace.like("mask", y, np.bool_)
+        relu_backward(*map(memory_order, (dy, y, dx, mask)))
         return dx
 
 

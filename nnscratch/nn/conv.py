@@ -9,9 +9,9 @@ matrix products: with cols the im2col columns (C*kh*kw, N*Ho*Wo) of the batch,
     y = W_mat @ cols + b,  dW_mat = dy_mat @ cols^T,  db = the sum of dy,
     dcols = W_mat^T @ dy_mat,  dx = col2im(dcols)
 
-with W_mat = W as (O, C*kh*kw) and dy_mat = dy as (O, N*Ho*Wo). The columns are built
-and used one chunk of images at a time (see `im2col`); a layer with fewer column rows
-than output channels does one product per example instead (`Conv2D._per_example`).
+with W_mat = W as (O, C*kh*kw) and dy_mat = dy as (O, N*Ho*Wo): y and dy are
+channel-major in memory (see `layout`), so that they are these matrices without a
+copy. The columns are built and used one chunk of images at a time (see `im2col`).
 
 The columns hold C*kh*kw values per output pixel, so their size grows with the batch:
 a batch whose workspace would pass MAX_WORKSPACE_BYTES (full-batch training of a CNN)
@@ -24,8 +24,9 @@ import numpy as np
 
 from ..errors import NnscratchError, check_int
 from .im2col import Columns
-from .kernels import channel_sum, row_sum
+from .kernels import row_sum
 from .layer import Layer, WeightPenalty, init_weights
+from .layout import channel_major
 from .registry import LAYERS
 from .spatial import check_images, out_size, pair, pair_config
 
@@ -138,89 +139,66 @@ class Conv2D(WeightPenalty, Layer):
         return init_weights(shape, fan_in, fan_out, self.init, self.rng, self.dtype)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """y (N, O, Ho, Wo), channel-major in memory (see `layout`): it is the
+        product W_mat @ cols (O, N*Ho*Wo) itself, so no transposed copy is made."""
         if not self.built:  # built on first use, like a Keras layer
             self.build(x.shape[1:])
         self._check_input(x, training)
         n, _, h, w = x.shape
-        y_shape = (n, self.out_channels, *self._out_hw(h, w))
-        y = self.workspace.array("y", y_shape, np.result_type(x, self.params["W"]))
-        self._x_shape = x.shape
+        o, dtype = self.out_channels, np.result_type(x, self.params["W"])
+        y = self.workspace.array("y", (o, n, *self._out_hw(h, w)), dtype)
+        W_mat, b = self.params["W"].reshape(o, -1), self.params["b"][:, None]
+        self._x = x  # dx is laid out like x
         # y = W_mat @ cols + b, one chunk of images at a time (see `im2col`)
-        for chunk in self._columns.lay_out(x.shape, x.dtype, self._per_example):
-            self._fwd(self._columns.build(x, chunk), y[chunk])
-        return y
+        for chunk in self._columns.lay_out(x.shape, x.dtype):
+            cols = self._columns.build(x, chunk)
+            y_mat = _matrix_view(y[:, chunk], (o, -1))
+            np.matmul(W_mat, cols.reshape(len(cols), -1), out=y_mat)
+            y_mat += b
+        return y.transpose(1, 0, 2, 3)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        o, W = self.out_channels, self.params["W"]
+        dy = channel_major(
+            dy, out=self.workspace.array("dy", _swap(dy.shape), dy.dtype)
+        )
         dx = None
         if self.needs_input_grad:
-            dtype = np.result_type(dy, self.params["W"])
-            dx = self.workspace.array("dx", self._x_shape, dtype)
+            dtype = np.result_type(dy, W)
+            dx = self.workspace.like("dx", self._x, dtype)
         # dW, db and dx = col2im(W_mat^T @ dy_mat) over forward's chunks: its columns
         # are laid out in them (a dy of another dtype than x would give other chunk
         # sizes, and read the wrong columns)
         for index, chunk in enumerate(self._columns.chunks):
-            dcols = self._bwd(dy[chunk], self._columns[chunk], first=index == 0)
+            dy_mat = _matrix_view(dy[:, chunk], (o, -1))
+            dcols = self._bwd(dy_mat, self._columns[chunk], first=index == 0)
             if dx is not None:
-                self._columns.col2im(dcols, dx[chunk])
+                self._columns.col2im(dcols, dx.transpose(1, 0, 2, 3)[:, chunk])
         self._add_penalty_grad()
         return dx
-
-    def _fwd(self, cols: np.ndarray, y: np.ndarray) -> None:
-        """y = W_mat @ cols + b for one chunk: cols (K, n, Ho*Wo) -> y (n, O, Ho, Wo)
-        (K = C*kh*kw)."""
-        W, b, o = self.params["W"], self.params["b"], self.out_channels
-        k, n, _ = cols.shape
-        if self._per_example:
-            # y[n] = [W b] @ [cols[:, n]; ones], written straight into (N, O, ...)
-            # order, bias included (adding it in a pass over y took longer than the
-            # product)
-            Wb = self.workspace.array("Wb", (o, k + 1), W.dtype)
-            Wb[:, :k], Wb[:, k] = W.reshape(o, k), b
-            with_ones = self._columns.with_ones_row().transpose(1, 0, 2)
-            np.matmul(Wb, with_ones, out=y.reshape(n, o, -1))
-            return
-        y_on = self.workspace.front("y_on", (o, n, *y.shape[2:]), y.dtype)
-        np.matmul(W.reshape(o, k), cols.reshape(k, -1), out=y_on.reshape(o, -1))
-        # (O, n, Ho, Wo) -> (n, O, Ho, Wo), adding the bias on the way
-        np.add(y_on.transpose(1, 0, 2, 3), b[:, None, None], out=y)
 
     def _bwd(self, dy: np.ndarray, cols: np.ndarray, first: bool) -> np.ndarray | None:
         """For one chunk: dW_mat = dy_mat @ cols^T and db = the sum of dy, set into
         grads (the first chunk) or added to them; return dcols = W_mat^T @ dy_mat
         (K, n, Ho*Wo), or None if the input gradient is not needed.
 
-        Shapes: dy (n, O, Ho, Wo), cols (K, n, Ho*Wo).
+        Shapes: dy_mat (O, n*Ho*Wo), cols (K, n, Ho*Wo).
         """
         W, o = self.params["W"], self.out_channels
-        k, n, pixels = cols.shape
+        k = len(cols)
         dtype = np.result_type(dy, cols)
         grad_W = _matrix_view(self.grads["W"], (o, k))
         dW = grad_W if first else self.workspace.array("dW", (o, k), dtype)
         db = self.grads["b"] if first else self.workspace.array("db", (o,), dtype)
-        if self._per_example:
-            dy = dy.reshape(n, o, pixels)
-            per_example = self.workspace.array("dW_n", (n, o, k), dtype)
-            np.matmul(dy, cols.transpose(1, 2, 0), out=per_example)
-            np.sum(per_example, axis=0, out=dW)
-            channel_sum(dy, out=db)
-        else:
-            dy_on = self.workspace.front("dy_on", (o, n, pixels), dy.dtype)
-            np.copyto(dy_on, dy.reshape(n, o, -1).transpose(1, 0, 2))
-            dy = dy_on.reshape(o, -1)  # dy_mat, for this chunk
-            np.matmul(dy, cols.reshape(k, -1).T, out=dW)
-            row_sum(dy, out=db)
+        np.matmul(dy, cols.reshape(k, -1).T, out=dW)
+        row_sum(dy, out=db)
         if not first:
             grad_W += dW
             self.grads["b"] += db
         if not self.needs_input_grad:
             return None
         dcols = self.workspace.front("dcols", cols.shape, np.result_type(dy, W))
-        W_mat = W.reshape(o, k)
-        if self._per_example:
-            out = dcols.transpose(1, 0, 2)
-            np.matmul(np.ascontiguousarray(W_mat.T), dy, out=out)
-        else:
-            np.matmul(W_mat.T, dy, out=dcols.reshape(k, -1))
+        np.matmul(W.reshape(o, k).T, dy, out=dcols.reshape(k, -1))
         return dcols
 
     def _check_input(self, x: np.ndarray, training: bool) -> None:
@@ -251,13 +229,6 @@ class Conv2D(WeightPenalty, Layer):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
 
-    @property
-    def _per_example(self) -> bool:
-        """N products of one example each instead of one big product: better when
-        C*kh*kw < O (like a first layer on 1-channel images), where the product is
-        memory-bound and the transposes of the (N, O, Ho, Wo) arrays would dominate."""
-        return self.params["W"][0].size < self.out_channels
-
     def get_config(self) -> dict:
         return {
             "in_channels": self.in_channels,
@@ -269,6 +240,11 @@ class Conv2D(WeightPenalty, Layer):
             "l1": self.l1,
             "l2": self.l2,
         }
+
+
+def _swap(shape: tuple) -> tuple:
+    """(N, C, H, W) -> (C, N, H, W)."""
+    return (shape[1], shape[0], *shape[2:])
 
 
 def _matrix_view(a: np.ndarray, shape: tuple) -> np.ndarray:

@@ -37,13 +37,9 @@ class Columns:
         self.x_shape: tuple | None = None  # the images the buffer is laid out for
         self.chunks: list[slice] = []
 
-    def lay_out(self, x_shape: tuple, dtype, ones_row: bool = False) -> list[slice]:
+    def lay_out(self, x_shape: tuple, dtype) -> list[slice]:
         """Ready the buffer for images of `x_shape` and `dtype`; return the chunks
-        (slices of the batch) to `build`, kept in `chunks` for backward.
-
-        ones_row: the whole batch in one chunk, followed by a row of ones (see
-        `with_ones_row`).
-        """
+        (slices of the batch) to `build`, kept in `chunks` for backward."""
         n, c, h, w = x_shape
         (kh, kw), dtype = self.kernel_size, np.dtype(dtype)
         k, pixels = c * kh * kw, self._pixels(h, w)
@@ -52,13 +48,8 @@ class Columns:
             # where the last shape's image values would be read: start from zeros
             self.workspace.discard("cols")
             self.x_shape = x_shape
-        size = k * n * pixels + (n * pixels if ones_row else 0)
-        self._flat = self.workspace.array("cols", (size,), dtype, fill=0)
-        if ones_row:
-            self._flat[k * n * pixels :] = 1
-            per_chunk = n
-        else:
-            per_chunk = max(1, CHUNK_BYTES // (k * pixels * dtype.itemsize))
+        self._flat = self.workspace.array("cols", (k * n * pixels,), dtype, fill=0)
+        per_chunk = max(1, CHUNK_BYTES // (k * pixels * dtype.itemsize))
         count = -(-n // per_chunk)  # ceil
         per_chunk = -(-n // count)  # equal chunks rather than a small last one
         self.chunks = [slice(a, min(a + per_chunk, n)) for a in range(0, n, per_chunk)]
@@ -67,8 +58,9 @@ class Columns:
     def build(self, x: np.ndarray, chunk: slice) -> np.ndarray:
         """im2col: fill the columns of images x[chunk]; return them (C*kh*kw, n, P)."""
         cols = self._block(chunk)
+        images = x.transpose(1, 0, 2, 3)[:, chunk]  # (C, n, H, W)
         for part, image_part, padding in _pieces(
-            cols, x[chunk], self.stride, self.padding
+            cols, images, self.stride, self.padding
         ):
             part[...] = image_part
             for zeros in padding:
@@ -79,19 +71,11 @@ class Columns:
         """The columns `build` made for images `chunk`, (C*kh*kw, n, Ho*Wo)."""
         return _as_matrix(self._block(chunk))
 
-    def with_ones_row(self) -> np.ndarray:
-        """The whole batch's columns with a row of ones after them, (C*kh*kw + 1, N,
-        Ho*Wo): [W b] @ them is W @ cols + b (when laid out with `ones_row`)."""
-        n, c, h, w = self.x_shape
-        pixels = self._pixels(h, w)
-        k = c * self.kernel_size[0] * self.kernel_size[1]
-        return self._flat[: (k + 1) * n * pixels].reshape(k + 1, n, pixels)
-
     def col2im(self, dcols: np.ndarray, dx: np.ndarray) -> None:
-        """dx (n, C, H, W) = the sum of each kernel offset's part of dcols (C*kh*kw,
+        """dx (C, n, H, W) = the sum of each kernel offset's part of dcols (C*kh*kw,
         n, Ho*Wo) put back where `build` read it from (the padding's gradient goes
-        nowhere). dcols is used as scratch."""
-        (kh, kw), (n, c, h, w) = self.kernel_size, dx.shape
+        nowhere). dcols is used as scratch; dx may be a strided view."""
+        (kh, kw), (c, n, h, w) = self.kernel_size, dx.shape
         dcols = dcols.reshape(c, kh, kw, n, *self._out_hw(h, w))
         if self.stride == (1, 1) and dcols.shape[4:] == dx.shape[2:]:
             self._col2im_same(dcols, dx)
@@ -118,13 +102,16 @@ class Columns:
 
         Summed in channel-major order, (C, n*H*W), each kernel offset is one shift of
         the whole chunk: its add is C long runs instead of C*n runs of one image
-        channel each, which made col2im 2.5x slower. One transpose then puts the sum
-        into dx's (n, C, H, W) order. Shapes: dcols (C, kh, kw, n, H, W), dx (n, C, H, W).
+        channel each, which made col2im 2.5x slower. Shapes: dcols (C, kh, kw, n, H,
+        W), dx (C, n, H, W) (summed in place when its planes are contiguous, as in a
+        channel-major dx).
         """
         c, kh, kw, n, h, w = dcols.shape
         ph, pw = self.padding
         size = n * h * w
-        total = self.workspace.front("dx_channels", (c, size), dx.dtype)
+        total = _flat_view(dx)
+        if total is None:
+            total = self.workspace.front("dx_channels", (c, size), dx.dtype)
         # the centre offset reads every pixel, none of the padding: it starts the sum
         np.copyto(total, dcols[:, ph, pw].reshape(c, size))
         for i in range(kh):
@@ -137,7 +124,8 @@ class Columns:
                 lo = min(size, max(0, -shift))
                 hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
                 total[:, lo + shift : hi + shift] += part.reshape(c, size)[:, lo:hi]
-        np.copyto(dx, total.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+        if not np.shares_memory(total, dx):
+            np.copyto(dx, total.reshape(c, n, h, w))
 
     def _block(self, chunk: slice) -> np.ndarray:
         """Images chunk's columns, (C, kh, kw, n, Ho, Wo): contiguous."""
@@ -166,12 +154,29 @@ def _pieces(cols: np.ndarray, images: np.ndarray, stride, padding):
     """For each kernel offset (i, j): (the part of cols it fills, the part of the
     images that goes there, parts of cols that must read padding zeros instead).
 
-    Shapes: cols (C, kh, kw, N, Ho, Wo), images (N, C, H, W); all parts are views.
+    Shapes: cols (C, kh, kw, n, Ho, Wo), images (C, n, H, W); all parts are views.
     """
     c, kh, kw, n, ho, wo = cols.shape
     h, w = images.shape[2:]
     (sh, sw), (ph, pw) = stride, padding
-    images = images.transpose(1, 0, 2, 3)
+    flat = _flat_view(images)
+    if stride == (1, 1) and (ho, wo) == (h, w) and flat is not None:
+        # "same" output, channel-major images (see `layout`): an offset is one shift
+        # of each channel's values for the whole chunk, one long run; the values it
+        # brings from a neighbouring row or image are where the offset reads padding
+        size = n * h * w
+        for i in range(kh):
+            for j in range(kw):
+                shift = (i - ph) * w + (j - pw)
+                lo = min(size, max(0, -shift))
+                hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
+                part = cols[:, i, j]
+                yield (
+                    part.reshape(c, size)[:, lo:hi],
+                    flat[:, lo + shift : hi + shift],
+                    _padding_reads(part, i - ph, j - pw),
+                )
+        return
     if stride == (1, 1) and wo == w:
         # stride 1, "same" width: an offset is one shift of the flattened images,
         # copied in long runs instead of row by row (NumPy is slow on short rows);
@@ -212,16 +217,33 @@ def _inside(offset: int, stride: int, pad: int, size: int, count: int):
     )
 
 
+def _flat_view(a: np.ndarray) -> np.ndarray | None:
+    """a (C, n, H, W) as (C, n*H*W), a view; None if that needs a copy."""
+    c, n, h, w = a.shape
+    if a.strides[1:] != (h * w * a.itemsize, w * a.itemsize, a.itemsize):
+        return None
+    return a.reshape(c, n * h * w)
+
+
+def _padding_reads(part: np.ndarray, di: int, dj: int) -> list[np.ndarray]:
+    """The views of part (..., H, W) of kernel offset (di, dj) from the centre whose
+    pixel, (r + di, s + dj), lies in the padding (see `_zero_padding_reads`)."""
+    h, w = part.shape[-2:]
+    views = []
+    if di < 0:
+        views.append(part[..., :-di, :])
+    elif di > 0:
+        views.append(part[..., max(0, h - di) :, :])
+    if dj < 0:
+        views.append(part[..., :-dj])
+    elif dj > 0:
+        views.append(part[..., max(0, w - dj) :])
+    return views
+
+
 def _zero_padding_reads(part: np.ndarray, di: int, dj: int) -> None:
     """Zero part (..., H, W) of one kernel offset (di, dj) from the centre where the
     pixel it read, (r + di, s + dj), lies in the padding. Its gradient goes nowhere;
     in a flat shift of whole images it would land in a neighbouring row or image."""
-    h, w = part.shape[-2:]
-    if di < 0:
-        part[..., :-di, :] = 0
-    elif di > 0:
-        part[..., max(0, h - di) :, :] = 0
-    if dj < 0:
-        part[..., :-dj] = 0
-    elif dj > 0:
-        part[..., max(0, w - dj) :] = 0
+    for view in _padding_reads(part, di, dj):
+        view[...] = 0

@@ -15,6 +15,7 @@ from .kernels.pooling import (
     max_pool_forward,
 )
 from .layer import Layer
+from .layout import is_channel_major
 from .registry import LAYERS
 from .spatial import check_images, out_size, pair, pair_config
 
@@ -40,10 +41,16 @@ class _Pool2D(Layer):
         return out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
 
     def _output(self, x: np.ndarray) -> np.ndarray:
-        """The output array for x (N, C, Ho, Wo), after checking x."""
+        """The output array for x (N, C, Ho, Wo), laid out like x, after checking x."""
         ho, wo = self._geometry(x)
         self._x_shape = x.shape
-        return self.workspace.array("y", (*x.shape[:2], ho, wo), x.dtype)
+        return self.workspace.like("y", x, shape=(*x.shape[:2], ho, wo))
+
+    def _input_gradient(self, dy: np.ndarray, y: np.ndarray):
+        """(dy laid out like y, room for dx laid out like the input)."""
+        dy = self.workspace.in_layout_of("dy", dy, y)
+        dx = self.workspace.like("dx", y, dy.dtype, shape=self._x_shape)
+        return dy, dx
 
     @property
     def _window_args(self) -> tuple[int, int, int, int]:
@@ -70,13 +77,14 @@ class MaxPool2D(_Pool2D):
         kh, kw = self.pool_size
         # which element of each window is its maximum, for backward
         dtype = np.uint8 if kh * kw <= 256 else np.int32
-        self._winner = self.workspace.array("winner", y.shape, dtype)
-        max_pool_forward(x, y, self._winner, *self._window_args)
+        self._winner = self.workspace.like("winner", y, dtype)
+        self._y = y
+        max_pool_forward(*_planes(x, y, self._winner), *self._window_args)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
-        max_pool_backward(dy, self._winner, dx, *self._window_args)
+        dy, dx = self._input_gradient(dy, self._y)
+        max_pool_backward(*_planes(dy, self._winner, dx), *self._window_args)
         return dx
 
 
@@ -86,17 +94,28 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self._output(x)
-        avg_pool_forward(x, y, self._scale(x.dtype), *self._window_args)
+        x_planes, y_planes = _planes(x, y)
+        avg_pool_forward(x_planes, y_planes, self._scale(x.dtype), *self._window_args)
+        self._y = y
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
-        avg_pool_backward(dy, dx, self._scale(dy.dtype), *self._window_args)
+        dy, dx = self._input_gradient(dy, self._y)
+        dy_planes, dx_planes = _planes(dy, dx)
+        scale = self._scale(dy.dtype)
+        avg_pool_backward(dy_planes, dx_planes, scale, *self._window_args)
         return dx
 
     def _scale(self, dtype) -> np.generic:
         """1 / the window's area, as `dtype` (so float32 arithmetic stays float32)."""
         return np.dtype(dtype).type(1.0 / (self.pool_size[0] * self.pool_size[1]))
+
+
+def _planes(*arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays (N, C, H, W) in the order of their planes (H, W) in memory: as they
+    are, or as (C, N, H, W) views if channel-major. Pooling treats each plane alone,
+    so its kernels can take either, and walk memory in order."""
+    return [a.transpose(1, 0, 2, 3) if is_channel_major(a) else a for a in arrays]
 
 
 @LAYERS.register
@@ -105,14 +124,14 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         check_images(self, x)
-        self._x_shape = x.shape
+        self._x = x  # dx is laid out like x
         n, c = x.shape[:2]
         return np.mean(
             x.reshape(n, c, -1), axis=2, out=self.workspace.array("y", (n, c), x.dtype)
         )
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        h, w = self._x_shape[2:]
-        dx = self.workspace.array("dx", self._x_shape, dy.dtype)
+        h, w = self._x.shape[2:]
+        dx = self.workspace.like("dx", self._x, dy.dtype)
         np.multiply(dy[:, :, None, None], 1.0 / (h * w), out=dx)
         return dx

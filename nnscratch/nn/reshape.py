@@ -34,11 +34,18 @@ class Reshape(Layer):
 
 @LAYERS.register
 class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...); a view, no copy."""
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...); a view of a C-ordered x, no copy."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self._x = x
+        if x.flags.c_contiguous:
+            return x.reshape(x.shape[0], -1)
+        # a channel-major batch (see `layout`) is copied into C order, each example's
+        # values together, as the Dense layer after it needs
+        y = self.workspace.array("y", (x.shape[0], x[0].size), x.dtype)
+        np.copyto(y.reshape(x.shape), x)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        return dy.reshape(self._in_shape)
+        # laid out like x again, as the layer before wants it
+        return self.workspace.in_layout_of("dx", dy.reshape(self._x.shape), self._x)

@@ -12,6 +12,8 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from .layout import is_channel_major, same_layout
+
 
 class Workspace:
     """Arrays by key, reallocated only when a call asks for another shape or dtype.
@@ -33,9 +35,25 @@ class Workspace:
             a = self._arrays[key] = _allocate(shape, dtype, fill)
         return a
 
-    def like(self, key: Hashable, a: np.ndarray, dtype=None) -> np.ndarray:
-        """`array(key, a.shape, dtype or a.dtype)`: room for a result like `a`."""
-        return self.array(key, a.shape, a.dtype if dtype is None else dtype)
+    def like(self, key: Hashable, a: np.ndarray, dtype=None, shape=None):
+        """Room for a result like `a`: its shape (or `shape`), its dtype (or `dtype`)
+        and its layout (a channel-major batch of images gets a channel-major array;
+        see `layout`), so that passes over both walk them in one order."""
+        dtype = a.dtype if dtype is None else dtype
+        shape = a.shape if shape is None else tuple(shape)
+        if is_channel_major(a):
+            n, c, h, w = shape
+            return self.array(key, (c, n, h, w), dtype).transpose(1, 0, 2, 3)
+        return self.array(key, shape, dtype)
+
+    def in_layout_of(self, key: Hashable, a: np.ndarray, ref: np.ndarray):
+        """a itself if it is laid out like `ref`, else a copy of it in an array
+        `like(key, ref)` (for passes that walk both in one order)."""
+        if same_layout(a, ref):
+            return a
+        copy = self.like(key, ref, a.dtype)
+        np.copyto(copy, a)
+        return copy
 
     def front(self, key: Hashable, shape: tuple, dtype, fill=None) -> np.ndarray:
         """The first prod(shape) elements of a flat array under `key`, as `shape`;
