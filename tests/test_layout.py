@@ -44,8 +44,11 @@ def test_the_two_layouts_are_told_apart():
 def test_memory_order_is_a_view_in_either_layout():
     a = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     b = channel_major_copy(a)
-    assert np.shares_memory(memory_order(a), a) and np.shares_memory(memory_order(b), b)
-    assert_allclose(np.sort(memory_order(b)), memory_order(a))
+    assert memory_order(a) is a and np.shares_memory(memory_order(b), b)
+    assert memory_order(b).flags.c_contiguous
+    assert_allclose(np.sort(memory_order(b)), memory_order(a).reshape(-1))
+    strided = a[:, ::2]
+    assert_allclose(memory_order(strided), strided)
 
 
 def test_workspace_like_keeps_the_layout_and_in_layout_of_copies_only_when_needed():

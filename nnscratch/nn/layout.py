@@ -45,12 +45,15 @@ def channel_major(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def memory_order(a: np.ndarray) -> np.ndarray:
-    """The values of a batch-major or channel-major array as a 1-D view, in the order
-    they lie in memory (for element-wise kernels: what they do to each value does not
-    depend on where it is). Another layout is copied into C order."""
+    """A C-contiguous array with a's values in the order they lie in memory: a
+    itself if C-contiguous, a 1-D view if channel-major, else a copy in C order. For
+    element-wise kernels, where what happens to a value does not depend on where it
+    is."""
+    if a.flags.c_contiguous:
+        return a
     if is_channel_major(a):
         return a.transpose(1, 0, 2, 3).reshape(-1)
-    return np.ascontiguousarray(a).reshape(-1)
+    return np.ascontiguousarray(a)
 
 
 def same_layout(a: np.ndarray, b: np.ndarray) -> bool:
