@@ -309,28 +309,40 @@ def test_batch_norm_twins_agree(dtype, shape):
     x += 3.0  # a mean far from 0, as after a layer with a bias
 
     def statistics_args():
-        return [x, np.empty_like(x), np.empty(c, dtype), np.empty(c, dtype)]
+        return [x, np.empty(c, dtype), np.empty(c, dtype)]
 
-    (_, centered, _, var), _ = both_twins(
-        bn.batch_statistics, statistics_args, exact=False
-    )
+    (_, mean, var), _ = both_twins(bn.batch_statistics, statistics_args, exact=False)
+    assert_allclose(mean, x.mean(axis=(0, 2)), **tolerance(dtype))
     assert_allclose(var, x.var(axis=(0, 2)), **tolerance(dtype))
     scale, shift, coefficient, mean_dy = random_arrays(17, dtype, *[(c,)] * 4)
 
     def scale_shift_args():
-        return [centered, scale, shift, np.empty_like(x)]
+        return [x, scale, shift, np.empty_like(x)]
 
     both_twins(bn.scale_shift, scale_shift_args, outputs=[3])
 
     def sums_args():
-        return [dy, centered, np.empty(c, dtype), np.empty(c, dtype)]
+        return [dy, x, mean, np.empty(c, dtype), np.empty(c, dtype)]
 
-    both_twins(bn.gradient_sums, sums_args, exact=False, outputs=[2, 3])
+    both_twins(bn.gradient_sums, sums_args, exact=False, outputs=[3, 4])
 
     def dx_args():
-        return [dy, centered, coefficient, mean_dy, scale, np.empty_like(x)]
+        return [dy, x, mean, coefficient, mean_dy, scale, np.empty_like(x)]
 
-    both_twins(bn.batch_norm_dx, dx_args, outputs=[5])
+    both_twins(bn.batch_norm_dx, dx_args, outputs=[6])
+
+
+@pytest.mark.parametrize("center", [1e4, -3e5])
+def test_batch_statistics_in_one_pass_keep_a_small_spread_around_a_large_mean(center):
+    """The compiled twin sums x - (the channel's first value) and its square in one
+    pass: a mean 1e4 or 3e5 times the spread must not cancel the variance away."""
+    rng = np.random.default_rng(18)
+    x = (center + rng.standard_normal((64, 3, 50))).astype(np.float32)
+    mean, var = np.empty(3, np.float32), np.empty(3, np.float32)
+    bn.batch_statistics.numba(x, mean, var)
+    exact = x.astype(np.float64)
+    assert_allclose(mean, exact.mean(axis=(0, 2)), rtol=1e-7)
+    assert_allclose(var, exact.var(axis=(0, 2)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -95,25 +95,19 @@ class BatchNorm(Layer):
                     f"BatchNorm: training needs more than 1 value per feature, "
                     f"got input {x.shape}"
                 )
-            # x - mean, kept for backward (x_hat is it times 1 / std)
-            centered = self.workspace.like("xc", x)
             mean, var = np.empty(f, dtype), np.empty(f, dtype)
-            batch_statistics(_channels(x), _channels(centered), mean, var)
-            self._centered = centered
+            batch_statistics(_channels(x), mean, var)
             self._update_running(mean, var, count)
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
-            self._x = x  # backward needs sum(dy * (x - mean)) for gamma's gradient
+        self._x = x  # backward needs x - mean, for gamma's gradient and x's
         self._training, self._vec, self._count = training, vec, count
         self._mean, self._inv_std = mean, 1.0 / np.sqrt(var + self.eps)
-        # y = gamma * (x - mean) / std + beta = scale * (x - mean) + beta
+        # y = gamma * (x - mean) / std + beta = scale * x + shift, in one pass
         scale = self.params["gamma"] * self._inv_std
+        shift = self.params["beta"] - mean * scale
         y = self.workspace.like("y", x, np.result_type(x, self.params["gamma"]))
-        if training:
-            scale_shift(_channels(centered), scale, self.params["beta"], _channels(y))
-        else:  # as scale * x + shift: one pass, no centred copy
-            shift = self.params["beta"] - mean * scale
-            scale_shift(_channels(x), scale, shift, _channels(y))
+        scale_shift(_channels(x), scale, shift, _channels(y))
         return y
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
@@ -124,25 +118,22 @@ class BatchNorm(Layer):
         state["running_var"][...] = (1 - m) * state["running_var"] + m * unbiased
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        vec, n, inv_std = self._vec, self._count, self._inv_std
+        vec, n, inv_std, x = self._vec, self._count, self._inv_std, self._x
         sum_dy, sum_dy_centered = np.empty((2, self.num_features), dy.dtype)
-        around = self._centered if self._training else self._x
-        dy = self.workspace.in_layout_of("dy", dy, around)  # walked in one order
-        gradient_sums(_channels(dy), _channels(around), sum_dy, sum_dy_centered)
-        if not self._training:  # sum(dy * (x - mean)) from sum(dy * x)
-            sum_dy_centered -= self._mean * sum_dy
+        dy = self.workspace.in_layout_of("dy", dy, x)  # walked in one order
+        gradient_sums(_channels(dy), _channels(x), self._mean, sum_dy, sum_dy_centered)
         sum_dy_xhat = sum_dy_centered * inv_std  # x_hat = (x - mean) / std
         self.grads["beta"][...] = sum_dy
         self.grads["gamma"][...] = sum_dy_xhat
-        dx = self.workspace.like("dx", dy, np.result_type(dy, self.params["gamma"]))
+        dx = self.workspace.like("dx", x, np.result_type(dy, self.params["gamma"]))
         scale = self.params["gamma"] * inv_std
         if not self._training:  # the statistics were constants
             return np.multiply(dy, scale.reshape(vec), out=dx)
         # mean and var depend on x too; with n values per feature this collapses to
         # dx = gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
-        x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = centered * this
+        x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = (x - mean) * this
         batch_norm_dx(
-            _channels(dy), _channels(self._centered), x_hat_coefficient, sum_dy / n,
+            _channels(dy), _channels(x), self._mean, x_hat_coefficient, sum_dy / n,
             scale, _channels(dx),
         )  # fmt: skip
         return dx
