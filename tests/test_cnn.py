@@ -135,15 +135,52 @@ def test_maxpool_then_relu_equals_relu_then_maxpool_forward_and_backward():
     rng = np.random.default_rng(0)
     x = rng.integers(-2, 3, (4, 3, 6, 6)).astype(np.float32)  # many ties, zeros
     dy = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    x[0, 0, :2, :2] = np.nan  # and a window with NaNs
     results = []
-    for layers in ([ReLU(), MaxPool2D(2)], [MaxPool2D(2), ReLU()]):
-        model = Sequential(layers)
-        y = model.forward(x, training=True).copy()
-        dx = model.layers[0].backward(model.layers[1].backward(dy)).copy()
+    for first, second in ([ReLU(), MaxPool2D(2)], [MaxPool2D(2), ReLU()]):
+        y = second.forward(first.forward(x, training=True), training=True).copy()
+        dx = first.backward(second.backward(dy)).copy()
         results.append((y, dx))
     assert_array_equal(results[0][0], results[1][0])
     assert_array_equal(results[0][1], results[1][1])
     assert np.count_nonzero(results[0][1]) > 0
+
+
+def test_a_model_runs_relu_then_maxpool_as_maxpool_then_relu():
+    """nn.commute: the same predictions and gradients as the layers in their listed
+    order, with the ReLU run on the pooled map."""
+    rng = np.random.default_rng(1)
+
+    def model():
+        return Sequential(
+            [
+                Reshape((1, 8, 8)),
+                Conv2D(1, 4, 3, padding=1, rng=0, dtype=np.float64),
+                ReLU(), MaxPool2D(2),
+                Conv2D(4, 3, 3, padding=1, rng=1, dtype=np.float64),
+                ReLU(), MaxPool2D(2), ReLU(),  # only the pair is swapped
+                Flatten(), Dense(12, 3, rng=2, dtype=np.float64),
+            ],
+            input_shape=(8, 8), loss="cross_entropy",
+        )  # fmt: skip
+
+    x = rng.standard_normal((5, 8, 8))
+    y = np.array([0, 1, 2, 1, 0])
+    fast = model()
+    logits = fast.forward(x, training=True)
+    fast.loss.forward(logits, y)
+    fast.backward(fast.loss.backward())
+    assert fast.layers[2]._y.shape == (5, 4, 4, 4)  # the ReLU saw the pooled map
+    listed = model()
+    a = x
+    for layer in listed.layers:  # one after the other, as listed
+        a = layer.forward(a, training=True)
+    assert_allclose(logits, a, rtol=1e-12, atol=1e-12)
+    listed.loss.forward(a, y)
+    g = listed.loss.backward()
+    for layer in listed.layers[:0:-1]:
+        g = layer.backward(g)
+    assert_allclose(fast.flat_grads, listed.flat_grads, rtol=1e-12, atol=1e-12)
 
 
 def test_whole_conv_model_gradient_matches_numerical_in_float64():

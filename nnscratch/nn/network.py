@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
+from .commute import execution_order
 from .inputs import check_batch, warn_if_unscaled
 from .layer import Layer, deferring_weights
 from .parameters import (
@@ -46,6 +47,7 @@ class Network:
         self.input_shape = None
         self.output_shape: tuple | None = None
         self._buffers: FlatBuffers | None = None
+        self._ordered: tuple = ()  # the layers `_order` was made for
         self._seeds = None if seed is None else np.random.SeedSequence(seed)
         self._seeded: set[int] = set()  # id() of the layers whose weights `seed` drew
         if seed is not None:
@@ -114,7 +116,7 @@ class Network:
             first_trainable = len(self.layers) if first is None else first
             # layers before the first trainable one have nothing to learn: backward
             # stops there
-            self._backward_layers = self.layers[first_trainable:][::-1]
+            self._backward_layers = self._execution_order()[first_trainable:][::-1]
             self._penalized = [
                 layer
                 for _, layer, _ in all_layers(self.layers)
@@ -189,9 +191,17 @@ class Network:
         """The outputs of a prepared batch (floats, the model's input shape): each
         layer's forward in turn. The result may be a layer's workspace array, reused
         by the next call: copy it to keep it (`model(x)` returns a copy)."""
-        for layer in self.layers:
+        for layer in self._execution_order():
             x = layer.forward(x, training=training)
         return x
+
+    def _execution_order(self) -> list:
+        """The layers as forward and backward run them (see `commute`): the same
+        numbers as in the listed order, faster. Made again when the list changes."""
+        if self._ordered != tuple(self.layers):
+            self._ordered = tuple(self.layers)
+            self._order = execution_order(self.layers)
+        return self._order
 
     def backward(self, doutputs: np.ndarray) -> None:
         """Send dL/doutputs of the last `forward` back through the layers, filling
