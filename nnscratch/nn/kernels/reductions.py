@@ -25,11 +25,19 @@ def zeros(shape: tuple, dtype) -> np.ndarray:
     return _constant("zeros", shape, dtype, 0)
 
 
+_VIEWS: dict = {}  # (name, shape, dtype) -> (read-only view handed out, its array)
+
+
 def _constant(name: str, shape: tuple, dtype, value) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    a = _CONSTANTS.front((name, dtype), shape, dtype, fill=value)
-    a.flags.writeable = False
-    return a
+    key = (name, shape, dtype)
+    view, behind = _VIEWS.get(key, (None, None))
+    # a view stays valid while its array does (one grows by being made anew)
+    if view is None or _CONSTANTS._arrays.get((name, view.dtype)) is not behind:
+        dtype = np.dtype(dtype)
+        view = _CONSTANTS.front((name, dtype), shape, dtype, fill=value)
+        view.flags.writeable = False
+        _VIEWS[key] = view, _CONSTANTS._arrays[(name, dtype)]
+    return view
 
 
 def row_max(a: np.ndarray) -> np.ndarray:
