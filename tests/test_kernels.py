@@ -26,6 +26,7 @@ from nnscratch.nn.kernels import (
     using,
     zeros,
 )
+from nnscratch.nn.kernels import norm_pool as npk
 from nnscratch.nn.kernels import normalization as bn
 from nnscratch.nn.kernels.elementwise import relu as relu_kernel
 from nnscratch.nn.kernels.elementwise import (
@@ -332,6 +333,42 @@ def test_batch_norm_twins_agree(dtype, shape):
     both_twins(bn.batch_norm_dx, dx_args, outputs=[6])
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("channel", [0, 1])
+@pytest.mark.parametrize("size", [(6, 8), (7, 5)])  # (7, 5): rows, columns left out
+def test_norm_max_pool_twins_agree(dtype, channel, size):
+    """Batch norm then 2x2 max pooling, fused: forward and dx exactly, the sums to
+    float tolerance; ties, a NaN, and floor mode's left-out rows and columns."""
+    rng = np.random.default_rng(19)
+    shape = (3, 4, *size)
+    c = shape[channel]
+    x = rng.integers(-2, 3, shape).astype(dtype)  # ties after scale and shift too
+    x[1, 2, 0, 1] = np.nan
+    scale, shift, mean, coefficient, mean_dy = random_arrays(20, dtype, *[(c,)] * 5)
+    pooled = (3, 4, size[0] // 2, size[1] // 2)
+
+    def forward_args():
+        return [x, scale, shift, channel, np.empty(pooled, dtype),
+                np.empty(pooled, np.uint8)]  # fmt: skip
+
+    (_, _, _, y, winner), _ = both_twins(npk.norm_max_pool_forward, forward_args)
+    assert np.isnan(y).sum() == 1 and winner.max() <= 3
+    (dy,) = random_arrays(21, dtype, pooled)
+    x_finite = np.nan_to_num(x)
+
+    def sums_args():
+        return [dy, winner, x_finite, mean, channel, np.empty(c, dtype),
+                np.empty(c, dtype)]  # fmt: skip
+
+    both_twins(npk.norm_max_pool_sums, sums_args, exact=False, outputs=[4, 5])
+
+    def dx_args():  # dx starts as garbage: the kernels must overwrite it all
+        return [dy, winner, x_finite, mean, channel, coefficient, mean_dy, scale,
+                np.full(shape, 7, dtype)]  # fmt: skip
+
+    both_twins(npk.norm_max_pool_dx, dx_args, outputs=[7])
+
+
 @pytest.mark.parametrize("center", [1e4, -3e5])
 def test_batch_statistics_in_one_pass_keep_a_small_spread_around_a_large_mean(center):
     """The compiled twin sums x - (the channel's first value) and its square in one
@@ -381,7 +418,8 @@ def test_every_kernel_has_a_compiled_twin_and_a_test():
         "_softmax_cross_entropy", "_softmax_cross_entropy_backward",
         "_max_pool_forward", "_max_pool_backward", "_avg_pool_forward",
         "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
-        "_batch_norm_dx", "_affine_bilinear",
+        "_batch_norm_dx", "_affine_bilinear", "_norm_max_pool_forward",
+        "_norm_max_pool_sums", "_norm_max_pool_dx",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

@@ -19,7 +19,7 @@ from .activations import ReLU
 from .pooling import MaxPool2D
 
 
-def execution_order(layers: list) -> list:
+def commute(layers: list) -> list:
     """The layers in the order a network runs them: as listed, but each ReLU
     directly followed by a MaxPool2D after it instead."""
     order = list(layers)

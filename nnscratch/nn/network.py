@@ -8,7 +8,8 @@ import numpy as np
 
 from ..errors import NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
-from .commute import execution_order
+from .commute import commute
+from .fusion import fuse
 from .inputs import check_batch, warn_if_unscaled
 from .layer import Layer, deferring_weights
 from .parameters import (
@@ -113,10 +114,13 @@ class Network:
             # only layers after the first trainable one need their input's gradient
             for i, layer in enumerate(self.layers):
                 layer.needs_input_grad = first is not None and i > first
-            first_trainable = len(self.layers) if first is None else first
-            # layers before the first trainable one have nothing to learn: backward
+            # steps before the first trainable layer's have nothing to learn: backward
             # stops there
-            self._backward_layers = self._execution_order()[first_trainable:][::-1]
+            steps = self._execution_order()
+            first_step = next(
+                (i for i, step in enumerate(steps) if _any_trainable(step)), len(steps)
+            )
+            self._backward_layers = steps[first_step:][::-1]
             self._penalized = [
                 layer
                 for _, layer, _ in all_layers(self.layers)
@@ -191,16 +195,18 @@ class Network:
         """The outputs of a prepared batch (floats, the model's input shape): each
         layer's forward in turn. The result may be a layer's workspace array, reused
         by the next call: copy it to keep it (`model(x)` returns a copy)."""
-        for layer in self._execution_order():
-            x = layer.forward(x, training=training)
+        for step in self._execution_order():
+            x = step.forward(x, training=training)
         return x
 
     def _execution_order(self) -> list:
-        """The layers as forward and backward run them (see `commute`): the same
-        numbers as in the listed order, faster. Made again when the list changes."""
+        """The steps forward and backward run: the layers, reordered where ReLU and
+        max pooling commute (`commute`) and fused where two run faster as one
+        (`fusion`); the same numbers as the listed layers one after the other, up to
+        rounding. Made again when the list changes."""
         if self._ordered != tuple(self.layers):
             self._ordered = tuple(self.layers)
-            self._order = execution_order(self.layers)
+            self._order = fuse(commute(self.layers))
         return self._order
 
     def backward(self, doutputs: np.ndarray) -> None:
@@ -279,6 +285,11 @@ NOT_FINITE = (
     "the model's outputs are NaN or infinite: its weights are so large that float32"
     " arithmetic overflows"
 )
+
+
+def _any_trainable(step) -> bool:
+    """Has a step (a layer, or a fused `fusion` step of several) anything to learn?"""
+    return any(is_trainable(layer) for layer in getattr(step, "layers", (step,)))
 
 
 def check_finite(*arrays) -> None:

@@ -82,6 +82,19 @@ class BatchNorm(Layer):
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        scale, shift = self.affine(x, training)
+        y = self.workspace.like("y", x, np.result_type(x, self.params["gamma"]))
+        scale_shift(_channels(x), scale, shift, _channels(y))
+        return y
+
+    def affine(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, shift) per channel, with which forward's y = x * scale + shift:
+        from the batch's statistics when training (the running ones updated), else
+        from the running ones. Keeps x and the statistics for backward.
+
+        y = gamma * (x - mean) / std + beta, so scale = gamma / std and shift =
+        beta - mean * scale: one pass over x (`nn.fusion` makes it with max pooling's).
+        """
         if not self.built:
             self.build(x.shape[1:])
         # a frozen BatchNorm normalises with its running statistics, as in Keras
@@ -103,12 +116,8 @@ class BatchNorm(Layer):
         self._x = x  # backward needs x - mean, for gamma's gradient and x's
         self._training, self._vec, self._count = training, vec, count
         self._mean, self._inv_std = mean, 1.0 / np.sqrt(var + self.eps)
-        # y = gamma * (x - mean) / std + beta = scale * x + shift, in one pass
         scale = self.params["gamma"] * self._inv_std
-        shift = self.params["beta"] - mean * scale
-        y = self.workspace.like("y", x, np.result_type(x, self.params["gamma"]))
-        scale_shift(_channels(x), scale, shift, _channels(y))
-        return y
+        return scale, self.params["beta"] - mean * scale
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
         """PyTorch's rule: the running variance is the unbiased one."""
@@ -118,25 +127,33 @@ class BatchNorm(Layer):
         state["running_var"][...] = (1 - m) * state["running_var"] + m * unbiased
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        vec, n, inv_std, x = self._vec, self._count, self._inv_std, self._x
+        x = self._x
         sum_dy, sum_dy_centered = np.empty((2, self.num_features), dy.dtype)
         dy = self.workspace.in_layout_of("dy", dy, x)  # walked in one order
         gradient_sums(_channels(dy), _channels(x), self._mean, sum_dy, sum_dy_centered)
+        dx = self.workspace.like("dx", x, np.result_type(dy, self.params["gamma"]))
+        terms = self.gradient_terms(sum_dy, sum_dy_centered)
+        if terms is None:  # the statistics were constants
+            scale = self.params["gamma"] * self._inv_std
+            return np.multiply(dy, scale.reshape(self._vec), out=dx)
+        batch_norm_dx(_channels(dy), _channels(x), self._mean, *terms, _channels(dx))
+        return dx
+
+    def gradient_terms(self, sum_dy: np.ndarray, sum_dy_centered: np.ndarray):
+        """From the sums over the batch of dy and of dy * (x - mean), per channel: set
+        the gradients of beta and gamma; return (coefficient, mean_dy, scale) with
+        which dx = (dy - (x - mean) * coefficient - mean_dy) * scale, or None when
+        the statistics were constants (not training: dx = dy * gamma / std)."""
+        n, inv_std = self._count, self._inv_std
         sum_dy_xhat = sum_dy_centered * inv_std  # x_hat = (x - mean) / std
         self.grads["beta"][...] = sum_dy
         self.grads["gamma"][...] = sum_dy_xhat
-        dx = self.workspace.like("dx", x, np.result_type(dy, self.params["gamma"]))
-        scale = self.params["gamma"] * inv_std
-        if not self._training:  # the statistics were constants
-            return np.multiply(dy, scale.reshape(vec), out=dx)
+        if not self._training:
+            return None
         # mean and var depend on x too; with n values per feature this collapses to
         # dx = gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
         x_hat_coefficient = inv_std * sum_dy_xhat / n  # x_hat * it = (x - mean) * this
-        batch_norm_dx(
-            _channels(dy), _channels(x), self._mean, x_hat_coefficient, sum_dy / n,
-            scale, _channels(dx),
-        )  # fmt: skip
-        return dx
+        return x_hat_coefficient, sum_dy / n, self.params["gamma"] * inv_std
 
     def get_config(self) -> dict:
         return {

@@ -79,12 +79,12 @@ class MaxPool2D(_Pool2D):
         dtype = np.uint8 if kh * kw <= 256 else np.int32
         self._winner = self.workspace.like("winner", y, dtype)
         self._y = y
-        max_pool_forward(*_planes(x, y, self._winner), *self._window_args)
+        max_pool_forward(*planes(x, y, self._winner), *self._window_args)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy, dx = self._input_gradient(dy, self._y)
-        max_pool_backward(*_planes(dy, self._winner, dx), *self._window_args)
+        max_pool_backward(*planes(dy, self._winner, dx), *self._window_args)
         return dx
 
 
@@ -94,14 +94,14 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self._output(x)
-        x_planes, y_planes = _planes(x, y)
+        x_planes, y_planes = planes(x, y)
         avg_pool_forward(x_planes, y_planes, self._scale(x.dtype), *self._window_args)
         self._y = y
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy, dx = self._input_gradient(dy, self._y)
-        dy_planes, dx_planes = _planes(dy, dx)
+        dy_planes, dx_planes = planes(dy, dx)
         scale = self._scale(dy.dtype)
         avg_pool_backward(dy_planes, dx_planes, scale, *self._window_args)
         return dx
@@ -111,7 +111,7 @@ class AvgPool2D(_Pool2D):
         return np.dtype(dtype).type(1.0 / (self.pool_size[0] * self.pool_size[1]))
 
 
-def _planes(*arrays: np.ndarray) -> list[np.ndarray]:
+def planes(*arrays: np.ndarray) -> list[np.ndarray]:
     """The arrays (N, C, H, W) in the order of their planes (H, W) in memory: as they
     are, or as (C, N, H, W) views if channel-major. Pooling treats each plane alone,
     so its kernels can take either, and walk memory in order."""

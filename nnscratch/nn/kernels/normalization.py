@@ -6,8 +6,8 @@ twins sum with BLAS (`reductions.channel_sum`, `channel_dot`) and need a pass pe
 operation; the compiled ones make one pass per result, adding up each channel in
 float64 (vectorised: see `Kernel`'s `sums`; the sums differ from BLAS's in the last
 float32 bits). Nothing keeps x - mean: backward reads x and the mean again, which
-saves writing and reading a centred copy of the batch (a `cnn` step's three batch
-norms: 15 to ... ms).
+saves writing and reading a centred copy of the batch (forward of a `cnn` step's
+first batch norm, on (128, 32, 28, 28): 4.4 to 3.1 ms; 2.3 to 1.4 ms alone).
 """
 
 from __future__ import annotations

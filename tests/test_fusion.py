@@ -1,0 +1,132 @@
+"""nn.fusion: a network runs BatchNorm followed by 2x2 MaxPool2D as one step, with
+the numbers the two layers give one after the other (forward exactly, gradients to
+float32 rounding), in training and in evaluation, frozen or not, in either layout."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from nnscratch import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+)
+from nnscratch.nn.fusion import NormPool
+from nnscratch.nn.kernels import using
+
+
+def block(size: int, pool=None, relu_first: bool = False) -> Sequential:
+    pool = MaxPool2D(2) if pool is None else pool
+    middle = [ReLU(), pool] if relu_first else [pool, ReLU()]
+    pooled = (size - pool.pool_size[0]) // pool.stride[0] + 1
+    return Sequential(
+        [
+            Reshape((1, size, size)),
+            Conv2D(1, 3, 3, padding=1, rng=0),
+            BatchNorm(3),
+            *middle,
+            Flatten(),
+            Dense(3 * pooled**2, 4, rng=1),
+        ],
+        input_shape=(size, size),
+        loss="cross_entropy",
+    )
+
+
+def steps(model) -> list[str]:
+    return [type(step).__name__ for step in model._execution_order()]
+
+
+def test_batch_norm_then_2x2_max_pooling_is_one_step():
+    assert steps(block(8)) == [
+        "Reshape", "Conv2D", "NormPool", "ReLU", "Flatten", "Dense",
+    ]  # fmt: skip
+    # ReLU then pooling commutes first (nn.commute), then fuses
+    assert "NormPool" in steps(block(8, relu_first=True))
+    # other pools are left alone
+    for pool in (MaxPool2D(3), MaxPool2D(2, stride=1), AvgPool2D(2)):
+        assert "NormPool" not in steps(block(9, pool))
+
+
+def layer_by_layer(model, x, y, training):
+    """Forward and backward through the listed layers one after the other."""
+    a = x
+    for layer in model.layers:
+        a = layer.forward(a, training=training)
+    loss = model.loss.forward(a, y)
+    g = model.loss.backward()
+    for layer in model.layers[:0:-1]:
+        g = layer.backward(g)
+    return a.copy(), loss, g
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("size", [8, 7])  # 7: a row and a column left out by pooling
+@pytest.mark.parametrize(
+    "training, frozen", [(True, False), (True, True), (False, False)]
+)
+def test_the_fused_step_gives_the_layers_numbers(kernels, size, training, frozen):
+    rng = np.random.default_rng(size)
+    x = rng.integers(0, 256, (16, size, size)).astype(np.float32) / 255
+    y = rng.integers(0, 4, 16)
+    results = []
+    with using(kernels):
+        for fused in (True, False):
+            model = block(size)
+            model.layers[2].params["gamma"][:] = [1.5, -0.5, 0.8]  # one flips the max
+            model.layers[2].trainable = not frozen
+            model._bind()
+            if fused:
+                outputs = model.forward(x, training=training)
+                loss = model.loss.forward(outputs, y)
+                model.backward(model.loss.backward())
+                outputs = outputs.copy()
+            else:
+                outputs, loss, _ = layer_by_layer(model, x, y, training)
+            norm = model.layers[2]
+            state = [a.copy() for a in norm.state.values()]
+            results.append((outputs, loss, model.flat_grads.copy(), state))
+    (out_f, loss_f, grads_f, state_f), (out_l, loss_l, grads_l, state_l) = results
+    assert_array_equal(out_f, out_l)
+    assert loss_f == loss_l
+    for a, b in zip(state_f, state_l):
+        assert_array_equal(a, b)  # running statistics updated alike
+    assert_allclose(grads_f, grads_l, rtol=1e-4, atol=1e-6)
+    assert np.abs(grads_f).max() > 0
+
+
+def test_the_input_gradient_matches_too_in_either_layout():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 3, 7, 6)).astype(np.float32)
+    layouts = {
+        "C order": x,
+        "channel-major": np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(
+            1, 0, 2, 3
+        ),
+    }
+    dy = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+    for inputs in layouts.values():
+        norm, pool = BatchNorm(3), MaxPool2D(2)
+        want_y = pool.forward(norm.forward(inputs, training=True), training=True).copy()
+        want_dx = norm.backward(pool.backward(dy)).copy()
+        want_grads = {k: g.copy() for k, g in norm.grads.items()}
+        step = NormPool(BatchNorm(3), MaxPool2D(2))
+        assert_array_equal(step.forward(inputs, training=True), want_y)
+        assert_allclose(step.backward(dy), want_dx, rtol=1e-5, atol=1e-6)
+        for key, g in step.norm.grads.items():
+            assert_allclose(g, want_grads[key], rtol=1e-5, atol=1e-6)
+
+
+def test_another_dtype_than_batch_norms_runs_the_two_layers_in_turn():
+    step = NormPool(BatchNorm(3), MaxPool2D(2))  # float32 parameters
+    x = np.random.default_rng(4).standard_normal((4, 3, 4, 4))  # float64
+    step.forward(x.astype(np.float32), training=True)
+    y = step.forward(x, training=True)
+    assert y.shape == (4, 3, 2, 2) and not step._fused
+    assert step.backward(np.ones_like(y)).shape == x.shape
