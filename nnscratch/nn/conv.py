@@ -150,7 +150,7 @@ class Conv2D(WeightPenalty, Layer):
         W_mat, b = self.params["W"].reshape(o, -1), self.params["b"][:, None]
         self._x = x  # dx is laid out like x
         # y = W_mat @ cols + b, one chunk of images at a time (see `im2col`)
-        for chunk in self._columns.lay_out(x.shape, x.dtype):
+        for chunk in self._columns.lay_out(x.shape, x.dtype, o):
             cols = self._columns.build(x, chunk)
             y_mat = _matrix_view(y[:, chunk], (o, -1))
             np.matmul(W_mat, cols.reshape(len(cols), -1), out=y_mat)

@@ -37,9 +37,14 @@ class Columns:
         self.x_shape: tuple | None = None  # the images the buffer is laid out for
         self.chunks: list[slice] = []
 
-    def lay_out(self, x_shape: tuple, dtype) -> list[slice]:
+    def lay_out(self, x_shape: tuple, dtype, out_channels: int = 0) -> list[slice]:
         """Ready the buffer for images of `x_shape` and `dtype`; return the chunks
-        (slices of the batch) to `build`, kept in `chunks` for backward."""
+        (slices of the batch) to `build`, kept in `chunks` for backward.
+
+        A chunk holds about CHUNK_BYTES of columns, or of the product's output if it
+        has more rows (`out_channels` > C*kh*kw, as in a first layer on 1-channel
+        images), so that the output is still in cache when the bias is added to it.
+        """
         n, c, h, w = x_shape
         (kh, kw), dtype = self.kernel_size, np.dtype(dtype)
         k, pixels = c * kh * kw, self._pixels(h, w)
@@ -49,7 +54,8 @@ class Columns:
             self.workspace.discard("cols")
             self.x_shape = x_shape
         self._flat = self.workspace.array("cols", (k * n * pixels,), dtype, fill=0)
-        per_chunk = max(1, CHUNK_BYTES // (k * pixels * dtype.itemsize))
+        rows = max(k, out_channels)
+        per_chunk = max(1, CHUNK_BYTES // (rows * pixels * dtype.itemsize))
         count = -(-n // per_chunk)  # ceil
         per_chunk = -(-n // count)  # equal chunks rather than a small last one
         self.chunks = [slice(a, min(a + per_chunk, n)) for a in range(0, n, per_chunk)]
