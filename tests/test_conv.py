@@ -100,17 +100,20 @@ def test_conv2d_forward_matches_loops(
         assert_allclose(layer.forward(x2), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
 def test_conv2d_backward_matches_the_reference(
-    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out
+    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out, training
 ):
+    # after an evaluation forward, which keeps no columns, backward makes them again
     rng = np.random.default_rng(5)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     x = rng.standard_normal((3, c_in, *hw))
     chunking(layer, x)
-    for batch in (3, 2):  # a second batch size: new buffers, the same answers
+    for batch in (3, 2, 3):  # other batch sizes: other layouts, the same answers
+        layer.forward(x[:1], training=not training)  # another layout in between
         xb = laid_out(x[:batch])
-        y = layer.forward(xb, training=True)
+        y = layer.forward(xb, training=training)
         assert is_channel_major(y) or 1 in y.shape[:2]  # W_mat @ cols, not copied
         dy = laid_out(rng.standard_normal(y.shape))
         dx = layer.backward(dy)

@@ -150,7 +150,7 @@ class Conv2D(WeightPenalty, Layer):
         W_mat, b = self.params["W"].reshape(o, -1), self.params["b"][:, None]
         self._x = x  # dx is laid out like x
         # y = W_mat @ cols + b, one chunk of images at a time (see `im2col`)
-        for chunk in self._columns.lay_out(x.shape, x.dtype, o):
+        for chunk in self._columns.lay_out(x.shape, x.dtype, o, keep=training):
             cols = self._columns.build(x, chunk)
             y_mat = _matrix_view(y[:, chunk], (o, -1))
             np.matmul(W_mat, cols.reshape(len(cols), -1), out=y_mat)
@@ -171,7 +171,9 @@ class Conv2D(WeightPenalty, Layer):
         # sizes, and read the wrong columns)
         for index, chunk in enumerate(self._columns.chunks):
             dy_mat = _matrix_view(dy[:, chunk], (o, -1))
-            dcols = self._bwd(dy_mat, self._columns[chunk], first=index == 0)
+            columns = self._columns  # forward's (training), else made again
+            cols = columns[chunk] if columns.kept else columns.build(self._x, chunk)
+            dcols = self._bwd(dy_mat, cols, first=index == 0)
             if dx is not None:
                 self._columns.col2im(dcols, dx.transpose(1, 0, 2, 3)[:, chunk])
         self._add_penalty_grad()
