@@ -2,6 +2,8 @@
 the numbers the two layers give one after the other (forward exactly, gradients to
 float32 rounding), in training and in evaluation, frozen or not, in either layout."""
 
+import itertools
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -44,9 +46,9 @@ def steps(model) -> list[str]:
 
 
 def test_batch_norm_then_2x2_max_pooling_is_one_step():
-    assert steps(block(8)) == [
-        "Reshape", "Conv2D", "NormPool", "ReLU", "Flatten", "Dense",
-    ]  # fmt: skip
+    model = block(8)  # conv - BN - pool - ReLU: the three are one step
+    assert steps(model) == ["Reshape", "Conv2D", "NormPool", "Flatten", "Dense"]
+    assert model._execution_order()[2].layers == tuple(model.layers[2:5])
     # ReLU then pooling commutes first (nn.commute), then fuses
     assert "NormPool" in steps(block(8, relu_first=True))
     # other pools are left alone
@@ -111,12 +113,17 @@ def test_the_input_gradient_matches_too_in_either_layout():
         ),
     }
     dy = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
-    for inputs in layouts.values():
-        norm, pool = BatchNorm(3), MaxPool2D(2)
-        want_y = pool.forward(norm.forward(inputs, training=True), training=True).copy()
-        want_dx = norm.backward(pool.backward(dy)).copy()
+    for inputs, relu in itertools.product(layouts.values(), (False, True)):
+        layers = [BatchNorm(3), MaxPool2D(2)] + ([ReLU()] if relu else [])
+        a = inputs
+        for layer in layers:
+            a = layer.forward(a, training=True)
+        want_y, g = a.copy(), dy
+        for layer in layers[::-1]:
+            g = layer.backward(g)
+        want_dx, norm = g.copy(), layers[0]
         want_grads = {k: g.copy() for k, g in norm.grads.items()}
-        step = NormPool(BatchNorm(3), MaxPool2D(2))
+        step = NormPool(BatchNorm(3), MaxPool2D(2), ReLU() if relu else None)
         assert_array_equal(step.forward(inputs, training=True), want_y)
         assert_allclose(step.backward(dy), want_dx, rtol=1e-5, atol=1e-6)
         for key, g in step.norm.grads.items():

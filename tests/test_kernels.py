@@ -336,9 +336,11 @@ def test_batch_norm_twins_agree(dtype, shape):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("channel", [0, 1])
 @pytest.mark.parametrize("size", [(6, 8), (7, 5)])  # (7, 5): rows, columns left out
-def test_norm_max_pool_twins_agree(dtype, channel, size):
-    """Batch norm then 2x2 max pooling, fused: forward and dx exactly, the sums to
-    float tolerance; ties, a NaN, and floor mode's left-out rows and columns."""
+@pytest.mark.parametrize("relu", [False, True])
+def test_norm_max_pool_twins_agree(dtype, channel, size, relu):
+    """Batch norm then 2x2 max pooling (then ReLU), fused: forward and dx exactly,
+    the sums to float tolerance; ties, a NaN, and floor mode's left-out rows and
+    columns."""
     rng = np.random.default_rng(19)
     shape = (3, 4, *size)
     c = shape[channel]
@@ -348,25 +350,26 @@ def test_norm_max_pool_twins_agree(dtype, channel, size):
     pooled = (3, 4, size[0] // 2, size[1] // 2)
 
     def forward_args():
-        return [x, scale, shift, channel, np.empty(pooled, dtype),
+        return [x, scale, shift, channel, relu, np.empty(pooled, dtype),
                 np.empty(pooled, np.uint8)]  # fmt: skip
 
     (_, _, _, y, winner), _ = both_twins(npk.norm_max_pool_forward, forward_args)
     assert np.isnan(y).sum() == 1 and winner.max() <= 3
+    assert (y < 0).any() != relu
     (dy,) = random_arrays(21, dtype, pooled)
     x_finite = np.nan_to_num(x)
 
     def sums_args():
-        return [dy, winner, x_finite, mean, channel, np.empty(c, dtype),
+        return [dy, y, relu, winner, x_finite, mean, channel, np.empty(c, dtype),
                 np.empty(c, dtype)]  # fmt: skip
 
-    both_twins(npk.norm_max_pool_sums, sums_args, exact=False, outputs=[4, 5])
+    both_twins(npk.norm_max_pool_sums, sums_args, exact=False, outputs=[5, 6])
 
     def dx_args():  # dx starts as garbage: the kernels must overwrite it all
-        return [dy, winner, x_finite, mean, channel, coefficient, mean_dy, scale,
-                np.full(shape, 7, dtype)]  # fmt: skip
+        return [dy, y, relu, winner, x_finite, mean, channel, coefficient, mean_dy,
+                scale, np.full(shape, 7, dtype)]  # fmt: skip
 
-    both_twins(npk.norm_max_pool_dx, dx_args, outputs=[7])
+    both_twins(npk.norm_max_pool_dx, dx_args, outputs=[8])
 
 
 @pytest.mark.parametrize("center", [1e4, -3e5])
