@@ -51,9 +51,11 @@ def test_batch_norm_then_2x2_max_pooling_is_one_step():
     assert model._execution_order()[2].layers == tuple(model.layers[2:5])
     # ReLU then pooling commutes first (nn.commute), then fuses
     assert "NormPool" in steps(block(8, relu_first=True))
-    # other pools are left alone
-    for pool in (MaxPool2D(3), MaxPool2D(2, stride=1), AvgPool2D(2)):
+    # other pools are left alone by batch norm; a max pooling and its ReLU join
+    for pool in (MaxPool2D(3), MaxPool2D(2, stride=1)):
         assert "NormPool" not in steps(block(9, pool))
+        assert "PoolReLU" in steps(block(9, pool))
+    assert {"NormPool", "PoolReLU"}.isdisjoint(steps(block(9, AvgPool2D(2))))
 
 
 def layer_by_layer(model, x, y, training):
@@ -137,3 +139,43 @@ def test_another_dtype_than_batch_norms_runs_the_two_layers_in_turn():
     y = step.forward(x, training=True)
     assert y.shape == (4, 3, 2, 2) and not step._fused
     assert step.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2), (3, 1)])  # (size, stride)
+def test_max_pooling_and_relu_as_one_step_give_the_layers_numbers(kernels, pool):
+    """lenet-like's conv - max pool - ReLU: the fused PoolReLU against the layers."""
+    size, stride = pool
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (8, 9, 9)).astype(np.float32) / 255
+    y = rng.integers(0, 4, 8)
+    pooled = (9 - size) // stride + 1
+
+    def model():
+        return Sequential(
+            [
+                Reshape((1, 9, 9)),
+                Conv2D(1, 3, 3, padding=1, rng=0),
+                MaxPool2D(size, stride=stride),
+                ReLU(),
+                Flatten(),
+                Dense(3 * pooled**2, 4, rng=1),
+            ],
+            input_shape=(9, 9), loss="cross_entropy",
+        )  # fmt: skip
+
+    results = []
+    with using(kernels):
+        for fused in (True, False):
+            m = model()
+            if fused:
+                assert "PoolReLU" in steps(m)
+                outputs = m.forward(x, training=True).copy()
+                m.loss.forward(outputs, y)
+                m.backward(m.loss.backward())
+            else:
+                outputs, _, _ = layer_by_layer(m, x, y, True)
+            results.append((outputs, m.flat_grads.copy()))
+    (out_f, grads_f), (out_l, grads_l) = results
+    assert_array_equal(out_f, out_l)
+    assert_array_equal(grads_f, grads_l)  # the same operations: the same bits

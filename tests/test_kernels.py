@@ -256,7 +256,8 @@ POOLS = [  # (kh, kw, sh, sw) on images (H, W)
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("window, size", POOLS)
-def test_max_pool_twins_agree_exactly(dtype, window, size):
+@pytest.mark.parametrize("relu", [False, True])  # ReLU after it, fused (nn.fusion)
+def test_max_pool_twins_agree_exactly(dtype, window, size, relu):
 
     kh, kw, sh, sw = window
     ho, wo = (size[0] - kh) // sh + 1, (size[1] - kw) // sw + 1
@@ -266,17 +267,18 @@ def test_max_pool_twins_agree_exactly(dtype, window, size):
 
     def forward_args():
         y = np.empty((3, 4, ho, wo), dtype)
-        return [x.copy(), y, np.empty(y.shape, np.uint8), *window]
+        return [x.copy(), y, np.empty(y.shape, np.uint8), *window, relu]
 
     (_, y, winner), _ = both_twins(max_pool_forward, forward_args)
     assert np.isnan(y[0, 0]).any() and winner.max() < kh * kw
+    assert not (relu and (y < 0).any())
     (dy,) = random_arrays(13, dtype, y.shape)
 
     def backward_args():  # dx starts as garbage: the kernels must overwrite it all
-        return [dy, winner, np.full(x.shape, 7, dtype), *window]
+        return [dy, y, relu, winner, np.full(x.shape, 7, dtype), *window]
 
     tiled = (kh, kw) == (sh, sw)
-    both_twins(max_pool_backward, backward_args, exact=tiled, outputs=[2])
+    both_twins(max_pool_backward, backward_args, exact=tiled, outputs=[3])
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

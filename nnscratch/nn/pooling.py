@@ -79,12 +79,15 @@ class MaxPool2D(_Pool2D):
         dtype = np.uint8 if kh * kw <= 256 else np.int32
         self._winner = self.workspace.like("winner", y, dtype)
         self._y = y
-        max_pool_forward(*planes(x, y, self._winner), *self._window_args)
+        max_pool_forward(*planes(x, y, self._winner), *self._window_args, False)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy, dx = self._input_gradient(dy, self._y)
-        max_pool_backward(*planes(dy, self._winner, dx), *self._window_args)
+        dy_planes, y_planes, winner, dx_planes = planes(dy, self._y, self._winner, dx)
+        max_pool_backward(
+            dy_planes, y_planes, False, winner, dx_planes, *self._window_args
+        )
         return dx
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import Kernel
-from .elementwise import _relu, _relu_backward
 from .normalization import _batch_norm_dx, _gradient_sums
 from .pooling import _max_pool_backward, _max_pool_forward
 
@@ -43,9 +42,7 @@ def _norm_max_pool_forward(x, scale, shift, channel, relu, y, winner):
     max(y, 0) if `relu`."""
     normalised = x * _per_channel(scale, channel)  # as `scale_shift`: times, then plus
     normalised += _per_channel(shift, channel)
-    _max_pool_forward(normalised, y, winner, 2, 2, 2, 2)
-    if relu:
-        _relu(y, y)
+    _max_pool_forward(normalised, y, winner, 2, 2, 2, 2, relu)
 
 
 norm_max_pool_forward = Kernel(_norm_max_pool_forward)
@@ -94,12 +91,8 @@ def _norm_max_pool_forward_loops(x, scale, shift, channel, relu, y, winner):
 def _scattered(dy, y, relu, winner, x):
     """The gradient at the full-size map: dy (times ReLU's mask if `relu`) at each
     window's winner, 0 elsewhere."""
-    if relu:
-        masked = np.empty_like(dy)
-        _relu_backward(dy, y, masked, np.empty(dy.shape, np.bool_))
-        dy = masked
     full = np.empty_like(x, dtype=dy.dtype)
-    _max_pool_backward(dy, winner, full, 2, 2, 2, 2)
+    _max_pool_backward(dy, y, relu, winner, full, 2, 2, 2, 2)
     return full
 
 

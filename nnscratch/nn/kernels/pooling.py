@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import Kernel
+from .elementwise import _relu, _relu_backward
 
 
 def window(offset: int, stride: int, count: int) -> slice:
@@ -35,8 +36,9 @@ def _offsets(a, kh, kw, sh, sw, ho, wo):
     ]
 
 
-def _max_pool_forward(x, y, winner, kh, kw, sh, sw):
-    """y = the largest value of each window; winner = where it is (see above)."""
+def _max_pool_forward(x, y, winner, kh, kw, sh, sw, relu):
+    """y = the largest value of each window; winner = where it is (see above); then
+    y = max(y, 0) if `relu` (ReLU after pooling, in the same pass: `nn.fusion`)."""
     views = _offsets(x, kh, kw, sh, sw, *y.shape[2:])
     np.copyto(y, views[0])
     for view in views[1:]:
@@ -48,13 +50,15 @@ def _max_pool_forward(x, y, winner, kh, kw, sh, sw):
     if nan.any():
         for t in reversed(range(len(views))):
             np.copyto(winner, t, where=nan & np.isnan(views[t]))
+    if relu:
+        _relu(y, y)
 
 
 max_pool_forward = Kernel(_max_pool_forward)
 
 
 @max_pool_forward.compiled
-def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
+def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
     # Compares only, and a sum of each window that is NaN only if a value is NaN (or
     # inf - inf): then, at the end, the windows are scanned for their first NaN,
     # which propagates as in NumPy. A NaN test at every comparison made the loop 5x
@@ -63,6 +67,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
     # the compiler runs many windows at a time (2x faster than "if v > best" in turn).
     n, c, ho, wo = y.shape
     saw_nan = False
+    floor = y.dtype.type(0 if relu else -np.inf)  # ReLU's "0 if v < 0 else v"
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
         arg = winner.dtype.type
         zero, one, two, three = arg(0), arg(1), arg(2), arg(3)
@@ -77,7 +82,8 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                         top = v1 if right else v0
                         below = v3 if right_below else v2
                         lower = below > top
-                        y[a, b, r, s] = below if lower else top
+                        best = below if lower else top
+                        y[a, b, r, s] = floor if best < floor else best  # noqa: FURB136 (a NaN stays)
                         top_arg = one if right else zero
                         below_arg = three if right_below else two
                         winner[a, b, r, s] = below_arg if lower else top_arg
@@ -95,6 +101,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                                 total += v
                                 if v > best:
                                     best, arg = v, i * kw + j
+                        best = floor if best < floor else best  # noqa: FURB136
                         y[a, b, r, s], winner[a, b, r, s] = best, arg
                         saw_nan = saw_nan or np.isnan(total)
     if not saw_nan:
@@ -112,8 +119,13 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw):
                                 found = True
 
 
-def _max_pool_backward(dy, winner, dx, kh, kw, sh, sw):
-    """dx = dy sent to each window's winner (added up where windows overlap)."""
+def _max_pool_backward(dy, y, relu, winner, dx, kh, kw, sh, sw):
+    """dx = dy sent to each window's winner (added up where windows overlap); if
+    `relu`, dy times ReLU's mask first (where the pooled output y > 0)."""
+    if relu:
+        masked = np.empty_like(dy)
+        _relu_backward(dy, y, masked, np.empty(dy.shape, np.bool_))
+        dy = masked
     dx.fill(0)
     views = _offsets(dx, kh, kw, sh, sw, *dy.shape[2:])
     for t, view in enumerate(views):
@@ -124,9 +136,11 @@ max_pool_backward = Kernel(_max_pool_backward)
 
 
 @max_pool_backward.compiled
-def _max_pool_backward_loops(dy, winner, dx, kh, kw, sh, sw):
+def _max_pool_backward_loops(dy, y, relu, winner, dx, kh, kw, sh, sw):
+    # g = dy times ReLU's mask (1 where y > 0, else 0) if `relu`, else times 1, as
+    # ReLU's backward: the same bits either way
     n, c, ho, wo = dy.shape
-    zero = dx.dtype.type(0)
+    zero, one = dx.dtype.type(0), dx.dtype.type(1)
     tiled = sh == kh and sw == kw  # windows side by side: each input in one at most
     for a in range(n):
         for b in range(c):
@@ -142,12 +156,14 @@ def _max_pool_backward_loops(dy, winner, dx, kh, kw, sh, sw):
                     for i in range(2):
                         for s in range(wo):
                             t, g = winner[a, b, r, s] - 2 * i, dy[a, b, r, s]
+                            g = g * (one if not relu or y[a, b, r, s] > 0 else zero)
                             dx[a, b, 2 * r + i, 2 * s] = g if t == 0 else zero
                             dx[a, b, 2 * r + i, 2 * s + 1] = g if t == 1 else zero
                 continue
             for r in range(ho):
                 for s in range(wo):
                     t, g = winner[a, b, r, s], dy[a, b, r, s]
+                    g = g * (one if not relu or y[a, b, r, s] > 0 else zero)
                     if tiled:  # the whole window: g at the winner, 0 elsewhere
                         for i in range(kh):
                             for j in range(kw):
