@@ -23,7 +23,7 @@ from .kernels.norm_pool import (
     norm_max_pool_forward,
     norm_max_pool_sums,
 )
-from .kernels.pooling import max_pool_backward, max_pool_forward
+from .kernels.pooling import max_pool_backward
 from .layout import is_channel_major
 from .normalization import BatchNorm
 from .pooling import MaxPool2D, planes
@@ -115,23 +115,10 @@ class PoolReLU:
         self.layers = (pool, relu)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        pool = self.pool
-        y = pool._output(x)  # checks x, laid out like x
-        kh, kw = pool.pool_size
-        dtype = np.uint8 if kh * kw <= 256 else np.int32
-        self._winner = pool.workspace.like("winner", y, dtype)
-        self._y = y
-        max_pool_forward(*planes(x, y, self._winner), *pool._window_args, True)
-        return y
+        return self.pool.pool(x, relu=True)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        pool = self.pool
-        dy, dx = pool._input_gradient(dy, self._y)
-        dy_planes, y_planes, winner, dx_planes = planes(dy, self._y, self._winner, dx)
-        max_pool_backward(
-            dy_planes, y_planes, True, winner, dx_planes, *pool._window_args
-        )
-        return dx
+        return self.pool.unpool(dy, relu=True)
 
 
 def fuse(order: list) -> list:

@@ -73,20 +73,29 @@ class MaxPool2D(_Pool2D):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.pool(x, relu=False)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self.unpool(dy, relu=False)
+
+    def pool(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """forward, followed by ReLU in the same pass if `relu` (`nn.fusion`)."""
         y = self._output(x)
         kh, kw = self.pool_size
         # which element of each window is its maximum, for backward
         dtype = np.uint8 if kh * kw <= 256 else np.int32
         self._winner = self.workspace.like("winner", y, dtype)
         self._y = y
-        max_pool_forward(*planes(x, y, self._winner), *self._window_args, False)
+        max_pool_forward(*planes(x, y, self._winner), *self._window_args, relu)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def unpool(self, dy: np.ndarray, relu: bool) -> np.ndarray:
+        """backward of `pool(x, relu)`: dy (times ReLU's mask if `relu`) sent to
+        each window's winner."""
         dy, dx = self._input_gradient(dy, self._y)
         dy_planes, y_planes, winner, dx_planes = planes(dy, self._y, self._winner, dx)
         max_pool_backward(
-            dy_planes, y_planes, False, winner, dx_planes, *self._window_args
+            dy_planes, y_planes, relu, winner, dx_planes, *self._window_args
         )
         return dx
 
