@@ -3,8 +3,9 @@
 cols[c, i, j, n, r, s] = x[n, c, r*sh + i - ph, s*sw + j - pw], 0 where that falls in
 the padding: each output pixel's receptive field as a column, so that a convolution
 is a matrix product with W reshaped to (O, C*kh*kw). The columns are laid out as the
-matrix (C*kh*kw, n, Ho*Wo) for each chunk of n images, so the products of forward and
-backward are each one GEMM per chunk (what BLAS is fastest at). A chunk holds about
+matrix (C*kh*kw, n, Ho*Wo) for each chunk of n images, followed by a row of ones: the
+input that the bias multiplies, so that the bias is added by the product itself. The
+products of forward and backward are each one GEMM per chunk (what BLAS is fastest at). A chunk holds about
 CHUNK_BYTES of columns, so they are still in the processor's cache when the product
 reads them (forward) or col2im adds them up (backward): a whole batch's columns (29 MB
 for conv 32->64 on 14x14 at batch 128) would come back from main memory.
@@ -30,8 +31,8 @@ class Columns:
     Training keeps every chunk's columns for backward (`keep`); evaluation needs each
     only for its product, so all chunks share one chunk's room (a smaller last chunk
     has its own: its padding lies elsewhere). Shapes: images (N, C, H, W); a chunk's
-    columns (C*kh*kw, n, Ho*Wo). The padding's columns are zero when the layout is
-    made and never written but with zeros; the buffer only grows (a new batch size,
+    columns and its row of ones (C*kh*kw + 1, n, Ho*Wo). The padding's columns are
+    zero and the ones are one when the layout is made, and never written but so; the buffer only grows (a new batch size,
     or evaluation's larger batches between training epochs, allocated ~200 MB anew
     each time: 0.3 s an epoch of the `cnn` preset).
     """
@@ -57,23 +58,26 @@ class Columns:
         n, c, h, w = x_shape
         (kh, kw), dtype = self.kernel_size, np.dtype(dtype)
         k, pixels = c * kh * kw, self._pixels(h, w)
-        rows = max(k, out_channels)
+        rows = max(k + 1, out_channels)
         per_chunk = max(1, CHUNK_BYTES // (rows * pixels * dtype.itemsize))
         count = -(-n // per_chunk)  # ceil
         per_chunk = -(-n // count)  # equal chunks rather than a small last one
         self.chunks = [slice(a, min(a + per_chunk, n)) for a in range(0, n, per_chunk)]
         self.x_shape, self.kept = x_shape, keep
         images = n if keep else per_chunk + self.chunks[-1].stop % per_chunk
-        self._flat = self.workspace.front("cols", (k * images * pixels,), dtype)
+        self._flat = self.workspace.front("cols", ((k + 1) * images * pixels,), dtype)
         if self._layout != (x_shape, dtype, keep):
             # another layout puts the padding elsewhere, where values of the last
-            # one's images would be read: start from zeros
+            # one's images would be read: start from zeros, and the ones
             self._flat.fill(0)
+            for chunk in self.chunks:
+                self._matrix(chunk)[-1] = 1
             self._layout = (x_shape, dtype, keep)
         return self.chunks
 
     def build(self, x: np.ndarray, chunk: slice) -> np.ndarray:
-        """im2col: fill the columns of images x[chunk]; return them (C*kh*kw, n, P)."""
+        """im2col: fill the columns of images x[chunk]; return them and the row of
+        ones, (C*kh*kw + 1, n, P)."""
         cols = self._block(chunk)
         images = x.transpose(1, 0, 2, 3)[:, chunk]  # (C, n, H, W)
         for part, image_part, padding in _pieces(
@@ -82,12 +86,13 @@ class Columns:
             part[...] = image_part
             for zeros in padding:
                 zeros[...] = 0
-        return _as_matrix(cols)
+        return self[chunk]
 
     def __getitem__(self, chunk: slice) -> np.ndarray:
-        """The columns `build` made for images `chunk`, (C*kh*kw, n, Ho*Wo); only
-        when `kept`."""
-        return _as_matrix(self._block(chunk))
+        """The columns `build` made for images `chunk` and the row of ones,
+        (C*kh*kw + 1, n, Ho*Wo); only when `kept` (or just built)."""
+        n = chunk.stop - chunk.start
+        return self._matrix(chunk).reshape(-1, n, self._pixels(*self.x_shape[2:]))
 
     def col2im(self, dcols: np.ndarray, dx: np.ndarray) -> None:
         """dx (C, n, H, W) = the sum of each kernel offset's part of dcols (C*kh*kw,
@@ -145,15 +150,22 @@ class Columns:
         if not np.shares_memory(total, dx):
             np.copyto(dx, total.reshape(c, n, h, w))
 
+    def _matrix(self, chunk: slice) -> np.ndarray:
+        """Images chunk's columns and row of ones, (C*kh*kw + 1, n*Ho*Wo): contiguous."""
+        _, c, h, w = self.x_shape
+        (kh, kw), pixels = self.kernel_size, self._pixels(h, w)
+        per_image, n = (c * kh * kw + 1) * pixels, chunk.stop - chunk.start
+        full = self.chunks[0].stop  # images in a chunk (the last may have fewer)
+        first = chunk.start if self.kept else (0 if n == full else full)
+        block = self._flat[first * per_image : (first + n) * per_image]
+        return block.reshape(-1, n * pixels)
+
     def _block(self, chunk: slice) -> np.ndarray:
         """Images chunk's columns, (C, kh, kw, n, Ho, Wo): contiguous."""
         _, c, h, w = self.x_shape
         (kh, kw), (ho, wo) = self.kernel_size, self._out_hw(h, w)
-        per_image, n = c * kh * kw * ho * wo, chunk.stop - chunk.start
-        full = self.chunks[0].stop  # images in a chunk (the last may have fewer)
-        first = chunk.start if self.kept else (0 if n == full else full)
-        block = self._flat[first * per_image : (first + n) * per_image]
-        return block.reshape(c, kh, kw, n, ho, wo)
+        n = chunk.stop - chunk.start
+        return self._matrix(chunk)[:-1].reshape(c, kh, kw, n, ho, wo)
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -162,12 +174,6 @@ class Columns:
     def _pixels(self, h: int, w: int) -> int:
         ho, wo = self._out_hw(h, w)
         return ho * wo
-
-
-def _as_matrix(cols: np.ndarray) -> np.ndarray:
-    """(C, kh, kw, n, Ho, Wo) -> (C*kh*kw, n, Ho*Wo), a view."""
-    c, kh, kw, n, ho, wo = cols.shape
-    return cols.reshape(c * kh * kw, n, ho * wo)
 
 
 def _pieces(cols: np.ndarray, images: np.ndarray, stride, padding):
