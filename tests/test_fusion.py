@@ -13,6 +13,7 @@ from nnscratch import (
     BatchNorm,
     Conv2D,
     Dense,
+    Dropout,
     Flatten,
     MaxPool2D,
     ReLU,
@@ -179,3 +180,58 @@ def test_max_pooling_and_relu_as_one_step_give_the_layers_numbers(kernels, pool)
     (out_f, grads_f), (out_l, grads_l) = results
     assert_array_equal(out_f, out_l)
     assert_array_equal(grads_f, grads_l)  # the same operations: the same bits
+
+
+def mlp() -> Sequential:
+    """An MLP in small: Dense - ReLU - Dense - ReLU - Dense."""
+    return Sequential(
+        [
+            Flatten(),
+            Dense(36, 16, rng=0), ReLU(),
+            Dense(16, 8, rng=1), ReLU(),
+            Dense(8, 4, rng=2),
+        ],
+        input_shape=(6, 6), loss="cross_entropy",
+    )  # fmt: skip
+
+
+def test_dense_then_relu_is_one_step_for_those_exact_classes():
+    assert steps(mlp()) == ["Flatten", "DenseReLU", "DenseReLU", "Dense"]
+    model = mlp()
+    assert model._execution_order()[1].layers == tuple(model.layers[1:3])
+
+    class MyDense(Dense):  # a subclass may change forward: left alone
+        pass
+
+    model.layers[1] = MyDense(36, 16, rng=0)
+    assert steps(model)[1:3] == ["MyDense", "ReLU"]
+    apart = [Flatten(), Dense(36, 8, rng=0), Dropout(0.5), ReLU(), Dense(8, 4, rng=1)]
+    assert steps(Sequential(apart)) == ["Flatten", "Dense", "Dropout", "ReLU", "Dense"]
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_and_relu_as_one_step_give_the_layers_numbers(kernels, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 6, 6)).astype(dtype)
+    y = rng.integers(0, 4, 32)
+    results = []
+    with using(kernels):
+        for fused in (True, False):
+            m = mlp()
+            m.set_weights({k: w.astype(dtype) for k, w in m.get_weights().items()})
+            if fused:
+                assert "DenseReLU" in steps(m)
+                outputs = m.forward(x, training=True).copy()
+                m.loss.forward(outputs, y)
+                m.backward(m.loss.backward())
+            else:
+                outputs, _, _ = layer_by_layer(m, x, y, True)
+            results.append((outputs, m.named_grads()))
+    (out_f, grads_f), (out_l, grads_l) = results
+    assert_array_equal(out_f, out_l)  # y = x W, + b, then ReLU: the same operations
+    for name, grad in grads_l.items():
+        if name.endswith("b"):  # the bias's sum is taken in another order
+            assert_allclose(grads_f[name], grad, rtol=1e-5, atol=1e-7)
+        else:  # dW = x^T dz with the same dz: the same bits
+            assert_array_equal(grads_f[name], grad, err_msg=name)

@@ -28,12 +28,14 @@ from nnscratch.nn.kernels import (
 )
 from nnscratch.nn.kernels import norm_pool as npk
 from nnscratch.nn.kernels import normalization as bn
-from nnscratch.nn.kernels.elementwise import relu as relu_kernel
 from nnscratch.nn.kernels.elementwise import (
+    bias_relu,
     relu_backward,
+    relu_bias_backward,
     softmax_cross_entropy,
     softmax_cross_entropy_backward,
 )
+from nnscratch.nn.kernels.elementwise import relu as relu_kernel
 from nnscratch.nn.kernels.optimizer_steps import adam_step, rmsprop_step, sgd_step
 from nnscratch.nn.kernels.pooling import (
     avg_pool_backward,
@@ -222,6 +224,43 @@ def test_relu_twins_agree_exactly(dtype, shape):
         return [dy, np.maximum(y, 0), np.empty_like(dy), np.empty(shape, np.bool_)]
 
     both_twins(relu_backward, backward_args, outputs=[2])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("relu_after", [True, False])
+@pytest.mark.parametrize("shape", [(1, 3), (32, 256), (7, 13)])
+def test_dense_bias_and_relu_twins_agree_exactly(dtype, relu_after, shape):
+    """Dense's y += b (then ReLU), and backward's ReLU mask with the bias's sum."""
+
+    def forward_args():
+        y, b = random_arrays(10, dtype, shape, shape[1:])
+        y.flat[:3] = [0.0, -0.0, np.nan]
+        return [y, b, relu_after]
+
+    (y, b), _ = both_twins(bias_relu, forward_args)
+    before, _, _ = forward_args()
+    expected = before + b
+    assert_array_equal(y, np.maximum(expected, 0) if relu_after else expected)
+
+    def backward_args():
+        dy, y = random_arrays(11, dtype, shape, shape)
+        dy.flat[0] = np.nan  # where y <= 0 too: NaN * 0 is NaN in both
+        y = np.maximum(y, 0)
+        y.flat[0] = 0
+        return [
+            dy,
+            y,
+            np.empty_like(dy),
+            np.empty(shape[1], dtype),
+            np.empty(shape, bool),
+        ]
+
+    both_twins(relu_bias_backward, backward_args, outputs=[2])  # the mask: exact
+    (dy, y, dz, db, _), _ = both_twins(
+        relu_bias_backward, backward_args, exact=False, outputs=[3]
+    )  # the sum: in float64 in the loops, by BLAS in NumPy
+    assert_array_equal(dz[y > 0], dy[y > 0]) and (dz[1:][y[1:] <= 0] == 0).all()
+    assert_allclose(db[1:], dz[:, 1:].sum(axis=0, dtype=np.float64), rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -424,7 +463,8 @@ def test_every_kernel_has_a_compiled_twin_and_a_test():
         "_max_pool_forward", "_max_pool_backward", "_avg_pool_forward",
         "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
         "_batch_norm_dx", "_affine_bilinear", "_norm_max_pool_forward",
-        "_norm_max_pool_sums", "_norm_max_pool_dx",
+        "_norm_max_pool_sums", "_norm_max_pool_dx", "_bias_relu",
+        "_relu_bias_backward",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

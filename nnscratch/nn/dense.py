@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import NnscratchError, check_int
 from .kernels import column_sum
+from .kernels.elementwise import bias_relu, relu_bias_backward
 from .layer import Layer, WeightPenalty, init_weights
 from .registry import LAYERS
 
@@ -65,6 +66,11 @@ class Dense(WeightPenalty, Layer):
         return init_weights(shape, *shape, self.init, self.rng, self.dtype)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.transform(x, relu=False)
+
+    def transform(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """y = x @ W + b, then max(y, 0) if `relu` (a Dense-ReLU pair run as one
+        step, `fusion.DenseReLU`). Shapes: x (N, n_in) -> y (N, n_out)."""
         if not self.built:  # built on first use, like a Keras layer
             self.build(x.shape[1:])
         if x.ndim != 2 or x.shape[1] != self.n_in:
@@ -75,13 +81,27 @@ class Dense(WeightPenalty, Layer):
         W, b = self.params["W"], self.params["b"]
         y = self.workspace.array("y", (len(x), self.n_out), np.result_type(x, W))
         np.matmul(x, W, out=y)
-        y += b
+        bias_relu(y, b, relu)  # y += b (and ReLU) in one pass
+        self._y = y  # ReLU's mask, if any, is where y > 0
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        return self.transform_backward(dy, relu=False)
+
+    def transform_backward(self, dy: np.ndarray, relu: bool) -> np.ndarray | None:
+        """The gradients of `transform` (with `relu` as it had): dz = dy times ReLU's
+        mask (or dy), db = the sum of dz over the batch, dW = x^T dz; returns dx =
+        dz W^T, or None if the input's gradient is not needed."""
         W = self.params["W"]
+        if relu:
+            y, dtype = self._y, np.result_type(dy, W)
+            dz = self.workspace.array("dz", y.shape, dtype)
+            mask = self.workspace.array("mask", y.shape, np.bool_)
+            relu_bias_backward(dy, y, dz, self.grads["b"], mask)
+            dy = dz
+        else:
+            column_sum(dy, out=self.grads["b"])  # db = the sum of dy over the batch
         np.matmul(self._x.T, dy, out=self.grads["W"])  # dW = x^T dy
-        column_sum(dy, out=self.grads["b"])  # db = the sum of dy over the batch
         self._add_penalty_grad()
         if not self.needs_input_grad:
             return None

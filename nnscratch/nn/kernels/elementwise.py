@@ -1,8 +1,11 @@
-"""ReLU's two passes as kernels, and softmax cross-entropy on class labels.
+"""ReLU's two passes as kernels, Dense's bias with them, and softmax cross-entropy on
+class labels.
 
 ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
 `reductions.relu`; backward the gradient times a mask, which takes a pass to make);
-the compiled ones a single loop, with no zeros or mask to read. Softmax
+the compiled ones a single loop, with no zeros or mask to read. A Dense layer followed
+by ReLU (`fusion.DenseReLU`) adds its bias and applies ReLU in one pass over its
+output, and takes ReLU's mask and the bias's gradient in one pass over the gradient. Softmax
 cross-entropy on (N, C) logits with labels (N,): NumPy spends a dozen calls on a
 batch's small array, the compiled twin one pass over its rows.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import Kernel
+from .reductions import column_sum
 from .reductions import relu as _relu_against_zeros
 
 
@@ -47,6 +51,56 @@ def _relu_backward_loops(dy, y, dx, mask):
     one, zero = out.dtype.type(1), out.dtype.type(0)
     for i in range(gs.shape[0]):
         out[i] = gs[i] * (one if ys[i] > 0 else zero)
+
+
+def _bias_relu(y, b, relu):
+    """y = y + b (b added to each row), then max(y, 0) if `relu`; in place.
+    Shapes: y (N, F), b (F,)."""
+    np.add(y, b, out=y)
+    if relu:
+        _relu_against_zeros(y, out=y)
+
+
+bias_relu = Kernel(_bias_relu)
+
+
+@bias_relu.compiled
+def _bias_relu_loops(y, b, relu):
+    zero = y.dtype.type(0)
+    if relu:
+        for n in range(y.shape[0]):
+            for j in range(y.shape[1]):
+                v = y[n, j] + b[j]
+                y[n, j] = zero if v < 0 else v  # as np.maximum(v, 0)
+    else:
+        for n in range(y.shape[0]):
+            for j in range(y.shape[1]):
+                y[n, j] += b[j]
+
+
+def _relu_bias_backward(dy, y, dz, db, mask):
+    """dz = dy where y > 0, else 0 (ReLU's backward), and db = the sum of dz's rows
+    (the gradient of the bias added before ReLU); mask: NumPy's bool scratch.
+    Shapes: dy, y, dz (N, F); db (F,)."""
+    np.greater(y, 0, out=mask)
+    np.multiply(dy, mask, out=dz)
+    column_sum(dz, out=db)
+
+
+relu_bias_backward = Kernel(_relu_bias_backward)
+
+
+@relu_bias_backward.compiled
+def _relu_bias_backward_loops(dy, y, dz, db, mask):
+    sums = np.zeros(db.shape[0], np.float64)  # in float64: N may be a whole dataset
+    one, zero = dz.dtype.type(1), dz.dtype.type(0)
+    for n in range(dy.shape[0]):
+        for j in range(dy.shape[1]):
+            g = dy[n, j] * (one if y[n, j] > 0 else zero)
+            dz[n, j] = g
+            sums[j] += g
+    for j in range(db.shape[0]):
+        db[j] = sums[j]
 
 
 def _softmax_cross_entropy(logits, labels, probs):
