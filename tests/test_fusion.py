@@ -165,21 +165,28 @@ def test_max_pooling_and_relu_as_one_step_give_the_layers_numbers(kernels, pool)
             input_shape=(9, 9), loss="cross_entropy",
         )  # fmt: skip
 
-    results = []
     with using(kernels):
-        for fused in (True, False):
-            m = model()
-            if fused:
-                assert "PoolReLU" in steps(m)
-                outputs = m.forward(x, training=True).copy()
-                m.loss.forward(outputs, y)
-                m.backward(m.loss.backward())
-            else:
-                outputs, _, _ = layer_by_layer(m, x, y, True)
-            results.append((outputs, m.flat_grads.copy()))
-    (out_f, grads_f), (out_l, grads_l) = results
+        (out_f, grads_f), (out_l, grads_l) = fused_then_layers(model, "PoolReLU", x, y)
     assert_array_equal(out_f, out_l)
-    assert_array_equal(grads_f, grads_l)  # the same operations: the same bits
+    for name, grad in grads_l.items():  # the same operations: the same bits
+        assert_array_equal(grads_f[name], grad, err_msg=name)
+
+
+def fused_then_layers(make_model, step: str, x, y) -> list[tuple]:
+    """(outputs, named grads) of a training forward and backward of two fresh models
+    from `make_model`: one run by steps (with a fused `step`), one layer by layer."""
+    results = []
+    for fused in (True, False):
+        m = make_model()
+        if fused:
+            assert step in steps(m)
+            outputs = m.forward(x, training=True).copy()
+            m.loss.forward(outputs, y)
+            m.backward(m.loss.backward())
+        else:
+            outputs, _, _ = layer_by_layer(m, x, y, True)
+        results.append((outputs, {k: g.copy() for k, g in m.named_grads().items()}))
+    return results
 
 
 def mlp() -> Sequential:
@@ -215,20 +222,14 @@ def test_dense_and_relu_as_one_step_give_the_layers_numbers(kernels, dtype):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 6, 6)).astype(dtype)
     y = rng.integers(0, 4, 32)
-    results = []
+
+    def model():
+        m = mlp()
+        m.set_weights({k: w.astype(dtype) for k, w in m.get_weights().items()})
+        return m
+
     with using(kernels):
-        for fused in (True, False):
-            m = mlp()
-            m.set_weights({k: w.astype(dtype) for k, w in m.get_weights().items()})
-            if fused:
-                assert "DenseReLU" in steps(m)
-                outputs = m.forward(x, training=True).copy()
-                m.loss.forward(outputs, y)
-                m.backward(m.loss.backward())
-            else:
-                outputs, _, _ = layer_by_layer(m, x, y, True)
-            results.append((outputs, m.named_grads()))
-    (out_f, grads_f), (out_l, grads_l) = results
+        (out_f, grads_f), (out_l, grads_l) = fused_then_layers(model, "DenseReLU", x, y)
     assert_array_equal(out_f, out_l)  # y = x W, + b, then ReLU: the same operations
     for name, grad in grads_l.items():
         if name.endswith("b"):  # the bias's sum is taken in another order
