@@ -21,7 +21,10 @@ import numpy as np
 from .spatial import out_size
 from .workspace import Workspace
 
-CHUNK_BYTES = 4 * 2**20  # im2col columns of the images processed together (cache-sized)
+# im2col columns of the images processed together (cache-sized). Measured in training
+# steps, epochs interleaved in one process: 6 MB against 4 MB, cnn 58.3 against 60.7
+# ms (medians of 10), lenet-like 34.8 against 35.1 ms; 2-3 MB and 12-16 MB no better
+CHUNK_BYTES = 6 * 2**20
 
 
 class Columns:
@@ -53,7 +56,7 @@ class Columns:
 
         A chunk holds about CHUNK_BYTES of columns, or of the product's output if it
         has more rows (`out_channels` > C*kh*kw, as in a first layer on 1-channel
-        images), so that the output is still in cache when the bias is added to it.
+        images), so that a chunk's output is no larger than that either.
         """
         n, c, h, w = x_shape
         (kh, kw), dtype = self.kernel_size, np.dtype(dtype)
