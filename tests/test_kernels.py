@@ -28,6 +28,7 @@ from nnscratch.nn.kernels import (
 )
 from nnscratch.nn.kernels import norm_pool as npk
 from nnscratch.nn.kernels import normalization as bn
+from nnscratch.nn.kernels.columns import col2im_same, im2col_same
 from nnscratch.nn.kernels.elementwise import (
     bias_relu,
     relu_backward,
@@ -264,6 +265,64 @@ def test_dense_bias_and_relu_twins_agree_exactly(dtype, relu_after, shape):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "channels, batch, h, w, kernel, chunk",
+    [
+        (3, 5, 4, 6, (3, 3), slice(1, 3)),
+        (2, 3, 1, 1, (3, 3), slice(0, 3)),  # every offset but the centre: padding
+        (2, 4, 5, 5, (5, 5), slice(2, 4)),
+        (2, 2, 2, 3, (5, 3), slice(1, 2)),  # offsets that shift past the image
+        (4, 6, 14, 14, (3, 3), slice(3, 6)),
+    ],
+)
+def test_same_conv_columns_twins_agree_exactly(
+    dtype, channels, batch, h, w, kernel, chunk
+):
+    """im2col and col2im of a stride-1 "same" conv on channel-major images: both
+    twins against each other and against the definition (windows of the padded
+    images; col2im is im2col's adjoint)."""
+    (kh, kw), n = kernel, chunk.stop - chunk.start
+    ph, pw, size, start = (kh - 1) // 2, (kw - 1) // 2, n * h * w, chunk.start * h * w
+    (images,) = random_arrays(12, dtype, (channels, batch * h * w))
+
+    def im2col_args():
+        return [
+            images,
+            start,
+            np.full((channels, kh, kw, size), 7, dtype),
+            h,
+            w,
+            ph,
+            pw,
+        ]
+
+    (_, cols), _ = both_twins(im2col_same, im2col_args)
+    x = images[:, start : start + size].reshape(channels, n, h, w)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    for i, j in np.ndindex(kh, kw):
+        window = padded[:, :, i : i + h, j : j + w].reshape(channels, size)
+        assert_array_equal(cols[:, i, j], window)
+
+    (dcols,) = random_arrays(13, dtype, (channels, kh, kw, size))
+
+    def col2im_args():
+        dx = np.full((channels, batch * h * w), 5, dtype)
+        return [dcols.copy(), dx, start, h, w, ph, pw]
+
+    (_, dx), _ = both_twins(col2im_same, col2im_args, outputs=[1])
+    outside = np.ones(batch * h * w, bool)
+    outside[start : start + size] = False
+    assert (dx[:, outside] == 5).all()  # other images' gradients are left alone
+    # <im2col(x), dcols> = <x, col2im(dcols)>, in float64
+    inner = np.sum(cols.astype(np.float64) * dcols)
+    assert_allclose(
+        inner,
+        np.sum(x.reshape(channels, size) * dx[:, ~outside], dtype=np.float64),
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n, c", [(1, 2), (5, 10), (128, 10)])
 def test_softmax_cross_entropy_twins_agree(dtype, n, c):
 
@@ -464,7 +523,7 @@ def test_every_kernel_has_a_compiled_twin_and_a_test():
         "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
         "_batch_norm_dx", "_affine_bilinear", "_norm_max_pool_forward",
         "_norm_max_pool_sums", "_norm_max_pool_dx", "_bias_relu",
-        "_relu_bias_backward",
+        "_relu_bias_backward", "_im2col_same", "_col2im_same",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

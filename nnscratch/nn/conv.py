@@ -190,7 +190,7 @@ class Conv2D(WeightPenalty, Layer):
             cols = columns[chunk] if columns.kept else columns.build(self._x, chunk)
             dcols = self._bwd(dy_mat, cols, grads, first=index == 0)
             if dx is not None:
-                self._columns.col2im(dcols, dx.transpose(1, 0, 2, 3)[:, chunk])
+                self._columns.col2im(dcols, dx.transpose(1, 0, 2, 3), chunk)
         np.copyto(_matrix_view(self.grads["W"], (o, -1)), grads[:-1].T)
         np.copyto(self.grads["b"], grads[-1])
         self._add_penalty_grad()

@@ -5,6 +5,7 @@
 - `optimizer_steps`: SGD, RMSprop and Adam in one pass over the parameters;
 - `elementwise`: ReLU forward and backward, softmax cross-entropy on labels;
 - `pooling`: max and average pooling, forward and backward;
+- `columns`: im2col and col2im of a stride-1 "same" convolution;
 - `normalization`: batch norm's statistics, scale and shift, and gradient;
 - `sampling`: images warped through an affine map by bilinear sampling (the
   augmentation of `nnscratch.data.augment`);
