@@ -52,7 +52,8 @@ def chunking(request, monkeypatch):
     def apply(layer, x):
         if request.param is not None:
             ho, wo = layer._out_hw(*x.shape[2:])
-            per_image = layer.params["W"][0].size * ho * wo * x.itemsize
+            rows = max(layer.params["W"][0].size + 1, layer.out_channels)
+            per_image = rows * ho * wo * x.itemsize  # see Columns.lay_out
             monkeypatch.setattr(im2col, "CHUNK_BYTES", request.param * per_image)
 
     return apply
@@ -259,7 +260,7 @@ def test_a_gradient_of_another_dtype_reads_the_columns_forward_laid_out(monkeypa
     rng = np.random.default_rng(4)
     layer = Conv2D(3, 4, 3, padding=1, rng=rng)  # float32, the GEMM path (27 > 4)
     x = rng.standard_normal((8, 3, 6, 6)).astype(np.float32)
-    per_image = 3 * 9 * 36 * 4  # one float32 image's columns, in bytes
+    per_image = (3 * 9 + 1) * 36 * 4  # one float32 image's columns and ones, bytes
     monkeypatch.setattr(im2col, "CHUNK_BYTES", 2 * per_image)  # chunks of 2
     dy = rng.standard_normal((8, 4, 6, 6))
     layer.forward(x, training=True)

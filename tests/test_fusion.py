@@ -20,6 +20,7 @@ from nnscratch import (
     Reshape,
     Sequential,
 )
+from nnscratch.nn import im2col
 from nnscratch.nn.fusion import NormPool
 from nnscratch.nn.kernels import using
 
@@ -165,11 +166,81 @@ def test_max_pooling_and_relu_as_one_step_give_the_layers_numbers(kernels, pool)
             input_shape=(9, 9), loss="cross_entropy",
         )  # fmt: skip
 
+    step = "ConvPool" if size == stride else "PoolReLU"  # windows side by side
     with using(kernels):
-        (out_f, grads_f), (out_l, grads_l) = fused_then_layers(model, "PoolReLU", x, y)
+        (out_f, grads_f), (out_l, grads_l) = fused_then_layers(model, step, x, y)
     assert_array_equal(out_f, out_l)
     for name, grad in grads_l.items():  # the same operations: the same bits
         assert_array_equal(grads_f[name], grad, err_msg=name)
+
+
+def two_conv_blocks(relu: bool, pool=2) -> Sequential:
+    """lenet-like in small: (conv - max pool - [ReLU]) twice, then Dense."""
+
+    def tail():
+        return [ReLU()] if relu else []
+
+    return Sequential(
+        [
+            Reshape((1, 8, 8)),
+            Conv2D(1, 3, 3, padding=1, rng=0), MaxPool2D(pool), *tail(),
+            Conv2D(3, 4, 3, padding=1, rng=1), MaxPool2D(2), *tail(),
+            Flatten(),
+            Dense(4 * (8 // pool // 2) ** 2, 5, rng=2),
+        ],
+        input_shape=(8, 8), loss="cross_entropy",
+    )  # fmt: skip
+
+
+def test_conv_then_tiled_max_pooling_is_one_step():
+    assert steps(two_conv_blocks(True)) == [
+        "Reshape", "ConvPool", "ConvPool", "Flatten", "Dense"
+    ]  # fmt: skip
+    model = two_conv_blocks(False)
+    assert steps(model)[1:3] == ["ConvPool", "ConvPool"]
+    assert model._execution_order()[1].layers == tuple(model.layers[1:3])
+    overlapping = Sequential(
+        [Reshape((1, 8, 8)), Conv2D(1, 2, 3, rng=0), MaxPool2D(3, stride=2)],
+        input_shape=(8, 8),
+    )
+    assert steps(overlapping) == ["Reshape", "Conv2D", "MaxPool2D"]
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("chunk", [None, 3])  # images per im2col chunk (None: all)
+def test_conv_and_pooling_as_one_step_give_the_layers_numbers(
+    kernels, relu, chunk, monkeypatch
+):
+    """Chunk by chunk (the last chunk smaller), the pooled map and every gradient
+    are the layers' bits, in training; and in evaluation, the outputs."""
+    if chunk is not None:  # the second conv's rows: 3 * 9 + 1 > 4 channels
+        monkeypatch.setattr(im2col, "CHUNK_BYTES", chunk * 28 * 16 * 4)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((10, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 10)
+    with using(kernels):
+        results = fused_then_layers(lambda: two_conv_blocks(relu), "ConvPool", x, y)
+        (out_f, grads_f), (out_l, grads_l) = results
+        assert_array_equal(out_f, out_l)
+        for name, grad in grads_l.items():
+            assert_array_equal(grads_f[name], grad, err_msg=name)
+        model = two_conv_blocks(relu)
+        evaluated = model.forward(x, training=False).copy()
+        layers, _, _ = layer_by_layer(model, x, y, False)
+    assert_array_equal(evaluated, layers)
+
+
+def test_a_conv_pool_step_runs_other_dtypes_layer_by_layer():
+    model = two_conv_blocks(True)
+    x = np.random.default_rng(7).standard_normal((4, 1, 8, 8))  # float64
+    step = model._execution_order()[1]
+    y = step.forward(x, training=True)
+    assert y.dtype == np.float64 and y.shape == (4, 3, 4, 4) and not step._fused
+    conv = model.layers[1]
+    conv.grads["W"][:] = 0
+    step.backward(np.ones_like(y))  # the first conv: no input gradient, but dW
+    assert np.abs(conv.grads["W"]).sum() > 0
 
 
 def fused_then_layers(make_model, step: str, x, y) -> list[tuple]:

@@ -229,3 +229,21 @@ def test_killed_sweep_runs_only_what_is_missing(tmp_path, data_dir):
     assert all(len(logged) == 6 for logged in epochs_logged(out).values())
     # the trial the sweep was waiting for went on from its checkpoint
     assert len({line.split()[3] for line in read_log(folder)}) == 2
+
+
+def test_an_epoch_checkpointed_but_not_logged_is_logged_when_resumed(tmp_path):
+    """A process killed between an epoch's checkpoint and its log line: the resumed
+    run logs that epoch as restored before its own, so the log still has every
+    epoch of the history once (the flake a killed sweep showed)."""
+    from types import SimpleNamespace
+
+    from nnscratch.runs.sweeps.trial import TRIAL_LOG, EpochLog
+
+    (tmp_path / TRIAL_LOG).write_text("epoch 1/4 pid 1 host h val_accuracy 0.5\n")
+    log = EpochLog(tmp_path / TRIAL_LOG)
+    log.trainer = SimpleNamespace(epochs=4)
+    log.on_epoch_end(2, {"val_accuracy": 0.75})  # epoch 2 was checkpointed, unlogged
+    log.on_epoch_end(3, {"val_accuracy": 0.8})
+    lines = read_log(tmp_path)
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "restored" in lines[1] and lines[2].endswith("val_accuracy 0.750000")

@@ -150,14 +150,30 @@ class Conv2D(WeightPenalty, Layer):
         n, _, h, w = x.shape
         o, dtype = self.out_channels, np.result_type(x, self.params["W"])
         y = self.workspace.array("y", (o, n, *self._out_hw(h, w)), dtype)
+        for _ in self._chunks(x, training, lambda chunk: y[:, chunk]):
+            pass
+        return y.transpose(1, 0, 2, 3)
+
+    def forward_chunks(self, x: np.ndarray, training: bool, out):
+        """forward one chunk of images at a time (see `im2col`): y = [W_mat | b] @
+        [cols; 1] for images x[chunk] into out(chunk), (O, n, Ho, Wo) (a view of the
+        whole output, or a scratch array the caller uses before the next chunk),
+        yielding each chunk once its output is written (`fusion.ConvPool`)."""
+        if not self.built:
+            self.build(x.shape[1:])
+        self._check_input(x, training)
+        return self._chunks(x, training, out)
+
+    def _chunks(self, x: np.ndarray, training: bool, out):
+        """`forward_chunks` of a checked x."""
+        o = self.out_channels
         W_and_b = self._weights_and_bias()
         self._x = x  # dx is laid out like x
-        # y = [W_mat | b] @ [cols; 1], one chunk of images at a time (see `im2col`)
         for chunk in self._columns.lay_out(x.shape, x.dtype, o, keep=training):
             cols = self._columns.build(x, chunk)
-            y_mat = _matrix_view(y[:, chunk], (o, -1))
+            y_mat = _matrix_view(out(chunk), (o, -1))
             np.matmul(W_and_b, cols.reshape(len(cols), -1), out=y_mat)
-        return y.transpose(1, 0, 2, 3)
+            yield chunk
 
     def _weights_and_bias(self) -> np.ndarray:
         """[W_mat | b], (O, C*kh*kw + 1): the bias is the weight of the columns' row
@@ -170,22 +186,27 @@ class Conv2D(WeightPenalty, Layer):
         return W_and_b
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        o, W = self.out_channels, self.params["W"]
+        o = self.out_channels
         dy = channel_major(
             dy, out=self.workspace.array("dy", _swap(dy.shape), dy.dtype)
         )
+        return self.backward_chunks(lambda chunk: _matrix_view(dy[:, chunk], (o, -1)))
+
+    def backward_chunks(self, gradient_of) -> np.ndarray | None:
+        """backward over forward's chunks, gradient_of(chunk) giving dy_mat for
+        each (O, n*Ho*Wo): dW, db and dx = col2im(W_mat^T @ dy_mat), chunk by chunk
+        (a dy of another dtype than x would give other chunk sizes, and read the
+        wrong columns). Returns dx (N, C, H, W) laid out like x, or None."""
+        W, o = self.params["W"], self.out_channels
         dx = None
         if self.needs_input_grad:
-            dtype = np.result_type(dy, W)
-            dx = self.workspace.like("dx", self._x, dtype)
-        # dW, db and dx = col2im(W_mat^T @ dy_mat) over forward's chunks: its columns
-        # are laid out in them (a dy of another dtype than x would give other chunk
-        # sizes, and read the wrong columns)
-        grads = self.workspace.array(
-            "dW_and_db", (W[0].size + 1, o), np.result_type(dy, self._x)
-        )
+            dx = self.workspace.like("dx", self._x, np.result_type(self._x, W))
+        grads = None
         for index, chunk in enumerate(self._columns.chunks):
-            dy_mat = _matrix_view(dy[:, chunk], (o, -1))
+            dy_mat = gradient_of(chunk)
+            if grads is None:
+                dtype = np.result_type(dy_mat, self._x)
+                grads = self.workspace.array("dW_and_db", (W[0].size + 1, o), dtype)
             columns = self._columns  # forward's (training), else made again
             cols = columns[chunk] if columns.kept else columns.build(self._x, chunk)
             dcols = self._bwd(dy_mat, cols, grads, first=index == 0)

@@ -31,8 +31,12 @@ class _Pool2D(Layer):
 
     def _geometry(self, x: np.ndarray) -> tuple[int, int]:
         check_images(self, x)
+        return self._pooled_size(x.shape)
+
+    def _pooled_size(self, x_shape: tuple) -> tuple[int, int]:
+        """(Ho, Wo) for images of x_shape (N, C, H, W), which must fill a window."""
         (kh, kw), (sh, sw) = self.pool_size, self.stride
-        h, w = x.shape[2:]
+        h, w = x_shape[2:]
         if h < kh or w < kw:
             raise NnscratchError(
                 f"{type(self).__name__}: input {h}x{w} is smaller than the {kh}x{kw} "
@@ -81,13 +85,28 @@ class MaxPool2D(_Pool2D):
     def pool(self, x: np.ndarray, relu: bool) -> np.ndarray:
         """forward, followed by ReLU in the same pass if `relu` (`nn.fusion`)."""
         y = self._output(x)
-        kh, kw = self.pool_size
         # which element of each window is its maximum, for backward
-        dtype = np.uint8 if kh * kw <= 256 else np.int32
-        self._winner = self.workspace.like("winner", y, dtype)
+        self._winner = self.workspace.like("winner", y, self._winner_dtype)
         self._y = y
         max_pool_forward(*planes(x, y, self._winner), *self._window_args, relu)
         return y
+
+    def pooled_arrays(self, x_shape: tuple, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """(y, winner), (N, C, Ho, Wo) channel-major, for channel-major images of
+        x_shape that another step pools chunk by chunk (`fusion.ConvPool`); kept
+        for backward as `pool` keeps its own."""
+        n, c = x_shape[:2]
+        shape = (c, n, *self._pooled_size(x_shape))
+        self._x_shape = tuple(x_shape)
+        y = self.workspace.array("y", shape, dtype).transpose(1, 0, 2, 3)
+        winner = self.workspace.array("winner", shape, self._winner_dtype)
+        self._y, self._winner = y, winner.transpose(1, 0, 2, 3)
+        return self._y, self._winner
+
+    @property
+    def _winner_dtype(self):
+        kh, kw = self.pool_size
+        return np.uint8 if kh * kw <= 256 else np.int32
 
     def unpool(self, dy: np.ndarray, relu: bool) -> np.ndarray:
         """backward of `pool(x, relu)`: dy (times ReLU's mask if `relu`) sent to

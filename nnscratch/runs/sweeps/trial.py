@@ -75,12 +75,22 @@ class EpochLog(Callback):
         self.path = path
 
     def on_epoch_end(self, epoch, logs):
-        line = (
-            f"epoch {epoch + 1}/{self.trainer.epochs} pid {os.getpid()} "
+        total = self.trainer.epochs
+        # a process killed between an epoch's checkpoint and its line trained that
+        # epoch, which its resumed run does not train again: say so here
+        logged = {line.split()[1] for line in read_log(self.path.parent)}
+        lines = [
+            f"epoch {e}/{total} restored from the checkpoint of a process stopped "
+            "before it logged the epoch\n"
+            for e in range(1, epoch + 1)
+            if f"{e}/{total}" not in logged
+        ]
+        lines.append(
+            f"epoch {epoch + 1}/{total} pid {os.getpid()} "
             f"host {socket.gethostname()} val_accuracy {logs['val_accuracy']:.6f}\n"
         )
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
+            f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
 
