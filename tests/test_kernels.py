@@ -365,7 +365,7 @@ def test_max_pool_twins_agree_exactly(dtype, window, size, relu):
 
     def forward_args():
         y = np.empty((3, 4, ho, wo), dtype)
-        return [x.copy(), y, np.empty(y.shape, np.uint8), *window, relu]
+        return [x.copy(), y, np.empty(y.shape, np.uint8), 0, *window, relu]
 
     (_, y, winner), _ = both_twins(max_pool_forward, forward_args)
     assert np.isnan(y[0, 0]).any() and winner.max() < kh * kw
@@ -373,10 +373,35 @@ def test_max_pool_twins_agree_exactly(dtype, window, size, relu):
     (dy,) = random_arrays(13, dtype, y.shape)
 
     def backward_args():  # dx starts as garbage: the kernels must overwrite it all
-        return [dy, y, relu, winner, np.full(x.shape, 7, dtype), *window]
+        return [dy, y, relu, winner, 0, np.full(x.shape, 7, dtype), *window]
 
     tiled = (kh, kw) == (sh, sw)
     both_twins(max_pool_backward, backward_args, exact=tiled, outputs=[3])
+
+    # images 1..2 of x into places 2..3 of a larger y (a chunk, nn.fusion.ConvPool)
+    part = x[:, 1:3]
+
+    def chunk_forward_args():
+        y = np.full((3, 6, ho, wo), 5, dtype)
+        return [part.copy(), y, np.zeros(y.shape, np.uint8), 2, *window, relu]
+
+    (_, y_chunk, winner_chunk), _ = both_twins(max_pool_forward, chunk_forward_args)
+    assert_array_equal(y_chunk[:, 2:4], y[:, 1:3])
+    assert (y_chunk[:, [0, 1, 4, 5]] == 5).all()  # the other images are left alone
+    padded = np.zeros((3, 6, ho, wo), dtype)
+    padded[:, 2:4] = dy[:, 1:3]
+
+    def chunk_backward_args():
+        dx = np.full(part.shape, 7, dtype)
+        return [padded, y_chunk, relu, winner_chunk, 2, dx, *window]
+
+    (*_, dx_chunk), _ = both_twins(
+        max_pool_backward, chunk_backward_args, exact=tiled, outputs=[3]
+    )
+    (*_, dx_whole), _ = both_twins(
+        max_pool_backward, backward_args, exact=tiled, outputs=[3]
+    )
+    assert_allclose(dx_chunk, dx_whole[:, 1:3], rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -88,7 +88,7 @@ class MaxPool2D(_Pool2D):
         # which element of each window is its maximum, for backward
         self._winner = self.workspace.like("winner", y, self._winner_dtype)
         self._y = y
-        max_pool_forward(*planes(x, y, self._winner), *self._window_args, relu)
+        max_pool_forward(*planes(x, y, self._winner), 0, *self._window_args, relu)
         return y
 
     def pooled_arrays(self, x_shape: tuple, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ class MaxPool2D(_Pool2D):
         dy, dx = self._input_gradient(dy, self._y)
         dy_planes, y_planes, winner, dx_planes = planes(dy, self._y, self._winner, dx)
         max_pool_backward(
-            dy_planes, y_planes, relu, winner, dx_planes, *self._window_args
+            dy_planes, y_planes, relu, winner, 0, dx_planes, *self._window_args
         )
         return dx
 

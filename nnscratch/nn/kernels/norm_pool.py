@@ -42,7 +42,7 @@ def _norm_max_pool_forward(x, scale, shift, channel, relu, y, winner):
     max(y, 0) if `relu`."""
     normalised = x * _per_channel(scale, channel)  # as `scale_shift`: times, then plus
     normalised += _per_channel(shift, channel)
-    _max_pool_forward(normalised, y, winner, 2, 2, 2, 2, relu)
+    _max_pool_forward(normalised, y, winner, 0, 2, 2, 2, 2, relu)
 
 
 norm_max_pool_forward = Kernel(_norm_max_pool_forward)
@@ -92,7 +92,7 @@ def _scattered(dy, y, relu, winner, x):
     """The gradient at the full-size map: dy (times ReLU's mask if `relu`) at each
     window's winner, 0 elsewhere."""
     full = np.empty_like(x, dtype=dy.dtype)
-    _max_pool_backward(dy, y, relu, winner, full, 2, 2, 2, 2)
+    _max_pool_backward(dy, y, relu, winner, 0, full, 2, 2, 2, 2)
     return full
 
 

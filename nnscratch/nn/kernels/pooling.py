@@ -39,9 +39,12 @@ def _offsets(a, kh, kw, sh, sw, ho, wo):
     ]
 
 
-def _max_pool_forward(x, y, winner, kh, kw, sh, sw, relu):
+def _max_pool_forward(x, y, winner, first, kh, kw, sh, sw, relu):
     """y = the largest value of each window; winner = where it is (see above); then
-    y = max(y, 0) if `relu` (ReLU after pooling, in the same pass: `nn.fusion`)."""
+    y = max(y, 0) if `relu` (ReLU after pooling, in the same pass: `nn.fusion`).
+    y and winner are written from index `first` of their axis 1 on (a chunk of a
+    larger output, `nn.fusion.ConvPool`; else 0)."""
+    y, winner = y[:, first : first + x.shape[1]], winner[:, first : first + x.shape[1]]
     views = _offsets(x, kh, kw, sh, sw, *y.shape[2:])
     np.copyto(y, views[0])
     for view in views[1:]:
@@ -61,14 +64,15 @@ max_pool_forward = Kernel(_max_pool_forward)
 
 
 @max_pool_forward.compiled
-def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
+def _max_pool_forward_loops(x, y, winner, first, kh, kw, sh, sw, relu):
     # Compares only, and a sum of each window that is NaN only if a value is NaN (or
     # inf - inf): then, at the end, the windows are scanned for their first NaN,
     # which propagates as in NumPy. A NaN test at every comparison made the loop 5x
     # slower. 2x2 windows every 2 pixels, by far the most common, get their own loop:
     # the larger of each pair, then of the two pairs, as selects (no branches), which
     # the compiler runs many windows at a time (2x faster than "if v > best" in turn).
-    n, c, ho, wo = y.shape
+    n, c = x.shape[:2]
+    ho, wo = y.shape[2:]
     saw_nan = False
     floor = y.dtype.type(0 if relu else -np.inf)  # ReLU's "0 if v < 0 else v"
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
@@ -76,6 +80,7 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
         zero, one, two, three = arg(0), arg(1), arg(2), arg(3)
         for a in range(n):
             for b in range(c):
+                m = first + b  # on y's axis 1 (see the NumPy twin)
                 for r in range(ho):
                     for s in range(wo):
                         i, j = 2 * r, 2 * s
@@ -86,14 +91,15 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
                         below = v3 if right_below else v2
                         lower = below > top
                         best = below if lower else top
-                        y[a, b, r, s] = floor if best < floor else best  # noqa: FURB136 (a NaN stays)
+                        y[a, m, r, s] = floor if best < floor else best  # noqa: FURB136 (a NaN stays)
                         top_arg = one if right else zero
                         below_arg = three if right_below else two
-                        winner[a, b, r, s] = below_arg if lower else top_arg
+                        winner[a, m, r, s] = below_arg if lower else top_arg
                         saw_nan |= np.isnan(v0 + v1 + v2 + v3)
     else:
         for a in range(n):
             for b in range(c):
+                m = first + b  # on y's axis 1 (see the NumPy twin)
                 for r in range(ho):
                     for s in range(wo):
                         best, arg, total = x[a, b, r * sh, s * sw], 0, 0.0
@@ -105,12 +111,13 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
                                 if v > best:
                                     best, arg = v, i * kw + j
                         best = floor if best < floor else best  # noqa: FURB136
-                        y[a, b, r, s], winner[a, b, r, s] = best, arg
+                        y[a, m, r, s], winner[a, m, r, s] = best, arg
                         saw_nan = saw_nan or np.isnan(total)
     if not saw_nan:
         return
     for a in range(n):
         for b in range(c):
+            m = first + b  # on y's axis 1 (see the NumPy twin)
             for r in range(ho):
                 for s in range(wo):
                     found = False
@@ -118,13 +125,16 @@ def _max_pool_forward_loops(x, y, winner, kh, kw, sh, sw, relu):
                         for j in range(kw):
                             v = x[a, b, r * sh + i, s * sw + j]
                             if np.isnan(v) and not found:
-                                y[a, b, r, s], winner[a, b, r, s] = v, i * kw + j
+                                y[a, m, r, s], winner[a, m, r, s] = v, i * kw + j
                                 found = True
 
 
-def _max_pool_backward(dy, y, relu, winner, dx, kh, kw, sh, sw):
+def _max_pool_backward(dy, y, relu, winner, first, dx, kh, kw, sh, sw):
     """dx = dy sent to each window's winner (added up where windows overlap); if
-    `relu`, dy times ReLU's mask first (where the pooled output y > 0)."""
+    `relu`, dy times ReLU's mask first (where the pooled output y > 0). dy, y and
+    winner are read from index `first` of their axis 1 on (see forward)."""
+    dy, y = dy[:, first : first + dx.shape[1]], y[:, first : first + dx.shape[1]]
+    winner = winner[:, first : first + dx.shape[1]]
     if relu:
         masked = np.empty_like(dy)
         _relu_backward(dy, y, masked, np.empty(dy.shape, np.bool_))
@@ -139,14 +149,16 @@ max_pool_backward = Kernel(_max_pool_backward)
 
 
 @max_pool_backward.compiled
-def _max_pool_backward_loops(dy, y, relu, winner, dx, kh, kw, sh, sw):
+def _max_pool_backward_loops(dy, y, relu, winner, first, dx, kh, kw, sh, sw):
     # g = dy times ReLU's mask (1 where y > 0, else 0) if `relu`, else times 1, as
     # ReLU's backward: the same bits either way
-    n, c, ho, wo = dy.shape
+    n, c = dx.shape[:2]
+    ho, wo = dy.shape[2:]
     zero, one = dx.dtype.type(0), dx.dtype.type(1)
     tiled = sh == kh and sw == kw  # windows side by side: each input in one at most
     for a in range(n):
         for b in range(c):
+            m = first + b  # on the axis 1 of dy, y, winner
             if tiled:  # zero only what floor mode leaves out of every window
                 dx[a, b, ho * kh :, :] = zero
                 dx[a, b, : ho * kh, wo * kw :] = zero
@@ -158,15 +170,15 @@ def _max_pool_backward_loops(dy, y, relu, winner, dx, kh, kw, sh, sw):
                 for r in range(ho):
                     for i in range(2):
                         for s in range(wo):
-                            t, g = winner[a, b, r, s] - 2 * i, dy[a, b, r, s]
-                            g = g * (one if not relu or y[a, b, r, s] > 0 else zero)
+                            t, g = winner[a, m, r, s] - 2 * i, dy[a, m, r, s]
+                            g = g * (one if not relu or y[a, m, r, s] > 0 else zero)
                             dx[a, b, 2 * r + i, 2 * s] = g if t == 0 else zero
                             dx[a, b, 2 * r + i, 2 * s + 1] = g if t == 1 else zero
                 continue
             for r in range(ho):
                 for s in range(wo):
-                    t, g = winner[a, b, r, s], dy[a, b, r, s]
-                    g = g * (one if not relu or y[a, b, r, s] > 0 else zero)
+                    t, g = winner[a, m, r, s], dy[a, m, r, s]
+                    g = g * (one if not relu or y[a, m, r, s] > 0 else zero)
                     if tiled:  # the whole window: g at the winner, 0 elsewhere
                         for i in range(kh):
                             for j in range(kw):
