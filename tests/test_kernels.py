@@ -33,6 +33,7 @@ from nnscratch.nn.kernels.elementwise import (
     bias_relu,
     relu_backward,
     relu_bias_backward,
+    scale_pixels,
     softmax_cross_entropy,
     softmax_cross_entropy_backward,
 )
@@ -323,6 +324,18 @@ def test_same_conv_columns_twins_agree_exactly(
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_scale_pixels_twins_agree_exactly(dtype):
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+
+    def args():
+        return [pixels, np.dtype(dtype).type(1 / 255), np.empty(pixels.shape, dtype)]
+
+    (_, out), _ = both_twins(scale_pixels, args)
+    assert out[0, 0, 0] == 0 and out[-1, -1, -1] == 1
+    assert_array_equal(out, np.multiply(pixels, 1 / 255, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n, c", [(1, 2), (5, 10), (128, 10)])
 def test_softmax_cross_entropy_twins_agree(dtype, n, c):
 
@@ -548,7 +561,7 @@ def test_every_kernel_has_a_compiled_twin_and_a_test():
         "_avg_pool_backward", "_batch_statistics", "_scale_shift", "_gradient_sums",
         "_batch_norm_dx", "_affine_bilinear", "_norm_max_pool_forward",
         "_norm_max_pool_sums", "_norm_max_pool_dx", "_bias_relu",
-        "_relu_bias_backward", "_im2col_same", "_col2im_same",
+        "_relu_bias_backward", "_im2col_same", "_col2im_same", "_scale_pixels",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from ..errors import NnscratchError
+from .kernels.elementwise import scale_pixels
 
 UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 
@@ -31,7 +32,12 @@ def prepare_inputs(x: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarra
     """
     if x.dtype == np.uint8:
         out = np.empty(x.shape, np.float32) if buffer is None else buffer[: len(x)]
-        return np.multiply(x, UINT8_SCALE, out=out, dtype=np.float32)
+        scale = np.float32(UINT8_SCALE)
+        if x.flags.c_contiguous and out.flags.c_contiguous:
+            scale_pixels(x, scale, out)
+        else:  # the compiled loops walk contiguous arrays
+            scale_pixels.numpy(x, scale, out)
+        return out
     if not np.issubdtype(x.dtype, np.floating):
         raise NnscratchError(
             f"x: expected uint8 images or a float array, got {x.dtype}"

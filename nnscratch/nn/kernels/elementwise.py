@@ -1,5 +1,5 @@
-"""ReLU's two passes as kernels, Dense's bias with them, and softmax cross-entropy on
-class labels.
+"""ReLU's two passes as kernels, Dense's bias with them, softmax cross-entropy on
+class labels, and uint8 pixels scaled to floats.
 
 ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
 `reductions.relu`; backward the gradient times a mask, which takes a pass to make);
@@ -51,6 +51,22 @@ def _relu_backward_loops(dy, y, dx, mask):
     one, zero = out.dtype.type(1), out.dtype.type(0)
     for i in range(gs.shape[0]):
         out[i] = gs[i] * (one if ys[i] > 0 else zero)
+
+
+def _scale_pixels(x, scale, out):
+    """out = x * scale: uint8 pixels as floats (scale 1/255 in out's dtype); NumPy
+    converts through a buffer, 1.4x slower at batch 1024 and 2x at batch 32."""
+    np.multiply(x, scale, out=out)
+
+
+scale_pixels = Kernel(_scale_pixels)
+
+
+@scale_pixels.compiled
+def _scale_pixels_loops(x, scale, out):
+    xs, outs = x.reshape(-1), out.reshape(-1)
+    for i in range(xs.shape[0]):
+        outs[i] = outs.dtype.type(xs[i]) * scale
 
 
 def _bias_relu(y, b, relu):
