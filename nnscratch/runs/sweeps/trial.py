@@ -67,7 +67,9 @@ class ReportToStudy(Callback):
 
 class EpochLog(Callback):
     """A line in TRIAL_LOG per epoch, after its checkpoint (so an epoch logged is
-    never trained again): 'epoch 2/5 pid 4242 host h val_accuracy 0.91'."""
+    never trained again): 'epoch 2/5 pid 4242 host h val_accuracy 0.91', or 'epoch
+    2/5 pid - host - restored ...' for an epoch whose process was stopped between
+    its checkpoint and its line (logged by the run that resumed from it)."""
 
     runs_last = True  # after BackupAndRestore, which also runs last: listed later
 
@@ -80,8 +82,8 @@ class EpochLog(Callback):
         # epoch, which its resumed run does not train again: say so here
         logged = {line.split()[1] for line in read_log(self.path.parent)}
         lines = [
-            f"epoch {e}/{total} restored from the checkpoint of a process stopped "
-            "before it logged the epoch\n"
+            f"epoch {e}/{total} pid - host - restored from the checkpoint of a "
+            "process stopped before it logged the epoch\n"
             for e in range(1, epoch + 1)
             if f"{e}/{total}" not in logged
         ]
