@@ -198,15 +198,15 @@ class Conv2D(WeightPenalty, Layer):
         (a dy of another dtype than x would give other chunk sizes, and read the
         wrong columns). Returns dx (N, C, H, W) laid out like x, or None."""
         W, o = self.params["W"], self.out_channels
-        dx = None
-        if self.needs_input_grad:
-            dx = self.workspace.like("dx", self._x, np.result_type(self._x, W))
-        grads = None
+        dx = grads = None
         for index, chunk in enumerate(self._columns.chunks):
             dy_mat = gradient_of(chunk)
-            if grads is None:
+            if index == 0:  # dy's dtype is known from here on
                 dtype = np.result_type(dy_mat, self._x)
                 grads = self.workspace.array("dW_and_db", (W[0].size + 1, o), dtype)
+                if self.needs_input_grad:
+                    dtype = np.result_type(dy_mat, W)
+                    dx = self.workspace.like("dx", self._x, dtype)
             columns = self._columns  # forward's (training), else made again
             cols = columns[chunk] if columns.kept else columns.build(self._x, chunk)
             dcols = self._bwd(dy_mat, cols, grads, first=index == 0)

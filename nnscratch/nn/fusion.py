@@ -32,7 +32,25 @@ from .normalization import BatchNorm
 from .pooling import MaxPool2D, planes
 
 
-class NormPool:
+class _Fused:
+    """What a fused step does with input it cannot fuse (another dtype, ...): run
+    its `layers` one after the other, forward and then backward."""
+
+    layers: tuple
+
+    def _layers_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        self._fused = False
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _layers_backward(self, dy: np.ndarray) -> np.ndarray | None:
+        for layer in self.layers[::-1]:
+            dy = layer.backward(dy)
+        return dy
+
+
+class NormPool(_Fused):
     """BatchNorm then MaxPool2D(2) (stride 2), then ReLU if given, as one step of a
     network.
 
@@ -54,13 +72,9 @@ class NormPool:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         norm, pool = self.norm, self.pool
-        self._fused = (
-            x.ndim == 4 and norm.built and x.dtype == norm.params["gamma"].dtype
-        )
-        if not self._fused:
-            for layer in self.layers:
-                x = layer.forward(x, training=training)
-            return x
+        if not (x.ndim == 4 and norm.built and x.dtype == norm.params["gamma"].dtype):
+            return self._layers_forward(x, training)
+        self._fused = True
         scale, shift = norm.affine(x, training)
         y = pool._output(x)  # checks x's size, laid out like x
         winner = pool.workspace.like("winner", y, np.uint8)
@@ -75,9 +89,7 @@ class NormPool:
     def backward(self, dy: np.ndarray) -> np.ndarray:
         norm, pool = self.norm, self.pool
         if not self._fused:
-            for layer in self.layers[::-1]:
-                dy = layer.backward(dy)
-            return dy
+            return self._layers_backward(dy)
         x, channel = self._x, self._channel
         dy = pool.workspace.in_layout_of("dy", dy, self._y)
         dx = norm.workspace.like("dx", x, dy.dtype)
@@ -124,7 +136,7 @@ class PoolReLU:
         return self.pool.unpool(dy, relu=True)
 
 
-class ConvPool:
+class ConvPool(_Fused):
     """Conv2D then MaxPool2D with windows side by side (then ReLU, if given) as one
     step, one chunk of images at a time: each chunk's convolution output is pooled
     while it is still in cache, and backward sends the pooled gradient back into a
@@ -153,7 +165,7 @@ class ConvPool:
         if not conv.built:
             conv.build(x.shape[1:])
         if x.ndim != 4 or x.dtype != conv.params["W"].dtype:
-            return self._layer_by_layer(x, training)
+            return self._layers_forward(x, training)
         n, _, h, w = x.shape
         conv_shape = (n, conv.out_channels, *conv._out_hw(h, w))
         chunk_output = self._chunk_output(conv_shape, x.dtype)
@@ -173,9 +185,7 @@ class ConvPool:
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         if not self._fused:
-            for layer in self.layers[::-1]:
-                dy = layer.backward(dy)
-            return dy
+            return self._layers_backward(dy)
         pool, relu = self.pool, self.relu is not None
         dy = pool.workspace.in_layout_of("dy", dy, pool._y)
         dy_cm, y_cm, winner_cm = planes(dy, pool._y, pool._winner)
@@ -201,12 +211,6 @@ class ConvPool:
             return workspace.front("chunk_output", size, dtype)
 
         return of
-
-    def _layer_by_layer(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._fused = False
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
-        return x
 
 
 class DenseReLU:

@@ -5,10 +5,11 @@ the padding: each output pixel's receptive field as a column, so that a convolut
 is a matrix product with W reshaped to (O, C*kh*kw). The columns are laid out as the
 matrix (C*kh*kw, n, Ho*Wo) for each chunk of n images, followed by a row of ones: the
 input that the bias multiplies, so that the bias is added by the product itself. The
-products of forward and backward are each one GEMM per chunk (what BLAS is fastest at). A chunk holds about
-CHUNK_BYTES of columns, so they are still in the processor's cache when the product
-reads them (forward) or col2im adds them up (backward): a whole batch's columns (29 MB
-for conv 32->64 on 14x14 at batch 128) would come back from main memory.
+products of forward and backward are each one GEMM per chunk (what BLAS is fastest
+at). A chunk holds about CHUNK_BYTES of columns, so they are still in the processor's
+cache when the product reads them (forward) or col2im adds them up (backward): a whole
+batch's columns (29 MB for conv 32->64 on 14x14 at batch 128) would come back from
+main memory.
 
 A stride-1 "same" conv (3x3 with padding 1, ...) on channel-major images, as between
 the conv layers of a network (see `layout`), runs the kernels of `kernels.columns`:
@@ -41,9 +42,10 @@ class Columns:
     only for its product, so all chunks share one chunk's room (a smaller last chunk
     has its own: its padding lies elsewhere). Shapes: images (N, C, H, W); a chunk's
     columns and its row of ones (C*kh*kw + 1, n, Ho*Wo). The padding's columns are
-    zero and the ones are one when the layout is made, and never written but so; the buffer only grows (a new batch size,
-    or evaluation's larger batches between training epochs, allocated ~200 MB anew
-    each time: 0.3 s an epoch of the `cnn` preset).
+    set to zero and the ones row to one when the layout is made, and nothing else
+    writes them. The buffer only grows (a new batch size, or evaluation's larger
+    batches between training epochs, allocated ~200 MB anew each time: 0.3 s an
+    epoch of the `cnn` preset).
     """
 
     def __init__(self, kernel_size, stride, padding, workspace: Workspace):
@@ -157,7 +159,8 @@ class Columns:
         np.copyto(dx[:, chunk], total.reshape(c, n, h, w))
 
     def _matrix(self, chunk: slice) -> np.ndarray:
-        """Images chunk's columns and row of ones, (C*kh*kw + 1, n*Ho*Wo): contiguous."""
+        """Images chunk's columns and row of ones, (C*kh*kw + 1, n*Ho*Wo),
+        contiguous."""
         _, c, h, w = self.x_shape
         (kh, kw), pixels = self.kernel_size, self._pixels(h, w)
         per_image, n = (c * kh * kw + 1) * pixels, chunk.stop - chunk.start

@@ -27,15 +27,20 @@ import numpy as np
 from .dispatch import Kernel
 
 
-def _reads(kh, kw, ph, pw, h, w):
+def _reads(kh, kw, ph, pw, h, w, size):
     """For each kernel offset (i, j) in row-major order: (i, j, the flat shift, the
-    output rows r0..r1 and columns s0..s1 whose input pixel is inside the image)."""
+    run lo..hi of a chunk of `size` output pixels whose shifted read stays in the
+    chunk, the output rows r0..r1 and columns s0..s1 whose input pixel is inside the
+    image)."""
     for i in range(kh):
         for j in range(kw):
             di, dj = i - ph, j - pw
+            shift = di * w + dj
+            lo = min(size, max(0, -shift))
+            hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
             rows = max(0, -di), min(h, h - di)
             columns = max(0, -dj), min(w, w - dj)
-            yield i, j, di * w + dj, rows, columns
+            yield i, j, shift, (lo, hi), rows, columns
 
 
 def _padding_views(part, rows, columns):
@@ -49,9 +54,7 @@ def _im2col_same(images, start, cols, h, w, ph, pw):
     pixel is in output pixel p's image, else 0 (the padding)."""
     c, kh, kw, size = cols.shape
     flat = images[:, start : start + size]
-    for i, j, shift, rows, columns in _reads(kh, kw, ph, pw, h, w):
-        lo = min(size, max(0, -shift))
-        hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
+    for i, j, shift, (lo, hi), rows, columns in _reads(kh, kw, ph, pw, h, w, size):
         part = cols[:, i, j]
         part[:, lo:hi] = flat[:, lo + shift : hi + shift]
         part[:, :lo] = 0
@@ -104,14 +107,12 @@ def _col2im_same(dcols, dx, start, h, w, ph, pw):
     c, kh, kw, size = dcols.shape
     total = dx[:, start : start + size]
     np.copyto(total, dcols[:, ph, pw])  # the centre reads every pixel
-    for i, j, shift, rows, columns in _reads(kh, kw, ph, pw, h, w):
+    for i, j, shift, (lo, hi), rows, columns in _reads(kh, kw, ph, pw, h, w, size):
         if (i, j) == (ph, pw):
             continue
         part = dcols[:, i, j]
         for zeros in _padding_views(part.reshape(c, -1, h, w), rows, columns):
             zeros[...] = 0
-        lo = min(size, max(0, -shift))
-        hi = max(lo, min(size, size - shift))  # empty: the shift passes the end
         total[:, lo + shift : hi + shift] += part[:, lo:hi]
 
 

@@ -5,9 +5,9 @@ ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
 `reductions.relu`; backward the gradient times a mask, which takes a pass to make);
 the compiled ones a single loop, with no zeros or mask to read. A Dense layer followed
 by ReLU (`fusion.DenseReLU`) adds its bias and applies ReLU in one pass over its
-output, and takes ReLU's mask and the bias's gradient in one pass over the gradient. Softmax
-cross-entropy on (N, C) logits with labels (N,): NumPy spends a dozen calls on a
-batch's small array, the compiled twin one pass over its rows.
+output, and takes ReLU's mask and the bias's gradient in one pass over the gradient.
+Softmax cross-entropy on (N, C) logits with labels (N,): NumPy spends a dozen calls on
+a batch's small array, the compiled twin one pass over its rows.
 """
 
 from __future__ import annotations

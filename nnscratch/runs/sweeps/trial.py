@@ -75,18 +75,12 @@ class EpochLog(Callback):
 
     def __init__(self, path: Path):
         self.path = path
+        self._checked = False  # has this run looked for epochs left unlogged?
 
     def on_epoch_end(self, epoch, logs):
         total = self.trainer.epochs
-        # a process killed between an epoch's checkpoint and its line trained that
-        # epoch, which its resumed run does not train again: say so here
-        logged = {line.split()[1] for line in read_log(self.path.parent)}
-        lines = [
-            f"epoch {e}/{total} pid - host - restored from the checkpoint of a "
-            "process stopped before it logged the epoch\n"
-            for e in range(1, epoch + 1)
-            if f"{e}/{total}" not in logged
-        ]
+        lines = [] if self._checked else self._restored_lines(epoch, total)
+        self._checked = True
         lines.append(
             f"epoch {epoch + 1}/{total} pid {os.getpid()} "
             f"host {socket.gethostname()} val_accuracy {logs['val_accuracy']:.6f}\n"
@@ -95,6 +89,18 @@ class EpochLog(Callback):
             f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
+
+    def _restored_lines(self, epoch: int, total: int) -> list[str]:
+        """Lines for the epochs before `epoch` (0-based) that the log lacks: a
+        process killed between an epoch's checkpoint and its line trained that
+        epoch, which the run resumed from the checkpoint does not train again."""
+        logged = {line.split()[1] for line in read_log(self.path.parent)}
+        return [
+            f"epoch {e}/{total} pid - host - restored from the checkpoint of a "
+            "process stopped before it logged the epoch\n"
+            for e in range(1, epoch + 1)
+            if f"{e}/{total}" not in logged
+        ]
 
 
 def run_trial(job: dict) -> dict:
