@@ -36,6 +36,7 @@ from nnscratch.nn.kernels.elementwise import (
     scale_pixels,
     softmax_cross_entropy,
     softmax_cross_entropy_backward,
+    take_scaled,
 )
 from nnscratch.nn.kernels.elementwise import relu as relu_kernel
 from nnscratch.nn.kernels.optimizer_steps import adam_step, rmsprop_step, sgd_step
@@ -336,6 +337,18 @@ def test_scale_pixels_twins_agree_exactly(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_take_scaled_twins_agree_exactly(dtype):
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 49), dtype=np.uint8)
+    rows = np.array([29, 0, 7, 7, 13])  # any rows, in any order, even twice
+
+    def args():
+        return [pixels, rows, np.dtype(dtype).type(1 / 255), np.empty((5, 49), dtype)]
+
+    (_, _, out), _ = both_twins(take_scaled, args)
+    assert_array_equal(out, np.multiply(pixels[rows], 1 / 255, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n, c", [(1, 2), (5, 10), (128, 10)])
 def test_softmax_cross_entropy_twins_agree(dtype, n, c):
 
@@ -562,6 +575,7 @@ def test_every_kernel_has_a_compiled_twin_and_a_test():
         "_batch_norm_dx", "_affine_bilinear", "_norm_max_pool_forward",
         "_norm_max_pool_sums", "_norm_max_pool_dx", "_bias_relu",
         "_relu_bias_backward", "_im2col_same", "_col2im_same", "_scale_pixels",
+        "_take_scaled",
     }  # fmt: skip
     defined = package.kernels()
     assert {k.__name__ for k in defined} == tested

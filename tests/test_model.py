@@ -1,9 +1,10 @@
 import re
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from nnscratch import (
     SGD,
@@ -176,6 +177,41 @@ def test_epoch_batches_shuffle_every_example_once_as_float32():
     assert not np.array_equal(orders[0], orders[1])  # a new order each epoch
     # the same order as a permutation drawn from the same generator
     assert np.array_equal(orders[0], np.random.default_rng(0).permutation(23))
+
+
+@pytest.mark.parametrize("kind", ["float64", "uint8 strided"])
+def test_shuffled_batches_keep_images_labels_and_weights_together(kind):
+    x, _ = blobs(40)
+    x = x.astype(np.float64) / 255 if kind == "float64" else x[::2]
+    y = np.arange(len(x))  # labels that name their example
+    weights = y * 0.5
+    rng = np.random.default_rng(0)
+    batches = EpochBatches(x, y, 8, shuffle=True, rng=rng, weights=weights)
+    for _ in range(2):
+        got = [(xb.copy(), yb.copy(), wb.copy()) for *_, xb, yb, wb in batches.epoch()]
+        xs, ys, ws = (np.concatenate(parts) for parts in zip(*got))
+        assert sorted(ys) == list(range(len(x)))
+        assert_array_equal(ws, ys * 0.5)
+        expected = x[ys] if kind == "float64" else x[ys] / 255
+        assert xs.dtype == (np.float64 if kind == "float64" else np.float32)
+        assert_allclose(xs, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_a_shuffled_epoch_makes_no_copy_of_the_training_set(dtype):
+    x = np.zeros((4000, 28, 28), dtype)  # 3.1 MB as uint8, 12.5 MB as float32
+    y = np.zeros(4000, np.int64)
+    for _ in EpochBatches(x, y, 32, True, np.random.default_rng(0)).epoch():
+        pass  # the first batch loads the compiled kernel, which allocates
+    tracemalloc.start()
+    try:
+        batches = EpochBatches(x, y, 32, shuffle=True, rng=np.random.default_rng(0))
+        for _ in batches.epoch():
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 10  # the order (32 kB) and a batch (100 kB) at most
 
 
 def test_epoch_batches_reuse_their_memory():

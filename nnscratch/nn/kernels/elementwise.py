@@ -1,5 +1,5 @@
 """ReLU's two passes as kernels, Dense's bias with them, softmax cross-entropy on
-class labels, and uint8 pixels scaled to floats.
+class labels, and uint8 pixels scaled to floats (a batch, or shuffled rows).
 
 ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
 `reductions.relu`; backward the gradient times a mask, which takes a pass to make);
@@ -67,6 +67,24 @@ def _scale_pixels_loops(x, scale, out):
     xs, outs = x.reshape(-1), out.reshape(-1)
     for i in range(xs.shape[0]):
         outs[i] = outs.dtype.type(xs[i]) * scale
+
+
+def _take_scaled(x, rows, scale, out):
+    """out[i] = x[rows[i]] * scale: a shuffled batch of uint8 images gathered and
+    scaled to floats in one pass, straight from the training set (no shuffled copy of
+    it). Shapes: x (N, D) uint8, rows (B,) int64 in 0..N-1, out (B, D)."""
+    np.multiply(np.take(x, rows, axis=0), scale, out=out)
+
+
+take_scaled = Kernel(_take_scaled)
+
+
+@take_scaled.compiled
+def _take_scaled_loops(x, rows, scale, out):
+    for i in range(rows.shape[0]):
+        image = x[rows[i]]
+        for j in range(image.shape[0]):
+            out[i, j] = out.dtype.type(image[j]) * scale
 
 
 def _bias_relu(y, b, relu):
