@@ -106,13 +106,19 @@ def test_local_cluster_end_to_end(tmp_path, data_dir, browser, capsys):
     assert "was made with another space" in capsys.readouterr().err
 
 
-def test_a_trial_below_the_median_is_pruned(tmp_path, data_dir):
-    # four finished trials at 0.99 after each epoch: a trial at lr 1e-6 is far below
+def new_study(tmp_path: Path):
+    """(sweep folder, storage URL, storage, study "s") for trials run by hand."""
     out = tmp_path / "sweep"
     out.mkdir()
     storage_url = default_storage(out)
     storage = open_storage(storage_url)
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    return out, storage_url, storage, study
+
+
+def test_a_trial_below_the_median_is_pruned(tmp_path, data_dir):
+    # four finished trials at 0.99 after each epoch: a trial at lr 1e-6 is far below
+    out, storage_url, storage, study = new_study(tmp_path)
     distributions = {"lr": optuna.distributions.FloatDistribution(1e-7, 1e-1)}
     for _ in range(4):
         study.add_trial(optuna.trial.create_trial(
@@ -254,3 +260,26 @@ def test_an_epoch_checkpointed_but_not_logged_is_logged_when_resumed(tmp_path):
     assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
     assert "restored" in lines[1] and lines[2].endswith("val_accuracy 0.750000")
     assert lines[1].split()[2:6] == ["pid", "-", "host", "-"]  # columns kept
+
+
+def test_a_trial_killed_before_its_first_checkpoint_starts_afresh(tmp_path, data_dir):
+    """A sweep killed after a trial made its checkpoints folder but before the first
+    checkpoint was renamed into it: resumed, the trial trains from the start instead
+    of failing as 'not a run directory' (the flake a killed sweep showed)."""
+    out, storage_url, _, study = new_study(tmp_path)
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1)}
+    trial = study.ask(distributions)
+    run_dir = trial_dir(out, trial.number)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "checkpoint-000000.npz.tmp").write_bytes(b"half")
+    job = {
+        "number": trial.number, "params": {"lr": 1e-2},
+        "settings": trial_settings({"preset": "seed-deep", "epochs": 2},
+                                   {"lr": 1e-2}).to_dict(),
+        "data_dir": str(data_dir), "limit": 300, "checkpoint_every": None,
+        "run_dir": str(run_dir), "study_name": "s", "storage": storage_url,
+        "pruner": "none",
+    }  # fmt: skip
+    outcome = run_trial(job)
+    assert outcome["state"] == "complete" and outcome["epochs"] == 2, outcome
+    assert len(read_log(run_dir)) == 2

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ...files import write_text
 from ...nn.callbacks import Callback
+from ...nn.checkpoints import checkpoint_paths
 from ..lock import RunDirInUse
 from ..rundir import (
     CHECKPOINTS_DIR,
@@ -148,9 +149,11 @@ def _train_when_free(run_dir: Path, job: dict) -> None:
 
 
 def _has_run(run_dir: Path) -> bool:
-    return any(
-        (run_dir / name).exists()
-        for name in (CHECKPOINTS_DIR, INCOMING_DIR, MODEL_FILE)
+    """Whether run_dir holds a run to resume or a finished one: a checkpoint, files
+    on their way into place, or the model. An empty checkpoints folder is not one: a
+    sweep killed before the trial's first checkpoint was written leaves one."""
+    return bool(checkpoint_paths(run_dir / CHECKPOINTS_DIR)) or any(
+        (run_dir / name).exists() for name in (INCOMING_DIR, MODEL_FILE)
     )
 
 
