@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import NnscratchError
 from .kernels.elementwise import scale_pixels, take_scaled
+from .workspace import aligned_empty
 
 UINT8_SCALE = 1.0 / 255.0  # uint8 images are fed as float32 in [0, 1]
 
@@ -21,7 +22,7 @@ def input_buffer(x: np.ndarray, batch_size: int) -> np.ndarray | None:
     """A float32 array for `prepare_inputs` to scale batches of uint8 `x` into."""
     if x.dtype != np.uint8:
         return None
-    return np.empty((min(batch_size, len(x)), *x.shape[1:]), dtype=np.float32)
+    return aligned_empty((min(batch_size, len(x)), *x.shape[1:]), np.float32)
 
 
 def prepare_inputs(x: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
@@ -81,7 +82,7 @@ class EpochBatches:
         if shuffle:
             float_x = x if self._inputs is None else None
             self._rows = [
-                None if a is None else np.empty((size, *a.shape[1:]), a.dtype)
+                None if a is None else aligned_empty((size, *a.shape[1:]), a.dtype)
                 for a in (float_x, y, weights)
             ]
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import NnscratchError
 from .layer import Layer
+from .workspace import aligned_empty
 
 
 def walk(layer: Layer, path: str = "", trainable: bool = True) -> Iterator[tuple]:
@@ -66,10 +67,11 @@ class FlatBuffers:
         ]
         entries.sort(key=lambda entry: not entry[3])  # trainable first, stable
         dtype = np.result_type(*[e[2] for e in entries]) if entries else np.float32
-        self.params = np.empty(sum(e[2].size for e in entries), dtype=dtype)
-        # np.zeros asks the OS for zeroed pages: no memory is used until training
-        # writes gradients (np.zeros_like would write every zero now)
-        self.grads = np.zeros(self.params.shape, self.params.dtype)
+        size = sum(e[2].size for e in entries)
+        self.params = aligned_empty((size,), dtype)
+        # zeroed pages from the OS: no memory is used until training writes
+        # gradients (np.zeros_like would write every zero now)
+        self.grads = aligned_empty((size,), dtype, zeros=True)
         self.trainable = sum(e[2].size for e in entries if e[3])
         self.frozen = [(layer, key) for layer, key, _, t in entries if not t]
         offset = 0

