@@ -53,7 +53,7 @@ def take_inputs(x: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     if x.flags.c_contiguous and out.flags.c_contiguous:
         take_scaled(x.reshape(len(x), -1), rows, scale, out.reshape(len(out), -1))
     else:  # the compiled loops walk contiguous rows
-        np.multiply(np.take(x, rows, axis=0), scale, out=out)
+        take_scaled.numpy(x, rows, scale, out)
     return out
 
 

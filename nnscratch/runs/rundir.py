@@ -113,6 +113,15 @@ def run_files(run_dir: Path) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether run_dir holds a run to resume or a finished one: a checkpoint, files
+    on their way into place, or the model. An empty checkpoints folder is not one: a
+    process killed before the first checkpoint was written leaves one."""
+    return bool(checkpoint_paths(run_dir / CHECKPOINTS_DIR)) or any(
+        (run_dir / name).exists() for name in (INCOMING_DIR, MODEL_FILE)
+    )
+
+
 def is_finished(run_dir: Path) -> bool:
     """Whether run_dir holds a finished run and no interrupted one."""
     return (

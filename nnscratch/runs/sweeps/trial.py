@@ -27,14 +27,11 @@ from pathlib import Path
 
 from ...files import write_text
 from ...nn.callbacks import Callback
-from ...nn.checkpoints import checkpoint_paths
 from ..lock import RunDirInUse
 from ..rundir import (
-    CHECKPOINTS_DIR,
     HISTORY_FILE,
-    INCOMING_DIR,
     METRICS_FILE,
-    MODEL_FILE,
+    holds_run,
     read_csv,
     read_json,
 )
@@ -132,7 +129,7 @@ def _train_when_free(run_dir: Path, job: dict) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
-            if _has_run(run_dir):
+            if holds_run(run_dir):  # an empty checkpoints folder is not one
                 resume_training(run_dir, verbose=0, callbacks=callbacks)
             else:
                 run_training(
@@ -146,15 +143,6 @@ def _train_when_free(run_dir: Path, job: dict) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
-
-
-def _has_run(run_dir: Path) -> bool:
-    """Whether run_dir holds a run to resume or a finished one: a checkpoint, files
-    on their way into place, or the model. An empty checkpoints folder is not one: a
-    sweep killed before the trial's first checkpoint was written leaves one."""
-    return bool(checkpoint_paths(run_dir / CHECKPOINTS_DIR)) or any(
-        (run_dir / name).exists() for name in (INCOMING_DIR, MODEL_FILE)
-    )
 
 
 def _optuna_trial(job: dict):
