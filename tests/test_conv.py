@@ -7,7 +7,7 @@ from gradcheck import check_layer_grads, numerical_grad
 from numpy.testing import assert_allclose
 
 from nnscratch.errors import NnscratchError
-from nnscratch.nn import im2col
+from nnscratch.nn import conv, im2col
 from nnscratch.nn.conv import (
     Conv2D,
     conv2d_reference_backward,
@@ -59,6 +59,14 @@ def chunking(request, monkeypatch):
     return apply
 
 
+@pytest.fixture(params=["one product", "image by image"])
+def weight_sums(request, monkeypatch):
+    """Sum the weight gradient over a chunk's pixels in one product, or in one product
+    per image (what Conv2D does when the result is small: conv.THIN_PRODUCT)."""
+    thin = 10**9 if request.param == "image by image" else 0
+    monkeypatch.setattr(conv, "THIN_PRODUCT", thin)
+
+
 def channel_major_copy(a: np.ndarray) -> np.ndarray:
     """a (N, C, H, W) copied into channel-major memory (see nnscratch.nn.layout)."""
     return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
@@ -73,7 +81,9 @@ def laid_out(request):
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
-def test_conv2d_gradients(c_in, c_out, kernel, stride, padding, hw, chunking):
+def test_conv2d_gradients(
+    c_in, c_out, kernel, stride, padding, hw, chunking, weight_sums
+):
     rng = np.random.default_rng(0)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
     layer.params["b"][:] = rng.standard_normal(c_out)
@@ -104,7 +114,7 @@ def test_conv2d_forward_matches_loops(
 @pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, hw", CONV_CASES)
 def test_conv2d_backward_matches_the_reference(
-    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out, training
+    c_in, c_out, kernel, stride, padding, hw, chunking, laid_out, training, weight_sums
 ):
     # after an evaluation forward, which keeps no columns, backward makes them again
     rng = np.random.default_rng(5)
