@@ -59,12 +59,14 @@ def chunking(request, monkeypatch):
     return apply
 
 
-@pytest.fixture(params=["one product", "image by image"])
+@pytest.fixture(params=["one product", "in blocks"])
 def weight_sums(request, monkeypatch):
-    """Sum the weight gradient over a chunk's pixels in one product, or in one product
-    per image (what Conv2D does when the result is small: conv.THIN_PRODUCT)."""
-    thin = 10**9 if request.param == "image by image" else 0
-    monkeypatch.setattr(conv, "THIN_PRODUCT", thin)
+    """Sum the weight gradient over a chunk's pixels in one product, or in blocks of
+    7 pixels, which split images and leave a smaller last block (what Conv2D does,
+    with larger blocks, when the result is small: conv.THIN_PRODUCT)."""
+    in_blocks = request.param == "in blocks"
+    monkeypatch.setattr(conv, "THIN_PRODUCT", 10**9 if in_blocks else 0)
+    monkeypatch.setattr(conv, "PIXEL_BLOCK", 7)
 
 
 def channel_major_copy(a: np.ndarray) -> np.ndarray:

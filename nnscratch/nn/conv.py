@@ -37,12 +37,16 @@ MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
 
 # OpenBLAS is slow on a product whose result is tiny beside the sum behind each
 # element, such as a first layer's [dW_mat | db]^T: (10, 32) from 43 images' 33,712
-# pixels took 0.49 ms (38 GFLOP/s; MKL: 0.16 ms). One product per image (784 pixels,
-# OpenBLAS's small-matrix kernels) summed took 0.27 ms. Results of up to this many
-# elements are summed image by image; conv 32->64's (289, 64) is faster whole.
-# Training steps, alternating in one process: lenet-like 27.75 -> 27.11 ms, cnn
-# 57.01 -> 56.04 ms, fast 17.29 -> 17.09 ms.
+# pixels took 0.50-0.52 ms (MKL: 0.17 ms). Summed from products of PIXEL_BLOCK pixels
+# each, which OpenBLAS runs on one thread with its small-matrix kernels, it took
+# 0.34 ms; 0.57-0.71 of the time for results of 10x8 to 28x32 elements. Blocks of
+# 512 or 4096 pixels lost on some of these, and one product per image lost 1.3-53x
+# on images of 100 pixels or fewer. Results of up to THIN_PRODUCT elements are
+# summed in blocks; conv 32->64's (289, 64) is faster as one product. Training steps,
+# alternating in one process: lenet-like 27.27 -> 26.52 ms, cnn 54.57 -> 54.34 ms,
+# fast 15.50 -> 15.40 ms.
 THIN_PRODUCT = 1024
+PIXEL_BLOCK = 1024
 
 
 def conv2d_reference_forward(
@@ -238,12 +242,11 @@ class Conv2D(WeightPenalty, Layer):
         """
         W, o = self.params["W"], self.out_channels
         k = len(cols) - 1
-        if grads.size <= THIN_PRODUCT:
-            self._sum_image_by_image(cols, dy.reshape(o, *cols.shape[1:]), grads, first)
-        else:
-            part = grads if first else self._part(grads)
-            np.matmul(cols.reshape(k + 1, -1), dy.T, out=part)
-            if not first:
+        cols_mat = cols.reshape(k + 1, -1)
+        for index, block in enumerate(_pixel_blocks(cols_mat.shape[1], grads.size)):
+            part = grads if first and index == 0 else self._part(grads)
+            np.matmul(cols_mat[:, block], dy[:, block].T, out=part)
+            if part is not grads:
                 grads += part
         if not self.needs_input_grad:
             return None
@@ -251,19 +254,6 @@ class Conv2D(WeightPenalty, Layer):
         dcols = self.workspace.front("dcols", shape, np.result_type(dy, W))
         np.matmul(W.reshape(o, k).T, dy, out=dcols.reshape(k, -1))
         return dcols
-
-    def _sum_image_by_image(
-        self, cols: np.ndarray, dy: np.ndarray, grads: np.ndarray, first: bool
-    ) -> None:
-        """[cols; 1] @ dy_mat^T as a sum of one product per image (see THIN_PRODUCT),
-        set into `grads` (first) or added to it. Shapes: cols (K + 1, n, Ho*Wo),
-        dy (O, n, Ho*Wo), grads (K + 1, O)."""
-        part = self._part(grads)
-        for image in range(cols.shape[1]):
-            target = grads if first and image == 0 else part
-            np.matmul(cols[:, image], dy[:, image].T, out=target)
-            if target is part:
-                grads += part
 
     def _part(self, grads: np.ndarray) -> np.ndarray:
         """Scratch room for one product that is then added to `grads`."""
@@ -308,6 +298,14 @@ class Conv2D(WeightPenalty, Layer):
             "l1": self.l1,
             "l2": self.l2,
         }
+
+
+def _pixel_blocks(pixels: int, result_size: int) -> list[slice]:
+    """The column ranges the weight gradient's product is summed over: all at once,
+    or PIXEL_BLOCK columns at a time for a result of up to THIN_PRODUCT elements."""
+    if result_size > THIN_PRODUCT:
+        return [slice(0, pixels)]
+    return [slice(a, a + PIXEL_BLOCK) for a in range(0, pixels, PIXEL_BLOCK)]
 
 
 def _swap(shape: tuple) -> tuple:
