@@ -40,7 +40,7 @@ MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
 # pixels took 0.50-0.52 ms (MKL: 0.17 ms). Summed from products of PIXEL_BLOCK pixels
 # each, which OpenBLAS runs on one thread with its small-matrix kernels, it took
 # 0.34 ms; 0.57-0.71 of the time for results of 10x8 to 28x32 elements. Blocks of
-# 512 or 4096 pixels lost on some of these, and one product per image lost 1.3-53x
+# 256, 2048 or 4096 pixels lost on some of these, and one product per image lost 1.3-53x
 # on images of 100 pixels or fewer. Results of up to THIN_PRODUCT elements are
 # summed in blocks; conv 32->64's (289, 64) is faster as one product. Training steps,
 # alternating in one process: lenet-like 27.27 -> 26.52 ms, cnn 54.57 -> 54.34 ms,
