@@ -281,3 +281,19 @@ def test_a_gradient_of_another_dtype_reads_the_columns_forward_laid_out(monkeypa
     layer.forward(x, training=True)
     layer.backward(dy.astype(np.float32))
     assert_allclose(from_float64, layer.grads["W"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_first_layers_weight_gradient_in_blocks_of_the_default_size():
+    # 1 -> 8 channels on 28x28 images: a (10, 8) result, summed in blocks of
+    # PIXEL_BLOCK columns; 3 images' 2,352 pixels make two whole blocks and a part
+    rng = np.random.default_rng(8)
+    layer = Conv2D(1, 8, 3, padding=1, rng=rng, dtype=np.float64)
+    assert (9 + 1) * 8 <= conv.THIN_PRODUCT < (32 * 9 + 1) * 64
+    x = rng.standard_normal((3, 1, 28, 28))
+    dy = rng.standard_normal(layer.forward(x, training=True).shape)
+    layer.backward(dy)
+    _, want_dW, want_db = conv2d_reference_backward(
+        x, layer.params["W"], dy, layer.stride, layer.padding
+    )
+    assert_allclose(layer.grads["W"], want_dW, rtol=1e-12, atol=1e-12)
+    assert_allclose(layer.grads["b"], want_db, rtol=1e-12, atol=1e-12)
