@@ -243,10 +243,11 @@ class Conv2D(WeightPenalty, Layer):
         W, o = self.params["W"], self.out_channels
         k = len(cols) - 1
         cols_mat = cols.reshape(k + 1, -1)
+        part = self.workspace.array("part", grads.shape, grads.dtype)
         for index, block in enumerate(_pixel_blocks(cols_mat.shape[1], grads.size)):
-            part = grads if first and index == 0 else self._part(grads)
-            np.matmul(cols_mat[:, block], dy[:, block].T, out=part)
-            if part is not grads:
+            into = grads if first and index == 0 else part  # then added to grads
+            np.matmul(cols_mat[:, block], dy[:, block].T, out=into)
+            if into is part:
                 grads += part
         if not self.needs_input_grad:
             return None
@@ -254,10 +255,6 @@ class Conv2D(WeightPenalty, Layer):
         dcols = self.workspace.front("dcols", shape, np.result_type(dy, W))
         np.matmul(W.reshape(o, k).T, dy, out=dcols.reshape(k, -1))
         return dcols
-
-    def _part(self, grads: np.ndarray) -> np.ndarray:
-        """Scratch room for one product that is then added to `grads`."""
-        return self.workspace.array("part", grads.shape, grads.dtype)
 
     def _check_input(self, x: np.ndarray, training: bool) -> None:
         """x (N, C, H, W) with the layer's C, at least the kernel's size once padded,
