@@ -376,6 +376,8 @@ def test_a_last_batch_of_one_example_joins_the_one_before():
     assert batch_bounds(65, 32) == [(0, 32), (32, 65)]
     assert batch_bounds(34, 32) == [(0, 32), (32, 34)]
     assert batch_bounds(1, 32) == [(0, 1)]
+    # except when single examples were asked for: one step per example
+    assert batch_bounds(3, 1) == [(0, 1), (1, 2), (2, 3)]
     # so batch norm, which cannot normalise one example, trains on 33 examples
     x, y = blobs(33)
     model = Sequential(
