@@ -208,6 +208,23 @@ def test_model_checkpoint_keeps_the_best_model(tmp_path):
               save_best_only=True)])  # fmt: skip
 
 
+def test_model_checkpoint_keeps_its_best_over_several_fits(tmp_path):
+    # as in Keras: a second fit given the same callback saves only a better model,
+    # it does not overwrite the best file with its own first epoch
+    x, y = data(60)
+    best = nn.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    m = model()
+    m.fit(x, y, epochs=3, seed=0, verbose=0, validation_data=(x, y), callbacks=[best])
+    saved = nn.load_model(tmp_path / "best.npz").get_weights()
+    worse = m.get_weights()
+    worse["5.W"] *= -20  # the last Dense's weights: confidently wrong
+    m.set_weights(worse)
+    m.fit(x, y, epochs=1, seed=0, verbose=0, validation_data=(x, y), callbacks=[best],
+          optimizer=nn.SGD(1e-9))  # fmt: skip
+    for name, array in nn.load_model(tmp_path / "best.npz").get_weights().items():
+        np.testing.assert_array_equal(array, saved[name])
+
+
 def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
     x, y = data()
 

@@ -129,8 +129,10 @@ class ModelCheckpoint(Callback):
     `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`).
 
     save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
-    far ("min" or "max" `mode`; "auto": max for accuracies). include_optimizer: the
-    optimiser too (`Sequential.save`), so the file can continue training.
+    far ("min" or "max" `mode`; "auto": max for accuracies), over every fit it is
+    given to, as in Keras: a later fit does not overwrite a better file.
+    include_optimizer: the optimiser too (`Sequential.save`), so the file can
+    continue training.
     """
 
     def __init__(
@@ -141,9 +143,6 @@ class ModelCheckpoint(Callback):
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
         self.best: float | None = None
-
-    def on_train_begin(self, logs=None):
-        self.best = None
 
     def on_epoch_end(self, epoch, logs):
         if self.save_best_only:
