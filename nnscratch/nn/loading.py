@@ -195,6 +195,8 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
             else:  # not built when saved: only layers given their sizes have arrays
                 for i, layer in enumerate(layers):
                     check(i, layer)
+        except ModelFileError:  # from `check`: it names the file already
+            raise
         except (TypeError, ValueError, NnscratchError) as e:
             raise ModelFileError(f"{path}: {e}") from None
         except MemoryError:
