@@ -18,6 +18,7 @@ from nnscratch import (
     NnscratchError,
     ReLU,
     Sequential,
+    Sigmoid,
     Softmax,
     TrainingDivergedError,
 )
@@ -282,6 +283,12 @@ def test_bad_inputs_get_clear_errors():
         model.fit(x, y[:5], verbose=0)
     with pytest.raises(NnscratchError, match="logits"):
         Sequential([Flatten(), Dense(16, 3), Softmax()]).fit(x, y, verbose=0)
+    # the same for a sigmoid before the fused binary cross-entropy, which would
+    # squash twice and never learn (its accuracy read the probabilities as logits)
+    with pytest.raises(NnscratchError, match="remove the final Sigmoid"):
+        Sequential([Flatten(), Dense(16, 1), Sigmoid()]).fit(
+            x, y % 2, loss="binary_cross_entropy", verbose=0
+        )
     with pytest.raises(NnscratchError, match="Layer"):
         Sequential([])
 

@@ -10,7 +10,7 @@ from .activations import Sigmoid, Softmax
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
 from .inputs import example_weights, hold_out, validation_parts
-from .losses import Loss, SoftmaxCrossEntropy, get_loss
+from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
@@ -207,16 +207,20 @@ class Sequential(Network):
         self._check_loss()
 
     def _check_loss(self) -> None:
-        """Refuse a softmax before the fused softmax cross-entropy, which would apply
-        softmax twice."""
+        """Refuse a softmax before the fused softmax cross-entropy, or a sigmoid
+        before the fused binary cross-entropy: either would be applied twice (a
+        Keras model's usual Dense(1), Sigmoid() would not learn)."""
         if self.loss is not None and not isinstance(self.loss, Loss):
             raise NnscratchError(f"loss: expected a Loss, got {self.loss!r}")
-        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
-            self.layers[-1], Softmax
-        ):
-            raise NnscratchError(
-                "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
-            )
+        fused = {SoftmaxCrossEntropy: Softmax, BinaryCrossEntropy: Sigmoid}
+        for loss_class, last_class in fused.items():
+            if isinstance(self.loss, loss_class) and isinstance(
+                self.layers[-1], last_class
+            ):
+                raise NnscratchError(
+                    f"{loss_class.__name__} takes logits: remove the final "
+                    f"{last_class.__name__} layer"
+                )
 
     def _set_optimizer(self, optimizer) -> Optimizer:
         """The optimiser to train with (see `fit`), kept for the next fit."""
