@@ -542,3 +542,20 @@ def test_layer_outputs_returns_every_layer():
     x, _ = blobs(2)
     outputs = mlp().layer_outputs(x)
     assert [o.shape for o in outputs] == [(2, 16), (2, 12), (2, 12), (2, 3)]
+
+
+def test_layers_added_or_removed_after_building_rebuild_the_model():
+    # Keras' pop and add, PyTorch's append: the model builds again for its input
+    # shape, keeping the weights of the layers it had
+    x, y = blobs(12)
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    hidden = model.layer_outputs(x)[2]  # Flatten, Dense, ReLU: (12, 12)
+    model.layers.pop()
+    np.testing.assert_array_equal(model(x), hidden)
+    assert model.predict(x, probabilities=False).shape == (12, 12)
+    assert model.count_params() == 16 * 12 + 12
+    model.layers.append(Dense(2, rng=0))
+    model.fit(x, y % 2, epochs=1, verbose=0, seed=0)
+    assert model.predict(x).shape == (12, 2)
+    assert "(None, 2)" in model.summary()
