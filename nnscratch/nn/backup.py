@@ -126,7 +126,8 @@ class BackupAndRestore(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model at the end of every epoch (Keras' ModelCheckpoint): to
-    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`).
+    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`);
+    its folder is made if need be.
 
     save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
     far ("min" or "max" `mode`; "auto": max for accuracies), over every fit it is
@@ -155,6 +156,12 @@ class ModelCheckpoint(Callback):
         except (KeyError, IndexError, ValueError) as e:
             raise NnscratchError(
                 f"ModelCheckpoint: cannot fill in {self.filepath!r} ({e!r})"
+            ) from None
+        try:  # as Keras does: "checkpoints/m-{epoch}.npz" needs no mkdir first
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NnscratchError(
+                f"ModelCheckpoint: cannot make the folder of {path} ({e.strerror})"
             ) from None
         self.model.save(path, include_optimizer=self.include_optimizer)
 
