@@ -194,18 +194,36 @@ def test_model_checkpoint_keeps_the_best_model(tmp_path):
     best = nn.ModelCheckpoint(
         tmp_path / "best.npz", monitor="val_accuracy", save_best_only=True
     )
-    every = nn.ModelCheckpoint(tmp_path / "m-{epoch:02d}-{val_loss:.3f}.npz")
+    # in a folder that does not exist yet: made, as Keras makes it
+    every = nn.ModelCheckpoint(tmp_path / "every" / "m-{epoch:02d}-{val_loss:.3f}.npz")
     m = model()
     history = m.fit(
         x, y, epochs=4, validation_split=0.2, seed=0, verbose=0, callbacks=[best, every]
     )
-    assert len(list(tmp_path.glob("m-0*.npz"))) == 4
+    assert len(list((tmp_path / "every").glob("m-0*.npz"))) == 4
     accuracies = history.history["val_accuracy"]
     assert best.best == max(accuracies)
     assert nn.load_model(tmp_path / "best.npz").count_params() == m.count_params()
     with pytest.raises(NnscratchError, match="no metric 'val_loss'"):
         m.fit(x, y, verbose=0, callbacks=[nn.ModelCheckpoint(tmp_path / "a.npz",
               save_best_only=True)])  # fmt: skip
+
+
+def test_model_checkpoint_keeps_its_best_over_several_fits(tmp_path):
+    # as in Keras: a second fit given the same callback saves only a better model,
+    # it does not overwrite the best file with its own first epoch
+    x, y = data(60)
+    best = nn.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    m = model()
+    m.fit(x, y, epochs=3, seed=0, verbose=0, validation_data=(x, y), callbacks=[best])
+    saved = nn.load_model(tmp_path / "best.npz").get_weights()
+    worse = m.get_weights()
+    worse["5.W"] *= -20  # the last Dense's weights: confidently wrong
+    m.set_weights(worse)
+    m.fit(x, y, epochs=1, seed=0, verbose=0, validation_data=(x, y), callbacks=[best],
+          optimizer=nn.SGD(1e-9))  # fmt: skip
+    for name, array in nn.load_model(tmp_path / "best.npz").get_weights().items():
+        np.testing.assert_array_equal(array, saved[name])
 
 
 def test_save_with_the_optimizer_continues_training_exactly(tmp_path):

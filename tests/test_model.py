@@ -18,6 +18,7 @@ from nnscratch import (
     NnscratchError,
     ReLU,
     Sequential,
+    Sigmoid,
     Softmax,
     TrainingDivergedError,
 )
@@ -282,6 +283,12 @@ def test_bad_inputs_get_clear_errors():
         model.fit(x, y[:5], verbose=0)
     with pytest.raises(NnscratchError, match="logits"):
         Sequential([Flatten(), Dense(16, 3), Softmax()]).fit(x, y, verbose=0)
+    # the same for a sigmoid before the fused binary cross-entropy, which would
+    # squash twice and never learn (its accuracy read the probabilities as logits)
+    with pytest.raises(NnscratchError, match="remove the final Sigmoid"):
+        Sequential([Flatten(), Dense(16, 1), Sigmoid()]).fit(
+            x, y % 2, loss="binary_cross_entropy", verbose=0
+        )
     with pytest.raises(NnscratchError, match="Layer"):
         Sequential([])
 
@@ -376,6 +383,8 @@ def test_a_last_batch_of_one_example_joins_the_one_before():
     assert batch_bounds(65, 32) == [(0, 32), (32, 65)]
     assert batch_bounds(34, 32) == [(0, 32), (32, 34)]
     assert batch_bounds(1, 32) == [(0, 1)]
+    # except when single examples were asked for: one step per example
+    assert batch_bounds(3, 1) == [(0, 1), (1, 2), (2, 3)]
     # so batch norm, which cannot normalise one example, trains on 33 examples
     x, y = blobs(33)
     model = Sequential(
@@ -533,3 +542,20 @@ def test_layer_outputs_returns_every_layer():
     x, _ = blobs(2)
     outputs = mlp().layer_outputs(x)
     assert [o.shape for o in outputs] == [(2, 16), (2, 12), (2, 12), (2, 3)]
+
+
+def test_layers_added_or_removed_after_building_rebuild_the_model():
+    # Keras' pop and add, PyTorch's append: the model builds again for its input
+    # shape, keeping the weights of the layers it had
+    x, y = blobs(12)
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    hidden = model.layer_outputs(x)[2]  # Flatten, Dense, ReLU: (12, 12)
+    model.layers.pop()
+    np.testing.assert_array_equal(model(x), hidden)
+    assert model.predict(x, probabilities=False).shape == (12, 12)
+    assert model.count_params() == 16 * 12 + 12
+    model.layers.append(Dense(2, rng=0))
+    model.fit(x, y % 2, epochs=1, verbose=0, seed=0)
+    assert model.predict(x).shape == (12, 2)
+    assert "(None, 2)" in model.summary()

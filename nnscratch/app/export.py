@@ -51,6 +51,8 @@ def export_onnx(model, path) -> Path:
     in [0, 1], output "probs" (batch, *output_shape) float32; the batch size is
     dynamic. NnscratchError names a layer that cannot be exported."""
     onnx = _onnx()
+    if not model.built and model.input_shape is not None:  # its layers changed
+        model.build(model.input_shape)
     if not model.built:
         raise NnscratchError("export: the model is not built (it has no input shape)")
     graph = _Graph(onnx)

@@ -126,11 +126,14 @@ class BackupAndRestore(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model at the end of every epoch (Keras' ModelCheckpoint): to
-    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`).
+    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`);
+    its folder is made if need be.
 
     save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
-    far ("min" or "max" `mode`; "auto": max for accuracies). include_optimizer: the
-    optimiser too (`Sequential.save`), so the file can continue training.
+    far ("min" or "max" `mode`; "auto": max for accuracies), over every fit it is
+    given to, as in Keras: a later fit does not overwrite a better file.
+    include_optimizer: the optimiser too (`Sequential.save`), so the file can
+    continue training.
     """
 
     def __init__(
@@ -141,9 +144,6 @@ class ModelCheckpoint(Callback):
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
         self.best: float | None = None
-
-    def on_train_begin(self, logs=None):
-        self.best = None
 
     def on_epoch_end(self, epoch, logs):
         if self.save_best_only:
@@ -156,6 +156,12 @@ class ModelCheckpoint(Callback):
         except (KeyError, IndexError, ValueError) as e:
             raise NnscratchError(
                 f"ModelCheckpoint: cannot fill in {self.filepath!r} ({e!r})"
+            ) from None
+        try:  # as Keras does: "checkpoints/m-{epoch}.npz" needs no mkdir first
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NnscratchError(
+                f"ModelCheckpoint: cannot make the folder of {path} ({e.strerror})"
             ) from None
         self.model.save(path, include_optimizer=self.include_optimizer)
 

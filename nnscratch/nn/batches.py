@@ -142,8 +142,9 @@ class EpochBatches:
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, end) of each batch of `n` examples in order: `batch_size` each, the last
     one smaller; but a last batch of ONE example joins the one before, because batch
-    norm cannot normalise a single value (and one example makes a very noisy step)."""
+    norm cannot normalise a single value (and one example makes a very noisy step).
+    batch_size=1 asks for single examples: n batches of one, as PyTorch gives."""
     starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+    if batch_size > 1 and len(starts) > 1 and n - starts[-1] == 1:
         starts.pop()
     return list(zip(starts, starts[1:] + [n]))

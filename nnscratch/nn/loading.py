@@ -184,7 +184,10 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
         matched.update(_check_layer_arrays(path, f"{i}.", layer, headers))
 
     with deferred_weights():
-        layers = [_build_layer(path, i, cls, cfg) for i, (cls, cfg) in enumerate(specs)]
+        layers = [
+            _build_layer(path, i, cls, {**cfg, **_saved_dtype(cls, f"{i}.", headers)})
+            for i, (cls, cfg) in enumerate(specs)
+        ]
         try:
             model = Sequential(layers, class_names=meta.get("class_names"))
             if input_shape is not None:
@@ -192,6 +195,8 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
             else:  # not built when saved: only layers given their sizes have arrays
                 for i, layer in enumerate(layers):
                     check(i, layer)
+        except ModelFileError:  # from `check`: it names the file already
+            raise
         except (TypeError, ValueError, NnscratchError) as e:
             raise ModelFileError(f"{path}: {e}") from None
         except MemoryError:
@@ -205,6 +210,18 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
     for name in meta.get("frozen") or []:
         _layer_named(path, layers, name).trainable = False
     return model
+
+
+def _saved_dtype(cls: type, prefix: str, headers: dict) -> dict:
+    """{"dtype": float64} for a layer whose arrays in the file (names starting with
+    `prefix`, "3.") are all float64 and whose class takes a dtype; else {} (float32,
+    the default). `get_config` leaves dtype out: without this a float64 model (the
+    scikit-learn estimators' on float64 X) would load rounded to float32."""
+    dtypes = {dtype for name, (_, dtype) in headers.items() if name.startswith(prefix)}
+    takes_dtype = "dtype" in inspect.signature(cls).parameters
+    if takes_dtype and dtypes == {np.dtype(np.float64)}:
+        return {"dtype": np.float64}
+    return {}
 
 
 def _check_layer_arrays(path: Path, prefix: str, layer: Layer, headers: dict) -> list:

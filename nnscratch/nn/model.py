@@ -10,7 +10,7 @@ from .activations import Sigmoid, Softmax
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
 from .inputs import example_weights, hold_out, validation_parts
-from .losses import Loss, SoftmaxCrossEntropy, get_loss
+from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
@@ -121,10 +121,11 @@ class Sequential(Network):
 
         x: (N, *input_shape) uint8 images or floats; y: what the loss takes (class
         labels (N,) for cross-entropy, also probabilities (N, C); float targets for
-        "mse"/"mae"; 0/1 (N,) or (N, K) for "binary_cross_entropy"). Every epoch uses
-        one shuffled contiguous copy of x (uint8 stays uint8 until a batch is taken);
-        a last batch of one example joins the one before. `sample_weight` (N,) and
-        `class_weight` {class: weight} weigh each example's loss (Keras' semantics).
+        "mse"/"mae"; 0/1 (N,) or (N, K) for "binary_cross_entropy"). Every epoch
+        takes its batches in a new random order, straight from x (uint8 stays uint8
+        until a batch is taken); a last batch of one example joins the one before
+        (unless batch_size is 1). `sample_weight` (N,) and `class_weight` {class:
+        weight} weigh each example's loss (Keras' semantics).
         `metrics`: names or Metric objects (default: accuracy when the targets are
         classes, none for regression). `augment(images, rng)` transforms training
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
@@ -206,16 +207,20 @@ class Sequential(Network):
         self._check_loss()
 
     def _check_loss(self) -> None:
-        """Refuse a softmax before the fused softmax cross-entropy, which would apply
-        softmax twice."""
+        """Refuse a softmax before the fused softmax cross-entropy, or a sigmoid
+        before the fused binary cross-entropy: either would be applied twice (a
+        Keras model's usual Dense(1), Sigmoid() would not learn)."""
         if self.loss is not None and not isinstance(self.loss, Loss):
             raise NnscratchError(f"loss: expected a Loss, got {self.loss!r}")
-        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(
-            self.layers[-1], Softmax
-        ):
-            raise NnscratchError(
-                "SoftmaxCrossEntropy takes logits: remove the final Softmax layer"
-            )
+        fused = {SoftmaxCrossEntropy: Softmax, BinaryCrossEntropy: Sigmoid}
+        for loss_class, last_class in fused.items():
+            if isinstance(self.loss, loss_class) and isinstance(
+                self.layers[-1], last_class
+            ):
+                raise NnscratchError(
+                    f"{loss_class.__name__} takes logits: remove the final "
+                    f"{last_class.__name__} layer"
+                )
 
     def _set_optimizer(self, optimizer) -> Optimizer:
         """The optimiser to train with (see `fit`), kept for the next fit."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError, NonFiniteOutputError
+from ..errors import ModelFileError, NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
@@ -49,6 +49,7 @@ class Network:
         self.output_shape: tuple | None = None
         self._buffers: FlatBuffers | None = None
         self._ordered: tuple = ()  # the layers `_order` was made for
+        self._built_for: tuple = ()  # the layers `build` last ran on
         self._seeds = None if seed is None else np.random.SeedSequence(seed)
         self._seeded: set[int] = set()  # id() of the layers whose weights `seed` drew
         if seed is not None:
@@ -72,12 +73,15 @@ class Network:
                 if on_built is not None:
                     on_built(i, layer)
                 x = layer.forward(x, training=False)
+            except ModelFileError:
+                raise  # `on_built` found a file's arrays wrong, not the input
             except (NnscratchError, ValueError) as e:
                 raise NnscratchError(
                     f"layer {i} ({type(layer).__name__}) does not take input "
                     f"(N, {', '.join(map(str, x.shape[1:]))}): {e}"
                 ) from None
         self.input_shape, self.output_shape = shape, x.shape[1:]
+        self._built_for = tuple(self.layers)
         self._check_class_names()
         if not deferring_weights():  # else the loader binds, once it has the arrays
             self._bind()
@@ -94,14 +98,22 @@ class Network:
 
     @property
     def built(self) -> bool:
-        return self.input_shape is not None
+        """Built for the layers it holds: a layer added to, removed from or replaced
+        in `layers` since (Keras' add and pop) makes it build again on next use."""
+        return self.input_shape is not None and self._built_for == tuple(self.layers)
 
     def _require_built(self, what: str) -> None:
+        self._rebuild_if_changed()
         if not self.built:
             raise NnscratchError(
                 f"{what}: the model is not built yet; give Sequential an input_shape "
                 "or call build(input_shape)"
             )
+
+    def _rebuild_if_changed(self) -> None:
+        """Build again for the same input shape if `layers` changed since `build`."""
+        if self.input_shape is not None and not self.built:
+            self.build(self.input_shape)
 
     def _bind(self, copy_values: bool = True) -> None:
         """(Re)make the flat buffers if the layers' arrays or freezing changed
@@ -243,7 +255,7 @@ class Network:
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         """x as a batch the layers take; the first x builds an unbuilt model."""
         x = check_batch(x, name, self.input_shape)
-        if not self.built:
+        if not self.built:  # the first x, or `layers` changed since
             self.build(x.shape[1:])
         if not getattr(self, "_warned_unscaled", False):
             self._warned_unscaled = warn_if_unscaled(x, name)
@@ -272,6 +284,7 @@ class Network:
     def summary(self, print_fn=None) -> str:
         """The table of layers, output shapes and parameter counts (`summary_table`),
         also given to `print_fn` if there is one."""
+        self._rebuild_if_changed()
         text = summary_table(self)
         if print_fn is not None:
             print_fn(text)
