@@ -52,6 +52,8 @@ CODE_NAME = re.compile(r"<code>(nnscratch(?:\.\w+)+)</code>")
 # $$display$$ and $inline$ math; kept away from Markdown, which would eat `_` and `\`
 MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$", re.DOTALL)
 STASH = "MATHxSTASHx{}x"
+# a Markdown table row that rendered as a paragraph: a blank line or prose split its table
+STRAY_ROW = re.compile(r"^(?:<p>)?(\|.*\|)(?:</p>)?$", re.MULTILINE)
 
 # Every API page gets a link to the "How it works" page in its navigation.
 MODULE_TEMPLATE = """{% extends "default/module.html.jinja2" %}
@@ -165,6 +167,10 @@ def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
         return STASH.format(len(maths) - 1)
 
     body = str(to_html(MATH.sub(stash, text)))
+    problems += [
+        f"{HOW_IT_WORKS.name}: a table row outside its table: {row[:70]}"
+        for row in STRAY_ROW.findall(body)
+    ]
 
     def link(match: re.Match) -> str:
         href = api_href(match.group(1), out_dir)

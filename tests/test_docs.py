@@ -134,3 +134,16 @@ def test_a_module_that_fails_to_import_fails_the_build(tmp_path, monkeypatch, ca
 def test_usage_error_without_an_output_directory(capsys):
     assert build.main([]) == 2
     assert "usage: python docs/build.py OUTDIR [--tutorial]" in capsys.readouterr().err
+
+
+def test_a_table_row_cut_off_from_its_table_is_reported(tmp_path, monkeypatch):
+    """A paragraph inside a table ends it: the rows after it render as text."""
+    page = tmp_path / "how-it-works.md"
+    page.write_text(
+        "| what | where |\n| --- | --- |\n| a | `nnscratch.nn.dense.Dense` |\n\n"
+        "A paragraph.\n| b | `nnscratch.nn.conv.Conv2D` |\n"
+    )
+    monkeypatch.setattr(build, "HOW_IT_WORKS", page)
+    problems = build.render_how_it_works(tmp_path, "nnscratch.html")
+    row = "| b | <code>nnscratch.nn.conv.Conv2D</code> |"
+    assert problems == [f"how-it-works.md: a table row outside its table: {row}"]
