@@ -128,10 +128,11 @@ def resolve(name: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def check_names(text: str) -> list[str]:
-    """One problem per backticked `nnscratch.…` name in `text` that does not exist."""
+def check_names(text: str, where: str = HOW_IT_WORKS.name) -> list[str]:
+    """One problem per backticked `nnscratch.…` name in `text` (from file `where`)
+    that does not exist."""
     return [
-        f"{HOW_IT_WORKS.name}: `{name}` does not exist (renamed or removed?)"
+        f"{where}: `{name}` does not exist (renamed or removed?)"
         for name in dict.fromkeys(NAME.findall(text))
         if resolve(name) is None
     ]
