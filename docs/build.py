@@ -36,6 +36,7 @@ import pdoc.render
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from pdoc.render_helpers import to_html  # Markdown with pdoc's own settings
 
@@ -246,12 +247,27 @@ def export_tutorial(nb, path: Path) -> None:
     os.chmod(path, 0o644)
 
 
-def build_tutorial(out_dir: Path) -> None:
-    """Execute notebooks/tutorial.ipynb and write it as out_dir/tutorial.html."""
+def build_tutorial(out_dir: Path) -> list[str]:
+    """Execute notebooks/tutorial.ipynb and write it as out_dir/tutorial.html; returns
+    the problem (the cell that failed and its error, in one line) if one did."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     with tempfile.TemporaryDirectory() as work_dir:
-        execute_notebook(nb, Path(work_dir))
+        try:
+            execute_notebook(nb, Path(work_dir))
+        except CellExecutionError as err:
+            return [
+                f"{NOTEBOOK.name}: {failed_cell(nb)} failed: {err.ename}: {err.evalue}"
+            ]
     export_tutorial(nb, out_dir / TUTORIAL_PAGE)
+    return []
+
+
+def failed_cell(nb) -> str:
+    """'cell <id>' of the executed cell whose output is an error."""
+    for cell in nb.cells:
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return f"cell {cell.get('id', '?')}"
+    return "a cell"
 
 
 def package_parts(package: Path) -> list[Path]:
@@ -271,10 +287,8 @@ def build(out_dir: Path, tutorial: bool = False) -> list[str]:
     `tutorial`: execute the notebook into out_dir/tutorial.html too (see the top)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    problems = []
-    if tutorial:
-        build_tutorial(out_dir)
-    elif not (out_dir / TUTORIAL_PAGE).exists():
+    problems = build_tutorial(out_dir) if tutorial else []
+    if not (out_dir / TUTORIAL_PAGE).exists():
         (out_dir / TUTORIAL_PAGE).write_text(PLACEHOLDER, encoding="utf-8")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -147,3 +147,19 @@ def test_a_table_row_cut_off_from_its_table_is_reported(tmp_path, monkeypatch):
     problems = build.render_how_it_works(tmp_path, "nnscratch.html")
     row = "| b | <code>nnscratch.nn.conv.Conv2D</code> |"
     assert problems == [f"how-it-works.md: a table row outside its table: {row}"]
+
+
+def test_a_failing_tutorial_cell_is_one_line_naming_the_cell(tmp_path, monkeypatch):
+    """--tutorial reports the cell and its error, not nbclient's traceback."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells[1].id = "divide"
+    nbformat.write(nb, tmp_path / "tutorial.ipynb")
+    monkeypatch.setattr(build, "NOTEBOOK", tmp_path / "tutorial.ipynb")
+    problems = build.build_tutorial(tmp_path / "html")
+    assert problems == [
+        "tutorial.ipynb: cell divide failed: ZeroDivisionError: division by zero"
+    ]
+    assert not (tmp_path / "html" / build.TUTORIAL_PAGE).exists()
