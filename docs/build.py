@@ -100,6 +100,10 @@ nav {{ border-bottom: 1px solid #ddd; padding-bottom: 0.5rem; }}
 
 def build_api(modules: list, out_dir: Path) -> None:
     """pdoc's HTML for `modules` (names or paths) and their submodules, into out_dir."""
+    # docstrings write products as C*kh*kw and r*sh: a * inside a word is a times
+    # sign, which Markdown would otherwise take for emphasis (C<em>kh</em>kw)
+    extensions = pdoc.render_helpers.markdown_extensions
+    pdoc.render_helpers.markdown_extensions = {**extensions, "middle-word-em": False}
     with tempfile.TemporaryDirectory() as templates:
         (Path(templates) / "module.html.jinja2").write_text(MODULE_TEMPLATE)
         pdoc.render.configure(

@@ -52,6 +52,14 @@ def test_api_reference_documents_the_public_names(site):
     assert "../../tutorial.html" in pages["nnscratch/nn/dense.html"]
 
 
+def test_products_in_docstrings_keep_their_times_signs(site):
+    """Markdown would read the two *s of C*kh*kw as emphasis: C<em>kh</em>kw."""
+    page = (site / "nnscratch" / "nn" / "conv.html").read_text()
+    assert "x_padded[n, :, r*sh : r*sh+kh, s*sw : s*sw+kw]" in page
+    assert "(C*kh*kw, N*Ho*Wo)" in page
+    assert "<em>kh</em>" not in page and "<em>Ho</em>" not in page
+
+
 def test_tutorial_page_is_linked(site):
     assert 'href="tutorial.html"' in (site / "how-it-works.html").read_text()
     assert (site / "tutorial.html").is_file()
