@@ -36,6 +36,7 @@ import pdoc.render
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from pdoc.render_helpers import to_html  # Markdown with pdoc's own settings
 
@@ -52,6 +53,8 @@ CODE_NAME = re.compile(r"<code>(nnscratch(?:\.\w+)+)</code>")
 # $$display$$ and $inline$ math; kept away from Markdown, which would eat `_` and `\`
 MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$", re.DOTALL)
 STASH = "MATHxSTASHx{}x"
+# a Markdown table row that rendered as a paragraph: a blank line or prose split its table
+STRAY_ROW = re.compile(r"^(?:<p>)?(\|.*\|)(?:</p>)?$", re.MULTILINE)
 
 # Every API page gets a link to the "How it works" page in its navigation.
 MODULE_TEMPLATE = """{% extends "default/module.html.jinja2" %}
@@ -97,6 +100,10 @@ nav {{ border-bottom: 1px solid #ddd; padding-bottom: 0.5rem; }}
 
 def build_api(modules: list, out_dir: Path) -> None:
     """pdoc's HTML for `modules` (names or paths) and their submodules, into out_dir."""
+    # docstrings write products as C*kh*kw and r*sh: a * inside a word is a times
+    # sign, which Markdown would otherwise take for emphasis (C<em>kh</em>kw)
+    extensions = pdoc.render_helpers.markdown_extensions
+    pdoc.render_helpers.markdown_extensions = {**extensions, "middle-word-em": False}
     with tempfile.TemporaryDirectory() as templates:
         (Path(templates) / "module.html.jinja2").write_text(MODULE_TEMPLATE)
         pdoc.render.configure(
@@ -126,10 +133,11 @@ def resolve(name: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def check_names(text: str) -> list[str]:
-    """One problem per backticked `nnscratch.…` name in `text` that does not exist."""
+def check_names(text: str, where: str = HOW_IT_WORKS.name) -> list[str]:
+    """One problem per backticked `nnscratch.…` name in `text` (from file `where`)
+    that does not exist."""
     return [
-        f"{HOW_IT_WORKS.name}: `{name}` does not exist (renamed or removed?)"
+        f"{where}: `{name}` does not exist (renamed or removed?)"
         for name in dict.fromkeys(NAME.findall(text))
         if resolve(name) is None
     ]
@@ -165,6 +173,10 @@ def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
         return STASH.format(len(maths) - 1)
 
     body = str(to_html(MATH.sub(stash, text)))
+    problems += [
+        f"{HOW_IT_WORKS.name}: a table row outside its table: {row[:70]}"
+        for row in STRAY_ROW.findall(body)
+    ]
 
     def link(match: re.Match) -> str:
         href = api_href(match.group(1), out_dir)
@@ -239,12 +251,27 @@ def export_tutorial(nb, path: Path) -> None:
     os.chmod(path, 0o644)
 
 
-def build_tutorial(out_dir: Path) -> None:
-    """Execute notebooks/tutorial.ipynb and write it as out_dir/tutorial.html."""
+def build_tutorial(out_dir: Path) -> list[str]:
+    """Execute notebooks/tutorial.ipynb and write it as out_dir/tutorial.html; returns
+    the problem (the cell that failed and its error, in one line) if one did."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     with tempfile.TemporaryDirectory() as work_dir:
-        execute_notebook(nb, Path(work_dir))
+        try:
+            execute_notebook(nb, Path(work_dir))
+        except CellExecutionError as err:
+            return [
+                f"{NOTEBOOK.name}: {failed_cell(nb)} failed: {err.ename}: {err.evalue}"
+            ]
     export_tutorial(nb, out_dir / TUTORIAL_PAGE)
+    return []
+
+
+def failed_cell(nb) -> str:
+    """'cell <id>' of the executed cell whose output is an error."""
+    for cell in nb.cells:
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return f"cell {cell.get('id', '?')}"
+    return "a cell"
 
 
 def package_parts(package: Path) -> list[Path]:
@@ -264,10 +291,8 @@ def build(out_dir: Path, tutorial: bool = False) -> list[str]:
     `tutorial`: execute the notebook into out_dir/tutorial.html too (see the top)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    problems = []
-    if tutorial:
-        build_tutorial(out_dir)
-    elif not (out_dir / TUTORIAL_PAGE).exists():
+    problems = build_tutorial(out_dir) if tutorial else []
+    if not (out_dir / TUTORIAL_PAGE).exists():
         (out_dir / TUTORIAL_PAGE).write_text(PLACEHOLDER, encoding="utf-8")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -52,6 +52,14 @@ def test_api_reference_documents_the_public_names(site):
     assert "../../tutorial.html" in pages["nnscratch/nn/dense.html"]
 
 
+def test_products_in_docstrings_keep_their_times_signs(site):
+    """Markdown would read the two *s of C*kh*kw as emphasis: C<em>kh</em>kw."""
+    page = (site / "nnscratch" / "nn" / "conv.html").read_text()
+    assert "x_padded[n, :, r*sh : r*sh+kh, s*sw : s*sw+kw]" in page
+    assert "(C*kh*kw, N*Ho*Wo)" in page
+    assert "<em>kh</em>" not in page and "<em>Ho</em>" not in page
+
+
 def test_tutorial_page_is_linked(site):
     assert 'href="tutorial.html"' in (site / "how-it-works.html").read_text()
     assert (site / "tutorial.html").is_file()
@@ -134,3 +142,32 @@ def test_a_module_that_fails_to_import_fails_the_build(tmp_path, monkeypatch, ca
 def test_usage_error_without_an_output_directory(capsys):
     assert build.main([]) == 2
     assert "usage: python docs/build.py OUTDIR [--tutorial]" in capsys.readouterr().err
+
+
+def test_a_table_row_cut_off_from_its_table_is_reported(tmp_path, monkeypatch):
+    """A paragraph inside a table ends it: the rows after it render as text."""
+    page = tmp_path / "how-it-works.md"
+    page.write_text(
+        "| what | where |\n| --- | --- |\n| a | `nnscratch.nn.dense.Dense` |\n\n"
+        "A paragraph.\n| b | `nnscratch.nn.conv.Conv2D` |\n"
+    )
+    monkeypatch.setattr(build, "HOW_IT_WORKS", page)
+    problems = build.render_how_it_works(tmp_path, "nnscratch.html")
+    row = "| b | <code>nnscratch.nn.conv.Conv2D</code> |"
+    assert problems == [f"how-it-works.md: a table row outside its table: {row}"]
+
+
+def test_a_failing_tutorial_cell_is_one_line_naming_the_cell(tmp_path, monkeypatch):
+    """--tutorial reports the cell and its error, not nbclient's traceback."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells[1].id = "divide"
+    nbformat.write(nb, tmp_path / "tutorial.ipynb")
+    monkeypatch.setattr(build, "NOTEBOOK", tmp_path / "tutorial.ipynb")
+    problems = build.build_tutorial(tmp_path / "html")
+    assert problems == [
+        "tutorial.ipynb: cell divide failed: ZeroDivisionError: division by zero"
+    ]
+    assert not (tmp_path / "html" / build.TUTORIAL_PAGE).exists()

@@ -130,3 +130,22 @@ def test_he_and_xavier_scales():
     assert abs(xavier.std() - np.sqrt(2 / 1500)) < 1e-3
     with pytest.raises(NnscratchError, match="init"):
         Dense(3, 2, init="zeros")
+
+
+def test_dropout_gradients_match_central_differences():
+    """Each forward draws a new mask; giving the layer the same generator state before
+    every call fixes the mask, and dx is checked like any layer's."""
+    layer = Dropout(0.4)
+    x = np.random.default_rng(6).standard_normal((5, 6))
+
+    def forward():
+        layer.set_rng(np.random.default_rng(7))  # the same mask at every call
+        return layer.forward(x, training=True)
+
+    dy = np.random.default_rng(8).standard_normal(x.shape)
+    forward()
+    dx = layer.backward(dy).copy()
+    assert 0 < np.count_nonzero(dx) < dx.size  # some units dropped, some kept
+    assert_allclose(
+        dx, numerical_grad(lambda: np.sum(forward() * dy), x), rtol=1e-5, atol=1e-8
+    )

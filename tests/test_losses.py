@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
-from gradcheck import numerical_grad
+from gradcheck import numerical_grad, on_numpy_twins
 from numpy.testing import assert_allclose
 
-from nnscratch import MeanSquaredError, NnscratchError, SoftmaxCrossEntropy
+from nnscratch import (
+    BinaryCrossEntropy,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    NnscratchError,
+    SoftmaxCrossEntropy,
+)
 
 
 def test_cross_entropy_value_by_hand():
@@ -84,3 +90,65 @@ def test_cross_entropy_backward_twice_gives_the_same_gradient():
     loss = SoftmaxCrossEntropy()
     loss.forward(np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]), np.array([1, 2]))
     assert_allclose(loss.backward(), loss.backward())
+
+
+def loss_targets(kind: str, rng) -> np.ndarray:
+    """Targets for outputs (4, 3): class labels, class probabilities, 0/1 answers or
+    regression values."""
+    if kind == "labels":
+        return np.array([0, 2, 1, 2])
+    if kind == "probabilities":
+        t = rng.random((4, 3))
+        return t / t.sum(axis=1, keepdims=True)
+    if kind == "binary":
+        return (rng.random((4, 3)) > 0.5).astype(np.float64)
+    return rng.standard_normal((4, 3))
+
+
+# every built-in loss, on every kind of target it takes
+LOSS_CASES = [
+    (SoftmaxCrossEntropy(), "labels"),
+    (SoftmaxCrossEntropy(), "probabilities"),
+    (SoftmaxCrossEntropy(label_smoothing=0.2), "labels"),
+    (SoftmaxCrossEntropy(label_smoothing=0.2), "probabilities"),
+    (BinaryCrossEntropy(), "binary"),
+    (BinaryCrossEntropy(), "probabilities"),
+    (BinaryCrossEntropy(label_smoothing=0.1), "binary"),
+    (MeanSquaredError(), "values"),
+    (MeanSquaredError(), "labels"),
+    (MeanAbsoluteError(), "values"),
+    (MeanAbsoluteError(), "labels"),
+]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss, kind", LOSS_CASES, ids=lambda c: str(c))
+@on_numpy_twins
+def test_loss_gradients_match_central_differences(loss, kind, weighted):
+    rng = np.random.default_rng(0)
+    # MAE's kink at y = t is out of the differences' reach: |y - t| > 1e-6 here
+    outputs, targets = rng.standard_normal((4, 3)), loss_targets(kind, rng)
+    sample_weight = np.array([1.0, 0.5, 2.0, 0.0]) if weighted else None
+
+    def f():
+        return loss.forward(outputs, targets, sample_weight=sample_weight)
+
+    f()
+    analytic = loss.backward().copy()
+    assert_allclose(analytic, numerical_grad(f, outputs), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@on_numpy_twins
+def test_binary_cross_entropy_gradient_for_one_output_and_targets_n(weighted):
+    rng = np.random.default_rng(1)
+    logits, targets = rng.standard_normal((5, 1)), np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    sample_weight = rng.uniform(0, 2, 5) if weighted else None
+    loss = BinaryCrossEntropy()
+
+    def f():
+        return loss.forward(logits, targets, sample_weight=sample_weight)
+
+    f()
+    analytic = loss.backward().copy()
+    assert_allclose(analytic, numerical_grad(f, logits), rtol=1e-5, atol=1e-8)

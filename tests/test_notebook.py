@@ -57,6 +57,15 @@ def test_notebook_code_cells_are_short():
         assert max(map(len, lines)) <= 100, f"cell {cell.id} has a line over 100"
 
 
+def test_every_name_in_the_notebook_exists():
+    """The `nnscratch.…` names the lesson points at, checked as how-it-works.md's are."""
+    text = "\n".join(
+        cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+    )
+    assert len(set(build.NAME.findall(text))) >= 8
+    assert build.check_names(text, NOTEBOOK.name) == []
+
+
 def exercises(nb) -> list[tuple]:
     """(answer cell, check cell, name of the function asked for) of each exercise: a
     cell tagged "check" right after one tagged "exercise"."""

@@ -119,3 +119,15 @@ def test_schedules():
     # a run as long as its warm-up is all warm-up (--epochs 1 with 1 warm-up epoch)
     all_warmup = CosineDecay(1.0, epochs=1, warmup_epochs=1)
     assert_allclose([all_warmup(0.5), all_warmup(1.0)], [0.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    "epochs, last_rates", [(9, [1.0, 0.1, 0.01]), (10, [0.1, 0.01, 0.001])]
+)
+def test_step_schedule_for_a_run_drops_every_third_of_it(epochs, last_rates):
+    """As its docstring says: E // 3 epochs per rate, so a run of 10 epochs has a
+    fourth rate in its last epoch."""
+    schedule = StepDecay.for_run(1.0, epochs)
+    rates = [schedule(e + 0.5) for e in range(epochs)]
+    assert_allclose(sorted(set(rates), reverse=True)[-3:], last_rates)
+    assert_allclose(rates[-1], last_rates[-1])

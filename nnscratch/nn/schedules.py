@@ -52,7 +52,9 @@ class StepDecay(Schedule):
 
     @classmethod
     def for_run(cls, lr, epochs, warmup_epochs=0.0):
-        """Three drops by 10 over the run."""
+        """A drop by 10 every max(1, epochs // 3) epochs of the decay: lr, lr / 10 and
+        lr / 100 over a run of a multiple of 3 epochs (and no warm-up); other
+        lengths end with more (10 epochs: lr / 1000 in the last one)."""
         return cls(lr, max(1, epochs // 3), 0.1, warmup_epochs)
 
     def __init__(
