@@ -167,6 +167,34 @@ def npy(array):
     return buffer.getvalue()
 
 
+def test_a_fit_given_no_seed_continues_the_seed_of_the_fit_it_continues(tmp_path):
+    """Keras' usual BackupAndRestore, with no seed anywhere: the continued fit holds
+    out the same validation examples and ends as the fit never stopped would have
+    (it used to refuse the checkpoint as one "of a fit on other data")."""
+    x, y = data()
+
+    def unseeded_fit(callbacks, seed=None):
+        rng = np.random.default_rng(0)  # the same initial weights, nothing else
+        m = nn.Sequential(
+            [nn.Flatten(), nn.Dense(12, rng=rng), nn.ReLU(), nn.Dropout(0.3),
+             nn.Dense(3, rng=rng)],
+            input_shape=(6, 6),
+        )  # fmt: skip
+        history = m.fit(
+            x, y, epochs=3, batch_size=16, validation_split=0.2, seed=seed,
+            verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        return m, history
+
+    with pytest.raises(nn.TrainingInterrupted):
+        unseeded_fit([nn.BackupAndRestore(tmp_path, interrupt=stop_after(2))])
+    seed = read_checkpoint(checkpoint_paths(tmp_path)[-1])["position"]["seed"]
+    resumed, resumed_history = unseeded_fit([nn.BackupAndRestore(tmp_path)])
+    reference, history = unseeded_fit([], seed=seed)
+    same_weights(reference, resumed)
+    same_history(history, resumed_history)
+
+
 def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
     x, y = data()
     x = x.reshape(len(x), -1)

@@ -36,9 +36,10 @@ class BackupAndRestore(Callback):
 
     A `fit` given this callback first looks in `directory`: if a checkpoint is there
     it continues from it and ends with the very weights and history the fit never
-    stopped would have had; the arrays, batch size, seed and callbacks must be those
-    of that fit (the number of examples and steps, the model and the callbacks are
-    checked). A damaged newest checkpoint is reported (`say`) and the one before is
+    stopped would have had; the arrays, batch size and callbacks must be those of
+    that fit, and its seed if one is given (a fit given none takes that fit's seed,
+    so it holds out the same validation split); the number of examples and steps,
+    the model and the callbacks are checked. A damaged newest checkpoint is reported (`say`) and the one before is
     used. Whatever its place in the list, it runs after the other callbacks, so its
     checkpoints hold their state after each step.
 
@@ -112,6 +113,16 @@ class BackupAndRestore(Callback):
         self.last_saved = save_next(self.directory, state, self.keep)
         return self.last_saved
 
+    def resumed_seed(self) -> int | None:
+        """The seed of the fit its newest checkpoint is of; None if there is no
+        checkpoint, or it holds no seed (`on_train_begin` reports a damaged one)."""
+        found = load_latest(self.directory, self.say)
+        try:
+            seed = None if found is None else found[1]["position"]["seed"]
+        except (KeyError, TypeError):
+            return None
+        return None if seed is None else check_int("checkpoint seed", seed, 0)
+
     def _stop_if_asked(self, saved: bool) -> None:
         if self.interrupt is None or not self.interrupt():
             return
@@ -170,3 +181,12 @@ class ModelCheckpoint(Callback):
 
     def set_state(self, state):
         self.best = None if state["best"] is None else float(state["best"])
+
+
+def resumed_seed(callbacks) -> int | None:
+    """The seed of the fit that a BackupAndRestore among `callbacks` continues, or
+    None (see `BackupAndRestore.resumed_seed`)."""
+    for callback in callbacks:
+        if isinstance(callback, BackupAndRestore):
+            return callback.resumed_seed()
+    return None

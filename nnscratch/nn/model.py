@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import NnscratchError, check_int
 from .activations import Sigmoid, Softmax
+from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
 from .inputs import example_weights, hold_out, validation_parts
@@ -16,6 +17,7 @@ from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
 from .progress import ProgressBar
 from .saving import save_model
+from .seeding import new_seed
 from .trainer import Trainer, seed_layers
 
 
@@ -153,8 +155,7 @@ class Sequential(Network):
         )
         optimizer = self._set_optimizer(optimizer)
         callbacks = check_callbacks(callbacks)
-        if seed is None and self._seeds is not None:
-            seed = int(np.random.default_rng(self._seeds.spawn(1)[0]).integers(2**63))
+        seed = self._fit_seed(seed, callbacks)
         shuffle_rng, augment_rng = seed_layers(seed, self.layers)
         if validation_data is None and validation_split:
             x, y, weights, validation_data = hold_out(
@@ -172,7 +173,7 @@ class Sequential(Network):
         callbacks = CallbackList([history, *progress, *callbacks], model=self)
         metrics = get_metrics(self.metrics, self.loss, y)
         trainer = Trainer(
-            self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule
+            self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule, seed
         )
         try:
             trainer.run(batches, epochs, validation_data, max(batch_size, 256))
@@ -180,6 +181,22 @@ class Sequential(Network):
             for bar in progress:
                 bar.close()
         return history
+
+    def _fit_seed(self, seed, callbacks) -> int:
+        """The seed of a fit: `seed` if given; else drawn from the model's seed or
+        `set_seed`, or from the OS. A fit given no seed that a BackupAndRestore
+        continues takes the seed of the fit it continues, so that it holds out the
+        same validation examples."""
+        if seed is not None:
+            return check_int("seed", seed, 0)
+        if self._seeds is not None:
+            drawn = np.random.default_rng(self._seeds.spawn(1)[0]).integers(2**63)
+        else:
+            drawn = new_seed()
+            if drawn is None:
+                drawn = np.random.default_rng().integers(2**63)
+        resumed = resumed_seed(callbacks)
+        return int(drawn) if resumed is None else resumed
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None) -> dict:
         """One optimiser step on one batch; returns its {"loss", metrics...} as

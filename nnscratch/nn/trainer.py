@@ -39,9 +39,10 @@ class Trainer:
 
     def __init__(
         self, model, optimizer: Optimizer, callbacks: CallbackList, metrics=(),
-        augment=None, augment_rng=None, lr_schedule=None,
+        augment=None, augment_rng=None, lr_schedule=None, seed: int | None = None,
     ):  # fmt: skip
         self.model, self.optimizer, self.callbacks = model, optimizer, callbacks
+        self.seed = seed  # the fit's, kept in checkpoints (`backup.resumed_seed`)
         self.metrics = list(metrics)
         self.augment, self.augment_rng = augment, augment_rng
         self.lr_schedule = lr_schedule
@@ -189,6 +190,7 @@ class Trainer:
             "position": {
                 "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
                 "steps": self.batches.steps, "data": self.batches.digest(),
+                "seed": self.seed,
                 "stop_training": bool(self.model.stop_training),
             },
             "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
