@@ -1,7 +1,9 @@
 import sys
 
+import numpy as np
 import pytest
 
+import nnscratch as nn
 from nnscratch import Callback, History, NnscratchError
 from nnscratch.nn.callbacks import CallbackList
 from nnscratch.nn.progress import ProgressBar, epoch_line
@@ -113,3 +115,19 @@ def test_progress_bar_on_a_terminal_is_cleared_before_the_line(capsys, monkeypat
     assert out.startswith("epoch 1/3 - loss 1.0000")
     assert "epoch 1/3:" in err and "loss=1.0000" in err
     assert err.endswith("\r") and progress.bar is None  # closed with leave=False
+
+
+def test_fit_verbose_2_prints_the_epoch_lines_without_a_bar(capsys, monkeypatch):
+    """Keras' verbose levels: 0 silent, 1 a bar (on a terminal) and a line per epoch,
+    2 the lines only (for logs); anything else is refused by name."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    x = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    y = np.arange(20) % 2
+    for verbose, lines, bar in [(0, 0, False), (1, 2, True), (2, 2, False)]:
+        model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=verbose)
+        out, err = capsys.readouterr()
+        assert out.count("\n") == lines and out.count("epoch ") == lines
+        assert ("epoch 1/2:" in err) == bar
+    with pytest.raises(NnscratchError, match="verbose: expected 0 .* got 3"):
+        model.fit(x, y, verbose=3)

@@ -137,7 +137,8 @@ class Sequential(Network):
         given) fixes shuffling, the validation split, dropout and augmentation; the
         initial weights come from the layers (their `rng`), the model's `seed` or
         `set_seed`. `callbacks` run after the History and, unless verbose=0, the
-        ProgressBar (a bar on a terminal and one line per epoch); a
+        ProgressBar (verbose=1: a bar on a terminal and one line per epoch; 2: the
+        lines only, as in Keras); a
         `BackupAndRestore` among them continues an interrupted fit from its last
         checkpoint.
         """
@@ -153,6 +154,11 @@ class Sequential(Network):
             check_int("epochs", epochs),
             check_int("batch_size", batch_size),
         )
+        if verbose not in (0, 1, 2):  # True and False are 1 and 0
+            raise NnscratchError(
+                "verbose: expected 0 (silent), 1 (a progress bar and a line per epoch) "
+                f"or 2 (a line per epoch), got {verbose!r}"
+            )
         optimizer = self._set_optimizer(optimizer)
         callbacks = check_callbacks(callbacks)
         seed = self._fit_seed(seed, callbacks)
@@ -169,7 +175,7 @@ class Sequential(Network):
             x, y, min(batch_size, len(x)), shuffle, shuffle_rng, weights
         )
         history = History()
-        progress = [ProgressBar(epochs, len(x))] if verbose else []
+        progress = [ProgressBar(epochs, len(x), bar=verbose == 1)] if verbose else []
         callbacks = CallbackList([history, *progress, *callbacks], model=self)
         metrics = get_metrics(self.metrics, self.loss, y)
         trainer = Trainer(

@@ -18,17 +18,19 @@ class ProgressBar(Callback):
     `epoch 2/5 - loss 0.3120 - accuracy 0.9012 - lr 1.00e-03 - 4.2s` (and `val_loss`,
     `val_accuracy` after `accuracy` when there is validation data).
 
-    epochs: how many `fit` runs; examples: training examples per epoch.
+    epochs: how many `fit` runs; examples: training examples per epoch; bar: False
+    for the lines only (Keras' verbose=2, for logs that are not a terminal).
     """
 
-    def __init__(self, epochs: int, examples: int):
-        self.epochs, self.examples = epochs, examples
+    def __init__(self, epochs: int, examples: int, bar: bool = True):
+        self.epochs, self.examples, self.shows_bar = epochs, examples, bar
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs):
         self.bar = tqdm(
             total=self.examples, desc=f"epoch {epoch + 1}/{self.epochs}", unit="img",
-            leave=False, disable=not sys.stderr.isatty(), mininterval=0.5,
+            leave=False, disable=not (self.shows_bar and sys.stderr.isatty()),
+            mininterval=0.5,
         )  # fmt: skip
 
     def on_batch_end(self, batch, logs):
