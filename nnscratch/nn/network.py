@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError, NonFiniteOutputError
+from ..errors import ModelFileError, NnscratchError, NonFiniteOutputError
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
@@ -72,6 +72,8 @@ class Network:
                 if on_built is not None:
                     on_built(i, layer)
                 x = layer.forward(x, training=False)
+            except ModelFileError:
+                raise  # on_built's check of a file's arrays: not about the input
             except (NnscratchError, ValueError) as e:
                 raise NnscratchError(
                     f"layer {i} ({type(layer).__name__}) does not take input "
