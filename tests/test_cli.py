@@ -190,3 +190,41 @@ def test_help_and_version(capsys):
     assert cli.main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
     assert cli.main(["--version"]) == 0
+
+
+@pytest.mark.parametrize(
+    "input_shape, outputs, message",
+    [
+        (
+            (8, 8),
+            10,
+            "takes inputs of shape (8, 8), but the mnist test set has 28x28 images",
+        ),
+        ((28, 28), 12, "has 12 outputs, but the mnist test set has 10 classes"),
+        ((28, 28), 1, "has 1 output, but the mnist test set has 10 classes"),
+    ],
+    ids=["8x8-inputs", "12-outputs", "1-output"],
+)
+def test_evaluate_a_model_made_for_other_data_names_it(
+    tmp_path, data_dir, capsys, input_shape, outputs, message
+):
+    path = tmp_path / "other.npz"
+    Sequential([Flatten(), Dense(4), ReLU(), Dense(outputs)], input_shape).save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"error: {path} {message}\n"
+
+
+@pytest.mark.parametrize("input_shape", [(784,), (1, 28, 28)])
+def test_evaluate_a_model_taking_the_same_pixels_in_another_shape(
+    tmp_path, data_dir, capsys, input_shape
+):
+    """As `predict` does: a flat (784,) or channel-first (1, 28, 28) model is given
+    the test images reshaped, not an error."""
+    path = tmp_path / "flat.npz"
+    model = Sequential([Flatten(), Dense(10, rng=0)], input_shape, seed=0)
+    model.save(path)
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.startswith("mnist test set: accuracy")
