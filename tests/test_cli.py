@@ -228,3 +228,31 @@ def test_evaluate_a_model_taking_the_same_pixels_in_another_shape(
     model.save(path)
     assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.startswith("mnist test set: accuracy")
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """`nnscratch COMMAND --help`: every option has a help text; one with a default
+    value shows it, and a setting of the run shows that the preset gives it."""
+    import dataclasses
+
+    import click
+
+    from nnscratch.runs.settings import RunSettings
+
+    from_preset = {f.name for f in dataclasses.fields(RunSettings)} - {"dataset"}
+    undocumented, no_default = [], []
+    for name, command in cli.cli.commands.items():
+        context = command.make_context(name, [], resilient_parsing=True)
+        for option in command.params:
+            if not isinstance(option, click.Option) or option.name == "help":
+                continue
+            where = f"{name} {option.opts[0]}"
+            text = option.get_help_record(context)[1]
+            if not option.help:
+                undocumented.append(where)
+            value = context.params[option.name]  # as if the option were left out
+            has_default = value is not None and not (option.is_flag or option.multiple)
+            wanted = has_default or option.name in from_preset
+            if wanted and "default" not in text.lower():
+                no_default.append(where)
+    assert undocumented == [] and no_default == []

@@ -29,7 +29,8 @@ def cli() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where to save.",
+    help="Where to save (into a <dataset>/ folder there). Default: "
+    "$NNSCRATCH_CACHE_DIR, else the user cache (~/.cache/nnscratch on Linux).",
 )
 @click.option(
     "--mirror",
@@ -108,7 +109,7 @@ def train(
 
 
 @cli.command()
-@click.argument("model_path", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
     "--dataset",
     type=DATASET_CHOICE,
@@ -124,7 +125,7 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
 
 
 @cli.command()
-@click.argument("model_path", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 def info(model_path: Path) -> None:
     """Architecture, parameter count and training settings of a saved model."""
     import json
@@ -220,7 +221,13 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
 )
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
 @click.option(
     "--max-bytes",
     default=web_app.MAX_BYTES,
