@@ -138,6 +138,17 @@ def test_an_out_folder_holding_a_run_needs_overwrite(tmp_path, data_dir, capsys)
     assert not (tmp_path / "figures" / "training.gif").exists()
 
 
+def test_an_out_that_cannot_be_made_is_one_line_naming_it(tmp_path, data_dir, capsys):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "run"
+    args = ["train", "--data-dir", str(data_dir), "--hidden", "8", "--epochs", "1",
+            "--limit", "300", "--out", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(args) == 1
+    assert capsys.readouterr().err == (
+        f"error: --out {out}: cannot make the run directory (Not a directory)\n"
+    )
+
+
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
     from nnscratch.runs.rundir import make_run_dir
 
