@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,35 @@ def test_every_option_says_what_it_does_and_its_default():
             if wanted and "default" not in text.lower():
                 no_default.append(where)
     assert undocumented == [] and no_default == []
+
+
+def test_evaluate_reads_the_test_set_where_the_model_was_trained(
+    tmp_path, monkeypatch, capsys
+):
+    """As `report` does: the data folder the model's settings record, if it still
+    holds the files, comes before the usual places (here none has them, and there
+    is no mirror to download from)."""
+    from dataclasses import replace
+
+    from nnscratch.data import catalog
+    from nnscratch.data.idx import write_idx
+
+    folder = tmp_path / "my-digits"
+    folder.mkdir()
+    for name in catalog.FILE_NAMES:
+        images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), np.uint8)
+        write_idx(folder / name, images if "images" in name else np.uint8([1, 2, 3, 4]))
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    offline = replace(catalog.DATASETS["mnist"], mirrors=())
+    monkeypatch.setitem(catalog.DATASETS, "mnist", offline)
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28))
+    model.metadata = {"training": {"dataset": "mnist", "data_dir": str(folder)}}
+    model.save(tmp_path / "model.npz")
+    assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mnist test set: accuracy") and " 4\n" in out
+    shutil.rmtree(folder)  # moved since: the usual places, which have nothing
+    assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 1
+    assert "no mirrors to download mnist from" in capsys.readouterr().err

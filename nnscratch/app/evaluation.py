@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import CLASS_NAMES
+from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
 from ..nn.loading import load_model
@@ -21,13 +21,17 @@ from .predict import as_classifier, model_dataset
 
 def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> str:
     """The report of MODEL on the test set of `dataset` (default: the one the model was
-    trained on, else mnist); `warn(text)` hears of a dataset other than that one."""
+    trained on, else mnist); `warn(text)` hears of a dataset other than that one.
+    The files are read from `data_dir`, else the folder the model was trained from if
+    it still holds them (as `nnscratch report` does), else the usual places."""
     model = as_classifier(load_model(model_path))
     trained_on = model_dataset(model)
     if dataset is None:
         dataset = trained_on or "mnist"
     elif trained_on is not None and dataset != trained_on:
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
+    if data_dir is None and dataset == trained_on:
+        data_dir = trained_from(model, dataset)
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
     names = model.class_names or CLASS_NAMES[dataset]
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
@@ -45,6 +49,17 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
             format_confusion_matrix(cm, names),
         ]
     )
+
+
+def trained_from(model, dataset: str) -> str | None:
+    """The data folder the model's saved settings record, if it still holds `dataset`."""
+    training = model.metadata.get("training")
+    folder = training.get("data_dir") if isinstance(training, dict) else None
+    try:
+        found = isinstance(folder, str) and find_dataset(dataset, folder) is not None
+    except (OSError, ValueError, RuntimeError):  # any text: a NUL, "~nobody"
+        found = False
+    return folder if found else None
 
 
 def fitting_inputs(model, model_path, images: np.ndarray, what: str) -> np.ndarray:

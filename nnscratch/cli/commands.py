@@ -115,7 +115,13 @@ def train(
     type=DATASET_CHOICE,
     help="Test set to use. Default: the one the model was trained on (else mnist).",
 )
-@data_dir_option
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the IDX files (or with a <dataset>/ folder). Default: the one "
+    "the model was trained from, else $NNSCRATCH_DATA_DIR, the cache, "
+    "/usr/share/datasets.",
+)
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
     from ..app.evaluation import evaluation_report
