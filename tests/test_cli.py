@@ -198,9 +198,12 @@ def test_evaluate_a_model_that_overflows_is_one_error_line(tmp_path, data_dir, c
     )
 
 
-def test_help_and_version(capsys):
+def test_help_and_version(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["--help"]) == 0
-    assert "train" in capsys.readouterr().out
+    commands = capsys.readouterr().out.partition("Commands:")[2]
+    assert "train" in commands
+    assert "..." not in commands  # no summary cut short in an 80-column terminal
     assert cli.main(["--version"]) == 0
 
 

@@ -46,7 +46,7 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     click.echo(f"{dataset}: files in {folder}")
 
 
-@cli.command()
+@cli.command(short_help="Train a network and write a run directory.")
 @dataset_option
 @data_dir_option
 @run_options
@@ -108,7 +108,7 @@ def train(
     )
 
 
-@cli.command()
+@cli.command(short_help="A saved model's accuracy, per-class report, confusion matrix.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
     "--dataset",
@@ -130,7 +130,7 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
     click.echo(evaluation_report(model_path, dataset, data_dir, warn))
 
 
-@cli.command()
+@cli.command(short_help="A saved model's layers, parameters and training settings.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 def info(model_path: Path) -> None:
     """Architecture, parameter count and training settings of a saved model."""
@@ -146,7 +146,7 @@ def info(model_path: Path) -> None:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
 
 
-@cli.command()
+@cli.command(short_help="Write a model as an ONNX file (needs nnscratch[onnx]).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
 def export(model_path: Path, out_path: Path) -> None:
@@ -177,7 +177,7 @@ def report(run_dir: Path, data_dir: Path | None) -> None:
     click.echo(str(rebuild_report(run_dir, data_dir)))
 
 
-@cli.command()
+@cli.command(short_help="Predict the digit, or the number, in image files.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument(
     "image_paths",
@@ -222,7 +222,7 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
         click.get_current_context().exit(1)
 
 
-@cli.command()
+@cli.command(short_help="Serve a page to draw digits and see a model's answer live.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
