@@ -340,6 +340,22 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_finished(
     assert (out / "report.html").is_file() and not list(out.rglob("*.tmp"))
 
 
+def test_a_diverged_run_leaves_nothing_to_resume(data_folder, tmp_path, capsys):
+    """Resuming would diverge again, bit for bit: the run is over, and a retry with a
+    lower learning rate in the same folder is not refused as an interrupted run."""
+    out = tmp_path / "run"
+
+    def args(lr):
+        return ["train", "--data-dir", str(data_folder), "--hidden", "8", "--optimizer",
+                "sgd", "--lr", lr, "--epochs", "2", "--out", str(out), "-q",
+                "--no-report"]  # fmt: skip
+
+    assert cli.main(args("1e30")) == 1
+    assert "error: training diverged: the loss became" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+    assert cli.main(args("0.01")) == 0
+
+
 def test_resume_refuses_what_it_cannot_continue_in_one_line(
     data_folder, tmp_path, capsys
 ):

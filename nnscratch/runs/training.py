@@ -13,6 +13,7 @@ to .incoming/ and then replace those of any run there before
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
-from ..errors import NnscratchError, check_int
+from ..errors import NnscratchError, TrainingDivergedError, check_int
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -266,6 +267,11 @@ def _train(
                 run_dir, run, model, history, data, recorder,
                 backup.trainer.train_seconds, stop,
             )  # fmt: skip
+        except TrainingDivergedError:
+            # resuming would diverge again, bit for bit: the run is over (a run it
+            # replaces stays, as for any run that fails)
+            shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+            raise
         except TrainingInterrupted as e:
             raise RunInterrupted(
                 f"interrupted at epoch {e.epoch}/{e.epochs}, step {e.step}; {go_on}",
