@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Augment
-from ..data.catalog import CLASS_NAMES
+from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
 from ..errors import NnscratchError, TrainingDivergedError, check_int
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
@@ -201,6 +201,11 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
         path, state = found
         run, settings = _recorded_run(path, state)
         folder = Path(run["config"]["data_dir"])
+        if find_dataset(settings.dataset, folder) is None:  # moved, renamed...
+            raise NnscratchError(
+                f"{run_dir}: the {settings.dataset} files it trained on are no longer "
+                f"in {folder}: put them back there to resume"
+            )
         data = load_run_data(settings, folder, run["limit"])
         if data.digest() != run["data_digest"]:
             raise NnscratchError(
