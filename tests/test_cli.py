@@ -110,6 +110,10 @@ def test_batch_size_full_trains_on_the_whole_set_in_one_step(tmp_path, data_dir)
         (["train", "--augment", ""], "--augment: expected"),
         (["train", "--preset", "seed-deep", "--warmup", "9"], "at least the warm-up"),
         (["train", "--hidden", "100000000000"], "not enough memory"),
+        (
+            ["train", "--limit", "4"],
+            "--validation-split 0.1 of 4 training images (--limit 4) leaves none",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_and_nonzero_exit(

@@ -23,7 +23,7 @@ import numpy as np
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
-from ..errors import NnscratchError, TrainingDivergedError, check_int
+from ..errors import DataError, NnscratchError, TrainingDivergedError, check_int
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -103,11 +103,19 @@ def load_run_data(settings: RunSettings, folder: Path, limit=None) -> RunData:
     (x_train, y_train), test = load_dataset(settings.dataset, folder)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    validation = None
-    if settings.validation_split:
-        (x_train, y_train), validation = train_validation_split(
-            x_train, y_train, settings.validation_split, seed=settings.seed
-        )
+    validation, split = None, settings.validation_split
+    if split:
+        try:
+            (x_train, y_train), validation = train_validation_split(
+                x_train, y_train, split, seed=settings.seed
+            )
+        except DataError:  # too few images: say it in the options' words
+            given = f" (--limit {limit})" if limit else ""
+            raise NnscratchError(
+                f"--validation-split {split:g} of {len(x_train):,} training images"
+                f"{given} leaves none to train or to validate on: give more images "
+                "or change the split (0: no validation)"
+            ) from None
     class_names = list(CLASS_NAMES[settings.dataset])
     return RunData((x_train, y_train), validation, test, class_names)
 
