@@ -369,6 +369,14 @@ def test_a_mirror_that_is_not_a_url_is_refused_before_anything_is_made(
     assert not (tmp_path / "c").exists()
 
 
+def test_a_download_folder_that_cannot_be_made_is_named_once(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError) as err:
+        download_dataset("mnist", tmp_path / "a-file", ["http://127.0.0.1:9/"])
+    target = tmp_path / "a-file" / "mnist"
+    assert str(err.value) == f"cannot create download folder {target}: Not a directory"
+
+
 def test_download_checks_the_published_md5_by_default(tmp_path, server):
     base, _ = server
     # The synthetic files are not the real MNIST, so the real checksums refuse them.

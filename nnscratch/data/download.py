@@ -68,7 +68,8 @@ def download_dataset(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataError(f"cannot create download folder {target}: {err}") from None
+        reason = err.strerror or err  # the OSError repeats the path otherwise
+        raise DataError(f"cannot create download folder {target}: {reason}") from None
     show = progress and sys.stderr.isatty()
     for file_name in FILE_NAMES:
         if _usable(target / file_name, checksums[file_name]):
