@@ -307,3 +307,14 @@ def test_evaluate_reads_the_test_set_where_the_model_was_trained(
     shutil.rmtree(folder)  # moved since: the usual places, which have nothing
     assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 1
     assert "no mirrors to download mnist from" in capsys.readouterr().err
+
+
+def test_an_os_error_naming_no_file_is_one_clean_line(monkeypatch, capsys):
+    import errno
+
+    def failing_read(path):
+        raise OSError(errno.EIO, "Input/output error")  # a disk failing, say
+
+    monkeypatch.setattr("nnscratch.nn.loading.load_model", failing_read)
+    assert cli.main(["info", "model.npz"]) == 1
+    assert capsys.readouterr().err == "error: Input/output error\n"
