@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,10 @@ def test_batch_size_full_trains_on_the_whole_set_in_one_step(tmp_path, data_dir)
         (["train", "--augment", ""], "--augment: expected"),
         (["train", "--preset", "seed-deep", "--warmup", "9"], "at least the warm-up"),
         (["train", "--hidden", "100000000000"], "not enough memory"),
+        (
+            ["train", "--limit", "4"],
+            "--validation-split 0.1 of 4 training images (--limit 4) leaves none",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_and_nonzero_exit(
@@ -136,6 +141,17 @@ def test_an_out_folder_holding_a_run_needs_overwrite(tmp_path, data_dir, capsys)
     # nothing of the first run's report is left beside the second run
     assert not (tmp_path / "report.html").exists()
     assert not (tmp_path / "figures" / "training.gif").exists()
+
+
+def test_an_out_that_cannot_be_made_is_one_line_naming_it(tmp_path, data_dir, capsys):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "run"
+    args = ["train", "--data-dir", str(data_dir), "--hidden", "8", "--epochs", "1",
+            "--limit", "300", "--out", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(args) == 1
+    assert capsys.readouterr().err == (
+        f"error: --out {out}: cannot make the run directory (Not a directory)\n"
+    )
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
@@ -186,7 +202,119 @@ def test_evaluate_a_model_that_overflows_is_one_error_line(tmp_path, data_dir, c
     )
 
 
-def test_help_and_version(capsys):
+def test_help_and_version(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["--help"]) == 0
-    assert "train" in capsys.readouterr().out
+    commands = capsys.readouterr().out.partition("Commands:")[2]
+    assert "train" in commands
+    assert "..." not in commands  # no summary cut short in an 80-column terminal
     assert cli.main(["--version"]) == 0
+
+
+@pytest.mark.parametrize(
+    "input_shape, outputs, message",
+    [
+        (
+            (8, 8),
+            10,
+            "takes inputs of shape (8, 8), but the mnist test set has 28x28 images",
+        ),
+        ((28, 28), 12, "has 12 outputs, but the mnist test set has 10 classes"),
+        ((28, 28), 1, "has 1 output, but the mnist test set has 10 classes"),
+    ],
+    ids=["8x8-inputs", "12-outputs", "1-output"],
+)
+def test_evaluate_a_model_made_for_other_data_names_it(
+    tmp_path, data_dir, capsys, input_shape, outputs, message
+):
+    path = tmp_path / "other.npz"
+    Sequential([Flatten(), Dense(4), ReLU(), Dense(outputs)], input_shape).save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"error: {path} {message}\n"
+
+
+@pytest.mark.parametrize("input_shape", [(784,), (1, 28, 28)])
+def test_evaluate_a_model_taking_the_same_pixels_in_another_shape(
+    tmp_path, data_dir, capsys, input_shape
+):
+    """As `predict` does: a flat (784,) or channel-first (1, 28, 28) model is given
+    the test images reshaped, not an error."""
+    path = tmp_path / "flat.npz"
+    model = Sequential([Flatten(), Dense(10, rng=0)], input_shape, seed=0)
+    model.save(path)
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.startswith("mnist test set: accuracy")
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """`nnscratch COMMAND --help`: every option has a help text; one with a default
+    value shows it, and a setting of the run shows that the preset gives it."""
+    import dataclasses
+
+    import click
+
+    from nnscratch.runs.settings import RunSettings
+
+    from_preset = {f.name for f in dataclasses.fields(RunSettings)} - {"dataset"}
+    undocumented, no_default = [], []
+    for name, command in cli.cli.commands.items():
+        context = command.make_context(name, [], resilient_parsing=True)
+        for option in command.params:
+            if not isinstance(option, click.Option) or option.name == "help":
+                continue
+            where = f"{name} {option.opts[0]}"
+            text = option.get_help_record(context)[1]
+            if not option.help:
+                undocumented.append(where)
+            value = context.params[option.name]  # as if the option were left out
+            has_default = value is not None and not (option.is_flag or option.multiple)
+            wanted = has_default or option.name in from_preset
+            if wanted and "default" not in text.lower():
+                no_default.append(where)
+    assert undocumented == [] and no_default == []
+
+
+def test_evaluate_reads_the_test_set_where_the_model_was_trained(
+    tmp_path, monkeypatch, capsys
+):
+    """As `report` does: the data folder the model's settings record, if it still
+    holds the files, comes before the usual places (here none has them, and there
+    is no mirror to download from)."""
+    from dataclasses import replace
+
+    from nnscratch.data import catalog
+    from nnscratch.data.idx import write_idx
+
+    folder = tmp_path / "my-digits"
+    folder.mkdir()
+    for name in catalog.FILE_NAMES:
+        images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), np.uint8)
+        write_idx(folder / name, images if "images" in name else np.uint8([1, 2, 3, 4]))
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    offline = replace(catalog.DATASETS["mnist"], mirrors=())
+    monkeypatch.setitem(catalog.DATASETS, "mnist", offline)
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28))
+    model.metadata = {"training": {"dataset": "mnist", "data_dir": str(folder)}}
+    model.save(tmp_path / "model.npz")
+    assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mnist test set: accuracy") and " 4\n" in out
+    shutil.rmtree(folder)  # moved since: the usual places, which have nothing
+    assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 1
+    assert "no mirrors to download mnist from" in capsys.readouterr().err
+
+
+def test_an_os_error_naming_no_file_is_one_clean_line(monkeypatch, capsys):
+    import errno
+
+    def failing_read(path):
+        raise OSError(errno.EIO, "Input/output error")  # a disk failing, say
+
+    monkeypatch.setattr("nnscratch.nn.loading.load_model", failing_read)
+    assert cli.main(["info", "model.npz"]) == 1
+    assert capsys.readouterr().err == "error: Input/output error\n"

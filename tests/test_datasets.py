@@ -357,6 +357,26 @@ def test_all_mirrors_failing_lists_attempts_and_the_manual_route(
     assert leftovers(tmp_path / "fashion-mnist") == []
 
 
+@pytest.mark.parametrize("mirror", ["", "notaurl", "mnist/", "http://", "http://[::1"])
+def test_a_mirror_that_is_not_a_url_is_refused_before_anything_is_made(
+    tmp_path, mirror
+):
+    with pytest.raises(DataError) as err:
+        download_dataset("mnist", tmp_path / "c", [mirror], progress=False)
+    assert str(err.value) == (
+        f"mirror {mirror!r}: expected a base URL such as https://host/mnist/"
+    )
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_download_folder_that_cannot_be_made_is_named_once(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError) as err:
+        download_dataset("mnist", tmp_path / "a-file", ["http://127.0.0.1:9/"])
+    target = tmp_path / "a-file" / "mnist"
+    assert str(err.value) == f"cannot create download folder {target}: Not a directory"
+
+
 def test_download_checks_the_published_md5_by_default(tmp_path, server):
     base, _ = server
     # The synthetic files are not the real MNIST, so the real checksums refuse them.

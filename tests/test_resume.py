@@ -340,6 +340,50 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_finished(
     assert (out / "report.html").is_file() and not list(out.rglob("*.tmp"))
 
 
+def test_a_diverged_run_leaves_nothing_to_resume(data_folder, tmp_path, capsys):
+    """Resuming would diverge again, bit for bit: the run is over, and a retry with a
+    lower learning rate in the same folder is not refused as an interrupted run."""
+    out = tmp_path / "run"
+
+    def args(lr):
+        return ["train", "--data-dir", str(data_folder), "--hidden", "8", "--optimizer",
+                "sgd", "--lr", lr, "--epochs", "2", "--out", str(out), "-q",
+                "--no-report"]  # fmt: skip
+
+    assert cli.main(args("1e30")) == 1
+    assert "error: training diverged: the loss became" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+    assert cli.main(args("0.01")) == 0
+
+
+def test_resume_of_a_run_whose_data_moved_says_where_to_put_it_back(
+    data_folder, tmp_path, capsys
+):
+    from nnscratch.nn.callbacks import Callback
+    from nnscratch.runs.settings import RunSettings
+    from nnscratch.runs.signals import RunInterrupted
+    from nnscratch.runs.training import run_training
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, epoch, logs):
+            os.kill(os.getpid(), signal.SIGINT)  # stops after this step
+
+    data, out = tmp_path / "mnist", tmp_path / "run"
+    shutil.copytree(data_folder, data)
+    settings = RunSettings(hidden=(8,), epochs=2)
+    with pytest.raises(RunInterrupted):
+        run_training(settings, data, out, report=False, verbose=0, callbacks=[CtrlC()])
+    data.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {out}: the mnist files it trained on are no longer in {data}: put"
+        " them back there to resume\n"
+    )
+    (tmp_path / "moved").rename(data)
+    assert cli.main(["train", "--resume", str(out), "-q"]) == 0
+
+
 def test_resume_refuses_what_it_cannot_continue_in_one_line(
     data_folder, tmp_path, capsys
 ):

@@ -196,6 +196,25 @@ def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):
     assert message.startswith(str(path)) and message.count(str(path)) == 1
 
 
+@pytest.mark.parametrize(
+    "arrays, problem",
+    [
+        ({"0.W": GOOD["0.W"]}, "weights do not match the architecture (missing ['0.b'])"),
+        ({**GOOD, "0.x": np.ones(1)}, "weights do not match the architecture (extra ['0.x'])"),
+        ({**GOOD, "0.W": np.ones((3, 2))}, "'0.W' has shape (3, 2), expected (2, 2)"),
+    ],
+    ids=["missing", "extra", "shape"],
+)  # fmt: skip
+def test_a_tampered_array_is_named_once_without_blaming_the_input(
+    tmp_path, arrays, problem
+):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(npz_bytes(__model__=meta(), **arrays))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path}: {problem}"
+
+
 def test_loading_never_unpickles(tmp_path):
     class Boom:
         def __reduce__(self):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.catalog import CLASS_NAMES
+import numpy as np
+
+from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset
+from ..errors import NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
     classification_report,
@@ -18,17 +21,25 @@ from .predict import as_classifier, model_dataset
 
 def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> str:
     """The report of MODEL on the test set of `dataset` (default: the one the model was
-    trained on, else mnist); `warn(text)` hears of a dataset other than that one."""
+    trained on, else mnist); `warn(text)` hears of a dataset other than that one.
+    The files are read from `data_dir`, else the folder the model was trained from if
+    it still holds them (as `nnscratch report` does), else the usual places."""
     model = as_classifier(load_model(model_path))
     trained_on = model_dataset(model)
     if dataset is None:
         dataset = trained_on or "mnist"
     elif trained_on is not None and dataset != trained_on:
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
+    if data_dir is None and dataset == trained_on:
+        data_dir = trained_from(model, dataset)
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
+    names = model.class_names or CLASS_NAMES[dataset]
+    x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
+    check_outputs(
+        model, model_path, len(CLASS_NAMES[dataset]), f"the {dataset} test set"
+    )
     result = model.evaluate(x_test, y_test)
     predicted = model.predict(x_test).argmax(axis=1)
-    names = model.class_names or CLASS_NAMES[dataset]
     cm = confusion_matrix(y_test, predicted, len(names))
     summary = f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
     return "\n".join(
@@ -38,3 +49,43 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
             format_confusion_matrix(cm, names),
         ]
     )
+
+
+def trained_from(model, dataset: str) -> str | None:
+    """The data folder the model's saved settings record, if it still holds `dataset`."""
+    training = model.metadata.get("training")
+    folder = training.get("data_dir") if isinstance(training, dict) else None
+    try:
+        found = isinstance(folder, str) and find_dataset(dataset, folder) is not None
+    except (OSError, ValueError, RuntimeError):  # any text: a NUL, "~nobody"
+        found = False
+    return folder if found else None
+
+
+def fitting_inputs(model, model_path, images: np.ndarray, what: str) -> np.ndarray:
+    """images (N, H, W) shaped as `model` takes them: as they are, or the same
+    pixels in its shape ((N, H*W), (N, 1, H, W)); a one-line error naming the model
+    file if it takes images of another size. An unbuilt model is built for them."""
+    if not model.built:
+        try:
+            model.build(images.shape[1:])
+        except NnscratchError as e:
+            raise NnscratchError(f"{model_path}: {e}") from None
+    shape = tuple(model.input_shape)
+    if int(np.prod(shape)) != images[0].size:
+        size = "x".join(map(str, images.shape[1:]))
+        raise NnscratchError(
+            f"{model_path} takes inputs of shape {shape}, but {what} has {size} images"
+        )
+    return images.reshape((len(images), *shape))
+
+
+def check_outputs(model, model_path, n_classes: int, what: str) -> None:
+    """A one-line error naming the model file unless it has one output per class."""
+    outputs = tuple(model.output_shape)
+    if outputs != (n_classes,):
+        n = int(np.prod(outputs))
+        raise NnscratchError(
+            f"{model_path} has {n} output{'s' if n != 1 else ''}, but {what} has "
+            f"{n_classes} classes"
+        )

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {e}", err=True)
         return 1
     except OSError as e:
-        click.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {where}{e.strerror or e}", err=True)
         return 1
     except MemoryError as e:  # e.g. --hidden 100000000: NumPy says how much it wanted
         click.echo(f"error: not enough memory ({e or 'MemoryError'})", err=True)

@@ -29,7 +29,8 @@ def cli() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where to save.",
+    help="Where to save (into a <dataset>/ folder there). Default: "
+    "$NNSCRATCH_CACHE_DIR, else the user cache (~/.cache/nnscratch on Linux).",
 )
 @click.option(
     "--mirror",
@@ -45,7 +46,7 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     click.echo(f"{dataset}: files in {folder}")
 
 
-@cli.command()
+@cli.command(short_help="Train a network and write a run directory.")
 @dataset_option
 @data_dir_option
 @run_options
@@ -107,14 +108,20 @@ def train(
     )
 
 
-@cli.command()
-@click.argument("model_path", type=click.Path(path_type=Path))
+@cli.command(short_help="A saved model's accuracy, per-class report, confusion matrix.")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
     "--dataset",
     type=DATASET_CHOICE,
     help="Test set to use. Default: the one the model was trained on (else mnist).",
 )
-@data_dir_option
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the IDX files (or with a <dataset>/ folder). Default: the one "
+    "the model was trained from, else $NNSCRATCH_DATA_DIR, the cache, "
+    "/usr/share/datasets.",
+)
 def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Accuracy, per-class report and confusion matrix of a saved model on a test set."""
     from ..app.evaluation import evaluation_report
@@ -123,8 +130,8 @@ def evaluate(model_path: Path, dataset: str | None, data_dir: Path | None) -> No
     click.echo(evaluation_report(model_path, dataset, data_dir, warn))
 
 
-@cli.command()
-@click.argument("model_path", type=click.Path(path_type=Path))
+@cli.command(short_help="A saved model's layers, parameters and training settings.")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 def info(model_path: Path) -> None:
     """Architecture, parameter count and training settings of a saved model."""
     import json
@@ -139,7 +146,7 @@ def info(model_path: Path) -> None:
         click.echo("Settings: " + json.dumps(model.metadata, indent=2, sort_keys=True))
 
 
-@cli.command()
+@cli.command(short_help="Write a model as an ONNX file (needs nnscratch[onnx]).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
 def export(model_path: Path, out_path: Path) -> None:
@@ -170,7 +177,7 @@ def report(run_dir: Path, data_dir: Path | None) -> None:
     click.echo(str(rebuild_report(run_dir, data_dir)))
 
 
-@cli.command()
+@cli.command(short_help="Predict the digit, or the number, in image files.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument(
     "image_paths",
@@ -215,12 +222,18 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
         click.get_current_context().exit(1)
 
 
-@cli.command()
+@cli.command(short_help="Serve a page to draw digits and see a model's answer live.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
 )
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
 @click.option(
     "--max-bytes",
     default=web_app.MAX_BYTES,

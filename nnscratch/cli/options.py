@@ -61,8 +61,17 @@ data_dir_option = click.option(
 )
 DATASET_CHOICE = click.Choice(sorted(DATASETS))
 dataset_option = click.option(
-    "--dataset", type=DATASET_CHOICE, default="mnist", show_default=True
+    "--dataset",
+    type=DATASET_CHOICE,
+    default="mnist",
+    show_default=True,
+    help="The dataset.",
 )
+
+
+def setting(*decls, **kwargs):
+    """An option that overrides one setting of the preset (unset: the preset's)."""
+    return click.option(*decls, show_default="the preset's", **kwargs)
 
 
 # every setting of a run, in `nnscratch train --help`'s order
@@ -74,21 +83,42 @@ RUN_OPTIONS = [
         show_default=True,
         help="A complete set of settings (the README's table).",
     ),
-    click.option("--hidden", help="Hidden layer sizes, e.g. 256,128."),
-    click.option("--activation", type=click.Choice(list(ACTIVATIONS.short_names))),
-    click.option("--dropout", type=FINITE_FLOAT),
-    click.option("--optimizer", type=click.Choice(list(OPTIMIZERS.short_names))),
-    click.option("--lr", type=FINITE_FLOAT, help="Learning rate."),
-    click.option("--momentum", type=FINITE_FLOAT, help="For sgd."),
-    click.option("--weight-decay", type=FINITE_FLOAT, help="For sgd, adam, adamw."),
-    click.option("--schedule", type=click.Choice(list(SCHEDULES.short_names))),
-    click.option("--warmup", type=FINITE_FLOAT, help="Warm-up epochs."),
-    click.option("--epochs", type=int),
-    click.option("--batch-size", help="Examples per step, or 'full'."),
-    click.option("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights."),
-    click.option("--seed", type=int),
-    click.option("--validation-split", type=FINITE_FLOAT),
-    click.option(
+    setting("--hidden", help="Hidden layer sizes of the MLP, e.g. 256,128."),
+    setting(
+        "--activation",
+        type=click.Choice(list(ACTIVATIONS.short_names)),
+        help="Activation of the MLP's hidden layers.",
+    ),
+    setting("--dropout", type=FINITE_FLOAT, help="Dropout rate, in [0, 1)."),
+    setting(
+        "--optimizer",
+        type=click.Choice(list(OPTIMIZERS.short_names)),
+        help="The optimiser.",
+    ),
+    setting("--lr", type=FINITE_FLOAT, help="Learning rate."),
+    setting("--momentum", type=FINITE_FLOAT, help="Momentum, for sgd."),
+    setting("--weight-decay", type=FINITE_FLOAT, help="For sgd, adam, adamw."),
+    setting(
+        "--schedule",
+        type=click.Choice(list(SCHEDULES.short_names)),
+        help="How the learning rate changes over the epochs.",
+    ),
+    setting("--warmup", type=FINITE_FLOAT, help="Epochs of learning-rate warm-up."),
+    setting("--epochs", type=int, help="Passes over the training images."),
+    setting("--batch-size", help="Examples per step, or 'full'."),
+    setting("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights."),
+    setting(
+        "--seed",
+        type=int,
+        help="Seed of the weights, the validation split, shuffling, dropout and "
+        "augmentation.",
+    ),
+    setting(
+        "--validation-split",
+        type=FINITE_FLOAT,
+        help="Fraction of the training images held out for validation (0: none).",
+    ),
+    setting(
         "--augment",
         help=(
             "Augment training batches: 'auto' (suited to the dataset), 'default', 'none' "
@@ -96,7 +126,9 @@ RUN_OPTIONS = [
         ),
     ),
     click.option(
-        "--limit", type=click.IntRange(1), help="Use only the first N training images."
+        "--limit",
+        type=click.IntRange(1),
+        help="Use only the first N training images (default: all).",
     ),
 ]
 

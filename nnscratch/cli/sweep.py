@@ -11,7 +11,9 @@ from .commands import cli
 from .options import data_dir_option, dataset_option, given_settings, run_options
 
 
-@cli.command()
+@cli.command(
+    short_help="Search the settings of train for the best validation accuracy."
+)
 @click.option(
     "--out",
     required=True,

@@ -11,6 +11,7 @@ import http.client
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def download_dataset(
         mirrors = [mirrors]  # one base URL, not a sequence of one-letter ones
     mirrors = tuple(mirrors) if mirrors is not None else info.mirrors
     checksums = {**info.md5, **(checksums or {})}
+    for mirror in mirrors:
+        _check_mirror(mirror)
     if not mirrors:
         raise DataError(
             f"no mirrors to download {info.name} from; {missing_files_hint(target)}"
@@ -65,7 +68,8 @@ def download_dataset(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataError(f"cannot create download folder {target}: {err}") from None
+        reason = err.strerror or err  # the OSError repeats the path otherwise
+        raise DataError(f"cannot create download folder {target}: {reason}") from None
     show = progress and sys.stderr.isatty()
     for file_name in FILE_NAMES:
         if _usable(target / file_name, checksums[file_name]):
@@ -87,6 +91,27 @@ def download_dataset(
                 + f". Without internet, {missing_files_hint(target)}"
             )
     return target
+
+
+URL_SCHEMES = ("http", "https", "ftp", "file")  # what urllib fetches from
+
+
+def _check_mirror(mirror) -> None:
+    """DataError unless `mirror` is a URL urllib can fetch from: a scheme it knows
+    and a host (none for file:), so that a typo is not reported as a failed
+    download of each file."""
+    try:
+        parts = urllib.parse.urlsplit(mirror) if isinstance(mirror, str) else None
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in URL_SCHEMES
+        or not (parts.netloc or parts.scheme == "file")
+    ):
+        raise DataError(
+            f"mirror {mirror!r}: expected a base URL such as https://host/mnist/"
+        )
 
 
 def _usable(path: Path, md5: str) -> bool:

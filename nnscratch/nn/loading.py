@@ -203,9 +203,7 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
             raise ModelFileError(f"{path}: the model is too large to build") from None
     extra = sorted(set(headers) - matched)
     if extra:
-        raise ModelFileError(
-            f"{path}: weights do not match the architecture (missing [], extra {extra})"
-        )
+        raise _mismatch(path, [], extra)
     # once built: a layer that another makes in its `build` ("3.dense") exists now
     for name in meta.get("frozen") or []:
         _layer_named(path, layers, name).trainable = False
@@ -236,16 +234,23 @@ def _check_layer_arrays(path: Path, prefix: str, layer: Layer, headers: dict) ->
     given = {name for name in headers if name.startswith(prefix)}
     if set(wanted) != given:
         missing, extra = sorted(set(wanted) - given), sorted(given - set(wanted))
-        raise ModelFileError(
-            f"{path}: weights do not match the architecture (missing {missing}, "
-            f"extra {extra})"
-        )
+        raise _mismatch(path, missing, extra)
     for name, shape in wanted.items():
         if headers[name][0] != shape:
             raise ModelFileError(
                 f"{path}: {name!r} has shape {headers[name][0]}, expected {shape}"
             )
     return list(wanted)
+
+
+def _mismatch(path: Path, missing: list, extra: list) -> ModelFileError:
+    """The error for arrays the architecture wants but the file lacks, or the other
+    way round (only the non-empty lists named)."""
+    listed = [f"missing {missing}"] if missing else []
+    listed += [f"extra {extra}"] if extra else []
+    return ModelFileError(
+        f"{path}: weights do not match the architecture ({', '.join(listed)})"
+    )
 
 
 def _read_weights(path: Path, model: Sequential, archive) -> None:

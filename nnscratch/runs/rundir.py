@@ -79,7 +79,12 @@ def make_run_dir(out, name: str) -> Path:
                 continue
         raise NnscratchError(f"too many runs named {base}-*")
     run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission, a read-only disk...
+        raise NnscratchError(
+            f"--out {run_dir}: cannot make the run directory ({e.strerror or e})"
+        ) from None
     return run_dir
 
 

@@ -13,6 +13,7 @@ to .incoming/ and then replace those of any run there before
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Augment
-from ..data.catalog import CLASS_NAMES
+from ..data.catalog import CLASS_NAMES, find_dataset
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
-from ..errors import NnscratchError, check_int
+from ..errors import DataError, NnscratchError, TrainingDivergedError, check_int
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -102,11 +103,19 @@ def load_run_data(settings: RunSettings, folder: Path, limit=None) -> RunData:
     (x_train, y_train), test = load_dataset(settings.dataset, folder)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    validation = None
-    if settings.validation_split:
-        (x_train, y_train), validation = train_validation_split(
-            x_train, y_train, settings.validation_split, seed=settings.seed
-        )
+    validation, split = None, settings.validation_split
+    if split:
+        try:
+            (x_train, y_train), validation = train_validation_split(
+                x_train, y_train, split, seed=settings.seed
+            )
+        except DataError:  # too few images: say it in the options' words
+            given = f" (--limit {limit})" if limit else ""
+            raise NnscratchError(
+                f"--validation-split {split:g} of {len(x_train):,} training images"
+                f"{given} leaves none to train or to validate on: give more images "
+                "or change the split (0: no validation)"
+            ) from None
     class_names = list(CLASS_NAMES[settings.dataset])
     return RunData((x_train, y_train), validation, test, class_names)
 
@@ -200,6 +209,11 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
         path, state = found
         run, settings = _recorded_run(path, state)
         folder = Path(run["config"]["data_dir"])
+        if find_dataset(settings.dataset, folder) is None:  # moved, renamed...
+            raise NnscratchError(
+                f"{run_dir}: the {settings.dataset} files it trained on are no longer "
+                f"in {folder}: put them back there to resume"
+            )
         data = load_run_data(settings, folder, run["limit"])
         if data.digest() != run["data_digest"]:
             raise NnscratchError(
@@ -266,6 +280,11 @@ def _train(
                 run_dir, run, model, history, data, recorder,
                 backup.trainer.train_seconds, stop,
             )  # fmt: skip
+        except TrainingDivergedError:
+            # resuming would diverge again, bit for bit: the run is over (a run it
+            # replaces stays, as for any run that fails)
+            shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+            raise
         except TrainingInterrupted as e:
             raise RunInterrupted(
                 f"interrupted at epoch {e.epoch}/{e.epochs}, step {e.step}; {go_on}",
