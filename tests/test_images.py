@@ -211,6 +211,20 @@ def test_an_unevenly_lit_photo_gives_the_same_digit_as_an_even_one(kind):
     ) < 0.2 * np.count_nonzero(even)
 
 
+@pytest.mark.parametrize("towards", ["left", "top"])
+def test_a_page_darkening_towards_an_edge_is_paper_not_ink(towards):
+    # a phone's shadow: the light falls from 1 to a third across the page; the
+    # closing repeated the dark edge's pixels and took a band along it for ink
+    paper = gray_of(draw_seven(size=(400, 400), width=14, shift=(120, 100)))
+    rows, cols = np.mgrid[0:400, 0:400] / 400
+    ramp = cols if towards == "left" else rows
+    even = images.to_mnist(lit(paper, np.full(paper.shape, 0.85)))
+    shadowed = images.to_mnist(lit(paper, 0.33 + 0.65 * ramp))
+    assert np.corrcoef(even.ravel(), shadowed.ravel())[0, 1] > 0.9
+    blank = lit(np.ones((400, 400), np.float32), 0.33 + 0.65 * ramp)
+    assert images.to_mnist(blank) is None
+
+
 def on_table(margin: int, table=60, paper=235) -> np.ndarray:
     """A photo of a sheet with a black "7" lying on a darker table, seen `margin` px
     around it: (800, 600) gray, with a little sensor noise."""

@@ -146,11 +146,20 @@ def ink_is_dark(small: Image.Image) -> bool:
 def closing(small: Image.Image, size: int, dark_ink: bool) -> Image.Image:
     """A maximum then a minimum filter, `size` pixels square (the reverse for light
     ink): ink narrower than `size` is replaced by the paper around it, and the edges
-    of larger shapes (shadows) are put back where they were. Same size as `small`."""
+    of larger shapes (shadows) are put back where they were. Same size as `small`.
+
+    The image is first extended past its edges by point reflection (2 * edge - the
+    pixel mirrored), which continues a gradient: Pillow's filters repeat the edge
+    pixel, and a page darkening towards an edge then looks like a wide stroke there.
+    """
     first, second = ImageFilter.MaxFilter, ImageFilter.MinFilter
     if not dark_ink:
         first, second = second, first
-    return small.filter(first(size)).filter(second(size))
+    pad = 2 * (size // 2)  # the reach of both filters together
+    pixels = np.asarray(small, dtype=np.float32)
+    extended = np.pad(pixels, pad, mode="reflect", reflect_type="odd")
+    closed = _as_image(extended).filter(first(size)).filter(second(size))
+    return _as_image(np.asarray(closed)[pad:-pad, pad:-pad])
 
 
 def closing_size(small: Image.Image, dark_ink: bool) -> int:
