@@ -91,6 +91,20 @@ def test_dots_specks_and_blank_pictures():
     assert segment.find_digits(np.asarray(dot, np.float32) / 255).digits == []
 
 
+def test_a_decimal_point_close_to_a_digit_does_not_join_it():
+    # "3.14" written by hand: the point nearer the 3 than a 5's bar to its body
+    three = [[(40, 40), (90, 45), (60, 95), (95, 120), (85, 160), (35, 160)]]
+    one_four = [[(150, 40), (150, 160)], [(220, 40), (195, 120), (260, 120)]]
+    one_four += [[(245, 70), (245, 160)]]
+    without = drawn(three + one_four)
+    img = Image.fromarray((without * 255).astype(np.uint8))
+    ImageDraw.Draw(img).ellipse([104, 150, 118, 164], fill=0)
+    reading = segment.find_digits(np.asarray(img, np.float32) / 255)
+    expected = segment.find_digits(without)
+    assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+    assert_array_equal(reading.digits[0].input, expected.digits[0].input)
+
+
 def test_digits_on_two_lines_read_the_first():
     page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
     reading = segment.find_digits(page)
