@@ -509,6 +509,8 @@ def test_bad_bytes_raise_data_error(data, message):
 def test_missing_file_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         images.load_image(tmp_path / "nope.png")
+    with pytest.raises(DataError, match="is a directory, expected an image file"):
+        images.load_image(tmp_path)  # not "no such file": it is there
 
 
 def test_decompression_bomb_is_refused_without_decoding():
