@@ -320,6 +320,14 @@ def test_drop_ruled_lines_keeps_a_lone_bar_and_a_lone_line():
     assert_allclose(paper.drop_ruled_lines(line), line)
 
 
+def test_a_blank_page_of_lined_paper_has_no_digit():
+    # its ruled lines were kept when nothing else was left, and read as an "8"
+    lined = np.ones((600, 600), dtype=np.float32)
+    lined[20::40] = 0.3
+    assert not paper.drop_ruled_lines(1 - lined).any()
+    assert images.to_mnist(lined) is None
+
+
 def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
     tap = Image.new("L", (280, 280), 255)  # a tap on the drawing page
     ImageDraw.Draw(tap).ellipse([130, 130, 150, 150], fill=0)

@@ -248,21 +248,27 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     with ink across RULED_SPAN of the width (height), and paper has two or more: one
     alone may be the thin bar of a "7". The line's ink is dropped except where the
     ink goes on past the band, on either side, for at least the band's thickness: a
-    stroke crossing the line or lying along it. Kept if nothing else would be left.
+    stroke crossing the line or lying along it. Upright lines with nothing else left
+    are kept (two strokes across the picture: a "11"); a page of nothing but ruled
+    lines across (lined or squared paper) is blank.
     """
     out = np.array(ink, dtype=np.float32)
+    lined = False  # ruled lines across the page were found
     for lines in (out, out.T):  # rows, then columns (a view: edits reach `out`)
         inked = lines > 0
         thickest = max(1, round(RULED_LINE * lines.shape[0]))
         bands = runs(inked.mean(axis=1) >= RULED_SPAN)
         bands = [(start, stop) for start, stop in bands if stop - start <= thickest]
-        for start, stop in bands if len(bands) >= 2 else []:
+        if len(bands) < 2:
+            continue
+        lined = lined or lines is out
+        for start, stop in bands:
             width = stop - start
             before, after = inked[start - width : start], inked[stop : stop + width]
             goes_on = (len(before) == width) & before.all(axis=0)
             goes_on |= (len(after) == width) & after.all(axis=0)
             lines[start:stop, ~goes_on] = 0.0
-    return out if out.any() else np.array(ink, dtype=np.float32)
+    return out if out.any() or lined else np.array(ink, dtype=np.float32)
 
 
 def runs(flags: np.ndarray) -> list[tuple[int, int]]:
