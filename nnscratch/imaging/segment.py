@@ -172,9 +172,9 @@ def find_digits(
         return Reading()
     heights = boxes[keep, 3] - boxes[keep, 1]
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))
-    # a decimal point is dropped before it can join the digit beside it
+    # a decimal point or an underline is dropped before it can join a digit
     keep = np.array(
-        [i for i in keep if not is_dot_piece(labels, i + 1, boxes[i], height)],
+        [i for i in keep if not is_mark(labels, i + 1, boxes[i], height)],
         dtype=np.int64,
     )
     if keep.size == 0:
@@ -206,13 +206,16 @@ def find_digits(
     return reading
 
 
-def is_dot_piece(labels: np.ndarray, label: int, box, height: float) -> bool:
+def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
     """Whether piece `label` of `labels` (H, W), in `box` (left, top, right,
-    bottom), is a dot among digits `height` high: smaller than DOT_SHARE of them
-    and, like `images.is_dot`, about as wide as high and filling its box. A
-    stroke's fragment is thin, and joins its digit (`join_pieces`)."""
+    bottom), is no part of digits `height` high: a dot (smaller than DOT_SHARE of
+    them and, like `images.is_dot`, about as wide as high and filling its box) or a
+    line (lower than that, and wider than a digit is high: an underline). A
+    stroke's fragment is thin and short, and joins its digit (`join_pieces`)."""
     left, top, right, bottom = (int(v) for v in box)
     w, h = right - left, bottom - top
+    if h < DOT_SHARE * height and w > height:  # a "1" is thin too, but upright
+        return True
     piece = labels[top:bottom, left:right] == label
     return (
         max(w, h) < DOT_SHARE * height
