@@ -456,3 +456,41 @@ def test_number_mode_reads_every_digit_under_its_box(
     assert page.locator("#pad").bounding_box()["width"] < 400
     assert errors == []
     page.close()
+
+
+def test_number_readings_never_overlap_on_a_phone(browser, server_url):
+    # eight narrow digits on a phone's pad: their "1 97%" readings ran into each other
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 390, "height": 844}
+    )
+    page.locator("#number-mode").check()
+    for k in range(8):
+        x = 0.08 + 0.12 * k
+        draw_stroke(page, [(x, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(
+        "() => document.querySelector('#announce').textContent.startsWith('Reads ')"
+        " && document.querySelectorAll('#boxes .box').length === 8"
+    )
+    page.wait_for_load_state("networkidle")
+    readings = "#boxes .reading"
+
+    def rects():
+        return page.locator(readings).evaluate_all(
+            "items => items.map(r => r.getBoundingClientRect().toJSON())"
+        )
+
+    def overlapping(boxes):
+        return any(overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+    assert not overlapping(rects())
+    digits = page.locator(f"{readings} b").all_text_contents()
+    assert len(digits) == 8 and all(d.strip() for d in digits)
+    # with room again (a wider window), the percentages come back
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.wait_for_function(
+        "() => !document.querySelector('#boxes').classList.contains('compact')"
+    )
+    assert page.locator(f"{readings} .pct").first.is_visible()
+    assert not overlapping(rects())
+    assert errors == []
+    page.close()

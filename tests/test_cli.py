@@ -202,6 +202,20 @@ def test_evaluate_a_model_that_overflows_is_one_error_line(tmp_path, data_dir, c
     )
 
 
+def test_evaluate_a_regression_model_is_one_error_line(tmp_path, data_dir, capsys):
+    # its evaluation has no accuracy: a KeyError traceback
+    model = Sequential([Flatten(), Dense(784, 1, rng=0)], input_shape=(28, 28))
+    model.compile(loss="mse")
+    model.save(tmp_path / "regression.npz")
+    capsys.readouterr()
+    code = cli.main(
+        ["evaluate", str(tmp_path / "regression.npz"), "--data-dir", str(data_dir)]
+    )
+    captured = capsys.readouterr()
+    assert code == 1 and captured.err.count("\n") == 1
+    assert "one output per image, not one per class" in captured.err
+
+
 def test_help_and_version(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["--help"]) == 0

@@ -211,6 +211,20 @@ def test_an_unevenly_lit_photo_gives_the_same_digit_as_an_even_one(kind):
     ) < 0.2 * np.count_nonzero(even)
 
 
+@pytest.mark.parametrize("towards", ["left", "top"])
+def test_a_page_darkening_towards_an_edge_is_paper_not_ink(towards):
+    # a phone's shadow: the light falls from 1 to a third across the page; the
+    # closing repeated the dark edge's pixels and took a band along it for ink
+    paper = gray_of(draw_seven(size=(400, 400), width=14, shift=(120, 100)))
+    rows, cols = np.mgrid[0:400, 0:400] / 400
+    ramp = cols if towards == "left" else rows
+    even = images.to_mnist(lit(paper, np.full(paper.shape, 0.85)))
+    shadowed = images.to_mnist(lit(paper, 0.33 + 0.65 * ramp))
+    assert np.corrcoef(even.ravel(), shadowed.ravel())[0, 1] > 0.9
+    blank = lit(np.ones((400, 400), np.float32), 0.33 + 0.65 * ramp)
+    assert images.to_mnist(blank) is None
+
+
 def on_table(margin: int, table=60, paper=235) -> np.ndarray:
     """A photo of a sheet with a black "7" lying on a darker table, seen `margin` px
     around it: (800, 600) gray, with a little sensor noise."""
@@ -304,6 +318,14 @@ def test_drop_ruled_lines_keeps_a_lone_bar_and_a_lone_line():
     line = np.zeros((100, 100), dtype=np.float32)
     line[5:95, 50] = line[5:95, 70] = 1.0  # nothing else: a "11", not paper
     assert_allclose(paper.drop_ruled_lines(line), line)
+
+
+def test_a_blank_page_of_lined_paper_has_no_digit():
+    # its ruled lines were kept when nothing else was left, and read as an "8"
+    lined = np.ones((600, 600), dtype=np.float32)
+    lined[20::40] = 0.3
+    assert not paper.drop_ruled_lines(1 - lined).any()
+    assert images.to_mnist(lined) is None
 
 
 def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
@@ -495,6 +517,8 @@ def test_bad_bytes_raise_data_error(data, message):
 def test_missing_file_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         images.load_image(tmp_path / "nope.png")
+    with pytest.raises(DataError, match="is a directory, expected an image file"):
+        images.load_image(tmp_path)  # not "no such file": it is there
 
 
 def test_decompression_bomb_is_refused_without_decoding():

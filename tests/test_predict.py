@@ -179,6 +179,17 @@ def test_model_with_another_input_size_is_refused(digit_png, tmp_path):
     assert "expects inputs of shape (16,)" in result.stderr
 
 
+def test_a_model_with_one_output_is_refused_not_shown_as_class_0(digit_png, tmp_path):
+    # a regression model: its output was shown as "0 (-15.7%)"
+    path = tmp_path / "regression.npz"
+    model = Sequential([Flatten(), Dense(784, 1, rng=0)], input_shape=(28, 28))
+    model.compile(loss="mse")
+    model.save(path)
+    result = run(path, digit_png)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "one output per image, not one per class" in result.stderr
+
+
 def test_top_classes_orders_classes_by_probability():
     probs = np.array([0.1, 0.6, 0.05, 0.25])
     d = top_classes(probs, ["a", "b", "c", "d"])

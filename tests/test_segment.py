@@ -91,6 +91,39 @@ def test_dots_specks_and_blank_pictures():
     assert segment.find_digits(np.asarray(dot, np.float32) / 255).digits == []
 
 
+THREE_ONE_FOUR = [
+    [(40, 40), (90, 45), (60, 95), (95, 120), (85, 160), (35, 160)],
+    [(150, 40), (150, 160)],
+    [(220, 40), (195, 120), (260, 120)],
+    [(245, 70), (245, 160)],
+]
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        # "3.14" by hand: the point nearer the 3 than a 5's bar to its body
+        lambda draw: draw.ellipse([104, 150, 118, 164], fill=0),
+        lambda draw: draw.line([(30, 174), (270, 174)], fill=0, width=4),  # underline
+    ],
+    ids=["decimal point", "underline"],
+)
+def test_a_point_or_an_underline_close_to_digits_does_not_join_them(mark):
+    # joined to the digit beside it, it stretched its crop, or was cut off again by
+    # the network's split and read as another digit ("3.14" as 3114)
+    without = drawn(THREE_ONE_FOUR)
+    img = Image.fromarray((without * 255).astype(np.uint8))
+    mark(ImageDraw.Draw(img))
+    reading = segment.find_digits(np.asarray(img, np.float32) / 255)
+    expected = segment.find_digits(without)
+    assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+    for digit, same in zip(reading.digits, expected.digits):
+        assert_array_equal(digit.input, same.input)
+    # a "1" taller than the other digits is as thin, but upright: a digit
+    tall_one = [THREE_ONE_FOUR[0], [(150, 15), (150, 185)], *THREE_ONE_FOUR[2:]]
+    assert len(segment.find_digits(drawn(tall_one)).digits) == 3
+
+
 def test_digits_on_two_lines_read_the_first():
     page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
     reading = segment.find_digits(page)

@@ -288,6 +288,12 @@ def test_model_that_cannot_take_a_digit_is_refused():
         create_app(Sequential([Dense(10, 2)], input_shape=(10,)))
 
 
+def test_a_model_with_one_output_is_refused():
+    regression = Sequential([Flatten(), Dense(784, 1)], input_shape=(28, 28))
+    with pytest.raises(NnscratchError, match="not one per class"):
+        create_app(regression)
+
+
 def test_a_model_that_overflows_answers_500_in_json_without_a_traceback(model, caplog):
     huge = Sequential(
         [Flatten(), Dense(784, 32, rng=0), ReLU(), Dense(32, 10, rng=1)],

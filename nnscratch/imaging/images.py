@@ -87,6 +87,8 @@ def load_image(
             raise DataError("image: empty data, expected an image file")
     else:
         name = str(source)
+        if Path(source).is_dir():
+            raise DataError(f"{name}: is a directory, expected an image file")
         if not Path(source).is_file():
             raise DataError(f"{name}: no such file")
         fp = source

@@ -146,11 +146,20 @@ def ink_is_dark(small: Image.Image) -> bool:
 def closing(small: Image.Image, size: int, dark_ink: bool) -> Image.Image:
     """A maximum then a minimum filter, `size` pixels square (the reverse for light
     ink): ink narrower than `size` is replaced by the paper around it, and the edges
-    of larger shapes (shadows) are put back where they were. Same size as `small`."""
+    of larger shapes (shadows) are put back where they were. Same size as `small`.
+
+    The image is first extended past its edges by point reflection (2 * edge - the
+    pixel mirrored), which continues a gradient: Pillow's filters repeat the edge
+    pixel, and a page darkening towards an edge then looks like a wide stroke there.
+    """
     first, second = ImageFilter.MaxFilter, ImageFilter.MinFilter
     if not dark_ink:
         first, second = second, first
-    return small.filter(first(size)).filter(second(size))
+    pad = 2 * (size // 2)  # the reach of both filters together
+    pixels = np.asarray(small, dtype=np.float32)
+    extended = np.pad(pixels, pad, mode="reflect", reflect_type="odd")
+    closed = _as_image(extended).filter(first(size)).filter(second(size))
+    return _as_image(np.asarray(closed)[pad:-pad, pad:-pad])
 
 
 def closing_size(small: Image.Image, dark_ink: bool) -> int:
@@ -239,21 +248,27 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     with ink across RULED_SPAN of the width (height), and paper has two or more: one
     alone may be the thin bar of a "7". The line's ink is dropped except where the
     ink goes on past the band, on either side, for at least the band's thickness: a
-    stroke crossing the line or lying along it. Kept if nothing else would be left.
+    stroke crossing the line or lying along it. Upright lines with nothing else left
+    are kept (two strokes across the picture: a "11"); a page of nothing but ruled
+    lines across (lined or squared paper) is blank.
     """
     out = np.array(ink, dtype=np.float32)
+    lined = False  # ruled lines across the page were found
     for lines in (out, out.T):  # rows, then columns (a view: edits reach `out`)
         inked = lines > 0
         thickest = max(1, round(RULED_LINE * lines.shape[0]))
         bands = runs(inked.mean(axis=1) >= RULED_SPAN)
         bands = [(start, stop) for start, stop in bands if stop - start <= thickest]
-        for start, stop in bands if len(bands) >= 2 else []:
+        if len(bands) < 2:
+            continue
+        lined = lined or lines is out
+        for start, stop in bands:
             width = stop - start
             before, after = inked[start - width : start], inked[stop : stop + width]
             goes_on = (len(before) == width) & before.all(axis=0)
             goes_on |= (len(after) == width) & after.all(axis=0)
             lines[start:stop, ~goes_on] = 0.0
-    return out if out.any() else np.array(ink, dtype=np.float32)
+    return out if out.any() or lined else np.array(ink, dtype=np.float32)
 
 
 def runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -19,6 +19,8 @@ import numpy as np
 
 from .images import (
     DIGIT_BOX,
+    DOT_ASPECT,
+    DOT_FILL,
     MIN_SIZE,
     check_gray,
     crop_to_ink,
@@ -170,6 +172,13 @@ def find_digits(
         return Reading()
     heights = boxes[keep, 3] - boxes[keep, 1]
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+    # a decimal point or an underline is dropped before it can join a digit
+    keep = np.array(
+        [i for i in keep if not is_mark(labels, i + 1, boxes[i], height)],
+        dtype=np.int64,
+    )
+    if keep.size == 0:
+        return Reading()
     groups = [[keep[i] for i in g] for g in join_pieces(boxes[keep], height)]
     digits = []  # (box, piece ids) of each candidate
     for group in groups:
@@ -195,6 +204,24 @@ def find_digits(
             )
         )
     return reading
+
+
+def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
+    """Whether piece `label` of `labels` (H, W), in `box` (left, top, right,
+    bottom), is no part of digits `height` high: a dot (smaller than DOT_SHARE of
+    them and, like `images.is_dot`, about as wide as high and filling its box) or a
+    line (lower than that, and wider than a digit is high: an underline). A
+    stroke's fragment is thin and short, and joins its digit (`join_pieces`)."""
+    left, top, right, bottom = (int(v) for v in box)
+    w, h = right - left, bottom - top
+    if h < DOT_SHARE * height and w > height:  # a "1" is thin too, but upright
+        return True
+    piece = labels[top:bottom, left:right] == label
+    return (
+        max(w, h) < DOT_SHARE * height
+        and max(w, h) <= DOT_ASPECT * min(w, h)
+        and piece.mean() > DOT_FILL
+    )
 
 
 def own_ink(ink, labels, bbox, ids) -> np.ndarray:

@@ -374,11 +374,29 @@ function drawBoxes(data) {
     reading.className = "reading";
     const label = document.createElement("b");
     label.textContent = d.label;
-    reading.append(label, ` ${Math.round(100 * d.probability)}%`);
+    const percent = document.createElement("span");
+    percent.className = "pct";
+    percent.textContent = ` ${Math.round(100 * d.probability)}%`;
+    reading.append(label, percent);
     div.appendChild(reading);
     boxesEl.appendChild(div);
   }
+  fitReadings();
 }
+
+// Readings that would overlap (narrow digits on a small screen) show the digit only;
+// the status line under the answer has every percentage
+function fitReadings() {
+  boxesEl.classList.remove("compact");
+  const rects = [...boxesEl.querySelectorAll(".reading")].map((r) => r.getBoundingClientRect());
+  const overlap = (a, b) =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const crowded = rects.some((r, i) => rects.slice(i + 1).some((o) => overlap(r, o)));
+  boxesEl.classList.toggle("compact", crowded);
+}
+new ResizeObserver(() => {
+  if (boxesEl.children.length) fitReadings();
+}).observe(pad);
 
 modeEl.addEventListener("change", () => {
   numberMode = modeEl.checked;
