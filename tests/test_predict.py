@@ -187,7 +187,7 @@ def test_a_model_with_one_output_is_refused_not_shown_as_class_0(digit_png, tmp_
     model.save(path)
     result = run(path, digit_png)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "one output per image, not one per class" in result.stderr
+    assert f"{path} gives one output per image, not one per class" in result.stderr
 
 
 def test_top_classes_orders_classes_by_probability():

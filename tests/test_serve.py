@@ -539,6 +539,15 @@ def test_serve_on_a_busy_port_is_one_error_line(model_file, capsys):
     assert err.startswith(f"error: port {port} is in use")
 
 
+def test_serve_a_model_with_one_output_is_one_error_line_naming_it(tmp_path, capsys):
+    path = tmp_path / "regression.npz"
+    Sequential([Flatten(), Dense(784, 1)], input_shape=(28, 28)).save(path)
+    assert cli.main(["serve", str(path), "--port", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {path} gives one output per image")
+
+
 def test_serve_on_port_0_prints_the_port_it_got(model_file):
     server = subprocess.Popen(
         [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0"],

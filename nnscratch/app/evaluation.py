@@ -24,7 +24,7 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     trained on, else mnist); `warn(text)` hears of a dataset other than that one.
     The files are read from `data_dir`, else the folder the model was trained from if
     it still holds them (as `nnscratch report` does), else the usual places."""
-    model = as_classifier(load_model(model_path))
+    model = as_classifier(load_model(model_path), model_path)
     trained_on = model_dataset(model)
     if dataset is None:
         dataset = trained_on or "mnist"

@@ -20,18 +20,19 @@ from ..reporting.figures import image_axes, plain_text, save_figure
 NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
 
 
-def as_classifier(model):
+def as_classifier(model, name="the model"):
     """`model`, set to answer class probabilities: a model saved without a loss (never
     compiled or trained) is taken to output logits, as every classifier nnscratch
     trains does, unless it ends in its own Softmax or Sigmoid.
 
-    Raises NnscratchError for a model with a single output (a regression, or a
-    yes/no question): its output is no class, and would be shown as class "0".
+    Raises NnscratchError, naming the model `name` (its file), for a model with a
+    single output (a regression, or a yes/no question): its output is no class, and
+    would be shown as class "0".
     """
     outputs = model.output_shape
     if outputs is not None and int(np.prod(outputs)) < 2:
         raise NnscratchError(
-            f"the model gives one output per image, not one per class "
+            f"{name} gives one output per image, not one per class "
             f"(output shape {tuple(outputs)}): a classifier is needed"
         )
     if model.loss is None and not isinstance(model.layers[-1], (Softmax, Sigmoid)):

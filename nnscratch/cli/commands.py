@@ -250,10 +250,11 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 )
 def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int):
     """Serve a page to draw digits and see MODEL's prediction live."""
+    from ..app.predict import as_classifier
     from ..nn.loading import load_model
 
     web_app.run_server(
-        load_model(model_path),
+        as_classifier(load_model(model_path), model_path),
         host,
         port,
         max_bytes=max_bytes,
