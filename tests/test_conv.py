@@ -233,6 +233,21 @@ def test_conv2d_float32_stays_float32_and_config_round_trips():
     assert layer.params["W"].std() == pytest.approx(np.sqrt(2 / 6), rel=0.35)
 
 
+def test_padding_same_keeps_the_image_size_and_valid_pads_nothing():
+    """Keras' and PyTorch's padding words: "same" for odd kernels at stride 1 (where
+    PyTorch allows it), "valid"; anything else is refused by name."""
+    x = np.random.default_rng(0).random((2, 3, 9, 8), dtype=np.float32)
+    same = Conv2D(3, 4, (5, 3), padding="same", rng=0)
+    assert same.padding == (2, 1) and same.forward(x).shape == (2, 4, 9, 8)
+    assert Conv2D(4, (3, 3), padding="valid").padding == (0, 0)
+    assert LAYERS["Conv2D"](**same.get_config()).padding == (2, 1)
+    for kernel, stride in [(2, 1), ((3, 4), 1), (3, 2)]:
+        with pytest.raises(NnscratchError, match="'same' needs stride 1 and an odd"):
+            Conv2D(1, 1, kernel, stride, "same")
+    with pytest.raises(NnscratchError, match="'same' or 'valid', got 'full'"):
+        Conv2D(1, 1, 3, padding="full")
+
+
 def test_conv2d_rejects_bad_input():
     layer = Conv2D(3, 2, 3)
     with pytest.raises(NnscratchError, match=r"expected \(N, C, H, W\) with C=3, got"):

@@ -31,7 +31,7 @@ from .im2col import Columns
 from .layer import Layer, WeightPenalty, init_weights
 from .layout import channel_major
 from .registry import LAYERS
-from .spatial import check_images, out_size, pair, pair_config
+from .spatial import check_images, conv_padding, out_size, pair, pair_config
 
 MAX_WORKSPACE_BYTES = 2 * 10**9  # per Conv2D call: im2col columns and outputs
 
@@ -97,7 +97,8 @@ class Conv2D(WeightPenalty, Layer):
     the model when built; `Conv2D(in_channels, out_channels, kernel_size, stride,
     padding)` (PyTorch's order) states them. Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo)
     with Ho = (H + 2*ph - kh) // sh + 1; W (O, C, kh, kw), b (O,). `kernel_size`,
-    `stride`, `padding` are an int or a (rows, cols) pair; padding is with zeros.
+    `stride`, `padding` are an int or a (rows, cols) pair; padding is with zeros,
+    and may also be "valid" (none) or "same" (Ho = H: odd kernels at stride 1).
     `l1`, `l2` penalise W like Dense.
     """
 
@@ -127,7 +128,7 @@ class Conv2D(WeightPenalty, Layer):
         )
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = pair(stride, "stride", "Conv2D")
-        self.padding = pair(padding, "padding", "Conv2D", minimum=0)
+        self.padding = conv_padding(padding, self.kernel_size, self.stride)
         self._weight_settings(init, l1, l2, rng, dtype)
         self._columns = Columns(
             self.kernel_size, self.stride, self.padding, self.workspace

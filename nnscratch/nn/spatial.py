@@ -18,6 +18,27 @@ def pair(value, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:
     return int(values[0]), int(values[1])
 
 
+def conv_padding(padding, kernel_size: tuple, stride: tuple) -> tuple[int, int]:
+    """A convolution's padding as (rows, cols): an int or a pair of ints >= 0, or
+    "valid" (none) or "same" (an output the size of the input: (k - 1) / 2 zeros on
+    each side, for an odd kernel at stride 1, where PyTorch allows it too)."""
+    if not isinstance(padding, str):
+        return pair(padding, "padding", "Conv2D", minimum=0)
+    if padding == "valid":
+        return 0, 0
+    if padding != "same":
+        raise NnscratchError(
+            f"Conv2D: padding must be an int >= 0, a pair of them, 'same' or 'valid', "
+            f"got {padding!r}"
+        )
+    if stride != (1, 1) or any(k % 2 == 0 for k in kernel_size):
+        raise NnscratchError(
+            f"Conv2D: padding='same' needs stride 1 and an odd kernel size, got kernel "
+            f"{kernel_size} and stride {stride} (give the padding as numbers instead)"
+        )
+    return (kernel_size[0] - 1) // 2, (kernel_size[1] - 1) // 2
+
+
 def pair_config(rows_cols: tuple[int, int]):
     """(3, 3) -> 3, (3, 2) -> [3, 2]: JSON the constructor accepts back."""
     rows, cols = rows_cols
