@@ -130,6 +130,35 @@ def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
     page.close()
 
 
+def wait_for_status(page, text: str) -> str:
+    page.wait_for_function(
+        f"() => document.querySelector('#status').textContent.includes({text!r})"
+    )
+    return page.locator("#status").text_content()
+
+
+def test_a_lost_server_and_a_proxys_error_page_are_told_apart(browser, server_url):
+    """'Cannot reach the server' only when the request fails; an answer that is not
+    the app's JSON (a proxy's 502 page) says what came back."""
+    page, errors = open_page(browser, server_url)
+    page.route("**/api/predict*", lambda route: route.abort())
+    draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    wait_for_status(page, "Cannot reach the server.")
+    page.unroute("**/api/predict*")
+    page.route(
+        "**/api/predict*",
+        lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<h1>Bad Gateway</h1>"
+        ),
+    )
+    page.click("#clear")
+    draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    status = wait_for_status(page, "The server answered 502")
+    assert "Cannot reach" not in status
+    assert all("Failed to load resource" in e for e in errors)  # the browser's own
+    page.close()
+
+
 def test_keyboard_undo_and_clear(browser, server_url):
     page, errors = open_page(browser, server_url)
     draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])  # a "7", two segments

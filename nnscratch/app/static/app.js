@@ -209,12 +209,24 @@ async function request(body, final, prefix) {
   const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
   try {
     const url = numberMode ? "/api/predict?number=1" : "/api/predict";
-    const response = await fetch(url, { method: "POST", headers, body });
-    const data = await response.json();
+    let response;
+    try {
+      response = await fetch(url, { method: "POST", headers, body });
+    } catch (error) {
+      if (id > shown) {
+        shown = id;
+        showError("Cannot reach the server.");
+      }
+      return;
+    }
+    // null: not JSON (a proxy's error page, say)
+    const data = await response.json().catch(() => null);
     if (id > shown) {
       shown = id;
-      if (!response.ok) showError(prefix + (data.error || response.statusText));
-      else if (data.digits !== undefined && data.number === null) {
+      if (!response.ok || data === null) {
+        const answer = `The server answered ${response.status} ${response.statusText}`;
+        showError(prefix + ((data && data.error) || answer.trim() + "."));
+      } else if (data.digits !== undefined && data.number === null) {
         showEmpty(prefix ? prefix + "no digit found." : "No digit found yet: keep writing.");
         if (final) announce(statusEl.textContent);
       } else if (data.digits !== undefined) {
@@ -229,7 +241,9 @@ async function request(body, final, prefix) {
       }
     }
   } catch (error) {
-    showError("Cannot reach the server.");
+    // a fault of this page, not of the connection: say so, and keep its details
+    console.error(error);
+    showError(`Could not show the answer (${error.message}).`);
   } finally {
     inFlight = false;
     if (queued) {
