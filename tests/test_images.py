@@ -521,6 +521,21 @@ def test_missing_file_raises_data_error(tmp_path):
         images.load_image(tmp_path)  # not "no such file": it is there
 
 
+def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
+    # an upload's errors were "image: image is 160x180 ...", "image: not an image"
+    # (and on the page "notes.txt: image: not an image")
+    with pytest.raises(DataError) as error:
+        images.load_image(b"hello")
+    assert str(error.value) == "not an image (Pillow cannot identify it)"
+    with pytest.raises(DataError) as error:
+        images.load_image(png_bytes(draw_seven()), max_pixels=10)
+    assert str(error.value).startswith("image is 160x180 = 28800 pixels")
+    (tmp_path / "notes.png").write_bytes(b"hello")
+    with pytest.raises(DataError) as error:
+        images.load_image(tmp_path / "notes.png")
+    assert str(error.value).startswith(f"{tmp_path / 'notes.png'}: not an image")
+
+
 def test_decompression_bomb_is_refused_without_decoding():
     data = bomb_png(50_000, 50_000)
     assert len(data) < 200

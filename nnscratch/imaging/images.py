@@ -82,15 +82,16 @@ def load_image(
     bomb is never expanded).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        name, fp = "image", io.BytesIO(source)
+        # bytes (an upload): the caller names them, so no name here
+        prefix, fp = "", io.BytesIO(source)
         if len(fp.getbuffer()) == 0:
-            raise DataError("image: empty data, expected an image file")
+            raise DataError("empty data, expected an image file")
     else:
-        name = str(source)
+        prefix = f"{source}: "
         if Path(source).is_dir():
-            raise DataError(f"{name}: is a directory, expected an image file")
+            raise DataError(f"{prefix}is a directory, expected an image file")
         if not Path(source).is_file():
-            raise DataError(f"{name}: no such file")
+            raise DataError(f"{prefix}no such file")
         fp = source
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
@@ -98,30 +99,30 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
     except UnidentifiedImageError:
-        raise DataError(f"{name}: not an image (Pillow cannot identify it)") from None
+        raise DataError(f"{prefix}not an image (Pillow cannot identify it)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(
-            f"{name}: refused as a decompression bomb: {e}"
+            f"{prefix}refused as a decompression bomb: {e}"
         ) from None
     except (OSError, ValueError) as e:
         # ValueError: Pillow's refusal of oversized text or colour-profile chunks
-        raise DataError(f"{name}: cannot read image: {e}") from None
+        raise DataError(f"{prefix}cannot read image: {e}") from None
     with img:
         width, height = img.size
         if width < 1 or height < 1:
-            raise DataError(f"{name}: image has no pixels ({width}x{height})")
+            raise DataError(f"{prefix}image has no pixels ({width}x{height})")
         if width * height > max_pixels:
             raise ImageTooLargeError(
-                f"{name}: image is {width}x{height} = {width * height} pixels, "
+                f"{prefix}image is {width}x{height} = {width * height} pixels, "
                 f"more than the limit of {max_pixels}"
             )
         try:
             return _decode(img, max_side)
         except DataError as e:  # a check of the pixels: say which file
-            raise DataError(f"{name}: {e}") from None
+            raise DataError(f"{prefix}{e}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
             # Pillow's decoders report corrupt or truncated data with any of these
-            raise DataError(f"{name}: cannot decode image: {e}") from None
+            raise DataError(f"{prefix}cannot decode image: {e}") from None
 
 
 def _decode(img: Image.Image, max_side: int) -> np.ndarray:
