@@ -73,6 +73,11 @@ def test_check_builds_every_bound_and_choice():
         SearchSpace({"momentum": "uniform:0.5:1.5"}).check({"preset": "default"})
     with pytest.raises(NnscratchError, match="does not apply to --preset cnn"):
         SearchSpace({"preset": "choice:default,cnn", "hidden": "int:8:16"}).check({})
+    # the error names the parameter at fault, not the first one varied (was lr=1.0)
+    with pytest.raises(NnscratchError, match=r"^--param hidden=8: --hidden does not"):
+        SearchSpace({"lr": "uniform:1:2", "hidden": "int:8:16"}).check(
+            {"preset": "fast"}
+        )
     with pytest.raises(NnscratchError, match="holds none out: add --validation-split"):
         SearchSpace({"lr": "uniform:0.1:0.2"}).check({"preset": "seed-2layer"})
 

@@ -224,16 +224,29 @@ class SearchSpace:
         first = {n: s.values_to_check()[0] for n, s in self.specs.items()}
         for name, spec in self.specs.items():
             for value in spec.values_to_check():
+                values = {name: value, **{k: v for k, v in first.items() if k != name}}
                 try:
-                    settings = trial_settings(base, {**first, name: value})
+                    settings = trial_settings(base, values)
                 except NnscratchError as e:
-                    shown = name.replace("_", "-")
-                    raise NnscratchError(f"--param {shown}={value}: {e}") from None
+                    bad, bad_value = _refused_alone(base, values) or (name, value)
+                    shown = bad.replace("_", "-")
+                    raise NnscratchError(f"--param {shown}={bad_value}: {e}") from None
                 if not settings.validation_split:
                     raise NnscratchError(
                         f"trials are scored on validation images, but preset "
                         f"{settings.preset} holds none out: add --validation-split 0.1"
                     )
+
+
+def _refused_alone(base: dict, values: dict) -> tuple[str, object] | None:
+    """The first (name, value) of `values` that no trial accepts even on its own:
+    the parameter an error of their combination is about (None: only together)."""
+    for name, value in values.items():
+        try:
+            trial_settings(base, {name: value})
+        except NnscratchError:
+            return name, value
+    return None
 
 
 def _name_and_spec(item) -> tuple[str, str]:
