@@ -134,13 +134,12 @@ class Sequential(Network):
         every step. `optimizer`: an Optimizer or a name; without one, training
         continues with the last one (its moments and step count), or a new Adam().
         `seed` (default: drawn from the model's seed or `set_seed`, if either was
-        given) fixes shuffling, the validation split, dropout and augmentation; the
-        initial weights come from the layers (their `rng`), the model's `seed` or
-        `set_seed`. `callbacks` run after the History and, unless verbose=0, the
-        ProgressBar (verbose=1: a bar on a terminal and one line per epoch; 2: the
-        lines only, as in Keras); a
-        `BackupAndRestore` among them continues an interrupted fit from its last
-        checkpoint.
+        given, else from the OS) fixes shuffling, the validation split, dropout and
+        augmentation; the initial weights come from the layers (their `rng`), the
+        model's `seed` or `set_seed`. `callbacks` run after the History and, unless
+        verbose=0, the ProgressBar (verbose=1: a bar on a terminal and one line per
+        epoch; 2: the lines only, as in Keras); a `BackupAndRestore` among them
+        continues an interrupted fit from its last checkpoint.
         """
         if loss is not None:
             self.loss = get_loss(loss)
