@@ -18,7 +18,12 @@ import pytest
 import nnscratch
 from nnscratch.cli import main
 from nnscratch.runs.sweeps.space import trial_settings
-from nnscratch.runs.sweeps.study import default_storage, open_storage, trial_handle
+from nnscratch.runs.sweeps.study import (
+    default_storage,
+    open_storage,
+    open_study,
+    trial_handle,
+)
 from nnscratch.runs.sweeps.trial import read_log, run_trial, trial_dir
 
 TINY = {"preset": "seed-deep", "epochs": 2, "limit": 300}
@@ -283,3 +288,31 @@ def test_a_trial_killed_before_its_first_checkpoint_starts_afresh(tmp_path, data
     outcome = run_trial(job)
     assert outcome["state"] == "complete" and outcome["epochs"] == 2, outcome
     assert len(read_log(run_dir)) == 2
+
+
+def test_a_rerun_asks_new_settings_not_the_first_run_s_again(tmp_path):
+    """Each run of a sweep seeds its sampler: with the base seed alone, a rerun (to
+    add trials, or after Ctrl-C) asked exactly the settings of the first trials."""
+    space = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    storage = open_storage(default_storage(tmp_path))
+    first = open_study(storage, "s", "none", 0, {})
+    asked = [first.ask(space).params["lr"] for _ in range(3)]
+    again = open_study(storage, "s", "none", 0, {})
+    assert not {again.ask(space).params["lr"] for _ in range(3)} & set(asked)
+    # a new study with the same seed still asks the same settings: reproducible
+    (tmp_path / "b").mkdir()
+    storage = open_storage(default_storage(tmp_path / "b"))
+    other = open_study(storage, "s", "none", 0, {})
+    assert [other.ask(space).params["lr"] for _ in range(3)] == asked
+
+
+def test_another_setup_is_refused_once_a_trial_ran(tmp_path):
+    """A study that holds no trial yet (the sweep stopped before any, e.g. at an
+    unreachable --scheduler) takes the new settings; one with trials refuses them."""
+    storage = open_storage(default_storage(tmp_path))
+    open_study(storage, "s", "none", 0, {"space": 1})
+    study = open_study(storage, "s", "none", 0, {"space": 2})
+    assert study.user_attrs["setup"] == {"space": 2}
+    study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 1.0)})
+    with pytest.raises(nnscratch.NnscratchError, match="was made with another space"):
+        open_study(storage, "s", "none", 0, {"space": 3})

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ...errors import NnscratchError
 
 STUDY_FILE = "study.db"
@@ -67,25 +69,36 @@ def trial_handle(study, storage, number: int):
     )
 
 
+def sampler_seed(seed: int, held: int) -> int:
+    """The sampler's seed for a study already holding `held` trials: `seed` for a new
+    study, and a different one for each rerun, whose sampler would otherwise draw
+    the same random settings (TPE's first trials) as the first run did."""
+    if not held:
+        return seed
+    return int(np.random.SeedSequence([seed, held]).generate_state(1)[0])
+
+
 def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     """The study (made, or the one there), for maximising the validation accuracy
-    with TPE. `setup` (the search space and base settings) is recorded when the
-    study is made; a study made with another one is refused."""
+    with TPE (seeded by `sampler_seed`). `setup` (the search space and base
+    settings) is recorded with the study; once a trial ran in it, another one is
+    refused."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's display says it
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=make_pruner(pruner),
         direction="maximize",
         load_if_exists=True,
     )
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise NnscratchError(f"study {study_name!r} does not maximise (not a sweep's)")
+    held = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, held))
     recorded = study.user_attrs.get("setup")
-    if recorded is None:
+    if recorded is None or not held:  # a study no trial ran in may still change
         study.set_user_attr("setup", setup)
     elif recorded != setup:
         changed = sorted(
