@@ -316,3 +316,48 @@ def test_another_setup_is_refused_once_a_trial_ran(tmp_path):
     study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 1.0)})
     with pytest.raises(nnscratch.NnscratchError, match="was made with another space"):
         open_study(storage, "s", "none", 0, {"space": 3})
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.0 400 Bad request\r\n\r\n"])
+def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
+    tmp_path, monkeypatch, answer
+):
+    """Something listening that is not a Dask scheduler (silent, or an HTTP
+    server's reply): one error line within the connect timeout; the Client waited
+    forever, or until the other end hung up."""
+    import socket
+    import threading
+
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():  # answers each connection with `answer`, hangs up after 15 s
+        server.settimeout(15)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(answer)
+            held.append(conn)
+        for conn in held:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        with (
+            pytest.raises(nnscratch.NnscratchError) as error,
+            cluster.dask_client(scheduler=address),
+        ):
+            pass
+    finally:
+        server.close()
+    assert time.monotonic() - started < 8
+    assert str(error.value).startswith(f"--scheduler {address}: cannot reach")
+    assert "\n" not in str(error.value)

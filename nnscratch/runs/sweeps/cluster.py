@@ -15,6 +15,7 @@ default), which resumes the trial from its last checkpoint.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ...errors import NnscratchError, check_int
@@ -62,11 +63,15 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
 @contextmanager
 def _connect(Client, scheduler: str):
     try:
+        _ask_identity(scheduler)
         client = Client(scheduler, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - refused, timed out, bad address, garbage
+        reason = (
+            str(e).splitlines()[0] if str(e) else f"no answer in {CONNECT_SECONDS} s"
+        )
         raise NnscratchError(
             f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"({type(e).__name__}: {reason})"
         ) from None
     try:
         try:
@@ -79,6 +84,29 @@ def _connect(Client, scheduler: str):
         yield client
     finally:
         client.close()
+
+
+def _ask_identity(scheduler: str) -> None:
+    """Raise unless a Dask scheduler answers at `scheduler` in CONNECT_SECONDS.
+    Client's timeout bounds the connection only: a server that accepts it and
+    never answers (or any other program on that port) made it wait forever."""
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def identity() -> dict:
+        remote = rpc(scheduler, timeout=CONNECT_SECONDS)
+        try:
+            return await remote.identity()
+        finally:
+            await remote.close_rpc()
+
+    asked = asyncio.wait_for(identity(), CONNECT_SECONDS)
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, even under Jupyter's
+        reply = thread.submit(asyncio.run, asked).result()
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        raise ValueError(f"what answered is not a scheduler (type {kind})")
 
 
 def slots(client) -> int:
