@@ -361,3 +361,16 @@ def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
     assert time.monotonic() - started < 8
     assert str(error.value).startswith(f"--scheduler {address}: cannot reach")
     assert "\n" not in str(error.value)
+
+
+def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
+    storage = open_storage(default_storage(tmp_path))
+    base = {"epochs": 5, "lr": 0.1, "batch_size": 32}
+    study = open_study(storage, "s", "none", 0, {"space": {}, "base": base})
+    study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 1.0)})
+    changed = {"space": {}, "base": {**base, "epochs": 2, "batch_size": 64}}
+    with pytest.raises(nnscratch.NnscratchError) as error:
+        open_study(storage, "s", "none", 0, changed)
+    assert "another --batch-size (32, now 64), --epochs (5, now 2): give" in str(
+        error.value
+    )

@@ -101,15 +101,35 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     if recorded is None or not held:  # a study no trial ran in may still change
         study.set_user_attr("setup", setup)
     elif recorded != setup:
-        changed = sorted(
-            k for k in {*recorded, *setup} if recorded.get(k) != setup.get(k)
-        )
+        changed = _changes(recorded, setup)
+        if len(changed) > SHOWN_CHANGES:
+            changed[SHOWN_CHANGES - 1 :] = ["more"]
         raise NnscratchError(
             f"study {study_name!r} was made with another "
-            f"{' and '.join(changed)}: give the same options to continue it, or "
+            f"{', '.join(changed)}: give the same options to continue it, or "
             "choose another --out (or --study-name)"
         )
     return study
+
+
+SHOWN_CHANGES = 4  # another --preset changes most settings: the first few say it
+
+
+def _changes(recorded: dict, setup: dict) -> list[str]:
+    """What a rerun changes: 'space', or an option and its values ('--epochs (5,
+    now 2)'); the base settings (a dict) are compared option by option."""
+    changed = []
+    for key in sorted({*recorded, *setup}):
+        old, new = recorded.get(key), setup.get(key)
+        if old == new:
+            continue
+        if key == "space":
+            changed.append("space")
+        elif isinstance(old, dict) and isinstance(new, dict):
+            changed += _changes(old, new)
+        else:
+            changed.append(f"--{key.replace('_', '-')} ({old}, now {new})")
+    return changed
 
 
 def counts(study) -> dict[str, int]:
