@@ -374,3 +374,16 @@ def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
     assert "another --batch-size (32, now 64), --epochs (5, now 2): give" in str(
         error.value
     )
+
+
+def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
+    """Another --study-name in the same --out found trials/trial-0000 finished (the
+    other study's) and took that run, made with other settings, as its own."""
+    out = tmp_path / "sweep"
+    (out / "trials" / "trial-0000").mkdir(parents=True)
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--study-name", "other",
+            "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "trial-0000: a trial study 'other' never ran" in err
+    assert err.count("\n") == 1 and not (out / "trials.csv").exists()

@@ -31,7 +31,7 @@ from .study import (
     trial_handle,
     unfinished,
 )
-from .trial import run_trial, trial_dir
+from .trial import run_trial, trial_dir, trial_numbers
 
 
 @dataclasses.dataclass
@@ -98,6 +98,7 @@ def sweep(
     with RunLock(out, "nnscratch sweep"):
         storage_ = open_storage(storage_url)
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
+        _refuse_strangers(out, study)
         try:
             with dask_client(workers, scheduler) as client:
                 _run(sweep_, study, storage_, client, trials, quiet)
@@ -126,6 +127,19 @@ def require_sweep_extra() -> None:
         raise NnscratchError(
             f"sweeps need {', '.join(missing)}, which nnscratch's sweep extra installs: "
             "pip install 'nnscratch[sweep]'"
+        )
+
+
+def _refuse_strangers(out: Path, study) -> None:
+    """Refuse a DIR holding trial folders the study never ran (another study's, of
+    another --study-name, or of a removed study.db): its trials would take those
+    finished runs as their own, and its results overwrite the other's."""
+    held = len(study.get_trials(deepcopy=False))
+    strangers = [number for number in trial_numbers(out) if number >= held]
+    if strangers:
+        raise NnscratchError(
+            f"{trial_dir(out, strangers[0])}: a trial study {study.study_name!r} "
+            "never ran (another study's): choose another --out for this one"
         )
 
 

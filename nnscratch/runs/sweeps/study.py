@@ -107,7 +107,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         raise NnscratchError(
             f"study {study_name!r} was made with another "
             f"{', '.join(changed)}: give the same options to continue it, or "
-            "choose another --out (or --study-name)"
+            "choose another --out"
         )
     return study
 

@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -42,11 +43,18 @@ from .study import make_pruner, open_storage, trial_handle
 TRIALS_DIR = "trials"
 TRIAL_LOG = "trial.log"
 TRIAL_FILE = "trial.json"
+TRIAL_NAME = re.compile(r"trial-(\d+)")
 LOCK_WAIT_SECONDS = 600  # a dead sweep's orphan worker may still train the trial
 
 
 def trial_dir(out: Path, number: int) -> Path:
     return Path(out) / TRIALS_DIR / f"trial-{number:04d}"
+
+
+def trial_numbers(out: Path) -> list[int]:
+    """The numbers of the trial folders in DIR/trials, sorted."""
+    names = (path.name for path in (Path(out) / TRIALS_DIR).glob("trial-*"))
+    return sorted(int(m[1]) for m in map(TRIAL_NAME.fullmatch, names) if m)
 
 
 class ReportToStudy(Callback):
