@@ -1,6 +1,7 @@
 """A sweep's search space: --param specs, space files, a trial's settings, and the
 errors of `nnscratch sweep` that need no cluster (one line each, exit code 1)."""
 
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nnscratch
 from nnscratch.cli import main
 from nnscratch.errors import NnscratchError
 from nnscratch.runs.sweeps.space import SearchSpace, parse_spec, trial_settings
@@ -117,6 +119,10 @@ def test_space_file_and_params_merge(tmp_path):
          "--storage nosuchdb://x: Optuna cannot open it"),
         (["--param", "lr=uniform:0.1:0.2", "--scheduler", "tcp://127.0.0.1:9"],
          "--scheduler tcp://127.0.0.1:9: cannot reach a Dask scheduler"),
+        (["--param", "lr=uniform:0.1:0.2", "--param", "lr=uniform:0.2:0.3"],
+         "--param lr: given twice"),
+        (["--param", "batch-size=int:8:16", "--param", "batch_size=int:8:32"],
+         "--param batch_size: given twice"),
     ],
 )  # fmt: skip
 def test_cli_errors_are_one_line(tmp_path, capsys, data_dir, args, message):
@@ -124,6 +130,29 @@ def test_cli_errors_are_one_line(tmp_path, capsys, data_dir, args, message):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"limit": -3}, "--limit: expected an int >= 1, got -3"),
+        ({"limit": 0}, "--limit: expected an int >= 1, got 0"),
+        ({"checkpoint_every": 0}, "--checkpoint-every: expected an int >= 1"),
+        ({"workers": 0}, "--workers: expected an int >= 1, got 0"),
+        ({"workers": 1, "scheduler": "tcp://127.0.0.1:9"}, "give one or the other"),
+        ({"pruner": "hyperband"}, "--pruner: expected one of median, none"),
+    ],
+)
+def test_python_arguments_are_checked_before_anything_is_written(
+    tmp_path, data_dir, options, message
+):
+    """nnscratch.sweep's arguments the command line's types do not check: a
+    negative limit trained on all but a few images, checkpoint_every=0 failed every
+    trial, and the others left DIR with a study in it."""
+    with pytest.raises(NnscratchError, match=re.escape(message)):
+        nnscratch.sweep(tmp_path / "s", 2, {"lr": "uniform:0.1:0.2"},
+                        preset="seed-deep", epochs=1, quiet=True, **options)  # fmt: skip
+    assert not (tmp_path / "s").exists()
 
 
 def test_importing_nnscratch_loads_neither_optuna_nor_dask():

@@ -40,15 +40,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     # nnscratch` and the other commands never load Dask
     from distributed import Client, LocalCluster
 
-    if workers is not None and scheduler is not None:
-        raise NnscratchError("--workers and --scheduler: give one or the other")
+    workers = check_cluster(workers, scheduler)
     if scheduler is not None:
         with _connect(Client, scheduler) as client:
             yield client
         return
-    workers = check_int(
-        "--workers", workers if workers is not None else os.cpu_count() or 1
-    )
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
         dashboard_address=None, silence_logs=40,
@@ -58,6 +54,18 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
             yield client
     finally:
         cluster.close()
+
+
+def check_cluster(workers: int | None, scheduler: str | None) -> int | None:
+    """The number of local workers (default: one per core; None with a
+    `scheduler`); a one-line NnscratchError for both given or a bad count."""
+    if scheduler is not None:
+        if workers is not None:
+            raise NnscratchError("--workers and --scheduler: give one or the other")
+        return None
+    return check_int(
+        "--workers", workers if workers is not None else os.cpu_count() or 1
+    )
 
 
 @contextmanager

@@ -20,12 +20,13 @@ from ...errors import NnscratchError, check_int
 from ..lock import RunLock
 from ..presets import preset_settings
 from ..signals import RunInterrupted, SignalInterrupt
-from .cluster import dask_client, slots
+from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
     counts,
     default_storage,
+    make_pruner,
     open_storage,
     open_study,
     trial_handle,
@@ -82,7 +83,13 @@ def sweep(
     accuracy).
     """
     require_sweep_extra()
+    # every argument checked before DIR is touched: one error line, nothing written
     trials = check_int("--trials", trials)
+    check_cluster(workers, scheduler)
+    make_pruner(pruner)
+    limit = None if limit is None else check_int("--limit", limit)
+    if checkpoint_every is not None:
+        checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
     space_ = SearchSpace.from_options(params or (), space)
     base = {"preset": preset, **options}
     settings = preset_settings(preset, **options)  # bad options: an error now

@@ -202,10 +202,16 @@ class SearchSpace:
         space file; a --param overrides the file's parameter of the same name."""
         merged = dict(read_space_file(space_file)) if space_file else {}
         merged = {canonical_name(k): v for k, v in merged.items()}
-        if not isinstance(params, dict):
-            params = dict(_name_and_spec(item) for item in params)
-        for name, text in params.items():
-            merged[canonical_name(name)] = text
+        pairs = (
+            params.items() if isinstance(params, dict) else map(_name_and_spec, params)
+        )
+        given = set()
+        for name, text in pairs:
+            key = canonical_name(name)
+            if key in given:  # a dict of the texts would keep the last one silently
+                raise NnscratchError(f"--param {name}: given twice")
+            given.add(key)
+            merged[key] = text
         return cls(merged)
 
     def distributions(self) -> dict:
