@@ -98,6 +98,16 @@ def test_space_file_and_params_merge(tmp_path):
     path.write_text("lr = [")
     with pytest.raises(NnscratchError, match=r"--space .*space.toml: not a TOML file"):
         SearchSpace.from_options([], path)
+    # a bad entry is named with the file it is in, not as a --param
+    for entry, message in [
+        ("lr = 0.1", "lr: expected KIND:ARGS"),
+        ('lr = "loguniform:0:1"', "lr: a log scale needs LOW > 0"),
+        ('lrr = "uniform:0:1"', "unknown parameter 'lrr'"),
+    ]:
+        path.write_text(entry + "\n")
+        with pytest.raises(NnscratchError) as error:
+            SearchSpace.from_options([], path)
+        assert str(error.value).startswith(f"--space {path}: {message}")
     path.write_text("[params.lr]\nlow = 1\n")
     with pytest.raises(NnscratchError, match='expected name = "spec" lines'):
         SearchSpace.from_options([], path)

@@ -75,40 +75,42 @@ class Spec:
         return [self.low, self.high]
 
 
-def canonical_name(name: str) -> str:
-    """'batch-size' -> 'batch_size'; NnscratchError for a name that cannot vary."""
+def canonical_name(name: str, where: str = "--param") -> str:
+    """'batch-size' -> 'batch_size'; NnscratchError for a name that cannot vary
+    (`where` it was given: "--param" or "--space FILE")."""
     key = str(name).strip().lstrip("-").replace("-", "_")
     if key not in KINDS:
         names = ", ".join(n.replace("_", "-") for n in KINDS)
-        raise NnscratchError(f"--param: unknown parameter {name!r} (expected {names})")
+        raise NnscratchError(f"{where}: unknown parameter {name!r} (expected {names})")
     return key
 
 
-def parse_spec(name: str, text) -> Spec:
+def parse_spec(name: str, text, where: str = "--param") -> Spec:
     """The Spec of `name` written as `text` ('loguniform:1e-4:1e-2', ...); a list is a
-    choice. One-line NnscratchError naming the parameter when it is malformed."""
-    key = canonical_name(name)
+    choice. One-line NnscratchError naming the parameter, and `where` it was given
+    ("--param" or "--space FILE"), when it is malformed."""
+    key = canonical_name(name, where)
+    label = f"--param {name}" if where == "--param" else f"{where}: {name}"
     if isinstance(text, (list, tuple)):
         text = "choice:" + "|".join(str(v) for v in text)
     if not isinstance(text, str) or ":" not in text:
         raise NnscratchError(
-            f"--param {name}: expected KIND:ARGS such as loguniform:1e-4:1e-2, "
+            f"{label}: expected KIND:ARGS such as loguniform:1e-4:1e-2, "
             f"uniform:0:0.5, int:32:512 or choice:a,b; got {text!r}"
         )
     kind, _, args = text.strip().partition(":")
     kind = kind.lower()
     if kind not in KINDS[key]:
         raise NnscratchError(
-            f"--param {name}: {kind!r} does not suit it (expected "
-            f"{' or '.join(KINDS[key])})"
+            f"{label}: {kind!r} does not suit it (expected {' or '.join(KINDS[key])})"
         )
     if kind == "choice":
-        return Spec(key, kind, choices=_choices(name, key, args))
-    low, high = _bounds(name, kind, args)
+        return Spec(key, kind, choices=_choices(label, key, args))
+    low, high = _bounds(label, kind, args)
     return Spec(key, kind, low, high)
 
 
-def _bounds(name: str, kind: str, args: str) -> tuple[float, float]:
+def _bounds(label: str, kind: str, args: str) -> tuple[float, float]:
     parts = args.split(":")
     try:
         if len(parts) != 2:
@@ -117,32 +119,28 @@ def _bounds(name: str, kind: str, args: str) -> tuple[float, float]:
     except ValueError:
         number = "integers" if kind.endswith("int") else "numbers"
         raise NnscratchError(
-            f"--param {name}: expected {kind}:LOW:HIGH with two {number}, "
-            f"got {kind}:{args}"
+            f"{label}: expected {kind}:LOW:HIGH with two {number}, got {kind}:{args}"
         ) from None
     if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
         raise NnscratchError(
-            f"--param {name}: expected LOW < HIGH, both finite, got {kind}:{args}"
+            f"{label}: expected LOW < HIGH, both finite, got {kind}:{args}"
         )
     if kind.startswith("log") and low <= 0:
-        raise NnscratchError(
-            f"--param {name}: a log scale needs LOW > 0, got {kind}:{args}"
-        )
+        raise NnscratchError(f"{label}: a log scale needs LOW > 0, got {kind}:{args}")
     return low, high
 
 
-def _choices(name: str, key: str, args: str) -> tuple:
+def _choices(label: str, key: str, args: str) -> tuple:
     items = [v.strip() for v in args.split("|" if "|" in args else ",")]
     if not items or any(not v for v in items):
         raise NnscratchError(
-            f"--param {name}: expected choice:A,B,... with no empty value, "
-            f"got choice:{args}"
+            f"{label}: expected choice:A,B,... with no empty value, got choice:{args}"
         )
     if key == "hidden":
         for v in items:
             if not all(p.isdigit() for p in v.split("-")):
                 raise NnscratchError(
-                    f"--param {name}: expected layer sizes such as 256-128, got {v!r}"
+                    f"{label}: expected layer sizes such as 256-128, got {v!r}"
                 )
         return tuple(items)  # Optuna choices are plain values: "256-128"
     try:
@@ -151,11 +149,9 @@ def _choices(name: str, key: str, args: str) -> tuple:
         elif key in FLOATS:
             items = [float(v) for v in items]
     except ValueError:
-        raise NnscratchError(
-            f"--param {name}: expected numbers, got choice:{args}"
-        ) from None
+        raise NnscratchError(f"{label}: expected numbers, got choice:{args}") from None
     if len(set(items)) != len(items):
-        raise NnscratchError(f"--param {name}: a choice is repeated in {args!r}")
+        raise NnscratchError(f"{label}: a choice is repeated in {args!r}")
     return tuple(items)
 
 
@@ -178,6 +174,8 @@ def read_space_file(path) -> dict[str, str]:
             f'--space {path}: expected name = "spec" lines (optionally under '
             '[params]), such as lr = "loguniform:1e-4:1e-2"'
         )
+    for name, text in params.items():  # a bad entry is named with the file
+        parse_spec(name, text, where=f"--space {path}")
     return params
 
 
