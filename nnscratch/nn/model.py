@@ -194,6 +194,8 @@ class Sequential(Network):
         same validation examples."""
         if seed is not None:
             return check_int("seed", seed, 0)
+        # drawn even when a checkpoint gives the seed: the model's and set_seed's
+        # streams then advance as in the fit never stopped
         if self._seeds is not None:
             drawn = np.random.default_rng(self._seeds.spawn(1)[0]).integers(2**63)
         else:
