@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import CLASS_NAMES, find_dataset
+from ..data.catalog import CLASS_NAMES, still_holding
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
 from ..nn.loading import load_model
@@ -55,11 +55,7 @@ def trained_from(model, dataset: str) -> str | None:
     """The data folder the model's saved settings record, if it still holds `dataset`."""
     training = model.metadata.get("training")
     folder = training.get("data_dir") if isinstance(training, dict) else None
-    try:
-        found = isinstance(folder, str) and find_dataset(dataset, folder) is not None
-    except (OSError, ValueError, RuntimeError):  # any text: a NUL, "~nobody"
-        found = False
-    return folder if found else None
+    return still_holding(dataset, folder)
 
 
 def fitting_inputs(model, model_path, images: np.ndarray, what: str) -> np.ndarray:

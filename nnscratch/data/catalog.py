@@ -180,6 +180,16 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path |
     return None
 
 
+def still_holding(name: str, folder) -> str | None:
+    """`folder` (a recorded data folder) if it still holds the files of `name`, else
+    None: moved or deleted since, or a text that is no usable path (a NUL, "~nobody")."""
+    try:
+        found = isinstance(folder, str) and find_dataset(name, folder) is not None
+    except (OSError, ValueError, RuntimeError):
+        found = False
+    return folder if found else None
+
+
 def missing_files_hint(folder: Path) -> str:
     return (
         f"put the four files ({', '.join(FILE_NAMES)}) in {folder}, or in a folder"

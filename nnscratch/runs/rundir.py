@@ -28,7 +28,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..data.catalog import CLASS_NAMES, find_dataset
+from ..data.catalog import CLASS_NAMES, still_holding
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
 from ..files import fsync_directory, remove_temp_files, write_text
@@ -370,9 +370,8 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     recordings = None
     if (run_dir / RECORDINGS_FILE).exists():
         recordings = Recordings.load(run_dir / RECORDINGS_FILE)
-    recorded = config.get("data_dir")
-    if recorded and find_dataset(settings.dataset, recorded) is None:
-        recorded = None  # moved since: look where load_dataset looks by default
+    # moved since: look where load_dataset looks by default
+    recorded = still_holding(settings.dataset, config.get("data_dir"))
     _, test_set = load_dataset(settings.dataset, data_dir or recorded)
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
