@@ -212,6 +212,24 @@ def test_class_weights_equal_a_hand_weighted_loss():
     assert_array_equal(a.layers[0].params["W"], b.layers[0].params["W"])
 
 
+def test_labels_as_a_column_or_whole_floats_train_as_integer_labels():
+    x, y = blobs()
+    runs = []
+    for labels in (y, y.reshape(-1, 1), y.astype(np.float64)):
+        model = nn.Sequential([nn.Dense(8, rng=0), nn.ReLU(), nn.Dense(3, rng=1)])
+        history = model.fit(
+            x, labels, epochs=2, batch_size=16, seed=0, verbose=0,
+            validation_split=0.2, class_weight={0: 1.0, 1: 2.0, 2: 1.0},
+        )  # fmt: skip
+        history.history.pop("seconds")
+        runs.append((model.get_weights(), history.history))
+        assert model.evaluate(x, labels)["accuracy"] == model.evaluate(x, y)["accuracy"]
+    for weights, history in runs[1:]:
+        assert history == runs[0][1]
+        for a, b in zip(weights, runs[0][0]):
+            assert_array_equal(a, b)
+
+
 def test_label_smoothing_and_soft_targets_give_the_same_loss():
     logits = np.random.default_rng(0).normal(size=(4, 5))
     labels = np.array([0, 3, 1, 4])

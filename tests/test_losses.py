@@ -86,6 +86,42 @@ def test_losses_reject_labels_outside_the_classes(loss, bad):
         loss.forward(np.zeros((2, 3)), np.array([bad, bad]))
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([[0], [2]]),  # a column, as Keras' sparse cross-entropy takes
+        np.array([0.0, 2.0]),  # whole-number floats (labels read from a CSV)
+        np.array([[0.0], [2.0]], np.float32),
+    ],
+)
+def test_cross_entropy_takes_labels_as_a_column_and_as_whole_floats(labels):
+    logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]])
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(logits, labels)
+    assert value == SoftmaxCrossEntropy().forward(logits, np.array([0, 2]))
+    checked = loss.check_targets(labels, logits.shape)
+    assert checked.dtype == np.int64 and checked.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.array([0.5, 2.0]), r"class labels \(whole numbers\) of shape \(2,\)"),
+        (np.array([np.nan, 1.0]), "whole numbers"),
+        (np.array([0.0, 3.0]), "expected labels 0 to 2, got labels 0.0 to 3.0"),
+        (np.array([[0, 1]]).T.repeat(2, axis=1), r"got int64 \(2, 2\)"),
+    ],
+)
+def test_cross_entropy_refuses_labels_that_are_no_classes(labels, match):
+    with pytest.raises(NnscratchError, match=match):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 3)), labels)
+
+
+def test_cross_entropy_with_one_output_takes_a_float_column_as_probabilities():
+    targets = np.array([[1.0], [1.0]])
+    assert SoftmaxCrossEntropy().check_targets(targets, (2, 1)).shape == (2, 1)
+
+
 def test_cross_entropy_backward_twice_gives_the_same_gradient():
     loss = SoftmaxCrossEntropy()
     loss.forward(np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]), np.array([1, 2]))

@@ -88,6 +88,21 @@ def _check_labels(labels: np.ndarray, n_classes: int, name: str) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
+def _class_labels(targets: np.ndarray, n: int, c: int) -> np.ndarray | None:
+    """targets as class labels (n,) if they are labels, else None. Labels are
+    integers, or floats that are whole numbers, of shape (n,) or (n, 1) (Keras'
+    sparse cross-entropy takes all of these); with one output, (n, 1) floats are
+    probabilities."""
+    if targets.shape == (n, 1) and (c != 1 or targets.dtype.kind in "iu"):
+        targets = targets.reshape(n)
+    if targets.shape != (n,):
+        return None
+    if targets.dtype.kind in "iu":
+        return targets
+    whole = targets.dtype.kind == "f" and np.all(np.mod(targets, 1) == 0)
+    return targets if whole else None  # _check_labels checks the range, then casts
+
+
 def _smoothing(label_smoothing) -> float:
     return check_float("label_smoothing", label_smoothing, 0, 1, open_high=True)
 
@@ -98,7 +113,8 @@ class SoftmaxCrossEntropy(Loss):
 
     l_n = logsumexp(z_n) - sum_c t_nc z_nc, stable for any finite logits (the row max
     is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n. Targets t are class
-    labels (N,) (one-hot) or rows of class probabilities (N, C): one-hot or soft, as
+    labels (N,) (one-hot; also (N, 1), and whole-number floats, as Keras' sparse
+    cross-entropy takes) or rows of class probabilities (N, C): one-hot or soft, as
     PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes them with the uniform
     distribution: t = (1 - e) t + e / C.
     """
@@ -115,15 +131,17 @@ class SoftmaxCrossEntropy(Loss):
                 f"{name}: cross-entropy needs outputs (N, C), got {outputs_shape}"
             )
         n, c = outputs_shape
-        if targets.shape == (n,) and targets.dtype.kind in "iu":
-            return _check_labels(targets, c, name)
+        labels = _class_labels(targets, n, c)
+        if labels is not None:
+            return _check_labels(labels, c, name)
         if targets.shape == (n, c) and targets.dtype.kind == "f":
             if not (targets >= 0).all():
                 raise NnscratchError(f"{name}: class probabilities must be >= 0")
             return targets
         raise NnscratchError(
-            f"{name}: expected integer labels of shape ({n},) or class probabilities "
-            f"of shape ({n}, {c}), got {targets.dtype} {targets.shape}"
+            f"{name}: expected class labels (whole numbers) of shape ({n},) or "
+            f"({n}, 1), or class probabilities of shape ({n}, {c}), got "
+            f"{targets.dtype} {targets.shape}"
         )
 
     def forward(self, logits, targets, sample_weight=None) -> float:

@@ -122,12 +122,12 @@ class Sequential(Network):
         that recorded every epoch).
 
         x: (N, *input_shape) uint8 images or floats; y: what the loss takes (class
-        labels (N,) for cross-entropy, also probabilities (N, C); float targets for
-        "mse"/"mae"; 0/1 (N,) or (N, K) for "binary_cross_entropy"). Every epoch
-        takes its batches in a new random order, straight from x (uint8 stays uint8
-        until a batch is taken); a last batch of one example joins the one before
-        (unless batch_size is 1). `sample_weight` (N,) and `class_weight` {class:
-        weight} weigh each example's loss (Keras' semantics).
+        labels (N,) or (N, 1) for cross-entropy, also probabilities (N, C); float
+        targets for "mse"/"mae"; 0/1 (N,) or (N, K) for "binary_cross_entropy").
+        Every epoch takes its batches in a new random order, straight from x
+        (uint8 stays uint8 until a batch is taken); a last batch of one example
+        joins the one before (unless batch_size is 1). `sample_weight` (N,) and
+        `class_weight` {class: weight} weigh each example's loss (Keras' semantics).
         `metrics`: names or Metric objects (default: accuracy when the targets are
         classes, none for regression). `augment(images, rng)` transforms training
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
