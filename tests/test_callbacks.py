@@ -131,3 +131,63 @@ def test_fit_verbose_2_prints_the_epoch_lines_without_a_bar(capsys, monkeypatch)
         assert ("epoch 1/2:" in err) == bar
     with pytest.raises(NnscratchError, match="verbose: expected 0 .* got 3"):
         model.fit(x, y, verbose=3)
+
+
+def small_data():
+    x = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    return x, np.arange(40) % 2
+
+
+def test_fit_with_initial_epoch_numbers_its_epochs_and_continues_the_schedule(capsys):
+    """Keras' `initial_epoch`: fit(epochs=4, initial_epoch=2) trains epochs 3 and 4
+    (0-based 2 and 3), and the learning-rate schedule goes on from epoch 2."""
+    x, y = small_data()
+    schedule = nn.CosineDecay(0.01, 4)
+    whole = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    whole_history = whole.fit(
+        x, y, epochs=4, batch_size=8, lr_schedule=schedule, verbose=0
+    )
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    model.fit(x, y, epochs=2, batch_size=8, lr_schedule=schedule, verbose=0)
+    calls = []
+    history = model.fit(
+        x, y, epochs=4, batch_size=8, lr_schedule=schedule, initial_epoch=2,
+        callbacks=[Trace("t", calls)], verbose=2,
+    )  # fmt: skip
+    assert history.epoch == [2, 3]
+    assert history.history["lr"] == whole_history.history["lr"][2:]
+    assert [c[2] for c in calls if c[1] == "epoch_begin"] == [2, 3]
+    out = capsys.readouterr().out
+    assert out.startswith("epoch 3/4 - ") and "\nepoch 4/4 - " in out
+
+
+@pytest.mark.parametrize("epochs, initial_epoch", [(0, 0), (3, 3), (2, 5)])
+def test_fit_with_no_epochs_to_train_returns_an_empty_history(epochs, initial_epoch):
+    """As in Keras: nothing trains, the callbacks still begin and end."""
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    before = model.get_weights()
+    calls = []
+    history = model.fit(
+        x, y, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+        callbacks=[Trace("t", calls), nn.EarlyStopping(restore_best_weights=True)],
+    )  # fmt: skip
+    assert history.epoch == [] and history.history == {}
+    assert [c[1] for c in calls] == ["train_begin", "train_end"]
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        ({"epochs": -1}, r"epochs: expected an int >= 0, got -1"),
+        ({"initial_epoch": -1}, r"initial_epoch: expected an int >= 0, got -1"),
+        ({"initial_epoch": 1.5}, r"initial_epoch: expected an int >= 0, got 1.5"),
+    ],
+)
+def test_fit_refuses_epoch_counts_that_are_no_counts(arguments, match):
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    with pytest.raises(NnscratchError, match=match):
+        model.fit(x, y, verbose=0, **arguments)

@@ -279,7 +279,9 @@ def test_bad_inputs_get_clear_errors():
     x, y = blobs(10)
     with pytest.raises(NnscratchError, match=r"expected \(N, 4, 4\), got \(10, 16\)"):
         model.predict(x.reshape(10, 16))
-    with pytest.raises(NnscratchError, match="integer labels"):
+    with pytest.raises(
+        NnscratchError, match=r"class labels \(whole numbers\) of shape \(10,\)"
+    ):
         model.fit(x, y[:5], verbose=0)
     with pytest.raises(NnscratchError, match="logits"):
         Sequential([Flatten(), Dense(16, 3), Softmax()]).fit(x, y, verbose=0)
@@ -314,7 +316,7 @@ def test_labels_outside_the_classes_are_refused_before_training():
     [
         (lambda m, x, y: m.fit(x, y, batch_size=0), "batch_size: expected an int >= 1"),
         (lambda m, x, y: m.fit(x, y, batch_size=8.0), "batch_size: expected an int"),
-        (lambda m, x, y: m.fit(x, y, epochs=0), "epochs: expected an int >= 1"),
+        (lambda m, x, y: m.fit(x, y, epochs=-1), "epochs: expected an int >= 0"),
         (lambda m, x, y: m.fit(x, y, seed="a"), "seed: expected an int >= 0"),
         (
             lambda m, x, y: m.fit(x, y, validation_data=(x,)),

@@ -117,6 +117,7 @@ class Sequential(Network):
         validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks=None, verbose: int = 1, augment=None,
         lr_schedule=None, sample_weight=None, class_weight=None, metrics=None,
+        initial_epoch: int = 0,
     ) -> History:  # fmt: skip
         """Train with mini-batch gradient descent; returns the History (a callback
         that recorded every epoch).
@@ -128,6 +129,10 @@ class Sequential(Network):
         (uint8 stays uint8 until a batch is taken); a last batch of one example
         joins the one before (unless batch_size is 1). `sample_weight` (N,) and
         `class_weight` {class: weight} weigh each example's loss (Keras' semantics).
+        `epochs`: the epoch to end with, starting from `initial_epoch` (0-based; as
+        in Keras, `fit(epochs=10, initial_epoch=5)` after a 5-epoch fit trains 5 more,
+        numbered 6 to 10, and `lr_schedule` goes on from epoch 5; epochs <=
+        initial_epoch trains nothing).
         `metrics`: names or Metric objects (default: accuracy when the targets are
         classes, none for regression). `augment(images, rng)` transforms training
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
@@ -150,9 +155,10 @@ class Sequential(Network):
         y = self._check_y(y, len(x))
         weights = example_weights(sample_weight, class_weight, y, len(x))
         epochs, batch_size = (
-            check_int("epochs", epochs),
+            check_int("epochs", epochs, 0),
             check_int("batch_size", batch_size),
         )
+        initial_epoch = check_int("initial_epoch", initial_epoch, 0)
         if verbose not in (0, 1, 2):  # True and False are 1 and 0
             raise NnscratchError(
                 "verbose: expected 0 (silent), 1 (a progress bar and a line per epoch) "
@@ -181,7 +187,9 @@ class Sequential(Network):
             self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule, seed
         )
         try:
-            trainer.run(batches, epochs, validation_data, max(batch_size, 256))
+            trainer.run(
+                batches, epochs, validation_data, max(batch_size, 256), initial_epoch
+            )
         finally:  # a diverged loss raises mid-epoch: clear its bar before the error
             for bar in progress:
                 bar.close()

@@ -55,15 +55,16 @@ class Trainer:
 
     def run(
         self, batches: EpochBatches, epochs: int, validation_data=None,
-        validation_batch_size: int = 256,
+        validation_batch_size: int = 256, initial_epoch: int = 0,
     ) -> None:  # fmt: skip
-        """Train for `epochs`, or until a callback sets `model.stop_training`.
+        """Train epochs `initial_epoch` to `epochs` - 1 (0-based), or until a callback
+        sets `model.stop_training`.
 
         validation_data: (x, y, sample_weight or None) evaluated after every epoch,
         into its logs as val_loss and val_<metric>.
         """
         self.batches, self.epochs = batches, epochs
-        self.epoch, self.step = 0, 0
+        self.epoch, self.step = initial_epoch, 0
         self._started = time.perf_counter()
         self.model.stop_training = False
         self.callbacks.on_train_begin()  # a BackupAndRestore may move epoch and step
