@@ -328,6 +328,34 @@ def test_a_blank_page_of_lined_paper_has_no_digit():
     assert images.to_mnist(lined) is None
 
 
+def squared_paper(size, step=40, width=2, fill=175) -> Image.Image:
+    """A page of squared paper: lines every `step` px both ways."""
+    img = Image.new("L", size, 250)
+    draw = ImageDraw.Draw(img)
+    for at in range(10, max(size), step):
+        draw.line([(0, at), (size[0], at)], fill=fill, width=width)
+        draw.line([(at, 0), (at, size[1])], fill=fill, width=width)
+    return img
+
+
+@pytest.mark.parametrize(
+    "size, step, width, fill",
+    [((600, 600), 40, 2, 175), ((600, 600), 50, 3, 200), ((800, 600), 40, 2, 120)],
+)
+def test_squared_paper_is_dropped_where_its_lines_cross(size, step, width, fill):
+    # the blur summed crossing lines into blobs wider than the lines, whose edges
+    # stayed: a blank page was read as a digit, and a 7 on it was a smudged one
+    blank = squared_paper(size, step, width, fill)
+    assert images.to_mnist(gray_of(blank)) is None
+    plain = Image.new("L", size, 250)
+    for img in (plain, blank):
+        ImageDraw.Draw(img).line(
+            [(120, 100), (280, 100), (180, 320)], fill=25, width=16
+        )
+    a, b = images.to_mnist(gray_of(plain)), images.to_mnist(gray_of(blank))
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
 def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
     tap = Image.new("L", (280, 280), 255)  # a tap on the drawing page
     ImageDraw.Draw(tap).ellipse([130, 130, 150, 150], fill=0)

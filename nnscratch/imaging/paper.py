@@ -246,9 +246,10 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
 
     A line is a band of rows (columns) at most RULED_LINE of the height (width) thick
     with ink across RULED_SPAN of the width (height), and paper has two or more: one
-    alone may be the thin bar of a "7". The line's ink is dropped except where the
-    ink goes on past the band, on either side, for at least the band's thickness: a
-    stroke crossing the line or lying along it. Upright lines with nothing else left
+    alone may be the thin bar of a "7". The line's ink, and half its thickness on
+    either side (its blurred edges), is dropped except where the ink goes on past
+    that, on either side, for at least the band's thickness: a stroke crossing the
+    line or lying along it. Upright lines with nothing else left
     are kept (two strokes across the picture: a "11"); a page of nothing but ruled
     lines across (lined or squared paper) is blank.
     """
@@ -263,7 +264,10 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
             continue
         lined = lined or lines is out
         for start, stop in bands:
+            # the line's blurred edges too: where lines cross (squared paper), the
+            # blur sums them into blobs wider than either line
             width = stop - start
+            start, stop = max(0, start - (width + 1) // 2), stop + (width + 1) // 2
             before, after = inked[start - width : start], inked[stop : stop + width]
             goes_on = (len(before) == width) & before.all(axis=0)
             goes_on |= (len(after) == width) & after.all(axis=0)
