@@ -20,7 +20,13 @@ from .errors import (
 )
 from .nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .nn.backup import BackupAndRestore, ModelCheckpoint, TrainingInterrupted
-from .nn.callbacks import Callback, CallbackList, EarlyStopping, History
+from .nn.callbacks import (
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    History,
+    ReduceLROnPlateau,
+)
 from .nn.conv import Conv2D
 from .nn.custom import register
 from .nn.dense import Dense
@@ -84,6 +90,7 @@ __all__ = [
     "NnscratchError",
     "RMSprop",
     "ReLU",
+    "ReduceLROnPlateau",
     "Reshape",
     "Sequential",
     "Sigmoid",

@@ -191,3 +191,104 @@ def test_fit_refuses_epoch_counts_that_are_no_counts(arguments, match):
     model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
     with pytest.raises(NnscratchError, match=match):
         model.fit(x, y, verbose=0, **arguments)
+
+
+def plateau_run(values, **settings):
+    """The optimiser's lr after each epoch whose val_loss is each of `values`."""
+    callback = nn.ReduceLROnPlateau(**settings)
+    optimizer = nn.SGD(1.0)
+    callback.trainer = type(
+        "Trainer", (), {"optimizer": optimizer, "lr_schedule": None}
+    )
+    callback.on_train_begin()
+    rates = []
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        rates.append(optimizer.lr)
+    return rates
+
+
+def test_reduce_lr_on_plateau_counts_patience_cooldown_and_min_lr_as_keras():
+    # best 1.0, then 3 epochs without an improvement of more than 1e-4
+    assert plateau_run([1.0, 1.0, 0.99995, 1.2, 0.5], factor=0.5, patience=3) == [
+        1.0, 1.0, 1.0, 0.5, 0.5,
+    ]  # fmt: skip
+    # patience 1, cooldown 2, counted as Keras does: the epoch after a reduction is
+    # not counted, the one that ends the cooldown is
+    values = [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert plateau_run(values, factor=0.5, patience=1, cooldown=2) == [
+        1.0, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125,
+    ]  # fmt: skip
+    assert plateau_run([1.0] + [2.0] * 5, factor=0.1, patience=1, min_lr=0.005) == [
+        1.0, 0.1, 0.010000000000000002, 0.005, 0.005, 0.005,
+    ]  # fmt: skip
+    # accuracy improves upwards ("auto" mode)
+    callback = nn.ReduceLROnPlateau(monitor="val_accuracy")
+    assert callback.mode == "max"
+
+
+def test_reduce_lr_on_plateau_lowers_the_rate_of_the_next_epochs_of_a_fit(capsys):
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    plateau = nn.ReduceLROnPlateau(
+        monitor="loss", factor=0.5, patience=0, min_delta=10.0, verbose=True
+    )  # a min_delta no epoch beats: every epoch after the first is a plateau
+    history = model.fit(
+        x, y, epochs=4, optimizer=nn.SGD(0.1), callbacks=[plateau], verbose=0
+    )
+    assert history.history["lr"] == [0.1, 0.1, 0.05, 0.025]
+    assert model.optimizer.lr == 0.0125
+    assert (
+        "epoch 2: ReduceLROnPlateau: loss has not improved" in capsys.readouterr().out
+    )
+    with pytest.raises(NnscratchError, match="ReduceLROnPlateau: this fit has an lr_"):
+        model.fit(x, y, callbacks=[plateau], lr_schedule=nn.CosineDecay(0.1, 2))
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"factor": 1.0}, "ReduceLROnPlateau factor"),
+        ({"factor": 0}, "ReduceLROnPlateau factor"),
+        ({"patience": -1}, "ReduceLROnPlateau patience"),
+        ({"cooldown": 0.5}, "ReduceLROnPlateau cooldown"),
+        ({"min_lr": -1e-3}, "ReduceLROnPlateau min_lr"),
+        ({"mode": "up"}, "ReduceLROnPlateau: mode must be min, max or auto"),
+    ],
+)
+def test_reduce_lr_on_plateau_refuses_bad_settings(settings, match):
+    with pytest.raises(NnscratchError, match=match):
+        nn.ReduceLROnPlateau(**settings)
+
+
+def test_reduce_lr_on_plateau_continues_exactly_from_a_checkpoint(tmp_path):
+    """Its count and the lowered rate are kept, so a resumed fit lowers the rate
+    at the same epochs as one never stopped."""
+    x, y = small_data()
+
+    def fit(callbacks):
+        model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+        plateau = nn.ReduceLROnPlateau(
+            monitor="loss", factor=0.5, patience=2, min_delta=0.01
+        )
+        history = model.fit(
+            x, y, epochs=8, batch_size=8, optimizer=nn.SGD(0.5), seed=1, verbose=0,
+            callbacks=[plateau, *callbacks],
+        )  # fmt: skip
+        return model, history
+
+    reference, expected = fit([])
+    # lowered after epoch 6, with one epoch of the plateau before the interruption
+    assert expected.history["lr"][5:] == [0.5, 0.25, 0.25]
+    calls = [0]
+
+    def interrupt():  # in epoch 6 (of 5 steps each)
+        calls[0] += 1
+        return calls[0] == 28
+
+    with pytest.raises(nn.TrainingInterrupted):
+        fit([nn.BackupAndRestore(tmp_path, interrupt=interrupt)])
+    model, history = fit([nn.BackupAndRestore(tmp_path)])
+    assert history.history["lr"] == expected.history["lr"]
+    for a, b in zip(model.get_weights().values(), reference.get_weights().values()):
+        np.testing.assert_array_equal(a, b)
