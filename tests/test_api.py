@@ -343,6 +343,54 @@ def test_sequential_needs_one_list_of_layers():
         nn.Sequential([nn.Dense(2, 3), "relu"])
 
 
+def test_layers_added_one_at_a_time_train_as_the_same_list(tmp_path):
+    """Keras' Sequential() then add(...): the same model, seeded the same way."""
+    x, y = blobs()
+    added = nn.Sequential(seed=0)
+    for layer in (nn.Dense(8), nn.ReLU(), nn.Dense(3)):
+        added.add(layer)
+    listed = nn.Sequential([nn.Dense(8), nn.ReLU(), nn.Dense(3)], seed=0)
+    for model in (added, listed):
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(added.get_weights().values(), listed.get_weights().values()):
+        assert_array_equal(a, b)
+    added.save(tmp_path / "added.npz")
+    assert_array_equal(
+        nn.load_model(tmp_path / "added.npz").predict(x), added.predict(x)
+    )
+
+
+def test_a_model_given_its_input_shape_first_builds_once_layers_are_added():
+    model = nn.Sequential(input_shape=(6,))
+    assert not model.built
+    model.add(nn.Dense(4))
+    assert "Total params: 28" in model.summary()  # built for (6,) by the summary
+    assert isinstance(model.pop(), nn.Dense) and model.layers == []
+    model.add(nn.Dense(5))
+    assert model.predict(blobs()[0][:2]).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda m, x, y: m.fit(x, y, verbose=0),
+            "Sequential: the model has no layers; add",
+        ),
+        (lambda m, x, y: m.predict(x), "Sequential: the model has no layers; add"),
+        (lambda m, x, y: m.save("never.npz"), "save: the model has no layers"),
+        (lambda m, x, y: m.pop(), "pop: the model has no layers"),
+        (lambda m, x, y: m.add("relu"), "add: expected a Layer, got 'relu'"),
+    ],
+)
+def test_a_model_without_layers_says_so(call, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = blobs()
+    with pytest.raises(NnscratchError, match=match):
+        call(nn.Sequential(), x, y)
+    assert not any(tmp_path.iterdir())
+
+
 def test_the_number_of_class_names_is_checked_when_the_model_is_built():
     with pytest.raises(NnscratchError, match="2 class names for outputs of shape"):
         nn.Sequential([nn.Dense(4, 3)], input_shape=(4,), class_names=["a", "b"])

@@ -291,8 +291,8 @@ def test_bad_inputs_get_clear_errors():
         Sequential([Flatten(), Dense(16, 1), Sigmoid()]).fit(
             x, y % 2, loss="binary_cross_entropy", verbose=0
         )
-    with pytest.raises(NnscratchError, match="Layer"):
-        Sequential([])
+    with pytest.raises(NnscratchError, match="no layers; add them with model.add"):
+        Sequential([]).predict(x)
 
 
 def test_labels_outside_the_classes_are_refused_before_training():

@@ -13,7 +13,7 @@ from .callbacks import CallbackList, History, check_callbacks
 from .inputs import example_weights, hold_out, validation_parts
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network, check_finite
+from .network import Network, check_finite, check_input_shape
 from .optimizers import Adam, Optimizer, get_optimizer
 from .progress import ProgressBar
 from .saving import save_model
@@ -29,11 +29,14 @@ class Sequential(Network):
     Layers given no input size are built on first use from the model's input_shape
     (or the first batch's shape). `seed` draws every layer's initial weights from one
     seed and seeds every `fit` that is given none. `loss` says what `predict`
-    returns; without one (until `compile` or `fit`), the raw outputs.
+    returns; without one (until `compile` or `fit`), the raw outputs. Layers can
+    also be added one at a time, as in Keras: `model = Sequential(input_shape=(28,
+    28))`, then `model.add(Flatten())`, `model.add(Dense(10))` (`pop` removes the
+    last).
     """
 
     def __init__(
-        self, layers, input_shape=None, class_names=None, *, seed=None, loss=None
+        self, layers=None, input_shape=None, class_names=None, *, seed=None, loss=None
     ):
         super().__init__(layers, class_names=class_names, seed=seed)
         self.loss: Loss | None = None if loss is None else get_loss(loss)
@@ -41,8 +44,10 @@ class Sequential(Network):
         self.metrics = None  # the last compile's or fit's metric names or objects
         self.metadata: dict = {}
         self.stop_training = False
-        if input_shape is not None:
+        if input_shape is not None and self.layers:
             self.build(input_shape)
+        elif input_shape is not None:  # built once layers are added (`add`)
+            self.input_shape = check_input_shape(input_shape)
 
     # ----- forward and backward ------------------------------------------------------
     def _check_y(self, y, n: int, name: str = "y") -> np.ndarray:
@@ -245,10 +250,9 @@ class Sequential(Network):
         if self.loss is not None and not isinstance(self.loss, Loss):
             raise NnscratchError(f"loss: expected a Loss, got {self.loss!r}")
         fused = {SoftmaxCrossEntropy: Softmax, BinaryCrossEntropy: Sigmoid}
+        last = self.layers[-1] if self.layers else None  # none yet: `add` comes later
         for loss_class, last_class in fused.items():
-            if isinstance(self.loss, loss_class) and isinstance(
-                self.layers[-1], last_class
-            ):
+            if isinstance(self.loss, loss_class) and isinstance(last, last_class):
                 raise NnscratchError(
                     f"{loss_class.__name__} takes logits: remove the final "
                     f"{last_class.__name__} layer"
@@ -279,4 +283,6 @@ class Sequential(Network):
         """Write weights and architecture to one .npz, atomically (see `saving`);
         with `include_optimizer`, the optimiser's state too, so that `fit` on the
         loaded model continues where this one stopped."""
+        if not self.layers:  # a file that no loader could make a model of
+            raise NnscratchError("save: the model has no layers")
         save_model(self, path, include_optimizer)

@@ -22,6 +22,19 @@ from .parameters import (
 from .summary import summary_table
 
 
+def check_input_shape(input_shape) -> tuple[int, ...]:
+    """An example's shape (no batch axis) as a tuple of positive ints."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise NnscratchError(
+            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
+        ) from None
+    if not shape or min(shape) < 1:
+        raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
+    return shape
+
+
 class Network:
     """Layers applied one after the other, with their parameters in one buffer.
 
@@ -29,15 +42,14 @@ class Network:
     outputs (one per output, two for a single binary output).
     """
 
-    def __init__(self, layers, class_names=None, seed=None):
+    def __init__(self, layers=None, class_names=None, seed=None):
         if isinstance(layers, Layer) or isinstance(class_names, Layer):
             raise NnscratchError(
                 "Sequential: pass the layers as one list: Sequential([layer, ...])"
             )
-        if not isinstance(layers, (list, tuple)) or not layers:
-            raise NnscratchError(
-                "Sequential: expected a non-empty list of Layer objects"
-            )
+        layers = [] if layers is None else layers
+        if not isinstance(layers, (list, tuple)):
+            raise NnscratchError("Sequential: expected a list of Layer objects")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
@@ -61,9 +73,11 @@ class Network:
         layers without input sizes take theirs, explicit ones are checked.
         `on_built(i, layer)` runs after each layer is built, before it first runs
         (loading puts a file's arrays in place there)."""
-        shape = tuple(int(d) for d in input_shape)
-        if not shape or min(shape) < 1:
-            raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
+        shape = check_input_shape(input_shape)
+        if not self.layers:
+            raise NnscratchError(
+                "Sequential: the model has no layers; add them with model.add(layer)"
+            )
         x = np.zeros((1, *shape), dtype=np.float32)
         for i, layer in enumerate(self.layers):
             try:
@@ -100,7 +114,11 @@ class Network:
     def built(self) -> bool:
         """Built for the layers it holds: a layer added to, removed from or replaced
         in `layers` since (Keras' add and pop) makes it build again on next use."""
-        return self.input_shape is not None and self._built_for == tuple(self.layers)
+        return (
+            self.input_shape is not None
+            and bool(self.layers)
+            and self._built_for == tuple(self.layers)
+        )
 
     def _require_built(self, what: str) -> None:
         self._rebuild_if_changed()
@@ -109,6 +127,19 @@ class Network:
                 f"{what}: the model is not built yet; give Sequential an input_shape "
                 "or call build(input_shape)"
             )
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer (Keras' `add`); the model builds again on next use."""
+        if not isinstance(layer, Layer):
+            raise NnscratchError(f"add: expected a Layer, got {layer!r}")
+        self.layers.append(layer)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer (Keras' `pop`); the model builds again
+        on next use."""
+        if not self.layers:
+            raise NnscratchError("pop: the model has no layers")
+        return self.layers.pop()
 
     def _rebuild_if_changed(self) -> None:
         """Build again for the same input shape if `layers` changed since `build`."""
