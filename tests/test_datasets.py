@@ -154,6 +154,17 @@ def test_a_data_dir_named_after_the_other_dataset_says_so(tmp_path, monkeypatch)
             load_dataset("mnist", place)
 
 
+@pytest.mark.parametrize("folder", ["fashion_mnist", "FashionMNIST", "Fashion MNIST"])
+def test_other_spellings_of_the_other_dataset_do_not_pass_for_it(tmp_path, folder):
+    # torchvision's and TensorFlow Datasets' folder names: Fashion-MNIST images loaded
+    # as mnist would train on clothes under digit names without a word
+    fashion = make_files(tmp_path / folder)
+    assert find_dataset("mnist", fashion) is None
+    with pytest.raises(DataError, match="named after fashion-mnist, not mnist"):
+        load_dataset("mnist", fashion)
+    assert find_dataset("fashion-mnist", fashion) == fashion
+
+
 def test_not_found_without_download_says_where_it_looked(tmp_path):
     with pytest.raises(DataError, match="fashion-mnist not found") as err:
         load_dataset("fashion-mnist", download=False)
