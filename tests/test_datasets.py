@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from nnscratch.data import catalog
-from nnscratch.data.catalog import CLASS_NAMES, DATASETS, FILE_NAMES, find_dataset
+from nnscratch.data.catalog import (
+    CLASS_NAMES,
+    DATASETS,
+    FILE_NAMES,
+    TEST_LABELS,
+    find_dataset,
+)
 from nnscratch.data.download import download_dataset
 from nnscratch.data.idx import write_idx
 from nnscratch.data.loading import (
@@ -223,6 +229,21 @@ def test_load_dataset_rejects_inconsistent_files(tmp_path, overrides, message):
     make_files(tmp_path / "d", **overrides)
     with pytest.raises(DataError, match=message):
         load_dataset("mnist", tmp_path / "d")
+
+
+def test_a_count_mismatch_names_the_files_as_they_are_named(tmp_path):
+    # unpacked copies: the message names the files the user has, not the .gz names
+    folder = make_files(tmp_path / "d", **{TEST_LABELS: np.zeros(4, np.uint8)})
+    for name in FILE_NAMES:
+        unpacked = folder / name.removesuffix(".gz")
+        unpacked.write_bytes(gzip.decompress((folder / name).read_bytes()))
+        (folder / name).unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset("mnist", folder)
+    assert str(err.value) == (
+        f"{folder}: t10k-images-idx3-ubyte has 3 images but t10k-labels-idx1-ubyte"
+        " has 4 labels"
+    )
 
 
 def test_load_dataset_validates_idx_of_local_files(tmp_path):

@@ -88,8 +88,8 @@ def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetI
         )
     if len(images) != len(labels):
         raise DataError(
-            f"{folder}: {images_file} has {len(images)} images but {labels_file} has"
-            f" {len(labels)} labels"
+            f"{folder}: {images_path.name} has {len(images)} images but"
+            f" {labels_path.name} has {len(labels)} labels"
         )
     if len(images) == 0 or 0 in images.shape[1:]:
         raise DataError(f"{images_path}: holds no images (shape {images.shape})")
