@@ -124,8 +124,14 @@ def test_from_spec_and_config():
             Augment.from_spec(bad)
     with pytest.raises(NnscratchError, match="scale must be below 1"):
         Augment.from_spec("scale=1")
-    with pytest.raises(NnscratchError, match="rotation must be >= 0"):
+    with pytest.raises(
+        NnscratchError, match="augment: rotation: expected a number >= 0, got -1"
+    ):
         Augment(rotation=-1)
+    # what a config file or a form may hand over: named, not a TypeError from NumPy
+    for bad in ("2", None, [2.0], True):
+        with pytest.raises(NnscratchError, match="augment: shift: expected a number"):
+            Augment(shift=bad)
 
 
 def test_rejects_bad_images():
