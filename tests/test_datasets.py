@@ -494,7 +494,7 @@ def test_train_validation_split():
     np.testing.assert_array_equal(x_val[:, 0] // 2, y_val)
     again = train_validation_split(x, y, 0.25, seed=0)
     np.testing.assert_array_equal(again[1][1], y_val)
-    for fraction in (0, 1, 1.5, -0.1):
+    for fraction in (0, 1, 1.5, -0.1, float("nan"), "0.1", None):
         with pytest.raises(DataError, match="fraction must be in"):
             train_validation_split(x, y, fraction, seed=0)
     with pytest.raises(DataError, match="empty"):
