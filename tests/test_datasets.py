@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
-from nnscratch.data import catalog
+from nnscratch.data import catalog, download
 from nnscratch.data.catalog import (
     CLASS_NAMES,
     DATASETS,
@@ -270,7 +271,8 @@ def payloads(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(payloads):
     """Mirrors on 127.0.0.1: /good/, /corrupt/ (wrong bytes), /missing/ (404),
-    /drop/ (connection closed halfway through the body), /hang/ (never answers)."""
+    /broken/ (500), /moved/ (302 to /good/), /drop/ (connection closed halfway
+    through the body), /hang/ (never answers)."""
     files, wrong, _ = payloads
     requests = []
     release = threading.Event()
@@ -284,6 +286,14 @@ def server(payloads):
                 return
             if kind == "missing" or name not in files:
                 self.send_error(404)
+                return
+            if kind == "broken":
+                self.send_error(500)
+                return
+            if kind == "moved":
+                self.send_response(302)
+                self.send_header("Location", f"/good/{name}")
+                self.end_headers()
                 return
             body = wrong[name] if kind == "corrupt" else files[name]
             self.send_response(200)
@@ -368,6 +378,37 @@ def test_dropped_download_leaves_no_partial_file(tmp_path, payloads, server):
     base, _ = server
     with pytest.raises(DataError, match="connection closed after"):
         download_dataset("mnist", tmp_path, [f"{base}/drop/"], checksums=md5s)
+    assert leftovers(tmp_path / "mnist") == []
+
+
+def test_redirects_are_followed_and_a_server_error_moves_on(tmp_path, payloads, server):
+    files, _, md5s = payloads
+    base, requests = server
+    requests.clear()
+    # a base URL without its trailing slash is the same folder
+    mirrors = [f"{base}/broken", f"{base}/moved"]
+    folder = download_dataset("mnist", tmp_path, mirrors, checksums=md5s)
+    assert all((folder / n).read_bytes() == files[n] for n in FILE_NAMES)
+    assert requests[:3] == [
+        f"/{kind}/{FILE_NAMES[0]}" for kind in ("broken", "moved", "good")
+    ]
+
+
+def test_ctrl_c_mid_download_stops_and_leaves_no_partial_file(
+    tmp_path, payloads, server, monkeypatch
+):
+    _, _, md5s = payloads
+    base, requests = server
+
+    class InterruptedBar(tqdm):
+        def update(self, n=1):
+            raise KeyboardInterrupt  # as if Ctrl-C came while the body arrives
+
+    monkeypatch.setattr(download, "tqdm", InterruptedBar)
+    requests.clear()
+    with pytest.raises(KeyboardInterrupt):
+        download_dataset("mnist", tmp_path, [f"{base}/good/"] * 2, checksums=md5s)
+    assert requests == [f"/good/{FILE_NAMES[0]}"]  # not taken for a failed mirror
     assert leftovers(tmp_path / "mnist") == []
 
 
