@@ -115,6 +115,11 @@ def test_from_spec_and_config():
         "elastic": 0.0,
     }
     assert Augment.from_spec(augment.to_spec()).get_config() == augment.get_config()
+    precise = Augment(shift=1.2345678, rotation=1 / 3, scale=0.1, elastic=0)
+    assert precise.to_spec() == (
+        "shift=1.2345678,rotation=0.3333333333333333,scale=0.1,elastic=0"
+    )
+    assert Augment.from_spec(precise.to_spec()).get_config() == precise.get_config()
     assert (
         repr(Augment(1, 2, 0.1, 0))
         == "Augment(shift=1, rotation=2, scale=0.1, elastic=0)"

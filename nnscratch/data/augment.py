@@ -147,8 +147,12 @@ class Augment:
         return {key: getattr(self, key) for key in KEYS}
 
     def to_spec(self) -> str:
-        """The --augment text that rebuilds this augmentation."""
-        return ",".join(f"{key}={getattr(self, key):g}" for key in KEYS)
+        """The --augment text that rebuilds this augmentation (every digit kept:
+        `:g` would round 1.2345678 to 1.23457)."""
+        return ",".join(
+            f"{key}={np.format_float_positional(getattr(self, key), trim='-')}"
+            for key in KEYS
+        )
 
     @property
     def is_identity(self) -> bool:
