@@ -137,6 +137,13 @@ def test_a_data_dir_variable_naming_no_folder_is_an_error(tmp_path, monkeypatch)
     monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "typo"))
     with pytest.raises(DataError, match=r"^NNSCRATCH_DATA_DIR=.*typo: no such folder$"):
         load_dataset("mnist")
+    (tmp_path / "a-file").write_text("")  # says it is a file, not that it is missing
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(DataError, match=r"^NNSCRATCH_DATA_DIR=.*a-file: not a folder$"):
+        load_dataset("mnist")
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR")
+    with pytest.raises(DataError, match=r"^data dir .*a-file: not a folder$"):
+        load_dataset("mnist", tmp_path / "a-file")
 
 
 def test_unpacked_idx_files_count_like_gzipped_ones(tmp_path):

@@ -132,8 +132,13 @@ def _env_data_dir() -> Path | None:
         return None
     folder = Path(value).expanduser().absolute()
     if not folder.is_dir():
-        raise DataError(f"{DATA_DIR_ENV}={value}: no such folder")
+        raise DataError(f"{DATA_DIR_ENV}={value}: {_no_folder(folder)}")
     return folder
+
+
+def _no_folder(path: Path) -> str:
+    """Why `path`, which is no folder, cannot hold the data."""
+    return "not a folder" if path.exists() else "no such folder"
 
 
 def candidate_folders(name: str, data_dir) -> list[Path]:
@@ -208,7 +213,7 @@ def missing_files_hint(folder: Path) -> str:
 def not_in_data_dir(place: Path, name: str) -> str:
     """Why an explicit data dir does not count for dataset `name`."""
     if not place.expanduser().is_dir():
-        return f"data dir {place}: no such folder"
+        return f"data dir {place}: {_no_folder(place.expanduser())}"
     other = named_after(place.expanduser().absolute())
     if other not in (None, name):
         return (
