@@ -269,6 +269,33 @@ def test_top_k_accuracy_counts_labels_among_the_k_largest_outputs():
     assert set(logs.history) >= {"loss", "accuracy", "top_2_accuracy"}
 
 
+def test_bad_sample_weights_are_named():
+    x, y = blobs(n=5)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    expected = "sample_weight: expected 5 finite numbers (N,), got"
+    cases = [
+        ("abc", f"{expected} values that are not numbers"),
+        ([1, 1, "x", 1, 1], f"{expected} values that are not numbers"),
+        (np.ones(4), f"{expected} shape (4,)"),
+        ([1, 1, 1, 1, np.nan], "sample_weight: contains NaN or infinite values"),
+    ]
+    for weights, message in cases:
+        with pytest.raises(NnscratchError) as err:
+            model.fit(x, y, sample_weight=weights, verbose=0)
+        assert str(err.value) == message
+
+
+@pytest.mark.parametrize("n, split", [(10, 0.999), (1, 0.5), (3, 0.9)])
+def test_a_validation_split_leaving_nothing_to_train_on_says_so(n, split):
+    x, y = blobs(n=n)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    with pytest.raises(NnscratchError) as err:
+        model.fit(x, y, validation_split=split, verbose=0)
+    assert str(err.value) == (
+        f"validation_split={split:g} of {n} examples leaves none to train on"
+    )
+
+
 # ----- one step at a time ----------------------------------------------------------
 def test_a_low_level_loop_equals_fit_for_one_batch():
     x, y = blobs(n=16)

@@ -115,6 +115,11 @@ def test_from_spec_and_config():
         "elastic": 0.0,
     }
     assert Augment.from_spec(augment.to_spec()).get_config() == augment.get_config()
+    precise = Augment(shift=1.2345678, rotation=1 / 3, scale=0.1, elastic=0)
+    assert precise.to_spec() == (
+        "shift=1.2345678,rotation=0.3333333333333333,scale=0.1,elastic=0"
+    )
+    assert Augment.from_spec(precise.to_spec()).get_config() == precise.get_config()
     assert (
         repr(Augment(1, 2, 0.1, 0))
         == "Augment(shift=1, rotation=2, scale=0.1, elastic=0)"
@@ -124,8 +129,14 @@ def test_from_spec_and_config():
             Augment.from_spec(bad)
     with pytest.raises(NnscratchError, match="scale must be below 1"):
         Augment.from_spec("scale=1")
-    with pytest.raises(NnscratchError, match="rotation must be >= 0"):
+    with pytest.raises(
+        NnscratchError, match="augment: rotation: expected a number >= 0, got -1"
+    ):
         Augment(rotation=-1)
+    # what a config file or a form may hand over: named, not a TypeError from NumPy
+    for bad in ("2", None, [2.0], True):
+        with pytest.raises(NnscratchError, match="augment: shift: expected a number"):
+            Augment(shift=bad)
 
 
 def test_rejects_bad_images():

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
-from nnscratch.data import catalog
-from nnscratch.data.catalog import CLASS_NAMES, DATASETS, FILE_NAMES, find_dataset
+from nnscratch.data import catalog, download
+from nnscratch.data.catalog import (
+    CLASS_NAMES,
+    DATASETS,
+    FILE_NAMES,
+    TEST_LABELS,
+    find_dataset,
+)
 from nnscratch.data.download import download_dataset
 from nnscratch.data.idx import write_idx
 from nnscratch.data.loading import (
@@ -130,6 +137,13 @@ def test_a_data_dir_variable_naming_no_folder_is_an_error(tmp_path, monkeypatch)
     monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "typo"))
     with pytest.raises(DataError, match=r"^NNSCRATCH_DATA_DIR=.*typo: no such folder$"):
         load_dataset("mnist")
+    (tmp_path / "a-file").write_text("")  # says it is a file, not that it is missing
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(DataError, match=r"^NNSCRATCH_DATA_DIR=.*a-file: not a folder$"):
+        load_dataset("mnist")
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR")
+    with pytest.raises(DataError, match=r"^data dir .*a-file: not a folder$"):
+        load_dataset("mnist", tmp_path / "a-file")
 
 
 def test_unpacked_idx_files_count_like_gzipped_ones(tmp_path):
@@ -152,6 +166,17 @@ def test_a_data_dir_named_after_the_other_dataset_says_so(tmp_path, monkeypatch)
         assert find_dataset("mnist", place) is None
         with pytest.raises(DataError, match="named after fashion-mnist, not mnist"):
             load_dataset("mnist", place)
+
+
+@pytest.mark.parametrize("folder", ["fashion_mnist", "FashionMNIST", "Fashion MNIST"])
+def test_other_spellings_of_the_other_dataset_do_not_pass_for_it(tmp_path, folder):
+    # torchvision's and TensorFlow Datasets' folder names: Fashion-MNIST images loaded
+    # as mnist would train on clothes under digit names without a word
+    fashion = make_files(tmp_path / folder)
+    assert find_dataset("mnist", fashion) is None
+    with pytest.raises(DataError, match="named after fashion-mnist, not mnist"):
+        load_dataset("mnist", fashion)
+    assert find_dataset("fashion-mnist", fashion) == fashion
 
 
 def test_not_found_without_download_says_where_it_looked(tmp_path):
@@ -214,6 +239,21 @@ def test_load_dataset_rejects_inconsistent_files(tmp_path, overrides, message):
         load_dataset("mnist", tmp_path / "d")
 
 
+def test_a_count_mismatch_names_the_files_as_they_are_named(tmp_path):
+    # unpacked copies: the message names the files the user has, not the .gz names
+    folder = make_files(tmp_path / "d", **{TEST_LABELS: np.zeros(4, np.uint8)})
+    for name in FILE_NAMES:
+        unpacked = folder / name.removesuffix(".gz")
+        unpacked.write_bytes(gzip.decompress((folder / name).read_bytes()))
+        (folder / name).unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset("mnist", folder)
+    assert str(err.value) == (
+        f"{folder}: t10k-images-idx3-ubyte has 3 images but t10k-labels-idx1-ubyte"
+        " has 4 labels"
+    )
+
+
 def test_load_dataset_validates_idx_of_local_files(tmp_path):
     folder = make_files(tmp_path / "d")
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
@@ -238,7 +278,8 @@ def payloads(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(payloads):
     """Mirrors on 127.0.0.1: /good/, /corrupt/ (wrong bytes), /missing/ (404),
-    /drop/ (connection closed halfway through the body), /hang/ (never answers)."""
+    /broken/ (500), /moved/ (302 to /good/), /drop/ (connection closed halfway
+    through the body), /hang/ (never answers)."""
     files, wrong, _ = payloads
     requests = []
     release = threading.Event()
@@ -252,6 +293,14 @@ def server(payloads):
                 return
             if kind == "missing" or name not in files:
                 self.send_error(404)
+                return
+            if kind == "broken":
+                self.send_error(500)
+                return
+            if kind == "moved":
+                self.send_response(302)
+                self.send_header("Location", f"/good/{name}")
+                self.end_headers()
                 return
             body = wrong[name] if kind == "corrupt" else files[name]
             self.send_response(200)
@@ -336,6 +385,37 @@ def test_dropped_download_leaves_no_partial_file(tmp_path, payloads, server):
     base, _ = server
     with pytest.raises(DataError, match="connection closed after"):
         download_dataset("mnist", tmp_path, [f"{base}/drop/"], checksums=md5s)
+    assert leftovers(tmp_path / "mnist") == []
+
+
+def test_redirects_are_followed_and_a_server_error_moves_on(tmp_path, payloads, server):
+    files, _, md5s = payloads
+    base, requests = server
+    requests.clear()
+    # a base URL without its trailing slash is the same folder
+    mirrors = [f"{base}/broken", f"{base}/moved"]
+    folder = download_dataset("mnist", tmp_path, mirrors, checksums=md5s)
+    assert all((folder / n).read_bytes() == files[n] for n in FILE_NAMES)
+    assert requests[:3] == [
+        f"/{kind}/{FILE_NAMES[0]}" for kind in ("broken", "moved", "good")
+    ]
+
+
+def test_ctrl_c_mid_download_stops_and_leaves_no_partial_file(
+    tmp_path, payloads, server, monkeypatch
+):
+    _, _, md5s = payloads
+    base, requests = server
+
+    class InterruptedBar(tqdm):
+        def update(self, n=1):
+            raise KeyboardInterrupt  # as if Ctrl-C came while the body arrives
+
+    monkeypatch.setattr(download, "tqdm", InterruptedBar)
+    requests.clear()
+    with pytest.raises(KeyboardInterrupt):
+        download_dataset("mnist", tmp_path, [f"{base}/good/"] * 2, checksums=md5s)
+    assert requests == [f"/good/{FILE_NAMES[0]}"]  # not taken for a failed mirror
     assert leftovers(tmp_path / "mnist") == []
 
 
@@ -462,7 +542,7 @@ def test_train_validation_split():
     np.testing.assert_array_equal(x_val[:, 0] // 2, y_val)
     again = train_validation_split(x, y, 0.25, seed=0)
     np.testing.assert_array_equal(again[1][1], y_val)
-    for fraction in (0, 1, 1.5, -0.1):
+    for fraction in (0, 1, 1.5, -0.1, float("nan"), "0.1", None):
         with pytest.raises(DataError, match="fraction must be in"):
             train_validation_split(x, y, fraction, seed=0)
     with pytest.raises(DataError, match="empty"):

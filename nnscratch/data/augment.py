@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError
+from ..errors import NnscratchError, check_float
 from ..nn.kernels.sampling import affine_bilinear
 
 KEYS = ("shift", "rotation", "scale", "elastic")
@@ -107,12 +107,11 @@ class Augment:
             "elastic": elastic,
         }
         for key, value in values.items():
-            if not np.isfinite(value) or value < 0:
-                raise NnscratchError(f"augment: {key} must be >= 0, got {value!r}")
-        if scale >= 1:
+            values[key] = check_float(f"augment: {key}", value, 0)
+        if values["scale"] >= 1:
             raise NnscratchError(f"augment: scale must be below 1, got {scale!r}")
-        self.shift, self.rotation = float(shift), float(rotation)
-        self.scale, self.elastic = float(scale), float(elastic)
+        self.shift, self.rotation = values["shift"], values["rotation"]
+        self.scale, self.elastic = values["scale"], values["elastic"]
 
     @staticmethod
     def resolve_spec(spec: str | None, dataset: str) -> str | None:
@@ -148,8 +147,12 @@ class Augment:
         return {key: getattr(self, key) for key in KEYS}
 
     def to_spec(self) -> str:
-        """The --augment text that rebuilds this augmentation."""
-        return ",".join(f"{key}={getattr(self, key):g}" for key in KEYS)
+        """The --augment text that rebuilds this augmentation (every digit kept:
+        `:g` would round 1.2345678 to 1.23457)."""
+        return ",".join(
+            f"{key}={np.format_float_positional(getattr(self, key), trim='-')}"
+            for key in KEYS
+        )
 
     @property
     def is_identity(self) -> bool:

@@ -3,8 +3,8 @@
 Files are looked for, in order, in: the `data_dir` argument (then only there), env
 NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
 (Debian's dataset packages). In each place both DIR/<name>/ and DIR/ count (DIR/ not
-if it is named after the other dataset), and only if all four files are there, each
-gzipped (the published .gz names) or not (the same names without .gz). Local
+if it is named after the other dataset, however spelt: `named_after`), and only if all
+four files are there, each gzipped (the published .gz names) or not (the same names without .gz). Local
 files are not MD5-checked (Debian recompressed Fashion-MNIST, so its .gz checksums
 differ) but are always IDX-validated; downloads are MD5-checked (`download`).
 """
@@ -12,6 +12,7 @@ differ) but are always IDX-validated; downloads are MD5-checked (`download`).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +132,13 @@ def _env_data_dir() -> Path | None:
         return None
     folder = Path(value).expanduser().absolute()
     if not folder.is_dir():
-        raise DataError(f"{DATA_DIR_ENV}={value}: no such folder")
+        raise DataError(f"{DATA_DIR_ENV}={value}: {_no_folder(folder)}")
     return folder
+
+
+def _no_folder(path: Path) -> str:
+    """Why `path`, which is no folder, cannot hold the data."""
+    return "not a folder" if path.exists() else "no such folder"
 
 
 def candidate_folders(name: str, data_dir) -> list[Path]:
@@ -148,11 +154,18 @@ def candidate_folders(name: str, data_dir) -> list[Path]:
         folders.append(place / name)
         # Both datasets use the same file names: a folder named after the other one
         # (e.g. .../mnist when fashion-mnist is asked for) must not pass for this one.
-        if place.name.lower() not in DATASETS or place.name.lower() == name:
+        if named_after(place) in (None, name):
             folders.append(place)
     if data_dir is None:
         folders.append(SYSTEM_DATA_ROOT / name)
     return folders
+
+
+def named_after(folder: Path) -> str | None:
+    """The dataset a folder's name spells, however it is written ("Fashion-MNIST",
+    "fashion_mnist", torchvision's "FashionMNIST"), or None."""
+    key = re.sub(r"[-_. ]", "", folder.name.lower())
+    return next((name for name in DATASETS if name.replace("-", "") == key), None)
 
 
 def data_file(folder: Path, file_name: str) -> Path | None:
@@ -200,9 +213,9 @@ def missing_files_hint(folder: Path) -> str:
 def not_in_data_dir(place: Path, name: str) -> str:
     """Why an explicit data dir does not count for dataset `name`."""
     if not place.expanduser().is_dir():
-        return f"data dir {place}: no such folder"
-    other = place.expanduser().absolute().name.lower()
-    if other in DATASETS and other != name:
+        return f"data dir {place}: {_no_folder(place.expanduser())}"
+    other = named_after(place.expanduser().absolute())
+    if other not in (None, name):
         return (
             f"data dir {place} is named after {other}, not {name}: pass --dataset"
             f" {other}, or a folder holding the {name} files"

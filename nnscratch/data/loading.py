@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, check_same_length
+from ..errors import DataError, NnscratchError, check_float, check_same_length
 from ..nn.batches import prepare_inputs
 from .catalog import (
     TEST_IMAGES,
@@ -88,8 +88,8 @@ def _load_split(folder: Path, images_file: str, labels_file: str, info: DatasetI
         )
     if len(images) != len(labels):
         raise DataError(
-            f"{folder}: {images_file} has {len(images)} images but {labels_file} has"
-            f" {len(labels)} labels"
+            f"{folder}: {images_path.name} has {len(images)} images but"
+            f" {labels_path.name} has {len(labels)} labels"
         )
     if len(images) == 0 or 0 in images.shape[1:]:
         raise DataError(f"{images_path}: holds no images (shape {images.shape})")
@@ -122,8 +122,12 @@ def train_validation_split(
     Returns ((x_train, y_train), (x_val, y_val)); both parts are non-empty.
     """
     check_same_length(x=x, y=y)
-    if not 0 < fraction < 1:
-        raise DataError(f"validation fraction must be in (0, 1), got {fraction}")
+    try:  # a number strictly between 0 and 1 (not a text, not NaN)
+        check_float("fraction", fraction, 0, 1, open_low=True, open_high=True)
+    except NnscratchError:
+        raise DataError(
+            f"validation fraction must be in (0, 1), got {fraction!r}"
+        ) from None
     n_val = round(fraction * len(x))
     if not 0 < n_val < len(x):
         raise DataError(

@@ -64,12 +64,17 @@ def example_weights(sample_weight, class_weight, labels, n: int) -> np.ndarray |
     its class (Keras' semantics), or None if neither is given."""
     weights = None
     if sample_weight is not None:
-        weights = np.asarray(sample_weight, dtype=np.float64)
-        if weights.shape != (n,) or not np.all(np.isfinite(weights)):
+        expected = f"sample_weight: expected {n} finite numbers (N,)"
+        try:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):  # text among the numbers, ragged lists
             raise NnscratchError(
-                f"sample_weight: expected {n} finite numbers (N,), got shape "
-                f"{weights.shape}"
-            )
+                f"{expected}, got values that are not numbers"
+            ) from None
+        if weights.shape != (n,):
+            raise NnscratchError(f"{expected}, got shape {weights.shape}")
+        if not np.all(np.isfinite(weights)):
+            raise NnscratchError("sample_weight: contains NaN or infinite values")
         if (weights < 0).any():
             raise NnscratchError("sample_weight: weights must be >= 0")
     if class_weight is not None:
@@ -121,6 +126,11 @@ def hold_out(x, y, weights, fraction: float, shuffle: bool, rng):
     check_float("validation_split", fraction, 0, 1, open_low=True, open_high=True)
     order = rng.permutation(len(x))
     n_val = max(1, round(len(x) * fraction))
+    if n_val >= len(x):  # said here: fit would only see "no training examples"
+        raise NnscratchError(
+            f"validation_split={fraction:g} of {len(x)} examples leaves none to"
+            " train on"
+        )
     val, train = order[:n_val], order[n_val:]
     if not shuffle:
         val, train = np.sort(val), np.sort(train)
