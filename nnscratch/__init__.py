@@ -20,13 +20,7 @@ from .errors import (
 )
 from .nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .nn.backup import BackupAndRestore, ModelCheckpoint, TrainingInterrupted
-from .nn.callbacks import (
-    Callback,
-    CallbackList,
-    EarlyStopping,
-    History,
-    ReduceLROnPlateau,
-)
+from .nn.callbacks import Callback, CallbackList, CSVLogger, EarlyStopping, History
 from .nn.conv import Conv2D
 from .nn.custom import register
 from .nn.dense import Dense
@@ -45,6 +39,7 @@ from .nn.model import Sequential
 from .nn.normalization import BatchNorm
 from .nn.optimizers import SGD, Adam, AdamW, RMSprop
 from .nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from .nn.reshape import Flatten, Reshape
 from .nn.schedules import Constant, CosineDecay, ExponentialDecay, StepDecay
 from .nn.seeding import set_seed
@@ -64,6 +59,7 @@ __all__ = [
     "BackupAndRestore",
     "BatchNorm",
     "BinaryCrossEntropy",
+    "CSVLogger",
     "Callback",
     "CallbackList",
     "CheckpointError",
@@ -80,6 +76,7 @@ __all__ = [
     "History",
     "Layer",
     "LeakyReLU",
+    "LearningRateScheduler",
     "Loss",
     "MaxPool2D",
     "MeanAbsoluteError",

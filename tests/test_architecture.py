@@ -164,7 +164,7 @@ PUBLIC_NAMES = [
     "DataError", "Dense", "Dropout", "EarlyStopping", "ExponentialDecay", "Flatten",
     "GlobalAvgPool2D", "History", "Layer", "LeakyReLU", "Loss", "MaxPool2D",
     "MeanAbsoluteError", "MeanSquaredError", "Metric", "ModelCheckpoint",
-    "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "ReduceLROnPlateau", "Reshape", "SGD",
+    "ModelFileError", "NnscratchError", "RMSprop", "ReLU", "ReduceLROnPlateau", "Reshape", "CSVLogger", "LearningRateScheduler", "SGD",
     "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "SweepResult", "Tanh",
     "TopKAccuracy", "TrainingDivergedError", "TrainingInterrupted", "__version__",
     "export_onnx",

@@ -133,6 +133,17 @@ def test_fit_verbose_2_prints_the_epoch_lines_without_a_bar(capsys, monkeypatch)
         model.fit(x, y, verbose=3)
 
 
+def stop_at(step):
+    """A BackupAndRestore `interrupt` that stops training at its `step`-th call."""
+    calls = [0]
+
+    def interrupt():
+        calls[0] += 1
+        return calls[0] == step
+
+    return interrupt
+
+
 def small_data():
     x = np.random.default_rng(0).random((40, 4)).astype(np.float32)
     return x, np.arange(40) % 2
@@ -261,34 +272,135 @@ def test_reduce_lr_on_plateau_refuses_bad_settings(settings, match):
         nn.ReduceLROnPlateau(**settings)
 
 
-def test_reduce_lr_on_plateau_continues_exactly_from_a_checkpoint(tmp_path):
-    """Its count and the lowered rate are kept, so a resumed fit lowers the rate
-    at the same epochs as one never stopped."""
+def fit_stopped_and_resumed(tmp_path, callback, epochs, lr, stop):
+    """The histories of a fit never stopped and of the same fit stopped at its
+    `stop`-th step and resumed from its checkpoint (their weights must be equal);
+    `callback()` makes the callback under test for each."""
     x, y = small_data()
 
     def fit(callbacks):
         model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
-        plateau = nn.ReduceLROnPlateau(
-            monitor="loss", factor=0.5, patience=2, min_delta=0.01
-        )
         history = model.fit(
-            x, y, epochs=8, batch_size=8, optimizer=nn.SGD(0.5), seed=1, verbose=0,
-            callbacks=[plateau, *callbacks],
+            x, y, epochs=epochs, batch_size=8, optimizer=nn.SGD(lr), seed=1,
+            verbose=0, callbacks=[callback(), *callbacks],
         )  # fmt: skip
         return model, history
 
     reference, expected = fit([])
-    # lowered after epoch 6, with one epoch of the plateau before the interruption
-    assert expected.history["lr"][5:] == [0.5, 0.25, 0.25]
-    calls = [0]
-
-    def interrupt():  # in epoch 6 (of 5 steps each)
-        calls[0] += 1
-        return calls[0] == 28
-
     with pytest.raises(nn.TrainingInterrupted):
-        fit([nn.BackupAndRestore(tmp_path, interrupt=interrupt)])
-    model, history = fit([nn.BackupAndRestore(tmp_path)])
-    assert history.history["lr"] == expected.history["lr"]
+        fit([nn.BackupAndRestore(tmp_path, interrupt=stop_at(stop))])
+    model, resumed = fit([nn.BackupAndRestore(tmp_path)])
     for a, b in zip(model.get_weights().values(), reference.get_weights().values()):
         np.testing.assert_array_equal(a, b)
+    return expected, resumed
+
+
+def test_reduce_lr_on_plateau_continues_exactly_from_a_checkpoint(tmp_path):
+    """Its count and the lowered rate are kept, so a resumed fit lowers the rate
+    at the same epochs as one never stopped."""
+    expected, resumed = fit_stopped_and_resumed(
+        tmp_path,
+        lambda: nn.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, min_delta=0.01),
+        epochs=8, lr=0.5, stop=28,  # in epoch 6 (of 5 steps each)
+    )  # fmt: skip
+    # lowered after epoch 6, with one epoch of the plateau before the interruption
+    assert expected.history["lr"][5:] == [0.5, 0.25, 0.25]
+    assert resumed.history["lr"] == expected.history["lr"]
+
+
+def test_learning_rate_scheduler_sets_each_epochs_rate_as_keras():
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    halve_after_one = nn.LearningRateScheduler(
+        lambda epoch, lr: lr if epoch < 1 else lr / 2
+    )
+    history = model.fit(
+        x, y, epochs=4, optimizer=nn.SGD(0.1), callbacks=[halve_after_one], verbose=0
+    )
+    assert history.history["lr"] == [0.1, 0.05, 0.025, 0.0125]
+    # a function of the epoch alone, such as the library's schedules, per epoch
+    cosine = nn.CosineDecay(0.1, 4)
+    history = model.fit(
+        x, y, epochs=4, callbacks=[nn.LearningRateScheduler(cosine)], verbose=0
+    )
+    assert history.history["lr"] == [cosine(e) for e in range(4)]
+
+
+def test_learning_rate_scheduler_refuses_what_is_no_rate():
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    with pytest.raises(NnscratchError, match="expected a function of the epoch"):
+        nn.LearningRateScheduler(0.1)
+    bad = nn.LearningRateScheduler(lambda epoch: -1.0)
+    with pytest.raises(
+        NnscratchError, match="the schedule's rate for epoch 1: expected"
+    ):
+        model.fit(x, y, callbacks=[bad], verbose=0)
+    with pytest.raises(
+        NnscratchError, match="LearningRateScheduler: this fit has an lr_"
+    ):
+        good = nn.LearningRateScheduler(lambda epoch: 0.1)
+        model.fit(x, y, callbacks=[good], lr_schedule=nn.CosineDecay(0.1, 2), verbose=0)
+
+
+def test_learning_rate_scheduler_is_not_applied_twice_to_a_resumed_epoch(tmp_path):
+    expected, resumed = fit_stopped_and_resumed(
+        tmp_path, lambda: nn.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
+        epochs=4, lr=0.2, stop=13,  # in the middle of epoch 3 (of 5 steps each)
+    )  # fmt: skip
+    assert resumed.history["lr"] == expected.history["lr"] == [0.1, 0.05, 0.025, 0.0125]
+
+
+def read_csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_csv_logger_writes_a_row_per_epoch_as_keras(tmp_path):
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    path = tmp_path / "logs" / "training.csv"  # its folder is made
+    history = model.fit(
+        x, y, epochs=3, validation_split=0.25, callbacks=[nn.CSVLogger(path)], verbose=0
+    )
+    rows = read_csv(path)
+    assert path.read_text().splitlines()[0] == (
+        "epoch,accuracy,loss,lr,seconds,val_accuracy,val_loss"
+    )
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
+    assert [float(row["val_loss"]) for row in rows] == history.history["val_loss"]
+    # append: a second fit adds its rows; without it the file starts again
+    model.fit(x, y, epochs=2, callbacks=[nn.CSVLogger(path, append=True)], verbose=0)
+    assert [row["epoch"] for row in read_csv(path)] == ["0", "1", "2", "0", "1"]
+    assert read_csv(path)[-1]["val_loss"] == ""  # no validation in that fit
+    model.fit(x, y, epochs=1, callbacks=[nn.CSVLogger(path, separator=";")], verbose=0)
+    assert path.read_text().splitlines()[0] == "epoch;accuracy;loss;lr;seconds"
+    assert list(tmp_path.rglob(".*.tmp")) == []
+
+
+def test_csv_logger_continues_its_file_from_a_checkpoint(tmp_path):
+    x, y = small_data()
+    path = tmp_path / "training.csv"
+
+    def fit(callbacks):
+        model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+        model.fit(
+            x, y, epochs=4, batch_size=8, seed=1, verbose=0,
+            callbacks=[nn.CSVLogger(path), *callbacks],
+        )  # fmt: skip
+        return [
+            {k: v for k, v in row.items() if k != "seconds"} for row in read_csv(path)
+        ]
+
+    expected = fit([])
+    with pytest.raises(nn.TrainingInterrupted):  # in epoch 3
+        fit([nn.BackupAndRestore(tmp_path / "backup", interrupt=stop_at(13))])
+    assert len(read_csv(path)) == 2  # the epochs done before the stop
+    assert fit([nn.BackupAndRestore(tmp_path / "backup")]) == expected
+
+
+def test_csv_logger_refuses_a_separator_of_more_than_one_character():
+    with pytest.raises(NnscratchError, match="separator must be one character"):
+        nn.CSVLogger("log.csv", separator=", ")

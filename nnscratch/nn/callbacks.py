@@ -7,11 +7,15 @@ Checkpoints (`backup.BackupAndRestore`) save each callback's `get_state()`.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
+from ..files import write_text
 
 
 class Callback:
@@ -245,75 +249,54 @@ class EarlyStopping(Callback):
         self.best_weights = None if weights is None else dict(weights)
 
 
-class ReduceLROnPlateau(Callback):
-    """Multiply the optimiser's learning rate by `factor` when `monitor` has not
-    improved by `min_delta` for `patience` epochs, as Keras' callback of that name;
-    then let `cooldown` epochs pass before counting again, and never go below
-    `min_lr`. The new rate holds from the next epoch on (an epoch's logs show the rate
-    it trained with); a checkpoint keeps it with the optimiser's state. Not with
-    fit's `lr_schedule`, which sets the rate before every step.
-    """
+class CSVLogger(Callback):
+    """Keras' callback of that name: a CSV file with one row per epoch, `epoch`
+    (0-based, as Keras writes it) then the logs' names in sorted order. The file is
+    written at the start of training and again, whole and atomically, after every
+    epoch (never half-written); its folder is made if need be. With `append`, the
+    rows already in the file are kept (a fit continued by another call)."""
 
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        factor: float = 0.1,
-        patience: int = 10,
-        min_delta: float = 1e-4,
-        mode: str = "auto",
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        verbose: bool = False,
-    ):  # Keras' defaults
-        who = "ReduceLROnPlateau"
-        self.mode = monitor_mode(who, monitor, mode)
-        self.monitor = monitor
-        self.factor = check_float(
-            f"{who} factor", factor, 0, 1, open_low=True, open_high=True
-        )
-        self.patience = check_int(f"{who} patience", patience, 0)
-        self.min_delta = check_float(f"{who} min_delta", min_delta, 0)
-        self.cooldown = check_int(f"{who} cooldown", cooldown, 0)
-        self.min_lr = check_float(f"{who} min_lr", min_lr, 0)
-        self.verbose = bool(verbose)
-        self.best, self.wait, self.cooling = None, 0, 0
+    def __init__(self, filename, separator: str = ",", append: bool = False):
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise NnscratchError(
+                f"CSVLogger: separator must be one character, got {separator!r}"
+            )
+        self.path, self.separator, self.append = Path(filename), separator, append
+        self.rows: list[dict] = []
 
     def on_train_begin(self, logs=None):
-        if self.trainer is not None and self.trainer.lr_schedule is not None:
+        self.rows = self._rows_in_file() if self.append else []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
             raise NnscratchError(
-                "ReduceLROnPlateau: this fit has an lr_schedule, which sets the "
-                "learning rate before every step; use one or the other"
-            )
-        self.best, self.wait, self.cooling = None, 0, 0
+                f"CSVLogger: cannot make the folder of {self.path} ({e.strerror})"
+            ) from None
+        self._write()
 
     def on_epoch_end(self, epoch, logs):
-        value = monitored("ReduceLROnPlateau", self.monitor, logs)
-        if self.cooling:
-            self.cooling, self.wait = self.cooling - 1, 0
-        if improves(value, self.best, self.mode, self.min_delta):
-            self.best, self.wait = value, 0
-        elif not self.cooling:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self._reduce(epoch)
+        self.rows.append({"epoch": epoch, **logs})
+        self._write()
 
-    def _reduce(self, epoch: int) -> None:
-        """Lower the rate (unless it is at min_lr already) and start the cooldown."""
-        optimizer = self.trainer.optimizer
-        if optimizer.lr > self.min_lr:
-            optimizer.lr = max(optimizer.lr * self.factor, self.min_lr)
-            self.cooling, self.wait = self.cooldown, 0
-            if self.verbose:
-                print(
-                    f"epoch {epoch + 1}: ReduceLROnPlateau: {self.monitor} has not "
-                    f"improved for {self.patience} epochs; lr now {optimizer.lr:.2e}"
-                )
+    def _rows_in_file(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f, delimiter=self.separator))
+
+    def _write(self) -> None:
+        names = sorted({name for row in self.rows for name in row} - {"epoch"})
+        text = io.StringIO()
+        writer = csv.DictWriter(
+            text, ["epoch", *names], restval="", delimiter=self.separator,
+            lineterminator="\n",
+        )  # fmt: skip
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, text.getvalue())
 
     def get_state(self):
-        return {"best": self.best, "wait": self.wait, "cooling": self.cooling}
+        return {"rows": self.rows}  # a resumed fit writes the same file
 
     def set_state(self, state):
-        best = state["best"]
-        self.best = None if best is None else float(best)
-        self.wait = check_int("ReduceLROnPlateau wait", state["wait"], 0)
-        self.cooling = check_int("ReduceLROnPlateau cooling", state["cooling"], 0)
+        self.rows = [dict(row) for row in state["rows"]]
