@@ -134,7 +134,9 @@ def test_fit_verbose_2_prints_the_epoch_lines_without_a_bar(capsys, monkeypatch)
 
 
 def stop_at(step):
-    """A BackupAndRestore `interrupt` that stops training at its `step`-th call."""
+    """A BackupAndRestore `interrupt` that stops training at its `step`-th call
+    (it is asked once as training starts, then after each step and at each epoch's
+    end: 6 times an epoch of 5 steps)."""
     calls = [0]
 
     def interrupt():
@@ -301,9 +303,10 @@ def test_reduce_lr_on_plateau_continues_exactly_from_a_checkpoint(tmp_path):
     expected, resumed = fit_stopped_and_resumed(
         tmp_path,
         lambda: nn.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, min_delta=0.01),
-        epochs=8, lr=0.5, stop=28,  # in epoch 6 (of 5 steps each)
+        epochs=8, lr=0.5, stop=28,  # at step 3 of epoch 5
     )  # fmt: skip
-    # lowered after epoch 6, with one epoch of the plateau before the interruption
+    # lowered after epoch 6, the second without improvement on epoch 4 (whose best
+    # the checkpoint taken in epoch 5 must keep)
     assert expected.history["lr"][5:] == [0.5, 0.25, 0.25]
     assert resumed.history["lr"] == expected.history["lr"]
 
@@ -346,7 +349,7 @@ def test_learning_rate_scheduler_refuses_what_is_no_rate():
 def test_learning_rate_scheduler_is_not_applied_twice_to_a_resumed_epoch(tmp_path):
     expected, resumed = fit_stopped_and_resumed(
         tmp_path, lambda: nn.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
-        epochs=4, lr=0.2, stop=13,  # in the middle of epoch 3 (of 5 steps each)
+        epochs=4, lr=0.2, stop=10,  # at step 3 of epoch 2
     )  # fmt: skip
     assert resumed.history["lr"] == expected.history["lr"] == [0.1, 0.05, 0.025, 0.0125]
 
@@ -395,8 +398,8 @@ def test_csv_logger_continues_its_file_from_a_checkpoint(tmp_path):
         ]
 
     expected = fit([])
-    with pytest.raises(nn.TrainingInterrupted):  # in epoch 3
-        fit([nn.BackupAndRestore(tmp_path / "backup", interrupt=stop_at(13))])
+    with pytest.raises(nn.TrainingInterrupted):  # at step 3 of epoch 3
+        fit([nn.BackupAndRestore(tmp_path / "backup", interrupt=stop_at(16))])
     assert len(read_csv(path)) == 2  # the epochs done before the stop
     assert fit([nn.BackupAndRestore(tmp_path / "backup")]) == expected
 
