@@ -116,6 +116,8 @@ def test_sample_weights_count(digits):
     weighted = NeuralNetClassifier((16,), epochs=2, random_state=0)
     weighted.fit(x_train, y_train, sample_weight=weights)
     assert (weighted.predict(x_train) == 3).sum() > (plain.predict(x_train) == 3).sum()
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_w"):
+        weighted.fit(x_train, y_train, sample_weight=-weights)
 
 
 def test_dataframe_columns_become_feature_names_in_():
@@ -148,6 +150,8 @@ def test_regressor_fits_several_targets():
     "settings, message",
     [
         ({"hidden": (0,)}, "hidden size"),
+        ({"hidden": None}, "hidden: expected an int or a sequence"),
+        ({"conv": None, "image_shape": (2, 2)}, "conv: expected an int or a seq"),
         ({"activation": "swish"}, "activation"),
         ({"dropout": 1.0}, "dropout"),
         ({"optimizer": "lbfgs"}, "optimizer"),

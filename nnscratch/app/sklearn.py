@@ -123,7 +123,10 @@ class _NeuralNet(BaseEstimator):
             self._check_settings(X.shape[1])
         targets = self._targets(y, reset, classes)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            # ValueError, scikit-learn's, for a negative weight (as for a NaN)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, ensure_non_negative=True
+            )
         if reset:
             self._dtype = X.dtype  # the network computes in X's float type
             self._rng = np.random.default_rng(
@@ -159,8 +162,10 @@ class _NeuralNet(BaseEstimator):
     def _check_settings(self, n_features: int) -> None:
         """ValueError naming the setting that is wrong (scikit-learn's convention)."""
         try:
-            self._hidden = [check_int("hidden size", h) for h in _sizes(self.hidden)]
-            self._conv = [check_int("conv channels", c) for c in _sizes(self.conv)]
+            hidden = _sizes("hidden", self.hidden)
+            self._hidden = [check_int("hidden size", h) for h in hidden]
+            conv = _sizes("conv", self.conv)
+            self._conv = [check_int("conv channels", c) for c in conv]
             self._activation = ACTIVATIONS.get_class(self.activation)
             check_float("dropout", self.dropout, 0, 1, open_high=True)
             check_float("lr", self.lr, 0, open_low=True)
@@ -182,7 +187,8 @@ class _NeuralNet(BaseEstimator):
             if self._conv:
                 raise NnscratchError("conv layers need an image_shape (C, H, W)")
             return None
-        shape = tuple(check_int("image_shape", s) for s in _sizes(self.image_shape))
+        sizes = _sizes("image_shape", self.image_shape)
+        shape = tuple(check_int("image_shape", s) for s in sizes)
         shape = (1, *shape) if len(shape) == 2 else shape
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise NnscratchError(
@@ -242,9 +248,16 @@ class _NeuralNet(BaseEstimator):
         )
 
 
-def _sizes(value) -> list:
-    """An int or a sequence of them -> a list (checked by the caller)."""
-    return [value] if np.isscalar(value) else list(value)
+def _sizes(name: str, value) -> list:
+    """An int or a sequence of them -> a list (its items checked by the caller)."""
+    if np.isscalar(value):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:  # None, an object: the setting's name, not list()'s message
+        raise NnscratchError(
+            f"{name}: expected an int or a sequence of ints, got {value!r}"
+        ) from None
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
