@@ -136,6 +136,19 @@ def test_nnscratch_export_command(tmp_path, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_nnscratch_export_refuses_to_write_over_the_model_it_reads(tmp_path, capsys):
+    model = nn.Sequential([nn.Dense(3)], input_shape=(4,), seed=0)
+    model.save(tmp_path / "model.npz")
+    before = (tmp_path / "model.npz").read_bytes()
+    # the same file under another name: OUT written over MODEL loses the model
+    same = tmp_path / "sub" / ".." / "model.npz"
+    (tmp_path / "sub").mkdir()
+    assert cli.main(["export", str(tmp_path / "model.npz"), str(same)]) == 1
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "is MODEL itself" in err
+    assert (tmp_path / "model.npz").read_bytes() == before
+
+
 @nn.register
 class DoubledDense(nn.Dense):
     """A user's Dense whose forward differs: 2 (x @ W + b)."""
