@@ -4,6 +4,9 @@ They follow scikit-learn's conventions (checked by its `check_estimator`), so th
 in `Pipeline`, `GridSearchCV`, `cross_val_score` and with joblib. X is (N, features);
 `image_shape` makes each row an image for convolutional layers. The fitted network is
 `model_`, a `Sequential` like any other (save it, export it, look at its layers).
+X is numbers whatever its type, as in scikit-learn: uint8 X is used as 0..255, where
+a `Sequential` (so `model_`, its saved file and its ONNX export) takes uint8 as
+pixels / 255; give those floats, or fit on X / 255.
 Public path: `nnscratch.sklearn`; needs the extra: `pip install 'nnscratch[sklearn]'`.
 """
 
