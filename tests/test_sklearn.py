@@ -109,6 +109,19 @@ def test_partial_fit_trains_on_and_needs_the_classes_first(digits):
         net.partial_fit(x_train, y_train, classes=np.arange(11))
 
 
+def test_partial_fit_trains_on_every_row_even_with_early_stopping(digits):
+    # as scikit-learn's MLP: no validation rows held out of each call
+    x_train, _, y_train, _ = digits
+    plain = NeuralNetClassifier((16,), random_state=0)
+    early = NeuralNetClassifier((16,), early_stopping=True, random_state=0)
+    for net in (plain, early):
+        net.partial_fit(x_train[:200], y_train[:200], classes=np.arange(10))
+        net.partial_fit(x_train[200:201], y_train[200:201])  # a stream's one row
+    np.testing.assert_array_equal(
+        early.predict_proba(x_train), plain.predict_proba(x_train)
+    )
+
+
 def test_sample_weights_count(digits):
     x_train, _, y_train, _ = digits
     weights = np.where(y_train == 3, 20.0, 1.0)
@@ -158,6 +171,7 @@ def test_regressor_fits_several_targets():
         ({"image_shape": (3, 3)}, "image_shape"),
         ({"conv": (4,)}, "image_shape"),
         ({"validation_fraction": 0.0}, "validation_fraction"),
+        ({"verbose": 10}, "verbose: expected 0, 1 or 2"),
     ],
 )
 def test_settings_are_checked_by_fit_with_a_value_error(settings, message):

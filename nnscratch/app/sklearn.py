@@ -74,6 +74,7 @@ class _NeuralNet(BaseEstimator):
     - `batch_size`, `epochs`, `l2` (penalty on every weight matrix, Keras' l2);
     - `early_stopping`: hold out `validation_fraction` of the examples and stop when
       their loss has not improved for `patience` epochs (keeping the best weights);
+      `fit` only: `partial_fit` trains on all of its X (as scikit-learn's MLP);
     - `random_state`: initial weights, shuffling, dropout; `verbose`: 1 prints a line
       per epoch.
     """
@@ -117,8 +118,10 @@ class _NeuralNet(BaseEstimator):
     _y_validation: ClassVar[dict] = {}  # how validate_data checks y
 
     # ----- training ------------------------------------------------------------
-    def _train(self, X, y, sample_weight, epochs: int, reset: bool, classes=None):
-        """Check the data (and the settings, on a new network), then train `epochs`."""
+    def _train(self, X, y, sample_weight, reset: bool, classes=None, partial=False):
+        """Check the data (and the settings, on a new network), then train `epochs`,
+        or one epoch on all of X if `partial` (no early stopping, as scikit-learn's
+        MLP: a validation set held out of each call's few rows wastes them)."""
         X, y = validate_data(
             self, X, y, reset=reset, dtype=FLOATS, **self._y_validation
         )
@@ -143,18 +146,16 @@ class _NeuralNet(BaseEstimator):
                 loss=self._loss,
             )
             self.loss_curve_, self.n_iter_ = [], 0
-        callbacks = (
-            [EarlyStopping(patience=self.patience)] if self.early_stopping else []
-        )
+        early = self.early_stopping and not partial
         history = self.model_.fit(
             X.astype(self._dtype, copy=False),
             targets,
-            epochs=epochs,
+            epochs=1 if partial else self.epochs,
             batch_size=self.batch_size,
             optimizer=self._optimizer() if reset else None,
-            validation_split=self.validation_fraction if self.early_stopping else 0.0,
+            validation_split=self.validation_fraction if early else 0.0,
             seed=int(self._rng.integers(2**31)),
-            callbacks=callbacks,
+            callbacks=[EarlyStopping(patience=self.patience)] if early else [],
             verbose=self.verbose,
             sample_weight=sample_weight,
         )
@@ -180,6 +181,10 @@ class _NeuralNet(BaseEstimator):
                 open_low=True, open_high=True,
             )  # fmt: skip
             check_int("patience", self.patience, 0)
+            if self.verbose not in (0, 1, 2):  # True and False are 1 and 0
+                raise NnscratchError(
+                    f"verbose: expected 0, 1 or 2, got {self.verbose!r}"
+                )
             self._image = self._image_shape(n_features)
             self._optimizer()
         except NnscratchError as e:
@@ -273,7 +278,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
 
     def fit(self, X, y, sample_weight=None):
         """Train a new network for `epochs` on X (N, features), y (N,)."""
-        return self._train(X, y, sample_weight, self.epochs, reset=True)
+        return self._train(X, y, sample_weight, reset=True)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch on X, y: a new network at the first call (which needs `classes`,
@@ -290,7 +295,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
                 f"partial_fit: classes={classes!r} differs from the classes of "
                 f"the first call, {self.classes_!r}"
             )
-        return self._train(X, y, sample_weight, 1, reset=first, classes=classes)
+        return self._train(X, y, sample_weight, first, classes, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Class indices (N,) int64 into `classes_`."""
@@ -348,12 +353,13 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
 
     def fit(self, X, y, sample_weight=None):
         """Train a new network for `epochs` on X (N, features), y (N,) or (N, K)."""
-        return self._train(X, y, sample_weight, self.epochs, reset=True)
+        return self._train(X, y, sample_weight, reset=True)
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch on X, y: a new network at the first call, else the fitted one
         trained on."""
-        return self._train(X, y, sample_weight, 1, reset=not hasattr(self, "model_"))
+        first = not hasattr(self, "model_")
+        return self._train(X, y, sample_weight, first, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Float targets (N, outputs)."""
