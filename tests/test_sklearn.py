@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from nnscratch import Conv2D, Sequential, load_model
+from nnscratch import Conv2D, Sequential, export_onnx, load_model
 from nnscratch.sklearn import (
     NeuralNetClassifier,
     NeuralNetRegressor,
@@ -187,3 +187,16 @@ def test_without_scikit_learn_the_error_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "nnscratch.app.sklearn")
     with pytest.raises(ImportError, match=r"nnscratch\[sklearn\]"):
         importlib.import_module("nnscratch.app.sklearn")
+
+
+def test_the_float64_network_exports_to_onnx_as_predict_proba(digits, tmp_path):
+    ort = pytest.importorskip("onnxruntime")  # the onnx extra, installed in CI
+    x_train, x_test, y_train, _ = digits
+    net = NeuralNetClassifier((16,), image_shape=(8, 8), conv=(4,), epochs=2,
+                              random_state=0).fit(x_train, y_train)  # fmt: skip
+    assert net.model_.layers[1].params["W"].dtype == np.float64
+    path = export_onnx(net.model_, tmp_path / "digits.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 37):  # any batch size
+        (probs,) = session.run(["probs"], {"images": x_test[:n].astype(np.float32)})
+        np.testing.assert_allclose(probs, net.predict_proba(x_test[:n]), atol=1e-6)
