@@ -48,6 +48,9 @@ def test_onnxruntime_gives_predicts_probabilities_for_every_preset(
     got = run_onnx(path, test_images / np.float32(255))
     assert np.abs(got - probs).max() < 1e-5
     np.testing.assert_array_equal(got.argmax(axis=1), probs.argmax(axis=1))
+    # one image (what `nnscratch predict` gives the model): the same answer
+    one = model.predict(test_images[:1])
+    assert np.abs(run_onnx(path, test_images[:1] / np.float32(255)) - one).max() < 1e-5
 
 
 def every_layer_model() -> nn.Sequential:
