@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from custom_parts import Huber, SmoothedCrossEntropy
 
 import nnscratch as nn
 from nnscratch import cli
@@ -47,6 +48,9 @@ def test_onnxruntime_gives_predicts_probabilities_for_every_preset(
     got = run_onnx(path, test_images / np.float32(255))
     assert np.abs(got - probs).max() < 1e-5
     np.testing.assert_array_equal(got.argmax(axis=1), probs.argmax(axis=1))
+    # one image (what `nnscratch predict` gives the model): the same answer
+    one = model.predict(test_images[:1])
+    assert np.abs(run_onnx(path, test_images[:1] / np.float32(255)) - one).max() < 1e-5
 
 
 def every_layer_model() -> nn.Sequential:
@@ -133,3 +137,93 @@ def test_nnscratch_export_command(tmp_path, capsys):
     np.testing.assert_allclose(run_onnx(out, x), expected, atol=1e-6)
     assert cli.main(["export", str(tmp_path / "missing.npz"), str(out)]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_nnscratch_export_refuses_to_write_over_the_model_it_reads(tmp_path, capsys):
+    model = nn.Sequential([nn.Dense(3)], input_shape=(4,), seed=0)
+    model.save(tmp_path / "model.npz")
+    before = (tmp_path / "model.npz").read_bytes()
+    # the same file under another name: OUT written over MODEL loses the model
+    same = tmp_path / "sub" / ".." / "model.npz"
+    (tmp_path / "sub").mkdir()
+    assert cli.main(["export", str(tmp_path / "model.npz"), str(same)]) == 1
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "is MODEL itself" in err
+    assert (tmp_path / "model.npz").read_bytes() == before
+
+
+@nn.register
+class DoubledDense(nn.Dense):
+    """A user's Dense whose forward differs: 2 (x @ W + b)."""
+
+    def forward(self, x, training=False):
+        return 2 * super().forward(x, training)
+
+
+@nn.register
+class ShiftedDense(nn.Dense):
+    """A Dense that changes the step its forward calls: x @ W + b + 1."""
+
+    def transform(self, x, relu):
+        return super().transform(x, relu) + 1
+
+
+@nn.register
+class SharpSoftmax(nn.Softmax):
+    """Softmax of 2 x."""
+
+    def forward(self, x, training=False):
+        return super().forward(2 * x, training)
+
+
+class ScaledOutputs(Huber):
+    """A loss whose predictions are not its outputs."""
+
+    def predictions(self, outputs):
+        return 10 * outputs
+
+
+class HuberOnProbabilities(Huber):
+    """A loss whose own predictions are a softmax."""
+
+    def predictions(self, outputs):
+        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [[DoubledDense(3)], [ShiftedDense(3)], [nn.Dense(3), SharpSoftmax()]],
+    ids=["forward", "transform", "final softmax"],
+)
+def test_a_subclass_of_a_built_in_layer_is_refused_not_exported_as_its_base(
+    layers, tmp_path
+):
+    model = nn.Sequential(layers, input_shape=(4,), seed=0)
+    name = type(layers[-1]).__name__
+    with pytest.raises(nn.NnscratchError, match=rf"\({name}\) cannot be exported"):
+        nn.export_onnx(model, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "loss, total",
+    [(SmoothedCrossEntropy(), 1.0), (HuberOnProbabilities(), 1.0), (Huber(), None)],
+)
+def test_a_users_loss_is_exported_with_the_predictions_it_makes(loss, total, tmp_path):
+    model = nn.Sequential([nn.Dense(3)], input_shape=(4,), seed=0)
+    model.compile(loss=loss)
+    x = np.random.default_rng(0).uniform(0, 1, (5, 4))
+    path = nn.export_onnx(model, tmp_path / "model.onnx")
+    got = run_onnx(path, x)
+    np.testing.assert_allclose(got, model.predict(x), atol=1e-6)
+    if total is not None:  # probabilities, not the raw outputs
+        np.testing.assert_allclose(got.sum(axis=1), total, rtol=1e-6)
+
+
+def test_a_loss_with_its_own_predictions_is_refused(tmp_path):
+    model = nn.Sequential([nn.Dense(3)], input_shape=(4,), seed=0)
+    model.compile(loss=ScaledOutputs())
+    with pytest.raises(nn.NnscratchError, match="ScaledOutputs has its own pred"):
+        nn.export_onnx(model, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []

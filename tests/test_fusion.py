@@ -231,6 +231,41 @@ def test_conv_and_pooling_as_one_step_give_the_layers_numbers(
     assert_array_equal(evaluated, layers)
 
 
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("n, channels", [(1, 3), (6, 1), (1, 1)])
+def test_conv_and_pooling_as_one_step_with_one_image_or_one_channel(
+    kernels, n, channels
+):
+    """N or C of 1 (one image to predict: `nnscratch predict`, the web app): the
+    pooled map's two layouts are then both C-contiguous, the kernels still take it
+    as (C, N, H, W). Training and evaluation give the layers' numbers."""
+
+    def model():
+        return Sequential(
+            [
+                Reshape((1, 8, 8)),
+                Conv2D(1, channels, 3, padding=1, rng=0), MaxPool2D(2), ReLU(),
+                Flatten(),
+                Dense(channels * 16, 5, rng=2),
+            ],
+            input_shape=(8, 8), loss="cross_entropy",
+        )  # fmt: skip
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((n, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    with using(kernels):
+        (out_f, grads_f), (out_l, grads_l) = fused_then_layers(model, "ConvPool", x, y)
+        assert_array_equal(out_f, out_l)
+        for name, grad in grads_l.items():
+            assert_array_equal(grads_f[name], grad, err_msg=name)
+        fresh = model()
+        fresh.forward(rng.standard_normal((4, 8, 8)).astype(np.float32))  # larger first
+        evaluated = fresh.forward(x, training=False).copy()
+        layers, _, _ = layer_by_layer(fresh, x, y, False)
+    assert_array_equal(evaluated, layers)
+
+
 def test_a_conv_pool_step_runs_other_dtypes_layer_by_layer():
     model = two_conv_blocks(True)
     x = np.random.default_rng(7).standard_normal((4, 1, 8, 8))  # float64

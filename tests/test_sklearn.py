@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from nnscratch import Conv2D, Sequential, load_model
+from nnscratch import Conv2D, Sequential, export_onnx, load_model
 from nnscratch.sklearn import (
     NeuralNetClassifier,
     NeuralNetRegressor,
@@ -109,6 +109,19 @@ def test_partial_fit_trains_on_and_needs_the_classes_first(digits):
         net.partial_fit(x_train, y_train, classes=np.arange(11))
 
 
+def test_partial_fit_trains_on_every_row_even_with_early_stopping(digits):
+    # as scikit-learn's MLP: no validation rows held out of each call
+    x_train, _, y_train, _ = digits
+    plain = NeuralNetClassifier((16,), random_state=0)
+    early = NeuralNetClassifier((16,), early_stopping=True, random_state=0)
+    for net in (plain, early):
+        net.partial_fit(x_train[:200], y_train[:200], classes=np.arange(10))
+        net.partial_fit(x_train[200:201], y_train[200:201])  # a stream's one row
+    np.testing.assert_array_equal(
+        early.predict_proba(x_train), plain.predict_proba(x_train)
+    )
+
+
 def test_sample_weights_count(digits):
     x_train, _, y_train, _ = digits
     weights = np.where(y_train == 3, 20.0, 1.0)
@@ -116,6 +129,8 @@ def test_sample_weights_count(digits):
     weighted = NeuralNetClassifier((16,), epochs=2, random_state=0)
     weighted.fit(x_train, y_train, sample_weight=weights)
     assert (weighted.predict(x_train) == 3).sum() > (plain.predict(x_train) == 3).sum()
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_w"):
+        weighted.fit(x_train, y_train, sample_weight=-weights)
 
 
 def test_dataframe_columns_become_feature_names_in_():
@@ -148,12 +163,15 @@ def test_regressor_fits_several_targets():
     "settings, message",
     [
         ({"hidden": (0,)}, "hidden size"),
+        ({"hidden": None}, "hidden: expected an int or a sequence"),
+        ({"conv": None, "image_shape": (2, 2)}, "conv: expected an int or a seq"),
         ({"activation": "swish"}, "activation"),
         ({"dropout": 1.0}, "dropout"),
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"image_shape": (3, 3)}, "image_shape"),
         ({"conv": (4,)}, "image_shape"),
         ({"validation_fraction": 0.0}, "validation_fraction"),
+        ({"verbose": 10}, "verbose: expected 0, 1 or 2"),
     ],
 )
 def test_settings_are_checked_by_fit_with_a_value_error(settings, message):
@@ -169,3 +187,16 @@ def test_without_scikit_learn_the_error_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "nnscratch.app.sklearn")
     with pytest.raises(ImportError, match=r"nnscratch\[sklearn\]"):
         importlib.import_module("nnscratch.app.sklearn")
+
+
+def test_the_float64_network_exports_to_onnx_as_predict_proba(digits, tmp_path):
+    ort = pytest.importorskip("onnxruntime")  # the onnx extra, installed in CI
+    x_train, x_test, y_train, _ = digits
+    net = NeuralNetClassifier((16,), image_shape=(8, 8), conv=(4,), epochs=2,
+                              random_state=0).fit(x_train, y_train)  # fmt: skip
+    assert net.model_.layers[1].params["W"].dtype == np.float64
+    path = export_onnx(net.model_, tmp_path / "digits.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 37):  # any batch size
+        (probs,) = session.run(["probs"], {"images": x_test[:n].astype(np.float32)})
+        np.testing.assert_allclose(probs, net.predict_proba(x_test[:n]), atol=1e-6)

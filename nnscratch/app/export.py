@@ -18,12 +18,20 @@ import numpy as np
 
 from ..errors import NnscratchError
 from ..files import atomic_open
-from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.activations import (
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    sigmoid,
+    softmax,
+)
 from ..nn.batches import UINT8_SCALE
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.dropout import Dropout
-from ..nn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from ..nn.normalization import BatchNorm
 from ..nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.reshape import Flatten, Reshape
@@ -76,15 +84,41 @@ def _final_step(model) -> tuple[str | None, str]:
     a description of the result. A model with no loss is taken to end in logits
     (as `nnscratch predict` takes it), unless its last layer is Softmax or Sigmoid."""
     last, loss = model.layers[-1], model.loss
-    if isinstance(last, Softmax):
+    if type(last) is Softmax:  # a subclass was refused by _Graph.layer
         return None, "class probabilities (the model's own Softmax)"
-    if isinstance(last, Sigmoid):
+    if type(last) is Sigmoid:
         return None, "probabilities (the model's own Sigmoid)"
-    if loss is None or isinstance(loss, SoftmaxCrossEntropy):
+    final = "Softmax" if loss is None else _loss_step(loss, model.output_shape)
+    if final == "Softmax":
         return "Softmax", "class probabilities (softmax of the logits)"
-    if isinstance(loss, BinaryCrossEntropy):
+    if final == "Sigmoid":
         return "Sigmoid", "probabilities of each yes/no output (sigmoid of the logits)"
     return None, f"the raw outputs (a {type(loss).__name__} regression)"
+
+
+def _loss_step(loss, output_shape: tuple) -> str | None:
+    """The op computing the loss's `predictions` (which `predict` applies):
+    "Softmax", "Sigmoid" or None (the outputs as they are). A user's loss that
+    defines its own is recognised by what it gives on sample outputs (Huber's
+    identity, a softmax beside other training math); others cannot be exported."""
+    built_in = {
+        SoftmaxCrossEntropy.predictions: "Softmax",
+        BinaryCrossEntropy.predictions: "Sigmoid",
+        Loss.predictions: None,
+    }
+    if type(loss).predictions in built_in:  # inherited: exact
+        return built_in[type(loss).predictions]
+    outputs = np.random.default_rng(0).normal(0, 10, (8, *output_shape))
+    got = np.asarray(loss.predictions(outputs.copy()))
+    for op, f in (("Softmax", softmax), ("Sigmoid", sigmoid), (None, lambda o: o)):
+        expected = f(outputs)
+        if got.shape == expected.shape and np.allclose(got, expected, 1e-5, 1e-7):
+            return op
+    raise NnscratchError(
+        f"export: the loss {type(loss).__name__} has its own predictions, which "
+        "cannot be exported to ONNX (only the outputs, their softmax or their "
+        "sigmoid can)"
+    )
 
 
 class _Graph:
@@ -109,12 +143,16 @@ class _Graph:
         return name
 
     def layer(self, i: int, layer, x: str) -> str:
-        """The nodes of layer i, applied to tensor x; returns its output's name."""
+        """The nodes of layer i, applied to tensor x; returns its output's name.
+
+        Only the built-in classes themselves: a subclass may compute something else
+        (its own forward, or transform), so it is refused, not exported as its base
+        (exact types, as the network's fusion checks them)."""
         p, out = layer.params, f"{i}.{type(layer).__name__}"
-        if isinstance(layer, Dense):  # y = x @ W + b, W (n_in, n_out)
+        if type(layer) is Dense:  # y = x @ W + b, W (n_in, n_out)
             W, b = self.constant(f"{i}.W", p["W"]), self.constant(f"{i}.b", p["b"])
             return self.node("Gemm", [x, W, b], out)
-        if isinstance(layer, Conv2D):
+        if type(layer) is Conv2D:
             W, b = self.constant(f"{i}.W", p["W"]), self.constant(f"{i}.b", p["b"])
             (ph, pw), stride = layer.padding, list(layer.stride)
             kernel = list(layer.kernel_size)
@@ -122,14 +160,14 @@ class _Graph:
             return self.node(
                 "Conv", [x, W, b], out, kernel_shape=kernel, strides=stride, pads=pads
             )
-        if isinstance(layer, (MaxPool2D, AvgPool2D)):  # floor mode, no padding
-            op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"
+        if type(layer) in (MaxPool2D, AvgPool2D):  # floor mode, no padding
+            op = "MaxPool" if type(layer) is MaxPool2D else "AveragePool"
             kernel, stride = list(layer.pool_size), list(layer.stride)
             return self.node(op, [x], out, kernel_shape=kernel, strides=stride)
-        if isinstance(layer, GlobalAvgPool2D):  # (N, C, 1, 1), then (N, C)
+        if type(layer) is GlobalAvgPool2D:  # (N, C, 1, 1), then (N, C)
             pooled = self.node("GlobalAveragePool", [x], f"{out}.pooled")
             return self.node("Flatten", [pooled], out, axis=1)
-        if isinstance(layer, BatchNorm):  # inference form: the running statistics
+        if type(layer) is BatchNorm:  # inference form: the running statistics
             s = layer.state
             inputs = [
                 x,
@@ -139,21 +177,21 @@ class _Graph:
                 self.constant(f"{i}.running_var", s["running_var"]),
             ]
             return self.node("BatchNormalization", inputs, out, epsilon=layer.eps)
-        if isinstance(layer, Flatten):
+        if type(layer) is Flatten:
             return self.node("Flatten", [x], out, axis=1)
-        if isinstance(layer, Reshape):  # 0: keep the batch size
+        if type(layer) is Reshape:  # 0: keep the batch size
             shape = self.constant(f"{i}.shape", np.array([0, *layer.shape], np.int64))
             return self.node("Reshape", [x, shape], out)
-        if isinstance(layer, Dropout):  # nothing at inference
+        if type(layer) is Dropout:  # nothing at inference
             return x
-        if isinstance(layer, LeakyReLU):
+        if type(layer) is LeakyReLU:
             return self.node("LeakyRelu", [x], out, alpha=layer.alpha)
         simple = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Softmax: "Softmax"}
         if type(layer) in simple:
             return self.node(simple[type(layer)], [x], out)
         raise NnscratchError(
             f"export: layer {i} ({type(layer).__name__}) cannot be exported to ONNX "
-            "(only the built-in layers can)"
+            "(only the built-in layers can, not subclasses of them)"
         )
 
 

@@ -4,6 +4,9 @@ They follow scikit-learn's conventions (checked by its `check_estimator`), so th
 in `Pipeline`, `GridSearchCV`, `cross_val_score` and with joblib. X is (N, features);
 `image_shape` makes each row an image for convolutional layers. The fitted network is
 `model_`, a `Sequential` like any other (save it, export it, look at its layers).
+X is numbers whatever its type, as in scikit-learn: uint8 X is used as 0..255, where
+a `Sequential` (so `model_`, its saved file and its ONNX export) takes uint8 as
+pixels / 255; give those floats, or fit on X / 255.
 Public path: `nnscratch.sklearn`; needs the extra: `pip install 'nnscratch[sklearn]'`.
 """
 
@@ -71,6 +74,7 @@ class _NeuralNet(BaseEstimator):
     - `batch_size`, `epochs`, `l2` (penalty on every weight matrix, Keras' l2);
     - `early_stopping`: hold out `validation_fraction` of the examples and stop when
       their loss has not improved for `patience` epochs (keeping the best weights);
+      `fit` only: `partial_fit` trains on all of its X (as scikit-learn's MLP);
     - `random_state`: initial weights, shuffling, dropout; `verbose`: 1 prints a line
       per epoch.
     """
@@ -114,8 +118,10 @@ class _NeuralNet(BaseEstimator):
     _y_validation: ClassVar[dict] = {}  # how validate_data checks y
 
     # ----- training ------------------------------------------------------------
-    def _train(self, X, y, sample_weight, epochs: int, reset: bool, classes=None):
-        """Check the data (and the settings, on a new network), then train `epochs`."""
+    def _train(self, X, y, sample_weight, reset: bool, classes=None, partial=False):
+        """Check the data (and the settings, on a new network), then train `epochs`,
+        or one epoch on all of X if `partial` (no early stopping, as scikit-learn's
+        MLP: a validation set held out of each call's few rows wastes them)."""
         X, y = validate_data(
             self, X, y, reset=reset, dtype=FLOATS, **self._y_validation
         )
@@ -123,7 +129,10 @@ class _NeuralNet(BaseEstimator):
             self._check_settings(X.shape[1])
         targets = self._targets(y, reset, classes)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            # ValueError, scikit-learn's, for a negative weight (as for a NaN)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, ensure_non_negative=True
+            )
         if reset:
             self._dtype = X.dtype  # the network computes in X's float type
             self._rng = np.random.default_rng(
@@ -137,18 +146,16 @@ class _NeuralNet(BaseEstimator):
                 loss=self._loss,
             )
             self.loss_curve_, self.n_iter_ = [], 0
-        callbacks = (
-            [EarlyStopping(patience=self.patience)] if self.early_stopping else []
-        )
+        early = self.early_stopping and not partial
         history = self.model_.fit(
             X.astype(self._dtype, copy=False),
             targets,
-            epochs=epochs,
+            epochs=1 if partial else self.epochs,
             batch_size=self.batch_size,
             optimizer=self._optimizer() if reset else None,
-            validation_split=self.validation_fraction if self.early_stopping else 0.0,
+            validation_split=self.validation_fraction if early else 0.0,
             seed=int(self._rng.integers(2**31)),
-            callbacks=callbacks,
+            callbacks=[EarlyStopping(patience=self.patience)] if early else [],
             verbose=self.verbose,
             sample_weight=sample_weight,
         )
@@ -159,8 +166,10 @@ class _NeuralNet(BaseEstimator):
     def _check_settings(self, n_features: int) -> None:
         """ValueError naming the setting that is wrong (scikit-learn's convention)."""
         try:
-            self._hidden = [check_int("hidden size", h) for h in _sizes(self.hidden)]
-            self._conv = [check_int("conv channels", c) for c in _sizes(self.conv)]
+            hidden = _sizes("hidden", self.hidden)
+            self._hidden = [check_int("hidden size", h) for h in hidden]
+            conv = _sizes("conv", self.conv)
+            self._conv = [check_int("conv channels", c) for c in conv]
             self._activation = ACTIVATIONS.get_class(self.activation)
             check_float("dropout", self.dropout, 0, 1, open_high=True)
             check_float("lr", self.lr, 0, open_low=True)
@@ -172,6 +181,10 @@ class _NeuralNet(BaseEstimator):
                 open_low=True, open_high=True,
             )  # fmt: skip
             check_int("patience", self.patience, 0)
+            if self.verbose not in (0, 1, 2):  # True and False are 1 and 0
+                raise NnscratchError(
+                    f"verbose: expected 0, 1 or 2, got {self.verbose!r}"
+                )
             self._image = self._image_shape(n_features)
             self._optimizer()
         except NnscratchError as e:
@@ -182,7 +195,8 @@ class _NeuralNet(BaseEstimator):
             if self._conv:
                 raise NnscratchError("conv layers need an image_shape (C, H, W)")
             return None
-        shape = tuple(check_int("image_shape", s) for s in _sizes(self.image_shape))
+        sizes = _sizes("image_shape", self.image_shape)
+        shape = tuple(check_int("image_shape", s) for s in sizes)
         shape = (1, *shape) if len(shape) == 2 else shape
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise NnscratchError(
@@ -242,9 +256,16 @@ class _NeuralNet(BaseEstimator):
         )
 
 
-def _sizes(value) -> list:
-    """An int or a sequence of them -> a list (checked by the caller)."""
-    return [value] if np.isscalar(value) else list(value)
+def _sizes(name: str, value) -> list:
+    """An int or a sequence of them -> a list (its items checked by the caller)."""
+    if np.isscalar(value):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:  # None, an object: the setting's name, not list()'s message
+        raise NnscratchError(
+            f"{name}: expected an int or a sequence of ints, got {value!r}"
+        ) from None
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
@@ -257,7 +278,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
 
     def fit(self, X, y, sample_weight=None):
         """Train a new network for `epochs` on X (N, features), y (N,)."""
-        return self._train(X, y, sample_weight, self.epochs, reset=True)
+        return self._train(X, y, sample_weight, reset=True)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch on X, y: a new network at the first call (which needs `classes`,
@@ -274,7 +295,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
                 f"partial_fit: classes={classes!r} differs from the classes of "
                 f"the first call, {self.classes_!r}"
             )
-        return self._train(X, y, sample_weight, 1, reset=first, classes=classes)
+        return self._train(X, y, sample_weight, first, classes, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Class indices (N,) int64 into `classes_`."""
@@ -332,12 +353,13 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
 
     def fit(self, X, y, sample_weight=None):
         """Train a new network for `epochs` on X (N, features), y (N,) or (N, K)."""
-        return self._train(X, y, sample_weight, self.epochs, reset=True)
+        return self._train(X, y, sample_weight, reset=True)
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch on X, y: a new network at the first call, else the fitted one
         trained on."""
-        return self._train(X, y, sample_weight, 1, reset=not hasattr(self, "model_"))
+        first = not hasattr(self, "model_")
+        return self._train(X, y, sample_weight, first, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Float targets (N, outputs)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..app import serve as web_app
+from ..errors import NnscratchError
 from ..imaging import images
 from .options import (
     DATASET_CHOICE,
@@ -154,6 +155,10 @@ def export(model_path: Path, out_path: Path) -> None:
     from ..app.export import export_onnx
     from ..nn.loading import load_model
 
+    if out_path.exists() and model_path.exists() and out_path.samefile(model_path):
+        raise NnscratchError(  # the rename would replace the model by its ONNX file
+            f"export: OUT {out_path} is MODEL itself; give the ONNX file another path"
+        )
     model = load_model(model_path)
     export_onnx(model, out_path)
     shape = ", ".join(map(str, model.input_shape))

@@ -172,7 +172,7 @@ class ConvPool(_Fused):
         chunks = conv.forward_chunks(x, training, chunk_output)
         # the pooled map, channel-major like the conv's output would be
         y, winner = pool.pooled_arrays(conv_shape, x.dtype)
-        relu, (y_cm, winner_cm) = self.relu is not None, planes(y, winner)
+        relu, (y_cm, winner_cm) = self.relu is not None, _cm(y, winner)
         for chunk in chunks:
             # the whole arrays and the chunk's first image, not views of the chunk:
             # the kernel is 2.3x slower on strided views (no vector code)
@@ -188,7 +188,7 @@ class ConvPool(_Fused):
             return self._layers_backward(dy)
         pool, relu = self.pool, self.relu is not None
         dy = pool.workspace.in_layout_of("dy", dy, pool._y)
-        dy_cm, y_cm, winner_cm = planes(dy, pool._y, pool._winner)
+        dy_cm, y_cm, winner_cm = _cm(dy, pool._y, pool._winner)
         gradient = self._chunk_output(pool._x_shape, dy.dtype)
 
         def gradient_of(chunk: slice) -> np.ndarray:
@@ -211,6 +211,14 @@ class ConvPool(_Fused):
             return workspace.front("chunk_output", size, dtype)
 
         return of
+
+
+def _cm(*arrays: np.ndarray) -> list[np.ndarray]:
+    """The (N, C, H, W) arrays as (C, N, H, W) views, which ConvPool's kernels take
+    whatever the memory: `planes` cannot tell a channel-major array when N or C is
+    1 (both orders are then C-contiguous), and left it (N, C), so a chunk's images
+    were written past the end of the map (one image to predict)."""
+    return [a.transpose(1, 0, 2, 3) for a in arrays]
 
 
 class DenseReLU:
