@@ -107,6 +107,10 @@ def meta(**changes):
 
 
 GOOD = {"0.W": np.ones((2, 2), np.float32), "0.b": np.zeros(2, np.float32)}
+BATCH_NORM = {  # BatchNorm(2)'s arrays but running_var
+    name: np.full(2, value, np.float32)
+    for name, value in [("0.gamma", 1), ("0.beta", 0), ("0.running_mean", 0)]
+}
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -178,6 +182,10 @@ def huge_npy_header() -> bytes:
         (npz_bytes(__model__=np.frombuffer(b"[" * 100_000, np.uint8), **GOOD), "nested too deeply"),
         (npz_bytes(__model__=np.frombuffer(b"1" * 5000, np.uint8), **GOOD), "not valid JSON"),
         (zip_bytes({"__model__.npy": npy_bytes(meta()), "__model__": b""}), "not a .npy array"),
+        (
+            npz_bytes(__model__=meta(layers=[{"class": "BatchNorm", "config": {"num_features": 2}}]), **BATCH_NORM, **{"0.running_var": np.array([1.0, -0.5], np.float32)}),
+            r"array '0.running_var' holds negative values, which BatchNorm's running_var cannot",
+        ),
     ],
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
@@ -185,6 +193,7 @@ def huge_npy_header() -> bytes:
         "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
         "class-names", "extra-member", "class-as-list", "loss-as-list", "metadata-as-list",
         "class-names-not-str", "dtype-setting", "deep-json", "huge-int", "non-npy-twin",
+        "negative-variance",
     ],
 )  # fmt: skip
 def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):

@@ -268,6 +268,11 @@ def _read_weights(path: Path, model: Sequential, archive) -> None:
                     raise ModelFileError(
                         f"{path}: array {prefix + key!r} holds NaN or infinite values"
                     )
+                if key in layer.nonnegative and (target < 0).any():
+                    raise ModelFileError(
+                        f"{path}: array {prefix + key!r} holds negative values, which"
+                        f" {type(layer).__name__}'s {key} cannot"
+                    )
 
 
 def _layer_named(path: Path, layers: list, name) -> Layer:
