@@ -277,3 +277,65 @@ def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
     assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "m.npz").read_bytes()
     m.save(tmp_path / "plain.npz")
     assert nn.load_model(tmp_path / "plain.npz").optimizer is None
+
+
+def tampered(s, where, value):
+    """Set s[where[0]][where[1]]...[index] = value, the index being where's last item."""
+    *keys, index = where
+    for key in keys:
+        s = s[key]
+    s[index] = value
+
+
+@pytest.mark.parametrize(
+    "where, value, problem",
+    [
+        (("weights", "1.W", (0, 0)), np.nan, "array '1.W' holds NaN or infinite"),
+        (("weights", "2.running_var", 0), -3.0,
+         "array '2.running_var' holds negative values, which BatchNorm's running_var"),
+        (("optimizer", "state", "all", "v", 0), -1.0,
+         "state 'all/v' holds negative values, which a mean of squares cannot"),
+        (("optimizer", "state", "all", "m", slice(None)), np.inf,
+         "state 'all/m' holds NaN or infinite"),
+    ],
+    ids=["nan-weight", "negative-variance", "negative-moment", "infinite-moment"],
+)  # fmt: skip
+def test_a_checkpoint_with_values_training_cannot_have_is_refused_by_name(
+    tmp_path, where, value, problem
+):
+    """A tampered checkpoint (whole zip, bad numbers) is named with the array at
+    restore, not reported later as 'training diverged, try a lower learning rate'
+    (after which `nnscratch train` deletes the run's checkpoints) or left to make
+    every prediction NaN."""
+    x, y = data(48)
+    backup = nn.BackupAndRestore(tmp_path, delete_at_end=False)
+    model().fit(x, y, epochs=1, seed=0, verbose=0, optimizer=nn.Adam(0.01),
+                callbacks=[backup])  # fmt: skip
+    state = read_checkpoint(backup.last_saved)
+    tampered(state, where, value)
+    write_checkpoint(backup.last_saved, state)
+    with pytest.raises(NnscratchError) as info:
+        model().fit(x, y, epochs=2, seed=0, verbose=0, optimizer=nn.Adam(0.01),
+                    callbacks=[nn.BackupAndRestore(tmp_path)])  # fmt: skip
+    assert type(info.value) is NnscratchError  # not TrainingDivergedError
+    assert str(info.value).startswith(f"{backup.last_saved}: ")
+    assert problem in str(info.value)
+
+
+def test_a_checkpoint_missing_an_optimizer_moment_is_refused_by_name(tmp_path):
+    x, y = data(48)
+    backup = nn.BackupAndRestore(tmp_path, delete_at_end=False)
+    model().fit(x, y, epochs=1, seed=0, verbose=0, optimizer=nn.RMSprop(0.01),
+                callbacks=[backup])  # fmt: skip
+    state = read_checkpoint(backup.last_saved)
+    state["optimizer"]["state"]["all"]["velocity"] = state["optimizer"]["state"][
+        "all"
+    ].pop("square_avg")
+    write_checkpoint(backup.last_saved, state)
+    with pytest.raises(NnscratchError) as info:  # it was a KeyError at the first step
+        model().fit(x, y, epochs=2, seed=0, verbose=0, optimizer=nn.RMSprop(0.01),
+                    callbacks=[nn.BackupAndRestore(tmp_path)])  # fmt: skip
+    assert str(info.value) == (
+        f"{backup.last_saved}: optimizer: the state of 'all' holds ['velocity'], "
+        "RMSprop keeps ['square_avg']"
+    )

@@ -466,3 +466,44 @@ def test_a_float64_model_loads_as_float64_and_keeps_training_the_same(tmp_path):
         m.fit(x, y, epochs=1, batch_size=4, verbose=0, seed=2)
     for name, array in loaded.get_weights().items():
         assert_array_equal(array, model.get_weights()[name])
+
+
+def saved_arrays(path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return {n[:-4]: np.lib.format.read_array(z.open(n)) for n in z.namelist()}
+
+
+def without_optimizer_entry(description: np.ndarray) -> np.ndarray:
+    meta = json.loads(description.tobytes())
+    del meta["optimizer"]
+    return np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda a: a.update({"optimizer/all/v": -a["optimizer/all/v"] - 1}),
+         "state 'all/v' holds negative values, which a mean of squares cannot"),
+        (lambda a: a.update({"optimizer/all/m": a["optimizer/all/m"] * np.nan}),
+         "state 'all/m' holds NaN or infinite values"),
+        (lambda a: a.update({"optimizer/other/m": a.pop("optimizer/all/m")}),
+         "the state of 'all' holds ['v'], Adam keeps ['m', 'v']"),
+        (lambda a: a.update({"__model__": without_optimizer_entry(a["__model__"])}),
+         "holds optimizer arrays but the description names no optimizer"),
+    ],
+    ids=["negative-v", "nan-m", "missing-m", "no-description"],
+)  # fmt: skip
+def test_a_tampered_optimizer_state_is_refused_at_load(tmp_path, change, problem):
+    """It loaded and the next fit failed with a KeyError or turned the weights into
+    NaN."""
+    model = small_model()
+    x, y = np.random.default_rng(2).random((8, 4, 4)), np.arange(8) % 3
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz", include_optimizer=True)
+    arrays = saved_arrays(tmp_path / "m.npz")
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    path.write_bytes(npz_bytes(**arrays))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ") and problem in str(info.value)
