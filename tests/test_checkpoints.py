@@ -254,6 +254,26 @@ def test_model_checkpoint_keeps_its_best_over_several_fits(tmp_path):
         np.testing.assert_array_equal(array, saved[name])
 
 
+def test_model_checkpoint_saves_every_n_steps_with_save_freq(tmp_path):
+    # Keras' save_freq=N: every N steps, counted over the fit (5 steps an epoch here)
+    x, y = data(80)
+    every = nn.ModelCheckpoint(
+        tmp_path / "m-{epoch}-{batch}-{loss:.1f}.npz", save_freq=3
+    )
+    best = nn.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_freq=3,
+                              save_best_only=True)  # fmt: skip
+    m = model()
+    history = m.fit(x, y, epochs=2, batch_size=16, seed=0, verbose=0,
+                    callbacks=[every, best])  # fmt: skip
+    saved = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.glob("m-*.npz"))
+    assert saved == ["m-1-3", "m-2-1", "m-2-4"]
+    assert best.best == min(history.batch_losses[2::3])
+    with pytest.raises(NnscratchError, match="save_freq=3 saves between epochs"):
+        nn.ModelCheckpoint(tmp_path / "a.npz", save_freq=3, save_best_only=True)
+    with pytest.raises(NnscratchError, match=r"save_freq \('epoch' or an int\)"):
+        nn.ModelCheckpoint(tmp_path / "a.npz", save_freq="batch")
+
+
 def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
     x, y = data()
 
