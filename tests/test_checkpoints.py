@@ -16,6 +16,7 @@ from nnscratch.nn.checkpoints import (
     save_next,
     write_checkpoint,
 )
+from nnscratch.nn.kernels.dispatch import using
 
 
 def data(n=150, seed=0):
@@ -96,6 +97,49 @@ def test_a_fit_interrupted_again_and_again_ends_as_if_never_stopped(
     same_weights(reference, m)
     same_history(history, resumed)
     assert not tmp_path.exists()  # deleted at the end, as Keras does
+
+
+OPTIMIZERS = {
+    "sgd-momentum": lambda: nn.SGD(0.05, momentum=0.9),
+    "sgd-nesterov": lambda: nn.SGD(
+        0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
+    "rmsprop": lambda: nn.RMSprop(0.01),
+    "adam": lambda: nn.Adam(0.01, weight_decay=1e-3),
+    "adamw": lambda: nn.AdamW(0.01),
+}
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_optimizer_continues_exactly_on_both_kernels(
+    tmp_path, optimizer, kernels
+):
+    """Stopped at an epoch's end (the 5th call of `interrupt`: after 3 steps and the
+    epoch's checkpoint) and in the middle of the next (the 7th: after its 2nd step),
+    then continued: the very weights and losses of the fit never stopped (batch norm,
+    dropout, augmentation, a validation split and a step-decay schedule)."""
+    x, y = data(60)
+
+    def short_fit(callbacks):
+        m = model()
+        history = m.fit(
+            x, y, epochs=3, batch_size=16, validation_split=0.2, seed=3,
+            optimizer=OPTIMIZERS[optimizer](), lr_schedule=nn.StepDecay(0.02, 1, 0.5),
+            augment=nn.Augment(shift=1), verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        return m, history
+
+    with using(kernels):
+        reference, history = short_fit([])
+        for stop_at in (5, 7):
+            folder = tmp_path / str(stop_at)
+            with pytest.raises(nn.TrainingInterrupted) as stopped:
+                short_fit([nn.BackupAndRestore(folder, interrupt=stop_after(stop_at))])
+            assert stopped.value.step == (3 if stop_at == 5 else 2)
+            resumed, resumed_history = short_fit([nn.BackupAndRestore(folder)])
+            same_weights(reference, resumed)
+            same_history(history, resumed_history)
 
 
 def test_a_checkpoint_taken_after_the_last_epoch_only_ends_training(

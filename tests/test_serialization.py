@@ -69,7 +69,17 @@ def test_loaded_model_keeps_training(tmp_path):
     assert not np.allclose(before, loaded.flat_params)
 
 
-def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error, raised",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "cannot write {path}: No space left"),
+        (KeyboardInterrupt(), None),  # Ctrl-C half-way through the write
+    ],
+    ids=["disk-full", "ctrl-c"],
+)  # fmt: skip
+def test_save_is_atomic_and_leaves_no_temporary_files(
+    tmp_path, monkeypatch, error, raised
+):
     model = small_model()
     path = tmp_path / "m.npz"
     model.save(path)
@@ -77,11 +87,15 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
 
     def broken_write(f, arrays):
         f.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")  # names no file
+        raise error  # an OSError that names no file
 
     monkeypatch.setattr("nnscratch.nn.saving.write_npz", broken_write)
-    with pytest.raises(NnscratchError, match=f"cannot write {path}: No space left"):
-        model.save(path)
+    if raised is None:
+        with pytest.raises(type(error)):
+            model.save(path)
+    else:
+        with pytest.raises(NnscratchError, match=raised.format(path=path)):
+            model.save(path)
     assert path.read_bytes() == original  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
