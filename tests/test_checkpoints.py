@@ -205,6 +205,19 @@ def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
         )
 
 
+def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    # it said "cannot write DIR/notes.txt: File exists"
+    with pytest.raises(NnscratchError) as info:
+        nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
+            *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path / "notes.txt")]
+        )
+    assert str(info.value) == (
+        f"cannot write checkpoints in {tmp_path / 'notes.txt'}: it is a file, not a "
+        "folder"
+    )
+
+
 def npy(array):
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, array, allow_pickle=True)

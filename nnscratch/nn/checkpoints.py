@@ -179,6 +179,10 @@ def save_next(folder, state: dict, keep: int = 2) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's "File exists" would not say which is wrong
+        raise CheckpointWriteError(
+            f"cannot write checkpoints in {folder}: it is a file, not a folder"
+        ) from None
     except OSError as e:
         raise CheckpointWriteError(
             f"cannot write {folder}: {e.strerror or e}"
