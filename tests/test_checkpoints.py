@@ -218,6 +218,19 @@ def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):
     )
 
 
+def test_only_its_own_temporary_files_are_removed_from_the_folder(tmp_path):
+    """BackupAndRestore may be pointed at a folder other programs write in too: the
+    temporary file of a killed checkpoint write goes, another program's stays."""
+    killed = tmp_path / ".checkpoint-000002.npz.k1ll3d.tmp"
+    others = tmp_path / ".draft.txt.a8c2.tmp"
+    for path in (killed, others):
+        path.write_bytes(b"half written")
+    nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
+        *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path)]
+    )
+    assert sorted(tmp_path.iterdir()) == [others]
+
+
 def npy(array):
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, array, allow_pickle=True)

@@ -203,7 +203,8 @@ def load_latest(folder, say: Callable[[str], None]) -> tuple[Path, dict] | None:
     used; CheckpointError if every one is damaged."""
     folder = Path(folder)
     if folder.is_dir():
-        remove_temp_files(folder)  # of a write that was killed
+        # of a write that was killed; only its own: the folder may be the user's
+        remove_temp_files(folder, "checkpoint-*.npz")
     damaged = []
     for path in reversed(checkpoint_paths(folder)):
         try:
