@@ -49,15 +49,16 @@ def atomic_open(path, mode: str = "wb"):
         raise
 
 
-TEMP_PATTERN = ".*.tmp"  # what `atomic_open` names its temporary files
+TEMP_PATTERN = ".{name}.*.tmp"  # what `atomic_open` names the temporary file of name
 
 
-def remove_temp_files(folder) -> list[Path]:
+def remove_temp_files(folder, name: str = "*") -> list[Path]:
     """Delete the temporary files that `atomic_open` leaves in `folder` when its
-    process is killed mid-write; returns them. Only safe while no other process
-    writes there (the run directory's lock says so)."""
+    process is killed mid-write (of files matching `name`: "checkpoint-*.npz", say;
+    default all); returns them. Only safe while no other process writes there (the
+    run directory's lock says so)."""
     removed = []
-    for path in sorted(Path(folder).glob(TEMP_PATTERN)):
+    for path in sorted(Path(folder).glob(TEMP_PATTERN.format(name=name))):
         if path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)

@@ -16,6 +16,7 @@ from nnscratch.nn.checkpoints import (
     save_next,
     write_checkpoint,
 )
+from nnscratch.nn.kernels.dispatch import using
 
 
 def data(n=150, seed=0):
@@ -98,6 +99,49 @@ def test_a_fit_interrupted_again_and_again_ends_as_if_never_stopped(
     assert not tmp_path.exists()  # deleted at the end, as Keras does
 
 
+OPTIMIZERS = {
+    "sgd-momentum": lambda: nn.SGD(0.05, momentum=0.9),
+    "sgd-nesterov": lambda: nn.SGD(
+        0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
+    "rmsprop": lambda: nn.RMSprop(0.01),
+    "adam": lambda: nn.Adam(0.01, weight_decay=1e-3),
+    "adamw": lambda: nn.AdamW(0.01),
+}
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_optimizer_continues_exactly_on_both_kernels(
+    tmp_path, optimizer, kernels
+):
+    """Stopped at an epoch's end (the 5th call of `interrupt`: after 3 steps and the
+    epoch's checkpoint) and in the middle of the next (the 7th: after its 2nd step),
+    then continued: the very weights and losses of the fit never stopped (batch norm,
+    dropout, augmentation, a validation split and a step-decay schedule)."""
+    x, y = data(60)
+
+    def short_fit(callbacks):
+        m = model()
+        history = m.fit(
+            x, y, epochs=3, batch_size=16, validation_split=0.2, seed=3,
+            optimizer=OPTIMIZERS[optimizer](), lr_schedule=nn.StepDecay(0.02, 1, 0.5),
+            augment=nn.Augment(shift=1), verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        return m, history
+
+    with using(kernels):
+        reference, history = short_fit([])
+        for stop_at in (5, 7):
+            folder = tmp_path / str(stop_at)
+            with pytest.raises(nn.TrainingInterrupted) as stopped:
+                short_fit([nn.BackupAndRestore(folder, interrupt=stop_after(stop_at))])
+            assert stopped.value.step == (3 if stop_at == 5 else 2)
+            resumed, resumed_history = short_fit([nn.BackupAndRestore(folder)])
+            same_weights(reference, resumed)
+            same_history(history, resumed_history)
+
+
 def test_a_checkpoint_taken_after_the_last_epoch_only_ends_training(
     tmp_path, uninterrupted
 ):
@@ -159,6 +203,32 @@ def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
         nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
             *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path / "all")]
         )
+
+
+def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    # it said "cannot write DIR/notes.txt: File exists"
+    with pytest.raises(NnscratchError) as info:
+        nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
+            *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path / "notes.txt")]
+        )
+    assert str(info.value) == (
+        f"cannot write checkpoints in {tmp_path / 'notes.txt'}: it is a file, not a "
+        "folder"
+    )
+
+
+def test_only_its_own_temporary_files_are_removed_from_the_folder(tmp_path):
+    """BackupAndRestore may be pointed at a folder other programs write in too: the
+    temporary file of a killed checkpoint write goes, another program's stays."""
+    killed = tmp_path / ".checkpoint-000002.npz.k1ll3d.tmp"
+    others = tmp_path / ".draft.txt.a8c2.tmp"
+    for path in (killed, others):
+        path.write_bytes(b"half written")
+    nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
+        *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path)]
+    )
+    assert sorted(tmp_path.iterdir()) == [others]
 
 
 def npy(array):
@@ -254,6 +324,26 @@ def test_model_checkpoint_keeps_its_best_over_several_fits(tmp_path):
         np.testing.assert_array_equal(array, saved[name])
 
 
+def test_model_checkpoint_saves_every_n_steps_with_save_freq(tmp_path):
+    # Keras' save_freq=N: every N steps, counted over the fit (5 steps an epoch here)
+    x, y = data(80)
+    every = nn.ModelCheckpoint(
+        tmp_path / "m-{epoch}-{batch}-{loss:.1f}.npz", save_freq=3
+    )
+    best = nn.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_freq=3,
+                              save_best_only=True)  # fmt: skip
+    m = model()
+    history = m.fit(x, y, epochs=2, batch_size=16, seed=0, verbose=0,
+                    callbacks=[every, best])  # fmt: skip
+    saved = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.glob("m-*.npz"))
+    assert saved == ["m-1-3", "m-2-1", "m-2-4"]
+    assert best.best == min(history.batch_losses[2::3])
+    with pytest.raises(NnscratchError, match="save_freq=3 saves between epochs"):
+        nn.ModelCheckpoint(tmp_path / "a.npz", save_freq=3, save_best_only=True)
+    with pytest.raises(NnscratchError, match=r"save_freq \('epoch' or an int\)"):
+        nn.ModelCheckpoint(tmp_path / "a.npz", save_freq="batch")
+
+
 def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
     x, y = data()
 
@@ -277,3 +367,65 @@ def test_save_with_the_optimizer_continues_training_exactly(tmp_path):
     assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "m.npz").read_bytes()
     m.save(tmp_path / "plain.npz")
     assert nn.load_model(tmp_path / "plain.npz").optimizer is None
+
+
+def tampered(s, where, value):
+    """Set s[where[0]][where[1]]...[index] = value, the index being where's last item."""
+    *keys, index = where
+    for key in keys:
+        s = s[key]
+    s[index] = value
+
+
+@pytest.mark.parametrize(
+    "where, value, problem",
+    [
+        (("weights", "1.W", (0, 0)), np.nan, "array '1.W' holds NaN or infinite"),
+        (("weights", "2.running_var", 0), -3.0,
+         "array '2.running_var' holds negative values, which BatchNorm's running_var"),
+        (("optimizer", "state", "all", "v", 0), -1.0,
+         "state 'all/v' holds negative values, which a mean of squares cannot"),
+        (("optimizer", "state", "all", "m", slice(None)), np.inf,
+         "state 'all/m' holds NaN or infinite"),
+    ],
+    ids=["nan-weight", "negative-variance", "negative-moment", "infinite-moment"],
+)  # fmt: skip
+def test_a_checkpoint_with_values_training_cannot_have_is_refused_by_name(
+    tmp_path, where, value, problem
+):
+    """A tampered checkpoint (whole zip, bad numbers) is named with the array at
+    restore, not reported later as 'training diverged, try a lower learning rate'
+    (after which `nnscratch train` deletes the run's checkpoints) or left to make
+    every prediction NaN."""
+    x, y = data(48)
+    backup = nn.BackupAndRestore(tmp_path, delete_at_end=False)
+    model().fit(x, y, epochs=1, seed=0, verbose=0, optimizer=nn.Adam(0.01),
+                callbacks=[backup])  # fmt: skip
+    state = read_checkpoint(backup.last_saved)
+    tampered(state, where, value)
+    write_checkpoint(backup.last_saved, state)
+    with pytest.raises(NnscratchError) as info:
+        model().fit(x, y, epochs=2, seed=0, verbose=0, optimizer=nn.Adam(0.01),
+                    callbacks=[nn.BackupAndRestore(tmp_path)])  # fmt: skip
+    assert type(info.value) is NnscratchError  # not TrainingDivergedError
+    assert str(info.value).startswith(f"{backup.last_saved}: ")
+    assert problem in str(info.value)
+
+
+def test_a_checkpoint_missing_an_optimizer_moment_is_refused_by_name(tmp_path):
+    x, y = data(48)
+    backup = nn.BackupAndRestore(tmp_path, delete_at_end=False)
+    model().fit(x, y, epochs=1, seed=0, verbose=0, optimizer=nn.RMSprop(0.01),
+                callbacks=[backup])  # fmt: skip
+    state = read_checkpoint(backup.last_saved)
+    state["optimizer"]["state"]["all"]["velocity"] = state["optimizer"]["state"][
+        "all"
+    ].pop("square_avg")
+    write_checkpoint(backup.last_saved, state)
+    with pytest.raises(NnscratchError) as info:  # it was a KeyError at the first step
+        model().fit(x, y, epochs=2, seed=0, verbose=0, optimizer=nn.RMSprop(0.01),
+                    callbacks=[nn.BackupAndRestore(tmp_path)])  # fmt: skip
+    assert str(info.value) == (
+        f"{backup.last_saved}: optimizer: the state of 'all' holds ['velocity'], "
+        "RMSprop keeps ['square_avg']"
+    )

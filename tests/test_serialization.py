@@ -69,7 +69,17 @@ def test_loaded_model_keeps_training(tmp_path):
     assert not np.allclose(before, loaded.flat_params)
 
 
-def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error, raised",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "cannot write {path}: No space left"),
+        (KeyboardInterrupt(), None),  # Ctrl-C half-way through the write
+    ],
+    ids=["disk-full", "ctrl-c"],
+)  # fmt: skip
+def test_save_is_atomic_and_leaves_no_temporary_files(
+    tmp_path, monkeypatch, error, raised
+):
     model = small_model()
     path = tmp_path / "m.npz"
     model.save(path)
@@ -77,11 +87,15 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
 
     def broken_write(f, arrays):
         f.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")  # names no file
+        raise error  # an OSError that names no file
 
     monkeypatch.setattr("nnscratch.nn.saving.write_npz", broken_write)
-    with pytest.raises(NnscratchError, match=f"cannot write {path}: No space left"):
-        model.save(path)
+    if raised is None:
+        with pytest.raises(type(error)):
+            model.save(path)
+    else:
+        with pytest.raises(NnscratchError, match=raised.format(path=path)):
+            model.save(path)
     assert path.read_bytes() == original  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
@@ -107,6 +121,10 @@ def meta(**changes):
 
 
 GOOD = {"0.W": np.ones((2, 2), np.float32), "0.b": np.zeros(2, np.float32)}
+BATCH_NORM = {  # BatchNorm(2)'s arrays but running_var
+    name: np.full(2, value, np.float32)
+    for name, value in [("0.gamma", 1), ("0.beta", 0), ("0.running_mean", 0)]
+}
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -178,6 +196,10 @@ def huge_npy_header() -> bytes:
         (npz_bytes(__model__=np.frombuffer(b"[" * 100_000, np.uint8), **GOOD), "nested too deeply"),
         (npz_bytes(__model__=np.frombuffer(b"1" * 5000, np.uint8), **GOOD), "not valid JSON"),
         (zip_bytes({"__model__.npy": npy_bytes(meta()), "__model__": b""}), "not a .npy array"),
+        (
+            npz_bytes(__model__=meta(layers=[{"class": "BatchNorm", "config": {"num_features": 2}}]), **BATCH_NORM, **{"0.running_var": np.array([1.0, -0.5], np.float32)}),
+            r"array '0.running_var' holds negative values, which BatchNorm's running_var cannot",
+        ),
     ],
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
@@ -185,6 +207,7 @@ def huge_npy_header() -> bytes:
         "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
         "class-names", "extra-member", "class-as-list", "loss-as-list", "metadata-as-list",
         "class-names-not-str", "dtype-setting", "deep-json", "huge-int", "non-npy-twin",
+        "negative-variance",
     ],
 )  # fmt: skip
 def test_files_that_are_not_models_get_clear_errors(tmp_path, content, message):
@@ -457,3 +480,44 @@ def test_a_float64_model_loads_as_float64_and_keeps_training_the_same(tmp_path):
         m.fit(x, y, epochs=1, batch_size=4, verbose=0, seed=2)
     for name, array in loaded.get_weights().items():
         assert_array_equal(array, model.get_weights()[name])
+
+
+def saved_arrays(path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return {n[:-4]: np.lib.format.read_array(z.open(n)) for n in z.namelist()}
+
+
+def without_optimizer_entry(description: np.ndarray) -> np.ndarray:
+    meta = json.loads(description.tobytes())
+    del meta["optimizer"]
+    return np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda a: a.update({"optimizer/all/v": -a["optimizer/all/v"] - 1}),
+         "state 'all/v' holds negative values, which a mean of squares cannot"),
+        (lambda a: a.update({"optimizer/all/m": a["optimizer/all/m"] * np.nan}),
+         "state 'all/m' holds NaN or infinite values"),
+        (lambda a: a.update({"optimizer/other/m": a.pop("optimizer/all/m")}),
+         "the state of 'all' holds ['v'], Adam keeps ['m', 'v']"),
+        (lambda a: a.update({"__model__": without_optimizer_entry(a["__model__"])}),
+         "holds optimizer arrays but the description names no optimizer"),
+    ],
+    ids=["negative-v", "nan-m", "missing-m", "no-description"],
+)  # fmt: skip
+def test_a_tampered_optimizer_state_is_refused_at_load(tmp_path, change, problem):
+    """It loaded and the next fit failed with a KeyError or turned the weights into
+    NaN."""
+    model = small_model()
+    x, y = np.random.default_rng(2).random((8, 4, 4)), np.arange(8) % 3
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz", include_optimizer=True)
+    arrays = saved_arrays(tmp_path / "m.npz")
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    path.write_bytes(npz_bytes(**arrays))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ") and problem in str(info.value)

@@ -143,6 +143,10 @@ class ModelCheckpoint(Callback):
     save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
     far ("min" or "max" `mode`; "auto": max for accuracies), over every fit it is
     given to, as in Keras: a later fit does not overwrite a better file.
+    save_freq: "epoch", or an int N to save every N steps instead (counted over the
+    fit, as a checkpoint's position counts them); `filepath` may then hold `{batch}`
+    (counted from 1 in each epoch) and the step's logs (`loss`, `accuracy`), and
+    `monitor` must be one of them: the validation metrics exist only at an epoch's end.
     include_optimizer: the optimiser too (`Sequential.save`), so the file can
     continue training.
     """
@@ -150,20 +154,44 @@ class ModelCheckpoint(Callback):
     def __init__(
         self, filepath, monitor: str = "val_loss", mode: str = "auto",
         save_best_only: bool = False, include_optimizer: bool = False,
+        save_freq: str | int = "epoch",
     ):  # fmt: skip
         self.filepath, self.monitor = str(filepath), monitor
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
+        if save_freq != "epoch":
+            save_freq = check_int(
+                "ModelCheckpoint save_freq ('epoch' or an int)", save_freq
+            )
+            if save_best_only and monitor.startswith("val_"):
+                raise NnscratchError(
+                    f"ModelCheckpoint: save_freq={save_freq} saves between epochs, "
+                    f"where {monitor!r} is not known yet: monitor 'loss' or a training "
+                    "metric, or save every epoch"
+                )
+        self.save_freq = save_freq
         self.best: float | None = None
 
+    def on_batch_end(self, batch, logs):
+        trainer = self.trainer
+        steps_done = trainer.epoch * trainer.batches.steps + trainer.step
+        if self.save_freq != "epoch" and steps_done % self.save_freq == 0:
+            self._save(logs, trainer.epoch, batch=batch + 1)
+
     def on_epoch_end(self, epoch, logs):
+        if self.save_freq == "epoch":
+            self._save(logs, epoch)
+
+    def _save(self, logs: dict, epoch: int, **batch) -> None:
+        """Save to `filepath` filled in with `logs`, `epoch` (0-based) and `batch`,
+        if the monitored value improved (or always, without save_best_only)."""
         if self.save_best_only:
             value = monitored("ModelCheckpoint", self.monitor, logs)
             if not improves(value, self.best, self.mode):
                 return
             self.best = value
         try:
-            path = self.filepath.format(epoch=epoch + 1, **logs)
+            path = self.filepath.format(epoch=epoch + 1, **batch, **logs)
         except (KeyError, IndexError, ValueError) as e:
             raise NnscratchError(
                 f"ModelCheckpoint: cannot fill in {self.filepath!r} ({e!r})"

@@ -179,6 +179,10 @@ def save_next(folder, state: dict, keep: int = 2) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's "File exists" would not say which is wrong
+        raise CheckpointWriteError(
+            f"cannot write checkpoints in {folder}: it is a file, not a folder"
+        ) from None
     except OSError as e:
         raise CheckpointWriteError(
             f"cannot write {folder}: {e.strerror or e}"
@@ -199,7 +203,8 @@ def load_latest(folder, say: Callable[[str], None]) -> tuple[Path, dict] | None:
     used; CheckpointError if every one is damaged."""
     folder = Path(folder)
     if folder.is_dir():
-        remove_temp_files(folder)  # of a write that was killed
+        # of a write that was killed; only its own: the folder may be the user's
+        remove_temp_files(folder, "checkpoint-*.npz")
     damaged = []
     for path in reversed(checkpoint_paths(folder)):
         try:

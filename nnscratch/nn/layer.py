@@ -71,6 +71,11 @@ class Layer(ABC):
       (Dense and Conv2D do).
     """
 
+    nonnegative: tuple[str, ...] = ()
+    """Names of the arrays (params or state) that cannot hold negative values (batch
+    norm's running_var): loading refuses a file in which they do, which would
+    otherwise load and predict NaN."""
+
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}

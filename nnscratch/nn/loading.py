@@ -17,7 +17,7 @@ from ..errors import ModelFileError, NnscratchError
 from .layer import Layer, deferred_weights
 from .model import Sequential
 from .npz import open_model_archive
-from .parameters import all_layers, walk
+from .parameters import all_layers, check_values, walk
 from .registry import LAYERS, LOSSES, OPTIMIZERS
 from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
 
@@ -157,6 +157,10 @@ def _optimizer(path: Path, entry, arrays: dict):
     """The optimiser a file saved with `include_optimizer` holds, with its state."""
     if entry is None and not arrays:
         return None
+    if not isinstance(entry, dict):
+        raise ModelFileError(
+            f"{path}: holds optimizer arrays but the description names no optimizer"
+        )
     state: dict = {}
     for name, array in arrays.items():
         group, _, key = name.removeprefix(OPTIMIZER_PREFIX).rpartition("/")
@@ -255,7 +259,8 @@ def _mismatch(path: Path, missing: list, extra: list) -> ModelFileError:
 
 def _read_weights(path: Path, model: Sequential, archive) -> None:
     """Read every array of the file into the model: parameters straight into the
-    flat buffer (when the model is built), the rest into arrays of their own."""
+    flat buffer (when the model is built), the rest into arrays of their own; then
+    check their values (`parameters.check_values`)."""
     if model.built:
         model._bind(copy_values=False)  # the buffer's values come from the file
     for prefix, layer, _ in all_layers(model.layers):
@@ -264,10 +269,10 @@ def _read_weights(path: Path, model: Sequential, archive) -> None:
                 if not target.flags.writeable:  # a stand-in: give it memory
                     target = store[key] = np.empty(target.shape, target.dtype)
                 archive.read_into(prefix + key, target)
-                if not np.isfinite(target).all():
-                    raise ModelFileError(
-                        f"{path}: array {prefix + key!r} holds NaN or infinite values"
-                    )
+    try:
+        check_values(model.layers)
+    except NnscratchError as e:
+        raise ModelFileError(f"{path}: {e}") from None
 
 
 def _layer_named(path: Path, layers: list, name) -> Layer:

@@ -28,6 +28,8 @@ class BatchNorm(Layer):
     momentum); evaluation (training=False) uses the running statistics.
     """
 
+    nonnegative = ("running_var",)
+
     def __init__(
         self,
         num_features: int | None = None,

@@ -33,6 +33,9 @@ FLUSH_BELOW = 1e-30
 class Optimizer(ABC):
     """Base class: per-name state, the step counter and the subnormal flush."""
 
+    # state arrays that cannot be negative: means of squared gradients (Adam's v)
+    nonnegative: tuple[str, ...] = ()
+
     def __init__(self, lr: float):
         self.lr = check_float(f"{type(self).__name__} lr", lr, 0, open_low=True)
         self.iterations = 0
@@ -83,7 +86,8 @@ class Optimizer(ABC):
 
     def set_state(self, state: dict) -> None:
         """Continue from `get_state`'s dict, which must come from an optimiser of the
-        same class and settings (the learning rate may differ: schedules change it)."""
+        same class and settings (the learning rate may differ: schedules change it).
+        Its arrays are checked (`_check_state`): they may come from a file."""
         if state["class"] != type(self).__name__:
             raise NnscratchError(
                 f"optimizer: the state is an {state['class']}'s, this is {self!r}"
@@ -99,9 +103,32 @@ class Optimizer(ABC):
             str(name): {str(k): np.array(v) for k, v in entries.items()}
             for name, entries in state["state"].items()
         }
+        for name, entries in arrays.items():
+            self._check_state(name, entries)
         self.lr = check_float("optimizer lr", theirs["lr"], 0, open_low=True)
         self.iterations = check_int("optimizer iterations", state["iterations"], 0)
         self.state = arrays
+
+    def _check_state(self, name: str, entries: dict[str, np.ndarray]) -> None:
+        """NnscratchError unless `entries` (the state of parameter `name`, read from a
+        file) are what `_init_state` makes, of floats, finite, and not negative
+        where they cannot be: the step would fail, or turn the weights into NaN."""
+        expected = sorted(self._init_state(np.zeros(0, np.float32)))
+        if sorted(entries) != expected:
+            raise NnscratchError(
+                f"optimizer: the state of {name!r} holds {sorted(entries)}, "
+                f"{type(self).__name__} keeps {expected}"
+            )
+        for key, array in entries.items():
+            where = f"optimizer: state {name + '/' + key!r}"
+            if not np.issubdtype(array.dtype, np.floating):
+                raise NnscratchError(f"{where} has dtype {array.dtype}, expected float")
+            if not np.isfinite(array).all():
+                raise NnscratchError(f"{where} holds NaN or infinite values")
+            if key in self.nonnegative and (array < 0).any():
+                raise NnscratchError(
+                    f"{where} holds negative values, which a mean of squares cannot"
+                )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -157,6 +184,8 @@ class RMSprop(Optimizer):
     s = rho * s + (1 - rho) * g^2;  p -= lr * g / (sqrt(s) + eps)
     """
 
+    nonnegative = ("square_avg",)
+
     def __init__(self, lr: float = 0.001, rho: float = 0.99, eps: float = 1e-8):
         super().__init__(lr)
         self.rho = check_float("RMSprop rho", rho, 0, 1, open_high=True)
@@ -186,6 +215,8 @@ class Adam(Optimizer):
     state["m"] and state["v"] hold m / (1 - b1) and v / (1 - b2): their updates take
     a pass fewer each (see `_update`).
     """
+
+    nonnegative = ("v",)
 
     def __init__(
         self,

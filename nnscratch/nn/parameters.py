@@ -46,6 +46,25 @@ def named_arrays(layers: list[Layer], kind: str = "params") -> dict[str, np.ndar
     }
 
 
+def check_values(layers: list[Layer]) -> None:
+    """NnscratchError naming the first array (parameter or state) of `layers` whose
+    values the layer cannot use: NaN or infinite, or negative where the layer lists
+    it in `nonnegative` (batch norm's running_var). For arrays read from a file:
+    training keeps them finite and a variance never goes below zero."""
+    for prefix, layer, _ in all_layers(layers):
+        for store in (layer.params, layer.state):
+            for key, array in store.items():
+                if not np.isfinite(array).all():
+                    raise NnscratchError(
+                        f"array {prefix + key!r} holds NaN or infinite values"
+                    )
+                if key in layer.nonnegative and (array < 0).any():
+                    raise NnscratchError(
+                        f"array {prefix + key!r} holds negative values, which "
+                        f"{type(layer).__name__}'s {key} cannot"
+                    )
+
+
 def is_trainable(layer: Layer) -> bool:
     """Whether any parameter of `layer` (or of a layer inside it) is trained."""
     return any(t and inner.params for _, inner, t in walk(layer))

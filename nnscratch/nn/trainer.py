@@ -14,7 +14,7 @@ from ..errors import NnscratchError, TrainingDivergedError, check_int
 from .batches import EpochBatches
 from .callbacks import CallbackList
 from .optimizers import Optimizer
-from .parameters import all_layers
+from .parameters import all_layers, check_values
 from .saving import model_description
 from .seeding import new_seed
 
@@ -219,6 +219,7 @@ class Trainer:
         self._check_fits(state, [type(cb).__name__ for cb, _ in callbacks])
         generators = self._generators()
         self.model.set_weights(state["weights"])
+        check_values(self.model.layers)  # a NaN would pass as a diverged fit
         self.optimizer.set_state(state["optimizer"])
         for (cb, _), entry in zip(callbacks, state["callbacks"]):
             cb.set_state(entry["state"])
