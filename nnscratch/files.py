@@ -22,6 +22,8 @@ def atomic_open(path, mode: str = "wb"):
     The file gets the permissions any new file gets (the umask's), not mkstemp's 0600.
     """
     path = Path(path)
+    if path.is_dir():  # else the rename's "Is a directory" or "Device or resource busy"
+        raise NnscratchError(f"cannot write {path}: it is a folder")
     try:
         fd, tmp = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent

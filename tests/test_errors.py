@@ -1,10 +1,12 @@
 """Argument checks: bad values get one NnscratchError naming the argument."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import nnscratch as nn
 from nnscratch import (
     SGD,
     Adam,
@@ -80,3 +82,18 @@ def test_check_same_length_names_every_array():
 def test_constructors_name_the_bad_argument(make, message):
     with pytest.raises(NnscratchError, match=message):
         make()
+
+
+@pytest.mark.parametrize("folder", [".", "models"])
+def test_a_file_written_over_a_folder_is_refused_by_name(folder, tmp_path, monkeypatch):
+    # "nnscratch export model.npz ." said "cannot write .: Device or resource busy"
+    monkeypatch.chdir(tmp_path)
+    Path(folder).mkdir(exist_ok=True)
+    model = nn.Sequential([nn.Dense(2)], input_shape=(3,))
+    with pytest.raises(
+        NnscratchError, match=rf"^cannot write {folder}: it is a folder$"
+    ):
+        model.save(folder)
+    assert [p.name for p in tmp_path.iterdir()] == (
+        ["models"] if folder == "models" else []
+    )
