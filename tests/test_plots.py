@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnscratch.errors import DataError
+from nnscratch.errors import DataError, NnscratchError
 from nnscratch.reporting import confusion, curves, figures, image_grids
 from nnscratch.reporting.metrics import confusion_matrix
 
@@ -152,3 +152,17 @@ def test_class_names_are_drawn_as_text_not_math(tmp_path):
     _check_png(fig, tmp_path / "samples.png")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any(r"\$\frac{\$" in t for t in titles), titles
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_how_many_tiles_must_be_a_positive_int(n):
+    # -3 used to show all the mistakes but 3, 0 to fail with a ZeroDivisionError
+    images, labels, probs = _data()
+    weights = np.zeros((784, 10))
+    for draw, args in (
+        (image_grids.top_mistakes, (images, labels, probs, NAMES)),
+        (image_grids.sample_predictions, (images, labels, probs, NAMES)),
+        (image_grids.first_layer_features, (weights,)),
+    ):
+        with pytest.raises(NnscratchError, match=rf"{draw.__name__} n: expected"):
+            draw(*args, n=n)
