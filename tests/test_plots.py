@@ -89,6 +89,9 @@ def test_confusion_matrix_plot_masks_the_diagonal(tmp_path):
     assert [t.get_text() for t in fig.axes[0].texts][::4] == ["50", "40", "60"]
     fig = confusion.confusion_matrix_plot(cm, NAMES, normalize=True, mask_diagonal=True)
     assert fig.axes[0].images[0].norm.vmax == pytest.approx(3 / 43)
+    # one class: every cell is the diagonal, there is no confusion to scale to
+    fig = confusion.confusion_matrix_plot([[7]], ["only"], mask_diagonal=True)
+    _check_png(fig, tmp_path / "one.png", min_std=1.0)
 
 
 def test_per_class_bars(tmp_path):

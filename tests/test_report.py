@@ -91,6 +91,13 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert not list((tmp_path / "run").rglob(".*.tmp"))  # atomic writes: no temp files
 
 
+@pytest.mark.parametrize("cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]]])
+def test_a_damaged_confusion_matrix_leaves_the_per_class_table_empty(tmp_path, cm):
+    metrics = {"test_accuracy": 0.5, "confusion_matrix": cm}
+    page = write_report(tmp_path / "page.html", tmp_path, {"dataset": "mnist"}, metrics)
+    assert "Per class" in page.read_text(encoding="utf-8")
+
+
 def test_a_run_json_file_must_be_there_and_readable(tmp_path):
     with pytest.raises(NnscratchError, match=r"config\.json: file not found"):
         read_json(tmp_path / "config.json")
