@@ -16,6 +16,7 @@ from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.page import write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
+from nnscratch.runs.lock import RunLock
 from nnscratch.runs.rundir import read_json, rebuild_report
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
@@ -198,6 +199,22 @@ def test_report_of_damaged_run_dir(run_dir, tmp_path, capsys, damage, message):
     assert main(["report", str(damaged)]) != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_report_of_an_interrupted_or_training_run(tmp_path, capsys):
+    # what train leaves when stopped before its end: the lock file and checkpoints
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint-000003.npz").write_bytes(b"")
+    (tmp_path / ".lock").touch()
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {tmp_path} holds an interrupted run, not a finished one: continue"
+        f" it with nnscratch train --resume {tmp_path}"
+    )
+    with RunLock(tmp_path, "nnscratch train"):  # training there now
+        assert main(["report", str(tmp_path)]) == 1
+    assert f"{tmp_path} is in use by another run (pid" in capsys.readouterr().err
 
 
 def test_report_of_missing_dir(tmp_path, capsys):

@@ -37,7 +37,7 @@ from ..nn.loading import load_model
 from ..reporting.animation import Recordings
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
-from .lock import RunLock
+from .lock import LOCK_FILE, RunLock
 from .scoring import test_metrics
 from .settings import RunSettings
 
@@ -346,12 +346,25 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     if not run_dir.is_dir():
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
     if not (run_dir / CONFIG_FILE).is_file() and not (run_dir / INCOMING_DIR).is_dir():
-        raise NnscratchError(
-            f"{run_dir / CONFIG_FILE}: file not found in the run directory"
-        )
+        _refuse_unfinished(run_dir)
     with RunLock(run_dir, "nnscratch report"):
         recover(run_dir)
         return _rebuild_report(run_dir, data_dir)
+
+
+def _refuse_unfinished(run_dir: Path) -> None:
+    """The one-line error for a run directory without config.json: a run training
+    there now (its lock is held), an interrupted one, or no run at all."""
+    if (run_dir / LOCK_FILE).is_file():  # no lock file made in a stranger's folder
+        with RunLock(run_dir, "nnscratch report"):  # refuses if it trains now
+            if checkpoint_paths(run_dir / CHECKPOINTS_DIR):
+                raise NnscratchError(
+                    f"{run_dir} holds an interrupted run, not a finished one: continue"
+                    f" it with nnscratch train --resume {run_dir}"
+                )
+    raise NnscratchError(
+        f"{run_dir / CONFIG_FILE}: file not found in the run directory"
+    )
 
 
 def _rebuild_report(run_dir: Path, data_dir) -> Path:
