@@ -127,6 +127,13 @@ def test_top_mistakes_surest_first(tmp_path):
     assert next(ax.images[0] for ax in fig.axes if ax.images).get_cmap().name == "gray"
 
 
+def test_top_mistakes_counts_with_thousands_separators():
+    images, labels, probs = _data(3000)
+    wrong = int(np.sum(probs.argmax(axis=1) != labels))
+    title = image_grids.top_mistakes(images, labels, probs, NAMES, n=2)._suptitle
+    assert f"2 of {wrong:,} wrong among 3,000" in title.get_text()
+
+
 def test_top_mistakes_without_mistakes(tmp_path):
     images, labels, _ = _data(6)
     probs = np.eye(3)[labels]

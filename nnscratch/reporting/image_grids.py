@@ -125,7 +125,7 @@ def top_mistakes(
         ax.set_xlabel(f"true: {names[true]} {percent(probs[k, true])}", fontsize=9)
         border(ax, WRONG, 2.0)
     fig.suptitle(
-        f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
+        f"Most confident mistakes: {len(chosen)} of {wrong.size:,} wrong among"
         f" {len(labels):,} (predicted on top, true class below)",
         fontsize=12,
     )
