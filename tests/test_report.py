@@ -92,6 +92,17 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert not list((tmp_path / "run").rglob(".*.tmp"))  # atomic writes: no temp files
 
 
+def test_the_test_metrics_read_as_evaluate_prints_them(tmp_path):
+    metrics = {"test_loss": 1.8167447, "test_accuracy": 0.4085, "test_examples": 10000}
+    metrics["train_seconds"] = 5.736123
+    page = write_report(tmp_path / "page.html", tmp_path, {}, metrics)
+    page = page.read_text(encoding="utf-8")
+    assert '<th>test_loss</th><td class="num">1.8167</td>' in page  # not 1.817
+    assert '<th>test_accuracy</th><td class="num">40.85%</td>' in page  # as its card
+    assert '<th>test_examples</th><td class="num">10,000</td>' in page
+    assert '<th>train_seconds</th><td class="num">5.74</td>' in page
+
+
 @pytest.mark.parametrize("cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]]])
 def test_a_damaged_confusion_matrix_leaves_the_per_class_table_empty(tmp_path, cm):
     metrics = {"test_accuracy": 0.5, "confusion_matrix": cm}
