@@ -180,6 +180,23 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
     assert rebuild_report(copy).is_file()
 
 
+def test_rebuild_refuses_a_test_set_other_than_the_scored_one(
+    run_dir, data_dir, tmp_path, capsys
+):
+    # fashion-mnist's files have MNIST's names: a folder named neither passes for it
+    other = tmp_path / "idx-files"
+    shutil.copytree(data_dir / "fashion-mnist", other)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    capsys.readouterr()
+    assert main(["report", str(copy), "--data-dir", str(other)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: the test set of mnist in --data-dir {other} is not the one"
+        f" {copy / 'metrics.json'} was scored on (other class counts): pass"
+        " --data-dir with the run's files\n"
+    )
+
+
 def overflowing_weights(run_dir: Path) -> None:
     """Finite weights (3e38) so large that float32 overflows: NaN probabilities."""
     model = load_model(run_dir / "model.npz")

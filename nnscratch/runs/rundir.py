@@ -28,6 +28,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..data.catalog import CLASS_NAMES, still_holding
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
@@ -35,6 +37,7 @@ from ..files import fsync_directory, remove_temp_files, write_text
 from ..nn.checkpoints import checkpoint_paths
 from ..nn.loading import load_model
 from ..reporting.animation import Recordings
+from ..reporting.metrics import check_confusion_matrix
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
 from .lock import LOCK_FILE, RunLock
@@ -338,8 +341,9 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
     recordings.npz if there is one, and reloads the test set (from `data_dir`, else
-    config's data_dir if it still holds the files, else where `load_dataset` looks).
-    A run whose test set was not scored (a sweep's trial) is scored now, into its
+    config's data_dir if it still holds the files, else where `load_dataset` looks),
+    refused if its class counts differ from metrics.json's confusion matrix. A run
+    whose test set was not scored (a sweep's trial) is scored now, into its
     metrics.json.
     """
     run_dir = Path(run_dir)
@@ -367,6 +371,22 @@ def _refuse_unfinished(run_dir: Path) -> None:
     )
 
 
+def _check_scored_on(run_dir: Path, metrics: dict, y_test, found: str) -> None:
+    """Refuse a test set whose class counts y_test (N,) differ from the row sums of
+    the confusion matrix in metrics.json: the figures would show other images than
+    the page's numbers were measured on (e.g. --data-dir holding the other dataset)."""
+    try:
+        recorded = check_confusion_matrix(metrics["confusion_matrix"]).sum(axis=1)
+    except (KeyError, NnscratchError):
+        return  # no matrix: a sweep's trial, whose test set is scored now
+    counts = np.bincount(y_test, minlength=len(recorded))
+    if counts.shape != recorded.shape or np.any(counts != recorded):
+        raise NnscratchError(
+            f"the test set of {found} is not the one {run_dir / METRICS_FILE} was"
+            " scored on (other class counts): pass --data-dir with the run's files"
+        )
+
+
 def _rebuild_report(run_dir: Path, data_dir) -> Path:
     settings, config = read_settings(run_dir)
     metrics = read_json(run_dir / METRICS_FILE)
@@ -386,6 +406,8 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     # moved since: look where load_dataset looks by default
     recorded = still_holding(settings.dataset, config.get("data_dir"))
     _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    where = f"--data-dir {data_dir}" if data_dir else recorded or "the usual places"
+    _check_scored_on(run_dir, metrics, test_set[1], f"{settings.dataset} in {where}")
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
         metrics.update(test_metrics(model, *test_set, list(class_names)))
