@@ -28,8 +28,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..data.catalog import CLASS_NAMES, still_holding
 from ..data.loading import load_dataset
 from ..errors import NnscratchError
@@ -37,11 +35,10 @@ from ..files import fsync_directory, remove_temp_files, write_text
 from ..nn.checkpoints import checkpoint_paths
 from ..nn.loading import load_model
 from ..reporting.animation import Recordings
-from ..reporting.metrics import check_confusion_matrix
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
 from .lock import LOCK_FILE, RunLock
-from .scoring import test_metrics
+from .scoring import check_scored_on, test_metrics
 from .settings import RunSettings
 
 CONFIG_FILE = "config.json"
@@ -371,22 +368,6 @@ def _refuse_unfinished(run_dir: Path) -> None:
     )
 
 
-def _check_scored_on(run_dir: Path, metrics: dict, y_test, found: str) -> None:
-    """Refuse a test set whose class counts y_test (N,) differ from the row sums of
-    the confusion matrix in metrics.json: the figures would show other images than
-    the page's numbers were measured on (e.g. --data-dir holding the other dataset)."""
-    try:
-        recorded = check_confusion_matrix(metrics["confusion_matrix"]).sum(axis=1)
-    except (KeyError, NnscratchError):
-        return  # no matrix: a sweep's trial, whose test set is scored now
-    counts = np.bincount(y_test, minlength=len(recorded))
-    if counts.shape != recorded.shape or np.any(counts != recorded):
-        raise NnscratchError(
-            f"the test set of {found} is not the one {run_dir / METRICS_FILE} was"
-            " scored on (other class counts): pass --data-dir with the run's files"
-        )
-
-
 def _rebuild_report(run_dir: Path, data_dir) -> Path:
     settings, config = read_settings(run_dir)
     metrics = read_json(run_dir / METRICS_FILE)
@@ -407,7 +388,9 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     recorded = still_holding(settings.dataset, config.get("data_dir"))
     _, test_set = load_dataset(settings.dataset, data_dir or recorded)
     where = f"--data-dir {data_dir}" if data_dir else recorded or "the usual places"
-    _check_scored_on(run_dir, metrics, test_set[1], f"{settings.dataset} in {where}")
+    check_scored_on(
+        metrics, test_set[1], f"{settings.dataset} in {where}", run_dir / METRICS_FILE
+    )
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
         metrics.update(test_metrics(model, *test_set, list(class_names)))
