@@ -98,3 +98,11 @@ def test_prediction_recorder_samples_and_takes_labels_later():
     assert "note" not in rec.logs and rec.class_names == NAMES
     with pytest.raises(DataError, match="expected 30 labels"):
         recorder.recordings(labels[:5])
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 30])
+def test_the_loss_axes_mark_whole_epochs_only(epochs):
+    ax = animation._build_figure(_recordings(epochs)).fig.axes[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks

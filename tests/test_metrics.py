@@ -127,3 +127,20 @@ def test_bad_matrix_and_names():
         classification_report([0, 2], [0, 1], ["a", "b"])
     with pytest.raises(DataError, match="num_classes: expected a positive integer"):
         confusion_matrix([0], [0], 0)
+
+
+@pytest.mark.parametrize(
+    "cm, message",
+    [
+        ([[np.nan, 1], [0, 1]], "counts must be finite"),
+        ([[np.inf, 1], [0, 1]], "counts must be finite"),
+        ([["a", "b"], ["c", "d"]], "expected counts, got dtype <U1"),
+        ([[1, None], [0, 1]], "expected counts, got dtype object"),
+        ([[1, 2], [3]], "expected a square"),
+    ],
+)
+def test_a_matrix_of_non_counts_gets_a_clear_error(cm, message):
+    # as read from a damaged metrics.json: NaN gave a support of -2**63, texts a
+    # UFuncTypeError
+    with pytest.raises(DataError, match=re.escape(message)):
+        per_class_scores(cm)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnscratch.errors import DataError
+from nnscratch.errors import DataError, NnscratchError
 from nnscratch.reporting import confusion, curves, figures, image_grids
 from nnscratch.reporting.metrics import confusion_matrix
 
@@ -89,6 +89,9 @@ def test_confusion_matrix_plot_masks_the_diagonal(tmp_path):
     assert [t.get_text() for t in fig.axes[0].texts][::4] == ["50", "40", "60"]
     fig = confusion.confusion_matrix_plot(cm, NAMES, normalize=True, mask_diagonal=True)
     assert fig.axes[0].images[0].norm.vmax == pytest.approx(3 / 43)
+    # one class: every cell is the diagonal, there is no confusion to scale to
+    fig = confusion.confusion_matrix_plot([[7]], ["only"], mask_diagonal=True)
+    _check_png(fig, tmp_path / "one.png", min_std=1.0)
 
 
 def test_per_class_bars(tmp_path):
@@ -124,6 +127,13 @@ def test_top_mistakes_surest_first(tmp_path):
     assert next(ax.images[0] for ax in fig.axes if ax.images).get_cmap().name == "gray"
 
 
+def test_top_mistakes_counts_with_thousands_separators():
+    images, labels, probs = _data(3000)
+    wrong = int(np.sum(probs.argmax(axis=1) != labels))
+    title = image_grids.top_mistakes(images, labels, probs, NAMES, n=2)._suptitle
+    assert f"2 of {wrong:,} wrong among 3,000" in title.get_text()
+
+
 def test_top_mistakes_without_mistakes(tmp_path):
     images, labels, _ = _data(6)
     probs = np.eye(3)[labels]
@@ -152,3 +162,17 @@ def test_class_names_are_drawn_as_text_not_math(tmp_path):
     _check_png(fig, tmp_path / "samples.png")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any(r"\$\frac{\$" in t for t in titles), titles
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_how_many_tiles_must_be_a_positive_int(n):
+    # -3 used to show all the mistakes but 3, 0 to fail with a ZeroDivisionError
+    images, labels, probs = _data()
+    weights = np.zeros((784, 10))
+    for draw, args in (
+        (image_grids.top_mistakes, (images, labels, probs, NAMES)),
+        (image_grids.sample_predictions, (images, labels, probs, NAMES)),
+        (image_grids.first_layer_features, (weights,)),
+    ):
+        with pytest.raises(NnscratchError, match=rf"{draw.__name__} n: expected"):
+            draw(*args, n=n)

@@ -16,6 +16,7 @@ from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.page import write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
+from nnscratch.runs.lock import RunLock
 from nnscratch.runs.rundir import read_json, rebuild_report
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
@@ -91,6 +92,24 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert not list((tmp_path / "run").rglob(".*.tmp"))  # atomic writes: no temp files
 
 
+def test_the_test_metrics_read_as_evaluate_prints_them(tmp_path):
+    metrics = {"test_loss": 1.8167447, "test_accuracy": 0.4085, "test_examples": 10000}
+    metrics["train_seconds"] = 5.736123
+    page = write_report(tmp_path / "page.html", tmp_path, {}, metrics)
+    page = page.read_text(encoding="utf-8")
+    assert '<th>test_loss</th><td class="num">1.8167</td>' in page  # not 1.817
+    assert '<th>test_accuracy</th><td class="num">40.85%</td>' in page  # as its card
+    assert '<th>test_examples</th><td class="num">10,000</td>' in page
+    assert '<th>train_seconds</th><td class="num">5.74</td>' in page
+
+
+@pytest.mark.parametrize("cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]]])
+def test_a_damaged_confusion_matrix_leaves_the_per_class_table_empty(tmp_path, cm):
+    metrics = {"test_accuracy": 0.5, "confusion_matrix": cm}
+    page = write_report(tmp_path / "page.html", tmp_path, {"dataset": "mnist"}, metrics)
+    assert "Per class" in page.read_text(encoding="utf-8")
+
+
 def test_a_run_json_file_must_be_there_and_readable(tmp_path):
     with pytest.raises(NnscratchError, match=r"config\.json: file not found"):
         read_json(tmp_path / "config.json")
@@ -161,6 +180,23 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
     assert rebuild_report(copy).is_file()
 
 
+def test_rebuild_refuses_a_test_set_other_than_the_scored_one(
+    run_dir, data_dir, tmp_path, capsys
+):
+    # fashion-mnist's files have MNIST's names: a folder named neither passes for it
+    other = tmp_path / "idx-files"
+    shutil.copytree(data_dir / "fashion-mnist", other)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    capsys.readouterr()
+    assert main(["report", str(copy), "--data-dir", str(other)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: the test set of mnist in --data-dir {other} is not the one"
+        f" {copy / 'metrics.json'} was scored on (other class counts): pass"
+        " --data-dir with the run's files\n"
+    )
+
+
 def overflowing_weights(run_dir: Path) -> None:
     """Finite weights (3e38) so large that float32 overflows: NaN probabilities."""
     model = load_model(run_dir / "model.npz")
@@ -191,6 +227,22 @@ def test_report_of_damaged_run_dir(run_dir, tmp_path, capsys, damage, message):
     assert main(["report", str(damaged)]) != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_report_of_an_interrupted_or_training_run(tmp_path, capsys):
+    # what train leaves when stopped before its end: the lock file and checkpoints
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint-000003.npz").write_bytes(b"")
+    (tmp_path / ".lock").touch()
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {tmp_path} holds an interrupted run, not a finished one: continue"
+        f" it with nnscratch train --resume {tmp_path}"
+    )
+    with RunLock(tmp_path, "nnscratch train"):  # training there now
+        assert main(["report", str(tmp_path)]) == 1
+    assert f"{tmp_path} is in use by another run (pid" in capsys.readouterr().err
 
 
 def test_report_of_missing_dir(tmp_path, capsys):

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from ..errors import DataError, NnscratchError
@@ -302,7 +303,8 @@ def _loss_axes(ax, recordings: Recordings) -> dict[str, Line2D]:
         ylabel="loss",
         title="Loss",
     )
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    # whole epochs only, even for a single one (else ticks at 0.6, 0.8, ...)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(loc="upper right")

@@ -46,7 +46,7 @@ def confusion_matrix_plot(
     vmax = 1.0 if normalize else max(1, int(cm.max()))
     if mask_diagonal:
         values = np.ma.masked_array(values, mask=np.eye(len(cm), dtype=bool))
-        top = values.max()  # of the cells left: the largest confusion
+        top = values.filled(0).max()  # of the cells left (none for 1 class)
         vmax = max(float(top), 1e-12) if normalize else max(1, int(top))
         title += ", diagonal greyed out"
     # masked cells (the diagonal) in light grey

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..errors import DataError, check_same_length
+from ..errors import DataError, check_int, check_same_length
 from .figures import (
     CORRECT,
     RIGHT_MARK,
@@ -56,7 +56,7 @@ def sample_predictions(
     images, labels, probs, names = _check_predictions(
         images, labels, probs, class_names
     )
-    n = min(int(n), len(images))
+    n = min(check_int("sample_predictions n", n), len(images))
     if n < 1:
         raise DataError("sample_predictions: no images to show")
     fig, axes = _grid(n, (1.7, 1.95))
@@ -94,6 +94,7 @@ def top_mistakes(
     images, labels, probs, names = _check_predictions(
         images, labels, probs, class_names
     )
+    n = check_int("top_mistakes n", n)
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     if wrong.size == 0:
@@ -110,7 +111,7 @@ def top_mistakes(
         )
         return fig
     confidence = probs[wrong, predicted[wrong]]
-    chosen = wrong[np.argsort(-confidence, kind="stable")[: int(n)]]
+    chosen = wrong[np.argsort(-confidence, kind="stable")[:n]]
     fig, axes = _grid(len(chosen), (1.8, 2.15))
     for ax, k in zip(axes, chosen):
         ax.imshow(images[k], cmap=cmap, interpolation="nearest")
@@ -124,7 +125,7 @@ def top_mistakes(
         ax.set_xlabel(f"true: {names[true]} {percent(probs[k, true])}", fontsize=9)
         border(ax, WRONG, 2.0)
     fig.suptitle(
-        f"Most confident mistakes: {len(chosen)} of {wrong.size} wrong among"
+        f"Most confident mistakes: {len(chosen)} of {wrong.size:,} wrong among"
         f" {len(labels):,} (predicted on top, true class below)",
         fontsize=12,
     )
@@ -138,6 +139,7 @@ def first_layer_features(weights, n: int = 64) -> Figure:
     or Conv2D W (out, in, kh, kw), each kernel shown. Diverging colour map centred on 0,
     scaled per tile (red: positive weight, blue: negative).
     """
+    n = check_int("first_layer_features n", n)
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim == 2:
         side = round(np.sqrt(weights.shape[0]))
@@ -146,14 +148,14 @@ def first_layer_features(weights, n: int = 64) -> Figure:
                 f"weights: expected Dense weights (H*W, units) of a square image, got"
                 f" shape {weights.shape}"
             )
-        tiles = weights.T[: int(n)].reshape(-1, side, side)
+        tiles = weights.T[:n].reshape(-1, side, side)
         title = (
             f"First layer: incoming weights of {len(tiles)} of {weights.shape[1]}"
             f" hidden units, each as a {side}\u00d7{side} image"
         )
     elif weights.ndim == 4:
         out_ch, in_ch, kh, kw = weights.shape
-        tiles = weights.reshape(out_ch * in_ch, kh, kw)[: int(n)]
+        tiles = weights.reshape(out_ch * in_ch, kh, kw)[:n]
         # one tile per (output channel, input channel) pair, output channel first
         per_filter = "" if in_ch == 1 else f", {in_ch} input channels each"
         title = (

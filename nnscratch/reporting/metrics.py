@@ -76,13 +76,18 @@ def confusion_matrix(labels, predicted, num_classes: int) -> np.ndarray:
 
 def check_confusion_matrix(cm) -> np.ndarray:
     """`cm` as an array, checked to be (C, C) counts with C >= 1 (figures use it too)."""
-    cm = np.asarray(cm)
+    try:  # a hand-edited metrics.json may hold texts or nulls
+        cm = np.asarray(cm)
+    except ValueError:  # ragged rows
+        raise DataError("confusion matrix: expected a square (C, C) array") from None
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
         raise DataError(
             f"confusion matrix: expected a square (C, C) array, got shape {cm.shape}"
         )
-    if np.any(cm < 0):
-        raise DataError("confusion matrix: counts must not be negative")
+    if cm.dtype.kind not in "biuf":
+        raise DataError(f"confusion matrix: expected counts, got dtype {cm.dtype}")
+    if not np.all(np.isfinite(cm)) or np.any(cm < 0):
+        raise DataError("confusion matrix: counts must be finite and not negative")
     return cm
 
 

@@ -106,6 +106,22 @@ def percent_cell(value) -> str:
     return "<td></td>"
 
 
+def number_cell(key: str, value) -> str:
+    """A metric's cell, as the cards and `nnscratch evaluate` show it: accuracies as
+    percentages, losses with 4 decimals; other values as `html_cell` shows them."""
+    if not isinstance(value, float) or not np.isfinite(value):
+        return html_cell(value)
+    if "accuracy" in key:
+        return percent_cell(value)
+    if key == "lr":
+        return f'<td class="num">{value:.3g}</td>'
+    if key.endswith("seconds"):
+        return f'<td class="num">{value:.2f}</td>'
+    if key.endswith("loss"):
+        return f'<td class="num">{value:.4f}</td>'
+    return html_cell(value)
+
+
 def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
     """metrics' per_class list, or the scores computed from its confusion matrix."""
     rows = metrics.get("per_class")
@@ -143,17 +159,8 @@ def _history_table(history_rows) -> str:
     for i in range(len(next(iter(columns.values()), []))):
         row = [f"<th>{i + 1}</th>"]
         for k in keys:
-            value = columns[k][i]
-            if not np.isfinite(value):
-                row.append("<td></td>")
-            elif "accuracy" in k:
-                row.append(percent_cell(value))
-            elif k == "lr":
-                row.append(f'<td class="num">{value:.3g}</td>')
-            elif k == "seconds":
-                row.append(f'<td class="num">{value:.2f}</td>')
-            else:
-                row.append(f'<td class="num">{value:.4f}</td>')
+            value = float(columns[k][i])
+            row.append(number_cell(k, value) if np.isfinite(value) else "<td></td>")
         rows.append(row)
     return html_table(["epoch", *keys], rows)
 
@@ -258,7 +265,7 @@ def _test_set_section(figures_dir: Path, config: dict, metrics: dict) -> list[st
         _figure(figures_dir, "confusion_matrix_normalized.png"),
         (
             f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
-            f"<h3>Test metrics</h3>{key_value_table(scalars)}</div>"
+            f"<h3>Test metrics</h3>{_metrics_table(scalars)}</div>"
         ),
         _figure(figures_dir, "per_class.png"),
         "</div>",
@@ -266,6 +273,13 @@ def _test_set_section(figures_dir: Path, config: dict, metrics: dict) -> list[st
         _figure(figures_dir, "top_mistakes.png"),
         "</div>",
     ]
+
+
+def _metrics_table(items) -> str:
+    return html_table(
+        ["metric", "value"],
+        [[f"<th>{escape(k)}</th>", number_cell(k, v)] for k, v in items],
+    )
 
 
 def _model_section(

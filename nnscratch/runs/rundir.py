@@ -37,8 +37,8 @@ from ..nn.loading import load_model
 from ..reporting.animation import Recordings
 from ..reporting.page import write_report
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
-from .lock import RunLock
-from .scoring import test_metrics
+from .lock import LOCK_FILE, RunLock
+from .scoring import check_scored_on, test_metrics
 from .settings import RunSettings
 
 CONFIG_FILE = "config.json"
@@ -338,20 +338,34 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
     recordings.npz if there is one, and reloads the test set (from `data_dir`, else
-    config's data_dir if it still holds the files, else where `load_dataset` looks).
-    A run whose test set was not scored (a sweep's trial) is scored now, into its
+    config's data_dir if it still holds the files, else where `load_dataset` looks),
+    refused if its class counts differ from metrics.json's confusion matrix. A run
+    whose test set was not scored (a sweep's trial) is scored now, into its
     metrics.json.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NnscratchError(f"{run_dir}: not a run directory (no such folder)")
     if not (run_dir / CONFIG_FILE).is_file() and not (run_dir / INCOMING_DIR).is_dir():
-        raise NnscratchError(
-            f"{run_dir / CONFIG_FILE}: file not found in the run directory"
-        )
+        _refuse_unfinished(run_dir)
     with RunLock(run_dir, "nnscratch report"):
         recover(run_dir)
         return _rebuild_report(run_dir, data_dir)
+
+
+def _refuse_unfinished(run_dir: Path) -> None:
+    """The one-line error for a run directory without config.json: a run training
+    there now (its lock is held), an interrupted one, or no run at all."""
+    if (run_dir / LOCK_FILE).is_file():  # no lock file made in a stranger's folder
+        with RunLock(run_dir, "nnscratch report"):  # refuses if it trains now
+            if checkpoint_paths(run_dir / CHECKPOINTS_DIR):
+                raise NnscratchError(
+                    f"{run_dir} holds an interrupted run, not a finished one: continue"
+                    f" it with nnscratch train --resume {run_dir}"
+                )
+    raise NnscratchError(
+        f"{run_dir / CONFIG_FILE}: file not found in the run directory"
+    )
 
 
 def _rebuild_report(run_dir: Path, data_dir) -> Path:
@@ -373,6 +387,10 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     # moved since: look where load_dataset looks by default
     recorded = still_holding(settings.dataset, config.get("data_dir"))
     _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    where = f"--data-dir {data_dir}" if data_dir else recorded or "the usual places"
+    check_scored_on(
+        metrics, test_set[1], f"{settings.dataset} in {where}", run_dir / METRICS_FILE
+    )
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
         metrics.update(test_metrics(model, *test_set, list(class_names)))

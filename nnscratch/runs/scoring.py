@@ -4,7 +4,14 @@ scored for the best trial alone, so that choosing among trials never looks at it
 
 from __future__ import annotations
 
-from ..reporting.metrics import confusion_matrix, per_class_rows
+import numpy as np
+
+from ..errors import NnscratchError
+from ..reporting.metrics import (
+    check_confusion_matrix,
+    confusion_matrix,
+    per_class_rows,
+)
 
 
 def test_metrics(model, x_test, y_test, class_names) -> dict:
@@ -30,3 +37,21 @@ def validation_metrics(model, validation: tuple) -> dict:
         "val_accuracy": result["accuracy"],
         "val_examples": len(y_val),
     }
+
+
+def check_scored_on(metrics: dict, y_test, found: str, metrics_path) -> None:
+    """Refuse a test set whose class counts y_test (N,) differ from the row sums of
+    the confusion matrix in metrics.json: the figures would show other images than
+    the page's numbers were measured on (e.g. --data-dir holding the other dataset).
+    `found` says where the test set was read and `metrics_path` names metrics.json,
+    for the message."""
+    try:
+        recorded = check_confusion_matrix(metrics["confusion_matrix"]).sum(axis=1)
+    except (KeyError, NnscratchError):
+        return  # no matrix: a sweep's trial, whose test set is scored now
+    counts = np.bincount(y_test, minlength=len(recorded))
+    if counts.shape != recorded.shape or np.any(counts != recorded):
+        raise NnscratchError(
+            f"the test set of {found} is not the one {metrics_path} was"
+            " scored on (other class counts): pass --data-dir with the run's files"
+        )
