@@ -124,6 +124,39 @@ def test_a_point_or_an_underline_close_to_digits_does_not_join_them(mark):
     assert len(segment.find_digits(drawn(tall_one)).digits) == 3
 
 
+@pytest.mark.parametrize(
+    "underline",
+    [(20, 164, 285, 164), (20, 167, 285, 167), (170, 164, 480, 164)],
+    ids=["touching every digit", "touching the 3", "touching the 4, long"],
+)
+def test_an_underline_touching_the_digits_is_dropped(underline):
+    # the digits and the line were one piece, cut apart by guesswork: 314 read as
+    # other digits, or as a 3 and a line
+    without = drawn(THREE_ONE_FOUR, size=(500, 200))
+    img = Image.fromarray((without * 255).astype(np.uint8))
+    ImageDraw.Draw(img).line(underline, fill=0, width=8)  # the digits end at ~165
+    reading = segment.find_digits(np.asarray(img, np.float32) / 255)
+    expected = segment.find_digits(without)
+    assert len(reading.digits) == len(expected.digits) == 3
+    for digit, same in zip(reading.digits, expected.digits):
+        (left, top, right, bottom), box = digit.box, same.box
+        # the stroke touching the line keeps a stub of it, as on ruled paper
+        assert abs(left - box[0]) <= 2 and abs(right - box[2]) <= 2
+        assert top == box[1] and box[3] <= bottom <= box[3] + 12
+
+
+def test_a_wide_two_keeps_its_base():
+    # as wide as an underlined digit, but nothing is left apart without its base
+    two = drawn([[(40, 60), (110, 30), (180, 60), (150, 100), (40, 160), (195, 160)]])
+    reading = segment.find_digits(two)
+    assert len(reading.digits) == 1
+    assert_array_equal(
+        reading.digits[0].input, segment.find_digits(two).digits[0].input
+    )
+    ink = images.picture_ink(two)
+    assert_array_equal(segment.drop_underlines(ink), ink)
+
+
 def test_digits_on_two_lines_read_the_first():
     page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
     reading = segment.find_digits(page)

@@ -264,15 +264,22 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
             continue
         lined = lined or lines is out
         for start, stop in bands:
-            # the line's blurred edges too: where lines cross (squared paper), the
-            # blur sums them into blobs wider than either line
-            width = stop - start
-            start, stop = max(0, start - (width + 1) // 2), stop + (width + 1) // 2
-            before, after = inked[start - width : start], inked[stop : stop + width]
-            goes_on = (len(before) == width) & before.all(axis=0)
-            goes_on |= (len(after) == width) & after.all(axis=0)
-            lines[start:stop, ~goes_on] = 0.0
+            erase_band(lines, inked, start, stop)
     return out if out.any() or lined else np.array(ink, dtype=np.float32)
+
+
+def erase_band(lines: np.ndarray, inked: np.ndarray, start: int, stop: int) -> None:
+    """Zero rows start:stop of `lines` (H, W), in place, and half the band's
+    thickness on either side (its blurred edges: where lines cross, on squared
+    paper, the blur sums them into blobs wider than either line), except in the
+    columns where `inked` (H, W) bool goes on past that, on either side, for at
+    least the band's thickness: a stroke crossing the band or lying along it."""
+    width = stop - start
+    start, stop = max(0, start - (width + 1) // 2), stop + (width + 1) // 2
+    before, after = inked[max(0, start - width) : start], inked[stop : stop + width]
+    goes_on = (len(before) == width) & before.all(axis=0)
+    goes_on |= (len(after) == width) & after.all(axis=0)
+    lines[start:stop, ~goes_on] = 0.0
 
 
 def runs(flags: np.ndarray) -> list[tuple[int, int]]:

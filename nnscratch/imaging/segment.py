@@ -28,7 +28,7 @@ from .images import (
     lay_out,
     picture_ink,
 )
-from .paper import runs
+from .paper import erase_band, runs
 
 # A piece less high than PART_HEIGHT of the digits' height is part of a digit, joined
 # to the piece it overlaps most, within JOIN_GAP of that height (`join_pieces`)
@@ -46,6 +46,17 @@ DIGIT_ASPECT = 0.7
 TRY_SPLIT = 0.8
 MAX_PARTS = 4
 MAX_DIGITS = 20  # more candidates than this is likely not a number: say so
+# An underline touching the digits: a band of rows in the lowest UNDERLINE_LOW of a
+# piece at least UNDERLINE_ASPECT times as wide as high, at most UNDERLINE_THICK of
+# its height thick, inked without a gap across UNDERLINE_SPAN of its width
+UNDERLINE_ASPECT = 1.0
+UNDERLINE_LOW = 0.35
+UNDERLINE_THICK = 0.25
+UNDERLINE_SPAN = 0.9
+# ... if without it the piece falls apart into digits, or is one digit that spans
+# less than LONE_DIGIT of a piece LONE_LINE times as wide as high (on a longer line)
+LONE_DIGIT = 0.6
+LONE_LINE = 2.0
 
 
 @dataclass
@@ -164,7 +175,7 @@ def find_digits(
     """
     layout = {"box": box, "by_mass": by_mass}
     gray = check_gray(gray, "find_digits")
-    ink = picture_ink(gray, blur=blur, threshold=threshold)
+    ink = drop_underlines(picture_ink(gray, blur=blur, threshold=threshold))
     labels, boxes = label_components(ink > 0)
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     keep = np.flatnonzero(sides >= max(2, MIN_SIZE * max(gray.shape)))
@@ -204,6 +215,59 @@ def find_digits(
             )
         )
     return reading
+
+
+def drop_underlines(ink: np.ndarray) -> np.ndarray:
+    """Zero the underline of digits that touch it: (H, W) -> (H, W), a copy.
+
+    Joined by it, the digits are one piece, cut apart by guesswork. The underline is
+    an `underline_band` of a wide piece; it is erased as a ruled line is, keeping
+    the strokes that go on above it, if that leaves the piece in several digits or
+    in one on a much longer line (`is_lone_digit_on_a_line`): a "2" keeps its base.
+    An underline apart from the digits is `is_mark`'s.
+    """
+    out = np.array(ink, dtype=np.float32)
+    _, boxes = label_components(out > 0)
+    for left, top, right, bottom in boxes.tolist():
+        if right - left < UNDERLINE_ASPECT * (bottom - top):
+            continue
+        window = out[top:bottom, left:right]  # a view: edits reach `out`
+        band = underline_band(window > 0)
+        if band is None:
+            continue
+        erased = window.copy()
+        erase_band(erased, window > 0, *band)
+        _, parts = label_components(erased > 0)
+        # digits: half as high as the piece above the band, not bits it cut off
+        parts = parts[parts[:, 3] - parts[:, 1] >= 0.5 * band[0]]
+        if len(parts) > 1 or is_lone_digit_on_a_line(parts, *window.shape):
+            window[...] = erased
+    return out
+
+
+def is_lone_digit_on_a_line(parts: np.ndarray, h: int, w: int) -> bool:
+    """Whether the one digit-sized part left of an (h, w) piece without its band
+    stood on a line much longer than itself: the piece LONE_LINE times as wide as
+    high, the part spanning less than LONE_DIGIT of its width. A "2" is never that
+    wide (MNIST's widest are about 1.3 times as wide as high) and keeps its base."""
+    return (
+        len(parts) == 1
+        and w >= LONE_LINE * h
+        and parts[0, 2] - parts[0, 0] < LONE_DIGIT * w
+    )
+
+
+def underline_band(mask: np.ndarray) -> tuple[int, int] | None:
+    """(start, stop) of the lowest band of rows of a piece's mask (h, w) that may be
+    an underline (see UNDERLINE_*), or None."""
+    h, w = mask.shape
+    longest = np.array([max((b - a for a, b in runs(row)), default=0) for row in mask])
+    bands = [
+        (start, stop)
+        for start, stop in runs(longest >= UNDERLINE_SPAN * w)
+        if stop - start <= UNDERLINE_THICK * h and start >= (1 - UNDERLINE_LOW) * h
+    ]
+    return bands[-1] if bands else None
 
 
 def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
