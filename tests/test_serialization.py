@@ -521,3 +521,48 @@ def test_a_tampered_optimizer_state_is_refused_at_load(tmp_path, change, problem
     with pytest.raises(ModelFileError) as info:
         load_model(path)
     assert str(info.value).startswith(f"{path}: ") and problem in str(info.value)
+
+
+def batch_norm_mlp(seed=1, inputs=5):
+    return Sequential(
+        [Dense(8), BatchNorm(), ReLU(), Dense(3)], input_shape=(inputs,), seed=seed
+    )
+
+
+@pytest.mark.parametrize("save", ["save_weights", "save"])
+def test_load_weights_takes_the_weights_of_save_weights_or_a_model_file(tmp_path, save):
+    """Keras' save_weights / load_weights: the arrays (batch-norm statistics
+    included) into a model of the same layers; a model file serves as well."""
+    x = np.random.default_rng(0).random((30, 5)).astype(np.float32)
+    trained = batch_norm_mlp()
+    trained.fit(x, np.arange(30) % 3, epochs=2, verbose=0)
+    getattr(trained, save)(tmp_path / "w.npz")
+    fresh = batch_norm_mlp(seed=2)
+    fresh.load_weights(tmp_path / "w.npz")
+    for name, array in trained.get_weights().items():
+        assert_array_equal(fresh.get_weights()[name], array, err_msg=name)
+    assert_array_equal(fresh(x), trained(x))
+
+
+def test_load_weights_refuses_other_layers_and_leaves_the_model_as_it_was(tmp_path):
+    batch_norm_mlp().save_weights(tmp_path / "w.npz")
+    with pytest.raises(ModelFileError, match="holds weights only .* load_weights"):
+        load_model(tmp_path / "w.npz")
+    other = Sequential([Dense(4), Dense(3)], input_shape=(5,), seed=0)
+    with pytest.raises(ModelFileError, match=r"w.npz: weights do not match the arch"):
+        other.load_weights(tmp_path / "w.npz")
+    wider = batch_norm_mlp(inputs=6)
+    with pytest.raises(ModelFileError, match=r"'0.W' has shape \(5, 8\), expected"):
+        wider.load_weights(tmp_path / "w.npz")
+    # a file whose values no model can use: refused, the model untouched
+    tampered = dict(np.load(tmp_path / "w.npz"))
+    tampered["0.W"][0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", **tampered)
+    model = batch_norm_mlp()
+    before = model.get_weights()
+    with pytest.raises(ModelFileError, match=r"nan.npz: array '0.W' holds NaN"):
+        model.load_weights(tmp_path / "nan.npz")
+    for name, array in before.items():
+        assert_array_equal(model.get_weights()[name], array, err_msg=name)
+    with pytest.raises(NnscratchError, match="load_weights: the model is not built"):
+        Sequential([Dense(3)]).load_weights(tmp_path / "w.npz")

@@ -8,7 +8,6 @@ anywhere.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +15,20 @@ import numpy as np
 from ..errors import ModelFileError, NnscratchError
 from .layer import Layer, deferred_weights
 from .model import Sequential
-from .npz import open_model_archive
+from .npz import open_model_archive, parse_description_json
 from .parameters import all_layers, check_values, walk
 from .registry import LAYERS, LOSSES, OPTIMIZERS
 from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
+from .weights import WEIGHTS_FORMAT, mismatch_error
 
 
 def _parse_description(path: Path, raw: np.ndarray) -> dict:
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ModelFileError(f"{path}: {META_KEY} must be a 1-D uint8 array")
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        # ValueError: bad JSON, or an integer of thousands of digits
-        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+    meta = parse_description_json(path, raw)
+    if isinstance(meta, dict) and meta.get("format") == WEIGHTS_FORMAT:
         raise ModelFileError(
-            f"{path}: the model description is not valid JSON ({reason})"
-        ) from None
+            f"{path}: holds weights only (save_weights): build the model and call "
+            "its load_weights"
+        )
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(
             f"{path}: not an nnscratch model (format is not {FORMAT!r})"
@@ -207,7 +203,7 @@ def _build_model(path: Path, meta: dict, headers: dict, custom_objects: dict):
             raise ModelFileError(f"{path}: the model is too large to build") from None
     extra = sorted(set(headers) - matched)
     if extra:
-        raise _mismatch(path, [], extra)
+        raise mismatch_error(path, [], extra)
     # once built: a layer that another makes in its `build` ("3.dense") exists now
     for name in meta.get("frozen") or []:
         _layer_named(path, layers, name).trainable = False
@@ -238,23 +234,13 @@ def _check_layer_arrays(path: Path, prefix: str, layer: Layer, headers: dict) ->
     given = {name for name in headers if name.startswith(prefix)}
     if set(wanted) != given:
         missing, extra = sorted(set(wanted) - given), sorted(given - set(wanted))
-        raise _mismatch(path, missing, extra)
+        raise mismatch_error(path, missing, extra)
     for name, shape in wanted.items():
         if headers[name][0] != shape:
             raise ModelFileError(
                 f"{path}: {name!r} has shape {headers[name][0]}, expected {shape}"
             )
     return list(wanted)
-
-
-def _mismatch(path: Path, missing: list, extra: list) -> ModelFileError:
-    """The error for arrays the architecture wants but the file lacks, or the other
-    way round (only the non-empty lists named)."""
-    listed = [f"missing {missing}"] if missing else []
-    listed += [f"extra {extra}"] if extra else []
-    return ModelFileError(
-        f"{path}: weights do not match the architecture ({', '.join(listed)})"
-    )
 
 
 def _read_weights(path: Path, model: Sequential, archive) -> None:

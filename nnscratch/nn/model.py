@@ -19,6 +19,7 @@ from .progress import ProgressBar
 from .saving import save_model
 from .seeding import new_seed
 from .trainer import Trainer, seed_layers
+from .weights import load_weights, save_weights
 
 
 class Sequential(Network):
@@ -286,3 +287,15 @@ class Sequential(Network):
         if not self.layers:  # a file that no loader could make a model of
             raise NnscratchError("save: the model has no layers")
         save_model(self, path, include_optimizer)
+
+    def save_weights(self, path) -> None:
+        """Write the weights alone (and batch-norm statistics) to one .npz,
+        atomically, as Keras' save_weights; `load_weights` reads them back."""
+        self._require_built("save_weights")
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Read weights saved by `save_weights` (or a whole model file by `save`)
+        into this built model of the same layers, as Keras' load_weights."""
+        self._rebuild_if_changed()
+        load_weights(self, path)

@@ -7,6 +7,7 @@ arrays are read straight into the memory that will hold them.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import stat
@@ -212,3 +213,18 @@ def read_npy_array(archive: zipfile.ZipFile, member) -> np.ndarray:
     """A .npy member whose header `read_npy_header` has checked, as a new array."""
     with archive.open(member) as f:
         return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def parse_description_json(path: Path, raw: np.ndarray):
+    """The JSON value of a file's description array (checked to be UTF-8 bytes)."""
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{path}: the description must be a 1-D uint8 array")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError: bad JSON, or an integer of thousands of digits
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise ModelFileError(
+            f"{path}: the model description is not valid JSON ({reason})"
+        ) from None
+    return meta

@@ -78,10 +78,15 @@ def save_model(model, path, include_optimizer: bool = False) -> None:
         for name, entries in state["state"].items():
             for key, array in entries.items():
                 arrays[f"{OPTIMIZER_PREFIX}{name}/{key}"] = array
+    write_described(path, description, arrays, "save")
+
+
+def write_described(path: Path, description: dict, arrays: dict, who: str) -> None:
+    """The arrays and the JSON description (as META_KEY) to `path`, atomically."""
     text = json.dumps(description)
     arrays = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
     if not path.parent.is_dir():
-        raise NnscratchError(f"save: directory {path.parent} does not exist")
+        raise NnscratchError(f"{who}: directory {path.parent} does not exist")
     with atomic_open(path, "wb") as f:
         write_npz(f, arrays)
 
