@@ -71,6 +71,11 @@ class Layer(ABC):
       (Dense and Conv2D do).
     """
 
+    forward_cache: tuple[str, ...] = ("_x", "_y")
+    """Attributes in which `forward` keeps what `backward` needs (batch-sized arrays):
+    a copy of the layer (pickle, copy.deepcopy) leaves them out, and starts with an
+    empty workspace and zero gradients, so that it weighs what its parameters do."""
+
     nonnegative: tuple[str, ...] = ()
     """Names of the arrays (params or state) that cannot hold negative values (batch
     norm's running_var): loading refuses a file in which they do, which would
@@ -173,6 +178,17 @@ class Layer(ABC):
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give the layer its random generator (only layers that draw need one)."""
+
+    def __getstate__(self) -> dict:
+        # what predicting and training go on from (params, state, settings, rng),
+        # not the last call's arrays: backward before the next forward is an error
+        state = {k: v for k, v in vars(self).items() if k not in self.forward_cache}
+        state["grads"] = {}  # backward overwrites them: zeros again, `__setstate__`
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

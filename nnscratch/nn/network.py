@@ -182,6 +182,26 @@ class Network:
             layer.reset_parameters(np.random.default_rng(seed))
         self._seeded.update(id(layer) for layer in layers)
 
+    # ----- copies (pickle, copy.deepcopy) ---------------------------------------------
+    def __getstate__(self) -> dict:
+        """The layers, settings and optimiser; not what is made again on use (the
+        flat buffers, whose views the layers' copied arrays no longer are, and the
+        fused steps, which keep the last call's arrays)."""
+        skip = {"_buffers", "_order", "_backward_layers", "_penalized"}
+        state = {k: v for k, v in vars(self).items() if k not in skip}
+        state.update(_buffers=None, _ordered=())
+        # ids of layers do not survive a copy: the layers themselves do
+        state["_seeded"] = [
+            layer
+            for _, layer, _ in all_layers(self.layers)
+            if id(layer) in self._seeded
+        ]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._seeded = {id(layer) for layer in state["_seeded"]}
+
     # ----- parameters -------------------------------------------------------------
     @property
     def trainable(self) -> bool:
