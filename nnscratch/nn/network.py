@@ -272,6 +272,17 @@ class Network:
             self._order = fuse(commute(self.layers))
         return self._order
 
+    def _forget_last_batch(self) -> None:
+        """Drop what the last forward kept for backward (each layer's, fused step's
+        and the loss's `forward_cache`), once no backward will use it (after
+        predict, evaluate and fit): views of the caller's x (or fit's batch, the
+        whole training set in full-batch training) would stay alive through it.
+        What the model keeps is then its workspace: one batch's arrays."""
+        steps = [layer for _, layer, _ in all_layers(self.layers)]
+        for step in [*steps, *self._execution_order(), getattr(self, "loss", None)]:
+            for name in getattr(step, "forward_cache", ()):
+                vars(step).pop(name, None)
+
     def backward(self, doutputs: np.ndarray) -> None:
         """Send dL/doutputs of the last `forward` back through the layers, filling
         every trainable layer's `grads` (views of `flat_grads`)."""
