@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from custom_parts import Residual, Scale
 from numpy.testing import assert_array_equal
 
 from nnscratch import (
@@ -20,6 +21,7 @@ from nnscratch import (
     ReLU,
     Sequential,
 )
+from nnscratch.nn.parameters import all_layers
 
 
 def pickled(obj):
@@ -44,6 +46,12 @@ def mlp():
     return Sequential(layers, input_shape=(12, 12), seed=0)
 
 
+def custom():
+    """Layers of a user's, written as docs/how-it-works.md shows (`self._x = x`)."""
+    layers = [Flatten(), Dense(16), Residual(), Scale(0.5), Dense(10)]
+    return Sequential(layers, input_shape=(12, 12), seed=0)
+
+
 def data(n=300, seed=0):
     rng = np.random.default_rng(seed)
     return rng.random((n, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, n)
@@ -54,14 +62,14 @@ def trained(make):
     batches of 256 and 44)."""
     x, y = data()
     model = make()
-    if make is mlp:
+    if make is not cnn:
         x = x[:, 0]
     model.fit(x, y, epochs=2, batch_size=32, optimizer=Adam(3e-3), verbose=0, seed=0)
     model.predict(x)
     return model, x, y
 
 
-@pytest.mark.parametrize("make", [mlp, cnn])
+@pytest.mark.parametrize("make", [mlp, cnn, custom])
 @pytest.mark.parametrize("how", COPIES)
 def test_a_copy_holds_the_weights_and_optimizer_state_not_the_last_batch(make, how):
     model = trained(make)[0]
@@ -71,12 +79,12 @@ def test_a_copy_holds_the_weights_and_optimizer_state_not_the_last_batch(make, h
     assert len(pickle.dumps(model)) < 3 * weights + 30_000
     again = COPIES[how](model)
     assert len(pickle.dumps(again)) < 3 * weights + 30_000
-    for layer in again.layers:
+    for _, layer, _ in all_layers(again.layers):
         assert not {"_x", "_y", "_winner", "_scale", "_slope"} & set(vars(layer))
         assert len(layer.workspace) == 0
 
 
-@pytest.mark.parametrize("make", [mlp, cnn])
+@pytest.mark.parametrize("make", [mlp, cnn, custom])
 @pytest.mark.parametrize("how", COPIES)
 def test_a_copy_predicts_and_trains_on_exactly_like_the_original(make, how):
     model, x, y = trained(make)
