@@ -48,7 +48,9 @@ class Layer(ABC):
     - `params` holds its trainable arrays by name ({} if none) and `grads` their
       gradients, with the same keys and shapes; `state` holds arrays that are saved but
       not trained (batch norm's running statistics).
-    - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`).
+    - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`),
+      in attributes named in `forward_cache` (default `_x`, `_y`): predict, evaluate
+      and copies of the layer drop them.
     - `backward(dy)` takes dL/dy, fills `grads` with dL/dparams and returns dL/dx.
     - `get_config` returns the constructor's arguments, so a saved model can rebuild it.
     - Sizes that depend on the input (Dense's n_in) are worked out in `build`, which
