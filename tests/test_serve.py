@@ -314,22 +314,31 @@ def test_a_model_that_overflows_answers_500_in_json_without_a_traceback(model, c
         create_app(huge)
 
 
-def test_concurrent_requests_get_their_own_answers(client, model):
-    # layers reuse buffers: without the lock, parallel requests would mix results
+def test_concurrent_requests_get_their_own_answers():
+    # layers reuse their buffers (and conv's im2col layout) from call to call: the
+    # app runs one model call at a time, or parallel digits and numbers would mix
+    # their activations (or fail on a layout another request just changed)
     from concurrent.futures import ThreadPoolExecutor
 
+    from nnscratch import Conv2D, MaxPool2D, Reshape
+
+    layers = [Reshape((1, 28, 28)), Conv2D(32, 3, padding="same"), MaxPool2D(2),
+              ReLU(), Flatten(), Dense(64), ReLU(), Dense(10)]  # fmt: skip
+    model = Sequential(layers, input_shape=(28, 28), seed=0, loss="cross_entropy")
     rng = np.random.default_rng(1)
-    digits = [rng.random((28, 28)) for _ in range(16)]
-    expected = model.predict(np.stack(digits).astype(np.float32))
-    with ThreadPoolExecutor(4) as pool:
-        responses = list(
-            pool.map(
-                lambda d: client.post("/api/predict", json={"pixels": d.tolist()}),
-                digits,
-            )
-        )
-    got = [r.json()["probabilities"] for r in responses]
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    image = {"headers": {"content-type": "image/png"}}
+    requests = []
+    for i in range(16):  # different digits, pictures and numbers of digits
+        requests += [
+            ("/api/predict", {"json": {"pixels": rng.random((28, 28)).tolist()}}),
+            ("/api/predict?number=1", {"content": number_png(1 + i % 4), **image}),
+            ("/api/predict", {"content": png(size=60 + 20 * i), **image}),
+        ]
+    with TestClient(create_app(model)) as client:
+        alone = [client.post(url, **kw).json() for url, kw in requests]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda r: client.post(r[0], **r[1]), requests))
+    assert [r.json() for r in together] == alone
 
 
 # ----- raw ASGI: what a test client cannot send ------------------------------------

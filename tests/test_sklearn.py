@@ -2,6 +2,7 @@
 them with (Pipeline, GridSearchCV, cross_val_score, joblib)."""
 
 import importlib
+import pickle
 import sys
 
 import joblib
@@ -88,6 +89,25 @@ def test_the_fitted_network_is_a_sequential_that_saves_and_pickles(digits, tmp_p
     again = joblib.load(tmp_path / "net.joblib")
     np.testing.assert_array_equal(again.predict(x_test), net.predict(x_test))
     np.testing.assert_array_equal(again.predict_proba(x_test), probs)
+
+
+def test_a_pickled_conv_estimator_is_small_predicts_and_trains_on_the_same(digits):
+    # joblib and GridSearchCV(n_jobs>1) pickle estimators: without the last
+    # predict's activations and im2col columns, and laid out anew to predict
+    x_train, x_test, y_train, _ = digits
+    net = NeuralNetClassifier(
+        (16,), image_shape=(8, 8), conv=(8,), epochs=2, random_state=0
+    ).fit(x_train, y_train)
+    probs = net.predict_proba(x_test)
+    weights = net.model_.count_params() * 8  # float64: X's type
+    again = pickle.loads(pickle.dumps(net))
+    assert len(pickle.dumps(net)) < 3 * weights + 30_000  # weights and Adam's moments
+    np.testing.assert_array_equal(again.predict_proba(x_test), probs)
+    net.partial_fit(x_train, y_train)
+    again.partial_fit(x_train, y_train)
+    np.testing.assert_array_equal(
+        again.predict_proba(x_test), net.predict_proba(x_test)
+    )
 
 
 def test_predict_log_proba_stays_finite_where_probabilities_underflow():

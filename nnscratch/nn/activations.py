@@ -42,6 +42,8 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     """y = x if x > 0 else alpha * x, element-wise; any shape."""
 
+    forward_cache = ("_slope",)
+
     def __init__(self, alpha: float = 0.01):
         super().__init__()
         self.alpha = check_float("LeakyReLU alpha", alpha)

@@ -15,6 +15,8 @@ class Dropout(Layer):
     scale the rest by 1 / (1 - rate), so evaluation needs no change. Any shape.
     """
 
+    forward_cache = ("_scale",)
+
     def __init__(self, rate: float = 0.5, *, rng=None):
         super().__init__()
         self.rate = check_float("Dropout rate", rate, 0, 1, open_high=True)

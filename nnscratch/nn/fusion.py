@@ -58,6 +58,8 @@ class NormPool(_Fused):
     other than batch norm's, ...) runs the layers one after the other.
     """
 
+    forward_cache = ("_x", "_y", "_winner", "_scale")  # as `Layer.forward_cache`
+
     def __init__(self, norm: BatchNorm, pool: MaxPool2D, relu: ReLU | None = None):
         self.norm, self.pool, self.relu = norm, pool, relu
         self.layers = (norm, pool) if relu is None else (norm, pool, relu)

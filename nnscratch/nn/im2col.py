@@ -56,6 +56,12 @@ class Columns:
         self.kept = False  # does the buffer hold every chunk's columns?
         self._layout: tuple | None = None
 
+    def __reduce__(self):
+        # a copy (pickle, deepcopy) is laid out anew: its workspace starts empty, and
+        # a new buffer must get its zeros and ones (`lay_out`), not only its shape
+        args = (self.kernel_size, self.stride, self.padding, self.workspace)
+        return Columns, args
+
     def lay_out(
         self, x_shape: tuple, dtype, out_channels: int = 0, keep: bool = True
     ) -> list[slice]:

@@ -48,7 +48,9 @@ class Layer(ABC):
     - `params` holds its trainable arrays by name ({} if none) and `grads` their
       gradients, with the same keys and shapes; `state` holds arrays that are saved but
       not trained (batch norm's running statistics).
-    - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`).
+    - `forward(x, training)` returns y and keeps what `backward` needs (`self._x = x`),
+      in attributes named in `forward_cache` (default `_x`, `_y`): predict, evaluate
+      and copies of the layer drop them.
     - `backward(dy)` takes dL/dy, fills `grads` with dL/dparams and returns dL/dx.
     - `get_config` returns the constructor's arguments, so a saved model can rebuild it.
     - Sizes that depend on the input (Dense's n_in) are worked out in `build`, which
@@ -70,6 +72,11 @@ class Layer(ABC):
       may only fill `grads` and return None, which skips the most expensive product
       (Dense and Conv2D do).
     """
+
+    forward_cache: tuple[str, ...] = ("_x", "_y")
+    """Attributes in which `forward` keeps what `backward` needs (batch-sized arrays):
+    a copy of the layer (pickle, copy.deepcopy) leaves them out, and starts with an
+    empty workspace and zero gradients, so that it weighs what its parameters do."""
 
     nonnegative: tuple[str, ...] = ()
     """Names of the arrays (params or state) that cannot hold negative values (batch
@@ -173,6 +180,17 @@ class Layer(ABC):
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give the layer its random generator (only layers that draw need one)."""
+
+    def __getstate__(self) -> dict:
+        # what predicting and training go on from (params, state, settings, rng),
+        # not the last call's arrays: backward before the next forward is an error
+        state = {k: v for k, v in vars(self).items() if k not in self.forward_cache}
+        state["grads"] = {}  # backward overwrites them: zeros again, `__setstate__`
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

@@ -28,6 +28,9 @@ class Loss(ABC):
     are not what `predict` should return as they are, `predictions`."""
 
     classifies = False  # whether its targets are classes (accuracy is then reported)
+    # what `forward` keeps for `backward` (batch-sized arrays), left out of a copy
+    # (pickle, copy.deepcopy) as a layer's are
+    forward_cache: tuple[str, ...] = ("_probs", "_targets", "_s", "_t", "_diff", "_w")
 
     @abstractmethod
     def forward(self, outputs, targets, sample_weight=None) -> float:
@@ -62,6 +65,9 @@ class Loss(ABC):
     def get_config(self) -> dict:
         """Constructor arguments as JSON values (saved with the model)."""
         return {}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k not in self.forward_cache}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

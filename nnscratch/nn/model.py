@@ -59,9 +59,12 @@ class Sequential(Network):
         """Evaluation-mode outputs batch by batch: the last layer's workspace buffer,
         valid until the next batch (copy it to keep it)."""
         buffer = input_buffer(x, batch_size)
-        for start in range(0, len(x), batch_size):
-            inputs = prepare_inputs(x[start : start + batch_size], buffer)
-            yield start, self.forward(inputs, False)
+        try:
+            for start in range(0, len(x), batch_size):
+                inputs = prepare_inputs(x[start : start + batch_size], buffer)
+                yield start, self.forward(inputs, False)
+        finally:  # the layers' last inputs are views of x: not kept alive
+            self._forget_last_batch()
 
     def predict(self, x, batch_size: int = 256, probabilities: bool = True):
         """The model's answers for x, (N, *output_shape) float32, in batches.
@@ -69,7 +72,9 @@ class Sequential(Network):
         With `probabilities` and a loss that defines them (cross-entropy: softmax of
         the logits; binary cross-entropy: sigmoid), the probabilities; a model ending
         in Softmax or Sigmoid, a regression loss, no loss, or probabilities=False:
-        the outputs as they are. NonFiniteOutputError if any is NaN or infinite."""
+        the outputs as they are. NonFiniteOutputError if any is NaN or infinite.
+        The layers keep their arrays for one batch of `batch_size` for the next
+        call (docs/how-it-works.md), nothing of x."""
         x = self._check_x(x)
         batch_size = check_int("batch_size", batch_size)
         convert = probabilities and self.loss is not None
@@ -199,6 +204,7 @@ class Sequential(Network):
         finally:  # a diverged loss raises mid-epoch: clear its bar before the error
             for bar in progress:
                 bar.close()
+            self._forget_last_batch()  # the batch buffers (full batch: all of x)
         return history
 
     def _fit_seed(self, seed, callbacks) -> int:

@@ -182,6 +182,26 @@ class Network:
             layer.reset_parameters(np.random.default_rng(seed))
         self._seeded.update(id(layer) for layer in layers)
 
+    # ----- copies (pickle, copy.deepcopy) ---------------------------------------------
+    def __getstate__(self) -> dict:
+        """The layers, settings and optimiser; not what is made again on use (the
+        flat buffers, whose views the layers' copied arrays no longer are, and the
+        fused steps, which keep the last call's arrays)."""
+        skip = {"_buffers", "_order", "_backward_layers", "_penalized"}
+        state = {k: v for k, v in vars(self).items() if k not in skip}
+        state.update(_buffers=None, _ordered=())
+        # ids of layers do not survive a copy: the layers themselves do
+        state["_seeded"] = [
+            layer
+            for _, layer, _ in all_layers(self.layers)
+            if id(layer) in self._seeded
+        ]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._seeded = {id(layer) for layer in state["_seeded"]}
+
     # ----- parameters -------------------------------------------------------------
     @property
     def trainable(self) -> bool:
@@ -251,6 +271,17 @@ class Network:
             self._ordered = tuple(self.layers)
             self._order = fuse(commute(self.layers))
         return self._order
+
+    def _forget_last_batch(self) -> None:
+        """Drop what the last forward kept for backward (each layer's, fused step's
+        and the loss's `forward_cache`), once no backward will use it (after
+        predict, evaluate and fit): views of the caller's x (or fit's batch, the
+        whole training set in full-batch training) would stay alive through it.
+        What the model keeps is then its workspace: one batch's arrays."""
+        steps = [layer for _, layer, _ in all_layers(self.layers)]
+        for step in [*steps, *self._execution_order(), getattr(self, "loss", None)]:
+            for name in getattr(step, "forward_cache", ()):
+                vars(step).pop(name, None)
 
     def backward(self, doutputs: np.ndarray) -> None:
         """Send dL/doutputs of the last `forward` back through the layers, filling

@@ -29,6 +29,7 @@ class BatchNorm(Layer):
     """
 
     nonnegative = ("running_var",)
+    forward_cache = ("_x", "_mean", "_inv_std")
 
     def __init__(
         self,

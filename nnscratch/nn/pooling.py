@@ -76,6 +76,8 @@ class MaxPool2D(_Pool2D):
     order when several tie, like PyTorch.
     """
 
+    forward_cache = ("_y", "_winner")
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.pool(x, relu=False)
 
