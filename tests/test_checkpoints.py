@@ -429,3 +429,25 @@ def test_a_checkpoint_missing_an_optimizer_moment_is_refused_by_name(tmp_path):
         f"{backup.last_saved}: optimizer: the state of 'all' holds ['velocity'], "
         "RMSprop keeps ['square_avg']"
     )
+
+
+def test_backup_and_restore_takes_keras_names(tmp_path):
+    """backup_dir, save_freq and delete_checkpoint, as a Keras user writes them."""
+    keras = nn.BackupAndRestore(
+        backup_dir=tmp_path, save_freq=7, delete_checkpoint=False
+    )
+    assert (keras.directory, keras.save_every, keras.delete_at_end) == (
+        tmp_path,
+        7,
+        False,
+    )
+    per_epoch = nn.BackupAndRestore(tmp_path, save_freq="epoch")
+    assert per_epoch.save_every is None and per_epoch.delete_at_end
+    with pytest.raises(NnscratchError, match='save_freq: expected "epoch" or an int'):
+        nn.BackupAndRestore(tmp_path, save_freq="batch")
+    with pytest.raises(NnscratchError, match="give save_every or save_freq"):
+        nn.BackupAndRestore(tmp_path, save_every=3, save_freq=5)
+    with pytest.raises(NnscratchError, match="give directory or backup_dir"):
+        nn.BackupAndRestore(tmp_path, backup_dir=tmp_path)
+    with pytest.raises(NnscratchError, match="expected a directory"):
+        nn.BackupAndRestore()

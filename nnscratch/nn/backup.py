@@ -8,7 +8,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import CheckpointError, NnscratchError, check_int
+from ..errors import CheckpointError, NnscratchError, check_int, is_whole_number
 from .callbacks import Callback, improves, monitor_mode, monitored
 from .checkpoints import checkpoint_paths, load_latest, save_next
 
@@ -43,6 +43,9 @@ class BackupAndRestore(Callback):
     (`say`) and the one before is used. Whatever its place in the list, it runs
     after the other callbacks, so its checkpoints hold their state after each step.
 
+    Keras' names are taken too: `backup_dir` for `directory`, `save_freq` ("epoch",
+    or a number of steps) for `save_every`, `delete_checkpoint` for `delete_at_end`.
+
     interrupt: called after every step; when it returns true, a checkpoint is
     written and fit raises `TrainingInterrupted` (a signal handler sets a flag, say).
     delete_at_end: remove the checkpoints when training ends, as Keras does (and
@@ -54,10 +57,24 @@ class BackupAndRestore(Callback):
     runs_last = True
 
     def __init__(
-        self, directory, save_every: int | None = None, keep: int = 2,
-        delete_at_end: bool = True, interrupt=None, say=None, extra=None,
+        self, directory=None, save_every: int | None = None, keep: int = 2,
+        delete_at_end: bool = True, interrupt=None, say=None, extra=None, *,
+        backup_dir=None, save_freq=None, delete_checkpoint=None,
     ):  # fmt: skip
+        directory = _one_of("directory", directory, "backup_dir", backup_dir)
+        if directory is None:
+            raise NnscratchError("BackupAndRestore: expected a directory")
         self.directory = Path(directory)
+        if save_freq is not None:  # Keras' name: "epoch", or every that many steps
+            freq = None if save_freq == "epoch" else save_freq
+            if freq is not None and not (is_whole_number(freq) and freq >= 1):
+                raise NnscratchError(
+                    'BackupAndRestore save_freq: expected "epoch" or an int >= 1, '
+                    f"got {save_freq!r}"
+                )
+            save_every = _one_of("save_every", save_every, "save_freq", freq)
+        if delete_checkpoint is not None:  # Keras' name
+            delete_at_end = bool(delete_checkpoint)
         if save_every is not None:
             save_every = check_int("BackupAndRestore save_every", save_every)
         self.save_every, self.keep = (
@@ -218,3 +235,13 @@ def resumed_seed(callbacks) -> int | None:
         if isinstance(callback, BackupAndRestore):
             return callback.resumed_seed()
     return None
+
+
+def _one_of(name: str, value, alias: str, alias_value):
+    """The value given under either of two names for one setting (ours or
+    Keras'); an error if both are given."""
+    if value is not None and alias_value is not None:
+        raise NnscratchError(
+            f"BackupAndRestore: give {name} or {alias} (Keras' name), not both"
+        )
+    return value if alias_value is None else alias_value
