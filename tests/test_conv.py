@@ -1,6 +1,9 @@
 """Conv2D: gradients against central differences, the fast path against the reference
 (the formula, one output pixel at a time)."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from gradcheck import check_layer_grads, numerical_grad
@@ -180,6 +183,26 @@ def test_conv2d_pads_with_zeros_after_another_image_size_of_the_same_cost():
     x = rng.standard_normal((2, 1, 8, 8))
     expected = reference_forward(layer, x)
     assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize(
+    "copy_of",
+    [copy.deepcopy, lambda a: pickle.loads(pickle.dumps(a))],
+    ids=["deepcopy", "pickle"],
+)
+def test_a_copy_of_a_layer_that_ran_lays_its_columns_out_again(training, copy_of):
+    """A copy (deepcopy, pickle: joblib.dump of a fitted estimator) starts with an
+    empty workspace: its columns buffer is new memory, whose padding zeros and row
+    of ones (the bias) must be written, though the copy ran on this shape before."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    for padding in (1, 2):  # "same" (the im2col kernel) and another padding
+        layer = Conv2D(2, 3, 3, padding=padding, rng=rng)
+        layer.params["b"][:] = [0.5, -1.0, 2.0]
+        want = layer.forward(x, training=training).copy()
+        again = copy_of(layer)
+        assert_allclose(again.forward(x, training=training), want, rtol=1e-6)
 
 
 def test_conv2d_without_input_grad_fills_grads_only():

@@ -685,6 +685,10 @@ def test_choosing_the_twins_in_python_and_by_environment(monkeypatch):
     monkeypatch.setenv("NNSCRATCH_KERNELS", "fortran")
     with pytest.raises(NnscratchError, match="NNSCRATCH_KERNELS: expected one of"):
         backend()
+    # as itself when a model is built (every CLI command), not as a layer that
+    # "does not take input (N, 1, 28, 28)"
+    with pytest.raises(NnscratchError, match="^NNSCRATCH_KERNELS: expected one of"):
+        small_models(np.float32)["conv"]()
     monkeypatch.setattr(dispatch, "_backend", before)
 
 

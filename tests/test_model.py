@@ -10,19 +10,23 @@ from nnscratch import (
     SGD,
     Adam,
     Callback,
+    Conv2D,
     Dense,
     Dropout,
     EarlyStopping,
     Flatten,
     History,
+    MaxPool2D,
     NnscratchError,
     ReLU,
+    Reshape,
     Sequential,
     Sigmoid,
     Softmax,
     TrainingDivergedError,
 )
 from nnscratch.nn.batches import EpochBatches, batch_bounds
+from nnscratch.nn.kernels import using
 from nnscratch.nn.normalization import BatchNorm
 
 
@@ -234,6 +238,24 @@ def test_uint8_images_are_scaled_like_floats_in_0_1():
     assert_allclose(
         model.predict(x), model.predict(x.astype(np.float32) / 255), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("dtype", ["float16", ">f4", ">f8"])
+def test_other_float_inputs_run_as_float32_or_float64(dtype):
+    """The compiled kernels take native float32 and float64 only: float16 (data kept
+    small) and big-endian floats (read from files) run as those, not crash in numba."""
+    x, y = blobs(12)
+    floats = (x / 255).astype(dtype)
+    wanted = np.float64 if dtype == ">f8" else np.float32
+    with using("numba"):
+        model = Sequential(
+            [Reshape((1, 4, 4)), Conv2D(3, 3, padding=1, rng=0), BatchNorm(),
+             MaxPool2D(2), ReLU(), Flatten(), Dense(3, rng=1)],
+            input_shape=(4, 4), loss="cross_entropy",
+        )  # fmt: skip
+        assert_allclose(model.predict(floats), model.predict(floats.astype(wanted)))
+        model.fit(floats, y, epochs=1, batch_size=5, verbose=0)
+        assert model(floats).dtype == wanted
 
 
 def test_validation_split_holds_out_a_fraction():

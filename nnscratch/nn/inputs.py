@@ -13,7 +13,8 @@ SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
-    """x as an array (N, *input_shape) of uint8 images or finite floats."""
+    """x as an array (N, *input_shape) of uint8 images or finite floats (float32 or
+    float64: float16 becomes float32, other floats float64)."""
     x = np.asarray(x)
     if x.ndim < 2:
         raise NnscratchError(f"{name}: expected a batch (N, ...), got shape {x.shape}")
@@ -25,6 +26,10 @@ def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
         raise NnscratchError(
             f"{name}: expected uint8 images or a float array, got {x.dtype}"
         )
+    if x.dtype not in (np.uint8, np.float32, np.float64):
+        # float16, longdouble, big-endian floats: the compiled kernels have loops for
+        # native float32 and float64 only (numba refuses the others)
+        x = x.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64)
     # min and max are NaN or infinite if any value is (and need no temporary array)
     finite = (
         x.dtype == np.uint8

@@ -11,6 +11,7 @@ from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
 from .inputs import check_batch, warn_if_unscaled
+from .kernels import backend
 from .layer import Layer, deferring_weights
 from .parameters import (
     FlatBuffers,
@@ -78,6 +79,7 @@ class Network:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"
             )
+        backend()  # a bad NNSCRATCH_KERNELS says so, not that a layer refused x
         x = np.zeros((1, *shape), dtype=np.float32)
         for i, layer in enumerate(self.layers):
             try:
