@@ -92,12 +92,6 @@ class Columns:
             self._layout = (x_shape, dtype, keep)
         return self.chunks
 
-    def __getstate__(self) -> dict:
-        # a copy (pickle, deepcopy) gets an empty workspace (see `Workspace`): its
-        # buffer will be a new one, where the padding's zeros and the ones must be
-        # written again
-        return {**self.__dict__, "_layout": None, "_flat": None}
-
     def build(self, x: np.ndarray, chunk: slice) -> np.ndarray:
         """im2col: fill the columns of images x[chunk]; return them and the row of
         ones, (C*kh*kw + 1, n, P)."""
