@@ -418,6 +418,46 @@ def test_a_model_without_layers_says_so(call, match, tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+def test_activation_arguments_train_as_activation_layers(tmp_path):
+    """Keras' Dense(16, activation="relu"): the same model as Dense(16), ReLU(),
+    listed so (and so fused, saved and exported), bit-identical."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.random((40, 10, 10)) * 255).astype(np.uint8), np.arange(40) % 3
+    keras_style = nn.Sequential(
+        [nn.Reshape((1, 10, 10)), nn.Conv2D(4, 3, activation="relu"),
+         nn.MaxPool2D(2), nn.Flatten(), nn.Dense(16, activation=nn.LeakyReLU(0.2))],
+        input_shape=(10, 10), seed=0,
+    )  # fmt: skip
+    keras_style.add(nn.Dense(3, activation="linear"))
+    listed = nn.Sequential(
+        [nn.Reshape((1, 10, 10)), nn.Conv2D(4, 3), nn.ReLU(), nn.MaxPool2D(2),
+         nn.Flatten(), nn.Dense(16), nn.LeakyReLU(0.2), nn.Dense(3)],
+        input_shape=(10, 10), seed=0,
+    )  # fmt: skip
+    names = [type(layer).__name__ for layer in keras_style.layers]
+    assert names == [type(layer).__name__ for layer in listed.layers]
+    assert keras_style.layers[6].alpha == 0.2
+    for model in (keras_style, listed):
+        model.fit(x, y, epochs=2, batch_size=8, seed=1, verbose=0)
+    for a, b in zip(keras_style.get_weights().values(), listed.get_weights().values()):
+        assert_array_equal(a, b)
+    keras_style.save(tmp_path / "m.npz")
+    assert_array_equal(nn.load_model(tmp_path / "m.npz").predict(x), listed.predict(x))
+    # a layer given an activation after the model was built: built again with it
+    keras_style.layers.append(nn.Dense(2, activation="softmax"))
+    assert keras_style.predict(x[:3]).sum(axis=1) == pytest.approx(1.0)
+    assert type(keras_style.layers[-1]) is nn.Softmax
+
+
+def test_an_unknown_activation_is_named_with_the_known_ones():
+    with pytest.raises(
+        NnscratchError, match="Dense activation: expected None, 'linear', one of relu,"
+    ):
+        nn.Dense(3, activation="gelu")
+    layer = nn.Dense(3, 4, activation=nn.LeakyReLU(0.3))
+    assert nn.Dense(**layer.get_config()).activation.alpha == 0.3  # saved alone
+
+
 def test_the_number_of_class_names_is_checked_when_the_model_is_built():
     with pytest.raises(NnscratchError, match="2 class names for outputs of shape"):
         nn.Sequential([nn.Dense(4, 3)], input_shape=(4,), class_names=["a", "b"])

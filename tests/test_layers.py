@@ -4,6 +4,7 @@ from gradcheck import check_layer_grads, numerical_grad
 from numpy.testing import assert_allclose
 
 from nnscratch import (
+    Conv2D,
     Dense,
     Dropout,
     Flatten,
@@ -15,6 +16,7 @@ from nnscratch import (
     Softmax,
     Tanh,
 )
+from nnscratch.nn.activations import get_activation
 
 
 def away_from_zero(shape, rng):
@@ -149,3 +151,24 @@ def test_dropout_gradients_match_central_differences():
     assert_allclose(
         dx, numerical_grad(lambda: np.sum(forward() * dy), x), rtol=1e-5, atol=1e-8
     )
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softmax", "leaky_relu"])
+def test_a_dense_or_conv_layer_used_alone_applies_its_activation(activation):
+    """Keras' activation=: applied after the layer in its forward and backward
+    (inside a Sequential it becomes a layer of its own)."""
+    rng = np.random.default_rng(0)
+    dense = Dense(5, 4, rng=rng, dtype=np.float64, activation=activation)
+    check_layer_grads(dense, rng.standard_normal((3, 5)))
+    if activation != "softmax":  # softmax takes (N, C) rows
+        conv = Conv2D(
+            2, 3, 3, padding=1, rng=rng, dtype=np.float64, activation=activation
+        )
+        check_layer_grads(conv, rng.standard_normal((2, 2, 5, 4)))
+    plain = Dense(5, 4, rng=np.random.default_rng(1), dtype=np.float64)
+    same = Dense(
+        5, 4, rng=np.random.default_rng(1), dtype=np.float64, activation=activation
+    )
+    x = rng.standard_normal((3, 5))
+    expected = get_activation(activation, "test").forward(plain.forward(x))
+    np.testing.assert_allclose(same.forward(x), expected)

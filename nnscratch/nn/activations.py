@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import check_float
+from ..errors import NnscratchError, check_float
 from .kernels.elementwise import relu, relu_backward
 from .kernels.reductions import row_max, row_sum
 from .layer import Layer
@@ -116,3 +116,67 @@ class Softmax(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # Jacobian-vector product: dx_i = y_i * (dy_i - sum_j dy_j y_j)
         return self._y * (dy - row_sum(dy * self._y)[:, None])
+
+
+class ActivationAfter:
+    """Keras' `activation=` of Dense and Conv2D: an activation applied to the layer's
+    output, `self.activation` (a layer, or None). A Sequential lists it as a layer
+    of its own, right after this one (`expand_activations`), where it runs fused,
+    saves and exports as any other; a layer used alone applies it itself."""
+
+    activation = None
+
+    def _set_activation(self, activation, who: str) -> None:
+        self.activation = get_activation(activation, who)
+
+    def _activated(self, y: np.ndarray, training: bool) -> np.ndarray:
+        return y if self.activation is None else self.activation.forward(y, training)
+
+    def _activation_backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy if self.activation is None else self.activation.backward(dy)
+
+    def _activation_config(self) -> dict:
+        """{"activation": {"class", "config"}} if there is one (a layer used alone;
+        in a Sequential it is a layer of its own), else {}."""
+        a = self.activation
+        if a is None:
+            return {}
+        return {"activation": {"class": type(a).__name__, "config": a.get_config()}}
+
+
+def get_activation(activation, who: str) -> Layer | None:
+    """`activation=` as a layer: None or "linear" (none), a name ("relu",
+    "leaky_relu", "sigmoid", "tanh", "softmax"), an activation layer, or the
+    {"class", "config"} a saved layer holds."""
+    if activation is None or activation == "linear":
+        return None
+    if isinstance(activation, (Activation, Softmax)):
+        return activation
+    if isinstance(activation, dict) and activation.get("class") in ACTIVATION_CLASSES:
+        return ACTIVATION_CLASSES[activation["class"]](**activation.get("config", {}))
+    if isinstance(activation, str) and activation.lower() in ACTIVATION_NAMES:
+        return ACTIVATION_NAMES[activation.lower()]()
+    raise NnscratchError(
+        f"{who} activation: expected None, 'linear', one of "
+        f"{', '.join(ACTIVATION_NAMES)}, or an activation layer, got {activation!r}"
+    )
+
+
+ACTIVATION_NAMES = {
+    "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh,
+    "softmax": Softmax,
+}  # fmt: skip
+ACTIVATION_CLASSES = {cls.__name__: cls for cls in ACTIVATION_NAMES.values()}
+
+
+def expand_activations(layers: list) -> list:
+    """`layers` with each `activation=` of a layer (`ActivationAfter`) taken out and
+    put right after it as a layer of its own: Dense(10, activation="relu") becomes
+    Dense(10), ReLU(). The same numbers; the layer keeps no activation."""
+    out = []
+    for layer in layers:
+        out.append(layer)
+        if isinstance(layer, ActivationAfter) and layer.activation is not None:
+            out.append(layer.activation)
+            layer.activation = None
+    return out

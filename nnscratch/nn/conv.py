@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_int
+from .activations import ActivationAfter
 from .im2col import Columns
 from .layer import Layer, WeightPenalty, init_weights
 from .layout import channel_major
@@ -90,7 +91,7 @@ def conv2d_reference_backward(
 
 
 @LAYERS.register
-class Conv2D(WeightPenalty, Layer):
+class Conv2D(ActivationAfter, WeightPenalty, Layer):
     """2-D convolution (cross-correlation, like every framework).
 
     `Conv2D(out_channels, kernel_size)` (Keras' order) takes its input channels from
@@ -99,7 +100,7 @@ class Conv2D(WeightPenalty, Layer):
     with Ho = (H + 2*ph - kh) // sh + 1; W (O, C, kh, kw), b (O,). `kernel_size`,
     `stride`, `padding` are an int or a (rows, cols) pair; padding is with zeros,
     and may also be "valid" (none) or "same" (Ho = H: odd kernels at stride 1).
-    `l1`, `l2` penalise W like Dense.
+    `l1`, `l2` penalise W like Dense; `activation` follows it, as Dense's.
     """
 
     def __init__(
@@ -115,8 +116,10 @@ class Conv2D(WeightPenalty, Layer):
         l2: float = 0.0,
         rng=None,
         dtype=np.float32,
+        activation=None,
     ):
         super().__init__()
+        self._set_activation(activation, "Conv2D")
         in_channels, out_channels, kernel_size, stride, padding = _conv_arguments(
             args, in_channels, out_channels, kernel_size, stride, padding
         )
@@ -166,7 +169,7 @@ class Conv2D(WeightPenalty, Layer):
         y = self.workspace.array("y", (o, n, *self._out_hw(h, w)), dtype)
         for _ in self._chunks(x, training, lambda chunk: y[:, chunk]):
             pass
-        return y.transpose(1, 0, 2, 3)
+        return self._activated(y.transpose(1, 0, 2, 3), training)
 
     def forward_chunks(self, x: np.ndarray, training: bool, out):
         """forward one chunk of images at a time (see `im2col`): y = [W_mat | b] @
@@ -200,7 +203,7 @@ class Conv2D(WeightPenalty, Layer):
         return W_and_b
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        o = self.out_channels
+        o, dy = self.out_channels, self._activation_backward(dy)
         dy = channel_major(
             dy, out=self.workspace.array("dy", _swap(dy.shape), dy.dtype)
         )
@@ -295,6 +298,7 @@ class Conv2D(WeightPenalty, Layer):
             "init": self.init,
             "l1": self.l1,
             "l2": self.l2,
+            **self._activation_config(),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnscratchError, check_int
+from .activations import ActivationAfter
 from .kernels import column_sum
 from .kernels.elementwise import bias_relu, relu_bias_backward
 from .layer import Layer, WeightPenalty, init_weights
@@ -12,14 +13,15 @@ from .registry import LAYERS
 
 
 @LAYERS.register
-class Dense(WeightPenalty, Layer):
+class Dense(ActivationAfter, WeightPenalty, Layer):
     """Fully connected layer: y = x @ W + b.
 
     `Dense(n_out)` takes its input size from the model when built; `Dense(n_in, n_out)`
     states it (and is built at once). Shapes: x (N, n_in) -> y (N, n_out);
     W (n_in, n_out), b (n_out,). `init`: "he" (for ReLU), "xavier" or "normal";
     `rng` (a seed or Generator) draws W. `l1`, `l2` add l1 * sum|W| + l2 * sum(W^2)
-    to the loss (Keras' convention).
+    to the loss (Keras' convention). `activation` ("relu", "tanh", ... or a layer)
+    follows it, as in Keras: a Sequential lists it as the next layer.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class Dense(WeightPenalty, Layer):
         l2: float = 0.0,
         rng=None,
         dtype=np.float32,
+        activation=None,
     ):
         super().__init__()
+        self._set_activation(activation, "Dense")
         if len(sizes) > 2 or (sizes and (n_in, n_out) != (None, None)):
             raise NnscratchError(
                 "Dense: expected Dense(n_out) or Dense(n_in, n_out), got sizes "
@@ -66,7 +70,7 @@ class Dense(WeightPenalty, Layer):
         return init_weights(shape, *shape, self.init, self.rng, self.dtype)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        return self.transform(x, relu=False)
+        return self._activated(self.transform(x, relu=False), training)
 
     def transform(self, x: np.ndarray, relu: bool) -> np.ndarray:
         """y = x @ W + b, then max(y, 0) if `relu` (a Dense-ReLU pair run as one
@@ -86,7 +90,7 @@ class Dense(WeightPenalty, Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        return self.transform_backward(dy, relu=False)
+        return self.transform_backward(self._activation_backward(dy), relu=False)
 
     def transform_backward(self, dy: np.ndarray, relu: bool) -> np.ndarray | None:
         """The gradients of `transform` (with `relu` as it had): dz = dy times ReLU's
@@ -115,4 +119,5 @@ class Dense(WeightPenalty, Layer):
             "init": self.init,
             "l1": self.l1,
             "l2": self.l2,
+            **self._activation_config(),
         }

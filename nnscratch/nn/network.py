@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFileError, NnscratchError, NonFiniteOutputError
+from .activations import expand_activations
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
@@ -54,7 +55,7 @@ class Network:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
-        self.layers = list(layers)
+        self.layers = expand_activations(layers)
         self.class_names = (
             None if class_names is None else [str(c) for c in class_names]
         )
@@ -75,6 +76,7 @@ class Network:
         `on_built(i, layer)` runs after each layer is built, before it first runs
         (loading puts a file's arrays in place there)."""
         shape = check_input_shape(input_shape)
+        self.layers[:] = expand_activations(self.layers)  # any set since
         if not self.layers:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"
@@ -134,7 +136,7 @@ class Network:
         """Append a layer (Keras' `add`); the model builds again on next use."""
         if not isinstance(layer, Layer):
             raise NnscratchError(f"add: expected a Layer, got {layer!r}")
-        self.layers.append(layer)
+        self.layers.extend(expand_activations([layer]))
 
     def pop(self) -> Layer:
         """Remove and return the last layer (Keras' `pop`); the model builds again
