@@ -150,6 +150,29 @@ def test_fit_takes_verbose_auto_as_1_and_refuses_validation_freq(capsys):
         model.fit(x, y, validation_data=(x, y), validation_freq=2)
 
 
+def test_early_stopping_and_model_checkpoint_take_verbose_and_save_weights_only(
+    tmp_path, capsys
+):
+    x, y = blobs()
+    model = mlp()
+    stop = nn.EarlyStopping(monitor="loss", patience=1, min_delta=1e9, verbose=1)
+    path = tmp_path / "best.weights.npz"
+    keep = nn.ModelCheckpoint(path, save_weights_only=True, verbose=1)
+    model.fit(x, y, epochs=5, callbacks=[stop, keep], verbose=0)
+    assert capsys.readouterr().out.splitlines() == [
+        f"epoch 1: saved {path}",
+        "epoch 2: early stopping, loss has not improved for 1 epochs",
+        f"epoch 2: saved {path}",  # the callbacks run in their order
+        "restored the weights of epoch 1, the best",
+    ]
+    with pytest.raises(NnscratchError, match="load_weights"):
+        nn.load_model(path)  # the weights alone
+    copy = mlp(seed=1)
+    copy.load_weights(path)  # epoch 2's, as saved then
+    with pytest.raises(NnscratchError, match="save_weights_only .* include_optimizer"):
+        nn.ModelCheckpoint(path, save_weights_only=True, include_optimizer=True)
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(
