@@ -165,14 +165,22 @@ class ModelCheckpoint(Callback):
     (counted from 1 in each epoch) and the step's logs (`loss`, `accuracy`), and
     `monitor` must be one of them: the validation metrics exist only at an epoch's end.
     include_optimizer: the optimiser too (`Sequential.save`), so the file can
-    continue training.
+    continue training. save_weights_only: the weights alone (`save_weights`), as
+    Keras does. verbose: a line for each file saved, as Keras' verbose=1.
     """
 
     def __init__(
         self, filepath, monitor: str = "val_loss", mode: str = "auto",
         save_best_only: bool = False, include_optimizer: bool = False,
-        save_freq: str | int = "epoch",
+        save_freq: str | int = "epoch", save_weights_only: bool = False,
+        verbose: bool = False,
     ):  # fmt: skip
+        if save_weights_only and include_optimizer:
+            raise NnscratchError(
+                "ModelCheckpoint: save_weights_only saves no optimiser: "
+                "include_optimizer must be False"
+            )
+        self.save_weights_only, self.verbose = bool(save_weights_only), bool(verbose)
         self.filepath, self.monitor = str(filepath), monitor
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
@@ -219,7 +227,12 @@ class ModelCheckpoint(Callback):
             raise NnscratchError(
                 f"ModelCheckpoint: cannot make the folder of {path} ({e.strerror})"
             ) from None
-        self.model.save(path, include_optimizer=self.include_optimizer)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path, include_optimizer=self.include_optimizer)
+        if self.verbose:
+            print(f"epoch {epoch + 1}: saved {path}")
 
     def get_state(self):
         return {"best": self.best}

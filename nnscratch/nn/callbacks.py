@@ -196,7 +196,9 @@ class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
     With `restore_best_weights` the model ends with the weights (and batch-norm
-    statistics) of its best epoch, as Keras does.
+    statistics) of its best epoch, as Keras does (which restores nothing by
+    default). `verbose` prints a line when it stops and when it restores, as
+    Keras' verbose=1.
     """
 
     def __init__(
@@ -206,8 +208,10 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         mode: str = "auto",
         restore_best_weights: bool = True,
+        verbose: bool = False,
     ):
         self.mode = monitor_mode("EarlyStopping", monitor, mode)
+        self.verbose = bool(verbose)
         self.monitor = monitor
         self.patience = check_int("EarlyStopping patience", patience, 0)
         self.min_delta = check_float("EarlyStopping min_delta", min_delta, 0)
@@ -229,10 +233,17 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                print(
+                    f"epoch {epoch + 1}: early stopping, {self.monitor} has not "
+                    f"improved for {self.patience} epochs"
+                )
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+            if self.verbose:
+                print(f"restored the weights of epoch {self.best_epoch + 1}, the best")
 
     def get_state(self):
         names = ("best", "best_epoch", "wait", "stopped_epoch", "best_weights")

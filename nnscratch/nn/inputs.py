@@ -21,6 +21,7 @@ def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
     if input_shape is not None and x.shape[1:] != tuple(input_shape):
         raise NnscratchError(
             f"{name}: expected (N, {', '.join(map(str, input_shape))}), got {x.shape}"
+            + channels_last_hint(x.shape[1:], input_shape)
         )
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
         raise NnscratchError(
@@ -39,6 +40,25 @@ def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
     if not finite:
         raise NnscratchError(f"{name}: contains NaN or infinite values")
     return x
+
+
+def channels_last_hint(shape: tuple, expected: tuple | None = None) -> str:
+    """A hint for images given channels-last (H, W, C), as Keras has them, where the
+    layers take (C, H, W); "" unless `shape` (no batch axis) looks like that: the
+    `expected` (C, H, W) turned round, or with none expected, a last axis of 1 or 3
+    (grey or RGB) after a first that is not."""
+    if len(shape) != 3:
+        return ""
+    if expected is not None:
+        looks = tuple(expected) == (shape[2], shape[0], shape[1])
+    else:
+        looks = shape[2] in (1, 3) and shape[0] not in (1, 3)
+    return (
+        "; images here are channels-first (N, C, H, W): for Keras' channels-last "
+        "(N, H, W, C) pass x.transpose(0, 3, 1, 2) (and input_shape=(C, H, W))"
+        if looks
+        else ""
+    )
 
 
 def looks_like_unscaled_pixels(x: np.ndarray) -> bool:

@@ -113,7 +113,12 @@ def _smoothing(label_smoothing) -> float:
     return check_float("label_smoothing", label_smoothing, 0, 1, open_high=True)
 
 
-@LOSSES.register(name="cross_entropy")
+# Keras' names, for the same loss on logits (Keras' default from_logits=False
+# expects probabilities: a final softmax is refused, see Sequential._check_loss)
+@LOSSES.register(
+    name="cross_entropy",
+    aliases=("sparse_categorical_crossentropy", "categorical_crossentropy"),
+)
 class SoftmaxCrossEntropy(Loss):
     """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
 
@@ -206,7 +211,7 @@ class SoftmaxCrossEntropy(Loss):
         return {"label_smoothing": self.label_smoothing}
 
 
-@LOSSES.register(name="binary_cross_entropy")
+@LOSSES.register(name="binary_cross_entropy", aliases=("binary_crossentropy",))
 class BinaryCrossEntropy(Loss):
     """Sigmoid then binary cross-entropy, fused. Takes LOGITS (N, K), not
     probabilities: one output per yes/no question (K = 1 for a binary classifier).
@@ -286,7 +291,7 @@ class _Regression(Loss):
         return outputs - targets.reshape(outputs.shape)
 
 
-@LOSSES.register(name="mse")
+@LOSSES.register(name="mse", aliases=("mean_squared_error",))
 class MeanSquaredError(_Regression):
     """Mean squared error: l_n = mean over example n's outputs of (y - t)^2.
 
@@ -308,7 +313,7 @@ class MeanSquaredError(_Regression):
         return grad if self._w is None else _scale_rows(grad, self._w)
 
 
-@LOSSES.register(name="mae")
+@LOSSES.register(name="mae", aliases=("mean_absolute_error",))
 class MeanAbsoluteError(_Regression):
     """Mean absolute error: l_n = mean over example n's outputs of |y - t|;
     dL/dy = w_n sign(y - t) / (N C). Less pulled by outliers than MSE."""
@@ -333,7 +338,9 @@ def _scale_rows(grad: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def get_loss(loss) -> Loss:
     """A loss from an object or a name ('cross_entropy', 'binary_cross_entropy',
-    'mse', 'mae', or a registered class name)."""
+    'mse', 'mae', a registered class name, or Keras' 'sparse_categorical_crossentropy',
+    'categorical_crossentropy', 'binary_crossentropy', 'mean_squared_error',
+    'mean_absolute_error')."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str):

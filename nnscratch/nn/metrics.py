@@ -31,7 +31,15 @@ class Metric(ABC):
         return f"{type(self).__name__}()"
 
 
-@METRICS.register(name="accuracy")
+@METRICS.register(
+    name="accuracy",
+    aliases=(
+        "acc",
+        "sparse_categorical_accuracy",
+        "categorical_accuracy",
+        "binary_accuracy",
+    ),
+)
 class Accuracy(Metric):
     """The fraction of examples whose predicted class is the target class.
 
@@ -52,7 +60,10 @@ class Accuracy(Metric):
         return float(np.count_nonzero(predicted.reshape(labels.shape) == labels))
 
 
-@METRICS.register(name="top_k_accuracy")
+@METRICS.register(
+    name="top_k_accuracy",
+    aliases=("top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"),
+)
 class TopKAccuracy(Metric):
     """The fraction of examples whose target class is among the k largest outputs."""
 
@@ -73,19 +84,24 @@ class TopKAccuracy(Metric):
         return f"TopKAccuracy(k={self.k})"
 
 
-@METRICS.register(name="mae")
+@METRICS.register(name="mae", aliases=("mean_absolute_error",))
 class MeanAbsoluteError(Metric):
-    """mean |prediction - target| over each example's outputs, for regression."""
+    """mean |prediction - target| over each example's outputs, for regression;
+    class labels (N,) for outputs (N, C) are one-hot targets, as the losses take them
+    (a classifier's probabilities against them)."""
 
     name = "mae"
     error = staticmethod(np.abs)
 
     def batch_total(self, outputs, targets, loss) -> float:
-        diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
+        predictions = loss.predictions(outputs)
+        if targets.ndim == 1 and predictions.ndim == 2 and predictions.shape[1] > 1:
+            targets = np.eye(predictions.shape[1], dtype=predictions.dtype)[targets]
+        diff = predictions - targets.reshape(predictions.shape)
         return float(self.error(diff).reshape(len(diff), -1).mean(axis=1).sum())
 
 
-@METRICS.register(name="mse")
+@METRICS.register(name="mse", aliases=("mean_squared_error",))
 class MeanSquaredError(MeanAbsoluteError):
     """mean (prediction - target)^2 over each example's outputs, for regression."""
 
@@ -104,8 +120,17 @@ def get_metrics(metrics, loss, targets) -> list[Metric]:
             f"metrics: expected a list of metric names or Metric objects, "
             f"got {metrics!r}"
         )
-    found = [m if isinstance(m, Metric) else METRICS.get_class(m)() for m in metrics]
+    found = [m if isinstance(m, Metric) else _named_metric(m) for m in metrics]
     names = [m.name for m in found]
     if len(set(names)) != len(names) or {"loss", "val_loss"} & set(names):
         raise NnscratchError(f"metrics: names must be distinct and not loss: {names}")
     return found
+
+
+def _named_metric(name) -> Metric:
+    """The metric registered as `name`; reported under that name if it is one of
+    Keras' (metrics=["acc"] gives history["acc"] and "val_acc", as in Keras)."""
+    metric = METRICS.get_class(name)()
+    if str(name).lower() in METRICS.aliases:
+        metric.name = str(name).lower()
+    return metric

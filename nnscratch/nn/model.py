@@ -15,7 +15,7 @@ from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network, check_finite, check_input_shape
 from .optimizers import Adam, Optimizer, get_optimizer
-from .progress import ProgressBar
+from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .seeding import new_seed
 from .trainer import Trainer, seed_layers
@@ -66,7 +66,9 @@ class Sequential(Network):
         finally:  # the layers' last inputs are views of x: not kept alive
             self._forget_last_batch()
 
-    def predict(self, x, batch_size: int = 256, probabilities: bool = True):
+    def predict(
+        self, x, batch_size: int = 256, probabilities: bool = True, verbose=0
+    ) -> np.ndarray:
         """The model's answers for x, (N, *output_shape) float32, in batches.
 
         With `probabilities` and a loss that defines them (cross-entropy: softmax of
@@ -74,7 +76,9 @@ class Sequential(Network):
         in Softmax or Sigmoid, a regression loss, no loss, or probabilities=False:
         the outputs as they are. NonFiniteOutputError if any is NaN or infinite.
         The layers keep their arrays for one batch of `batch_size` for the next
-        call (docs/how-it-works.md), nothing of x."""
+        call (docs/how-it-works.md), nothing of x. `verbose` (Keras') is checked
+        but prints nothing at any level: predicting has no progress worth showing."""
+        check_verbose(verbose, "0, 1 or 2 (all silent here)")
         x = self._check_x(x)
         batch_size = check_int("batch_size", batch_size)
         convert = probabilities and self.loss is not None
@@ -87,10 +91,18 @@ class Sequential(Network):
         check_finite(out)
         return out
 
-    def evaluate(self, x, y, batch_size: int = 256, sample_weight=None) -> dict:
+    def evaluate(
+        self, x, y, batch_size: int = 256, sample_weight=None, verbose=0,
+        return_dict: bool = True,
+    ):  # fmt: skip
         """{"loss", and each metric} in evaluation mode. The loss is the one `fit`
         minimises (weighted by sample_weight if given) plus the layers' L1/L2
-        penalties, as in Keras; metrics are unweighted."""
+        penalties, as in Keras; metrics are unweighted.
+
+        verbose: 0 silent, 1 or 2 (or "auto") print the results on one line.
+        return_dict=False gives Keras' default form instead: [loss, *metrics] in
+        that order, or the loss alone (a float) when there are no metrics."""
+        verbose = check_verbose(verbose, "0 (silent), 1 or 2 (print the results)")
         self._ensure_loss()
         x = self._check_x(x)
         y = self._check_y(y, len(x))
@@ -110,7 +122,11 @@ class Sequential(Network):
                     totals[j] += metric.batch_total(outputs, y[part], self.loss)
         results = {"loss": total_loss / len(x) + self._penalty()}
         results.update({m.name: t / len(x) for m, t in zip(metrics, totals)})
-        return results
+        if verbose:
+            print(results_line(results), flush=True)
+        if return_dict:
+            return results
+        return list(results.values()) if metrics else results["loss"]
 
     # ----- training -----------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None) -> None:
@@ -121,6 +137,8 @@ class Sequential(Network):
         if loss is not None:
             self.loss = get_loss(loss)
         self._check_loss()
+        if metrics is not None:  # unknown names said now, as Keras does
+            get_metrics(metrics, self.loss, None)
         self.metrics = metrics
 
     def fit(
@@ -128,7 +146,7 @@ class Sequential(Network):
         validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
         seed: int | None = None, callbacks=None, verbose: int = 1, augment=None,
         lr_schedule=None, sample_weight=None, class_weight=None, metrics=None,
-        initial_epoch: int = 0,
+        initial_epoch: int = 0, validation_freq: int = 1,
     ) -> History:  # fmt: skip
         """Train with mini-batch gradient descent; returns the History (a callback
         that recorded every epoch).
@@ -155,7 +173,9 @@ class Sequential(Network):
         model's `seed` or `set_seed`. `callbacks` run after the History and, unless
         verbose=0, the ProgressBar (verbose=1: a bar on a terminal and one line per
         epoch; 2: the lines only, as in Keras); a `BackupAndRestore` among them
-        continues an interrupted fit from its last checkpoint.
+        continues an interrupted fit from its last checkpoint. `verbose="auto"`
+        is 1, as in Keras. `validation_freq`: only 1 (validate after every epoch);
+        Keras' other values are refused.
         """
         if loss is not None:
             self.loss = get_loss(loss)
@@ -170,10 +190,15 @@ class Sequential(Network):
             check_int("batch_size", batch_size),
         )
         initial_epoch = check_int("initial_epoch", initial_epoch, 0)
-        if verbose not in (0, 1, 2):  # True and False are 1 and 0
+        verbose = check_verbose(
+            verbose,
+            "0 (silent), 1 (a progress bar and a line per epoch) or 2 (a line per "
+            "epoch)",
+        )
+        if not (isinstance(validation_freq, int) and validation_freq == 1):
             raise NnscratchError(
-                "verbose: expected 0 (silent), 1 (a progress bar and a line per epoch) "
-                f"or 2 (a line per epoch), got {verbose!r}"
+                f"validation_freq: fit validates after every epoch, only 1 is "
+                f"accepted, got {validation_freq!r}"
             )
         optimizer = self._set_optimizer(optimizer)
         callbacks = check_callbacks(callbacks)
@@ -260,9 +285,11 @@ class Sequential(Network):
         last = self.layers[-1] if self.layers else None  # none yet: `add` comes later
         for loss_class, last_class in fused.items():
             if isinstance(self.loss, loss_class) and isinstance(last, last_class):
+                name = last_class.__name__
                 raise NnscratchError(
-                    f"{loss_class.__name__} takes logits: remove the final "
-                    f"{last_class.__name__} layer"
+                    f"{loss_class.__name__} takes logits: remove the final {name} "
+                    f"layer (Keras' activation='{name.lower()}'); predict still "
+                    "returns probabilities"
                 )
 
     def _set_optimizer(self, optimizer) -> Optimizer:

@@ -11,7 +11,7 @@ from .activations import expand_activations
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
-from .inputs import check_batch, warn_if_unscaled
+from .inputs import channels_last_hint, check_batch, warn_if_unscaled
 from .kernels import backend
 from .layer import Layer, deferring_weights
 from .parameters import (
@@ -97,6 +97,7 @@ class Network:
                 raise NnscratchError(
                     f"layer {i} ({type(layer).__name__}) does not take input "
                     f"(N, {', '.join(map(str, x.shape[1:]))}): {e}"
+                    + (channels_last_hint(shape) if i == 0 else "")
                 ) from None
         self.input_shape, self.output_shape = shape, x.shape[1:]
         self._built_for = tuple(self.layers)

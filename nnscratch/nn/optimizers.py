@@ -5,11 +5,13 @@ single entry holding ALL its parameters as one flat buffer, so each update rule 
 a handful of whole-array passes per step rather than a few per layer; state (velocity,
 moments) is kept under the same names. The update rules are PyTorch's, so the numbers
 can be compared with it step for step (benchmarks/compare_torch.py does); the default
-learning rates are Keras' (SGD 0.01, RMSprop and Adam 0.001).
+learning rates are Keras' (SGD 0.01, RMSprop and Adam 0.001), and every optimiser takes
+the rate as `lr` or, as Keras names it, `learning_rate`.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 
@@ -36,7 +38,9 @@ class Optimizer(ABC):
     # state arrays that cannot be negative: means of squared gradients (Adam's v)
     nonnegative: tuple[str, ...] = ()
 
-    def __init__(self, lr: float):
+    def __init__(self, lr: float, learning_rate: float | None = None):
+        if learning_rate is not None:
+            lr = _keras_rate(type(self), lr, learning_rate)
         self.lr = check_float(f"{type(self).__name__} lr", lr, 0, open_low=True)
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
@@ -52,6 +56,15 @@ class Optimizer(ABC):
                 state = self.state[name] = self._init_state(p)
             tmp = self._scratch.like(name, p)
             self._update(p, grads[name], state, tmp, flush_below)
+
+    @property
+    def learning_rate(self) -> float:
+        """Keras' name for `lr` (read and set)."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr = check_float(f"{type(self).__name__} learning_rate", value, 0)
 
     def _init_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
@@ -150,8 +163,10 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        *,
+        learning_rate: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, learning_rate)
         self.momentum = check_float("SGD momentum", momentum, 0)
         self.weight_decay = check_float("SGD weight_decay", weight_decay, 0)
         if nesterov and self.momentum == 0:
@@ -186,8 +201,15 @@ class RMSprop(Optimizer):
 
     nonnegative = ("square_avg",)
 
-    def __init__(self, lr: float = 0.001, rho: float = 0.99, eps: float = 1e-8):
-        super().__init__(lr)
+    def __init__(
+        self,
+        lr: float = 0.001,
+        rho: float = 0.99,
+        eps: float = 1e-8,
+        *,
+        learning_rate: float | None = None,
+    ):
+        super().__init__(lr, learning_rate)
         self.rho = check_float("RMSprop rho", rho, 0, 1, open_high=True)
         self.eps = check_float("RMSprop eps", eps, 0)
 
@@ -225,8 +247,10 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        learning_rate: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, learning_rate)
         self.beta1 = check_float(
             f"{type(self).__name__} beta1", beta1, 0, 1, open_high=True
         )
@@ -283,8 +307,12 @@ class AdamW(Adam):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        *,
+        learning_rate: float | None = None,
     ):
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+        super().__init__(
+            lr, beta1, beta2, eps, weight_decay, learning_rate=learning_rate
+        )
 
     def _decay(self):
         """(l2, decay): AdamW multiplies p by 1 - lr * weight_decay before the step."""
@@ -308,6 +336,17 @@ def _run(kernel, arrays: tuple, *scalars) -> None:
 
 
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _keras_rate(cls: type, lr: float, learning_rate: float) -> float:
+    """`learning_rate` (Keras' name) in place of `lr`, which must be left at its
+    default: a rate given twice is an error, not a silent choice."""
+    parameter = inspect.signature(cls).parameters.get("lr")
+    if parameter is not None and lr != parameter.default:
+        raise NnscratchError(
+            f"{cls.__name__}: give lr or learning_rate (Keras' name), not both"
+        )
+    return learning_rate
 
 
 def get_optimizer(name: str, **kwargs) -> Optimizer:

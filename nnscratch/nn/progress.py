@@ -7,6 +7,7 @@ import sys
 
 from tqdm import tqdm
 
+from ..errors import NnscratchError
 from .callbacks import Callback
 
 POSTFIX_EVERY = 50  # steps between updates of the bar's loss and accuracy
@@ -65,3 +66,20 @@ def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
     parts.append(f"lr {logs['lr']:.2e}")
     parts.append(f"{logs['seconds']:.1f}s")
     return " - ".join(parts)
+
+
+def results_line(results: dict) -> str:
+    """`loss 0.2717 - accuracy 0.9160`: evaluate's results, as an epoch line shows them."""
+    return " - ".join(f"{key} {value:.4f}" for key, value in results.items())
+
+
+def check_verbose(verbose, levels: str) -> int:
+    """Keras' `verbose`: 0, 1 or 2 (True and False are 1 and 0), or "auto" (1, its
+    meaning in Keras); `levels` says what 0, 1 and 2 do, for the error."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, str) or verbose not in (0, 1, 2):
+        raise NnscratchError(
+            f"verbose: expected {levels}, or 'auto' (1), got {verbose!r}"
+        )
+    return int(verbose)
