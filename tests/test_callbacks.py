@@ -114,6 +114,7 @@ def test_progress_bar_on_a_terminal_is_cleared_before_the_line(capsys, monkeypat
     out, err = capsys.readouterr()
     assert out.startswith("epoch 1/3 - loss 1.0000")
     assert "epoch 1/3:" in err and "loss=1.0000" in err
+    assert "accuracy=0.5000" in err  # every metric under its own name (metrics=["acc"])
     assert err.endswith("\r") and progress.bar is None  # closed with leave=False
 
 

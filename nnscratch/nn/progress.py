@@ -36,10 +36,8 @@ class ProgressBar(Callback):
 
     def on_batch_end(self, batch, logs):
         self.bar.update(logs["size"])
-        if batch % POSTFIX_EVERY == 0:
-            shown = {"loss": logs["loss"]}
-            if "accuracy" in logs:
-                shown["acc"] = logs["accuracy"]
+        if batch % POSTFIX_EVERY == 0:  # the loss and every metric, as Keras shows
+            shown = {k: v for k, v in logs.items() if k != "size"}
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()})
         if self.bar.n == self.examples:  # cleared before validation runs
             self.close()
