@@ -408,3 +408,11 @@ def test_csv_logger_continues_its_file_from_a_checkpoint(tmp_path):
 def test_csv_logger_refuses_a_separator_of_more_than_one_character():
     with pytest.raises(NnscratchError, match="separator must be one character"):
         nn.CSVLogger("log.csv", separator=", ")
+
+
+def test_the_history_has_keras_params_and_model():
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert history.params == {"verbose": 0, "epochs": 3, "steps": 3}
+    assert history.model is model

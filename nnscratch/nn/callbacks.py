@@ -127,12 +127,14 @@ class CallbackList(Callback):
 class History(Callback):
     """What `fit` measured, recorded as it trains (`fit` adds one and returns it):
     `history[metric]` (a list, one value per epoch), `epoch` (0-based epoch numbers)
-    and `batch_losses` (every step's loss)."""
+    and `batch_losses` (every step's loss); `params` ({"verbose", "epochs",
+    "steps"}) and `model`, as Keras' History has them."""
 
-    def __init__(self):
+    def __init__(self, params: dict | None = None):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.batch_losses: list[float] = []
+        self.params = dict(params or {})
 
     def append(self, epoch: int, logs: dict) -> None:
         """Record one epoch's logs."""

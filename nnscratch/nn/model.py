@@ -215,7 +215,9 @@ class Sequential(Network):
         batches = EpochBatches(
             x, y, min(batch_size, len(x)), shuffle, shuffle_rng, weights
         )
-        history = History()
+        history = History(
+            {"verbose": verbose, "epochs": epochs, "steps": batches.steps}
+        )
         progress = [ProgressBar(epochs, len(x), bar=verbose == 1)] if verbose else []
         callbacks = CallbackList([history, *progress, *callbacks], model=self)
         metrics = get_metrics(self.metrics, self.loss, y)
