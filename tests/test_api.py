@@ -256,6 +256,28 @@ def test_regression_reports_no_accuracy_and_takes_targets_of_shape_n():
     assert model.predict(x).shape == (64, 1)
 
 
+def test_mae_on_class_labels_is_one_line_before_any_step():
+    # mae compares outputs with targets of their shape (a regression's, or one-hot
+    # rows): a classifier's labels (N,) against (N, 3) logits were a raw reshape error
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    before = model.get_weights()
+    with pytest.raises(NnscratchError) as err:
+        model.fit(x, y, verbose=0, metrics=["accuracy", "mse"])
+    assert str(err.value) == (
+        "mse: expected targets of the outputs' shape (N, 3), got (N,); "
+        "class labels take 'accuracy'"
+    )
+    for a, b in zip(model.get_weights(), before):
+        assert_array_equal(a, b)  # refused before the first update
+    one_hot = np.eye(3)[y]
+    probs = model.predict(x)
+    model.compile(metrics=["mae"])
+    assert model.evaluate(x, one_hot)["mae"] == pytest.approx(
+        np.abs(probs - one_hot).mean(), rel=1e-5
+    )
+
+
 def test_top_k_accuracy_counts_labels_among_the_k_largest_outputs():
     outputs = np.array([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
     labels = np.array([2, 2, 0])

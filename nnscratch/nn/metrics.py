@@ -73,14 +73,28 @@ class TopKAccuracy(Metric):
         return f"TopKAccuracy(k={self.k})"
 
 
+def batch_shape(a: np.ndarray) -> str:
+    """A batch's shape with N for its size: (N,), (N, 10)."""
+    if a.ndim == 1:
+        return "(N,)"
+    return f"(N, {', '.join(map(str, a.shape[1:]))})"
+
+
 @METRICS.register(name="mae")
 class MeanAbsoluteError(Metric):
-    """mean |prediction - target| over each example's outputs, for regression."""
+    """mean |prediction - target| over each example's outputs, for regression (or
+    one-hot rows): the targets have the outputs' shape."""
 
     name = "mae"
     error = staticmethod(np.abs)
 
     def batch_total(self, outputs, targets, loss) -> float:
+        if targets.size != outputs.size:  # class labels (N,) against logits (N, C)
+            raise NnscratchError(
+                f"{self.name}: expected targets of the outputs' shape "
+                f"{batch_shape(outputs)}, got {batch_shape(targets)}; "
+                "class labels take 'accuracy'"
+            )
         diff = loss.predictions(outputs) - targets.reshape(outputs.shape)
         return float(self.error(diff).reshape(len(diff), -1).mean(axis=1).sum())
 
