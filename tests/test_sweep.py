@@ -387,3 +387,17 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trial-0000: a trial study 'other' never ran" in err
     assert err.count("\n") == 1 and not (out / "trials.csv").exists()
+
+
+def test_quiet_hides_the_progress_line_not_the_result(tmp_path, data_dir, capsys):
+    # --quiet ("No progress line", as train's "No per-epoch lines") also hid the
+    # result: a quiet sweep printed nothing, not even the best trial's test accuracy
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    test_accuracy = json.loads((out / "best" / "metrics.json").read_text())
+    assert printed.out.startswith("best: trial 0 (lr=")
+    assert f"test accuracy {test_accuracy['test_accuracy']:.4f}" in printed.out
+    assert "trials 1/1 done" not in printed.err

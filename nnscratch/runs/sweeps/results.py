@@ -107,7 +107,7 @@ def copy_best(out: Path, number: int, data_dir) -> Path:
     return best
 
 
-def write_results(out: Path, study, space, data_dir, quiet: bool) -> SweepResult:
+def write_results(out: Path, study, space, data_dir) -> SweepResult:
     """Write trials.csv, best/ and report.html; say where they are; return them."""
     names = list(space.specs)
     columns = ["number", "state", *names, "val_accuracy", "epochs", "seconds",
@@ -121,8 +121,7 @@ def write_results(out: Path, study, space, data_dir, quiet: bool) -> SweepResult
         best = copy_best(out, best_trial.number, data_dir)
         test_accuracy = read_json(best / METRICS_FILE).get("test_accuracy")
     report = write_sweep_report(out / REPORT_FILE, study, rows, names, test_accuracy)
-    if not quiet:
-        _say_results(out, study if complete else None, test_accuracy)
+    _say_results(out, study if complete else None, test_accuracy)
     return SweepResult(
         study=study,
         best_number=study.best_trial.number if complete else None,
