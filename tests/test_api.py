@@ -256,6 +256,19 @@ def test_regression_reports_no_accuracy_and_takes_targets_of_shape_n():
     assert model.predict(x).shape == (64, 1)
 
 
+def test_mae_of_a_classifier_on_labels_or_one_hot_rows_is_the_same():
+    # the README's metrics example: mae beside accuracy on class labels (N,) was a
+    # raw reshape error inside the first step
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    model.fit(x, y, verbose=0, metrics=["accuracy", nn.TopKAccuracy(k=2), "mae"])
+    one_hot = np.eye(3)[y]
+    probs = model.predict(x)
+    expected = np.abs(probs - one_hot).mean()
+    assert model.evaluate(x, y)["mae"] == pytest.approx(expected, rel=1e-5)
+    assert model.evaluate(x, one_hot)["mae"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_top_k_accuracy_counts_labels_among_the_k_largest_outputs():
     outputs = np.array([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
     labels = np.array([2, 2, 0])

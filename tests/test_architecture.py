@@ -6,9 +6,15 @@ function is still a dependency.
 """
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli (through the sweep extra) on Python 3.10
+    import tomli as tomllib
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nnscratch"
 # each package may import only from those before it (and from SHARED)
@@ -179,3 +185,18 @@ def test_the_public_names_are_pinned():
     assert sorted(nnscratch.__all__) == sorted(PUBLIC_NAMES)
     for name in PUBLIC_NAMES:
         assert getattr(nnscratch, name) is not None
+
+
+def test_the_package_data_lists_every_file_that_is_not_python():
+    # `pip install .` (not -e) and a wheel carry only the files package-data names:
+    # a file left out (the drawing page's static/) is missing from every such install
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]["nnscratch"]
+    listed = {path for pattern in globs for path in PACKAGE.glob(pattern)}
+    needed = {
+        path
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    }
+    assert needed, "no file to check: the drawing page's static/ has moved?"
+    assert sorted(needed - listed) == []

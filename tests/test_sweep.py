@@ -387,3 +387,40 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trial-0000: a trial study 'other' never ran" in err
     assert err.count("\n") == 1 and not (out / "trials.csv").exists()
+
+
+def test_quiet_hides_the_progress_line_not_the_result(tmp_path, data_dir, capsys):
+    # --quiet ("No progress line", as train's "No per-epoch lines") also hid the
+    # result: a quiet sweep printed nothing, not even the best trial's test accuracy
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    test_accuracy = json.loads((out / "best" / "metrics.json").read_text())
+    assert printed.out.startswith("best: trial 0 (lr=")
+    assert f"test accuracy {test_accuracy['test_accuracy']:.4f}" in printed.out
+    assert "trials 1/1 done" not in printed.err
+
+
+def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
+    # the trained epochs' column was also named "epochs": trials.csv had two, both
+    # holding the epochs trained, so a pruned trial's searched value was lost
+    from nnscratch.runs.sweeps.results import trial_rows, write_trials_csv
+    from nnscratch.runs.sweeps.trial import TRIAL_FILE
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"epochs": 5})
+    trial = study.ask({"epochs": optuna.distributions.IntDistribution(1, 6)})
+    trial.report(0.5, 1)
+    trial.report(0.6, 2)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    trial_dir(tmp_path, 0).mkdir(parents=True)
+    (trial_dir(tmp_path, 0) / TRIAL_FILE).write_text(json.dumps({"epochs": 2}))
+    found = trial_rows(study, ["epochs"], tmp_path)
+    write_trials_csv(tmp_path / "trials.csv", found, list(found[0]))
+    [row] = rows(tmp_path)
+    assert list(row) == ["number", "state", "epochs", "val_accuracy",
+                         "epochs_trained", "seconds", "run_dir", "error"]  # fmt: skip
+    assert (row["state"], row["epochs"], row["epochs_trained"]) == ("pruned", "5", "2")
+    assert row["val_accuracy"] == "0.6"

@@ -14,6 +14,9 @@ cannot lock others out.
 - A connection that sends nothing for READ_TIMEOUT seconds is closed, whatever its
   state: this ends HTTP/2 connections that open no stream, which the timer above
   misses (Hypercorn stops it on reading the HTTP/2 preface as a request).
+- A request whose target and headers are over MAX_HEADER_BYTES gets 431. Hypercorn's
+  own limit (h11's `max_incomplete_event_size`) counts only headers still incomplete,
+  so up to 64 KiB arriving in one read passed it.
 - Every response carries SECURITY_HEADERS, Hypercorn's own error pages included.
 """
 
@@ -37,11 +40,20 @@ IDLE_TIMEOUT = 5.0  # seconds from connecting (or from an answer) to a request's
 # seconds without a byte from the client: longer than the slowest answer (a large
 # photo decodes in well under a second, more under load)
 READ_TIMEOUT = 60
+MAX_HEADER_BYTES = 16 * 1024  # a request's target and headers; more get 431
 BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; Hypercorn: 100)
 
 
+def header_bytes(scope: dict) -> int:
+    """The bytes of an HTTP request's target and headers (each as name, colon, space,
+    value, CRLF)."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+    return target + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+
+
 class RequestLimit:
-    """ASGI middleware answering 503 to HTTP requests beyond `limit` in progress."""
+    """ASGI middleware answering 431 to HTTP requests with headers over
+    MAX_HEADER_BYTES, and 503 to those beyond `limit` in progress."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -50,6 +62,12 @@ class RequestLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if (size := header_bytes(scope)) > MAX_HEADER_BYTES:
+            too_large = JSONResponse(
+                {"error": f"headers of {size} bytes are over {MAX_HEADER_BYTES}"},
+                status_code=431,
+            )
+            return await too_large(scope, receive, send)
         if self.active >= self.limit:
             busy = JSONResponse(
                 {"error": f"busy: {self.limit} requests in progress, try again"},
@@ -112,6 +130,7 @@ def serve_app(
     config.keep_alive_timeout = idle_timeout
     config.read_timeout = read_timeout
     config.backlog = BACKLOG
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES  # headers arriving in pieces
     config.loglevel = "WARNING"
     trigger = None if stop is None else (lambda: asyncio.to_thread(stop.wait))
     asyncio.run(_serve(RequestLimit(app, max_requests), config, trigger))

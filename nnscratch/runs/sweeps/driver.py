@@ -79,8 +79,9 @@ def sweep(
     (default: one per core); scheduler: the address of a running Dask cluster
     instead. storage: an Optuna storage URL (default sqlite:///DIR/study.db).
     preset and options: those of `nnscratch train` (RunSettings fields), under every
-    trial's parameters. Returns a SweepResult (the study, the best trial, its test
-    accuracy).
+    trial's parameters. quiet: no progress line (the result's line is printed all the
+    same, as `train --quiet` prints its test accuracy). Returns a SweepResult (the
+    study, the best trial, its test accuracy).
     """
     require_sweep_extra()
     # every argument checked before DIR is touched: one error line, nothing written
@@ -116,7 +117,7 @@ def sweep(
                 "again to continue (running trials resume from their checkpoints)",
                 code,
             ) from None
-        return write_results(out, study, sweep_.space, data_dir, quiet)
+        return write_results(out, study, sweep_.space, data_dir)
 
 
 SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's

@@ -1,8 +1,9 @@
 """A sweep's results in its folder: trials.csv, best/ and report.html.
 
 trials.csv   one row per trial: number, state, every parameter, val_accuracy
-             (the last epoch's), epochs trained, seconds (of training), run_dir
-             and the error of a failed trial
+             (the last epoch's), epochs trained (epochs_trained when epochs is a
+             parameter), seconds (of training), run_dir and the error of a failed
+             trial
 best/        a copy of the best trial's run directory (by validation accuracy),
              with its figures and report.html; its metrics.json has the test
              accuracy, the only one the sweep scores (trials score their
@@ -46,8 +47,15 @@ class SweepResult:
     report: Path
 
 
+def epochs_column(space_names: list[str]) -> str:
+    """The column of the epochs a trial trained: "epochs", unless epochs is searched
+    (its column is then the parameter's)."""
+    return "epochs_trained" if "epochs" in space_names else "epochs"
+
+
 def trial_rows(study, space_names: list[str], out: Path) -> list[dict]:
     """trials.csv's rows, by trial number."""
+    trained = epochs_column(space_names)
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         recorded = _trial_file(trial_dir(out, trial.number))
@@ -58,7 +66,7 @@ def trial_rows(study, space_names: list[str], out: Path) -> list[dict]:
             "number": trial.number, "state": trial.state.name.lower(),
             **{name: trial.params.get(name, "") for name in space_names},
             "val_accuracy": "" if value is None else value,
-            "epochs": recorded.get("epochs", ""),
+            trained: recorded.get("epochs", ""),
             "seconds": recorded.get("seconds", ""),
             "run_dir": os.path.join(TRIALS_DIR, trial_dir(out, trial.number).name),
             "error": trial.user_attrs.get("error", ""),
@@ -107,11 +115,11 @@ def copy_best(out: Path, number: int, data_dir) -> Path:
     return best
 
 
-def write_results(out: Path, study, space, data_dir, quiet: bool) -> SweepResult:
+def write_results(out: Path, study, space, data_dir) -> SweepResult:
     """Write trials.csv, best/ and report.html; say where they are; return them."""
     names = list(space.specs)
-    columns = ["number", "state", *names, "val_accuracy", "epochs", "seconds",
-               "run_dir", "error"]  # fmt: skip
+    columns = ["number", "state", *names, "val_accuracy", epochs_column(names),
+               "seconds", "run_dir", "error"]  # fmt: skip
     rows = trial_rows(study, names, out)
     write_trials_csv(out / TRIALS_CSV, rows, columns)
     complete = [r for r in rows if r["state"] == "complete"]
@@ -121,8 +129,7 @@ def write_results(out: Path, study, space, data_dir, quiet: bool) -> SweepResult
         best = copy_best(out, best_trial.number, data_dir)
         test_accuracy = read_json(best / METRICS_FILE).get("test_accuracy")
     report = write_sweep_report(out / REPORT_FILE, study, rows, names, test_accuracy)
-    if not quiet:
-        _say_results(out, study if complete else None, test_accuracy)
+    _say_results(out, study if complete else None, test_accuracy)
     return SweepResult(
         study=study,
         best_number=study.best_trial.number if complete else None,
