@@ -157,9 +157,15 @@ def test_show_saves_inputs_beside_what_the_network_saw(model_path, digit_png, tm
 
 
 def test_show_into_a_missing_folder_is_a_clear_error(model_path, digit_png, tmp_path):
-    result = run(model_path, digit_png, "--show", tmp_path / "no" / "dir.png")
+    target = tmp_path / "no" / "dir.png"
+    result = run(model_path, digit_png, "--show", target)
     assert result.exit_code == 1
-    assert "does not exist" in result.stderr
+    # said before any answer: the digit's line was printed, then the error
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == f"error: --show {target}: folder {target.parent} does not exist\n"
+    )
 
 
 def test_bad_model_file_is_one_line(digit_png, tmp_path):

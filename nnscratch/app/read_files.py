@@ -25,6 +25,8 @@ def predict_files(
     (one line each, or one JSON list), `warn(text)` errors and warnings. A file that
     cannot be read does not stop the others. Returns how many files failed.
     `show`: a PNG of every input beside what the network saw."""
+    if show is not None and not show.parent.is_dir():  # said before any answer
+        raise NnscratchError(f"--show {show}: folder {show.parent} does not exist")
     model = as_classifier(load_model(model_path), model_path)
     read = numbers.predict_number_file if number else predict_file
     results, shown = [], []
