@@ -124,6 +124,12 @@ def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
     assert not (tmp_path / "model.onnx").exists()
     with pytest.raises(nn.NnscratchError, match="not built"):
         nn.export_onnx(nn.Sequential([nn.Dense(3)]), tmp_path / "model.onnx")
+    # an activation given to a layer after the model was built would be left out
+    built = nn.Sequential([nn.Dense(3)], input_shape=(4,))
+    built.layers[0].activation = nn.Tanh()
+    with pytest.raises(nn.NnscratchError, match=r"layer 0 \(Dense\) holds an activ"):
+        nn.export_onnx(built, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_nnscratch_export_command(tmp_path, capsys):

@@ -149,6 +149,11 @@ class _Graph:
         (its own forward, or transform), so it is refused, not exported as its base
         (exact types, as the network's fusion checks them)."""
         p, out = layer.params, f"{i}.{type(layer).__name__}"
+        if getattr(layer, "activation", None) is not None:  # set after the build
+            raise NnscratchError(
+                f"export: layer {i} ({type(layer).__name__}) holds an activation; "
+                "give it as a layer of its own (a Sequential built again does that)"
+            )
         if type(layer) is Dense:  # y = x @ W + b, W (n_in, n_out)
             W, b = self.constant(f"{i}.W", p["W"]), self.constant(f"{i}.b", p["b"])
             return self.node("Gemm", [x, W, b], out)
