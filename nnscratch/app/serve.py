@@ -196,8 +196,9 @@ class DigitService:
     def read_number(self, gray: np.ndarray) -> dict:
         """A gray picture -> `read_number`'s answer, inputs rounded; "number" is
         None when no digit is found. Blocking: called in the thread pool."""
-        with self.lock:
-            result = read_number(self.model, gray, self.layout)
+        # only the network's calls take turns: finding the digits, the slow part,
+        # runs beside other requests
+        result = read_number(LockedPredict(self.model, self.lock), gray, self.layout)
         for d in result["digits"]:
             d["input"] = np.round(d["input"], 4).tolist()
         if not result["digits"]:
@@ -262,6 +263,21 @@ class DigitService:
         gray picture (H, W); blocking."""
         gray = images.load_image(data, max_pixels=self.max_pixels)
         return gray if number else images.to_mnist(gray, **self.layout)
+
+
+class LockedPredict:
+    """A model whose `predict` holds `lock` (its layers reuse their buffers from call
+    to call); its other attributes are the model's."""
+
+    def __init__(self, model, lock: threading.Lock):
+        self._model, self._lock = model, lock
+
+    def predict(self, *args, **kwargs) -> np.ndarray:
+        with self._lock:
+            return self._model.predict(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
 
 
 def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
