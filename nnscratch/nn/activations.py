@@ -1,4 +1,6 @@
-"""Element-wise activations (ReLU, LeakyReLU, Sigmoid, Tanh) and softmax."""
+"""Activations: element-wise (ReLU, LeakyReLU, Sigmoid, Tanh; any shape) and softmax
+(rows of (N, C)), and Keras' `activation=` of Dense and Conv2D (`ActivationAfter`):
+a Sequential lists that activation as the layer after (`expand_activations`)."""
 
 from __future__ import annotations
 

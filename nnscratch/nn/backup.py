@@ -1,6 +1,7 @@
 """Callbacks that save while `fit` trains, as Keras has them: `BackupAndRestore` (the
 whole training state, to continue an interrupted fit exactly) and `ModelCheckpoint`
-(the model, every epoch or the best one by a monitored metric)."""
+(the model or its weights, every epoch or N steps, or the best one by a monitored
+metric)."""
 
 from __future__ import annotations
 
@@ -153,9 +154,9 @@ class BackupAndRestore(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model at the end of every epoch (Keras' ModelCheckpoint): to
-    `filepath`, which may hold `{epoch}` and the logs' names (`"m-{epoch:02d}.npz"`);
-    its folder is made if need be.
+    """Save the model at the end of every epoch, or every `save_freq` steps (Keras'
+    ModelCheckpoint): to `filepath`, which may hold `{epoch}` and the logs' names
+    (`"m-{epoch:02d}.npz"`); its folder is made if need be.
 
     save_best_only: only when `monitor` (a key of the epoch's logs) beats its best so
     far ("min" or "max" `mode`; "auto": max for accuracies), over every fit it is

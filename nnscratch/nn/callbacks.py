@@ -21,9 +21,10 @@ from ..files import write_text
 class Callback:
     """Keras-like hooks. `fit` sets `self.model` before `on_train_begin`.
 
-    `logs` holds the metrics known at that point: per batch {"loss"} (the batch's),
-    {"accuracy"} (the epoch's so far) and {"size"} (the batch's examples); per epoch
-    {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}.
+    `logs` holds the metrics known at that point, each under its name ("accuracy",
+    or the name given in `metrics`): per batch "loss" (the batch's), each metric (the
+    epoch's so far) and "size" (the batch's examples); per epoch "loss", each metric,
+    "val_loss" and "val_<metric>" (with validation data), "lr" and "seconds".
     Set `self.model.stop_training = True` to end training after this epoch.
 
     A callback that keeps something from epoch to epoch returns it from `get_state`

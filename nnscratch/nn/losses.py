@@ -124,10 +124,10 @@ class SoftmaxCrossEntropy(Loss):
 
     l_n = logsumexp(z_n) - sum_c t_nc z_nc, stable for any finite logits (the row max
     is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n. Targets t are class
-    labels (N,) (one-hot; also (N, 1), and whole-number floats, as Keras' sparse
-    cross-entropy takes) or rows of class probabilities (N, C): one-hot or soft, as
-    PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes them with the uniform
-    distribution: t = (1 - e) t + e / C.
+    labels (N,), t their one-hot rows (also (N, 1), and whole-number floats, as
+    Keras' sparse cross-entropy takes), or rows of class probabilities (N, C):
+    one-hot or soft, as PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes
+    them with the uniform distribution: t = (1 - e) t + e / C.
     """
 
     classifies = True

@@ -110,8 +110,9 @@ class MeanSquaredError(MeanAbsoluteError):
 
 
 def get_metrics(metrics, loss, targets) -> list[Metric]:
-    """Metric objects from names or objects; None -> accuracy when the targets are
-    classes (a classifying loss, or integer labels), nothing for regression."""
+    """Metric objects from names (also Keras': "acc", "sparse_categorical_accuracy",
+    ..., reported under the name given) or objects; None -> accuracy when the targets
+    are classes (a classifying loss, or integer labels), nothing for regression."""
     if metrics is None:
         labels = targets.ndim == 1 and targets.dtype.kind in "iu"
         return [Accuracy()] if loss.classifies or labels else []

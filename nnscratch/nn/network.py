@@ -141,7 +141,8 @@ class Network:
 
     def pop(self) -> Layer:
         """Remove and return the last layer (Keras' `pop`); the model builds again
-        on next use."""
+        on next use. An `activation=` is a layer of its own here: after
+        `add(Dense(64, activation="relu"))`, `pop` removes the ReLU."""
         if not self.layers:
             raise NnscratchError("pop: the model has no layers")
         return self.layers.pop()
