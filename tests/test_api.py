@@ -462,6 +462,23 @@ def test_activation_arguments_train_as_activation_layers(tmp_path):
     assert type(keras_style.layers[-1]) is nn.Softmax
 
 
+def test_pop_removes_a_layer_with_its_activation_as_keras_does():
+    model = nn.Sequential(input_shape=(6,))
+    model.add(nn.Dense(8, activation="relu"))
+    model.add(nn.Dense(3, activation="tanh"))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense", "ReLU", "Dense", "Tanh",
+    ]  # fmt: skip
+    last = model.pop()
+    assert type(last) is nn.Dense and type(last.activation) is nn.Tanh
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "ReLU"]
+    model.add(last)  # back with its activation
+    assert model.predict(blobs()[0][:2]).shape == (2, 3)
+    assert type(model.layers[-1]) is nn.Tanh
+    plain = nn.Sequential([nn.Dense(3), nn.ReLU()], input_shape=(6,))
+    assert type(plain.pop()) is nn.ReLU  # a ReLU given as a layer is a layer
+
+
 def test_an_unknown_activation_is_named_with_the_known_ones():
     with pytest.raises(
         NnscratchError, match="Dense activation: expected None, 'linear', one of relu,"

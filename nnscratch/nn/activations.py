@@ -179,6 +179,7 @@ def expand_activations(layers: list) -> list:
     for layer in layers:
         out.append(layer)
         if isinstance(layer, ActivationAfter) and layer.activation is not None:
+            layer.activation.moved_out = True  # `Network.pop` takes both
             out.append(layer.activation)
             layer.activation = None
     return out

@@ -141,11 +141,16 @@ class Network:
 
     def pop(self) -> Layer:
         """Remove and return the last layer (Keras' `pop`); the model builds again
-        on next use. An `activation=` is a layer of its own here: after
-        `add(Dense(64, activation="relu"))`, `pop` removes the ReLU."""
+        on next use. A layer added with `activation=` goes with its activation,
+        which it holds again: after `add(Dense(64, activation="relu"))`, `pop`
+        removes both and returns the Dense."""
         if not self.layers:
             raise NnscratchError("pop: the model has no layers")
-        return self.layers.pop()
+        last = self.layers.pop()
+        if getattr(last, "moved_out", False) and self.layers:
+            activation, last = last, self.layers.pop()
+            activation.moved_out, last.activation = False, activation
+        return last
 
     def _rebuild_if_changed(self) -> None:
         """Build again for the same input shape if `layers` changed since `build`."""
