@@ -259,6 +259,8 @@ class Sequential(Network):
         computed in that step (before the update), like `fit` reports batches."""
         self._ensure_loss()
         x = self._check_x(x)
+        if len(x) == 0:  # the loss is a mean over the batch
+            raise NnscratchError("train_on_batch: x is empty")
         y = self._check_y(y, len(x))
         weights = example_weights(sample_weight, class_weight, y, len(x))
         optimizer = self._set_optimizer(None)
