@@ -517,3 +517,30 @@ def test_a_huge_finite_loss_stops_training_as_divergence():
         TrainingDivergedError, match="training diverged: the loss became"
     ):
         model.fit(x, y, verbose=0)
+
+
+def test_an_empty_batch_is_refused_by_every_batch_method():
+    # train_on_batch divided the loss by the batch size: a ZeroDivisionError
+    x, y = blobs(n=5)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    model.compile(nn.SGD(0.1))
+    before = model.get_weights()
+    with pytest.raises(NnscratchError, match="^train_on_batch: x is empty$"):
+        model.train_on_batch(x[:0], y[:0])
+    with pytest.raises(NnscratchError, match="^evaluate: x is empty$"):
+        model.test_on_batch(x[:0], y[:0])
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_weights_beyond_float32_are_refused_by_name():
+    # they became inf in the float32 weights: an inf loss that evaluate returned and
+    # fit called divergence ("try a lower learning rate")
+    x, y = blobs(n=5)
+    model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+    big = np.full(5, 1e39)
+    with pytest.raises(NnscratchError, match="^sample_weight: weights up to 1e"):
+        model.evaluate(x, y, sample_weight=big)
+    with pytest.raises(NnscratchError, match=r"^class_weight: weights up to 1e\+300 "):
+        model.fit(x, y, class_weight={0: 1e300}, verbose=0)
+    with pytest.raises(NnscratchError, match="^sample_weight times class_weight: "):
+        model.fit(x, y, sample_weight=big / 1e20, class_weight={0: 1e20}, verbose=0)

@@ -1,3 +1,4 @@
+import math
 import sys
 
 import numpy as np
@@ -416,3 +417,28 @@ def test_the_history_has_keras_params_and_model():
     history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert history.params == {"verbose": 0, "epochs": 3, "steps": 3}
     assert history.model is model
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        (0.01, "lr_schedule: expected a function of the epoch"),
+        (
+            lambda epoch: -0.01,
+            r"lr_schedule: the rate at epoch 0: expected a number >= 0",
+        ),
+        (lambda epoch: math.nan, "lr_schedule: the rate at epoch 0: expected a number"),
+        (lambda epoch: "0.1", "lr_schedule: the rate at epoch 0: expected a number"),
+    ],
+)
+def test_fit_refuses_an_lr_schedule_that_is_no_function_or_gives_a_bad_rate(
+    schedule, message
+):
+    # these failed deep in training with a TypeError or a misleading "diverged", or,
+    # for a negative rate, trained without complaint up the loss
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    before = model.get_weights()
+    with pytest.raises(NnscratchError, match=message):
+        model.fit(x, y, epochs=2, batch_size=8, lr_schedule=schedule, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

@@ -73,6 +73,10 @@ def test_check_same_length_names_every_array():
         (lambda: Adam(beta1=1.0), r"Adam beta1: expected a number in \[0, 1\)"),
         (lambda: AdamW(beta2=-0.1), r"AdamW beta2: expected a number in \[0, 1\)"),
         (lambda: Adam(weight_decay=-1), "Adam weight_decay: expected a number >= 0"),
+        # eps 0 divides 0 by 0 wherever a gradient is exactly 0 (a dead ReLU's weights)
+        (lambda: Adam(eps=0), "Adam eps: expected a number > 0, got 0"),
+        (lambda: AdamW(eps=0.0), "AdamW eps: expected a number > 0, got 0.0"),
+        (lambda: RMSprop(eps=0), "RMSprop eps: expected a number > 0, got 0"),
         (lambda: StepDecay(0.1, step_epochs=0), "StepDecay step_epochs: expected"),
         (lambda: ExponentialDecay(0.1, gamma=0), "ExponentialDecay gamma: expected"),
         (lambda: CosineDecay(0.1, epochs=5, min_lr=-1), "CosineDecay min_lr: expected"),

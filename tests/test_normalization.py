@@ -5,6 +5,7 @@ import pytest
 from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose
 
+import nnscratch as nn
 from nnscratch.errors import NnscratchError
 from nnscratch.nn.normalization import BatchNorm
 from nnscratch.nn.registry import LAYERS
@@ -94,3 +95,23 @@ def test_batchnorm_rejects_bad_input():
         BatchNorm(3, momentum=1.5)
     with pytest.raises(NnscratchError, match="num_features"):
         BatchNorm(0)
+
+
+def test_a_frozen_batch_norm_trains_in_inference_mode_as_in_keras():
+    # what the README promises: normalised with its running statistics, which stay
+    # as they were (PyTorch's frozen parameters would still update them)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 1, 4, 4)), rng.integers(0, 3, 8)
+    model = nn.Sequential(
+        [nn.Conv2D(4, 3, padding="same"), nn.BatchNorm(), nn.MaxPool2D(2),
+         nn.ReLU(), nn.Flatten(), nn.Dense(3)],
+        input_shape=(1, 4, 4), seed=0,
+    )  # fmt: skip
+    norm = model.layers[1]
+    norm.trainable = False
+    norm.state["running_mean"][...], norm.state["running_var"][...] = 0.3, 2.0
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert_allclose(norm.state["running_mean"], 0.3)
+    assert_allclose(norm.state["running_var"], 2.0)
+    assert_allclose(norm.params["gamma"], 1.0)
+    assert_allclose(model.forward(x, training=True), model.forward(x, training=False))

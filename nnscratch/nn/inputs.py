@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import NnscratchError, check_float
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # example weights are float32
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
@@ -105,7 +106,25 @@ def example_weights(sample_weight, class_weight, labels, n: int) -> np.ndarray |
     if class_weight is not None:
         per_class = class_weights(class_weight, labels)
         weights = per_class if weights is None else weights * per_class
-    return None if weights is None else weights.astype(np.float32)
+    if weights is None:
+        return None
+    if class_weight is None or sample_weight is None:
+        who = "class_weight" if sample_weight is None else "sample_weight"
+    else:
+        who = "sample_weight times class_weight"
+    return _as_float32(weights, who)
+
+
+def _as_float32(weights: np.ndarray, who: str) -> np.ndarray:
+    """Example weights (N,) as float32, refused if one is too large for it (it
+    would become inf, and so would the loss)."""
+    largest = weights.max(initial=0)
+    if largest > FLOAT32_MAX:
+        raise NnscratchError(
+            f"{who}: weights up to {largest:.3g} do not fit in float32 (at most "
+            f"{FLOAT32_MAX:.3g}); scale them down"
+        )
+    return weights.astype(np.float32)
 
 
 def class_weights(class_weight, labels) -> np.ndarray:

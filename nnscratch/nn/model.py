@@ -17,6 +17,7 @@ from .network import Network, check_finite, check_input_shape
 from .optimizers import Adam, Optimizer, get_optimizer
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
+from .schedules import checked_schedule
 from .seeding import new_seed
 from .trainer import Trainer, seed_layers
 from .weights import load_weights, save_weights
@@ -165,7 +166,7 @@ class Sequential(Network):
         `metrics`: names or Metric objects (default: accuracy when the targets are
         classes, none for regression). `augment(images, rng)` transforms training
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
-        every step. `optimizer`: an Optimizer or a name; without one, training
+        every step (a rate that is not a number >= 0 is an error). `optimizer`: an Optimizer or a name; without one, training
         continues with the last one (its moments and step count), or a new Adam().
         `seed` (default: drawn from the model's seed or `set_seed`, if either was
         given, else from the OS) fixes shuffling, the validation split, dropout and
@@ -201,6 +202,7 @@ class Sequential(Network):
                 f"accepted, got {validation_freq!r}"
             )
         optimizer = self._set_optimizer(optimizer)
+        lr_schedule = checked_schedule(lr_schedule)
         callbacks = check_callbacks(callbacks)
         seed = self._fit_seed(seed, callbacks)
         shuffle_rng, augment_rng = seed_layers(seed, self.layers)
@@ -257,6 +259,8 @@ class Sequential(Network):
         computed in that step (before the update), like `fit` reports batches."""
         self._ensure_loss()
         x = self._check_x(x)
+        if len(x) == 0:  # the loss is a mean over the batch
+            raise NnscratchError("train_on_batch: x is empty")
         y = self._check_y(y, len(x))
         weights = example_weights(sample_weight, class_weight, y, len(x))
         optimizer = self._set_optimizer(None)

@@ -211,7 +211,7 @@ class RMSprop(Optimizer):
     ):
         super().__init__(lr, learning_rate)
         self.rho = check_float("RMSprop rho", rho, 0, 1, open_high=True)
-        self.eps = check_float("RMSprop eps", eps, 0)
+        self.eps = check_float("RMSprop eps", eps, 0, open_low=True)  # see Adam
 
     def _init_state(self, p):
         return {"square_avg": np.zeros_like(p)}
@@ -257,7 +257,8 @@ class Adam(Optimizer):
         self.beta2 = check_float(
             f"{type(self).__name__} beta2", beta2, 0, 1, open_high=True
         )
-        self.eps = check_float(f"{type(self).__name__} eps", eps, 0)
+        # eps 0 would make 0 / 0 = NaN of every weight whose gradient is exactly 0
+        self.eps = check_float(f"{type(self).__name__} eps", eps, 0, open_low=True)
         self.weight_decay = check_float(
             f"{type(self).__name__} weight_decay", weight_decay, 0
         )

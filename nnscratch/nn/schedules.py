@@ -143,3 +143,23 @@ def get_schedule(
     """A schedule by name ('constant', 'step', 'exponential', 'cosine') with defaults
     that fit a run of `epochs` epochs."""
     return SCHEDULES.get_class(name).for_run(lr, epochs, warmup_epochs)
+
+
+def checked_schedule(schedule):
+    """fit's `lr_schedule` checked: None, a `Schedule` (its constructor checked its
+    rates), or a function of the epoch whose every rate is checked when it is used:
+    a negative rate would climb the loss without complaint, NaN would end in a
+    misleading "training diverged", text in a TypeError deep inside a step."""
+    if schedule is None or isinstance(schedule, Schedule):
+        return schedule
+    if not callable(schedule):
+        raise NnscratchError(
+            "lr_schedule: expected a function of the epoch (such as "
+            f"nn.CosineDecay(...)), got {schedule!r}"
+        )
+
+    def checked(epoch: float) -> float:
+        rate = schedule(epoch)
+        return check_float(f"lr_schedule: the rate at epoch {epoch:g}", rate, 0)
+
+    return checked
