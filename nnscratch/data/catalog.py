@@ -3,10 +3,11 @@
 Files are looked for, in order, in: the `data_dir` argument (then only there), env
 NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
 (Debian's dataset packages). In each place both DIR/<name>/ and DIR/ count (DIR/ not
-if it is named after the other dataset, however spelt: `named_after`), and only if all
-four files are there, each gzipped (the published .gz names) or not (the same names without .gz). Local
-files are not MD5-checked (Debian recompressed Fashion-MNIST, so its .gz checksums
-differ) but are always IDX-validated; downloads are MD5-checked (`download`).
+if it is named after the other dataset, however spelt: `named_after`), and only if
+all four files are there, each gzipped (the published .gz names) or not (the same
+names without .gz). Local files are not MD5-checked (Debian recompressed
+Fashion-MNIST, so its .gz checksums differ) but are always IDX-validated; downloads
+are MD5-checked (`download`).
 """
 
 from __future__ import annotations

@@ -246,12 +246,10 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
 
     A line is a band of rows (columns) at most RULED_LINE of the height (width) thick
     with ink across RULED_SPAN of the width (height), and paper has two or more: one
-    alone may be the thin bar of a "7". The line's ink, and half its thickness on
-    either side (its blurred edges), is dropped except where the ink goes on past
-    that, on either side, for at least the band's thickness: a stroke crossing the
-    line or lying along it. Upright lines with nothing else left
-    are kept (two strokes across the picture: a "11"); a page of nothing but ruled
-    lines across (lined or squared paper) is blank.
+    alone may be the thin bar of a "7". Each line is erased (`erase_band`), with its
+    blurred edges, except where a stroke crosses it or lies along it. Upright lines
+    with nothing else left are kept (two strokes across the picture: a "11"); a page
+    of nothing but ruled lines across (lined or squared paper) is blank.
     """
     out = np.array(ink, dtype=np.float32)
     lined = False  # ruled lines across the page were found

@@ -166,8 +166,9 @@ class Sequential(Network):
         `metrics`: names or Metric objects (default: accuracy when the targets are
         classes, none for regression). `augment(images, rng)` transforms training
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
-        every step (a rate that is not a number >= 0 is an error). `optimizer`: an Optimizer or a name; without one, training
-        continues with the last one (its moments and step count), or a new Adam().
+        every step (a rate that is not a number >= 0 is an error). `optimizer`: an
+        Optimizer or a name; without one, training continues with the last one (its
+        moments and step count), or a new Adam().
         `seed` (default: drawn from the model's seed or `set_seed`, if either was
         given, else from the OS) fixes shuffling, the validation split, dropout and
         augmentation; the initial weights come from the layers (their `rng`), the

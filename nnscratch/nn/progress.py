@@ -67,7 +67,8 @@ def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
 
 
 def results_line(results: dict) -> str:
-    """`loss 0.2717 - accuracy 0.9160`: evaluate's results, as an epoch line shows them."""
+    """`loss 0.2717 - accuracy 0.9160`: evaluate's results, as an epoch line shows
+    them."""
     return " - ".join(f"{key} {value:.4f}" for key, value in results.items())
 
 

@@ -29,7 +29,8 @@ class LearningRateScheduler(Callback):
     def __init__(self, schedule, verbose: bool = False):
         if not callable(schedule):
             raise NnscratchError(
-                f"LearningRateScheduler: expected a function of the epoch, got {schedule!r}"
+                "LearningRateScheduler: expected a function of the epoch, got "
+                f"{schedule!r}"
             )
         self.schedule, self.verbose = schedule, bool(verbose)
         self.takes_lr = _takes_two_arguments(schedule)
