@@ -337,5 +337,5 @@ class Sequential(Network):
     def load_weights(self, path) -> None:
         """Read weights saved by `save_weights` (or a whole model file by `save`)
         into this built model of the same layers, as Keras' load_weights."""
-        self._rebuild_if_changed()
+        self._require_built("load_weights")
         load_weights(self, path)

@@ -31,11 +31,6 @@ def load_weights(model, path) -> None:
     other (a model file's optimiser state is left out). Never unpickles; on any
     error the model keeps its weights."""
     path = Path(path)
-    if not model.built:
-        raise NnscratchError(
-            "load_weights: the model is not built yet; give Sequential an "
-            "input_shape or call build(input_shape)"
-        )
     with open_model_archive(path, META_KEY) as archive:
         meta = parse_description_json(path, archive.description())
         formats = (FORMAT, WEIGHTS_FORMAT)
