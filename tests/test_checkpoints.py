@@ -340,7 +340,7 @@ def test_model_checkpoint_saves_every_n_steps_with_save_freq(tmp_path):
     assert best.best == min(history.batch_losses[2::3])
     with pytest.raises(NnscratchError, match="save_freq=3 saves between epochs"):
         nn.ModelCheckpoint(tmp_path / "a.npz", save_freq=3, save_best_only=True)
-    with pytest.raises(NnscratchError, match=r"save_freq \('epoch' or an int\)"):
+    with pytest.raises(NnscratchError, match='save_freq: expected "epoch" or an int'):
         nn.ModelCheckpoint(tmp_path / "a.npz", save_freq="batch")
 
 

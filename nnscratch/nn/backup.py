@@ -66,13 +66,8 @@ class BackupAndRestore(Callback):
         if directory is None:
             raise NnscratchError("BackupAndRestore: expected a directory")
         self.directory = Path(directory)
-        if save_freq is not None:  # Keras' name: "epoch", or every that many steps
-            freq = None if save_freq == "epoch" else save_freq
-            if freq is not None and not (is_whole_number(freq) and freq >= 1):
-                raise NnscratchError(
-                    'BackupAndRestore save_freq: expected "epoch" or an int >= 1, '
-                    f"got {save_freq!r}"
-                )
+        if save_freq is not None:  # Keras' name
+            freq = steps_between_saves("BackupAndRestore", save_freq)
             save_every = _one_of("save_every", save_every, "save_freq", freq)
         if delete_checkpoint is not None:  # Keras' name
             delete_at_end = bool(delete_checkpoint)
@@ -185,23 +180,22 @@ class ModelCheckpoint(Callback):
         self.filepath, self.monitor = str(filepath), monitor
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer
-        if save_freq != "epoch":
-            save_freq = check_int(
-                "ModelCheckpoint save_freq ('epoch' or an int)", save_freq
+        steps = steps_between_saves("ModelCheckpoint", save_freq)
+        if steps is not None and save_best_only and monitor.startswith("val_"):
+            raise NnscratchError(
+                f"ModelCheckpoint: save_freq={steps} saves between epochs, where "
+                f"{monitor!r} is not known yet: monitor 'loss' or a training metric, "
+                "or save every epoch"
             )
-            if save_best_only and monitor.startswith("val_"):
-                raise NnscratchError(
-                    f"ModelCheckpoint: save_freq={save_freq} saves between epochs, "
-                    f"where {monitor!r} is not known yet: monitor 'loss' or a training "
-                    "metric, or save every epoch"
-                )
-        self.save_freq = save_freq
+        self.save_freq = "epoch" if steps is None else steps
         self.best: float | None = None
 
     def on_batch_end(self, batch, logs):
+        if self.save_freq == "epoch":
+            return
         trainer = self.trainer
         steps_done = trainer.epoch * trainer.batches.steps + trainer.step
-        if self.save_freq != "epoch" and steps_done % self.save_freq == 0:
+        if steps_done % self.save_freq == 0:
             self._save(logs, trainer.epoch, batch=batch + 1)
 
     def on_epoch_end(self, epoch, logs):
@@ -249,6 +243,18 @@ def resumed_seed(callbacks) -> int | None:
         if isinstance(callback, BackupAndRestore):
             return callback.resumed_seed()
     return None
+
+
+def steps_between_saves(who: str, save_freq) -> int | None:
+    """Keras' `save_freq`: None for "epoch" (save at each epoch's end), else the
+    number of steps between saves, an int >= 1."""
+    if save_freq == "epoch":
+        return None
+    if not (is_whole_number(save_freq) and save_freq >= 1):
+        raise NnscratchError(
+            f'{who} save_freq: expected "epoch" or an int >= 1, got {save_freq!r}'
+        )
+    return int(save_freq)
 
 
 def _one_of(name: str, value, alias: str, alias_value):
