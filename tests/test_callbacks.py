@@ -331,6 +331,20 @@ def test_learning_rate_scheduler_sets_each_epochs_rate_as_keras():
     assert history.history["lr"] == [cosine(e) for e in range(4)]
 
 
+def test_learning_rate_scheduler_takes_a_schedule_that_reaches_zero():
+    """A rate of 0 is a rate (Keras takes it, and so does fit's lr_schedule): a
+    cosine decay run past its end gives 0 from there on."""
+    x, y = small_data()
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    cosine = nn.CosineDecay(0.1, 2)
+    history = model.fit(
+        x, y, epochs=3, callbacks=[nn.LearningRateScheduler(cosine)], verbose=0
+    )
+    assert history.history["lr"] == [0.1, cosine(1), 0.0]
+    history = model.fit(x, y, epochs=3, lr_schedule=cosine, verbose=0)
+    assert history.history["lr"][-1] == 0.0
+
+
 def test_learning_rate_scheduler_refuses_what_is_no_rate():
     x, y = small_data()
     model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)

@@ -47,10 +47,10 @@ class LearningRateScheduler(Callback):
             if self.takes_lr
             else self.schedule(epoch)
         )
+        # >= 0, as fit's lr_schedule: a decay may end at 0
         optimizer.lr = check_float(
-            f"LearningRateScheduler: the schedule's rate for epoch {epoch + 1}",
-            lr, 0, open_low=True,
-        )  # fmt: skip
+            f"LearningRateScheduler: the schedule's rate for epoch {epoch + 1}", lr, 0
+        )
         if self.verbose:
             print(f"epoch {epoch + 1}: LearningRateScheduler: lr {optimizer.lr:.2e}")
 
