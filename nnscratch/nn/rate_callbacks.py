@@ -59,9 +59,7 @@ def _takes_two_arguments(function) -> bool:
     """Whether `function` can be called with (epoch, lr), as Keras tries first."""
     try:
         inspect.signature(function).bind(0, 0.1)
-    except TypeError:  # takes one argument
-        return False
-    except ValueError:  # no signature to read (some built-ins): one, as Keras' older
+    except (TypeError, ValueError):  # takes one; or no signature to read (built-ins)
         return False
     return True
 
