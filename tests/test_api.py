@@ -381,6 +381,8 @@ def test_sequential_needs_one_list_of_layers():
         nn.Sequential(nn.Dense(2, 3), nn.ReLU())
     with pytest.raises(NnscratchError, match="item 1 is not a Layer"):
         nn.Sequential([nn.Dense(2, 3), "relu"])
+    with pytest.raises(NnscratchError, match="list of Layer objects, got 'dense'"):
+        nn.Sequential("dense")
 
 
 def test_layers_added_one_at_a_time_train_as_the_same_list(tmp_path):

@@ -51,7 +51,9 @@ class Network:
             )
         layers = [] if layers is None else layers
         if not isinstance(layers, (list, tuple)):
-            raise NnscratchError("Sequential: expected a list of Layer objects")
+            raise NnscratchError(
+                f"Sequential: expected a list of Layer objects, got {layers!r}"
+            )
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
