@@ -118,7 +118,9 @@ class _NeuralNet(BaseEstimator):
     _y_validation: ClassVar[dict] = {}  # how validate_data checks y
 
     # ----- training ------------------------------------------------------------
-    def _train(self, X, y, sample_weight, reset: bool, classes=None, partial=False):
+    def _train(
+        self, X, y, sample_weight, reset: bool, classes=None, partial: bool = False
+    ):
         """Check the data (and the settings, on a new network), then train `epochs`,
         or one epoch on all of X if `partial` (no early stopping, as scikit-learn's
         MLP: a validation set held out of each call's few rows wastes them)."""
@@ -295,7 +297,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
                 f"partial_fit: classes={classes!r} differs from the classes of "
                 f"the first call, {self.classes_!r}"
             )
-        return self._train(X, y, sample_weight, first, classes, partial=True)
+        return self._train(
+            X, y, sample_weight, reset=first, classes=classes, partial=True
+        )
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Class indices (N,) int64 into `classes_`."""
@@ -359,7 +363,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
         """One epoch on X, y: a new network at the first call, else the fitted one
         trained on."""
         first = not hasattr(self, "model_")
-        return self._train(X, y, sample_weight, first, partial=True)
+        return self._train(X, y, sample_weight, reset=first, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Float targets (N, outputs)."""

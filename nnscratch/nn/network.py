@@ -78,7 +78,8 @@ class Network:
         `on_built(i, layer)` runs after each layer is built, before it first runs
         (loading puts a file's arrays in place there)."""
         shape = check_input_shape(input_shape)
-        self.layers[:] = expand_activations(self.layers)  # any set since
+        # a layer put in `layers` by hand (not by `add`) may still hold its activation
+        self.layers[:] = expand_activations(self.layers)
         if not self.layers:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"
