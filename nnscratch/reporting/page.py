@@ -108,7 +108,8 @@ def percent_cell(value) -> str:
 
 def number_cell(key: str, value) -> str:
     """A metric's cell, as the cards and `nnscratch evaluate` show it: accuracies as
-    percentages, losses with 4 decimals; other values as `html_cell` shows them."""
+    percentages, lr to 3 significant digits, seconds to 2 decimals, losses to 4;
+    other values (and NaN or infinity) as `html_cell` shows them."""
     if not isinstance(value, float) or not np.isfinite(value):
         return html_cell(value)
     if "accuracy" in key:
