@@ -158,8 +158,9 @@ class ModelCheckpoint(Callback):
     given to, as in Keras: a later fit does not overwrite a better file.
     save_freq: "epoch", or an int N to save every N steps instead (counted over the
     fit, as a checkpoint's position counts them); `filepath` may then hold `{batch}`
-    (counted from 1 in each epoch) and the step's logs (`loss`, `accuracy`), and
-    `monitor` must be one of them: the validation metrics exist only at an epoch's end.
+    (counted from 1 in each epoch) and the step's logs (`loss`, `accuracy`); with
+    save_best_only, `monitor` must be one of them: the validation metrics exist only
+    at an epoch's end.
     include_optimizer: the optimiser too (`Sequential.save`), so the file can
     continue training. save_weights_only: the weights alone (`save_weights`), as
     Keras does. verbose: a line for each file saved, as Keras' verbose=1.

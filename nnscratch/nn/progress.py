@@ -10,7 +10,7 @@ from tqdm import tqdm
 from ..errors import NnscratchError
 from .callbacks import Callback
 
-POSTFIX_EVERY = 50  # steps between updates of the bar's loss and accuracy
+POSTFIX_EVERY = 50  # steps between updates of the bar's loss and metrics
 
 
 class ProgressBar(Callback):
