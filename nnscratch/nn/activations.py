@@ -17,6 +17,10 @@ from .registry import ACTIVATIONS, LAYERS
 class Activation(Layer):
     """An element-wise activation: y = f(x) for each element, any shape; no params."""
 
+    # True once a Sequential has taken it out of a layer's `activation=`
+    # (`expand_activations`): `Network.pop` then removes the two together
+    moved_out = False
+
 
 @ACTIVATIONS.register
 @LAYERS.register
@@ -110,6 +114,8 @@ class Softmax(Layer):
     For training, end the model with logits and use `SoftmaxCrossEntropy`, which is
     fused and stable; this layer is for models whose output must be probabilities.
     """
+
+    moved_out = False  # as an Activation's: taken out of a layer's `activation=`
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._y = softmax(x)
