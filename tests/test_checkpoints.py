@@ -447,6 +447,8 @@ def test_backup_and_restore_takes_keras_names(tmp_path):
         nn.BackupAndRestore(tmp_path, save_freq="batch")
     with pytest.raises(NnscratchError, match="give save_every or save_freq"):
         nn.BackupAndRestore(tmp_path, save_every=3, save_freq=5)
+    with pytest.raises(NnscratchError, match="give delete_at_end or delete_checkpoint"):
+        nn.BackupAndRestore(tmp_path, delete_at_end=False, delete_checkpoint=True)
     with pytest.raises(NnscratchError, match="give directory or backup_dir"):
         nn.BackupAndRestore(tmp_path, backup_dir=tmp_path)
     with pytest.raises(NnscratchError, match="expected a directory"):

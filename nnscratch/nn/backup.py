@@ -50,7 +50,7 @@ class BackupAndRestore(Callback):
     interrupt: called after every step; when it returns true, a checkpoint is
     written and fit raises `TrainingInterrupted` (a signal handler sets a flag, say).
     delete_at_end: remove the checkpoints when training ends, as Keras does (and
-    `directory`, if nothing else is in it).
+    `directory`, if nothing else is in it); True unless given False.
     extra: JSON values (and arrays) saved in every checkpoint as its "extra" entry
     (a training run records its settings there).
     """
@@ -59,7 +59,7 @@ class BackupAndRestore(Callback):
 
     def __init__(
         self, directory=None, save_every: int | None = None, keep: int = 2,
-        delete_at_end: bool = True, interrupt=None, say=None, extra=None, *,
+        delete_at_end: bool | None = None, interrupt=None, say=None, extra=None, *,
         backup_dir=None, save_freq=None, delete_checkpoint=None,
     ):  # fmt: skip
         directory = _one_of("directory", directory, "backup_dir", backup_dir)
@@ -69,8 +69,10 @@ class BackupAndRestore(Callback):
         if save_freq is not None:  # Keras' name
             freq = steps_between_saves("BackupAndRestore", save_freq)
             save_every = _one_of("save_every", save_every, "save_freq", freq)
-        if delete_checkpoint is not None:  # Keras' name
-            delete_at_end = bool(delete_checkpoint)
+        delete_at_end = _one_of(  # True unless either name says otherwise
+            "delete_at_end", delete_at_end, "delete_checkpoint", delete_checkpoint
+        )
+        delete_at_end = True if delete_at_end is None else bool(delete_at_end)
         if save_every is not None:
             save_every = check_int("BackupAndRestore save_every", save_every)
         self.save_every, self.keep = (
