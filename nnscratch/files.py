@@ -92,6 +92,17 @@ def _umask() -> int:
     return mask
 
 
+def make_folder_of(path, who: str) -> None:
+    """Make the folder `path` is to be written in, as Keras' callbacks do ("logs/x.csv"
+    needs no mkdir first); an OSError is one NnscratchError line naming `who`."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NnscratchError(
+            f"{who}: cannot make the folder of {path} ({e.strerror})"
+        ) from None
+
+
 def write_text(path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_open(path, "w") as f:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CheckpointError, NnscratchError, check_int, is_whole_number
+from ..files import make_folder_of
 from .callbacks import Callback, improves, monitor_mode, monitored
 from .checkpoints import checkpoint_paths, load_latest, save_next
 
@@ -102,9 +103,7 @@ class BackupAndRestore(Callback):
         self._stop_if_asked(saved=True)
 
     def on_batch_end(self, batch, logs):
-        trainer = self.trainer
-        steps_done = trainer.epoch * trainer.batches.steps + trainer.step
-        saved = bool(self.save_every) and steps_done % self.save_every == 0
+        saved = bool(self.save_every) and self.trainer.steps_done % self.save_every == 0
         if saved:
             self.save()
         self._stop_if_asked(saved)
@@ -196,10 +195,8 @@ class ModelCheckpoint(Callback):
     def on_batch_end(self, batch, logs):
         if self.save_freq == "epoch":
             return
-        trainer = self.trainer
-        steps_done = trainer.epoch * trainer.batches.steps + trainer.step
-        if steps_done % self.save_freq == 0:
-            self._save(logs, trainer.epoch, batch=batch + 1)
+        if self.trainer.steps_done % self.save_freq == 0:
+            self._save(logs, self.trainer.epoch, batch=batch + 1)
 
     def on_epoch_end(self, epoch, logs):
         if self.save_freq == "epoch":
@@ -219,12 +216,7 @@ class ModelCheckpoint(Callback):
             raise NnscratchError(
                 f"ModelCheckpoint: cannot fill in {self.filepath!r} ({e!r})"
             ) from None
-        try:  # as Keras does: "checkpoints/m-{epoch}.npz" needs no mkdir first
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise NnscratchError(
-                f"ModelCheckpoint: cannot make the folder of {path} ({e.strerror})"
-            ) from None
+        make_folder_of(path, "ModelCheckpoint")
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnscratchError, check_float, check_int
-from ..files import write_text
+from ..files import make_folder_of, write_text
 
 
 class Callback:
@@ -280,12 +280,7 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self.rows = self._rows_in_file() if self.append else []
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise NnscratchError(
-                f"CSVLogger: cannot make the folder of {self.path} ({e.strerror})"
-            ) from None
+        make_folder_of(self.path, "CSVLogger")
         self._write()
 
     def on_epoch_end(self, epoch, logs):

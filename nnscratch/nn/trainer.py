@@ -158,6 +158,12 @@ class Trainer:
 
     # ----- checkpoints ----------------------------------------------------------------
     @property
+    def steps_done(self) -> int:
+        """Steps taken in this fit so far, counted over its epochs (a checkpoint's
+        position): what saving every N steps counts."""
+        return self.epoch * self.batches.steps + self.step
+
+    @property
     def train_seconds(self) -> float:
         """Time spent in `run`, with that of the runs a checkpoint continues."""
         return self._seconds_before + time.perf_counter() - self._started
