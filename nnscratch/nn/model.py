@@ -235,6 +235,8 @@ class Sequential(Network):
             for bar in progress:
                 bar.close()
             self._forget_last_batch()  # the batch buffers (full batch: all of x)
+            self._release_scratch()
+            optimizer.release_scratch()
         return history
 
     def _fit_seed(self, seed, callbacks) -> int:

@@ -57,6 +57,10 @@ class Optimizer(ABC):
             tmp = self._scratch.like(name, p)
             self._update(p, grads[name], state, tmp, flush_below)
 
+    def release_scratch(self) -> None:
+        """Drop the scratch arrays `step` keeps (after a fit); the state stays."""
+        self._scratch.clear()
+
     @property
     def learning_rate(self) -> float:
         """Keras' name for `lr` (read and set)."""

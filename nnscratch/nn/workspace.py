@@ -66,6 +66,10 @@ class Workspace:
             a = self._arrays[key] = _allocate((size,), dtype, fill)
         return a[:size].reshape(shape)
 
+    def clear(self) -> None:
+        """Forget every array (a trained model sheds its training scratch)."""
+        self._arrays.clear()
+
     def discard(self, key: Hashable) -> None:
         """Forget the array under `key` (the next call allocates it again)."""
         self._arrays.pop(key, None)
