@@ -5,7 +5,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from nnscratch.nn import workspace
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright drives it, no download
 CHROMIUM_ARGS = [
@@ -60,3 +63,19 @@ def browser():
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def garbage_scratch(monkeypatch):
+    """Workspace arrays that start as NaN, not as whatever memory the allocator
+    hands back (often zeros: fresh pages), so that code reading scratch it never
+    wrote fails every time."""
+    allocate = workspace._allocate
+
+    def nan_filled(shape, dtype, fill):
+        a = allocate(shape, dtype, fill)
+        if fill is None and a.dtype.kind == "f":
+            a.fill(np.nan)
+        return a
+
+    monkeypatch.setattr(workspace, "_allocate", nan_filled)

@@ -15,7 +15,8 @@ weight-gradient blocks that do not divide the batch. Then:
   batch sizes (workspace buffers reused across shapes), or with a copy of the model,
   gives what a fresh model gives the whole batch.
 
-A failure names its seed; `draw(seed)` rebuilds the case.
+A failure names its seed; `draw(seed)` rebuilds the case. Workspace arrays start as
+NaN (`garbage_scratch`), so scratch read before it is written shows.
 """
 
 import copy
@@ -28,6 +29,8 @@ import nnscratch as nn
 from nnscratch.nn import conv, im2col
 from nnscratch.nn.batches import prepare_inputs
 from nnscratch.nn.kernels import using
+
+pytestmark = pytest.mark.usefixtures("garbage_scratch")
 
 SEEDS = range(100)
 LAYOUTS = {

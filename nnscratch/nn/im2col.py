@@ -55,6 +55,7 @@ class Columns:
         self.chunks: list[slice] = []
         self.kept = False  # does the buffer hold every chunk's columns?
         self._layout: tuple | None = None
+        self._buffer: np.ndarray | None = None  # the memory `_layout` was written in
 
     def __reduce__(self):
         # a copy (pickle, deepcopy) is laid out anew: its workspace starts empty, and
@@ -83,13 +84,16 @@ class Columns:
         self.x_shape, self.kept = x_shape, keep
         images = n if keep else per_chunk + self.chunks[-1].stop % per_chunk
         self._flat = self.workspace.front("cols", ((k + 1) * images * pixels,), dtype)
-        if self._layout != (x_shape, dtype, keep):
+        # the memory the view lies in: a new one (the workspace grew, or a fit
+        # ended and dropped it) holds neither the zeros nor the ones
+        buffer = self._flat.base
+        if self._layout != (x_shape, dtype, keep) or buffer is not self._buffer:
             # another layout puts the padding elsewhere, where values of the last
             # one's images would be read: start from zeros, and the ones
             self._flat.fill(0)
             for chunk in self.chunks:
                 self._matrix(chunk)[-1] = 1
-            self._layout = (x_shape, dtype, keep)
+            self._layout, self._buffer = (x_shape, dtype, keep), buffer
         return self.chunks
 
     def build(self, x: np.ndarray, chunk: slice) -> np.ndarray:
