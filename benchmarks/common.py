@@ -288,13 +288,18 @@ def torch_twin(model):
 
 
 def torch_batch_norm(layer, modules_before: list):
-    """BatchNorm1d after a Linear, BatchNorm2d after a Conv2d, with the layer's
-    gamma, beta and running statistics (both weigh the new batch by `momentum`)."""
+    """BatchNorm2d on images (after a Conv2d or a pooling layer, with any ReLU or
+    Dropout between), else BatchNorm1d, with the layer's gamma, beta and running
+    statistics (both weigh the new batch by `momentum`)."""
     import torch
     from torch import nn
 
-    after_conv = isinstance(modules_before[-1], nn.Conv2d)
-    kind = nn.BatchNorm2d if after_conv else nn.BatchNorm1d
+    on_images = False
+    for module in reversed(modules_before):  # the last layer that sets the rank
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Linear)):
+            on_images = not isinstance(module, nn.Linear)
+            break
+    kind = nn.BatchNorm2d if on_images else nn.BatchNorm1d
     gamma = layer.params["gamma"]
     module = kind(gamma.size, eps=layer.eps, momentum=layer.momentum)
     with torch.no_grad():

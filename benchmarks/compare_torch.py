@@ -1,17 +1,22 @@
 """Check that nnscratch computes the same numbers as PyTorch on the same weights.
 
 In float64, on small seeded random inputs: the forward and backward of every layer
-type, the losses (value and gradient; extreme logits, label smoothing and sample
-weights included), 5 steps of every optimiser on the same gradient sequence, and a
-784-64-32-10 MLP trained for 3 Adam steps by `Sequential.fit`. Prints one row per check with the largest absolute and
-relative difference and PASS/FAIL against its tolerance; exits 1 if any check fails,
-2 if PyTorch is not installed (it is not a dependency of nnscratch). Takes seconds.
+type (dropout in training on its own mask; the spread of He and Xavier weights), the
+losses (value and gradient; extreme logits, label smoothing and sample weights
+included), every optimiser on the same gradient sequence (defaults, a new lr every
+step, 120 Adam steps), the learning-rate schedules against torch's lr_scheduler, a
+784-64-32-10 MLP trained for 3 Adam steps by `Sequential.fit`, and a CNN with batch
+norm trained by `fit` with SGD, a schedule, class weights and L2 penalties. Prints
+one row per check with the largest absolute and relative difference and PASS/FAIL
+against its tolerance; exits 1 if any check fails, 2 if PyTorch is not installed (it
+is not a dependency of nnscratch). Takes seconds.
 
     python benchmarks/compare_torch.py
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from functools import partial, wraps
@@ -32,11 +37,14 @@ from nnscratch import (
     BinaryCrossEntropy,
     Callback,
     Conv2D,
+    CosineDecay,
     Dense,
     Dropout,
+    ExponentialDecay,
     Flatten,
     GlobalAvgPool2D,
     LeakyReLU,
+    LearningRateScheduler,
     MaxPool2D,
     MeanAbsoluteError,
     MeanSquaredError,
@@ -46,6 +54,7 @@ from nnscratch import (
     Sigmoid,
     Softmax,
     SoftmaxCrossEntropy,
+    StepDecay,
     Tanh,
 )
 
@@ -159,6 +168,7 @@ def activation_rows(rng: np.random.Generator) -> list[Row]:
     logits = 3 * rng.standard_normal((5, 6))
     logits[0], logits[1] = [1000, -1000, 0, 999, 1000, 5], -1000.0
     return [
+        *[dropout_training_row(rate, rng) for rate in (0.3, 0.5)],
         layer_row("ReLU (x = 0 included)", ReLU(), x, F.relu, rng=rng),
         layer_row(
             "LeakyReLU(alpha=0.1) (x = 0 included)",
@@ -174,6 +184,13 @@ def activation_rows(rng: np.random.Generator) -> list[Row]:
             Softmax(),
             logits,
             partial(F.softmax, dim=1),
+            rng=rng,
+        ),
+        layer_row(
+            "LeakyReLU() default slope (torch's 0.01)",
+            LeakyReLU(),
+            x,
+            F.leaky_relu,
             rng=rng,
         ),
         layer_row(
@@ -194,6 +211,29 @@ def activation_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+@guarded
+def dropout_training_row(rate: float, rng: np.random.Generator) -> Row:
+    """Dropout in training: the masks are random on both sides, so PyTorch's rule
+    is applied to nnscratch's mask (kept where y != 0): y = x * mask / (1 - p), and
+    dx the same of dy; the scale of a kept value is also F.dropout's own."""
+    x = rng.standard_normal((40, 30)) + 10  # no zeros: y == 0 only where dropped
+    dropout = Dropout(rate, rng=rng)
+    y = dropout.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    dx = dropout.backward(dy)
+    mask = torch.from_numpy(y != 0)
+    theirs_y = torch.from_numpy(x) * mask / (1 - rate)
+    kept = F.dropout(torch.ones(1000), rate, training=True).max()
+    return row(
+        f"Dropout({rate}), training mode, on its own mask",
+        {
+            "y": (y, theirs_y.numpy()),
+            "dx": (dx, (torch.from_numpy(dy) * mask / (1 - rate)).numpy()),
+            "kept scale": ((y / x).max(), kept.item()),
+        },
+    )
+
+
 def conv_rows(rng: np.random.Generator) -> list[Row]:
     """Conv2D on odd sizes through each of its code paths: strided pieces or one flat
     shift per offset ("same" width), one big product or one per example (C*kh*kw < O)."""
@@ -212,6 +252,14 @@ def conv_rows(rng: np.random.Generator) -> list[Row]:
         name = f"Conv2D({c_in}, {c_out}, {kernel}, {stride}, {padding}) on {shape[2:]}"
         params = [conv.params["W"], conv.params["b"]]  # W (O, C, kh, kw) in both
         rows.append(layer_row(name, conv, rng.standard_normal(shape), fn, params, rng))
+    for kernel, padding in [(3, "same"), ((5, 3), "same"), ((2, 3), "valid")]:
+        conv = Conv2D(3, 4, kernel, padding=padding, rng=rng, dtype=F64)
+        conv.params["b"][:] = rng.standard_normal(4)
+        fn = partial(F.conv2d, padding=padding)
+        name = f"Conv2D(3, 4, {kernel}, padding={padding!r}) on (9, 8)"
+        x = rng.standard_normal((2, 3, 9, 8))
+        params = [conv.params["W"], conv.params["b"]]
+        rows.append(layer_row(name, conv, x, fn, params, rng))
     return rows
 
 
@@ -279,12 +327,51 @@ def batchnorm_rows(rng, shape: tuple, momentum: float, eps: float) -> list[Row]:
     return rows
 
 
+# the ratio of two standard deviations, each estimated from 25,600 or more draws, has
+# a standard error under 0.7%; fixed seeds make the check repeatable, and a wrong fan
+# (fan_out for fan_in, a conv's without kh kw) or scale is off by 40% or more below
+INIT_TOL = 0.03
+
+
+@guarded
+def init_row(name: str, ours: np.ndarray, torch_init, shape: tuple) -> Row:
+    """The spread of weights drawn by nnscratch against torch.nn.init's on a tensor
+    of the same shape in torch's layout: standard deviation and largest |w| (both
+    as a fraction of torch's, to INIT_TOL; a uniform's bound is its largest draw)."""
+    theirs = torch.empty(shape)
+    torch_init(theirs)
+    std, top = theirs.std().item(), theirs.abs().max().item()
+    pairs = {"std / torch's": (ours.std() / std, 1.0)}
+    if torch_init is torch.nn.init.xavier_uniform_:
+        pairs["max abs w / torch's"] = (np.abs(ours).max() / top, 1.0)
+    return row(name, pairs, INIT_TOL)
+
+
+def init_rows(rng: np.random.Generator) -> list[Row]:
+    """init="he" against kaiming_normal_(nonlinearity="relu") (fan_in) and "xavier"
+    against xavier_uniform_, on a Dense (torch's weight is W.T) and a Conv2D whose
+    fan_in (C kh kw = 1600) and fan_out (O kh kw = 400) differ 4-fold."""
+    torch.manual_seed(0)
+    he = partial(torch.nn.init.kaiming_normal_, nonlinearity="relu")
+    rows = []
+    for init, torch_init in [("he", he), ("xavier", torch.nn.init.xavier_uniform_)]:
+        dense = Dense(400, 100, init=init, rng=rng, dtype=F64)
+        conv = Conv2D(64, 16, 5, init=init, rng=rng, dtype=F64)
+        rows += [
+            init_row(f"Dense(400, 100, init={init!r})", dense.params["W"],
+                     torch_init, (100, 400)),
+            init_row(f"Conv2D(64, 16, 5, init={init!r})", conv.params["W"],
+                     torch_init, (16, 64, 5, 5)),
+        ]  # fmt: skip
+    return rows
+
+
 def layer_rows(rng: np.random.Generator) -> list[Row]:
     """Every layer type against its PyTorch equivalent."""
     rows = [dense_row(rng), *activation_rows(rng), *conv_rows(rng), *pool_rows(rng)]
     rows += batchnorm_rows(rng, (6, 3), 0.1, 1e-5)
     rows += batchnorm_rows(rng, (4, 3, 5, 7), 0.3, 1e-3)
-    return rows
+    return rows + init_rows(rng)
 
 
 # ----- losses -----------------------------------------------------------------------
@@ -453,6 +540,8 @@ def optimizer_cases() -> list[tuple]:
          {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
         ("SGD weight decay 0.1", SGD(0.1, weight_decay=0.1), o.SGD,
          {"lr": 0.1, "weight_decay": 0.1}),
+        ("SGD momentum 0.9, weight decay 0.1", SGD(0.1, 0.9, weight_decay=0.1),
+         o.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
         ("SGD Nesterov, weight decay 0.1", SGD(0.1, 0.9, True, 0.1), o.SGD,
          {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
         ("RMSprop rho 0.9 (torch alpha)", RMSprop(0.01, 0.9, 1e-8), o.RMSprop,
@@ -465,6 +554,22 @@ def optimizer_cases() -> list[tuple]:
         ("AdamW weight decay 0.1", AdamW(0.01, weight_decay=0.1), o.AdamW,
          {"lr": 0.01, "weight_decay": 0.1}),
     ]  # fmt: skip
+
+
+def default_cases() -> list[tuple]:
+    """Each optimiser given only its learning rate, on both sides: the defaults of
+    everything else (momentum 0, RMSprop's rho 0.99 and eps 1e-8, Adam's betas and
+    eps, AdamW's weight decay 0.01) are PyTorch's."""
+    o = torch.optim
+    return [
+        (f"{ours.__name__} defaults but lr", ours(0.01), theirs, {"lr": 0.01})
+        for ours, theirs in [
+            (SGD, o.SGD),
+            (RMSprop, o.RMSprop),
+            (Adam, o.Adam),
+            (AdamW, o.AdamW),
+        ]
+    ]
 
 
 def gradient_sequence(rng: np.random.Generator, steps: int) -> list[dict]:
@@ -480,13 +585,16 @@ def gradient_sequence(rng: np.random.Generator, steps: int) -> list[dict]:
 
 
 @guarded
-def optimizer_row(name, ours, torch_cls, kwargs, params, grads) -> Row:
-    """The parameters after each step of `ours` and of torch's, on the same gradients."""
+def optimizer_row(name, ours, torch_cls, kwargs, params, grads, lrs=None) -> Row:
+    """The parameters after each step of `ours` and of torch's, on the same gradients;
+    with `lrs`, both are given lrs[i] before step i (as a schedule does)."""
     params = {k: p.copy() for k, p in params.items()}
     tensors = {k: torch.tensor(p, requires_grad=True) for k, p in params.items()}
     theirs = torch_cls(list(tensors.values()), **kwargs)
     after_ours, after_theirs = [], []
-    for g in grads:
+    for i, g in enumerate(grads):
+        if lrs is not None:
+            ours.lr = theirs.param_groups[0]["lr"] = lrs[i]
         ours.step(params, {k: v.copy() for k, v in g.items()})
         for k, t in tensors.items():
             t.grad = torch.tensor(g[k])
@@ -498,13 +606,111 @@ def optimizer_row(name, ours, torch_cls, kwargs, params, grads) -> Row:
 
 
 def optimizer_rows(rng: np.random.Generator) -> list[Row]:
-    """Every optimiser for 5 steps from the same parameters and gradients."""
+    """Every optimiser for 5 steps from the same parameters and gradients; then with
+    only lr given; with a new lr every step (momentum and AdamW's decay use the
+    step's own); and Adam for 120 steps, past its bias correction's early steps and
+    its every-100-steps flush of tiny moments."""
     params = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
     grads = gradient_sequence(rng, 5)
-    return [
+    rows = [
         optimizer_row(name, ours, cls, kwargs, params, grads)
-        for name, ours, cls, kwargs in optimizer_cases()
+        for name, ours, cls, kwargs in optimizer_cases() + default_cases()
     ]
+    lrs = [0.1, 0.05, 0.2, 0.01, 0.1]
+    o = torch.optim
+    for name, ours, cls, kwargs in [
+        ("SGD Nesterov", SGD(1.0, 0.9, True), o.SGD,
+         {"lr": 1.0, "momentum": 0.9, "nesterov": True}),
+        ("AdamW", AdamW(1.0, weight_decay=0.1), o.AdamW,
+         {"lr": 1.0, "weight_decay": 0.1}),
+    ]:  # fmt: skip
+        name = f"{name}, lr changed every step"
+        rows.append(optimizer_row(name, ours, cls, kwargs, params, grads, lrs))
+    long_run = gradient_sequence(rng, 120)
+    rows.append(
+        optimizer_row("Adam", Adam(0.01), o.Adam, {"lr": 0.01}, params, long_run)
+    )
+    return rows
+
+
+# ----- learning-rate schedules -------------------------------------------------------
+class Rates(Callback):
+    """The optimiser's learning rate at every step of `fit` (set before the step)."""
+
+    def __init__(self):
+        self.lrs = []
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        self.lrs.append(self.trainer.optimizer.lr)
+
+
+def fit_rates(epochs: int, batches: int, **fit_kwargs) -> list[float]:
+    """The rate of each step of a `fit` of `epochs` epochs of `batches` batches."""
+    model = Sequential([Dense(3, 2, rng=0, dtype=F64)])
+    x, labels = np.ones((2 * batches, 3)), np.arange(2 * batches) % 2
+    rates = Rates()
+    model.fit(
+        x, labels, epochs=epochs, batch_size=2, optimizer=SGD(0.1), shuffle=False,
+        verbose=0, callbacks=[rates, *fit_kwargs.pop("callbacks", [])], **fit_kwargs,
+    )  # fmt: skip
+    return rates.lrs
+
+
+def torch_rates(make_scheduler, steps: int, lr: float, per: int = 1) -> list[float]:
+    """The rate of each of `steps` steps of an SGD(lr) under torch's scheduler, which
+    is stepped after every `per` optimiser steps (1: per batch; batches: per epoch)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for step in range(1, steps + 1):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if step % per == 0:
+            scheduler.step()
+    return rates
+
+
+def schedule_rows(rng: np.random.Generator) -> list[Row]:
+    """fit's `lr_schedule` (set before every step, from epoch + batch / batches)
+    against torch.optim.lr_scheduler stepped per batch, over 4 epochs of 3 batches;
+    the LearningRateScheduler callback against a scheduler stepped per epoch. The
+    warm-up (lr * max(t / warm-up, 0.01), see `Schedule`) has no built-in twin in
+    torch: it is its LambdaLR, joined to the cosine by SequentialLR."""
+    s = torch.optim.lr_scheduler
+    epochs, b = 4, 3
+    steps = epochs * b
+
+    def warmup_cosine(optimizer):
+        ramp = s.LambdaLR(optimizer, lambda k: max(k / (1 * b), 0.01))
+        cosine = s.CosineAnnealingLR(optimizer, T_max=(epochs - 1) * b)
+        return s.SequentialLR(optimizer, [ramp, cosine], milestones=[1 * b])
+
+    cases = [
+        ("CosineDecay(0.1, 4)", CosineDecay(0.1, epochs),
+         lambda o: s.CosineAnnealingLR(o, T_max=steps)),
+        ("CosineDecay(0.1, 4, min_lr=0.01)", CosineDecay(0.1, epochs, 0.01),
+         lambda o: s.CosineAnnealingLR(o, T_max=steps, eta_min=0.01)),
+        ("StepDecay(0.1, 2, 0.5)", StepDecay(0.1, 2, 0.5),
+         lambda o: s.StepLR(o, step_size=2 * b, gamma=0.5)),
+        ("ExponentialDecay(0.1, 0.5)", ExponentialDecay(0.1, 0.5),
+         lambda o: s.ExponentialLR(o, gamma=0.5 ** (1 / b))),
+        ("CosineDecay(0.1, 4, warmup_epochs=1)", CosineDecay(0.1, epochs, 0, 1),
+         warmup_cosine),
+    ]  # fmt: skip
+    rows = [
+        row(f"lr_schedule={name}, per step", {
+            "lr of each step": (fit_rates(epochs, b, lr_schedule=ours),
+                                torch_rates(theirs, steps, 0.1))})
+        for name, ours, theirs in cases
+    ]  # fmt: skip
+    per_epoch = LearningRateScheduler(CosineDecay(0.1, epochs))
+    ours = fit_rates(epochs, b, callbacks=[per_epoch])
+    theirs = torch_rates(lambda o: s.CosineAnnealingLR(o, T_max=epochs), steps, 0.1, b)
+    rows.append(
+        row("LearningRateScheduler(CosineDecay(0.1, 4)), per epoch",
+            {"lr of each step": (ours, theirs)})
+    )  # fmt: skip
+    return rows
 
 
 # ----- a whole model ----------------------------------------------------------------
@@ -610,6 +816,113 @@ def model_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def small_cnn(rng: np.random.Generator) -> Sequential:
+    """A float64 CNN on (1, 8, 8) images whose steps run fused in nnscratch (conv,
+    batch norm, 2x2 max pool and ReLU; conv, pool and ReLU; Dense and ReLU), with
+    an L2 penalty on every weight and a batch norm on dense features too."""
+    kw = {"rng": rng, "dtype": F64, "l2": 1e-3}
+    model = Sequential([
+        Conv2D(1, 4, 3, padding=1, **kw), BatchNorm(4, dtype=F64), MaxPool2D(2),
+        ReLU(), Conv2D(4, 6, 3, padding="same", **kw), MaxPool2D(2), ReLU(),
+        Flatten(), Dense(24, 8, **kw), ReLU(), Dense(8, 8, **kw),
+        BatchNorm(8, dtype=F64), ReLU(), Dense(8, 5, **kw),
+    ])  # fmt: skip
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"][:] = 0.1 * rng.standard_normal(layer.params["b"].shape)
+    return model
+
+
+def torch_state(net) -> dict[str, np.ndarray]:
+    """A torch nn.Sequential's parameters and batch-norm statistics under nnscratch's
+    names and layouts ('3.W' (in, out) for a Linear, '1.gamma', '1.running_mean')."""
+    out = {}
+    for i, module in enumerate(net):
+        norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+        names = (
+            {"weight": "gamma", "bias": "beta"}
+            if norm
+            else {"weight": "W", "bias": "b"}
+        )
+        for kind, t in module.state_dict().items():
+            if kind != "num_batches_tracked":
+                linear_W = isinstance(module, torch.nn.Linear) and kind == "weight"
+                out[f"{i}.{names.get(kind, kind)}"] = (
+                    t.numpy().T.copy() if linear_W else t.numpy().copy()
+                )
+    return out
+
+
+def weighted_penalized_loss(net, x, labels, weights):
+    """Mean over the batch of weights * cross-entropy (Keras' class weights: the sum
+    over N, where torch's `weight` divides by the sum of the weights), plus
+    1e-3 * sum W^2 of every Conv2d and Linear (nnscratch's l2=1e-3)."""
+    losses = F.cross_entropy(net(x), labels, reduction="none")
+    layers = [m for m in net if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    return (weights * losses).mean() + 1e-3 * sum((m.weight**2).sum() for m in layers)
+
+
+def torch_cnn_fit(net, x, labels, weights, epochs: int, batch_size: int):
+    """What the CNN's `fit(shuffle=False)` does, in PyTorch, with SGD and a cosine
+    stepped per batch: (each step's loss, each step's `torch_state`)."""
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    )
+    steps = epochs * (len(x) // batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    losses, states = [], []
+    net.train()
+    for _ in range(epochs):
+        for start in range(0, len(x), batch_size):
+            part = slice(start, start + batch_size)
+            optimizer.zero_grad()
+            loss = weighted_penalized_loss(
+                net, torch.from_numpy(x[part]), torch.from_numpy(labels[part]),
+                weights[part],
+            )  # fmt: skip
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            states.append(torch_state(net))
+    return losses, states
+
+
+def cnn_rows(rng: np.random.Generator) -> list[Row]:
+    """The CNN's `fit` for 2 epochs of 3 batches with SGD (Nesterov momentum, weight
+    decay), a cosine lr_schedule, class weights and L2 penalties, against the same
+    in PyTorch: each step's loss (penalties included, as in Keras), parameters and
+    running statistics; then `evaluate` (evaluation mode: the running statistics)."""
+    model = small_cnn(rng)
+    net = torch_twin(model)
+    x, labels = rng.random((24, 1, 8, 8)), rng.integers(0, 5, 24)
+    class_weight = {0: 0.1, 1: 0.7, 2: 1.3, 3: 2.0, 4: 0.45}
+    snapshots = Snapshots()
+    history = model.fit(
+        x, labels, epochs=2, batch_size=8, shuffle=False, verbose=0, seed=0,
+        optimizer=SGD(0.05, 0.9, nesterov=True, weight_decay=1e-3),
+        lr_schedule=CosineDecay(0.05, 2), class_weight=class_weight,
+        callbacks=[snapshots],
+    )  # fmt: skip
+    weights = torch.tensor([class_weight[int(c)] for c in labels])
+    losses, states = torch_cnn_fit(net, x, labels, weights, 2, 8)
+    x_test, y_test = rng.random((10, 1, 8, 8)), rng.integers(0, 5, 10)
+    net.eval()
+    with torch.no_grad():
+        tensors = torch.from_numpy(x_test), torch.from_numpy(y_test)
+        test_loss = weighted_penalized_loss(net, *tensors, 1.0).item()
+    evaluated = model.evaluate(x_test, y_test)["loss"]
+    after_steps = per_step(snapshots.params, states, "W, b, gamma, beta, running")
+    return [
+        row("CNN fit: loss of steps 1-6", {"loss": (history.batch_losses, losses)}),
+        row("CNN fit: params and BN statistics after steps 1-6", after_steps),
+        row(
+            "CNN evaluate (BN running statistics): loss",
+            {"loss": (evaluated, test_loss)},
+        ),
+    ]
+
+
 def uint8_row(rng: np.random.Generator) -> Row:
     """`fit` on uint8 images, which it scales to [0, 1] in float32 batch by batch,
     against PyTorch on the images / 255 in float64 (hence float32's tolerance)."""
@@ -641,7 +954,15 @@ def run_group(name: str, fn, seed: int) -> list[Row]:
         return [Row(f"{name} (raised)", message[:120], np.nan, np.nan, TOL)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # no options: --help says what the script does, and a mistyped option (such as
+    # --data-dir, which other scripts take: this one needs no data) is an error
+    # rather than ignored
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog="Exit status: 0 all checks passed, 1 a check failed, 2 no PyTorch.",
+    )
+    parser.parse_args(argv)
     if torch is None:
         print(
             "PyTorch is needed for this comparison (not by nnscratch): "
@@ -659,7 +980,9 @@ def main() -> int:
         ("layers", layer_rows),
         ("losses", loss_rows),
         ("optimisers", optimizer_rows),
+        ("schedules", schedule_rows),
         ("model", model_rows),
+        ("CNN", cnn_rows),
     ]
     rows = [
         r for seed, (name, fn) in enumerate(groups) for r in run_group(name, fn, seed)

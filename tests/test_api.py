@@ -212,6 +212,26 @@ def test_class_weights_equal_a_hand_weighted_loss():
     assert_array_equal(a.layers[0].params["W"], b.layers[0].params["W"])
 
 
+def test_a_float64_model_weighs_its_loss_by_the_exact_float64_weights():
+    # the example weights were rounded to float32 whatever the model: a float64
+    # model's weighted loss (and its step) then differed from PyTorch's by ~1e-8
+    x, y = blobs(n=12)
+    x = x.astype(np.float64)
+    weights = np.random.default_rng(1).random(12)  # not float32 numbers
+    per_class = {0: 0.1, 1: 0.3, 2: 0.7}
+    model = nn.Sequential([nn.Dense(3, rng=0, dtype=np.float64)], input_shape=(6,))
+    logits = x @ model.layers[0].params["W"] + model.layers[0].params["b"]
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    per_example = -log_probs[np.arange(len(y)), y]
+    by_hand = np.mean(weights * per_example)
+    assert model.evaluate(x, y, sample_weight=weights)["loss"] == pytest.approx(
+        by_hand, rel=1e-14
+    )
+    step = model.train_on_batch(x, y, class_weight=per_class)["loss"]
+    by_class = np.mean([per_class[c] for c in y] * per_example)
+    assert step == pytest.approx(by_class, rel=1e-14)
+
+
 def test_labels_as_a_column_or_whole_floats_train_as_integer_labels():
     x, y = blobs()
     runs = []

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT = BENCHMARKS / "bench_training.py"
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
+def run_script(*args: str, script: Path = SCRIPT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -70,3 +71,16 @@ def test_bench_training_no_conv_no_presets_leave_them_out(data_dir):
     assert "| lenet-like epoch" not in done.stdout
     assert "conv floor runs" not in done.stdout
     assert "preset on" not in done.stdout
+
+
+def test_compare_torch_help_describes_it_and_unknown_options_are_refused():
+    # it took no arguments and ignored them: --help (or a --data-dir meant for the
+    # other scripts) ran the whole comparison; without PyTorch it said only that
+    script = BENCHMARKS / "compare_torch.py"
+    done = run_script("--help", script=script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage: compare_torch.py")
+    assert "same numbers as PyTorch" in done.stdout
+    done = run_script("--data-dir", "somewhere", script=script)
+    assert done.returncode == 2
+    assert "unrecognized arguments: --data-dir somewhere" in done.stderr

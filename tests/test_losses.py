@@ -50,6 +50,25 @@ def test_cross_entropy_float32_in_float32_gradient():
     assert loss.backward().dtype == np.float32
 
 
+@pytest.mark.parametrize(
+    "loss, targets",
+    [
+        (SoftmaxCrossEntropy(), np.array([0, 1, 2])),
+        (BinaryCrossEntropy(), np.ones((3, 4), np.float32)),
+        (MeanSquaredError(), np.ones((3, 4), np.float32)),
+        (MeanAbsoluteError(), np.ones((3, 4), np.float32)),
+    ],
+)
+def test_float32_outputs_keep_float32_gradients_with_float64_sample_weights(
+    loss, targets
+):
+    # sample weights given as NumPy's float64 (or a list) turned the gradient of
+    # BinaryCrossEntropy, MeanSquaredError and MeanAbsoluteError into float64
+    outputs = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    loss.forward(outputs, targets, sample_weight=np.array([0.5, 1.0, 2.0]))
+    assert loss.backward().dtype == np.float32
+
+
 def test_mse_value_and_gradient():
     rng = np.random.default_rng(2)
     outputs, targets = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))

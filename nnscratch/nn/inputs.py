@@ -10,7 +10,6 @@ import numpy as np
 from ..errors import NnscratchError, check_float
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # example weights are float32
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
@@ -85,9 +84,12 @@ def warn_if_unscaled(x: np.ndarray, name: str) -> bool:
     return True
 
 
-def example_weights(sample_weight, class_weight, labels, n: int) -> np.ndarray | None:
-    """The weight of each example (N,) float: sample_weight times the class_weight of
-    its class (Keras' semantics), or None if neither is given."""
+def example_weights(
+    sample_weight, class_weight, labels, n: int, dtype=np.float32
+) -> np.ndarray | None:
+    """The weight of each example (N,) as `dtype` (the model's float type: a float64
+    model weighs its losses exactly, as PyTorch does): sample_weight times the
+    class_weight of its class (Keras' semantics), or None if neither is given."""
     weights = None
     if sample_weight is not None:
         expected = f"sample_weight: expected {n} finite numbers (N,)"
@@ -112,19 +114,19 @@ def example_weights(sample_weight, class_weight, labels, n: int) -> np.ndarray |
         who = "class_weight" if sample_weight is None else "sample_weight"
     else:
         who = "sample_weight times class_weight"
-    return _as_float32(weights, who)
+    return _as_float(weights, who, np.dtype(dtype))
 
 
-def _as_float32(weights: np.ndarray, who: str) -> np.ndarray:
-    """Example weights (N,) as float32, refused if one is too large for it (it
+def _as_float(weights: np.ndarray, who: str, dtype: np.dtype) -> np.ndarray:
+    """Example weights (N,) as `dtype`, refused if one is too large for it (it
     would become inf, and so would the loss)."""
-    largest = weights.max(initial=0)
-    if largest > FLOAT32_MAX:
+    largest, most = weights.max(initial=0), float(np.finfo(dtype).max)
+    if largest > most:
         raise NnscratchError(
-            f"{who}: weights up to {largest:.3g} do not fit in float32 (at most "
-            f"{FLOAT32_MAX:.3g}); scale them down"
+            f"{who}: weights up to {largest:.3g} do not fit in {dtype} (at most "
+            f"{most:.3g}); scale them down"
         )
-    return weights.astype(np.float32)
+    return weights.astype(dtype)
 
 
 def class_weights(class_weight, labels) -> np.ndarray:

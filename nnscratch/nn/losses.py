@@ -74,14 +74,15 @@ class Loss(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _weights(sample_weight, n: int) -> np.ndarray | None:
-    """sample_weight as an (n, 1) column that broadcasts over outputs (n, C)."""
+def _weights(sample_weight, outputs: np.ndarray) -> np.ndarray | None:
+    """sample_weight as an (N, 1) column that broadcasts over outputs (N, C), in
+    their float type (float64 weights must not make float32 gradients float64)."""
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight)
+    n, w = len(outputs), np.asarray(sample_weight)
     if w.shape != (n,):
         raise NnscratchError(f"sample_weight: expected shape ({n},), got {w.shape}")
-    return w.reshape(n, 1)
+    return w.reshape(n, 1).astype(outputs.dtype, copy=False)
 
 
 def _check_labels(labels: np.ndarray, n_classes: int, name: str) -> np.ndarray:
@@ -159,7 +160,7 @@ class SoftmaxCrossEntropy(Loss):
         """Mean cross-entropy of logits (N, C) against labels (N,) or targets (N, C)."""
         targets = self.check_targets(targets, logits.shape)
         n, c = logits.shape
-        self._targets, self._w = targets, _weights(sample_weight, n)
+        self._targets, self._w = targets, _weights(sample_weight, logits)
         if targets.ndim == 1 and self.label_smoothing == 0 and self._w is None:
             # the common case, a kernel: the mean of log(sum exp(shifted)) -
             # shifted[label], shifted = logits - the row's maximum
@@ -241,7 +242,7 @@ class BinaryCrossEntropy(Loss):
         t = self.check_targets(targets, logits.shape).astype(logits.dtype, copy=False)
         if self.label_smoothing:
             t = (1 - self.label_smoothing) * t + self.label_smoothing / 2
-        self._s, self._t, self._w = sigmoid(logits), t, _weights(sample_weight, n)
+        self._s, self._t, self._w = sigmoid(logits), t, _weights(sample_weight, logits)
         per_output = (
             np.maximum(logits, 0) - logits * t + np.log1p(np.exp(-np.abs(logits)))
         )
@@ -301,7 +302,7 @@ class MeanSquaredError(_Regression):
 
     def forward(self, outputs, targets, sample_weight=None) -> float:
         self._diff = self._difference(outputs, targets)
-        self._w = _weights(sample_weight, len(outputs))
+        self._w = _weights(sample_weight, outputs)
         squares = self._diff**2
         if self._w is None:
             return float(np.mean(squares))
@@ -320,7 +321,7 @@ class MeanAbsoluteError(_Regression):
 
     def forward(self, outputs, targets, sample_weight=None) -> float:
         self._diff = self._difference(outputs, targets)
-        self._w = _weights(sample_weight, len(outputs))
+        self._w = _weights(sample_weight, outputs)
         absolute = np.abs(self._diff).reshape(len(self._diff), -1)
         losses = absolute.mean(axis=1, keepdims=True)
         return float((losses if self._w is None else self._w * losses).sum()

@@ -107,7 +107,7 @@ class Sequential(Network):
         self._ensure_loss()
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        weights = example_weights(sample_weight, None, y, len(x))
+        weights = example_weights(sample_weight, None, y, len(x), self._float_dtype())
         batch_size = check_int("batch_size", batch_size)
         if len(x) == 0:
             raise NnscratchError("evaluate: x is empty")
@@ -186,7 +186,9 @@ class Sequential(Network):
             self.metrics = metrics
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        weights = example_weights(sample_weight, class_weight, y, len(x))
+        weights = example_weights(
+            sample_weight, class_weight, y, len(x), self._float_dtype()
+        )
         epochs, batch_size = (
             check_int("epochs", epochs, 0),
             check_int("batch_size", batch_size),
@@ -265,7 +267,9 @@ class Sequential(Network):
         if len(x) == 0:  # the loss is a mean over the batch
             raise NnscratchError("train_on_batch: x is empty")
         y = self._check_y(y, len(x))
-        weights = example_weights(sample_weight, class_weight, y, len(x))
+        weights = example_weights(
+            sample_weight, class_weight, y, len(x), self._float_dtype()
+        )
         optimizer = self._set_optimizer(None)
         trainer = Trainer(
             self, optimizer, CallbackList(), get_metrics(self.metrics, self.loss, y)
@@ -314,12 +318,19 @@ class Sequential(Network):
         self.optimizer = optimizer
         return optimizer
 
+    def _float_dtype(self) -> np.dtype:
+        """The float type of the (built) model's parameters, float32 unless they are
+        wider: what example weights are kept as, so that they weigh the losses of a
+        float64 model exactly and leave a float32 model's losses float32."""
+        dtypes = [p.dtype for p in self.named_params().values()]
+        return np.result_type(np.float32, *dtypes)
+
     def _check_validation(self, validation_data) -> tuple:
         """(x, y, weights or None) from validation_data, checked like x and y."""
         xv, yv, wv = validation_parts(validation_data)
         xv = self._check_x(xv, "validation x")
         yv = self._check_y(yv, len(xv), "validation y")
-        return xv, yv, example_weights(wv, None, yv, len(xv))
+        return xv, yv, example_weights(wv, None, yv, len(xv), self._float_dtype())
 
     # ----- description and files -----------------------------------------------------------
     def save(self, path, include_optimizer: bool = False) -> None:
