@@ -134,12 +134,14 @@ def load_image(
 def _decode(img: Image.Image, max_side: int) -> np.ndarray:
     """Pixels of an opened image as (H, W) float32 gray in [0, 1], shrunk to max_side."""
     img.draft("RGB", (max_side, max_side))  # JPEG only: decode at a reduced scale
-    img = ImageOps.exif_transpose(img)  # loads the pixels
+    # loads the pixels; in place, as each copy of a 50 MP picture costs up to 200 MB
+    ImageOps.exif_transpose(img, in_place=True)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         "transparency" in img.info
     )
     if has_alpha:
-        img = img.convert("RGBA")
+        if img.mode != "RGBA":  # convert copies even to the same mode
+            img = img.convert("RGBA")
     elif img.mode in ("I", "F") or img.mode.startswith("I;"):
         img = _high_depth_to_float(img)
     elif img.mode != "L":
