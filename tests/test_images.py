@@ -603,6 +603,20 @@ def test_decompression_bomb_is_refused_without_decoding():
     assert time.perf_counter() - start < 0.5
 
 
+def test_the_pixel_limit_is_ours_not_pillows():
+    # Pillow's own limit (89,478,485 pixels, a warning made fatal) answered first,
+    # naming its limit, not ours, and overruled a max_pixels raised above it
+    data = bomb_png(12_000, 12_000)
+    with pytest.raises(images.ImageTooLargeError) as error:
+        images.load_image(data)
+    assert str(error.value) == (
+        "image is 12000x12000 = 144000000 pixels, more than the limit of 50000000"
+    )
+    with pytest.raises(DataError, match="cannot decode image") as error:
+        images.load_image(data, max_pixels=150_000_000)  # allowed: read, but truncated
+    assert not isinstance(error.value, images.ImageTooLargeError)
+
+
 def test_pixel_limit_is_explicit():
     data = png_bytes(draw_seven())  # 160 x 180 = 28,800 pixels
     with pytest.raises(images.ImageTooLargeError, match="more than the limit of 10000"):

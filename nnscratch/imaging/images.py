@@ -101,12 +101,13 @@ def load_image(
         fp = source
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
-            # Pillow warns (not raises) between its limit and twice it: make it fatal
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns between its limit and twice it: max_pixels, checked below
+            # in the same way, decides (up to twice Pillow's, where Pillow raises)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(fp)
     except UnidentifiedImageError:
         raise DataError(f"{prefix}not an image (Pillow cannot identify it)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageTooLargeError(
             f"{prefix}refused as a decompression bomb: {e}"
         ) from None
