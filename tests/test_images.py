@@ -577,6 +577,12 @@ def test_missing_file_raises_data_error(tmp_path):
         images.load_image(tmp_path / "nope.png")
     with pytest.raises(DataError, match="is a directory, expected an image file"):
         images.load_image(tmp_path)  # not "no such file": it is there
+    (tmp_path / "empty.png").touch()  # an upload or a copy that failed
+    with pytest.raises(DataError) as error:
+        images.load_image(tmp_path / "empty.png")
+    assert (
+        str(error.value) == f"{tmp_path / 'empty.png'}: empty file, expected an image"
+    )
 
 
 def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):

@@ -98,6 +98,8 @@ def load_image(
             raise DataError(f"{prefix}is a directory, expected an image file")
         if not Path(source).is_file():
             raise DataError(f"{prefix}no such file")
+        if Path(source).stat().st_size == 0:  # Pillow: "cannot identify"
+            raise DataError(f"{prefix}empty file, expected an image")
         fp = source
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
