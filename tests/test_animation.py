@@ -106,3 +106,20 @@ def test_the_loss_axes_mark_whole_epochs_only(epochs):
     low, high = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if low <= t <= high]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_every_tile_names_its_true_class_and_a_wrong_one_says_so():
+    # the tiles showed only the prediction: right and wrong could not be told apart
+    rec = _recordings(2)
+    artists = animation._build_figure(rec)
+    for epoch in range(rec.epochs):
+        animation._draw_epoch(artists, rec, epoch)
+        predicted = rec.probs[epoch].argmax(axis=1)
+        for k, tile in enumerate(artists.tiles):
+            label = tile.xaxis.label
+            assert label.get_text() == f"true: {NAMES[rec.labels[k]]}"
+            wrong = predicted[k] != rec.labels[k]
+            assert (label.get_color() == animation.WRONG) == wrong
+            assert tile.title.get_color() == (
+                animation.WRONG if wrong else animation.CORRECT
+            )

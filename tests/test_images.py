@@ -2,6 +2,8 @@
 
 import io
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -529,6 +531,34 @@ def test_a_large_photo_is_downscaled_early_and_fast():
     assert elapsed < 2.0, f"took {elapsed:.2f} s"
 
 
+MEASURE_PEAK = """
+import sys
+from nnscratch.imaging import images
+def kb(field):  # Linux: the peak (VmHWM) is this program's, not inherited by fork
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0])
+before = kb("VmRSS")
+images.load_image(sys.argv[1])
+print((kb("VmHWM") - before) * 1024)
+"""
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_a_large_png_is_not_copied_whole_while_decoding(tmp_path, mode):
+    # a PNG is decoded at full size; the EXIF step and the RGBA conversion each copied
+    # it again: a 50 MP picture (the limit) cost 420 MB (RGB) or 625 MB (RGBA), 3.0
+    # and 3.3 times its pixels; now 1.8 and 2.3 (an RGBA resize premultiplies a copy)
+    path = tmp_path / "large.png"
+    Image.new(mode, (4000, 4000), "white").save(path, compress_level=1)
+    decoded = 4000 * 4000 * len(mode)
+    peak = subprocess.run(
+        [sys.executable, "-c", MEASURE_PEAK, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert int(peak) < 2.6 * decoded, f"{int(peak) / decoded:.1f} times the pixels"
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
@@ -547,6 +577,12 @@ def test_missing_file_raises_data_error(tmp_path):
         images.load_image(tmp_path / "nope.png")
     with pytest.raises(DataError, match="is a directory, expected an image file"):
         images.load_image(tmp_path)  # not "no such file": it is there
+    (tmp_path / "empty.png").touch()  # an upload or a copy that failed
+    with pytest.raises(DataError) as error:
+        images.load_image(tmp_path / "empty.png")
+    assert (
+        str(error.value) == f"{tmp_path / 'empty.png'}: empty file, expected an image"
+    )
 
 
 def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
@@ -571,6 +607,20 @@ def test_decompression_bomb_is_refused_without_decoding():
     with pytest.raises(images.ImageTooLargeError, match="bomb|limit"):
         images.load_image(data)
     assert time.perf_counter() - start < 0.5
+
+
+def test_the_pixel_limit_is_ours_not_pillows():
+    # Pillow's own limit (89,478,485 pixels, a warning made fatal) answered first,
+    # naming its limit, not ours, and overruled a max_pixels raised above it
+    data = bomb_png(12_000, 12_000)
+    with pytest.raises(images.ImageTooLargeError) as error:
+        images.load_image(data)
+    assert str(error.value) == (
+        "image is 12000x12000 = 144000000 pixels, more than the limit of 50000000"
+    )
+    with pytest.raises(DataError, match="cannot decode image") as error:
+        images.load_image(data, max_pixels=150_000_000)  # allowed: read, but truncated
+    assert not isinstance(error.value, images.ImageTooLargeError)
 
 
 def test_pixel_limit_is_explicit():

@@ -262,6 +262,19 @@ def test_number_in_a_blank_picture_or_on_two_lines(model_path, number_png, tmp_p
     result = run(model_path, blank, "--number")
     assert result.exit_code == 1 and "no digit found" in result.stderr
 
+    # a dash was cut in dozens of one-pixel "digits": 8888... and a warning
+    dash = tmp_path / "dash.png"
+    img = Image.new("L", (600, 200), 255)
+    ImageDraw.Draw(img).line([(50, 100), (550, 100)], fill=0, width=8)
+    img.save(dash)
+    for number in (["--number"], []):
+        result = run(model_path, dash, *number)
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.splitlines()[0] == (
+            f"{dash}: no digit found (the image is blank, the ink too faint, or only"
+            " a dot or a dash)"
+        )
+
     two = Image.new("L", (420, 340), 255)
     two.paste(Image.open(number_png), (0, 0))
     two.paste(Image.open(number_png), (0, 170))

@@ -192,3 +192,35 @@ def test_numbers_made_of_mnist_digits_are_segmented(data_dir):
             gray = photograph(gray, rng)
         right += len(segment.find_digits(gray).digits) == n
     assert right >= 0.65 * 30
+
+
+@pytest.mark.parametrize(
+    "stroke",
+    [
+        [(50, 100), (550, 100)],  # a dash, a lone underline
+        [(50, 96), (550, 110)],  # slanted, as photographed
+        [(50, 100), (300, 108), (550, 98)],  # drawn by hand
+        [(60, 90), (80, 100), (550, 100)],  # a "1" lying flat, its hook included
+    ],
+    ids=["flat", "slanted", "bent", "flat one"],
+)
+def test_a_lone_bar_is_no_digit(stroke):
+    # it was cut in dozens of one-pixel "digits" and read as 888...8
+    bar = drawn([stroke], size=(600, 200), width=10)
+    reading = segment.find_digits(bar)
+    assert reading.digits == [] and reading.candidates == 0
+    assert images.to_mnist(bar) is None  # one digit: the same answer
+
+
+def test_a_minus_sign_is_left_out():
+    # "-314": the minus sign was read as a fourth digit
+    shifted = [[(x + 100, y) for x, y in line] for line in THREE_ONE_FOUR]
+    reading = segment.find_digits(drawn([[(20, 100), (90, 100)], *shifted]))
+    expected = segment.find_digits(drawn(shifted))
+    assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+
+
+def test_digits_as_wide_as_a_bar_are_still_read():
+    # touching zeros cross two strokes in most columns: digits, cut by their width
+    zeros = typed("0000000", size=(700, 200))
+    assert len(segment.find_digits(zeros).digits) == 7

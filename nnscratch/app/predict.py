@@ -17,7 +17,9 @@ from ..imaging import images
 from ..nn.activations import Sigmoid, Softmax
 from ..reporting.figures import image_axes, plain_text, save_figure
 
-NO_DIGIT = "no digit found (the image is blank, the ink too faint, or only a dot)"
+NO_DIGIT = (
+    "no digit found (the image is blank, the ink too faint, or only a dot or a dash)"
+)
 
 
 def as_classifier(model, name="the model"):

@@ -48,6 +48,12 @@ LAYOUTS = {
     "mnist": {"box": DIGIT_BOX, "by_mass": True},
     "fashion-mnist": {"box": IMAGE_SIZE, "by_mass": False},
 }
+# Ink at least BAR_ASPECT times as wide as high that crosses a single stroke in
+# BAR_COLUMNS of its columns is a bar (a dash, a minus sign, a lone underline, a "1"
+# lying flat), not digits: touching digits that wide cross two strokes or more in most
+# columns (a 0's top and bottom, a 7's bar and stem), and a "1" stands upright.
+BAR_ASPECT = 3.0
+BAR_COLUMNS = 0.9
 MIN_SIZE = 0.02  # ink smaller than this share of the image's longer side is a speck
 STRAY_INK = 0.03  # ink apart from the digit and lighter than this share of it is noise
 
@@ -92,15 +98,18 @@ def load_image(
             raise DataError(f"{prefix}is a directory, expected an image file")
         if not Path(source).is_file():
             raise DataError(f"{prefix}no such file")
+        if Path(source).stat().st_size == 0:  # Pillow: "cannot identify"
+            raise DataError(f"{prefix}empty file, expected an image")
         fp = source
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
-            # Pillow warns (not raises) between its limit and twice it: make it fatal
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns between its limit and twice it: max_pixels, checked below
+            # in the same way, decides (up to twice Pillow's, where Pillow raises)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(fp)
     except UnidentifiedImageError:
         raise DataError(f"{prefix}not an image (Pillow cannot identify it)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageTooLargeError(
             f"{prefix}refused as a decompression bomb: {e}"
         ) from None
@@ -128,12 +137,14 @@ def load_image(
 def _decode(img: Image.Image, max_side: int) -> np.ndarray:
     """Pixels of an opened image as (H, W) float32 gray in [0, 1], shrunk to max_side."""
     img.draft("RGB", (max_side, max_side))  # JPEG only: decode at a reduced scale
-    img = ImageOps.exif_transpose(img)  # loads the pixels
+    # loads the pixels; in place, as each copy of a 50 MP picture costs up to 200 MB
+    ImageOps.exif_transpose(img, in_place=True)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         "transparency" in img.info
     )
     if has_alpha:
-        img = img.convert("RGBA")
+        if img.mode != "RGBA":  # convert copies even to the same mode
+            img = img.convert("RGBA")
     elif img.mode in ("I", "F") or img.mode.startswith("I;"):
         img = _high_depth_to_float(img)
     elif img.mode != "L":
@@ -223,6 +234,18 @@ def is_dot(crop: np.ndarray, shape: tuple) -> bool:
         and max(h, w) <= DOT_ASPECT * min(h, w)
         and np.count_nonzero(crop) > DOT_FILL * crop.size
     )
+
+
+def is_bar(crop: np.ndarray) -> bool:
+    """Whether the cropped ink (h, w) is a bar lying flat, not a digit or digits:
+    BAR_ASPECT times as wide as high, one stroke deep in BAR_COLUMNS of its columns
+    (slanted, bent or wavy, a drawn line still is)."""
+    h, w = crop.shape
+    if w < BAR_ASPECT * h:
+        return False
+    ink = crop > 0
+    strokes = np.count_nonzero(ink[1:] & ~ink[:-1], axis=0) + ink[0]  # runs a column
+    return np.count_nonzero(strokes == 1) >= BAR_COLUMNS * np.count_nonzero(strokes)
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
@@ -319,7 +342,8 @@ def to_mnist(
 
     Returns None when there is no digit: a blank image, ink too faint to tell from
     noise, a speck smaller than 2% of the image's longer side, or (MNIST layout,
-    `by_mass`) a lone dot such as a tap on the drawing page (`is_dot`). `blur=None` picks a
+    `by_mass`) a lone dot such as a tap on the drawing page (`is_dot`) or a bar lying
+    flat such as a dash (`is_bar`). `blur=None` picks a
     radius from the image size (`auto_blur`). The ink is fitted in a `box` x `box`
     square and centred by mass (MNIST) or, with `by_mass=False`, by its bounding box
     (`layout_for` gives both for a dataset).
@@ -329,7 +353,7 @@ def to_mnist(
     crop = crop_to_ink(drop_stray_ink(ink))
     if crop is None or max(crop.shape) < MIN_SIZE * max(gray.shape):
         return None
-    if by_mass and is_dot(crop, gray.shape):  # a digit's layout: a dot is no digit
+    if by_mass and (is_dot(crop, gray.shape) or is_bar(crop)):  # no digit is either
         return None
     return lay_out(crop, box=box, by_mass=by_mass)
 

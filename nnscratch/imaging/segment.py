@@ -2,7 +2,7 @@
 
 `find_digits(gray)` takes the ink as `images.to_mnist` does (uneven light, a table
 around the page, ruled lines), labels its connected pieces (`label_components`),
-drops specks, joins the strokes of one digit that lie apart (a 5 whose top bar is
+drops specks and bars lying flat (a dash, a minus sign: `images.is_bar`), joins the strokes of one digit that lie apart (a 5 whose top bar is
 apart, a 4 drawn in two strokes: pieces above one another), splits pieces too wide
 for one digit (touching digits) at the valleys of their column profile, and groups
 the digits into lines. Each digit is cropped to its own pieces' ink, so a neighbour
@@ -24,6 +24,7 @@ from .images import (
     MIN_SIZE,
     check_gray,
     crop_to_ink,
+    is_bar,
     is_dot,
     lay_out,
     picture_ink,
@@ -199,6 +200,8 @@ def find_digits(
         if max(w, h) < DOT_SHARE * height:
             continue  # a dot or a speck beside digits
         ids = [i + 1 for i in group]
+        if is_bar(own_ink(ink, labels, merged, ids)):
+            continue  # a dash or a minus sign: cut by width, it made dozens of digits
         digits.extend(best_split(ink, labels, merged, ids, layout, confidence))
     if len(digits) == 1:  # a lone mark: to_mnist's test for a dot
         crop = crop_to_ink(own_ink(ink, labels, *digits[0]))

@@ -5,8 +5,9 @@ probabilities on a few (seeded) test images and the epoch's metrics. Its `Record
 can be saved to one .npz (the run directory's recordings.npz) and loaded back, and
 `training_animation` turns them into a GIF with one frame per epoch: the loss curves
 so far beside the recorded images, each titled with its predicted class and confidence
-(green check mark if right, vermillion cross if wrong). The colours and marks are the
-ones `figures` gives the still pictures.
+(green check mark if right, vermillion cross if wrong) and its true class underneath
+(in vermillion while the prediction is wrong). The colours and marks are the ones
+`figures` gives the still pictures.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
 MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
 MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
 MIN_FRAME_MS = 100  # ... but no shorter than this each
+TRUE_CLASS = "#555555"  # the true class under a tile predicted right: there, not loud
 
 
 @dataclass
@@ -262,7 +264,7 @@ class _Artists:
 
     fig: Figure
     curves: dict[str, Line2D]  # log key ("loss", "val_loss") -> its line, growing
-    tiles: np.ndarray  # (M,) image axes, M <= MAX_TILES: titles and borders change
+    tiles: np.ndarray  # (M,) image axes, M <= MAX_TILES: titles, labels, borders change
     caption: Text  # above the tiles: how many of them are right
     heading: Text  # above everything: the epoch and its accuracies
     title_size: int  # of the tiles' titles, in points
@@ -274,11 +276,14 @@ def _build_figure(recordings: Recordings) -> _Artists:
     fig = Figure(figsize=(10, 5.4), dpi=100, layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[0.9, 1.1])
     curves = _loss_axes(left.add_subplot(), recordings)
-    tiles = _image_tiles(right, recordings.images[:MAX_TILES])
     caption = right.suptitle("", fontsize=11)
     heading = fig.suptitle("", fontsize=13, fontweight="bold")
     # "T-shirt/top 44%" at 9 points would run into the next tile's title
     title_size = 9 if max(len(name) for name in recordings.class_names) <= 7 else 8
+    tiles = _image_tiles(right, recordings.images[:MAX_TILES])
+    names = plain_text(recordings.class_names)
+    for tile, label in zip(tiles, recordings.labels):
+        tile.set_xlabel(f"true: {names[label]}", fontsize=title_size, labelpad=2)
     return _Artists(fig, curves, tiles, caption, heading, title_size)
 
 
@@ -339,15 +344,18 @@ def _draw_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> Image.
             artists.title_size,
         )
     correct = int(np.sum(predicted == recordings.labels[:m]))
-    artists.caption.set_text(f"Predictions: {correct}/{m} right")
+    artists.caption.set_text(f"Predictions: {correct}/{m} right (true class below)")
     artists.heading.set_text(_status_line(recordings, epoch))
     return _render(artists.fig).convert("P", palette=Image.Palette.ADAPTIVE)
 
 
 def _mark_prediction(tile, name: str, confidence: float, right: bool, size: int):
     """Title `tile` with the predicted class and its probability; colour and mark (and
-    a thicker border if wrong) say whether it is right."""
+    a thicker border and the true class in colour if wrong) say whether it is right."""
     colour = CORRECT if right else WRONG
+    tile.xaxis.label.set(
+        color=TRUE_CLASS if right else WRONG, fontweight="normal" if right else "bold"
+    )
     mark = RIGHT_MARK if right else WRONG_MARK
     tile.set_title(
         f"{mark} {name} {percent(confidence)}",
