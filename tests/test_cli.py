@@ -337,3 +337,38 @@ def test_an_os_error_naming_no_file_is_one_clean_line(monkeypatch, capsys):
     monkeypatch.setattr("nnscratch.nn.loading.load_model", failing_read)
     assert cli.main(["info", "model.npz"]) == 1
     assert capsys.readouterr().err == "error: Input/output error\n"
+
+
+def only_the_test_files(data_dir: Path, folder: Path) -> Path:
+    """`folder` holding the two MNIST test files only (no training files)."""
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, folder / name)
+    return folder
+
+
+def test_evaluate_needs_only_the_two_test_files(
+    tmp_path, data_dir, capsys, monkeypatch
+):
+    """The test set is all evaluate reads: a folder without the training files
+    serves, given by --data-dir or found where the data is looked for."""
+    from nnscratch.data import catalog
+
+    folder = only_the_test_files(data_dir, tmp_path / "test-only")
+    path = tmp_path / "model.npz"
+    Sequential([Flatten(), Dense(10, rng=0)], (28, 28), seed=0).save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mnist test set: accuracy") and " 10000\n" in out
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(folder))
+    monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    assert cli.main(["evaluate", str(path)]) == 0
+    assert capsys.readouterr().out == out
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{folder} lacks t10k-labels-idx1-ubyte.gz, gzipped or not" in err
+    assert "train-" not in err  # the training files are not asked for

@@ -180,6 +180,25 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
     assert rebuild_report(copy).is_file()
 
 
+def test_rebuild_needs_only_the_two_test_files(run_dir, data_dir, tmp_path, capsys):
+    """The test set is all a report reads: a folder without the training files
+    serves, and one lacking a test file is one error line naming that file."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    folder = tmp_path / "test-only"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, folder / name)
+    assert main(["report", str(copy), "--data-dir", str(folder)]) == 0
+    _check_run(copy)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    capsys.readouterr()
+    assert main(["report", str(copy), "--data-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train-" not in err
+    assert f"{folder} lacks t10k-images-idx3-ubyte.gz, gzipped or not" in err
+
+
 def test_rebuild_refuses_a_test_set_other_than_the_scored_one(
     run_dir, data_dir, tmp_path, capsys
 ):

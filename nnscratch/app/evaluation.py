@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import CLASS_NAMES, still_holding
-from ..data.loading import load_dataset
+from ..data.catalog import CLASS_NAMES, TEST_FILES, still_holding
+from ..data.loading import load_test_set
 from ..errors import NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
@@ -23,7 +23,8 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     """The report of MODEL on the test set of `dataset` (default: the one the model was
     trained on, else mnist); `warn(text)` hears of a dataset other than that one.
     The files are read from `data_dir`, else the folder the model was trained from if
-    it still holds them (as `nnscratch report` does), else the usual places."""
+    it still holds them (as `nnscratch report` does), else the usual places; only the
+    two test files are needed (and downloaded if found nowhere)."""
     model = as_classifier(load_model(model_path), model_path)
     trained_on = model_dataset(model)
     if dataset is None:
@@ -32,7 +33,7 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
     if data_dir is None and dataset == trained_on:
         data_dir = trained_from(model, dataset)
-    _, (x_test, y_test) = load_dataset(dataset, data_dir)
+    x_test, y_test = load_test_set(dataset, data_dir)
     names = model.class_names or CLASS_NAMES[dataset]
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
     check_outputs(
@@ -52,10 +53,11 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
 
 
 def trained_from(model, dataset: str) -> str | None:
-    """The data folder the model's saved settings record, if it still holds `dataset`."""
+    """The data folder the model's saved settings record, if it still holds the test
+    set of `dataset`."""
     training = model.metadata.get("training")
     folder = training.get("data_dir") if isinstance(training, dict) else None
-    return still_holding(dataset, folder)
+    return still_holding(dataset, folder, TEST_FILES)
 
 
 def fitting_inputs(model, model_path, images: np.ndarray, what: str) -> np.ndarray:

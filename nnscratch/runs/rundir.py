@@ -28,8 +28,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ..data.catalog import CLASS_NAMES, still_holding
-from ..data.loading import load_dataset
+from ..data.catalog import CLASS_NAMES, TEST_FILES, still_holding
+from ..data.loading import load_test_set
 from ..errors import NnscratchError
 from ..files import fsync_directory, remove_temp_files, write_text
 from ..nn.checkpoints import checkpoint_paths
@@ -337,8 +337,9 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     """Redraw figures/ and report.html from a saved run directory; returns the page.
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
-    recordings.npz if there is one, and reloads the test set (from `data_dir`, else
-    config's data_dir if it still holds the files, else where `load_dataset` looks),
+    recordings.npz if there is one, and reloads the test set, its two files only
+    (from `data_dir`, else config's data_dir if it still holds them, else where
+    `load_dataset` looks),
     refused if its class counts differ from metrics.json's confusion matrix. A run
     whose test set was not scored (a sweep's trial) is scored now, into its
     metrics.json.
@@ -385,8 +386,8 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     if (run_dir / RECORDINGS_FILE).exists():
         recordings = Recordings.load(run_dir / RECORDINGS_FILE)
     # moved since: look where load_dataset looks by default
-    recorded = still_holding(settings.dataset, config.get("data_dir"))
-    _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    recorded = still_holding(settings.dataset, config.get("data_dir"), TEST_FILES)
+    test_set = load_test_set(settings.dataset, data_dir or recorded)
     where = f"--data-dir {data_dir}" if data_dir else recorded or "the usual places"
     check_scored_on(
         metrics, test_set[1], f"{settings.dataset} in {where}", run_dir / METRICS_FILE
