@@ -60,3 +60,20 @@ def browser():
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def forward_rows(monkeypatch) -> list[int]:
+    """The batch size of every evaluation-mode `Sequential.forward` call from here on
+    (to count how often a set of images goes through the network)."""
+    from nnscratch import Sequential
+
+    rows, forward = [], Sequential.forward
+
+    def counted(self, x, training=False):
+        if not training:
+            rows.append(len(x))
+        return forward(self, x, training)
+
+    monkeypatch.setattr(Sequential, "forward", counted)
+    return rows

@@ -372,3 +372,61 @@ def test_evaluate_needs_only_the_two_test_files(
     assert err.count("\n") == 1
     assert f"{folder} lacks t10k-labels-idx1-ubyte.gz, gzipped or not" in err
     assert "train-" not in err  # the training files are not asked for
+
+
+def test_evaluate_prints_the_two_pass_figures_from_one_pass(
+    tmp_path, data_dir, capsys, forward_rows
+):
+    """Loss, accuracy, per-class report and confusion matrix from one pass of the
+    test set, the same figures as evaluate's and predict's passes gave."""
+    from nnscratch.data.loading import load_test_set
+    from nnscratch.reporting.metrics import (
+        classification_report,
+        confusion_matrix,
+        format_confusion_matrix,
+    )
+
+    path = tmp_path / "model.npz"
+    layers = [Flatten(), Dense(32, rng=0), ReLU(), Dense(10, rng=1)]
+    Sequential(layers, (28, 28), loss="cross_entropy").save(path)
+    x_test, y_test = load_test_set("mnist", data_dir)
+    model = load_model(path)
+    result = model.evaluate(x_test, y_test)
+    predicted = model.predict(x_test).argmax(axis=1)
+    names = [str(d) for d in range(10)]
+    summary = f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+    expected = [
+        f"mnist test set: {summary}",
+        classification_report(y_test, predicted, names),
+        format_confusion_matrix(confusion_matrix(y_test, predicted, 10), names),
+    ]
+    forward_rows.clear()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out == "\n".join(expected) + "\n"
+    assert sum(forward_rows) == 10_000  # once through the network
+
+
+def test_the_end_of_a_run_scores_the_test_set_in_one_pass(
+    tmp_path, data_dir, forward_rows
+):
+    """metrics.json holds what evaluate and predict give the saved model, and the
+    test set went through the network once for the scores and the figures."""
+    from nnscratch.data.loading import load_test_set
+    from nnscratch.reporting.metrics import confusion_matrix
+
+    assert not cli.main(
+        ["train", "--data-dir", str(data_dir), "--hidden", "16", "--epochs", "1",
+         "--limit", "300", "--validation-split", "0", "--out", str(tmp_path / "run"),
+         "--quiet"]
+    )  # fmt: skip
+    # evaluation-mode passes: the test set's, and the recorder's few images
+    assert 10_000 <= sum(forward_rows) < 20_000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    x_test, y_test = load_test_set("mnist", data_dir)
+    model = load_model(tmp_path / "run" / "model.npz")
+    result = model.evaluate(x_test, y_test)
+    cm = confusion_matrix(y_test, model.predict(x_test).argmax(axis=1), 10)
+    assert metrics["test_loss"] == result["loss"]
+    assert metrics["test_accuracy"] == result["accuracy"]
+    assert metrics["confusion_matrix"] == cm.tolist()

@@ -39,8 +39,8 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     check_outputs(
         model, model_path, len(CLASS_NAMES[dataset]), f"the {dataset} test set"
     )
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
+    result, probs = model.evaluate_and_predict(x_test, y_test)
+    predicted = probs.argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(names))
     summary = f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
     return "\n".join(

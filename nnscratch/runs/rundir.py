@@ -257,6 +257,7 @@ def write_run_report(
     metrics: dict,
     shown_dir: Path | None = None,
     after_each=None,
+    probs=None,
 ) -> Path:
     """Draw figures/ and write report.html of a run; returns the page's path.
 
@@ -264,22 +265,16 @@ def write_run_report(
     test_set: x_test (N, H, W), y_test (N,). recordings: a `Recordings` (None: no
     animation). config and metrics: what config.json and metrics.json hold.
     shown_dir: the run directory the page names (default: run_dir). after_each():
-    called after each picture (`write_figures`).
+    called after each picture (`write_figures`). probs: the model's (N, C)
+    probabilities of x_test if known (None: predicted here).
     """
     x_test, y_test = test_set
     class_names = model.class_names or CLASS_NAMES[config["dataset"]]
     figures_dir = run_dir / FIGURES_DIR
     write_figures(
-        figures_dir,
-        model,
-        history_rows,
-        batch_losses,
-        x_test,
-        y_test,
-        class_names,
-        recordings,
-        after_each,
-    )
+        figures_dir, model, history_rows, batch_losses, x_test, y_test, class_names,
+        recordings, after_each, probs,
+    )  # fmt: skip
     return write_report(
         run_dir / REPORT_FILE,
         figures_dir,
@@ -392,10 +387,13 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     check_scored_on(
         metrics, test_set[1], f"{settings.dataset} in {where}", run_dir / METRICS_FILE
     )
+    probs = None  # predicted by write_run_report unless scored here
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
-        metrics.update(test_metrics(model, *test_set, list(class_names)))
+        scores, probs = test_metrics(model, *test_set, list(class_names))
+        metrics.update(scores)
         write_metrics(run_dir, metrics)
     return write_run_report(
-        run_dir, model, history, batch_losses, test_set, recordings, config, metrics
-    )
+        run_dir, model, history, batch_losses, test_set, recordings, config, metrics,
+        probs=probs,
+    )  # fmt: skip
