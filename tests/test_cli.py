@@ -178,8 +178,13 @@ def test_evaluate_uses_the_dataset_the_model_was_trained_on(tmp_path, data_dir, 
     assert cli.main(["evaluate", model, "--data-dir", str(data_dir)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("fashion-mnist test set: accuracy")
+    assert "Ankle boot" in captured.out
     assert cli.main(["evaluate", model, "--dataset", "mnist"]) == 0
-    assert "trained on fashion-mnist, not mnist" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "trained on fashion-mnist, not mnist" in captured.err
+    # the rows are the test set's classes: digits, not the model's clothes
+    assert "\n           1       0." in captured.out
+    assert "Trouser" not in captured.out and "Ankle boot" not in captured.out
 
 
 @pytest.mark.filterwarnings("error")  # no RuntimeWarning: one error line
@@ -430,3 +435,24 @@ def test_the_end_of_a_run_scores_the_test_set_in_one_pass(
     assert metrics["test_loss"] == result["loss"]
     assert metrics["test_accuracy"] == result["accuracy"]
     assert metrics["confusion_matrix"] == cm.tolist()
+
+
+@pytest.mark.parametrize(
+    "recorded, code, message",
+    [
+        ("MNIST", 0, "mnist test set: accuracy"),
+        ("cifar", 1, "was trained on 'cifar', which nnscratch does not know: pass"),
+    ],
+)
+def test_evaluate_a_model_whose_settings_spell_the_dataset_otherwise(
+    tmp_path, data_dir, capsys, recorded, code, message
+):
+    path = tmp_path / "model.npz"
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28))
+    model.metadata = {"training": {"dataset": recorded}}
+    model.save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == code
+    captured = capsys.readouterr()
+    assert message in (captured.out if code == 0 else captured.err)
+    assert captured.err.count("\n") == code  # no traceback, no warning

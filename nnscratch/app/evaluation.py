@@ -7,9 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import CLASS_NAMES, TEST_FILES, still_holding
+from ..data.catalog import (
+    CLASS_NAMES,
+    DATASETS,
+    TEST_FILES,
+    dataset_info,
+    still_holding,
+)
 from ..data.loading import load_test_set
-from ..errors import NnscratchError
+from ..errors import DataError, NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
     classification_report,
@@ -26,15 +32,20 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     it still holds them (as `nnscratch report` does), else the usual places; only the
     two test files are needed (and downloaded if found nowhere)."""
     model = as_classifier(load_model(model_path), model_path)
-    trained_on = model_dataset(model)
+    trained_on = catalog_name(model_dataset(model))
     if dataset is None:
         dataset = trained_on or "mnist"
+        if dataset not in DATASETS:
+            raise NnscratchError(
+                f"{model_path} was trained on {dataset!r}, which nnscratch does not"
+                f" know: pass --dataset ({', '.join(sorted(DATASETS))})"
+            )
     elif trained_on is not None and dataset != trained_on:
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
     if data_dir is None and dataset == trained_on:
         data_dir = trained_from(model, dataset)
     x_test, y_test = load_test_set(dataset, data_dir)
-    names = model.class_names or CLASS_NAMES[dataset]
+    names = test_set_names(model, dataset, trained_on)
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
     check_outputs(
         model, model_path, len(CLASS_NAMES[dataset]), f"the {dataset} test set"
@@ -50,6 +61,25 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
             format_confusion_matrix(cm, names),
         ]
     )
+
+
+def catalog_name(name: str | None) -> str | None:
+    """A dataset's name as the catalog spells it ("MNIST" -> "mnist"), an unknown
+    one as it is."""
+    try:
+        return None if name is None else dataset_info(name).name
+    except DataError:
+        return name
+
+
+def test_set_names(model, dataset: str, trained_on: str | None) -> list[str]:
+    """The names of the test set's classes: the model's own, unless they are another
+    dataset's (a Fashion-MNIST model scored on digits: a 1 is no "Trouser")."""
+    own = model.class_names
+    others = [names for name, names in CLASS_NAMES.items() if name != dataset]
+    if own and trained_on in (None, dataset) and list(own) not in others:
+        return list(own)
+    return CLASS_NAMES[dataset]
 
 
 def trained_from(model, dataset: str) -> str | None:
