@@ -456,3 +456,26 @@ def test_evaluate_a_model_whose_settings_spell_the_dataset_otherwise(
     captured = capsys.readouterr()
     assert message in (captured.out if code == 0 else captured.err)
     assert captured.err.count("\n") == code  # no traceback, no warning
+
+
+def test_evaluate_warns_of_fashion_mnist_files_in_an_mnist_folder(
+    tmp_path, data_dir, capsys
+):
+    """Both datasets' files have the same names and format: the class counts of the
+    test labels tell them apart."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "fashion-mnist" / name, folder / name)
+    path = tmp_path / "model.npz"
+    Sequential([Flatten(), Dense(10, rng=0)], (28, 28)).save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("mnist test set: accuracy")
+    assert (
+        captured.err
+        == f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
+    )
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().err == ""  # the real MNIST files: no warning

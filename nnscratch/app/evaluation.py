@@ -13,8 +13,9 @@ from ..data.catalog import (
     TEST_FILES,
     dataset_info,
     still_holding,
+    test_set_of,
 )
-from ..data.loading import load_test_set
+from ..data.loading import load_test_set, locate_dataset
 from ..errors import DataError, NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
@@ -44,7 +45,11 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
     if data_dir is None and dataset == trained_on:
         data_dir = trained_from(model, dataset)
-    x_test, y_test = load_test_set(dataset, data_dir)
+    folder = locate_dataset(dataset, data_dir, files=TEST_FILES)
+    x_test, y_test = load_test_set(dataset, folder)
+    lookalike = test_set_of(y_test)
+    if lookalike not in (None, dataset):  # the same file names, the same format
+        warn(f"warning: {folder} holds {lookalike}'s test set, not {dataset}'s")
     names = test_set_names(model, dataset, trained_on)
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
     check_outputs(

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DataError
 
 # The four files every dataset has, in the order they are loaded.
@@ -40,7 +42,8 @@ class DatasetInfo:
     """What is needed to find, download and check one dataset.
 
     `md5` maps each of FILE_NAMES to the published MD5 of the .gz file; `mirrors` are
-    base URLs tried in order (file name appended).
+    base URLs tried in order (file name appended); `test_counts`, the number of test
+    images of each class (which tells the two datasets' test sets apart).
     """
 
     name: str
@@ -48,6 +51,7 @@ class DatasetInfo:
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
     homepage: str
+    test_counts: tuple[int, ...] = ()
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -65,6 +69,7 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         class_names=tuple(str(d) for d in range(10)),
         homepage="http://yann.lecun.com/exdb/mnist/",
+        test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
     ),
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
@@ -92,6 +97,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "Ankle boot",
         ),
         homepage="https://github.com/zalandoresearch/fashion-mnist",
+        test_counts=(1000,) * 10,
     ),
 }
 CLASS_NAMES: dict[str, list[str]] = {
@@ -106,6 +112,13 @@ def dataset_info(name: str) -> DatasetInfo:
         known = ", ".join(sorted(DATASETS))
         raise DataError(f"unknown dataset {name!r}; known datasets: {known}")
     return info
+
+
+def test_set_of(labels) -> str | None:
+    """The known dataset whose test set has these labels' (N,) class counts, or None
+    (a test set of another size, say)."""
+    counts = tuple(int(n) for n in np.bincount(labels))
+    return next((n for n, info in DATASETS.items() if info.test_counts == counts), None)
 
 
 def cache_dir() -> Path:
