@@ -479,3 +479,16 @@ def test_evaluate_warns_of_fashion_mnist_files_in_an_mnist_folder(
     )
     assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().err == ""  # the real MNIST files: no warning
+
+
+def test_train_warns_of_fashion_mnist_files_in_an_mnist_folder(
+    tmp_path, data_dir, capsys
+):
+    folder = tmp_path / "mnist"
+    shutil.copytree(data_dir / "fashion-mnist", folder)
+    assert not cli.main(
+        ["train", "--data-dir", str(folder), "--hidden", "8", "--epochs", "1",
+         "--limit", "200", "--out", str(tmp_path / "run"), "--no-report", "--quiet"]
+    )  # fmt: skip
+    warning = f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
+    assert capsys.readouterr().err == warning

@@ -12,8 +12,8 @@ from ..data.catalog import (
     DATASETS,
     TEST_FILES,
     dataset_info,
+    other_test_set,
     still_holding,
-    test_set_of,
 )
 from ..data.loading import load_test_set, locate_dataset
 from ..errors import DataError, NnscratchError
@@ -47,9 +47,8 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
         data_dir = trained_from(model, dataset)
     folder = locate_dataset(dataset, data_dir, files=TEST_FILES)
     x_test, y_test = load_test_set(dataset, folder)
-    lookalike = test_set_of(y_test)
-    if lookalike not in (None, dataset):  # the same file names, the same format
-        warn(f"warning: {folder} holds {lookalike}'s test set, not {dataset}'s")
+    if warning := other_test_set(folder, dataset, y_test):
+        warn(warning)
     names = test_set_names(model, dataset, trained_on)
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
     check_outputs(

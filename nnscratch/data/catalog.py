@@ -114,11 +114,18 @@ def dataset_info(name: str) -> DatasetInfo:
     return info
 
 
-def test_set_of(labels) -> str | None:
-    """The known dataset whose test set has these labels' (N,) class counts, or None
-    (a test set of another size, say)."""
+def other_test_set(folder, name: str, labels) -> str | None:
+    """A warning if the test labels (N,) read from `folder` for dataset `name` are
+    another dataset's (its class counts: the two have the same file names), or None."""
     counts = tuple(int(n) for n in np.bincount(labels))
-    return next((n for n, info in DATASETS.items() if info.test_counts == counts), None)
+    other = [
+        n for n, info in DATASETS.items() if n != name and info.test_counts == counts
+    ]
+    return (
+        f"warning: {folder} holds {other[0]}'s test set, not {name}'s"
+        if other
+        else None
+    )
 
 
 def cache_dir() -> Path:
