@@ -356,12 +356,16 @@ def test_evaluate_needs_only_the_two_test_files(
     tmp_path, data_dir, capsys, monkeypatch
 ):
     """The test set is all evaluate reads: a folder without the training files
-    serves, given by --data-dir or found where the data is looked for."""
+    serves, given by --data-dir, found where the data is looked for, or recorded
+    as the one the model was trained from."""
+    from dataclasses import replace
+
     from nnscratch.data import catalog
 
     folder = only_the_test_files(data_dir, tmp_path / "test-only")
     path = tmp_path / "model.npz"
-    Sequential([Flatten(), Dense(10, rng=0)], (28, 28), seed=0).save(path)
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28), seed=0)
+    model.save(path)
     capsys.readouterr()
     assert cli.main(["evaluate", str(path), "--data-dir", str(folder)]) == 0
     out = capsys.readouterr().out
@@ -369,6 +373,13 @@ def test_evaluate_needs_only_the_two_test_files(
     monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(folder))
     monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    assert cli.main(["evaluate", str(path)]) == 0
+    assert capsys.readouterr().out == out
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR")  # and no mirror to download from:
+    offline = replace(catalog.DATASETS["mnist"], mirrors=())
+    monkeypatch.setitem(catalog.DATASETS, "mnist", offline)
+    model.metadata = {"training": {"dataset": "mnist", "data_dir": str(folder)}}
+    model.save(path)
     assert cli.main(["evaluate", str(path)]) == 0
     assert capsys.readouterr().out == out
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
