@@ -79,3 +79,20 @@ def garbage_scratch(monkeypatch):
         return a
 
     monkeypatch.setattr(workspace, "_allocate", nan_filled)
+
+
+@pytest.fixture
+def forward_rows(monkeypatch) -> list[int]:
+    """The batch size of every evaluation-mode `Sequential.forward` call from here on
+    (to count how often a set of images goes through the network)."""
+    from nnscratch import Sequential
+
+    rows, forward = [], Sequential.forward
+
+    def counted(self, x, training=False):
+        if not training:
+            rows.append(len(x))
+        return forward(self, x, training)
+
+    monkeypatch.setattr(Sequential, "forward", counted)
+    return rows

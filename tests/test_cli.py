@@ -178,8 +178,13 @@ def test_evaluate_uses_the_dataset_the_model_was_trained_on(tmp_path, data_dir, 
     assert cli.main(["evaluate", model, "--data-dir", str(data_dir)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("fashion-mnist test set: accuracy")
+    assert "Ankle boot" in captured.out
     assert cli.main(["evaluate", model, "--dataset", "mnist"]) == 0
-    assert "trained on fashion-mnist, not mnist" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "trained on fashion-mnist, not mnist" in captured.err
+    # the rows are the test set's classes: digits, not the model's clothes
+    assert "\n           1       0." in captured.out
+    assert "Trouser" not in captured.out and "Ankle boot" not in captured.out
 
 
 @pytest.mark.filterwarnings("error")  # no RuntimeWarning: one error line
@@ -337,3 +342,164 @@ def test_an_os_error_naming_no_file_is_one_clean_line(monkeypatch, capsys):
     monkeypatch.setattr("nnscratch.nn.loading.load_model", failing_read)
     assert cli.main(["info", "model.npz"]) == 1
     assert capsys.readouterr().err == "error: Input/output error\n"
+
+
+def only_the_test_files(data_dir: Path, folder: Path) -> Path:
+    """`folder` holding the two MNIST test files only (no training files)."""
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, folder / name)
+    return folder
+
+
+def test_evaluate_needs_only_the_two_test_files(
+    tmp_path, data_dir, capsys, monkeypatch
+):
+    """The test set is all evaluate reads: a folder without the training files
+    serves, given by --data-dir, found where the data is looked for, or recorded
+    as the one the model was trained from."""
+    from dataclasses import replace
+
+    from nnscratch.data import catalog
+
+    folder = only_the_test_files(data_dir, tmp_path / "test-only")
+    path = tmp_path / "model.npz"
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28), seed=0)
+    model.save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mnist test set: accuracy") and " 10000\n" in out
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(folder))
+    monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    assert cli.main(["evaluate", str(path)]) == 0
+    assert capsys.readouterr().out == out
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR")  # and no mirror to download from:
+    offline = replace(catalog.DATASETS["mnist"], mirrors=())
+    monkeypatch.setitem(catalog.DATASETS, "mnist", offline)
+    model.metadata = {"training": {"dataset": "mnist", "data_dir": str(folder)}}
+    model.save(path)
+    assert cli.main(["evaluate", str(path)]) == 0
+    assert capsys.readouterr().out == out
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{folder} lacks t10k-labels-idx1-ubyte.gz, gzipped or not" in err
+    assert "train-" not in err  # the training files are not asked for
+
+
+def test_evaluate_prints_the_two_pass_figures_from_one_pass(
+    tmp_path, data_dir, capsys, forward_rows
+):
+    """Loss, accuracy, per-class report and confusion matrix from one pass of the
+    test set, the same figures as evaluate's and predict's passes gave."""
+    from nnscratch.data.loading import load_test_set
+    from nnscratch.reporting.metrics import (
+        classification_report,
+        confusion_matrix,
+        format_confusion_matrix,
+    )
+
+    path = tmp_path / "model.npz"
+    layers = [Flatten(), Dense(32, rng=0), ReLU(), Dense(10, rng=1)]
+    Sequential(layers, (28, 28), loss="cross_entropy").save(path)
+    x_test, y_test = load_test_set("mnist", data_dir)
+    model = load_model(path)
+    result = model.evaluate(x_test, y_test)
+    predicted = model.predict(x_test).argmax(axis=1)
+    names = [str(d) for d in range(10)]
+    summary = f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+    expected = [
+        f"mnist test set: {summary}",
+        classification_report(y_test, predicted, names),
+        format_confusion_matrix(confusion_matrix(y_test, predicted, 10), names),
+    ]
+    forward_rows.clear()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out == "\n".join(expected) + "\n"
+    assert sum(forward_rows) == 10_000  # once through the network
+
+
+def test_the_end_of_a_run_scores_the_test_set_in_one_pass(
+    tmp_path, data_dir, forward_rows
+):
+    """metrics.json holds what evaluate and predict give the saved model, and the
+    test set went through the network once for the scores and the figures."""
+    from nnscratch.data.loading import load_test_set
+    from nnscratch.reporting.metrics import confusion_matrix
+
+    assert not cli.main(
+        ["train", "--data-dir", str(data_dir), "--hidden", "16", "--epochs", "1",
+         "--limit", "300", "--validation-split", "0", "--out", str(tmp_path / "run"),
+         "--quiet"]
+    )  # fmt: skip
+    # evaluation-mode passes: the test set's, and the recorder's few images
+    assert 10_000 <= sum(forward_rows) < 20_000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    x_test, y_test = load_test_set("mnist", data_dir)
+    model = load_model(tmp_path / "run" / "model.npz")
+    result = model.evaluate(x_test, y_test)
+    cm = confusion_matrix(y_test, model.predict(x_test).argmax(axis=1), 10)
+    assert metrics["test_loss"] == result["loss"]
+    assert metrics["test_accuracy"] == result["accuracy"]
+    assert metrics["confusion_matrix"] == cm.tolist()
+
+
+@pytest.mark.parametrize(
+    "recorded, code, message",
+    [
+        ("MNIST", 0, "mnist test set: accuracy"),
+        ("cifar", 1, "was trained on 'cifar', which nnscratch does not know: pass"),
+    ],
+)
+def test_evaluate_a_model_whose_settings_spell_the_dataset_otherwise(
+    tmp_path, data_dir, capsys, recorded, code, message
+):
+    path = tmp_path / "model.npz"
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28))
+    model.metadata = {"training": {"dataset": recorded}}
+    model.save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == code
+    captured = capsys.readouterr()
+    assert message in (captured.out if code == 0 else captured.err)
+    assert captured.err.count("\n") == code  # no traceback, no warning
+
+
+def test_evaluate_warns_of_fashion_mnist_files_in_an_mnist_folder(
+    tmp_path, data_dir, capsys
+):
+    """Both datasets' files have the same names and format: the class counts of the
+    test labels tell them apart."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "fashion-mnist" / name, folder / name)
+    path = tmp_path / "model.npz"
+    Sequential([Flatten(), Dense(10, rng=0)], (28, 28)).save(path)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(path), "--data-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("mnist test set: accuracy")
+    assert (
+        captured.err
+        == f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
+    )
+    assert cli.main(["evaluate", str(path), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().err == ""  # the real MNIST files: no warning
+
+
+def test_train_warns_of_fashion_mnist_files_in_an_mnist_folder(
+    tmp_path, data_dir, capsys
+):
+    folder = tmp_path / "mnist"
+    shutil.copytree(data_dir / "fashion-mnist", folder)
+    assert not cli.main(
+        ["train", "--data-dir", str(folder), "--hidden", "8", "--epochs", "1",
+         "--limit", "200", "--out", str(tmp_path / "run"), "--no-report", "--quiet"]
+    )  # fmt: skip
+    warning = f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
+    assert capsys.readouterr().err == warning

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from tqdm import tqdm
 
+from nnscratch import Dense, Flatten, Sequential, cli
 from nnscratch.data import catalog, download
 from nnscratch.data.catalog import (
     CLASS_NAMES,
     DATASETS,
     FILE_NAMES,
+    TEST_FILES,
     TEST_LABELS,
     find_dataset,
 )
@@ -25,6 +27,7 @@ from nnscratch.data.download import download_dataset
 from nnscratch.data.idx import write_idx
 from nnscratch.data.loading import (
     load_dataset,
+    load_test_set,
     scale_images,
     shuffle,
     train_validation_split,
@@ -493,17 +496,61 @@ def test_a_damaged_file_in_the_download_folder_is_fetched_again(
     assert (folder / damaged).read_bytes() == files[damaged]
 
 
-def test_load_dataset_downloads_into_the_cache(tmp_path, payloads, server, monkeypatch):
-    _, _, md5s = payloads
+def mnist_on_the_local_mirror(payloads, server, monkeypatch) -> None:
+    """mnist downloaded from the server's /good/ mirror, checked by its MD5s."""
     base, _ = server
-    info = replace(DATASETS["mnist"], md5=md5s, mirrors=(f"{base}/good/",))
+    info = replace(DATASETS["mnist"], md5=payloads[2], mirrors=(f"{base}/good/",))
     monkeypatch.setitem(DATASETS, "mnist", info)
+
+
+def test_load_dataset_downloads_into_the_cache(tmp_path, payloads, server, monkeypatch):
+    mnist_on_the_local_mirror(payloads, server, monkeypatch)
     with pytest.raises(DataError, match="not found"):
         load_dataset("mnist", download=False)
     (x_train, y_train), _ = load_dataset("mnist")
     assert x_train.shape == (5, 28, 28) and y_train.dtype == np.int64
     assert leftovers(tmp_path / "cache" / "mnist") == sorted(FILE_NAMES)
     assert find_dataset("mnist") == tmp_path / "cache" / "mnist"
+
+
+def test_load_test_set_downloads_only_the_two_test_files(
+    tmp_path, payloads, server, monkeypatch
+):
+    mnist_on_the_local_mirror(payloads, server, monkeypatch)
+    _, requests = server
+    with pytest.raises(DataError, match="put the two test files .t10k-images"):
+        load_test_set("mnist", download=False)
+    model = Sequential([Flatten(), Dense(10, rng=0)], (28, 28))
+    model.save(tmp_path / "model.npz")
+    requests.clear()
+    assert cli.main(["evaluate", str(tmp_path / "model.npz")]) == 0  # as evaluate does
+    assert requests == [f"/good/{name}" for name in TEST_FILES]
+    x_test, y_test = load_test_set("mnist")
+    assert x_test.shape == (3, 28, 28) and y_test.dtype == np.int64
+    cache = tmp_path / "cache" / "mnist"
+    assert leftovers(cache) == sorted(TEST_FILES)
+    assert find_dataset("mnist") is None  # not all four: training fetches the rest
+    requests.clear()
+    (x_train, _), (x_again, _) = load_dataset("mnist")
+    assert requests == [f"/good/{name}" for name in FILE_NAMES[:2]]
+    assert x_train.shape == (5, 28, 28) and np.array_equal(x_again, x_test)
+
+
+def test_the_test_set_is_looked_for_in_the_usual_order(tmp_path, monkeypatch):
+    """The first place holding the two test files wins, training files or not;
+    an explicit data dir lacking one names it."""
+    make_files(tmp_path / "system" / "mnist", n_test=4)
+    test_only = make_files(tmp_path / "env", n_test=2, seed=1)
+    for name in FILE_NAMES[:2]:
+        (test_only / name).unlink()
+    assert len(load_test_set("mnist")[0]) == 4
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(test_only))
+    assert len(load_test_set("mnist")[0]) == 2
+    (test_only / TEST_LABELS).unlink()
+    assert len(load_test_set("mnist")[0]) == 4
+    with pytest.raises(DataError) as err:
+        load_test_set("mnist", test_only)
+    assert str(err.value).endswith(f"{test_only} lacks {TEST_LABELS}, gzipped or not)")
 
 
 def test_cache_dir(tmp_path, monkeypatch):

@@ -402,6 +402,26 @@ def test_evaluate_adds_the_weight_penalty_like_the_training_loss():
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    "loss, last", [("cross_entropy", None), ("mse", None), (None, Softmax())]
+)
+def test_evaluate_and_predict_is_both_from_one_pass(forward_rows, loss, last):
+    x, y = blobs(30)
+    layers = [Flatten(), Dense(16, 3, l2=0.01, rng=0)] + ([last] if last else [])
+    model = Sequential(layers, input_shape=(4, 4))
+    if loss:
+        model.compile(loss=loss, metrics=["accuracy", "mae"])
+    elif last:
+        model.compile(loss="mse")  # a Softmax layer: predict gives its outputs
+    expected = model.evaluate(x, y, batch_size=8), model.predict(x, batch_size=8)
+    forward_rows.clear()
+    results, probs = model.evaluate_and_predict(x, y, batch_size=8)
+    assert forward_rows == [8, 8, 8, 6]  # x went through the network once
+    assert results == expected[0]  # the same floats, not merely close ones
+    assert probs.dtype == np.float32
+    assert_array_equal(probs, expected[1])
+
+
 def test_a_last_batch_of_one_example_joins_the_one_before():
     assert batch_bounds(33, 32) == [(0, 33)]
     assert batch_bounds(65, 32) == [(0, 32), (32, 65)]

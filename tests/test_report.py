@@ -4,6 +4,7 @@ run through the CLI, rebuilding it, damaged run directories, and a browser check
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,15 @@ from PIL import Image
 
 from nnscratch import Dense, Flatten, ReLU, Sequential, load_model
 from nnscratch.cli import main
+from nnscratch.data import catalog
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.page import write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
 from nnscratch.runs.rundir import read_json, rebuild_report
+
+MNIST = catalog.DATASETS["mnist"]
 
 # (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
 EXPECTED_SIZES = {
@@ -178,6 +182,36 @@ def test_rebuild_after_the_data_moved_looks_in_the_usual_places(
     (copy / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(data_dir))
     assert rebuild_report(copy).is_file()
+
+
+def test_rebuild_needs_only_the_two_test_files(
+    run_dir, data_dir, tmp_path, capsys, monkeypatch
+):
+    """The test set is all a report reads: a folder without the training files
+    serves (given, or the run's own whose training files went), and one lacking a
+    test file is one error line naming that file."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    folder = tmp_path / "test-only"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, folder / name)
+    assert main(["report", str(copy), "--data-dir", str(folder)]) == 0
+    _check_run(copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["data_dir"] = str(folder)
+    (copy / "config.json").write_text(json.dumps(config))
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR")  # nowhere else to look
+    monkeypatch.setenv("NNSCRATCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(catalog, "SYSTEM_DATA_ROOT", tmp_path / "no-datasets")
+    monkeypatch.setitem(catalog.DATASETS, "mnist", replace(MNIST, mirrors=()))
+    assert main(["report", str(copy)]) == 0
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    capsys.readouterr()
+    assert main(["report", str(copy), "--data-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train-" not in err
+    assert f"{folder} lacks t10k-images-idx3-ubyte.gz, gzipped or not" in err
 
 
 def test_rebuild_refuses_a_test_set_other_than_the_scored_one(

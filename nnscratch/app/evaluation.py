@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import CLASS_NAMES, still_holding
-from ..data.loading import load_dataset
-from ..errors import NnscratchError
+from ..data.catalog import (
+    CLASS_NAMES,
+    DATASETS,
+    TEST_FILES,
+    dataset_info,
+    other_test_set,
+    still_holding,
+)
+from ..data.loading import load_test_set, locate_dataset
+from ..errors import DataError, NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
     classification_report,
@@ -23,23 +30,32 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     """The report of MODEL on the test set of `dataset` (default: the one the model was
     trained on, else mnist); `warn(text)` hears of a dataset other than that one.
     The files are read from `data_dir`, else the folder the model was trained from if
-    it still holds them (as `nnscratch report` does), else the usual places."""
+    it still holds them (as `nnscratch report` does), else the usual places; only the
+    two test files are needed (and downloaded if found nowhere)."""
     model = as_classifier(load_model(model_path), model_path)
-    trained_on = model_dataset(model)
+    trained_on = catalog_name(model_dataset(model))
     if dataset is None:
         dataset = trained_on or "mnist"
+        if dataset not in DATASETS:
+            raise NnscratchError(
+                f"{model_path} was trained on {dataset!r}, which nnscratch does not"
+                f" know: pass --dataset ({', '.join(sorted(DATASETS))})"
+            )
     elif trained_on is not None and dataset != trained_on:
         warn(f"warning: {model_path} was trained on {trained_on}, not {dataset}")
     if data_dir is None and dataset == trained_on:
         data_dir = trained_from(model, dataset)
-    _, (x_test, y_test) = load_dataset(dataset, data_dir)
-    names = model.class_names or CLASS_NAMES[dataset]
+    folder = locate_dataset(dataset, data_dir, files=TEST_FILES)
+    x_test, y_test = load_test_set(dataset, folder)
+    if warning := other_test_set(folder, dataset, y_test):
+        warn(warning)
+    names = test_set_names(model, dataset, trained_on)
     x_test = fitting_inputs(model, model_path, x_test, f"the {dataset} test set")
     check_outputs(
         model, model_path, len(CLASS_NAMES[dataset]), f"the {dataset} test set"
     )
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
+    result, probs = model.evaluate_and_predict(x_test, y_test)
+    predicted = probs.argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(names))
     summary = f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
     return "\n".join(
@@ -51,11 +67,31 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     )
 
 
+def catalog_name(name: str | None) -> str | None:
+    """A dataset's name as the catalog spells it ("MNIST" -> "mnist"), an unknown
+    one as it is."""
+    try:
+        return None if name is None else dataset_info(name).name
+    except DataError:
+        return name
+
+
+def test_set_names(model, dataset: str, trained_on: str | None) -> list[str]:
+    """The names of the test set's classes: the model's own, unless they are another
+    dataset's (a Fashion-MNIST model scored on digits: a 1 is no "Trouser")."""
+    own = model.class_names
+    others = [names for name, names in CLASS_NAMES.items() if name != dataset]
+    if own and trained_on in (None, dataset) and list(own) not in others:
+        return list(own)
+    return CLASS_NAMES[dataset]
+
+
 def trained_from(model, dataset: str) -> str | None:
-    """The data folder the model's saved settings record, if it still holds `dataset`."""
+    """The data folder the model's saved settings record, if it still holds the test
+    set of `dataset`."""
     training = model.metadata.get("training")
     folder = training.get("data_dir") if isinstance(training, dict) else None
-    return still_holding(dataset, folder)
+    return still_holding(dataset, folder, TEST_FILES)
 
 
 def fitting_inputs(model, model_path, images: np.ndarray, what: str) -> np.ndarray:

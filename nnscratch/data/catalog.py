@@ -4,8 +4,9 @@ Files are looked for, in order, in: the `data_dir` argument (then only there), e
 NNSCRATCH_DATA_DIR, the user cache (`cache_dir()`), and /usr/share/datasets/<name>
 (Debian's dataset packages). In each place both DIR/<name>/ and DIR/ count (DIR/ not
 if it is named after the other dataset, however spelt: `named_after`), and only if
-all four files are there, each gzipped (the published .gz names) or not (the same
-names without .gz). Local files are not MD5-checked (Debian recompressed
+all four files are there (the two test files, TEST_FILES, for what reads only the
+test set: `nnscratch evaluate`, `nnscratch report`), each gzipped (the published .gz
+names) or not (the same names without .gz). Local files are not MD5-checked (Debian recompressed
 Fashion-MNIST, so its .gz checksums differ) but are always IDX-validated; downloads
 are MD5-checked (`download`).
 """
@@ -18,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DataError
 
 # The four files every dataset has, in the order they are loaded.
@@ -26,6 +29,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+TEST_FILES = (TEST_IMAGES, TEST_LABELS)  # all that scoring a trained model reads
 
 # Debian's dataset packages install under SYSTEM_DATA_ROOT/<name>/ (tests patch this).
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
@@ -38,7 +42,8 @@ class DatasetInfo:
     """What is needed to find, download and check one dataset.
 
     `md5` maps each of FILE_NAMES to the published MD5 of the .gz file; `mirrors` are
-    base URLs tried in order (file name appended).
+    base URLs tried in order (file name appended); `test_counts`, the number of test
+    images of each class (which tells the two datasets' test sets apart).
     """
 
     name: str
@@ -46,6 +51,7 @@ class DatasetInfo:
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
     homepage: str
+    test_counts: tuple[int, ...] = ()
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -63,6 +69,7 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         class_names=tuple(str(d) for d in range(10)),
         homepage="http://yann.lecun.com/exdb/mnist/",
+        test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
     ),
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
@@ -90,6 +97,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "Ankle boot",
         ),
         homepage="https://github.com/zalandoresearch/fashion-mnist",
+        test_counts=(1000,) * 10,
     ),
 }
 CLASS_NAMES: dict[str, list[str]] = {
@@ -104,6 +112,20 @@ def dataset_info(name: str) -> DatasetInfo:
         known = ", ".join(sorted(DATASETS))
         raise DataError(f"unknown dataset {name!r}; known datasets: {known}")
     return info
+
+
+def other_test_set(folder, name: str, labels) -> str | None:
+    """A warning if the test labels (N,) read from `folder` for dataset `name` are
+    another dataset's (its class counts: the two have the same file names), or None."""
+    counts = tuple(int(n) for n in np.bincount(labels))
+    other = [
+        n for n, info in DATASETS.items() if n != name and info.test_counts == counts
+    ]
+    return (
+        f"warning: {folder} holds {other[0]}'s test set, not {name}'s"
+        if other
+        else None
+    )
 
 
 def cache_dir() -> Path:
@@ -143,7 +165,7 @@ def _no_folder(path: Path) -> str:
 
 
 def candidate_folders(name: str, data_dir) -> list[Path]:
-    """Folders that may hold the four files, in search order."""
+    """Folders that may hold the dataset's files, in search order."""
     if data_dir is not None:
         # absolute: the name check below needs a real name, not "." or ".."
         places = [Path(data_dir).expanduser().absolute()]
@@ -177,41 +199,48 @@ def data_file(folder: Path, file_name: str) -> Path | None:
     return None
 
 
-def _count_files(folder: Path) -> int:
-    return sum(data_file(folder, f) is not None for f in FILE_NAMES)
+def _missing(folder: Path, files: tuple[str, ...]) -> list[str]:
+    """Which of `files` `folder` lacks (gzipped or not)."""
+    return [f for f in files if data_file(folder, f) is None]
 
 
-def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first folder holding all four files of `name`, or None.
+def find_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    files: tuple[str, ...] = FILE_NAMES,
+) -> Path | None:
+    """The first folder holding all `files` of `name` (default: the four), or None.
 
     With `data_dir`, only data_dir/<name>/ and data_dir/ are looked at; without, the
     search order in this module's docstring applies.
     """
     info = dataset_info(name)
     for folder in candidate_folders(info.name, data_dir):
-        if _count_files(folder) == len(FILE_NAMES):
+        if not _missing(folder, files):
             return folder
     return None
 
 
-def still_holding(name: str, folder) -> str | None:
-    """`folder` (a recorded data folder) if it still holds the files of `name`, else
+def still_holding(name: str, folder, files: tuple[str, ...] = FILE_NAMES) -> str | None:
+    """`folder` (a recorded data folder) if it still holds `files` of `name`, else
     None: moved or deleted since, or a text that is no usable path (a NUL, "~nobody")."""
     try:
-        found = isinstance(folder, str) and find_dataset(name, folder) is not None
+        found = isinstance(folder, str) and bool(find_dataset(name, folder, files))
     except (OSError, ValueError, RuntimeError):
         found = False
     return folder if found else None
 
 
-def missing_files_hint(folder: Path) -> str:
+def missing_files_hint(folder: Path, files: tuple[str, ...] = FILE_NAMES) -> str:
+    what = {FILE_NAMES: "the four files", TEST_FILES: "the two test files"}
+    what = what.get(tuple(files), "the files")
     return (
-        f"put the four files ({', '.join(FILE_NAMES)}) in {folder}, or in a folder"
+        f"put {what} ({', '.join(files)}) in {folder}, or in a folder"
         f" given by --data-dir or ${DATA_DIR_ENV}"
     )
 
 
-def not_in_data_dir(place: Path, name: str) -> str:
+def not_in_data_dir(place: Path, name: str, files: tuple[str, ...] = FILE_NAMES) -> str:
     """Why an explicit data dir does not count for dataset `name`."""
     if not place.expanduser().is_dir():
         return f"data dir {place}: {_no_folder(place.expanduser())}"
@@ -221,8 +250,8 @@ def not_in_data_dir(place: Path, name: str) -> str:
             f"data dir {place} is named after {other}, not {name}: pass --dataset"
             f" {other}, or a folder holding the {name} files"
         )
-    best = max([place / name, place], key=_count_files)
-    missing = [f for f in FILE_NAMES if data_file(best, f) is None]
+    best = min([place / name, place], key=lambda folder: len(_missing(folder, files)))
+    missing = _missing(best, files)
     return (
         f"data dir {place} does not hold the {name} files (looked in {place / name}"
         f" and {place}; {best} lacks {', '.join(missing)}, gzipped or not)"

@@ -1,5 +1,6 @@
-"""Downloading a dataset's four files: from its mirrors, each checked against its
-published MD5 checksum, written atomically (a temporary file, then a rename).
+"""Downloading a dataset's four files (or only its test files): from its mirrors,
+each checked against its published MD5 checksum, written atomically (a temporary
+file, then a rename).
 
 For users' machines; the tests run it against a local HTTP server.
 """
@@ -39,8 +40,10 @@ def download_dataset(
     timeout: float = 30,
     progress: bool = True,
     checksums: dict[str, str] | None = None,
+    files: tuple[str, ...] = FILE_NAMES,
 ) -> Path:
-    """Download the missing files of `name` into cache_dir/<name>/; returns that folder.
+    """Download the missing ones of `files` (default: all four; `catalog.TEST_FILES`:
+    the test set's two) of `name` into cache_dir/<name>/; returns that folder.
 
     `cache_dir` defaults to `cache_dir()`; `mirrors` (base URLs) and `checksums` (file
     name -> MD5) default to the dataset's own. Each file is tried on every mirror in
@@ -59,11 +62,15 @@ def download_dataset(
         mirrors = [mirrors]  # one base URL, not a sequence of one-letter ones
     mirrors = tuple(mirrors) if mirrors is not None else info.mirrors
     checksums = {**info.md5, **(checksums or {})}
+    unknown = [f for f in files if f not in FILE_NAMES]
+    if unknown or not files:
+        raise DataError(f"files: expected some of {FILE_NAMES}, got {files!r}")
     for mirror in mirrors:
         _check_mirror(mirror)
     if not mirrors:
         raise DataError(
-            f"no mirrors to download {info.name} from; {missing_files_hint(target)}"
+            f"no mirrors to download {info.name} from; "
+            + missing_files_hint(target, files)
         )
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -71,7 +78,7 @@ def download_dataset(
         reason = err.strerror or err  # the OSError repeats the path otherwise
         raise DataError(f"cannot create download folder {target}: {reason}") from None
     show = progress and sys.stderr.isatty()
-    for file_name in FILE_NAMES:
+    for file_name in files:
         if _usable(target / file_name, checksums[file_name]):
             continue
         failures = []
@@ -88,7 +95,7 @@ def download_dataset(
             raise DataError(
                 f"could not download {file_name} of {info.name}; tried: "
                 + "; ".join(failures)
-                + f". Without internet, {missing_files_hint(target)}"
+                + f". Without internet, {missing_files_hint(target, files)}"
             )
     return target
 

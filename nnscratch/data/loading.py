@@ -12,6 +12,8 @@ import numpy as np
 from ..errors import DataError, NnscratchError, check_float, check_same_length
 from ..nn.batches import prepare_inputs
 from .catalog import (
+    FILE_NAMES,
+    TEST_FILES,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
@@ -50,24 +52,39 @@ def load_dataset(
     return (x_train, y_train), (x_test, y_test)
 
 
-def locate_dataset(
+def load_test_set(
     name: str, data_dir: str | os.PathLike | None = None, download: bool = True
-) -> Path:
-    """The folder `load_dataset` reads `name` from: found as `find_dataset` says, or
-    downloaded (if `download`); a DataError saying where it looked otherwise."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x_test, y_test) of "mnist" or "fashion-mnist", as `load_dataset` gives them,
+    read from the first folder holding the two test files (TEST_FILES): the
+    training files are neither needed nor downloaded."""
     info = dataset_info(name)
-    folder = find_dataset(info.name, data_dir)
+    folder = locate_dataset(info.name, data_dir, download, TEST_FILES)
+    return _load_split(folder, TEST_IMAGES, TEST_LABELS, info)
+
+
+def locate_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    files: tuple[str, ...] = FILE_NAMES,
+) -> Path:
+    """The folder `load_dataset` reads `name` from (`files`: the files it must hold):
+    found as `find_dataset` says, or downloaded (if `download`, only `files`); a
+    DataError saying where it looked otherwise."""
+    info = dataset_info(name)
+    folder = find_dataset(info.name, data_dir, files)
     if folder is None:
         if data_dir is not None:
-            raise DataError(not_in_data_dir(Path(data_dir), info.name))
+            raise DataError(not_in_data_dir(Path(data_dir), info.name, files))
         if not download:
             searched = ", ".join(str(f) for f in candidate_folders(info.name, None))
             raise DataError(
                 f"{info.name} not found (looked in {searched}); run"
                 f" `nnscratch download --dataset {info.name}`, or"
-                f" {missing_files_hint(cache_dir() / info.name)}"
+                f" {missing_files_hint(cache_dir() / info.name, files)}"
             )
-        folder = download_dataset(info.name)
+        folder = download_dataset(info.name, files=files)
     return folder
 
 

@@ -82,15 +82,19 @@ class Sequential(Network):
         check_verbose(verbose, "0, 1 or 2 (all silent here)")
         x = self._check_x(x)
         batch_size = check_int("batch_size", batch_size)
-        convert = probabilities and self.loss is not None
-        convert = convert and not isinstance(self.layers[-1], (Softmax, Sigmoid))
+        answers = self._answers(probabilities)
         out = np.empty((len(x), *self.output_shape), np.float32)
         with np.errstate(all="ignore"):  # an overflow is reported once, below
             for start, outputs in self._batches(x, batch_size):
-                answers = self.loss.predictions(outputs) if convert else outputs
-                out[start : start + len(answers)] = answers
+                out[start : start + len(outputs)] = answers(outputs)
         check_finite(out)
         return out
+
+    def _answers(self, probabilities: bool = True):
+        """outputs -> what `predict` returns for them (see there)."""
+        convert = probabilities and self.loss is not None
+        convert = convert and not isinstance(self.layers[-1], (Softmax, Sigmoid))
+        return self.loss.predictions if convert else lambda outputs: outputs
 
     def evaluate(
         self, x, y, batch_size: int = 256, sample_weight=None, verbose=0,
@@ -104,6 +108,23 @@ class Sequential(Network):
         return_dict=False gives Keras' default form instead: [loss, *metrics] in
         that order, or the loss alone (a float) when there are no metrics."""
         verbose = check_verbose(verbose, "0 (silent), 1 or 2 (print the results)")
+        results, _ = self._score(x, y, batch_size, sample_weight)
+        if verbose:
+            print(results_line(results), flush=True)
+        if return_dict:
+            return results
+        return list(results.values()) if len(results) > 1 else results["loss"]
+
+    def evaluate_and_predict(
+        self, x, y, batch_size: int = 256
+    ) -> tuple[dict, np.ndarray]:
+        """`evaluate(x, y)` and `predict(x)` from one pass of x through the network
+        instead of two: the same results dict and the same (N, *output_shape)
+        float32 answers (a test set's scores and its confusion matrix, say)."""
+        return self._score(x, y, batch_size, None, keep_answers=True)
+
+    def _score(self, x, y, batch_size, sample_weight, keep_answers=False):
+        """(evaluate's results, predict's answers or None), from one pass over x."""
         self._ensure_loss()
         x = self._check_x(x)
         y = self._check_y(y, len(x))
@@ -113,6 +134,9 @@ class Sequential(Network):
             raise NnscratchError("evaluate: x is empty")
         metrics = get_metrics(self.metrics, self.loss, y)
         total_loss, totals = 0.0, [0.0] * len(metrics)
+        kept, answers = None, self._answers()
+        if keep_answers:
+            kept = np.empty((len(x), *self.output_shape), np.float32)
         with np.errstate(all="ignore"):  # an overflow is reported once, below
             for start, outputs in self._batches(x, batch_size):
                 check_finite(outputs)
@@ -121,13 +145,11 @@ class Sequential(Network):
                 total_loss += self.loss.forward(outputs, y[part], w) * len(outputs)
                 for j, metric in enumerate(metrics):
                     totals[j] += metric.batch_total(outputs, y[part], self.loss)
+                if kept is not None:  # the loss leaves the outputs as they were
+                    kept[part] = answers(outputs)
         results = {"loss": total_loss / len(x) + self._penalty()}
         results.update({m.name: t / len(x) for m, t in zip(metrics, totals)})
-        if verbose:
-            print(results_line(results), flush=True)
-        if return_dict:
-            return results
-        return list(results.values()) if metrics else results["loss"]
+        return results, kept  # finite outputs have finite answers
 
     # ----- training -----------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None) -> None:

@@ -42,6 +42,7 @@ def write_figures(
     class_names,
     recordings=None,
     after_each=None,
+    probs=None,
 ) -> list[Path]:
     """Draw every picture into figures_dir (made if missing); returns the files
     written. Pictures of an earlier report that this one has not (no recordings: no
@@ -50,11 +51,13 @@ def write_figures(
     history_rows: history.csv rows, a `History` or its dict of per-epoch lists.
     batch_losses: (steps,) or None. x_test (N, H, W), y_test (N,): the test set.
     recordings: a `Recordings` (or None: no training.gif). after_each(): called
-    after each picture (a run asked to stop raises there).
+    after each picture (a run asked to stop raises there). probs: model.predict(x_test)
+    (N, C) if the caller has it already (None: predicted here).
     """
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    probs = model.predict(x_test)
+    if probs is None:
+        probs = model.predict(x_test)
     cm = confusion_matrix(y_test, probs.argmax(axis=1), len(class_names))
     draw = {
         "learning_curves.png": lambda: learning_curves(history_rows, batch_losses),

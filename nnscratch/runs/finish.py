@@ -51,8 +51,9 @@ def finish_run(
         model.save(incoming / MODEL_FILE)
         write_config(incoming, run["config"])
         write_history(incoming, history)
+        probs = None  # the test set's, if scored: the figures reuse them
         if run.get("score_test", True):
-            metrics = test_metrics(model, x_test, y_test, data.class_names)
+            metrics, probs = test_metrics(model, x_test, y_test, data.class_names)
         else:
             metrics = validation_metrics(model, data.validation)
         metrics["train_seconds"] = train_seconds
@@ -64,7 +65,7 @@ def finish_run(
             write_run_report(
                 incoming, model, history, history.batch_losses, data.test,
                 recordings, run["config"], metrics, shown_dir=run_dir,
-                after_each=stop_if_asked,
+                after_each=stop_if_asked, probs=probs,
             )  # fmt: skip
     except NnscratchError as e:
         shutil.rmtree(incoming, ignore_errors=True)  # the room it took, too

@@ -28,8 +28,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ..data.catalog import CLASS_NAMES, still_holding
-from ..data.loading import load_dataset
+from ..data.catalog import CLASS_NAMES, TEST_FILES, still_holding
+from ..data.loading import load_test_set
 from ..errors import NnscratchError
 from ..files import fsync_directory, remove_temp_files, write_text
 from ..nn.checkpoints import checkpoint_paths
@@ -257,6 +257,7 @@ def write_run_report(
     metrics: dict,
     shown_dir: Path | None = None,
     after_each=None,
+    probs=None,
 ) -> Path:
     """Draw figures/ and write report.html of a run; returns the page's path.
 
@@ -264,22 +265,16 @@ def write_run_report(
     test_set: x_test (N, H, W), y_test (N,). recordings: a `Recordings` (None: no
     animation). config and metrics: what config.json and metrics.json hold.
     shown_dir: the run directory the page names (default: run_dir). after_each():
-    called after each picture (`write_figures`).
+    called after each picture (`write_figures`). probs: the model's (N, C)
+    probabilities of x_test if known (None: predicted here).
     """
     x_test, y_test = test_set
     class_names = model.class_names or CLASS_NAMES[config["dataset"]]
     figures_dir = run_dir / FIGURES_DIR
     write_figures(
-        figures_dir,
-        model,
-        history_rows,
-        batch_losses,
-        x_test,
-        y_test,
-        class_names,
-        recordings,
-        after_each,
-    )
+        figures_dir, model, history_rows, batch_losses, x_test, y_test, class_names,
+        recordings, after_each, probs,
+    )  # fmt: skip
     return write_report(
         run_dir / REPORT_FILE,
         figures_dir,
@@ -337,8 +332,9 @@ def rebuild_report(run_dir, data_dir=None) -> Path:
     """Redraw figures/ and report.html from a saved run directory; returns the page.
 
     Reads config.json, history.csv, batch_losses.csv, metrics.json, model.npz and
-    recordings.npz if there is one, and reloads the test set (from `data_dir`, else
-    config's data_dir if it still holds the files, else where `load_dataset` looks),
+    recordings.npz if there is one, and reloads the test set, its two files only
+    (from `data_dir`, else config's data_dir if it still holds them, else where
+    `load_dataset` looks),
     refused if its class counts differ from metrics.json's confusion matrix. A run
     whose test set was not scored (a sweep's trial) is scored now, into its
     metrics.json.
@@ -385,16 +381,19 @@ def _rebuild_report(run_dir: Path, data_dir) -> Path:
     if (run_dir / RECORDINGS_FILE).exists():
         recordings = Recordings.load(run_dir / RECORDINGS_FILE)
     # moved since: look where load_dataset looks by default
-    recorded = still_holding(settings.dataset, config.get("data_dir"))
-    _, test_set = load_dataset(settings.dataset, data_dir or recorded)
+    recorded = still_holding(settings.dataset, config.get("data_dir"), TEST_FILES)
+    test_set = load_test_set(settings.dataset, data_dir or recorded)
     where = f"--data-dir {data_dir}" if data_dir else recorded or "the usual places"
     check_scored_on(
         metrics, test_set[1], f"{settings.dataset} in {where}", run_dir / METRICS_FILE
     )
+    probs = None  # predicted by write_run_report unless scored here
     if "test_accuracy" not in metrics:
         class_names = model.class_names or CLASS_NAMES[settings.dataset]
-        metrics.update(test_metrics(model, *test_set, list(class_names)))
+        scores, probs = test_metrics(model, *test_set, list(class_names))
+        metrics.update(scores)
         write_metrics(run_dir, metrics)
     return write_run_report(
-        run_dir, model, history, batch_losses, test_set, recordings, config, metrics
-    )
+        run_dir, model, history, batch_losses, test_set, recordings, config, metrics,
+        probs=probs,
+    )  # fmt: skip

@@ -14,18 +14,20 @@ from ..reporting.metrics import (
 )
 
 
-def test_metrics(model, x_test, y_test, class_names) -> dict:
-    """Test loss, accuracy, confusion matrix and per-class scores as JSON values."""
-    result = model.evaluate(x_test, y_test)
-    predicted = model.predict(x_test).argmax(axis=1)
-    cm = confusion_matrix(y_test, predicted, len(class_names))
-    return {
+def test_metrics(model, x_test, y_test, class_names) -> tuple[dict, np.ndarray]:
+    """Test loss, accuracy, confusion matrix and per-class scores as JSON values, and
+    the probabilities (N, C) they come from (for the figures): the test set goes
+    through the network once."""
+    result, probs = model.evaluate_and_predict(x_test, y_test)
+    cm = confusion_matrix(y_test, probs.argmax(axis=1), len(class_names))
+    metrics = {
         "test_loss": result["loss"],
         "test_accuracy": result["accuracy"],
         "test_examples": len(y_test),
         "confusion_matrix": cm.tolist(),
         "per_class": per_class_rows(cm, class_names),
     }
+    return metrics, probs
 
 
 def validation_metrics(model, validation: tuple) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Augment
-from ..data.catalog import CLASS_NAMES, find_dataset
+from ..data.catalog import CLASS_NAMES, find_dataset, other_test_set
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
 from ..errors import DataError, NnscratchError, TrainingDivergedError, check_int
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
@@ -157,6 +157,8 @@ def run_training(
     # --resume can reload it from wherever they run) and read
     folder = locate_dataset(settings.dataset, data_dir).absolute()
     data = load_run_data(settings, folder, limit)
+    if warning := other_test_set(folder, settings.dataset, data.test[1]):
+        _say(warning)
     model = build_model(settings, data.train[0].shape[1:], data.class_names)
     run_dir = make_run_dir(out, settings.preset or "run")
     with RunLock(run_dir, "nnscratch train"):
