@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 from ..nn.batches import prepare_inputs
+from .marks import is_bar, is_dot
 from .paper import (
     MIN_CONTRAST,
     drop_ruled_lines,
@@ -38,22 +39,10 @@ IMAGE_SIZE = 28  # ... inside a 28x28 field
 # Measured on the MNIST training set: the mean centre of mass is (14.00, 14.01) with a
 # standard deviation of 0.29 px, exactly that of a rounded (whole-pixel) shift.
 MNIST_CENTER = 14.0
-# Ink filling more than DOT_FILL of a near-square box (sides within DOT_ASPECT) and
-# smaller than DOT_SIZE of the image's longer side is a dot (a tap), not a digit. Of
-# MNIST's digits 18 in 20,000 are that solid, but none is small in its picture.
-DOT_FILL = 0.7
-DOT_ASPECT = 1.3
-DOT_SIZE = 0.15
 LAYOUTS = {
     "mnist": {"box": DIGIT_BOX, "by_mass": True},
     "fashion-mnist": {"box": IMAGE_SIZE, "by_mass": False},
 }
-# Ink at least BAR_ASPECT times as wide as high that crosses a single stroke in
-# BAR_COLUMNS of its columns is a bar (a dash, a minus sign, a lone underline, a "1"
-# lying flat), not digits: touching digits that wide cross two strokes or more in most
-# columns (a 0's top and bottom, a 7's bar and stem), and a "1" stands upright.
-BAR_ASPECT = 3.0
-BAR_COLUMNS = 0.9
 MIN_SIZE = 0.02  # ink smaller than this share of the image's longer side is a speck
 STRAY_INK = 0.03  # ink apart from the digit and lighter than this share of it is noise
 
@@ -222,30 +211,6 @@ def drop_stray_ink(ink: np.ndarray, fraction: float = STRAY_INK) -> np.ndarray:
                 index = (slice(start, stop), slice(None))[:: 1 if axis == 1 else -1]
                 ink[index] = 0.0
     return ink
-
-
-def is_dot(crop: np.ndarray, shape: tuple) -> bool:
-    """Whether the cropped ink (h, w) of an image of `shape` is a lone dot (a tap on
-    the drawing page, a blot), not a digit: small in the picture, about as wide as
-    high, and filling most of its box, as no stroke bent into a digit does."""
-    h, w = crop.shape
-    return (
-        max(h, w) < DOT_SIZE * max(shape)
-        and max(h, w) <= DOT_ASPECT * min(h, w)
-        and np.count_nonzero(crop) > DOT_FILL * crop.size
-    )
-
-
-def is_bar(crop: np.ndarray) -> bool:
-    """Whether the cropped ink (h, w) is a bar lying flat, not a digit or digits:
-    BAR_ASPECT times as wide as high, one stroke deep in BAR_COLUMNS of its columns
-    (slanted, bent or wavy, a drawn line still is)."""
-    h, w = crop.shape
-    if w < BAR_ASPECT * h:
-        return False
-    ink = crop > 0
-    strokes = np.count_nonzero(ink[1:] & ~ink[:-1], axis=0) + ink[0]  # runs a column
-    return np.count_nonzero(strokes == 1) >= BAR_COLUMNS * np.count_nonzero(strokes)
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 `find_digits(gray)` takes the ink as `images.to_mnist` does (uneven light, a table
 around the page, ruled lines), labels its connected pieces (`label_components`),
-drops specks and bars lying flat (a dash, a minus sign: `images.is_bar`), joins the strokes of one digit that lie apart (a 5 whose top bar is
+drops specks and bars lying flat (a dash, a minus sign: `marks.is_bar`), joins the strokes of one digit that lie apart (a 5 whose top bar is
 apart, a 4 drawn in two strokes: pieces above one another), splits pieces too wide
 for one digit (touching digits) at the valleys of their column profile, and groups
 the digits into lines. Each digit is cropped to its own pieces' ink, so a neighbour
@@ -17,18 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import (
-    DIGIT_BOX,
-    DOT_ASPECT,
-    DOT_FILL,
-    MIN_SIZE,
-    check_gray,
-    crop_to_ink,
-    is_bar,
-    is_dot,
-    lay_out,
-    picture_ink,
-)
+from .images import DIGIT_BOX, MIN_SIZE, check_gray, crop_to_ink, lay_out, picture_ink
+from .marks import DOT_ASPECT, DOT_FILL, is_bar, is_dot
 from .paper import erase_band, runs
 
 # A piece less high than PART_HEIGHT of the digits' height is part of a digit, joined
@@ -276,7 +266,7 @@ def underline_band(mask: np.ndarray) -> tuple[int, int] | None:
 def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
     """Whether piece `label` of `labels` (H, W), in `box` (left, top, right,
     bottom), is no part of digits `height` high: a dot (smaller than DOT_SHARE of
-    them and, like `images.is_dot`, about as wide as high and filling its box) or a
+    them and, like `marks.is_dot`, about as wide as high and filling its box) or a
     line (lower than that, and wider than a digit is high: an underline). A
     stroke's fragment is thin and short, and joins its digit (`join_pieces`)."""
     left, top, right, bottom = (int(v) for v in box)
