@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -424,3 +425,87 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
                          "epochs_trained", "seconds", "run_dir", "error"]  # fmt: skip
     assert (row["state"], row["epochs"], row["epochs_trained"]) == ("pruned", "5", "2")
     assert row["val_accuracy"] == "0.6"
+
+
+@pytest.fixture(scope="module")
+def threads_cluster():
+    """A Dask cluster in this process (one worker, two threads) and its address: a
+    test can stand in for the task run_trial with a function of this module."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0", protocol="tcp://") as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+BOTH_RUNNING = threading.Barrier(2)
+
+
+def _trial_beside_another(job: dict) -> dict:
+    """run_trial, once the other sweep's trial runs too."""
+    BOTH_RUNNING.wait(timeout=20)
+    return run_trial(job)
+
+
+def test_two_sweeps_on_one_cluster_run_their_own_trials(
+    tmp_path, data_dir, monkeypatch, threads_cluster
+):
+    """Two sweeps at once on a shared cluster, each in its folder with the default
+    study name: their tasks had the same Dask key ('nnscratch-trial-0000-0-sweep'),
+    so Dask ran one and gave both sweeps its result (the other's trial-0000 was
+    never trained; its best/ failed on the missing trial.json)."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_beside_another)
+    BOTH_RUNNING.reset()
+    params, results = {"lr": "loguniform:1e-3:1e-2"}, {}
+
+    def run(name: str) -> None:
+        results[name] = nnscratch.sweep(
+            tmp_path / name, 1, params, scheduler=threads_cluster, quiet=True,
+            seed=int(name[-1]), **TINY,
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a1", "b2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for name in ("a1", "b2"):
+        assert [r["state"] for r in rows(tmp_path / name)] == ["complete"], name
+        folder = trial_dir(tmp_path / name, 0)
+        recorded = json.loads((folder / "trial.json").read_text())
+        assert recorded["run_dir"] == str(folder.absolute())
+        assert results[name].best_params == recorded["params"]
+    assert results["a1"].best_params != results["b2"].best_params
+
+
+def _trial_in_another_folder(job: dict) -> dict:
+    """run_trial as a `dask worker` started in another folder runs it."""
+    here = os.getcwd()
+    os.chdir(Path(job["run_dir"]).parents[2])
+    try:
+        return run_trial(job)
+    finally:
+        os.chdir(here)
+
+
+def test_a_relative_sqlite_storage_is_the_file_of_the_sweep_s_folder(
+    tmp_path, data_dir, monkeypatch, threads_cluster, capsys
+):
+    """--storage sqlite:///study.db is relative to where the sweep runs (as --out
+    is): a worker started elsewhere opened its own study.db there and every trial
+    failed with "KeyError: 'Record does not exist.'"."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_in_another_folder)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    argv = ["sweep", "--out", "../sweep", "--trials", "1", "--scheduler",
+            threads_cluster, "--storage", "sqlite:///study.db",
+            "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    [row] = rows(tmp_path / "sweep")
+    assert row["state"] == "complete", row["error"]
+    assert (tmp_path / "here" / "study.db").is_file()
+    assert not (tmp_path / "study.db").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import uuid
 from pathlib import Path
 
 from ...data.loading import locate_dataset
@@ -24,6 +25,7 @@ from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
+    absolute_storage,
     counts,
     default_storage,
     make_pruner,
@@ -98,7 +100,7 @@ def sweep(
     out = Path(out)
     folder = locate_dataset(settings.dataset, data_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    storage_url = storage or default_storage(out)
+    storage_url = absolute_storage(storage) if storage else default_storage(out)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
@@ -161,10 +163,11 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
     numbers = {}
 
     def submit(trial) -> None:
-        future = client.submit(
-            run_trial, sweep_.job(trial), key=f"nnscratch-trial-{trial.number:04d}-"
-            f"{len(numbers)}-{study.study_name}", pure=False,
-        )  # fmt: skip
+        # a key no other task has: Dask gives tasks of one key one result, so two
+        # sweeps on a shared cluster (other folders, same study name) took each
+        # other's trials
+        key = f"nnscratch-trial-{trial.number:04d}-{uuid.uuid4().hex}"
+        future = client.submit(run_trial, sweep_.job(trial), key=key, pure=False)
         numbers[future] = trial.number
         pending.add(future)
 

@@ -30,6 +30,29 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(Path(out) / STUDY_FILE).absolute()}"
 
 
+def absolute_storage(url: str) -> str:
+    """`url` with a relative SQLite path made absolute (against this process's
+    folder, as --out is): a worker started in another folder opened another file,
+    where the study did not exist ("KeyError: 'Record does not exist.'"). Other
+    URLs are returned as given."""
+    from sqlalchemy.engine import make_url  # optuna's dependency: only when sweeping
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL: open_storage says so
+        return url
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or database.startswith("file:")  # an SQLite URI: left to the user
+        or Path(database).is_absolute()
+    ):
+        return url
+    absolute = parsed.set(database=str(Path(database).absolute()))
+    return absolute.render_as_string(hide_password=False)
+
+
 def open_storage(url: str):
     """Optuna's RDB storage at `url`; SQLite waits for a busy file instead of
     failing at once (workers write to it concurrently)."""
