@@ -249,6 +249,33 @@ def test_killed_sweep_runs_only_what_is_missing(tmp_path, data_dir):
     assert len(trainers(folder)) == 2
 
 
+def test_ctrl_c_stops_the_sweep_with_its_one_line(tmp_path, data_dir):
+    """Ctrl-C at a terminal signals the whole process group: the local workers
+    took it as their own and printed Dask's tracebacks under the sweep's line. A
+    sweep beside another Dask cluster (holding port 8787) printed a UserWarning."""
+    import socket
+
+    out, log = tmp_path / "sweep", tmp_path / "processes.log"
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 8787))  # taken, as by another cluster's dashboard
+        held.listen()
+    except OSError:
+        pass  # taken already
+    sweep = _start([*SWEEP, "--out", str(out), "--workers", "2"], log)
+    try:
+        _wait_for(lambda: _mid_trial(out), 120, "a trial mid-way")
+        os.killpg(sweep.pid, signal.SIGINT)  # as Ctrl-C does
+        assert sweep.wait(60) == 130
+    finally:
+        _stop(sweep)
+        held.close()
+    lines = log.read_text().splitlines()
+    assert lines[-1].startswith("sweep interrupted: trials "), lines
+    assert lines[-1].endswith("running trials resume from their checkpoints)")
+    assert all(line.startswith("trials ") for line in lines[:-1]), lines
+
+
 def test_an_epoch_checkpointed_but_not_logged_is_logged_when_resumed(tmp_path):
     """A process killed between an epoch's checkpoint and its log line: the resumed
     run logs that epoch as restored before its own, so the log still has every
