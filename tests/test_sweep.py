@@ -417,6 +417,27 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     assert err.count("\n") == 1 and not (out / "trials.csv").exists()
 
 
+def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys):
+    """The same --storage and --study-name with another --out: the sweep counted
+    the other folder's trials as its own, ran the missing ones here and failed at
+    the end on 'trials/trial-0001/trial.json: No such file or directory'."""
+    url = default_storage(tmp_path)
+    study = optuna.create_study(
+        study_name="sweep", storage=open_storage(url), direction="maximize"
+    )
+    distributions = {"lr": optuna.distributions.FloatDistribution(0.1, 0.2)}
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.15}, distributions=distributions, value=0.5,
+    ))  # fmt: skip
+    out = tmp_path / "elsewhere"
+    argv = ["sweep", "--out", str(out), "--trials", "2", "--storage", url,
+            "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "study 'sweep' holds trial 0, which ran in another folder (no " in err
+    assert err.count("\n") == 1 and not (out / "trials").exists()
+
+
 def test_quiet_hides_the_progress_line_not_the_result(tmp_path, data_dir, capsys):
     # --quiet ("No progress line", as train's "No per-epoch lines") also hid the
     # result: a quiet sweep printed nothing, not even the best trial's test accuracy

@@ -143,13 +143,26 @@ def require_sweep_extra() -> None:
 def _refuse_strangers(out: Path, study) -> None:
     """Refuse a DIR holding trial folders the study never ran (another study's, of
     another --study-name, or of a removed study.db): its trials would take those
-    finished runs as their own, and its results overwrite the other's."""
-    held = len(study.get_trials(deepcopy=False))
-    strangers = [number for number in trial_numbers(out) if number >= held]
+    finished runs as their own, and its results overwrite the other's. Refuse as
+    well a study (in a --storage) whose finished trials ran in another DIR: their
+    runs are not in this one, where its best/ would be made of them."""
+    from optuna.trial import TrialState  # the optional sweep extra
+
+    held = study.get_trials(deepcopy=False)
+    strangers = [number for number in trial_numbers(out) if number >= len(held)]
     if strangers:
         raise NnscratchError(
             f"{trial_dir(out, strangers[0])}: a trial study {study.study_name!r} "
             "never ran (another study's): choose another --out for this one"
+        )
+    ran = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed one may have no run
+    elsewhere = [t.number for t in held
+                 if t.state in ran and not trial_dir(out, t.number).is_dir()]  # fmt: skip
+    if elsewhere:
+        raise NnscratchError(
+            f"study {study.study_name!r} holds trial {elsewhere[0]}, which ran in "
+            f"another folder (no {trial_dir(out, elsewhere[0])}): give the --out it "
+            "ran in, or another --study-name"
         )
 
 
