@@ -3,6 +3,7 @@ end (trials.csv, best/, report.html in Chromium, a rerun asking only the missing
 trials), pruning, `dask scheduler` + two `dask worker` with one killed mid-trial,
 and the sweep itself killed and run again: no trial lost, none trained twice."""
 
+import contextlib
 import csv
 import json
 import os
@@ -274,6 +275,59 @@ def test_ctrl_c_stops_the_sweep_with_its_one_line(tmp_path, data_dir):
     assert lines[-1].startswith("sweep interrupted: trials "), lines
     assert lines[-1].endswith("running trials resume from their checkpoints)")
     assert all(line.startswith("trials ") for line in lines[:-1]), lines
+
+
+TRIAL_STARTED, SCHEDULER_LOST = threading.Event(), threading.Event()
+
+
+def _trial_until_the_scheduler_is_lost(job: dict) -> dict:
+    TRIAL_STARTED.set()
+    SCHEDULER_LOST.wait(60)
+    return {"number": job["number"], "state": "fail", "error": "not reached"}
+
+
+def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
+    tmp_path, monkeypatch
+):
+    """The scheduler lost mid-trial: Dask cancels the tasks, and the sweep told the
+    study their trials had failed ('FutureCancelledError ... scheduler-connection-
+    lost'), so the rerun asked new trials instead of resuming those; it then ended
+    on 'Timed out trying to connect', saying nothing of going on."""
+    from distributed import LocalCluster
+
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_until_the_scheduler_is_lost)
+    TRIAL_STARTED.clear()
+    SCHEDULER_LOST.clear()
+    out, errors = tmp_path / "sweep", []
+
+    def run(address: str) -> None:
+        try:
+            nnscratch.sweep(out, 2, {"lr": "uniform:0.1:0.2"}, scheduler=address,
+                            quiet=True, **TINY)  # fmt: skip
+        except nnscratch.NnscratchError as e:
+            errors.append(str(e))
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                           dashboard_address=":0", protocol="tcp://")  # fmt: skip
+    thread = threading.Thread(target=run, args=(cluster.scheduler_address,))
+    try:
+        thread.start()
+        assert TRIAL_STARTED.wait(60)
+        cluster.sync(cluster.scheduler.close)  # its machine goes down
+        thread.join(60)
+    finally:
+        SCHEDULER_LOST.set()
+        with contextlib.suppress(Exception):  # a time-out: its scheduler is gone
+            cluster.close(timeout=2)
+    [error] = errors
+    assert error.startswith("sweep stopped: the Dask scheduler was lost (")
+    assert "trials 0/2 done \u00b7 1 running" in error
+    assert error.endswith("again to continue (running trials resume from their "
+                          "checkpoints)")  # fmt: skip
+    study = optuna.load_study(study_name="sweep", storage=default_storage(out))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
 
 
 def test_an_epoch_checkpointed_but_not_logged_is_logged_when_resumed(tmp_path):

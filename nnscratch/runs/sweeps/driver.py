@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import uuid
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 from ...data.loading import locate_dataset
@@ -112,6 +113,12 @@ def sweep(
         try:
             with dask_client(workers, scheduler) as client:
                 _run(sweep_, study, storage_, client, trials, quiet)
+        except ClusterLost as e:
+            raise NnscratchError(
+                f"sweep stopped: the Dask scheduler was lost ({e}); "
+                f"{_line(study, trials)}; run the same command again to continue "
+                "(running trials resume from their checkpoints)"
+            ) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (SignalInterrupt)
             code = e.exit_code if isinstance(e, SignalInterrupt) else 130
             raise RunInterrupted(
@@ -233,10 +240,18 @@ class StatusLine:
             self.bar.close()
 
 
+class ClusterLost(Exception):
+    """Dask cancelled a trial's task: the sweep lost its scheduler."""
+
+
 def _result(future, number: int) -> dict:
-    """The task's outcome; a task that raised (a worker lost too often, say) fails."""
+    """The task's outcome; a task that raised (a worker lost too often, say) fails.
+    A task Dask cancelled (the scheduler lost) raises ClusterLost: its trial is no
+    failure, and stays running in the study for the rerun to resume."""
     try:
         return future.result()
+    except CancelledError as e:
+        raise ClusterLost(getattr(e, "reason", "its task cancelled")) from None
     except Exception as e:  # noqa: BLE001 - Dask re-raises the task's or its own
         return {"number": number, "state": "fail", "value": None,
                 "error": f"{type(e).__name__}: {e}"}  # fmt: skip
