@@ -330,6 +330,51 @@ def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
 
 
+FIRST_STARTED, WORKER_JOINED = threading.Event(), threading.Event()
+SIDE_BY_SIDE = threading.Barrier(2)
+
+
+def _trial_on_a_growing_cluster(job: dict) -> dict:
+    """Trial 0 lasts until a second worker joined; the next ones must run side by
+    side (each waits 10 s for the other). Nothing is trained."""
+    if job["number"] == 0:
+        FIRST_STARTED.set()
+        WORKER_JOINED.wait(60)
+    else:
+        SIDE_BY_SIDE.wait(timeout=10)
+    return {"number": job["number"], "state": "fail", "error": "not trained"}
+
+
+def test_workers_joining_the_cluster_get_trials(tmp_path, monkeypatch):
+    """A cluster that grows while the sweep runs (dask-jobqueue's workers start as
+    Slurm runs their jobs; the sweep starts with the first): the sweep asked one
+    trial per trial finished, so it never ran more at once than at its start."""
+    from distributed import LocalCluster
+
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_on_a_growing_cluster)
+    FIRST_STARTED.clear()
+    WORKER_JOINED.clear()
+    SIDE_BY_SIDE.reset()
+    out = tmp_path / "sweep"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0", protocol="tcp://") as cluster:  # fmt: skip
+        thread = threading.Thread(
+            target=nnscratch.sweep, args=(out, 3, {"lr": "uniform:0.1:0.2"}),
+            kwargs={"scheduler": cluster.scheduler_address, "quiet": True, **TINY},
+        )  # fmt: skip
+        thread.start()
+        try:
+            assert FIRST_STARTED.wait(60)
+            cluster.scale(2)
+            cluster.wait_for_workers(2, timeout=60)
+        finally:
+            WORKER_JOINED.set()
+            thread.join(60)
+    assert [r["error"] for r in rows(out)] == ["not trained"] * 3
+
+
 def test_an_epoch_checkpointed_but_not_logged_is_logged_when_resumed(tmp_path):
     """A process killed between an epoch's checkpoint and its log line: the resumed
     run logs that epoch as restored before its own, so the log still has every

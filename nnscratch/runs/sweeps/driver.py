@@ -191,12 +191,19 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
         numbers[future] = trial.number
         pending.add(future)
 
+    def top_up() -> None:
+        """A new trial for each free worker thread, while trials are missing. Not
+        one per trial finished: workers may join as the sweep runs (dask-jobqueue
+        starts them as the batch system runs their jobs)."""
+        free = min(slots(client), trials - done()) - pending.count()
+        for _ in range(max(0, free)):
+            submit(study.ask(sweep_.space.distributions()))
+
     for trial in unfinished(study):  # left running by a sweep that died: resumed
         submit(trial)
     bar = StatusLine(quiet)
     bar.show(_line(study, trials))
-    for _ in range(max(0, min(slots(client), trials - done()) - pending.count())):
-        submit(study.ask(sweep_.space.distributions()))
+    top_up()
     for future in pending:
         number = numbers.pop(future)
         outcome = _result(future, number)
@@ -207,9 +214,7 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
                  "fail": TrialState.FAIL}[outcome["state"]]  # fmt: skip
         value = outcome["value"] if state == TrialState.COMPLETE else None
         study.tell(number, value, state=state, skip_if_finished=True)
-        running = pending.count()
-        if done() + running < trials and running < slots(client):
-            submit(study.ask(sweep_.space.distributions()))
+        top_up()
         bar.show(_line(study, trials))
     bar.close()
 
