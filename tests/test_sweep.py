@@ -5,6 +5,7 @@ and the sweep itself killed and run again: no trial lost, none trained twice."""
 
 import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -514,6 +515,39 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trial-0000: a trial study 'other' never ran" in err
     assert err.count("\n") == 1 and not (out / "trials.csv").exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _no_training(job: dict) -> dict:
+    return {"number": job["number"], "state": "fail", "error": "not trained"}
+
+
+def _ctrl_c(future, number: int):
+    raise KeyboardInterrupt  # pressed while the sweep waits for its trials
+
+
+def test_on_a_terminal_the_progress_line_ends_before_an_interruption(
+    tmp_path, monkeypatch, threads_cluster
+):
+    """On a terminal the line is redrawn in place: Ctrl-C left it open, so the
+    'sweep interrupted' line was written at its end (and tqdm drew the stale line
+    again under it at exit). It also said '0 running' until a trial finished."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _no_training)
+    monkeypatch.setattr(driver, "_result", _ctrl_c)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    argv = ["sweep", "--out", str(tmp_path / "sweep"), "--trials", "3",
+            "--scheduler", threads_cluster, "--param", "lr=uniform:0.1:0.2",
+            *TINY_ARGS[:-1]]  # fmt: skip
+    assert main(argv) == 130
+    line, said = sys.stderr.getvalue().split("\n")[:2]
+    assert line.split("\r")[-1].startswith("trials 0/3 done \u00b7 2 running")
+    assert said.startswith("sweep interrupted: trials 0/3 done"), said
 
 
 def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys):

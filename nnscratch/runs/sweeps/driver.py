@@ -176,7 +176,6 @@ def _refuse_strangers(out: Path, study) -> None:
 def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> None:
     """Keep the workers busy until `trials` trials have finished."""
     from distributed import as_completed  # the optional sweep extra
-    from optuna.trial import TrialState
 
     done = lambda: sum(v for k, v in counts(study).items() if k != "running")
     pending = as_completed()
@@ -201,22 +200,31 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
 
     for trial in unfinished(study):  # left running by a sweep that died: resumed
         submit(trial)
-    bar = StatusLine(quiet)
-    bar.show(_line(study, trials))
     top_up()
-    for future in pending:
-        number = numbers.pop(future)
-        outcome = _result(future, number)
-        handle = trial_handle(study, storage, number)
-        if outcome["error"]:
-            handle.set_user_attr("error", outcome["error"][:1000])
-        state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
-                 "fail": TrialState.FAIL}[outcome["state"]]  # fmt: skip
-        value = outcome["value"] if state == TrialState.COMPLETE else None
-        study.tell(number, value, state=state, skip_if_finished=True)
-        top_up()
+    bar = StatusLine(quiet)
+    try:
         bar.show(_line(study, trials))
-    bar.close()
+        for future in pending:
+            number = numbers.pop(future)
+            _tell(study, storage, number, _result(future, number))
+            top_up()
+            bar.show(_line(study, trials))
+    finally:  # the line ends before anything else is said (an interruption...)
+        bar.close()
+
+
+def _tell(study, storage, number: int, outcome: dict) -> None:
+    """Tell the study trial `number`'s outcome (`trial.run_trial`'s), and its error."""
+    from optuna.trial import TrialState
+
+    if outcome["error"]:
+        trial_handle(study, storage, number).set_user_attr(
+            "error", outcome["error"][:1000]
+        )
+    state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+             "fail": TrialState.FAIL}[outcome["state"]]  # fmt: skip
+    value = outcome["value"] if state == TrialState.COMPLETE else None
+    study.tell(number, value, state=state, skip_if_finished=True)
 
 
 class StatusLine:
