@@ -550,6 +550,30 @@ def test_on_a_terminal_the_progress_line_ends_before_an_interruption(
     assert said.startswith("sweep interrupted: trials 0/3 done"), said
 
 
+def test_ctrl_c_while_the_results_are_written(
+    tmp_path, data_dir, monkeypatch, threads_cluster, capsys
+):
+    """Ctrl-C while best/ was made (the test set scored, the figures drawn): the
+    sweep said only 'aborted' and left .best.incoming/ in DIR."""
+    from nnscratch.runs.sweeps import results
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--scheduler",
+            threads_cluster, "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    with monkeypatch.context() as patched:
+        patched.setattr(results, "rebuild_report", interrupted)
+        assert main(argv) == 130
+    said = capsys.readouterr().err
+    assert said.startswith("sweep interrupted: trials 1/1 done"), said
+    assert "run the same command again" in said
+    assert not list(out.glob(".best*")) and not (out / "best").exists()
+    assert main(argv) == 0  # the rerun writes the results
+    assert (out / "best" / "model.npz").is_file()
+
+
 def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys):
     """The same --storage and --study-name with another --out: the sweep counted
     the other folder's trials as its own, ran the missing ones here and failed at

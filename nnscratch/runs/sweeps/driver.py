@@ -113,6 +113,7 @@ def sweep(
         try:
             with dask_client(workers, scheduler) as client:
                 _run(sweep_, study, storage_, client, trials, quiet)
+            return write_results(out, study, sweep_.space, data_dir)
         except ClusterLost as e:
             raise NnscratchError(
                 f"sweep stopped: the Dask scheduler was lost ({e}); "
@@ -126,7 +127,6 @@ def sweep(
                 "again to continue (running trials resume from their checkpoints)",
                 code,
             ) from None
-        return write_results(out, study, sweep_.space, data_dir)
 
 
 SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's
