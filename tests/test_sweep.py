@@ -574,6 +574,23 @@ def test_ctrl_c_while_the_results_are_written(
     assert (out / "best" / "model.npz").is_file()
 
 
+def test_a_sweep_whose_every_trial_failed_exits_non_zero(
+    tmp_path, data_dir, threads_cluster, capsys
+):
+    """Every trial diverged: the sweep printed 'no trial completed' on stdout and
+    exited 0, so `nnscratch sweep ... && nnscratch evaluate DIR/best/model.npz` went
+    on (scikit-learn's search raises when every fit failed; Optuna's best_trial)."""
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--scheduler",
+            threads_cluster, "--param", "lr=uniform:50:100", "--optimizer", "sgd",
+            *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 1
+    assert capsys.readouterr().out.startswith("no trial completed; see ")
+    [row] = rows(out)
+    assert row["state"] == "fail" and "diverged" in row["error"]
+    assert (out / "report.html").is_file() and not (out / "best").exists()
+
+
 def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys):
     """The same --storage and --study-name with another --out: the sweep counted
     the other folder's trials as its own, ran the missing ones here and failed at

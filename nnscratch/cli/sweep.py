@@ -82,10 +82,12 @@ def sweep(
 
     Writes OUT/trials/ (a run directory per trial), OUT/trials.csv, OUT/best/ (the
     best trial's run, with its test accuracy) and OUT/report.html. Rerun the same
-    command after an interruption: it runs only what is missing."""
-    run_sweep(
+    command after an interruption: it runs only what is missing. Exits 1 when no
+    trial completed (every one failed: their errors are in trials.csv)."""
+    result = run_sweep(
         out, trials, params, space=space, workers=workers, scheduler=scheduler,
         storage=storage, study_name=study_name, pruner=pruner, data_dir=data_dir,
         limit=limit, checkpoint_every=checkpoint_every, quiet=quiet, preset=preset,
         dataset=dataset, **given_settings(options),
     )  # fmt: skip
+    return 0 if result.best_number is not None else 1
