@@ -26,12 +26,12 @@ from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
-    absolute_storage,
     counts,
     default_storage,
     make_pruner,
     open_storage,
     open_study,
+    shared_storage,
     trial_handle,
     unfinished,
 )
@@ -100,8 +100,8 @@ def sweep(
     space_.check(base)
     out = Path(out)
     folder = locate_dataset(settings.dataset, data_dir).absolute()
+    storage_url = shared_storage(storage) if storage else default_storage(out)
     out.mkdir(parents=True, exist_ok=True)
-    storage_url = absolute_storage(storage) if storage else default_storage(out)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given

@@ -30,25 +30,28 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(Path(out) / STUDY_FILE).absolute()}"
 
 
-def absolute_storage(url: str) -> str:
-    """`url` with a relative SQLite path made absolute (against this process's
-    folder, as --out is): a worker started in another folder opened another file,
-    where the study did not exist ("KeyError: 'Record does not exist.'"). Other
-    URLs are returned as given."""
+def shared_storage(url: str) -> str:
+    """`url` as every process of the sweep opens it: a relative SQLite path made
+    absolute (against this process's folder, as --out is), since a worker started
+    in another folder opened another file, where the study did not exist
+    ("KeyError: 'Record does not exist.'"). Other URLs are returned as given; an
+    in-memory SQLite database (which no worker sees) is an NnscratchError."""
     from sqlalchemy.engine import make_url  # optuna's dependency: only when sweeping
 
     try:
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - not a URL: open_storage says so
         return url
-    database = parsed.database or ""
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or database in ("", ":memory:")
-        or database.startswith("file:")  # an SQLite URI: left to the user
-        or Path(database).is_absolute()
-    ):
+    if parsed.get_backend_name() != "sqlite":
         return url
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        raise NnscratchError(
+            f"--storage {url}: an in-memory database, which the workers do not "
+            "see; give a file (sqlite:///PATH) or a database server's URL"
+        )
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url  # an SQLite URI is the user's to write
     absolute = parsed.set(database=str(Path(database).absolute()))
     return absolute.render_as_string(hide_password=False)
 
