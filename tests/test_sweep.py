@@ -337,12 +337,12 @@ SIDE_BY_SIDE = threading.Barrier(2)
 
 def _trial_on_a_growing_cluster(job: dict) -> dict:
     """Trial 0 lasts until a second worker joined; the next ones must run side by
-    side (each waits 10 s for the other). Nothing is trained."""
+    side (each waits 30 s for the other). Nothing is trained."""
     if job["number"] == 0:
         FIRST_STARTED.set()
         WORKER_JOINED.wait(60)
     else:
-        SIDE_BY_SIDE.wait(timeout=10)
+        SIDE_BY_SIDE.wait(timeout=30)
     return {"number": job["number"], "state": "fail", "error": "not trained"}
 
 
@@ -665,7 +665,7 @@ BOTH_RUNNING = threading.Barrier(2)
 
 def _trial_beside_another(job: dict) -> dict:
     """run_trial, once the other sweep's trial runs too."""
-    BOTH_RUNNING.wait(timeout=20)
+    BOTH_RUNNING.wait(timeout=60)
     return run_trial(job)
 
 
