@@ -283,6 +283,14 @@ def test_unknown_routes_answer_json(client):
     assert response.status_code == 405 and "error" in response.json()
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+def test_a_wrong_method_is_told_which_one_to_use(client, method):
+    # RFC 9110: a 405 must say in Allow which methods the resource takes
+    response = client.request(method, "/api/predict")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
 def test_model_that_cannot_take_a_digit_is_refused():
     with pytest.raises(NnscratchError, match="28x28"):
         create_app(Sequential([Dense(10, 2)], input_shape=(10,)))

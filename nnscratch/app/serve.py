@@ -289,14 +289,17 @@ def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
     ]
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The app's one error format: `{"error": message}` with this status."""
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Starlette's own errors (404, 405, ...) in the same JSON form."""
-    return error_response(exc.status_code, str(exc.detail))
+    """Starlette's own errors (404, 405, ...) in the same JSON form, with their
+    headers (a 405's Allow: the methods to use instead)."""
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
