@@ -523,3 +523,51 @@ def test_number_readings_never_overlap_on_a_phone(browser, server_url):
     assert not overlapping(rects())
     assert errors == []
     page.close()
+
+
+def test_a_second_finger_on_the_pad_does_not_draw(browser, server_url):
+    """A finger or palm resting on a tablet's pad while another draws: only the
+    first finger's stroke is drawn (its points were mixed with the second's, which
+    filled the pad with zigzags)."""
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 390, "height": 844}, has_touch=True
+    )
+    box = page.locator("#pad").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind, *fingers):
+        """fingers: (id, fx, fy) with fx, fy fractions of the pad."""
+        points = [
+            {
+                "id": i,
+                "x": box["x"] + fx * box["width"],
+                "y": box["y"] + fy * box["height"],
+            }
+            for i, fx, fy in fingers
+        ]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", (0, 0.5, 0.15))
+    for k in range(1, 4):
+        touch("touchMove", (0, 0.5, 0.15 + 0.07 * k))
+    touch("touchStart", (0, 0.5, 0.36), (1, 0.1, 0.9))  # the second finger lands
+    for k in range(4, 11):
+        touch("touchMove", (0, 0.5, 0.15 + 0.07 * k), (1, 0.1 + 0.01 * k, 0.9))
+    touch("touchEnd", (1, 0.2, 0.9))  # the second finger lifts first
+    touch("touchEnd")
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    # one straight stroke: the left third of the pad, where the second finger was,
+    # stays black, and it reads as a 1
+    left = page.evaluate(
+        """() => {
+          const g = document.querySelector('#pad').getContext('2d');
+          const w = g.canvas.width, h = g.canvas.height;
+          return g.getImageData(0, 0, Math.floor(w / 3), h).data
+            .filter((v, i) => i % 4 === 0).reduce((a, b) => a + b, 0);
+        }"""
+    )
+    assert left == 0
+    assert page.locator("#digit").get_attribute("data-digit") == "1"
+    assert errors == []
+    page.close()

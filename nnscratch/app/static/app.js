@@ -22,6 +22,7 @@ const inputFigure = document.querySelector(".inside figure");
 const THROTTLE_MS = 100;
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
 let drawing = null;
+let drawingPointer = null; // the finger (mouse, pen) drawing it: others are ignored
 let lastSent = 0;
 let timer = null;
 let sequence = 0; // answers to older requests are ignored
@@ -88,6 +89,8 @@ function point(event) {
 pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return; // main button, finger or pen tip only
   event.preventDefault();
+  // a second finger (or a palm) on the pad while one draws is not a stroke
+  if (drawing) return;
   pad.setPointerCapture(event.pointerId);
   if (uploaded) {
     // drawing starts a new picture: the uploaded one, and its answer, go
@@ -96,12 +99,13 @@ pad.addEventListener("pointerdown", (event) => {
     shown = ++sequence;
   }
   drawing = [point(event)];
+  drawingPointer = event.pointerId;
   strokes.push(drawing);
   redraw();
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (!drawing || event.pointerId !== drawingPointer) return;
   // coalesced events: every point the pointer passed, not one per frame
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   for (const e of events.length ? events : [event]) drawing.push(point(e));
@@ -109,13 +113,15 @@ pad.addEventListener("pointermove", (event) => {
   schedule();
 });
 
-function endStroke() {
-  if (!drawing) return;
+function endStroke(event) {
+  if (!drawing || event.pointerId !== drawingPointer) return;
   drawing = null;
   send(true);
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
+// after pointerup, a no-op; without one (the capture taken away), the stroke ends
+pad.addEventListener("lostpointercapture", endStroke);
 
 function schedule() {
   const wait = THROTTLE_MS - (performance.now() - lastSent);
