@@ -571,3 +571,37 @@ def test_a_second_finger_on_the_pad_does_not_draw(browser, server_url):
     assert page.locator("#digit").get_attribute("data-digit") == "1"
     assert errors == []
     page.close()
+
+
+def test_a_server_that_stops_answering_is_reported(browser, server_url):
+    """A server that takes connections but never answers (stopped with Ctrl+Z): the
+    page says so, rather than showing "Draw a digit" under a drawing forever."""
+    page = browser.new_page()
+    page.clock.install()  # the page's timers, moved on below without waiting
+    page.goto(server_url + "/")
+    page.wait_for_selector("#bars li")
+    stuck = [True]
+    held = []  # requests the stuck "server" never answers
+
+    def answer(route):
+        if stuck[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/predict*", answer)
+    with page.expect_request("**/api/predict*"):
+        draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.clock.fast_forward("00:11")
+    status = wait_for_status(page, "did not answer")
+    assert status == "The server did not answer within 10 s."
+    assert "did not answer" in page.locator("#announce").text_content()
+    assert result_is_empty(page)
+    # the page is not stuck with it: once the server answers again, so does the page
+    stuck[0] = False
+    page.clock.fast_forward("00:11")  # the stroke's last request, sent meanwhile
+    page.keyboard.press("Escape")
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function(PREDICTED)
+    assert len(held) == 2
+    page.close()

@@ -20,6 +20,10 @@ const drawCard = document.querySelector(".card.draw");
 const inputFigure = document.querySelector(".inside figure");
 
 const THROTTLE_MS = 100;
+// A drawing is answered in well under a second: a server silent for 10 s is stuck
+// (stopped with Ctrl+Z, say). An uploaded photo may take the server's 30 s to arrive.
+const DRAWING_TIMEOUT_MS = 10000;
+const UPLOAD_TIMEOUT_MS = 45000;
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
 let drawing = null;
 let drawingPointer = null; // the finger (mouse, pen) drawing it: others are ignored
@@ -212,21 +216,19 @@ async function request(body, final, prefix) {
   }
   inFlight = true;
   const id = ++sequence;
-  const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
+  const drawn = body instanceof Blob;
+  const headers = drawn ? { "Content-Type": "image/png" } : {};
   try {
     const url = numberMode ? "/api/predict?number=1" : "/api/predict";
-    let response;
-    try {
-      response = await fetch(url, { method: "POST", headers, body });
-    } catch (error) {
+    const answer = await post(url, body, headers, drawn ? DRAWING_TIMEOUT_MS : UPLOAD_TIMEOUT_MS);
+    if (answer.failure) {
       if (id > shown) {
         shown = id;
-        showError("Cannot reach the server.");
+        showError(answer.failure);
       }
       return;
     }
-    // null: not JSON (a proxy's error page, say)
-    const data = await response.json().catch(() => null);
+    const { response, data } = answer;
     if (id > shown) {
       shown = id;
       if (!response.ok || data === null) {
@@ -258,6 +260,23 @@ async function request(body, final, prefix) {
       request(next.body, next.final, next.prefix);
     }
   }
+}
+
+// The server's answer as {response, data} (data null if not JSON: a proxy's error
+// page, say), or {failure} saying why there is none: no connection, or none in time
+async function post(url, body, headers, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, { method: "POST", headers, body, signal: controller.signal });
+    const data = await response.json().catch(() => null);
+    if (!controller.signal.aborted) return { response, data };
+  } catch (error) {
+    if (!controller.signal.aborted) return { failure: "Cannot reach the server." };
+  } finally {
+    clearTimeout(timer);
+  }
+  return { failure: `The server did not answer within ${timeoutMs / 1000} s.` };
 }
 
 // An error leaves no earlier prediction on show, which would read as this input's
