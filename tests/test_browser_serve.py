@@ -200,17 +200,22 @@ def test_uploading_a_picture(browser, server_url, tmp_path):
     page.close()
 
 
-def test_page_fits_a_phone(browser, server_url, artifacts_dir):
-    page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True)
+@pytest.mark.parametrize("width", [390, 320])
+def test_page_fits_a_phone(browser, server_url, artifacts_dir, width):
+    page = browser.new_page(viewport={"width": width, "height": 844}, has_touch=True)
     page.goto(server_url + "/")
     page.wait_for_selector("#bars li")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     box = page.locator("#pad").bounding_box()
-    assert box["width"] >= 250 and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box["width"] >= 250 and box["x"] >= 0 and box["x"] + box["width"] <= width
+    # the cards keep the same margin on both sides (at 320 px, their 300 px minimum
+    # pushed them to the right edge)
+    card = page.locator(".card.draw").bounding_box()
+    assert card["x"] == pytest.approx(width - card["x"] - card["width"], abs=1)
     assert (
         page.locator("#pad").evaluate("c => getComputedStyle(c).touchAction") == "none"
     )
-    page.screenshot(path=str(artifacts_dir / "serve-phone.png"))
+    page.screenshot(path=str(artifacts_dir / f"serve-phone-{width}.png"))
     page.close()
 
 
