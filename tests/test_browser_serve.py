@@ -610,3 +610,23 @@ def test_a_server_that_stops_answering_is_reported(browser, server_url):
     page.wait_for_function(PREDICTED)
     assert held  # never answered
     page.close()
+
+
+def test_undoing_the_only_stroke_at_once_leaves_no_answer(browser, server_url):
+    """Ctrl+Z as the stroke ends, before the page has made its PNG: the drawing is
+    empty, and the answer for the stroke undone is not shown under it."""
+    page, errors = open_page(browser, server_url)
+    page.evaluate(
+        """() => document.querySelector('#pad').addEventListener('pointerup', () =>
+          document.dispatchEvent(
+            new KeyboardEvent('keydown', {key: 'z', ctrlKey: true})),
+          {once: true})"""
+    )
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])
+    # the page's PNGs are made (in order), then its requests answered
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.wait_for_function("() => !inFlight && queued === null")
+    assert pad_brightness(page) == 0
+    assert result_is_empty(page)
+    assert errors == []
+    page.close()

@@ -33,7 +33,7 @@ let sequence = 0; // answers to older requests are ignored
 let shown = 0;
 let inFlight = false; // one request at a time: a slow server is never flooded
 let queued = null; // the request to send when the one in flight is answered
-let version = 0; // bumped when the drawing is replaced: drops its pending PNG
+let version = 0; // bumped when the drawing is replaced or undone: drops its pending PNG
 let uploaded = false; // the pad is showing an uploaded picture, not a drawing
 let picture = null; // that picture, once decoded (an ImageBitmap)
 let pictureId = 0; // bumped when the picture goes: one decoded late is not shown
@@ -147,6 +147,7 @@ function clear() {
 
 function undo() {
   if (!strokes.length) return clear(); // an uploaded picture goes as a whole
+  version++; // a PNG still being made shows the stroke undone: it is not sent
   strokes.pop();
   drawing = null;
   redraw();
