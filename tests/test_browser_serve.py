@@ -597,6 +597,8 @@ def test_a_server_that_stops_answering_is_reported(browser, server_url):
     page.route("**/api/predict*", answer)
     with page.expect_request("**/api/predict*"):
         draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    # half a second on, the page says it is reading the drawing
+    assert wait_for_status(page, "Reading") == "Reading…"
     page.clock.fast_forward("00:11")
     status = wait_for_status(page, "did not answer")
     assert status == "The server did not answer within 10 s."

@@ -24,6 +24,7 @@ const THROTTLE_MS = 100;
 // (stopped with Ctrl+Z, say). An uploaded photo may take the server's 30 s to arrive.
 const DRAWING_TIMEOUT_MS = 10000;
 const UPLOAD_TIMEOUT_MS = 45000;
+const SLOW_MS = 500; // an answer slower than this is said to be coming
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
 let drawing = null;
 let drawingPointer = null; // the finger (mouse, pen) drawing it: others are ignored
@@ -219,6 +220,12 @@ async function request(body, final, prefix) {
   const id = ++sequence;
   const drawn = body instanceof Blob;
   const headers = drawn ? { "Content-Type": "image/png" } : {};
+  // a slow server: the page says it is reading, not "Draw a digit" under a drawing
+  const waiting = setTimeout(() => {
+    if (id <= shown || digitEl.dataset.digit !== undefined) return;
+    statusEl.classList.remove("error");
+    statusEl.textContent = prefix ? prefix + "reading…" : "Reading…";
+  }, SLOW_MS);
   try {
     const url = numberMode ? "/api/predict?number=1" : "/api/predict";
     const answer = await post(url, body, headers, drawn ? DRAWING_TIMEOUT_MS : UPLOAD_TIMEOUT_MS);
@@ -254,6 +261,7 @@ async function request(body, final, prefix) {
     console.error(error);
     showError(`Could not show the answer (${error.message}).`);
   } finally {
+    clearTimeout(waiting);
     inFlight = false;
     if (queued) {
       const next = queued;
