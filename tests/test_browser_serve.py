@@ -599,18 +599,23 @@ def test_a_server_that_stops_answering_is_reported(browser, server_url):
         draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
     # half a second on, the page says it is reading the drawing
     assert wait_for_status(page, "Reading") == "Reading…"
+    draw_stroke(page, [(0.3, 0.5), (0.7, 0.5)])  # its request waits for the first's
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
     page.clock.fast_forward("00:11")
     status = wait_for_status(page, "did not answer")
     assert status == "The server did not answer within 10 s."
     assert "did not answer" in page.locator("#announce").text_content()
     assert result_is_empty(page)
+    # the second stroke's request, sent now, leaves the error on show, not "Reading…"
+    page.clock.fast_forward("00:01")
+    assert page.locator("#status").text_content() == status
     # the page is not stuck with it: once the server answers again, so does the page
     stuck[0] = False
-    page.clock.fast_forward("00:11")  # the stroke's last request, if sent meanwhile
+    page.clock.fast_forward("00:11")  # the second stroke's request times out too
     page.keyboard.press("Escape")
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
     page.wait_for_function(PREDICTED)
-    assert held  # never answered
+    assert len(held) == 2  # never answered
     page.close()
 
 

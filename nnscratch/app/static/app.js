@@ -221,10 +221,10 @@ async function request(body, final, prefix) {
   const drawn = body instanceof Blob;
   const headers = drawn ? { "Content-Type": "image/png" } : {};
   // a slow server: the page says it is reading, not "Draw a digit" under a drawing
+  // (a prediction or an error on show stays until this answer replaces it)
   const waiting = setTimeout(() => {
-    if (id <= shown || digitEl.dataset.digit !== undefined) return;
-    statusEl.classList.remove("error");
-    statusEl.textContent = prefix ? prefix + "reading…" : "Reading…";
+    const showing = digitEl.dataset.digit !== undefined || statusEl.classList.contains("error");
+    if (id > shown && !showing) statusEl.textContent = prefix ? prefix + "reading…" : "Reading…";
   }, SLOW_MS);
   try {
     const url = numberMode ? "/api/predict?number=1" : "/api/predict";
