@@ -637,3 +637,33 @@ def test_undoing_the_only_stroke_at_once_leaves_no_answer(browser, server_url):
     assert result_is_empty(page)
     assert errors == []
     page.close()
+
+
+def test_a_press_after_a_missed_release_starts_a_new_stroke(browser, server_url):
+    """The pointer drawing is pressed again without its release having arrived (a
+    window switch mid-stroke): a new stroke starts there, not a line joined to the
+    last one, and not nothing (a press by another pointer meanwhile is ignored)."""
+    page, errors = open_page(browser, server_url)
+    centre = page.evaluate(
+        """() => {
+          const pad = document.querySelector('#pad');
+          const r = pad.getBoundingClientRect();
+          const send = (type, fx, fy) => pad.dispatchEvent(new PointerEvent(type, {
+            pointerId: 1, pointerType: 'mouse', isPrimary: true, buttons: 1,
+            button: type === 'pointermove' ? -1 : 0, bubbles: true, cancelable: true,
+            clientX: r.left + fx * r.width, clientY: r.top + fy * r.height}));
+          send('pointerdown', 0.2, 0.2);
+          send('pointermove', 0.2, 0.8);  // its pointerup never comes
+          send('pointerdown', 0.8, 0.2);
+          send('pointermove', 0.8, 0.8);
+          send('pointerup', 0.8, 0.8);
+          const g = pad.getContext('2d');
+          const at = (fx, fy) => g.getImageData(fx * pad.width, fy * pad.height, 1, 1)
+            .data[0];
+          return [at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)];
+        }"""
+    )
+    assert centre == [255, 0, 255]  # two strokes, nothing between them
+    page.wait_for_function(PREDICTED)
+    assert errors == []
+    page.close()

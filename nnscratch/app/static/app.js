@@ -94,8 +94,9 @@ function point(event) {
 pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return; // main button, finger or pen tip only
   event.preventDefault();
-  // a second finger (or a palm) on the pad while one draws is not a stroke
-  if (drawing) return;
+  // a second finger (or a palm) on the pad while one draws is not a stroke; the same
+  // pointer pressed again had its release missed, and starts a new one
+  if (drawing && event.pointerId !== drawingPointer) return;
   pad.setPointerCapture(event.pointerId);
   if (uploaded) {
     // drawing starts a new picture: the uploaded one, and its answer, go
