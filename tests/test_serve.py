@@ -99,6 +99,16 @@ def test_page_and_static_files(client):
         assert client.get(f"/static/{name}").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])
+def test_the_page_is_checked_for_changes_on_every_load(client, path):
+    # without Cache-Control, a browser may keep a file it has for days (a tenth of its
+    # age): after an upgrade, it ran the old app.js against the new page and API
+    first = client.get(path)
+    assert first.headers["cache-control"] == "no-cache"
+    again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304  # unchanged: nothing sent again
+
+
 def test_raw_png(client):
     response = client.post(
         "/api/predict", content=png(), headers={"Content-Type": "image/png"}
@@ -281,6 +291,14 @@ def test_unknown_routes_answer_json(client):
     assert client.get("/nope").status_code == 404
     response = client.get("/api/predict")
     assert response.status_code == 405 and "error" in response.json()
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+def test_a_wrong_method_is_told_which_one_to_use(client, method):
+    # RFC 9110: a 405 must say in Allow which methods the resource takes
+    response = client.request(method, "/api/predict")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 def test_model_that_cannot_take_a_digit_is_refused():
