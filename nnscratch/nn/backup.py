@@ -13,6 +13,7 @@ from ..errors import CheckpointError, NnscratchError, check_int, is_whole_number
 from ..files import make_folder_of
 from .callbacks import Callback, improves, monitor_mode, monitored
 from .checkpoints import checkpoint_paths, load_latest, save_next
+from .saving import check_npz_name
 
 
 class TrainingInterrupted(Exception):
@@ -179,6 +180,7 @@ class ModelCheckpoint(Callback):
                 "include_optimizer must be False"
             )
         self.save_weights_only, self.verbose = bool(save_weights_only), bool(verbose)
+        check_npz_name(filepath, "ModelCheckpoint")  # now, not after the first epoch
         self.filepath, self.monitor = str(filepath), monitor
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer

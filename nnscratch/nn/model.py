@@ -322,15 +322,16 @@ class Sequential(Network):
     # ----- description and files -----------------------------------------------------------
     def save(self, path, include_optimizer: bool = False) -> None:
         """Write weights and architecture to one .npz, atomically (see `saving`);
-        with `include_optimizer`, the optimiser's state too, so that `fit` on the
+        a name not ending in .npz ("model.h5", "model.keras") is refused. With
+        `include_optimizer`, the optimiser's state too, so that `fit` on the
         loaded model continues where this one stopped."""
         if not self.layers:  # a file that no loader could make a model of
             raise NnscratchError("save: the model has no layers")
         save_model(self, path, include_optimizer)
 
     def save_weights(self, path) -> None:
-        """Write the weights alone (and batch-norm statistics) to one .npz,
-        atomically, as Keras' save_weights; `load_weights` reads them back."""
+        """Write the weights alone (and batch-norm statistics) to one .npz (the
+        name must end in .npz), atomically, as Keras' save_weights; `load_weights` reads them back."""
         self._require_built("save_weights")
         save_weights(self, path)
 
