@@ -15,6 +15,7 @@ from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network, check_finite, check_input_shape
 from .optimizers import Adam, Optimizer, get_optimizer
+from .parameters import restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .schedules import checked_schedule
@@ -40,16 +41,18 @@ class Sequential(Network):
     def __init__(
         self, layers=None, input_shape=None, class_names=None, *, seed=None, loss=None
     ):
-        super().__init__(layers, class_names=class_names, seed=seed)
-        self.loss: Loss | None = None if loss is None else get_loss(loss)
-        self.optimizer: Optimizer | None = None  # the last fit's; the next continues
-        self.metrics = None  # the last compile's or fit's metric names or objects
-        self.metadata: dict = {}
-        self.stop_training = False
-        if input_shape is not None and self.layers:
-            self.build(input_shape)
-        elif input_shape is not None:  # built once layers are added (`add`)
-            self.input_shape = check_input_shape(input_shape)
+        given = layers if isinstance(layers, (list, tuple)) else []
+        with restored_if_failed(given):  # activations moved out, weights reseeded
+            super().__init__(layers, class_names=class_names, seed=seed)
+            self.loss: Loss | None = None if loss is None else get_loss(loss)
+            self.optimizer: Optimizer | None = None  # the last fit's, continued
+            self.metrics = None  # the last compile's or fit's metric names or objects
+            self.metadata: dict = {}
+            self.stop_training = False
+            if input_shape is not None and self.layers:
+                self.build(input_shape)
+            elif input_shape is not None:  # built once layers are added (`add`)
+                self.input_shape = check_input_shape(input_shape)
 
     # ----- forward and backward ------------------------------------------------------
     def _check_y(self, y, n: int, name: str = "y") -> np.ndarray:

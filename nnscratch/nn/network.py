@@ -19,6 +19,7 @@ from .parameters import (
     all_layers,
     get_weights,
     is_trainable,
+    restored_if_failed,
     set_weights,
 )
 from .summary import summary_table
@@ -79,12 +80,23 @@ class Network:
         (loading puts a file's arrays in place there)."""
         shape = check_input_shape(input_shape)
         # a layer put in `layers` by hand (not by `add`) may still hold its activation
-        self.layers[:] = expand_activations(self.layers)
+        self.layers[:] = expand_activations(self.layers, again=True)
         if not self.layers:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"
             )
         backend()  # a bad NNSCRATCH_KERNELS says so, not that a layer refused x
+        with restored_if_failed(self.layers):
+            output_shape = self._build_layers(shape, on_built)
+        self.input_shape, self.output_shape = shape, output_shape
+        self._built_for = tuple(self.layers)
+        self._check_class_names()
+        if not deferring_weights():  # else the loader binds, once it has the arrays
+            self._bind()
+
+    def _build_layers(self, shape: tuple, on_built) -> tuple:
+        """Build each layer in turn for the output of the one before (see `build`);
+        returns the last one's output shape."""
         x = np.zeros((1, *shape), dtype=np.float32)
         for i, layer in enumerate(self.layers):
             try:
@@ -102,11 +114,7 @@ class Network:
                     f"(N, {', '.join(map(str, x.shape[1:]))}): {e}"
                     + (channels_last_hint(shape) if i == 0 else "")
                 ) from None
-        self.input_shape, self.output_shape = shape, x.shape[1:]
-        self._built_for = tuple(self.layers)
-        self._check_class_names()
-        if not deferring_weights():  # else the loader binds, once it has the arrays
-            self._bind()
+        return x.shape[1:]
 
     def _check_class_names(self) -> None:
         names, outputs = self.class_names, self.output_shape
@@ -145,14 +153,17 @@ class Network:
     def pop(self) -> Layer:
         """Remove and return the last layer (Keras' `pop`); the model builds again
         on next use. A layer added with `activation=` goes with its activation,
-        which it holds again: after `add(Dense(64, activation="relu"))`, `pop`
-        removes both and returns the Dense."""
+        which it still holds: after `add(Dense(64, activation="relu"))`, `pop`
+        removes both and returns the Dense, which brings its activation to the
+        model it is added to next."""
         if not self.layers:
             raise NnscratchError("pop: the model has no layers")
         last = self.layers.pop()
-        if getattr(last, "moved_out", False) and self.layers:
-            activation, last = last, self.layers.pop()
-            activation.moved_out, last.activation = False, activation
+        before = self.layers[-1] if self.layers else None
+        if getattr(last, "moved_out", False) and (
+            getattr(before, "activation", None) is last
+        ):
+            last = self.layers.pop()
         return last
 
     def _rebuild_if_changed(self) -> None:
