@@ -586,3 +586,22 @@ def test_load_weights_refuses_other_layers_and_leaves_the_model_as_it_was(tmp_pa
         assert_array_equal(model.get_weights()[name], array, err_msg=name)
     with pytest.raises(NnscratchError, match="load_weights: the model is not built"):
         Sequential([Dense(3)]).load_weights(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("m.h5", b"\x89HDF\r\n\x1a\n" + bytes(100)),  # HDF5's signature
+        ("m.keras", zip_bytes({"config.json": b"{}", "model.weights.h5": b""})),
+    ],
+)
+def test_a_keras_file_is_named_as_one_when_loaded(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    suffix = path.suffix
+    for load in (load_model, small_model().load_weights):
+        with pytest.raises(ModelFileError, match=rf"^{path}: .*; nnscratch reads the "
+                           rf"\.npz files it saves, not Keras' \{suffix} files$"):  # fmt: skip
+            load(path)
+    with pytest.raises(ModelFileError, match=r"no such model file$"):
+        load_model(tmp_path / "missing.h5")
