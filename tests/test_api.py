@@ -528,6 +528,25 @@ def test_a_failed_build_leaves_the_layers_as_they_were():
     assert model.predict(blobs()[0][:2]).shape == (2, 3)
 
 
+def test_a_layer_object_listed_twice_in_a_model_is_refused():
+    # its second place overwrote what the first kept for backward: wrong gradients
+    # (two 5-wide Tanh) or a broadcast ValueError from inside Tanh.backward
+    tanh = nn.Tanh()
+    with pytest.raises(
+        NnscratchError, match=r"^Sequential: layer 3 is layer 1 again \(the same Tanh"
+    ):
+        nn.Sequential([nn.Dense(5), tanh, nn.Dense(5), tanh], input_shape=(6,))
+    with pytest.raises(NnscratchError, match="Tanh object given as activation="):
+        nn.Sequential(
+            [nn.Dense(5, activation=tanh), nn.Dense(3, activation=tanh)],
+            input_shape=(6,),
+        )
+    model = nn.Sequential([nn.Dense(5), tanh], input_shape=(6,))
+    model.add(tanh)
+    with pytest.raises(NnscratchError, match="layer 2 is layer 1 again"):
+        model.predict(blobs()[0][:2])
+
+
 def test_an_unknown_activation_is_named_with_the_known_ones():
     with pytest.raises(
         NnscratchError, match="Dense activation: expected None, 'linear', one of relu,"

@@ -10,10 +10,15 @@ from .activations import Sigmoid, Softmax
 from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
-from .inputs import example_weights, hold_out, validation_parts
+from .inputs import (
+    check_input_shape,
+    example_weights,
+    hold_out,
+    validation_parts,
+)
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network, check_finite, check_input_shape
+from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
 from .parameters import restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line

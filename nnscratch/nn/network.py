@@ -11,12 +11,18 @@ from .activations import expand_activations
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
-from .inputs import channels_last_hint, check_batch, warn_if_unscaled
+from .inputs import (
+    channels_last_hint,
+    check_batch,
+    check_input_shape,
+    warn_if_unscaled,
+)
 from .kernels import backend
 from .layer import Layer, deferring_weights
 from .parameters import (
     FlatBuffers,
     all_layers,
+    check_distinct,
     get_weights,
     is_trainable,
     restored_if_failed,
@@ -25,24 +31,12 @@ from .parameters import (
 from .summary import summary_table
 
 
-def check_input_shape(input_shape) -> tuple[int, ...]:
-    """An example's shape (no batch axis) as a tuple of positive ints."""
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise NnscratchError(
-            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
-        ) from None
-    if not shape or min(shape) < 1:
-        raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
-    return shape
-
-
 class Network:
     """Layers applied one after the other, with their parameters in one buffer.
 
     `seed` draws every layer's initial weights from one seed; `class_names` name the
-    outputs (one per output, two for a single binary output).
+    outputs (one per output, two for a single binary output). A layer object is
+    listed once (it keeps its last input for backward); two models may share it.
     """
 
     def __init__(self, layers=None, class_names=None, seed=None):
@@ -81,6 +75,7 @@ class Network:
         shape = check_input_shape(input_shape)
         # a layer put in `layers` by hand (not by `add`) may still hold its activation
         self.layers[:] = expand_activations(self.layers, again=True)
+        check_distinct(self.layers)
         if not self.layers:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"

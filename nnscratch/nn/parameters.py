@@ -38,6 +38,21 @@ def all_layers(layers: list[Layer]) -> Iterator[tuple]:
         yield from walk(layer, f"{i}.")
 
 
+def check_distinct(layers: list[Layer]) -> None:
+    """Refuse a layer object listed twice in a model: a layer keeps its last input
+    for backward, which its second place would overwrite (wrong gradients, or a
+    shape error deep in NumPy). (Inside a layer, its own business.)"""
+    first: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        j = first.setdefault(id(layer), i)
+        if j != i:
+            given_as = getattr(layer, "moved_out", False) * " given as activation="
+            raise NnscratchError(
+                f"Sequential: layer {i} is layer {j} again (the same "
+                f"{type(layer).__name__} object{given_as}): give each place its own"
+            )
+
+
 @contextmanager
 def restored_if_failed(layers):
     """Put every layer of `layers` (inner ones too) back as it was if the block
