@@ -207,3 +207,23 @@ def test_binary_cross_entropy_gradient_for_one_output_and_targets_n(weighted):
     f()
     analytic = loss.backward().copy()
     assert_allclose(analytic, numerical_grad(f, logits), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "loss, outputs, targets",
+    [
+        (SoftmaxCrossEntropy(), np.empty((0, 10)), np.empty(0, int)),
+        (SoftmaxCrossEntropy(label_smoothing=0.1), np.empty((0, 10)), np.empty(0, int)),
+        (BinaryCrossEntropy(), np.empty((0, 1)), np.empty(0)),
+        (MeanSquaredError(), np.empty((0, 3)), np.empty((0, 3))),
+        (MeanAbsoluteError(), np.empty((0, 3)), np.empty((0, 3))),
+    ],
+)
+def test_a_loss_used_alone_refuses_an_empty_batch_in_one_line(loss, outputs, targets):
+    # was ZeroDivisionError, "cannot reshape array of size 0" or NaN with a warning
+    name = type(loss).__name__
+    with pytest.raises(
+        NnscratchError,
+        match=rf"^{name}: .* at least one example, got shape \(0, \d+\)$",
+    ):
+        loss.forward(outputs, targets)

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from nnscratch import Conv2D, Sequential, export_onnx, load_model
+from nnscratch import SGD, Conv2D, Sequential, export_onnx, load_model
 from nnscratch.sklearn import (
     NeuralNetClassifier,
     NeuralNetRegressor,
@@ -220,3 +220,16 @@ def test_the_float64_network_exports_to_onnx_as_predict_proba(digits, tmp_path):
     for n in (1, 37):  # any batch size
         (probs,) = session.run(["probs"], {"images": x_test[:n].astype(np.float32)})
         np.testing.assert_allclose(probs, net.predict_proba(x_test[:n]), atol=1e-6)
+
+
+def test_a_float64_regressor_trains_on_float64_targets():
+    # y was rounded to float32 for the float64 network: the loss it reported was
+    # not that of its own predictions (off by ~4e-9 here)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 4)), 0.1 + rng.standard_normal(6)
+    net = NeuralNetRegressor(
+        hidden=(5,), optimizer=SGD(lr=1e-300), epochs=1, batch_size=6, random_state=0
+    ).fit(X, y)  # one step on the whole batch, whose loss is before the update
+    assert net.loss_curve_[0] == pytest.approx(
+        np.mean((net.predict(X) - y) ** 2), rel=1e-12
+    )

@@ -129,6 +129,8 @@ class _NeuralNet(BaseEstimator):
         )
         if reset:  # before any fitted attribute is set
             self._check_settings(X.shape[1])
+            self._dtype = X.dtype  # the network computes in X's float type, and so
+            # do a regressor's targets (`_targets`)
         targets = self._targets(y, reset, classes)
         if sample_weight is not None:
             # ValueError, scikit-learn's, for a negative weight (as for a NaN)
@@ -136,7 +138,6 @@ class _NeuralNet(BaseEstimator):
                 sample_weight, X, ensure_non_negative=True
             )
         if reset:
-            self._dtype = X.dtype  # the network computes in X's float type
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(2**31)
             )
@@ -366,8 +367,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
         return self._train(X, y, sample_weight, reset=first, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
-        """Float targets (N, outputs)."""
-        y = np.asarray(y, dtype=np.float32)
+        """Float targets (N, outputs), in the network's float type."""
+        y = np.asarray(y, dtype=self._dtype)
         if reset:
             self._one_target = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]

@@ -12,6 +12,19 @@ from ..errors import NnscratchError, check_float
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
 
 
+def check_input_shape(input_shape) -> tuple[int, ...]:
+    """An example's shape (no batch axis) as a tuple of positive ints."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise NnscratchError(
+            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
+        ) from None
+    if not shape or min(shape) < 1:
+        raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
+    return shape
+
+
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
     """x as an array (N, *input_shape) of uint8 images or finite floats (float32 or
     float64: float16 becomes float32, other floats float64)."""

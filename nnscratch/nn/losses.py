@@ -54,6 +54,17 @@ class Loss(ABC):
             )
         return targets.astype(np.result_type(targets.dtype, np.float32), copy=False)
 
+    def _batch(self, outputs) -> np.ndarray:
+        """`outputs` (N, ...) as an array, refused if it holds no example: the loss
+        is a mean over them (a loss used on its own; the model refuses an empty x)."""
+        outputs = np.asarray(outputs)
+        if outputs.ndim == 0 or len(outputs) == 0:
+            raise NnscratchError(
+                f"{type(self).__name__}: expected outputs (N, ...) of at least one "
+                f"example, got shape {outputs.shape}"
+            )
+        return outputs
+
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """What `predict` returns for these outputs; the outputs themselves here."""
         return outputs
@@ -158,6 +169,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, logits, targets, sample_weight=None) -> float:
         """Mean cross-entropy of logits (N, C) against labels (N,) or targets (N, C)."""
+        logits = self._batch(logits)
         targets = self.check_targets(targets, logits.shape)
         n, c = logits.shape
         self._targets, self._w = targets, _weights(sample_weight, logits)
@@ -238,6 +250,7 @@ class BinaryCrossEntropy(Loss):
         return targets
 
     def forward(self, logits, targets, sample_weight=None) -> float:
+        logits = self._batch(logits)
         n = len(logits)
         t = self.check_targets(targets, logits.shape).astype(logits.dtype, copy=False)
         if self.label_smoothing:
@@ -284,6 +297,7 @@ class _Regression(Loss):
         return super().check_targets(targets, outputs_shape, name)
 
     def _difference(self, outputs, targets) -> np.ndarray:
+        outputs = self._batch(outputs)
         targets = self.check_targets(targets, outputs.shape)
         if targets.ndim == 1 and outputs.ndim == 2:  # class labels: one-hot targets
             one_hot = np.zeros_like(outputs)

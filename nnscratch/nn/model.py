@@ -10,11 +10,17 @@ from .activations import Sigmoid, Softmax
 from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
-from .inputs import example_weights, hold_out, validation_parts
+from .inputs import (
+    check_input_shape,
+    example_weights,
+    hold_out,
+    validation_parts,
+)
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network, check_finite, check_input_shape
+from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
+from .parameters import restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .schedules import checked_schedule
@@ -40,16 +46,18 @@ class Sequential(Network):
     def __init__(
         self, layers=None, input_shape=None, class_names=None, *, seed=None, loss=None
     ):
-        super().__init__(layers, class_names=class_names, seed=seed)
-        self.loss: Loss | None = None if loss is None else get_loss(loss)
-        self.optimizer: Optimizer | None = None  # the last fit's; the next continues
-        self.metrics = None  # the last compile's or fit's metric names or objects
-        self.metadata: dict = {}
-        self.stop_training = False
-        if input_shape is not None and self.layers:
-            self.build(input_shape)
-        elif input_shape is not None:  # built once layers are added (`add`)
-            self.input_shape = check_input_shape(input_shape)
+        given = layers if isinstance(layers, (list, tuple)) else []
+        with restored_if_failed(given):  # activations moved out, weights reseeded
+            super().__init__(layers, class_names=class_names, seed=seed)
+            self.loss: Loss | None = None if loss is None else get_loss(loss)
+            self.optimizer: Optimizer | None = None  # the last fit's, continued
+            self.metrics = None  # the last compile's or fit's metric names or objects
+            self.metadata: dict = {}
+            self.stop_training = False
+            if input_shape is not None and self.layers:
+                self.build(input_shape)
+            elif input_shape is not None:  # built once layers are added (`add`)
+                self.input_shape = check_input_shape(input_shape)
 
     # ----- forward and backward ------------------------------------------------------
     def _check_y(self, y, n: int, name: str = "y") -> np.ndarray:
@@ -357,15 +365,16 @@ class Sequential(Network):
     # ----- description and files -----------------------------------------------------------
     def save(self, path, include_optimizer: bool = False) -> None:
         """Write weights and architecture to one .npz, atomically (see `saving`);
-        with `include_optimizer`, the optimiser's state too, so that `fit` on the
+        a name not ending in .npz ("model.h5", "model.keras") is refused. With
+        `include_optimizer`, the optimiser's state too, so that `fit` on the
         loaded model continues where this one stopped."""
         if not self.layers:  # a file that no loader could make a model of
             raise NnscratchError("save: the model has no layers")
         save_model(self, path, include_optimizer)
 
     def save_weights(self, path) -> None:
-        """Write the weights alone (and batch-norm statistics) to one .npz,
-        atomically, as Keras' save_weights; `load_weights` reads them back."""
+        """Write the weights alone (and batch-norm statistics) to one .npz (the
+        name must end in .npz), atomically, as Keras' save_weights; `load_weights` reads them back."""
         self._require_built("save_weights")
         save_weights(self, path)
 
