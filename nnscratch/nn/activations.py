@@ -29,7 +29,8 @@ class ReLU(Activation):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._y = self.workspace.like("y", x)
+        self._y = self.workspace.like("y", x)  # laid out like x (see `layout`)
+        # element-wise: the kernel walks both flat, in the order they lie in memory
         relu(memory_order(x), memory_order(self._y))
         return self._y
 

@@ -135,11 +135,12 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
 
     l_n = logsumexp(z_n) - sum_c t_nc z_nc, stable for any finite logits (the row max
-    is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n. Targets t are class
-    labels (N,), t their one-hot rows (also (N, 1), and whole-number floats, as
-    Keras' sparse cross-entropy takes), or rows of class probabilities (N, C):
-    one-hot or soft, as PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes
-    them with the uniform distribution: t = (1 - e) t + e / C.
+    is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n when t_n sums to 1
+    (in general softmax(z_n) * sum(t_n) - t_n). Targets: class labels (N,) (or
+    (N, 1), or whole-number floats, as Keras' sparse cross-entropy takes them), t
+    then their one-hot rows; or rows t of class probabilities (N, C), one-hot or
+    soft, as PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes t with the
+    uniform distribution: t = (1 - e) t + e / C.
     """
 
     classifies = True
