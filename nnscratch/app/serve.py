@@ -330,21 +330,24 @@ def run_server(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     on_ready: Callable[[str], None] | None = None,
+    public_names: tuple[str, ...] = (),
 ) -> None:
     """Serve the drawing page for `model` on host:port until stopped (Ctrl+C).
 
     The socket is bound before `on_ready(url)` is called, so a busy port is a
     NnscratchError before any address is given, and port 0 gives the port the system
     picked. Listening on this machine only (the default), the app answers to its own
-    names only: see create_app. What protects the server from clients that hold
-    connections: see `server`.
+    names only (see create_app), and to `public_names`: the names a reverse proxy in
+    front of it passes on as the Host. Listening on another address, it answers to
+    any name, or to `public_names` only, if given. What protects
+    the server from clients that hold connections: see `server`.
     """
-    local = host in LOOPBACK_HOSTS
+    names = [*(LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else ()), *public_names]
     app = create_app(
         model,
         max_bytes=max_bytes,
         max_pixels=max_pixels,
-        allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
+        allowed_hosts=names or None,  # None: any name
         security_headers=False,  # serve_app's server adds them to every response
     )
     with listening_socket(host, port) as sock:

@@ -15,6 +15,7 @@ from .options import (
     data_dir_option,
     dataset_option,
     given_settings,
+    host_name,
     run_options,
 )
 
@@ -253,7 +254,20 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
     type=click.IntRange(min=1),
     help="Largest image accepted, in pixels (checked before decoding).",
 )
-def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int):
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer to this Host name (repeatable): the public name of a reverse"
+    " proxy in front of the server, passed on as the Host (nginx: proxy_set_header"
+    " Host $host). With --host other than this machine's, only these names.",
+    callback=lambda _, __, names: [host_name(n, "--allowed-host") for n in names],
+)
+def serve(
+    model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int,
+    allowed_hosts: list[str],
+):  # fmt: skip
     """Serve a page to draw digits and see MODEL's prediction live."""
     from ..app.predict import as_classifier
     from ..nn.loading import load_model
@@ -265,4 +279,5 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
         max_bytes=max_bytes,
         max_pixels=max_pixels,
         on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
+        public_names=allowed_hosts,
     )

@@ -25,6 +25,17 @@ def sizes(value: str | None, option: str) -> list[int] | None:
         )
 
 
+def host_name(value: str, option: str) -> str:
+    """A name the Host header gives ("digits.example.com", "*.example.com"), not a
+    URL or a name with a port: the port is not compared, and a URL never matches."""
+    if not value or any(c in value for c in "/:@ "):
+        raise click.BadParameter(
+            f"expected a host name like digits.example.com, got {value!r}",
+            param_hint=option,
+        )
+    return value
+
+
 def batch_size(value: str) -> int | None:
     """'full' means the whole training set in one batch (None)."""
     if value == "full":
