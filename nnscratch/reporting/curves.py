@@ -43,9 +43,13 @@ def _minor_tick(value: float, _pos=None) -> str:
 
 
 def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Moving average: (x positions, means) of windows of `window` values (N // 25)."""
+    """Moving average: (x positions, means) of windows of `window` values.
+
+    The default window is N // 25, but at least 5 (or N // 5 if less): a short run's
+    22 steps still get averaged. A window of 1 returns the values themselves.
+    """
     values = np.asarray(values, dtype=np.float64)
-    window = window or max(1, len(values) // 25)
+    window = window or max(1, len(values) // 25, min(5, len(values) // 5))
     window = min(window, len(values))
     if window <= 1:
         return np.arange(len(values), dtype=np.float64), values
@@ -120,9 +124,12 @@ def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
     """batch_losses (steps,) on `ax`, raw and smoothed, against the step (bottom axis)
     and the epoch (top axis: the steps are taken as spread evenly over `epochs`)."""
     steps = np.arange(1, len(batch_losses) + 1)
-    ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
     centres, means = smooth(batch_losses)
-    ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
+    averaged = len(means) < len(batch_losses)  # too few steps: nothing to average
+    faint = {"lw": 0.6, "alpha": 0.35} if averaged else {"lw": 1.4, "marker": "."}
+    ax.plot(steps, batch_losses, color=BLUE, label="each batch", **faint)
+    if averaged:
+        ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
     positive = batch_losses[batch_losses > 0]
     if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
         # early losses are 10-100x the late ones: a log scale shows both ends
