@@ -64,6 +64,28 @@ def test_learning_curves_mark_whole_epochs_only(epochs):
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
+@pytest.mark.parametrize(
+    "accuracy, labels",
+    [
+        ([0.628, 0.773], {"64%", "70%", "76%"}),  # was 64.0%, 70.0%, 76.0%
+        ([0.35, 0.79], {"40%", "50%", "70%"}),
+        ([0.9, 0.95, 0.998], {"90%", "92%", "100%"}),
+        ([0.981, 0.989], {"98.2%", "98.4%", "98.8%"}),  # was 98.20%, 98.40%
+    ],
+)
+def test_accuracy_ticks_have_the_decimals_their_spacing_needs(accuracy, labels):
+    fig = curves.learning_curves({"loss": [1.0] * len(accuracy), "accuracy": accuracy})
+    fig.draw_without_rendering()
+    ax = fig.axes[1]
+    bottom, top = ax.get_ylim()
+    shown = {
+        label.get_text()
+        for label in ax.get_yticklabels()
+        if bottom <= label.get_position()[1] <= top
+    }
+    assert labels <= shown, shown
+
+
 @pytest.mark.parametrize("steps", [3, 22, 44, 300])
 def test_per_batch_moving_average_averages_or_is_left_out(steps):
     # a run of --limit 3000 takes 22 steps an epoch: the "moving average" was the raw

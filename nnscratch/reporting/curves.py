@@ -42,6 +42,25 @@ def _minor_tick(value: float, _pos=None) -> str:
     return f"{value:g}" if digit in (2, 5) else ""
 
 
+class TickPercent(PercentFormatter):
+    """Fractions as percent tick labels with as many decimals as the ticks need: 64%,
+    66%, ... (not 64.0%), 62.5%, 65.0%, ... (PercentFormatter's default picks decimals
+    from the axis range, so it prints 64.0%, 66.0%, ...)."""
+
+    def __init__(self):
+        super().__init__(xmax=1.0)
+
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        percents = 100 * np.asarray(locs, dtype=np.float64)
+        self.decimals = 0
+        while self.decimals < 6:
+            scaled = percents * 10**self.decimals
+            if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6):
+                break
+            self.decimals += 1
+
+
 def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Moving average: (x positions, means) of windows of `window` values.
 
@@ -102,7 +121,7 @@ def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
     ax.set_xlim(0.5, len(epochs) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if metric == "accuracy":
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(TickPercent())
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=9)
