@@ -233,6 +233,25 @@ def test_a_float64_model_weighs_its_loss_by_the_exact_float64_weights():
     assert step == pytest.approx(by_class, rel=1e-14)
 
 
+def test_class_weight_weighs_training_only_not_the_validation_split():
+    # class_weight was folded into the held-out examples' weights: the same examples
+    # scored another val_loss than as validation_data, and Keras weighs only training
+    x, y = blobs(n=40)
+    sample_weight = np.random.default_rng(2).random(40)
+    val_losses = []
+    for weights, class_weight in [
+        (sample_weight, None), (sample_weight, {0: 10.0, 1: 0.1}), (None, None)
+    ]:  # fmt: skip
+        model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+        history = model.fit(
+            x, y, epochs=1, validation_split=0.25, sample_weight=weights,
+            class_weight=class_weight, optimizer=nn.SGD(1e-30), seed=1, verbose=0,
+        )  # fmt: skip
+        val_losses.append(history.history["val_loss"][0])
+    assert val_losses[1] == val_losses[0]
+    assert val_losses[2] != val_losses[0]  # the held-out sample weights do count
+
+
 def test_labels_as_a_column_or_whole_floats_train_as_integer_labels():
     x, y = blobs()
     runs = []
