@@ -615,6 +615,26 @@ def test_unscaled_float_pixels_are_warned_about_once():
         model.fit(images / 255, labels, verbose=0)
 
 
+def test_the_unscaled_pixels_warning_points_at_the_users_line():
+    # a fixed stacklevel pointed evaluate's and validation data's warnings into
+    # model.py, where a user cannot tell which call of theirs it was about
+    images = np.random.default_rng(0).integers(0, 256, (20, 4, 4)).astype(np.float32)
+    labels = np.arange(20) % 3
+    calls = [
+        lambda model: model.evaluate(images, labels),
+        lambda model: model.evaluate_and_predict(images, labels),
+        lambda model: model.predict(images),
+        lambda model: model.fit(
+            images / 255, labels, validation_data=(images, labels), verbose=0
+        ),
+    ]
+    for call in calls:
+        model = nn.Sequential([nn.Flatten(), nn.Dense(3)], input_shape=(4, 4))
+        with pytest.warns(UserWarning, match="unscaled pixels") as record:
+            call(model)
+        assert [w.filename for w in record] == [__file__]
+
+
 def test_a_huge_finite_loss_stops_training_as_divergence():
     x, y = blobs()
     model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
