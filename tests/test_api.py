@@ -233,6 +233,25 @@ def test_a_float64_model_weighs_its_loss_by_the_exact_float64_weights():
     assert step == pytest.approx(by_class, rel=1e-14)
 
 
+def test_class_weight_weighs_training_only_not_the_validation_split():
+    # class_weight was folded into the held-out examples' weights: the same examples
+    # scored another val_loss than as validation_data, and Keras weighs only training
+    x, y = blobs(n=40)
+    sample_weight = np.random.default_rng(2).random(40)
+    val_losses = []
+    for weights, class_weight in [
+        (sample_weight, None), (sample_weight, {0: 10.0, 1: 0.1}), (None, None)
+    ]:  # fmt: skip
+        model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+        history = model.fit(
+            x, y, epochs=1, validation_split=0.25, sample_weight=weights,
+            class_weight=class_weight, optimizer=nn.SGD(1e-30), seed=1, verbose=0,
+        )  # fmt: skip
+        val_losses.append(history.history["val_loss"][0])
+    assert val_losses[1] == val_losses[0]
+    assert val_losses[2] != val_losses[0]  # the held-out sample weights do count
+
+
 def test_labels_as_a_column_or_whole_floats_train_as_integer_labels():
     x, y = blobs()
     runs = []
@@ -594,6 +613,26 @@ def test_unscaled_float_pixels_are_warned_about_once():
         warnings.simplefilter("error")
         model.predict(images)
         model.fit(images / 255, labels, verbose=0)
+
+
+def test_the_unscaled_pixels_warning_points_at_the_users_line():
+    # a fixed stacklevel pointed evaluate's and validation data's warnings into
+    # model.py, where a user cannot tell which call of theirs it was about
+    images = np.random.default_rng(0).integers(0, 256, (20, 4, 4)).astype(np.float32)
+    labels = np.arange(20) % 3
+    calls = [
+        lambda model: model.evaluate(images, labels),
+        lambda model: model.evaluate_and_predict(images, labels),
+        lambda model: model.predict(images),
+        lambda model: model.fit(
+            images / 255, labels, validation_data=(images, labels), verbose=0
+        ),
+    ]
+    for call in calls:
+        model = nn.Sequential([nn.Flatten(), nn.Dense(3)], input_shape=(4, 4))
+        with pytest.warns(UserWarning, match="unscaled pixels") as record:
+            call(model)
+        assert [w.filename for w in record] == [__file__]
 
 
 def test_a_huge_finite_loss_stops_training_as_divergence():

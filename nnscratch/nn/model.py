@@ -188,7 +188,8 @@ class Sequential(Network):
         Every epoch takes its batches in a new random order, straight from x
         (uint8 stays uint8 until a batch is taken); a last batch of one example
         joins the one before (unless batch_size is 1). `sample_weight` (N,) and
-        `class_weight` {class: weight} weigh each example's loss (Keras' semantics).
+        `class_weight` {class: weight} weigh each example's loss (Keras' semantics:
+        class_weight the training examples only, not the validation ones).
         `epochs`: the epoch to end with, starting from `initial_epoch` (0-based; as
         in Keras, `fit(epochs=10, initial_epoch=5)` after a 5-epoch fit trains 5 more,
         numbered 6 to 10, and `lr_schedule` goes on from epoch 5; epochs <=
@@ -216,9 +217,9 @@ class Sequential(Network):
             self.metrics = metrics
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        weights = example_weights(
-            sample_weight, class_weight, y, len(x), self._float_dtype()
-        )
+        # checked now; class_weight weighs the training examples only (as in Keras),
+        # so it is applied after validation_split has held some out
+        sample_weight = example_weights(sample_weight, None, y, len(x), np.float64)
         epochs, batch_size = (
             check_int("epochs", epochs, 0),
             check_int("batch_size", batch_size),
@@ -240,11 +241,14 @@ class Sequential(Network):
         seed = self._fit_seed(seed, callbacks)
         shuffle_rng, augment_rng = seed_layers(seed, self.layers)
         if validation_data is None and validation_split:
-            x, y, weights, validation_data = hold_out(
-                x, y, weights, validation_split, shuffle, shuffle_rng
+            x, y, sample_weight, validation_data = hold_out(
+                x, y, sample_weight, validation_split, shuffle, shuffle_rng
             )
-        elif validation_data is not None:
+        if validation_data is not None:
             validation_data = self._check_validation(validation_data)
+        weights = example_weights(
+            sample_weight, class_weight, y, len(x), self._float_dtype()
+        )
         if len(x) == 0:
             raise NnscratchError("fit: no training examples")
         batches = EpochBatches(
