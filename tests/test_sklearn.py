@@ -168,6 +168,28 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
     assert net.n_iter_ < 300
 
 
+def test_early_stopping_holds_out_each_class_in_its_share(monkeypatch):
+    """As scikit-learn's MLPClassifier: the validation_fraction early stopping
+    watches is stratified (a random one held out 1 of the 3 rare examples, or 0,
+    or all: then the rare class was never learnt, or never checked)."""
+    held = []
+    fit = Sequential.fit
+
+    def recorded(self, x, y, *args, validation_data=None, **kwargs):
+        held.append((len(y), np.bincount(validation_data[1], minlength=3)))
+        return fit(self, x, y, *args, validation_data=validation_data, **kwargs)
+
+    monkeypatch.setattr(Sequential, "fit", recorded)
+    x = np.random.default_rng(0).normal(size=(120, 4))
+    y = np.repeat(["common", "rare", "usual"], [60, 10, 50])
+    weights = np.ones(120)
+    for seed in range(5):
+        net = NeuralNetClassifier((4,), epochs=2, early_stopping=True,
+                                  validation_fraction=0.2, random_state=seed)  # fmt: skip
+        net.fit(x, y, sample_weight=weights if seed else None)
+    assert all(n == 96 and list(counts) == [12, 2, 10] for n, counts in held)
+
+
 def test_regressor_fits_several_targets():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (400, 2))
