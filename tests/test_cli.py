@@ -503,3 +503,26 @@ def test_train_warns_of_fashion_mnist_files_in_an_mnist_folder(
     )  # fmt: skip
     warning = f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
     assert capsys.readouterr().err == warning
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--lr", "-1"], "--lr: expected a number > 0, got -1.0"),
+        (["train", "--epochs", "0"], "--epochs: expected an int >= 1, got 0"),
+        (["train", "--preset", "cnn", "--hidden", "64"], "--hidden does not apply"),
+        (["sweep", "--out", "s", "--trials", "1", "--lr", "-1"], "--lr: expected"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_as_click_s_own(
+    args, message, tmp_path, monkeypatch, capsys
+):
+    """Exit code 2, as click gives `--lr abc` or `--limit 0`; 1 is for failures of
+    the work itself (a missing file, a full disk)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--lr", "abc"]) == 2  # click's own check
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: nnscratch ") and message in err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # refused before writing anything

@@ -12,9 +12,9 @@ from ..errors import NnscratchError
 from ..imaging import images
 from .options import (
     DATASET_CHOICE,
+    checked_settings,
     data_dir_option,
     dataset_option,
-    given_settings,
     run_options,
 )
 
@@ -83,7 +83,6 @@ def train(
 
     Ctrl-C or SIGTERM stops it after the current step with a checkpoint; --resume
     continues it exactly."""
-    from ..runs.presets import preset_settings
     from ..runs.training import resume_training, run_training
 
     if resume_dir is not None:
@@ -96,7 +95,7 @@ def train(
                 f"--resume takes the run's settings: drop {given[0]}"
             )
         return resume_training(resume_dir, verbose=0 if quiet else 1)
-    settings = preset_settings(preset, dataset=dataset, **given_settings(options))
+    settings = checked_settings(preset, dataset, options)
     run_training(
         settings,
         data_dir=data_dir,

@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 from ..data.catalog import DATASETS
+from ..errors import NnscratchError
 from ..nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
-from ..runs.presets import PRESETS
+from ..runs.presets import PRESETS, preset_settings
+from ..runs.settings import RunSettings
 
 
 def sizes(value: str | None, option: str) -> list[int] | None:
@@ -149,3 +151,13 @@ def given_settings(options: dict) -> dict:
     if "batch_size" in given:  # None ('full') is a value there, not "not given"
         given["batch_size"] = batch_size(given["batch_size"])
     return given
+
+
+def checked_settings(preset: str, dataset: str, options: dict) -> RunSettings:
+    """The run's settings: `preset` with the RUN_OPTIONS given in `options`. A bad
+    value (--lr -1, --epochs 0) is a usage error, exit code 2, as click makes --lr abc
+    or --limit 0; 1 is left for failures of the work itself."""
+    try:
+        return preset_settings(preset, dataset=dataset, **given_settings(options))
+    except NnscratchError as e:
+        raise click.UsageError(str(e)) from None

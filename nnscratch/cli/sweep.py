@@ -8,7 +8,13 @@ import click
 
 from ..runs.sweeps import sweep as run_sweep
 from .commands import cli
-from .options import data_dir_option, dataset_option, given_settings, run_options
+from .options import (
+    checked_settings,
+    data_dir_option,
+    dataset_option,
+    given_settings,
+    run_options,
+)
 
 
 @cli.command(
@@ -83,6 +89,7 @@ def sweep(
     Writes OUT/trials/ (a run directory per trial), OUT/trials.csv, OUT/best/ (the
     best trial's run, with its test accuracy) and OUT/report.html. Rerun the same
     command after an interruption: it runs only what is missing."""
+    checked_settings(preset, dataset, options)  # the trials' base, as train's
     run_sweep(
         out, trials, params, space=space, workers=workers, scheduler=scheduler,
         storage=storage, study_name=study_name, pruner=pruner, data_dir=data_dir,
