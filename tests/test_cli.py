@@ -526,3 +526,20 @@ def test_a_bad_option_value_is_a_usage_error_as_click_s_own(
     err = capsys.readouterr().err
     assert err.startswith("Usage: nnscratch ") and message in err.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []  # refused before writing anything
+
+
+def test_a_character_the_output_cannot_encode_is_escaped(tmp_path, monkeypatch):
+    """stdout redirected to a file on Windows (cp1252 there), or PYTHONIOENCODING set
+    so: a name it cannot encode is printed as an escape, as Python prints it on
+    stderr, not a UnicodeEncodeError traceback once the work is done."""
+    import io
+
+    names = ["null", "eins", "zwei", "drei", "vier", "fünf", "五"]
+    model = Sequential([Flatten(), Dense(7)], (2, 2), class_names=names)
+    model.save(tmp_path / "m.npz")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert cli.main(["info", str(tmp_path / "m.npz")]) == 0
+    stdout.flush()
+    text = stdout.buffer.getvalue().decode("cp1252")
+    assert "Classes: null, eins, zwei, drei, vier, fünf, \\u4e94\n" in text
