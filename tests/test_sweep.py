@@ -424,3 +424,22 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
                          "epochs_trained", "seconds", "run_dir", "error"]  # fmt: skip
     assert (row["state"], row["epochs"], row["epochs_trained"]) == ("pruned", "5", "2")
     assert row["val_accuracy"] == "0.6"
+
+
+def test_a_local_cluster_says_nothing_of_a_dashboard_port_in_use(recwarn):
+    """Its HTTP server (no dashboard: none is shown) takes a free port: a second
+    sweep on the machine, or a Jupyter kernel's cluster, on Dask's 8787 does not
+    put a four-line 'Port 8787 is already in use' warning in the sweep's log."""
+    import socket
+
+    from nnscratch.runs.sweeps import cluster
+
+    with socket.socket() as other:
+        try:
+            other.bind(("127.0.0.1", 8787))
+            other.listen()
+        except OSError:
+            pass  # taken already: the same case
+        with cluster.dask_client(workers=1) as client:
+            assert len(client.scheduler_info()["workers"]) == 1
+    assert [str(w.message) for w in recwarn if "in use" in str(w.message)] == []

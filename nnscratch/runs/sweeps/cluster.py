@@ -45,9 +45,12 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with _connect(Client, scheduler) as client:
             yield client
         return
+    # no dashboard; the scheduler's HTTP server (health checks) still starts, on
+    # 8787 unless told: on a free local port, it does not warn that 8787 is taken
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
         dashboard_address=None, silence_logs=40,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     )  # fmt: skip
     try:
         with Client(cluster) as client:
