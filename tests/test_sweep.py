@@ -443,3 +443,25 @@ def test_a_local_cluster_says_nothing_of_a_dashboard_port_in_use(recwarn):
         with cluster.dask_client(workers=1) as client:
             assert len(client.scheduler_info()["workers"]) == 1
     assert [str(w.message) for w in recwarn if "in use" in str(w.message)] == []
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, nnscratch.NnscratchError])
+def test_a_best_run_not_copied_whole_leaves_no_staging_folder(
+    tmp_path, monkeypatch, failure
+):
+    """Ctrl-C while best/ is made (its report is drawn), or its test set missing:
+    DIR holds what it held before, no hidden half-made copy."""
+    from nnscratch.runs.sweeps import results
+
+    source = trial_dir(tmp_path, 3)
+    source.mkdir(parents=True)
+    for name in ("config.json", "model.npz", results.TRIAL_FILE):
+        (source / name).write_text("{}")
+
+    def failing_report(run_dir, data_dir):
+        raise failure("stopped")
+
+    monkeypatch.setattr(results, "rebuild_report", failing_report)
+    with pytest.raises(failure):
+        results.copy_best(tmp_path, 3, None)
+    assert [p.name for p in tmp_path.iterdir()] == ["trials"]
