@@ -543,3 +543,18 @@ def test_a_character_the_output_cannot_encode_is_escaped(tmp_path, monkeypatch):
     stdout.flush()
     text = stdout.buffer.getvalue().decode("cp1252")
     assert "Classes: null, eins, zwei, drei, vier, fünf, \\u4e94\n" in text
+
+
+def test_every_free_text_option_names_what_it_takes():
+    """`--hidden SIZES`, `--mirror URL`, as pip writes `--index-url <url>`; not
+    click's bare TEXT, which says nothing of the value to give."""
+    import click
+
+    vague = []
+    for name, command in cli.cli.commands.items():
+        context = command.make_context(name, [], resilient_parsing=True)
+        for option in command.params:
+            free_text = isinstance(option, click.Option) and not option.is_flag
+            if free_text and option.make_metavar(context) == "TEXT":
+                vague.append(f"{name} {option.opts[0]}")
+    assert vague == []

@@ -36,6 +36,7 @@ def cli() -> None:
 @click.option(
     "--mirror",
     "mirrors",
+    metavar="URL",
     multiple=True,
     help="Base URL to download from instead of the known mirrors (repeatable).",
 )
@@ -229,7 +230,11 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 @cli.command(short_help="Serve a page to draw digits and see a model's answer live.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    "--host",
+    metavar="HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
 )
 @click.option(
     "--port",

@@ -85,7 +85,9 @@ RUN_OPTIONS = [
         show_default=True,
         help="A complete set of settings (the README's table).",
     ),
-    setting("--hidden", help="Hidden layer sizes of the MLP, e.g. 256,128."),
+    setting(
+        "--hidden", metavar="SIZES", help="Hidden layer sizes of the MLP, e.g. 256,128."
+    ),
     setting(
         "--activation",
         type=click.Choice(list(ACTIVATIONS.short_names)),
@@ -107,7 +109,7 @@ RUN_OPTIONS = [
     ),
     setting("--warmup", type=FINITE_FLOAT, help="Epochs of learning-rate warm-up."),
     setting("--epochs", type=int, help="Passes over the training images."),
-    setting("--batch-size", help="Examples per step, or 'full'."),
+    setting("--batch-size", metavar="N|full", help="Examples per step, or 'full'."),
     setting("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights."),
     setting(
         "--seed",
@@ -122,6 +124,7 @@ RUN_OPTIONS = [
     ),
     setting(
         "--augment",
+        metavar="SPEC",
         help=(
             "Augment training batches: 'auto' (suited to the dataset), 'default', 'none' "
             "or e.g. 'shift=2,rotation=10,scale=0.1'."

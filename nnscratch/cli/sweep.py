@@ -61,7 +61,11 @@ from .options import (
     help="Optuna storage URL (e.g. postgresql://...). Default: sqlite in --out.",
 )
 @click.option(
-    "--study-name", default="sweep", show_default=True, help="The study's name there."
+    "--study-name",
+    metavar="NAME",
+    default="sweep",
+    show_default=True,
+    help="The study's name there.",
 )
 @click.option(
     "--pruner",
