@@ -426,10 +426,12 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
     assert row["val_accuracy"] == "0.6"
 
 
-def test_a_local_cluster_says_nothing_of_a_dashboard_port_in_use(recwarn):
-    """Its HTTP server (no dashboard: none is shown) takes a free port: a second
-    sweep on the machine, or a Jupyter kernel's cluster, on Dask's 8787 does not
-    put a four-line 'Port 8787 is already in use' warning in the sweep's log."""
+def test_a_local_cluster_prints_nothing_of_its_own(recwarn):
+    """Ctrl-C in a terminal signals the sweep's worker processes too: they ignore it
+    (the sweep stops them), instead of each printing KeyboardInterrupt tracebacks.
+    And their HTTP server (no dashboard: none is shown) takes a free port: a second
+    sweep on the machine, or a notebook's cluster, on Dask's 8787 does not put a
+    four-line 'Port 8787 is already in use' warning in the sweep's log."""
     import socket
 
     from nnscratch.runs.sweeps import cluster
@@ -441,7 +443,8 @@ def test_a_local_cluster_says_nothing_of_a_dashboard_port_in_use(recwarn):
         except OSError:
             pass  # taken already: the same case
         with cluster.dask_client(workers=1) as client:
-            assert len(client.scheduler_info()["workers"]) == 1
+            handlers = client.run(lambda: repr(signal.getsignal(signal.SIGINT)))
+    assert list(handlers.values()) == [repr(signal.SIG_IGN)]
     assert [str(w.message) for w in recwarn if "in use" in str(w.message)] == []
 
 
