@@ -75,7 +75,12 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the interrupted run in RUN_DIR, with its recorded settings.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print only the result line (no summary, no per-epoch lines).",
+)
 def train(
     dataset, data_dir, preset, limit, out, overwrite, no_report, checkpoint_every,
     resume_dir, quiet, **options,

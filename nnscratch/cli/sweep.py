@@ -82,7 +82,9 @@ from .options import (
     type=click.IntRange(1),
     help="Also checkpoint each trial every N steps (one is written every epoch).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only the result line (no progress)."
+)
 def sweep(
     out, trials, params, space, workers, scheduler, storage, study_name, pruner,
     dataset, data_dir, preset, limit, checkpoint_every, quiet, **options,
