@@ -558,3 +558,17 @@ def test_every_free_text_option_names_what_it_takes():
             if free_text and option.make_metavar(context) == "TEXT":
                 vague.append(f"{name} {option.opts[0]}")
     assert vague == []
+
+
+def test_the_resume_command_suggested_can_be_pasted_with_a_space_in_the_path(
+    tmp_path, data_dir, capsys
+):
+    """`--out "my run"` stopped: the suggested `nnscratch train --resume 'my run'`
+    is quoted for the shell, not `--resume my run` (two arguments)."""
+    out = tmp_path / "my run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-000001.npz").write_bytes(b"")
+    args = ["train", "--data-dir", str(data_dir), "--hidden", "8", "--out", str(out)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"nnscratch train --resume '{out}'," in err
