@@ -424,3 +424,47 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
                          "epochs_trained", "seconds", "run_dir", "error"]  # fmt: skip
     assert (row["state"], row["epochs"], row["epochs_trained"]) == ("pruned", "5", "2")
     assert row["val_accuracy"] == "0.6"
+
+
+def test_a_local_cluster_prints_nothing_of_its_own(recwarn):
+    """Ctrl-C in a terminal signals the sweep's worker processes too: they ignore it
+    (the sweep stops them), instead of each printing KeyboardInterrupt tracebacks.
+    And their HTTP server (no dashboard: none is shown) takes a free port: a second
+    sweep on the machine, or a notebook's cluster, on Dask's 8787 does not put a
+    four-line 'Port 8787 is already in use' warning in the sweep's log."""
+    import socket
+
+    from nnscratch.runs.sweeps import cluster
+
+    with socket.socket() as other:
+        try:
+            other.bind(("127.0.0.1", 8787))
+            other.listen()
+        except OSError:
+            pass  # taken already: the same case
+        with cluster.dask_client(workers=1) as client:
+            handlers = client.run(lambda: repr(signal.getsignal(signal.SIGINT)))
+    assert list(handlers.values()) == [repr(signal.SIG_IGN)]
+    assert [str(w.message) for w in recwarn if "in use" in str(w.message)] == []
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, nnscratch.NnscratchError])
+def test_a_best_run_not_copied_whole_leaves_no_staging_folder(
+    tmp_path, monkeypatch, failure
+):
+    """Ctrl-C while best/ is made (its report is drawn), or its test set missing:
+    DIR holds what it held before, no hidden half-made copy."""
+    from nnscratch.runs.sweeps import results
+
+    source = trial_dir(tmp_path, 3)
+    source.mkdir(parents=True)
+    for name in ("config.json", "model.npz", results.TRIAL_FILE):
+        (source / name).write_text("{}")
+
+    def failing_report(run_dir, data_dir):
+        raise failure("stopped")
+
+    monkeypatch.setattr(results, "rebuild_report", failing_report)
+    with pytest.raises(failure):
+        results.copy_best(tmp_path, 3, None)
+    assert [p.name for p in tmp_path.iterdir()] == ["trials"]

@@ -15,6 +15,7 @@ default), which resumes the trial from its last checkpoint.
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -45,15 +46,26 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with _connect(Client, scheduler) as client:
             yield client
         return
+    # no dashboard; the scheduler's HTTP server (health checks) still starts, on
+    # 8787 unless told: on a free local port, it does not warn that 8787 is taken
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
         dashboard_address=None, silence_logs=40,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        preload=[__name__],  # dask_setup below, in each worker process
     )  # fmt: skip
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+def dask_setup(worker) -> None:
+    """Run by Dask in each local worker process as it starts. Ctrl-C in a terminal
+    signals the whole process group, the workers too: they ignore it, as the sweep
+    stops them itself, instead of each printing KeyboardInterrupt tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_cluster(workers: int | None, scheduler: str | None) -> int | None:

@@ -101,10 +101,14 @@ def copy_best(out: Path, number: int, data_dir) -> Path:
     staging = out / f".{BEST_DIR}.incoming"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    for path in [*run_files(source), source / TRIAL_FILE]:
-        shutil.copy2(path, staging / path.name)
-    # the figures and page of an ordinary run, and the test set scored
-    rebuild_report(staging, data_dir)
+    try:
+        for path in [*run_files(source), source / TRIAL_FILE]:
+            shutil.copy2(path, staging / path.name)
+        # the figures and page of an ordinary run, and the test set scored
+        rebuild_report(staging, data_dir)
+    except BaseException:  # Ctrl-C too: no half-made copy left in DIR
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     old = out / f".{BEST_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if best.exists():
