@@ -53,6 +53,10 @@ CODE_NAME = re.compile(r"<code>(nnscratch(?:\.\w+)+)</code>")
 # $$display$$ and $inline$ math; kept away from Markdown, which would eat `_` and `\`
 MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$", re.DOTALL)
 STASH = "MATHxSTASHx{}x"
+STASHED = re.compile(r"MATHxSTASHx(\d+)x")
+# a $ that MATH left: inline math broken across lines, which pairs its $ with the next
+# formula's and renders the text between them as math
+UNPAIRED_DOLLAR = re.compile(r"(?<!\\)\$")
 # a Markdown table row that rendered as a paragraph: a blank line or prose split its table
 STRAY_ROW = re.compile(r"^(?:<p>)?(\|.*\|)(?:</p>)?$", re.MULTILINE)
 
@@ -172,7 +176,14 @@ def render_how_it_works(out_dir: Path, api_page: str) -> list[str]:
         maths.append(match.group(0))
         return STASH.format(len(maths) - 1)
 
-    body = str(to_html(MATH.sub(stash, text)))
+    stashed = MATH.sub(stash, text)
+    problems += [
+        f"{HOW_IT_WORKS.name}: a formula not closed on its line: "
+        + STASHED.sub(lambda m: maths[int(m.group(1))], line)[:70]
+        for line in stashed.splitlines()
+        if UNPAIRED_DOLLAR.search(line)
+    ]
+    body = str(to_html(stashed))
     problems += [
         f"{HOW_IT_WORKS.name}: a table row outside its table: {row[:70]}"
         for row in STRAY_ROW.findall(body)

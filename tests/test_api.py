@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import nnscratch as nn
 from nnscratch.errors import NnscratchError, TrainingDivergedError
+from nnscratch.nn.saving import model_description
 
 
 def blobs(n=60, features=6, classes=3, seed=0):
@@ -230,6 +231,25 @@ def test_a_float64_model_weighs_its_loss_by_the_exact_float64_weights():
     step = model.train_on_batch(x, y, class_weight=per_class)["loss"]
     by_class = np.mean([per_class[c] for c in y] * per_example)
     assert step == pytest.approx(by_class, rel=1e-14)
+
+
+def test_class_weight_weighs_training_only_not_the_validation_split():
+    # class_weight was folded into the held-out examples' weights: the same examples
+    # scored another val_loss than as validation_data, and Keras weighs only training
+    x, y = blobs(n=40)
+    sample_weight = np.random.default_rng(2).random(40)
+    val_losses = []
+    for weights, class_weight in [
+        (sample_weight, None), (sample_weight, {0: 10.0, 1: 0.1}), (None, None)
+    ]:  # fmt: skip
+        model = nn.Sequential([nn.Dense(3, rng=0)], input_shape=(6,))
+        history = model.fit(
+            x, y, epochs=1, validation_split=0.25, sample_weight=weights,
+            class_weight=class_weight, optimizer=nn.SGD(1e-30), seed=1, verbose=0,
+        )  # fmt: skip
+        val_losses.append(history.history["val_loss"][0])
+    assert val_losses[1] == val_losses[0]
+    assert val_losses[2] != val_losses[0]  # the held-out sample weights do count
 
 
 def test_labels_as_a_column_or_whole_floats_train_as_integer_labels():
@@ -501,6 +521,71 @@ def test_pop_removes_a_layer_with_its_activation_as_keras_does():
     assert type(plain.pop()) is nn.ReLU  # a ReLU given as a layer is a layer
 
 
+def test_a_layer_with_an_activation_shared_by_two_models_has_it_in_both():
+    # the first model took the activation out of the layer: the second had none
+    x = blobs()[0][:4]
+    hidden = nn.Dense(8, activation="tanh", rng=0)
+    first = nn.Sequential([hidden, nn.Dense(3, rng=1)], input_shape=(6,))
+    second = nn.Sequential([hidden, nn.Dense(2, rng=2)], input_shape=(6,))
+    assert [type(layer).__name__ for layer in second.layers] == [
+        "Dense",
+        "Tanh",
+        "Dense",
+    ]
+    assert type(hidden.activation) is nn.Tanh  # it keeps it, as a Keras layer does
+    assert_allclose(second.layer_outputs(x)[1], first.layer_outputs(x)[1])
+    assert second.layer_outputs(x)[1].min() > -1  # tanh's range, in both
+    # a model of another's layers (Keras' Sequential(model.layers[:-1])) lists it once
+    cut = nn.Sequential(first.layers[:-1])
+    assert [type(layer).__name__ for layer in cut.layers] == ["Dense", "Tanh"]
+    assert_array_equal(cut.predict(x), first.layer_outputs(x)[1])
+    # saved as Dense, Tanh, Dense: the activation once
+    names = [spec["class"] for spec in model_description(second)["layers"]]
+    assert names == ["Dense", "Tanh", "Dense"]
+
+
+def test_a_failed_build_leaves_the_layers_as_they_were():
+    # a notebook: the first try names a wrong n_in; the same layer objects, fixed,
+    # were refused because the failed try had built the first Dense for 4 inputs
+    hidden, wrong = nn.Dense(8, activation="relu"), nn.Dense(5, 3)
+    with pytest.raises(NnscratchError, match=r"layer 2 \(Dense\) does not take"):
+        nn.Sequential([hidden, wrong], input_shape=(4,))
+    assert (hidden.n_in, hidden.built, hidden.params) == (None, False, {})
+    assert type(hidden.activation) is nn.ReLU
+    model = nn.Sequential([hidden, nn.Dense(3)], input_shape=(6,))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense",
+        "ReLU",
+        "Dense",
+    ]
+    assert model.predict(blobs()[0][:2]).shape == (2, 3)
+    # a model built before, given a layer that does not fit, builds as it was again
+    model.add(nn.Dense(7, 2))
+    with pytest.raises(NnscratchError, match=r"layer 3 \(Dense\)"):
+        model.predict(blobs()[0][:2])
+    model.pop()
+    assert model.predict(blobs()[0][:2]).shape == (2, 3)
+
+
+def test_a_layer_object_listed_twice_in_a_model_is_refused():
+    # its second place overwrote what the first kept for backward: wrong gradients
+    # (two 5-wide Tanh) or a broadcast ValueError from inside Tanh.backward
+    tanh = nn.Tanh()
+    with pytest.raises(
+        NnscratchError, match=r"^Sequential: layer 3 is layer 1 again \(the same Tanh"
+    ):
+        nn.Sequential([nn.Dense(5), tanh, nn.Dense(5), tanh], input_shape=(6,))
+    with pytest.raises(NnscratchError, match="Tanh object given as activation="):
+        nn.Sequential(
+            [nn.Dense(5, activation=tanh), nn.Dense(3, activation=tanh)],
+            input_shape=(6,),
+        )
+    model = nn.Sequential([nn.Dense(5), tanh], input_shape=(6,))
+    model.add(tanh)
+    with pytest.raises(NnscratchError, match="layer 2 is layer 1 again"):
+        model.predict(blobs()[0][:2])
+
+
 def test_an_unknown_activation_is_named_with_the_known_ones():
     with pytest.raises(
         NnscratchError, match="Dense activation: expected None, 'linear', one of relu,"
@@ -528,6 +613,26 @@ def test_unscaled_float_pixels_are_warned_about_once():
         warnings.simplefilter("error")
         model.predict(images)
         model.fit(images / 255, labels, verbose=0)
+
+
+def test_the_unscaled_pixels_warning_points_at_the_users_line():
+    # a fixed stacklevel pointed evaluate's and validation data's warnings into
+    # model.py, where a user cannot tell which call of theirs it was about
+    images = np.random.default_rng(0).integers(0, 256, (20, 4, 4)).astype(np.float32)
+    labels = np.arange(20) % 3
+    calls = [
+        lambda model: model.evaluate(images, labels),
+        lambda model: model.evaluate_and_predict(images, labels),
+        lambda model: model.predict(images),
+        lambda model: model.fit(
+            images / 255, labels, validation_data=(images, labels), verbose=0
+        ),
+    ]
+    for call in calls:
+        model = nn.Sequential([nn.Flatten(), nn.Dense(3)], input_shape=(4, 4))
+        with pytest.warns(UserWarning, match="unscaled pixels") as record:
+            call(model)
+        assert [w.filename for w in record] == [__file__]
 
 
 def test_a_huge_finite_loss_stops_training_as_divergence():

@@ -61,6 +61,19 @@ def test_input_is_not_modified_and_shape_dtype_range_kept():
     assert_array_equal(images, before)
 
 
+def test_standardised_or_inverted_images_get_their_own_background_outside():
+    # outside the image was always 0: standardised digits ((x - 0.1307) / 0.3081,
+    # background -0.42) got bright bands shifted in, that no test image has.
+    # Augmenting then normalising (torchvision's order) must equal the reverse.
+    images = digits_like(n=16)
+    augment = Augment(shift=4, rotation=30, scale=0.2, elastic=1.0)
+    plain = augment(images, np.random.default_rng(5))
+    for normalise in (lambda x: (x - 0.1307) / 0.3081, lambda x: 1 - x):
+        for batch in (normalise(images), normalise(images)[:, None]):
+            out = augment(batch, np.random.default_rng(5))
+            assert_allclose(out.reshape(plain.shape), normalise(plain), atol=1e-5)
+
+
 def test_shifted_impulse_moves_where_expected():
     image = impulse(10, 10)
     out = warp(image, np.array([[3.0, -2.0]]), np.zeros(1), np.ones(1))

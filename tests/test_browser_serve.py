@@ -200,17 +200,22 @@ def test_uploading_a_picture(browser, server_url, tmp_path):
     page.close()
 
 
-def test_page_fits_a_phone(browser, server_url, artifacts_dir):
-    page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True)
+@pytest.mark.parametrize("width", [390, 320])
+def test_page_fits_a_phone(browser, server_url, artifacts_dir, width):
+    page = browser.new_page(viewport={"width": width, "height": 844}, has_touch=True)
     page.goto(server_url + "/")
     page.wait_for_selector("#bars li")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     box = page.locator("#pad").bounding_box()
-    assert box["width"] >= 250 and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box["width"] >= 250 and box["x"] >= 0 and box["x"] + box["width"] <= width
+    # the cards keep the same margin on both sides (at 320 px, their 300 px minimum
+    # pushed them to the right edge)
+    card = page.locator(".card.draw").bounding_box()
+    assert card["x"] == pytest.approx(width - card["x"] - card["width"], abs=1)
     assert (
         page.locator("#pad").evaluate("c => getComputedStyle(c).touchAction") == "none"
     )
-    page.screenshot(path=str(artifacts_dir / "serve-phone.png"))
+    page.screenshot(path=str(artifacts_dir / f"serve-phone-{width}.png"))
     page.close()
 
 
@@ -521,5 +526,144 @@ def test_number_readings_never_overlap_on_a_phone(browser, server_url):
     )
     assert page.locator(f"{readings} .pct").first.is_visible()
     assert not overlapping(rects())
+    assert errors == []
+    page.close()
+
+
+def test_a_second_finger_on_the_pad_does_not_draw(browser, server_url):
+    """A finger or palm resting on a tablet's pad while another draws: only the
+    first finger's stroke is drawn (its points were mixed with the second's, which
+    filled the pad with zigzags)."""
+    page, errors = open_page(
+        browser, server_url, viewport={"width": 390, "height": 844}, has_touch=True
+    )
+    box = page.locator("#pad").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind, *fingers):
+        """fingers: (id, fx, fy) with fx, fy fractions of the pad."""
+        points = [
+            {
+                "id": i,
+                "x": box["x"] + fx * box["width"],
+                "y": box["y"] + fy * box["height"],
+            }
+            for i, fx, fy in fingers
+        ]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", (0, 0.5, 0.15))
+    for k in range(1, 4):
+        touch("touchMove", (0, 0.5, 0.15 + 0.07 * k))
+    touch("touchStart", (0, 0.5, 0.36), (1, 0.1, 0.9))  # the second finger lands
+    for k in range(4, 11):
+        touch("touchMove", (0, 0.5, 0.15 + 0.07 * k), (1, 0.1 + 0.01 * k, 0.9))
+    touch("touchEnd", (1, 0.2, 0.9))  # the second finger lifts first
+    touch("touchEnd")
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    # one straight stroke: the left third of the pad, where the second finger was,
+    # stays black, and it reads as a 1
+    left = page.evaluate(
+        """() => {
+          const g = document.querySelector('#pad').getContext('2d');
+          const w = g.canvas.width, h = g.canvas.height;
+          return g.getImageData(0, 0, Math.floor(w / 3), h).data
+            .filter((v, i) => i % 4 === 0).reduce((a, b) => a + b, 0);
+        }"""
+    )
+    assert left == 0
+    assert page.locator("#digit").get_attribute("data-digit") == "1"
+    assert errors == []
+    page.close()
+
+
+def test_a_server_that_stops_answering_is_reported(browser, server_url):
+    """A server that takes connections but never answers (stopped with Ctrl+Z): the
+    page says so, rather than showing "Draw a digit" under a drawing forever."""
+    page = browser.new_page()
+    page.clock.install()  # the page's timers, moved on below without waiting
+    page.goto(server_url + "/")
+    page.wait_for_selector("#bars li")
+    stuck = [True]
+    held = []  # requests the stuck "server" never answers
+
+    def answer(route):
+        if stuck[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/predict*", answer)
+    with page.expect_request("**/api/predict*"):
+        draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    # half a second on, the page says it is reading the drawing
+    assert wait_for_status(page, "Reading") == "Reading…"
+    draw_stroke(page, [(0.3, 0.5), (0.7, 0.5)])  # its request waits for the first's
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.clock.fast_forward("00:11")
+    status = wait_for_status(page, "did not answer")
+    assert status == "The server did not answer within 10 s."
+    assert "did not answer" in page.locator("#announce").text_content()
+    assert result_is_empty(page)
+    # the second stroke's request, sent now, leaves the error on show, not "Reading…"
+    page.clock.fast_forward("00:01")
+    assert page.locator("#status").text_content() == status
+    # the page is not stuck with it: once the server answers again, so does the page
+    stuck[0] = False
+    page.clock.fast_forward("00:11")  # the second stroke's request times out too
+    page.keyboard.press("Escape")
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function(PREDICTED)
+    assert len(held) == 2  # never answered
+    page.close()
+
+
+def test_undoing_the_only_stroke_at_once_leaves_no_answer(browser, server_url):
+    """Ctrl+Z as the stroke ends, before the page has made its PNG: the drawing is
+    empty, and the answer for the stroke undone is not shown under it."""
+    page, errors = open_page(browser, server_url)
+    page.evaluate(
+        """() => document.querySelector('#pad').addEventListener('pointerup', () =>
+          document.dispatchEvent(
+            new KeyboardEvent('keydown', {key: 'z', ctrlKey: true})),
+          {once: true})"""
+    )
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])
+    # the page's PNGs are made (in order), then its requests answered
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.wait_for_function("() => !inFlight && queued === null")
+    assert pad_brightness(page) == 0
+    assert result_is_empty(page)
+    assert errors == []
+    page.close()
+
+
+def test_a_press_after_a_missed_release_starts_a_new_stroke(browser, server_url):
+    """The pointer drawing is pressed again without its release having arrived (a
+    window switch mid-stroke): a new stroke starts there, not a line joined to the
+    last one, and not nothing (a press by another pointer meanwhile is ignored)."""
+    page, errors = open_page(browser, server_url)
+    centre = page.evaluate(
+        """() => {
+          const pad = document.querySelector('#pad');
+          const r = pad.getBoundingClientRect();
+          const send = (type, fx, fy) => pad.dispatchEvent(new PointerEvent(type, {
+            pointerId: 1, pointerType: 'mouse', isPrimary: true, buttons: 1,
+            button: type === 'pointermove' ? -1 : 0, bubbles: true, cancelable: true,
+            clientX: r.left + fx * r.width, clientY: r.top + fy * r.height}));
+          send('pointerdown', 0.2, 0.2);
+          send('pointermove', 0.2, 0.8);  // its pointerup never comes
+          send('pointerdown', 0.8, 0.2);
+          send('pointermove', 0.8, 0.8);
+          send('pointerup', 0.8, 0.8);
+          const g = pad.getContext('2d');
+          const at = (fx, fy) => g.getImageData(fx * pad.width, fy * pad.height, 1, 1)
+            .data[0];
+          return [at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)];
+        }"""
+    )
+    assert centre == [255, 0, 255]  # two strokes, nothing between them
+    page.wait_for_function(PREDICTED)
     assert errors == []
     page.close()

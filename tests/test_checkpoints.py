@@ -453,3 +453,33 @@ def test_backup_and_restore_takes_keras_names(tmp_path):
         nn.BackupAndRestore(tmp_path, backup_dir=tmp_path)
     with pytest.raises(NnscratchError, match="expected a directory"):
         nn.BackupAndRestore()
+
+
+def test_a_fit_given_no_seed_reads_the_checkpoint_it_continues_once(
+    tmp_path, monkeypatch
+):
+    # the seed, then the training state: the same file was read twice
+    x, y = data()
+
+    def unseeded_fit(backup):
+        model().fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[backup])
+
+    with pytest.raises(nn.TrainingInterrupted):
+        unseeded_fit(nn.BackupAndRestore(tmp_path, interrupt=stop_after(2)))
+    reads = []
+    monkeypatch.setattr(
+        "nnscratch.nn.checkpoints.read_checkpoint",
+        lambda path: reads.append(path) or read_checkpoint(path),
+    )
+    backup = nn.BackupAndRestore(tmp_path, delete_at_end=False)
+    unseeded_fit(backup)
+    assert reads == [backup.restored_from]
+
+    # what it read is not used once the checkpoints have changed: a fit that
+    # failed before training left it, and the checkpoints were removed since
+    backup = nn.BackupAndRestore(tmp_path)
+    assert backup.resumed_seed() is not None
+    for path in checkpoint_paths(tmp_path):
+        path.unlink()
+    unseeded_fit(backup)
+    assert backup.restored_from is None

@@ -503,3 +503,72 @@ def test_train_warns_of_fashion_mnist_files_in_an_mnist_folder(
     )  # fmt: skip
     warning = f"warning: {folder} holds fashion-mnist's test set, not mnist's\n"
     assert capsys.readouterr().err == warning
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--lr", "-1"], "--lr: expected a number > 0, got -1.0"),
+        (["train", "--epochs", "0"], "--epochs: expected an int >= 1, got 0"),
+        (["train", "--preset", "cnn", "--hidden", "64"], "--hidden does not apply"),
+        (["sweep", "--out", "s", "--trials", "1", "--lr", "-1"], "--lr: expected"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_as_click_s_own(
+    args, message, tmp_path, monkeypatch, capsys
+):
+    """Exit code 2, as click gives `--lr abc` or `--limit 0`; 1 is for failures of
+    the work itself (a missing file, a full disk)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--lr", "abc"]) == 2  # click's own check
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: nnscratch ") and message in err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # refused before writing anything
+
+
+def test_a_character_the_output_cannot_encode_is_escaped(tmp_path, monkeypatch):
+    """stdout redirected to a file on Windows (cp1252 there), or PYTHONIOENCODING set
+    so: a name it cannot encode is printed as an escape, as Python prints it on
+    stderr, not a UnicodeEncodeError traceback once the work is done."""
+    import io
+
+    names = ["null", "eins", "zwei", "drei", "vier", "fünf", "五"]
+    model = Sequential([Flatten(), Dense(7)], (2, 2), class_names=names)
+    model.save(tmp_path / "m.npz")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert cli.main(["info", str(tmp_path / "m.npz")]) == 0
+    stdout.flush()
+    text = stdout.buffer.getvalue().decode("cp1252")
+    assert "Classes: null, eins, zwei, drei, vier, fünf, \\u4e94\n" in text
+
+
+def test_every_free_text_option_names_what_it_takes():
+    """`--hidden SIZES`, `--mirror URL`, as pip writes `--index-url <url>`; not
+    click's bare TEXT, which says nothing of the value to give."""
+    import click
+
+    vague = []
+    for name, command in cli.cli.commands.items():
+        context = command.make_context(name, [], resilient_parsing=True)
+        for option in command.params:
+            free_text = isinstance(option, click.Option) and not option.is_flag
+            if free_text and option.make_metavar(context) == "TEXT":
+                vague.append(f"{name} {option.opts[0]}")
+    assert vague == []
+
+
+def test_the_resume_command_suggested_can_be_pasted_with_a_space_in_the_path(
+    tmp_path, data_dir, capsys
+):
+    """`--out "my run"` stopped: the suggested `nnscratch train --resume 'my run'`
+    is quoted for the shell, not `--resume my run` (two arguments)."""
+    out = tmp_path / "my run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-000001.npz").write_bytes(b"")
+    args = ["train", "--data-dir", str(data_dir), "--hidden", "8", "--out", str(out)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"nnscratch train --resume '{out}'," in err

@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from gradcheck import check_layer_grads, numerical_grad
+from gradcheck import ATOL, RTOL, check_layer_grads, numerical_grad
 from numpy.testing import assert_allclose
 
 from nnscratch.errors import NnscratchError
@@ -154,7 +154,7 @@ def test_the_reference_backward_matches_central_differences():
 
     dx, dW, db = conv2d_reference_backward(x, W, dy, stride, padding)
     for analytic, a in ((dx, x), (dW, W), (db, b)):
-        assert_allclose(analytic, numerical_grad(f, a), rtol=1e-5, atol=1e-8)
+        assert_allclose(analytic, numerical_grad(f, a), rtol=RTOL, atol=ATOL)
 
 
 def test_conv2d_float32_matches_the_reference():

@@ -513,6 +513,24 @@ def test_load_dataset_downloads_into_the_cache(tmp_path, payloads, server, monke
     assert find_dataset("mnist") == tmp_path / "cache" / "mnist"
 
 
+def test_a_download_in_a_log_says_what_it_fetches(
+    tmp_path, payloads, server, monkeypatch, capsys
+):
+    """stderr not a terminal (CI, a log file): no progress bar, but a line per file
+    fetched, as Keras' get_file says "Downloading data from URL", so a slow mirror
+    does not look like a hang; the result stays alone on stdout."""
+    mnist_on_the_local_mirror(payloads, server, monkeypatch)
+    base, _ = server
+    assert cli.main(["download"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"downloading {base}/good/{name}" for name in FILE_NAMES
+    ]
+    assert captured.out == f"mnist: files in {tmp_path / 'cache' / 'mnist'}\n"
+    assert cli.main(["download"]) == 0  # all there: nothing fetched, nothing said
+    assert capsys.readouterr().err == ""
+
+
 def test_load_test_set_downloads_only_the_two_test_files(
     tmp_path, payloads, server, monkeypatch
 ):

@@ -171,3 +171,16 @@ def test_a_failing_tutorial_cell_is_one_line_naming_the_cell(tmp_path, monkeypat
         "tutorial.ipynb: cell divide failed: ZeroDivisionError: division by zero"
     ]
     assert not (tmp_path / "html" / build.TUTORIAL_PAGE).exists()
+
+
+def test_a_formula_broken_across_lines_is_reported(tmp_path, monkeypatch):
+    """Inline math must open and close on one line: a $ left unpaired there pairs with
+    the next formula's, and the text between is rendered as math, the math as text."""
+    page = tmp_path / "how-it-works.md"
+    page.write_text("Then $x_i +\ny_i$ for every $i$.\n")
+    monkeypatch.setattr(build, "HOW_IT_WORKS", page)
+    problems = build.render_how_it_works(tmp_path, "nnscratch.html")
+    assert problems == [
+        "how-it-works.md: a formula not closed on its line: Then $x_i +",
+        "how-it-works.md: a formula not closed on its line: y_i$ for every $i$.",
+    ]

@@ -19,7 +19,7 @@ from custom_parts import (
     UnregisteredHuber,
     UnregisteredScale,
 )
-from gradcheck import check_layer_grads, check_model_grads, numerical_grad
+from gradcheck import ATOL, RTOL, check_layer_grads, check_model_grads, numerical_grad
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nnscratch import Adam, Dense, ModelFileError, ReLU, Sequential, load_model
@@ -94,7 +94,7 @@ def test_huber_gradient_with_sample_weights_on_both_sides_of_delta():
 
     f()
     analytic = loss.backward().copy()
-    assert_allclose(analytic, numerical_grad(f, outputs), rtol=1e-5, atol=1e-8)
+    assert_allclose(analytic, numerical_grad(f, outputs), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize(

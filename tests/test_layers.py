@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from gradcheck import check_layer_grads, numerical_grad
+from gradcheck import ATOL, RTOL, check_layer_grads, numerical_grad
 from numpy.testing import assert_allclose
 
 from nnscratch import (
@@ -43,7 +43,7 @@ def test_dense_l1_l2_penalty_gradient():
 
     layer.forward(x)
     layer.backward(dy)
-    assert_allclose(layer.grads["W"], numerical_grad(f, layer.params["W"]), rtol=1e-5)
+    assert_allclose(layer.grads["W"], numerical_grad(f, layer.params["W"]), rtol=RTOL)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_dropout_gradients_match_central_differences():
     dx = layer.backward(dy).copy()
     assert 0 < np.count_nonzero(dx) < dx.size  # some units dropped, some kept
     assert_allclose(
-        dx, numerical_grad(lambda: np.sum(forward() * dy), x), rtol=1e-5, atol=1e-8
+        dx, numerical_grad(lambda: np.sum(forward() * dy), x), rtol=RTOL, atol=ATOL
     )
 
 

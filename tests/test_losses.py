@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from gradcheck import numerical_grad, on_numpy_twins
+from gradcheck import ATOL, RTOL, numerical_grad, on_numpy_twins
 from numpy.testing import assert_allclose
 
 from nnscratch import (
@@ -30,7 +30,7 @@ def test_cross_entropy_gradient_is_probs_minus_one_hot_over_n():
 
     f()
     analytic = loss.backward().copy()
-    assert_allclose(analytic, numerical_grad(f, logits), rtol=1e-5, atol=1e-8)
+    assert_allclose(analytic, numerical_grad(f, logits), rtol=RTOL, atol=ATOL)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     probs[np.arange(4), labels] -= 1
     assert_allclose(analytic, probs / 4)
@@ -79,7 +79,7 @@ def test_mse_value_and_gradient():
         return loss.forward(outputs, targets)
 
     f()
-    assert_allclose(loss.backward(), numerical_grad(f, outputs), rtol=1e-5, atol=1e-8)
+    assert_allclose(loss.backward(), numerical_grad(f, outputs), rtol=RTOL, atol=ATOL)
 
 
 def test_mse_takes_integer_labels_as_one_hot():
@@ -190,7 +190,7 @@ def test_loss_gradients_match_central_differences(loss, kind, weighted):
 
     f()
     analytic = loss.backward().copy()
-    assert_allclose(analytic, numerical_grad(f, outputs), rtol=1e-5, atol=1e-8)
+    assert_allclose(analytic, numerical_grad(f, outputs), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
@@ -206,4 +206,24 @@ def test_binary_cross_entropy_gradient_for_one_output_and_targets_n(weighted):
 
     f()
     analytic = loss.backward().copy()
-    assert_allclose(analytic, numerical_grad(f, logits), rtol=1e-5, atol=1e-8)
+    assert_allclose(analytic, numerical_grad(f, logits), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "loss, outputs, targets",
+    [
+        (SoftmaxCrossEntropy(), np.empty((0, 10)), np.empty(0, int)),
+        (SoftmaxCrossEntropy(label_smoothing=0.1), np.empty((0, 10)), np.empty(0, int)),
+        (BinaryCrossEntropy(), np.empty((0, 1)), np.empty(0)),
+        (MeanSquaredError(), np.empty((0, 3)), np.empty((0, 3))),
+        (MeanAbsoluteError(), np.empty((0, 3)), np.empty((0, 3))),
+    ],
+)
+def test_a_loss_used_alone_refuses_an_empty_batch_in_one_line(loss, outputs, targets):
+    # was ZeroDivisionError, "cannot reshape array of size 0" or NaN with a warning
+    name = type(loss).__name__
+    with pytest.raises(
+        NnscratchError,
+        match=rf"^{name}: .* at least one example, got shape \(0, \d+\)$",
+    ):
+        loss.forward(outputs, targets)

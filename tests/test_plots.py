@@ -64,6 +64,44 @@ def test_learning_curves_mark_whole_epochs_only(epochs):
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
+@pytest.mark.parametrize(
+    "accuracy, labels",
+    [
+        ([0.628, 0.773], {"64%", "70%", "76%"}),  # was 64.0%, 70.0%, 76.0%
+        ([0.35, 0.79], {"40%", "50%", "70%"}),
+        ([0.9, 0.95, 0.998], {"90%", "92%", "100%"}),
+        ([0.981, 0.989], {"98.2%", "98.4%", "98.8%"}),  # was 98.20%, 98.40%
+    ],
+)
+def test_accuracy_ticks_have_the_decimals_their_spacing_needs(accuracy, labels):
+    fig = curves.learning_curves({"loss": [1.0] * len(accuracy), "accuracy": accuracy})
+    fig.draw_without_rendering()
+    ax = fig.axes[1]
+    bottom, top = ax.get_ylim()
+    shown = {
+        label.get_text()
+        for label in ax.get_yticklabels()
+        if bottom <= label.get_position()[1] <= top
+    }
+    assert labels <= shown, shown
+
+
+@pytest.mark.parametrize("steps", [3, 22, 44, 300])
+def test_per_batch_moving_average_averages_or_is_left_out(steps):
+    # a run of --limit 3000 takes 22 steps an epoch: the "moving average" was the raw
+    # losses again (a window of 1), drawn over the "each batch" line and hiding it
+    losses = np.random.default_rng(0).uniform(0.5, 2.0, steps)
+    ax = curves.learning_curves({"loss": [1.0], "accuracy": [0.5]}, losses).axes[2]
+    lines = {line.get_label(): line for line in ax.lines}
+    assert len(lines["each batch"].get_xdata()) == steps
+    assert set(lines) == {"each batch"} | ({"moving average"} if steps >= 10 else set())
+    if "moving average" in lines:
+        means = lines["moving average"].get_ydata()
+        assert len(means) < steps and np.std(means) < 0.8 * np.std(losses)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == list(lines)
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_confusion_matrix_plot(tmp_path, normalize):
     _, labels, probs = _data()

@@ -16,6 +16,7 @@ from nnscratch.cli import main
 from nnscratch.data import catalog
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
+from nnscratch.reporting.metrics import per_class_rows
 from nnscratch.reporting.page import write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
@@ -105,6 +106,41 @@ def test_the_test_metrics_read_as_evaluate_prints_them(tmp_path):
     assert '<th>test_accuracy</th><td class="num">40.85%</td>' in page  # as its card
     assert '<th>test_examples</th><td class="num">10,000</td>' in page
     assert '<th>train_seconds</th><td class="num">5.74</td>' in page
+
+
+def test_each_picture_has_a_text_alternative_with_its_numbers(tmp_path):
+    # the alt text was the caption printed under the picture: a screen reader read
+    # the same sentence twice and none of what the picture shows
+    for name in FIGURE_FILES:
+        (tmp_path / name).write_bytes(b"not read")
+    history = {"loss": [1.6538, 0.9591, 0.7613], "accuracy": [0.417, 0.6633, 0.7133]}
+    history["val_accuracy"] = [0.6167, 0.7033, 0.7333]
+    cm = [[80, 5, 15], [2, 90, 8], [30, 1, 69]]
+    names = ["T-shirt/top", "Trouser", "Pullover"]
+    metrics = {"confusion_matrix": cm, "per_class": per_class_rows(cm, names)}
+    write_report(tmp_path / "page.html", tmp_path, {}, metrics, history)
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    figures = re.findall(r'alt="([^"]*)"><figcaption>([^<]*)</figcaption>', page)
+    assert len(figures) == len(FIGURE_FILES)
+    assert all(alt and alt != caption for alt, caption in figures)
+    alts = dict(zip(FIGURE_FILES, (alt for alt, _ in figures)))
+    curves = alts["learning_curves.png"]
+    assert "training loss 1.6538 at epoch 1, 0.7613 at epoch 3" in curves
+    assert "validation accuracy 61.67% at epoch 1, 73.33% at epoch 3" in curves
+    assert "validation loss" not in curves  # not recorded
+    # the largest confusions first, each with its count
+    assert (
+        "Pullover taken for T-shirt/top 30 times, T-shirt/top for Pullover 15"
+        in (alts["confusion_matrix.png"])
+    )
+    assert (
+        "from 69.0% (Pullover) to 90.0% (Trouser)"
+        in (alts["confusion_matrix_normalized.png"])
+    )
+    assert (
+        "precision from 71.4% (T-shirt/top) to 93.8% (Trouser)"
+        in (alts["per_class.png"])
+    )
 
 
 @pytest.mark.parametrize("cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]]])

@@ -17,6 +17,7 @@ from nnscratch import (
     Dense,
     Dropout,
     Flatten,
+    ModelCheckpoint,
     ModelFileError,
     NnscratchError,
     ReLU,
@@ -67,6 +68,25 @@ def test_loaded_model_keeps_training(tmp_path):
     before = loaded.flat_params.copy()
     loaded.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert not np.allclose(before, loaded.flat_params)
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.keras", "m", "m.weights.h5"])
+def test_a_name_not_ending_in_npz_is_refused_and_nothing_written(tmp_path, name):
+    # model.save("m.h5") wrote an .npz named m.h5, which Keras then failed to read
+    model, stem = small_model(), name.removesuffix(".h5").removesuffix(".keras")
+    for save in (model.save, model.save_weights):
+        with pytest.raises(
+            NnscratchError, match=rf"\.npz format.*name the file {stem}\.npz$"
+        ):
+            save(tmp_path / name)
+    with pytest.raises(NnscratchError, match=r"^ModelCheckpoint: .*\.npz format"):
+        ModelCheckpoint(tmp_path / name)  # said at once, not after an epoch
+    assert list(tmp_path.iterdir()) == []
+    model.save(tmp_path / "m.NPZ")  # any case of .npz
+    assert (
+        load_model(tmp_path / "m.NPZ").get_weights().keys()
+        == model.get_weights().keys()
+    )
 
 
 @pytest.mark.parametrize(
@@ -566,3 +586,22 @@ def test_load_weights_refuses_other_layers_and_leaves_the_model_as_it_was(tmp_pa
         assert_array_equal(model.get_weights()[name], array, err_msg=name)
     with pytest.raises(NnscratchError, match="load_weights: the model is not built"):
         Sequential([Dense(3)]).load_weights(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("m.h5", b"\x89HDF\r\n\x1a\n" + bytes(100)),  # HDF5's signature
+        ("m.keras", zip_bytes({"config.json": b"{}", "model.weights.h5": b""})),
+    ],
+)
+def test_a_keras_file_is_named_as_one_when_loaded(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    suffix = path.suffix
+    for load in (load_model, small_model().load_weights):
+        with pytest.raises(ModelFileError, match=rf"^{path}: .*; nnscratch reads the "
+                           rf"\.npz files it saves, not Keras' \{suffix} files$"):  # fmt: skip
+            load(path)
+    with pytest.raises(ModelFileError, match=r"no such model file$"):
+        load_model(tmp_path / "missing.h5")

@@ -1,6 +1,7 @@
 """The drawing page's web app: predictions from every input form, and 4xx for bad input."""
 
 import base64
+import contextlib
 import io
 import json
 import selectors
@@ -97,6 +98,16 @@ def test_page_and_static_files(client):
     assert page.status_code == 200 and "<canvas" in page.text
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])
+def test_the_page_is_checked_for_changes_on_every_load(client, path):
+    # without Cache-Control, a browser may keep a file it has for days (a tenth of its
+    # age): after an upgrade, it ran the old app.js against the new page and API
+    first = client.get(path)
+    assert first.headers["cache-control"] == "no-cache"
+    again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304  # unchanged: nothing sent again
 
 
 def test_raw_png(client):
@@ -281,6 +292,14 @@ def test_unknown_routes_answer_json(client):
     assert client.get("/nope").status_code == 404
     response = client.get("/api/predict")
     assert response.status_code == 405 and "error" in response.json()
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+def test_a_wrong_method_is_told_which_one_to_use(client, method):
+    # RFC 9110: a 405 must say in Allow which methods the resource takes
+    response = client.request(method, "/api/predict")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 def test_model_that_cannot_take_a_digit_is_refused():
@@ -557,19 +576,30 @@ def test_serve_a_model_with_one_output_is_one_error_line_naming_it(tmp_path, cap
     assert err.startswith(f"error: {path} gives one output per image")
 
 
-def test_serve_on_port_0_prints_the_port_it_got(model_file):
+@contextlib.contextmanager
+def serving(model_file, *options):
+    """`nnscratch serve MODEL --port 0 OPTIONS` running; yields the first line it
+    printed."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0"],
+        [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0",
+         *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
-    )
+    )  # fmt: skip
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(server.stdout, selectors.EVENT_READ)
             assert selector.select(timeout=60), "serve printed nothing in 60 s"
-        line = server.stdout.readline()
+        yield server.stdout.readline()
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_serve_on_port_0_prints_the_port_it_got(model_file):
+    with serving(model_file) as line:
         assert line.startswith("Drawing page at http://127.0.0.1:"), line
         url = line.split()[3]
         port = int(url.rsplit(":", 1)[1].strip("/"))
@@ -588,9 +618,36 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         assert refused.value.code == 400
         # the security headers, once, on the server's answers as on the app's
         assert refused.value.headers.get_all("x-frame-options") == ["DENY"]
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+
+
+def test_behind_a_reverse_proxy_the_page_works_under_the_allowed_name(model_file):
+    """nginx with `proxy_set_header Host $host` passes on the public name as Host,
+    and the page there posts with that Origin: both were refused (400, or 403 with
+    nginx's default Host, the server's own address)."""
+    with serving(model_file, "--allowed-host", "digits.example") as line:
+        url = line.split()[3]
+        public = {"Host": "digits.example", "Origin": "https://digits.example"}
+        drawing = urllib.request.Request(
+            url + "api/predict", data=png(), method="POST",
+            headers={**public, "Content-Type": "image/png"},
+        )  # fmt: skip
+        with urllib.request.urlopen(drawing, timeout=30) as response:
+            assert "digit" in json.load(response)
+        for host in ("localhost", "evil.example"):  # its own names stay; no other
+            asked = urllib.request.Request(url + "health", headers={"Host": host})
+            if host == "localhost":
+                urllib.request.urlopen(asked, timeout=30).close()
+                continue
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(asked, timeout=30)
+            assert refused.value.code == 400
+
+
+def test_an_allowed_host_must_be_a_name_not_a_url(model_file, capsys):
+    assert cli.main(["serve", str(model_file), "--allowed-host", "http://x.org"]) == 2
+    assert "expected a host name like digits.example.com, got 'http://x.org'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_post_from_another_site_is_refused(client):

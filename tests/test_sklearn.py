@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from nnscratch import Conv2D, Sequential, export_onnx, load_model
+from nnscratch import SGD, Conv2D, Sequential, export_onnx, load_model
 from nnscratch.sklearn import (
     NeuralNetClassifier,
     NeuralNetRegressor,
@@ -168,6 +168,28 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
     assert net.n_iter_ < 300
 
 
+def test_early_stopping_holds_out_each_class_in_its_share(monkeypatch):
+    """As scikit-learn's MLPClassifier: the validation_fraction early stopping
+    watches is stratified (a random one held out 1 of the 3 rare examples, or 0,
+    or all: then the rare class was never learnt, or never checked)."""
+    held = []
+    fit = Sequential.fit
+
+    def recorded(self, x, y, *args, validation_data=None, **kwargs):
+        held.append((len(y), np.bincount(validation_data[1], minlength=3)))
+        return fit(self, x, y, *args, validation_data=validation_data, **kwargs)
+
+    monkeypatch.setattr(Sequential, "fit", recorded)
+    x = np.random.default_rng(0).normal(size=(120, 4))
+    y = np.repeat(["common", "rare", "usual"], [60, 10, 50])
+    weights = np.ones(120)
+    for seed in range(5):
+        net = NeuralNetClassifier((4,), epochs=2, early_stopping=True,
+                                  validation_fraction=0.2, random_state=seed)  # fmt: skip
+        net.fit(x, y, sample_weight=weights if seed else None)
+    assert all(n == 96 and list(counts) == [12, 2, 10] for n, counts in held)
+
+
 def test_regressor_fits_several_targets():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (400, 2))
@@ -220,3 +242,16 @@ def test_the_float64_network_exports_to_onnx_as_predict_proba(digits, tmp_path):
     for n in (1, 37):  # any batch size
         (probs,) = session.run(["probs"], {"images": x_test[:n].astype(np.float32)})
         np.testing.assert_allclose(probs, net.predict_proba(x_test[:n]), atol=1e-6)
+
+
+def test_a_float64_regressor_trains_on_float64_targets():
+    # y was rounded to float32 for the float64 network: the loss it reported was
+    # not that of its own predictions (off by ~4e-9 here)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 4)), 0.1 + rng.standard_normal(6)
+    net = NeuralNetRegressor(
+        hidden=(5,), optimizer=SGD(lr=1e-300), epochs=1, batch_size=6, random_state=0
+    ).fit(X, y)  # one step on the whole batch, whose loss is before the update
+    assert net.loss_curve_[0] == pytest.approx(
+        np.mean((net.predict(X) - y) ** 2), rel=1e-12
+    )

@@ -251,33 +251,6 @@ def test_killed_sweep_runs_only_what_is_missing(tmp_path, data_dir):
     assert len(trainers(folder)) == 2
 
 
-def test_ctrl_c_stops_the_sweep_with_its_one_line(tmp_path, data_dir):
-    """Ctrl-C at a terminal signals the whole process group: the local workers
-    took it as their own and printed Dask's tracebacks under the sweep's line. A
-    sweep beside another Dask cluster (holding port 8787) printed a UserWarning."""
-    import socket
-
-    out, log = tmp_path / "sweep", tmp_path / "processes.log"
-    held = socket.socket()
-    try:
-        held.bind(("127.0.0.1", 8787))  # taken, as by another cluster's dashboard
-        held.listen()
-    except OSError:
-        pass  # taken already
-    sweep = _start([*SWEEP, "--out", str(out), "--workers", "2"], log)
-    try:
-        _wait_for(lambda: _mid_trial(out), 120, "a trial mid-way")
-        os.killpg(sweep.pid, signal.SIGINT)  # as Ctrl-C does
-        assert sweep.wait(60) == 130
-    finally:
-        _stop(sweep)
-        held.close()
-    lines = log.read_text().splitlines()
-    assert lines[-1].startswith("sweep interrupted: trials "), lines
-    assert lines[-1].endswith("running trials resume from their checkpoints)")
-    assert all(line.startswith("trials ") for line in lines[:-1]), lines
-
-
 TRIAL_STARTED, SCHEDULER_LOST = threading.Event(), threading.Event()
 
 
@@ -731,3 +704,47 @@ def test_a_relative_sqlite_storage_is_the_file_of_the_sweep_s_folder(
     assert row["state"] == "complete", row["error"]
     assert (tmp_path / "here" / "study.db").is_file()
     assert not (tmp_path / "study.db").exists()
+
+
+def test_a_local_cluster_prints_nothing_of_its_own(recwarn):
+    """Ctrl-C in a terminal signals the sweep's worker processes too: they ignore it
+    (the sweep stops them), instead of each printing KeyboardInterrupt tracebacks.
+    And their HTTP server (no dashboard: none is shown) takes a free port: a second
+    sweep on the machine, or a notebook's cluster, on Dask's 8787 does not put a
+    four-line 'Port 8787 is already in use' warning in the sweep's log."""
+    import socket
+
+    from nnscratch.runs.sweeps import cluster
+
+    with socket.socket() as other:
+        try:
+            other.bind(("127.0.0.1", 8787))
+            other.listen()
+        except OSError:
+            pass  # taken already: the same case
+        with cluster.dask_client(workers=1) as client:
+            handlers = client.run(lambda: repr(signal.getsignal(signal.SIGINT)))
+    assert list(handlers.values()) == [repr(signal.SIG_IGN)]
+    assert [str(w.message) for w in recwarn if "in use" in str(w.message)] == []
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, nnscratch.NnscratchError])
+def test_a_best_run_not_copied_whole_leaves_no_staging_folder(
+    tmp_path, monkeypatch, failure
+):
+    """Ctrl-C while best/ is made (its report is drawn), or its test set missing:
+    DIR holds what it held before, no hidden half-made copy."""
+    from nnscratch.runs.sweeps import results
+
+    source = trial_dir(tmp_path, 3)
+    source.mkdir(parents=True)
+    for name in ("config.json", "model.npz", results.TRIAL_FILE):
+        (source / name).write_text("{}")
+
+    def failing_report(run_dir, data_dir):
+        raise failure("stopped")
+
+    monkeypatch.setattr(results, "rebuild_report", failing_report)
+    with pytest.raises(failure):
+        results.copy_best(tmp_path, 3, None)
+    assert [p.name for p in tmp_path.iterdir()] == ["trials"]

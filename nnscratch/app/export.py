@@ -149,7 +149,7 @@ class _Graph:
         (its own forward, or transform), so it is refused, not exported as its base
         (exact types, as the network's fusion checks them)."""
         p, out = layer.params, f"{i}.{type(layer).__name__}"
-        if getattr(layer, "activation", None) is not None:  # set after the build
+        if getattr(layer, "own_activation", None) is not None:  # set after the build
             raise NnscratchError(
                 f"export: layer {i} ({type(layer).__name__}) holds an activation; "
                 "give it as a layer of its own (a Sequential built again does that)"

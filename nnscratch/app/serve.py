@@ -1,11 +1,12 @@
 """`nnscratch serve MODEL`: a web page to draw a digit and watch the network read it.
 
-`create_app(model)` builds a Starlette app: the page (nnscratch/app/static/), `GET
+`create_app(model)` builds a Starlette app: the page (nnscratch/app/static/, served by
+`PageFiles`, which has browsers check it for changes on every load), `GET
 /health` and `POST /api/predict`, which takes a PNG (raw body, multipart field "file"
 or a JSON data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28
 input the network saw (with `?number=1`, a picture's whole number: `read_number`) and the hidden activations (of the activation layers with at
 most MAX_CELLS values: conv feature maps are left out). `DigitService` holds the model,
-the limits and the lock; its methods are the route handlers and the steps that read a
+the limits and the lock; its methods are the API's handlers and the steps that read a
 digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
 while it streams (`request_body`) and images are checked for their declared size
 before any pixel is decoded. `security` keeps other sites out. `run_server` serves the
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -61,6 +62,9 @@ MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
 # server decodes for several clients at once in one process
 MAX_PIXELS = 25_000_000
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
+# The page's files are checked on every load (304 if unchanged): without it, a browser
+# may keep a file for a tenth of its age, and run an old app.js after an upgrade
+REVALIDATE = {"cache-control": "no-cache"}
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +89,13 @@ def create_app(
     Raises NnscratchError if the model cannot take a 28x28 image.
     """
     service = DigitService(as_classifier(model), max_bytes, max_pixels, body_timeout)
+    files = PageFiles(directory=STATIC_DIR)
     app = Starlette(
         routes=[
-            Route("/", service.index),
+            Route("/", files.index),
             Route("/health", service.health),
             Route("/api/predict", service.predict, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+            Mount("/static", files, name="static"),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
@@ -131,10 +136,6 @@ class DigitService:
         ]
 
     # ----- routes ---------------------------------------------------------------
-    async def index(self, request: Request) -> FileResponse:
-        """GET /: the drawing page."""
-        return FileResponse(STATIC_DIR / "index.html")
-
     async def health(self, request: Request) -> JSONResponse:
         """GET /health: the model's classes, layers and size, and the limits."""
         return JSONResponse(
@@ -265,6 +266,19 @@ class DigitService:
         return gray if number else images.to_mnist(gray, **self.layout)
 
 
+class PageFiles(StaticFiles):
+    """The page's static files, with REVALIDATE (and 304 when unchanged)."""
+
+    async def index(self, request: Request) -> Response:
+        """GET /: the drawing page."""
+        return await self.get_response("index.html", request.scope)
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(REVALIDATE)
+        return response
+
+
 class LockedPredict:
     """A model whose `predict` holds `lock` (its layers reuse their buffers from call
     to call); its other attributes are the model's."""
@@ -289,14 +303,17 @@ def hidden_layers(model, outputs: list[np.ndarray]) -> list[int]:
     ]
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The app's one error format: `{"error": message}` with this status."""
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Starlette's own errors (404, 405, ...) in the same JSON form."""
-    return error_response(exc.status_code, str(exc.detail))
+    """Starlette's own errors (404, 405, ...) in the same JSON form, with their
+    headers (a 405's Allow: the methods to use instead)."""
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -313,21 +330,24 @@ def run_server(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     on_ready: Callable[[str], None] | None = None,
+    public_names: tuple[str, ...] = (),
 ) -> None:
     """Serve the drawing page for `model` on host:port until stopped (Ctrl+C).
 
     The socket is bound before `on_ready(url)` is called, so a busy port is a
     NnscratchError before any address is given, and port 0 gives the port the system
     picked. Listening on this machine only (the default), the app answers to its own
-    names only: see create_app. What protects the server from clients that hold
-    connections: see `server`.
+    names only (see create_app), and to `public_names`: the names a reverse proxy in
+    front of it passes on as the Host. Listening on another address, it answers to
+    any name, or to `public_names` only, if given. What protects
+    the server from clients that hold connections: see `server`.
     """
-    local = host in LOOPBACK_HOSTS
+    names = [*(LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else ()), *public_names]
     app = create_app(
         model,
         max_bytes=max_bytes,
         max_pixels=max_pixels,
-        allowed_hosts=list(LOOPBACK_HOSTS) if local else None,
+        allowed_hosts=names or None,  # None: any name
         security_headers=False,  # serve_app's server adds them to every response
     )
     with listening_socket(host, port) as sock:

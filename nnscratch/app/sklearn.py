@@ -12,24 +12,22 @@ Public path: `nnscratch.sklearn`; needs the extra: `pip install 'nnscratch[sklea
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar
 
 import numpy as np
 
-from ..errors import NnscratchError, check_float, check_int
 from ..nn.callbacks import EarlyStopping
-from ..nn.conv import Conv2D
-from ..nn.dense import Dense
-from ..nn.dropout import Dropout
 from ..nn.model import Sequential
-from ..nn.optimizers import Optimizer
-from ..nn.pooling import MaxPool2D
-from ..nn.registry import ACTIVATIONS, OPTIMIZERS
-from ..nn.reshape import Flatten, Reshape
+from .sklearn_network import NetworkSettings
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import (
+        BaseEstimator,
+        ClassifierMixin,
+        RegressorMixin,
+        is_classifier,
+    )
+    from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import (
@@ -60,7 +58,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     return dict(EXPECTED_FAILED_CHECKS)
 
 
-class _NeuralNet(BaseEstimator):
+class _NeuralNet(NetworkSettings, BaseEstimator):
     """What both estimators share: the settings, the network they describe, training.
 
     Settings (stored as given; checked by `fit`):
@@ -72,7 +70,8 @@ class _NeuralNet(BaseEstimator):
     - `optimizer`: a name ("adam", "adamw", "sgd", "rmsprop") used with `lr`, or an
       nnscratch Optimizer (copied at each `fit`; `lr` is then its own);
     - `batch_size`, `epochs`, `l2` (penalty on every weight matrix, Keras' l2);
-    - `early_stopping`: hold out `validation_fraction` of the examples and stop when
+    - `early_stopping`: hold out `validation_fraction` of the examples (stratified by
+      class for the classifier, as scikit-learn's MLP) and stop when
       their loss has not improved for `patience` epochs (keeping the best weights);
       `fit` only: `partial_fit` trains on all of its X (as scikit-learn's MLP);
     - `random_state`: initial weights, shuffling, dropout; `verbose`: 1 prints a line
@@ -129,6 +128,8 @@ class _NeuralNet(BaseEstimator):
         )
         if reset:  # before any fitted attribute is set
             self._check_settings(X.shape[1])
+            self._dtype = X.dtype  # the network computes in X's float type, and so
+            # do a regressor's targets (`_targets`)
         targets = self._targets(y, reset, classes)
         if sample_weight is not None:
             # ValueError, scikit-learn's, for a negative weight (as for a NaN)
@@ -136,7 +137,6 @@ class _NeuralNet(BaseEstimator):
                 sample_weight, X, ensure_non_negative=True
             )
         if reset:
-            self._dtype = X.dtype  # the network computes in X's float type
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(2**31)
             )
@@ -149,13 +149,18 @@ class _NeuralNet(BaseEstimator):
             )
             self.loss_curve_, self.n_iter_ = [], 0
         early = self.early_stopping and not partial
+        X, validation = X.astype(self._dtype, copy=False), None
+        if early:
+            X, targets, sample_weight, validation = self._hold_out(
+                X, targets, sample_weight
+            )
         history = self.model_.fit(
-            X.astype(self._dtype, copy=False),
+            X,
             targets,
             epochs=1 if partial else self.epochs,
             batch_size=self.batch_size,
             optimizer=self._optimizer() if reset else None,
-            validation_split=self.validation_fraction if early else 0.0,
+            validation_data=validation,
             seed=int(self._rng.integers(2**31)),
             callbacks=[EarlyStopping(patience=self.patience)] if early else [],
             verbose=self.verbose,
@@ -165,80 +170,22 @@ class _NeuralNet(BaseEstimator):
         self.n_iter_ += len(history.history["loss"])
         return self
 
-    def _check_settings(self, n_features: int) -> None:
-        """ValueError naming the setting that is wrong (scikit-learn's convention)."""
-        try:
-            hidden = _sizes("hidden", self.hidden)
-            self._hidden = [check_int("hidden size", h) for h in hidden]
-            conv = _sizes("conv", self.conv)
-            self._conv = [check_int("conv channels", c) for c in conv]
-            self._activation = ACTIVATIONS.get_class(self.activation)
-            check_float("dropout", self.dropout, 0, 1, open_high=True)
-            check_float("lr", self.lr, 0, open_low=True)
-            check_int("batch_size", self.batch_size)
-            check_int("epochs", self.epochs)
-            check_float("l2", self.l2, 0)
-            check_float(
-                "validation_fraction", self.validation_fraction, 0, 1,
-                open_low=True, open_high=True,
-            )  # fmt: skip
-            check_int("patience", self.patience, 0)
-            if self.verbose not in (0, 1, 2):  # True and False are 1 and 0
-                raise NnscratchError(
-                    f"verbose: expected 0, 1 or 2, got {self.verbose!r}"
-                )
-            self._image = self._image_shape(n_features)
-            self._optimizer()
-        except NnscratchError as e:
-            raise ValueError(str(e)) from None
-
-    def _image_shape(self, n_features: int) -> tuple | None:
-        if self.image_shape is None:
-            if self._conv:
-                raise NnscratchError("conv layers need an image_shape (C, H, W)")
-            return None
-        sizes = _sizes("image_shape", self.image_shape)
-        shape = tuple(check_int("image_shape", s) for s in sizes)
-        shape = (1, *shape) if len(shape) == 2 else shape
-        if len(shape) != 3 or int(np.prod(shape)) != n_features:
-            raise NnscratchError(
-                f"image_shape: expected (C, H, W) or (H, W) holding the {n_features} "
-                f"features of a row, got {self.image_shape!r}"
-            )
-        return shape
-
-    def _optimizer(self) -> Optimizer:
-        if isinstance(self.optimizer, Optimizer):
-            return copy.deepcopy(self.optimizer)  # its moments belong to one fit
-        return OPTIMIZERS.get_class(self.optimizer)(lr=self.lr)
-
-    def _layers(self, n_outputs: int) -> list:
-        """[Reshape, conv blocks, Flatten], then (Dense, activation, [Dropout]) per
-        hidden size, then Dense to the outputs (logits for a classifier)."""
-        relu_like = self._activation.__name__ in ("ReLU", "LeakyReLU")
-        weights = {
-            "init": "he" if relu_like else "xavier",
-            "l2": float(self.l2),
-            "dtype": self._dtype,
-        }
-        layers = []
-        if self._image is not None:
-            layers.append(Reshape(self._image))
-            _, h, w = self._image
-            for channels in self._conv:
-                layers += [
-                    Conv2D(channels, 3, padding=1, **weights),
-                    self._activation(),
-                ]
-                if h >= 2 and w >= 2:
-                    layers.append(MaxPool2D(2))
-                    h, w = h // 2, w // 2
-            layers.append(Flatten())
-        for width in self._hidden:
-            layers += [Dense(width, **weights), self._activation()]
-            if self.dropout:
-                layers.append(Dropout(self.dropout))
-        return layers + [Dense(n_outputs, **weights)]
+    def _hold_out(self, X, targets, sample_weight):
+        """(X, targets, sample_weight) of the rest, and the validation_data early
+        stopping watches: `validation_fraction` of the examples, drawn from the
+        estimator's generator and, for a classifier, stratified (as scikit-learn's
+        MLP does), so that each class is held out in its share."""
+        weights = [] if sample_weight is None else [sample_weight]
+        parts = train_test_split(
+            X, targets, *weights,
+            test_size=self.validation_fraction,
+            random_state=int(self._rng.integers(2**31)),
+            stratify=targets if is_classifier(self) else None,
+        )  # fmt: skip
+        rest, held = parts[0::2], parts[1::2]  # (train, test) per array given
+        if sample_weight is None:
+            return (*rest, None, tuple(held))
+        return (*rest, tuple(held))
 
     def _class_names(self) -> list[str] | None:
         return None
@@ -256,18 +203,6 @@ class _NeuralNet(BaseEstimator):
                 for start in range(0, max(len(X), 1), PREDICT_BATCH)
             ]
         )
-
-
-def _sizes(name: str, value) -> list:
-    """An int or a sequence of them -> a list (its items checked by the caller)."""
-    if np.isscalar(value):
-        return [value]
-    try:
-        return list(value)
-    except TypeError:  # None, an object: the setting's name, not list()'s message
-        raise NnscratchError(
-            f"{name}: expected an int or a sequence of ints, got {value!r}"
-        ) from None
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
@@ -366,8 +301,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
         return self._train(X, y, sample_weight, reset=first, partial=True)
 
     def _targets(self, y, reset: bool, classes=None) -> np.ndarray:
-        """Float targets (N, outputs)."""
-        y = np.asarray(y, dtype=np.float32)
+        """Float targets (N, outputs), in the network's float type."""
+        y = np.asarray(y, dtype=self._dtype)
         if reset:
             self._one_target = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]

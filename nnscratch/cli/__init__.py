@@ -11,6 +11,9 @@ exit code, never a traceback (`main`).
 
 from __future__ import annotations
 
+import io
+import sys
+
 import click
 
 from ..errors import NnscratchError
@@ -23,6 +26,7 @@ __all__ = ["cli", "main", "sweep"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 on success)."""
+    _escape_what_stdout_cannot_encode()
     try:
         with sigterm_interrupts():  # SIGTERM stops a command as Ctrl-C does
             result = cli.main(args=argv, prog_name="nnscratch", standalone_mode=False)
@@ -47,3 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: not enough memory ({e or 'MemoryError'})", err=True)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A character stdout's encoding lacks (a file name's 五 in a log on Windows,
+    cp1252) is printed as an escape, \\u4e94, as Python does on stderr, instead of
+    ending the command with a UnicodeEncodeError after its work is done."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="backslashreplace")

@@ -12,9 +12,10 @@ from ..errors import NnscratchError
 from ..imaging import images
 from .options import (
     DATASET_CHOICE,
+    checked_settings,
     data_dir_option,
     dataset_option,
-    given_settings,
+    host_name,
     run_options,
 )
 
@@ -36,6 +37,7 @@ def cli() -> None:
 @click.option(
     "--mirror",
     "mirrors",
+    metavar="URL",
     multiple=True,
     help="Base URL to download from instead of the known mirrors (repeatable).",
 )
@@ -74,7 +76,12 @@ def download(dataset: str, cache_dir: Path | None, mirrors: tuple[str, ...]) -> 
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the interrupted run in RUN_DIR, with its recorded settings.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print only the result line (no summary, no per-epoch lines).",
+)
 def train(
     dataset, data_dir, preset, limit, out, overwrite, no_report, checkpoint_every,
     resume_dir, quiet, **options,
@@ -83,7 +90,6 @@ def train(
 
     Ctrl-C or SIGTERM stops it after the current step with a checkpoint; --resume
     continues it exactly."""
-    from ..runs.presets import preset_settings
     from ..runs.training import resume_training, run_training
 
     if resume_dir is not None:
@@ -96,7 +102,7 @@ def train(
                 f"--resume takes the run's settings: drop {given[0]}"
             )
         return resume_training(resume_dir, verbose=0 if quiet else 1)
-    settings = preset_settings(preset, dataset=dataset, **given_settings(options))
+    settings = checked_settings(preset, dataset, options)
     run_training(
         settings,
         data_dir=data_dir,
@@ -230,7 +236,11 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 @cli.command(short_help="Serve a page to draw digits and see a model's answer live.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    "--host",
+    metavar="HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
 )
 @click.option(
     "--port",
@@ -253,7 +263,20 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
     type=click.IntRange(min=1),
     help="Largest image accepted, in pixels (checked before decoding).",
 )
-def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int):
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer to this Host name (repeatable): the public name of a reverse"
+    " proxy in front of the server, passed on as the Host (nginx: proxy_set_header"
+    " Host $host). With --host other than this machine's, only these names.",
+    callback=lambda _, __, names: [host_name(n, "--allowed-host") for n in names],
+)
+def serve(
+    model_path: Path, host: str, port: int, max_bytes: int, max_pixels: int,
+    allowed_hosts: list[str],
+):  # fmt: skip
     """Serve a page to draw digits and see MODEL's prediction live."""
     from ..app.predict import as_classifier
     from ..nn.loading import load_model
@@ -265,4 +288,5 @@ def serve(model_path: Path, host: str, port: int, max_bytes: int, max_pixels: in
         max_bytes=max_bytes,
         max_pixels=max_pixels,
         on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
+        public_names=allowed_hosts,
     )

@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 from ..data.catalog import DATASETS
+from ..errors import NnscratchError
 from ..nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
-from ..runs.presets import PRESETS
+from ..runs.presets import PRESETS, preset_settings
+from ..runs.settings import RunSettings
 
 
 def sizes(value: str | None, option: str) -> list[int] | None:
@@ -23,6 +25,17 @@ def sizes(value: str | None, option: str) -> list[int] | None:
         raise click.BadParameter(
             f"expected sizes like 256,128, got {value!r}", param_hint=option
         )
+
+
+def host_name(value: str, option: str) -> str:
+    """A name the Host header gives ("digits.example.com", "*.example.com"), not a
+    URL or a name with a port: the port is not compared, and a URL never matches."""
+    if not value or any(c in value for c in "/:@ "):
+        raise click.BadParameter(
+            f"expected a host name like digits.example.com, got {value!r}",
+            param_hint=option,
+        )
+    return value
 
 
 def batch_size(value: str) -> int | None:
@@ -83,7 +96,9 @@ RUN_OPTIONS = [
         show_default=True,
         help="A complete set of settings (the README's table).",
     ),
-    setting("--hidden", help="Hidden layer sizes of the MLP, e.g. 256,128."),
+    setting(
+        "--hidden", metavar="SIZES", help="Hidden layer sizes of the MLP, e.g. 256,128."
+    ),
     setting(
         "--activation",
         type=click.Choice(list(ACTIVATIONS.short_names)),
@@ -105,7 +120,7 @@ RUN_OPTIONS = [
     ),
     setting("--warmup", type=FINITE_FLOAT, help="Epochs of learning-rate warm-up."),
     setting("--epochs", type=int, help="Passes over the training images."),
-    setting("--batch-size", help="Examples per step, or 'full'."),
+    setting("--batch-size", metavar="N|full", help="Examples per step, or 'full'."),
     setting("--l2", type=FINITE_FLOAT, help="L2 penalty on the weights."),
     setting(
         "--seed",
@@ -120,6 +135,7 @@ RUN_OPTIONS = [
     ),
     setting(
         "--augment",
+        metavar="SPEC",
         help=(
             "Augment training batches: 'auto' (suited to the dataset), 'default', 'none' "
             "or e.g. 'shift=2,rotation=10,scale=0.1'."
@@ -149,3 +165,13 @@ def given_settings(options: dict) -> dict:
     if "batch_size" in given:  # None ('full') is a value there, not "not given"
         given["batch_size"] = batch_size(given["batch_size"])
     return given
+
+
+def checked_settings(preset: str, dataset: str, options: dict) -> RunSettings:
+    """The run's settings: `preset` with the RUN_OPTIONS given in `options`. A bad
+    value (--lr -1, --epochs 0) is a usage error, exit code 2, as click makes --lr abc
+    or --limit 0; 1 is left for failures of the work itself."""
+    try:
+        return preset_settings(preset, dataset=dataset, **given_settings(options))
+    except NnscratchError as e:
+        raise click.UsageError(str(e)) from None

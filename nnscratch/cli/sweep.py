@@ -8,7 +8,13 @@ import click
 
 from ..runs.sweeps import sweep as run_sweep
 from .commands import cli
-from .options import data_dir_option, dataset_option, given_settings, run_options
+from .options import (
+    checked_settings,
+    data_dir_option,
+    dataset_option,
+    given_settings,
+    run_options,
+)
 
 
 @cli.command(
@@ -55,7 +61,11 @@ from .options import data_dir_option, dataset_option, given_settings, run_option
     help="Optuna storage URL (e.g. postgresql://...). Default: sqlite in --out.",
 )
 @click.option(
-    "--study-name", default="sweep", show_default=True, help="The study's name there."
+    "--study-name",
+    metavar="NAME",
+    default="sweep",
+    show_default=True,
+    help="The study's name there.",
 )
 @click.option(
     "--pruner",
@@ -72,7 +82,9 @@ from .options import data_dir_option, dataset_option, given_settings, run_option
     type=click.IntRange(1),
     help="Also checkpoint each trial every N steps (one is written every epoch).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only the result line (no progress)."
+)
 def sweep(
     out, trials, params, space, workers, scheduler, storage, study_name, pruner,
     dataset, data_dir, preset, limit, checkpoint_every, quiet, **options,
@@ -84,6 +96,7 @@ def sweep(
     best trial's run, with its test accuracy) and OUT/report.html. Rerun the same
     command after an interruption: it runs only what is missing. Exits 1 when no
     trial completed (every one failed: their errors are in trials.csv)."""
+    checked_settings(preset, dataset, options)  # the trials' base, as train's
     result = run_sweep(
         out, trials, params, space=space, workers=workers, scheduler=scheduler,
         storage=storage, study_name=study_name, pruner=pruner, data_dir=data_dir,

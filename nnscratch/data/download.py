@@ -51,7 +51,8 @@ def download_dataset(
     target folder and renamed, so an interrupted download never leaves a file under
     its final name. Files already present are kept if they are the published files
     or valid IDX files, and downloaded again if damaged. Raises `DataError`
-    listing every attempt if a file cannot be had from any mirror.
+    listing every attempt if a file cannot be had from any mirror. `progress`: a bar
+    per file on stderr if it is a terminal, else a line per file fetched (a log).
     """
     info = dataset_info(name)
     root = (
@@ -85,6 +86,8 @@ def download_dataset(
         for mirror in mirrors:
             url = mirror if mirror.endswith("/") else mirror + "/"
             url += file_name
+            if progress and not show:  # a log: a line instead of a bar
+                print(f"downloading {url}", file=sys.stderr, flush=True)
             problem = _fetch(
                 url, target / file_name, checksums[file_name], timeout, show
             )

@@ -17,8 +17,9 @@ from .registry import ACTIVATIONS, LAYERS
 class Activation(Layer):
     """An element-wise activation: y = f(x) for each element, any shape; no params."""
 
-    # True once a Sequential has taken it out of a layer's `activation=`
-    # (`expand_activations`): `Network.pop` then removes the two together
+    # True once a Sequential lists it as a layer of its own after the layer whose
+    # `activation=` it is (`expand_activations`): that layer no longer applies it
+    # itself, and `Network.pop` removes the two together
     moved_out = False
 
 
@@ -28,7 +29,8 @@ class ReLU(Activation):
     """y = max(x, 0), element-wise; any shape."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._y = self.workspace.like("y", x)
+        self._y = self.workspace.like("y", x)  # laid out like x (see `layout`)
+        # element-wise: the kernel walks both flat, in the order they lie in memory
         relu(memory_order(x), memory_order(self._y))
         return self._y
 
@@ -130,23 +132,42 @@ class ActivationAfter:
     """Keras' `activation=` of Dense and Conv2D: an activation applied to the layer's
     output, `self.activation` (a layer, or None). A Sequential lists it as a layer
     of its own, right after this one (`expand_activations`), where it runs fused,
-    saves and exports as any other; a layer used alone applies it itself."""
+    saves and exports as any other; the layer keeps it as `activation` (a second
+    model given the layer lists it too) but from then on leaves it to that layer,
+    also when used alone. A layer never put in a model applies it itself."""
 
     activation = None
 
     def _set_activation(self, activation, who: str) -> None:
         self.activation = get_activation(activation, who)
 
+    @property
+    def own_activation(self) -> Layer | None:
+        """The activation this layer applies itself: `activation`, unless a
+        Sequential lists it as a layer of its own (`moved_out`); else None."""
+        a = self.activation
+        return None if a is None or a.moved_out else a
+
+    def sublayers(self) -> list:
+        # an activation moved out is the model's layer, not one inside this one
+        return [
+            (name, layer)
+            for name, layer in super().sublayers()
+            if layer is not self.activation or not layer.moved_out
+        ]
+
     def _activated(self, y: np.ndarray, training: bool) -> np.ndarray:
-        return y if self.activation is None else self.activation.forward(y, training)
+        a = self.own_activation
+        return y if a is None else a.forward(y, training)
 
     def _activation_backward(self, dy: np.ndarray) -> np.ndarray:
-        return dy if self.activation is None else self.activation.backward(dy)
+        a = self.own_activation
+        return dy if a is None else a.backward(dy)
 
     def _activation_config(self) -> dict:
-        """{"activation": {"class", "config"}} if there is one (a layer used alone;
-        in a Sequential it is a layer of its own), else {}."""
-        a = self.activation
+        """{"activation": {"class", "config"}} if the layer applies one itself (in a
+        Sequential it is a layer of its own, saved as such), else {}."""
+        a = self.own_activation
         if a is None:
             return {}
         return {"activation": {"class": type(a).__name__, "config": a.get_config()}}
@@ -177,15 +198,23 @@ ACTIVATION_NAMES = {
 ACTIVATION_CLASSES = {cls.__name__: cls for cls in ACTIVATION_NAMES.values()}
 
 
-def expand_activations(layers: list) -> list:
-    """`layers` with each `activation=` of a layer (`ActivationAfter`) taken out and
-    put right after it as a layer of its own: Dense(10, activation="relu") becomes
-    Dense(10), ReLU(). The same numbers; the layer keeps no activation."""
+def expand_activations(layers: list, again: bool = False) -> list:
+    """`layers` with the `activation=` of each layer (`ActivationAfter`) listed right
+    after it as a layer of its own (unless it is already): Dense(10,
+    activation="relu") becomes Dense(10), ReLU(). The same numbers; the layer keeps
+    its activation but no longer applies it itself (`moved_out`), so that a layer
+    given to two models is followed by its activation in both. `again` (a model's
+    own list, built before): only activations that no model has listed yet (a
+    layer put in `layers` by hand), not one removed from the list by hand."""
     out = []
-    for layer in layers:
+    for i, layer in enumerate(layers):
         out.append(layer)
-        if isinstance(layer, ActivationAfter) and layer.activation is not None:
-            layer.activation.moved_out = True  # `Network.pop` takes both
-            out.append(layer.activation)
-            layer.activation = None
+        activation = getattr(layer, "activation", None)
+        if not isinstance(layer, ActivationAfter) or activation is None:
+            continue
+        if again and activation.moved_out:
+            continue
+        if i + 1 == len(layers) or layers[i + 1] is not activation:
+            out.append(activation)
+        activation.moved_out = True  # `Network.pop` takes both
     return out

@@ -13,6 +13,7 @@ from ..errors import CheckpointError, NnscratchError, check_int, is_whole_number
 from ..files import make_folder_of
 from .callbacks import Callback, improves, monitor_mode, monitored
 from .checkpoints import checkpoint_paths, load_latest, save_next
+from .saving import check_npz_name
 
 
 class TrainingInterrupted(Exception):
@@ -84,9 +85,10 @@ class BackupAndRestore(Callback):
         self.say = say or (lambda text: print(text, file=sys.stderr))
         self.restored_from: Path | None = None  # the checkpoint fit continued from
         self.last_saved: Path | None = None
+        self._peeked = None  # what `resumed_seed` read, for `on_train_begin`
 
     def on_train_begin(self, logs=None):
-        found = load_latest(self.directory, self.say)
+        found = self._latest()
         if found is None:
             self.save()  # a fit stopped in its first epoch continues from here
         else:
@@ -131,11 +133,29 @@ class BackupAndRestore(Callback):
         """The seed of the fit its newest checkpoint is of; None if there is no
         checkpoint, or it holds no seed (`on_train_begin` reports a damaged one)."""
         found = load_latest(self.directory, self.say)
+        self._peeked = found, self._listing()
         try:
             seed = None if found is None else found[1]["position"]["seed"]
         except (KeyError, TypeError):
             return None
         return None if seed is None else check_int("checkpoint seed", seed, 0)
+
+    def _latest(self) -> tuple[Path, dict] | None:
+        """`load_latest`: what `resumed_seed` read of it for this fit (a fit given
+        no seed asks it first), unless the checkpoints have changed since."""
+        peeked, self._peeked = self._peeked, None
+        if peeked is not None and peeked[1] == self._listing():
+            return peeked[0]
+        return load_latest(self.directory, self.say)
+
+    def _listing(self) -> list:
+        """Each checkpoint's path, size and time of change: a checkpoint written
+        or removed since changes it."""
+        return [
+            (path, stat.st_size, stat.st_mtime_ns)
+            for path in checkpoint_paths(self.directory)
+            for stat in [path.stat()]
+        ]
 
     def _stop_if_asked(self, saved: bool) -> None:
         if self.interrupt is None or not self.interrupt():
@@ -179,6 +199,7 @@ class ModelCheckpoint(Callback):
                 "include_optimizer must be False"
             )
         self.save_weights_only, self.verbose = bool(save_weights_only), bool(verbose)
+        check_npz_name(filepath, "ModelCheckpoint")  # now, not after the first epoch
         self.filepath, self.monitor = str(filepath), monitor
         self.mode = monitor_mode("ModelCheckpoint", monitor, mode)
         self.save_best_only, self.include_optimizer = save_best_only, include_optimizer

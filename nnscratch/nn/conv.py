@@ -167,6 +167,7 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
         n, _, h, w = x.shape
         o, dtype = self.out_channels, np.result_type(x, self.params["W"])
         y = self.workspace.array("y", (o, n, *self._out_hw(h, w)), dtype)
+        # each chunk's product is written into its images' part of y as it is made
         for _ in self._chunks(x, training, lambda chunk: y[:, chunk]):
             pass
         return self._activated(y.transpose(1, 0, 2, 3), training)
@@ -204,6 +205,8 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         o, dy = self.out_channels, self._activation_backward(dy)
+        # (O, N, Ho, Wo) in C order, so each chunk's dy_mat is a view: dy itself if it
+        # came back channel-major, as the next layers pass it (see `layout`)
         dy = channel_major(
             dy, out=self.workspace.array("dy", _swap(dy.shape), dy.dtype)
         )

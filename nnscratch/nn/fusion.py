@@ -158,7 +158,7 @@ class ConvPool(_Fused):
     def fits(first, second) -> bool:
         return (
             type(first) is Conv2D
-            and first.activation is None  # a Sequential has moved it out
+            and first.own_activation is None  # a Sequential has moved it out
             and type(second) is MaxPool2D
             and second.pool_size == second.stride
         )
@@ -274,6 +274,6 @@ def fuse(order: list) -> list:
 def _then_relu(first, second) -> bool:
     return (
         type(first) in FOLLOWED_BY_RELU
-        and getattr(first, "activation", None) is None  # Dense's, moved out
+        and getattr(first, "own_activation", None) is None  # Dense's, moved out
         and type(second) is ReLU
     )

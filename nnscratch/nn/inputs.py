@@ -3,6 +3,8 @@ data. Each error names the argument and says what arrived."""
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -10,6 +12,20 @@ import numpy as np
 from ..errors import NnscratchError, check_float
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
+PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep  # nnscratch/
+
+
+def check_input_shape(input_shape) -> tuple[int, ...]:
+    """An example's shape (no batch axis) as a tuple of positive ints."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise NnscratchError(
+            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
+        ) from None
+    if not shape or min(shape) < 1:
+        raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
+    return shape
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:
@@ -79,9 +95,19 @@ def warn_if_unscaled(x: np.ndarray, name: str) -> bool:
         f"{name}: float values from 0 to {float(x.max()):g} look like unscaled "
         "pixels; divide by 255, or pass the uint8 images (scaled for you)",
         UserWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
     return True
+
+
+def user_stacklevel() -> int:
+    """The `stacklevel` that makes a warning issued by the caller of this function
+    point at the first line outside nnscratch: the user's call, however deep in the
+    package (fit, evaluate, fit's validation data) the warning was raised."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def example_weights(

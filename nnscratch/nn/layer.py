@@ -95,7 +95,8 @@ class Layer(ABC):
 
     @abstractmethod
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The layer's output for a batch; `training` switches dropout and batch norm."""
+        """The layer's output y for a batch x, both batch-first (N, ...);
+        `training` switches dropout and batch norm to their training behaviour."""
 
     @abstractmethod
     def backward(self, dy: np.ndarray) -> np.ndarray | None:

@@ -54,6 +54,17 @@ class Loss(ABC):
             )
         return targets.astype(np.result_type(targets.dtype, np.float32), copy=False)
 
+    def _batch(self, outputs) -> np.ndarray:
+        """`outputs` (N, ...) as an array, refused if it holds no example: the loss
+        is a mean over them (a loss used on its own; the model refuses an empty x)."""
+        outputs = np.asarray(outputs)
+        if outputs.ndim == 0 or len(outputs) == 0:
+            raise NnscratchError(
+                f"{type(self).__name__}: expected outputs (N, ...) of at least one "
+                f"example, got shape {outputs.shape}"
+            )
+        return outputs
+
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """What `predict` returns for these outputs; the outputs themselves here."""
         return outputs
@@ -124,11 +135,12 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax then cross-entropy, fused. Takes LOGITS (N, C), not probabilities.
 
     l_n = logsumexp(z_n) - sum_c t_nc z_nc, stable for any finite logits (the row max
-    is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n. Targets t are class
-    labels (N,), t their one-hot rows (also (N, 1), and whole-number floats, as
-    Keras' sparse cross-entropy takes), or rows of class probabilities (N, C):
-    one-hot or soft, as PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes
-    them with the uniform distribution: t = (1 - e) t + e / C.
+    is subtracted before exp); dl_n/dz_n = softmax(z_n) - t_n when t_n sums to 1
+    (in general softmax(z_n) * sum(t_n) - t_n). Targets: class labels (N,) (or
+    (N, 1), or whole-number floats, as Keras' sparse cross-entropy takes them), t
+    then their one-hot rows; or rows t of class probabilities (N, C), one-hot or
+    soft, as PyTorch's CrossEntropyLoss takes. `label_smoothing` e mixes t with the
+    uniform distribution: t = (1 - e) t + e / C.
     """
 
     classifies = True
@@ -158,6 +170,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, logits, targets, sample_weight=None) -> float:
         """Mean cross-entropy of logits (N, C) against labels (N,) or targets (N, C)."""
+        logits = self._batch(logits)
         targets = self.check_targets(targets, logits.shape)
         n, c = logits.shape
         self._targets, self._w = targets, _weights(sample_weight, logits)
@@ -238,6 +251,7 @@ class BinaryCrossEntropy(Loss):
         return targets
 
     def forward(self, logits, targets, sample_weight=None) -> float:
+        logits = self._batch(logits)
         n = len(logits)
         t = self.check_targets(targets, logits.shape).astype(logits.dtype, copy=False)
         if self.label_smoothing:
@@ -284,6 +298,7 @@ class _Regression(Loss):
         return super().check_targets(targets, outputs_shape, name)
 
     def _difference(self, outputs, targets) -> np.ndarray:
+        outputs = self._batch(outputs)
         targets = self.check_targets(targets, outputs.shape)
         if targets.ndim == 1 and outputs.ndim == 2:  # class labels: one-hot targets
             one_hot = np.zeros_like(outputs)

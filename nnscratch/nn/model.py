@@ -10,11 +10,17 @@ from .activations import Sigmoid, Softmax
 from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
-from .inputs import example_weights, hold_out, validation_parts
+from .inputs import (
+    check_input_shape,
+    example_weights,
+    hold_out,
+    validation_parts,
+)
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network, check_finite, check_input_shape
+from .network import Network, check_finite
 from .optimizers import Adam, Optimizer, get_optimizer
+from .parameters import restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .schedules import checked_schedule
@@ -40,16 +46,18 @@ class Sequential(Network):
     def __init__(
         self, layers=None, input_shape=None, class_names=None, *, seed=None, loss=None
     ):
-        super().__init__(layers, class_names=class_names, seed=seed)
-        self.loss: Loss | None = None if loss is None else get_loss(loss)
-        self.optimizer: Optimizer | None = None  # the last fit's; the next continues
-        self.metrics = None  # the last compile's or fit's metric names or objects
-        self.metadata: dict = {}
-        self.stop_training = False
-        if input_shape is not None and self.layers:
-            self.build(input_shape)
-        elif input_shape is not None:  # built once layers are added (`add`)
-            self.input_shape = check_input_shape(input_shape)
+        given = layers if isinstance(layers, (list, tuple)) else []
+        with restored_if_failed(given):  # activations moved out, weights reseeded
+            super().__init__(layers, class_names=class_names, seed=seed)
+            self.loss: Loss | None = None if loss is None else get_loss(loss)
+            self.optimizer: Optimizer | None = None  # the last fit's, continued
+            self.metrics = None  # the last compile's or fit's metric names or objects
+            self.metadata: dict = {}
+            self.stop_training = False
+            if input_shape is not None and self.layers:
+                self.build(input_shape)
+            elif input_shape is not None:  # built once layers are added (`add`)
+                self.input_shape = check_input_shape(input_shape)
 
     # ----- forward and backward ------------------------------------------------------
     def _check_y(self, y, n: int, name: str = "y") -> np.ndarray:
@@ -180,7 +188,8 @@ class Sequential(Network):
         Every epoch takes its batches in a new random order, straight from x
         (uint8 stays uint8 until a batch is taken); a last batch of one example
         joins the one before (unless batch_size is 1). `sample_weight` (N,) and
-        `class_weight` {class: weight} weigh each example's loss (Keras' semantics).
+        `class_weight` {class: weight} weigh each example's loss (Keras' semantics:
+        class_weight the training examples only, not the validation ones).
         `epochs`: the epoch to end with, starting from `initial_epoch` (0-based; as
         in Keras, `fit(epochs=10, initial_epoch=5)` after a 5-epoch fit trains 5 more,
         numbered 6 to 10, and `lr_schedule` goes on from epoch 5; epochs <=
@@ -208,9 +217,9 @@ class Sequential(Network):
             self.metrics = metrics
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        weights = example_weights(
-            sample_weight, class_weight, y, len(x), self._float_dtype()
-        )
+        # checked now; class_weight weighs the training examples only (as in Keras),
+        # so it is applied after validation_split has held some out
+        sample_weight = example_weights(sample_weight, None, y, len(x), np.float64)
         epochs, batch_size = (
             check_int("epochs", epochs, 0),
             check_int("batch_size", batch_size),
@@ -232,11 +241,14 @@ class Sequential(Network):
         seed = self._fit_seed(seed, callbacks)
         shuffle_rng, augment_rng = seed_layers(seed, self.layers)
         if validation_data is None and validation_split:
-            x, y, weights, validation_data = hold_out(
-                x, y, weights, validation_split, shuffle, shuffle_rng
+            x, y, sample_weight, validation_data = hold_out(
+                x, y, sample_weight, validation_split, shuffle, shuffle_rng
             )
-        elif validation_data is not None:
+        if validation_data is not None:
             validation_data = self._check_validation(validation_data)
+        weights = example_weights(
+            sample_weight, class_weight, y, len(x), self._float_dtype()
+        )
         if len(x) == 0:
             raise NnscratchError("fit: no training examples")
         batches = EpochBatches(
@@ -357,15 +369,16 @@ class Sequential(Network):
     # ----- description and files -----------------------------------------------------------
     def save(self, path, include_optimizer: bool = False) -> None:
         """Write weights and architecture to one .npz, atomically (see `saving`);
-        with `include_optimizer`, the optimiser's state too, so that `fit` on the
+        a name not ending in .npz ("model.h5", "model.keras") is refused. With
+        `include_optimizer`, the optimiser's state too, so that `fit` on the
         loaded model continues where this one stopped."""
         if not self.layers:  # a file that no loader could make a model of
             raise NnscratchError("save: the model has no layers")
         save_model(self, path, include_optimizer)
 
     def save_weights(self, path) -> None:
-        """Write the weights alone (and batch-norm statistics) to one .npz,
-        atomically, as Keras' save_weights; `load_weights` reads them back."""
+        """Write the weights alone (and batch-norm statistics) to one .npz (the
+        name must end in .npz), atomically, as Keras' save_weights; `load_weights` reads them back."""
         self._require_built("save_weights")
         save_weights(self, path)
 

@@ -11,37 +11,32 @@ from .activations import expand_activations
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
-from .inputs import channels_last_hint, check_batch, warn_if_unscaled
+from .inputs import (
+    channels_last_hint,
+    check_batch,
+    check_input_shape,
+    warn_if_unscaled,
+)
 from .kernels import backend
 from .layer import Layer, deferring_weights
 from .parameters import (
     FlatBuffers,
     all_layers,
+    check_distinct,
     get_weights,
     is_trainable,
+    restored_if_failed,
     set_weights,
 )
 from .summary import summary_table
-
-
-def check_input_shape(input_shape) -> tuple[int, ...]:
-    """An example's shape (no batch axis) as a tuple of positive ints."""
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise NnscratchError(
-            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
-        ) from None
-    if not shape or min(shape) < 1:
-        raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
-    return shape
 
 
 class Network:
     """Layers applied one after the other, with their parameters in one buffer.
 
     `seed` draws every layer's initial weights from one seed; `class_names` name the
-    outputs (one per output, two for a single binary output).
+    outputs (one per output, two for a single binary output). A layer object is
+    listed once (it keeps its last input for backward); two models may share it.
     """
 
     def __init__(self, layers=None, class_names=None, seed=None):
@@ -79,12 +74,24 @@ class Network:
         (loading puts a file's arrays in place there)."""
         shape = check_input_shape(input_shape)
         # a layer put in `layers` by hand (not by `add`) may still hold its activation
-        self.layers[:] = expand_activations(self.layers)
+        self.layers[:] = expand_activations(self.layers, again=True)
+        check_distinct(self.layers)
         if not self.layers:
             raise NnscratchError(
                 "Sequential: the model has no layers; add them with model.add(layer)"
             )
         backend()  # a bad NNSCRATCH_KERNELS says so, not that a layer refused x
+        with restored_if_failed(self.layers):
+            output_shape = self._build_layers(shape, on_built)
+        self.input_shape, self.output_shape = shape, output_shape
+        self._built_for = tuple(self.layers)
+        self._check_class_names()
+        if not deferring_weights():  # else the loader binds, once it has the arrays
+            self._bind()
+
+    def _build_layers(self, shape: tuple, on_built) -> tuple:
+        """Build each layer in turn for the output of the one before (see `build`);
+        returns the last one's output shape."""
         x = np.zeros((1, *shape), dtype=np.float32)
         for i, layer in enumerate(self.layers):
             try:
@@ -102,11 +109,7 @@ class Network:
                     f"(N, {', '.join(map(str, x.shape[1:]))}): {e}"
                     + (channels_last_hint(shape) if i == 0 else "")
                 ) from None
-        self.input_shape, self.output_shape = shape, x.shape[1:]
-        self._built_for = tuple(self.layers)
-        self._check_class_names()
-        if not deferring_weights():  # else the loader binds, once it has the arrays
-            self._bind()
+        return x.shape[1:]
 
     def _check_class_names(self) -> None:
         names, outputs = self.class_names, self.output_shape
@@ -145,14 +148,17 @@ class Network:
     def pop(self) -> Layer:
         """Remove and return the last layer (Keras' `pop`); the model builds again
         on next use. A layer added with `activation=` goes with its activation,
-        which it holds again: after `add(Dense(64, activation="relu"))`, `pop`
-        removes both and returns the Dense."""
+        which it still holds: after `add(Dense(64, activation="relu"))`, `pop`
+        removes both and returns the Dense, which brings its activation to the
+        model it is added to next."""
         if not self.layers:
             raise NnscratchError("pop: the model has no layers")
         last = self.layers.pop()
-        if getattr(last, "moved_out", False) and self.layers:
-            activation, last = last, self.layers.pop()
-            activation.moved_out, last.activation = False, activation
+        before = self.layers[-1] if self.layers else None
+        if getattr(last, "moved_out", False) and (
+            getattr(before, "activation", None) is last
+        ):
+            last = self.layers.pop()
         return last
 
     def _rebuild_if_changed(self) -> None:
@@ -298,11 +304,8 @@ class Network:
                 vars(step).pop(name, None)
 
     def _release_scratch(self) -> None:
-        """Drop every layer's workspace arrays (after fit): the backward pass's
-        scratch (gradients of activations, masks, columns) would otherwise stay
-        with a model that is then only used to predict (the `cnn` preset: 146 MB
-        after fitting at batch 128, 50 MB once released). The next call
-        allocates what it uses again."""
+        """Drop every layer's workspace arrays, after fit: a model then used only to
+        predict would keep the backward pass's scratch (`cnn` preset: 146 -> 50 MB)."""
         for _, layer, _ in all_layers(self.layers):
             layer.workspace.clear()
 

@@ -24,6 +24,7 @@ MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
 # the whole file, checked before a byte is read: weights, description and the zip's own
 # headers (a few hundred bytes an array)
 MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_DESCRIPTION_BYTES + 2**24
+KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")  # a model file of Keras', not ours
 READ_CHUNK = 1 << 20  # bytes read from the file at a time
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -132,19 +133,35 @@ class ModelArchive:
 def open_model_archive(path: Path, description_key: str) -> Iterator[ModelArchive]:
     """The model file at `path`, opened and its headers checked (see ModelArchive)."""
     with _open_regular_file(path) as f:
-        if not zipfile.is_zipfile(f):
-            # np.load would try other formats (including pickle) on a non-zip file
-            raise ModelFileError(
-                f"{path}: not a valid .npz model file (not a zip archive)"
-            )
         try:
-            archive = zipfile.ZipFile(f)
-        except zipfile.BadZipFile as e:
-            raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
+            archive, reader = _read_headers(path, f, description_key)
+        except ModelFileError as e:
+            if path.suffix.lower() not in KERAS_SUFFIXES:
+                raise
+            raise ModelFileError(
+                f"{e}; nnscratch reads the .npz files it saves, not Keras' "
+                f"{path.suffix} files"
+            ) from None
         with archive:
-            with _reading(path):
-                reader = ModelArchive(path, archive, description_key)
             yield reader
+
+
+def _read_headers(path: Path, f, description_key: str) -> tuple:
+    """(the open zip, its ModelArchive) of the open file `f`; the zip is closed if
+    it is not a model file."""
+    if not zipfile.is_zipfile(f):
+        # np.load would try other formats (including pickle) on a non-zip file
+        raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
+    try:
+        with _reading(path):
+            return archive, ModelArchive(path, archive, description_key)
+    except BaseException:
+        archive.close()
+        raise
 
 
 @contextlib.contextmanager

@@ -26,8 +26,9 @@ from .workspace import Workspace
 # float32 subnormals, which x86 handles ~100x slower and NumPy cannot flush to zero.
 # Every FLUSH_EVERY steps state values below FLUSH_BELOW are set to exactly 0 (by the
 # update itself: see `kernels.optimizer_steps`): a value above 1e-30 cannot fall below
-# float32's smallest normal (1.2e-38) in 100 steps of decay by 0.9, and 1e-30 is far
-# below anything that moves a weight.
+# float32's smallest normal (1.2e-38) in 100 steps of decay by 0.84 or more (Adam's
+# betas, RMSprop's rho, momentum 0.9; a smaller momentum may leave a few subnormals
+# until the next flush), and 1e-30 is far below anything that moves a weight.
 FLUSH_EVERY = 100
 FLUSH_BELOW = 1e-30
 

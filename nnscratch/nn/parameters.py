@@ -1,5 +1,5 @@
-"""A model's parameters: their names, one flat buffer for them all, freezing, and
-getting or setting them as arrays.
+"""A model's parameters: their names, one flat buffer for them all, freezing,
+getting or setting them as arrays, and putting the layers back after a failed build.
 
 Names are built from the structure: "<layer index>.<param>" ("0.W"), and for a layer
 inside a layer "<index>.<attribute>.<param>" ("3.dense.W", "3.blocks.0.W").
@@ -13,6 +13,7 @@ the trainable ones, where the optimiser never looks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -35,6 +36,48 @@ def all_layers(layers: list[Layer]) -> Iterator[tuple]:
     the prefix of a parameter name, e.g. "3." or "3.dense."."""
     for i, layer in enumerate(layers):
         yield from walk(layer, f"{i}.")
+
+
+def check_distinct(layers: list[Layer]) -> None:
+    """Refuse a layer object listed twice in a model: a layer keeps its last input
+    for backward, which its second place would overwrite (wrong gradients, or a
+    shape error deep in NumPy). (Inside a layer, its own business.)"""
+    first: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        j = first.setdefault(id(layer), i)
+        if j != i:
+            given_as = getattr(layer, "moved_out", False) * " given as activation="
+            raise NnscratchError(
+                f"Sequential: layer {i} is layer {j} again (the same "
+                f"{type(layer).__name__} object{given_as}): give each place its own"
+            )
+
+
+@contextmanager
+def restored_if_failed(layers):
+    """Put every layer of `layers` (inner ones too) back as it was if the block
+    raises: a failed build leaves no layer built for the input it refused, or
+    with its activation moved out, so a notebook can put the same layer objects
+    in a corrected model. Settings and arrays are put back, not values drawn
+    into arrays that were there already (a model's `seed`)."""
+    layers = [layer for layer in layers if isinstance(layer, Layer)]
+    saved = [(layer, _settings(layer)) for _, layer, _ in all_layers(layers)]
+    try:
+        yield
+    except BaseException:
+        for layer, settings in saved:
+            vars(layer).clear()
+            vars(layer).update(settings)
+        raise
+
+
+def _settings(layer: Layer) -> dict:
+    """A layer's attributes, with its dicts of arrays copied (build adds to them)."""
+    settings = dict(vars(layer))
+    for name in ("params", "grads", "state"):
+        if isinstance(settings.get(name), dict):
+            settings[name] = dict(settings[name])
+    return settings
 
 
 def named_arrays(layers: list[Layer], kind: str = "params") -> dict[str, np.ndarray]:

@@ -81,8 +81,21 @@ def save_model(model, path, include_optimizer: bool = False) -> None:
     write_described(path, description, arrays, "save")
 
 
+def check_npz_name(path, who: str) -> None:
+    """Refuse a file name that does not end in .npz: the file is an .npz whatever
+    its name, so "model.h5" or "model.keras" would promise a Keras file that Keras
+    cannot read (Keras 3 likewise refuses a name without its .keras)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" and not path.is_dir():  # a folder: said later
+        raise NnscratchError(
+            f"{who}: {path}: nnscratch saves its own .npz format (not Keras' .h5 or "
+            f".keras): name the file {path.with_suffix('').name or path.name}.npz"
+        )
+
+
 def write_described(path: Path, description: dict, arrays: dict, who: str) -> None:
     """The arrays and the JSON description (as META_KEY) to `path`, atomically."""
+    check_npz_name(path, who)
     text = json.dumps(description)
     arrays = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
     if not path.parent.is_dir():

@@ -42,10 +42,33 @@ def _minor_tick(value: float, _pos=None) -> str:
     return f"{value:g}" if digit in (2, 5) else ""
 
 
+class TickPercent(PercentFormatter):
+    """Fractions as percent tick labels with as many decimals as the ticks need: 64%,
+    66%, ... (not 64.0%), 62.5%, 65.0%, ... (PercentFormatter's default picks decimals
+    from the axis range, so it prints 64.0%, 66.0%, ...)."""
+
+    def __init__(self):
+        super().__init__(xmax=1.0)
+
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        percents = 100 * np.asarray(locs, dtype=np.float64)
+        self.decimals = 0
+        while self.decimals < 6:
+            scaled = percents * 10**self.decimals
+            if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6):
+                break
+            self.decimals += 1
+
+
 def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Moving average: (x positions, means) of windows of `window` values (N // 25)."""
+    """Moving average: (x positions, means) of windows of `window` values.
+
+    The default window is N // 25, but at least 5 (or N // 5 if less): a short run's
+    22 steps still get averaged. A window of 1 returns the values themselves.
+    """
     values = np.asarray(values, dtype=np.float64)
-    window = window or max(1, len(values) // 25)
+    window = window or max(1, len(values) // 25, min(5, len(values) // 5))
     window = min(window, len(values))
     if window <= 1:
         return np.arange(len(values), dtype=np.float64), values
@@ -98,7 +121,7 @@ def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
     ax.set_xlim(0.5, len(epochs) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if metric == "accuracy":
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(TickPercent())
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=9)
@@ -120,9 +143,12 @@ def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
     """batch_losses (steps,) on `ax`, raw and smoothed, against the step (bottom axis)
     and the epoch (top axis: the steps are taken as spread evenly over `epochs`)."""
     steps = np.arange(1, len(batch_losses) + 1)
-    ax.plot(steps, batch_losses, color=BLUE, lw=0.6, alpha=0.35, label="each batch")
     centres, means = smooth(batch_losses)
-    ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
+    averaged = len(means) < len(batch_losses)  # too few steps: nothing to average
+    faint = {"lw": 0.6, "alpha": 0.35} if averaged else {"lw": 1.4, "marker": "."}
+    ax.plot(steps, batch_losses, color=BLUE, label="each batch", **faint)
+    if averaged:
+        ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
     positive = batch_losses[batch_losses > 0]
     if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
         # early losses are 10-100x the late ones: a log scale shows both ends

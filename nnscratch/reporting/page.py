@@ -18,6 +18,7 @@ import numpy as np
 from ..data.catalog import CLASS_NAMES
 from ..errors import NnscratchError
 from ..files import write_text
+from .alt_text import alt_texts
 from .curves import history_columns
 from .metrics import per_class_rows
 
@@ -190,7 +191,9 @@ def _cards(config: dict, metrics: dict, history_rows) -> str:
     )
 
 
-def _figure(figures_dir: Path, name: str) -> str:
+def _figure(figures_dir: Path, name: str, alts: dict[str, str]) -> str:
+    """The picture `name` in a <figure>: embedded, its alt text from `alts` (what it
+    shows), its caption under it (what it is for); "" if it was not drawn."""
     path = figures_dir / name
     if not path.is_file():
         return ""
@@ -198,7 +201,8 @@ def _figure(figures_dir: Path, name: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     caption = escape(CAPTIONS.get(name, name))
     return (
-        f'<figure><img src="data:{mime};base64,{data}" alt="{caption}">'
+        f'<figure><img src="data:{mime};base64,{data}"'
+        f' alt="{escape(alts.get(name, CAPTIONS.get(name, name)))}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -221,6 +225,12 @@ def write_report(
     """
     path, figures_dir = Path(path), Path(figures_dir)
     run_dir = path.parent if run_dir is None else Path(run_dir)
+    per_class = _per_class_rows(config, metrics)
+    alts = alt_texts(
+        history_rows,
+        metrics.get("confusion_matrix"),
+        [row.get("class", i) for i, row in enumerate(per_class)],
+    )
     title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
     if config.get("preset"):
         title += f", preset {config['preset']}"
@@ -228,9 +238,9 @@ def write_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub">Run directory <code>{escape(run_dir.resolve())}</code></p>',
         _cards(config, metrics, history_rows),
-        *_training_section(figures_dir, history_rows),
-        *_test_set_section(figures_dir, config, metrics),
-        *_model_section(figures_dir, config, model_summary),
+        *_training_section(figures_dir, history_rows, alts),
+        *_test_set_section(figures_dir, per_class, metrics, alts),
+        *_model_section(figures_dir, config, model_summary, alts),
     ]
     write_text(path, html_page(title, body))
     return path
@@ -238,7 +248,7 @@ def write_report(
 
 # Image grids and the GIF get the full width: halved, their labels are too small.
 # Each section is a list of HTML pieces, "" for a figure that was not drawn.
-def _training_section(figures_dir: Path, history_rows) -> list[str]:
+def _training_section(figures_dir: Path, history_rows, alts: dict) -> list[str]:
     """The learning curves, the GIF and the per-epoch table (if there is a history)."""
     history_panel = ""
     if history_rows is not None:
@@ -248,30 +258,31 @@ def _training_section(figures_dir: Path, history_rows) -> list[str]:
     return [
         "<h2>Training</h2>",
         '<div class="stack">',
-        _figure(figures_dir, "learning_curves.png"),
-        _figure(figures_dir, "training.gif"),
+        _figure(figures_dir, "learning_curves.png", alts),
+        _figure(figures_dir, "training.gif", alts),
         history_panel,
         "</div>",
     ]
 
 
-def _test_set_section(figures_dir: Path, config: dict, metrics: dict) -> list[str]:
+def _test_set_section(
+    figures_dir: Path, per_class: list[dict], metrics: dict, alts: dict
+) -> list[str]:
     """Confusion matrices, per-class scores and metrics side by side, then the grids."""
     scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
-    per_class = _per_class_rows(config, metrics)
     return [
         "<h2>Test set</h2>",
         '<div class="stack"><div class="grid">',
-        _figure(figures_dir, "confusion_matrix.png"),
-        _figure(figures_dir, "confusion_matrix_normalized.png"),
+        _figure(figures_dir, "confusion_matrix.png", alts),
+        _figure(figures_dir, "confusion_matrix_normalized.png", alts),
         (
             f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
             f"<h3>Test metrics</h3>{_metrics_table(scalars)}</div>"
         ),
-        _figure(figures_dir, "per_class.png"),
+        _figure(figures_dir, "per_class.png", alts),
         "</div>",
-        _figure(figures_dir, "sample_predictions.png"),
-        _figure(figures_dir, "top_mistakes.png"),
+        _figure(figures_dir, "sample_predictions.png", alts),
+        _figure(figures_dir, "top_mistakes.png", alts),
         "</div>",
     ]
 
@@ -284,7 +295,7 @@ def _metrics_table(items) -> str:
 
 
 def _model_section(
-    figures_dir: Path, config: dict, model_summary: str | None
+    figures_dir: Path, config: dict, model_summary: str | None, alts: dict
 ) -> list[str]:
     """The first layer's weights, the layer summary (if known) and the configuration."""
     layers = (
@@ -293,7 +304,7 @@ def _model_section(
     return [
         "<h2>Model</h2>",
         '<div class="stack">',
-        _figure(figures_dir, "first_layer_features.png"),
+        _figure(figures_dir, "first_layer_features.png", alts),
         (
             f'<div class="panel">{layers}<h3>Configuration</h3>'
             f"{key_value_table(config.items())}</div>"

@@ -20,7 +20,7 @@ from .rundir import (
     write_run_report,
 )
 from .scoring import test_metrics, validation_metrics
-from .signals import RunInterrupted
+from .signals import RunInterrupted, resume_command
 
 
 def finish_run(
@@ -37,7 +37,7 @@ def finish_run(
     place. If a file cannot be written (a full disk) none is put in place, and the
     run's checkpoints stay to write them again with --resume.
     """
-    go_on = f"continue with: nnscratch train --resume {run_dir}"
+    go_on = f"continue with: {resume_command(run_dir)}"
 
     def stop_if_asked() -> None:
         if stop.requested():

@@ -40,6 +40,7 @@ from ..reporting.report import FIGURE_FILES, model_summary, write_figures
 from .lock import LOCK_FILE, RunLock
 from .scoring import check_scored_on, test_metrics
 from .settings import RunSettings
+from .signals import resume_command
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.npz"
@@ -98,8 +99,8 @@ def claim_run_dir(run_dir: Path, overwrite: bool = False) -> None:
     interrupted = checkpoint_paths(run_dir / CHECKPOINTS_DIR)
     if interrupted and not overwrite:
         raise NnscratchError(
-            f"--out {run_dir} holds an interrupted run: continue it with nnscratch "
-            f"train --resume {run_dir}, or pass --overwrite to replace it"
+            f"--out {run_dir} holds an interrupted run: continue it with "
+            f"{resume_command(run_dir)}, or pass --overwrite to replace it"
         )
     if old and not overwrite:
         raise NnscratchError(
@@ -357,7 +358,7 @@ def _refuse_unfinished(run_dir: Path) -> None:
             if checkpoint_paths(run_dir / CHECKPOINTS_DIR):
                 raise NnscratchError(
                     f"{run_dir} holds an interrupted run, not a finished one: continue"
-                    f" it with nnscratch train --resume {run_dir}"
+                    f" it with {resume_command(run_dir)}"
                 )
     raise NnscratchError(
         f"{run_dir / CONFIG_FILE}: file not found in the run directory"

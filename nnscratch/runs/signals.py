@@ -11,6 +11,7 @@ it says so instead of vanishing.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 from contextlib import contextmanager
@@ -36,6 +37,12 @@ class RunInterrupted(Exception):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def resume_command(run_dir) -> str:
+    """`nnscratch train --resume RUN_DIR`, the path quoted for a shell if it must be
+    (a space in it), so that the command printed can be pasted."""
+    return f"nnscratch train --resume {shlex.quote(str(run_dir))}"
 
 
 def _raise_interrupt(signum, frame):

@@ -45,7 +45,7 @@ from .rundir import (
     run_config,
 )
 from .settings import RunSettings
-from .signals import RunInterrupted, SignalInterrupt, StopSignals
+from .signals import RunInterrupted, SignalInterrupt, StopSignals, resume_command
 
 
 def build_optimizer(settings: RunSettings) -> Optimizer:
@@ -257,7 +257,7 @@ def _train(
 ) -> dict:
     """Fit with checkpoints (continuing from the last one, if any), then write the
     run's files; a signal ends it with RunInterrupted, saying how to go on."""
-    go_on = f"continue with: nnscratch train --resume {run_dir}"
+    go_on = f"continue with: {resume_command(run_dir)}"
     with StopSignals() as stop:
         try:
             model.metadata = {"training": run["config"]}

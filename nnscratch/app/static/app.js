@@ -20,15 +20,21 @@ const drawCard = document.querySelector(".card.draw");
 const inputFigure = document.querySelector(".inside figure");
 
 const THROTTLE_MS = 100;
+// A drawing is answered in well under a second: a server silent for 10 s is stuck
+// (stopped with Ctrl+Z, say). An uploaded photo may take the server's 30 s to arrive.
+const DRAWING_TIMEOUT_MS = 10000;
+const UPLOAD_TIMEOUT_MS = 45000;
+const SLOW_MS = 500; // an answer slower than this is said to be coming
 const strokes = []; // each stroke: list of [x, y] in canvas pixels
 let drawing = null;
+let drawingPointer = null; // the finger (mouse, pen) drawing it: others are ignored
 let lastSent = 0;
 let timer = null;
 let sequence = 0; // answers to older requests are ignored
 let shown = 0;
 let inFlight = false; // one request at a time: a slow server is never flooded
 let queued = null; // the request to send when the one in flight is answered
-let version = 0; // bumped when the drawing is replaced: drops its pending PNG
+let version = 0; // bumped when the drawing is replaced or undone: drops its pending PNG
 let uploaded = false; // the pad is showing an uploaded picture, not a drawing
 let picture = null; // that picture, once decoded (an ImageBitmap)
 let pictureId = 0; // bumped when the picture goes: one decoded late is not shown
@@ -88,6 +94,9 @@ function point(event) {
 pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return; // main button, finger or pen tip only
   event.preventDefault();
+  // a second finger (or a palm) on the pad while one draws is not a stroke; the same
+  // pointer pressed again had its release missed, and starts a new one
+  if (drawing && event.pointerId !== drawingPointer) return;
   pad.setPointerCapture(event.pointerId);
   if (uploaded) {
     // drawing starts a new picture: the uploaded one, and its answer, go
@@ -96,12 +105,13 @@ pad.addEventListener("pointerdown", (event) => {
     shown = ++sequence;
   }
   drawing = [point(event)];
+  drawingPointer = event.pointerId;
   strokes.push(drawing);
   redraw();
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (!drawing || event.pointerId !== drawingPointer) return;
   // coalesced events: every point the pointer passed, not one per frame
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   for (const e of events.length ? events : [event]) drawing.push(point(e));
@@ -109,13 +119,15 @@ pad.addEventListener("pointermove", (event) => {
   schedule();
 });
 
-function endStroke() {
-  if (!drawing) return;
+function endStroke(event) {
+  if (!drawing || event.pointerId !== drawingPointer) return;
   drawing = null;
   send(true);
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
+// after pointerup, a no-op; without one (the capture taken away), the stroke ends
+pad.addEventListener("lostpointercapture", endStroke);
 
 function schedule() {
   const wait = THROTTLE_MS - (performance.now() - lastSent);
@@ -137,6 +149,7 @@ function clear() {
 
 function undo() {
   if (!strokes.length) return clear(); // an uploaded picture goes as a whole
+  version++; // a PNG still being made shows the stroke undone: it is not sent
   strokes.pop();
   drawing = null;
   redraw();
@@ -206,21 +219,25 @@ async function request(body, final, prefix) {
   }
   inFlight = true;
   const id = ++sequence;
-  const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
+  const drawn = body instanceof Blob;
+  const headers = drawn ? { "Content-Type": "image/png" } : {};
+  // a slow server: the page says it is reading, not "Draw a digit" under a drawing
+  // (a prediction or an error on show stays until this answer replaces it)
+  const waiting = setTimeout(() => {
+    const showing = digitEl.dataset.digit !== undefined || statusEl.classList.contains("error");
+    if (id > shown && !showing) statusEl.textContent = prefix ? prefix + "reading…" : "Reading…";
+  }, SLOW_MS);
   try {
     const url = numberMode ? "/api/predict?number=1" : "/api/predict";
-    let response;
-    try {
-      response = await fetch(url, { method: "POST", headers, body });
-    } catch (error) {
+    const answer = await post(url, body, headers, drawn ? DRAWING_TIMEOUT_MS : UPLOAD_TIMEOUT_MS);
+    if (answer.failure) {
       if (id > shown) {
         shown = id;
-        showError("Cannot reach the server.");
+        showError(answer.failure);
       }
       return;
     }
-    // null: not JSON (a proxy's error page, say)
-    const data = await response.json().catch(() => null);
+    const { response, data } = answer;
     if (id > shown) {
       shown = id;
       if (!response.ok || data === null) {
@@ -245,6 +262,7 @@ async function request(body, final, prefix) {
     console.error(error);
     showError(`Could not show the answer (${error.message}).`);
   } finally {
+    clearTimeout(waiting);
     inFlight = false;
     if (queued) {
       const next = queued;
@@ -252,6 +270,23 @@ async function request(body, final, prefix) {
       request(next.body, next.final, next.prefix);
     }
   }
+}
+
+// The server's answer as {response, data} (data null if not JSON: a proxy's error
+// page, say), or {failure} saying why there is none: no connection, or none in time
+async function post(url, body, headers, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, { method: "POST", headers, body, signal: controller.signal });
+    const data = await response.json().catch(() => null);
+    if (!controller.signal.aborted) return { response, data };
+  } catch (error) {
+    if (!controller.signal.aborted) return { failure: "Cannot reach the server." };
+  } finally {
+    clearTimeout(timer);
+  }
+  return { failure: `The server did not answer within ${timeoutMs / 1000} s.` };
 }
 
 // An error leaves no earlier prediction on show, which would read as this input's

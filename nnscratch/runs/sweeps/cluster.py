@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -47,12 +46,13 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with _connect(Client, scheduler) as client:
             yield client
         return
+    # no dashboard; the scheduler's HTTP server (health checks) still starts, on
+    # 8787 unless told: on a free local port, it does not warn that 8787 is taken
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
-        dashboard_address=None, silence_logs=40, preload=[__name__],  # dask_setup
-        # no dashboard, and the scheduler's HTTP server (still started) on a free
-        # port: on 8787, taken by another cluster, it warned in the sweep's output
-        scheduler_kwargs={"dashboard_address": ":0"},
+        dashboard_address=None, silence_logs=40,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        preload=[__name__],  # dask_setup below, in each worker process
     )  # fmt: skip
     try:
         with Client(cluster) as client:
@@ -62,13 +62,10 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
 
 
 def dask_setup(worker) -> None:
-    """Run by each local worker process as it starts (a Dask preload of this
-    module): Ctrl-C at a terminal reaches the whole process group, workers too, and
-    is the sweep's to handle (it closes the cluster, and the trials resume from
-    their checkpoints); the workers took it as their own and printed Dask's
-    tracebacks under the sweep's one line."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Run by Dask in each local worker process as it starts. Ctrl-C in a terminal
+    signals the whole process group, the workers too: they ignore it, as the sweep
+    stops them itself, instead of each printing KeyboardInterrupt tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_cluster(workers: int | None, scheduler: str | None) -> int | None:

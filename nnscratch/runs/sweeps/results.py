@@ -106,7 +106,7 @@ def copy_best(out: Path, number: int, data_dir) -> Path:
             shutil.copy2(path, staging / path.name)
         # the figures and page of an ordinary run, and the test set scored
         rebuild_report(staging, data_dir)
-    except BaseException:  # Ctrl-C too: nothing half-made is left in DIR
+    except BaseException:  # Ctrl-C too: no half-made copy left in DIR
         shutil.rmtree(staging, ignore_errors=True)
         raise
     old = out / f".{BEST_DIR}.old"
