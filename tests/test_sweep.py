@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -261,12 +262,13 @@ def _trial_until_the_scheduler_is_lost(job: dict) -> dict:
 
 
 def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ):
     """The scheduler lost mid-trial: Dask cancels the tasks, and the sweep told the
     study their trials had failed ('FutureCancelledError ... scheduler-connection-
     lost'), so the rerun asked new trials instead of resuming those; it then ended
-    on 'Timed out trying to connect', saying nothing of going on."""
+    on 'Timed out trying to connect', saying nothing of going on, under the
+    tracebacks Dask's client logged as it gave up reconnecting."""
     from distributed import LocalCluster
 
     from nnscratch.runs.sweeps import driver
@@ -302,6 +304,8 @@ def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
                           "checkpoints)")  # fmt: skip
     study = optuna.load_study(study_name="sweep", storage=default_storage(out))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+    logged = [r for r in caplog.records if r.name == "distributed.client"]
+    assert [r.getMessage() for r in logged if r.levelno >= logging.ERROR] == []
 
 
 FIRST_STARTED, WORKER_JOINED = threading.Event(), threading.Event()

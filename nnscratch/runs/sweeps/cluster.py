@@ -14,6 +14,7 @@ default), which resumes the trial from its last checkpoint.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -103,7 +104,15 @@ def _connect(Client, scheduler: str):
             ) from None
         yield client
     finally:
-        client.close()
+        # with the scheduler lost, closing cancels the client's attempts to
+        # reconnect, which Dask logs as errors with tracebacks: the sweep says it
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            client.close()
+        finally:
+            quiet.setLevel(level)
 
 
 def _ask_identity(scheduler: str) -> None:
