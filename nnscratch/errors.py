@@ -1,7 +1,7 @@
 """Errors a user can cause and fix: the CLI prints them as one line, never a traceback.
 
 Also the checks of arguments that raise them (`check_int`, `check_float`,
-`check_same_length`).
+`check_same_length`), and of a model's outputs (`check_finite`).
 """
 
 import math
@@ -108,3 +108,24 @@ def _and(items: list) -> str:
     """[a, b, c] -> "a, b and c"."""
     words = [str(item) for item in items]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+NOT_FINITE = (
+    "the model's outputs are NaN or infinite: its weights are so large that float32"
+    " arithmetic overflows"
+)
+
+
+def check_finite(*arrays, model=None) -> None:
+    """NonFiniteOutputError unless every value of every array is finite: outputs of
+    finite but huge weights (3e38, say) would otherwise become 'nan%' and NaN in JSON.
+    Weights of `model` (a Network) that are NaN or infinite themselves are named."""
+    if all(np.isfinite(a).all() for a in arrays):
+        return
+    for name, array in ({} if model is None else model.get_weights()).items():
+        if not np.isfinite(array).all():
+            raise NonFiniteOutputError(
+                f"the model's outputs are NaN or infinite: its weight {name} holds"
+                " NaN or infinite values"
+            )
+    raise NonFiniteOutputError(NOT_FINITE)

@@ -39,3 +39,21 @@ def test_finite_outputs_pass():
     net = model()
     assert np.isfinite(net.predict(X)).all()
     assert np.isfinite(list(net.evaluate(X, Y).values())).all()
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_set_to_nan_are_named_not_called_too_large(bad):
+    net = model()
+    weights = net.get_weights()
+    weights["2.b"][1] = bad  # as set_weights or a hand edit can put it
+    net.set_weights(weights)
+    expected = "its weight 2.b holds NaN or infinite values"
+    for call in (net.predict, net.layer_outputs, lambda x: net.evaluate(x, Y)):
+        with pytest.raises(NonFiniteOutputError, match=expected):
+            call(X)
+    net.layers[0].params["W"][:] = 3e38  # huge: named so when no weight is NaN
+    weights["2.b"][1] = 0
+    net.set_weights({**weights, "0.W": net.get_weights()["0.W"]})
+    with pytest.raises(NonFiniteOutputError, match="so large that float32"):
+        net.predict(X)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnscratchError, check_int
+from ..errors import NnscratchError, check_finite, check_int
 from .activations import Sigmoid, Softmax
 from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
@@ -18,7 +18,7 @@ from .inputs import (
 )
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
-from .network import Network, check_finite
+from .network import Network
 from .optimizers import Adam, Optimizer, get_optimizer
 from .parameters import restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
@@ -95,7 +95,7 @@ class Sequential(Network):
         with np.errstate(all="ignore"):  # an overflow is reported once, below
             for start, outputs in self._batches(x, batch_size):
                 out[start : start + len(outputs)] = answers(outputs)
-        check_finite(out)
+        check_finite(out, model=self)
         return out
 
     def _answers(self, probabilities: bool = True):
@@ -147,7 +147,7 @@ class Sequential(Network):
             kept = np.empty((len(x), *self.output_shape), np.float32)
         with np.errstate(all="ignore"):  # an overflow is reported once, below
             for start, outputs in self._batches(x, batch_size):
-                check_finite(outputs)
+                check_finite(outputs, model=self)
                 part = slice(start, start + len(outputs))
                 w = None if weights is None else weights[part]
                 total_loss += self.loss.forward(outputs, y[part], w) * len(outputs)

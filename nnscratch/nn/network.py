@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelFileError, NnscratchError, NonFiniteOutputError
+from ..errors import ModelFileError, NnscratchError, check_finite
 from .activations import expand_activations
 from .batches import prepare_inputs
 from .commute import commute
@@ -366,7 +366,7 @@ class Network:
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())
-        check_finite(*outputs)
+        check_finite(*outputs, model=self)
         return outputs
 
     def summary(self, print_fn=None) -> str:
@@ -382,19 +382,6 @@ class Network:
         return f"{type(self).__name__}({self.layers!r})"
 
 
-NOT_FINITE = (
-    "the model's outputs are NaN or infinite: its weights are so large that float32"
-    " arithmetic overflows"
-)
-
-
 def _any_trainable(step) -> bool:
     """Has a step (a layer, or a fused `fusion` step of several) anything to learn?"""
     return any(is_trainable(layer) for layer in getattr(step, "layers", (step,)))
-
-
-def check_finite(*arrays) -> None:
-    """NonFiniteOutputError unless every value of every array is finite: outputs of
-    finite but huge weights (3e38, say) would otherwise become 'nan%' and NaN in JSON."""
-    if not all(np.isfinite(a).all() for a in arrays):
-        raise NonFiniteOutputError(NOT_FINITE)
