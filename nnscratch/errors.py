@@ -13,6 +13,11 @@ class NnscratchError(Exception):
     """Base class for errors caused by bad input (files, arguments, data)."""
 
 
+class ArgumentError(NnscratchError, ValueError):
+    """An argument of a command is invalid, found before any work starts: the CLI
+    reports it as a usage error (exit code 2), as click reports its own checks."""
+
+
 class DataError(NnscratchError, ValueError):
     """A data file or array is missing, malformed or inconsistent."""
 

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -624,6 +625,57 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
                          "epochs_trained", "seconds", "run_dir", "error"]  # fmt: skip
     assert (row["state"], row["epochs"], row["epochs_trained"]) == ("pruned", "5", "2")
     assert row["val_accuracy"] == "0.6"
+
+
+def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_path):
+    # the alt text was the caption printed under the picture: a screen reader read
+    # the same sentence twice and none of what the picture shows
+    from nnscratch.runs.sweeps.report import write_sweep_report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    space = {
+        "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+        "optimizer": optuna.distributions.CategoricalDistribution(["adam", "sgd"]),
+    }
+    for lr, optimizer, value in [
+        (0.002, "adam", 0.91),
+        (0.05, "sgd", 0.95),
+        (0.01, "adam", 0.97),
+        (0.08, "sgd", 0.82),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr, "optimizer": optimizer},
+                distributions=space,
+                value=value,
+            )
+        )
+    study.enqueue_trial({"lr": 0.02, "optimizer": "sgd"})
+    trial = study.ask(space)  # trial 4, pruned at its second epoch
+    trial.report(0.5, 1)
+    trial.report(0.6, 2)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    names = ["lr", "optimizer"]
+    path = tmp_path / "report.html"
+    write_sweep_report(path, study, trial_rows(study, names, tmp_path), names, 0.96)
+    page = path.read_text(encoding="utf-8")
+    figures = re.findall(r'alt="([^"]*)"><figcaption>([^<]*)</figcaption>', page)
+    assert len(figures) == 4
+    assert all(alt and alt != caption for alt, caption in figures)
+    history, slices, importances, parallel = (alt for alt, _ in figures)
+    assert ": 5 trials, from 0.6000 (trial 4) to 0.9700 (trial 2)" in history
+    assert "best so far 0.9700 from trial 2 on" in history
+    assert "lr from 0.002 to 0.08, optimizer adam or sgd" in slices
+    assert "the highest, trial 2 at 0.9700, at lr 0.01, optimizer adam" in slices
+    assert re.search(
+        r": (lr|optimizer) [01]\.\d\d, (optimizer|lr) [01]\.\d\d$", importances
+    )
+    assert (
+        "the highest line, trial 2 at 0.9700, through lr 0.01, optimizer adam"
+        in parallel
+    )
+    assert "the lowest, trial 4 at 0.6000, through lr 0.02, optimizer sgd" in parallel
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """A sweep's search space: --param specs, space files, a trial's settings, and the
-errors of `nnscratch sweep` that need no cluster (one line each, exit code 1)."""
+errors of `nnscratch sweep` that need no cluster (usage errors, exit code 2; one
+line, exit code 1, for what fails as it starts)."""
 
 import re
 import subprocess
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch.cli import main
-from nnscratch.errors import NnscratchError
+from nnscratch.errors import ArgumentError, NnscratchError
 from nnscratch.runs.sweeps.space import SearchSpace, parse_spec, trial_settings
 
 
@@ -125,22 +126,44 @@ def test_space_file_and_params_merge(tmp_path):
         ([], "--param: a sweep needs at least one"),
         (["--param", "lr=uniform:0.1:0.2", "--workers", "1", "--scheduler", "x"],
          "give one or the other"),
-        (["--param", "lr=uniform:0.1:0.2", "--storage", "nosuchdb://x"],
-         "--storage nosuchdb://x: Optuna cannot open it"),
         (["--param", "lr=uniform:0.1:0.2", "--storage", "sqlite:///:memory:"],
          "--storage sqlite:///:memory:: an in-memory database, which the workers"),
         (["--param", "lr=uniform:0.1:0.2", "--storage", "sqlite://"],
          "--storage sqlite://: an in-memory database"),
-        (["--param", "lr=uniform:0.1:0.2", "--scheduler", "tcp://127.0.0.1:9"],
-         "--scheduler tcp://127.0.0.1:9: cannot reach a Dask scheduler"),
         (["--param", "lr=uniform:0.1:0.2", "--param", "lr=uniform:0.2:0.3"],
          "--param lr: given twice"),
         (["--param", "batch-size=int:8:16", "--param", "batch_size=int:8:32"],
          "--param batch_size: given twice"),
+        (["--space", "{space}"], 'expected name = "spec" lines'),
+        (["--space", "{nowhere}"], "nowhere.toml: No such file"),
+        # checked before the data is looked for
+        (["--param", "lr", "--data-dir", "{nowhere}"], "expected NAME=SPEC"),
     ],
 )  # fmt: skip
-def test_cli_errors_are_one_line(tmp_path, capsys, data_dir, args, message):
+def test_errors_in_the_arguments_are_usage_errors(tmp_path, capsys, args, message):
+    """Exit code 2 and click's usage lines, as `train --lr -1` gives: they were
+    exit code 1, as a failed sweep, checked among the failures of the work."""
+    (tmp_path / "space.toml").write_text("[params.lr]\nlow = 1\n")
+    paths = {"space": tmp_path / "space.toml", "nowhere": tmp_path / "nowhere.toml"}
+    args = [a.format(**paths) for a in args]
     argv = ["sweep", "--out", str(tmp_path / "s"), "--trials", "2", *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Usage: nnscratch sweep ") and message in err.splitlines()[-1]
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: Optuna cannot open it"),
+        (["--scheduler", "tcp://127.0.0.1:9"],
+         "--scheduler tcp://127.0.0.1:9: cannot reach a Dask scheduler"),
+    ],
+)  # fmt: skip
+def test_failures_to_start_are_one_line(tmp_path, capsys, data_dir, args, message):
+    argv = ["sweep", "--out", str(tmp_path / "s"), "--trials", "2",
+            "--param", "lr=uniform:0.1:0.2", *args]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
@@ -162,8 +185,9 @@ def test_python_arguments_are_checked_before_anything_is_written(
 ):
     """nnscratch.sweep's arguments the command line's types do not check: a
     negative limit trained on all but a few images, checkpoint_every=0 failed every
-    trial, and the others left DIR with a study in it."""
-    with pytest.raises(NnscratchError, match=re.escape(message)):
+    trial, and the others left DIR with a study in it. A ValueError, as
+    scikit-learn raises for a bad argument."""
+    with pytest.raises(ArgumentError, match=re.escape(message)):
         nnscratch.sweep(tmp_path / "s", 2, {"lr": "uniform:0.1:0.2"},
                         preset="seed-deep", epochs=1, quiet=True, **options)  # fmt: skip
     assert not (tmp_path / "s").exists()

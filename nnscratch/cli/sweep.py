@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import ArgumentError
 from ..runs.sweeps import sweep as run_sweep
 from .commands import cli
 from .options import (
@@ -94,13 +95,17 @@ def sweep(
 
     Writes OUT/trials/ (a run directory per trial), OUT/trials.csv, OUT/best/ (the
     best trial's run, with its test accuracy) and OUT/report.html. Rerun the same
-    command after an interruption: it runs only what is missing. Exits 1 when no
-    trial completed (every one failed: their errors are in trials.csv)."""
+    command after an interruption: it runs only what is missing. Exits 2 for a bad
+    --param, --space or combination of options (nothing written), 1 when no trial
+    completed (every one failed: their errors are in trials.csv)."""
     checked_settings(preset, dataset, options)  # the trials' base, as train's
-    result = run_sweep(
-        out, trials, params, space=space, workers=workers, scheduler=scheduler,
-        storage=storage, study_name=study_name, pruner=pruner, data_dir=data_dir,
-        limit=limit, checkpoint_every=checkpoint_every, quiet=quiet, preset=preset,
-        dataset=dataset, **given_settings(options),
-    )  # fmt: skip
+    try:
+        result = run_sweep(
+            out, trials, params, space=space, workers=workers, scheduler=scheduler,
+            storage=storage, study_name=study_name, pruner=pruner, data_dir=data_dir,
+            limit=limit, checkpoint_every=checkpoint_every, quiet=quiet, preset=preset,
+            dataset=dataset, **given_settings(options),
+        )  # fmt: skip
+    except ArgumentError as e:  # raised before anything is made: exit code 2
+        raise click.UsageError(str(e)) from None
     return 0 if result.best_number is not None else 1

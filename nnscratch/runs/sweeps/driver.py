@@ -18,7 +18,7 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 
 from ...data.loading import locate_dataset
-from ...errors import NnscratchError, check_int
+from ...errors import ArgumentError, NnscratchError, check_int
 from ..lock import RunLock
 from ..presets import preset_settings
 from ..signals import RunInterrupted, SignalInterrupt
@@ -84,23 +84,27 @@ def sweep(
     preset and options: those of `nnscratch train` (RunSettings fields), under every
     trial's parameters. quiet: no progress line (the result's line is printed all the
     same, as `train --quiet` prints its test accuracy). Returns a SweepResult (the
-    study, the best trial, its test accuracy).
+    study, the best trial, its test accuracy). A bad argument raises ArgumentError
+    (a ValueError) before anything is written; a failure of the work NnscratchError.
     """
     require_sweep_extra()
     # every argument checked before DIR is touched: one error line, nothing written
-    trials = check_int("--trials", trials)
-    check_cluster(workers, scheduler)
-    make_pruner(pruner)
-    limit = None if limit is None else check_int("--limit", limit)
-    if checkpoint_every is not None:
-        checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
-    space_ = SearchSpace.from_options(params or (), space)
-    base = {"preset": preset, **options}
-    settings = preset_settings(preset, **options)  # bad options: an error now
-    space_.check(base)
-    out = Path(out)
+    try:
+        trials = check_int("--trials", trials)
+        check_cluster(workers, scheduler)
+        make_pruner(pruner)
+        limit = None if limit is None else check_int("--limit", limit)
+        if checkpoint_every is not None:
+            checkpoint_every = check_int("--checkpoint-every", checkpoint_every)
+        space_ = SearchSpace.from_options(params or (), space)
+        base = {"preset": preset, **options}
+        settings = preset_settings(preset, **options)
+        space_.check(base)
+        out = Path(out)
+        storage_url = shared_storage(storage) if storage else default_storage(out)
+    except NnscratchError as e:  # the arguments, not the work: a usage error
+        raise ArgumentError(str(e)) from None
     folder = locate_dataset(settings.dataset, data_dir).absolute()
-    storage_url = shared_storage(storage) if storage else default_storage(out)
     out.mkdir(parents=True, exist_ok=True)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip

@@ -3,8 +3,9 @@ answer "which settings matter": the optimisation history, each parameter against
 the score, the parameters' importances and parallel coordinates.
 
 Same style and guarantees as a run's report (`reporting.page`): one self-contained
-page, images embedded as base64 PNGs, no scripts. A picture that needs more
-finished trials than there are says so instead.
+page, images embedded as base64 PNGs, no scripts, each picture's text alternative
+saying what it draws with the sweep's numbers. A picture that needs more finished
+trials than there are says so instead.
 """
 
 from __future__ import annotations
@@ -40,18 +41,20 @@ def write_sweep_report(path, study, rows: list[dict], names: list[str], test_acc
             ("run directory", "best/ (a copy of " + best["run_dir"] + ")"),
         ]  # fmt: skip
         body.append(f"<h2>Best settings</h2>{key_value_table(items)}")
+    found = _importances(study, names)
     figures = [
         ("Optimisation history: each trial's validation accuracy, and the best so far",
          _draw(_history, scored)),
         ("Each parameter against the validation accuracy",
          _draw(_slices, scored, names)),
         ("Parameter importances (PED-ANOVA over the completed trials)",
-         _draw(_importances, study, names)),
+         found if isinstance(found, str) else _draw(_importance_bars, found)),
         ("Parallel coordinates: each line a trial, coloured by validation accuracy",
          _draw(_parallel, scored, names)),
     ]  # fmt: skip
+    alts = _alt_texts(scored, names, found)
     body.append('<h2>Pictures</h2><div class="grid">')
-    body += [_figure(caption, png) for caption, png in figures]
+    body += [_figure(*figure, alt) for figure, alt in zip(figures, alts)]
     body.append("</div>")
     body.append(f'<h2>Trials</h2><div class="panel">{_trials_table(rows)}</div>')
     write_text(path, html_page(f"Sweep {study.study_name}", body))
@@ -71,16 +74,105 @@ def _trials_table(rows: list[dict]) -> str:
     return html_table(head, [[html_cell(r[k]) for k in head] for r in rows])
 
 
-def _figure(caption: str, png: bytes | str) -> str:
+def _figure(caption: str, png: bytes | str, alt: str) -> str:
     if isinstance(png, str):  # why it could not be drawn
         return (
             f'<div class="panel"><h3>{escape(caption)}</h3><p>{escape(png)}</p></div>'
         )
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
+
+
+# What each picture draws, in words, for a reader who cannot see it (the caption
+# under it says what it is for); `_alt_texts` adds the sweep's numbers.
+DRAWN = [
+    (
+        "Scatter of each trial's validation accuracy against its number, blue if"
+        " complete, orange if pruned (its last epoch's), grey if failed, under a"
+        " black step line of the best so far"
+    ),
+    (
+        "Scatter charts, one per parameter, of each trial's validation accuracy"
+        " against the parameter's value, coloured as in the history"
+    ),
+    (
+        "Horizontal bars, one per parameter, of its share of the variation in"
+        " validation accuracy"
+    ),
+    (
+        "A vertical axis per parameter and one for the validation accuracy, each trial"
+        " a line through its values, dark purple for the lowest accuracy to yellow for"
+        " the highest"
+    ),
+]
+
+
+def _alt_texts(rows: list[dict], names: list[str], importances) -> list[str]:
+    """DRAWN, in the pictures' order, with the numbers of the scored trials `rows`:
+    their lowest and highest score, the best so far, each parameter's range and the
+    values of the highest and lowest trials, and `importances` ({name: share},
+    largest first; a text when there are none)."""
+    texts = list(DRAWN)
+    if not rows:
+        return texts
+    low = min(rows, key=lambda r: r["val_accuracy"])
+    high = max(rows, key=lambda r: r["val_accuracy"])
+    texts[0] += (
+        f": 1 trial, {_scored(low)}"
+        if len(rows) == 1
+        else f": {len(rows)} trials, from {_scored(low)} to {_scored(high)}"
+    )
+    complete = [r for r in rows if r["state"] == "complete"]
+    if complete:  # the step line reaches its top at the first trial that scored it
+        best = max(complete, key=lambda r: (r["val_accuracy"], -r["number"]))
+        texts[0] += (
+            f"; the best so far {best['val_accuracy']:.4f} from trial {best['number']} on"
+        )
+    texts[1] += f": {', '.join(_spread(rows, name) for name in names)}"
+    texts[1] += f"; the highest, {_trial(high)}, at {_values(high, names)}"
+    if isinstance(importances, dict):
+        texts[2] += ": " + ", ".join(f"{n} {v:.2f}" for n, v in importances.items())
+    if len(rows) >= 2:
+        texts[3] += (
+            f": the highest line, {_trial(high)}, through {_values(high, names)};"
+            f" the lowest, {_trial(low)}, through {_values(low, names)}"
+        )
+    return texts
+
+
+def _scored(row: dict) -> str:
+    """ "0.9731 (trial 4)"."""
+    return f"{row['val_accuracy']:.4f} (trial {row['number']})"
+
+
+def _trial(row: dict) -> str:
+    """ "trial 4 at 0.9731"."""
+    return f"trial {row['number']} at {row['val_accuracy']:.4f}"
+
+
+def _values(row: dict, names: list[str]) -> str:
+    """ "lr 0.00421, optimizer adam": a trial's parameters."""
+    return ", ".join(f"{name} {_shown(row[name])}" for name in names)
+
+
+def _spread(rows: list[dict], name: str) -> str:
+    """ "lr from 0.0011 to 0.0093", or "optimizer adam or sgd": the values tried."""
+    _, _, categories = _axis_values(rows, name)
+    if categories:
+        *most, last = categories
+        return f"{name} {', '.join(most)} or {last}" if most else f"{name} {last}"
+    low, high = min(r[name] for r in rows), max(r[name] for r in rows)
+    if low == high:
+        return f"{name} {_shown(low)}"
+    return f"{name} from {_shown(low)} to {_shown(high)}"
+
+
+def _shown(value) -> str:
+    """A parameter's value as the pictures print it: 3 significant digits."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _draw(draw, *args) -> bytes | str:
@@ -152,25 +244,29 @@ def _slices(rows: list[dict], names: list[str]) -> Figure:
     return fig
 
 
-def _importances(study, names: list[str]) -> Figure:
+def _importances(study, names: list[str]) -> dict[str, float] | str:
+    """{name: share of the variation}, largest first; or why there are none."""
     import optuna  # the optional sweep extra: only when sweeping
 
     complete = study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
     )
     if len(complete) < 3 or len(names) < 2:
-        raise _NotEnough(
+        return (
             "Needs at least 3 completed trials and 2 parameters "
             f"(there are {len(complete)} and {len(names)})."
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature and few-trial warnings
         try:
-            found = optuna.importance.get_param_importances(
+            return optuna.importance.get_param_importances(
                 study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
             )
         except (RuntimeError, ValueError) as e:
-            raise _NotEnough(f"Optuna could not compute them: {e}") from None
+            return f"Optuna could not compute them: {e}"
+
+
+def _importance_bars(found: dict[str, float]) -> Figure:
     fig = Figure(figsize=(7, 0.5 * len(found) + 1.5), layout="constrained")
     ax = fig.subplots()
     ax.barh(list(found)[::-1], list(found.values())[::-1], color=BLUE)
@@ -197,8 +293,7 @@ def _parallel(rows: list[dict], names: list[str]) -> Figure:
             else (min(values), max(values))
         )
         for y, end in ((-0.07, ends[0]), (1.02, ends[1])):
-            shown = f"{end:.3g}" if isinstance(end, float) else str(end)
-            ax.annotate(shown, (len(scaled) - 1, y), ha="center", fontsize=8)
+            ax.annotate(_shown(end), (len(scaled) - 1, y), ha="center", fontsize=8)
     scores = np.array([r["val_accuracy"] for r in rows], dtype=float)
     span = np.ptp(scores) or 1.0
     cmap = colormaps["viridis"]
