@@ -65,11 +65,12 @@ def test_train_options_override_the_preset(tmp_path, data_dir, capsys):
          "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--schedule", "step",
          "--epochs", "1", "--batch-size", "64", "--limit", "2000", "--validation-split", "0.2",
          "--seed", "3", "--l2", "0.0001", "--dropout", "0.1", "--out", str(tmp_path),
-         "--no-report", "--quiet"]
+         "--init", "xavier", "--no-report", "--quiet"]
     )  # fmt: skip
     assert code == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["hidden"] == [32] and config["optimizer"] == "sgd"
+    assert config["init"] == "xavier"  # a sweep could search it; now train sets it
     assert config["augment"] == "default"  # the preset's "auto", for MNIST
     assert config["train_examples"] == 1600
     assert "test accuracy" in capsys.readouterr().out

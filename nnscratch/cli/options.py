@@ -12,7 +12,7 @@ from ..data.catalog import DATASETS
 from ..errors import NnscratchError
 from ..nn.registry import ACTIVATIONS, OPTIMIZERS, SCHEDULES
 from ..runs.presets import PRESETS, preset_settings
-from ..runs.settings import RunSettings
+from ..runs.settings import INITS, RunSettings
 
 
 def sizes(value: str | None, option: str) -> list[int] | None:
@@ -103,6 +103,11 @@ RUN_OPTIONS = [
         "--activation",
         type=click.Choice(list(ACTIVATIONS.short_names)),
         help="Activation of the MLP's hidden layers.",
+    ),
+    setting(
+        "--init",
+        type=click.Choice(list(INITS)),
+        help="Initial weights: he (for ReLU), xavier (sigmoid, tanh) or normal.",
     ),
     setting("--dropout", type=FINITE_FLOAT, help="Dropout rate, in [0, 1)."),
     setting(
