@@ -6,6 +6,7 @@ function is still a dependency.
 """
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -185,6 +186,31 @@ def test_the_public_names_are_pinned():
     assert sorted(nnscratch.__all__) == sorted(PUBLIC_NAMES)
     for name in PUBLIC_NAMES:
         assert getattr(nnscratch, name) is not None
+
+
+# libraries that take a visible fraction of a second to import: only what uses them does
+HEAVY = ("matplotlib", "optuna", "distributed", "dask", "onnx", "onnxruntime")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import nnscratch",
+        "from nnscratch.cli import main; main(['--help'])",
+        "from nnscratch.cli import main; main(['sweep', '--help'])",
+    ],
+)
+def test_importing_and_help_load_no_heavy_library(code):
+    # matplotlib alone took 0.3 s of `import nnscratch` (through sweep -> run directory
+    # -> animation): every --help, every command that draws nothing, every user paid it
+    check = (
+        f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(ast.literal_eval(out.splitlines()[-1]))
+    assert loaded.isdisjoint(HEAVY), f"{code!r} imports {sorted(loaded & set(HEAVY))}"
 
 
 def test_the_package_data_lists_every_file_that_is_not_python():

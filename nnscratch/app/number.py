@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images, segment
-from ..reporting.figures import image_axes, plain_text, save_figure
+from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
 from .predict import NO_DIGIT, class_names, model_dataset, model_inputs, top_classes
 
 
@@ -107,7 +105,9 @@ def numbers_json(results: list[dict]) -> str:
 
 def save_numbers(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
     """Save a PNG: each picture with its digits' boxes, each reading under its box."""
-    fig = Figure(figsize=(7.0, 2.8 * len(rows)), layout="constrained")
+    from matplotlib.patches import Rectangle
+
+    fig = new_figure((7.0, 2.8 * len(rows)))
     for (result, gray), ax in zip(rows, image_axes(fig, len(rows), len(rows), 1)):
         ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
         name = plain_text([Path(result["file"]).name])[0]

@@ -10,12 +10,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
 
 from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Sigmoid, Softmax
-from ..reporting.figures import image_axes, plain_text, save_figure
+from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
 
 NO_DIGIT = (
     "no digit found (the image is blank, the ink too faint, or only a dot or a dash)"
@@ -126,7 +125,7 @@ def format_result(result: dict) -> str:
 
 def save_comparison(rows: list[tuple[dict, np.ndarray]], out: Path) -> None:
     """Save a PNG: each input picture beside the 28x28 image the network saw."""
-    fig = Figure(figsize=(5.0, 2.4 * len(rows)), layout="constrained")
+    fig = new_figure((5.0, 2.4 * len(rows)))
     axes = image_axes(fig, 2 * len(rows), len(rows), 2).reshape(len(rows), 2)
     for (result, gray), (ax_in, ax_net) in zip(rows, axes):
         ax_in.imshow(gray, cmap="gray", vmin=0, vmax=1)

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from ..errors import DataError, NnscratchError
@@ -36,8 +32,10 @@ from .figures import (
     as_images,
     border,
     image_axes,
+    new_figure,
     percent,
     plain_text,
+    whole_epochs,
 )
 
 MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
@@ -45,6 +43,11 @@ MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
 MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
 MIN_FRAME_MS = 100  # ... but no shorter than this each
 TRUE_CLASS = "#555555"  # the true class under a tile predicted right: there, not loud
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.text import Text
 
 
 @dataclass
@@ -220,12 +223,9 @@ class PredictionRecorder(Callback):
 
 
 def _render(fig: Figure) -> Image.Image:
-    """`fig` drawn by Agg, as an RGB Pillow image (one GIF frame)."""
-    canvas = (
-        fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    )
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+    """`fig` (on its Agg canvas) drawn, as an RGB Pillow image (one GIF frame)."""
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
 
 def frame_epochs(epochs: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
@@ -273,7 +273,10 @@ class _Artists:
 def _build_figure(recordings: Recordings) -> _Artists:
     """The loss axes (left) and the grid of recorded images (right), before any epoch
     is drawn: limits, images and legend stay, the frames change only the artists."""
-    fig = Figure(figsize=(10, 5.4), dpi=100, layout="constrained")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = new_figure((10, 5.4), dpi=100)
+    FigureCanvasAgg(fig)  # becomes fig.canvas: every frame is drawn on it, in memory
     left, right = fig.subfigures(1, 2, width_ratios=[0.9, 1.1])
     curves = _loss_axes(left.add_subplot(), recordings)
     caption = right.suptitle("", fontsize=11)
@@ -308,8 +311,7 @@ def _loss_axes(ax, recordings: Recordings) -> dict[str, Line2D]:
         ylabel="loss",
         title="Loss",
     )
-    # whole epochs only, even for a single one (else ticks at 0.6, 0.8, ...)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    whole_epochs(ax.xaxis)
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(loc="upper right")

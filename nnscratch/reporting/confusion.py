@@ -5,14 +5,15 @@ Both take cm (C, C) counts, rows true classes, columns predicted ones, and C nam
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
-from matplotlib.transforms import offset_copy
 
 from .figures import BLUE, ORANGE, new_axes, plain_text
 from .metrics import check_class_names, check_confusion_matrix, per_class_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _text_colour(rgba) -> str:
@@ -31,6 +32,9 @@ def confusion_matrix_plot(
     greys out the diagonal (its numbers stay) and scales the colours to the largest
     off-diagonal cell: the confusions, not the correct answers, set the colour bar.
     """
+    import matplotlib
+    from matplotlib.ticker import PercentFormatter
+
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
     fig, ax = new_axes(ax, (7.5, 6.5))
@@ -83,6 +87,9 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
 
     cm: (C, C) counts, rows true, columns predicted.
     """
+    from matplotlib.ticker import PercentFormatter
+    from matplotlib.transforms import offset_copy
+
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
     scores = per_class_scores(cm)

@@ -3,12 +3,15 @@ every batch, from a `History`, its dict of lists or the rows of history.csv."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from ..errors import DataError
-from .figures import BLUE, ORANGE
+from .figures import BLUE, ORANGE, new_figure, whole_epochs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def history_columns(history) -> dict[str, np.ndarray]:
@@ -42,23 +45,29 @@ def _minor_tick(value: float, _pos=None) -> str:
     return f"{value:g}" if digit in (2, 5) else ""
 
 
-class TickPercent(PercentFormatter):
-    """Fractions as percent tick labels with as many decimals as the ticks need: 64%,
-    66%, ... (not 64.0%), 62.5%, 65.0%, ... (PercentFormatter's default picks decimals
-    from the axis range, so it prints 64.0%, 66.0%, ...)."""
+def _percent_decimals(locs) -> int:
+    """The fewest decimals (at most 6) that print every tick of `locs` (fractions)
+    exactly as a percent: 0 for 0.64, 0.66 (64%, not 64.0%), 1 for 0.625, 0.65."""
+    percents = 100 * np.asarray(locs, dtype=np.float64)
+    for decimals in range(6):
+        scaled = percents * 10**decimals
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6):
+            return decimals
+    return 6
 
-    def __init__(self):
-        super().__init__(xmax=1.0)
 
-    def set_locs(self, locs):
-        super().set_locs(locs)
-        percents = 100 * np.asarray(locs, dtype=np.float64)
-        self.decimals = 0
-        while self.decimals < 6:
-            scaled = percents * 10**self.decimals
-            if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6):
-                break
-            self.decimals += 1
+def _tick_percent():
+    """A tick formatter of fractions as percents with as many decimals as the ticks
+    need: 64%, 66%, ..., or 62.5%, 65.0%, ... (PercentFormatter's default picks
+    decimals from the axis range, so it prints 64.0%, 66.0%, ...)."""
+    from matplotlib.ticker import PercentFormatter
+
+    class TickPercent(PercentFormatter):  # here: matplotlib is imported when drawing
+        def set_locs(self, locs):
+            super().set_locs(locs)
+            self.decimals = _percent_decimals(locs)
+
+    return TickPercent(xmax=1.0)
 
 
 def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +96,7 @@ def learning_curves(history, batch_losses=None) -> Figure:
         raise DataError("history: expected a per-epoch 'loss' column, found none")
     batch_losses = None if batch_losses is None else np.asarray(batch_losses, float)
     with_batches = batch_losses is not None and batch_losses.size > 0
-    fig = Figure(figsize=(15 if with_batches else 10, 4.4), layout="constrained")
+    fig = new_figure((15 if with_batches else 10, 4.4))
     axes = fig.subplots(1, 3 if with_batches else 2)
     _per_epoch_axes(axes[0], columns, "loss", "Loss")
     _per_epoch_axes(axes[1], columns, "accuracy", "Accuracy")
@@ -117,11 +126,10 @@ def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
             label=f"{label} ({_best_epoch(values, metric)})",
         )
     ax.set(title=f"{title} per epoch", xlabel="epoch", ylabel=metric)
-    # whole epochs only, even for a single one (else ticks at 0.96, 0.98, ...)
     ax.set_xlim(0.5, len(epochs) + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    whole_epochs(ax.xaxis)
     if metric == "accuracy":
-        ax.yaxis.set_major_formatter(TickPercent())
+        ax.yaxis.set_major_formatter(_tick_percent())
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=9)
@@ -142,6 +150,8 @@ def _best_epoch(values: np.ndarray, metric: str) -> str:
 def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
     """batch_losses (steps,) on `ax`, raw and smoothed, against the step (bottom axis)
     and the epoch (top axis: the steps are taken as spread evenly over `epochs`)."""
+    from matplotlib.ticker import FuncFormatter
+
     steps = np.arange(1, len(batch_losses) + 1)
     centres, means = smooth(batch_losses)
     averaged = len(means) < len(batch_losses)  # too few steps: nothing to average

@@ -3,8 +3,9 @@ layer looks for (its weights as images)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..errors import DataError, check_int, check_same_length
 from .figures import (
@@ -15,9 +16,13 @@ from .figures import (
     as_images,
     border,
     image_axes,
+    new_figure,
     percent,
     plain_text,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _check_predictions(images, labels, probs, class_names):
@@ -40,7 +45,7 @@ def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
     rows = int(np.ceil(n / cols))
     # at least 7.5 inches wide, so the one-line suptitle fits over a small grid
     width = max(7.5, cols * tile[0] + extra_width)
-    fig = Figure(figsize=(width, rows * tile[1] + extra_height), layout="constrained")
+    fig = new_figure((width, rows * tile[1] + extra_height))
     return fig, image_axes(fig, n, rows, cols)
 
 
@@ -98,7 +103,7 @@ def top_mistakes(
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     if wrong.size == 0:
-        fig = Figure(figsize=(6, 2), layout="constrained")
+        fig = new_figure((6, 2))
         ax = fig.add_subplot()
         ax.set_axis_off()
         ax.text(

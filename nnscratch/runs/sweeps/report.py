@@ -14,14 +14,16 @@ import base64
 import io
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from ...files import write_text
-from ...reporting.figures import BLUE, DPI, ORANGE
+from ...reporting.figures import BLUE, DPI, ORANGE, new_figure
 from ...reporting.page import escape, html_cell, html_page, html_table, key_value_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STATE_COLOURS = {"complete": BLUE, "pruned": ORANGE, "fail": "#999999"}
 
@@ -193,7 +195,7 @@ class _NotEnough(Exception):
 def _history(rows: list[dict]) -> Figure:
     if not rows:
         raise _NotEnough("No trial has a validation accuracy yet.")
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    fig = new_figure((7, 4))
     ax = fig.subplots()
     for state, colour in STATE_COLOURS.items():
         mine = [r for r in rows if r["state"] == state]
@@ -226,8 +228,7 @@ def _slices(rows: list[dict], names: list[str]) -> Figure:
     if not rows:
         raise _NotEnough("No trial has a validation accuracy yet.")
     cols = min(3, len(names))
-    fig = Figure(figsize=(4 * cols, 3.2 * math.ceil(len(names) / cols)),
-                 layout="constrained")  # fmt: skip
+    fig = new_figure((4 * cols, 3.2 * math.ceil(len(names) / cols)))
     axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / cols), cols)).ravel()
     for ax, name in zip(axes, names):
         x, log, categories = _axis_values(rows, name)
@@ -267,7 +268,7 @@ def _importances(study, names: list[str]) -> dict[str, float] | str:
 
 
 def _importance_bars(found: dict[str, float]) -> Figure:
-    fig = Figure(figsize=(7, 0.5 * len(found) + 1.5), layout="constrained")
+    fig = new_figure((7, 0.5 * len(found) + 1.5))
     ax = fig.subplots()
     ax.barh(list(found)[::-1], list(found.values())[::-1], color=BLUE)
     ax.set(xlabel="importance (share of the variation in validation accuracy)")
@@ -275,10 +276,12 @@ def _importance_bars(found: dict[str, float]) -> Figure:
 
 
 def _parallel(rows: list[dict], names: list[str]) -> Figure:
+    from matplotlib import colormaps
+
     if len(rows) < 2:
         raise _NotEnough("Needs at least 2 trials with a validation accuracy.")
     columns = [*names, "val_accuracy"]
-    fig = Figure(figsize=(max(6, 2 * len(columns)), 4), layout="constrained")
+    fig = new_figure((max(6, 2 * len(columns)), 4))
     ax = fig.subplots()
     scaled = []
     for name in columns:
