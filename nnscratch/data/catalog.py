@@ -247,8 +247,8 @@ def not_in_data_dir(place: Path, name: str, files: tuple[str, ...] = FILE_NAMES)
     other = named_after(place.expanduser().absolute())
     if other not in (None, name):
         return (
-            f"data dir {place} is named after {other}, not {name}: pass --dataset"
-            f" {other}, or a folder holding the {name} files"
+            f"data dir {place} is named after {other}, not {name}: give a folder"
+            f" holding the {name} files (or, to use {other}, choose that dataset)"
         )
     best = min([place / name, place], key=lambda folder: len(_missing(folder, files)))
     missing = _missing(best, files)
