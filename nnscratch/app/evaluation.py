@@ -11,12 +11,11 @@ from ..data.catalog import (
     CLASS_NAMES,
     DATASETS,
     TEST_FILES,
-    dataset_info,
     other_test_set,
     still_holding,
 )
-from ..data.loading import load_test_set, locate_dataset
-from ..errors import DataError, NnscratchError
+from ..data.loading import locate_dataset, read_test_set
+from ..errors import NnscratchError
 from ..nn.loading import load_model
 from ..reporting.metrics import (
     classification_report,
@@ -33,7 +32,7 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     it still holds them (as `nnscratch report` does), else the usual places; only the
     two test files are needed (and downloaded if found nowhere)."""
     model = as_classifier(load_model(model_path), model_path)
-    trained_on = catalog_name(model_dataset(model))
+    trained_on = model_dataset(model)
     if dataset is None:
         dataset = trained_on or "mnist"
         if dataset not in DATASETS:
@@ -46,7 +45,7 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
     if data_dir is None and dataset == trained_on:
         data_dir = trained_from(model, dataset)
     folder = locate_dataset(dataset, data_dir, files=TEST_FILES)
-    x_test, y_test = load_test_set(dataset, folder)
+    x_test, y_test = read_test_set(dataset, folder)
     if warning := other_test_set(folder, dataset, y_test):
         warn(warning)
     names = test_set_names(model, dataset, trained_on)
@@ -65,15 +64,6 @@ def evaluation_report(model_path: Path, dataset: str | None, data_dir, warn) -> 
             format_confusion_matrix(cm, names),
         ]
     )
-
-
-def catalog_name(name: str | None) -> str | None:
-    """A dataset's name as the catalog spells it ("MNIST" -> "mnist"), an unknown
-    one as it is."""
-    try:
-        return None if name is None else dataset_info(name).name
-    except DataError:
-        return name
 
 
 def test_set_names(model, dataset: str, trained_on: str | None) -> list[str]:

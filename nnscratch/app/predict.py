@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NnscratchError, NonFiniteOutputError
+from ..data.catalog import dataset_info
+from ..errors import DataError, NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Sigmoid, Softmax
 from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
@@ -84,10 +85,16 @@ def top_classes(probs: np.ndarray, names: list[str], top: int = 3) -> dict:
 
 
 def model_dataset(model) -> str | None:
-    """The dataset the model was trained on, from its saved settings (None if unknown)."""
+    """The dataset the model was trained on, from its saved settings (None if unknown),
+    as the catalog spells it ("MNIST" -> "mnist"); a name it does not know as it is."""
     training = model.metadata.get("training")
     dataset = training.get("dataset") if isinstance(training, dict) else None
-    return dataset if isinstance(dataset, str) else None
+    if not isinstance(dataset, str):
+        return None
+    try:
+        return dataset_info(dataset).name
+    except DataError:
+        return dataset
 
 
 def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray | None]:

@@ -58,9 +58,14 @@ def load_test_set(
     """(x_test, y_test) of "mnist" or "fashion-mnist", as `load_dataset` gives them,
     read from the first folder holding the two test files (TEST_FILES): the
     training files are neither needed nor downloaded."""
-    info = dataset_info(name)
-    folder = locate_dataset(info.name, data_dir, download, TEST_FILES)
-    return _load_split(folder, TEST_IMAGES, TEST_LABELS, info)
+    folder = locate_dataset(dataset_info(name).name, data_dir, download, TEST_FILES)
+    return read_test_set(name, folder)
+
+
+def read_test_set(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(x_test, y_test) of dataset `name`, read from `folder`, which holds them (as
+    `locate_dataset` found it)."""
+    return _load_split(folder, TEST_IMAGES, TEST_LABELS, dataset_info(name))
 
 
 def locate_dataset(

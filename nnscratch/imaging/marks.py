@@ -22,13 +22,16 @@ BAR_COLUMNS = 0.9
 
 def is_dot(crop: np.ndarray, shape: tuple) -> bool:
     """Whether the cropped ink (h, w) of an image of `shape` is a lone dot (a tap on
-    the drawing page, a blot), not a digit: small in the picture, about as wide as
-    high, and filling most of its box, as no stroke bent into a digit does."""
+    the drawing page, a blot), not a digit: small in the picture, and solid."""
+    return max(crop.shape) < DOT_SIZE * max(shape) and is_solid(crop)
+
+
+def is_solid(crop: np.ndarray) -> bool:
+    """Whether the cropped ink (h, w) is about as wide as high and fills most of its
+    box, as no stroke bent into a digit does (a dot's shape, whatever its size)."""
     h, w = crop.shape
-    return (
-        max(h, w) < DOT_SIZE * max(shape)
-        and max(h, w) <= DOT_ASPECT * min(h, w)
-        and np.count_nonzero(crop) > DOT_FILL * crop.size
+    return max(h, w) <= DOT_ASPECT * min(h, w) and (
+        np.count_nonzero(crop) > DOT_FILL * crop.size
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .images import DIGIT_BOX, MIN_SIZE, check_gray, crop_to_ink, lay_out, picture_ink
-from .marks import DOT_ASPECT, DOT_FILL, is_bar, is_dot
+from .marks import is_bar, is_dot, is_solid
 from .paper import erase_band, runs
 
 # A piece less high than PART_HEIGHT of the digits' height is part of a digit, joined
@@ -166,8 +166,9 @@ def find_digits(
     """
     layout = {"box": box, "by_mass": by_mass}
     gray = check_gray(gray, "find_digits")
-    ink = drop_underlines(picture_ink(gray, blur=blur, threshold=threshold))
-    labels, boxes = label_components(ink > 0)
+    ink, labels, boxes = pieces_without_underlines(
+        picture_ink(gray, blur=blur, threshold=threshold)
+    )
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     keep = np.flatnonzero(sides >= max(2, MIN_SIZE * max(gray.shape)))
     if keep.size == 0:
@@ -219,8 +220,16 @@ def drop_underlines(ink: np.ndarray) -> np.ndarray:
     in one on a much longer line (`is_lone_digit_on_a_line`): a "2" keeps its base.
     An underline apart from the digits is `is_mark`'s.
     """
+    return pieces_without_underlines(ink)[0]
+
+
+def pieces_without_underlines(ink: np.ndarray):
+    """(`drop_underlines(ink)`, and its pieces as `label_components` gives them):
+    the pieces of `ink` itself when no underline was erased, the usual case, which
+    are then not labelled a second time."""
     out = np.array(ink, dtype=np.float32)
-    _, boxes = label_components(out > 0)
+    labels, boxes = label_components(out > 0)
+    erased_any = False
     for left, top, right, bottom in boxes.tolist():
         if right - left < UNDERLINE_ASPECT * (bottom - top):
             continue
@@ -235,7 +244,10 @@ def drop_underlines(ink: np.ndarray) -> np.ndarray:
         parts = parts[parts[:, 3] - parts[:, 1] >= 0.5 * band[0]]
         if len(parts) > 1 or is_lone_digit_on_a_line(parts, *window.shape):
             window[...] = erased
-    return out
+            erased_any = True
+    if erased_any:
+        labels, boxes = label_components(out > 0)
+    return out, labels, boxes
 
 
 def is_lone_digit_on_a_line(parts: np.ndarray, h: int, w: int) -> bool:
@@ -266,7 +278,7 @@ def underline_band(mask: np.ndarray) -> tuple[int, int] | None:
 def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
     """Whether piece `label` of `labels` (H, W), in `box` (left, top, right,
     bottom), is no part of digits `height` high: a dot (smaller than DOT_SHARE of
-    them and, like `marks.is_dot`, about as wide as high and filling its box) or a
+    them and solid, like `marks.is_dot`) or a
     line (lower than that, and wider than a digit is high: an underline). A
     stroke's fragment is thin and short, and joins its digit (`join_pieces`)."""
     left, top, right, bottom = (int(v) for v in box)
@@ -274,11 +286,7 @@ def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
     if h < DOT_SHARE * height and w > height:  # a "1" is thin too, but upright
         return True
     piece = labels[top:bottom, left:right] == label
-    return (
-        max(w, h) < DOT_SHARE * height
-        and max(w, h) <= DOT_ASPECT * min(w, h)
-        and piece.mean() > DOT_FILL
-    )
+    return max(w, h) < DOT_SHARE * height and is_solid(piece)
 
 
 def own_ink(ink, labels, bbox, ids) -> np.ndarray:

@@ -199,11 +199,11 @@ def _figure(figures_dir: Path, name: str, alts: dict[str, str]) -> str:
         return ""
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = escape(CAPTIONS.get(name, name))
+    caption = CAPTIONS.get(name, name)
     return (
         f'<figure><img src="data:{mime};base64,{data}"'
-        f' alt="{escape(alts.get(name, CAPTIONS.get(name, name)))}">'
-        f"<figcaption>{caption}</figcaption></figure>"
+        f' alt="{escape(alts.get(name, caption))}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
 
 

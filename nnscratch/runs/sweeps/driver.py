@@ -121,18 +121,20 @@ def sweep(
         except ClusterLost as e:
             raise NnscratchError(
                 f"sweep stopped: the Dask scheduler was lost ({e}); "
-                f"{_line(study, trials)}; run the same command again to continue "
-                "(running trials resume from their checkpoints)"
+                f"{_line(study, trials)}; {RERUN}"
             ) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (SignalInterrupt)
             code = e.exit_code if isinstance(e, SignalInterrupt) else 130
             raise RunInterrupted(
-                f"sweep interrupted: {_line(study, trials)}; run the same command "
-                "again to continue (running trials resume from their checkpoints)",
+                f"sweep interrupted: {_line(study, trials)}; {RERUN}",
                 code,
             ) from None
 
 
+RERUN = (  # how a stopped sweep goes on
+    "run the same command again to continue (running trials resume from their"
+    " checkpoints)"
+)
 SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's
 
 

@@ -33,7 +33,8 @@ def write_sweep_report(path, study, rows: list[dict], names: list[str], test_acc
     scored = [r for r in rows if r["val_accuracy"] != ""]
     complete = [r for r in rows if r["state"] == "complete"]
     body = [f"<h1>Sweep: {escape(study.study_name)}</h1>", _summary(study, rows)]
-    if complete:
+    best = None
+    if complete:  # the first of the highest: rows are in the trials' order
         best = max(complete, key=lambda r: r["val_accuracy"])
         items = [(n, best[n]) for n in names] + [
             ("trial", best["number"]),
@@ -54,7 +55,7 @@ def write_sweep_report(path, study, rows: list[dict], names: list[str], test_acc
         ("Parallel coordinates: each line a trial, coloured by validation accuracy",
          _draw(_parallel, scored, names)),
     ]  # fmt: skip
-    alts = _alt_texts(scored, names, found)
+    alts = _alt_texts(scored, names, found, best)
     body.append('<h2>Pictures</h2><div class="grid">')
     body += [_figure(*figure, alt) for figure, alt in zip(figures, alts)]
     body.append("</div>")
@@ -112,11 +113,12 @@ DRAWN = [
 ]
 
 
-def _alt_texts(rows: list[dict], names: list[str], importances) -> list[str]:
+def _alt_texts(rows: list[dict], names: list[str], importances, best) -> list[str]:
     """DRAWN, in the pictures' order, with the numbers of the scored trials `rows`:
     their lowest and highest score, the best so far, each parameter's range and the
     values of the highest and lowest trials, and `importances` ({name: share},
-    largest first; a text when there are none)."""
+    largest first; a text when there are none), and the `best` complete trial (or
+    None)."""
     texts = list(DRAWN)
     if not rows:
         return texts
@@ -127,9 +129,7 @@ def _alt_texts(rows: list[dict], names: list[str], importances) -> list[str]:
         if len(rows) == 1
         else f": {len(rows)} trials, from {_scored(low)} to {_scored(high)}"
     )
-    complete = [r for r in rows if r["state"] == "complete"]
-    if complete:  # the step line reaches its top at the first trial that scored it
-        best = max(complete, key=lambda r: (r["val_accuracy"], -r["number"]))
+    if best is not None:  # the step line reaches its top at the first trial scoring it
         texts[0] += (
             f"; the best so far {best['val_accuracy']:.4f} from trial {best['number']} on"
         )
