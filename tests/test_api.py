@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nnscratch as nn
@@ -542,6 +543,35 @@ def test_a_layer_with_an_activation_shared_by_two_models_has_it_in_both():
     # saved as Dense, Tanh, Dense: the activation once
     names = [spec["class"] for spec in model_description(second)["layers"]]
     assert names == ["Dense", "Tanh", "Dense"]
+
+
+def test_a_layer_that_was_in_a_model_still_applies_its_activation_alone():
+    # the model had moved the activation out into a layer of its own, and the
+    # layer called alone afterwards (a notebook checking one layer) skipped it
+    x64 = np.random.default_rng(0).standard_normal((3, 6))
+    dense = nn.Dense(6, 4, rng=0, dtype=np.float64, activation="relu")
+    conv = nn.Conv2D(1, 2, 3, rng=0, dtype=np.float64, activation="tanh")
+    images = np.random.default_rng(1).standard_normal((2, 1, 5, 5))
+    before = dense.forward(x64).copy(), conv.forward(images).copy()
+    model = nn.Sequential([dense, nn.Dense(3)], input_shape=(6,), seed=0)
+    cnn = nn.Sequential([conv, nn.Flatten()], input_shape=(1, 5, 5))
+    model.fit(*blobs(), epochs=1, verbose=0, seed=0)  # trained inside the model
+    dense.params["W"][...] = np.random.default_rng(2).standard_normal((6, 4))
+    assert dense.forward(x64).min() == 0  # ReLU's, alone
+    W, b = dense.params["W"], dense.params["b"]
+    assert_allclose(dense.forward(x64), np.maximum(x64 @ W + b, 0))
+    assert_allclose(conv.forward(images), before[1])
+    assert conv.forward(images).max() < 1
+    dense.needs_input_grad = conv.needs_input_grad = True  # models: first layers
+    check_layer_grads(dense, x64)  # backward goes through the activation too
+    check_layer_grads(conv, images)
+    # and the models still apply it once, as their own layer
+    assert_allclose(cnn.predict(images), before[1].reshape(2, -1), rtol=1e-6)
+    hidden = model.layer_outputs(x64.astype(np.float32))
+    assert_allclose(hidden[1], np.maximum(hidden[0], 0))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense", "ReLU", "Dense",
+    ]  # fmt: skip
 
 
 def test_a_failed_build_leaves_the_layers_as_they_were():
