@@ -597,6 +597,27 @@ def test_a_failed_build_leaves_the_layers_as_they_were():
     assert model.predict(blobs()[0][:2]).shape == (2, 3)
 
 
+def test_a_failed_build_with_a_seed_leaves_built_layers_weights_as_they_were():
+    # the model's seed redrew the weights of an already built layer in place; the
+    # build then failed, and the notebook's layer had silently new weights
+    built, wrong = nn.Dense(6, 4, rng=0), nn.Conv2D(2, 3)
+    norm = nn.BatchNorm()
+    norm.build((4,))
+    norm.state["running_mean"][...] = 0.5
+    before = {**built.params, **norm.state}
+    before = {name: array.copy() for name, array in before.items()}
+    with pytest.raises(NnscratchError, match=r"layer 2 \(Conv2D\)"):
+        nn.Sequential([built, norm, wrong], input_shape=(6,), seed=3)
+    for name, array in {**built.params, **norm.state}.items():
+        assert_array_equal(array, before[name])
+    model = nn.Sequential(seed=3)  # the same when the seed draws at build
+    model.add(built)
+    model.add(wrong)
+    with pytest.raises(NnscratchError, match=r"layer 1 \(Conv2D\)"):
+        model.build((6,))
+    assert_array_equal(built.params["W"], before["W"])
+
+
 def test_a_layer_object_listed_twice_in_a_model_is_refused():
     # its second place overwrote what the first kept for backward: wrong gradients
     # (two 5-wide Tanh) or a broadcast ValueError from inside Tanh.backward
