@@ -152,10 +152,24 @@ def test_from_spec_and_config():
             Augment(shift=bad)
 
 
+def test_uint8_images_come_out_uint8_as_their_scaled_floats_would():
+    # raw MNIST arrays, as fit takes them, were refused
+    images = (digits_like(n=8) * 255).round().astype(np.uint8)
+    augment = Augment(shift=2, rotation=10, scale=0.1, elastic=1.0)
+    for batch in (images, images[:, None]):
+        out = augment(batch, np.random.default_rng(3))
+        assert out.dtype == np.uint8 and out.shape == batch.shape
+        scaled = augment(batch.astype(np.float32) / 255, np.random.default_rng(3))
+        assert np.abs(out / 255 - scaled).max() <= 0.5 / 255 + 1e-6  # rounded
+    assert_array_equal(Augment(0, 0, 0, 0)(images, 0), images)
+
+
 def test_rejects_bad_images():
     augment = Augment()
-    with pytest.raises(NnscratchError, match=r"expected float images .* got uint8"):
-        augment(np.zeros((2, 28, 28), dtype=np.uint8), 0)
+    with pytest.raises(
+        NnscratchError, match=r"expected uint8 or float images .* int64"
+    ):
+        augment(np.zeros((2, 28, 28), dtype=np.int64), 0)
     with pytest.raises(NnscratchError, match=r"got float32 \(2, 3, 28, 28\)"):
         augment(np.zeros((2, 3, 28, 28), dtype=np.float32), 0)
 
