@@ -180,3 +180,28 @@ def test_auto_spec_is_resolved_per_dataset():
     assert Augment.resolve_spec("auto", "some-other-digits") == "default"
     assert Augment.resolve_spec("shift=1", "mnist") == "shift=1"
     assert Augment.resolve_spec(None, "mnist") is None
+
+
+def test_fit_refuses_flattened_images_or_a_non_callable_augment_up_front(tmp_path):
+    # (N, 784) images failed only at the first batch, after the callbacks had begun
+    # (a CSV log written, a bar shown); a spec text failed as "'str' object is not
+    # callable" from inside the training step
+    import nnscratch as nn
+
+    x = digits_like(n=8).reshape(8, -1)
+    y = np.arange(8) % 2
+    model = nn.Sequential([nn.Dense(2)], seed=0)
+    log = tmp_path / "log.csv"
+    with pytest.raises(
+        NnscratchError,
+        match=r"^augment: expected uint8 or float images \(N, H, W\) or \(N, 1, H, W\)"
+        r", got float32 \(8, 784\); flattened images\? reshape them to \(N, 28, 28\)",
+    ):
+        model.fit(x, y, augment=Augment(), callbacks=[nn.CSVLogger(log)], verbose=0)
+    assert not log.exists()
+    for bad in ("shift=2", 3):
+        with pytest.raises(NnscratchError, match=r"^augment: expected a function"):
+            model.fit(x, y, augment=bad, verbose=0)
+    images = x.reshape(8, 1, 28, 28)  # what Augment takes: fits
+    model = nn.Sequential([nn.Flatten(), nn.Dense(2)], seed=0)
+    model.fit(images, y, augment=Augment(), verbose=0)

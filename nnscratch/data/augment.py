@@ -186,16 +186,28 @@ class Augment:
     def is_identity(self) -> bool:
         return not any(getattr(self, key) for key in KEYS)
 
+    @staticmethod
+    def check_images(shape: tuple, dtype) -> None:
+        """NnscratchError unless arrays of `shape` and `dtype` are images it takes;
+        `fit` asks before its first batch, for the whole x."""
+        channels_ok = len(shape) == 3 or (len(shape) == 4 and shape[1] == 1)
+        dtype = np.dtype(dtype)
+        if channels_ok and (dtype == np.uint8 or np.issubdtype(dtype, np.floating)):
+            return
+        side = int(np.sqrt(shape[-1])) if len(shape) == 2 else 0
+        flat = side > 1 and side * side == shape[-1]  # (N, 784): MNIST flattened
+        raise NnscratchError(
+            f"augment: expected uint8 or float images (N, H, W) or (N, 1, H, W), "
+            f"got {dtype} {tuple(shape)}"
+            + flat
+            * f"; flattened images? reshape them to (N, {side}, {side}) and "
+            "begin the model with Flatten()"
+        )
+
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A new, augmented copy of `images`; the input is not modified."""
         images = np.asarray(images)
-        channels_ok = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 1)
-        pixels = images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)
-        if not channels_ok or not pixels:
-            raise NnscratchError(
-                f"augment: expected uint8 or float images (N, H, W) or (N, 1, H, W), "
-                f"got {images.dtype} {images.shape}"
-            )
+        self.check_images(images.shape, images.dtype)
         if images.dtype == np.uint8:  # raw pixels, as fit takes them: rounded back
             warped = self(images.astype(np.float32), rng)
             return np.clip(np.rint(warped), 0, 255).astype(np.uint8)
