@@ -415,6 +415,14 @@ def test_set_weights_takes_keras_list_form_and_checks_it():
         NnscratchError, match=r"'0.W' has shape \(3, 2\), expected \(2, 3\)"
     ):
         model.set_weights([W.T, b])
+    # text (or complex numbers) in the second array: a raw "could not convert
+    # string to float" after W had been overwritten already
+    for bad in (np.full(3, "x"), np.full(3, 1 + 2j)):
+        with pytest.raises(
+            NnscratchError, match=r"^weights: '0.b' holds .* values, expected numbers"
+        ):
+            model.set_weights([2 * W, bad])
+        assert_array_equal(model.layers[0].params["W"], W)  # nothing half-copied
 
 
 def test_sequential_needs_one_list_of_layers():

@@ -203,6 +203,10 @@ def set_weights(layers: list[Layer], weights) -> None:
         if name not in weights:
             raise NnscratchError(f"weights: missing array {name!r}")
         source = np.asarray(weights[name])
+        if source.dtype.kind not in "buif":  # text, complex: refused before any copy
+            raise NnscratchError(
+                f"weights: {name!r} holds {source.dtype} values, expected numbers"
+            )
         if source.shape != target.shape:
             raise NnscratchError(
                 f"weights: {name!r} has shape {source.shape}, expected {target.shape}"
