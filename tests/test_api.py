@@ -624,6 +624,9 @@ def test_a_failed_build_with_a_seed_leaves_built_layers_weights_as_they_were():
     with pytest.raises(NnscratchError, match=r"layer 1 \(Conv2D\)"):
         model.build((6,))
     assert_array_equal(built.params["W"], before["W"])
+    model.pop()  # corrected, the model's seed draws the layer's weights again
+    model.build((6,))
+    assert not np.allclose(built.params["W"], before["W"])
 
 
 def test_a_layer_object_listed_twice_in_a_model_is_refused():

@@ -81,8 +81,13 @@ class Network:
                 "Sequential: the model has no layers; add them with model.add(layer)"
             )
         backend()  # a bad NNSCRATCH_KERNELS says so, not that a layer refused x
-        with restored_if_failed(self.layers):
-            output_shape = self._build_layers(shape, on_built)
+        seeded = set(self._seeded)
+        try:
+            with restored_if_failed(self.layers):
+                output_shape = self._build_layers(shape, on_built)
+        except BaseException:  # weights put back: the seed draws them on next build
+            self._seeded = seeded
+            raise
         self.input_shape, self.output_shape = shape, output_shape
         self._built_for = tuple(self.layers)
         self._check_class_names()
