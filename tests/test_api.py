@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from gradcheck import check_layer_grads
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nnscratch as nn
@@ -414,6 +415,14 @@ def test_set_weights_takes_keras_list_form_and_checks_it():
         NnscratchError, match=r"'0.W' has shape \(3, 2\), expected \(2, 3\)"
     ):
         model.set_weights([W.T, b])
+    # text (or complex numbers) in the second array: a raw "could not convert
+    # string to float" after W had been overwritten already
+    for bad in (np.full(3, "x"), np.full(3, 1 + 2j)):
+        with pytest.raises(
+            NnscratchError, match=r"^weights: '0.b' holds .* values, expected numbers"
+        ):
+            model.set_weights([2 * W, bad])
+        assert_array_equal(model.layers[0].params["W"], W)  # nothing half-copied
 
 
 def test_sequential_needs_one_list_of_layers():
@@ -544,6 +553,35 @@ def test_a_layer_with_an_activation_shared_by_two_models_has_it_in_both():
     assert names == ["Dense", "Tanh", "Dense"]
 
 
+def test_a_layer_that_was_in_a_model_still_applies_its_activation_alone():
+    # the model had moved the activation out into a layer of its own, and the
+    # layer called alone afterwards (a notebook checking one layer) skipped it
+    x64 = np.random.default_rng(0).standard_normal((3, 6))
+    dense = nn.Dense(6, 4, rng=0, dtype=np.float64, activation="relu")
+    conv = nn.Conv2D(1, 2, 3, rng=0, dtype=np.float64, activation="tanh")
+    images = np.random.default_rng(1).standard_normal((2, 1, 5, 5))
+    before = dense.forward(x64).copy(), conv.forward(images).copy()
+    model = nn.Sequential([dense, nn.Dense(3)], input_shape=(6,), seed=0)
+    cnn = nn.Sequential([conv, nn.Flatten()], input_shape=(1, 5, 5))
+    model.fit(*blobs(), epochs=1, verbose=0, seed=0)  # trained inside the model
+    dense.params["W"][...] = np.random.default_rng(2).standard_normal((6, 4))
+    assert dense.forward(x64).min() == 0  # ReLU's, alone
+    W, b = dense.params["W"], dense.params["b"]
+    assert_allclose(dense.forward(x64), np.maximum(x64 @ W + b, 0))
+    assert_allclose(conv.forward(images), before[1])
+    assert conv.forward(images).max() < 1
+    dense.needs_input_grad = conv.needs_input_grad = True  # models: first layers
+    check_layer_grads(dense, x64)  # backward goes through the activation too
+    check_layer_grads(conv, images)
+    # and the models still apply it once, as their own layer
+    assert_allclose(cnn.predict(images), before[1].reshape(2, -1), rtol=1e-6)
+    hidden = model.layer_outputs(x64.astype(np.float32))
+    assert_allclose(hidden[1], np.maximum(hidden[0], 0))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense", "ReLU", "Dense",
+    ]  # fmt: skip
+
+
 def test_a_failed_build_leaves_the_layers_as_they_were():
     # a notebook: the first try names a wrong n_in; the same layer objects, fixed,
     # were refused because the failed try had built the first Dense for 4 inputs
@@ -565,6 +603,30 @@ def test_a_failed_build_leaves_the_layers_as_they_were():
         model.predict(blobs()[0][:2])
     model.pop()
     assert model.predict(blobs()[0][:2]).shape == (2, 3)
+
+
+def test_a_failed_build_with_a_seed_leaves_built_layers_weights_as_they_were():
+    # the model's seed redrew the weights of an already built layer in place; the
+    # build then failed, and the notebook's layer had silently new weights
+    built, wrong = nn.Dense(6, 4, rng=0), nn.Conv2D(2, 3)
+    norm = nn.BatchNorm()
+    norm.build((4,))
+    norm.state["running_mean"][...] = 0.5
+    before = {**built.params, **norm.state}
+    before = {name: array.copy() for name, array in before.items()}
+    with pytest.raises(NnscratchError, match=r"layer 2 \(Conv2D\)"):
+        nn.Sequential([built, norm, wrong], input_shape=(6,), seed=3)
+    for name, array in {**built.params, **norm.state}.items():
+        assert_array_equal(array, before[name])
+    model = nn.Sequential(seed=3)  # the same when the seed draws at build
+    model.add(built)
+    model.add(wrong)
+    with pytest.raises(NnscratchError, match=r"layer 1 \(Conv2D\)"):
+        model.build((6,))
+    assert_array_equal(built.params["W"], before["W"])
+    model.pop()  # corrected, the model's seed draws the layer's weights again
+    model.build((6,))
+    assert not np.allclose(built.params["W"], before["W"])
 
 
 def test_a_layer_object_listed_twice_in_a_model_is_refused():

@@ -152,10 +152,24 @@ def test_from_spec_and_config():
             Augment(shift=bad)
 
 
+def test_uint8_images_come_out_uint8_as_their_scaled_floats_would():
+    # raw MNIST arrays, as fit takes them, were refused
+    images = (digits_like(n=8) * 255).round().astype(np.uint8)
+    augment = Augment(shift=2, rotation=10, scale=0.1, elastic=1.0)
+    for batch in (images, images[:, None]):
+        out = augment(batch, np.random.default_rng(3))
+        assert out.dtype == np.uint8 and out.shape == batch.shape
+        scaled = augment(batch.astype(np.float32) / 255, np.random.default_rng(3))
+        assert np.abs(out / 255 - scaled).max() <= 0.5 / 255 + 1e-6  # rounded
+    assert_array_equal(Augment(0, 0, 0, 0)(images, 0), images)
+
+
 def test_rejects_bad_images():
     augment = Augment()
-    with pytest.raises(NnscratchError, match=r"expected float images .* got uint8"):
-        augment(np.zeros((2, 28, 28), dtype=np.uint8), 0)
+    with pytest.raises(
+        NnscratchError, match=r"expected uint8 or float images .* int64"
+    ):
+        augment(np.zeros((2, 28, 28), dtype=np.int64), 0)
     with pytest.raises(NnscratchError, match=r"got float32 \(2, 3, 28, 28\)"):
         augment(np.zeros((2, 3, 28, 28), dtype=np.float32), 0)
 
@@ -166,3 +180,28 @@ def test_auto_spec_is_resolved_per_dataset():
     assert Augment.resolve_spec("auto", "some-other-digits") == "default"
     assert Augment.resolve_spec("shift=1", "mnist") == "shift=1"
     assert Augment.resolve_spec(None, "mnist") is None
+
+
+def test_fit_refuses_flattened_images_or_a_non_callable_augment_up_front(tmp_path):
+    # (N, 784) images failed only at the first batch, after the callbacks had begun
+    # (a CSV log written, a bar shown); a spec text failed as "'str' object is not
+    # callable" from inside the training step
+    import nnscratch as nn
+
+    x = digits_like(n=8).reshape(8, -1)
+    y = np.arange(8) % 2
+    model = nn.Sequential([nn.Dense(2)], seed=0)
+    log = tmp_path / "log.csv"
+    with pytest.raises(
+        NnscratchError,
+        match=r"^augment: expected uint8 or float images \(N, H, W\) or \(N, 1, H, W\)"
+        r", got float32 \(8, 784\); flattened images\? reshape them to \(N, 28, 28\)",
+    ):
+        model.fit(x, y, augment=Augment(), callbacks=[nn.CSVLogger(log)], verbose=0)
+    assert not log.exists()
+    for bad in ("shift=2", 3):
+        with pytest.raises(NnscratchError, match=r"^augment: expected a function"):
+            model.fit(x, y, augment=bad, verbose=0)
+    images = x.reshape(8, 1, 28, 28)  # what Augment takes: fits
+    model = nn.Sequential([nn.Flatten(), nn.Dense(2)], seed=0)
+    model.fit(images, y, augment=Augment(), verbose=0)

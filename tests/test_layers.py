@@ -172,3 +172,17 @@ def test_a_dense_or_conv_layer_used_alone_applies_its_activation(activation):
     x = rng.standard_normal((3, 5))
     expected = get_activation(activation, "test").forward(plain.forward(x))
     np.testing.assert_allclose(same.forward(x), expected)
+
+
+def test_a_layer_is_called_like_a_keras_or_pytorch_layer():
+    # layer(x) was "TypeError: 'Dense' object is not callable"
+    rng = np.random.default_rng(0)
+    dense = Dense(5, 4, rng=rng, dtype=np.float64, activation="relu")
+    x1, x2 = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+    first = dense(x1)
+    np.testing.assert_array_equal(first, dense.forward(x1))
+    dense(x2.tolist())  # array-likes too
+    # a copy: forward's array is the layer's workspace, rewritten by the next call
+    np.testing.assert_array_equal(first, np.maximum(x1 @ dense.params["W"], 0))
+    dropout = Dropout(0.5)
+    assert (dropout(x1) == x1).all() and (dropout(x1, training=True) != x1).any()

@@ -114,7 +114,8 @@ class Augment:
     degrees), scaling (by 1 +- `scale`) and elastic distortion (`elastic` pixels RMS)
     of each image, drawn from the generator passed to each call.
 
-    Shapes: (N, H, W) or (N, 1, H, W) float images -> same shape and dtype. Outside
+    Shapes: (N, H, W) or (N, 1, H, W) float or uint8 images -> same shape and dtype
+    (uint8: warped as floats, rounded back; `fit` gives it float32 batches). Outside
     the image is its background (`background`): pixels in [0, 1] stay in it, and
     standardised images (or inverted ones, ink not touching the edge) come out as
     their standardised (inverted) augmented pixels would.
@@ -185,15 +186,31 @@ class Augment:
     def is_identity(self) -> bool:
         return not any(getattr(self, key) for key in KEYS)
 
+    @staticmethod
+    def check_images(shape: tuple, dtype) -> None:
+        """NnscratchError unless arrays of `shape` and `dtype` are images it takes;
+        `fit` asks before its first batch, for the whole x."""
+        channels_ok = len(shape) == 3 or (len(shape) == 4 and shape[1] == 1)
+        dtype = np.dtype(dtype)
+        if channels_ok and (dtype == np.uint8 or np.issubdtype(dtype, np.floating)):
+            return
+        side = int(np.sqrt(shape[-1])) if len(shape) == 2 else 0
+        flat = side > 1 and side * side == shape[-1]  # (N, 784): MNIST flattened
+        raise NnscratchError(
+            f"augment: expected uint8 or float images (N, H, W) or (N, 1, H, W), "
+            f"got {dtype} {tuple(shape)}"
+            + flat
+            * f"; flattened images? reshape them to (N, {side}, {side}) and "
+            "begin the model with Flatten()"
+        )
+
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A new, augmented copy of `images`; the input is not modified."""
         images = np.asarray(images)
-        channels_ok = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 1)
-        if not channels_ok or not np.issubdtype(images.dtype, np.floating):
-            raise NnscratchError(
-                f"augment: expected float images (N, H, W) or (N, 1, H, W), got "
-                f"{images.dtype} {images.shape}"
-            )
+        self.check_images(images.shape, images.dtype)
+        if images.dtype == np.uint8:  # raw pixels, as fit takes them: rounded back
+            warped = self(images.astype(np.float32), rng)
+            return np.clip(np.rint(warped), 0, 255).astype(np.uint8)
         if self.is_identity:
             return images.copy()
         rng = np.random.default_rng(rng)

@@ -4,6 +4,9 @@ a Sequential lists that activation as the layer after (`expand_activations`)."""
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import NnscratchError, check_float
@@ -19,7 +22,7 @@ class Activation(Layer):
 
     # True once a Sequential lists it as a layer of its own after the layer whose
     # `activation=` it is (`expand_activations`): that layer no longer applies it
-    # itself, and `Network.pop` removes the two together
+    # itself while a model runs it, and `Network.pop` removes the two together
     moved_out = False
 
 
@@ -133,8 +136,9 @@ class ActivationAfter:
     output, `self.activation` (a layer, or None). A Sequential lists it as a layer
     of its own, right after this one (`expand_activations`), where it runs fused,
     saves and exports as any other; the layer keeps it as `activation` (a second
-    model given the layer lists it too) but from then on leaves it to that layer,
-    also when used alone. A layer never put in a model applies it itself."""
+    model given the layer lists it too) and leaves it to that layer while a model
+    runs it (`model_running`). Called alone, as a Keras layer is, it applies it
+    itself, whether or not it was ever put in a model."""
 
     activation = None
 
@@ -143,8 +147,9 @@ class ActivationAfter:
 
     @property
     def own_activation(self) -> Layer | None:
-        """The activation this layer applies itself: `activation`, unless a
-        Sequential lists it as a layer of its own (`moved_out`); else None."""
+        """The activation this layer applies itself inside a model (and saves in its
+        config): `activation`, unless a Sequential lists it as a layer of its own
+        (`moved_out`); else None."""
         a = self.activation
         return None if a is None or a.moved_out else a
 
@@ -156,12 +161,18 @@ class ActivationAfter:
             if layer is not self.activation or not layer.moved_out
         ]
 
+    def _applied_activation(self) -> Layer | None:
+        """The activation forward applies now: `activation`, unless a model runs
+        this layer and lists the activation as its next layer (`moved_out`)."""
+        a = self.activation
+        return None if a is None or (a.moved_out and _running.models) else a
+
     def _activated(self, y: np.ndarray, training: bool) -> np.ndarray:
-        a = self.own_activation
+        a = self._applied_activation()
         return y if a is None else a.forward(y, training)
 
     def _activation_backward(self, dy: np.ndarray) -> np.ndarray:
-        a = self.own_activation
+        a = self._applied_activation()
         return dy if a is None else a.backward(dy)
 
     def _activation_config(self) -> dict:
@@ -171,6 +182,25 @@ class ActivationAfter:
         if a is None:
             return {}
         return {"activation": {"class": type(a).__name__, "config": a.get_config()}}
+
+
+class _Running(threading.local):
+    models = 0  # how many models are running their layers in this thread
+
+
+_running = _Running()
+
+
+@contextmanager
+def model_running():
+    """Inside it, a model runs its layers (builds them, forward, backward): a layer
+    leaves an activation that the model lists after it (`moved_out`) to that layer.
+    Per thread: a layer called alone in another thread applies its own."""
+    _running.models += 1
+    try:
+        yield
+    finally:
+        _running.models -= 1
 
 
 def get_activation(activation, who: str) -> Layer | None:

@@ -178,6 +178,22 @@ def class_weights(class_weight, labels) -> np.ndarray:
     return table[labels.astype(np.int64)]
 
 
+def check_augment(augment, x: np.ndarray) -> None:
+    """Refuse, before fit's first batch, an `augment` that is not a function
+    augment(images, rng), or one whose `check_images(shape, dtype)` (Augment's)
+    refuses training images like x (N, ...); None is no augmentation."""
+    if augment is None:
+        return
+    if not callable(augment):
+        raise NnscratchError(
+            f"augment: expected a function augment(images, rng) such as "
+            f"nn.Augment(shift=2), got {augment!r}"
+        )
+    check = getattr(augment, "check_images", None)
+    if check is not None:
+        check(x.shape, x.dtype)
+
+
 def validation_parts(validation_data) -> tuple:
     """(x, y, sample_weight or None) from a pair (x, y) or a triple (x, y, weights)."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (

@@ -102,6 +102,12 @@ class Layer(ABC):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """dL/dx from dL/dy; fills `grads` in place."""
 
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        """`forward` of x (an array or array-like), as Keras' and PyTorch's layers
+        are called; a copy of y, which may be the layer's workspace array,
+        rewritten by the next call."""
+        return self.forward(np.asarray(x), training=bool(training)).copy()
+
     def get_config(self) -> dict:
         """Constructor arguments as JSON values, enough to rebuild the layer."""
         return {}

@@ -11,6 +11,7 @@ from .backup import resumed_seed
 from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
 from .inputs import (
+    check_augment,
     check_input_shape,
     example_weights,
     hold_out,
@@ -217,6 +218,7 @@ class Sequential(Network):
             self.metrics = metrics
         x = self._check_x(x)
         y = self._check_y(y, len(x))
+        check_augment(augment, x)
         # checked now; class_weight weighs the training examples only (as in Keras),
         # so it is applied after validation_split has held some out
         sample_weight = example_weights(sample_weight, None, y, len(x), np.float64)

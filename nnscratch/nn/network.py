@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFileError, NnscratchError, check_finite
-from .activations import expand_activations
+from .activations import expand_activations, model_running
 from .batches import prepare_inputs
 from .commute import commute
 from .fusion import fuse
@@ -81,8 +81,13 @@ class Network:
                 "Sequential: the model has no layers; add them with model.add(layer)"
             )
         backend()  # a bad NNSCRATCH_KERNELS says so, not that a layer refused x
-        with restored_if_failed(self.layers):
-            output_shape = self._build_layers(shape, on_built)
+        seeded = set(self._seeded)
+        try:
+            with restored_if_failed(self.layers):
+                output_shape = self._build_layers(shape, on_built)
+        except BaseException:  # weights put back: the seed draws them on next build
+            self._seeded = seeded
+            raise
         self.input_shape, self.output_shape = shape, output_shape
         self._built_for = tuple(self.layers)
         self._check_class_names()
@@ -100,7 +105,8 @@ class Network:
                     self._reseed_layers()
                 if on_built is not None:
                     on_built(i, layer)
-                x = layer.forward(x, training=False)
+                with model_running():
+                    x = layer.forward(x, training=False)
             except ModelFileError:
                 raise  # `on_built` found a file's arrays wrong, not the input
             except (NnscratchError, ValueError) as e:
@@ -278,8 +284,9 @@ class Network:
         """The outputs of a prepared batch (floats, the model's input shape): each
         layer's forward in turn. The result may be a layer's workspace array, reused
         by the next call: copy it to keep it (`model(x)` returns a copy)."""
-        for step in self._execution_order():
-            x = step.forward(x, training=training)
+        with model_running():  # activations listed as layers run as those layers
+            for step in self._execution_order():
+                x = step.forward(x, training=training)
         return x
 
     def _execution_order(self) -> list:
@@ -318,8 +325,9 @@ class Network:
     def _bound_backward(self, doutputs: np.ndarray) -> None:
         """`backward` as the layers were bound last (`_bind`): a training loop binds
         once an epoch, not every step (the check walks every layer: ~40 us a step)."""
-        for layer in self._backward_layers:
-            doutputs = layer.backward(doutputs)
+        with model_running():
+            for layer in self._backward_layers:
+                doutputs = layer.backward(doutputs)
 
     def named_grads(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
         """The gradient of every parameter, by the names of `named_params`."""
@@ -362,7 +370,7 @@ class Network:
         page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        with np.errstate(all="ignore"):  # an overflow is reported once, below
+        with np.errstate(all="ignore"), model_running():  # overflow: said below
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())

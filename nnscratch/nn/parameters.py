@@ -58,17 +58,28 @@ def restored_if_failed(layers):
     """Put every layer of `layers` (inner ones too) back as it was if the block
     raises: a failed build leaves no layer built for the input it refused, or
     with its activation moved out, so a notebook can put the same layer objects
-    in a corrected model. Settings and arrays are put back, not values drawn
-    into arrays that were there already (a model's `seed`)."""
+    in a corrected model. Settings and arrays are put back, and the values of the
+    arrays there already (a model's `seed` redraws them in place)."""
     layers = [layer for layer in layers if isinstance(layer, Layer)]
     saved = [(layer, _settings(layer)) for _, layer, _ in all_layers(layers)]
+    values = [(array, array.copy()) for _, s in saved for array in _arrays(s)]
     try:
         yield
     except BaseException:
         for layer, settings in saved:
             vars(layer).clear()
             vars(layer).update(settings)
+        for array, value in values:
+            array[...] = value
         raise
+
+
+def _arrays(settings: dict) -> list[np.ndarray]:
+    """The parameter and state arrays among a layer's `_settings` that hold values
+    (not a loader's read-only stand-ins, `layer.deferred_weights`)."""
+    stores = [settings.get(name) for name in ("params", "state")]
+    arrays = [a for store in stores if isinstance(store, dict) for a in store.values()]
+    return [a for a in arrays if a.flags.writeable]
 
 
 def _settings(layer: Layer) -> dict:
@@ -192,6 +203,10 @@ def set_weights(layers: list[Layer], weights) -> None:
         if name not in weights:
             raise NnscratchError(f"weights: missing array {name!r}")
         source = np.asarray(weights[name])
+        if source.dtype.kind not in "buif":  # text, complex: refused before any copy
+            raise NnscratchError(
+                f"weights: {name!r} holds {source.dtype} values, expected numbers"
+            )
         if source.shape != target.shape:
             raise NnscratchError(
                 f"weights: {name!r} has shape {source.shape}, expected {target.shape}"

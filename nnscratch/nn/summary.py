@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import model_running
 from .parameters import walk
 
 
@@ -46,7 +47,8 @@ def layer_rows(model) -> list[tuple[str, str, str]]:
     for i, layer in enumerate(model.layers):
         shape = "?"
         if x is not None:
-            x = layer.forward(x, training=False)
+            with model_running():
+                x = layer.forward(x, training=False)
             shape = str((None, *x.shape[1:]))
         count = sum(
             a.size
