@@ -38,7 +38,7 @@ def server_url(trained_model):
 
 
 @pytest.fixture(scope="module")
-def fashion_url():
+def fashion_model():
     """A model with Fashion-MNIST's class names that always answers "T-shirt/top"."""
     rng = np.random.default_rng(0)
     model = Sequential(
@@ -48,7 +48,12 @@ def fashion_url():
     )
     model.layers[-1].params["W"][:] = 0
     model.layers[-1].params["b"][0] = 5.0  # class 0, the longest name
-    with running(create_app(model, security_headers=False)) as url:
+    return model
+
+
+@pytest.fixture(scope="module")
+def fashion_url(fashion_model):
+    with running(create_app(fashion_model, security_headers=False)) as url:
         yield url
 
 
@@ -667,3 +672,53 @@ def test_a_press_after_a_missed_release_starts_a_new_stroke(browser, server_url)
     page.wait_for_function(PREDICTED)
     assert errors == []
     page.close()
+
+
+class Restartable:
+    """An app whose `app` can be swapped while a page has it open: the server
+    restarted at the same address with another model."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+
+def bar_labels(page) -> list[str]:
+    return page.locator("#bars .label").all_text_contents()
+
+
+def test_an_answer_is_labelled_by_the_model_that_gave_it(
+    browser, trained_model, fashion_model
+):
+    """The server restarted with a model of clothes under a page opened on a model of
+    digits: the page labelled the clothes model's answers with the digits' names
+    (read once, on loading) until it was reloaded."""
+    digits = create_app(trained_model, security_headers=False)
+    server = Restartable(digits)
+    with running(server) as url:
+        page, errors = open_page(browser, url, viewport={"width": 1100, "height": 900})
+        assert bar_labels(page) == [str(i) for i in range(10)]
+        server.app = create_app(fashion_model, security_headers=False)
+        draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+        page.wait_for_function(PREDICTED)
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#digit").text_content() == "T-shirt/top"
+        assert bar_labels(page) == list(CLASS_NAMES["fashion-mnist"])
+        best = page.locator("#bars li.best .label").text_content()
+        assert best == "T-shirt/top"
+        assert page.locator("h1").text_content() == "Draw a picture"
+        # and back to digits: the prompts ask for a digit again
+        server.app = digits
+        page.keyboard.press("Escape")
+        draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+        page.wait_for_function(PREDICTED)
+        page.wait_for_load_state("networkidle")
+        assert bar_labels(page) == [str(i) for i in range(10)]
+        assert page.locator("h1").text_content() == "Draw a digit"
+        assert page.locator("#upload-text").text_content() == (
+            "Or read a picture of a digit"
+        )
+        assert errors == []
+        page.close()

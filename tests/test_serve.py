@@ -75,6 +75,8 @@ def check_prediction(data: dict) -> None:
     assert sum(data["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     assert data["probabilities"][data["digit"]] == max(data["probabilities"])
     assert data["top"][0]["digit"] == data["digit"] and len(data["top"]) == 3
+    # what the page labels its bars with (the model may have changed since it loaded)
+    assert data["classes"] == [str(i) for i in range(10)]
     assert np.asarray(data["input"]).shape == (28, 28)
     assert [a["name"] for a in data["activations"]] == ["ReLU 2"]
     values = np.asarray(data["activations"][0]["values"])
@@ -155,7 +157,11 @@ def test_multipart_upload_and_data_url_agree_with_raw(client):
 def test_empty_drawing_is_no_digit(client, kwargs):
     response = client.post("/api/predict", **kwargs)
     assert response.status_code == 200
-    assert response.json() == {"digit": None, "message": "no digit"}
+    assert response.json() == {
+        "digit": None,
+        "message": "no digit",
+        "classes": [str(i) for i in range(10)],
+    }
 
 
 NAN_PIXELS = "[" + ",".join(["[" + ",".join(["NaN"] + ["0"] * 27) + "]"] * 28) + "]"
@@ -679,6 +685,7 @@ def test_a_number_is_read_when_asked(client):
         len(data["number"]) == 3 and data["lines"] == 1 and data["size"] == [420, 200]
     )
     assert data["number"] == "".join(d["label"] for d in data["digits"])
+    assert data["classes"] == [str(i) for i in range(10)]
     for d, left in zip(data["digits"], (62, 202, 342)):
         assert abs(d["box"][0] - left) <= 2 and len(d["top"]) == 3
         assert np.asarray(d["input"]).shape == (28, 28)

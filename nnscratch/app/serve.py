@@ -4,8 +4,8 @@
 `PageFiles`, which has browsers check it for changes on every load), `GET
 /health` and `POST /api/predict`, which takes a PNG (raw body, multipart field "file"
 or a JSON data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28
-input the network saw (with `?number=1`, a picture's whole number: `read_number`) and the hidden activations (of the activation layers with at
-most MAX_CELLS values: conv feature maps are left out). `DigitService` holds the model,
+input the network saw (with `?number=1`, a picture's whole number: `read_number`), the hidden activations (of the activation layers with at
+most MAX_CELLS values: conv feature maps are left out) and the model's class names. `DigitService` holds the model,
 the limits and the lock; its methods are the API's handlers and the steps that read a
 digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
 while it streams (`request_body`) and images are checked for their declared size
@@ -160,7 +160,9 @@ class DigitService:
             if number:  # a gray picture, not a digit
                 return JSONResponse(await run_in_threadpool(self.read_number, digit))
             if digit is None:
-                return JSONResponse({"digit": None, "message": "no digit"})
+                return JSONResponse(
+                    {"digit": None, "message": "no digit", "classes": self.names}
+                )
             return JSONResponse(await run_in_threadpool(self.run_model, digit))
         except RequestError as e:
             return error_response(e.status, str(e))
@@ -175,7 +177,8 @@ class DigitService:
             return error_response(422, str(e))
 
     def run_model(self, digit: np.ndarray) -> dict:
-        """(28, 28) digit -> top_classes()'s answer plus "input" and the "activations".
+        """(28, 28) digit -> top_classes()'s answer plus "input", the "activations"
+        and the model's "classes".
 
         Blocking: called in the thread pool.
         """
@@ -184,6 +187,9 @@ class DigitService:
             probs = self.model.predict(x)[0]
             outputs = self.model.layer_outputs(x)
         result = top_classes(probs, self.names)
+        # the page labels its bars with the names of the model that answered: the
+        # server may have been restarted with another model since the page loaded
+        result["classes"] = self.names
         result["input"] = np.round(digit, 4).tolist()
         result["activations"] = [
             {
@@ -195,8 +201,9 @@ class DigitService:
         return result
 
     def read_number(self, gray: np.ndarray) -> dict:
-        """A gray picture -> `read_number`'s answer, inputs rounded; "number" is
-        None when no digit is found. Blocking: called in the thread pool."""
+        """A gray picture -> `read_number`'s answer, inputs rounded, and the model's
+        "classes"; "number" is None when no digit is found. Blocking: called in the
+        thread pool."""
         # only the network's calls take turns: finding the digits, the slow part,
         # runs beside other requests
         result = read_number(LockedPredict(self.model, self.lock), gray, self.layout)
@@ -204,6 +211,7 @@ class DigitService:
             d["input"] = np.round(d["input"], 4).tolist()
         if not result["digits"]:
             result.update(number=None, message="no digit")
+        result["classes"] = self.names
         return result
 
     # ----- reading the digit from a request --------------------------------------
