@@ -722,3 +722,54 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         )
         assert errors == []
         page.close()
+
+
+def drawn_input(page) -> tuple[list[int], np.ndarray]:
+    """Draw a "1" on the pad: the pad's size in pixels (the PNG sent) and the 28x28
+    input the server answered with (blue channel, 0-255)."""
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    size = page.locator("#pad").evaluate("pad => [pad.width, pad.height]")
+    pixels = page.evaluate(
+        """() => {
+          const data = document.querySelector('#input').getContext('2d')
+            .getImageData(0, 0, 28, 28).data;
+          return [...data].filter((v, i) => i % 4 === 2);
+        }"""
+    )
+    return size, np.asarray(pixels, float).reshape(28, 28)
+
+
+@pytest.mark.parametrize("width, height", [(1920, 1080), (2560, 1440)])
+def test_the_pad_grows_on_a_big_screen(
+    browser, server_url, artifacts_dir, width, height
+):
+    """On a projector or a big monitor the pad was 313 px whatever the screen: it
+    takes the room there is (the drawing card still fits the window's height), and
+    the server still gets the same 280x280 drawing, so the same 28x28 input."""
+    page, errors = open_page(
+        browser, server_url, viewport={"width": width, "height": height}
+    )
+    pad = page.locator("#pad").bounding_box()
+    card = page.locator(".card.draw").bounding_box()
+    assert pad["width"] >= 0.45 * height
+    assert pad["width"] == pytest.approx(pad["height"], abs=1)
+    assert card["y"] + card["height"] <= height
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(artifacts_dir / f"serve-{width}.png"))
+    size, big = drawn_input(page)
+    assert size == [280, 280]
+    small_page, _ = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}
+    )
+    _, small = drawn_input(small_page)
+    assert np.abs(big - small).max() <= 8  # of 255: the mouse's rounding only
+    # number mode: the wide pad grows too, and fits the window as well
+    page.locator("#number-mode").check()
+    wide = page.locator("#pad").bounding_box()
+    card = page.locator(".card.draw").bounding_box()
+    assert wide["width"] > 1.5 * pad["width"] and card["y"] + card["height"] <= height
+    assert errors == []
+    small_page.close()
+    page.close()
