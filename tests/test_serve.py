@@ -696,3 +696,21 @@ def test_a_number_is_read_when_asked(client):
     assert blank.json()["number"] is None and blank.json()["digits"] == []
     pixels = client.post("/api/predict?number=1", json={"pixels": [[0] * 28] * 28})
     assert pixels.status_code == 422 and "picture" in pixels.json()["error"]
+
+
+def test_a_host_not_answered_gets_the_apps_json_error(model):
+    """A request under another Host got Starlette's plain-text 'Invalid host header',
+    the one error of the app that was not `{"error": ...}`."""
+    names = ["testserver", "[::1]", "*.example.com"]
+    with TestClient(create_app(model, allowed_hosts=names)) as strict:
+        for host in ("evil.example", "example.com", "testserver.evil", "a b", ""):
+            for path in ("/api/predict", "/health", "/"):
+                response = strict.post(path, headers={"Host": host})
+                assert response.status_code == 400, (host, path)
+                assert response.headers["content-type"] == "application/json"
+                error = response.json()["error"]
+                assert f"Host {host!r} is not one this server answers to" in error
+        for host in ("testserver", "TestServer:8000", "[::1]:8000", "a.example.com"):
+            assert strict.get("/health", headers={"Host": host}).status_code == 200
+    with TestClient(create_app(model, allowed_hosts=["*"])) as anyone:
+        assert anyone.get("/health", headers={"Host": "any.name"}).status_code == 200

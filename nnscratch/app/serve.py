@@ -25,7 +25,6 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -50,7 +49,12 @@ from .request_body import (
     multipart_file,
     read_body,
 )
-from .security import LOOPBACK_HOSTS, SecurityHeaders, from_another_site
+from .security import (
+    LOOPBACK_HOSTS,
+    SecurityHeaders,
+    TrustedHosts,
+    from_another_site,
+)
 from .server import listening_socket, serve_app
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -82,8 +86,8 @@ def create_app(
     Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
     more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
     received within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
-    answered (others get 400), against DNS rebinding: a web page on another site
-    cannot reach the server through a name of its own. A POST from a page of another
+    answered (others get 400, in JSON: `TrustedHosts`), against DNS rebinding: a web
+    page on another site cannot reach the server through a name of its own. A POST from a page of another
     origin gets 403. `security_headers`: add SECURITY_HEADERS to every response
     (`run_server`'s server adds them itself, to its own error pages too).
     Raises NnscratchError if the model cannot take a 28x28 image.
@@ -100,7 +104,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     if allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+        app.add_middleware(TrustedHosts, names=allowed_hosts)
     if security_headers:  # added last, so outermost: on the 400 of a bad Host too
         app.add_middleware(SecurityHeaders)
     return app
