@@ -728,8 +728,10 @@ def drawn_input(page) -> tuple[list[int], np.ndarray]:
     """Draw a "1" on the pad: the pad's size in pixels (the PNG sent) and the 28x28
     input the server answered with (blue channel, 0-255)."""
     draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
-    page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    # the answer to the whole stroke (the last one), not to a part of it
+    page.wait_for_function(
+        "() => document.querySelector('#announce').textContent.startsWith('Looks')"
+    )
     size = page.locator("#pad").evaluate("pad => [pad.width, pad.height]")
     pixels = page.evaluate(
         """() => {
@@ -772,4 +774,38 @@ def test_the_pad_grows_on_a_big_screen(
     assert wide["width"] > 1.5 * pad["width"] and card["y"] + card["height"] <= height
     assert errors == []
     small_page.close()
+    page.close()
+
+
+def test_a_late_answer_for_the_drawing_replaced_by_a_photo_is_not_shown(
+    browser, server_url, tmp_path
+):
+    """A photo picked while the drawing's answer is on its way: that answer, coming
+    after, was shown under the photo (until the photo's own answer replaced it)."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / "one.jpg")
+    page, errors = open_page(browser, server_url)
+    held = []  # the requests the "server" has not answered yet
+    page.route("**/api/predict*", lambda route: held.append(route))
+    # a "7": what its answer would show is not what the photo reads
+    draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])
+    page.wait_for_function("() => inFlight")
+    page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+    while not held:
+        page.wait_for_timeout(20)
+    held.pop().continue_()  # the drawing's answer arrives
+    while not held:  # the photo is sent once that answer is dealt with
+        page.wait_for_timeout(20)
+    assert page.locator("#digit").get_attribute("data-digit") is None
+    assert page.locator("#status").text_content().startswith("one.jpg: ")
+    held.pop().continue_()
+    # then the photo's own answer is shown
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#status").text_content().startswith("one.jpg: ")
+    assert page.locator("#digit").get_attribute("data-digit") == "1"
+    assert errors == []
     page.close()

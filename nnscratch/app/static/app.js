@@ -182,6 +182,10 @@ uploadEl.addEventListener("change", () => {
   drawing = null;
   dropPicture();
   redraw();
+  // answers for the drawing it replaces (one may be on its way) are not shown under it
+  queued = null;
+  shown = ++sequence;
+  showEmpty(`${file.name}: reading…`);
   // shown on the pad if the browser can decode it (if not, the server says why)
   uploaded = true;
   const id = pictureId;
