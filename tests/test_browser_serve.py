@@ -809,3 +809,26 @@ def test_a_late_answer_for_the_drawing_replaced_by_a_photo_is_not_shown(
     assert page.locator("#digit").get_attribute("data-digit") == "1"
     assert errors == []
     page.close()
+
+
+def test_escape_clears_a_photo_picked_with_the_keyboard(browser, server_url, tmp_path):
+    """Tab to the file button, pick a photo: the focus stays on that button, where
+    Escape and Ctrl+Z (the page's hint: "Escape clears") did nothing."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / "one.jpg")
+    page, errors = open_page(browser, server_url)
+    while page.evaluate("() => document.activeElement.id") != "upload":
+        page.keyboard.press("Tab")
+    for key in ("Escape", "Control+z"):
+        page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+        page.wait_for_function(PREDICTED)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("() => document.activeElement.id") == "upload"
+        page.keyboard.press(key)
+        assert result_is_empty(page) and pad_brightness(page) == 0, key
+        assert "cleared" in page.locator("#announce").text_content()
+    assert errors == []
+    page.close()

@@ -164,8 +164,9 @@ function undo() {
 
 document.getElementById("clear").addEventListener("click", clear);
 document.getElementById("undo").addEventListener("click", undo);
+// anywhere on the page: the file button, which keeps the focus after a photo is
+// picked, has no use for these keys
 document.addEventListener("keydown", (event) => {
-  if (event.target === uploadEl) return;
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
