@@ -832,3 +832,30 @@ def test_escape_clears_a_photo_picked_with_the_keyboard(browser, server_url, tmp
         assert "cleared" in page.locator("#announce").text_content()
     assert errors == []
     page.close()
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_a_long_file_name_stays_in_its_card_on_a_phone(
+    browser, server_url, tmp_path, width
+):
+    """A Pixel phone's photo name, with no space to wrap at, pushed the status line
+    out of its card and made the page scroll sideways."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    name = "PXL_20261205_185959123.PORTRAIT.ORIGINAL.jpg"
+    photo.save(tmp_path / name)
+    page, errors = open_page(
+        browser, server_url, viewport={"width": width, "height": 844}, has_touch=True
+    )
+    page.set_input_files("#upload", str(tmp_path / name))
+    page.wait_for_function(PREDICTED)
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#status").text_content().startswith(name)
+    assert inside(
+        text_box(page, "#status"), page.locator(".card.result").bounding_box()
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
