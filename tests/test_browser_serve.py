@@ -73,6 +73,16 @@ def open_page(browser, url, **page_options):
     return page, errors
 
 
+def settle(page) -> None:
+    """Wait until the page has sent its last request and had its answer.
+
+    (`wait_for_load_state("networkidle")` does not wait: the page reached that state
+    once, when it loaded.)"""
+    # the PNG of the last drawing is made first, and sent when it is made
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.wait_for_function("() => !inFlight && queued === null")
+
+
 def draw_stroke(page, points):
     """Drag the mouse through `points`, given as fractions (x, y) of the pad."""
     box = page.locator("#pad").bounding_box()
@@ -97,7 +107,7 @@ def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
         " && document.querySelector('#status').textContent.includes('sure')"
     )
     # the last request (on pointerup) is the one shown once all are answered
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#digit").get_attribute("data-digit") == "1"
     probs = [
         float(p)
@@ -295,11 +305,13 @@ def test_long_class_names_stay_in_their_card(
     )
     draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#digit").text_content() == "T-shirt/top"
     # a model of clothes is not asked for digits
     assert page.locator("h1").text_content() == "Draw a picture"
     assert "digit" not in page.locator(".upload").text_content()
+    # nor offered to read a number ("SandalSandalSandal")
+    assert page.locator("#number-mode").is_hidden()
     card = page.locator(".card.result").bounding_box()
     label, status = text_box(page, "#digit"), text_box(page, "#status")
     assert inside(label, card) and inside(status, card)
@@ -337,7 +349,7 @@ def test_a_failed_upload_clears_the_last_prediction(browser, server_url, tmp_pat
     page, errors = open_page(browser, server_url)
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert not result_is_empty(page)
 
     (tmp_path / "notes.png").write_text("not an image")
@@ -380,7 +392,7 @@ def test_an_uploaded_picture_is_shown_on_the_pad(
     page.screenshot(path=str(artifacts_dir / "serve-upload.png"), full_page=True)
     # drawing starts a new picture: the photo goes, the stroke is read alone
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert pad_brightness(page) < 60
     assert not page.locator("#status").text_content().startswith("one.jpg")
     # Escape clears the pad back to black
@@ -435,7 +447,7 @@ def test_a_tap_draws_a_dot_and_sends_it(browser, server_url, touch):
     # figure whose 28x28 input holds both parts
     draw_stroke(page, [(0.5, 0.68), (0.5, 0.95)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     rows = page.evaluate(
         """() => {
           const data = document.querySelector('#input').getContext('2d')
@@ -510,7 +522,7 @@ def test_number_readings_never_overlap_on_a_phone(browser, server_url):
         "() => document.querySelector('#announce').textContent.startsWith('Reads ')"
         " && document.querySelectorAll('#boxes .box').length === 8"
     )
-    page.wait_for_load_state("networkidle")
+    settle(page)
     readings = "#boxes .reading"
 
     def rects():
@@ -566,7 +578,7 @@ def test_a_second_finger_on_the_pad_does_not_draw(browser, server_url):
     touch("touchEnd", (1, 0.2, 0.9))  # the second finger lifts first
     touch("touchEnd")
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     # one straight stroke: the left third of the pad, where the second finger was,
     # stays black, and it reads as a 1
     left = page.evaluate(
@@ -636,8 +648,7 @@ def test_undoing_the_only_stroke_at_once_leaves_no_answer(browser, server_url):
     )
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])
     # the page's PNGs are made (in order), then its requests answered
-    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
-    page.wait_for_function("() => !inFlight && queued === null")
+    settle(page)
     assert pad_brightness(page) == 0
     assert result_is_empty(page)
     assert errors == []
@@ -703,20 +714,23 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         server.app = create_app(fashion_model, security_headers=False)
         draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
         page.wait_for_function(PREDICTED)
-        page.wait_for_load_state("networkidle")
+        settle(page)
         assert page.locator("#digit").text_content() == "T-shirt/top"
         assert bar_labels(page) == list(CLASS_NAMES["fashion-mnist"])
         best = page.locator("#bars li.best .label").text_content()
         assert best == "T-shirt/top"
         assert page.locator("h1").text_content() == "Draw a picture"
+        # a number is read by a model of digits only
+        assert page.locator("#number-mode").is_hidden()
         # and back to digits: the prompts ask for a digit again
         server.app = digits
         page.keyboard.press("Escape")
         draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
         page.wait_for_function(PREDICTED)
-        page.wait_for_load_state("networkidle")
+        settle(page)
         assert bar_labels(page) == [str(i) for i in range(10)]
         assert page.locator("h1").text_content() == "Draw a digit"
+        assert page.locator("#number-mode").is_visible()
         assert page.locator("#upload-text").text_content() == (
             "Or read a picture of a digit"
         )
@@ -804,7 +818,7 @@ def test_a_late_answer_for_the_drawing_replaced_by_a_photo_is_not_shown(
     held.pop().continue_()
     # then the photo's own answer is shown
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#status").text_content().startswith("one.jpg: ")
     assert page.locator("#digit").get_attribute("data-digit") == "1"
     assert errors == []
@@ -825,7 +839,7 @@ def test_escape_clears_a_photo_picked_with_the_keyboard(browser, server_url, tmp
     for key in ("Escape", "Control+z"):
         page.set_input_files("#upload", str(tmp_path / "one.jpg"))
         page.wait_for_function(PREDICTED)
-        page.wait_for_load_state("networkidle")
+        settle(page)
         assert page.evaluate("() => document.activeElement.id") == "upload"
         page.keyboard.press(key)
         assert result_is_empty(page) and pad_brightness(page) == 0, key
@@ -851,7 +865,7 @@ def test_a_long_file_name_stays_in_its_card_on_a_phone(
     )
     page.set_input_files("#upload", str(tmp_path / name))
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#status").text_content().startswith(name)
     assert inside(
         text_box(page, "#status"), page.locator(".card.result").bounding_box()

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
 from nnscratch.app.security import SECURITY_HEADERS
 from nnscratch.app.serve import create_app
+from nnscratch.data.catalog import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -714,3 +715,24 @@ def test_a_host_not_answered_gets_the_apps_json_error(model):
             assert strict.get("/health", headers={"Host": host}).status_code == 200
     with TestClient(create_app(model, allowed_hosts=["*"])) as anyone:
         assert anyone.get("/health", headers={"Host": "any.name"}).status_code == 200
+
+
+def test_a_number_is_read_by_a_model_of_digits_only():
+    """A model of clothes read '111' as 'SandalSandalSandal'."""
+    model = Sequential(
+        [Flatten(), Dense(784, 10, rng=0)],
+        input_shape=(28, 28),
+        class_names=CLASS_NAMES["fashion-mnist"],
+    )
+    with TestClient(create_app(model)) as fashion:
+        response = fashion.post(
+            "/api/predict?number=1",
+            content=number_png(),
+            headers={"content-type": "image/png"},
+        )
+        assert response.status_code == 422
+        assert response.json()["error"] == (
+            "a number is read by a model of the digits 0 to 9; this one tells "
+            "apart T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, "
+            "Sneaker, Bag and Ankle boot"
+        )

@@ -129,6 +129,9 @@ class DigitService:
         probe_outputs = model.layer_outputs(probe)
         self.input_shape = list(probe.shape[1:])
         self.names = class_names(model, int(probe_outputs[-1].shape[-1]))
+        # a number's digits are read one by one: by a model of digits only (the page
+        # offers its number mode to such a model only, as it tells by the names too)
+        self.reads_numbers = self.names == [str(d) for d in range(10)]
         self.shown = hidden_layers(model, probe_outputs)
         self.layers = [
             {
@@ -159,6 +162,13 @@ class DigitService:
         if from_another_site(request):
             return error_response(403, "requests from other sites are not answered")
         number = request.query_params.get("number", "").lower() in ("1", "true")
+        if number and not self.reads_numbers:
+            *others, last = self.names
+            message = (
+                "a number is read by a model of the digits 0 to 9; this one tells "
+                f"apart {', '.join(others)} and {last}"
+            )
+            return error_response(422, message)
         try:
             digit = await self.digit_from_request(request, number)
             if number:  # a gray picture, not a digit

@@ -358,6 +358,8 @@ function useClasses(classes) {
   buildBars(classes);
   const digits = classes.length === 10 && classes.every((c, i) => c === String(i));
   thing = digits ? "digit" : "picture";
+  // a number is read by a model of digits only (the server refuses the others)
+  modeEl.closest(".mode").hidden = !digits;
   showPrompts();
   if (digitEl.dataset.digit === undefined && !statusEl.classList.contains("error")) showEmpty();
 }
