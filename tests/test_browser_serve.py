@@ -873,3 +873,18 @@ def test_a_long_file_name_stays_in_its_card_on_a_phone(
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert errors == []
     page.close()
+
+
+def test_ctrl_shift_z_does_not_undo(browser, server_url):
+    """Ctrl+Shift+Z is redo in drawing programs: it undid a stroke (there is no redo
+    here, so it does nothing)."""
+    page, errors = open_page(browser, server_url)
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    settle(page)
+    page.keyboard.press("Control+Shift+Z")
+    assert page.evaluate("() => strokes.length") == 1
+    assert not result_is_empty(page) and pad_brightness(page) > 0
+    page.keyboard.press("Control+z")
+    assert page.evaluate("() => strokes.length") == 0
+    assert errors == []
+    page.close()

@@ -167,7 +167,8 @@ document.getElementById("undo").addEventListener("click", undo);
 // anywhere on the page: the file button, which keeps the focus after a photo is
 // picked, has no use for these keys
 document.addEventListener("keydown", (event) => {
-  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+  // with Shift, the key of redo (which there is none of): not an undo
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
   } else if (event.key === "Escape") {
