@@ -38,7 +38,7 @@ def server_url(trained_model):
 
 
 @pytest.fixture(scope="module")
-def fashion_url():
+def fashion_model():
     """A model with Fashion-MNIST's class names that always answers "T-shirt/top"."""
     rng = np.random.default_rng(0)
     model = Sequential(
@@ -48,7 +48,12 @@ def fashion_url():
     )
     model.layers[-1].params["W"][:] = 0
     model.layers[-1].params["b"][0] = 5.0  # class 0, the longest name
-    with running(create_app(model, security_headers=False)) as url:
+    return model
+
+
+@pytest.fixture(scope="module")
+def fashion_url(fashion_model):
+    with running(create_app(fashion_model, security_headers=False)) as url:
         yield url
 
 
@@ -66,6 +71,16 @@ def open_page(browser, url, **page_options):
     page.goto(url + "/")
     page.wait_for_selector("#bars li")
     return page, errors
+
+
+def settle(page) -> None:
+    """Wait until the page has sent its last request and had its answer.
+
+    (`wait_for_load_state("networkidle")` does not wait: the page reached that state
+    once, when it loaded.)"""
+    # the PNG of the last drawing is made first, and sent when it is made
+    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.wait_for_function("() => !inFlight && queued === null")
 
 
 def draw_stroke(page, points):
@@ -92,7 +107,7 @@ def test_drawing_a_one_predicts_one(browser, server_url, artifacts_dir):
         " && document.querySelector('#status').textContent.includes('sure')"
     )
     # the last request (on pointerup) is the one shown once all are answered
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#digit").get_attribute("data-digit") == "1"
     probs = [
         float(p)
@@ -290,11 +305,13 @@ def test_long_class_names_stay_in_their_card(
     )
     draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert page.locator("#digit").text_content() == "T-shirt/top"
     # a model of clothes is not asked for digits
     assert page.locator("h1").text_content() == "Draw a picture"
     assert "digit" not in page.locator(".upload").text_content()
+    # nor offered to read a number ("SandalSandalSandal")
+    assert page.locator("#number-mode").is_hidden()
     card = page.locator(".card.result").bounding_box()
     label, status = text_box(page, "#digit"), text_box(page, "#status")
     assert inside(label, card) and inside(status, card)
@@ -332,7 +349,7 @@ def test_a_failed_upload_clears_the_last_prediction(browser, server_url, tmp_pat
     page, errors = open_page(browser, server_url)
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert not result_is_empty(page)
 
     (tmp_path / "notes.png").write_text("not an image")
@@ -375,7 +392,7 @@ def test_an_uploaded_picture_is_shown_on_the_pad(
     page.screenshot(path=str(artifacts_dir / "serve-upload.png"), full_page=True)
     # drawing starts a new picture: the photo goes, the stroke is read alone
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert pad_brightness(page) < 60
     assert not page.locator("#status").text_content().startswith("one.jpg")
     # Escape clears the pad back to black
@@ -430,7 +447,7 @@ def test_a_tap_draws_a_dot_and_sends_it(browser, server_url, touch):
     # figure whose 28x28 input holds both parts
     draw_stroke(page, [(0.5, 0.68), (0.5, 0.95)])
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     rows = page.evaluate(
         """() => {
           const data = document.querySelector('#input').getContext('2d')
@@ -505,7 +522,7 @@ def test_number_readings_never_overlap_on_a_phone(browser, server_url):
         "() => document.querySelector('#announce').textContent.startsWith('Reads ')"
         " && document.querySelectorAll('#boxes .box').length === 8"
     )
-    page.wait_for_load_state("networkidle")
+    settle(page)
     readings = "#boxes .reading"
 
     def rects():
@@ -561,7 +578,7 @@ def test_a_second_finger_on_the_pad_does_not_draw(browser, server_url):
     touch("touchEnd", (1, 0.2, 0.9))  # the second finger lifts first
     touch("touchEnd")
     page.wait_for_function(PREDICTED)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     # one straight stroke: the left third of the pad, where the second finger was,
     # stays black, and it reads as a 1
     left = page.evaluate(
@@ -631,8 +648,7 @@ def test_undoing_the_only_stroke_at_once_leaves_no_answer(browser, server_url):
     )
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])
     # the page's PNGs are made (in order), then its requests answered
-    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
-    page.wait_for_function("() => !inFlight && queued === null")
+    settle(page)
     assert pad_brightness(page) == 0
     assert result_is_empty(page)
     assert errors == []
@@ -665,5 +681,210 @@ def test_a_press_after_a_missed_release_starts_a_new_stroke(browser, server_url)
     )
     assert centre == [255, 0, 255]  # two strokes, nothing between them
     page.wait_for_function(PREDICTED)
+    assert errors == []
+    page.close()
+
+
+class Restartable:
+    """An app whose `app` can be swapped while a page has it open: the server
+    restarted at the same address with another model."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+
+def bar_labels(page) -> list[str]:
+    return page.locator("#bars .label").all_text_contents()
+
+
+def test_an_answer_is_labelled_by_the_model_that_gave_it(
+    browser, trained_model, fashion_model
+):
+    """The server restarted with a model of clothes under a page opened on a model of
+    digits: the page labelled the clothes model's answers with the digits' names
+    (read once, on loading) until it was reloaded."""
+    digits = create_app(trained_model, security_headers=False)
+    server = Restartable(digits)
+    with running(server) as url:
+        page, errors = open_page(browser, url, viewport={"width": 1100, "height": 900})
+        assert bar_labels(page) == [str(i) for i in range(10)]
+        server.app = create_app(fashion_model, security_headers=False)
+        draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+        page.wait_for_function(PREDICTED)
+        settle(page)
+        assert page.locator("#digit").text_content() == "T-shirt/top"
+        assert bar_labels(page) == list(CLASS_NAMES["fashion-mnist"])
+        best = page.locator("#bars li.best .label").text_content()
+        assert best == "T-shirt/top"
+        assert page.locator("h1").text_content() == "Draw a picture"
+        # a number is read by a model of digits only
+        assert page.locator("#number-mode").is_hidden()
+        # and back to digits: the prompts ask for a digit again
+        server.app = digits
+        page.keyboard.press("Escape")
+        draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+        page.wait_for_function(PREDICTED)
+        settle(page)
+        assert bar_labels(page) == [str(i) for i in range(10)]
+        assert page.locator("h1").text_content() == "Draw a digit"
+        assert page.locator("#number-mode").is_visible()
+        assert page.locator("#upload-text").text_content() == (
+            "Or read a picture of a digit"
+        )
+        assert errors == []
+        page.close()
+
+
+def drawn_input(page) -> tuple[list[int], np.ndarray]:
+    """Draw a "1" on the pad: the pad's size in pixels (the PNG sent) and the 28x28
+    input the server answered with (blue channel, 0-255)."""
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    # the answer to the whole stroke (the last one), not to a part of it
+    page.wait_for_function(
+        "() => document.querySelector('#announce').textContent.startsWith('Looks')"
+    )
+    size = page.locator("#pad").evaluate("pad => [pad.width, pad.height]")
+    pixels = page.evaluate(
+        """() => {
+          const data = document.querySelector('#input').getContext('2d')
+            .getImageData(0, 0, 28, 28).data;
+          return [...data].filter((v, i) => i % 4 === 2);
+        }"""
+    )
+    return size, np.asarray(pixels, float).reshape(28, 28)
+
+
+@pytest.mark.parametrize("width, height", [(1920, 1080), (2560, 1440)])
+def test_the_pad_grows_on_a_big_screen(
+    browser, server_url, artifacts_dir, width, height
+):
+    """On a projector or a big monitor the pad was 313 px whatever the screen: it
+    takes the room there is (the drawing card still fits the window's height), and
+    the server still gets the same 280x280 drawing, so the same 28x28 input."""
+    page, errors = open_page(
+        browser, server_url, viewport={"width": width, "height": height}
+    )
+    pad = page.locator("#pad").bounding_box()
+    card = page.locator(".card.draw").bounding_box()
+    assert pad["width"] >= 0.45 * height
+    assert pad["width"] == pytest.approx(pad["height"], abs=1)
+    assert card["y"] + card["height"] <= height
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(artifacts_dir / f"serve-{width}.png"))
+    size, big = drawn_input(page)
+    assert size == [280, 280]
+    small_page, _ = open_page(
+        browser, server_url, viewport={"width": 1100, "height": 900}
+    )
+    _, small = drawn_input(small_page)
+    assert np.abs(big - small).max() <= 8  # of 255: the mouse's rounding only
+    # number mode: the wide pad grows too, and fits the window as well
+    page.locator("#number-mode").check()
+    wide = page.locator("#pad").bounding_box()
+    card = page.locator(".card.draw").bounding_box()
+    assert wide["width"] > 1.5 * pad["width"] and card["y"] + card["height"] <= height
+    assert errors == []
+    small_page.close()
+    page.close()
+
+
+def test_a_late_answer_for_the_drawing_replaced_by_a_photo_is_not_shown(
+    browser, server_url, tmp_path
+):
+    """A photo picked while the drawing's answer is on its way: that answer, coming
+    after, was shown under the photo (until the photo's own answer replaced it)."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / "one.jpg")
+    page, errors = open_page(browser, server_url)
+    held = []  # the requests the "server" has not answered yet
+    page.route("**/api/predict*", lambda route: held.append(route))
+    # a "7": what its answer would show is not what the photo reads
+    draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])
+    page.wait_for_function("() => inFlight")
+    page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+    while not held:
+        page.wait_for_timeout(20)
+    held.pop().continue_()  # the drawing's answer arrives
+    while not held:  # the photo is sent once that answer is dealt with
+        page.wait_for_timeout(20)
+    assert page.locator("#digit").get_attribute("data-digit") is None
+    assert page.locator("#status").text_content().startswith("one.jpg: ")
+    held.pop().continue_()
+    # then the photo's own answer is shown
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#status").text_content().startswith("one.jpg: ")
+    assert page.locator("#digit").get_attribute("data-digit") == "1"
+    assert errors == []
+    page.close()
+
+
+def test_escape_clears_a_photo_picked_with_the_keyboard(browser, server_url, tmp_path):
+    """Tab to the file button, pick a photo: the focus stays on that button, where
+    Escape and Ctrl+Z (the page's hint: "Escape clears") did nothing."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / "one.jpg")
+    page, errors = open_page(browser, server_url)
+    while page.evaluate("() => document.activeElement.id") != "upload":
+        page.keyboard.press("Tab")
+    for key in ("Escape", "Control+z"):
+        page.set_input_files("#upload", str(tmp_path / "one.jpg"))
+        page.wait_for_function(PREDICTED)
+        settle(page)
+        assert page.evaluate("() => document.activeElement.id") == "upload"
+        page.keyboard.press(key)
+        assert result_is_empty(page) and pad_brightness(page) == 0, key
+        assert "cleared" in page.locator("#announce").text_content()
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_a_long_file_name_stays_in_its_card_on_a_phone(
+    browser, server_url, tmp_path, width
+):
+    """A Pixel phone's photo name, with no space to wrap at, pushed the status line
+    out of its card and made the page scroll sideways."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    name = "PXL_20261205_185959123.PORTRAIT.ORIGINAL.jpg"
+    photo.save(tmp_path / name)
+    page, errors = open_page(
+        browser, server_url, viewport={"width": width, "height": 844}, has_touch=True
+    )
+    page.set_input_files("#upload", str(tmp_path / name))
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#status").text_content().startswith(name)
+    assert inside(
+        text_box(page, "#status"), page.locator(".card.result").bounding_box()
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
+
+
+def test_ctrl_shift_z_does_not_undo(browser, server_url):
+    """Ctrl+Shift+Z is redo in drawing programs: it undid a stroke (there is no redo
+    here, so it does nothing)."""
+    page, errors = open_page(browser, server_url)
+    draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    settle(page)
+    page.keyboard.press("Control+Shift+Z")
+    assert page.evaluate("() => strokes.length") == 1
+    assert not result_is_empty(page) and pad_brightness(page) > 0
+    page.keyboard.press("Control+z")
+    assert page.evaluate("() => strokes.length") == 0
     assert errors == []
     page.close()

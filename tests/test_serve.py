@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 from nnscratch import Dense, Flatten, NnscratchError, ReLU, Sequential, cli
 from nnscratch.app.security import SECURITY_HEADERS
 from nnscratch.app.serve import create_app
+from nnscratch.data.catalog import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,8 @@ def check_prediction(data: dict) -> None:
     assert sum(data["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     assert data["probabilities"][data["digit"]] == max(data["probabilities"])
     assert data["top"][0]["digit"] == data["digit"] and len(data["top"]) == 3
+    # what the page labels its bars with (the model may have changed since it loaded)
+    assert data["classes"] == [str(i) for i in range(10)]
     assert np.asarray(data["input"]).shape == (28, 28)
     assert [a["name"] for a in data["activations"]] == ["ReLU 2"]
     values = np.asarray(data["activations"][0]["values"])
@@ -155,7 +158,11 @@ def test_multipart_upload_and_data_url_agree_with_raw(client):
 def test_empty_drawing_is_no_digit(client, kwargs):
     response = client.post("/api/predict", **kwargs)
     assert response.status_code == 200
-    assert response.json() == {"digit": None, "message": "no digit"}
+    assert response.json() == {
+        "digit": None,
+        "message": "no digit",
+        "classes": [str(i) for i in range(10)],
+    }
 
 
 NAN_PIXELS = "[" + ",".join(["[" + ",".join(["NaN"] + ["0"] * 27) + "]"] * 28) + "]"
@@ -679,6 +686,7 @@ def test_a_number_is_read_when_asked(client):
         len(data["number"]) == 3 and data["lines"] == 1 and data["size"] == [420, 200]
     )
     assert data["number"] == "".join(d["label"] for d in data["digits"])
+    assert data["classes"] == [str(i) for i in range(10)]
     for d, left in zip(data["digits"], (62, 202, 342)):
         assert abs(d["box"][0] - left) <= 2 and len(d["top"]) == 3
         assert np.asarray(d["input"]).shape == (28, 28)
@@ -689,3 +697,42 @@ def test_a_number_is_read_when_asked(client):
     assert blank.json()["number"] is None and blank.json()["digits"] == []
     pixels = client.post("/api/predict?number=1", json={"pixels": [[0] * 28] * 28})
     assert pixels.status_code == 422 and "picture" in pixels.json()["error"]
+
+
+def test_a_host_not_answered_gets_the_apps_json_error(model):
+    """A request under another Host got Starlette's plain-text 'Invalid host header',
+    the one error of the app that was not `{"error": ...}`."""
+    names = ["testserver", "[::1]", "*.example.com"]
+    with TestClient(create_app(model, allowed_hosts=names)) as strict:
+        for host in ("evil.example", "example.com", "testserver.evil", "a b", ""):
+            for path in ("/api/predict", "/health", "/"):
+                response = strict.post(path, headers={"Host": host})
+                assert response.status_code == 400, (host, path)
+                assert response.headers["content-type"] == "application/json"
+                error = response.json()["error"]
+                assert f"Host {host!r} is not one this server answers to" in error
+        for host in ("testserver", "TestServer:8000", "[::1]:8000", "a.example.com"):
+            assert strict.get("/health", headers={"Host": host}).status_code == 200
+    with TestClient(create_app(model, allowed_hosts=["*"])) as anyone:
+        assert anyone.get("/health", headers={"Host": "any.name"}).status_code == 200
+
+
+def test_a_number_is_read_by_a_model_of_digits_only():
+    """A model of clothes read '111' as 'SandalSandalSandal'."""
+    model = Sequential(
+        [Flatten(), Dense(784, 10, rng=0)],
+        input_shape=(28, 28),
+        class_names=CLASS_NAMES["fashion-mnist"],
+    )
+    with TestClient(create_app(model)) as fashion:
+        response = fashion.post(
+            "/api/predict?number=1",
+            content=number_png(),
+            headers={"content-type": "image/png"},
+        )
+        assert response.status_code == 422
+        assert response.json()["error"] == (
+            "a number is read by a model of the digits 0 to 9; this one tells "
+            "apart T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, "
+            "Sneaker, Bag and Ankle boot"
+        )

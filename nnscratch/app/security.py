@@ -1,12 +1,16 @@
-"""What keeps other sites out of the web app: the Host names it answers (against DNS
-rebinding), refusing requests sent from pages of other origins, and security headers
-on every response (added by the server in `nnscratch serve`, see `server`)."""
+"""What keeps other sites out of the web app: the Host names it answers (`TrustedHosts`,
+against DNS rebinding), refusing requests sent from pages of other origins, and
+security headers on every response (added by the server in `nnscratch serve`, see
+`server`)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 # the names a server listening on this machine only answers to (see create_app)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -23,6 +27,8 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# a Host header: a name or an [IPv6] address, and maybe a port
+HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]+)?", re.IGNORECASE)
 
 
 def from_another_site(request: Request) -> bool:
@@ -48,3 +54,36 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class TrustedHosts:
+    """ASGI middleware answering 400, as the app's other errors (`{"error": ...}`), to
+    HTTP requests whose Host is not one of `names`: a name (any case, any port),
+    "*.example.com" for the names under example.com, or "*" for any. (Starlette's
+    TrustedHostMiddleware allows the same, but answers in plain text.)"""
+
+    def __init__(self, app, names: list[str]):
+        self.app = app
+        self.names = {name.lower() for name in names}
+        self.anything = "*" in self.names
+        self.domains = tuple(name[1:] for name in self.names if name.startswith("*."))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            if not self.allows(host):
+                message = (
+                    f"the Host {host!r} is not one this server answers to "
+                    "(nnscratch serve --allowed-host NAME adds one)"
+                )
+                refused = JSONResponse({"error": message}, status_code=400)
+                return await refused(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def allows(self, host: str) -> bool:
+        """Whether the Host header `host` ("name:port") names one of `names`."""
+        match = HOST.fullmatch(host)
+        if self.anything or match is None:
+            return self.anything
+        name = match.group(1).lower()
+        return name in self.names or name.endswith(self.domains)

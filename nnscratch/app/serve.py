@@ -4,8 +4,8 @@
 `PageFiles`, which has browsers check it for changes on every load), `GET
 /health` and `POST /api/predict`, which takes a PNG (raw body, multipart field "file"
 or a JSON data URL) or 28x28 pixels as JSON, and answers with the prediction, the 28x28
-input the network saw (with `?number=1`, a picture's whole number: `read_number`) and the hidden activations (of the activation layers with at
-most MAX_CELLS values: conv feature maps are left out). `DigitService` holds the model,
+input the network saw (with `?number=1`, a picture's whole number: `read_number`), the hidden activations (of the activation layers with at
+most MAX_CELLS values: conv feature maps are left out) and the model's class names. `DigitService` holds the model,
 the limits and the lock; its methods are the API's handlers and the steps that read a
 digit from a request. Bad input gets a 4xx JSON `{"error": ...}`; the body is bounded
 while it streams (`request_body`) and images are checked for their declared size
@@ -25,7 +25,6 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -50,7 +49,12 @@ from .request_body import (
     multipart_file,
     read_body,
 )
-from .security import LOOPBACK_HOSTS, SecurityHeaders, from_another_site
+from .security import (
+    LOOPBACK_HOSTS,
+    SecurityHeaders,
+    TrustedHosts,
+    from_another_site,
+)
 from .server import listening_socket, serve_app
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -82,8 +86,8 @@ def create_app(
     Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
     more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
     received within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
-    answered (others get 400), against DNS rebinding: a web page on another site
-    cannot reach the server through a name of its own. A POST from a page of another
+    answered (others get 400, in JSON: `TrustedHosts`), against DNS rebinding: a web
+    page on another site cannot reach the server through a name of its own. A POST from a page of another
     origin gets 403. `security_headers`: add SECURITY_HEADERS to every response
     (`run_server`'s server adds them itself, to its own error pages too).
     Raises NnscratchError if the model cannot take a 28x28 image.
@@ -100,7 +104,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     if allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+        app.add_middleware(TrustedHosts, names=allowed_hosts)
     if security_headers:  # added last, so outermost: on the 400 of a bad Host too
         app.add_middleware(SecurityHeaders)
     return app
@@ -125,6 +129,9 @@ class DigitService:
         probe_outputs = model.layer_outputs(probe)
         self.input_shape = list(probe.shape[1:])
         self.names = class_names(model, int(probe_outputs[-1].shape[-1]))
+        # a number's digits are read one by one: by a model of digits only (the page
+        # offers its number mode to such a model only, as it tells by the names too)
+        self.reads_numbers = self.names == [str(d) for d in range(10)]
         self.shown = hidden_layers(model, probe_outputs)
         self.layers = [
             {
@@ -155,12 +162,21 @@ class DigitService:
         if from_another_site(request):
             return error_response(403, "requests from other sites are not answered")
         number = request.query_params.get("number", "").lower() in ("1", "true")
+        if number and not self.reads_numbers:
+            *others, last = self.names
+            message = (
+                "a number is read by a model of the digits 0 to 9; this one tells "
+                f"apart {', '.join(others)} and {last}"
+            )
+            return error_response(422, message)
         try:
             digit = await self.digit_from_request(request, number)
             if number:  # a gray picture, not a digit
                 return JSONResponse(await run_in_threadpool(self.read_number, digit))
             if digit is None:
-                return JSONResponse({"digit": None, "message": "no digit"})
+                return JSONResponse(
+                    {"digit": None, "message": "no digit", "classes": self.names}
+                )
             return JSONResponse(await run_in_threadpool(self.run_model, digit))
         except RequestError as e:
             return error_response(e.status, str(e))
@@ -175,7 +191,8 @@ class DigitService:
             return error_response(422, str(e))
 
     def run_model(self, digit: np.ndarray) -> dict:
-        """(28, 28) digit -> top_classes()'s answer plus "input" and the "activations".
+        """(28, 28) digit -> top_classes()'s answer plus "input", the "activations"
+        and the model's "classes".
 
         Blocking: called in the thread pool.
         """
@@ -184,6 +201,9 @@ class DigitService:
             probs = self.model.predict(x)[0]
             outputs = self.model.layer_outputs(x)
         result = top_classes(probs, self.names)
+        # the page labels its bars with the names of the model that answered: the
+        # server may have been restarted with another model since the page loaded
+        result["classes"] = self.names
         result["input"] = np.round(digit, 4).tolist()
         result["activations"] = [
             {
@@ -195,8 +215,9 @@ class DigitService:
         return result
 
     def read_number(self, gray: np.ndarray) -> dict:
-        """A gray picture -> `read_number`'s answer, inputs rounded; "number" is
-        None when no digit is found. Blocking: called in the thread pool."""
+        """A gray picture -> `read_number`'s answer, inputs rounded, and the model's
+        "classes"; "number" is None when no digit is found. Blocking: called in the
+        thread pool."""
         # only the network's calls take turns: finding the digits, the slow part,
         # runs beside other requests
         result = read_number(LockedPredict(self.model, self.lock), gray, self.layout)
@@ -204,6 +225,7 @@ class DigitService:
             d["input"] = np.round(d["input"], 4).tolist()
         if not result["digits"]:
             result.update(number=None, message="no digit")
+        result["classes"] = self.names
         return result
 
     # ----- reading the digit from a request --------------------------------------

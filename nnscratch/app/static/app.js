@@ -164,9 +164,11 @@ function undo() {
 
 document.getElementById("clear").addEventListener("click", clear);
 document.getElementById("undo").addEventListener("click", undo);
+// anywhere on the page: the file button, which keeps the focus after a photo is
+// picked, has no use for these keys
 document.addEventListener("keydown", (event) => {
-  if (event.target === uploadEl) return;
-  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+  // with Shift, the key of redo (which there is none of): not an undo
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
   } else if (event.key === "Escape") {
@@ -182,6 +184,10 @@ uploadEl.addEventListener("change", () => {
   drawing = null;
   dropPicture();
   redraw();
+  // answers for the drawing it replaces (one may be on its way) are not shown under it
+  queued = null;
+  shown = ++sequence;
+  showEmpty(`${file.name}: reading…`);
   // shown on the pad if the browser can decode it (if not, the server says why)
   uploaded = true;
   const id = pictureId;
@@ -240,6 +246,8 @@ async function request(body, final, prefix) {
     const { response, data } = answer;
     if (id > shown) {
       shown = id;
+      // the server may have been restarted with another model since the page loaded
+      if (response.ok && data !== null && Array.isArray(data.classes)) useClasses(data.classes);
       if (!response.ok || data === null) {
         const answer = `The server answered ${response.status} ${response.statusText}`;
         showError(prefix + ((data && data.error) || answer.trim() + "."));
@@ -330,9 +338,6 @@ function show(data, prefix = "") {
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
   statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure` +
     (others.length ? ` (then ${others.join(", ")})` : "");
-  if (barsEl.children.length !== data.probabilities.length) {
-    buildBars(data.probabilities.map((_, i) => (data.top.find((t) => t.digit === i) || {}).label ?? String(i)));
-  }
   data.probabilities.forEach((p, i) => {
     const li = barsEl.children[i];
     const pct = `${(100 * p).toFixed(1)}%`;
@@ -346,12 +351,26 @@ function show(data, prefix = "") {
   showActivations(data.activations);
 }
 
-function nameThings(classes) {
+// The bars and prompts for the model's classes (its answers carry them): MNIST's
+// digits, or other pictures (Fashion-MNIST's clothes)
+function useClasses(classes) {
+  const labels = [...barsEl.querySelectorAll(".label")].map((l) => l.textContent);
+  if (labels.length === classes.length && labels.every((l, i) => l === classes[i])) return;
+  buildBars(classes);
   const digits = classes.length === 10 && classes.every((c, i) => c === String(i));
   thing = digits ? "digit" : "picture";
-  document.getElementById("title").textContent = `Draw a ${thing}`;
-  if (!digits) document.getElementById("upload-text").textContent = "Or read a picture";
-  if (digitEl.dataset.digit === undefined) showEmpty();
+  // a number is read by a model of digits only (the server refuses the others)
+  modeEl.closest(".mode").hidden = !digits;
+  showPrompts();
+  if (digitEl.dataset.digit === undefined && !statusEl.classList.contains("error")) showEmpty();
+}
+
+// The title and the upload's prompt, for the mode and what the model tells apart
+function showPrompts() {
+  document.getElementById("title").textContent = numberMode ? "Write a number" : `Draw a ${thing}`;
+  document.getElementById("upload-text").textContent = numberMode
+    ? "Or read a picture of a number"
+    : thing === "digit" ? "Or read a picture of a digit" : "Or read a picture";
 }
 
 function showEmpty(message = numberMode ? "Write a number on the black pad, its digits side by side." : `Draw a ${thing} on the black square.`) {
@@ -454,10 +473,7 @@ modeEl.addEventListener("change", () => {
   pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : "digit"]);
   barsEl.hidden = numberMode;
   inputFigure.hidden = numberMode;
-  document.getElementById("title").textContent = numberMode ? "Write a number" : `Draw a ${thing}`;
-  document.getElementById("upload-text").textContent = numberMode
-    ? "Or read a picture of a number"
-    : thing === "digit" ? "Or read a picture of a digit" : "Or read a picture";
+  showPrompts();
   clear();
   announce(numberMode ? "Number mode: write several digits side by side." : "Digit mode.");
 });
@@ -510,9 +526,6 @@ function showActivations(layers) {
 
 fetch("/health")
   .then((r) => r.json())
-  .then((h) => {
-    buildBars(h.classes);
-    nameThings(h.classes);
-  })
+  .then((h) => useClasses(h.classes))
   .catch(() => buildBars([..."0123456789"]));
 redraw();
