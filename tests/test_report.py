@@ -129,7 +129,7 @@ def test_each_picture_links_to_its_file_and_keeps_the_size_it_was_drawn_for(tmp_
     source = re.search(
         r'<source media="([^"]+)" srcset="data:[^"]+" width="(\d+)"', curves
     )
-    assert source[1] == "(max-width: 600px)" and int(source[2]) <= 410
+    assert source[1] == "(max-width: 900px)" and int(source[2]) <= 410
     assert "@media (max-width: 600px)" in page  # the phone's narrower margins
 
 
@@ -377,6 +377,8 @@ def test_report_in_browser(run_dir, artifacts_dir, browser):
         'img[alt^="Grid of the first"]', "i => [i.clientWidth, i.naturalWidth]"
     )
     assert shown == [960, 1920]
+    # wide enough for the wide learning curves: 1208 px, their text 10.6 px high
+    assert page.eval_on_selector("img", "i => i.naturalWidth") == 2496
     assert errors == []
     # the page itself is the only thing loaded that is not a data URI
     assert requests == [(run_dir / "report.html").resolve().as_uri()]
@@ -405,6 +407,9 @@ def test_report_on_a_phone(run_dir, artifacts_dir, browser):
     natural = page.eval_on_selector("img", "i => i.naturalWidth")
     assert natural == EXPECTED_SIZES["learning_curves_narrow.png"][0]
     page.screenshot(path=artifacts_dir / "report-phone.png", full_page=True)
+    page.set_viewport_size({"width": 900, "height": 800})  # the wide ones: 7.7 px text
+    page.wait_for_function("document.querySelector('img').currentSrc.length > 0")
+    assert page.eval_on_selector("img", "i => i.naturalWidth") == natural
     page.click("figure a.picture")
     page.wait_for_load_state("load")
     assert page.url == (run_dir / "figures" / "learning_curves.png").as_uri()

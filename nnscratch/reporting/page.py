@@ -48,10 +48,11 @@ CAPTIONS = {
     "first_layer_features.png": "What the first layer looks for: each unit's incoming"
     " weights (red positive, blue negative)",
 }
-# A phone's version of a wide picture (its panels in one column), shown instead of it
-# on a screen of at most 600 CSS pixels, where the wide one's text would be 4 px high.
+# A phone's version of a wide picture (its panels in one column, 4.2 inches wide),
+# shown instead of it where the wide one (13 inches) would shrink its 11-point text
+# under 9.5 px: on a window of at most 900 CSS pixels (on a phone: 4 px).
 NARROW = {"learning_curves.png": "learning_curves_narrow.png"}
-NARROW_SCREEN = "(max-width: 600px)"
+NARROW_SCREEN = "(max-width: 900px)"
 
 
 # ----- the page -------------------------------------------------------------------------
@@ -85,13 +86,12 @@ tbody th { font-weight: 600; background: #fafbfc; }
 td.num { text-align: right; }
 code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
 pre { margin: 0; }
-"""
-# A phone: the figures get the whole width (a tap opens one full size).
-CSS += f"""@media {NARROW_SCREEN} {{
-  body {{ padding: 1em .5em 2em; }}
-  .panel, figure {{ padding: .5em; }}
-  h1 {{ font-size: 1.5em; }}
-}}
+/* a phone: the figures get the whole width (a tap opens one full size) */
+@media (max-width: 600px) {
+  body { padding: 1em .5em 2em; }
+  .panel, figure { padding: .5em; }
+  h1 { font-size: 1.5em; }
+}
 """
 # The page may only use what it carries: no scripts, no fetches, images from data URIs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
