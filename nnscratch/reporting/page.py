@@ -8,7 +8,8 @@ table, model summary and every picture of the run.
 Each picture is shown at the size it was drawn for (`figures.CSS_DPI` CSS pixels an
 inch, its PNG has twice as many), never wider than the window, and links to its file
 in figures/: on a phone, where a figure shrinks to the screen's width, tapping it
-opens it full size to zoom in.
+opens it full size to zoom in (the link needs figures/ beside the page; a page mailed
+alone still shows every picture).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ table + h3, pre + h3 { margin-top: 1.2em; }
   padding: .7em 1.2em; min-width: 10em; }
 .card .value { font-size: 1.7em; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .label { color: #555; font-size: .9em; }
-/* side by side where two fit (a cell's figure is drawn 6.5 inches wide), else one column */
+/* side by side where two fit (their figures are drawn 6.5 in wide), else one column */
 .grid { display: grid; gap: 1.2em; align-items: start;
   grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
 .panel, figure { background: white; border: 1px solid #d5dae1; border-radius: 8px;
@@ -234,7 +235,7 @@ def picture(
 ) -> str:
     """An <img> of the `mime` picture `data` as wide as it was drawn for (never
     wider than the window: the CSS), linked to `href` (its file) if given; `narrow`
-    (a PNG's bytes, or None) is shown instead on a phone (NARROW_SCREEN)."""
+    (a PNG's bytes, or None) is shown instead on a narrow window (NARROW_SCREEN)."""
     uri, size = _embedded(data, mime)
     img = f'<img src="{uri}"{size} alt="{escape(alt)}">'
     if narrow is not None:
