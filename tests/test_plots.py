@@ -251,6 +251,13 @@ def test_every_text_is_readable_at_the_width_the_page_shows_the_figure():
         assert not small, (where, fig.get_suptitle(), small)
 
 
+def test_the_per_class_bars_stay_legible_on_a_phone():
+    # in the one-column page of a phone, 330 px wide: the bars' values were 7 px high
+    cm = np.full((10, 10), 7) + np.diag(np.full(10, 900))
+    fig = confusion.per_class_bars(cm, [f"class {i}" for i in range(10)])
+    assert not text_too_small(fig, SHOWN_AT["phone"], smallest_px=9)
+
+
 def test_the_narrow_learning_curves_stack_their_panels_for_a_phone():
     fig = curves.learning_curves({"loss": [1.0, 0.5]}, [2.0, 1.0, 0.5], narrow=True)
     assert fig.get_size_inches()[0] * figures.CSS_DPI <= 410  # a phone's width

@@ -30,7 +30,7 @@ EXPECTED_SIZES = {
     "learning_curves_narrow.png": (806, 1958),
     "confusion_matrix.png": (1248, 1113),
     "confusion_matrix_normalized.png": (1248, 1113),
-    "per_class.png": (1248, 1459),
+    "per_class.png": (960, 1459),
     "sample_predictions.png": (1920, 2323),
     "top_mistakes.png": (1968, 2467),
     "first_layer_features.png": (1881, 1862),
