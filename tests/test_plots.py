@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from PIL import Image
+from readable import text_too_small
 
 from nnscratch.errors import DataError, NnscratchError
 from nnscratch.reporting import confusion, curves, figures, image_grids
@@ -214,3 +215,64 @@ def test_how_many_tiles_must_be_a_positive_int(n):
     ):
         with pytest.raises(NnscratchError, match=rf"{draw.__name__} n: expected"):
             draw(*args, n=n)
+
+
+# ----- readable where the page shows them ---------------------------------------------
+# The report page shows a figure at most 1300 CSS pixels wide (the stacked ones) or 620
+# (the confusion matrices and the bars, two side by side), a phone 330 (the narrow
+# learning curves); 1 figure inch is 96 CSS pixels when it is not shrunk.
+SHOWN_AT = {"full": 1300, "half": 620, "phone": 330}
+
+
+def _charts():
+    history = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.6, 0.8, 0.9]}
+    history |= {"val_loss": [1.1, 0.7, 0.6], "val_accuracy": [0.55, 0.75, 0.8]}
+    losses = np.linspace(2.0, 0.3, 300)
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    names += ["Sneaker", "Bag", "Ankle boot"]
+    cm = np.full((10, 10), 7) + np.diag(np.full(10, 900))
+    images, labels, probs = _data(30)
+    return [
+        ("full", curves.learning_curves(history, losses)),
+        ("phone", curves.learning_curves(history, losses, narrow=True)),
+        ("half", confusion.confusion_matrix_plot(cm, names)),
+        ("half", confusion.confusion_matrix_plot(cm, names, normalize=True)),
+        ("half", confusion.per_class_bars(cm, names)),
+        ("full", image_grids.sample_predictions(images, labels, probs, NAMES)),
+        ("full", image_grids.top_mistakes(images, labels, probs, NAMES)),
+    ]
+
+
+def test_every_text_is_readable_at_the_width_the_page_shows_the_figure():
+    # the learning curves' legends were 10.8 px high (9 points in 15 inches shown at
+    # 1300 px), the confusion matrices' numbers 10.9 px (shrunk into half the page)
+    for where, fig in _charts():
+        small = text_too_small(fig, SHOWN_AT[where])
+        assert not small, (where, fig.get_suptitle(), small)
+
+
+def test_the_per_class_bars_stay_legible_on_a_phone():
+    # in the one-column page of a phone, 330 px wide: the bars' values were 7 px high
+    cm = np.full((10, 10), 7) + np.diag(np.full(10, 900))
+    fig = confusion.per_class_bars(cm, [f"class {i}" for i in range(10)])
+    assert not text_too_small(fig, SHOWN_AT["phone"], smallest_px=9)
+
+
+def test_the_narrow_learning_curves_stack_their_panels_for_a_phone():
+    fig = curves.learning_curves({"loss": [1.0, 0.5]}, [2.0, 1.0, 0.5], narrow=True)
+    assert fig.get_size_inches()[0] * figures.CSS_DPI <= 410  # a phone's width
+    main_axes = [ax for ax in fig.axes if ax.get_label() != "secondary"][:3]
+    boxes = [ax.get_position() for ax in main_axes]
+    assert len(boxes) == 3 and boxes[0].y0 > boxes[1].y0 > boxes[2].y0  # one column
+
+
+def test_a_png_has_two_pixels_per_css_pixel_and_a_palette(tmp_path):
+    # 120 DPI RGBA: a figure drawn for 1248 CSS pixels was 1560 pixels, blurred when
+    # shown at 1248 on a high-density screen or zoomed in, and 3x larger on disk
+    fig = figures.new_figure((3.0, 2.0))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    figures.save_figure(fig, tmp_path / "line.png")
+    with Image.open(tmp_path / "line.png") as image:
+        assert image.size == (6 * figures.CSS_DPI, 4 * figures.CSS_DPI)
+        assert image.mode == "P"  # 256 colours
+        assert image.info["dpi"] == pytest.approx((192, 192), abs=0.1)

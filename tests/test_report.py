@@ -17,22 +17,23 @@ from nnscratch.data import catalog
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.metrics import per_class_rows
-from nnscratch.reporting.page import write_report
+from nnscratch.reporting.page import CAPTIONS, write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
 from nnscratch.runs.rundir import read_json, rebuild_report
 
 MNIST = catalog.DATASETS["mnist"]
 
-# (width, height) in pixels of each PNG for 10 classes: figsize in inches x 120 DPI
+# (width, height) in pixels of each PNG for 10 classes: figsize in inches x 192 DPI
 EXPECTED_SIZES = {
-    "learning_curves.png": (1800, 528),
-    "confusion_matrix.png": (900, 780),
-    "confusion_matrix_normalized.png": (900, 780),
-    "per_class.png": (960, 840),
-    "sample_predictions.png": (1020, 1242),
-    "top_mistakes.png": (1080, 1362),
-    "first_layer_features.png": (1176, 1164),
+    "learning_curves.png": (2496, 844),
+    "learning_curves_narrow.png": (806, 1958),
+    "confusion_matrix.png": (1248, 1113),
+    "confusion_matrix_normalized.png": (1248, 1113),
+    "per_class.png": (960, 1459),
+    "sample_predictions.png": (1920, 2323),
+    "top_mistakes.png": (1968, 2467),
+    "first_layer_features.png": (1881, 1862),
 }
 
 
@@ -97,6 +98,41 @@ def test_write_figures_and_report_without_recordings(tmp_path):
     assert not list((tmp_path / "run").rglob(".*.tmp"))  # atomic writes: no temp files
 
 
+def test_each_picture_links_to_its_file_and_keeps_the_size_it_was_drawn_for(tmp_path):
+    """A figure was shrunk to the window with nothing to open it bigger: on a phone,
+    its text was 3 px high. Now each links to its file (a tap opens it full size) and
+    is shown as wide as it was drawn for (its PNG has 2 pixels a CSS pixel); the
+    learning curves have a one-column version for phones."""
+    model, history, images, labels, config, _ = _tiny_run()
+    figures_dir = tmp_path / "run" / "figures"
+    losses = np.linspace(2.5, 1.8, 20)
+    write_figures(
+        figures_dir, model, history, losses, images, labels, list("0123456789")
+    )
+    page_path = write_report(tmp_path / "run" / "report.html", figures_dir, config, {})
+    page = page_path.read_text(encoding="utf-8")
+    links = re.findall(
+        r'<a class="picture" href="([^"]+)">(.*?)</a><figcaption>[^<]*'
+        r'<a href="([^"]+)">full size</a>',
+        page,
+    )
+    assert len(links) == len(CAPTIONS) - 1  # no training.gif without recordings
+    for href, tag, caption_href in links:
+        assert caption_href == href and href.startswith("figures/")
+        with Image.open(page_path.parent / href) as image:
+            width, height = image.size
+        img = re.search(r'<img src="data:[^"]+" width="(\d+)" height="(\d+)"', tag)
+        assert abs(int(img[1]) - width / 2) <= 1 and abs(int(img[2]) - height / 2) <= 1
+    curves = next(
+        tag for href, tag, _ in links if href.endswith("/learning_curves.png")
+    )
+    source = re.search(
+        r'<source media="([^"]+)" srcset="data:[^"]+" width="(\d+)"', curves
+    )
+    assert source[1] == "(max-width: 900px)" and int(source[2]) <= 410
+    assert "@media (max-width: 600px)" in page  # the phone's narrower margins
+
+
 def test_the_test_metrics_read_as_evaluate_prints_them(tmp_path):
     metrics = {"test_loss": 1.8167447, "test_accuracy": 0.4085, "test_examples": 10000}
     metrics["train_seconds"] = 5.736123
@@ -120,10 +156,10 @@ def test_each_picture_has_a_text_alternative_with_its_numbers(tmp_path):
     metrics = {"confusion_matrix": cm, "per_class": per_class_rows(cm, names)}
     write_report(tmp_path / "page.html", tmp_path, {}, metrics, history)
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
-    figures = re.findall(r'alt="([^"]*)"><figcaption>([^<]*)</figcaption>', page)
-    assert len(figures) == len(FIGURE_FILES)
-    assert all(alt and alt != caption for alt, caption in figures)
-    alts = dict(zip(FIGURE_FILES, (alt for alt, _ in figures)))
+    figures = re.findall(r'alt="([^"]*)">(?:</picture>)?</a><figcaption>([^<(]*)', page)
+    assert len(figures) == len(CAPTIONS)  # the narrow curves are the curves' <source>
+    assert all(alt and alt != caption.strip() for alt, caption in figures)
+    alts = dict(zip(CAPTIONS, (alt for alt, _ in figures)))
     curves = alts["learning_curves.png"]
     assert "training loss 1.6538 at epoch 1, 0.7613 at epoch 3" in curves
     assert "validation accuracy 61.67% at epoch 1, 73.33% at epoch 3" in curves
@@ -334,8 +370,15 @@ def test_report_in_browser(run_dir, artifacts_dir, browser):
     widths = page.eval_on_selector_all(
         "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
     )
-    assert len(widths) == len(EXPECTED_SIZES) + 1  # the PNGs and the GIF
+    assert len(widths) == len(CAPTIONS)  # the PNGs and the GIF
     assert all(w > 0 for w in widths)
+    # the predictions as wide as they were drawn (10 inches), not their 1920 pixels
+    shown = page.eval_on_selector(
+        'img[alt^="Grid of the first"]', "i => [i.clientWidth, i.naturalWidth]"
+    )
+    assert shown == [960, 1920]
+    # wide enough for the wide learning curves: 1208 px, their text 10.6 px high
+    assert page.eval_on_selector("img", "i => i.naturalWidth") == 2496
     assert errors == []
     # the page itself is the only thing loaded that is not a data URI
     assert requests == [(run_dir / "report.html").resolve().as_uri()]
@@ -343,4 +386,31 @@ def test_report_in_browser(run_dir, artifacts_dir, browser):
     assert page.evaluate("document.documentElement.scrollWidth") <= 1300
     page.screenshot(path=artifacts_dir / "report.png", full_page=True)
     assert (artifacts_dir / "report.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_report_on_a_phone(run_dir, artifacts_dir, browser):
+    """At 360 px the figures fill the screen in one column (they were 268 px wide in
+    wide margins), the learning curves are the one-column version, and a tap on a
+    figure opens its file."""
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    page.goto((run_dir / "report.html").resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    boxes = page.eval_on_selector_all(
+        "figure img",
+        "imgs => imgs.map(i => [i.getBoundingClientRect().left, i.clientWidth])",
+    )
+    assert len(boxes) == len(CAPTIONS)
+    assert all(width >= 320 for _, width in boxes), boxes
+    assert len({round(left) for left, _ in boxes}) == 1  # one column
+    natural = page.eval_on_selector("img", "i => i.naturalWidth")
+    assert natural == EXPECTED_SIZES["learning_curves_narrow.png"][0]
+    page.screenshot(path=artifacts_dir / "report-phone.png", full_page=True)
+    page.set_viewport_size({"width": 900, "height": 800})  # the wide ones: 7.7 px text
+    page.wait_for_function("document.querySelector('img').currentSrc.length > 0")
+    assert page.eval_on_selector("img", "i => i.naturalWidth") == natural
+    page.click("figure a.picture")
+    page.wait_for_load_state("load")
+    assert page.url == (run_dir / "figures" / "learning_curves.png").as_uri()
     page.close()

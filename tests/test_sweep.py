@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from readable import text_too_small
 
 import nnscratch
 from nnscratch.cli import main
@@ -627,12 +628,8 @@ def test_searching_epochs_keeps_both_epochs_columns(tmp_path):
     assert row["val_accuracy"] == "0.6"
 
 
-def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_path):
-    # the alt text was the caption printed under the picture: a screen reader read
-    # the same sentence twice and none of what the picture shows
-    from nnscratch.runs.sweeps.report import write_sweep_report
-    from nnscratch.runs.sweeps.results import trial_rows
-
+def _four_trials_and_a_pruned_one():
+    """A study of 4 complete trials of (lr, optimizer) and trial 4, pruned."""
     study = optuna.create_study(direction="maximize")
     space = {
         "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
@@ -656,6 +653,16 @@ def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_
     trial.report(0.5, 1)
     trial.report(0.6, 2)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_path):
+    # the alt text was the caption printed under the picture: a screen reader read
+    # the same sentence twice and none of what the picture shows
+    from nnscratch.runs.sweeps.report import write_sweep_report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    study = _four_trials_and_a_pruned_one()
     names = ["lr", "optimizer"]
     path = tmp_path / "report.html"
     write_sweep_report(path, study, trial_rows(study, names, tmp_path), names, 0.96)
@@ -676,6 +683,38 @@ def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_
         in parallel
     )
     assert "the lowest, trial 4 at 0.6000, through lr 0.02, optimizer sgd" in parallel
+
+
+def test_the_pictures_text_is_readable_where_the_page_shows_them(tmp_path, monkeypatch):
+    """The page shows them two side by side, 620 CSS pixels wide each: the 12-inch
+    slices (3 parameters) shrank to half, their 10-point text to 7 px, and the
+    parallel coordinates' 8-point values were 8.6 px. Each is shown at the size it was
+    drawn for (its PNG has 2 pixels a CSS pixel)."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    drawn = []
+    real_new_figure = report.new_figure
+    monkeypatch.setattr(
+        report,
+        "new_figure",
+        lambda size: drawn.append(real_new_figure(size)) or drawn[-1],
+    )
+    study = _four_trials_and_a_pruned_one()
+    names = ["lr", "optimizer"]
+    path = tmp_path / "report.html"
+    report.write_sweep_report(
+        path, study, trial_rows(study, names, tmp_path), names, 0.96
+    )
+    assert len(drawn) == 4
+    for fig in drawn:
+        assert not text_too_small(fig, 620)
+    sizes = re.findall(
+        r'<img src="data:image/png;base64,[^"]+" width="(\d+)"', path.read_text()
+    )
+    assert [int(w) for w in sizes] == [
+        round(fig.get_size_inches()[0] * 96) for fig in drawn
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .figures import BLUE, ORANGE, new_axes, plain_text
+from .figures import BLUE, ORANGE, TEXT, chart_text, new_axes, plain_text
 from .metrics import check_class_names, check_confusion_matrix, per_class_scores
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def confusion_matrix_plot(
 
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
-    fig, ax = new_axes(ax, (7.5, 6.5))
+    fig, ax = new_axes(ax, (6.5, 5.8))  # half the page's width: two side by side
     if normalize:
         totals = cm.sum(axis=1, keepdims=True)
         values = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
@@ -56,7 +56,8 @@ def confusion_matrix_plot(
     # masked cells (the diagonal) in light grey
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax)
-    size = max(5.0, min(10.0, 95.0 / len(names)))
+    # as large as the tick labels, smaller when many cells share the width
+    size = max(5.0, min(TEXT, 100.0 / len(names)))
     for i, j in np.ndindex(cm.shape):
         if mask_diagonal and i == j:
             colour = "black"  # on the grey
@@ -75,8 +76,10 @@ def confusion_matrix_plot(
     )
     ax.set_yticks(ticks, names)
     ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    chart_text(ax)
     bar = fig.colorbar(image, ax=ax, shrink=0.85)
     bar.set_label(bar_label)
+    chart_text(bar.ax)
     if normalize:
         bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     return fig
@@ -93,7 +96,9 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
     scores = per_class_scores(cm)
-    fig, ax = new_axes(ax, (8, 1.5 + 0.55 * len(names)))
+    # 5 inches: shown at 480 px beside the table, and on a phone shrunk to 330 px its
+    # 10-point labels are still 9 px high (6.5 inches: 7 px)
+    fig, ax = new_axes(ax, (5.0, 1.6 + 0.6 * len(names)))
     rows = np.arange(len(names))
     height = 0.4
     total = cm.sum()
@@ -124,7 +129,7 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
                 f"{value:.1%}",
                 ha="right" if inside else "left",
                 va="center",
-                fontsize=9,
+                fontsize=TEXT - 1,
                 color=text_colour if inside else "black",
                 zorder=3,
             )
@@ -134,15 +139,16 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title("Precision and recall per class")
+    chart_text(ax)
     ax.grid(axis="x", alpha=0.3)
-    # Below the tick labels (a fixed 20 points under the axes, whatever its height):
+    # Below the tick labels (a fixed 22 points under the axes, whatever its height):
     # inside, it would cover the bars of the last classes.
-    below = offset_copy(ax.transAxes, fig=fig, y=-20, units="points")
+    below = offset_copy(ax.transAxes, fig=fig, y=-22, units="points")
     ax.legend(
         loc="upper center",
         bbox_to_anchor=(0.5, 0),
         bbox_transform=below,
         ncol=3,
-        fontsize=9,
+        fontsize=TEXT - 1,
     )
     return fig

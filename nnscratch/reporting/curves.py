@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError
-from .figures import BLUE, ORANGE, new_figure, whole_epochs
+from .figures import BLUE, ORANGE, TEXT, chart_text, new_figure, whole_epochs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -85,19 +85,25 @@ def smooth(values, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(means)) + (window - 1) / 2, means
 
 
-def learning_curves(history, batch_losses=None) -> Figure:
+def learning_curves(history, batch_losses=None, narrow: bool = False) -> Figure:
     """Loss and accuracy per epoch (train, validation), and the loss of every batch.
 
     history: a `History`, its dict of per-epoch lists or history.csv rows.
     batch_losses: (steps,) training loss of every optimiser step, or None.
+    narrow=True stacks the panels in one column 4.2 inches wide, for a phone.
     """
     columns = history_columns(history)
     if not _has(columns, "loss"):
         raise DataError("history: expected a per-epoch 'loss' column, found none")
     batch_losses = None if batch_losses is None else np.asarray(batch_losses, float)
     with_batches = batch_losses is not None and batch_losses.size > 0
-    fig = new_figure((15 if with_batches else 10, 4.4))
-    axes = fig.subplots(1, 3 if with_batches else 2)
+    panels = 3 if with_batches else 2
+    if narrow:  # a phone's width, 400 CSS pixels
+        fig = new_figure((4.2, 3.4 * panels))
+        axes = fig.subplots(panels, 1)
+    else:  # the page's full width (13.5 inches) holds three panels of 11-point text
+        fig = new_figure((13 if with_batches else 9, 4.4))
+        axes = fig.subplots(1, panels)
     _per_epoch_axes(axes[0], columns, "loss", "Loss")
     _per_epoch_axes(axes[1], columns, "accuracy", "Accuracy")
     if with_batches:
@@ -131,10 +137,13 @@ def _per_epoch_axes(ax, columns: dict, metric: str, title: str) -> None:
     if metric == "accuracy":
         ax.yaxis.set_major_formatter(_tick_percent())
     ax.grid(alpha=0.3)
+    chart_text(ax)
     if ax.lines:
-        ax.legend(fontsize=9)
+        ax.legend(fontsize=TEXT)
     else:
-        ax.text(0.5, 0.5, "not recorded", ha="center", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "not recorded", ha="center", fontsize=TEXT, transform=ax.transAxes
+        )
 
 
 def _best_epoch(values: np.ndarray, metric: str) -> str:
@@ -172,5 +181,7 @@ def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
         "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)
     )
     top.set_xlabel("epoch")
+    chart_text(ax)
+    chart_text(top)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=TEXT)

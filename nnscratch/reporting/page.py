@@ -4,22 +4,34 @@ The page carries everything it shows (images as base64 data URIs, inline CSS, no
 scripts, no external requests: a Content-Security-Policy says so), so it can be mailed
 or opened offline: the run's configuration, final metrics, per-class table, per-epoch
 table, model summary and every picture of the run.
+
+Each picture is shown at the size it was drawn for (`figures.CSS_DPI` CSS pixels an
+inch, its PNG has twice as many), never wider than the window, and links to its file
+in figures/: on a phone, where a figure shrinks to the screen's width, tapping it
+opens it full size to zoom in (the link needs figures/ beside the page; a page mailed
+alone still shows every picture).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
+import os
+from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
+from PIL import Image
 
 from ..data.catalog import CLASS_NAMES
 from ..errors import NnscratchError
 from ..files import write_text
 from .alt_text import alt_texts
 from .curves import history_columns
+from .figures import CSS_DPI
 from .metrics import per_class_rows
 
 # Every picture a report can hold, in figures/: file name -> caption, in page order.
@@ -37,6 +49,11 @@ CAPTIONS = {
     "first_layer_features.png": "What the first layer looks for: each unit's incoming"
     " weights (red positive, blue negative)",
 }
+# A phone's version of a wide picture (its panels in one column, 4.2 inches wide),
+# shown instead of it where the wide one (13 inches) would shrink its 11-point text
+# under 9.5 px: on a window of at most 900 CSS pixels (on a phone: 4 px).
+NARROW = {"learning_curves.png": "learning_curves_narrow.png"}
+NARROW_SCREEN = "(max-width: 900px)"
 
 
 # ----- the page -------------------------------------------------------------------------
@@ -55,10 +72,12 @@ table + h3, pre + h3 { margin-top: 1.2em; }
   padding: .7em 1.2em; min-width: 10em; }
 .card .value { font-size: 1.7em; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .label { color: #555; font-size: .9em; }
+/* side by side where two fit (their figures are drawn 6.5 in wide), else one column */
 .grid { display: grid; gap: 1.2em; align-items: start;
   grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
 .panel, figure { background: white; border: 1px solid #d5dae1; border-radius: 8px;
   padding: 1em; margin: 0; overflow-x: auto; }
+figure a.picture { display: block; }
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { color: #444; margin-top: .5em; font-size: .93em; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
@@ -68,6 +87,12 @@ tbody th { font-weight: 600; background: #fafbfc; }
 td.num { text-align: right; }
 code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
 pre { margin: 0; }
+/* a phone: the figures get the whole width (a tap opens one full size) */
+@media (max-width: 600px) {
+  body { padding: 1em .5em 2em; }
+  .panel, figure { padding: .5em; }
+  h1 { font-size: 1.5em; }
+}
 """
 # The page may only use what it carries: no scripts, no fetches, images from data URIs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -191,20 +216,67 @@ def _cards(config: dict, metrics: dict, history_rows) -> str:
     )
 
 
-def _figure(figures_dir: Path, name: str, alts: dict[str, str]) -> str:
-    """The picture `name` in a <figure>: embedded, its alt text from `alts` (what it
-    shows), its caption under it (what it is for); "" if it was not drawn."""
+def _embedded(data: bytes, mime: str) -> tuple[str, str]:
+    """(data URI, its width and height attributes) of a PNG or GIF `data`: the size
+    in CSS pixels it was drawn for, its pixels over its DPI times CSS_DPI (a GIF has
+    no DPI: one CSS pixel a pixel); no attributes if Pillow cannot read it."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            dpi = image.info.get("dpi", (CSS_DPI, CSS_DPI))[0] or CSS_DPI
+            width, height = (round(side * CSS_DPI / dpi) for side in image.size)
+        size = f' width="{width}" height="{height}"'
+    except (OSError, SyntaxError, ValueError):  # what Pillow raises on a bad file
+        size = ""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", size
+
+
+def picture(
+    data: bytes, alt: str, href: str | None = None, narrow=None, mime="image/png"
+) -> str:
+    """An <img> of the `mime` picture `data` as wide as it was drawn for (never
+    wider than the window: the CSS), linked to `href` (its file) if given; `narrow`
+    (a PNG's bytes, or None) is shown instead on a narrow window (NARROW_SCREEN)."""
+    uri, size = _embedded(data, mime)
+    img = f'<img src="{uri}"{size} alt="{escape(alt)}">'
+    if narrow is not None:
+        uri, size = _embedded(narrow, "image/png")
+        img = (
+            f'<picture><source media="{NARROW_SCREEN}" srcset="{uri}"{size}>'
+            f"{img}</picture>"
+        )
+    if href is None:
+        return img
+    return f'<a class="picture" href="{escape(href)}">{img}</a>'
+
+
+def _figure(figures_dir: Path, href_dir: str, alts: dict[str, str], name: str) -> str:
+    """The picture `name` in a <figure>: embedded (with its NARROW version if drawn),
+    linked to its file (`href_dir`: figures_dir as a URL relative to the page), its
+    alt text from `alts` (what it shows), its caption under it (what it is for); ""
+    if it was not drawn."""
     path = figures_dir / name
     if not path.is_file():
         return ""
-    mime = "image/gif" if path.suffix == ".gif" else "image/png"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    narrow_path = figures_dir / NARROW[name] if name in NARROW else None
+    narrow = narrow_path.read_bytes() if narrow_path and narrow_path.is_file() else None
     caption = CAPTIONS.get(name, name)
+    href = f"{href_dir}/{quote(name)}"
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    img = picture(path.read_bytes(), alts.get(name, caption), href, narrow, mime)
     return (
-        f'<figure><img src="data:{mime};base64,{data}"'
-        f' alt="{escape(alts.get(name, caption))}">'
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
+        f"<figure>{img}"
+        f'<figcaption>{escape(caption)} (<a href="{escape(href)}">full size</a>)'
+        "</figcaption></figure>"
     )
+
+
+def _href_dir(figures_dir: Path, page_dir: Path) -> str:
+    """figures_dir as a URL relative to page_dir ("figures"), or a file:// URL if
+    there is no relative path (another drive)."""
+    try:
+        return quote(Path(os.path.relpath(figures_dir, page_dir)).as_posix())
+    except ValueError:
+        return figures_dir.resolve().as_uri()
 
 
 def write_report(
@@ -231,6 +303,7 @@ def write_report(
         metrics.get("confusion_matrix"),
         [row.get("class", i) for i, row in enumerate(per_class)],
     )
+    figure = partial(_figure, figures_dir, _href_dir(figures_dir, path.parent), alts)
     title = f"nnscratch run: {config.get('dataset', 'unknown dataset')}"
     if config.get("preset"):
         title += f", preset {config['preset']}"
@@ -238,17 +311,18 @@ def write_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub">Run directory <code>{escape(run_dir.resolve())}</code></p>',
         _cards(config, metrics, history_rows),
-        *_training_section(figures_dir, history_rows, alts),
-        *_test_set_section(figures_dir, per_class, metrics, alts),
-        *_model_section(figures_dir, config, model_summary, alts),
+        *_training_section(figure, history_rows),
+        *_test_set_section(figure, per_class, metrics),
+        *_model_section(figure, config, model_summary),
     ]
     write_text(path, html_page(title, body))
     return path
 
 
 # Image grids and the GIF get the full width: halved, their labels are too small.
-# Each section is a list of HTML pieces, "" for a figure that was not drawn.
-def _training_section(figures_dir: Path, history_rows, alts: dict) -> list[str]:
+# Each section is a list of HTML pieces, "" for a figure that was not drawn;
+# figure(name) is a picture's <figure> (`_figure`).
+def _training_section(figure, history_rows) -> list[str]:
     """The learning curves, the GIF and the per-epoch table (if there is a history)."""
     history_panel = ""
     if history_rows is not None:
@@ -258,31 +332,29 @@ def _training_section(figures_dir: Path, history_rows, alts: dict) -> list[str]:
     return [
         "<h2>Training</h2>",
         '<div class="stack">',
-        _figure(figures_dir, "learning_curves.png", alts),
-        _figure(figures_dir, "training.gif", alts),
+        figure("learning_curves.png"),
+        figure("training.gif"),
         history_panel,
         "</div>",
     ]
 
 
-def _test_set_section(
-    figures_dir: Path, per_class: list[dict], metrics: dict, alts: dict
-) -> list[str]:
+def _test_set_section(figure, per_class: list[dict], metrics: dict) -> list[str]:
     """Confusion matrices, per-class scores and metrics side by side, then the grids."""
     scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
     return [
         "<h2>Test set</h2>",
         '<div class="stack"><div class="grid">',
-        _figure(figures_dir, "confusion_matrix.png", alts),
-        _figure(figures_dir, "confusion_matrix_normalized.png", alts),
+        figure("confusion_matrix.png"),
+        figure("confusion_matrix_normalized.png"),
         (
             f'<div class="panel"><h3>Per class</h3>{_per_class_table(per_class)}'
             f"<h3>Test metrics</h3>{_metrics_table(scalars)}</div>"
         ),
-        _figure(figures_dir, "per_class.png", alts),
+        figure("per_class.png"),
         "</div>",
-        _figure(figures_dir, "sample_predictions.png", alts),
-        _figure(figures_dir, "top_mistakes.png", alts),
+        figure("sample_predictions.png"),
+        figure("top_mistakes.png"),
         "</div>",
     ]
 
@@ -294,9 +366,7 @@ def _metrics_table(items) -> str:
     )
 
 
-def _model_section(
-    figures_dir: Path, config: dict, model_summary: str | None, alts: dict
-) -> list[str]:
+def _model_section(figure, config: dict, model_summary: str | None) -> list[str]:
     """The first layer's weights, the layer summary (if known) and the configuration."""
     layers = (
         f"<h3>Layers</h3><pre>{escape(model_summary)}</pre>" if model_summary else ""
@@ -304,7 +374,7 @@ def _model_section(
     return [
         "<h2>Model</h2>",
         '<div class="stack">',
-        _figure(figures_dir, "first_layer_features.png", alts),
+        figure("first_layer_features.png"),
         (
             f'<div class="panel">{layers}<h3>Configuration</h3>'
             f"{key_value_table(config.items())}</div>"

@@ -19,9 +19,9 @@ from .curves import learning_curves
 from .figures import save_figure
 from .image_grids import first_layer_features, sample_predictions, top_mistakes
 from .metrics import confusion_matrix
-from .page import CAPTIONS
+from .page import CAPTIONS, NARROW
 
-FIGURE_FILES = tuple(CAPTIONS)  # every picture a report can hold
+FIGURE_FILES = (*CAPTIONS, *NARROW.values())  # every picture a report can hold
 
 
 def first_layer_weights(model) -> np.ndarray | None:
@@ -61,6 +61,9 @@ def write_figures(
     cm = confusion_matrix(y_test, probs.argmax(axis=1), len(class_names))
     draw = {
         "learning_curves.png": lambda: learning_curves(history_rows, batch_losses),
+        "learning_curves_narrow.png": lambda: learning_curves(
+            history_rows, batch_losses, narrow=True
+        ),
         "confusion_matrix.png": lambda: confusion_matrix_plot(cm, class_names),
         "confusion_matrix_normalized.png": lambda: confusion_matrix_plot(
             cm, class_names, normalize=True

@@ -10,8 +10,6 @@ trials than there are says so instead.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import warnings
 from typing import TYPE_CHECKING
@@ -19,13 +17,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...files import write_text
-from ...reporting.figures import BLUE, DPI, ORANGE, new_figure
-from ...reporting.page import escape, html_cell, html_page, html_table, key_value_table
+from ...reporting.figures import BLUE, ORANGE, TEXT, chart_text, new_figure, png_bytes
+from ...reporting.page import (
+    escape,
+    html_cell,
+    html_page,
+    html_table,
+    key_value_table,
+    picture,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 STATE_COLOURS = {"complete": BLUE, "pruned": ORANGE, "fail": "#999999"}
+# The page shows the pictures two side by side: each is drawn that wide (in inches,
+# 96 CSS pixels each), so its text is shown at its size, not shrunk.
+WIDTH = 6.5
 
 
 def write_sweep_report(path, study, rows: list[dict], names: list[str], test_accuracy):
@@ -82,11 +90,7 @@ def _figure(caption: str, png: bytes | str, alt: str) -> str:
         return (
             f'<div class="panel"><h3>{escape(caption)}</h3><p>{escape(png)}</p></div>'
         )
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
-    )
+    return f"<figure>{picture(png, alt)}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
 # What each picture draws, in words, for a reader who cannot see it (the caption
@@ -183,9 +187,9 @@ def _draw(draw, *args) -> bytes | str:
         fig = draw(*args)
     except _NotEnough as e:
         return str(e)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
-    return buffer.getvalue()
+    for ax in fig.axes:
+        chart_text(ax)
+    return png_bytes(fig)
 
 
 class _NotEnough(Exception):
@@ -195,7 +199,7 @@ class _NotEnough(Exception):
 def _history(rows: list[dict]) -> Figure:
     if not rows:
         raise _NotEnough("No trial has a validation accuracy yet.")
-    fig = new_figure((7, 4))
+    fig = new_figure((WIDTH, 4))
     ax = fig.subplots()
     for state, colour in STATE_COLOURS.items():
         mine = [r for r in rows if r["state"] == state]
@@ -208,7 +212,7 @@ def _history(rows: list[dict]) -> Figure:
         ax.step([r["number"] for r in complete], best, where="post", color="black",
                 label="best so far")  # fmt: skip
     ax.set(xlabel="trial", ylabel="validation accuracy")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=TEXT)
     ax.grid(alpha=0.3)
     return fig
 
@@ -227,8 +231,8 @@ def _axis_values(rows: list[dict], name: str) -> tuple[list, bool, list | None]:
 def _slices(rows: list[dict], names: list[str]) -> Figure:
     if not rows:
         raise _NotEnough("No trial has a validation accuracy yet.")
-    cols = min(3, len(names))
-    fig = new_figure((4 * cols, 3.2 * math.ceil(len(names) / cols)))
+    cols = min(2, len(names))
+    fig = new_figure((WIDTH, 3.2 * math.ceil(len(names) / cols)))
     axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / cols), cols)).ravel()
     for ax, name in zip(axes, names):
         x, log, categories = _axis_values(rows, name)
@@ -268,7 +272,7 @@ def _importances(study, names: list[str]) -> dict[str, float] | str:
 
 
 def _importance_bars(found: dict[str, float]) -> Figure:
-    fig = new_figure((7, 0.5 * len(found) + 1.5))
+    fig = new_figure((WIDTH, 0.5 * len(found) + 1.5))
     ax = fig.subplots()
     ax.barh(list(found)[::-1], list(found.values())[::-1], color=BLUE)
     ax.set(xlabel="importance (share of the variation in validation accuracy)")
@@ -281,7 +285,7 @@ def _parallel(rows: list[dict], names: list[str]) -> Figure:
     if len(rows) < 2:
         raise _NotEnough("Needs at least 2 trials with a validation accuracy.")
     columns = [*names, "val_accuracy"]
-    fig = new_figure((max(6, 2 * len(columns)), 4))
+    fig = new_figure((WIDTH, 4))
     ax = fig.subplots()
     scaled = []
     for name in columns:
@@ -296,16 +300,25 @@ def _parallel(rows: list[dict], names: list[str]) -> Figure:
             else (min(values), max(values))
         )
         for y, end in ((-0.07, ends[0]), (1.02, ends[1])):
-            ax.annotate(_shown(end), (len(scaled) - 1, y), ha="center", fontsize=8)
+            ax.annotate(
+                _shown(end), (len(scaled) - 1, y), ha="center", fontsize=TEXT - 1
+            )
     scores = np.array([r["val_accuracy"] for r in rows], dtype=float)
     span = np.ptp(scores) or 1.0
     cmap = colormaps["viridis"]
     for i in np.argsort(scores):  # the best drawn last, on top
         ax.plot(range(len(columns)), [s[i] for s in scaled],
                 color=cmap((scores[i] - scores.min()) / span), alpha=0.8)  # fmt: skip
-    ax.set_xticks(range(len(columns)), columns)
+    crowded = len(columns) > 4  # names of 1.3-inch columns would run into each other
+    ax.set_xticks(
+        range(len(columns)),
+        columns,
+        rotation=25 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.1)
+    ax.set_xlim(-0.45, len(columns) - 0.55)  # room for "0.000112" under the first axis
     for i in range(len(columns)):
         ax.axvline(i, color="#bbbbbb", zorder=0)
     return fig
