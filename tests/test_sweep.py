@@ -804,3 +804,43 @@ def test_a_best_run_not_copied_whole_leaves_no_staging_folder(
     with pytest.raises(failure):
         results.copy_best(tmp_path, 3, None)
     assert [p.name for p in tmp_path.iterdir()] == ["trials"]
+
+
+CTRL_C_AS_A_WORKER_IMPORTS = """
+import os, signal, sys
+
+
+class CtrlC:  # in a worker process, once: as it imports Dask
+    def find_spec(self, name, path=None, target=None):
+        if name == "distributed":
+            sys.meta_path.remove(self)
+            os.killpg(0, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+
+
+if "--multiprocessing-fork" in sys.argv:  # spawned by the sweep's LocalCluster
+    sys.meta_path.insert(0, CtrlC())
+"""
+
+
+def test_ctrl_c_while_the_local_cluster_starts(tmp_path, data_dir):
+    """Ctrl-C while the LocalCluster started: the sweep's process left it half-made
+    (Dask's exit handler failed on it with an AssertionError traceback) and each
+    worker process, still importing, printed a KeyboardInterrupt traceback."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(CTRL_C_AS_A_WORKER_IMPORTS)
+    paths = [tmp_path / "hook", Path(__file__).resolve().parents[1]]
+    paths += [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
+    argv = ["sweep", "--out", str(tmp_path / "sweep"), "--trials", "1",
+            "--workers", "1", "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nnscratch", *argv], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, for the Ctrl-C
+    )  # fmt: skip
+    try:
+        _, err = child.communicate(timeout=120)
+    finally:
+        _stop(child)
+    assert child.returncode == 130, err
+    assert err.startswith("sweep interrupted: trials 0/1 done") and err.count("\n") == 1
