@@ -844,3 +844,35 @@ def test_ctrl_c_while_the_local_cluster_starts(tmp_path, data_dir):
         _stop(child)
     assert child.returncode == 130, err
     assert err.startswith("sweep interrupted: trials 0/1 done") and err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists()  # no trial ran: nothing to continue
+
+
+def _closed_port_address() -> str:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # closed: refused now
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("failure", ["scheduler", "storage"])
+def test_a_sweep_that_cannot_start_leaves_nothing_behind(
+    tmp_path, data_dir, monkeypatch, capsys, failure
+):
+    """An unreachable --scheduler or --storage (exit 1) left the new, empty --out
+    (with its study.db and lock file) behind; a folder that was there stays, as it
+    was."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    bad = {
+        "scheduler": ["--scheduler", _closed_port_address()],
+        "storage": ["--storage", f"sqlite:///{tmp_path}/no/such/dir/study.db"],
+    }
+    argv = ["sweep", "--trials", "1", "--param", "lr=uniform:0.1:0.2",
+            *bad[failure], *TINY_ARGS]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "new" / "sweep")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: --{failure} ")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert main([*argv, "--out", str(tmp_path / "mine")]) == 1
+    assert list((tmp_path / "mine").iterdir()) == []

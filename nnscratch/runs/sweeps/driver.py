@@ -12,20 +12,23 @@ writes the results (`results`).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import uuid
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from pathlib import Path
 
 from ...data.loading import locate_dataset
 from ...errors import ArgumentError, NnscratchError, check_int
-from ..lock import RunLock
+from ..lock import LOCK_FILE, RunLock
 from ..presets import preset_settings
 from ..signals import RunInterrupted, SignalInterrupt
 from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
+    STUDY_FILE,
     counts,
     default_storage,
     make_pruner,
@@ -35,7 +38,7 @@ from .study import (
     trial_handle,
     unfinished,
 )
-from .trial import run_trial, trial_dir, trial_numbers
+from .trial import TRIALS_DIR, run_trial, trial_dir, trial_numbers
 
 
 @dataclasses.dataclass
@@ -105,12 +108,13 @@ def sweep(
     except NnscratchError as e:  # the arguments, not the work: a usage error
         raise ArgumentError(str(e)) from None
     folder = locate_dataset(settings.dataset, data_dir).absolute()
+    made = _not_there_yet(out)
     out.mkdir(parents=True, exist_ok=True)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
     setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
-    with RunLock(out, "nnscratch sweep"):
+    with RunLock(out, "nnscratch sweep"), _removed_if_no_trial_ran(out, made):
         storage_ = open_storage(storage_url)
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)
@@ -129,6 +133,32 @@ def sweep(
                 f"sweep interrupted: {_line(study, trials)}; {RERUN}",
                 code,
             ) from None
+
+
+def _not_there_yet(out: Path) -> list[Path]:
+    """What a sweep in `out` makes: the outermost of its folders that do not exist
+    (its parents are made too), else its study.db and lock file if missing."""
+    missing = [folder for folder in (out, *out.parents) if not folder.exists()]
+    if missing:
+        return missing[-1:]
+    return [path for path in (out / STUDY_FILE, out / LOCK_FILE) if not path.exists()]
+
+
+@contextmanager
+def _removed_if_no_trial_ran(out: Path, made: list[Path]):
+    """Remove `made` (`_not_there_yet`) when the sweep ends before any trial ran (an
+    unreachable --scheduler or --storage, Ctrl-C): a command that did nothing
+    leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        if not (out / TRIALS_DIR).exists():
+            for path in made:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 RERUN = (  # how a stopped sweep goes on
