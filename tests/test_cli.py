@@ -615,5 +615,5 @@ def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path, script, modul
         _, err = child.communicate(timeout=60)
     finally:
         child.kill()
-    assert (child.returncode, err) == (130, "aborted\n")
+    assert (child.returncode, err) == (130, "\naborted\n")  # as click says it later
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a program

@@ -118,7 +118,7 @@ def done_starting() -> None:
 
 
 def _abort_start(signum, frame):
-    print("aborted", file=sys.stderr, flush=True)
+    print("\naborted", file=sys.stderr, flush=True)  # below the ^C, as click does
     raise SystemExit(128 + signum)  # through the import, with no traceback
 
 
