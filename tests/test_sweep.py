@@ -489,10 +489,10 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     (out / "trials" / "trial-0000").mkdir(parents=True)
     argv = ["sweep", "--out", str(out), "--trials", "1", "--study-name", "other",
             "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error: another --out or --study-name is needed
     err = capsys.readouterr().err
     assert "trial-0000: a trial study 'other' never ran" in err
-    assert err.count("\n") == 1 and not (out / "trials.csv").exists()
+    assert "Traceback" not in err and not (out / "trials.csv").exists()
 
 
 class Terminal(io.StringIO):
@@ -584,10 +584,10 @@ def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys)
     out = tmp_path / "elsewhere"
     argv = ["sweep", "--out", str(out), "--trials", "2", "--storage", url,
             "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error: another --out or --study-name is needed
     err = capsys.readouterr().err
     assert "study 'sweep' holds trial 0, which ran in another folder (no " in err
-    assert err.count("\n") == 1 and not (out / "trials").exists()
+    assert "Traceback" not in err and not out.exists()  # the folder it made, removed
 
 
 def test_quiet_hides_the_progress_line_not_the_result(tmp_path, data_dir, capsys):
@@ -876,3 +876,17 @@ def test_a_sweep_that_cannot_start_leaves_nothing_behind(
     (tmp_path / "mine").mkdir()
     assert main([*argv, "--out", str(tmp_path / "mine")]) == 1
     assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_rerun_with_other_options_is_a_usage_error(tmp_path, data_dir, capsys):
+    """Another --epochs (or space...) for a study with trials exited 1, as a failure
+    of the work; it is a bad combination of options, exit 2 (nothing is run)."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    study = open_study(open_storage(default_storage(out)), "sweep", "none", 0, {})
+    study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 0.2)})
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 2
+    assert "Error: study 'sweep' was made with another " in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["study.db"]  # as it was

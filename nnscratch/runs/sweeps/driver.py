@@ -88,7 +88,10 @@ def sweep(
     trial's parameters. quiet: no progress line (the result's line is printed all the
     same, as `train --quiet` prints its test accuracy). Returns a SweepResult (the
     study, the best trial, its test accuracy). A bad argument raises ArgumentError
-    (a ValueError) before anything is written; a failure of the work NnscratchError.
+    (a ValueError) before any trial runs, as do options that do not go with the study
+    in the storage or the trials in `out` (a rerun with other settings); a failure
+    of the work NnscratchError. A sweep that ends before any trial ran leaves
+    nothing it made (`_removed_if_no_trial_ran`).
     """
     require_sweep_extra()
     # every argument checked before DIR is touched: one error line, nothing written
@@ -194,7 +197,7 @@ def _refuse_strangers(out: Path, study) -> None:
     held = study.get_trials(deepcopy=False)
     strangers = [number for number in trial_numbers(out) if number >= len(held)]
     if strangers:
-        raise NnscratchError(
+        raise ArgumentError(
             f"{trial_dir(out, strangers[0])}: a trial study {study.study_name!r} "
             "never ran (another study's): choose another --out for this one"
         )
@@ -202,7 +205,7 @@ def _refuse_strangers(out: Path, study) -> None:
     elsewhere = [t.number for t in held
                  if t.state in ran and not trial_dir(out, t.number).is_dir()]  # fmt: skip
     if elsewhere:
-        raise NnscratchError(
+        raise ArgumentError(
             f"study {study.study_name!r} holds trial {elsewhere[0]}, which ran in "
             f"another folder (no {trial_dir(out, elsewhere[0])}): give the --out it "
             "ran in, or another --study-name"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import NnscratchError
+from ...errors import ArgumentError, NnscratchError
 
 STUDY_FILE = "study.db"
 PRUNERS = ("median", "none")
@@ -108,7 +108,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     """The study (made, or the one there), for maximising the validation accuracy
     with TPE (seeded by `sampler_seed`). `setup` (the search space and base
     settings) is recorded with the study; once a trial ran in it, another one is
-    refused."""
+    refused (ArgumentError: the options do not go with that study)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's display says it
@@ -120,7 +120,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         load_if_exists=True,
     )
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise NnscratchError(f"study {study_name!r} does not maximise (not a sweep's)")
+        raise ArgumentError(f"study {study_name!r} does not maximise (not a sweep's)")
     held = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, held))
     recorded = study.user_attrs.get("setup")
@@ -130,7 +130,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         changed = _changes(recorded, setup)
         if len(changed) > SHOWN_CHANGES:
             changed[SHOWN_CHANGES - 1 :] = ["more"]
-        raise NnscratchError(
+        raise ArgumentError(
             f"study {study_name!r} was made with another "
             f"{', '.join(changed)}: give the same options to continue it, or "
             "choose another --out"
