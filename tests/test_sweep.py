@@ -890,3 +890,22 @@ def test_a_rerun_with_other_options_is_a_usage_error(tmp_path, data_dir, capsys)
     assert main(argv) == 2
     assert "Error: study 'sweep' was made with another " in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["study.db"]  # as it was
+
+
+def test_a_sweep_leaves_optuna_s_logging_as_it_was(
+    tmp_path, data_dir, monkeypatch, threads_cluster
+):
+    """The sweep quiets Optuna's line per trial (its own line says it), but set
+    Optuna's verbosity for the whole program: a user's INFO logging stayed off."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _no_training)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        result = nnscratch.sweep(tmp_path / "sweep", 1, ["lr=uniform:0.1:0.2"],
+                                 scheduler=threads_cluster, quiet=True, **TINY)  # fmt: skip
+        assert result.best_number is None  # the stand-in trial failed, as meant
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)

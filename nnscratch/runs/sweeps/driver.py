@@ -34,6 +34,7 @@ from .study import (
     make_pruner,
     open_storage,
     open_study,
+    optuna_quiet,
     shared_storage,
     trial_handle,
     unfinished,
@@ -117,7 +118,11 @@ def sweep(
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
     setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
-    with RunLock(out, "nnscratch sweep"), _removed_if_no_trial_ran(out, made):
+    with (
+        RunLock(out, "nnscratch sweep"),
+        _removed_if_no_trial_ran(out, made),
+        optuna_quiet(),
+    ):
         storage_ = open_storage(storage_url)
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)

@@ -13,6 +13,7 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,21 @@ def sampler_seed(seed: int, held: int) -> int:
     return int(np.random.SeedSequence([seed, held]).generate_state(1)[0])
 
 
+@contextmanager
+def optuna_quiet():
+    """Inside, Optuna logs warnings and errors only, not a line per trial (the
+    sweep's own line says it); its verbosity, which is the whole program's, is put
+    back on leaving, for a user calling `nnscratch.sweep` who had set it."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     """The study (made, or the one there), for maximising the validation accuracy
     with TPE (seeded by `sampler_seed`). `setup` (the search space and base
@@ -111,7 +127,6 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     refused (ArgumentError: the options do not go with that study)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's display says it
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
