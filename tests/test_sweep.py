@@ -112,7 +112,7 @@ def test_local_cluster_end_to_end(tmp_path, data_dir, browser, capsys):
     # another search space in the same folder is refused
     argv[argv.index("hidden=int:8:32")] = "hidden=int:8:64"
     capsys.readouterr()
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error
     assert "was made with another space" in capsys.readouterr().err
 
 

@@ -39,7 +39,7 @@ from .study import (
     trial_handle,
     unfinished,
 )
-from .trial import TRIALS_DIR, run_trial, trial_dir, trial_numbers
+from .trial import run_trial, trial_dir, trial_numbers
 
 
 @dataclasses.dataclass
@@ -55,6 +55,7 @@ class Sweep:
     storage_url: str
     study_name: str
     pruner: str
+    submitted: int = 0  # trials given to the cluster so far
 
     def job(self, trial) -> dict:
         """The task of `trial` (an optuna Trial or FrozenTrial) for a worker."""
@@ -120,7 +121,7 @@ def sweep(
     setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
     with (
         RunLock(out, "nnscratch sweep"),
-        _removed_if_no_trial_ran(out, made),
+        _removed_if_no_trial_ran(sweep_, made),
         optuna_quiet(),
     ):
         storage_ = open_storage(storage_url)
@@ -153,14 +154,14 @@ def _not_there_yet(out: Path) -> list[Path]:
 
 
 @contextmanager
-def _removed_if_no_trial_ran(out: Path, made: list[Path]):
-    """Remove `made` (`_not_there_yet`) when the sweep ends before any trial ran (an
-    unreachable --scheduler or --storage, Ctrl-C): a command that did nothing
-    leaves nothing behind."""
+def _removed_if_no_trial_ran(sweep_: Sweep, made: list[Path]):
+    """Remove `made` (`_not_there_yet`) when the sweep ends before it gave any trial
+    to the cluster (an unreachable --scheduler or --storage, Ctrl-C): a command that
+    did nothing leaves nothing behind."""
     try:
         yield
     except BaseException:
-        if not (out / TRIALS_DIR).exists():
+        if not sweep_.submitted:
             for path in made:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -233,6 +234,7 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
         future = client.submit(run_trial, sweep_.job(trial), key=key, pure=False)
         numbers[future] = trial.number
         pending.add(future)
+        sweep_.submitted += 1
 
     def top_up() -> None:
         """A new trial for each free worker thread, while trials are missing. Not
