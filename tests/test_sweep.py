@@ -909,3 +909,44 @@ def test_a_sweep_leaves_optuna_s_logging_as_it_was(
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.set_verbosity(before)
+
+
+def test_trials_in_threads_of_one_worker_leave_stdout_as_it_was(
+    tmp_path, monkeypatch, capsys
+):
+    """A trial hid its run's lines by swapping sys.stdout, the whole process's: two
+    trials on the threads of one worker (an in-process cluster, a `dask worker` of
+    several threads) put back each other's, so the first one's StringIO stayed the
+    program's stdout: the sweep's result line, and a notebook's every print after
+    it, went nowhere."""
+    from nnscratch.runs.sweeps import trial
+
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+
+    def training(run_dir, job):  # trial 0 starts first and ends first
+        if job["number"] == 0:
+            first_in.set()
+            assert second_in.wait(30)
+        else:
+            second_in.set()
+            assert first_out.wait(30)
+        print(f"trial {job['number']}'s run line")
+        raise nnscratch.NnscratchError("stand-in")
+
+    def run(number: int) -> None:
+        assert number == 0 or first_in.wait(30)
+        run_trial({"number": number, "run_dir": str(trial_dir(tmp_path, number)),
+                   "params": {}})  # fmt: skip
+        if number == 0:
+            first_out.set()
+
+    monkeypatch.setattr(trial, "_train_when_free", training)
+    stdout = sys.stdout
+    threads = [threading.Thread(target=run, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    print("the program's line")
+    assert sys.stdout is stdout
+    assert capsys.readouterr().out == "the program's line\n"  # not the trials' lines
