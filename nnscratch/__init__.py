@@ -7,6 +7,10 @@ the errors. The scikit-learn estimators are in `nnscratch.sklearn`
 (an optional extra).
 """
 
+from .runs.signals import quiet_ctrl_c_while_starting
+
+quiet_ctrl_c_while_starting()  # `nnscratch`'s Ctrl-C in the imports below: no traceback
+
 from .app.export import export_onnx
 from .data.augment import Augment
 from .data.catalog import CLASS_NAMES

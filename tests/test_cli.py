@@ -1,6 +1,10 @@
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -573,3 +577,43 @@ def test_the_resume_command_suggested_can_be_pasted_with_a_space_in_the_path(
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert f"nnscratch train --resume '{out}'," in err
+
+
+BLOCKING_IMPORT = """
+import signal, sys
+
+class Block:  # the first import of BLOCKED waits here for a signal
+    def find_spec(self, name, path=None, target=None):
+        if name == BLOCKED:
+            print("blocked", flush=True)
+            signal.pause()
+
+sys.meta_path.insert(0, Block())
+"""
+CONSOLE_SCRIPT = "import sys\nfrom nnscratch.cli import main\nsys.exit(main())\n"
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["python -m", "script"])
+@pytest.mark.parametrize("module", ["numpy", "click"])  # import nnscratch, then cli
+def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path, script, module):
+    """Ctrl-C in the first half second of any command, while its modules import,
+    printed a traceback of the import under way; now 'aborted' and 130, as later."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(f"BLOCKED = {module!r}\n{BLOCKING_IMPORT}")
+    (tmp_path / "nnscratch").write_text(CONSOLE_SCRIPT)  # as pip writes the script
+    paths = [hook, Path(__file__).resolve().parents[1], os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths if p)}
+    start = [tmp_path / "nnscratch"] if script else ["-m", "nnscratch"]
+    child = subprocess.Popen(
+        [sys.executable, *start, "info", "model.npz"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout.readline() == "blocked\n"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert (child.returncode, err) == (130, "\naborted\n")  # as click says it later
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a program

@@ -14,7 +14,7 @@ import pytest
 from tqdm import tqdm
 
 from nnscratch import Dense, Flatten, Sequential, cli
-from nnscratch.data import catalog, download
+from nnscratch.data import catalog
 from nnscratch.data.catalog import (
     CLASS_NAMES,
     DATASETS,
@@ -414,7 +414,7 @@ def test_ctrl_c_mid_download_stops_and_leaves_no_partial_file(
         def update(self, n=1):
             raise KeyboardInterrupt  # as if Ctrl-C came while the body arrives
 
-    monkeypatch.setattr(download, "tqdm", InterruptedBar)
+    monkeypatch.setattr("tqdm.tqdm", InterruptedBar)  # imported when downloading
     requests.clear()
     with pytest.raises(KeyboardInterrupt):
         download_dataset("mnist", tmp_path, [f"{base}/good/"] * 2, checksums=md5s)

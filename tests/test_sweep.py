@@ -113,7 +113,7 @@ def test_local_cluster_end_to_end(tmp_path, data_dir, browser, capsys):
     # another search space in the same folder is refused
     argv[argv.index("hidden=int:8:32")] = "hidden=int:8:64"
     capsys.readouterr()
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error
     assert "was made with another space" in capsys.readouterr().err
 
 
@@ -490,10 +490,10 @@ def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):
     (out / "trials" / "trial-0000").mkdir(parents=True)
     argv = ["sweep", "--out", str(out), "--trials", "1", "--study-name", "other",
             "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error: another --out or --study-name is needed
     err = capsys.readouterr().err
     assert "trial-0000: a trial study 'other' never ran" in err
-    assert err.count("\n") == 1 and not (out / "trials.csv").exists()
+    assert "Traceback" not in err and not (out / "trials.csv").exists()
 
 
 class Terminal(io.StringIO):
@@ -585,10 +585,10 @@ def test_a_study_whose_trials_ran_in_another_folder_is_refused(tmp_path, capsys)
     out = tmp_path / "elsewhere"
     argv = ["sweep", "--out", str(out), "--trials", "2", "--storage", url,
             "--param", "lr=uniform:0.1:0.2", "--workers", "1", *TINY_ARGS]  # fmt: skip
-    assert main(argv) == 1
+    assert main(argv) == 2  # a usage error: another --out or --study-name is needed
     err = capsys.readouterr().err
     assert "study 'sweep' holds trial 0, which ran in another folder (no " in err
-    assert err.count("\n") == 1 and not (out / "trials").exists()
+    assert "Traceback" not in err and not out.exists()  # the folder it made, removed
 
 
 def test_quiet_hides_the_progress_line_not_the_result(tmp_path, data_dir, capsys):
@@ -843,3 +843,149 @@ def test_a_best_run_not_copied_whole_leaves_no_staging_folder(
     with pytest.raises(failure):
         results.copy_best(tmp_path, 3, None)
     assert [p.name for p in tmp_path.iterdir()] == ["trials"]
+
+
+CTRL_C_AS_A_WORKER_IMPORTS = """
+import os, signal, sys
+
+
+class CtrlC:  # in a worker process, once: as it imports Dask
+    def find_spec(self, name, path=None, target=None):
+        if name == "distributed":
+            sys.meta_path.remove(self)
+            os.killpg(0, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+
+
+if "--multiprocessing-fork" in sys.argv:  # spawned by the sweep's LocalCluster
+    sys.meta_path.insert(0, CtrlC())
+"""
+
+
+def test_ctrl_c_while_the_local_cluster_starts(tmp_path, data_dir):
+    """Ctrl-C while the LocalCluster started: the sweep's process left it half-made
+    (Dask's exit handler failed on it with an AssertionError traceback) and each
+    worker process, still importing, printed a KeyboardInterrupt traceback."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(CTRL_C_AS_A_WORKER_IMPORTS)
+    paths = [tmp_path / "hook", Path(__file__).resolve().parents[1]]
+    paths += [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
+    argv = ["sweep", "--out", str(tmp_path / "sweep"), "--trials", "1",
+            "--workers", "1", "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nnscratch", *argv], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, for the Ctrl-C
+    )  # fmt: skip
+    try:
+        _, err = child.communicate(timeout=120)
+    finally:
+        _stop(child)
+    assert child.returncode == 130, err
+    assert err.startswith("sweep interrupted: trials 0/1 done") and err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists()  # no trial ran: nothing to continue
+
+
+def _closed_port_address() -> str:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # closed: refused now
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("failure", ["scheduler", "storage"])
+def test_a_sweep_that_cannot_start_leaves_nothing_behind(
+    tmp_path, data_dir, monkeypatch, capsys, failure
+):
+    """An unreachable --scheduler or --storage (exit 1) left the new, empty --out
+    (with its study.db and lock file) behind; a folder that was there stays, as it
+    was."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    bad = {
+        "scheduler": ["--scheduler", _closed_port_address()],
+        "storage": ["--storage", f"sqlite:///{tmp_path}/no/such/dir/study.db"],
+    }
+    argv = ["sweep", "--trials", "1", "--param", "lr=uniform:0.1:0.2",
+            *bad[failure], *TINY_ARGS]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "new" / "sweep")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: --{failure} ")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert main([*argv, "--out", str(tmp_path / "mine")]) == 1
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_rerun_with_other_options_is_a_usage_error(tmp_path, data_dir, capsys):
+    """Another --epochs (or space...) for a study with trials exited 1, as a failure
+    of the work; it is a bad combination of options, exit 2 (nothing is run)."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    study = open_study(open_storage(default_storage(out)), "sweep", "none", 0, {})
+    study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 0.2)})
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 2
+    assert "Error: study 'sweep' was made with another " in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["study.db"]  # as it was
+
+
+def test_a_sweep_leaves_optuna_s_logging_as_it_was(
+    tmp_path, data_dir, monkeypatch, threads_cluster
+):
+    """The sweep quiets Optuna's line per trial (its own line says it), but set
+    Optuna's verbosity for the whole program: a user's INFO logging stayed off."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _no_training)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        result = nnscratch.sweep(tmp_path / "sweep", 1, ["lr=uniform:0.1:0.2"],
+                                 scheduler=threads_cluster, quiet=True, **TINY)  # fmt: skip
+        assert result.best_number is None  # the stand-in trial failed, as meant
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def test_trials_in_threads_of_one_worker_leave_stdout_as_it_was(
+    tmp_path, monkeypatch, capsys
+):
+    """A trial hid its run's lines by swapping sys.stdout, the whole process's: two
+    trials on the threads of one worker (an in-process cluster, a `dask worker` of
+    several threads) put back each other's, so the first one's StringIO stayed the
+    program's stdout: the sweep's result line, and a notebook's every print after
+    it, went nowhere."""
+    from nnscratch.runs.sweeps import trial
+
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+
+    def training(run_dir, job):  # trial 0 starts first and ends first
+        if job["number"] == 0:
+            first_in.set()
+            assert second_in.wait(30)
+        else:
+            second_in.set()
+            assert first_out.wait(30)
+        print(f"trial {job['number']}'s run line")
+        raise nnscratch.NnscratchError("stand-in")
+
+    def run(number: int) -> None:
+        assert number == 0 or first_in.wait(30)
+        run_trial({"number": number, "run_dir": str(trial_dir(tmp_path, number)),
+                   "params": {}})  # fmt: skip
+        if number == 0:
+            first_out.set()
+
+    monkeypatch.setattr(trial, "_train_when_free", training)
+    stdout = sys.stdout
+    threads = [threading.Thread(target=run, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    print("the program's line")
+    assert sys.stdout is stdout
+    assert capsys.readouterr().out == "the program's line\n"  # not the trials' lines

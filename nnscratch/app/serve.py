@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Activation
+from .limits import MAX_BYTES, MAX_PIXELS
 from .number import read_number
 from .predict import (
     as_classifier,
@@ -61,10 +62,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
 SHOWN_LAYERS = (Activation,)  # the element-wise activations' outputs are shown
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
-MAX_BYTES = 8_000_000  # a phone photo fits; the drawing pad sends ~10 KB
-# 6000x4000, refused above before decoding: half of `nnscratch predict`'s limit, as a
-# server decodes for several clients at once in one process
-MAX_PIXELS = 25_000_000
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
 # The page's files are checked on every load (304 if unchanged): without it, a browser
 # may keep a file for a tenth of its age, and run an old app.js after an upgrade

@@ -17,7 +17,12 @@ import sys
 import click
 
 from ..errors import NnscratchError
-from ..runs.signals import RunInterrupted, SignalInterrupt, sigterm_interrupts
+from ..runs.signals import (
+    RunInterrupted,
+    SignalInterrupt,
+    done_starting,
+    sigterm_interrupts,
+)
 from .commands import cli
 from .sweep import sweep
 
@@ -26,6 +31,7 @@ __all__ = ["cli", "main", "sweep"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 on success)."""
+    done_starting()  # from here a Ctrl-C is reported below
     _escape_what_stdout_cannot_encode()
     try:
         with sigterm_interrupts():  # SIGTERM stops a command as Ctrl-C does

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..app import serve as web_app
+from ..app.limits import MAX_BYTES, MAX_PIXELS
 from ..errors import NnscratchError
 from ..imaging import images
 from .options import (
@@ -251,14 +251,14 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
 )
 @click.option(
     "--max-bytes",
-    default=web_app.MAX_BYTES,
+    default=MAX_BYTES,
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest request body accepted (an uploaded photo).",
 )
 @click.option(
     "--max-pixels",
-    default=web_app.MAX_PIXELS,
+    default=MAX_PIXELS,
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest image accepted, in pixels (checked before decoding).",
@@ -279,9 +279,10 @@ def serve(
 ):  # fmt: skip
     """Serve a page to draw digits and see MODEL's prediction live."""
     from ..app.predict import as_classifier
+    from ..app.serve import run_server  # Starlette and Hypercorn: only to serve
     from ..nn.loading import load_model
 
-    web_app.run_server(
+    run_server(
         as_classifier(load_model(model_path), model_path),
         host,
         port,

@@ -96,7 +96,8 @@ def sweep(
     Writes OUT/trials/ (a run directory per trial), OUT/trials.csv, OUT/best/ (the
     best trial's run, with its test accuracy) and OUT/report.html. Rerun the same
     command after an interruption: it runs only what is missing. Exits 2 for a bad
-    --param, --space or combination of options (nothing written), 1 when no trial
+    --param, --space or combination of options, or options that do not go with the
+    study in --out (a rerun with other settings; nothing run), 1 when no trial
     completed (every one failed: their errors are in trials.csv)."""
     checked_settings(preset, dataset, options)  # the trials' base, as train's
     try:
@@ -106,6 +107,6 @@ def sweep(
             limit=limit, checkpoint_every=checkpoint_every, quiet=quiet, preset=preset,
             dataset=dataset, **given_settings(options),
         )  # fmt: skip
-    except ArgumentError as e:  # raised before anything is made: exit code 2
+    except ArgumentError as e:  # raised before any trial runs: exit code 2
         raise click.UsageError(str(e)) from None
     return 0 if result.best_number is not None else 1

@@ -16,8 +16,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import DataError
 from ..files import atomic_open
 from .catalog import FILE_NAMES, dataset_info, missing_files_hint
@@ -156,6 +154,8 @@ def _copy_checked(url: str, out, md5: str, timeout: float, bar: str | None) -> N
     """Write url's body into the file `out`, with a progress bar labelled `bar` (None:
     no bar); _Refused if it cannot be had whole with this MD5 (an HTTP error, a dropped
     connection, a timeout, a bad URL...)."""
+    from tqdm import tqdm  # only to download: `import nnscratch` goes without
+
     try:
         digest = hashlib.md5(usedforsecurity=False)
         received = 0

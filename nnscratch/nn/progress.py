@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
-
 from ..errors import NnscratchError
 from .callbacks import Callback
 
@@ -28,6 +26,8 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs):
+        from tqdm import tqdm  # imported by fit only: `import nnscratch` goes without
+
         self.bar = tqdm(
             total=self.examples, desc=f"epoch {epoch + 1}/{self.epochs}", unit="img",
             leave=False, disable=not (self.shows_bar and sys.stderr.isatty()),

@@ -6,13 +6,18 @@ in progress ends, a checkpoint is written, and the run ends with `RunInterrupted
 them). A second signal stops at once (`SignalInterrupt`); the last checkpoint stays
 whole, since checkpoints are written atomically. Outside a run, SIGTERM is made to
 stop a command as Ctrl-C does (`sigterm_interrupts`), so its temporary files go and
-it says so instead of vanishing.
+it says so instead of vanishing. Before any of this, while the `nnscratch` command
+imports its modules, Ctrl-C ends it quietly too (`quiet_ctrl_c_while_starting`).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
 import shlex
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -92,3 +97,39 @@ class StopSignals:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signum or signal.SIGINT)
+
+
+def quiet_ctrl_c_while_starting() -> None:
+    """In the `nnscratch` command (`nnscratch ...` or `python -m nnscratch ...`, not a
+    program importing nnscratch), a Ctrl-C before `cli.main` runs, while the modules
+    import (about half a second), ends it as one during a command does: "aborted" and
+    exit status 130, instead of a traceback of the import under way. `cli.main` puts
+    Python's handler back (`done_starting`)."""
+    if _started_as_the_command() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not ignored
+    ):
+        signal.signal(signal.SIGINT, _abort_start)
+
+
+def done_starting() -> None:
+    """Ctrl-C raises KeyboardInterrupt again (which `cli.main` reports)."""
+    if signal.getsignal(signal.SIGINT) is _abort_start:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _abort_start(signum, frame):
+    print("\naborted", file=sys.stderr, flush=True)  # below the ^C, as click does
+    raise SystemExit(128 + signum)  # through the import, with no traceback
+
+
+def _started_as_the_command() -> bool:
+    """Whether this process is the `nnscratch` command, starting: its console script
+    (nnscratch, nnscratch.exe, nnscratch-script.py) or `python -m nnscratch`, whose
+    sys.argv[0] is "-m" while the package imports."""
+    if not sys.argv:
+        return False
+    if sys.argv[0] == "-m":
+        argv = getattr(sys, "orig_argv", [])  # the interpreter's own command line
+        return any(a == "-m" and b == "nnscratch" for a, b in itertools.pairwise(argv))
+    name = os.path.basename(sys.argv[0])
+    return re.sub(r"(-script\.pyw?|\.exe)$", "", name) == "nnscratch"

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ...errors import NnscratchError, check_int
+from ..signals import SIGNALS
 
 # set in each local worker process before it starts: every library that could start
 # a thread per core (BLAS, OpenMP, numba) keeps to one, as K workers share K cores
@@ -49,17 +51,46 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         return
     # no dashboard; the scheduler's HTTP server (health checks) still starts, on
     # 8787 unless told: on a free local port, it does not warn that 8787 is taken
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
-        dashboard_address=None, silence_logs=40,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        preload=[__name__],  # dask_setup below, in each worker process
-    )  # fmt: skip
+    held = _hold_signals()
     try:
-        with Client(cluster) as client:
-            yield client
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, env=ONE_THREAD,
+            dashboard_address=None, silence_logs=40,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            preload=[__name__],  # dask_setup below, in each worker process
+        )  # fmt: skip
+        try:
+            _release_signals(held)  # a Ctrl-C pressed meanwhile is raised here
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
     finally:
-        cluster.close()
+        _release_signals(held)
+
+
+def _hold_signals():
+    """Hold Ctrl-C and SIGTERM while a LocalCluster starts (`_release_signals` lets
+    them in); returns the signal mask before. Interrupted there, the cluster was
+    left half-made (Dask's exit handler failed on it with a traceback), and the
+    worker processes, importing before `dask_setup` ran, printed one traceback each
+    for a Ctrl-C in a terminal (sent to the whole process group): the threads and
+    processes started meanwhile inherit the mask, so they never see one. None
+    where signals cannot be held (Windows) or handled (not the main thread)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    from multiprocessing import resource_tracker
+
+    # started by the cluster, it unblocked both signals in the thread starting it
+    resource_tracker.ensure_running()
+    return signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+def _release_signals(held) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def dask_setup(worker) -> None:

@@ -12,25 +12,29 @@ writes the results (`results`).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import uuid
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from pathlib import Path
 
 from ...data.loading import locate_dataset
 from ...errors import ArgumentError, NnscratchError, check_int
-from ..lock import RunLock
+from ..lock import LOCK_FILE, RunLock
 from ..presets import preset_settings
 from ..signals import RunInterrupted, SignalInterrupt
 from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
+    STUDY_FILE,
     counts,
     default_storage,
     make_pruner,
     open_storage,
     open_study,
+    optuna_quiet,
     shared_storage,
     trial_handle,
     unfinished,
@@ -51,6 +55,7 @@ class Sweep:
     storage_url: str
     study_name: str
     pruner: str
+    submitted: int = 0  # trials given to the cluster so far
 
     def job(self, trial) -> dict:
         """The task of `trial` (an optuna Trial or FrozenTrial) for a worker."""
@@ -85,7 +90,10 @@ def sweep(
     trial's parameters. quiet: no progress line (the result's line is printed all the
     same, as `train --quiet` prints its test accuracy). Returns a SweepResult (the
     study, the best trial, its test accuracy). A bad argument raises ArgumentError
-    (a ValueError) before anything is written; a failure of the work NnscratchError.
+    (a ValueError) before any trial runs, as do options that do not go with the study
+    in the storage or the trials in `out` (a rerun with other settings); a failure
+    of the work NnscratchError. A sweep that ends before any trial ran leaves
+    nothing it made (`_removed_if_no_trial_ran`).
     """
     require_sweep_extra()
     # every argument checked before DIR is touched: one error line, nothing written
@@ -105,12 +113,17 @@ def sweep(
     except NnscratchError as e:  # the arguments, not the work: a usage error
         raise ArgumentError(str(e)) from None
     folder = locate_dataset(settings.dataset, data_dir).absolute()
+    made = _not_there_yet(out)
     out.mkdir(parents=True, exist_ok=True)
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
     setup = {"space": space_.describe(), "base": settings.to_dict(), "limit": limit}
-    with RunLock(out, "nnscratch sweep"):
+    with (
+        RunLock(out, "nnscratch sweep"),
+        _removed_if_no_trial_ran(sweep_, made),
+        optuna_quiet(),
+    ):
         storage_ = open_storage(storage_url)
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)
@@ -129,6 +142,32 @@ def sweep(
                 f"sweep interrupted: {_line(study, trials)}; {RERUN}",
                 code,
             ) from None
+
+
+def _not_there_yet(out: Path) -> list[Path]:
+    """What a sweep in `out` makes: the outermost of its folders that do not exist
+    (its parents are made too), else its study.db and lock file if missing."""
+    missing = [folder for folder in (out, *out.parents) if not folder.exists()]
+    if missing:
+        return missing[-1:]
+    return [path for path in (out / STUDY_FILE, out / LOCK_FILE) if not path.exists()]
+
+
+@contextmanager
+def _removed_if_no_trial_ran(sweep_: Sweep, made: list[Path]):
+    """Remove `made` (`_not_there_yet`) when the sweep ends before it gave any trial
+    to the cluster (an unreachable --scheduler or --storage, Ctrl-C): a command that
+    did nothing leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        if not sweep_.submitted:
+            for path in made:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 RERUN = (  # how a stopped sweep goes on
@@ -164,7 +203,7 @@ def _refuse_strangers(out: Path, study) -> None:
     held = study.get_trials(deepcopy=False)
     strangers = [number for number in trial_numbers(out) if number >= len(held)]
     if strangers:
-        raise NnscratchError(
+        raise ArgumentError(
             f"{trial_dir(out, strangers[0])}: a trial study {study.study_name!r} "
             "never ran (another study's): choose another --out for this one"
         )
@@ -172,7 +211,7 @@ def _refuse_strangers(out: Path, study) -> None:
     elsewhere = [t.number for t in held
                  if t.state in ran and not trial_dir(out, t.number).is_dir()]  # fmt: skip
     if elsewhere:
-        raise NnscratchError(
+        raise ArgumentError(
             f"study {study.study_name!r} holds trial {elsewhere[0]}, which ran in "
             f"another folder (no {trial_dir(out, elsewhere[0])}): give the --out it "
             "ran in, or another --study-name"
@@ -195,6 +234,7 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
         future = client.submit(run_trial, sweep_.job(trial), key=key, pure=False)
         numbers[future] = trial.number
         pending.add(future)
+        sweep_.submitted += 1
 
     def top_up() -> None:
         """A new trial for each free worker thread, while trials are missing. Not

@@ -13,11 +13,12 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import NnscratchError
+from ...errors import ArgumentError, NnscratchError
 
 STUDY_FILE = "study.db"
 PRUNERS = ("median", "none")
@@ -104,14 +105,28 @@ def sampler_seed(seed: int, held: int) -> int:
     return int(np.random.SeedSequence([seed, held]).generate_state(1)[0])
 
 
+@contextmanager
+def optuna_quiet():
+    """Inside, Optuna logs warnings and errors only, not a line per trial (the
+    sweep's own line says it); its verbosity, which is the whole program's, is put
+    back on leaving, for a user calling `nnscratch.sweep` who had set it."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
     """The study (made, or the one there), for maximising the validation accuracy
     with TPE (seeded by `sampler_seed`). `setup` (the search space and base
     settings) is recorded with the study; once a trial ran in it, another one is
-    refused."""
+    refused (ArgumentError: the options do not go with that study)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's display says it
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -120,7 +135,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         load_if_exists=True,
     )
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise NnscratchError(f"study {study_name!r} does not maximise (not a sweep's)")
+        raise ArgumentError(f"study {study_name!r} does not maximise (not a sweep's)")
     held = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, held))
     recorded = study.user_attrs.get("setup")
@@ -130,7 +145,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         changed = _changes(recorded, setup)
         if len(changed) > SHOWN_CHANGES:
             changed[SHOWN_CHANGES - 1 :] = ["more"]
-        raise NnscratchError(
+        raise ArgumentError(
             f"study {study_name!r} was made with another "
             f"{', '.join(changed)}: give the same options to continue it, or "
             "choose another --out"

@@ -18,11 +18,12 @@ it) and TRIAL_FILE (the trial's number, parameters, state and score, once done).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def run_trial(job: dict) -> dict:
     # one BLAS thread per trial: a worker runs one trial per thread, and the
     # workers together already take the cores (oversubscribed BLAS slows all).
     # The run's lines (its test accuracy...) would only clutter the sweep's display.
-    with threadpool_limits(limits=1), contextlib.redirect_stdout(io.StringIO()):
+    with threadpool_limits(limits=1), _stdout_hidden():
         try:
             _train_when_free(run_dir, job)
         except RunDirInUse as e:
@@ -128,6 +129,46 @@ def run_trial(job: dict) -> dict:
         except Exception as e:  # noqa: BLE001 - a trial's error is the trial's result
             return _outcome(job, "fail", error=f"{type(e).__name__}: {e}")
     return _finished_outcome(job, run_dir)
+
+
+class _HiddenThreads:
+    """sys.stdout while trials run in this process: what the trials' threads print
+    is dropped, what the other threads print goes to `stream`, the stdout before."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.hidden: set[int] = set()  # thread idents
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() in self.hidden:
+            return len(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):  # flush, encoding, isatty...: the stream's
+        return getattr(self.stream, name)
+
+
+_HIDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stdout_hidden():
+    """This thread's prints dropped (the run's lines would only clutter the sweep's
+    display), the other threads' printed. contextlib.redirect_stdout swapped the
+    whole process's: two trials on the threads of one worker put back each other's
+    stream, leaving a trial's as the program's stdout."""
+    with _HIDING:
+        if not isinstance(sys.stdout, _HiddenThreads):
+            sys.stdout = _HiddenThreads(sys.stdout)
+        hiding = sys.stdout
+        hiding.hidden.add(threading.get_ident())
+    try:
+        yield
+    finally:
+        with _HIDING:
+            hiding.hidden.discard(threading.get_ident())
+            if not hiding.hidden and sys.stdout is hiding:
+                sys.stdout = hiding.stream
 
 
 def _train_when_free(run_dir: Path, job: dict) -> None:
