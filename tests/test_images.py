@@ -5,6 +5,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -514,6 +515,23 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped():
     gray = images.load_image(png_bytes(Image.fromarray(a)))
     assert gray[0, 0] == pytest.approx(60000 / 65535, abs=1e-3)
     assert gray[15, 20] == pytest.approx(1000 / 65535, abs=1e-3)
+
+
+def test_a_large_sixteen_bit_image_is_shrunk_before_any_float_copy():
+    # near --max-pixels, its full-size float copies peaked at ~650 MB (now ~390)
+    a = np.full((2000, 3000), 60000, dtype=np.uint16)
+    a[500:1500, 1400:1600] = 1000
+    data = png_bytes(Image.fromarray(a))
+    tracemalloc.start()  # sees NumPy's arrays, not Pillow's own buffers
+    try:
+        gray = images.load_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert gray.shape == (683, 1024)
+    assert peak < 4 * a.size  # less than one full-size float32 array
+    assert gray[0, 0] == pytest.approx(60000 / 65535, abs=1e-3)
+    assert gray[341, 512] == pytest.approx(1000 / 65535, abs=1e-3)
 
 
 def test_a_large_photo_is_downscaled_early_and_fast():

@@ -135,7 +135,7 @@ def _decode(img: Image.Image, max_side: int) -> np.ndarray:
         if img.mode != "RGBA":  # convert copies even to the same mode
             img = img.convert("RGBA")
     elif img.mode in ("I", "F") or img.mode.startswith("I;"):
-        img = _high_depth_to_float(img)
+        return _high_depth_gray(img, max_side)
     elif img.mode != "L":
         img = img.convert("L")  # ITU-R 601 luma; also 1, P, RGB, CMYK, YCbCr
     if max(img.size) > max_side:
@@ -149,14 +149,20 @@ def _decode(img: Image.Image, max_side: int) -> np.ndarray:
     return np.clip(gray, 0.0, 1.0)
 
 
-def _high_depth_to_float(img: Image.Image) -> Image.Image:
-    """16/32-bit and float images -> mode F in [0, 1] (Pillow's "L" would clip them)."""
-    a = np.asarray(img.convert("F") if img.mode.startswith("I;") else img, np.float32)
-    if not np.all(np.isfinite(a)):
+def _high_depth_gray(img: Image.Image, max_side: int) -> np.ndarray:
+    """A 16/32-bit or float image -> (H, W) float32 gray in [0, 1], shrunk to
+    max_side (Pillow's "L" would clip its values). It is shrunk as mode F, before
+    any array is made: at the pixel limit each full-size float copy costs 200 MB."""
+    if img.mode != "F":
+        img = img.convert("F")  # Pillow resizes no 16-bit mode
+    top = img.getextrema()[1]  # of the full image: shrinking would lower it
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    a = np.array(img, dtype=np.float32)
+    if not (np.isfinite(top) and np.all(np.isfinite(a))):
         raise DataError("image has non-finite pixel values")
-    top = float(a.max(initial=0.0))
     scale = 65535.0 if top > 255 else 255.0 if top > 1 else 1.0
-    return Image.fromarray(np.clip(a / scale, 0.0, 1.0).astype(np.float32))
+    return np.clip(a / scale, 0.0, 1.0)
 
 
 def composite_alpha(rgba: np.ndarray) -> np.ndarray:
