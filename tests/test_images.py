@@ -618,6 +618,21 @@ def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
     assert str(error.value).startswith(f"{tmp_path / 'notes.png'}: not an image")
 
 
+@pytest.mark.parametrize("size", [(3, 3), (1, 20), (20, 7)])
+def test_an_image_of_a_few_pixels_is_refused_as_too_small(size, tmp_path):
+    # a 3x3 picture was read as an 8 at 87%, a 1x20 one as a 1 at 100%
+    path = tmp_path / "tiny.png"
+    Image.new("L", size, 255).save(path)
+    w, h = size
+    with pytest.raises(DataError) as error:
+        images.load_image(path)
+    assert str(error.value) == (
+        f"{path}: image is {w}x{h} pixels, too small to hold a digit: "
+        "at least 8x8 is needed"
+    )
+    assert images.load_image(png_bytes(Image.new("L", (8, 8), 255))).shape == (8, 8)
+
+
 def test_decompression_bomb_is_refused_without_decoding():
     data = bomb_png(50_000, 50_000)
     assert len(data) < 200

@@ -99,6 +99,19 @@ THREE_ONE_FOUR = [
 ]
 
 
+@pytest.mark.parametrize("speck", [(3, 2), (2, 2), (5, 1)])
+def test_a_speck_alone_is_not_cut_in_parts(speck):
+    # in a 60x60 picture, a speck 3 pixels wide was cut in two with the
+    # network's help: argmin of an empty column profile, a traceback
+    gray = np.ones((60, 60), dtype=np.float32)
+    w, h = speck
+    gray[30 : 30 + h, 30 : 30 + w] = 0.0
+    reading = segment.find_digits(gray, confidence=lambda x: np.ones(len(x)))
+    alone = segment.find_digits(gray)  # without the network: never cut
+    assert [d.box for d in reading.digits] == [d.box for d in alone.digits]
+    assert len(alone.digits) <= 1
+
+
 @pytest.mark.parametrize(
     "mark",
     [

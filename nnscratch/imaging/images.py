@@ -33,6 +33,7 @@ from .paper import (
 )
 
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; a 50000x50000 bomb does not
+MIN_SIDE = 8  # fewer pixels a side hold no readable digit (scikit-learn's are 8x8)
 WORKING_SIDE = 1024  # decode/downscale to at most this; a digit needs far less
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20 ...
 IMAGE_SIZE = 28  # ... inside a 28x28 field
@@ -72,9 +73,9 @@ def load_image(
     scale directly), so a 4000x3000 photo costs little.
 
     Raises DataError for a missing file, data that is not an image, a truncated
-    image; ImageTooLargeError (a DataError) for one declaring more than `max_pixels`
-    pixels (checked from the header, before any pixel is decoded: a decompression
-    bomb is never expanded).
+    image, one less than MIN_SIDE pixels on a side; ImageTooLargeError (a
+    DataError) for one declaring more than `max_pixels` pixels (checked from the
+    header, before any pixel is decoded: a decompression bomb is never expanded).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         # bytes (an upload): the caller names them, so no name here
@@ -109,6 +110,11 @@ def load_image(
         width, height = img.size
         if width < 1 or height < 1:
             raise DataError(f"{prefix}image has no pixels ({width}x{height})")
+        if min(width, height) < MIN_SIDE:
+            raise DataError(
+                f"{prefix}image is {width}x{height} pixels, too small to hold a "
+                f"digit: at least {MIN_SIDE}x{MIN_SIDE} is needed"
+            )
         if width * height > max_pixels:
             raise ImageTooLargeError(
                 f"{prefix}image is {width}x{height} = {width * height} pixels, "

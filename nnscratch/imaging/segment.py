@@ -298,10 +298,12 @@ def own_ink(ink, labels, bbox, ids) -> np.ndarray:
 
 def split_group(ink, labels, bbox, ids, parts: int) -> list[tuple[tuple, list[int]]]:
     """A group (bbox, ids) cut into `parts` digits at the valleys of its column
-    profile, each part's box shrunk to its ink: a list of (bbox, ids)."""
+    profile, each part's box shrunk to its ink: a list of (bbox, ids). A part is
+    at least 2 columns wide (a speck a few pixels wide has no valley to cut at)."""
+    left, top, right, _ = bbox
+    parts = min(parts, max(1, (right - left) // 2))
     if parts == 1:
         return [(bbox, ids)]
-    left, top, right, _ = bbox
     mine = own_ink(ink, labels, bbox, ids)
     edges = [0, *split_points(mine.sum(axis=0), parts), right - left]
     out = []
