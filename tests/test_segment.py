@@ -233,6 +233,38 @@ def test_a_minus_sign_is_left_out():
     assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
 
 
+def bold(text: str, width=700, paint_out="") -> np.ndarray:
+    """`text` typed bold (Pillow's font, stroked) dark on white: (H, W) gray;
+    the characters of `paint_out` are then typed over in white."""
+    img = Image.new("L", (width, 200), 255)
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=120)
+    draw.text((30, 20), text, fill=0, font=font, stroke_width=4, stroke_fill=0)
+    for k, char in enumerate(text):
+        if char in paint_out:  # at the place it had in the text
+            x = 30 + draw.textlength(text[:k], font=font)
+            draw.text(
+                (x, 20), char, fill=255, font=font, stroke_width=6, stroke_fill=255
+            )
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("text", ["12-5", "-2024", "7-1"])
+def test_a_bold_hyphen_is_left_out(text):
+    # a bold hyphen, twice as wide as high, was no bar: cut by its width in
+    # "digits" ("12-5" gave 6), or joined to a digit close to it
+    reading = segment.find_digits(bold(text))
+    expected = segment.find_digits(bold(text, paint_out="-"))
+    assert len(expected.digits) == len(text) - 1
+    assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+
+
+def test_a_five_keeps_its_bar_apart_from_its_body():
+    # flat and low like a hyphen, but at the top of the digit: part of it
+    body = [(60, 50), (60, 95), (110, 100), (115, 150), (50, 165)]
+    reading = segment.find_digits(drawn([[(100, 25), (185, 25)], body]))
+    assert len(reading.digits) == 1 and reading.digits[0].box[2] > 185
+
+
 def test_digits_as_wide_as_a_bar_are_still_read():
     # touching zeros cross two strokes in most columns: digits, cut by their width
     zeros = typed("0000000", size=(700, 200))
