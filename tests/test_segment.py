@@ -265,6 +265,21 @@ def test_a_five_keeps_its_bar_apart_from_its_body():
     assert len(reading.digits) == 1 and reading.digits[0].box[2] > 185
 
 
+def test_a_bold_wide_digit_is_not_cut_in_two():
+    # a bold "4" 0.86 times as wide as high, read "41" when the network read its
+    # halves about as surely as the whole (0.88 and 0.93 against 0.80)
+    four = Image.fromarray(bold("4", width=300)).resize((330, 200))
+    four = np.asarray(four, dtype=np.float32)
+    left, top, right, bottom = segment.find_digits(four).digits[0].box
+    assert 0.84 < (right - left) / (bottom - top) < 0.88
+
+    def confidence(inputs):  # the whole first, then the parts of each cut
+        return np.array([0.8] + [0.9] * (len(inputs) - 1))
+
+    reading = segment.find_digits(four, confidence=confidence)
+    assert [d.box for d in reading.digits] == [(left, top, right, bottom)]
+
+
 def test_digits_as_wide_as_a_bar_are_still_read():
     # touching zeros cross two strokes in most columns: digits, cut by their width
     zeros = typed("0000000", size=(700, 200))
