@@ -5,6 +5,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -516,6 +517,23 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped():
     assert gray[15, 20] == pytest.approx(1000 / 65535, abs=1e-3)
 
 
+def test_a_large_sixteen_bit_image_is_shrunk_before_any_float_copy():
+    # near --max-pixels, its full-size float copies peaked at ~650 MB (now ~390)
+    a = np.full((2000, 3000), 60000, dtype=np.uint16)
+    a[500:1500, 1400:1600] = 1000
+    data = png_bytes(Image.fromarray(a))
+    tracemalloc.start()  # sees NumPy's arrays, not Pillow's own buffers
+    try:
+        gray = images.load_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert gray.shape == (683, 1024)
+    assert peak < 4 * a.size  # less than one full-size float32 array
+    assert gray[0, 0] == pytest.approx(60000 / 65535, abs=1e-3)
+    assert gray[341, 512] == pytest.approx(1000 / 65535, abs=1e-3)
+
+
 def test_a_large_photo_is_downscaled_early_and_fast():
     photo = Image.new("RGB", (3000, 4000), (225, 220, 210))
     ImageDraw.Draw(photo).line(
@@ -598,6 +616,21 @@ def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
     with pytest.raises(DataError) as error:
         images.load_image(tmp_path / "notes.png")
     assert str(error.value).startswith(f"{tmp_path / 'notes.png'}: not an image")
+
+
+@pytest.mark.parametrize("size", [(3, 3), (1, 20), (20, 7)])
+def test_an_image_of_a_few_pixels_is_refused_as_too_small(size, tmp_path):
+    # a 3x3 picture was read as an 8 at 87%, a 1x20 one as a 1 at 100%
+    path = tmp_path / "tiny.png"
+    Image.new("L", size, 255).save(path)
+    w, h = size
+    with pytest.raises(DataError) as error:
+        images.load_image(path)
+    assert str(error.value) == (
+        f"{path}: image is {w}x{h} pixels, too small to hold a digit: "
+        "at least 8x8 is needed"
+    )
+    assert images.load_image(png_bytes(Image.new("L", (8, 8), 255))).shape == (8, 8)
 
 
 def test_decompression_bomb_is_refused_without_decoding():

@@ -99,6 +99,19 @@ THREE_ONE_FOUR = [
 ]
 
 
+@pytest.mark.parametrize("speck", [(3, 2), (2, 2), (5, 1)])
+def test_a_speck_alone_is_not_cut_in_parts(speck):
+    # in a 60x60 picture, a speck 3 pixels wide was cut in two with the
+    # network's help: argmin of an empty column profile, a traceback
+    gray = np.ones((60, 60), dtype=np.float32)
+    w, h = speck
+    gray[30 : 30 + h, 30 : 30 + w] = 0.0
+    reading = segment.find_digits(gray, confidence=lambda x: np.ones(len(x)))
+    alone = segment.find_digits(gray)  # without the network: never cut
+    assert [d.box for d in reading.digits] == [d.box for d in alone.digits]
+    assert len(alone.digits) <= 1
+
+
 @pytest.mark.parametrize(
     "mark",
     [
@@ -218,6 +231,53 @@ def test_a_minus_sign_is_left_out():
     reading = segment.find_digits(drawn([[(20, 100), (90, 100)], *shifted]))
     expected = segment.find_digits(drawn(shifted))
     assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+
+
+def bold(text: str, width=700, paint_out="") -> np.ndarray:
+    """`text` typed bold (Pillow's font, stroked) dark on white: (H, W) gray;
+    the characters of `paint_out` are then typed over in white."""
+    img = Image.new("L", (width, 200), 255)
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=120)
+    draw.text((30, 20), text, fill=0, font=font, stroke_width=4, stroke_fill=0)
+    for k, char in enumerate(text):
+        if char in paint_out:  # at the place it had in the text
+            x = 30 + draw.textlength(text[:k], font=font)
+            draw.text(
+                (x, 20), char, fill=255, font=font, stroke_width=6, stroke_fill=255
+            )
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("text", ["12-5", "-2024", "7-1"])
+def test_a_bold_hyphen_is_left_out(text):
+    # a bold hyphen, twice as wide as high, was no bar: cut by its width in
+    # "digits" ("12-5" gave 6), or joined to a digit close to it
+    reading = segment.find_digits(bold(text))
+    expected = segment.find_digits(bold(text, paint_out="-"))
+    assert len(expected.digits) == len(text) - 1
+    assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+
+
+def test_a_five_keeps_its_bar_apart_from_its_body():
+    # flat and low like a hyphen, but at the top of the digit: part of it
+    body = [(60, 50), (60, 95), (110, 100), (115, 150), (50, 165)]
+    reading = segment.find_digits(drawn([[(100, 25), (185, 25)], body]))
+    assert len(reading.digits) == 1 and reading.digits[0].box[2] > 185
+
+
+def test_a_bold_wide_digit_is_not_cut_in_two():
+    # a bold "4" 0.86 times as wide as high, read "41" when the network read its
+    # halves about as surely as the whole (0.88 and 0.93 against 0.80)
+    four = Image.fromarray(bold("4", width=300)).resize((330, 200))
+    four = np.asarray(four, dtype=np.float32)
+    left, top, right, bottom = segment.find_digits(four).digits[0].box
+    assert 0.84 < (right - left) / (bottom - top) < 0.88
+
+    def confidence(inputs):  # the whole first, then the parts of each cut
+        return np.array([0.8] + [0.9] * (len(inputs) - 1))
+
+    reading = segment.find_digits(four, confidence=confidence)
+    assert [d.box for d in reading.digits] == [(left, top, right, bottom)]
 
 
 def test_digits_as_wide_as_a_bar_are_still_read():

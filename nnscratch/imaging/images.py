@@ -33,6 +33,7 @@ from .paper import (
 )
 
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; a 50000x50000 bomb does not
+MIN_SIDE = 8  # fewer pixels a side hold no readable digit (scikit-learn's are 8x8)
 WORKING_SIDE = 1024  # decode/downscale to at most this; a digit needs far less
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20 ...
 IMAGE_SIZE = 28  # ... inside a 28x28 field
@@ -72,9 +73,9 @@ def load_image(
     scale directly), so a 4000x3000 photo costs little.
 
     Raises DataError for a missing file, data that is not an image, a truncated
-    image; ImageTooLargeError (a DataError) for one declaring more than `max_pixels`
-    pixels (checked from the header, before any pixel is decoded: a decompression
-    bomb is never expanded).
+    image, one less than MIN_SIDE pixels on a side; ImageTooLargeError (a
+    DataError) for one declaring more than `max_pixels` pixels (checked from the
+    header, before any pixel is decoded: a decompression bomb is never expanded).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         # bytes (an upload): the caller names them, so no name here
@@ -109,6 +110,11 @@ def load_image(
         width, height = img.size
         if width < 1 or height < 1:
             raise DataError(f"{prefix}image has no pixels ({width}x{height})")
+        if min(width, height) < MIN_SIDE:
+            raise DataError(
+                f"{prefix}image is {width}x{height} pixels, too small to hold a "
+                f"digit: at least {MIN_SIDE}x{MIN_SIDE} is needed"
+            )
         if width * height > max_pixels:
             raise ImageTooLargeError(
                 f"{prefix}image is {width}x{height} = {width * height} pixels, "
@@ -135,7 +141,7 @@ def _decode(img: Image.Image, max_side: int) -> np.ndarray:
         if img.mode != "RGBA":  # convert copies even to the same mode
             img = img.convert("RGBA")
     elif img.mode in ("I", "F") or img.mode.startswith("I;"):
-        img = _high_depth_to_float(img)
+        return _high_depth_gray(img, max_side)
     elif img.mode != "L":
         img = img.convert("L")  # ITU-R 601 luma; also 1, P, RGB, CMYK, YCbCr
     if max(img.size) > max_side:
@@ -149,14 +155,20 @@ def _decode(img: Image.Image, max_side: int) -> np.ndarray:
     return np.clip(gray, 0.0, 1.0)
 
 
-def _high_depth_to_float(img: Image.Image) -> Image.Image:
-    """16/32-bit and float images -> mode F in [0, 1] (Pillow's "L" would clip them)."""
-    a = np.asarray(img.convert("F") if img.mode.startswith("I;") else img, np.float32)
-    if not np.all(np.isfinite(a)):
+def _high_depth_gray(img: Image.Image, max_side: int) -> np.ndarray:
+    """A 16/32-bit or float image -> (H, W) float32 gray in [0, 1], shrunk to
+    max_side (Pillow's "L" would clip its values). It is shrunk as mode F, before
+    any array is made: at the pixel limit each full-size float copy costs 200 MB."""
+    if img.mode != "F":
+        img = img.convert("F")  # Pillow resizes no 16-bit mode
+    top = img.getextrema()[1]  # of the full image: shrinking would lower it
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    a = np.array(img, dtype=np.float32)
+    if not (np.isfinite(top) and np.all(np.isfinite(a))):
         raise DataError("image has non-finite pixel values")
-    top = float(a.max(initial=0.0))
     scale = 65535.0 if top > 255 else 255.0 if top > 1 else 1.0
-    return Image.fromarray(np.clip(a / scale, 0.0, 1.0).astype(np.float32))
+    return np.clip(a / scale, 0.0, 1.0)
 
 
 def composite_alpha(rgba: np.ndarray) -> np.ndarray:

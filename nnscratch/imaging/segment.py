@@ -2,8 +2,10 @@
 
 `find_digits(gray)` takes the ink as `images.to_mnist` does (uneven light, a table
 around the page, ruled lines), labels its connected pieces (`label_components`),
-drops specks and bars lying flat (a dash, a minus sign: `marks.is_bar`), joins the strokes of one digit that lie apart (a 5 whose top bar is
-apart, a 4 drawn in two strokes: pieces above one another), splits pieces too wide
+drops specks and bars lying flat (a dash, a minus sign: `marks.is_bar`; a bold
+hyphen: `is_dash`; one touching the left of a digit is erased: `erase_dashes`),
+joins the strokes of one digit that lie apart (a 5 whose top bar is apart, a 4
+drawn in two strokes: pieces above one another), splits pieces too wide
 for one digit (touching digits) at the valleys of their column profile, and groups
 the digits into lines. Each digit is cropped to its own pieces' ink, so a neighbour
 reaching into its box is left out, and laid out by `images.lay_out`: a picture of one
@@ -28,13 +30,26 @@ JOIN_GAP = 0.15
 # A piece shorter and narrower than DOT_SHARE of the digits' height is a dot or a
 # speck (a decimal point, dust), not a digit
 DOT_SHARE = 0.3
+# A piece lower than that and DASH_ASPECT times as wide as high lying beside the
+# digits (less than DASH_OVER of its columns under or over one), across the middle
+# of the digit nearest it (DASH_BAND of its height from its top; a 5's bar apart
+# from its body lies at the top) is a dash or a hyphen
+DASH_ASPECT = 1.5
+DASH_OVER = 0.5
+DASH_BAND = (0.3, 0.8)
+# ... and one touching the left of a digit is erased where it crosses the digit's
+# middle rows alone, over DASH_LENGTH of the digits' height (a leading minus sign)
+DASH_LENGTH = 0.25
 # A piece wider than SPLIT_ASPECT times its height holds several touching digits, each
 # about DIGIT_ASPECT times as wide as high (MNIST's mean is 0.64 without the ones)
 SPLIT_ASPECT = 1.25
 DIGIT_ASPECT = 0.7
 # With the network's help (`best_split`), pieces wider than TRY_SPLIT times their
-# height are read whole and cut in 2..MAX_PARTS, and the likeliest reading is kept
-TRY_SPLIT = 0.8
+# height are read whole and cut in 2..MAX_PARTS, and the likeliest reading is kept.
+# Bold typed digits are up to 0.87 times as wide as high (DejaVu Serif Bold Italic's
+# 0, its 4 0.84), and the network reads their halves about as surely as the whole:
+# at 0.8, a bold "4" was read "41"; touching MNIST digits read right are wider
+TRY_SPLIT = 0.88
 MAX_PARTS = 4
 MAX_DIGITS = 20  # more candidates than this is likely not a number: say so
 # An underline touching the digits: a band of rows in the lowest UNDERLINE_LOW of a
@@ -169,17 +184,20 @@ def find_digits(
     ink, labels, boxes = pieces_without_underlines(
         picture_ink(gray, blur=blur, threshold=threshold)
     )
-    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    keep = np.flatnonzero(sides >= max(2, MIN_SIZE * max(gray.shape)))
+    keep = big_pieces(boxes, gray.shape)
     if keep.size == 0:
         return Reading()
     heights = boxes[keep, 3] - boxes[keep, 1]
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))
-    # a decimal point or an underline is dropped before it can join a digit
+    if erase_dashes(ink, labels, boxes[keep], keep + 1, height):
+        labels, boxes = label_components(ink > 0)
+        keep = big_pieces(boxes, gray.shape)
+    # a decimal point, an underline or a dash is dropped before it can join a digit
     keep = np.array(
         [i for i in keep if not is_mark(labels, i + 1, boxes[i], height)],
         dtype=np.int64,
     )
+    keep = keep[~is_dash(boxes[keep], height)]
     if keep.size == 0:
         return Reading()
     groups = [[keep[i] for i in g] for g in join_pieces(boxes[keep], height)]
@@ -209,6 +227,46 @@ def find_digits(
             )
         )
     return reading
+
+
+def big_pieces(boxes: np.ndarray, shape: tuple) -> np.ndarray:
+    """Indices of the pieces `boxes` (n, 4) that are no specks in a picture of
+    `shape`: at least 2 pixels and MIN_SIZE of its longer side on a side."""
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return np.flatnonzero(sides >= max(2, MIN_SIZE * max(shape)))
+
+
+def erase_dashes(ink, labels, boxes, ids, height: float) -> bool:
+    """Zero, in place, the dashes touching the left of digits `height` high in
+    `ink` (H, W): in each digit-high piece (`ids` in `labels`, `boxes` (n, 4)), its
+    `leading_dash`. Whether any was erased (`labels` then no longer fit `ink`)."""
+    erased = False
+    for (left, top, right, bottom), label in zip(boxes.tolist(), ids.tolist()):
+        if bottom - top < PART_HEIGHT * height:
+            continue
+        piece = labels[top:bottom, left:right] == label
+        stop = leading_dash(piece, height)
+        if stop:
+            ink[top:bottom, left : left + stop][piece[:, :stop]] = 0.0
+            erased = True
+    return erased
+
+
+def leading_dash(piece: np.ndarray, height: float) -> int:
+    """How many columns on the left of a digit-high piece's mask (h, w) are a
+    dash or a hyphen touching it (0 if none): one straight stroke lying flat across
+    the middle rows (DASH_BAND) at most DOT_SHARE of `height` thick, over at least
+    DASH_LENGTH of it. On the right, that is as often a 4's crossbar: left alone."""
+    h = piece.shape[0]
+    strokes = np.count_nonzero(piece[1:] & ~piece[:-1], axis=0) + piece[0]
+    first = np.argmax(piece, axis=0)
+    last = h - np.argmax(piece[::-1], axis=0)
+    middle = (first + last) / (2 * h)
+    lone = (strokes == 1) & (last - first <= DOT_SHARE * height)
+    lone &= (middle >= DASH_BAND[0]) & (middle <= DASH_BAND[1])
+    stop = len(lone) if lone.all() else int(np.argmin(lone))
+    flat = stop and np.ptp(middle[:stop]) * h <= DOT_SHARE * height / 2
+    return stop if flat and DASH_LENGTH * height <= stop < len(lone) else 0
 
 
 def drop_underlines(ink: np.ndarray) -> np.ndarray:
@@ -289,6 +347,30 @@ def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
     return max(w, h) < DOT_SHARE * height and is_solid(piece)
 
 
+def is_dash(boxes: np.ndarray, height: float) -> np.ndarray:
+    """Which of the pieces `boxes` (n, 4) are a dash or a hyphen beside digits
+    `height` high: (n,) bool. A piece lower than DOT_SHARE of them and DASH_ASPECT
+    times as wide as high is no digit; it is a part of one (a 5's or a 7's bar, a
+    4's crossbar) when digit-high pieces span DASH_OVER of its columns or it lies
+    outside the middle rows (DASH_BAND) of the digit nearest it, else a dash (at a
+    hyphen's 2 to 1, `marks.is_bar` leaves it: it was cut in digits and read)."""
+    left, top, right, bottom = (boxes[:, k] for k in range(4))
+    flat = (bottom - top < DOT_SHARE * height) & (
+        right - left >= DASH_ASPECT * (bottom - top)
+    )
+    tall = np.flatnonzero(bottom - top >= PART_HEIGHT * height)
+    out = np.zeros(len(boxes), dtype=bool)
+    for i in np.flatnonzero(flat) if tall.size else []:
+        covered = np.zeros(right[i] - left[i], dtype=bool)
+        for j in tall:
+            covered[max(left[j] - left[i], 0) : max(right[j] - left[i], 0)] = True
+        # the digit nearest across: the dash lies across its middle rows
+        j = tall[np.argmin(np.abs(left[tall] + right[tall] - left[i] - right[i]))]
+        middle = (top[i] + bottom[i] - 2 * top[j]) / (2 * (bottom[j] - top[j]))
+        out[i] = covered.mean() < DASH_OVER and DASH_BAND[0] <= middle <= DASH_BAND[1]
+    return out
+
+
 def own_ink(ink, labels, bbox, ids) -> np.ndarray:
     """The ink inside `bbox` (left, top, right, bottom) that belongs to pieces `ids`."""
     left, top, right, bottom = bbox
@@ -298,10 +380,12 @@ def own_ink(ink, labels, bbox, ids) -> np.ndarray:
 
 def split_group(ink, labels, bbox, ids, parts: int) -> list[tuple[tuple, list[int]]]:
     """A group (bbox, ids) cut into `parts` digits at the valleys of its column
-    profile, each part's box shrunk to its ink: a list of (bbox, ids)."""
+    profile, each part's box shrunk to its ink: a list of (bbox, ids). A part is
+    at least 2 columns wide (a speck a few pixels wide has no valley to cut at)."""
+    left, top, right, _ = bbox
+    parts = min(parts, max(1, (right - left) // 2))
     if parts == 1:
         return [(bbox, ids)]
-    left, top, right, _ = bbox
     mine = own_ink(ink, labels, bbox, ids)
     edges = [0, *split_points(mine.sum(axis=0), parts), right - left]
     out = []
