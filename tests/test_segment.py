@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 from PIL import Image, ImageDraw, ImageFont
 
 from nnscratch.data.numbers import compose_number, photograph
-from nnscratch.imaging import images, segment
+from nnscratch.imaging import images, pieces, segment, underlines
 
 
 def typed(text: str, size=(520, 200), font_size=120, xy=(30, 20)) -> np.ndarray:
@@ -32,7 +32,7 @@ def test_label_components_joins_diagonal_neighbours_and_gives_boxes():
     mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # one diagonal piece
     mask[4:6, 5:8] = True
     mask[0, 6] = True
-    labels, boxes = segment.label_components(mask)
+    labels, boxes = pieces.label_components(mask)
     assert labels.max() == 3 and (labels > 0).sum() == mask.sum()
     assert labels[0, 0] == labels[2, 2] != labels[5, 7]
     assert sorted(map(tuple, boxes.tolist())) == [
@@ -40,7 +40,7 @@ def test_label_components_joins_diagonal_neighbours_and_gives_boxes():
         (5, 4, 8, 6),
         (6, 0, 7, 1),
     ]
-    assert segment.label_components(np.zeros((3, 3), bool))[1].shape == (0, 4)
+    assert pieces.label_components(np.zeros((3, 3), bool))[1].shape == (0, 4)
 
 
 def test_a_typed_number_is_read_left_to_right():
@@ -71,7 +71,7 @@ def test_strokes_apart_are_joined_and_touching_digits_split():
     touching = typed("0", font_size=150, xy=(20, 0)) * typed(
         "0", font_size=150, xy=(90, 0)
     )
-    labels, _ = segment.label_components(images.picture_ink(touching) > 0)
+    labels, _ = pieces.label_components(images.picture_ink(touching) > 0)
     assert labels.max() == 1
     assert len(segment.find_digits(touching).digits) == 2
     assert five  # a five drawn whole is one digit too
@@ -167,7 +167,7 @@ def test_a_wide_two_keeps_its_base():
         reading.digits[0].input, segment.find_digits(two).digits[0].input
     )
     ink = images.picture_ink(two)
-    assert_array_equal(segment.drop_underlines(ink), ink)
+    assert_array_equal(underlines.drop_underlines(ink), ink)
 
 
 def test_digits_on_two_lines_read_the_first():

@@ -1,14 +1,15 @@
 """A picture of a number -> its digits, left to right, each laid out like MNIST's.
 
 `find_digits(gray)` takes the ink as `images.to_mnist` does (uneven light, a table
-around the page, ruled lines), labels its connected pieces (`label_components`),
-drops specks and bars lying flat (a dash, a minus sign: `marks.is_bar`; a bold
-hyphen: `is_dash`; one touching the left of a digit is erased: `erase_dashes`),
-joins the strokes of one digit that lie apart (a 5 whose top bar is apart, a 4
-drawn in two strokes: pieces above one another), splits pieces too wide
-for one digit (touching digits) at the valleys of their column profile, and groups
-the digits into lines. Each digit is cropped to its own pieces' ink, so a neighbour
-reaching into its box is left out, and laid out by `images.lay_out`: a picture of one
+around the page, ruled lines), erases an underline touching the digits
+(`underlines`), labels its connected pieces (`pieces.label_components`), drops
+specks and bars lying flat (a dash, a minus sign: `marks.is_bar`; a bold hyphen:
+`is_dash`; one touching the left of a digit is erased: `erase_dashes`), joins the
+strokes of one digit that lie apart (a 5 whose top bar is apart, a 4 drawn in two
+strokes: pieces above one another), splits pieces too wide for one digit (touching
+digits) at the valleys of their column profile, and groups the digits into lines.
+Each digit is cropped to its own pieces' ink, so a neighbour reaching into its box
+is left out, and laid out by `images.lay_out`: a picture of one
 digit gives the same 28x28 input as `to_mnist`.
 """
 
@@ -21,7 +22,9 @@ import numpy as np
 
 from .images import DIGIT_BOX, MIN_SIZE, check_gray, crop_to_ink, lay_out, picture_ink
 from .marks import is_bar, is_dot, is_solid
-from .paper import erase_band, runs
+from .paper import runs
+from .pieces import label_components
+from .underlines import pieces_without_underlines
 
 # A piece less high than PART_HEIGHT of the digits' height is part of a digit, joined
 # to the piece it overlaps most, within JOIN_GAP of that height (`join_pieces`)
@@ -52,17 +55,6 @@ DIGIT_ASPECT = 0.7
 TRY_SPLIT = 0.88
 MAX_PARTS = 4
 MAX_DIGITS = 20  # more candidates than this is likely not a number: say so
-# An underline touching the digits: a band of rows in the lowest UNDERLINE_LOW of a
-# piece at least UNDERLINE_ASPECT times as wide as high, at most UNDERLINE_THICK of
-# its height thick, inked without a gap across UNDERLINE_SPAN of its width
-UNDERLINE_ASPECT = 1.0
-UNDERLINE_LOW = 0.35
-UNDERLINE_THICK = 0.25
-UNDERLINE_SPAN = 0.9
-# ... if without it the piece falls apart into digits, or is one digit that spans
-# less than LONE_DIGIT of a piece LONE_LINE times as wide as high (on a longer line)
-LONE_DIGIT = 0.6
-LONE_LINE = 2.0
 
 
 @dataclass
@@ -82,54 +74,6 @@ class Reading:
     digits: list[Digit] = field(default_factory=list)
     lines: int = 0
     candidates: int = 0
-
-
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label the 8-connected pieces of a bool mask (H, W).
-
-    Returns (labels (H, W) int32, 0 = background and 1..n the pieces, and boxes
-    (n, 4) int64 as left, top, right, bottom, right and bottom exclusive). Works on
-    runs of pixels along rows, joined by union-find with the runs of the row above.
-    """
-    h, w = mask.shape
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    stops = np.nonzero(edges == -1)[1]  # row-major order: the same runs
-    parent = list(range(len(starts)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]  # path halving
-            i = parent[i]
-        return i
-
-    first = np.searchsorted(rows, np.arange(h + 1))
-    for r in range(1, h):
-        i, i_end, j, j_end = first[r - 1], first[r], first[r], first[r + 1]
-        while i < i_end and j < j_end:
-            # 8-connected: runs touch if they overlap or meet at a corner
-            if starts[j] <= stops[i] and starts[i] <= stops[j]:
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-            if stops[i] < stops[j]:
-                i += 1
-            else:
-                j += 1
-    roots = np.array([root(i) for i in range(len(starts))], dtype=np.int64)
-    _, ids = np.unique(roots, return_inverse=True)
-    ids = ids.reshape(-1) + 1
-    labels = np.zeros((h, w), dtype=np.int32)
-    for r, s, e, k in zip(rows.tolist(), starts.tolist(), stops.tolist(), ids):
-        labels[r, s:e] = k
-    n = int(ids.max(initial=0))
-    boxes = np.zeros((n, 4), dtype=np.int64)
-    boxes[:, :2] = [w, h]
-    np.minimum.at(boxes[:, 0], ids - 1, starts)
-    np.minimum.at(boxes[:, 1], ids - 1, rows)
-    np.maximum.at(boxes[:, 2], ids - 1, stops)
-    np.maximum.at(boxes[:, 3], ids - 1, rows + 1)
-    return labels, boxes
 
 
 def join_pieces(boxes: np.ndarray, height: float) -> list[list[int]]:
@@ -267,70 +211,6 @@ def leading_dash(piece: np.ndarray, height: float) -> int:
     stop = len(lone) if lone.all() else int(np.argmin(lone))
     flat = stop and np.ptp(middle[:stop]) * h <= DOT_SHARE * height / 2
     return stop if flat and DASH_LENGTH * height <= stop < len(lone) else 0
-
-
-def drop_underlines(ink: np.ndarray) -> np.ndarray:
-    """Zero the underline of digits that touch it: (H, W) -> (H, W), a copy.
-
-    Joined by it, the digits are one piece, cut apart by guesswork. The underline is
-    an `underline_band` of a wide piece; it is erased as a ruled line is, keeping
-    the strokes that go on above it, if that leaves the piece in several digits or
-    in one on a much longer line (`is_lone_digit_on_a_line`): a "2" keeps its base.
-    An underline apart from the digits is `is_mark`'s.
-    """
-    return pieces_without_underlines(ink)[0]
-
-
-def pieces_without_underlines(ink: np.ndarray):
-    """(`drop_underlines(ink)`, and its pieces as `label_components` gives them):
-    the pieces of `ink` itself when no underline was erased, the usual case, which
-    are then not labelled a second time."""
-    out = np.array(ink, dtype=np.float32)
-    labels, boxes = label_components(out > 0)
-    erased_any = False
-    for left, top, right, bottom in boxes.tolist():
-        if right - left < UNDERLINE_ASPECT * (bottom - top):
-            continue
-        window = out[top:bottom, left:right]  # a view: edits reach `out`
-        band = underline_band(window > 0)
-        if band is None:
-            continue
-        erased = window.copy()
-        erase_band(erased, window > 0, *band)
-        _, parts = label_components(erased > 0)
-        # digits: half as high as the piece above the band, not bits it cut off
-        parts = parts[parts[:, 3] - parts[:, 1] >= 0.5 * band[0]]
-        if len(parts) > 1 or is_lone_digit_on_a_line(parts, *window.shape):
-            window[...] = erased
-            erased_any = True
-    if erased_any:
-        labels, boxes = label_components(out > 0)
-    return out, labels, boxes
-
-
-def is_lone_digit_on_a_line(parts: np.ndarray, h: int, w: int) -> bool:
-    """Whether the one digit-sized part left of an (h, w) piece without its band
-    stood on a line much longer than itself: the piece LONE_LINE times as wide as
-    high, the part spanning less than LONE_DIGIT of its width. A "2" is never that
-    wide (MNIST's widest are about 1.3 times as wide as high) and keeps its base."""
-    return (
-        len(parts) == 1
-        and w >= LONE_LINE * h
-        and parts[0, 2] - parts[0, 0] < LONE_DIGIT * w
-    )
-
-
-def underline_band(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, stop) of the lowest band of rows of a piece's mask (h, w) that may be
-    an underline (see UNDERLINE_*), or None."""
-    h, w = mask.shape
-    longest = np.array([max((b - a for a, b in runs(row)), default=0) for row in mask])
-    bands = [
-        (start, stop)
-        for start, stop in runs(longest >= UNDERLINE_SPAN * w)
-        if stop - start <= UNDERLINE_THICK * h and start >= (1 - UNDERLINE_LOW) * h
-    ]
-    return bands[-1] if bands else None
 
 
 def is_mark(labels: np.ndarray, label: int, box, height: float) -> bool:
