@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw
 
-from nnscratch import Dense, Flatten, ReLU, Sequential, cli, load_model
+from nnscratch import CLASS_NAMES, Dense, Flatten, ReLU, Sequential, cli, load_model
 from nnscratch.app.predict import model_input, top_classes
 from nnscratch.imaging import images
 
@@ -254,6 +254,26 @@ def test_number_reads_every_digit(model_path, number_png, digit_png, tmp_path):
     shown = tmp_path / "numbers.png"
     result = run(model_path, number_png, "--number", "--show", shown)
     assert result.exit_code == 0 and Image.open(shown).size[0] > 100
+
+
+def test_number_needs_a_model_of_the_ten_digits(number_png, tmp_path):
+    # a clothes model read "777" as "SneakerSneakerSneaker": refused before any file
+    model = Sequential(
+        [Flatten(), Dense(784, 10, rng=0)],
+        input_shape=(28, 28),
+        class_names=CLASS_NAMES["fashion-mnist"],
+    )
+    path = tmp_path / "clothes.npz"
+    model.save(path)
+    result = run(path, number_png, "--number")
+    assert result.exit_code == 1 and result.stdout == ""
+    expected = (
+        f"error: --number with {path}: a number is read by a model of the digits 0 "
+        "to 9; this one tells apart T-shirt/top, Trouser, Pullover, Dress, Coat, "
+        "Sandal, Shirt, Sneaker, Bag and Ankle boot"
+    )
+    assert result.stderr.strip().splitlines() == [expected]
+    assert run(path, number_png).exit_code == 0  # one picture, one garment: fine
 
 
 def test_number_in_a_blank_picture_or_on_two_lines(model_path, number_png, tmp_path):

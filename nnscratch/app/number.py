@@ -17,6 +17,21 @@ from ..imaging import images, segment
 from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
 from .predict import NO_DIGIT, class_names, model_dataset, model_inputs, top_classes
 
+DIGITS = [str(d) for d in range(10)]
+
+
+def number_refusal(names: list[str]) -> str | None:
+    """Why a model with these class names cannot read a number, or None if it can:
+    a number's digits are read one by one, by a model of the digits 0 to 9 only (a
+    clothes model read "111" as "SandalSandalSandal")."""
+    if names == DIGITS:
+        return None
+    *others, last = names
+    return (
+        "a number is read by a model of the digits 0 to 9; this one tells apart "
+        f"{', '.join(others)} and {last}"
+    )
+
 
 def read_number(model, gray: np.ndarray, layout: dict | None = None) -> dict:
     """A gray picture (H, W) -> {"number", "digits", "lines", "candidates", "size"}.

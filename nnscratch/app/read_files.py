@@ -10,6 +10,7 @@ from ..nn.loading import load_model
 from . import number as numbers
 from .predict import (
     as_classifier,
+    class_names,
     format_result,
     predict_file,
     results_json,
@@ -28,6 +29,10 @@ def predict_files(
     if show is not None and not show.parent.is_dir():  # said before any answer
         raise NnscratchError(f"--show {show}: folder {show.parent} does not exist")
     model = as_classifier(load_model(model_path), model_path)
+    if number:  # said before any file is read
+        refusal = numbers.number_refusal(class_names(model, model.output_shape[-1]))
+        if refusal:
+            raise NnscratchError(f"--number with {model_path}: {refusal}")
     read = numbers.predict_number_file if number else predict_file
     results, shown = [], []
     for path in image_paths:

@@ -34,7 +34,7 @@ from ..errors import NnscratchError, NonFiniteOutputError
 from ..imaging import images
 from ..nn.activations import Activation
 from .limits import MAX_BYTES, MAX_PIXELS
-from .number import read_number
+from .number import number_refusal, read_number
 from .predict import (
     as_classifier,
     class_names,
@@ -126,9 +126,9 @@ class DigitService:
         probe_outputs = model.layer_outputs(probe)
         self.input_shape = list(probe.shape[1:])
         self.names = class_names(model, int(probe_outputs[-1].shape[-1]))
-        # a number's digits are read one by one: by a model of digits only (the page
-        # offers its number mode to such a model only, as it tells by the names too)
-        self.reads_numbers = self.names == [str(d) for d in range(10)]
+        # the page offers its number mode only where this is None (it tells by the
+        # class names too)
+        self.number_refusal = number_refusal(self.names)
         self.shown = hidden_layers(model, probe_outputs)
         self.layers = [
             {
@@ -159,13 +159,8 @@ class DigitService:
         if from_another_site(request):
             return error_response(403, "requests from other sites are not answered")
         number = request.query_params.get("number", "").lower() in ("1", "true")
-        if number and not self.reads_numbers:
-            *others, last = self.names
-            message = (
-                "a number is read by a model of the digits 0 to 9; this one tells "
-                f"apart {', '.join(others)} and {last}"
-            )
-            return error_response(422, message)
+        if number and self.number_refusal:
+            return error_response(422, self.number_refusal)
         try:
             digit = await self.digit_from_request(request, number)
             if number:  # a gray picture, not a digit
