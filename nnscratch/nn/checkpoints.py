@@ -72,7 +72,8 @@ def join_arrays(value, arrays: dict[str, np.ndarray]):
         if isinstance(item, dict):
             if set(item) == {ARRAY_KEY}:
                 name = item[ARRAY_KEY]
-                if name not in arrays or name in used:
+                # a hand-made description may give a list here: not a name to look up
+                if not isinstance(name, str) or name not in arrays or name in used:
                     raise CheckpointError(f"no array {name!r} for the description")
                 used.add(name)
                 return arrays[name]
