@@ -170,6 +170,13 @@ def huge_npy_header() -> bytes:
     return buffer.getvalue()
 
 
+def unbalanced_npy_header() -> bytes:
+    """A .npy header cut inside its shape's parenthesis: NumPy's parser of Python 2
+    headers then fails with tokenize's TokenError, not a ValueError."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2,".ljust(117)
+    return b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") + header.encode() + b"\n"
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -198,6 +205,10 @@ def huge_npy_header() -> bytes:
             r"declares shape \(1000000000000,\) of float32 but holds 0 bytes",
         ),
         (
+            zip_bytes({"__model__.npy": npy_bytes(meta()), "0.W.npy": unbalanced_npy_header(), "0.b.npy": npy_bytes(GOOD["0.b"])}),
+            r"'0.W.npy' has an unreadable .npy header",
+        ),
+        (
             npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": 10**7, "n_out": 10**7}}]), **GOOD),
             r"layer 0 \(Dense\) does not take input \(N, 2\): Dense: expected input \(N, 10000000\)",
         ),
@@ -224,7 +235,7 @@ def huge_npy_header() -> bytes:
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
         "missing-array", "extra-array", "wrong-shape", "nan", "object-array", "truncated",
-        "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
+        "raw-member", "huge-header", "unbalanced-header", "huge-config", "bad-input-shape", "wrong-input-shape",
         "class-names", "extra-member", "class-as-list", "loss-as-list", "metadata-as-list",
         "class-names-not-str", "dtype-setting", "deep-json", "huge-int", "non-npy-twin",
         "negative-variance",
@@ -333,6 +344,19 @@ def test_a_file_too_large_to_be_a_model_is_refused_before_it_is_read(
         load_model(path)
 
 
+def header_bomb(size: int = 25_000_000) -> bytes:
+    """A model file of 25 KB whose 0.W.npy (deflated) is a .npy version 2 header
+    of `size` spaces: NumPy reads all of it before it refuses a header that long."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("__model__.npy", npy_bytes(meta()))
+        z.writestr(
+            "0.W.npy", b"\x93NUMPY\x02\x00" + size.to_bytes(4, "little") + b" " * size
+        )
+        z.writestr("0.b.npy", npy_bytes(GOOD["0.b"]))
+    return buffer.getvalue()
+
+
 def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
     # configs asking for gigabytes of weights, with tiny arrays (or a zip bomb of
     # zeros under an unexpected name): refused before anything large is allocated
@@ -342,6 +366,7 @@ def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
         npz_bytes(__model__=meta(layers=[big_dense]), **GOOD),
         npz_bytes(__model__=meta(layers=[big_norm], input_shape=[2]), **GOOD),
         zip_bytes({"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}, "junk.npy": npy_bytes(np.zeros(50_000_000, np.uint8))}),
+        header_bomb(),
     ]  # fmt: skip
     for i, content in enumerate(cases):
         path = tmp_path / f"bomb{i}.npz"

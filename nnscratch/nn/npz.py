@@ -7,10 +7,12 @@ arrays are read straight into the memory that will hold them.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
 import stat
+import tokenize
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
 MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_DESCRIPTION_BYTES + 2**24
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")  # a model file of Keras', not ours
 READ_CHUNK = 1 << 20  # bytes read from the file at a time
+MAX_NPY_HEADER_BYTES = 10_000  # NumPy's own limit (max_header_size) for a header
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -197,12 +200,12 @@ def read_npy_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
     """(shape, dtype, data bytes) from a .npy member's header, the data unread. The
     header must promise exactly the bytes the member holds, and no Python objects."""
     with archive.open(member) as f:
-        read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
-        if read_header is None:
+        version = np.lib.format.read_magic(f)
+        if version not in NPY_HEADER_READERS:
             raise ModelFileError(
                 f"{path}: {member.filename!r} has an unknown .npy version"
             )
-        shape, _, dtype = read_header(f)
+        shape, dtype = _parse_npy_header(path, member, version, f)
         data_bytes = member.file_size - f.tell()
     if dtype.hasobject:
         raise ModelFileError(f"{path}: array {member.filename!r} holds Python objects")
@@ -212,6 +215,29 @@ def read_npy_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
             f" holds {data_bytes:,} bytes"
         )
     return shape, dtype, data_bytes
+
+
+def _parse_npy_header(path: Path, member, version: tuple, f) -> tuple:
+    """(shape, dtype) of the header that follows the magic in `f`. Its length is
+    checked before it is read: NumPy would read all of a 4 GB header (a deflated
+    file of 4 MB) before refusing it."""
+    length_bytes = f.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(length_bytes, "little")
+    if length > MAX_NPY_HEADER_BYTES:
+        raise ModelFileError(
+            f"{path}: {member.filename!r} has a .npy header of {length:,} bytes, more"
+            f" than the {MAX_NPY_HEADER_BYTES:,} NumPy reads"
+        )
+    header = io.BytesIO(length_bytes + f.read(length))
+    try:
+        shape, _, dtype = NPY_HEADER_READERS[version](header)
+    except (ValueError, SyntaxError, tokenize.TokenError) as e:
+        # TokenError: NumPy's parser of Python 2 headers, on unbalanced brackets
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(
+            f"{path}: {member.filename!r} has an unreadable .npy header ({reason})"
+        ) from None
+    return shape, dtype
 
 
 def _read_exactly(f, buffer: memoryview) -> None:
