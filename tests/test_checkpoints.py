@@ -223,6 +223,22 @@ def test_an_array_reference_that_is_not_a_name_is_a_damaged_checkpoint(tmp_path,
         read_checkpoint(path)
 
 
+def test_a_deflated_checkpoint_that_cannot_be_inflated_is_damaged(tmp_path):
+    """zlib's own error (not a BadZipFile) for a member whose data cannot be
+    inflated: one CheckpointError line, so load_latest falls back as for others."""
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        meta = b'{"format": "nnscratch-checkpoint", "version": 1, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+    data = bytearray(path.read_bytes())
+    data[30 + len("__checkpoint__.npy")] = 0xFF  # a deflate block of reserved type
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        CheckpointError, match=f"{path}: damaged checkpoint .*block type"
+    ):
+        read_checkpoint(path)
+
+
 def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):
     (tmp_path / "notes.txt").write_text("not a folder")
     # it said "cannot write DIR/notes.txt: File exists"

@@ -435,16 +435,36 @@ def zip_with_first_member(flag_bits: int = 0, method: int | None = None) -> byte
     return bytes(data)
 
 
+def deflated_with_bad_data(member: str) -> bytes:
+    """A good model file, deflated (as np.savez_compressed writes), whose `member`'s
+    compressed data starts with a block of the reserved type: zlib cannot inflate it."""
+    arrays = {"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}}  # fmt: skip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in arrays.items():
+            z.writestr(name, data)
+        start = z.getinfo(member).header_offset
+    data = bytearray(buffer.getvalue())
+    name_and_extra = int.from_bytes(data[start + 26 : start + 28], "little")
+    name_and_extra += int.from_bytes(data[start + 28 : start + 30], "little")
+    data[start + 30 + name_and_extra] = 0xFF  # final block, type 3: invalid
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
+        (deflated_with_bad_data("__model__.npy"), "invalid block type"),
+        (deflated_with_bad_data("0.W.npy"), "invalid block type"),
         (zip_with_first_member(flag_bits=1), "is encrypted, password required"),
         (zip_with_first_member(method=99), "compression method is not supported"),
     ],
-    ids=["encrypted", "unknown-compression"],
-)
+    ids=["corrupt-deflate-description", "corrupt-deflate-weights", "encrypted",
+         "unknown-compression"],
+)  # fmt: skip
 def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
-    # zipfile raises RuntimeError and NotImplementedError for these, not BadZipFile
+    # zipfile raises RuntimeError and NotImplementedError for these, zlib.error for
+    # data that cannot be inflated: none is a BadZipFile
     path = tmp_path / "odd.npz"
     path.write_bytes(content)
     with pytest.raises(ModelFileError, match=f"unreadable model file .*{message}"):

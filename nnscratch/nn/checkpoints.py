@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,8 +135,11 @@ def read_checkpoint(path, arrays: bool = True) -> dict:
         return join_arrays(description["state"], found)
     except (CheckpointError, ModelFileError) as e:  # ModelFileError: from `loading`
         raise CheckpointError(_damaged(path, e)) from None
-    except (zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError) as e:
-        # a bad CRC, an unreadable array or member, an unreadable file
+    except (
+        zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError, zlib.error
+    ) as e:  # fmt: skip
+        # a bad CRC, an unreadable array or member, an unreadable file, deflated
+        # data that cannot be inflated
         raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
 
 

@@ -14,6 +14,7 @@ import os
 import stat
 import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,8 +177,9 @@ def _reading(path: Path):
         raise
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
-    except (ValueError, RuntimeError, NotImplementedError) as e:
-        # unreadable arrays, encrypted members, unknown compression methods
+    except (ValueError, RuntimeError, NotImplementedError, zlib.error) as e:
+        # unreadable arrays, encrypted members, unknown compression methods,
+        # deflated data that cannot be inflated
         raise ModelFileError(f"{path}: unreadable model file ({e})") from None
     except (OSError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
