@@ -70,6 +70,49 @@ def test_recordings_round_trip_and_damage(tmp_path):
         animation.Recordings.load(tmp_path / "missing.npz")
 
 
+def _saved_with(path, **changes):
+    """The arrays of `_recordings(2)`'s file with `changes`, written as np.savez does."""
+    path = _recordings(2).save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:300]), "not a readable recordings file"),
+        (lambda p: _saved_with(p, labels=np.array(["a"] * 9)), "invalid literal"),
+        (lambda p: _saved_with(p, class_names=np.array("x")), "0-d"),
+        (lambda p: _saved_with(p, probs=np.array([None], object)), "Python objects"),
+        (lambda p: _saved_with(p, images=np.zeros((9, 28), np.uint8)), "images"),
+    ],
+    ids=["truncated", "text-labels", "0d-class-names", "objects", "2d-images"],
+)  # fmt: skip
+def test_a_damaged_recordings_file_is_one_line_naming_it(tmp_path, damage, message):
+    """`nnscratch report` reads recordings.npz: a damaged one must not be a
+    traceback (BadZipFile, ValueError, TypeError) out of NumPy or zipfile."""
+    path = tmp_path / "rec.npz"
+    _recordings(2).save(path)
+    damage(path)
+    with pytest.raises(NnscratchError, match=message) as info:
+        animation.Recordings.load(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text
+
+
+def test_a_recordings_file_declaring_too_much_data_is_refused_unread(
+    tmp_path, monkeypatch
+):
+    # as a model file: the headers are added up before any array is read, so a
+    # small deflated file cannot make `report` inflate gigabytes
+    path = _recordings(2).save(tmp_path / "rec.npz")
+    monkeypatch.setattr(animation, "MAX_RECORDINGS_BYTES", 1000)
+    with pytest.raises(NnscratchError, match="bytes, more than the 1,000 allowed"):
+        animation.Recordings.load(path)
+
+
 class _FakeModel:
     class_names = NAMES
 

@@ -168,6 +168,12 @@ def _read_headers(path: Path, f, description_key: str) -> tuple:
         raise
 
 
+# what reading a damaged zip raises besides BadZipFile: unreadable arrays (ValueError),
+# encrypted members and unknown compression methods (RuntimeError), data that cannot
+# be inflated (zlib.error), a file cut short
+READ_ERRORS = (zipfile.BadZipFile, ValueError, RuntimeError, zlib.error, OSError, EOFError)  # fmt: skip
+
+
 @contextlib.contextmanager
 def _reading(path: Path):
     """Errors of a damaged archive as one ModelFileError line."""
@@ -252,6 +258,21 @@ def _read_exactly(f, buffer: memoryview) -> None:
         if not n:
             raise EOFError(f"the array ends after {filled:,} of {len(buffer):,} bytes")
         filled += n
+
+
+def read_arrays(
+    path: Path, archive: zipfile.ZipFile, members: dict, max_bytes: int
+) -> dict[str, np.ndarray]:
+    """name -> array of every member in `members` (name -> zip member): all their
+    headers checked first (`read_npy_header`), then, if together they hold no more
+    than `max_bytes`, their data. ModelFileError naming `path` otherwise."""
+    total = sum(read_npy_header(path, archive, m)[2] for m in members.values())
+    if total > max_bytes:
+        raise ModelFileError(
+            f"{path}: the arrays take {total:,} bytes, more than the {max_bytes:,}"
+            " allowed"
+        )
+    return {name: read_npy_array(archive, m) for name, m in members.items()}
 
 
 def read_npy_array(archive: zipfile.ZipFile, member) -> np.ndarray:

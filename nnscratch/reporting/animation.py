@@ -12,6 +12,7 @@ so far beside the recorded images, each titled with its predicted class and conf
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError, NnscratchError
+from ..errors import DataError, ModelFileError, NnscratchError
 from ..files import atomic_open
 from ..nn.callbacks import Callback
+from ..nn.npz import READ_ERRORS, read_arrays, zip_members
 from .figures import (
     BLUE,
     CORRECT,
@@ -42,6 +44,9 @@ MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
 MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
 MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
 MIN_FRAME_MS = 100  # ... but no shorter than this each
+# recordings.npz takes a few KB an epoch (16 images' probabilities and logs): a file
+# declaring more is damaged, and is refused before anything is inflated
+MAX_RECORDINGS_BYTES = 2**28
 TRUE_CLASS = "#555555"  # the true class under a tile predicted right: there, not loud
 
 if TYPE_CHECKING:
@@ -110,13 +115,19 @@ class Recordings:
 
     @classmethod
     def load(cls, path) -> Recordings:
-        """Read a file written by `save`; a damaged file is an NnscratchError."""
+        """Read a file written by `save` as a model file is read (`nn.npz`): never
+        unpickled, every array's header checked before any data is read, at most
+        MAX_RECORDINGS_BYTES in all. A damaged file is one NnscratchError naming it."""
+        path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            with zipfile.ZipFile(path) as archive:
+                members = zip_members(path, archive)
+                arrays = read_arrays(path, archive, members, MAX_RECORDINGS_BYTES)
         except FileNotFoundError:
             raise NnscratchError(f"{path}: recordings file not found") from None
-        except (OSError, ValueError, EOFError) as e:
+        except ModelFileError as e:  # names the file already
+            raise NnscratchError(f"{e} (in a recordings file)") from None
+        except READ_ERRORS as e:
             raise NnscratchError(
                 f"{path}: not a readable recordings file ({e})"
             ) from None
@@ -136,6 +147,10 @@ class Recordings:
             )
         except DataError as e:
             raise NnscratchError(f"{path}: {e}") from None
+        except (TypeError, ValueError) as e:  # texts for numbers, a 0-d array...
+            raise NnscratchError(
+                f"{path}: not a readable recordings file ({e})"
+            ) from None
 
 
 class PredictionRecorder(Callback):
