@@ -600,6 +600,32 @@ def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
     assert str(error.value).startswith(f"{tmp_path / 'notes.png'}: not an image")
 
 
+def tiff_with_a_tag_past_its_end() -> bytes:
+    """A good 20x30 TIFF whose description tag claims a million bytes: Pillow skips
+    the tag with a UserWarning ("Tag data larger than file") and reads the pixels."""
+    buffer = io.BytesIO()
+    Image.new("L", (20, 30), 255).save(buffer, "TIFF", description="a description")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for entry in range(ifd + 2, ifd + 2 + 12 * data[ifd], 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 270:  # description
+            data[entry + 4 : entry + 8] = struct.pack("<I", 10**6)
+    return bytes(data)
+
+
+def test_damaged_metadata_gives_no_warnings_of_pillows(tmp_path, recwarn):
+    """Pillow warns about tags it skips (and about each format it tries on a file it
+    cannot identify): `nnscratch predict` printed those lines of its source code on
+    stderr around its own one line. The pixels are read, or one DataError raised."""
+    path = tmp_path / "scan.tiff"
+    path.write_bytes(tiff_with_a_tag_past_its_end())
+    assert images.load_image(path).shape == (30, 20)
+    path.write_bytes(tiff_with_a_tag_past_its_end()[:200])  # cut before the pixels
+    with pytest.raises(DataError, match="scan.tiff: "):
+        images.load_image(path)
+    assert [str(w.message) for w in recwarn] == []
+
+
 def test_decompression_bomb_is_refused_without_decoding():
     data = bomb_png(50_000, 50_000)
     assert len(data) < 200

@@ -11,6 +11,7 @@ or uneven light, a table around the page, ruled lines) is in `paper`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -56,6 +57,20 @@ class ImageTooLargeError(DataError):
 _WARNINGS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _quiet_pillow():
+    """Pillow's warnings silenced: between its limit and twice it, its bomb warning
+    (max_pixels decides, up to twice Pillow's, where Pillow raises); and its
+    UserWarnings about damaged metadata (a TIFF tag past the end of the file, corrupt
+    EXIF), given for tags it skips and for each format it tries on a file it cannot
+    identify: the pixels are read or a DataError says why not, and the CLI printed
+    them as lines of Pillow's source code around its one line."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def load_image(
     source: str | os.PathLike | bytes,
     *,
@@ -91,10 +106,7 @@ def load_image(
             raise DataError(f"{prefix}empty file, expected an image")
         fp = source
     try:
-        with _WARNINGS_LOCK, warnings.catch_warnings():
-            # Pillow warns between its limit and twice it: max_pixels, checked below
-            # in the same way, decides (up to twice Pillow's, where Pillow raises)
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _quiet_pillow():
             img = Image.open(fp)
     except UnidentifiedImageError:
         raise DataError(f"{prefix}not an image (Pillow cannot identify it)") from None
@@ -115,7 +127,8 @@ def load_image(
                 f"more than the limit of {max_pixels}"
             )
         try:
-            return _decode(img, max_side)
+            with _quiet_pillow():
+                return _decode(img, max_side)
         except DataError as e:  # a check of the pixels: say which file
             raise DataError(f"{prefix}{e}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
