@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
 import zipfile
 
@@ -377,6 +378,24 @@ def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < 20 * 2**20, f"case {i}: {peak:,} bytes"
+
+
+def test_a_description_listing_too_many_layers_is_refused_before_building(tmp_path):
+    # each layer costs about a millisecond to check and build: a deflated file of
+    # 50 KB listing a million would keep `predict` busy for a quarter of an hour
+    from nnscratch.nn.loading import MAX_LAYERS
+
+    path = tmp_path / "deep.npz"
+    layers = [{"class": "ReLU"}] * (MAX_LAYERS + 1)
+    path.write_bytes(npz_bytes(__model__=meta(layers=layers)))
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"{path}: the model description lists {MAX_LAYERS + 1:,} layers, more than"
+        f" the {MAX_LAYERS:,} a model file may hold"
+    )
+    assert time.perf_counter() - start < 1
 
 
 def test_duplicate_members_are_refused(tmp_path):
