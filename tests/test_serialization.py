@@ -4,12 +4,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from nnscratch import (
@@ -669,3 +673,52 @@ def test_a_keras_file_is_named_as_one_when_loaded(tmp_path, name, content):
             load(path)
     with pytest.raises(ModelFileError, match=r"no such model file$"):
         load_model(tmp_path / "missing.h5")
+
+
+def saved_model_bytes(deflated: bool) -> bytes:
+    """A model file (with a batch norm and Adam's state), stored as `save` writes
+    it or deflated as np.savez_compressed would."""
+    model = Sequential(
+        [Flatten(), Dense(16, 8), BatchNorm(8), ReLU(), Dense(8, 3)], input_shape=(4, 4)
+    )
+    model.fit(np.ones((6, 4, 4), np.float32), np.arange(6) % 3, epochs=1, verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/m.npz", include_optimizer=True)
+        with zipfile.ZipFile(f"{tmp}/m.npz") as z:
+            members = {i.filename: z.read(i) for i in z.infolist()}
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+SAVED = {deflated: saved_model_bytes(deflated) for deflated in (False, True)}
+
+
+@st.composite
+def damaged_model_files(draw) -> bytes:
+    """A model file cut short, or with a few bytes changed (its zip and .npy headers
+    are in the first few hundred bytes of each member, so changes aim there too)."""
+    data = bytearray(SAVED[draw(st.booleans())])
+    if draw(st.booleans()):
+        return bytes(data[: draw(st.integers(0, len(data) - 1))])
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(data) - 1))
+        data[i] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(content=damaged_model_files())
+def test_property_a_damaged_model_file_loads_or_is_one_line(content):
+    """Whatever the damage: a model, or one ModelFileError line naming the file;
+    never a traceback out of zipfile, zlib or NumPy's header parser."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.npz"
+        path.write_bytes(content)
+        try:
+            load_model(path)
+        except ModelFileError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
