@@ -1,8 +1,13 @@
 """The training animation: recording predictions during fit, the .npz round trip, and
 a GIF with one frame per epoch, on small synthetic data."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from nnscratch.errors import DataError, NnscratchError
@@ -166,3 +171,20 @@ def test_every_tile_names_its_true_class_and_a_wrong_one_says_so():
             assert tile.title.get_color() == (
                 animation.WRONG if wrong else animation.CORRECT
             )
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(0, 5000), changes=st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255)), max_size=4))  # fmt: skip
+def test_property_a_damaged_recordings_file_loads_or_is_one_line(cut, changes):
+    """recordings.npz cut short or with bytes changed (it is deflated: most
+    changes break its compressed data): recordings, or one NnscratchError naming it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _recordings(2).save(Path(tmp) / "rec.npz")
+        data = bytearray(path.read_bytes())
+        for i, value in changes:
+            data[i % len(data)] = value
+        path.write_bytes(bytes(data[: max(cut, 1)] if cut < len(data) else data))
+        try:
+            animation.Recordings.load(path)
+        except NnscratchError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
