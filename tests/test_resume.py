@@ -15,17 +15,21 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nnscratch import cli, load_model
+from nnscratch import Callback, cli, load_model
 from nnscratch.data.idx import write_idx
+from nnscratch.nn.checkpoints import read_checkpoint, write_checkpoint
 from nnscratch.nn.saving import write_npz
 from nnscratch.runs.lock import RunLock
+from nnscratch.runs.presets import preset_settings
 from nnscratch.runs.rundir import recover
 from nnscratch.runs.signals import SignalInterrupt, StopSignals
+from nnscratch.runs.training import run_training
 
 ENV = {**os.environ, "MPLBACKEND": "Agg"}
 TIMEOUT = 60  # seconds a subprocess may take
@@ -399,6 +403,47 @@ def test_resume_refuses_what_it_cannot_continue_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert "checkpoint-000001.npz: damaged checkpoint (not a zip archive)" in err
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAtStep3(Callback):
+    def on_batch_end(self, batch, logs):
+        if batch == 2:
+            raise Crash  # as a process killed there: its checkpoints are left
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda position: {**position, "epoch": "x"},
+        lambda position: {**position, "epoch": None},
+        lambda position: {k: v for k, v in position.items() if k != "epoch"},
+        lambda position: None,
+    ],
+    ids=["epoch-text", "epoch-null", "no-epoch", "no-position"],
+)
+def test_resume_from_a_checkpoint_whose_position_is_damaged_is_one_line(
+    data_folder, tmp_path, capsys, damage
+):
+    # resume printed where it continues from before the checkpoint was checked: a
+    # TypeError or KeyError instead of the checkpoint's one-line error
+    out = tmp_path / "run"
+    settings = replace(preset_settings("default"), hidden=(8,), epochs=2)
+    with pytest.raises(Crash):
+        run_training(
+            settings, data_folder, out=out, verbose=0,
+            callbacks=[CrashAtStep3()],
+        )  # fmt: skip
+    path = out / "checkpoints" / "checkpoint-000001.npz"
+    state = read_checkpoint(path)
+    state["position"] = damage(state["position"])
+    write_checkpoint(path, state)
+    assert cli.main(["train", "--resume", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ") and "\n" not in err
 
 
 def test_a_second_signal_stops_at_once():

@@ -224,12 +224,22 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
             )
         model = build_model(settings, data.train[0].shape[1:], data.class_names)
         if verbose:
-            position = state["position"]
-            where = f"epoch {position['epoch'] + 1}, step {position['step']}"
-            if position["epoch"] >= position["epochs"] or position["stop_training"]:
-                where = "the end of training"
-            print(f"continuing the run in {run_dir} from {where} ({path.name})")
+            print(f"continuing the run in {run_dir} from {_where(state, path)}")
         return _train(run_dir, run, settings, data, model, verbose, callbacks)
+
+
+def _where(state: dict, path: Path) -> str:
+    """ "epoch 3, step 20 (checkpoint-000007.npz)": where the checkpoint's fit
+    stands; only the file's name if its position is not readable (the fit, which
+    checks the checkpoint, then says what is wrong with it)."""
+    try:
+        position = state["position"]
+        where = f"epoch {position['epoch'] + 1}, step {position['step']}"
+        if position["epoch"] >= position["epochs"] or position["stop_training"]:
+            where = "the end of training"
+    except (KeyError, TypeError):
+        return path.name
+    return f"{where} ({path.name})"
 
 
 def _say(text: str) -> None:
