@@ -415,6 +415,16 @@ class CrashAtStep3(Callback):
             raise Crash  # as a process killed there: its checkpoints are left
 
 
+def crashed_run(data_folder, out) -> Path:
+    """A run stopped at its third step as a killed one would be; its checkpoint."""
+    settings = replace(preset_settings("default"), hidden=(8,), epochs=2)
+    with pytest.raises(Crash):
+        run_training(
+            settings, data_folder, out=out, verbose=0, callbacks=[CrashAtStep3()]
+        )
+    return out / "checkpoints" / "checkpoint-000001.npz"
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -430,20 +440,32 @@ def test_resume_from_a_checkpoint_whose_position_is_damaged_is_one_line(
 ):
     # resume printed where it continues from before the checkpoint was checked: a
     # TypeError or KeyError instead of the checkpoint's one-line error
-    out = tmp_path / "run"
-    settings = replace(preset_settings("default"), hidden=(8,), epochs=2)
-    with pytest.raises(Crash):
-        run_training(
-            settings, data_folder, out=out, verbose=0,
-            callbacks=[CrashAtStep3()],
-        )  # fmt: skip
-    path = out / "checkpoints" / "checkpoint-000001.npz"
+    path = crashed_run(data_folder, tmp_path / "run")
     state = read_checkpoint(path)
     state["position"] = damage(state["position"])
     write_checkpoint(path, state)
-    assert cli.main(["train", "--resume", str(out)]) == 1
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: ") and "\n" not in err
+
+
+@pytest.mark.parametrize("data_dir", [None, 5, ["data"]], ids=["none", "int", "list"])
+def test_resume_from_a_checkpoint_recording_no_data_folder_is_one_line(
+    data_folder, tmp_path, capsys, data_dir
+):
+    # the run's record in the checkpoint without a data_dir text: a KeyError or
+    # TypeError from Path() out of --resume
+    path = crashed_run(data_folder, tmp_path / "run")
+    state = read_checkpoint(path)
+    config = state["extra"]["run"]["config"]
+    if data_dir is None:
+        del config["data_dir"]
+    else:
+        config["data_dir"] = data_dir
+    write_checkpoint(path, state)
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: not a checkpoint of an nnscratch train run"
 
 
 def test_a_second_signal_stops_at_once():

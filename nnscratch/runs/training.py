@@ -252,8 +252,10 @@ def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
     run = extra.get("run") if isinstance(extra, dict) else None
     kinds = {"config": dict, "limit": (int, type(None)), "report": bool,
              "checkpoint_every": (int, type(None)), "data_digest": str}  # fmt: skip
-    if not isinstance(run, dict) or not all(
-        isinstance(run.get(key), kind) for key, kind in kinds.items()
+    if not (
+        isinstance(run, dict)
+        and all(isinstance(run.get(key), kind) for key, kind in kinds.items())
+        and isinstance(run["config"].get("data_dir"), str)  # where resume reads
     ):
         raise NnscratchError(f"{path}: not a checkpoint of an nnscratch train run")
     try:
