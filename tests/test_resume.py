@@ -468,6 +468,22 @@ def test_resume_from_a_checkpoint_recording_no_data_folder_is_one_line(
     assert err == f"error: {path}: not a checkpoint of an nnscratch train run"
 
 
+@pytest.mark.parametrize("accuracy", ["x", [0.9], None])
+def test_resume_of_a_finished_run_with_a_hand_edited_accuracy_says_it_finished(
+    tmp_path, capsys, accuracy
+):
+    # "test accuracy {:.4f}" of a text gave a ValueError traceback
+    (tmp_path / "model.npz").write_bytes(
+        b""
+    )  # finished: a model, metrics, no checkpoint
+    (tmp_path / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"{tmp_path}: this run has finished; nothing to resume\n"
+    )
+
+
 def test_a_second_signal_stops_at_once():
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGTERM)

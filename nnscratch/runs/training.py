@@ -23,7 +23,13 @@ import numpy as np
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES, find_dataset, other_test_set
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
-from ..errors import DataError, NnscratchError, TrainingDivergedError, check_int
+from ..errors import (
+    DataError,
+    NnscratchError,
+    TrainingDivergedError,
+    check_int,
+    is_real_number,
+)
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -203,7 +209,9 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
         if found is None and is_finished(run_dir):
             metrics = read_json(run_dir / METRICS_FILE)
             accuracy = metrics.get("test_accuracy")
-            shown = "" if accuracy is None else f": test accuracy {accuracy:.4f}"
+            shown = (
+                f": test accuracy {accuracy:.4f}" if is_real_number(accuracy) else ""
+            )
             print(f"{run_dir}: this run has finished{shown}; nothing to resume")
             return metrics
         if found is None:
