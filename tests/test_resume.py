@@ -449,19 +449,31 @@ def test_resume_from_a_checkpoint_whose_position_is_damaged_is_one_line(
     assert err.startswith(f"error: {path}: ") and "\n" not in err
 
 
-@pytest.mark.parametrize("data_dir", [None, 5, ["data"]], ids=["none", "int", "list"])
-def test_resume_from_a_checkpoint_recording_no_data_folder_is_one_line(
-    data_folder, tmp_path, capsys, data_dir
+def without_data_dir(run: dict) -> None:
+    del run["config"]["data_dir"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        without_data_dir,
+        lambda run: run["config"].update(data_dir=5),
+        lambda run: run["config"].update(data_dir=["data"]),
+        lambda run: run.update(checkpoint_every=0),
+        lambda run: run.update(limit=True),
+    ],
+    ids=["no-data-dir", "data-dir-int", "data-dir-list", "checkpoint-every-0",
+         "limit-true"],
+)  # fmt: skip
+def test_resume_from_a_checkpoint_with_a_damaged_run_record_is_one_line(
+    data_folder, tmp_path, capsys, edit
 ):
-    # the run's record in the checkpoint without a data_dir text: a KeyError or
-    # TypeError from Path() out of --resume
+    # the run's record in the checkpoint: no data_dir text gave a KeyError or a
+    # TypeError from Path(); checkpoint_every 0 "BackupAndRestore save_every:
+    # expected an int >= 1", naming neither the file nor the problem
     path = crashed_run(data_folder, tmp_path / "run")
     state = read_checkpoint(path)
-    config = state["extra"]["run"]["config"]
-    if data_dir is None:
-        del config["data_dir"]
-    else:
-        config["data_dir"] = data_dir
+    edit(state["extra"]["run"])
     write_checkpoint(path, state)
     assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()

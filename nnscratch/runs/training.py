@@ -29,6 +29,7 @@ from ..errors import (
     TrainingDivergedError,
     check_int,
     is_real_number,
+    is_whole_number,
 )
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
@@ -264,12 +265,18 @@ def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
         isinstance(run, dict)
         and all(isinstance(run.get(key), kind) for key, kind in kinds.items())
         and isinstance(run["config"].get("data_dir"), str)  # where resume reads
+        and all(_count_or_none(run[key]) for key in ("limit", "checkpoint_every"))
     ):
         raise NnscratchError(f"{path}: not a checkpoint of an nnscratch train run")
     try:
         return run, RunSettings.from_dict(run["config"])
     except NnscratchError as e:
         raise NnscratchError(f"{path}: {e}") from None
+
+
+def _count_or_none(value) -> bool:
+    """None, or a whole number >= 1 (not a bool): a --limit or --checkpoint-every."""
+    return value is None or (is_whole_number(value) and value >= 1)
 
 
 def _train(
