@@ -240,8 +240,10 @@ def _parse_npy_header(path: Path, member, version: tuple, f) -> tuple:
     try:
         shape, _, dtype = NPY_HEADER_READERS[version](header)
     except (ValueError, SyntaxError, tokenize.TokenError) as e:
-        # TokenError: NumPy's parser of Python 2 headers, on unbalanced brackets
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # TokenError: NumPy's parser of Python 2 headers, on unbalanced brackets;
+        # its text is its first argument ("EOF in multi-line statement")
+        text = e.args[0] if isinstance(e, tokenize.TokenError) and e.args else str(e)
+        reason = str(text).splitlines()[0] if str(text) else type(e).__name__
         raise ModelFileError(
             f"{path}: {member.filename!r} has an unreadable .npy header ({reason})"
         ) from None
