@@ -277,6 +277,18 @@ def read_arrays(
     return {name: read_npy_array(archive, m) for name, m in members.items()}
 
 
+def read_npz(path: Path, max_bytes: int, what: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path`, read as `read_arrays` reads them; a
+    missing or damaged file is one ModelFileError line naming it as `what`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return read_arrays(path, archive, zip_members(path, archive), max_bytes)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: {what} not found") from None
+    except READ_ERRORS as e:
+        raise ModelFileError(f"{path}: not a readable {what} ({e})") from None
+
+
 def read_npy_array(archive: zipfile.ZipFile, member) -> np.ndarray:
     """A .npy member whose header `read_npy_header` has checked, as a new array."""
     with archive.open(member) as f:

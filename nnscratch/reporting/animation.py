@@ -12,7 +12,6 @@ so far beside the recorded images, each titled with its predicted class and conf
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from PIL import Image
 from ..errors import DataError, ModelFileError, NnscratchError
 from ..files import atomic_open
 from ..nn.callbacks import Callback
-from ..nn.npz import READ_ERRORS, read_arrays, zip_members
+from ..nn.npz import read_npz
 from .figures import (
     BLUE,
     CORRECT,
@@ -118,19 +117,10 @@ class Recordings:
         """Read a file written by `save` as a model file is read (`nn.npz`): never
         unpickled, every array's header checked before any data is read, at most
         MAX_RECORDINGS_BYTES in all. A damaged file is one NnscratchError naming it."""
-        path = Path(path)
         try:
-            with zipfile.ZipFile(path) as archive:
-                members = zip_members(path, archive)
-                arrays = read_arrays(path, archive, members, MAX_RECORDINGS_BYTES)
-        except FileNotFoundError:
-            raise NnscratchError(f"{path}: recordings file not found") from None
-        except ModelFileError as e:  # names the file already
-            raise NnscratchError(f"{e} (in a recordings file)") from None
-        except READ_ERRORS as e:
-            raise NnscratchError(
-                f"{path}: not a readable recordings file ({e})"
-            ) from None
+            arrays = read_npz(Path(path), MAX_RECORDINGS_BYTES, "recordings file")
+        except ModelFileError as e:  # a recordings file is no model: not that type
+            raise NnscratchError(str(e)) from None
         missing = {"images", "labels", "probs", "class_names"} - set(arrays)
         if missing:
             raise NnscratchError(
@@ -145,12 +135,8 @@ class Recordings:
                 logs,
                 list(arrays["class_names"]),
             )
-        except DataError as e:
+        except (TypeError, ValueError) as e:  # DataError; texts for numbers, 0-d...
             raise NnscratchError(f"{path}: {e}") from None
-        except (TypeError, ValueError) as e:  # texts for numbers, a 0-d array...
-            raise NnscratchError(
-                f"{path}: not a readable recordings file ({e})"
-            ) from None
 
 
 class PredictionRecorder(Callback):
