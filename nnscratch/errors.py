@@ -44,6 +44,12 @@ def is_whole_number(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def is_real_number(value) -> bool:
+    """An int or float (Python's or NumPy's), but not a bool; NaN and infinity too."""
+    real = (int, float, np.integer, np.floating)
+    return isinstance(value, real) and not isinstance(value, bool)
+
+
 def check_int(name: str, value, minimum: int = 1) -> int:
     """`value` as an int if it is a whole number (not a bool) >= `minimum`.
 
@@ -66,10 +72,7 @@ def check_float(
 ) -> float:
     """`value` as a float if it is a finite real number in the interval from `low` to
     `high` (each end included unless `open_low` / `open_high`); else NnscratchError."""
-    is_real = isinstance(value, (int, float, np.integer, np.floating)) and not (
-        isinstance(value, bool)
-    )
-    number = float(value) if is_real else math.nan
+    number = float(value) if is_real_number(value) else math.nan
     inside = (low < number if open_low else low <= number) and (
         number < high if open_high else number <= high
     )

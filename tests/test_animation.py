@@ -1,8 +1,13 @@
 """The training animation: recording predictions during fit, the .npz round trip, and
 a GIF with one frame per epoch, on small synthetic data."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from nnscratch.errors import DataError, NnscratchError
@@ -70,6 +75,49 @@ def test_recordings_round_trip_and_damage(tmp_path):
         animation.Recordings.load(tmp_path / "missing.npz")
 
 
+def _saved_with(path, **changes):
+    """The arrays of `_recordings(2)`'s file with `changes`, written as np.savez does."""
+    path = _recordings(2).save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:300]), "not a readable recordings file"),
+        (lambda p: _saved_with(p, labels=np.array(["a"] * 9)), "invalid literal"),
+        (lambda p: _saved_with(p, class_names=np.array("x")), "0-d"),
+        (lambda p: _saved_with(p, probs=np.array([None], object)), "Python objects"),
+        (lambda p: _saved_with(p, images=np.zeros((9, 28), np.uint8)), "images"),
+    ],
+    ids=["truncated", "text-labels", "0d-class-names", "objects", "2d-images"],
+)  # fmt: skip
+def test_a_damaged_recordings_file_is_one_line_naming_it(tmp_path, damage, message):
+    """`nnscratch report` reads recordings.npz: a damaged one must not be a
+    traceback (BadZipFile, ValueError, TypeError) out of NumPy or zipfile."""
+    path = tmp_path / "rec.npz"
+    _recordings(2).save(path)
+    damage(path)
+    with pytest.raises(NnscratchError, match=message) as info:
+        animation.Recordings.load(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text
+
+
+def test_a_recordings_file_declaring_too_much_data_is_refused_unread(
+    tmp_path, monkeypatch
+):
+    # as a model file: the headers are added up before any array is read, so a
+    # small deflated file cannot make `report` inflate gigabytes
+    path = _recordings(2).save(tmp_path / "rec.npz")
+    monkeypatch.setattr(animation, "MAX_RECORDINGS_BYTES", 1000)
+    with pytest.raises(NnscratchError, match="bytes, more than the 1,000 allowed"):
+        animation.Recordings.load(path)
+
+
 class _FakeModel:
     class_names = NAMES
 
@@ -123,3 +171,20 @@ def test_every_tile_names_its_true_class_and_a_wrong_one_says_so():
             assert tile.title.get_color() == (
                 animation.WRONG if wrong else animation.CORRECT
             )
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(0, 5000), changes=st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255)), max_size=4))  # fmt: skip
+def test_property_a_damaged_recordings_file_loads_or_is_one_line(cut, changes):
+    """recordings.npz cut short or with bytes changed (it is deflated: most
+    changes break its compressed data): recordings, or one NnscratchError naming it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _recordings(2).save(Path(tmp) / "rec.npz")
+        data = bytearray(path.read_bytes())
+        for i, value in changes:
+            data[i % len(data)] = value
+        path.write_bytes(bytes(data[: max(cut, 1)] if cut < len(data) else data))
+        try:
+            animation.Recordings.load(path)
+        except NnscratchError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)

@@ -420,6 +420,30 @@ def test_csv_logger_continues_its_file_from_a_checkpoint(tmp_path):
     assert fit([nn.BackupAndRestore(tmp_path / "backup")]) == expected
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"epoch,loss\n0,0.5\n1,0.4,\n", "line 3 has 3 fields, the header 2"),
+        (b"epoch,loss\n0,\xff\n", "not UTF-8 text"),
+    ],
+    ids=["trailing-comma", "latin-1"],
+)
+def test_csv_logger_refuses_a_file_it_cannot_append_to_and_leaves_it(
+    tmp_path, content, message
+):
+    """append=True reads the user's file first: a row longer than its header (a
+    TypeError in sorting the columns) or bytes that are not UTF-8 (a
+    UnicodeDecodeError) are one NnscratchError line naming it, before training."""
+    x, y = small_data()
+    path = tmp_path / "training.csv"
+    path.write_bytes(content)
+    model = nn.Sequential([nn.Dense(2)], input_shape=(4,), seed=0)
+    logger = nn.CSVLogger(path, append=True)
+    with pytest.raises(NnscratchError, match=f"CSVLogger: {path}: .*{message}"):
+        model.fit(x, y, epochs=1, callbacks=[logger], verbose=0)
+    assert path.read_bytes() == content
+
+
 def test_csv_logger_refuses_a_separator_of_more_than_one_character():
     with pytest.raises(NnscratchError, match="separator must be one character"):
         nn.CSVLogger("log.csv", separator=", ")

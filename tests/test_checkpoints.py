@@ -3,6 +3,7 @@ ModelCheckpoint keeps the best model, save(include_optimizer=True) continues tra
 damaged, foreign and mismatched checkpoints give one clear error."""
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -203,6 +204,39 @@ def test_damaged_and_foreign_checkpoints_give_one_clear_error(tmp_path):
         nn.Sequential([nn.Flatten(), nn.Dense(3)]).fit(
             *data(), verbose=0, callbacks=[nn.BackupAndRestore(tmp_path / "all")]
         )
+
+
+@pytest.mark.parametrize("name", [["a"], {"a": 1}, 3, None])
+def test_an_array_reference_that_is_not_a_name_is_a_damaged_checkpoint(tmp_path, name):
+    """{"__array__": ["a"]} in a hand-made description: one CheckpointError line, not
+    a TypeError (unhashable list) out of `nnscratch train --resume`."""
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        state = {"format": "nnscratch-checkpoint", "version": 1,
+                 "state": {"w": {"__array__": name}}}  # fmt: skip
+        meta = json.dumps(state).encode()
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+        z.writestr("a.npy", npy(np.zeros(2)))
+    with pytest.raises(
+        CheckpointError, match=f"{path}: damaged checkpoint \\(no array"
+    ):
+        read_checkpoint(path)
+
+
+def test_a_deflated_checkpoint_that_cannot_be_inflated_is_damaged(tmp_path):
+    """zlib's own error (not a BadZipFile) for a member whose data cannot be
+    inflated: one CheckpointError line, so load_latest falls back as for others."""
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        meta = b'{"format": "nnscratch-checkpoint", "version": 1, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+    data = bytearray(path.read_bytes())
+    data[30 + len("__checkpoint__.npy")] = 0xFF  # a deflate block of reserved type
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        CheckpointError, match=f"{path}: damaged checkpoint .*block type"
+    ):
+        read_checkpoint(path)
 
 
 def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):

@@ -1,7 +1,10 @@
 """IDX reader and writer: round trips, hand-built files, and every way a file can be bad."""
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -186,6 +189,27 @@ def test_missing_file_and_directory(tmp_path):
     assert "nope.gz" in str(err.value)
     with pytest.raises(DataError, match="cannot open"):
         read_idx(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_is_refused_before_it_is_opened(tmp_path, kind):
+    # opening a FIFO waits for a writer forever; /dev/zero would be "truncated" only
+    # by luck of its size. In a child bounded in time: a hang fails, not blocks.
+    path = tmp_path / "train-images-idx3-ubyte"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    code = f"from nnscratch.data.idx import read_idx; read_idx({str(path)!r})"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+        check=False,
+    )  # fmt: skip
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"nnscratch.errors.DataError: {path}: not a regular file (a device, FIFO or"
+        " socket), expected an IDX file"
+    )
 
 
 def test_write_rejects_what_idx_cannot_hold(tmp_path):

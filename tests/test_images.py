@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin, features
 
 from nnscratch.errors import DataError
-from nnscratch.imaging import images, paper
+from nnscratch.imaging import decode, images, paper
 
 SEVEN = [(30, 25), (110, 25), (60, 150)]  # a "7" as a polyline, in a 160x180 field
 
@@ -458,7 +458,7 @@ def rgba_drawing(ink_rgb):
 @pytest.mark.parametrize("ink_rgb", [(0, 0, 0), (255, 255, 255), (30, 60, 200)])
 def test_transparent_drawing_works_whatever_the_ink_colour(ink_rgb):
     reference = images.to_mnist(gray_of(draw_seven()))
-    gray = images.load_image(png_bytes(rgba_drawing(ink_rgb)))
+    gray = decode.load_image(png_bytes(rgba_drawing(ink_rgb)))
     x = images.to_mnist(gray)
     assert x is not None
     assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.98
@@ -470,13 +470,13 @@ def test_transparent_la_and_palette_images():
     p.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
     reference = images.to_mnist(gray_of(draw_seven()))
     for data in (png_bytes(la), png_bytes(p, "GIF", transparency=0)):
-        x = images.to_mnist(images.load_image(data))
+        x = images.to_mnist(decode.load_image(data))
         assert np.corrcoef(reference.ravel(), x.ravel())[0, 1] > 0.98
 
 
 def test_fully_transparent_image_has_no_digit():
     empty = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
-    assert images.to_mnist(images.load_image(png_bytes(empty))) is None
+    assert images.to_mnist(decode.load_image(png_bytes(empty))) is None
 
 
 FORMATS = ["PNG", "JPEG", "GIF", "BMP", "TIFF"] + (
@@ -492,7 +492,7 @@ def test_common_formats_load_from_bytes_and_paths(fmt, tmp_path):
     path = tmp_path / f"digit.{fmt.lower()}"
     path.write_bytes(data)
     for source in (data, path, str(path)):
-        gray = images.load_image(source)
+        gray = decode.load_image(source)
         assert gray.shape == (180, 160) and gray.dtype == np.float32
         assert 0.0 <= gray.min() and gray.max() <= 1.0
         x = images.to_mnist(gray)
@@ -503,7 +503,7 @@ def test_exif_orientation_is_applied():
     img = draw_seven().convert("RGB")  # 160 wide, 180 tall
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    gray = images.load_image(png_bytes(img, "JPEG", exif=exif))
+    gray = decode.load_image(png_bytes(img, "JPEG", exif=exif))
     assert gray.shape == (160, 180)
     expected = gray_of(img.transpose(Image.Transpose.ROTATE_270))
     assert np.abs(gray - expected).mean() < 0.02
@@ -512,7 +512,7 @@ def test_exif_orientation_is_applied():
 def test_sixteen_bit_grayscale_is_scaled_not_clipped():
     a = np.full((40, 40), 60000, dtype=np.uint16)
     a[10:30, 18:22] = 1000
-    gray = images.load_image(png_bytes(Image.fromarray(a)))
+    gray = decode.load_image(png_bytes(Image.fromarray(a)))
     assert gray[0, 0] == pytest.approx(60000 / 65535, abs=1e-3)
     assert gray[15, 20] == pytest.approx(1000 / 65535, abs=1e-3)
 
@@ -524,7 +524,7 @@ def test_a_large_sixteen_bit_image_is_shrunk_before_any_float_copy():
     data = png_bytes(Image.fromarray(a))
     tracemalloc.start()  # sees NumPy's arrays, not Pillow's own buffers
     try:
-        gray = images.load_image(data)
+        gray = decode.load_image(data)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -541,21 +541,21 @@ def test_a_large_photo_is_downscaled_early_and_fast():
     )
     data = png_bytes(photo, "JPEG", quality=90)
     start = time.perf_counter()
-    gray = images.load_image(data)
+    gray = decode.load_image(data)
     x = images.to_mnist(gray)
     elapsed = time.perf_counter() - start
-    assert max(gray.shape) <= images.WORKING_SIDE
+    assert max(gray.shape) <= decode.WORKING_SIDE
     assert x is not None and images.crop_to_ink(x).shape[0] == 20
     assert elapsed < 2.0, f"took {elapsed:.2f} s"
 
 
 MEASURE_PEAK = """
 import sys
-from nnscratch.imaging import images
+from nnscratch.imaging import decode
 def kb(field):  # Linux: the peak (VmHWM) is this program's, not inherited by fork
     return int(open("/proc/self/status").read().split(field + ":")[1].split()[0])
 before = kb("VmRSS")
-images.load_image(sys.argv[1])
+decode.load_image(sys.argv[1])
 print((kb("VmHWM") - before) * 1024)
 """
 
@@ -587,17 +587,17 @@ def test_a_large_png_is_not_copied_whole_while_decoding(tmp_path, mode):
 )
 def test_bad_bytes_raise_data_error(data, message):
     with pytest.raises(DataError, match=message):
-        images.load_image(data)
+        decode.load_image(data)
 
 
 def test_missing_file_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        images.load_image(tmp_path / "nope.png")
+        decode.load_image(tmp_path / "nope.png")
     with pytest.raises(DataError, match="is a directory, expected an image file"):
-        images.load_image(tmp_path)  # not "no such file": it is there
+        decode.load_image(tmp_path)  # not "no such file": it is there
     (tmp_path / "empty.png").touch()  # an upload or a copy that failed
     with pytest.raises(DataError) as error:
-        images.load_image(tmp_path / "empty.png")
+        decode.load_image(tmp_path / "empty.png")
     assert (
         str(error.value) == f"{tmp_path / 'empty.png'}: empty file, expected an image"
     )
@@ -607,14 +607,14 @@ def test_errors_about_bytes_leave_naming_them_to_the_caller(tmp_path):
     # an upload's errors were "image: image is 160x180 ...", "image: not an image"
     # (and on the page "notes.txt: image: not an image")
     with pytest.raises(DataError) as error:
-        images.load_image(b"hello")
+        decode.load_image(b"hello")
     assert str(error.value) == "not an image (Pillow cannot identify it)"
     with pytest.raises(DataError) as error:
-        images.load_image(png_bytes(draw_seven()), max_pixels=10)
+        decode.load_image(png_bytes(draw_seven()), max_pixels=10)
     assert str(error.value).startswith("image is 160x180 = 28800 pixels")
     (tmp_path / "notes.png").write_bytes(b"hello")
     with pytest.raises(DataError) as error:
-        images.load_image(tmp_path / "notes.png")
+        decode.load_image(tmp_path / "notes.png")
     assert str(error.value).startswith(f"{tmp_path / 'notes.png'}: not an image")
 
 
@@ -625,20 +625,46 @@ def test_an_image_of_a_few_pixels_is_refused_as_too_small(size, tmp_path):
     Image.new("L", size, 255).save(path)
     w, h = size
     with pytest.raises(DataError) as error:
-        images.load_image(path)
+        decode.load_image(path)
     assert str(error.value) == (
         f"{path}: image is {w}x{h} pixels, too small to hold a digit: "
         "at least 8x8 is needed"
     )
-    assert images.load_image(png_bytes(Image.new("L", (8, 8), 255))).shape == (8, 8)
+    assert decode.load_image(png_bytes(Image.new("L", (8, 8), 255))).shape == (8, 8)
+
+
+def tiff_with_a_tag_past_its_end() -> bytes:
+    """A good 20x30 TIFF whose description tag claims a million bytes: Pillow skips
+    the tag with a UserWarning ("Tag data larger than file") and reads the pixels."""
+    buffer = io.BytesIO()
+    Image.new("L", (20, 30), 255).save(buffer, "TIFF", description="a description")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for entry in range(ifd + 2, ifd + 2 + 12 * data[ifd], 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 270:  # description
+            data[entry + 4 : entry + 8] = struct.pack("<I", 10**6)
+    return bytes(data)
+
+
+def test_damaged_metadata_gives_no_warnings_of_pillows(tmp_path, recwarn):
+    """Pillow warns about tags it skips (and about each format it tries on a file it
+    cannot identify): `nnscratch predict` printed those lines of its source code on
+    stderr around its own one line. The pixels are read, or one DataError raised."""
+    path = tmp_path / "scan.tiff"
+    path.write_bytes(tiff_with_a_tag_past_its_end())
+    assert decode.load_image(path).shape == (30, 20)
+    path.write_bytes(tiff_with_a_tag_past_its_end()[:200])  # cut before the pixels
+    with pytest.raises(DataError, match="scan.tiff: "):
+        decode.load_image(path)
+    assert [str(w.message) for w in recwarn] == []
 
 
 def test_decompression_bomb_is_refused_without_decoding():
     data = bomb_png(50_000, 50_000)
     assert len(data) < 200
     start = time.perf_counter()
-    with pytest.raises(images.ImageTooLargeError, match="bomb|limit"):
-        images.load_image(data)
+    with pytest.raises(decode.ImageTooLargeError, match="bomb|limit"):
+        decode.load_image(data)
     assert time.perf_counter() - start < 0.5
 
 
@@ -646,21 +672,21 @@ def test_the_pixel_limit_is_ours_not_pillows():
     # Pillow's own limit (89,478,485 pixels, a warning made fatal) answered first,
     # naming its limit, not ours, and overruled a max_pixels raised above it
     data = bomb_png(12_000, 12_000)
-    with pytest.raises(images.ImageTooLargeError) as error:
-        images.load_image(data)
+    with pytest.raises(decode.ImageTooLargeError) as error:
+        decode.load_image(data)
     assert str(error.value) == (
         "image is 12000x12000 = 144000000 pixels, more than the limit of 50000000"
     )
     with pytest.raises(DataError, match="cannot decode image") as error:
-        images.load_image(data, max_pixels=150_000_000)  # allowed: read, but truncated
-    assert not isinstance(error.value, images.ImageTooLargeError)
+        decode.load_image(data, max_pixels=150_000_000)  # allowed: read, but truncated
+    assert not isinstance(error.value, decode.ImageTooLargeError)
 
 
 def test_pixel_limit_is_explicit():
     data = png_bytes(draw_seven())  # 160 x 180 = 28,800 pixels
-    with pytest.raises(images.ImageTooLargeError, match="more than the limit of 10000"):
-        images.load_image(data, max_pixels=10_000)
-    assert images.load_image(data, max_pixels=28_800).shape == (180, 160)
+    with pytest.raises(decode.ImageTooLargeError, match="more than the limit of 10000"):
+        decode.load_image(data, max_pixels=10_000)
+    assert decode.load_image(data, max_pixels=28_800).shape == (180, 160)
 
 
 # ----- from_array -------------------------------------------------------------------
@@ -699,4 +725,4 @@ def test_a_png_text_chunk_bomb_is_a_data_error():
     with pytest.raises(
         DataError, match="cannot read image: Decompressed data too large"
     ):
-        images.load_image(buffer.getvalue())
+        decode.load_image(buffer.getvalue())

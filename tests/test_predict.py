@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from nnscratch import CLASS_NAMES, Dense, Flatten, ReLU, Sequential, cli, load_model
 from nnscratch.app.predict import model_input, top_classes
-from nnscratch.imaging import images
+from nnscratch.imaging import decode, images
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_predicts_a_good_image(model_path, digit_png):
     line = result.stdout.strip()
     # 'seven.png: 3 (41.2%), then 5 (20.0%), 8 (9.9%)', matching the model itself
     model = load_model(model_path)
-    x = images.to_mnist(images.load_image(digit_png))
+    x = images.to_mnist(decode.load_image(digit_png))
     probs = model.predict(model_input(model, x))[0]
     best = top_classes(probs, [str(i) for i in range(10)])
     assert line.startswith(f"{digit_png}: {best['label']} ({best['probability']:.1%})")

@@ -179,7 +179,9 @@ def test_each_picture_has_a_text_alternative_with_its_numbers(tmp_path):
     )
 
 
-@pytest.mark.parametrize("cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]]])
+@pytest.mark.parametrize(
+    "cm", [[["a", "b"], ["c", "d"]], [[1, None], [0, 1]], [[1, 2], [3]], 5, {"a": 1}]
+)
 def test_a_damaged_confusion_matrix_leaves_the_per_class_table_empty(tmp_path, cm):
     metrics = {"test_accuracy": 0.5, "confusion_matrix": cm}
     page = write_report(tmp_path / "page.html", tmp_path, {"dataset": "mnist"}, metrics)

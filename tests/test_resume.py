@@ -15,17 +15,21 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nnscratch import cli, load_model
+from nnscratch import Callback, cli, load_model
 from nnscratch.data.idx import write_idx
+from nnscratch.nn.checkpoints import read_checkpoint, write_checkpoint
 from nnscratch.nn.saving import write_npz
 from nnscratch.runs.lock import RunLock
+from nnscratch.runs.presets import preset_settings
 from nnscratch.runs.rundir import recover
 from nnscratch.runs.signals import SignalInterrupt, StopSignals
+from nnscratch.runs.training import run_training
 
 ENV = {**os.environ, "MPLBACKEND": "Agg"}
 TIMEOUT = 60  # seconds a subprocess may take
@@ -399,6 +403,97 @@ def test_resume_refuses_what_it_cannot_continue_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert "checkpoint-000001.npz: damaged checkpoint (not a zip archive)" in err
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAtStep3(Callback):
+    def on_batch_end(self, batch, logs):
+        if batch == 2:
+            raise Crash  # as a process killed there: its checkpoints are left
+
+
+def crashed_run(data_folder, out) -> Path:
+    """A run stopped at its third step as a killed one would be; its checkpoint."""
+    settings = replace(preset_settings("default"), hidden=(8,), epochs=2)
+    with pytest.raises(Crash):
+        run_training(
+            settings, data_folder, out=out, verbose=0, callbacks=[CrashAtStep3()]
+        )
+    return out / "checkpoints" / "checkpoint-000001.npz"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda position: {**position, "epoch": "x"},
+        lambda position: {**position, "epoch": None},
+        lambda position: {k: v for k, v in position.items() if k != "epoch"},
+        lambda position: None,
+    ],
+    ids=["epoch-text", "epoch-null", "no-epoch", "no-position"],
+)
+def test_resume_from_a_checkpoint_whose_position_is_damaged_is_one_line(
+    data_folder, tmp_path, capsys, damage
+):
+    # resume printed where it continues from before the checkpoint was checked: a
+    # TypeError or KeyError instead of the checkpoint's one-line error
+    path = crashed_run(data_folder, tmp_path / "run")
+    state = read_checkpoint(path)
+    state["position"] = damage(state["position"])
+    write_checkpoint(path, state)
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ") and "\n" not in err
+
+
+def without_data_dir(run: dict) -> None:
+    del run["config"]["data_dir"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        without_data_dir,
+        lambda run: run["config"].update(data_dir=5),
+        lambda run: run["config"].update(data_dir=["data"]),
+        lambda run: run.update(checkpoint_every=0),
+        lambda run: run.update(limit=True),
+    ],
+    ids=["no-data-dir", "data-dir-int", "data-dir-list", "checkpoint-every-0",
+         "limit-true"],
+)  # fmt: skip
+def test_resume_from_a_checkpoint_with_a_damaged_run_record_is_one_line(
+    data_folder, tmp_path, capsys, edit
+):
+    # the run's record in the checkpoint: no data_dir text gave a KeyError or a
+    # TypeError from Path(); checkpoint_every 0 "BackupAndRestore save_every:
+    # expected an int >= 1", naming neither the file nor the problem
+    path = crashed_run(data_folder, tmp_path / "run")
+    state = read_checkpoint(path)
+    edit(state["extra"]["run"])
+    write_checkpoint(path, state)
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: not a checkpoint of an nnscratch train run"
+
+
+@pytest.mark.parametrize("accuracy", ["x", [0.9], None])
+def test_resume_of_a_finished_run_with_a_hand_edited_accuracy_says_it_finished(
+    tmp_path, capsys, accuracy
+):
+    # "test accuracy {:.4f}" of a text gave a ValueError traceback
+    (tmp_path / "model.npz").write_bytes(
+        b""
+    )  # finished: a model, metrics, no checkpoint
+    (tmp_path / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"{tmp_path}: this run has finished; nothing to resume\n"
+    )
 
 
 def test_a_second_signal_stops_at_once():

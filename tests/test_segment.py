@@ -91,6 +91,15 @@ def test_dots_specks_and_blank_pictures():
     assert segment.find_digits(np.asarray(dot, np.float32) / 255).digits == []
 
 
+@pytest.mark.parametrize("shape", [(2, 2), (2, 3), (3, 5)])
+def test_a_picture_a_few_pixels_wide_is_read_without_error(shape):
+    # `predict --number` of a 2x2 checkerboard PNG: a piece two pixels wide tried as
+    # two digits asked for the emptiest column of an empty slice (a ValueError)
+    checker = (np.indices(shape).sum(axis=0) % 2).astype(np.float32)
+    reading = segment.find_digits(checker, confidence=lambda x: np.full(len(x), 0.5))
+    assert all(d.input.shape == (28, 28) for d in reading.digits)
+
+
 THREE_ONE_FOUR = [
     [(40, 40), (90, 45), (60, 95), (95, 120), (85, 160), (35, 160)],
     [(150, 40), (150, 160)],

@@ -4,11 +4,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from nnscratch import (
@@ -170,6 +175,13 @@ def huge_npy_header() -> bytes:
     return buffer.getvalue()
 
 
+def unbalanced_npy_header() -> bytes:
+    """A .npy header cut inside its shape's parenthesis: NumPy's parser of Python 2
+    headers then fails with tokenize's TokenError, not a ValueError."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2,".ljust(117)
+    return b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") + header.encode() + b"\n"
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -198,6 +210,10 @@ def huge_npy_header() -> bytes:
             r"declares shape \(1000000000000,\) of float32 but holds 0 bytes",
         ),
         (
+            zip_bytes({"__model__.npy": npy_bytes(meta()), "0.W.npy": unbalanced_npy_header(), "0.b.npy": npy_bytes(GOOD["0.b"])}),
+            r"'0.W.npy' has an unreadable .npy header \(EOF in multi-line statement\)$",
+        ),
+        (
             npz_bytes(__model__=meta(layers=[{"class": "Dense", "config": {"n_in": 10**7, "n_out": 10**7}}]), **GOOD),
             r"layer 0 \(Dense\) does not take input \(N, 2\): Dense: expected input \(N, 10000000\)",
         ),
@@ -224,7 +240,7 @@ def huge_npy_header() -> bytes:
     ids=[
         "not-zip", "no-meta", "bad-json", "format", "version", "unknown-layer", "bad-config",
         "missing-array", "extra-array", "wrong-shape", "nan", "object-array", "truncated",
-        "raw-member", "huge-header", "huge-config", "bad-input-shape", "wrong-input-shape",
+        "raw-member", "huge-header", "unbalanced-header", "huge-config", "bad-input-shape", "wrong-input-shape",
         "class-names", "extra-member", "class-as-list", "loss-as-list", "metadata-as-list",
         "class-names-not-str", "dtype-setting", "deep-json", "huge-int", "non-npy-twin",
         "negative-variance",
@@ -333,6 +349,19 @@ def test_a_file_too_large_to_be_a_model_is_refused_before_it_is_read(
         load_model(path)
 
 
+def header_bomb(size: int = 25_000_000) -> bytes:
+    """A model file of 25 KB whose 0.W.npy (deflated) is a .npy version 2 header
+    of `size` spaces: NumPy reads all of it before it refuses a header that long."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("__model__.npy", npy_bytes(meta()))
+        z.writestr(
+            "0.W.npy", b"\x93NUMPY\x02\x00" + size.to_bytes(4, "little") + b" " * size
+        )
+        z.writestr("0.b.npy", npy_bytes(GOOD["0.b"]))
+    return buffer.getvalue()
+
+
 def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
     # configs asking for gigabytes of weights, with tiny arrays (or a zip bomb of
     # zeros under an unexpected name): refused before anything large is allocated
@@ -342,6 +371,7 @@ def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
         npz_bytes(__model__=meta(layers=[big_dense]), **GOOD),
         npz_bytes(__model__=meta(layers=[big_norm], input_shape=[2]), **GOOD),
         zip_bytes({"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}, "junk.npy": npy_bytes(np.zeros(50_000_000, np.uint8))}),
+        header_bomb(),
     ]  # fmt: skip
     for i, content in enumerate(cases):
         path = tmp_path / f"bomb{i}.npz"
@@ -352,6 +382,24 @@ def test_a_small_file_cannot_make_loading_allocate_much(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < 20 * 2**20, f"case {i}: {peak:,} bytes"
+
+
+def test_a_description_listing_too_many_layers_is_refused_before_building(tmp_path):
+    # each layer costs about a millisecond to check and build: a deflated file of
+    # 50 KB listing a million would keep `predict` busy for a quarter of an hour
+    from nnscratch.nn.loading import MAX_LAYERS
+
+    path = tmp_path / "deep.npz"
+    layers = [{"class": "ReLU"}] * (MAX_LAYERS + 1)
+    path.write_bytes(npz_bytes(__model__=meta(layers=layers)))
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"{path}: the model description lists {MAX_LAYERS + 1:,} layers, more than"
+        f" the {MAX_LAYERS:,} a model file may hold"
+    )
+    assert time.perf_counter() - start < 1
 
 
 def test_duplicate_members_are_refused(tmp_path):
@@ -410,16 +458,36 @@ def zip_with_first_member(flag_bits: int = 0, method: int | None = None) -> byte
     return bytes(data)
 
 
+def deflated_with_bad_data(member: str) -> bytes:
+    """A good model file, deflated (as np.savez_compressed writes), whose `member`'s
+    compressed data starts with a block of the reserved type: zlib cannot inflate it."""
+    arrays = {"__model__.npy": npy_bytes(meta()), **{f"{k}.npy": npy_bytes(a) for k, a in GOOD.items()}}  # fmt: skip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in arrays.items():
+            z.writestr(name, data)
+        start = z.getinfo(member).header_offset
+    data = bytearray(buffer.getvalue())
+    name_and_extra = int.from_bytes(data[start + 26 : start + 28], "little")
+    name_and_extra += int.from_bytes(data[start + 28 : start + 30], "little")
+    data[start + 30 + name_and_extra] = 0xFF  # final block, type 3: invalid
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
+        (deflated_with_bad_data("__model__.npy"), "invalid block type"),
+        (deflated_with_bad_data("0.W.npy"), "invalid block type"),
         (zip_with_first_member(flag_bits=1), "is encrypted, password required"),
         (zip_with_first_member(method=99), "compression method is not supported"),
     ],
-    ids=["encrypted", "unknown-compression"],
-)
+    ids=["corrupt-deflate-description", "corrupt-deflate-weights", "encrypted",
+         "unknown-compression"],
+)  # fmt: skip
 def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
-    # zipfile raises RuntimeError and NotImplementedError for these, not BadZipFile
+    # zipfile raises RuntimeError and NotImplementedError for these, zlib.error for
+    # data that cannot be inflated: none is a BadZipFile
     path = tmp_path / "odd.npz"
     path.write_bytes(content)
     with pytest.raises(ModelFileError, match=f"unreadable model file .*{message}"):
@@ -605,3 +673,52 @@ def test_a_keras_file_is_named_as_one_when_loaded(tmp_path, name, content):
             load(path)
     with pytest.raises(ModelFileError, match=r"no such model file$"):
         load_model(tmp_path / "missing.h5")
+
+
+def saved_model_bytes(deflated: bool) -> bytes:
+    """A model file (with a batch norm and Adam's state), stored as `save` writes
+    it or deflated as np.savez_compressed would."""
+    model = Sequential(
+        [Flatten(), Dense(16, 8), BatchNorm(8), ReLU(), Dense(8, 3)], input_shape=(4, 4)
+    )
+    model.fit(np.ones((6, 4, 4), np.float32), np.arange(6) % 3, epochs=1, verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/m.npz", include_optimizer=True)
+        with zipfile.ZipFile(f"{tmp}/m.npz") as z:
+            members = {i.filename: z.read(i) for i in z.infolist()}
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+SAVED = {deflated: saved_model_bytes(deflated) for deflated in (False, True)}
+
+
+@st.composite
+def damaged_model_files(draw) -> bytes:
+    """A model file cut short, or with a few bytes changed (its zip and .npy headers
+    are in the first few hundred bytes of each member, so changes aim there too)."""
+    data = bytearray(SAVED[draw(st.booleans())])
+    if draw(st.booleans()):
+        return bytes(data[: draw(st.integers(0, len(data) - 1))])
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(data) - 1))
+        data[i] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(content=damaged_model_files())
+def test_property_a_damaged_model_file_loads_or_is_one_line(content):
+    """Whatever the damage: a model, or one ModelFileError line naming the file;
+    never a traceback out of zipfile, zlib or NumPy's header parser."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.npz"
+        path.write_bytes(content)
+        try:
+            load_model(path)
+        except ModelFileError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)

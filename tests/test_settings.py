@@ -3,6 +3,7 @@ one-line errors naming the option, read-only, and the same after config.json."""
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -151,6 +152,15 @@ def test_from_dict_refuses_an_unknown_key_or_a_bad_value():
         RunSettings.from_dict({**DEFAULT_CONFIG, "epochs": "3"})
     with pytest.raises(NnscratchError, match="settings: expected a dict, got list"):
         RunSettings.from_dict([])
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(RunSettings)])
+@pytest.mark.parametrize("value", [{}, ["mnist"]], ids=["dict", "list"])
+def test_a_list_or_dict_for_any_setting_is_refused_in_one_line(field, value):
+    # a hand-edited config.json: `nnscratch report` gave "unhashable type: 'list'"
+    # for an architecture or dataset given as a list
+    with pytest.raises(NnscratchError, match=re.escape(f"got {value!r}")):
+        RunSettings.from_dict({**DEFAULT_CONFIG, field: value})
 
 
 def test_settings_cannot_be_changed_after_they_are_made():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnscratchError, NonFiniteOutputError
-from ..imaging import images, segment
+from ..imaging import decode, images, segment
 from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
 from .predict import NO_DIGIT, class_names, model_dataset, model_inputs, top_classes
 
@@ -86,7 +86,7 @@ def predict_number_file(model, path: Path, max_pixels: int) -> tuple[dict, objec
     "number": None, "error"} when the file cannot be used or holds no digit.
     """
     try:
-        gray = images.load_image(path, max_pixels=max_pixels)
+        gray = decode.load_image(path, max_pixels=max_pixels)
     except NnscratchError as e:
         return {"file": str(path), "number": None, "error": str(e)}, None
     try:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.catalog import dataset_info
 from ..errors import DataError, NnscratchError, NonFiniteOutputError
-from ..imaging import images
+from ..imaging import decode, images
 from ..nn.activations import Sigmoid, Softmax
 from ..reporting.figures import image_axes, new_figure, plain_text, save_figure
 
@@ -105,7 +105,7 @@ def predict_file(model, path: Path, max_pixels: int) -> tuple[dict, np.ndarray |
     message starts with the file name).
     """
     try:
-        gray = images.load_image(path, max_pixels=max_pixels)
+        gray = decode.load_image(path, max_pixels=max_pixels)
     except NnscratchError as e:
         return {"file": str(path), "digit": None, "error": str(e)}, None
     digit = images.to_mnist(gray, **images.layout_for(model_dataset(model)))

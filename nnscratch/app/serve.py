@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import NnscratchError, NonFiniteOutputError
-from ..imaging import images
+from ..imaging import decode, images
 from ..nn.activations import Activation
 from .limits import MAX_BYTES, MAX_PIXELS
 from .number import number_refusal, read_number
@@ -270,13 +270,13 @@ class DigitService:
         try:
             # Pillow blocks while it decodes: the event loop keeps serving meanwhile
             return await run_in_threadpool(self.decode_image, data, number)
-        except images.ImageTooLargeError as e:
+        except decode.ImageTooLargeError as e:
             raise RequestError(413, str(e)) from None
 
     def decode_image(self, data: bytes, number: bool = False) -> np.ndarray | None:
         """Image bytes -> (28, 28) float32 digit or None, or with `number` the
         gray picture (H, W); blocking."""
-        gray = images.load_image(data, max_pixels=self.max_pixels)
+        gray = decode.load_image(data, max_pixels=self.max_pixels)
         return gray if number else images.to_mnist(gray, **self.layout)
 
 

@@ -9,7 +9,7 @@ import click
 
 from ..app.limits import MAX_BYTES, MAX_PIXELS
 from ..errors import NnscratchError
-from ..imaging import images
+from ..imaging import decode
 from .options import (
     DATASET_CHOICE,
     checked_settings,
@@ -206,7 +206,7 @@ def report(run_dir: Path, data_dir: Path | None) -> None:
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    default=images.MAX_PIXELS,
+    default=decode.MAX_PIXELS,
     show_default=True,
     help="Refuse images with more pixels than this (decompression bombs).",
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -45,11 +46,17 @@ def read_idx(
 
     Returns a native-endian array of the file's type and shape, e.g. uint8 (N, 28, 28)
     for MNIST images or uint8 (N,) for labels. Raises `DataError` naming the file if
-    it is missing, not IDX, truncated, has trailing bytes, is a corrupt gzip stream, or
+    it is missing, a device or FIFO (refused before it is opened), not IDX, truncated, has trailing bytes, is a corrupt gzip stream, or
     declares more than `max_bytes` of data.
     """
     path = Path(path)
     try:
+        # a FIFO would block the open itself until a writer came; a device never ends
+        if _is_special(path.stat().st_mode):
+            raise DataError(
+                f"{path}: not a regular file (a device, FIFO or socket), expected an"
+                " IDX file"
+            )
         raw = open(path, "rb")  # noqa: SIM115 (closed by the `with raw` below)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -72,6 +79,11 @@ def read_idx(
         except (OSError, EOFError, zlib.error) as err:
             # gzip reports bad CRCs, bad headers and cut streams with these types.
             raise DataError(f"{path}: corrupt or truncated gzip data ({err})") from None
+
+
+def _is_special(mode: int) -> bool:
+    """A device, FIFO or socket: neither a regular file nor a folder."""
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _read_stream(stream, path, max_bytes, file_size, gzip_limit=None) -> np.ndarray:

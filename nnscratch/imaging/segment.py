@@ -104,6 +104,9 @@ def split_points(profile: np.ndarray, parts: int) -> list[int]:
     cuts = []
     for k in range(1, parts):
         lo, hi = round((k - 1 / 3) * width), round((k + 1 / 3) * width)
+        # a piece a few columns wide: still one column to cut at
+        lo = min(lo, len(profile) - 1)
+        hi = max(hi, lo + 1)
         cuts.append(lo + int(np.argmin(profile[lo:hi])))
     return cuts
 

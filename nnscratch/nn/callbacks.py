@@ -288,10 +288,31 @@ class CSVLogger(Callback):
         self._write()
 
     def _rows_in_file(self) -> list[dict]:
+        """The rows already in the file (append); NnscratchError naming it if they
+        cannot be kept: bytes that are not UTF-8, a row longer than the header."""
         if not self.path.is_file():
             return []
-        with open(self.path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f, delimiter=self.separator))
+        where = f"CSVLogger: {self.path}"
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f, delimiter=self.separator)
+                rows = []
+                for row in reader:
+                    if None in row:  # DictReader's key of the fields beyond the header
+                        named = len(reader.fieldnames)
+                        raise NnscratchError(
+                            f"{where}: line {reader.line_num} has"
+                            f" {named + len(row[None])} fields, the header {named}:"
+                            " cannot append to it"
+                        )
+                    rows.append(row)
+                return rows
+        except UnicodeDecodeError:
+            raise NnscratchError(
+                f"{where}: not UTF-8 text, cannot append to it"
+            ) from None
+        except (OSError, csv.Error) as e:
+            raise NnscratchError(f"{where}: cannot read it to append ({e})") from None
 
     def _write(self) -> None:
         names = sorted({name for row in self.rows for name in row} - {"epoch"})

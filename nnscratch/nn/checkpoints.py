@@ -29,6 +29,8 @@ from ..files import atomic_open, fsync_directory, remove_temp_files
 from .npz import (
     MAX_DESCRIPTION_BYTES,
     MAX_MODEL_BYTES,
+    READ_ERRORS,
+    read_arrays,
     read_npy_array,
     read_npy_header,
     zip_members,
@@ -72,7 +74,8 @@ def join_arrays(value, arrays: dict[str, np.ndarray]):
         if isinstance(item, dict):
             if set(item) == {ARRAY_KEY}:
                 name = item[ARRAY_KEY]
-                if name not in arrays or name in used:
+                # a hand-made description may give a list here: not a name to look up
+                if not isinstance(name, str) or name not in arrays or name in used:
                     raise CheckpointError(f"no array {name!r} for the description")
                 used.add(name)
                 return arrays[name]
@@ -126,15 +129,11 @@ def read_checkpoint(path, arrays: bool = True) -> dict:
             description = _description(path, read_npy_array(archive, meta))
             if not arrays:
                 return description["state"]
-            total = sum(read_npy_header(path, archive, m)[2] for m in members.values())
-            if total > MAX_CHECKPOINT_BYTES:
-                raise CheckpointError(f"the arrays take {total:,} bytes")
-            found = {name: read_npy_array(archive, m) for name, m in members.items()}
+            found = read_arrays(path, archive, members, MAX_CHECKPOINT_BYTES)
         return join_arrays(description["state"], found)
     except (CheckpointError, ModelFileError) as e:  # ModelFileError: from `loading`
         raise CheckpointError(_damaged(path, e)) from None
-    except (zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError) as e:
-        # a bad CRC, an unreadable array or member, an unreadable file
+    except READ_ERRORS as e:  # a bad CRC, an unreadable array, member or file
         raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
 
 

@@ -21,6 +21,10 @@ from .registry import LAYERS, LOSSES, OPTIMIZERS
 from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
 from .weights import WEIGHTS_FORMAT, mismatch_error
 
+# each layer takes about a millisecond to check and build: a description listing a
+# million (16 MB, a deflated file of 50 KB) would keep loading busy for many minutes
+MAX_LAYERS = 10_000
+
 
 def _parse_description(path: Path, raw: np.ndarray) -> dict:
     meta = parse_description_json(path, raw)
@@ -39,6 +43,11 @@ def _parse_description(path: Path, raw: np.ndarray) -> dict:
         )
     if not isinstance(meta.get("layers"), list) or not meta["layers"]:
         raise ModelFileError(f"{path}: the model description lists no layers")
+    if len(meta["layers"]) > MAX_LAYERS:
+        raise ModelFileError(
+            f"{path}: the model description lists {len(meta['layers']):,} layers,"
+            f" more than the {MAX_LAYERS:,} a model file may hold"
+        )
     checks = [("loss", str), ("loss_config", dict), ("metadata", dict),
               ("class_names", list), ("frozen", list), ("optimizer", dict)]  # fmt: skip
     for key, kind in checks:

@@ -7,11 +7,14 @@ arrays are read straight into the memory that will hold them.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
 import stat
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,7 @@ MAX_MODEL_BYTES = 2**31  # all weights: the cnn preset's take 1.7 MB, this 2 GiB
 MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_DESCRIPTION_BYTES + 2**24
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")  # a model file of Keras', not ours
 READ_CHUNK = 1 << 20  # bytes read from the file at a time
+MAX_NPY_HEADER_BYTES = 10_000  # NumPy's own limit (max_header_size) for a header
 NPY_HEADER_READERS = {  # .npy format version -> NumPy's reader of that header
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -164,6 +168,12 @@ def _read_headers(path: Path, f, description_key: str) -> tuple:
         raise
 
 
+# what reading a damaged zip raises besides BadZipFile: unreadable arrays (ValueError),
+# encrypted members and unknown compression methods (RuntimeError), data that cannot
+# be inflated (zlib.error), a file cut short
+READ_ERRORS = (zipfile.BadZipFile, ValueError, RuntimeError, zlib.error, OSError, EOFError)  # fmt: skip
+
+
 @contextlib.contextmanager
 def _reading(path: Path):
     """Errors of a damaged archive as one ModelFileError line."""
@@ -173,8 +183,9 @@ def _reading(path: Path):
         raise
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
-    except (ValueError, RuntimeError, NotImplementedError) as e:
-        # unreadable arrays, encrypted members, unknown compression methods
+    except (ValueError, RuntimeError, NotImplementedError, zlib.error) as e:
+        # unreadable arrays, encrypted members, unknown compression methods,
+        # deflated data that cannot be inflated
         raise ModelFileError(f"{path}: unreadable model file ({e})") from None
     except (OSError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
@@ -197,12 +208,12 @@ def read_npy_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
     """(shape, dtype, data bytes) from a .npy member's header, the data unread. The
     header must promise exactly the bytes the member holds, and no Python objects."""
     with archive.open(member) as f:
-        read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
-        if read_header is None:
+        version = np.lib.format.read_magic(f)
+        if version not in NPY_HEADER_READERS:
             raise ModelFileError(
                 f"{path}: {member.filename!r} has an unknown .npy version"
             )
-        shape, _, dtype = read_header(f)
+        shape, dtype = _parse_npy_header(path, member, version, f)
         data_bytes = member.file_size - f.tell()
     if dtype.hasobject:
         raise ModelFileError(f"{path}: array {member.filename!r} holds Python objects")
@@ -212,6 +223,31 @@ def read_npy_header(path: Path, archive, member) -> tuple[tuple, np.dtype, int]:
             f" holds {data_bytes:,} bytes"
         )
     return shape, dtype, data_bytes
+
+
+def _parse_npy_header(path: Path, member, version: tuple, f) -> tuple:
+    """(shape, dtype) of the header that follows the magic in `f`. Its length is
+    checked before it is read: NumPy would read all of a 4 GB header (a deflated
+    file of 4 MB) before refusing it."""
+    length_bytes = f.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(length_bytes, "little")
+    if length > MAX_NPY_HEADER_BYTES:
+        raise ModelFileError(
+            f"{path}: {member.filename!r} has a .npy header of {length:,} bytes, more"
+            f" than the {MAX_NPY_HEADER_BYTES:,} NumPy reads"
+        )
+    header = io.BytesIO(length_bytes + f.read(length))
+    try:
+        shape, _, dtype = NPY_HEADER_READERS[version](header)
+    except (ValueError, SyntaxError, tokenize.TokenError) as e:
+        # TokenError: NumPy's parser of Python 2 headers, on unbalanced brackets;
+        # its text is its first argument ("EOF in multi-line statement")
+        text = e.args[0] if isinstance(e, tokenize.TokenError) and e.args else str(e)
+        reason = str(text).splitlines()[0] if str(text) else type(e).__name__
+        raise ModelFileError(
+            f"{path}: {member.filename!r} has an unreadable .npy header ({reason})"
+        ) from None
+    return shape, dtype
 
 
 def _read_exactly(f, buffer: memoryview) -> None:
@@ -224,6 +260,33 @@ def _read_exactly(f, buffer: memoryview) -> None:
         if not n:
             raise EOFError(f"the array ends after {filled:,} of {len(buffer):,} bytes")
         filled += n
+
+
+def read_arrays(
+    path: Path, archive: zipfile.ZipFile, members: dict, max_bytes: int
+) -> dict[str, np.ndarray]:
+    """name -> array of every member in `members` (name -> zip member): all their
+    headers checked first (`read_npy_header`), then, if together they hold no more
+    than `max_bytes`, their data. ModelFileError naming `path` otherwise."""
+    total = sum(read_npy_header(path, archive, m)[2] for m in members.values())
+    if total > max_bytes:
+        raise ModelFileError(
+            f"{path}: the arrays take {total:,} bytes, more than the {max_bytes:,}"
+            " allowed"
+        )
+    return {name: read_npy_array(archive, m) for name, m in members.items()}
+
+
+def read_npz(path: Path, max_bytes: int, what: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path`, read as `read_arrays` reads them; a
+    missing or damaged file is one ModelFileError line naming it as `what`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return read_arrays(path, archive, zip_members(path, archive), max_bytes)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: {what} not found") from None
+    except READ_ERRORS as e:
+        raise ModelFileError(f"{path}: not a readable {what} ({e})") from None
 
 
 def read_npy_array(archive: zipfile.ZipFile, member) -> np.ndarray:

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError, NnscratchError
+from ..errors import DataError, ModelFileError, NnscratchError
 from ..files import atomic_open
 from ..nn.callbacks import Callback
+from ..nn.npz import read_npz
 from .figures import (
     BLUE,
     CORRECT,
@@ -42,6 +43,9 @@ MAX_TILES = 25  # recorded images shown at most: a 5 x 5 grid
 MAX_FRAMES = 60  # a longer run is shown by this many evenly spaced epochs
 MAX_FILM_MS = 30_000  # frames are shortened to keep the whole GIF about this long ...
 MIN_FRAME_MS = 100  # ... but no shorter than this each
+# recordings.npz takes a few KB an epoch (16 images' probabilities and logs): a file
+# declaring more is damaged, and is refused before anything is inflated
+MAX_RECORDINGS_BYTES = 2**28
 TRUE_CLASS = "#555555"  # the true class under a tile predicted right: there, not loud
 
 if TYPE_CHECKING:
@@ -110,16 +114,13 @@ class Recordings:
 
     @classmethod
     def load(cls, path) -> Recordings:
-        """Read a file written by `save`; a damaged file is an NnscratchError."""
+        """Read a file written by `save` as a model file is read (`nn.npz`): never
+        unpickled, every array's header checked before any data is read, at most
+        MAX_RECORDINGS_BYTES in all. A damaged file is one NnscratchError naming it."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise NnscratchError(f"{path}: recordings file not found") from None
-        except (OSError, ValueError, EOFError) as e:
-            raise NnscratchError(
-                f"{path}: not a readable recordings file ({e})"
-            ) from None
+            arrays = read_npz(Path(path), MAX_RECORDINGS_BYTES, "recordings file")
+        except ModelFileError as e:  # a recordings file is no model: not that type
+            raise NnscratchError(str(e)) from None
         missing = {"images", "labels", "probs", "class_names"} - set(arrays)
         if missing:
             raise NnscratchError(
@@ -134,7 +135,7 @@ class Recordings:
                 logs,
                 list(arrays["class_names"]),
             )
-        except DataError as e:
+        except (TypeError, ValueError) as e:  # DataError; texts for numbers, 0-d...
             raise NnscratchError(f"{path}: {e}") from None
 
 

@@ -32,7 +32,7 @@ from ..files import write_text
 from .alt_text import alt_texts
 from .curves import history_columns
 from .figures import CSS_DPI
-from .metrics import per_class_rows
+from .metrics import check_confusion_matrix, per_class_rows
 
 # Every picture a report can hold, in figures/: file name -> caption, in page order.
 CAPTIONS = {
@@ -157,9 +157,10 @@ def _per_class_rows(config: dict, metrics: dict) -> list[dict]:
     cm = metrics.get("confusion_matrix")
     if cm is None:
         return []
-    cm = np.asarray(cm)
-    names = CLASS_NAMES.get(config.get("dataset"), [str(i) for i in range(len(cm))])
-    try:
+    try:  # ragged rows or a number for a matrix: checked before len() is taken
+        cm = check_confusion_matrix(cm)
+        default = [str(i) for i in range(len(cm))]
+        names = CLASS_NAMES.get(config.get("dataset"), default)
         return per_class_rows(cm, names)
     except NnscratchError:  # a malformed matrix: no table rather than no report
         return []

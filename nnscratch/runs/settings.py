@@ -61,7 +61,8 @@ class RunSettings:
     dataset: str = "mnist"
 
     def __post_init__(self) -> None:
-        if self.architecture not in FIXED_BY_ARCHITECTURE:
+        # a text first: a list (from a hand-edited config.json) cannot be looked up
+        if not _is_one_of(self.architecture, FIXED_BY_ARCHITECTURE):
             raise NnscratchError(
                 f"architecture: expected one of {', '.join(FIXED_BY_ARCHITECTURE)}, "
                 f"got {self.architecture!r}"
@@ -89,7 +90,7 @@ class RunSettings:
         self._number("validation_split", 0, 1, open_high=True)
         if self.preset is not None and not isinstance(self.preset, str):
             raise NnscratchError(f"--preset: expected a name, got {self.preset!r}")
-        if self.dataset not in CLASS_NAMES:
+        if not _is_one_of(self.dataset, CLASS_NAMES):
             raise NnscratchError(
                 f"--dataset: expected one of {', '.join(CLASS_NAMES)}, "
                 f"got {self.dataset!r}"
@@ -136,6 +137,11 @@ class RunSettings:
                 f"unknown setting {unknown[0]!r} (expected {', '.join(names)})"
             )
         return cls(**{key: value for key, value in values.items() if key in names})
+
+
+def _is_one_of(name, names) -> bool:
+    """`name` is a text among `names` (a dict's keys or a tuple)."""
+    return isinstance(name, str) and name in names
 
 
 def _sizes(value) -> tuple[int, ...]:

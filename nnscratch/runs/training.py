@@ -23,7 +23,14 @@ import numpy as np
 from ..data.augment import Augment
 from ..data.catalog import CLASS_NAMES, find_dataset, other_test_set
 from ..data.loading import load_dataset, locate_dataset, train_validation_split
-from ..errors import DataError, NnscratchError, TrainingDivergedError, check_int
+from ..errors import (
+    DataError,
+    NnscratchError,
+    TrainingDivergedError,
+    check_int,
+    is_real_number,
+    is_whole_number,
+)
 from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -203,7 +210,9 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
         if found is None and is_finished(run_dir):
             metrics = read_json(run_dir / METRICS_FILE)
             accuracy = metrics.get("test_accuracy")
-            shown = "" if accuracy is None else f": test accuracy {accuracy:.4f}"
+            shown = (
+                f": test accuracy {accuracy:.4f}" if is_real_number(accuracy) else ""
+            )
             print(f"{run_dir}: this run has finished{shown}; nothing to resume")
             return metrics
         if found is None:
@@ -224,12 +233,22 @@ def resume_training(run_dir, verbose=1, callbacks=()) -> dict:
             )
         model = build_model(settings, data.train[0].shape[1:], data.class_names)
         if verbose:
-            position = state["position"]
-            where = f"epoch {position['epoch'] + 1}, step {position['step']}"
-            if position["epoch"] >= position["epochs"] or position["stop_training"]:
-                where = "the end of training"
-            print(f"continuing the run in {run_dir} from {where} ({path.name})")
+            print(f"continuing the run in {run_dir} from {_where(state, path)}")
         return _train(run_dir, run, settings, data, model, verbose, callbacks)
+
+
+def _where(state: dict, path: Path) -> str:
+    """ "epoch 3, step 20 (checkpoint-000007.npz)": where the checkpoint's fit
+    stands; only the file's name if its position is not readable (the fit, which
+    checks the checkpoint, then says what is wrong with it)."""
+    try:
+        position = state["position"]
+        where = f"epoch {position['epoch'] + 1}, step {position['step']}"
+        if position["epoch"] >= position["epochs"] or position["stop_training"]:
+            where = "the end of training"
+    except (KeyError, TypeError):
+        return path.name
+    return f"{where} ({path.name})"
 
 
 def _say(text: str) -> None:
@@ -242,14 +261,22 @@ def _recorded_run(path: Path, state: dict) -> tuple[dict, RunSettings]:
     run = extra.get("run") if isinstance(extra, dict) else None
     kinds = {"config": dict, "limit": (int, type(None)), "report": bool,
              "checkpoint_every": (int, type(None)), "data_digest": str}  # fmt: skip
-    if not isinstance(run, dict) or not all(
-        isinstance(run.get(key), kind) for key, kind in kinds.items()
+    if not (
+        isinstance(run, dict)
+        and all(isinstance(run.get(key), kind) for key, kind in kinds.items())
+        and isinstance(run["config"].get("data_dir"), str)  # where resume reads
+        and all(_count_or_none(run[key]) for key in ("limit", "checkpoint_every"))
     ):
         raise NnscratchError(f"{path}: not a checkpoint of an nnscratch train run")
     try:
         return run, RunSettings.from_dict(run["config"])
     except NnscratchError as e:
         raise NnscratchError(f"{path}: {e}") from None
+
+
+def _count_or_none(value) -> bool:
+    """None, or a whole number >= 1 (not a bool): a --limit or --checkpoint-every."""
+    return value is None or (is_whole_number(value) and value >= 1)
 
 
 def _train(
