@@ -275,7 +275,7 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
                 f"Conv2D: input {h}x{w} with padding {ph}x{pw} is smaller than the "
                 f"{kh}x{kw} kernel"
             )
-        # forward needs the (K, N, pixels) columns and the (N, O, pixels) output;
+        # forward needs the (K, N, pixels) columns and the (O, N, pixels) output;
         # training needs their gradients too, as much again
         itemsize = np.result_type(x, self.params["W"]).itemsize
         k, o = c * kh * kw, self.out_channels

@@ -6,7 +6,8 @@ is a matrix product with W reshaped to (O, C*kh*kw). The columns are laid out as
 matrix (C*kh*kw, n, Ho*Wo) for each chunk of n images, followed by a row of ones: the
 input that the bias multiplies, so that the bias is added by the product itself. The
 products of forward and backward are each one GEMM per chunk (what BLAS is fastest
-at). A chunk holds about CHUNK_BYTES of columns, so they are still in the processor's
+at; the weight gradient's in blocks of pixels when its result is small, see
+`conv.THIN_PRODUCT`). A chunk holds about CHUNK_BYTES of columns, so they are still in the processor's
 cache when the product reads them (forward) or col2im adds them up (backward): a whole
 batch's columns (29 MB for conv 32->64 on 14x14 at batch 128) would come back from
 main memory.
