@@ -26,8 +26,9 @@ class BatchNorm(Layer):
     m values per channel) and updates the running ones like PyTorch:
     running = (1 - momentum) * running + momentum * batch, with the unbiased variance
     var * m / (m - 1) (so momentum weighs the NEW batch: PyTorch's 0.1, not Keras'
-    0.99, nor SGD's momentum); evaluation (training=False) uses the running
-    statistics. Backward: see `backward`, and docs/how-it-works.md for the derivation.
+    0.99, nor SGD's momentum); evaluation (training=False), and a frozen layer
+    (trainable=False, as in Keras), use the running statistics. Backward: see
+    `backward`, and docs/how-it-works.md for the derivation.
     """
 
     nonnegative = ("running_var",)
