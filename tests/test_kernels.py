@@ -240,7 +240,7 @@ def test_relu_twins_agree_exactly(dtype, shape):
 
     def forward_args():
         (x,) = random_arrays(8, dtype, shape)
-        x.flat[:3] = [0.0, -0.0, np.nan]  # kept as np.maximum(x, 0) keeps them
+        x.flat[:3] = [0.0, -0.0, np.nan]  # NaN kept; -0.0 -> 0.0 (NumPy) or -0.0
         return [x, np.empty_like(x)]
 
     (_, y), _ = both_twins(relu_kernel, forward_args)

@@ -41,6 +41,7 @@ class ReLU(Activation):
         # dx = dy where x > 0, which is where y > 0: found here rather than in
         # forward, so that inference (no backward) makes one pass, not two
         y = self._y
+        # the kernel walks dy, y and dx flat, so they must lie in one order in memory
         dy = self.workspace.in_layout_of("dy", dy, y)
         dx = self.workspace.like("dx", y, dy.dtype)
         mask = self.workspace.like("mask", y, np.bool_)

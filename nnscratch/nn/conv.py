@@ -59,13 +59,13 @@ def conv2d_reference_forward(
     Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,) -> y (N, O, Ho, Wo).
     """
     (sh, sw), (ph, pw) = stride, padding
-    o, _, kh, kw = W.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out_channels, _, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # x_padded
     ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
-    y = np.zeros((len(x), o, ho, wo), dtype=np.result_type(x, W))
-    for n, k, r, s in np.ndindex(y.shape):
+    y = np.zeros((len(x), out_channels, ho, wo), dtype=np.result_type(x, W))
+    for n, o, r, s in np.ndindex(y.shape):
         window = xp[n, :, r * sh : r * sh + kh, s * sw : s * sw + kw]
-        y[n, k, r, s] = np.sum(window * W[k]) + b[k]
+        y[n, o, r, s] = np.sum(window * W[o]) + b[o]
     return y
 
 
@@ -82,11 +82,11 @@ def conv2d_reference_backward(
     h, w = x.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dxp, dW = np.zeros_like(xp, dtype=dy.dtype), np.zeros_like(W, dtype=dy.dtype)
-    for n, k, r, s in np.ndindex(dy.shape):
+    for n, o, r, s in np.ndindex(dy.shape):
         rows, cols = slice(r * sh, r * sh + kh), slice(s * sw, s * sw + kw)
-        dW[k] += dy[n, k, r, s] * xp[n, :, rows, cols]
-        dxp[n, :, rows, cols] += dy[n, k, r, s] * W[k]
-    db = dy.sum(axis=(0, 2, 3))
+        dW[o] += dy[n, o, r, s] * xp[n, :, rows, cols]
+        dxp[n, :, rows, cols] += dy[n, o, r, s] * W[o]
+    db = dy.sum(axis=(0, 2, 3))  # db[o] = the sum of dy[:, o]
     return dxp[:, :, ph : ph + h, pw : pw + w], dW, db
 
 
@@ -204,6 +204,8 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
         return W_and_b
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dy (N, O, Ho, Wo) -> dx (N, C, H, W), or None; fills dW and db (the
+        formulas: the module docstring and `backward_chunks`)."""
         o, dy = self.out_channels, self._activation_backward(dy)
         # (O, N, Ho, Wo) in C order, so each chunk's dy_mat is a view: dy itself if it
         # came back channel-major, as the next layers pass it (see `layout`)
@@ -218,49 +220,49 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
         (a dy of another dtype than x would give other chunk sizes, and read the
         wrong columns). Returns dx (N, C, H, W) laid out like x, or None."""
         W, o = self.params["W"], self.out_channels
-        dx = grads = None
+        dx = dW_and_db = None
         for index, chunk in enumerate(self._columns.chunks):
             dy_mat = gradient_of(chunk)
             if index == 0:  # dy's dtype is known from here on
                 dtype = np.result_type(dy_mat, self._x)
-                grads = self.workspace.array("dW_and_db", (W[0].size + 1, o), dtype)
+                dW_and_db = self.workspace.array("dW_and_db", (W[0].size + 1, o), dtype)
                 if self.needs_input_grad:
                     dtype = np.result_type(dy_mat, W)
                     dx = self.workspace.like("dx", self._x, dtype)
             columns = self._columns  # forward's (training), else made again
             cols = columns[chunk] if columns.kept else columns.build(self._x, chunk)
-            dcols = self._bwd(dy_mat, cols, grads, first=index == 0)
+            dcols = self._bwd(dy_mat, cols, dW_and_db, first=index == 0)
             if dx is not None:
                 self._columns.col2im(dcols, dx.transpose(1, 0, 2, 3), chunk)
-        np.copyto(_matrix_view(self.grads["W"], (o, -1)), grads[:-1].T)
-        np.copyto(self.grads["b"], grads[-1])
+        np.copyto(_matrix_view(self.grads["W"], (o, -1)), dW_and_db[:-1].T)
+        np.copyto(self.grads["b"], dW_and_db[-1])
         self._add_penalty_grad()
         return dx
 
     def _bwd(
-        self, dy: np.ndarray, cols: np.ndarray, grads: np.ndarray, first: bool
+        self, dy_mat: np.ndarray, cols: np.ndarray, dW_and_db: np.ndarray, first: bool
     ) -> np.ndarray | None:
-        """For one chunk: [dW_mat | db]^T = [cols; 1] @ dy_mat^T, set into `grads`
+        """For one chunk: [dW_mat | db]^T = [cols; 1] @ dy_mat^T, set into `dW_and_db`
         (the first chunk) or added to it; return dcols = W_mat^T @ dy_mat (K, n,
         Ho*Wo), or None if the input gradient is not needed.
 
         Shapes: dy_mat (O, n*Ho*Wo), cols (K + 1, n, Ho*Wo) (the columns and the row
-        of ones), grads (K + 1, O).
+        of ones), dW_and_db (K + 1, O).
         """
         W, o = self.params["W"], self.out_channels
         k = len(cols) - 1
         cols_mat = cols.reshape(k + 1, -1)
-        part = self.workspace.array("part", grads.shape, grads.dtype)
-        for index, block in enumerate(_pixel_blocks(cols_mat.shape[1], grads.size)):
-            into = grads if first and index == 0 else part  # then added to grads
-            np.matmul(cols_mat[:, block], dy[:, block].T, out=into)
+        part = self.workspace.array("part", dW_and_db.shape, dW_and_db.dtype)
+        for index, block in enumerate(_pixel_blocks(cols_mat.shape[1], dW_and_db.size)):
+            into = dW_and_db if first and index == 0 else part  # then added to it
+            np.matmul(cols_mat[:, block], dy_mat[:, block].T, out=into)
             if into is part:
-                grads += part
+                dW_and_db += part
         if not self.needs_input_grad:
             return None
         shape = (k, *cols.shape[1:])
-        dcols = self.workspace.front("dcols", shape, np.result_type(dy, W))
-        np.matmul(W.reshape(o, k).T, dy, out=dcols.reshape(k, -1))
+        dcols = self.workspace.front("dcols", shape, np.result_type(dy_mat, W))
+        np.matmul(W.reshape(o, k).T, dy_mat, out=dcols.reshape(k, -1))
         return dcols
 
     def _check_input(self, x: np.ndarray, training: bool) -> None:
@@ -275,7 +277,7 @@ class Conv2D(ActivationAfter, WeightPenalty, Layer):
                 f"Conv2D: input {h}x{w} with padding {ph}x{pw} is smaller than the "
                 f"{kh}x{kw} kernel"
             )
-        # forward needs the (K, N, pixels) columns and the (N, O, pixels) output;
+        # forward needs the (K, N, pixels) columns and the (O, N, pixels) output;
         # training needs their gradients too, as much again
         itemsize = np.result_type(x, self.params["W"]).itemsize
         k, o = c * kh * kw, self.out_channels

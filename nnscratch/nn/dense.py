@@ -93,24 +93,26 @@ class Dense(ActivationAfter, WeightPenalty, Layer):
         return self.transform_backward(self._activation_backward(dy), relu=False)
 
     def transform_backward(self, dy: np.ndarray, relu: bool) -> np.ndarray | None:
-        """The gradients of `transform` (with `relu` as it had): dz = dy times ReLU's
-        mask (or dy), db = the sum of dz over the batch, dW = x^T dz; returns dx =
-        dz W^T, or None if the input's gradient is not needed."""
+        """The gradients of `transform` (with `relu` as it had), z = x @ W + b the
+        output before ReLU: dz = dy * [y > 0] (or dy), db = the sum of dz over the
+        batch, dW = x^T dz; returns dx = dz W^T, or None if the input's gradient is
+        not needed. Shapes: dy (N, n_out) -> dx (N, n_in); dW (n_in, n_out), db
+        (n_out,)."""
         W = self.params["W"]
         if relu:
             y, dtype = self._y, np.result_type(dy, W)
             dz = self.workspace.array("dz", y.shape, dtype)
             mask = self.workspace.array("mask", y.shape, np.bool_)
-            relu_bias_backward(dy, y, dz, self.grads["b"], mask)
-            dy = dz
+            relu_bias_backward(dy, y, dz, self.grads["b"], mask)  # dz, and db
+            dy = dz  # from here on, dy is dz: the gradient at z = x @ W + b
         else:
-            column_sum(dy, out=self.grads["b"])  # db = the sum of dy over the batch
-        np.matmul(self._x.T, dy, out=self.grads["W"])  # dW = x^T dy
+            column_sum(dy, out=self.grads["b"])  # db = the sum of dz over the batch
+        np.matmul(self._x.T, dy, out=self.grads["W"])  # dW = x^T dz
         self._add_penalty_grad()
         if not self.needs_input_grad:
             return None
         dx = self.workspace.like("dx", self._x, np.result_type(dy, W))
-        return np.matmul(dy, W.T, out=dx)  # dx = dy W^T
+        return np.matmul(dy, W.T, out=dx)  # dx = dz W^T
 
     def get_config(self) -> dict:
         return {

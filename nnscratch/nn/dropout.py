@@ -13,6 +13,10 @@ from .registry import LAYERS
 class Dropout(Layer):
     """Inverted dropout: while training, zero each input with probability `rate` and
     scale the rest by 1 / (1 - rate), so evaluation needs no change. Any shape.
+
+    Training: y = x * scale and dx = dy * scale, with scale = m / (1 - rate) for a
+    0/1 mask m drawn anew each forward (1 with probability 1 - rate). Otherwise (or
+    rate 0) y = x and dx = dy.
     """
 
     forward_cache = ("_scale",)

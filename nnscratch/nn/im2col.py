@@ -6,10 +6,11 @@ is a matrix product with W reshaped to (O, C*kh*kw). The columns are laid out as
 matrix (C*kh*kw, n, Ho*Wo) for each chunk of n images, followed by a row of ones: the
 input that the bias multiplies, so that the bias is added by the product itself. The
 products of forward and backward are each one GEMM per chunk (what BLAS is fastest
-at). A chunk holds about CHUNK_BYTES of columns, so they are still in the processor's
-cache when the product reads them (forward) or col2im adds them up (backward): a whole
-batch's columns (29 MB for conv 32->64 on 14x14 at batch 128) would come back from
-main memory.
+at; the weight gradient's in blocks of pixels when its result is small, see
+`conv.THIN_PRODUCT`). A chunk holds about CHUNK_BYTES of columns, so they are still
+in the processor's cache when the product reads them (forward) or col2im adds them
+up (backward): a whole batch's columns (29 MB for conv 32->64 on 14x14 at batch 128)
+would come back from main memory.
 
 A stride-1 "same" conv (3x3 with padding 1, ...) on channel-major images, as between
 the conv layers of a network (see `layout`), runs the kernels of `kernels.columns`:
@@ -42,8 +43,9 @@ class Columns:
     only for its product, so all chunks share one chunk's room (a smaller last chunk
     has its own: its padding lies elsewhere). Shapes: images (N, C, H, W); a chunk's
     columns and its row of ones (C*kh*kw + 1, n, Ho*Wo). The padding's columns are
-    set to zero and the ones row to one when the layout is made, and nothing else
-    writes them. The buffer only grows (a new batch size, or evaluation's larger
+    set to zero and the ones row to one when the layout is made; `build` writes
+    only zeros there again (a stride-1 copy that runs over a row's end zeroes what
+    it wrapped into). The buffer only grows (a new batch size, or evaluation's larger
     batches between training epochs, allocated ~200 MB anew each time: 0.3 s an
     epoch of the `cnn` preset).
     """

@@ -264,6 +264,7 @@ class BinaryCrossEntropy(Loss):
         return float((losses if self._w is None else self._w * losses).sum() / n)
 
     def backward(self) -> np.ndarray:
+        """dL/dlogits (N, K) of the last `forward`: w_n (s - t) / (N K)."""
         n = len(self._s)
         grad = (self._s - self._t) * (1.0 / self._s[0].size / n)
         return (

@@ -22,10 +22,13 @@ class BatchNorm(Layer):
 
     Shapes: x (N, F) -> (N, F), statistics over N; or x (N, C, H, W) -> same shape,
     statistics per channel over N, H, W. gamma, beta (F,) or (C,).
-    Training uses the batch statistics and updates the running ones like PyTorch:
+    Training normalises with the batch's mean and biased variance (divided by the
+    m values per channel) and updates the running ones like PyTorch:
     running = (1 - momentum) * running + momentum * batch, with the unbiased variance
-    (so momentum weighs the NEW batch: PyTorch's 0.1, not Keras' 0.99, nor SGD's
-    momentum); evaluation (training=False) uses the running statistics.
+    var * m / (m - 1) (so momentum weighs the NEW batch: PyTorch's 0.1, not Keras'
+    0.99, nor SGD's momentum); evaluation (training=False), and a frozen layer
+    (trainable=False, as in Keras), use the running statistics. Backward: see
+    `backward`, and docs/how-it-works.md for the derivation.
     """
 
     nonnegative = ("running_var",)
@@ -130,6 +133,10 @@ class BatchNorm(Layer):
         state["running_var"][...] = (1 - m) * state["running_var"] + m * unbiased
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dx of the last forward; x_hat = (x - mean) / std, std = sqrt(var + eps),
+        sums and means per channel: dbeta = sum(dy), dgamma = sum(dy * x_hat);
+        training (mean and std depend on x): dx = gamma / std * (dy - mean(dy) -
+        x_hat * mean(dy * x_hat)); else dx = dy * gamma / std. dy, dx: x's shape."""
         x = self._x
         sum_dy, sum_dy_centered = np.empty((2, self.num_features), dy.dtype)
         dy = self.workspace.in_layout_of("dy", dy, x)  # walked in one order

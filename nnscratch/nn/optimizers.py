@@ -1,12 +1,13 @@
 """Optimisers: update parameters in place from their gradients.
 
 `step(params, grads)` takes dicts of arrays keyed by name. A `Sequential` model passes a
-single entry holding ALL its parameters as one flat buffer, so each update rule below is
-a handful of whole-array passes per step rather than a few per layer; state (velocity,
-moments) is kept under the same names. The update rules are PyTorch's, so the numbers
-can be compared with it step for step (benchmarks/compare_torch.py does); the default
-learning rates are Keras' (SGD 0.01, RMSprop and Adam 0.001), and every optimiser takes
-the rate as `lr` or, as Keras names it, `learning_rate`.
+single entry holding ALL its trainable parameters as one flat buffer, so each update
+rule below is a handful of whole-array passes per step rather than a few per layer;
+state (velocity, moments) is kept under the same names. The update rules are
+PyTorch's, so the numbers can be compared with it step for step
+(benchmarks/compare_torch.py does); the default learning rates are Keras' (SGD 0.01,
+RMSprop and Adam 0.001), and every optimiser takes the rate as `lr` or, as Keras names
+it, `learning_rate`.
 """
 
 from __future__ import annotations
@@ -236,6 +237,7 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, as in PyTorch.
 
+    g += weight_decay * p  (L2 through the gradient, as PyTorch's Adam; see AdamW)
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 

@@ -71,9 +71,11 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Maximum over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo).
 
+    y[n, c, r, s] = max over i < kh, j < kw of x[n, c, r*sh + i, s*sw + j], with
     Ho = (H - kh) // sh + 1 (floor mode: trailing rows that fill no window are
-    dropped). The gradient goes to one maximum per window: the first in row-major
-    order when several tie, like PyTorch.
+    dropped). The gradient goes to one maximum per window: dx = dy[n, c, r, s] at
+    that window's winner (summed where windows overlap), 0 elsewhere; the winner is
+    the first in row-major order when several tie, like PyTorch.
     """
 
     forward_cache = ("_y", "_winner")
@@ -123,7 +125,11 @@ class MaxPool2D(_Pool2D):
 
 @LAYERS.register
 class AvgPool2D(_Pool2D):
-    """Mean over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo), floor mode."""
+    """Mean over each pool_size window: (N, C, H, W) -> (N, C, Ho, Wo), floor mode.
+
+    y[n, c, r, s] = the mean of x[n, c, r*sh + i, s*sw + j] over i < kh, j < kw;
+    each input gets dy / (kh kw) from every window it lies in (0 from none).
+    """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self._output(x)
@@ -153,7 +159,11 @@ def planes(*arrays: np.ndarray) -> list[np.ndarray]:
 
 @LAYERS.register
 class GlobalAvgPool2D(Layer):
-    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C)."""
+    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C).
+
+    y[n, c] = the mean of x[n, c] over H, W; backward spreads it back evenly:
+    dx[n, c, r, s] = dy[n, c] / (H W).
+    """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         check_images(self, x)

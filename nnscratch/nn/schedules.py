@@ -53,8 +53,9 @@ class StepDecay(Schedule):
     @classmethod
     def for_run(cls, lr, epochs, warmup_epochs=0.0):
         """A drop by 10 every max(1, epochs // 3) epochs of the decay: lr, lr / 10 and
-        lr / 100 over a run of a multiple of 3 epochs (and no warm-up); other
-        lengths end with more (10 epochs: lr / 1000 in the last one)."""
+        lr / 100 over a run of a multiple of 3 epochs (and no warm-up); longer runs
+        of other lengths end lower (10 epochs: lr / 1000 in the last one), and runs
+        of 1 or 2 epochs drop every epoch (lr, then lr / 10)."""
         return cls(lr, max(1, epochs // 3), 0.1, warmup_epochs)
 
     def __init__(

@@ -12,8 +12,9 @@ instead (im2col writes 0 there; col2im drops them).
 The NumPy twins do exactly that on whole chunks: a shifted copy or add per offset,
 then a pass that writes the zeros, over strided views one value per image row wide.
 The compiled twins take one image of one channel at a time, so the zeros are written
-while its values are still in the processor's cache; col2im adds each pixel's nine
-terms in the twins' order (the centre first), and im2col copies the same values.
+while its values are still in the processor's cache; col2im adds each pixel's kh*kw
+terms (nine for 3x3) in the twins' order (the centre first), and im2col copies the
+same values.
 
 Shapes: images (C, total) C-contiguous, of which the chunk is columns start ...
 start + n*H*W; cols and dcols (C, kh, kw, n*H*W); dx (C, total), written at the same

@@ -1,11 +1,14 @@
 """ReLU's two passes as kernels, Dense's bias with them, softmax cross-entropy on
 class labels, and uint8 pixels scaled to floats (a batch, or shuffled rows).
 
-ReLU: the NumPy twins are one ufunc each (forward against an array of zeros,
-`reductions.relu`; backward the gradient times a mask, which takes a pass to make);
-the compiled ones a single loop, with no zeros or mask to read. A Dense layer followed
-by ReLU (`fusion.DenseReLU`) adds its bias and applies ReLU in one pass over its
-output, and takes ReLU's mask and the bias's gradient in one pass over the gradient.
+ReLU: the NumPy twins are ufuncs (forward one, against an array of zeros,
+`reductions.relu`; backward two, a mask then the gradient times it); the compiled
+ones a single loop, with no zeros or mask to read. Their values are equal, but not
+always their bits: ReLU of -0.0 is -0.0 in the loops ("0 if v < 0 else v") and 0.0
+in NumPy's maximum against zeros (-0.0 == 0.0; only the sign of a zero differs). A
+Dense layer followed by ReLU (`fusion.DenseReLU`) adds its bias and applies ReLU in
+one pass over its output, and takes ReLU's mask and the bias's gradient in one pass
+over the gradient.
 Softmax cross-entropy on (N, C) logits with labels (N,): NumPy spends a dozen calls on
 a batch's small array, the compiled twin one pass over its rows.
 """
@@ -33,7 +36,7 @@ def _relu_loops(x, y):
     zero = ys.dtype.type(0)
     for i in range(xs.shape[0]):
         v = xs[i]
-        ys[i] = zero if v < 0 else v  # as np.maximum(v, 0): -0.0 and NaN kept
+        ys[i] = zero if v < 0 else v  # NaN kept, as np.maximum; -0.0 kept too
 
 
 def _relu_backward(dy, y, dx, mask):
@@ -105,7 +108,7 @@ def _bias_relu_loops(y, b, relu):
         for n in range(y.shape[0]):
             for j in range(y.shape[1]):
                 v = y[n, j] + b[j]
-                y[n, j] = zero if v < 0 else v  # as np.maximum(v, 0)
+                y[n, j] = zero if v < 0 else v  # as `_relu_loops`
     else:
         for n in range(y.shape[0]):
             for j in range(y.shape[1]):
@@ -140,7 +143,8 @@ def _relu_bias_backward_loops(dy, y, dz, db, mask):
 def _softmax_cross_entropy(logits, labels, probs):
     """probs = softmax(logits) row by row; returns the sum over rows of
     -log(probs[n, labels[n]]) = log(sum exp(shifted_n)) - shifted_n[label], with
-    shifted = logits - the row's maximum (exp cannot overflow)."""
+    shifted = logits - the row's maximum (exp cannot overflow).
+    Shapes: logits, probs (N, C); labels (N,) int64 in 0..C-1."""
     n = len(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=probs)
@@ -172,7 +176,8 @@ def _softmax_cross_entropy_loops(logits, labels, probs):
 
 
 def _softmax_cross_entropy_backward(probs, labels, scale, dlogits):
-    """dlogits = (probs - one_hot(labels)) * scale (scale 1/N: the batch mean)."""
+    """dlogits = (probs - one_hot(labels)) * scale (scale 1/N: the batch mean).
+    Shapes: probs, dlogits (N, C); labels (N,)."""
     np.copyto(dlogits, probs)
     dlogits[np.arange(len(probs)), labels] -= 1
     dlogits *= scale

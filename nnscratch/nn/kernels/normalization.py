@@ -93,10 +93,11 @@ def _gradient_sums_loops(dy, x, mean, sum_dy, sum_dy_centered):
     totals, dots = np.zeros(c), np.zeros(c)  # float64
     for a in range(n):
         for b in range(c):
-            g, h, m, s, d = dy[a, b], x[a, b], mean[b], 0.0, 0.0
+            # s and d: this row's sums of dy and of dy * (x - mean)
+            g, xs, m, s, d = dy[a, b], x[a, b], mean[b], 0.0, 0.0
             for i in range(p):
                 s += g[i]
-                d += g[i] * (h[i] - m)
+                d += g[i] * (xs[i] - m)
             totals[b] += s
             dots[b] += d
     for b in range(c):
@@ -121,7 +122,7 @@ def _batch_norm_dx_loops(dy, x, mean, coefficient, mean_dy, scale, dx):
     n, c, p = dy.shape
     for a in range(n):
         for b in range(c):
-            g, h, out = dy[a, b], x[a, b], dx[a, b]
+            g, xs, out = dy[a, b], x[a, b], dx[a, b]
             m, k, md, s = mean[b], coefficient[b], mean_dy[b], scale[b]
             for i in range(p):
-                out[i] = (g[i] - (h[i] - m) * k - md) * s
+                out[i] = (g[i] - (xs[i] - m) * k - md) * s
