@@ -347,6 +347,37 @@ def test_long_class_names_stay_in_their_card(
     page.close()
 
 
+def words_about_digits(page) -> list[str]:
+    """The page's words (text shown, the tab's title, tooltips, labels read by screen
+    readers of visible elements) that speak of digits."""
+    return page.evaluate(
+        """() => {
+          const visible = [...document.querySelectorAll('[title], [aria-label]')]
+            .filter(e => e.checkVisibility());
+          return [document.title, document.body.innerText,
+                  ...visible.flatMap(e => [e.title, e.getAttribute('aria-label')])]
+            .filter(w => w && /digit/i.test(w));
+        }"""
+    )
+
+
+def test_a_model_of_clothes_is_not_described_as_digits(browser, fashion_url):
+    """With a Fashion-MNIST model the tab said "nnscratch: draw a digit", the answer's
+    tooltip "Predicted digit" and the pad's label "draw one digit"."""
+    page, errors = open_page(
+        browser, fashion_url, viewport={"width": 1100, "height": 900}
+    )
+    assert words_about_digits(page) == []
+    assert page.title() == "nnscratch: draw a picture"
+    assert page.locator("#digit").get_attribute("title") == "Predicted class"
+    draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert words_about_digits(page) == []
+    assert errors == []
+    page.close()
+
+
 def test_a_failed_upload_clears_the_last_prediction(browser, server_url, tmp_path):
     page, errors = open_page(browser, server_url)
     draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])
@@ -722,6 +753,7 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         best = page.locator("#bars li.best .label").text_content()
         assert best == "T-shirt/top"
         assert page.locator("h1").text_content() == "Draw a picture"
+        assert words_about_digits(page) == []
         # a number is read by a model of digits only
         assert page.locator("#number-mode").is_hidden()
         # and back to digits: the prompts ask for a digit again
@@ -732,6 +764,8 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         settle(page)
         assert bar_labels(page) == [str(i) for i in range(10)]
         assert page.locator("h1").text_content() == "Draw a digit"
+        assert page.title() == "nnscratch: draw a digit"
+        assert page.locator("#digit").get_attribute("title") == "Predicted digit"
         assert page.locator("#number-mode").is_visible()
         assert page.locator("#upload-text").text_content() == (
             "Or read a picture of a digit"

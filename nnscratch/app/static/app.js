@@ -47,6 +47,7 @@ let numberMode = false;
 let lastNumber = null; // the number answer on show, to place its boxes again
 const PAD_LABELS = {
   digit: "Drawing canvas: draw one digit with your mouse or finger",
+  picture: "Drawing canvas: draw with your mouse or finger",
   number: "Drawing canvas: write a number, its digits side by side, with your mouse or finger",
 };
 
@@ -401,9 +402,13 @@ function useClasses(classes) {
   if (digitEl.dataset.digit === undefined && !statusEl.classList.contains("error")) showEmpty();
 }
 
-// The title and the upload's prompt, for the mode and what the model tells apart
+// The titles, labels and the upload's prompt, for the mode and what the model tells apart
 function showPrompts() {
-  document.getElementById("title").textContent = numberMode ? "Write a number" : `Draw a ${thing}`;
+  const title = numberMode ? "Write a number" : `Draw a ${thing}`;
+  document.getElementById("title").textContent = title;
+  document.title = `nnscratch: ${title.toLowerCase()}`;
+  digitEl.title = numberMode ? "Number read" : thing === "digit" ? "Predicted digit" : "Predicted class";
+  pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : thing]);
   document.getElementById("upload-text").textContent = numberMode
     ? "Or read a picture of a number"
     : thing === "digit" ? "Or read a picture of a digit" : "Or read a picture";
@@ -498,7 +503,6 @@ modeEl.addEventListener("change", () => {
   numberMode = modeEl.checked;
   drawCard.classList.toggle("wide", numberMode);
   paper.width = numberMode ? 700 : 280; // 5:2, as style.css shows the pad
-  pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : "digit"]);
   barsEl.hidden = numberMode;
   inputFigure.hidden = numberMode;
   showPrompts();
