@@ -236,6 +236,53 @@ def test_page_fits_a_phone(browser, server_url, artifacts_dir, width):
     page.close()
 
 
+def in_view(page, box: dict) -> bool:
+    """Whether `box` lies wholly in the window, as it is scrolled now."""
+    size = page.viewport_size
+    return inside(box, {"x": 0, "y": 0, **size})
+
+
+@pytest.mark.parametrize("width, height", [(844, 390), (740, 360), (640, 360)])
+def test_a_phone_on_its_side_shows_pad_and_answer_together(
+    browser, server_url, artifacts_dir, width, height
+):
+    """A phone turned sideways (844x390): the pad was 340 px, taller than the window,
+    and the answer under it or beside its top. The pad, its buttons and the answer
+    now sit side by side within the window's height."""
+    page, errors = open_page(
+        browser,
+        server_url,
+        viewport={"width": width, "height": height},
+        device_scale_factor=3,
+        has_touch=True,
+    )
+    pad = page.locator("#pad").bounding_box()
+    assert in_view(page, pad) and pad["height"] >= 0.55 * height
+    for control in ("#undo", "#clear", "#upload", "#number-mode"):
+        assert in_view(page, page.locator(control).bounding_box()), control
+    result = page.locator(".card.result").bounding_box()
+    assert result["x"] >= pad["x"] + pad["width"]  # beside the pad, not under it
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#digit").text_content() == "1"
+    assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
+    for answer in ("#digit", "#status"):
+        assert in_view(page, text_box(page, answer)), answer
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(artifacts_dir / f"serve-landscape-{width}.png"))
+    # number mode: the wide pad and its buttons fit the window's height too
+    page.locator("#number-mode").check()
+    wide = page.locator("#pad").bounding_box()
+    assert in_view(page, wide) and wide["width"] > 2 * wide["height"]
+    assert wide["height"] >= 0.5 * pad["height"]
+    for control in ("#undo", "#clear", "#upload"):
+        assert in_view(page, page.locator(control).bounding_box()), control
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
+
+
 def text_box(page, selector: str) -> dict:
     """Where the text of `selector` is drawn (which can overflow its element's box)."""
     return page.locator(selector).evaluate(
