@@ -242,13 +242,16 @@ def in_view(page, box: dict) -> bool:
     return inside(box, {"x": 0, "y": 0, **size})
 
 
-@pytest.mark.parametrize("width, height", [(844, 390), (740, 360), (640, 360)])
+@pytest.mark.parametrize(
+    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600)]
+)
 def test_a_phone_on_its_side_shows_pad_and_answer_together(
     browser, server_url, artifacts_dir, width, height
 ):
     """A phone turned sideways (844x390): the pad was 340 px, taller than the window,
-    and the answer under it or beside its top. The pad, its buttons and the answer
-    now sit side by side within the window's height."""
+    and the answer under it or beside its top (a netbook's 1024x600: the upload
+    button half out of sight). The pad, its buttons and the answer now sit side by
+    side within the window's height."""
     page, errors = open_page(
         browser,
         server_url,
