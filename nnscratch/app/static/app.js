@@ -1,9 +1,9 @@
 // Drawing page: strokes on a canvas, sent as PNG to /api/predict while drawing, or
 // an uploaded picture, shown on the pad and sent as it is. The strokes are kept in the
 // pixels of `paper`, the 280x280 picture sent, whatever the pad's size on screen; the
-// pad has a canvas pixel per device pixel, so it shows them sharp on any screen. In number mode the pad is
-// wider, the API is asked for the whole number (?number=1) and each digit's reading
-// is shown under its box.
+// pad has a canvas pixel per device pixel, so it shows them sharp on any screen. In
+// number mode the pad is wider (the paper 700x280), the API is asked for the whole
+// number (?number=1) and each digit's reading is shown under its box.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -99,7 +99,8 @@ function dropPicture() {
   picture = null;
 }
 
-// The pointer's position in paper pixels
+// The pointer's position in paper pixels (across the pad's box, border included: the
+// mapping the page always had, so a stroke gives the picture it always gave)
 function point(event) {
   const rect = pad.getBoundingClientRect();
   return [
