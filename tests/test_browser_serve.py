@@ -5,6 +5,8 @@ Draws a "1" with the mouse on the page and checks the live prediction; a model w
 Fashion-MNIST's class names checks that long labels fit the page.
 """
 
+import io
+
 import numpy as np
 import pytest
 from live_server import running
@@ -78,8 +80,8 @@ def settle(page) -> None:
 
     (`wait_for_load_state("networkidle")` does not wait: the page reached that state
     once, when it loaded.)"""
-    # the PNG of the last drawing is made first, and sent when it is made
-    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    # the PNG of the last drawing (the paper's) is made first, and sent when it is made
+    page.evaluate("() => new Promise(r => paper.toBlob(r))")
     page.wait_for_function("() => !inFlight && queued === null")
 
 
@@ -234,6 +236,56 @@ def test_page_fits_a_phone(browser, server_url, artifacts_dir, width):
     page.close()
 
 
+def in_view(page, box: dict) -> bool:
+    """Whether `box` lies wholly in the window, as it is scrolled now."""
+    size = page.viewport_size
+    return inside(box, {"x": 0, "y": 0, **size})
+
+
+@pytest.mark.parametrize(
+    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600)]
+)
+def test_a_phone_on_its_side_shows_pad_and_answer_together(
+    browser, server_url, artifacts_dir, width, height
+):
+    """A phone turned sideways (844x390): the pad was 340 px, taller than the window,
+    and the answer under it or beside its top (a netbook's 1024x600: the upload
+    button half out of sight). The pad, its buttons and the answer now sit side by
+    side within the window's height."""
+    page, errors = open_page(
+        browser,
+        server_url,
+        viewport={"width": width, "height": height},
+        device_scale_factor=3,
+        has_touch=True,
+    )
+    pad = page.locator("#pad").bounding_box()
+    assert in_view(page, pad) and pad["height"] >= 0.55 * height
+    for control in ("#undo", "#clear", "#upload", "#number-mode"):
+        assert in_view(page, page.locator(control).bounding_box()), control
+    result = page.locator(".card.result").bounding_box()
+    assert result["x"] >= pad["x"] + pad["width"]  # beside the pad, not under it
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#digit").text_content() == "1"
+    assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
+    for answer in ("#digit", "#status"):
+        assert in_view(page, text_box(page, answer)), answer
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(artifacts_dir / f"serve-landscape-{width}.png"))
+    # number mode: the wide pad and its buttons fit the window's height too
+    page.locator("#number-mode").check()
+    wide = page.locator("#pad").bounding_box()
+    assert in_view(page, wide) and wide["width"] > 2 * wide["height"]
+    assert wide["height"] >= 0.5 * pad["height"]
+    for control in ("#undo", "#clear", "#upload"):
+        assert in_view(page, page.locator(control).bounding_box()), control
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
+
+
 def text_box(page, selector: str) -> dict:
     """Where the text of `selector` is drawn (which can overflow its element's box)."""
     return page.locator(selector).evaluate(
@@ -341,6 +393,37 @@ def test_long_class_names_stay_in_their_card(
     page.screenshot(
         path=str(artifacts_dir / f"serve-fashion-{width}.png"), full_page=True
     )
+    assert errors == []
+    page.close()
+
+
+def words_about_digits(page) -> list[str]:
+    """The page's words (text shown, the tab's title, tooltips, labels read by screen
+    readers of visible elements) that speak of digits."""
+    return page.evaluate(
+        """() => {
+          const visible = [...document.querySelectorAll('[title], [aria-label]')]
+            .filter(e => e.checkVisibility());
+          return [document.title, document.body.innerText,
+                  ...visible.flatMap(e => [e.title, e.getAttribute('aria-label')])]
+            .filter(w => w && /digit/i.test(w));
+        }"""
+    )
+
+
+def test_a_model_of_clothes_is_not_described_as_digits(browser, fashion_url):
+    """With a Fashion-MNIST model the tab said "nnscratch: draw a digit", the answer's
+    tooltip "Predicted digit" and the pad's label "draw one digit"."""
+    page, errors = open_page(
+        browser, fashion_url, viewport={"width": 1100, "height": 900}
+    )
+    assert words_about_digits(page) == []
+    assert page.title() == "nnscratch: draw a picture"
+    assert page.locator("#digit").get_attribute("title") == "Predicted class"
+    draw_stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert words_about_digits(page) == []
     assert errors == []
     page.close()
 
@@ -617,7 +700,7 @@ def test_a_server_that_stops_answering_is_reported(browser, server_url):
     # half a second on, the page says it is reading the drawing
     assert wait_for_status(page, "Reading") == "Reading…"
     draw_stroke(page, [(0.3, 0.5), (0.7, 0.5)])  # its request waits for the first's
-    page.evaluate("() => new Promise(r => document.querySelector('#pad').toBlob(r))")
+    page.evaluate("() => new Promise(r => paper.toBlob(r))")
     page.clock.fast_forward("00:11")
     status = wait_for_status(page, "did not answer")
     assert status == "The server did not answer within 10 s."
@@ -720,6 +803,7 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         best = page.locator("#bars li.best .label").text_content()
         assert best == "T-shirt/top"
         assert page.locator("h1").text_content() == "Draw a picture"
+        assert words_about_digits(page) == []
         # a number is read by a model of digits only
         assert page.locator("#number-mode").is_hidden()
         # and back to digits: the prompts ask for a digit again
@@ -730,6 +814,8 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         settle(page)
         assert bar_labels(page) == [str(i) for i in range(10)]
         assert page.locator("h1").text_content() == "Draw a digit"
+        assert page.title() == "nnscratch: draw a digit"
+        assert page.locator("#digit").get_attribute("title") == "Predicted digit"
         assert page.locator("#number-mode").is_visible()
         assert page.locator("#upload-text").text_content() == (
             "Or read a picture of a digit"
@@ -738,23 +824,26 @@ def test_an_answer_is_labelled_by_the_model_that_gave_it(
         page.close()
 
 
-def drawn_input(page) -> tuple[list[int], np.ndarray]:
-    """Draw a "1" on the pad: the pad's size in pixels (the PNG sent) and the 28x28
-    input the server answered with (blue channel, 0-255)."""
+def drawn_input(page) -> np.ndarray:
+    """Draw a "1" on the pad: the picture the page sent for it (the PNG of the last
+    request, as a gray (H, W) array)."""
+    from PIL import Image
+
+    sent = []
+
+    def record(route):
+        sent.append(route.request.post_data_buffer)  # (a request event's is empty)
+        route.continue_()
+
+    page.route("**/api/predict*", record)
     draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
     # the answer to the whole stroke (the last one), not to a part of it
     page.wait_for_function(
         "() => document.querySelector('#announce').textContent.startsWith('Looks')"
     )
-    size = page.locator("#pad").evaluate("pad => [pad.width, pad.height]")
-    pixels = page.evaluate(
-        """() => {
-          const data = document.querySelector('#input').getContext('2d')
-            .getImageData(0, 0, 28, 28).data;
-          return [...data].filter((v, i) => i % 4 === 2);
-        }"""
-    )
-    return size, np.asarray(pixels, float).reshape(28, 28)
+    settle(page)
+    page.unroute("**/api/predict*", record)
+    return np.asarray(Image.open(io.BytesIO(sent[-1])).convert("L"), float)
 
 
 @pytest.mark.parametrize("width, height", [(1920, 1080), (2560, 1440)])
@@ -763,7 +852,7 @@ def test_the_pad_grows_on_a_big_screen(
 ):
     """On a projector or a big monitor the pad was 313 px whatever the screen: it
     takes the room there is (the drawing card still fits the window's height), and
-    the server still gets the same 280x280 drawing, so the same 28x28 input."""
+    the server still gets the same 280x280 drawing."""
     page, errors = open_page(
         browser, server_url, viewport={"width": width, "height": height}
     )
@@ -774,13 +863,14 @@ def test_the_pad_grows_on_a_big_screen(
     assert card["y"] + card["height"] <= height
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(artifacts_dir / f"serve-{width}.png"))
-    size, big = drawn_input(page)
-    assert size == [280, 280]
+    big = drawn_input(page)
     small_page, _ = open_page(
         browser, server_url, viewport={"width": 1100, "height": 900}
     )
-    _, small = drawn_input(small_page)
-    assert np.abs(big - small).max() <= 8  # of 255: the mouse's rounding only
+    small = drawn_input(small_page)
+    assert big.shape == small.shape == (280, 280)
+    # the same picture, but for where the mouse's positions round to
+    assert np.abs(big - small).mean() < 2
     # number mode: the wide pad grows too, and fits the window as well
     page.locator("#number-mode").check()
     wide = page.locator("#pad").bounding_box()
@@ -788,6 +878,67 @@ def test_the_pad_grows_on_a_big_screen(
     assert wide["width"] > 1.5 * pad["width"] and card["y"] + card["height"] <= height
     assert errors == []
     small_page.close()
+    page.close()
+
+
+def pad_pixels(page) -> dict:
+    """The pad's size on screen (CSS px, inside its border) and in canvas pixels."""
+    return page.locator("#pad").evaluate(
+        """pad => ({css: [pad.clientWidth, pad.clientHeight],
+                   canvas: [pad.width, pad.height], dpr: devicePixelRatio})"""
+    )
+
+
+@pytest.mark.parametrize(
+    "width, height, scale",
+    [(1100, 900, 2), (2560, 1440, 1), (390, 844, 3)],
+)
+def test_the_pad_is_sharp_at_any_size_and_pixel_ratio(
+    browser, server_url, artifacts_dir, width, height, scale
+):
+    """The pad drew on 280x280 canvas pixels whatever its size, scaled up by CSS:
+    soft strokes on a phone's or a Retina screen (3 and 2 device pixels a CSS pixel)
+    and on a big monitor. It has a canvas pixel per device pixel now, and the server
+    still gets the 280x280 picture it got for the same stroke at 1x."""
+    page, errors = open_page(
+        browser,
+        server_url,
+        viewport={"width": width, "height": height},
+        device_scale_factor=scale,
+        has_touch=width < 500,
+    )
+    size = pad_pixels(page)
+    assert size["dpr"] == scale
+    for css, canvas in zip(size["css"], size["canvas"]):
+        assert abs(canvas - css * scale) <= 1
+    sharp = drawn_input(page)
+    # the stroke on screen: a 14th of the pad wide, with a crisp edge (a pixel or
+    # two of gray at most, where CSS scaling blurred it over `scale` and more)
+    row = page.evaluate(
+        """() => {
+          const g = document.querySelector('#pad').getContext('2d');
+          const w = g.canvas.width;
+          return [...g.getImageData(0, g.canvas.height / 2, w, 1).data]
+            .filter((v, i) => i % 4 === 0);
+        }"""
+    )
+    gray = sum(1 for v in row if 20 < v < 235)
+    lit = sum(1 for v in row if v >= 235)
+    assert gray <= 4 and lit == pytest.approx(len(row) / 14, rel=0.1)
+    page.screenshot(path=str(artifacts_dir / f"serve-dpr{scale}-{width}.png"))
+    plain, _ = open_page(browser, server_url, viewport={"width": 1100, "height": 900})
+    reference = drawn_input(plain)
+    assert sharp.shape == reference.shape == (280, 280)
+    assert np.abs(sharp - reference).mean() < 2
+    # after a resize (a phone turned, a window dragged to another screen) too
+    page.set_viewport_size({"width": height, "height": width})
+    page.wait_for_function(
+        "() => Math.abs(pad.width - pad.clientWidth * devicePixelRatio) <= 1"
+    )
+    page.keyboard.press("Escape")
+    assert np.abs(drawn_input(page) - reference).mean() < 2
+    assert errors == []
+    plain.close()
     page.close()
 
 

@@ -1,11 +1,14 @@
 // Drawing page: strokes on a canvas, sent as PNG to /api/predict while drawing, or
-// an uploaded picture, shown on the pad and sent as it is. In number mode the pad is
-// wider, the API is asked for the whole number (?number=1) and each digit's reading
-// is shown under its box.
+// an uploaded picture, shown on the pad and sent as it is. The strokes are kept in the
+// pixels of `paper`, the 280x280 picture sent, whatever the pad's size on screen; the
+// pad has a canvas pixel per device pixel, so it shows them sharp on any screen. In
+// number mode the pad is wider (the paper 700x280), the API is asked for the whole
+// number (?number=1) and each digit's reading is shown under its box.
 "use strict";
 
 const pad = document.getElementById("pad");
-const ctx = pad.getContext("2d");
+const paper = document.createElement("canvas"); // never shown: what the server reads
+paper.width = paper.height = 280;
 const digitEl = document.getElementById("digit");
 const statusEl = document.getElementById("status");
 const barsEl = document.getElementById("bars");
@@ -25,7 +28,7 @@ const THROTTLE_MS = 100;
 const DRAWING_TIMEOUT_MS = 10000;
 const UPLOAD_TIMEOUT_MS = 45000;
 const SLOW_MS = 500; // an answer slower than this is said to be coming
-const strokes = []; // each stroke: list of [x, y] in canvas pixels
+const strokes = []; // each stroke: list of [x, y] in paper pixels
 let drawing = null;
 let drawingPointer = null; // the finger (mouse, pen) drawing it: others are ignored
 let lastSent = 0;
@@ -44,23 +47,29 @@ let numberMode = false;
 let lastNumber = null; // the number answer on show, to place its boxes again
 const PAD_LABELS = {
   digit: "Drawing canvas: draw one digit with your mouse or finger",
+  picture: "Drawing canvas: draw with your mouse or finger",
   number: "Drawing canvas: write a number, its digits side by side, with your mouse or finger",
 };
 
 function redraw() {
+  paint(pad);
+}
+
+// The drawing on `canvas` (the pad or the paper), scaled from the paper's pixels
+function paint(canvas) {
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, pad.width, pad.height);
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.setTransform(canvas.width / paper.width, 0, 0, canvas.height / paper.height, 0, 0);
   ctx.strokeStyle = "#fff";
   ctx.fillStyle = "#fff";
-  ctx.lineWidth = pad.height / 14; // the wide pad keeps the square one's strokes
+  ctx.lineWidth = paper.height / 14; // the wide pad keeps the square one's strokes
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   if (picture) {
-    // the whole picture, as large as fits, centred
-    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
-    const w = picture.width * scale;
-    const h = picture.height * scale;
-    ctx.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    const [x, y, w, h] = pictureBox();
+    ctx.drawImage(picture, x, y, w, h);
   }
   for (const stroke of strokes) {
     // a dot where the stroke starts: a tap (or a move that goes nowhere, whose
@@ -76,6 +85,13 @@ function redraw() {
   }
 }
 
+// Where the uploaded picture is drawn on the paper: whole, as large as fits, centred
+function pictureBox() {
+  const scale = Math.min(paper.width / picture.width, paper.height / picture.height);
+  const [w, h] = [picture.width * scale, picture.height * scale];
+  return [(paper.width - w) / 2, (paper.height - h) / 2, w, h];
+}
+
 function dropPicture() {
   uploaded = false;
   pictureId++;
@@ -83,12 +99,33 @@ function dropPicture() {
   picture = null;
 }
 
+// The pointer's position in paper pixels (across the pad's box, border included: the
+// mapping the page always had, so a stroke gives the picture it always gave)
 function point(event) {
   const rect = pad.getBoundingClientRect();
   return [
-    ((event.clientX - rect.left) * pad.width) / rect.width,
-    ((event.clientY - rect.top) * pad.height) / rect.height,
+    ((event.clientX - rect.left) * paper.width) / rect.width,
+    ((event.clientY - rect.top) * paper.height) / rect.height,
   ];
+}
+
+// One canvas pixel per device pixel of the pad: its CSS size (inside the border) times
+// devicePixelRatio, set again when the window, the zoom or the screen under it changes
+function fitPad(entries) {
+  const { width, height } = entries[0].contentRect;
+  const [w, h] = [width, height].map((v) => Math.round(v * devicePixelRatio));
+  if (w > 0 && h > 0 && (w !== pad.width || h !== pad.height)) {
+    [pad.width, pad.height] = [w, h]; // (which clears it)
+    redraw();
+  }
+  if (boxesEl.children.length) fitReadings();
+}
+const padObserver = new ResizeObserver(fitPad);
+try {
+  // told of a change of device pixels too: the window moved to a screen of another ratio
+  padObserver.observe(pad, { box: "device-pixel-content-box" });
+} catch {
+  padObserver.observe(pad); // a browser without that box (Safari)
 }
 
 pad.addEventListener("pointerdown", (event) => {
@@ -212,7 +249,8 @@ function send(final = false) {
   lastSent = performance.now();
   if (!strokes.length) return showEmpty();
   const at = version;
-  pad.toBlob((blob) => {
+  paint(paper);
+  paper.toBlob((blob) => {
     if (at === version) request(blob, final, "");
   }, "image/png");
 }
@@ -365,9 +403,13 @@ function useClasses(classes) {
   if (digitEl.dataset.digit === undefined && !statusEl.classList.contains("error")) showEmpty();
 }
 
-// The title and the upload's prompt, for the mode and what the model tells apart
+// The titles, labels and the upload's prompt, for the mode and what the model tells apart
 function showPrompts() {
-  document.getElementById("title").textContent = numberMode ? "Write a number" : `Draw a ${thing}`;
+  const title = numberMode ? "Write a number" : `Draw a ${thing}`;
+  document.getElementById("title").textContent = title;
+  document.title = `nnscratch: ${title.toLowerCase()}`;
+  digitEl.title = numberMode ? "Number read" : thing === "digit" ? "Predicted digit" : "Predicted class";
+  pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : thing]);
   document.getElementById("upload-text").textContent = numberMode
     ? "Or read a picture of a number"
     : thing === "digit" ? "Or read a picture of a digit" : "Or read a picture";
@@ -422,22 +464,17 @@ function showNumber(data, prefix = "") {
 // pad for a drawing, or the uploaded picture as drawn (scaled, centred) on the pad.
 function drawBoxes(data) {
   boxesEl.replaceChildren();
-  let [x0, y0, w, h] = [0, 0, pad.width, pad.height];
-  if (uploaded && picture) {
-    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
-    [w, h] = [picture.width * scale, picture.height * scale];
-    [x0, y0] = [(pad.width - w) / 2, (pad.height - h) / 2];
-  }
+  const [x0, y0, w, h] = uploaded && picture ? pictureBox() : [0, 0, paper.width, paper.height];
   const [sw, sh] = data.size;
   const pct = (v, side) => `${(100 * v) / side}%`;
   for (const d of data.digits) {
     const [l, t, r, b] = d.box;
     const div = document.createElement("div");
     div.className = "box";
-    div.style.left = pct(x0 + (l / sw) * w, pad.width);
-    div.style.top = pct(y0 + (t / sh) * h, pad.height);
-    div.style.width = pct(((r - l) / sw) * w, pad.width);
-    div.style.height = pct(((b - t) / sh) * h, pad.height);
+    div.style.left = pct(x0 + (l / sw) * w, paper.width);
+    div.style.top = pct(y0 + (t / sh) * h, paper.height);
+    div.style.width = pct(((r - l) / sw) * w, paper.width);
+    div.style.height = pct(((b - t) / sh) * h, paper.height);
     const reading = document.createElement("span");
     reading.className = "reading";
     const label = document.createElement("b");
@@ -462,15 +499,11 @@ function fitReadings() {
   const crowded = rects.some((r, i) => rects.slice(i + 1).some((o) => overlap(r, o)));
   boxesEl.classList.toggle("compact", crowded);
 }
-new ResizeObserver(() => {
-  if (boxesEl.children.length) fitReadings();
-}).observe(pad);
 
 modeEl.addEventListener("change", () => {
   numberMode = modeEl.checked;
   drawCard.classList.toggle("wide", numberMode);
-  pad.width = numberMode ? 700 : 280; // 5:2, as style.css shows it
-  pad.setAttribute("aria-label", PAD_LABELS[numberMode ? "number" : "digit"]);
+  paper.width = numberMode ? 700 : 280; // 5:2, as style.css shows the pad
   barsEl.hidden = numberMode;
   inputFigure.hidden = numberMode;
   showPrompts();
