@@ -195,13 +195,15 @@ class Augment:
         if channels_ok and (dtype == np.uint8 or np.issubdtype(dtype, np.floating)):
             return
         side = int(np.sqrt(shape[-1])) if len(shape) == 2 else 0
-        flat = side > 1 and side * side == shape[-1]  # (N, 784): MNIST flattened
+        hint = ""
+        if side > 1 and side * side == shape[-1]:  # (N, 784): MNIST flattened
+            hint = (
+                f"; flattened images? reshape them to (N, {side}, {side}) and "
+                "begin the model with Flatten()"
+            )
         raise NnscratchError(
             f"augment: expected uint8 or float images (N, H, W) or (N, 1, H, W), "
-            f"got {dtype} {tuple(shape)}"
-            + flat
-            * f"; flattened images? reshape them to (N, {side}, {side}) and "
-            "begin the model with Flatten()"
+            f"got {dtype} {tuple(shape)}{hint}"
         )
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
