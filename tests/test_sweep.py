@@ -468,6 +468,33 @@ def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
     assert time.monotonic() - started < 8
     assert str(error.value).startswith(f"--scheduler {address}: cannot reach")
     assert "\n" not in str(error.value)
+    # it connected: the port is right, what listens there is not a scheduler
+    assert "not a Dask scheduler" in str(error.value)
+    assert "connection refused" not in str(error.value)
+
+
+def test_a_scheduler_address_where_nothing_listens_says_connection_refused(
+    monkeypatch,
+):
+    """Nothing listening at --scheduler (no scheduler started, a wrong port) was
+    reported as "TimeoutError: no answer in 5 s", Dask retrying a refused
+    connection until its timeout: it is said plainly, at once."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 30)
+    address = _closed_port_address()
+    started = time.monotonic()
+    with (
+        pytest.raises(nnscratch.NnscratchError) as error,
+        cluster.dask_client(scheduler=address),
+    ):
+        pass
+    assert time.monotonic() - started < 10  # refused: not waiting the 30 s
+    assert str(error.value) == (
+        f"--scheduler {address}: cannot reach a Dask scheduler there: nothing "
+        "listens at that address (connection refused); is the scheduler running, "
+        "and is the address right?"
+    )
 
 
 def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
