@@ -977,6 +977,42 @@ def test_a_sweep_leaves_optuna_s_logging_as_it_was(
         optuna.logging.set_verbosity(before)
 
 
+def test_two_sweeps_in_threads_leave_optuna_s_logging_as_it_was():
+    """Two sweeps in threads of one process, the first ending first: the second
+    took the first's WARNING for the level before and put it back last, leaving
+    the program's INFO logging off for good."""
+    from nnscratch.runs.sweeps.study import optuna_quiet
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+
+    def first():
+        with optuna_quiet():
+            first_in.set()
+            assert second_in.wait(30)
+        first_out.set()
+
+    def second():
+        assert first_in.wait(30)
+        with optuna_quiet():
+            second_in.set()
+            assert first_out.wait(30)
+            quiet.append(optuna.logging.get_verbosity())
+
+    quiet = []
+    try:
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert quiet == [optuna.logging.WARNING]  # still quiet while one runs
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def test_trials_in_threads_of_one_worker_leave_stdout_as_it_was(
     tmp_path, monkeypatch, capsys
 ):
