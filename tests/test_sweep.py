@@ -712,6 +712,23 @@ def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_
     assert "the lowest, trial 4 at 0.6000, through lr 0.02, optimizer sgd" in parallel
 
 
+def test_the_history_s_legend_lists_only_the_states_that_occurred(tmp_path):
+    """The legend listed "pruned" and "fail" beside dots of neither colour when no
+    trial was pruned or failed."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    scored = trial_rows(_four_trials_and_a_pruned_one(), ["lr", "optimizer"], tmp_path)
+
+    def legend(rows: list[dict]) -> list[str]:
+        fig = report._history(rows)
+        return [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+
+    complete = [r for r in scored if r["state"] == "complete"]
+    assert legend(complete) == ["complete", "best so far"]
+    assert legend(scored) == ["complete", "pruned", "best so far"]
+
+
 def test_the_pictures_text_is_readable_where_the_page_shows_them(tmp_path, monkeypatch):
     """The page shows them two side by side, 620 CSS pixels wide each: the 12-inch
     slices (3 parameters) shrank to half, their 10-point text to 7 px, and the

@@ -203,6 +203,8 @@ def _history(rows: list[dict]) -> Figure:
     ax = fig.subplots()
     for state, colour in STATE_COLOURS.items():
         mine = [r for r in rows if r["state"] == state]
+        if not mine:  # the legend lists only the states of some trial
+            continue
         ax.scatter([r["number"] for r in mine], [r["val_accuracy"] for r in mine],
                    color=colour, label=state, zorder=3)  # fmt: skip
     complete = sorted((r for r in rows if r["state"] == "complete"),
