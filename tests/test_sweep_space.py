@@ -83,6 +83,13 @@ def test_check_builds_every_bound_and_choice():
         )
     with pytest.raises(NnscratchError, match="holds none out: add --validation-split"):
         SearchSpace({"lr": "uniform:0.1:0.2"}).check({"preset": "seed-2layer"})
+    # given by the user, not the preset's: blaming the preset misled
+    with pytest.raises(
+        NnscratchError, match=r"but --validation-split 0 holds none out: give one"
+    ):
+        SearchSpace({"lr": "uniform:0.1:0.2"}).check(
+            {"preset": "default", "validation_split": 0.0}
+        )
 
 
 def test_space_file_and_params_merge(tmp_path):
