@@ -713,8 +713,8 @@ def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_
 
 
 def test_the_history_s_legend_lists_only_the_states_that_occurred(tmp_path):
-    """The legend listed "pruned" and "fail" beside dots of neither colour when no
-    trial was pruned or failed."""
+    """The legend (and the picture's text alternative) listed "pruned" and "fail"
+    beside dots of neither colour when no trial was pruned or failed."""
     from nnscratch.runs.sweeps import report
     from nnscratch.runs.sweeps.results import trial_rows
 
@@ -727,6 +727,11 @@ def test_the_history_s_legend_lists_only_the_states_that_occurred(tmp_path):
     complete = [r for r in scored if r["state"] == "complete"]
     assert legend(complete) == ["complete", "best so far"]
     assert legend(scored) == ["complete", "pruned", "best so far"]
+    # and its text alternative names the colours drawn, not the others
+    alt = report._alt_texts(complete, ["lr", "optimizer"], "", None)[0]
+    assert "number, blue if complete, under a black step line" in alt
+    alt = report._alt_texts(scored, ["lr", "optimizer"], "", None)[0]
+    assert "blue if complete, orange if pruned (its last epoch's), under" in alt
 
 
 def test_the_pictures_text_is_readable_where_the_page_shows_them(tmp_path, monkeypatch):
