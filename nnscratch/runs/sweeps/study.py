@@ -69,8 +69,20 @@ def open_storage(url: str):
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise NnscratchError(
-            f"--storage {url}: Optuna cannot open it ({type(e).__name__}: {reason})"
+            f"--storage {_shown(url)}: Optuna cannot open it "
+            f"({type(e).__name__}: {reason})"
         ) from None
+
+
+def _shown(url: str) -> str:
+    """`url` with its password as *** (SQLAlchemy's way): error lines end up in
+    logs, and a worker's in trials.csv."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: nothing to hide
+        return url
 
 
 def make_pruner(name: str):
