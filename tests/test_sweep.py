@@ -734,6 +734,16 @@ def test_the_history_s_legend_lists_only_the_states_that_occurred(tmp_path):
     assert "blue if complete, orange if pruned (its last epoch's), under" in alt
 
 
+def test_the_history_s_axis_marks_whole_trial_numbers(tmp_path):
+    """Trials are numbered 0, 1, 2...: the axis of four marked 0.5, 1.5... too."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    scored = trial_rows(_four_trials_and_a_pruned_one(), ["lr", "optimizer"], tmp_path)
+    ticks = report._history(scored).axes[0].get_xticks()
+    assert len(ticks) and all(tick == int(tick) for tick in ticks), ticks
+
+
 def test_the_pictures_text_is_readable_where_the_page_shows_them(tmp_path, monkeypatch):
     """The page shows them two side by side, 620 CSS pixels wide each: the 12-inch
     slices (3 parameters) shrank to half, their 10-point text to 7 px, and the

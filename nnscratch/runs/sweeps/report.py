@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...files import write_text
-from ...reporting.figures import BLUE, ORANGE, TEXT, chart_text, new_figure, png_bytes
+from ...reporting.figures import (
+    BLUE,
+    ORANGE,
+    TEXT,
+    chart_text,
+    new_figure,
+    png_bytes,
+    whole_epochs,
+)
 from ...reporting.page import (
     escape,
     html_cell,
@@ -225,6 +233,7 @@ def _history(rows: list[dict]) -> Figure:
         ax.step([r["number"] for r in complete], best, where="post", color="black",
                 label="best so far")  # fmt: skip
     ax.set(xlabel="trial", ylabel="validation accuracy")
+    whole_epochs(ax.xaxis)  # trial numbers are whole too: no trial 0.5
     ax.legend(loc="lower right", fontsize=TEXT)
     ax.grid(alpha=0.3)
     return fig
