@@ -497,6 +497,28 @@ def test_a_scheduler_address_where_nothing_listens_says_connection_refused(
     )
 
 
+def test_a_scheduler_with_no_worker_says_how_to_start_one(monkeypatch):
+    """A scheduler no worker joined ended in Dask's "Only 0/1 workers arrived after
+    60": the line says how to start one."""
+    from distributed import LocalCluster
+
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "WAIT_FOR_WORKERS_SECONDS", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0",
+                      protocol="tcp://") as empty:  # fmt: skip
+        address = empty.scheduler_address
+        with (
+            pytest.raises(nnscratch.NnscratchError) as error,
+            cluster.dask_client(scheduler=address),
+        ):
+            pass
+    assert str(error.value) == (
+        f"--scheduler {address}: no worker joined in 1 s; start some: "
+        f"dask worker {address} --nthreads 1"
+    )
+
+
 def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
     storage = open_storage(default_storage(tmp_path))
     base = {"epochs": 5, "lr": 0.1, "batch_size": 32}

@@ -119,10 +119,15 @@ def _connect(Client, scheduler: str):
     try:
         try:
             client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_SECONDS)
-        except (OSError, TimeoutError) as e:
+        except OSError as e:  # TimeoutError, or the scheduler lost meanwhile
+            how = (
+                f"; start some: dask worker {scheduler} --nthreads 1"
+                if isinstance(e, TimeoutError)
+                else f" ({e})"
+            )
             raise NnscratchError(
                 f"--scheduler {scheduler}: no worker joined in "
-                f"{WAIT_FOR_WORKERS_SECONDS} s ({e})"
+                f"{WAIT_FOR_WORKERS_SECONDS} s{how}"
             ) from None
         yield client
     finally:
