@@ -468,6 +468,55 @@ def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
     assert time.monotonic() - started < 8
     assert str(error.value).startswith(f"--scheduler {address}: cannot reach")
     assert "\n" not in str(error.value)
+    # it connected: the port is right, what listens there is not a scheduler
+    assert "not a Dask scheduler" in str(error.value)
+    assert "connection refused" not in str(error.value)
+
+
+def test_a_scheduler_address_where_nothing_listens_says_connection_refused(
+    monkeypatch,
+):
+    """Nothing listening at --scheduler (no scheduler started, a wrong port) was
+    reported as "TimeoutError: no answer in 5 s", Dask retrying a refused
+    connection until its timeout: it is said plainly, at once."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 30)
+    address = _closed_port_address()
+    started = time.monotonic()
+    with (
+        pytest.raises(nnscratch.NnscratchError) as error,
+        cluster.dask_client(scheduler=address),
+    ):
+        pass
+    assert time.monotonic() - started < 10  # refused: not waiting the 30 s
+    assert str(error.value) == (
+        f"--scheduler {address}: cannot reach a Dask scheduler there: nothing "
+        "listens at that address (connection refused); is the scheduler running, "
+        "and is the address right?"
+    )
+
+
+def test_a_scheduler_with_no_worker_says_how_to_start_one(monkeypatch):
+    """A scheduler no worker joined ended in Dask's "Only 0/1 workers arrived after
+    60": the line says how to start one."""
+    from distributed import LocalCluster
+
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "WAIT_FOR_WORKERS_SECONDS", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0",
+                      protocol="tcp://") as empty:  # fmt: skip
+        address = empty.scheduler_address
+        with (
+            pytest.raises(nnscratch.NnscratchError) as error,
+            cluster.dask_client(scheduler=address),
+        ):
+            pass
+    assert str(error.value) == (
+        f"--scheduler {address}: no worker joined in 1 s; start some: "
+        f"dask worker {address} --nthreads 1"
+    )
 
 
 def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
@@ -683,6 +732,38 @@ def test_each_picture_of_the_report_has_a_text_alternative_with_its_numbers(tmp_
         in parallel
     )
     assert "the lowest, trial 4 at 0.6000, through lr 0.02, optimizer sgd" in parallel
+
+
+def test_the_history_s_legend_lists_only_the_states_that_occurred(tmp_path):
+    """The legend (and the picture's text alternative) listed "pruned" and "fail"
+    beside dots of neither colour when no trial was pruned or failed."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    scored = trial_rows(_four_trials_and_a_pruned_one(), ["lr", "optimizer"], tmp_path)
+
+    def legend(rows: list[dict]) -> list[str]:
+        fig = report._history(rows)
+        return [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+
+    complete = [r for r in scored if r["state"] == "complete"]
+    assert legend(complete) == ["complete", "best so far"]
+    assert legend(scored) == ["complete", "pruned", "best so far"]
+    # and its text alternative names the colours drawn, not the others
+    alt = report._alt_texts(complete, ["lr", "optimizer"], "", None)[0]
+    assert "number, blue if complete, under a black step line" in alt
+    alt = report._alt_texts(scored, ["lr", "optimizer"], "", None)[0]
+    assert "blue if complete, orange if pruned (its last epoch's), under" in alt
+
+
+def test_the_history_s_axis_marks_whole_trial_numbers(tmp_path):
+    """Trials are numbered 0, 1, 2...: the axis of four marked 0.5, 1.5... too."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    scored = trial_rows(_four_trials_and_a_pruned_one(), ["lr", "optimizer"], tmp_path)
+    ticks = report._history(scored).axes[0].get_xticks()
+    assert len(ticks) and all(tick == int(tick) for tick in ticks), ticks
 
 
 def test_the_pictures_text_is_readable_where_the_page_shows_them(tmp_path, monkeypatch):
@@ -945,6 +1026,42 @@ def test_a_sweep_leaves_optuna_s_logging_as_it_was(
         result = nnscratch.sweep(tmp_path / "sweep", 1, ["lr=uniform:0.1:0.2"],
                                  scheduler=threads_cluster, quiet=True, **TINY)  # fmt: skip
         assert result.best_number is None  # the stand-in trial failed, as meant
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def test_two_sweeps_in_threads_leave_optuna_s_logging_as_it_was():
+    """Two sweeps in threads of one process, the first ending first: the second
+    took the first's WARNING for the level before and put it back last, leaving
+    the program's INFO logging off for good."""
+    from nnscratch.runs.sweeps.study import optuna_quiet
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+
+    def first():
+        with optuna_quiet():
+            first_in.set()
+            assert second_in.wait(30)
+        first_out.set()
+
+    def second():
+        assert first_in.wait(30)
+        with optuna_quiet():
+            second_in.set()
+            assert first_out.wait(30)
+            quiet.append(optuna.logging.get_verbosity())
+
+    quiet = []
+    try:
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert quiet == [optuna.logging.WARNING]  # still quiet while one runs
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.set_verbosity(before)

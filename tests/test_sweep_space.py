@@ -83,6 +83,13 @@ def test_check_builds_every_bound_and_choice():
         )
     with pytest.raises(NnscratchError, match="holds none out: add --validation-split"):
         SearchSpace({"lr": "uniform:0.1:0.2"}).check({"preset": "seed-2layer"})
+    # given by the user, not the preset's: blaming the preset misled
+    with pytest.raises(
+        NnscratchError, match=r"but --validation-split 0 holds none out: give one"
+    ):
+        SearchSpace({"lr": "uniform:0.1:0.2"}).check(
+            {"preset": "default", "validation_split": 0.0}
+        )
 
 
 def test_space_file_and_params_merge(tmp_path):
@@ -157,6 +164,9 @@ def test_errors_in_the_arguments_are_usage_errors(tmp_path, capsys, args, messag
     "args, message",
     [
         (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: Optuna cannot open it"),
+        # an error line, a log, does not show the database's password
+        (["--storage", "postgresql://me:s3cret@127.0.0.1:1/db"],
+         "--storage postgresql://me:***@127.0.0.1:1/db: Optuna cannot open it"),
         (["--scheduler", "tcp://127.0.0.1:9"],
          "--scheduler tcp://127.0.0.1:9: cannot reach a Dask scheduler"),
     ],
@@ -167,6 +177,7 @@ def test_failures_to_start_are_one_line(tmp_path, capsys, data_dir, args, messag
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+    assert "s3cret" not in err
 
 
 @pytest.mark.parametrize(

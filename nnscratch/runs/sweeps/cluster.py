@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -114,24 +115,19 @@ def check_cluster(workers: int | None, scheduler: str | None) -> int | None:
 
 @contextmanager
 def _connect(Client, scheduler: str):
-    try:
-        _ask_identity(scheduler)
-        client = Client(scheduler, timeout=CONNECT_SECONDS)
-    except Exception as e:  # noqa: BLE001 - refused, timed out, bad address, garbage
-        reason = (
-            str(e).splitlines()[0] if str(e) else f"no answer in {CONNECT_SECONDS} s"
-        )
-        raise NnscratchError(
-            f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
-            f"({type(e).__name__}: {reason})"
-        ) from None
+    client = _open_client(Client, scheduler)
     try:
         try:
             client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_SECONDS)
-        except (OSError, TimeoutError) as e:
+        except OSError as e:  # TimeoutError, or the scheduler lost meanwhile
+            how = (
+                f"; start some: dask worker {scheduler} --nthreads 1"
+                if isinstance(e, TimeoutError)
+                else f" ({e})"
+            )
             raise NnscratchError(
                 f"--scheduler {scheduler}: no worker joined in "
-                f"{WAIT_FOR_WORKERS_SECONDS} s ({e})"
+                f"{WAIT_FOR_WORKERS_SECONDS} s{how}"
             ) from None
         yield client
     finally:
@@ -144,6 +140,70 @@ def _connect(Client, scheduler: str):
             client.close()
         finally:
             quiet.setLevel(level)
+
+
+def _open_client(Client, scheduler: str):
+    """A Client of the scheduler at `scheduler`, or a one-line NnscratchError saying
+    why none answers there: nothing listening (refused at once, where Dask retried
+    until its timeout and said only that), an unknown host, or something listening
+    that is not a Dask scheduler."""
+    cannot = f"--scheduler {scheduler}: cannot reach a Dask scheduler there"
+    try:
+        connected = _listens(scheduler)
+    except OSError as e:  # refused, unknown host, timed out, no route
+        raise NnscratchError(f"{cannot}: {_no_connection(e)}") from None
+    try:
+        _ask_identity(scheduler)
+        return Client(scheduler, timeout=CONNECT_SECONDS)
+    except Exception as e:  # noqa: BLE001 - timed out, bad address, garbage
+        said = str(e).splitlines()[0] if str(e) else f"no answer in {CONNECT_SECONDS} s"
+        if not connected:  # an address `_listens` does not try: Dask's reason
+            raise NnscratchError(f"{cannot} ({type(e).__name__}: {said})") from None
+        if isinstance(e, TimeoutError):
+            said = f"it did not answer as one in {CONNECT_SECONDS} s"
+        elif not isinstance(e, _NotAScheduler):  # its reply, read as Dask's, failed
+            said = f"{type(e).__name__}: {said}"
+        raise NnscratchError(
+            f"{cannot}: something listens, but not a Dask scheduler ({said}); is "
+            "the port right?"
+        ) from None
+
+
+def _no_connection(error: OSError) -> str:
+    """Why no TCP connection opened, in words."""
+    if isinstance(error, ConnectionRefusedError):
+        return (
+            "nothing listens at that address (connection refused); is the scheduler "
+            "running, and is the address right?"
+        )
+    if isinstance(error, socket.gaierror):
+        reason = f"its host is unknown ({error.strerror})"
+    elif isinstance(error, TimeoutError):
+        reason = f"no answer in {CONNECT_SECONDS} s (a host down, or a firewall)"
+    else:
+        reason = error.strerror or str(error)  # no route to host...
+    return f"{reason}; is the address right?"
+
+
+def _listens(scheduler: str) -> bool:
+    """Whether a TCP connection to `scheduler` opens; False for an address that is
+    not TCP's (or that Dask cannot parse: it says why). Raises OSError where none
+    opens (ConnectionRefusedError, socket.gaierror, TimeoutError...)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        host, port = parse_host_port(location)
+    except ValueError:
+        return False
+    if scheme not in ("tcp", "tls"):
+        return False
+    with socket.create_connection((host, port), timeout=CONNECT_SECONDS):
+        return True
+
+
+class _NotAScheduler(Exception):
+    """A Dask server that is not a scheduler (a worker, a nanny) answered."""
 
 
 def _ask_identity(scheduler: str) -> None:
@@ -166,7 +226,7 @@ def _ask_identity(scheduler: str) -> None:
         reply = thread.submit(asyncio.run, asked).result()
     kind = reply.get("type") if isinstance(reply, dict) else None
     if kind != "Scheduler":
-        raise ValueError(f"what answered is not a scheduler (type {kind})")
+        raise _NotAScheduler(f"a Dask {kind}" if kind else "no Dask identity")
 
 
 def slots(client) -> int:

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...files import write_text
-from ...reporting.figures import BLUE, ORANGE, TEXT, chart_text, new_figure, png_bytes
+from ...reporting.figures import (
+    BLUE,
+    ORANGE,
+    TEXT,
+    chart_text,
+    new_figure,
+    png_bytes,
+    whole_epochs,
+)
 from ...reporting.page import (
     escape,
     html_cell,
@@ -97,9 +105,8 @@ def _figure(caption: str, png: bytes | str, alt: str) -> str:
 # under it says what it is for); `_alt_texts` adds the sweep's numbers.
 DRAWN = [
     (
-        "Scatter of each trial's validation accuracy against its number, blue if"
-        " complete, orange if pruned (its last epoch's), grey if failed, under a"
-        " black step line of the best so far"
+        "Scatter of each trial's validation accuracy against its number, {colours},"
+        " under a black step line of the best so far"
     ),
     (
         "Scatter charts, one per parameter, of each trial's validation accuracy"
@@ -124,6 +131,7 @@ def _alt_texts(rows: list[dict], names: list[str], importances, best) -> list[st
     largest first; a text when there are none), and the `best` complete trial (or
     None)."""
     texts = list(DRAWN)
+    texts[0] = texts[0].format(colours=_colours(rows))
     if not rows:
         return texts
     low = min(rows, key=lambda r: r["val_accuracy"])
@@ -147,6 +155,17 @@ def _alt_texts(rows: list[dict], names: list[str], importances, best) -> list[st
             f" the lowest, {_trial(low)}, through {_values(low, names)}"
         )
     return texts
+
+
+COLOURED = {"complete": "blue if complete",
+            "pruned": "orange if pruned (its last epoch's)", "fail": "grey if failed"}  # fmt: skip
+
+
+def _colours(rows: list[dict]) -> str:
+    """ "blue if complete, grey if failed": the colours of the trials' states, as
+    the history's legend lists them (every state's when there are no trials)."""
+    states = {r["state"] for r in rows} or set(COLOURED)
+    return ", ".join(words for state, words in COLOURED.items() if state in states)
 
 
 def _scored(row: dict) -> str:
@@ -203,6 +222,8 @@ def _history(rows: list[dict]) -> Figure:
     ax = fig.subplots()
     for state, colour in STATE_COLOURS.items():
         mine = [r for r in rows if r["state"] == state]
+        if not mine:  # the legend lists only the states of some trial
+            continue
         ax.scatter([r["number"] for r in mine], [r["val_accuracy"] for r in mine],
                    color=colour, label=state, zorder=3)  # fmt: skip
     complete = sorted((r for r in rows if r["state"] == "complete"),
@@ -212,6 +233,7 @@ def _history(rows: list[dict]) -> Figure:
         ax.step([r["number"] for r in complete], best, where="post", color="black",
                 label="best so far")  # fmt: skip
     ax.set(xlabel="trial", ylabel="validation accuracy")
+    whole_epochs(ax.xaxis)  # trial numbers are whole too: no trial 0.5
     ax.legend(loc="lower right", fontsize=TEXT)
     ax.grid(alpha=0.3)
     return fig

@@ -236,10 +236,21 @@ class SearchSpace:
                     shown = bad.replace("_", "-")
                     raise NnscratchError(f"--param {shown}={bad_value}: {e}") from None
                 if not settings.validation_split:
-                    raise NnscratchError(
-                        f"trials are scored on validation images, but preset "
-                        f"{settings.preset} holds none out: add --validation-split 0.1"
-                    )
+                    raise NnscratchError(_no_validation(base, settings.preset))
+
+
+def _no_validation(base: dict, preset: str) -> str:
+    """Why a trial's settings hold out no validation images: the user's
+    --validation-split 0, or the preset's."""
+    if "validation_split" in base:
+        return (
+            "trials are scored on validation images, but --validation-split "
+            f"{base['validation_split']:g} holds none out: give one above 0, e.g. 0.1"
+        )
+    return (
+        f"trials are scored on validation images, but preset {preset} holds none "
+        "out: add --validation-split 0.1"
+    )
 
 
 def _refused_alone(base: dict, values: dict) -> tuple[str, object] | None:

@@ -13,6 +13,7 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,8 +69,20 @@ def open_storage(url: str):
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise NnscratchError(
-            f"--storage {url}: Optuna cannot open it ({type(e).__name__}: {reason})"
+            f"--storage {_shown(url)}: Optuna cannot open it "
+            f"({type(e).__name__}: {reason})"
         ) from None
+
+
+def _shown(url: str) -> str:
+    """`url` with its password as *** (SQLAlchemy's way): error lines end up in
+    logs, and a worker's in trials.csv."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: nothing to hide
+        return url
 
 
 def make_pruner(name: str):
@@ -105,19 +118,33 @@ def sampler_seed(seed: int, held: int) -> int:
     return int(np.random.SeedSequence([seed, held]).generate_state(1)[0])
 
 
+# sweeps running in this process (threads of a notebook...), and Optuna's verbosity
+# before the first: the last to end puts it back. Each one's own "before" was the
+# other's WARNING when two overlapped, and the one ending last restored that.
+_QUIET = {"sweeps": 0, "before": None}
+_QUIET_LOCK = threading.Lock()
+
+
 @contextmanager
 def optuna_quiet():
     """Inside, Optuna logs warnings and errors only, not a line per trial (the
     sweep's own line says it); its verbosity, which is the whole program's, is put
-    back on leaving, for a user calling `nnscratch.sweep` who had set it."""
+    back when the last sweep running in this process ends, for a user calling
+    `nnscratch.sweep` who had set it."""
     import optuna
 
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    with _QUIET_LOCK:
+        if not _QUIET["sweeps"]:
+            _QUIET["before"] = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(max(_QUIET["before"], optuna.logging.WARNING))
+        _QUIET["sweeps"] += 1
     try:
         yield
     finally:
-        optuna.logging.set_verbosity(before)
+        with _QUIET_LOCK:
+            _QUIET["sweeps"] -= 1
+            if not _QUIET["sweeps"]:
+                optuna.logging.set_verbosity(_QUIET["before"])
 
 
 def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
