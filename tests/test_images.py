@@ -381,6 +381,24 @@ def test_ruled_lines_are_dropped_beside_tall_thick_strokes(lined, top):
     assert np.count_nonzero(b) < 1.1 * np.count_nonzero(a)  # no line left
 
 
+def test_thick_tilted_ruled_lines_in_a_blurred_photo_are_still_dropped():
+    # with their blurred edges and a tilt such lines are inked thicker across than
+    # the band reaching RULED_SPAN is: they are still lines, not strokes' middles
+    plain = Image.new("L", (700, 280), 245)
+    lined = plain.copy()
+    draw = ImageDraw.Draw(lined)
+    for at in range(10, 700, 33):
+        draw.line([(0, at), (700, at + 3.6)], fill=101, width=5)
+        draw.line([(at, 0), (at + 3.6, 280)], fill=101, width=5)
+    for img in (plain, lined):
+        ImageDraw.Draw(img).line([(210, 56), (420, 56), (280, 224)], fill=30, width=11)
+    a, b = (
+        images.picture_ink(gray_of(img.filter(ImageFilter.GaussianBlur(2))))
+        for img in (plain, lined)
+    )
+    assert np.count_nonzero(b) < 2 * np.count_nonzero(a)
+
+
 def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
     tap = Image.new("L", (280, 280), 255)  # a tap on the drawing page
     ImageDraw.Draw(tap).ellipse([130, 130, 150, 150], fill=0)
