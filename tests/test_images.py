@@ -359,6 +359,46 @@ def test_squared_paper_is_dropped_where_its_lines_cross(size, step, width, fill)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
 
 
+@pytest.mark.parametrize("lined", ["rows", "squares"])
+@pytest.mark.parametrize("top", [36, 38, 40])
+def test_ruled_lines_are_dropped_beside_tall_thick_strokes(lined, top):
+    # the middles of tall "1"s drawn with a thick pen were taken for ruled lines
+    # too; the paper's own lines must still go, and the strokes stay whole
+    size, pen = (700, 280), 20
+    plain = Image.new("L", size, 250)
+    paper_ = squared_paper(size, fill=120) if lined == "squares" else plain.copy()
+    if lined == "rows":
+        for y in range(10, 280, 40):
+            ImageDraw.Draw(paper_).line([(0, y), (700, y)], fill=120, width=2)
+    for img in (plain, paper_):
+        draw = ImageDraw.Draw(img)
+        for x in (300, 420):
+            draw.line([(x, top), (x, 279 - top)], fill=25, width=pen)
+            for y in (top, 279 - top):
+                draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], 25)
+    a, b = (images.picture_ink(gray_of(img)) for img in (plain, paper_))
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert np.count_nonzero(b) < 1.1 * np.count_nonzero(a)  # no line left
+
+
+def test_thick_tilted_ruled_lines_in_a_blurred_photo_are_still_dropped():
+    # with their blurred edges and a tilt such lines are inked thicker across than
+    # the band reaching RULED_SPAN is: they are still lines, not strokes' middles
+    plain = Image.new("L", (700, 280), 245)
+    lined = plain.copy()
+    draw = ImageDraw.Draw(lined)
+    for at in range(10, 700, 33):
+        draw.line([(0, at), (700, at + 3.6)], fill=101, width=5)
+        draw.line([(at, 0), (at + 3.6, 280)], fill=101, width=5)
+    for img in (plain, lined):
+        ImageDraw.Draw(img).line([(210, 56), (420, 56), (280, 224)], fill=30, width=11)
+    a, b = (
+        images.picture_ink(gray_of(img.filter(ImageFilter.GaussianBlur(2))))
+        for img in (plain, lined)
+    )
+    assert np.count_nonzero(b) < 2 * np.count_nonzero(a)
+
+
 def test_a_lone_dot_is_no_digit_but_a_small_digit_in_a_large_photo_is():
     tap = Image.new("L", (280, 280), 255)  # a tap on the drawing page
     ImageDraw.Draw(tap).ellipse([130, 130, 150, 150], fill=0)

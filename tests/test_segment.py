@@ -27,6 +27,25 @@ def drawn(lines, size=(400, 200), width=10) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255
 
 
+def pad_drawing(strokes, size=(700, 280)) -> np.ndarray:
+    """Polylines drawn as the page's number pad draws them (a pen 1/14 of the
+    height, round ends and joints), dark on white: (H, W) gray."""
+    img = Image.new("L", size, 255)
+    draw, pen = ImageDraw.Draw(img), size[1] / 14
+    for points in strokes:
+        draw.line(points, fill=0, width=round(pen), joint="curve")
+        for x, y in (points[0], points[-1]):
+            draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=0)
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def tall_ones(count: int, top: int) -> list:
+    """`count` "1"s (a flag, then down, leaning a little) from `top` to the pad's
+    bottom less `top`, 140 px apart, centred on a 700 x 280 pad: polylines."""
+    xs = [350 + (i - (count - 1) / 2) * 140 for i in range(count)]
+    return [[(x - 25, top + 35), (x, top), (x + 3, 279 - top)] for x in xs]
+
+
 def test_label_components_joins_diagonal_neighbours_and_gives_boxes():
     mask = np.zeros((6, 8), dtype=bool)
     mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # one diagonal piece
@@ -293,3 +312,28 @@ def test_digits_as_wide_as_a_bar_are_still_read():
     # touching zeros cross two strokes in most columns: digits, cut by their width
     zeros = typed("0000000", size=(700, 200))
     assert len(segment.find_digits(zeros).digits) == 7
+
+
+@pytest.mark.parametrize("top", range(36, 42))
+def test_tall_thick_strokes_are_not_taken_for_ruled_lines(top):
+    # the middle columns of a stroke over 80% of the pad's height were two or more
+    # ruled lines of the paper: erased, each stroke was read as two thin digits
+    bars = pad_drawing(
+        [[(40 + 80 * i, top), (40 + 80 * i, 279 - top)] for i in range(8)]
+    )
+    digits = segment.find_digits(bars).digits
+    assert len(digits) == 8
+    assert all(d.box[2] - d.box[0] >= 20 for d in digits)
+
+
+@pytest.mark.parametrize("count", [2, 4])
+@pytest.mark.parametrize("top", [36, 37, 38])
+def test_tall_ones_on_the_number_pad_are_read_whole(count, top):
+    # "11" and "1111" lost the middle of each stroke (as in the test above), and
+    # what was left (the flag and two slivers) no longer looked like a "1"
+    ones = tall_ones(count, top)
+    digits = segment.find_digits(pad_drawing(ones)).digits
+    assert len(digits) == count
+    for digit, one in zip(digits, ones):
+        alone = segment.find_digits(pad_drawing([one])).digits[0]
+        assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95

@@ -245,25 +245,54 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     """Zero the ruled lines of lined or squared paper: (H, W) -> (H, W), a copy.
 
     A line is a band of rows (columns) at most RULED_LINE of the height (width) thick
-    with ink across RULED_SPAN of the width (height), and paper has two or more: one
-    alone may be the thin bar of a "7". Each line is erased (`erase_band`), with its
-    blurred edges, except where a stroke crosses it or lies along it. Upright lines
-    with nothing else left are kept (two strokes across the picture: a "11"); a page
-    of nothing but ruled lines across (lined or squared paper) is blank.
+    with ink across RULED_SPAN of the width (height), through which the ink is at
+    most twice RULED_LINE of the shorter side thick along most of its length
+    (`thin_across`: the middle of a tall thick stroke, a "1" drawn with a marker, is
+    inked as far), and paper has two or more: one alone may be the thin bar of a
+    "7". Each line is erased (`erase_band`), with its blurred edges, except where a
+    stroke crosses it or lies along it. Upright lines with nothing else left are
+    kept (two strokes across the picture: a "11"); a page of nothing but ruled lines
+    across (lined or squared paper) is blank.
     """
     out = np.array(ink, dtype=np.float32)
     lined = False  # ruled lines across the page were found
+    # the ink through a line with its blurred edges (erase_band's: half the band's
+    # thickness either side), from the shorter side: a line is as thin whichever way
+    # it runs, while the band's limit from the width would let a 700 x 280 number
+    # pad's pen (1/14 of the height) pass
+    widest = 2 * max(1, round(RULED_LINE * min(out.shape)))
     for lines in (out, out.T):  # rows, then columns (a view: edits reach `out`)
         inked = lines > 0
         thickest = max(1, round(RULED_LINE * lines.shape[0]))
         bands = runs(inked.mean(axis=1) >= RULED_SPAN)
-        bands = [(start, stop) for start, stop in bands if stop - start <= thickest]
+        bands = [
+            (start, stop)
+            for start, stop in bands
+            if stop - start <= thickest and thin_across(inked, start, stop, widest)
+        ]
         if len(bands) < 2:
             continue
         lined = lined or lines is out
         for start, stop in bands:
             erase_band(lines, inked, start, stop)
     return out if out.any() or lined else np.array(ink, dtype=np.float32)
+
+
+def thin_across(inked: np.ndarray, start: int, stop: int, widest: int) -> bool:
+    """Whether the ink through rows start:stop of `inked` (H, W) bool is at most
+    `widest` rows thick along most of the band's length (in more than half of the
+    columns where the band is inked).
+
+    A ruled line is: ink runs on past it only where a stroke crosses it or lies
+    along it. The middle of a tall thick stroke is not, though it may be inked
+    across as much of the picture: the rest of the stroke flanks it all along.
+    """
+    above = inked[max(0, start - widest) : start][::-1]
+    below = inked[stop : stop + widest]
+    # rows inked next to the band on either side, up to the first row of paper
+    flanks = [np.cumprod(side, axis=0).sum(axis=0) for side in (above, below)]
+    across = (stop - start + sum(flanks))[inked[start:stop].any(axis=0)]
+    return bool(np.mean(across <= widest) > 0.5)
 
 
 def erase_band(lines: np.ndarray, inked: np.ndarray, start: int, stop: int) -> None:
