@@ -160,7 +160,8 @@ def tolerance(dtype):
 def both_twins(kernel, make_args, *, exact=True, outputs=None):
     """Run `kernel`'s NumPy and compiled twins each on fresh arrays from
     `make_args()`; compare the returned value and every array argument afterwards
-    (`outputs`: their positions, default all); returns the arrays of both."""
+    (`outputs`: their positions, default all; `exact`: to the bit, but for NaN's
+    payload); returns the arrays of both."""
     results = []
     for twin in (kernel.numpy, kernel.numba):
         args = make_args()
@@ -174,8 +175,11 @@ def both_twins(kernel, make_args, *, exact=True, outputs=None):
     for i in chosen:
         a, b = arrays_a[i], arrays_b[i]
         assert a.dtype == b.dtype
-        if exact:
+        if exact:  # to the bit: the sign of a zero too (-0.0 == 0.0 to NumPy)
             assert_array_equal(b, a, err_msg=f"array argument {i}")
+            if a.dtype.kind == "f":
+                same_signs = np.signbit(b) == np.signbit(a)
+                assert (same_signs | np.isnan(a)).all(), f"array argument {i}: signs"
         else:
             assert_allclose(b, a, **tolerance(a.dtype), err_msg=f"array argument {i}")
     return arrays_a, arrays_b
@@ -240,7 +244,7 @@ def test_relu_twins_agree_exactly(dtype, shape):
 
     def forward_args():
         (x,) = random_arrays(8, dtype, shape)
-        x.flat[:3] = [0.0, -0.0, np.nan]  # NaN kept; -0.0 -> 0.0 (NumPy) or -0.0
+        x.flat[:3] = [0.0, -0.0, np.nan]  # NaN kept; -0.0 -> 0.0 in both
         return [x, np.empty_like(x)]
 
     (_, y), _ = both_twins(relu_kernel, forward_args)

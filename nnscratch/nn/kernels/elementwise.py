@@ -3,9 +3,9 @@ class labels, and uint8 pixels scaled to floats (a batch, or shuffled rows).
 
 ReLU: the NumPy twins are ufuncs (forward one, against an array of zeros,
 `reductions.relu`; backward two, a mask then the gradient times it); the compiled
-ones a single loop, with no zeros or mask to read. Their values are equal, but not
-always their bits: ReLU of -0.0 is -0.0 in the loops ("0 if v < 0 else v") and 0.0
-in NumPy's maximum against zeros (-0.0 == 0.0; only the sign of a zero differs). A
+ones a single loop, with no zeros or mask to read. They agree to the bit: the loops'
+"0 if v <= 0 else v" keeps a NaN and makes -0.0 0.0, as NumPy's maximum against zeros
+does (with "v < 0", -0.0 would stay -0.0: the same value, another sign bit). A
 Dense layer followed by ReLU (`fusion.DenseReLU`) adds its bias and applies ReLU in
 one pass over its output, and takes ReLU's mask and the bias's gradient in one pass
 over the gradient.
@@ -36,7 +36,7 @@ def _relu_loops(x, y):
     zero = ys.dtype.type(0)
     for i in range(xs.shape[0]):
         v = xs[i]
-        ys[i] = zero if v < 0 else v  # NaN kept, as np.maximum; -0.0 kept too
+        ys[i] = zero if v <= 0 else v  # NaN kept, -0.0 made 0.0, as np.maximum
 
 
 def _relu_backward(dy, y, dx, mask):
@@ -108,7 +108,7 @@ def _bias_relu_loops(y, b, relu):
         for n in range(y.shape[0]):
             for j in range(y.shape[1]):
                 v = y[n, j] + b[j]
-                y[n, j] = zero if v < 0 else v  # as `_relu_loops`
+                y[n, j] = zero if v <= 0 else v  # as `_relu_loops`
     else:
         for n in range(y.shape[0]):
             for j in range(y.shape[1]):

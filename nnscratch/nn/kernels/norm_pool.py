@@ -51,7 +51,7 @@ norm_max_pool_forward = Kernel(_norm_max_pool_forward)
 @norm_max_pool_forward.compiled
 def _norm_max_pool_forward_loops(x, scale, shift, channel, relu, y, winner):
     # max pooling's 2x2 loop (see `pooling`) on the values x * k + d, then ReLU's
-    # "0 if v < 0 else v" (a NaN stays NaN)
+    # "0 if v <= 0 else v" (a NaN stays NaN; -0.0 becomes 0.0, as in NumPy)
     n, c, ho, wo = y.shape
     floor = y.dtype.type(0 if relu else -np.inf)
     arg = winner.dtype.type
@@ -70,7 +70,7 @@ def _norm_max_pool_forward_loops(x, scale, shift, channel, relu, y, winner):
                     below = v3 if right_below else v2
                     lower = below > top
                     best = below if lower else top
-                    y[a, b, r, s] = floor if best < floor else best  # noqa: FURB136 (max() may drop a NaN)
+                    y[a, b, r, s] = floor if best <= floor else best  # noqa: FURB136 (max() may drop a NaN)
                     top_arg = one if right else zero
                     below_arg = three if right_below else two
                     winner[a, b, r, s] = below_arg if lower else top_arg

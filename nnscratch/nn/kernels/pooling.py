@@ -11,7 +11,7 @@ ties), which backward sends the gradient to. On (128, 32, 28, 28) by 2x2: forwar
 An im2col for Conv2D written as such loops, window by window, was slower than its
 NumPy version; `columns` copies runs of whole image rows instead. With `relu`,
 max pooling is followed by ReLU in the same pass (`nn.fusion.PoolReLU`): the maximum
-written as "0 if v < 0 else v", and backward's gradient times ReLU's mask (where the
+written as "0 if v <= 0 else v", and backward's gradient times ReLU's mask (where the
 pooled output y > 0), the very operations of the ReLU layer.
 """
 
@@ -74,7 +74,7 @@ def _max_pool_forward_loops(x, y, winner, first, kh, kw, sh, sw, relu):
     n, c = x.shape[:2]
     ho, wo = y.shape[2:]
     saw_nan = False
-    floor = y.dtype.type(0 if relu else -np.inf)  # ReLU's "0 if v < 0 else v"
+    floor = y.dtype.type(0 if relu else -np.inf)  # ReLU's "0 if v <= 0 else v"
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
         arg = winner.dtype.type
         zero, one, two, three = arg(0), arg(1), arg(2), arg(3)
@@ -91,7 +91,7 @@ def _max_pool_forward_loops(x, y, winner, first, kh, kw, sh, sw, relu):
                         below = v3 if right_below else v2
                         lower = below > top
                         best = below if lower else top
-                        y[a, m, r, s] = floor if best < floor else best  # noqa: FURB136 (a NaN stays)
+                        y[a, m, r, s] = floor if best <= floor else best  # noqa: FURB136 (a NaN stays)
                         top_arg = one if right else zero
                         below_arg = three if right_below else two
                         winner[a, m, r, s] = below_arg if lower else top_arg
@@ -110,7 +110,7 @@ def _max_pool_forward_loops(x, y, winner, first, kh, kw, sh, sw, relu):
                                 total += v
                                 if v > best:
                                     best, arg = v, i * kw + j
-                        best = floor if best < floor else best  # noqa: FURB136
+                        best = floor if best <= floor else best  # noqa: FURB136
                         y[a, m, r, s], winner[a, m, r, s] = best, arg
                         saw_nan = saw_nan or np.isnan(total)
     if not saw_nan:
@@ -172,6 +172,7 @@ def _max_pool_backward_loops(dy, y, relu, winner, first, dx, kh, kw, sh, sw):
                         for s in range(wo):
                             t, g = winner[a, m, r, s] - 2 * i, dy[a, m, r, s]
                             g = g * (one if not relu or y[a, m, r, s] > 0 else zero)
+                            g = zero + g  # -0.0 (a negative g masked) -> 0.0, as NumPy's
                             dx[a, b, 2 * r + i, 2 * s] = g if t == 0 else zero
                             dx[a, b, 2 * r + i, 2 * s + 1] = g if t == 1 else zero
                 continue
@@ -180,6 +181,7 @@ def _max_pool_backward_loops(dy, y, relu, winner, first, dx, kh, kw, sh, sw):
                     t, g = winner[a, m, r, s], dy[a, m, r, s]
                     g = g * (one if not relu or y[a, m, r, s] > 0 else zero)
                     if tiled:  # the whole window: g at the winner, 0 elsewhere
+                        g = zero + g  # as NumPy's 0 + g: a masked -0.0 is 0.0
                         for i in range(kh):
                             for j in range(kw):
                                 value = g if i * kw + j == t else zero
