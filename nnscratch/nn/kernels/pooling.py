@@ -172,9 +172,8 @@ def _max_pool_backward_loops(dy, y, relu, winner, first, dx, kh, kw, sh, sw):
                         for s in range(wo):
                             t, g = winner[a, m, r, s] - 2 * i, dy[a, m, r, s]
                             g = g * (one if not relu or y[a, m, r, s] > 0 else zero)
-                            g = (
-                                zero + g
-                            )  # -0.0 (a negative g masked) -> 0.0, as NumPy's
+                            # 0 + g: a masked negative g, -0.0, is 0.0 as in NumPy's
+                            g = zero + g
                             dx[a, b, 2 * r + i, 2 * s] = g if t == 0 else zero
                             dx[a, b, 2 * r + i, 2 * s + 1] = g if t == 1 else zero
                 continue
