@@ -323,6 +323,22 @@ def test_drop_ruled_lines_keeps_a_lone_bar_and_a_lone_line():
     assert_allclose(paper.drop_ruled_lines(line), line)
 
 
+def test_drop_ruled_lines_keeps_thin_upright_strokes_stopping_short_of_an_edge():
+    # two thin straight strokes over 85% of the height were squared paper's upright
+    # lines, on plain paper and on lined paper alike: a "11" was erased
+    strokes = np.zeros((280, 700), dtype=np.float32)
+    strokes[21:259, 280:286] = strokes[21:259, 420:426] = 1.0
+    lined = strokes.copy()
+    lined[10::40] = 1.0
+    assert_allclose(paper.drop_ruled_lines(lined), strokes)
+    five = strokes.copy()
+    five[21:27, 500:600] = five[21:140, 500:506] = 1.0  # something else beside them
+    assert_allclose(paper.drop_ruled_lines(five), five)
+    squared = lined.copy()
+    squared[:, 10::40] = 1.0  # upright lines from edge to edge: still paper
+    assert_allclose(paper.drop_ruled_lines(squared), strokes)
+
+
 def test_a_blank_page_of_lined_paper_has_no_digit():
     # its ruled lines were kept when nothing else was left, and read as an "8"
     lined = np.ones((600, 600), dtype=np.float32)

@@ -337,3 +337,30 @@ def test_tall_ones_on_the_number_pad_are_read_whole(count, top):
     for digit, one in zip(digits, ones):
         alone = segment.find_digits(pad_drawing([one])).digits[0]
         assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95
+
+
+def thin_number(text: str, pen: int, top=21) -> np.ndarray:
+    """Digits "1" and "5" drawn with a `pen` px pen from `top` to 279 - `top` (85% of
+    the height), 140 px apart, centred on a 700 x 280 page: (H, W) gray."""
+    bottom, strokes = 279 - top, []
+    for i, char in enumerate(text):
+        x = 350 + (i - (len(text) - 1) / 2) * 140
+        if char == "1":
+            strokes.append([(x - 25, top + 35), (x, top), (x + 3, bottom)])
+        else:  # a "5": its bar, down, then the bowl
+            strokes.append([(x + 40, top), (x - 35, top), (x - 40, 130)])
+            bowl = [(x - 40, 130), (x + 20, 115), (x + 45, 170), (x + 30, 235)]
+            strokes.append(bowl + [(x - 10, bottom), (x - 45, 235)])
+    return drawn(strokes, size=(700, 280), width=pen)
+
+
+@pytest.mark.parametrize("text", ["115", "11"])
+@pytest.mark.parametrize("pen", [6, 8, 10])
+def test_tall_ones_drawn_with_a_thin_pen_are_not_ruled_lines(text, pen):
+    # straight, thin and upright over 80% of the height, two such strokes were
+    # taken for squared paper's upright lines and erased: "115" read "5"
+    digits = segment.find_digits(thin_number(text, pen)).digits
+    assert len(digits) == len(text)
+    for digit, char in zip(digits, text):
+        alone = segment.find_digits(thin_number(char, pen)).digits[0]
+        assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95

@@ -29,6 +29,9 @@ SURROUND_CONTRAST = 0.2
 # at most RULED_LINE of its height thick is a ruled line of the paper, not the digit
 RULED_SPAN = 0.8
 RULED_LINE = 0.02
+# An upright ruled line (squared paper's) runs from edge to edge of the page: its ink
+# reaches within RULED_END of the picture's height of its top and of its bottom
+RULED_END = 0.04
 
 
 def border_pixels(gray: np.ndarray) -> np.ndarray:
@@ -249,7 +252,9 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     most twice RULED_LINE of the shorter side thick along most of its length
     (`thin_across`: the middle of a tall thick stroke, a "1" drawn with a marker, is
     inked as far), and paper has two or more: one alone may be the thin bar of a
-    "7". Each line is erased (`erase_band`), with its blurred edges, except where a
+    "7". An upright line (squared paper's) also runs from the top of the picture to
+    its bottom (`reaches_ends`: a tall "1" written with a thin pen stops short).
+    Each line is erased (`erase_band`), with its blurred edges, except where a
     stroke crosses it or lies along it. Upright lines with nothing else left are
     kept (two strokes across the picture: a "11"); a page of nothing but ruled lines
     across (lined or squared paper) is blank.
@@ -268,7 +273,9 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
         bands = [
             (start, stop)
             for start, stop in bands
-            if stop - start <= thickest and thin_across(inked, start, stop, widest)
+            if stop - start <= thickest
+            and thin_across(inked, start, stop, widest)
+            and (lines is out or reaches_ends(inked, start, stop))
         ]
         if len(bands) < 2:
             continue
@@ -293,6 +300,22 @@ def thin_across(inked: np.ndarray, start: int, stop: int, widest: int) -> bool:
     flanks = [np.cumprod(side, axis=0).sum(axis=0) for side in (above, below)]
     across = (stop - start + sum(flanks))[inked[start:stop].any(axis=0)]
     return bool(np.mean(across <= widest) > 0.5)
+
+
+def reaches_ends(inked: np.ndarray, start: int, stop: int) -> bool:
+    """Whether rows start:stop of `inked` (H, W) bool hold ink within RULED_END of
+    the width of both ends (columns 0 and W - 1).
+
+    Squared paper's upright lines run from the top of the page to its bottom; a
+    tall "1" written with a thin pen is as thin, straight and upright over most of
+    the height, but stops short of an edge. (The lines across are erased by then,
+    save where a stroke goes on past them: they do not reach the ends for it. A
+    line tilted enough to leave the band before an end is not inked over RULED_SPAN
+    of the band's rows.)
+    """
+    end = max(1, round(RULED_END * inked.shape[1]))
+    along = np.flatnonzero(inked[start:stop].any(axis=0))
+    return bool(along[0] < end and along[-1] >= inked.shape[1] - end)
 
 
 def erase_band(lines: np.ndarray, inked: np.ndarray, start: int, stop: int) -> None:
