@@ -1141,3 +1141,51 @@ def test_the_report_draws_trials_of_every_optuna_state(tmp_path):
     # no such colour when no trial is in another state
     complete = [r for r in scored if r["state"] == "complete"]
     assert "grey" not in report._alt_texts(complete, names, "", None)[0]
+
+
+def test_an_out_below_a_file_is_one_line_naming_out(tmp_path, capsys):
+    """--out FILE/sub said 'error: FILE/sub: Not a directory', naming no option."""
+    (tmp_path / "afile").touch()
+    out = tmp_path / "afile" / "sub"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {out}: cannot make the sweep's folder (Not a directory)\n"
+    )
+
+
+def test_the_report_draws_trials_of_every_optuna_state(tmp_path):
+    """A running trial with an epoch's score (left by a dead sweep) made the report
+    fail with KeyError: 'running' (its pictures had colours for complete, pruned and
+    failed trials only); the history left it out."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    study = _four_trials_and_a_pruned_one()
+    names = ["lr", "optimizer"]
+    running = study.ask({
+        "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+        "optimizer": optuna.distributions.CategoricalDistribution(["adam", "sgd"]),
+    })  # fmt: skip
+    running.report(0.7, 1)
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"lr": 0.02, "optimizer": "adam"})  # waiting: no score
+    found = trial_rows(study, names, tmp_path)
+    states = {state.name.lower() for state in optuna.trial.TrialState}
+    assert {r["state"] for r in found} == states
+    path = tmp_path / "report.html"
+    report.write_sweep_report(path, study, found, names, 0.96)
+    page = path.read_text(encoding="utf-8")
+    assert page.count("<img") == 4
+    scored = [r for r in found if r["val_accuracy"] != ""]
+    fig = report._history(scored)
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["complete", "pruned", "running", "best so far"]
+    alt = report._alt_texts(scored, names, "", None)[0]
+    assert "orange if pruned (its last epoch's), dark grey if running (its last" in alt
+    # no such colour when no trial is in another state
+    complete = [r for r in scored if r["state"] == "complete"]
+    assert "grey" not in report._alt_texts(complete, names, "", None)[0]

@@ -23,6 +23,7 @@ from ...data.loading import locate_dataset
 from ...errors import ArgumentError, NnscratchError, check_int
 from ..lock import LOCK_FILE, RunLock
 from ..presets import preset_settings
+from ..rundir import make_out
 from ..signals import RunInterrupted, SignalInterrupt
 from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
@@ -114,7 +115,7 @@ def sweep(
         raise ArgumentError(str(e)) from None
     folder = locate_dataset(settings.dataset, data_dir).absolute()
     made = _not_there_yet(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out, "the sweep's folder")
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
