@@ -302,8 +302,10 @@ def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
     [error] = errors
     assert error.startswith("sweep stopped: the Dask scheduler was lost (")
     assert "trials 0/2 done \u00b7 1 running" in error
-    assert error.endswith("again to continue (running trials resume from their "
-                          "checkpoints)")  # fmt: skip
+    # Dask's workers stop with their scheduler: both must be started again
+    assert error.endswith("; start the scheduler and its workers again (they stop "
+                          "with it), then run the same command again to continue "
+                          "(running trials resume from their checkpoints)")  # fmt: skip
     study = optuna.load_study(study_name="sweep", storage=default_storage(out))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
     logged = [r for r in caplog.records if r.name == "distributed.client"]

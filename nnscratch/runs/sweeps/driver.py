@@ -137,9 +137,11 @@ def sweep(
                 print(_nothing_missing(study, trials), file=sys.stderr, flush=True)
             return write_results(out, study, sweep_.space, data_dir)
         except ClusterLost as e:
+            # Dask's workers stop with their scheduler: the user starts both again
+            restart = "" if scheduler is None else RESTART
             raise NnscratchError(
                 f"sweep stopped: the Dask scheduler was lost ({e}); "
-                f"{_line(study, trials)}; {RERUN}"
+                f"{_line(study, trials)}; {restart}{RERUN}"
             ) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (SignalInterrupt)
             code = e.exit_code if isinstance(e, SignalInterrupt) else 130
@@ -179,6 +181,7 @@ RERUN = (  # how a stopped sweep goes on
     "run the same command again to continue (running trials resume from their"
     " checkpoints)"
 )
+RESTART = "start the scheduler and its workers again (they stop with it), then "
 SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's
 
 
