@@ -302,8 +302,10 @@ def test_a_lost_scheduler_leaves_the_trials_running_for_the_rerun(
     [error] = errors
     assert error.startswith("sweep stopped: the Dask scheduler was lost (")
     assert "trials 0/2 done \u00b7 1 running" in error
-    assert error.endswith("again to continue (running trials resume from their "
-                          "checkpoints)")  # fmt: skip
+    # Dask's workers stop with their scheduler: both must be started again
+    assert error.endswith("; start the scheduler and its workers again (they stop "
+                          "with it), then run the same command again to continue "
+                          "(running trials resume from their checkpoints)")  # fmt: skip
     study = optuna.load_study(study_name="sweep", storage=default_storage(out))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
     logged = [r for r in caplog.records if r.name == "distributed.client"]
@@ -1106,3 +1108,81 @@ def test_trials_in_threads_of_one_worker_leave_stdout_as_it_was(
     print("the program's line")
     assert sys.stdout is stdout
     assert capsys.readouterr().out == "the program's line\n"  # not the trials' lines
+
+
+def test_an_out_below_a_file_is_one_line_naming_out(tmp_path, capsys):
+    """--out FILE/sub said 'error: FILE/sub: Not a directory', naming no option."""
+    (tmp_path / "afile").touch()
+    out = tmp_path / "afile" / "sub"
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--workers", "1",
+            "--param", "lr=uniform:0.1:0.2", *TINY_ARGS]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {out}: cannot make the sweep's folder (Not a directory)\n"
+    )
+
+
+def test_fewer_trials_than_the_study_holds_runs_nothing_and_says_so(
+    tmp_path, data_dir, threads_cluster, capsys
+):
+    """A rerun with --trials below the finished trials printed 'trials 2/1 done', and
+    resumed the trials a dead sweep left running, though none was missing."""
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--out", str(out), "--trials", "2", "--scheduler",
+            threads_cluster, "--param", "lr=loguniform:1e-3:1e-2",
+            *TINY_ARGS[:-1]]  # fmt: skip
+    assert main(argv) == 0
+    finished = rows(out)
+    study = optuna.load_study(study_name="sweep", storage=default_storage(out))
+    left = study.ask(
+        {"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
+    )
+    left.report(0.5, 1)  # a dead sweep's trial, running at its first epoch
+    capsys.readouterr()
+    argv[argv.index("2")] = "1"
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert said.err == (
+        "study 'sweep' already holds 2 finished trials, more than the 1 asked "
+        "(--trials): none run\n"
+    )
+    assert said.out.startswith("best: trial ")
+    assert rows(out)[:2] == finished and rows(out)[2]["state"] == "running"
+    assert not trial_dir(out, 2).exists()  # not resumed: no trial was missing
+    assert "running" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_report_draws_trials_of_every_optuna_state(tmp_path):
+    """A running trial with an epoch's score (left by a dead sweep) made the report
+    fail with KeyError: 'running' (its pictures had colours for complete, pruned and
+    failed trials only); the history left it out."""
+    from nnscratch.runs.sweeps import report
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    study = _four_trials_and_a_pruned_one()
+    names = ["lr", "optimizer"]
+    running = study.ask({
+        "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+        "optimizer": optuna.distributions.CategoricalDistribution(["adam", "sgd"]),
+    })  # fmt: skip
+    running.report(0.7, 1)
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"lr": 0.02, "optimizer": "adam"})  # waiting: no score
+    found = trial_rows(study, names, tmp_path)
+    states = {state.name.lower() for state in optuna.trial.TrialState}
+    assert {r["state"] for r in found} == states
+    path = tmp_path / "report.html"
+    report.write_sweep_report(path, study, found, names, 0.96)
+    page = path.read_text(encoding="utf-8")
+    assert page.count("<img") == 4
+    scored = [r for r in found if r["val_accuracy"] != ""]
+    fig = report._history(scored)
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["complete", "pruned", "running", "best so far"]
+    alt = report._alt_texts(scored, names, "", None)[0]
+    assert "orange if pruned (its last epoch's), dark grey if running (its last" in alt
+    # no such colour when no trial is in another state
+    complete = [r for r in scored if r["state"] == "complete"]
+    assert "grey" not in report._alt_texts(complete, names, "", None)[0]

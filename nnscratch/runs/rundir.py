@@ -80,13 +80,19 @@ def make_run_dir(out, name: str) -> Path:
                 continue
         raise NnscratchError(f"too many runs named {base}-*")
     run_dir = Path(out)
+    make_out(run_dir, "the run directory")
+    return run_dir
+
+
+def make_out(folder: Path, what: str) -> None:
+    """Make the --out `folder` (and its parents); a one-line NnscratchError naming
+    --out and `what` it is when it cannot be made."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file in the way, no permission, a read-only disk...
         raise NnscratchError(
-            f"--out {run_dir}: cannot make the run directory ({e.strerror or e})"
+            f"--out {folder}: cannot make {what} ({e.strerror or e})"
         ) from None
-    return run_dir
 
 
 def claim_run_dir(run_dir: Path, overwrite: bool = False) -> None:

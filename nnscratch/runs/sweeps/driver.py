@@ -5,7 +5,8 @@ cluster's worker threads busy: it asks Optuna for a trial (TPE), submits
 `trial.run_trial` for it, and tells the study each outcome, until `trials` trials
 have finished (complete, pruned or failed). Rerun after an interruption, it counts
 the finished trials, resumes those its dead predecessor left running (same numbers,
-same parameters, from their checkpoints) and asks only for the missing ones. Then it
+same parameters, from their checkpoints) and asks only for the missing ones; a study
+already holding `trials` finished trials runs none (and needs no cluster). Then it
 writes the results (`results`).
 """
 
@@ -23,6 +24,7 @@ from ...data.loading import locate_dataset
 from ...errors import ArgumentError, NnscratchError, check_int
 from ..lock import LOCK_FILE, RunLock
 from ..presets import preset_settings
+from ..rundir import make_out
 from ..signals import RunInterrupted, SignalInterrupt
 from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
@@ -114,7 +116,7 @@ def sweep(
         raise ArgumentError(str(e)) from None
     folder = locate_dataset(settings.dataset, data_dir).absolute()
     made = _not_there_yet(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out, "the sweep's folder")
     sweep_ = Sweep(out, space_, base, str(folder), limit, checkpoint_every,
                    storage_url, study_name, pruner)  # fmt: skip
     # what makes trials comparable; the same settings however they were given
@@ -128,13 +130,18 @@ def sweep(
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)
         try:
-            with dask_client(workers, scheduler) as client:
-                _run(sweep_, study, storage_, client, trials, quiet)
+            if _finished(study) < trials:
+                with dask_client(workers, scheduler) as client:
+                    _run(sweep_, study, storage_, client, trials, quiet)
+            elif not quiet:  # no trial missing: no cluster needed
+                print(_nothing_missing(study, trials), file=sys.stderr, flush=True)
             return write_results(out, study, sweep_.space, data_dir)
         except ClusterLost as e:
+            # Dask's workers stop with their scheduler: the user starts both again
+            restart = "" if scheduler is None else RESTART
             raise NnscratchError(
                 f"sweep stopped: the Dask scheduler was lost ({e}); "
-                f"{_line(study, trials)}; {RERUN}"
+                f"{_line(study, trials)}; {restart}{RERUN}"
             ) from None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (SignalInterrupt)
             code = e.exit_code if isinstance(e, SignalInterrupt) else 130
@@ -174,6 +181,7 @@ RERUN = (  # how a stopped sweep goes on
     "run the same command again to continue (running trials resume from their"
     " checkpoints)"
 )
+RESTART = "start the scheduler and its workers again (they stop with it), then "
 SWEEP_PACKAGES = ("optuna", "distributed", "threadpoolctl")  # the sweep extra's
 
 
@@ -222,7 +230,6 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
     """Keep the workers busy until `trials` trials have finished."""
     from distributed import as_completed  # the optional sweep extra
 
-    done = lambda: sum(v for k, v in counts(study).items() if k != "running")
     pending = as_completed()
     numbers = {}
 
@@ -240,11 +247,12 @@ def _run(sweep_: Sweep, study, storage, client, trials: int, quiet: bool) -> Non
         """A new trial for each free worker thread, while trials are missing. Not
         one per trial finished: workers may join as the sweep runs (dask-jobqueue
         starts them as the batch system runs their jobs)."""
-        free = min(slots(client), trials - done()) - pending.count()
+        free = min(slots(client), trials - _finished(study)) - pending.count()
         for _ in range(max(0, free)):
             submit(study.ask(sweep_.space.distributions()))
 
-    for trial in unfinished(study):  # left running by a sweep that died: resumed
+    # left running by a sweep that died: resumed, as many as trials are missing
+    for trial in unfinished(study)[: trials - _finished(study)]:
         submit(trial)
     top_up()
     bar = StatusLine(quiet)
@@ -314,6 +322,22 @@ def _result(future, number: int) -> dict:
     except Exception as e:  # noqa: BLE001 - Dask re-raises the task's or its own
         return {"number": number, "state": "fail", "value": None,
                 "error": f"{type(e).__name__}: {e}"}  # fmt: skip
+
+
+def _finished(study) -> int:
+    """The study's finished trials: complete, pruned or failed."""
+    return sum(n for state, n in counts(study).items() if state != "running")
+
+
+def _nothing_missing(study, trials: int) -> str:
+    """What a sweep whose study already holds `trials` finished trials says."""
+    finished = _finished(study)
+    if finished == trials:
+        return _line(study, trials)
+    return (
+        f"study {study.study_name!r} already holds {finished} finished trials, more "
+        f"than the {trials} asked (--trials): none run"
+    )
 
 
 def _line(study, trials: int) -> str:

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 STATE_COLOURS = {"complete": BLUE, "pruned": ORANGE, "fail": "#999999"}
+# any other Optuna state: a trial left running by a sweep that died (its last epoch's
+# score), one of a newer Optuna...
+OTHER_COLOUR = "#444444"
 # The page shows the pictures two side by side: each is drawn that wide (in inches,
 # 96 CSS pixels each), so its text is shown at its size, not shrunk.
 WIDTH = 6.5
@@ -163,9 +166,20 @@ COLOURED = {"complete": "blue if complete",
 
 def _colours(rows: list[dict]) -> str:
     """ "blue if complete, grey if failed": the colours of the trials' states, as
-    the history's legend lists them (every state's when there are no trials)."""
-    states = {r["state"] for r in rows} or set(COLOURED)
-    return ", ".join(words for state, words in COLOURED.items() if state in states)
+    the history's legend lists them (every mapped state's when there are no
+    trials)."""
+    states = _states(rows) if rows else list(COLOURED)
+    return ", ".join(
+        COLOURED.get(state, f"dark grey if {state} (its last epoch's)")
+        for state in states
+    )
+
+
+def _states(rows: list[dict]) -> list[str]:
+    """The states of the trials `rows`: those STATE_COLOURS maps in its order, then
+    any others (drawn in OTHER_COLOUR) by name."""
+    found = {r["state"] for r in rows}
+    return [s for s in STATE_COLOURS if s in found] + sorted(found - set(STATE_COLOURS))
 
 
 def _scored(row: dict) -> str:
@@ -220,10 +234,9 @@ def _history(rows: list[dict]) -> Figure:
         raise _NotEnough("No trial has a validation accuracy yet.")
     fig = new_figure((WIDTH, 4))
     ax = fig.subplots()
-    for state, colour in STATE_COLOURS.items():
+    for state in _states(rows):  # the legend lists only the states of some trial
         mine = [r for r in rows if r["state"] == state]
-        if not mine:  # the legend lists only the states of some trial
-            continue
+        colour = STATE_COLOURS.get(state, OTHER_COLOUR)
         ax.scatter([r["number"] for r in mine], [r["val_accuracy"] for r in mine],
                    color=colour, label=state, zorder=3)  # fmt: skip
     complete = sorted((r for r in rows if r["state"] == "complete"),
@@ -258,7 +271,7 @@ def _slices(rows: list[dict], names: list[str]) -> Figure:
     axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / cols), cols)).ravel()
     for ax, name in zip(axes, names):
         x, log, categories = _axis_values(rows, name)
-        colours = [STATE_COLOURS[r["state"]] for r in rows]
+        colours = [STATE_COLOURS.get(r["state"], OTHER_COLOUR) for r in rows]
         ax.scatter(x, [r["val_accuracy"] for r in rows], c=colours, zorder=3)
         if log:
             ax.set_xscale("log")
