@@ -270,7 +270,8 @@ def predict(model_path, image_paths, as_json, show, max_pixels, number):
     metavar="NAME",
     help="Also answer to this Host name (repeatable): the public name of a reverse"
     " proxy in front of the server, passed on as the Host (nginx: proxy_set_header"
-    " Host $host). With --host other than this machine's, only these names.",
+    " Host $host). With a --host other than 127.0.0.1, localhost or ::1, only"
+    " these names.",
     callback=lambda _, __, names: [host_name(n, "--allowed-host") for n in names],
 )
 def serve(

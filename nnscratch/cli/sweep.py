@@ -98,8 +98,8 @@ def sweep(
     command after an interruption: it runs only what is missing. Exits 2 for a bad
     --param, --space or combination of options, or options that do not go with the
     study in --out (a rerun with other settings; nothing run), 1 when no trial
-    completed (every one failed: their errors are in trials.csv) or the scheduler
-    or storage cannot be reached, 130 for Ctrl-C."""
+    completed (every one failed: their errors are in trials.csv), the scheduler or
+    storage cannot be reached or no worker joins the scheduler, 130 for Ctrl-C."""
     checked_settings(preset, dataset, options)  # the trials' base, as train's
     try:
         result = run_sweep(

@@ -104,8 +104,8 @@ class Layer(ABC):
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         """`forward` of x (an array or array-like), as Keras' and PyTorch's layers
-        are called; a copy of y, which may be the layer's workspace array,
-        rewritten by the next call."""
+        are called. Returns a copy of y: forward's may be the layer's workspace
+        array, which the next call rewrites."""
         return self.forward(np.asarray(x), training=bool(training)).copy()
 
     def get_config(self) -> dict:
