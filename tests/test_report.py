@@ -20,7 +20,8 @@ from nnscratch.reporting.metrics import per_class_rows
 from nnscratch.reporting.page import CAPTIONS, write_report
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
-from nnscratch.runs.rundir import read_json, rebuild_report
+from nnscratch.runs.rebuild import rebuild_report
+from nnscratch.runs.rundir import read_json
 
 MNIST = catalog.DATASETS["mnist"]
 

@@ -183,7 +183,7 @@ def export(model_path: Path, out_path: Path) -> None:
 )
 def report(run_dir: Path, data_dir: Path | None) -> None:
     """Rebuild the figures and report.html of a training run directory."""
-    from ..runs.rundir import rebuild_report
+    from ..runs.rebuild import rebuild_report
 
     click.echo(str(rebuild_report(run_dir, data_dir)))
 

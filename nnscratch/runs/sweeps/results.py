@@ -22,7 +22,8 @@ import shutil
 from pathlib import Path
 
 from ...files import fsync_directory, write_text
-from ..rundir import METRICS_FILE, read_json, rebuild_report, run_files
+from ..rebuild import rebuild_report
+from ..rundir import METRICS_FILE, read_json, run_files
 from .report import write_sweep_report
 from .trial import TRIAL_FILE, TRIALS_DIR, trial_dir
 
