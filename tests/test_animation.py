@@ -180,13 +180,13 @@ def test_each_frame_is_the_whole_figure_drawn_at_its_epoch(monkeypatch):
     artists = animation._build_figure(rec)
     fig = artists.fig
     drawn = []  # the RGB canvas of each frame, before its palette is made
-    make_frame = animation._canvas_image
+    canvas_rgb = animation._canvas_rgb
 
     def recording(f):
         drawn.append(np.asarray(f.canvas.buffer_rgba()).copy())
-        return make_frame(f)
+        return canvas_rgb(f)
 
-    monkeypatch.setattr(animation, "_canvas_image", recording)
+    monkeypatch.setattr(animation, "_canvas_rgb", recording)
     frames = animation._draw_frames(artists, rec, np.arange(rec.epochs))
     assert len(frames) == len(drawn) == 4 and frames[0].mode == "P"
     for artist in artists.changing():

@@ -12,6 +12,7 @@ so far beside the recorded images, each titled with its predicted class and conf
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,10 +225,9 @@ class PredictionRecorder(Callback):
         )
 
 
-def _canvas_image(fig: Figure) -> Image.Image:
-    """What `fig`'s Agg canvas holds now, as a palette ("P") image: one GIF frame."""
-    rgb = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-    return rgb.convert("P", palette=Image.Palette.ADAPTIVE)
+def _canvas_rgb(fig: Figure) -> Image.Image:
+    """What `fig`'s Agg canvas holds now, as an RGB Pillow image (a copy)."""
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
 
 def frame_epochs(epochs: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
@@ -367,14 +367,20 @@ def _draw_frames(
     background = fig.canvas.copy_from_bbox(fig.bbox)
     for label in labels:
         label.set_visible(True)
-    frames = []
-    for epoch in epochs:
-        _set_epoch(artists, recordings, epoch)
-        fig.canvas.restore_region(background)
-        for artist in changing:
-            fig.draw_artist(artist)
-        frames.append(_canvas_image(fig))
-    return frames
+    # Pillow lets go of the GIL while it makes a frame's palette (~30 ms): done in a
+    # thread, while the next frame is drawn
+    with ThreadPoolExecutor(1) as palettes:
+        frames = []
+        for epoch in epochs:
+            _set_epoch(artists, recordings, epoch)
+            fig.canvas.restore_region(background)
+            for artist in changing:
+                fig.draw_artist(artist)
+            rgb = _canvas_rgb(fig)
+            frames.append(
+                palettes.submit(rgb.convert, "P", palette=Image.Palette.ADAPTIVE)
+            )
+    return [frame.result() for frame in frames]
 
 
 def _set_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> None:
