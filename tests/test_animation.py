@@ -161,7 +161,7 @@ def test_every_tile_names_its_true_class_and_a_wrong_one_says_so():
     rec = _recordings(2)
     artists = animation._build_figure(rec)
     for epoch in range(rec.epochs):
-        animation._draw_epoch(artists, rec, epoch)
+        animation._set_epoch(artists, rec, epoch)
         predicted = rec.probs[epoch].argmax(axis=1)
         for k, tile in enumerate(artists.tiles):
             label = tile.xaxis.label
@@ -171,6 +171,32 @@ def test_every_tile_names_its_true_class_and_a_wrong_one_says_so():
             assert tile.title.get_color() == (
                 animation.WRONG if wrong else animation.CORRECT
             )
+
+
+def test_each_frame_is_the_whole_figure_drawn_at_its_epoch(monkeypatch):
+    # frames after the first draw only what changes on a saved background (blitting):
+    # each must be the very picture a whole draw of the figure gives at that epoch
+    rec = _recordings(4)
+    artists = animation._build_figure(rec)
+    fig = artists.fig
+    drawn = []  # the RGB canvas of each frame, before its palette is made
+    canvas_rgb = animation._canvas_rgb
+
+    def recording(f):
+        drawn.append(np.asarray(f.canvas.buffer_rgba()).copy())
+        return canvas_rgb(f)
+
+    monkeypatch.setattr(animation, "_canvas_rgb", recording)
+    frames = animation._draw_frames(artists, rec, np.arange(rec.epochs))
+    assert len(frames) == len(drawn) == 4 and frames[0].mode == "P"
+    for artist in artists.changing():
+        artist.set_animated(False)
+    for epoch in range(rec.epochs):
+        animation._set_epoch(artists, rec, epoch)
+        fig.canvas.draw()  # whole, in the layout the frames keep
+        np.testing.assert_array_equal(
+            drawn[epoch], np.asarray(fig.canvas.buffer_rgba())
+        )
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,5 +1,7 @@
 """Every plot from small synthetic data: a PNG of the expected size that is not blank."""
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -276,3 +278,25 @@ def test_a_png_has_two_pixels_per_css_pixel_and_a_palette(tmp_path):
         assert image.size == (6 * figures.CSS_DPI, 4 * figures.CSS_DPI)
         assert image.mode == "P"  # 256 colours
         assert image.info["dpi"] == pytest.approx((192, 192), abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "figsize, dpi", [((6.4, 4.8), figures.DPI), ((3.33, 2.71), 100), ((2.05, 1.3), 77)]
+)
+def test_a_png_holds_the_pixels_savefig_draws(figsize, dpi):
+    # png_bytes takes the canvas's raw pixels instead of decoding savefig's PNG: the
+    # same picture, whatever the figure's size in pixels rounds to
+    def line_figure():
+        fig = figures.new_figure(figsize)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [1, 0], color=figures.BLUE)
+        ax.set_title("a line")
+        return fig
+
+    with Image.open(io.BytesIO(figures.png_bytes(line_figure(), dpi))) as image:
+        got = np.asarray(image.convert("RGB"))
+    buffer = io.BytesIO()
+    line_figure().savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    np.testing.assert_array_equal(got, np.asarray(palette.convert("RGB")))

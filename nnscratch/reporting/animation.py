@@ -12,6 +12,7 @@ so far beside the recorded images, each titled with its predicted class and conf
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ MAX_RECORDINGS_BYTES = 2**28
 TRUE_CLASS = "#555555"  # the true class under a tile predicted right: there, not loud
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.text import Text
@@ -223,9 +225,8 @@ class PredictionRecorder(Callback):
         )
 
 
-def _render(fig: Figure) -> Image.Image:
-    """`fig` (on its Agg canvas) drawn, as an RGB Pillow image (one GIF frame)."""
-    fig.canvas.draw()
+def _canvas_rgb(fig: Figure) -> Image.Image:
+    """What `fig`'s Agg canvas holds now, as an RGB Pillow image (a copy)."""
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
 
@@ -252,11 +253,8 @@ def training_animation(
     if recordings.epochs == 0:
         raise DataError("training_animation: the recordings hold no epochs")
     artists = _build_figure(recordings)
-    images = [
-        _draw_epoch(artists, recordings, epoch)
-        for epoch in frame_epochs(recordings.epochs, max_frames)
-    ]
-    return _save_gif(path, images, frame_ms)
+    epochs = frame_epochs(recordings.epochs, max_frames)
+    return _save_gif(path, _draw_frames(artists, recordings, epochs), frame_ms)
 
 
 @dataclass
@@ -269,6 +267,19 @@ class _Artists:
     caption: Text  # above the tiles: how many of them are right
     heading: Text  # above everything: the epoch and its accuracies
     title_size: int  # of the tiles' titles, in points
+
+    def changing(self) -> list[Artist]:
+        """The artists a frame changes, and those drawn over them, in drawing order
+        (zorder): the loss lines under the loss axes' spines and legend; each tile's
+        true class (its x axis's label), border and title; the caption and heading."""
+        loss_axes = next(iter(self.curves.values())).axes if self.curves else None
+        changing = [*self.curves.values()]
+        if loss_axes is not None:
+            changing += [*loss_axes.spines.values(), loss_axes.get_legend()]
+        for tile in self.tiles:
+            # the label alone: a whole x axis, without ticks, draws only it, slower
+            changing += [tile.xaxis.label, *tile.spines.values(), tile.title]
+        return [*changing, self.caption, self.heading]
 
 
 def _build_figure(recordings: Recordings) -> _Artists:
@@ -329,11 +340,52 @@ def _image_tiles(parent, images: np.ndarray) -> np.ndarray:
     return tiles
 
 
-def _draw_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> Image.Image:
-    """The GIF frame of `epoch` (0-based): curves up to it, its predictions, its status.
+def _draw_frames(
+    artists: _Artists, recordings: Recordings, epochs: np.ndarray
+) -> list[Image.Image]:
+    """The GIF frames (palette images) of `epochs` (0-based, at least one).
 
-    Returns a palette ("P") image, as GIF frames are stored.
+    Constrained layout places everything for the first frame, and that layout is kept
+    for every frame (laid out anew, tiles moved by a pixel when a true class turned
+    bold). The parts no frame changes (images, loss axes, tick labels) are drawn once,
+    as a background; each frame restores it and draws only `artists.changing()` on it
+    (matplotlib's blitting): the same pixels as a whole draw, in ~1/3 the time.
     """
+    fig = artists.fig
+    _set_epoch(artists, recordings, epochs[0])
+    fig.draw_without_rendering()  # lays out the first frame
+    fig.set_layout_engine("none")  # and keeps that layout
+    changing = artists.changing()
+    for artist in changing:
+        artist.set_animated(True)  # left out of fig.draw: the background lacks it
+    # an x axis draws its label even if animated: hidden instead (a hidden title
+    # would be moved by its axes' draw)
+    labels = [tile.xaxis.label for tile in artists.tiles]
+    for label in labels:
+        label.set_visible(False)
+    fig.canvas.draw()
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    for label in labels:
+        label.set_visible(True)
+    # Pillow lets go of the GIL while it makes a frame's palette (~30 ms): done in a
+    # thread, while the next frame is drawn
+    with ThreadPoolExecutor(1) as palettes:
+        frames = []
+        for epoch in epochs:
+            _set_epoch(artists, recordings, epoch)
+            fig.canvas.restore_region(background)
+            for artist in changing:
+                fig.draw_artist(artist)
+            rgb = _canvas_rgb(fig)
+            frames.append(
+                palettes.submit(rgb.convert, "P", palette=Image.Palette.ADAPTIVE)
+            )
+    return [frame.result() for frame in frames]
+
+
+def _set_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> None:
+    """Set the artists to `epoch` (0-based): curves up to it, its predictions, its
+    status."""
     for key, line in artists.curves.items():
         line.set_data(np.arange(1, epoch + 2), recordings.logs[key][: epoch + 1])
     m = len(artists.tiles)
@@ -349,7 +401,6 @@ def _draw_epoch(artists: _Artists, recordings: Recordings, epoch: int) -> Image.
     correct = int(np.sum(predicted == recordings.labels[:m]))
     artists.caption.set_text(f"Predictions: {correct}/{m} right (true class below)")
     artists.heading.set_text(_status_line(recordings, epoch))
-    return _render(artists.fig).convert("P", palette=Image.Palette.ADAPTIVE)
 
 
 def _mark_prediction(tile, name: str, confidence: float, right: bool, size: int):
@@ -360,8 +411,10 @@ def _mark_prediction(tile, name: str, confidence: float, right: bool, size: int)
         color=TRUE_CLASS if right else WRONG, fontweight="normal" if right else "bold"
     )
     mark = RIGHT_MARK if right else WRONG_MARK
-    tile.set_title(
-        f"{mark} {name} {percent(confidence)}",
+    # not set_title: it would put the title back at y=1, where only a whole draw of
+    # the axes lifts it to its place
+    tile.title.set(
+        text=f"{mark} {name} {percent(confidence)}",
         fontsize=size,
         color=colour,
         fontweight="bold",

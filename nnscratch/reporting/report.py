@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..nn.dense import Dense
 from .animation import training_animation
 from .confusion import confusion_matrix_plot, per_class_bars
 from .curves import learning_curves
-from .figures import save_figure
+from .figures import drawn, save_png
 from .image_grids import first_layer_features, sample_predictions, top_mistakes
 from .metrics import confusion_matrix
 from .page import CAPTIONS, NARROW
@@ -77,13 +78,19 @@ def write_figures(
     weights = first_layer_weights(model)
     if weights is not None:
         draw["first_layer_features.png"] = lambda: first_layer_features(weights)
-    written = []
-    for name, make in draw.items():
-        written.append(save_figure(make(), figures_dir / name))
-        if after_each is not None:
-            after_each()
-    if recordings is not None:
-        written.append(training_animation(figures_dir / "training.gif", recordings))
+    # a figure is drawn here while a thread makes the last one's palette and PNG
+    # (Pillow lets go of the GIL)
+    with ThreadPoolExecutor(1) as encoder:
+        pngs = []
+        for name, make in draw.items():
+            image = drawn(make())
+            pngs.append(encoder.submit(save_png, image, figures_dir / name))
+            if after_each is not None:
+                after_each()
+        gif = None
+        if recordings is not None:
+            gif = training_animation(figures_dir / "training.gif", recordings)
+    written = [png.result() for png in pngs] + ([gif] if gif else [])
     for name in FIGURE_FILES:
         if figures_dir / name not in written:
             (figures_dir / name).unlink(missing_ok=True)
