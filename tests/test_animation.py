@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nnscratch.errors import DataError, NnscratchError
-from nnscratch.reporting import animation
+from nnscratch.reporting import animation, recordings
 
 NAMES = ["zero", "one", "two"]
 
@@ -31,7 +31,7 @@ def _recordings(epochs=3):
         "loss": np.linspace(1, 0.5, epochs),
         "val_accuracy": np.linspace(0.5, 0.9, epochs),
     }
-    return animation.Recordings(images, labels, probs, logs, NAMES)
+    return recordings.Recordings(images, labels, probs, logs, NAMES)
 
 
 def test_training_animation_has_one_frame_per_epoch(tmp_path):
@@ -63,16 +63,16 @@ def test_a_long_run_is_shown_by_evenly_spaced_epochs(tmp_path):
 def test_recordings_round_trip_and_damage(tmp_path):
     rec = _recordings(2)
     path = rec.save(tmp_path / "rec.npz")
-    back = animation.Recordings.load(path)
+    back = recordings.Recordings.load(path)
     np.testing.assert_array_equal(back.images, rec.images)
     np.testing.assert_array_equal(back.probs, rec.probs)
     np.testing.assert_array_equal(back.logs["loss"], rec.logs["loss"])
     assert back.class_names == NAMES
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(NnscratchError, match="bad.npz"):
-        animation.Recordings.load(tmp_path / "bad.npz")
+        recordings.Recordings.load(tmp_path / "bad.npz")
     with pytest.raises(NnscratchError, match="missing.npz"):
-        animation.Recordings.load(tmp_path / "missing.npz")
+        recordings.Recordings.load(tmp_path / "missing.npz")
 
 
 def _saved_with(path, **changes):
@@ -102,7 +102,7 @@ def test_a_damaged_recordings_file_is_one_line_naming_it(tmp_path, damage, messa
     _recordings(2).save(path)
     damage(path)
     with pytest.raises(NnscratchError, match=message) as info:
-        animation.Recordings.load(path)
+        recordings.Recordings.load(path)
     text = str(info.value)
     assert text.startswith(f"{path}: ") and "\n" not in text
 
@@ -113,9 +113,9 @@ def test_a_recordings_file_declaring_too_much_data_is_refused_unread(
     # as a model file: the headers are added up before any array is read, so a
     # small deflated file cannot make `report` inflate gigabytes
     path = _recordings(2).save(tmp_path / "rec.npz")
-    monkeypatch.setattr(animation, "MAX_RECORDINGS_BYTES", 1000)
+    monkeypatch.setattr(recordings, "MAX_RECORDINGS_BYTES", 1000)
     with pytest.raises(NnscratchError, match="bytes, more than the 1,000 allowed"):
-        animation.Recordings.load(path)
+        recordings.Recordings.load(path)
 
 
 class _FakeModel:
@@ -131,7 +131,7 @@ class _FakeModel:
 
 def test_prediction_recorder_samples_and_takes_labels_later():
     images, labels = _images(30)
-    recorder = animation.PredictionRecorder(images, n=5, seed=0)
+    recorder = recordings.PredictionRecorder(images, n=5, seed=0)
     recorder.model = _FakeModel()
     recorder.on_train_begin()
     for epoch in range(2):
@@ -211,6 +211,6 @@ def test_property_a_damaged_recordings_file_loads_or_is_one_line(cut, changes):
             data[i % len(data)] = value
         path.write_bytes(bytes(data[: max(cut, 1)] if cut < len(data) else data))
         try:
-            animation.Recordings.load(path)
+            recordings.Recordings.load(path)
         except NnscratchError as e:
             assert str(e).startswith(f"{path}: ") and "\n" not in str(e)

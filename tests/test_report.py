@@ -15,9 +15,9 @@ from nnscratch import Dense, Flatten, ReLU, Sequential, load_model
 from nnscratch.cli import main
 from nnscratch.data import catalog
 from nnscratch.errors import NnscratchError
-from nnscratch.reporting.animation import Recordings
 from nnscratch.reporting.metrics import per_class_rows
 from nnscratch.reporting.page import CAPTIONS, write_report
+from nnscratch.reporting.recordings import Recordings
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
 from nnscratch.runs.rebuild import rebuild_report

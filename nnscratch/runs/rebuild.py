@@ -10,7 +10,7 @@ from ..data.loading import load_test_set
 from ..errors import NnscratchError
 from ..nn.checkpoints import checkpoint_paths
 from ..nn.loading import load_model
-from ..reporting.animation import Recordings
+from ..reporting.recordings import Recordings
 from .lock import LOCK_FILE, RunLock
 from .rundir import (
     BATCH_LOSSES_FILE,

@@ -32,8 +32,8 @@ from ..data.catalog import CLASS_NAMES
 from ..errors import NnscratchError
 from ..files import fsync_directory, remove_temp_files, write_text
 from ..nn.checkpoints import checkpoint_paths
-from ..reporting.animation import Recordings
 from ..reporting.page import write_report
+from ..reporting.recordings import Recordings
 from ..reporting.report import FIGURE_FILES, model_summary, write_figures
 from .settings import RunSettings
 from .signals import resume_command

@@ -35,7 +35,7 @@ from ..nn.backup import BackupAndRestore, TrainingInterrupted
 from ..nn.checkpoints import CheckpointWriteError, load_latest
 from ..nn.optimizers import Optimizer, get_optimizer
 from ..nn.schedules import Schedule, get_schedule
-from ..reporting.animation import PredictionRecorder
+from ..reporting.recordings import PredictionRecorder
 from .finish import finish_run
 from .lock import RunLock
 from .presets import build_model
