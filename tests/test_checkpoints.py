@@ -239,6 +239,22 @@ def test_a_deflated_checkpoint_that_cannot_be_inflated_is_damaged(tmp_path):
         read_checkpoint(path)
 
 
+def test_a_checkpoint_of_an_unknown_compression_method_is_damaged(tmp_path):
+    """zipfile raises NotImplementedError for a member compressed by a method it
+    does not know: one CheckpointError line, as for a model file."""
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        meta = b'{"format": "nnscratch-checkpoint", "version": 1, "state": {}}'
+        z.writestr("__checkpoint__.npy", npy(np.frombuffer(meta, np.uint8)))
+    data = bytearray(path.read_bytes())
+    for signature, method_at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.find(signature) + method_at
+        data[start : start + 2] = (99).to_bytes(2, "little")  # no such method
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"{path}: damaged checkpoint .*method"):
+        read_checkpoint(path)
+
+
 def test_a_file_given_as_the_checkpoint_folder_is_named_as_such(tmp_path):
     (tmp_path / "notes.txt").write_text("not a folder")
     # it said "cannot write DIR/notes.txt: File exists"

@@ -486,8 +486,8 @@ def deflated_with_bad_data(member: str) -> bytes:
          "unknown-compression"],
 )  # fmt: skip
 def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
-    # zipfile raises RuntimeError and NotImplementedError for these, zlib.error for
-    # data that cannot be inflated: none is a BadZipFile
+    # zipfile raises RuntimeError and its subclass NotImplementedError for these,
+    # zlib.error for data that cannot be inflated: none is a BadZipFile
     path = tmp_path / "odd.npz"
     path.write_bytes(content)
     with pytest.raises(ModelFileError, match=f"unreadable model file .*{message}"):

@@ -169,8 +169,8 @@ def _read_headers(path: Path, f, description_key: str) -> tuple:
 
 
 # what reading a damaged zip raises besides BadZipFile: unreadable arrays (ValueError),
-# encrypted members and unknown compression methods (RuntimeError), data that cannot
-# be inflated (zlib.error), a file cut short
+# encrypted members and unknown compression methods (RuntimeError, and its subclass
+# NotImplementedError), data that cannot be inflated (zlib.error), a file cut short
 READ_ERRORS = (zipfile.BadZipFile, ValueError, RuntimeError, zlib.error, OSError, EOFError)  # fmt: skip
 
 
@@ -183,9 +183,9 @@ def _reading(path: Path):
         raise
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
-    except (ValueError, RuntimeError, NotImplementedError, zlib.error) as e:
-        # unreadable arrays, encrypted members, unknown compression methods,
-        # deflated data that cannot be inflated
+    except (ValueError, RuntimeError, zlib.error) as e:
+        # unreadable arrays, encrypted members, unknown compression methods
+        # (NotImplementedError, a RuntimeError), data that cannot be inflated
         raise ModelFileError(f"{path}: unreadable model file ({e})") from None
     except (OSError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from None
