@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -255,3 +256,29 @@ def test_a_float64_regressor_trains_on_float64_targets():
     assert net.loss_curve_[0] == pytest.approx(
         np.mean((net.predict(X) - y) ** 2), rel=1e-12
     )
+
+
+def test_a_failed_fit_leaves_the_estimator_unfitted_not_half_refitted(digits):
+    # the failed fit's classes_ (or targets) beside the last fit's network: predict
+    # raised an IndexError, predict_proba gave 10 columns for 2 classes_, and the
+    # regressor 2 values per row, flattened, for a one-target y
+    x_train, x_test, y_train, _ = digits
+    net = NeuralNetClassifier((8,), epochs=1, random_state=0).fit(x_train, y_train)
+    with pytest.raises(ValueError, match="sample_weight"):
+        net.fit(x_train, y_train % 2, sample_weight=np.ones(3))
+    for method in (net.predict, net.predict_proba):
+        with pytest.raises(NotFittedError):
+            method(x_test)
+    regressor = NeuralNetRegressor((8,), epochs=1, random_state=0)
+    regressor.fit(x_train, np.stack([y_train, -y_train], axis=1))
+    with pytest.raises(ValueError, match="sample_weight"):
+        regressor.fit(x_train, y_train, sample_weight=np.ones(3))
+    with pytest.raises(NotFittedError):
+        regressor.predict(x_test)
+    # a first partial_fit that failed: not fitted either (was an AttributeError)
+    net = NeuralNetClassifier((8,), random_state=0)
+    with pytest.raises(ValueError, match="not in classes_"):
+        net.partial_fit(x_train, y_train, classes=[0, 1])
+    with pytest.raises(NotFittedError):
+        net.predict(x_test)
+    assert net.partial_fit(x_train, y_train, classes=np.arange(10)).n_iter_ == 1

@@ -123,6 +123,9 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
         """Check the data (and the settings, on a new network), then train `epochs`,
         or one epoch on all of X if `partial` (no early stopping, as scikit-learn's
         MLP: a validation set held out of each call's few rows wastes them)."""
+        if reset:  # a fit that fails leaves the estimator unfitted, not the last
+            # fit's network beside this one's classes_ or targets
+            self.__dict__.pop("model_", None)
         X, y = validate_data(
             self, X, y, reset=reset, dtype=FLOATS, **self._y_validation
         )
@@ -189,6 +192,11 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
 
     def _class_names(self) -> list[str] | None:
         return None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a fit (or a first partial_fit) has built `model_` (what
+        `check_is_fitted` asks; `n_features_in_` alone is set by a failed one)."""
+        return hasattr(self, "model_")
 
     # ----- predicting --------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
