@@ -282,3 +282,12 @@ def test_a_failed_fit_leaves_the_estimator_unfitted_not_half_refitted(digits):
     with pytest.raises(NotFittedError):
         net.predict(x_test)
     assert net.partial_fit(x_train, y_train, classes=np.arange(10)).n_iter_ == 1
+
+
+def test_a_float32_validation_fraction_holds_out_its_share():
+    # as every other setting, a NumPy number (a float32 grid's) works: it reached
+    # train_test_split as it was, which refused it naming its own 'test_size'
+    x, y = make_blobs(40, n_features=4, random_state=0)
+    net = NeuralNetClassifier((4,), epochs=2, early_stopping=True, random_state=0,
+                              validation_fraction=np.float32(0.25))  # fmt: skip
+    assert net.fit(x, y).n_iter_ == 2

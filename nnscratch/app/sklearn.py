@@ -181,7 +181,7 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
         weights = [] if sample_weight is None else [sample_weight]
         parts = train_test_split(
             X, targets, *weights,
-            test_size=self.validation_fraction,
+            test_size=float(self.validation_fraction),  # not a NumPy float32: refused
             random_state=int(self._rng.integers(2**31)),
             stratify=targets if is_classifier(self) else None,
         )  # fmt: skip
