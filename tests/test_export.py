@@ -7,11 +7,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from custom_parts import Huber, SmoothedCrossEntropy
+from sklearn.datasets import load_digits
 
 import nnscratch as nn
 from nnscratch import cli
 from nnscratch.data.catalog import CLASS_NAMES
 from nnscratch.runs.presets import PRESETS, build_model, preset_settings
+from nnscratch.sklearn import NeuralNetClassifier
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:
@@ -51,6 +53,14 @@ def test_onnxruntime_gives_predicts_probabilities_for_every_preset(
     # one image (what `nnscratch predict` gives the model): the same answer
     one = model.predict(test_images[:1])
     assert np.abs(run_onnx(path, test_images[:1] / np.float32(255)) - one).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def digits_estimator():
+    """A scikit-learn classifier fitted on 100 of load_digits' images."""
+    x, y = load_digits(return_X_y=True)
+    net = NeuralNetClassifier((8,), epochs=1, random_state=0)
+    return net.fit(x[:100] / 16, y[:100])
 
 
 def every_layer_model() -> nn.Sequential:
@@ -130,6 +140,18 @@ def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
     with pytest.raises(nn.NnscratchError, match=r"layer 0 \(Dense\) holds an activ"):
         nn.export_onnx(built, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_what_is_not_a_model_is_one_clear_error(digits_estimator, tmp_path):
+    # was AttributeError: 'NeuralNetClassifier' object has no attribute 'built'
+    with pytest.raises(nn.NnscratchError, match=r"NeuralNetClassifier.*\.model_"):
+        nn.export_onnx(digits_estimator, tmp_path / "model.onnx")
+    nn.export_onnx(digits_estimator.model_, tmp_path / "model.onnx")  # what it says
+    with pytest.raises(nn.NnscratchError, match=r"got the path .*load_model"):
+        nn.export_onnx(str(tmp_path / "model.npz"), tmp_path / "other.onnx")
+    with pytest.raises(nn.NnscratchError, match="expected a Sequential, got NoneType"):
+        nn.export_onnx(None, tmp_path / "other.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
 def test_nnscratch_export_command(tmp_path, capsys):
