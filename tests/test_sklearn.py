@@ -291,3 +291,22 @@ def test_a_float32_validation_fraction_holds_out_its_share():
     net = NeuralNetClassifier((4,), epochs=2, early_stopping=True, random_state=0,
                               validation_fraction=np.float32(0.25))  # fmt: skip
     assert net.fit(x, y).n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    "net, n, reason",
+    [
+        (NeuralNetClassifier, 20, "test_size = 2 should be greater or equal to the n"),
+        (NeuralNetClassifier, 30, "only 1 member"),
+        (NeuralNetRegressor, 1, "the resulting train set will be empty"),
+    ],
+)
+def test_too_few_examples_to_hold_out_names_early_stopping(digits, net, n, reason):
+    # train_test_split's reason alone named its own test_size, not a setting
+    x_train, _, y_train, _ = digits
+    y = np.where(np.arange(n) == 0, 1, 0) if n == 30 else y_train[:n]
+    net = net((4,), epochs=1, early_stopping=True)
+    match = rf"early_stopping: cannot hold out validation_fraction=0.1 of {n} ex"
+    with pytest.raises(ValueError, match=match) as error:
+        net.fit(x_train[:n], y)
+    assert reason in str(error.value)

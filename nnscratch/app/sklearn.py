@@ -179,12 +179,18 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
         estimator's generator and, for a classifier, stratified (as scikit-learn's
         MLP does), so that each class is held out in its share."""
         weights = [] if sample_weight is None else [sample_weight]
-        parts = train_test_split(
-            X, targets, *weights,
-            test_size=float(self.validation_fraction),  # not a NumPy float32: refused
-            random_state=int(self._rng.integers(2**31)),
-            stratify=targets if is_classifier(self) else None,
-        )  # fmt: skip
+        try:
+            parts = train_test_split(
+                X, targets, *weights,
+                test_size=float(self.validation_fraction),  # not a NumPy float32
+                random_state=int(self._rng.integers(2**31)),
+                stratify=targets if is_classifier(self) else None,
+            )  # fmt: skip
+        except ValueError as e:  # its reason names its own test_size: name ours
+            raise ValueError(
+                f"early_stopping: cannot hold out validation_fraction="
+                f"{self.validation_fraction} of {len(X)} examples: {e}"
+            ) from None
         rest, held = parts[0::2], parts[1::2]  # (train, test) per array given
         if sample_weight is None:
             return (*rest, None, tuple(held))
