@@ -1,6 +1,7 @@
 """ONNX export: onnxruntime gives what `predict` gives, for every preset and layer."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -118,6 +119,10 @@ def test_the_graph_describes_its_input_output_and_classes(tmp_path):
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 60]
     assert "scaled to [0, 1]" in proto.graph.doc_string
     assert "probabilities" in proto.graph.doc_string
+    # the opset and IR version that the README tells runtimes to support
+    ((opset,),) = {(o.version,) for o in proto.opset_import}
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"opset {opset} (IR version {proto.ir_version}:" in readme
 
 
 def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
