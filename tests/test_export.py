@@ -64,6 +64,33 @@ def digits_estimator():
     return net.fit(x[:100] / 16, y[:100])
 
 
+GEOMETRIES = {  # the windows' arithmetic ONNX must repeat, on 28x28 digits
+    "conv stride 2 padding 1": lambda: [nn.Conv2D(4, 3, stride=2, padding=1)],
+    "conv same": lambda: [nn.Conv2D(4, 5, padding="same")],
+    "conv even kernel stride 3 padding 2": lambda: [
+        nn.Conv2D(3, 4, stride=3, padding=2)
+    ],
+    "conv (5, 2) kernel (2, 3) stride": lambda: [
+        nn.Conv2D(3, (5, 2), stride=(2, 3), padding=(0, 1))
+    ],
+    "max pool 3: 28 -> 9, the last row dropped": lambda: [nn.MaxPool2D(3)],
+    "avg pool 3 stride 2: 28 -> 13": lambda: [nn.AvgPool2D(3, stride=2)],
+    "strides that skip rows": lambda: [nn.MaxPool2D(2, 3), nn.AvgPool2D(2, 5)],
+    "pools (3, 2) by (2, 3)": lambda: [nn.MaxPool2D((3, 2), (2, 3)), nn.AvgPool2D(2)],
+}
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_conv_and_pooling_geometries_on_mnist_digits(name, test_images, tmp_path):
+    layers = [nn.Reshape((1, 28, 28)), *GEOMETRIES[name](), nn.ReLU(), nn.Flatten()]
+    model = nn.Sequential([*layers, nn.Dense(10)], input_shape=(28, 28), seed=0)
+    model.compile(loss="cross_entropy")
+    path = nn.export_onnx(model, tmp_path / "model.onnx")
+    images = test_images[:300]
+    got = run_onnx(path, images / np.float32(255))
+    assert np.abs(got - model.predict(images)).max() < 1e-5
+
+
 def every_layer_model() -> nn.Sequential:
     return nn.Sequential(
         [
