@@ -1,17 +1,20 @@
 """ONNX export: onnxruntime gives what `predict` gives, for every preset and layer."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from custom_parts import Huber, SmoothedCrossEntropy
+from sklearn.datasets import load_digits
 
 import nnscratch as nn
 from nnscratch import cli
 from nnscratch.data.catalog import CLASS_NAMES
 from nnscratch.runs.presets import PRESETS, build_model, preset_settings
+from nnscratch.sklearn import NeuralNetClassifier
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:
@@ -51,6 +54,41 @@ def test_onnxruntime_gives_predicts_probabilities_for_every_preset(
     # one image (what `nnscratch predict` gives the model): the same answer
     one = model.predict(test_images[:1])
     assert np.abs(run_onnx(path, test_images[:1] / np.float32(255)) - one).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def digits_estimator():
+    """A scikit-learn classifier fitted on 100 of load_digits' images."""
+    x, y = load_digits(return_X_y=True)
+    net = NeuralNetClassifier((8,), epochs=1, random_state=0)
+    return net.fit(x[:100] / 16, y[:100])
+
+
+GEOMETRIES = {  # the windows' arithmetic ONNX must repeat, on 28x28 digits
+    "conv stride 2 padding 1": lambda: [nn.Conv2D(4, 3, stride=2, padding=1)],
+    "conv same": lambda: [nn.Conv2D(4, 5, padding="same")],
+    "conv even kernel stride 3 padding 2": lambda: [
+        nn.Conv2D(3, 4, stride=3, padding=2)
+    ],
+    "conv (5, 2) kernel (2, 3) stride": lambda: [
+        nn.Conv2D(3, (5, 2), stride=(2, 3), padding=(0, 1))
+    ],
+    "max pool 3: 28 -> 9, the last row dropped": lambda: [nn.MaxPool2D(3)],
+    "avg pool 3 stride 2: 28 -> 13": lambda: [nn.AvgPool2D(3, stride=2)],
+    "strides that skip rows": lambda: [nn.MaxPool2D(2, 3), nn.AvgPool2D(2, 5)],
+    "pools (3, 2) by (2, 3)": lambda: [nn.MaxPool2D((3, 2), (2, 3)), nn.AvgPool2D(2)],
+}
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_conv_and_pooling_geometries_on_mnist_digits(name, test_images, tmp_path):
+    layers = [nn.Reshape((1, 28, 28)), *GEOMETRIES[name](), nn.ReLU(), nn.Flatten()]
+    model = nn.Sequential([*layers, nn.Dense(10)], input_shape=(28, 28), seed=0)
+    model.compile(loss="cross_entropy")
+    path = nn.export_onnx(model, tmp_path / "model.onnx")
+    images = test_images[:300]
+    got = run_onnx(path, images / np.float32(255))
+    assert np.abs(got - model.predict(images)).max() < 1e-5
 
 
 def every_layer_model() -> nn.Sequential:
@@ -108,6 +146,10 @@ def test_the_graph_describes_its_input_output_and_classes(tmp_path):
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 60]
     assert "scaled to [0, 1]" in proto.graph.doc_string
     assert "probabilities" in proto.graph.doc_string
+    # the opset and IR version that the README tells runtimes to support
+    ((opset,),) = {(o.version,) for o in proto.opset_import}
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"opset {opset} (IR version {proto.ir_version}:" in readme
 
 
 def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
@@ -130,6 +172,18 @@ def test_a_layer_that_cannot_be_exported_is_one_clear_error(tmp_path):
     with pytest.raises(nn.NnscratchError, match=r"layer 0 \(Dense\) holds an activ"):
         nn.export_onnx(built, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_what_is_not_a_model_is_one_clear_error(digits_estimator, tmp_path):
+    # was AttributeError: 'NeuralNetClassifier' object has no attribute 'built'
+    with pytest.raises(nn.NnscratchError, match=r"NeuralNetClassifier.*\.model_"):
+        nn.export_onnx(digits_estimator, tmp_path / "model.onnx")
+    nn.export_onnx(digits_estimator.model_, tmp_path / "model.onnx")  # what it says
+    with pytest.raises(nn.NnscratchError, match=r"got the path .*load_model"):
+        nn.export_onnx(str(tmp_path / "model.npz"), tmp_path / "other.onnx")
+    with pytest.raises(nn.NnscratchError, match="expected a Sequential, got NoneType"):
+        nn.export_onnx(None, tmp_path / "other.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
 def test_nnscratch_export_command(tmp_path, capsys):

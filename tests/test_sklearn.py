@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -255,3 +256,57 @@ def test_a_float64_regressor_trains_on_float64_targets():
     assert net.loss_curve_[0] == pytest.approx(
         np.mean((net.predict(X) - y) ** 2), rel=1e-12
     )
+
+
+def test_a_failed_fit_leaves_the_estimator_unfitted_not_half_refitted(digits):
+    # the failed fit's classes_ (or targets) beside the last fit's network: predict
+    # raised an IndexError, predict_proba gave 10 columns for 2 classes_, and the
+    # regressor 2 values per row, flattened, for a one-target y
+    x_train, x_test, y_train, _ = digits
+    net = NeuralNetClassifier((8,), epochs=1, random_state=0).fit(x_train, y_train)
+    with pytest.raises(ValueError, match="sample_weight"):
+        net.fit(x_train, y_train % 2, sample_weight=np.ones(3))
+    for method in (net.predict, net.predict_proba):
+        with pytest.raises(NotFittedError):
+            method(x_test)
+    regressor = NeuralNetRegressor((8,), epochs=1, random_state=0)
+    regressor.fit(x_train, np.stack([y_train, -y_train], axis=1))
+    with pytest.raises(ValueError, match="sample_weight"):
+        regressor.fit(x_train, y_train, sample_weight=np.ones(3))
+    with pytest.raises(NotFittedError):
+        regressor.predict(x_test)
+    # a first partial_fit that failed: not fitted either (was an AttributeError)
+    net = NeuralNetClassifier((8,), random_state=0)
+    with pytest.raises(ValueError, match="not in classes_"):
+        net.partial_fit(x_train, y_train, classes=[0, 1])
+    with pytest.raises(NotFittedError):
+        net.predict(x_test)
+    assert net.partial_fit(x_train, y_train, classes=np.arange(10)).n_iter_ == 1
+
+
+def test_a_float32_validation_fraction_holds_out_its_share():
+    # as every other setting, a NumPy number (a float32 grid's) works: it reached
+    # train_test_split as it was, which refused it naming its own 'test_size'
+    x, y = make_blobs(40, n_features=4, random_state=0)
+    net = NeuralNetClassifier((4,), epochs=2, early_stopping=True, random_state=0,
+                              validation_fraction=np.float32(0.25))  # fmt: skip
+    assert net.fit(x, y).n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    "net, n, reason",
+    [
+        (NeuralNetClassifier, 20, "test_size = 2 should be greater or equal to the n"),
+        (NeuralNetClassifier, 30, "only 1 member"),
+        (NeuralNetRegressor, 1, "the resulting train set will be empty"),
+    ],
+)
+def test_too_few_examples_to_hold_out_names_early_stopping(digits, net, n, reason):
+    # train_test_split's reason alone named its own test_size, not a setting
+    x_train, _, y_train, _ = digits
+    y = np.where(np.arange(n) == 0, 1, 0) if n == 30 else y_train[:n]
+    net = net((4,), epochs=1, early_stopping=True)
+    match = rf"early_stopping: cannot hold out validation_fraction=0.1 of {n} ex"
+    with pytest.raises(ValueError, match=match) as error:
+        net.fit(x_train[:n], y)
+    assert reason in str(error.value)

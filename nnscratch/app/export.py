@@ -32,6 +32,7 @@ from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.dropout import Dropout
 from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from ..nn.network import Network
 from ..nn.normalization import BatchNorm
 from ..nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.reshape import Flatten, Reshape
@@ -57,8 +58,10 @@ def export_onnx(model, path) -> Path:
     """Write `model` (a built Sequential) to `path` as an ONNX model, checked by
     `onnx.checker`; returns the path. Input "images" (batch, *input_shape) float32
     in [0, 1], output "probs" (batch, *output_shape) float32; the batch size is
-    dynamic. NnscratchError names a layer that cannot be exported."""
+    dynamic. NnscratchError names a layer that cannot be exported, or what was given
+    instead of a Sequential (a scikit-learn estimator's is its `model_`)."""
     onnx = _onnx()
+    _check_is_a_model(model)
     if not model.built and model.input_shape is not None:  # its layers changed
         model.build(model.input_shape)
     if not model.built:
@@ -77,6 +80,20 @@ def export_onnx(model, path) -> Path:
     with atomic_open(path, "wb") as f:
         f.write(proto.SerializeToString())
     return path
+
+
+def _check_is_a_model(model) -> None:
+    """NnscratchError saying what was given instead of a Sequential, and what to
+    give: a scikit-learn estimator's network (`model_`), a model file loaded."""
+    if isinstance(model, Network):
+        return
+    what, hint = type(model).__name__, ""
+    if isinstance(getattr(model, "model_", None), Network):
+        hint = "; export its fitted network: export_onnx(estimator.model_, path)"
+    elif isinstance(model, (str, Path)):
+        what = f"the path {str(model)!r}"
+        hint = "; load it first (load_model), or run `nnscratch export MODEL OUT`"
+    raise NnscratchError(f"export: expected a Sequential, got {what}{hint}")
 
 
 def _final_step(model) -> tuple[str | None, str]:

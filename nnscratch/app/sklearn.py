@@ -123,6 +123,9 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
         """Check the data (and the settings, on a new network), then train `epochs`,
         or one epoch on all of X if `partial` (no early stopping, as scikit-learn's
         MLP: a validation set held out of each call's few rows wastes them)."""
+        if reset:  # a fit that fails leaves the estimator unfitted, not the last
+            # fit's network beside this one's classes_ or targets
+            self.__dict__.pop("model_", None)
         X, y = validate_data(
             self, X, y, reset=reset, dtype=FLOATS, **self._y_validation
         )
@@ -176,12 +179,18 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
         estimator's generator and, for a classifier, stratified (as scikit-learn's
         MLP does), so that each class is held out in its share."""
         weights = [] if sample_weight is None else [sample_weight]
-        parts = train_test_split(
-            X, targets, *weights,
-            test_size=self.validation_fraction,
-            random_state=int(self._rng.integers(2**31)),
-            stratify=targets if is_classifier(self) else None,
-        )  # fmt: skip
+        try:
+            parts = train_test_split(
+                X, targets, *weights,
+                test_size=float(self.validation_fraction),  # not a NumPy float32
+                random_state=int(self._rng.integers(2**31)),
+                stratify=targets if is_classifier(self) else None,
+            )  # fmt: skip
+        except ValueError as e:  # its reason names its own test_size: name ours
+            raise ValueError(
+                f"early_stopping: cannot hold out validation_fraction="
+                f"{self.validation_fraction} of {len(X)} examples: {e}"
+            ) from None
         rest, held = parts[0::2], parts[1::2]  # (train, test) per array given
         if sample_weight is None:
             return (*rest, None, tuple(held))
@@ -189,6 +198,11 @@ class _NeuralNet(NetworkSettings, BaseEstimator):
 
     def _class_names(self) -> list[str] | None:
         return None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a fit (or a first partial_fit) has built `model_` (what
+        `check_is_fitted` asks; `n_features_in_` alone is set by a failed one)."""
+        return hasattr(self, "model_")
 
     # ----- predicting --------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
