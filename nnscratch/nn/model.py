@@ -110,8 +110,8 @@ class Sequential(Network):
         return_dict: bool = True,
     ):  # fmt: skip
         """{"loss", and each metric} in evaluation mode. The loss is the one `fit`
-        minimises (weighted by sample_weight if given) plus the layers' L1/L2
-        penalties, as in Keras; metrics are unweighted.
+        minimises (weighted by sample_weight if given) plus the trainable layers'
+        L1/L2 penalties, as in Keras; metrics are unweighted.
 
         verbose: 0 silent, 1 or 2 (or "auto") print the results on one line.
         return_dict=False gives Keras' default form instead: [loss, *metrics] in

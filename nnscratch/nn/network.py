@@ -190,10 +190,12 @@ class Network:
                 (i for i, step in enumerate(steps) if _any_trainable(step)), len(steps)
             )
             self._backward_layers = steps[first_step:][::-1]
+            # a frozen layer's penalty is a constant training does not minimise:
+            # left out of the loss, as Keras 3 adds trainable weights' regularisers
             self._penalized = [
                 layer
-                for _, layer, _ in all_layers(self.layers)
-                if type(layer).penalty is not Layer.penalty
+                for _, layer, trainable in all_layers(self.layers)
+                if trainable and type(layer).penalty is not Layer.penalty
             ]
 
     def _reseed_layers(self) -> None:
@@ -340,7 +342,7 @@ class Network:
         }
 
     def _penalty(self) -> float:
-        """The layers' L1/L2 terms of the loss."""
+        """The trainable layers' L1/L2 terms of the loss (a frozen one's is left out)."""
         self._bind()
         return self._bound_penalty()
 

@@ -78,10 +78,15 @@ class Optimizer(ABC):
     def forget_state_unlike(self, p: np.ndarray, name: str = "all") -> None:
         """Drop the state kept for `name` if it was for an array of another size
         (the model's trainable parameters change when layers are frozen or thawed):
-        the moments start again from zero, as with a new optimiser."""
+        the moments start again from zero, as with a new optimiser. With no state
+        left (a model keeps one entry), the step count restarts too: Adam's bias
+        correction for moments that have seen t steps needs t, not the steps before
+        (it would scale the first steps up to 3x at t ~ 5000)."""
         state = self.state.get(name)
         if state and any(s.shape != p.shape for s in state.values()):
             del self.state[name]
+            if not self.state:
+                self.iterations = 0
 
     @abstractmethod
     def _update(self, p, g, state, tmp, flush_below: float) -> None:
