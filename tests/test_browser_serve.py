@@ -243,7 +243,7 @@ def in_view(page, box: dict) -> bool:
 
 
 @pytest.mark.parametrize(
-    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600)]
+    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600), (568, 320)]
 )
 def test_a_phone_on_its_side_shows_pad_and_answer_together(
     browser, server_url, artifacts_dir, width, height
@@ -251,7 +251,8 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     """A phone turned sideways (844x390): the pad was 340 px, taller than the window,
     and the answer under it or beside its top (a netbook's 1024x600: the upload
     button half out of sight). The pad, its buttons and the answer now sit side by
-    side within the window's height."""
+    side within the window's height. On a small phone (568x320) the pad was 144 px
+    and the last bars of the answer under the window's edge."""
     page, errors = open_page(
         browser,
         server_url,
@@ -270,7 +271,7 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     settle(page)
     assert page.locator("#digit").text_content() == "1"
     assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
-    for answer in ("#digit", "#status"):
+    for answer in ("#digit", "#status", "#bars li:last-child"):
         assert in_view(page, text_box(page, answer)), answer
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(artifacts_dir / f"serve-landscape-{width}.png"))
@@ -282,6 +283,48 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     for control in ("#undo", "#clear", "#upload"):
         assert in_view(page, page.locator(control).bounding_box()), control
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.parametrize(
+    "width, height, name",
+    [
+        (640, 360, "IMG_20261205_185959.jpg"),
+        (740, 360, "PXL_20261205_185959123.PORTRAIT.ORIGINAL.jpg"),
+        (568, 320, "IMG_20261205_185959.jpg"),
+    ],
+)
+def test_a_clothes_models_ten_bars_fit_a_phone_on_its_side(
+    browser, fashion_url, tmp_path, artifacts_dir, width, height, name
+):
+    """A clothes model's answer to a photo, on a phone turned sideways: the status
+    (the photo's name, then the runners-up) took four lines and pushed the tenth
+    bar ("Ankle boot") under the window's edge. The bars stay in view whatever the
+    status's length; a status too long for the room left scrolls in its place."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / name)
+    page, errors = open_page(
+        browser,
+        fashion_url,
+        viewport={"width": width, "height": height},
+        device_scale_factor=3,
+        has_touch=True,
+    )
+    page.set_input_files("#upload", str(tmp_path / name))
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#status").text_content().startswith(f"{name}: ")
+    for i in range(1, 11):
+        bar = f"#bars li:nth-child({i})"
+        assert in_view(page, page.locator(bar).bounding_box()), bar
+    assert in_view(page, text_box(page, "#digit"))
+    assert in_view(page, page.locator(".card.result").bounding_box())
+    assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
+    page.screenshot(path=str(artifacts_dir / f"serve-fashion-{width}x{height}.png"))
     assert errors == []
     page.close()
 

@@ -374,8 +374,14 @@ function show(data, prefix = "") {
   digitEl.dataset.digit = String(data.digit);
   const best = data.top[0];
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
-  statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure` +
-    (others.length ? ` (then ${others.join(", ")})` : "");
+  statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure`;
+  if (others.length) {
+    // the runners-up, which style.css leaves to the bars where room is short
+    const then = document.createElement("span");
+    then.className = "then";
+    then.textContent = ` (then ${others.join(", ")})`;
+    statusEl.append(then);
+  }
   data.probabilities.forEach((p, i) => {
     const li = barsEl.children[i];
     const pct = `${(100 * p).toFixed(1)}%`;
@@ -397,6 +403,7 @@ function useClasses(classes) {
   buildBars(classes);
   const digits = classes.length === 10 && classes.every((c, i) => c === String(i));
   thing = digits ? "digit" : "picture";
+  document.body.dataset.thing = thing; // style.css gives short labels' bars less room
   // a number is read by a model of digits only (the server refuses the others)
   modeEl.closest(".mode").hidden = !digits;
   showPrompts();
