@@ -1082,3 +1082,91 @@ def test_ctrl_shift_z_does_not_undo(browser, server_url):
     assert page.evaluate("() => strokes.length") == 0
     assert errors == []
     page.close()
+
+
+def test_a_screen_reader_hears_the_bars_as_they_are_shown(browser, server_url):
+    """Each bar is read as "<class>: <probability>": cleared, the bars showed 0% but
+    a screen reader still read the last prediction's figures ("1: 96.6%")."""
+    page, errors = open_page(browser, server_url)
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    shown = page.locator("#bars li .pct").all_text_contents()
+    for i, pct in enumerate(shown):
+        assert page.get_by_role("listitem", name=f"{i}: {pct}", exact=True).count()
+    page.keyboard.press("Escape")
+    for i in range(10):
+        bar = page.get_by_role("listitem", name=f"{i}: 0%", exact=True)
+        assert bar.count() == 1, i
+    # the activations' label names a group (on a plain div it was read by nothing)
+    assert page.get_by_role("group", name="Hidden layer activations").count() == 1
+    assert errors == []
+    page.close()
+
+
+def contrast(a: tuple, b: tuple) -> float:
+    """WCAG contrast ratio of two sRGB colours given as (r, g, b) in 0..255."""
+
+    def luminance(rgb):
+        c = np.asarray(rgb, float) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ [0.2126, 0.7152, 0.0722]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_button_labels_have_aa_contrast(browser, server_url):
+    """White "Undo" and "Clear" on the light end of the blue-violet gradient: 2.3:1,
+    under WCAG AA's 4.5:1 for text of their size."""
+    import re
+
+    page, errors = open_page(browser, server_url)
+    for button in ("#undo", "#clear"):
+        text, background = page.locator(button).evaluate(
+            "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundImage]"
+        )
+        colours = [
+            tuple(map(int, m.groups()[:3]))
+            for m in re.finditer(r"rgba?\((\d+), (\d+), (\d+)", text + background)
+        ]
+        label, stops = colours[0], colours[1:]
+        assert len(stops) == 2, background
+        assert min(contrast(label, stop) for stop in stops) >= 4.5, button
+    assert errors == []
+    page.close()
+
+
+def test_bars_do_not_animate_with_reduced_motion(browser, server_url):
+    """The bars slid to their new widths even for a user who asked the system for
+    reduced motion."""
+    page, errors = open_page(browser, server_url, reduced_motion="reduce")
+    durations = page.locator("#bars .fill").evaluate_all(
+        "fills => fills.map(f => getComputedStyle(f).transitionDuration)"
+    )
+    assert durations == ["0s"] * 10
+    assert errors == []
+    page.close()
+
+
+def test_a_clothes_model_at_200_percent_zoom_needs_no_sideways_scroll(
+    browser, fashion_url, artifacts_dir
+):
+    """A 1024x768 window zoomed to 200% (512x384 CSS pixels): the pad, buttons and a
+    clothes model's answer side by side were 540 px wide, scrolling sideways; the
+    cards now stack, the pad as large as on a phone."""
+    page, errors = open_page(
+        browser,
+        fashion_url,
+        viewport={"width": 512, "height": 384},
+        device_scale_factor=2,
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 512
+    pad = page.locator("#pad").bounding_box()
+    assert pad["width"] >= 250
+    for part in ("#pad", "#undo", "#clear", "#upload", ".card.result"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 512, part
+    page.screenshot(path=str(artifacts_dir / "serve-zoom-200.png"), full_page=True)
+    assert errors == []
+    page.close()

@@ -356,10 +356,18 @@ function buildBars(labels) {
       '<span class="pct">0%</span>';
     li.querySelector(".label").textContent = label;
     li.querySelector(".label").title = label; // in full, should it be cut short
-    li.dataset.probability = "0";
-    li.setAttribute("aria-label", `${label}: 0%`);
+    setBar(li, 0, "0%");
     barsEl.appendChild(li);
   }
+}
+
+// One bar at probability p, its figure `pct`; a screen reader reads the bar by its
+// label, so that says the same ("7: 96.6%")
+function setBar(li, p, pct = `${(100 * p).toFixed(1)}%`) {
+  li.dataset.probability = String(p);
+  li.querySelector(".fill").style.width = pct;
+  li.querySelector(".pct").textContent = pct;
+  li.setAttribute("aria-label", `${li.querySelector(".label").textContent}: ${pct}`);
 }
 
 // The label's length sets its size (style.css): "T-shirt/top" fits where "7" does
@@ -383,13 +391,8 @@ function show(data, prefix = "") {
     statusEl.append(then);
   }
   data.probabilities.forEach((p, i) => {
-    const li = barsEl.children[i];
-    const pct = `${(100 * p).toFixed(1)}%`;
-    li.dataset.probability = String(p);
-    li.classList.toggle("best", i === data.digit);
-    li.querySelector(".fill").style.width = pct;
-    li.querySelector(".pct").textContent = pct;
-    li.setAttribute("aria-label", `${li.querySelector(".label").textContent}: ${pct}`);
+    setBar(barsEl.children[i], p);
+    barsEl.children[i].classList.toggle("best", i === data.digit);
   });
   drawGrid(inputCanvas, data.input.flat(), 28, 1);
   showActivations(data.activations);
@@ -428,10 +431,8 @@ function showEmpty(message = numberMode ? "Write a number on the black pad, its 
   statusEl.textContent = message;
   statusEl.classList.remove("error");
   for (const li of barsEl.children) {
-    li.dataset.probability = "0";
+    setBar(li, 0, "0%");
     li.classList.remove("best");
-    li.querySelector(".fill").style.width = "0";
-    li.querySelector(".pct").textContent = "0%";
   }
   inputCanvas.getContext("2d").clearRect(0, 0, 28, 28);
   activationsEl.replaceChildren();
