@@ -323,6 +323,18 @@ def test_a_clothes_models_ten_bars_fit_a_phone_on_its_side(
         assert in_view(page, page.locator(bar).bounding_box()), bar
     assert in_view(page, text_box(page, "#digit"))
     assert in_view(page, page.locator(".card.result").bounding_box())
+    # how sure, under the name (cut to a line): not scrolled out of sight
+    sure = page.locator("#status").evaluate(
+        """status => {
+          const text = [...status.childNodes].find(n => n.nodeType === Node.TEXT_NODE);
+          const range = document.createRange();
+          range.selectNodeContents(text);
+          const r = range.getBoundingClientRect();
+          return {x: r.left, y: r.top, width: r.width, height: r.height};
+        }"""
+    )
+    assert inside(sure, page.locator(".answer").bounding_box())
+    assert page.locator(".answer").evaluate("a => a.scrollWidth <= a.clientWidth")
     assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
     page.screenshot(path=str(artifacts_dir / f"serve-fashion-{width}x{height}.png"))
     assert errors == []

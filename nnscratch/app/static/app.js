@@ -370,6 +370,13 @@ function setBar(li, p, pct = `${(100 * p).toFixed(1)}%`) {
   li.setAttribute("aria-label", `${li.querySelector(".label").textContent}: ${pct}`);
 }
 
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
 // The label's length sets its size (style.css): "T-shirt/top" fits where "7" does
 function showLabel(label) {
   digitEl.textContent = label;
@@ -382,14 +389,11 @@ function show(data, prefix = "") {
   digitEl.dataset.digit = String(data.digit);
   const best = data.top[0];
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
-  statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure`;
-  if (others.length) {
-    // the runners-up, which style.css leaves to the bars where room is short
-    const then = document.createElement("span");
-    then.className = "then";
-    then.textContent = ` (then ${others.join(", ")})`;
-    statusEl.append(then);
-  }
+  // the photo's name and the runners-up in spans: where room is short, style.css
+  // cuts the name to a line and leaves the runners-up to the bars
+  statusEl.replaceChildren(`${(100 * best.probability).toFixed(1)}% sure`);
+  if (prefix) statusEl.prepend(Object.assign(span("file", prefix), { title: prefix.trim() }));
+  if (others.length) statusEl.append(span("then", ` (then ${others.join(", ")})`));
   data.probabilities.forEach((p, i) => {
     setBar(barsEl.children[i], p);
     barsEl.children[i].classList.toggle("best", i === data.digit);
