@@ -243,7 +243,7 @@ def in_view(page, box: dict) -> bool:
 
 
 @pytest.mark.parametrize(
-    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600)]
+    "width, height", [(844, 390), (740, 360), (640, 360), (1024, 600), (568, 320)]
 )
 def test_a_phone_on_its_side_shows_pad_and_answer_together(
     browser, server_url, artifacts_dir, width, height
@@ -251,7 +251,8 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     """A phone turned sideways (844x390): the pad was 340 px, taller than the window,
     and the answer under it or beside its top (a netbook's 1024x600: the upload
     button half out of sight). The pad, its buttons and the answer now sit side by
-    side within the window's height."""
+    side within the window's height. On a small phone (568x320) the pad was 144 px
+    and the last bars of the answer under the window's edge."""
     page, errors = open_page(
         browser,
         server_url,
@@ -270,7 +271,7 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     settle(page)
     assert page.locator("#digit").text_content() == "1"
     assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
-    for answer in ("#digit", "#status"):
+    for answer in ("#digit", "#status", "#bars li:last-child"):
         assert in_view(page, text_box(page, answer)), answer
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(artifacts_dir / f"serve-landscape-{width}.png"))
@@ -282,6 +283,60 @@ def test_a_phone_on_its_side_shows_pad_and_answer_together(
     for control in ("#undo", "#clear", "#upload"):
         assert in_view(page, page.locator(control).bounding_box()), control
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.parametrize(
+    "width, height, name",
+    [
+        (640, 360, "IMG_20261205_185959.jpg"),
+        (740, 360, "PXL_20261205_185959123.PORTRAIT.ORIGINAL.jpg"),
+        (568, 320, "IMG_20261205_185959.jpg"),
+    ],
+)
+def test_a_clothes_models_ten_bars_fit_a_phone_on_its_side(
+    browser, fashion_url, tmp_path, artifacts_dir, width, height, name
+):
+    """A clothes model's answer to a photo, on a phone turned sideways: the status
+    (the photo's name, then the runners-up) took four lines and pushed the tenth
+    bar ("Ankle boot") under the window's edge. The bars stay in view whatever the
+    status's length; a status too long for the room left scrolls in its place."""
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (300, 400), (235, 230, 220))
+    ImageDraw.Draw(photo).line([(150, 60), (150, 340)], fill=(20, 20, 30), width=24)
+    photo.save(tmp_path / name)
+    page, errors = open_page(
+        browser,
+        fashion_url,
+        viewport={"width": width, "height": height},
+        device_scale_factor=3,
+        has_touch=True,
+    )
+    page.set_input_files("#upload", str(tmp_path / name))
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    assert page.locator("#status").text_content().startswith(f"{name}: ")
+    for i in range(1, 11):
+        bar = f"#bars li:nth-child({i})"
+        assert in_view(page, page.locator(bar).bounding_box()), bar
+    assert in_view(page, text_box(page, "#digit"))
+    assert in_view(page, page.locator(".card.result").bounding_box())
+    # how sure, under the name (cut to a line): not scrolled out of sight
+    sure = page.locator("#status").evaluate(
+        """status => {
+          const text = [...status.childNodes].find(n => n.nodeType === Node.TEXT_NODE);
+          const range = document.createRange();
+          range.selectNodeContents(text);
+          const r = range.getBoundingClientRect();
+          return {x: r.left, y: r.top, width: r.width, height: r.height};
+        }"""
+    )
+    assert inside(sure, page.locator(".answer").bounding_box())
+    assert page.locator(".answer").evaluate("a => a.scrollWidth <= a.clientWidth")
+    assert page.evaluate("() => [scrollX, scrollY]") == [0, 0]
+    page.screenshot(path=str(artifacts_dir / f"serve-fashion-{width}x{height}.png"))
     assert errors == []
     page.close()
 
@@ -1037,5 +1092,93 @@ def test_ctrl_shift_z_does_not_undo(browser, server_url):
     assert not result_is_empty(page) and pad_brightness(page) > 0
     page.keyboard.press("Control+z")
     assert page.evaluate("() => strokes.length") == 0
+    assert errors == []
+    page.close()
+
+
+def test_a_screen_reader_hears_the_bars_as_they_are_shown(browser, server_url):
+    """Each bar is read as "<class>: <probability>": cleared, the bars showed 0% but
+    a screen reader still read the last prediction's figures ("1: 96.6%")."""
+    page, errors = open_page(browser, server_url)
+    draw_stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    page.wait_for_function(PREDICTED)
+    settle(page)
+    shown = page.locator("#bars li .pct").all_text_contents()
+    for i, pct in enumerate(shown):
+        assert page.get_by_role("listitem", name=f"{i}: {pct}", exact=True).count()
+    page.keyboard.press("Escape")
+    for i in range(10):
+        bar = page.get_by_role("listitem", name=f"{i}: 0%", exact=True)
+        assert bar.count() == 1, i
+    # the activations' label names a group (on a plain div it was read by nothing)
+    assert page.get_by_role("group", name="Hidden layer activations").count() == 1
+    assert errors == []
+    page.close()
+
+
+def contrast(a: tuple, b: tuple) -> float:
+    """WCAG contrast ratio of two sRGB colours given as (r, g, b) in 0..255."""
+
+    def luminance(rgb):
+        c = np.asarray(rgb, float) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ [0.2126, 0.7152, 0.0722]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_button_labels_have_aa_contrast(browser, server_url):
+    """White "Undo" and "Clear" on the light end of the blue-violet gradient: 2.3:1,
+    under WCAG AA's 4.5:1 for text of their size."""
+    import re
+
+    page, errors = open_page(browser, server_url)
+    for button in ("#undo", "#clear"):
+        text, background = page.locator(button).evaluate(
+            "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundImage]"
+        )
+        colours = [
+            tuple(map(int, m.groups()[:3]))
+            for m in re.finditer(r"rgba?\((\d+), (\d+), (\d+)", text + background)
+        ]
+        label, stops = colours[0], colours[1:]
+        assert len(stops) == 2, background
+        assert min(contrast(label, stop) for stop in stops) >= 4.5, button
+    assert errors == []
+    page.close()
+
+
+def test_bars_do_not_animate_with_reduced_motion(browser, server_url):
+    """The bars slid to their new widths even for a user who asked the system for
+    reduced motion."""
+    page, errors = open_page(browser, server_url, reduced_motion="reduce")
+    durations = page.locator("#bars .fill").evaluate_all(
+        "fills => fills.map(f => getComputedStyle(f).transitionDuration)"
+    )
+    assert durations == ["0s"] * 10
+    assert errors == []
+    page.close()
+
+
+def test_a_clothes_model_at_200_percent_zoom_needs_no_sideways_scroll(
+    browser, fashion_url, artifacts_dir
+):
+    """A 1024x768 window zoomed to 200% (512x384 CSS pixels): the pad, buttons and a
+    clothes model's answer side by side were 540 px wide, scrolling sideways; the
+    cards now stack, the pad as large as on a phone."""
+    page, errors = open_page(
+        browser,
+        fashion_url,
+        viewport={"width": 512, "height": 384},
+        device_scale_factor=2,
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 512
+    pad = page.locator("#pad").bounding_box()
+    assert pad["width"] >= 250
+    for part in ("#pad", "#undo", "#clear", "#upload", ".card.result"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 512, part
+    page.screenshot(path=str(artifacts_dir / "serve-zoom-200.png"), full_page=True)
     assert errors == []
     page.close()

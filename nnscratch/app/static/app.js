@@ -356,10 +356,25 @@ function buildBars(labels) {
       '<span class="pct">0%</span>';
     li.querySelector(".label").textContent = label;
     li.querySelector(".label").title = label; // in full, should it be cut short
-    li.dataset.probability = "0";
-    li.setAttribute("aria-label", `${label}: 0%`);
+    setBar(li, 0, "0%");
     barsEl.appendChild(li);
   }
+}
+
+// One bar at probability p, its figure `pct`; a screen reader reads the bar by its
+// label, so that says the same ("7: 96.6%")
+function setBar(li, p, pct = `${(100 * p).toFixed(1)}%`) {
+  li.dataset.probability = String(p);
+  li.querySelector(".fill").style.width = pct;
+  li.querySelector(".pct").textContent = pct;
+  li.setAttribute("aria-label", `${li.querySelector(".label").textContent}: ${pct}`);
+}
+
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
 }
 
 // The label's length sets its size (style.css): "T-shirt/top" fits where "7" does
@@ -374,16 +389,14 @@ function show(data, prefix = "") {
   digitEl.dataset.digit = String(data.digit);
   const best = data.top[0];
   const others = data.top.slice(1).map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
-  statusEl.textContent = prefix + `${(100 * best.probability).toFixed(1)}% sure` +
-    (others.length ? ` (then ${others.join(", ")})` : "");
+  // the photo's name and the runners-up in spans: where room is short, style.css
+  // cuts the name to a line and leaves the runners-up to the bars
+  statusEl.replaceChildren(`${(100 * best.probability).toFixed(1)}% sure`);
+  if (prefix) statusEl.prepend(Object.assign(span("file", prefix), { title: prefix.trim() }));
+  if (others.length) statusEl.append(span("then", ` (then ${others.join(", ")})`));
   data.probabilities.forEach((p, i) => {
-    const li = barsEl.children[i];
-    const pct = `${(100 * p).toFixed(1)}%`;
-    li.dataset.probability = String(p);
-    li.classList.toggle("best", i === data.digit);
-    li.querySelector(".fill").style.width = pct;
-    li.querySelector(".pct").textContent = pct;
-    li.setAttribute("aria-label", `${li.querySelector(".label").textContent}: ${pct}`);
+    setBar(barsEl.children[i], p);
+    barsEl.children[i].classList.toggle("best", i === data.digit);
   });
   drawGrid(inputCanvas, data.input.flat(), 28, 1);
   showActivations(data.activations);
@@ -397,6 +410,7 @@ function useClasses(classes) {
   buildBars(classes);
   const digits = classes.length === 10 && classes.every((c, i) => c === String(i));
   thing = digits ? "digit" : "picture";
+  document.body.dataset.thing = thing; // style.css gives short labels' bars less room
   // a number is read by a model of digits only (the server refuses the others)
   modeEl.closest(".mode").hidden = !digits;
   showPrompts();
@@ -421,10 +435,8 @@ function showEmpty(message = numberMode ? "Write a number on the black pad, its 
   statusEl.textContent = message;
   statusEl.classList.remove("error");
   for (const li of barsEl.children) {
-    li.dataset.probability = "0";
+    setBar(li, 0, "0%");
     li.classList.remove("best");
-    li.querySelector(".fill").style.width = "0";
-    li.querySelector(".pct").textContent = "0%";
   }
   inputCanvas.getContext("2d").clearRect(0, 0, 28, 28);
   activationsEl.replaceChildren();
