@@ -3,15 +3,21 @@ answers, and it runs top to bottom on the real data in a kernel started from thi
 interpreter (the project's venv), after which it is exported as test-artifacts/docs/
 tutorial.html, beside the API reference that tests/test_docs.py builds there."""
 
+import contextlib
+import gzip
+import io
 import re
+import shutil
 import sys
 
+import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
 from docs_build import build
 
 import nnscratch
+from nnscratch.data.catalog import FILE_NAMES, find_dataset
 
 NOTEBOOK = build.NOTEBOOK
 # Printed by the notebook's checks: "largest difference: 1.3e-10", "relative error:
@@ -98,6 +104,39 @@ def test_exercise_checks_pass_the_reference_answers_and_fail_wrong_ones():
         namespace[name] = WRONG_ANSWERS[name]
         with np.errstate(all="ignore"), pytest.raises(AssertionError):
             run_cell(check.source, namespace)
+
+
+def run_cells(nb, cell_ids: list[str], namespace: dict) -> str:
+    """Run the notebook's code cells `cell_ids` in order, as plain Python (IPython
+    magics dropped), in `namespace`; returns what they printed."""
+    cells = {cell.id: cell for cell in nb.cells}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for cell_id in cell_ids:
+            lines = cells[cell_id].source.splitlines()
+            run_cell(
+                "\n".join(line for line in lines if not line.startswith("%")), namespace
+            )
+    plt.close("all")
+    return printed.getvalue()
+
+
+def test_section_1_reads_the_files_unpacked_too(data_dir, tmp_path, monkeypatch):
+    """load_dataset takes the four files gzipped or unpacked (the same names without
+    .gz); the lesson's own look at the IDX header must too, or a learner whose copy is
+    unpacked stops at the first cell with a FileNotFoundError."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in FILE_NAMES:
+        packed_path = find_dataset("mnist", data_dir) / name
+        unpacked_path = folder / name.removesuffix(".gz")
+        with gzip.open(packed_path) as packed, open(unpacked_path, "wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked)
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    out = run_cells(nb, ["cell-01", "cell-03", "cell-05", "cell-07"], {})
+    assert "00 00 08 03" in out and "dimensions: 3" in out, out
+    assert "same array as load_dataset gave: True" in out, out
 
 
 def stdout_of(cell) -> str:
