@@ -139,6 +139,20 @@ def test_section_1_reads_the_files_unpacked_too(data_dir, tmp_path, monkeypatch)
     assert "same array as load_dataset gave: True" in out, out
 
 
+@pytest.mark.slow
+def test_the_optimiser_comparison_gives_the_same_numbers_when_run_again(data_dir):
+    """Optimisers keep state (velocity, moments, step count) from one fit to the next:
+    re-running the comparison cell, as a learner does after changing a rate, must
+    start every optimiser afresh, or it continues the last run's momentum."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    namespace = {}
+    run_cells(nb, ["cell-01", "cell-03", "mnist-optimizers-setup"], namespace)
+    first = run_cells(nb, ["mnist-optimizers"], namespace)
+    again = run_cells(nb, ["mnist-optimizers"], namespace)
+    assert "test accuracy after one epoch" in first
+    assert again == first
+
+
 def stdout_of(cell) -> str:
     return "".join(
         o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"
