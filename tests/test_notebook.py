@@ -186,6 +186,12 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
     build.execute_notebook(nb, workdir)
 
     assert stdout_of(probe).strip() == sys.prefix, "the kernel ran another Python"
+    # the lesson leaves no file where it runs (its saved model goes to a temporary
+    # folder): all that is there is the kernel's spec that execute_notebook wrote
+    left = {
+        p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()
+    }
+    assert left == {f"kernels/{build.KERNEL_NAME}/kernel.json"}, left
     cells = code_cells(nb)[:-1]
     for cell in cells:
         stderr = [o.text for o in cell.outputs if getattr(o, "name", "") == "stderr"]
