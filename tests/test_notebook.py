@@ -180,7 +180,12 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     probe = nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")
-    nb.cells.append(probe)
+    # the epoch whose weights early stopping kept, by its history
+    best_probe = nbformat.v4.new_code_cell(
+        'h = runs["early stopping"][1]\nbest = int(np.argmin(h["val_loss"]))\n'
+        "print(f\"{h['accuracy'][best]:9.1%} {h['val_loss'][best]:8.3f}\")"
+    )
+    nb.cells += [best_probe, probe]
     # raises CellExecutionError, naming the cell, if any cell fails (an exercise's
     # check included)
     build.execute_notebook(nb, workdir)
@@ -192,7 +197,12 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
         p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()
     }
     assert left == {f"kernels/{build.KERNEL_NAME}/kernel.json"}, left
-    cells = code_cells(nb)[:-1]
+    cells = code_cells(nb)[:-2]
+    # its row in the table of cures gives that epoch's training accuracy beside the
+    # kept weights' validation loss, not the last epoch's accuracy
+    (table,) = [stdout_of(c) for c in cells if c.id == "cures-table"]
+    (row,) = [line for line in table.splitlines() if line.startswith("early stop")]
+    assert stdout_of(best_probe).rstrip() in row, (row, stdout_of(best_probe))
     for cell in cells:
         stderr = [o.text for o in cell.outputs if getattr(o, "name", "") == "stderr"]
         assert not stderr, f"cell {cell.id} wrote to stderr: {stderr}"
@@ -210,6 +220,7 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
         assert "passed" in stdout_of(check), f"cell {check.id}: {stdout_of(check)}"
 
     nb.cells.remove(probe)
+    nb.cells.remove(best_probe)
     page = artifacts_dir / "docs" / build.TUTORIAL_PAGE
     build.export_tutorial(nb, page)
     html = page.read_text(encoding="utf-8")
