@@ -3,15 +3,21 @@ answers, and it runs top to bottom on the real data in a kernel started from thi
 interpreter (the project's venv), after which it is exported as test-artifacts/docs/
 tutorial.html, beside the API reference that tests/test_docs.py builds there."""
 
+import contextlib
+import gzip
+import io
 import re
+import shutil
 import sys
 
+import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
 from docs_build import build
 
 import nnscratch
+from nnscratch.data.catalog import FILE_NAMES, find_dataset
 
 NOTEBOOK = build.NOTEBOOK
 # Printed by the notebook's checks: "largest difference: 1.3e-10", "relative error:
@@ -100,6 +106,53 @@ def test_exercise_checks_pass_the_reference_answers_and_fail_wrong_ones():
             run_cell(check.source, namespace)
 
 
+def run_cells(nb, cell_ids: list[str], namespace: dict) -> str:
+    """Run the notebook's code cells `cell_ids` in order, as plain Python (IPython
+    magics dropped), in `namespace`; returns what they printed."""
+    cells = {cell.id: cell for cell in nb.cells}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for cell_id in cell_ids:
+            lines = cells[cell_id].source.splitlines()
+            run_cell(
+                "\n".join(line for line in lines if not line.startswith("%")), namespace
+            )
+    plt.close("all")
+    return printed.getvalue()
+
+
+def test_section_1_reads_the_files_unpacked_too(data_dir, tmp_path, monkeypatch):
+    """load_dataset takes the four files gzipped or unpacked (the same names without
+    .gz); the lesson's own look at the IDX header must too, or a learner whose copy is
+    unpacked stops at the first cell with a FileNotFoundError."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in FILE_NAMES:
+        packed_path = find_dataset("mnist", data_dir) / name
+        unpacked_path = folder / name.removesuffix(".gz")
+        with gzip.open(packed_path) as packed, open(unpacked_path, "wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked)
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    out = run_cells(nb, ["cell-01", "cell-03", "cell-05", "cell-07"], {})
+    assert "00 00 08 03" in out and "dimensions: 3" in out, out
+    assert "same array as load_dataset gave: True" in out, out
+
+
+@pytest.mark.slow
+def test_the_optimiser_comparison_gives_the_same_numbers_when_run_again(data_dir):
+    """Optimisers keep state (velocity, moments, step count) from one fit to the next:
+    re-running the comparison cell, as a learner does after changing a rate, must
+    start every optimiser afresh, or it continues the last run's momentum."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    namespace = {}
+    run_cells(nb, ["cell-01", "cell-03", "mnist-optimizers-setup"], namespace)
+    first = run_cells(nb, ["mnist-optimizers"], namespace)
+    again = run_cells(nb, ["mnist-optimizers"], namespace)
+    assert "test accuracy after one epoch" in first
+    assert again == first
+
+
 def stdout_of(cell) -> str:
     return "".join(
         o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"
@@ -127,13 +180,29 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     probe = nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")
-    nb.cells.append(probe)
+    # the epoch whose weights early stopping kept, by its history
+    best_probe = nbformat.v4.new_code_cell(
+        'h = runs["early stopping"][1]\nbest = int(np.argmin(h["val_loss"]))\n'
+        "print(f\"{h['accuracy'][best]:9.1%} {h['val_loss'][best]:8.3f}\")"
+    )
+    nb.cells += [best_probe, probe]
     # raises CellExecutionError, naming the cell, if any cell fails (an exercise's
     # check included)
     build.execute_notebook(nb, workdir)
 
     assert stdout_of(probe).strip() == sys.prefix, "the kernel ran another Python"
-    cells = code_cells(nb)[:-1]
+    # the lesson leaves no file where it runs (its saved model goes to a temporary
+    # folder): all that is there is the kernel's spec that execute_notebook wrote
+    left = {
+        p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()
+    }
+    assert left == {f"kernels/{build.KERNEL_NAME}/kernel.json"}, left
+    cells = code_cells(nb)[:-2]
+    # its row in the table of cures gives that epoch's training accuracy beside the
+    # kept weights' validation loss, not the last epoch's accuracy
+    (table,) = [stdout_of(c) for c in cells if c.id == "cures-table"]
+    (row,) = [line for line in table.splitlines() if line.startswith("early stop")]
+    assert stdout_of(best_probe).rstrip() in row, (row, stdout_of(best_probe))
     for cell in cells:
         stderr = [o.text for o in cell.outputs if getattr(o, "name", "") == "stderr"]
         assert not stderr, f"cell {cell.id} wrote to stderr: {stderr}"
@@ -151,6 +220,7 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path, monkeypatch, artifacts_
         assert "passed" in stdout_of(check), f"cell {check.id}: {stdout_of(check)}"
 
     nb.cells.remove(probe)
+    nb.cells.remove(best_probe)
     page = artifacts_dir / "docs" / build.TUTORIAL_PAGE
     build.export_tutorial(nb, page)
     html = page.read_text(encoding="utf-8")
