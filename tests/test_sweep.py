@@ -1000,6 +1000,31 @@ def test_a_sweep_that_cannot_start_leaves_nothing_behind(
     assert list((tmp_path / "mine").iterdir()) == []
 
 
+@pytest.mark.parametrize("failure", ["strangers", "scheduler"])
+def test_a_refused_sweep_leaves_the_storage_s_database_as_it_was(
+    tmp_path, data_dir, monkeypatch, capsys, failure
+):
+    """A sweep refused (an --out holding another study's trials) or stopped before
+    any trial ran (an unreachable --scheduler) left its new, empty study behind in
+    the database of --storage, where it listed among the user's studies."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    url = f"sqlite:///{tmp_path}/other.db"
+    optuna.create_study(study_name="kept", storage=open_storage(url))
+    out = tmp_path / "sweep"
+    if failure == "strangers":
+        (out / "trials" / "trial-0000").mkdir(parents=True)
+    where = {"strangers": ["--workers", "1"],
+             "scheduler": ["--scheduler", _closed_port_address()]}  # fmt: skip
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--storage", url,
+            "--study-name", "new", "--param", "lr=uniform:0.1:0.2",
+            *where[failure], *TINY_ARGS]  # fmt: skip
+    assert main(argv) == {"strangers": 2, "scheduler": 1}[failure]
+    assert "Traceback" not in capsys.readouterr().err
+    assert optuna.get_all_study_names(open_storage(url)) == ["kept"]
+
+
 def test_a_rerun_with_other_options_is_a_usage_error(tmp_path, data_dir, capsys):
     """Another --epochs (or space...) for a study with trials exited 1, as a failure
     of the work; it is a bad combination of options, exit 2 (nothing is run)."""

@@ -14,7 +14,7 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,25 @@ def make_pruner(name: str):
     return optuna.pruners.MedianPruner(
         n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH
     )
+
+
+def study_exists(storage, study_name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return False
+    return True
+
+
+def remove_empty_study(storage, study_name: str) -> None:
+    """Delete the study `study_name` unless it holds trials (those of another sweep
+    that opened it meanwhile). For a sweep that made it and stopped before any
+    trial ran: a database of the user's (--storage) is left as it was found."""
+    # the error that stopped the sweep is the one to say, not one of this clean-up
+    with suppress(Exception):
+        study_id = storage.get_study_id_from_name(study_name)
+        if not storage.get_all_trials(study_id, deepcopy=False):
+            storage.delete_study(study_id)
 
 
 def trial_handle(study, storage, number: int):
