@@ -532,6 +532,28 @@ def test_a_scheduler_with_no_worker_says_how_to_start_one(monkeypatch):
     )
 
 
+def test_sweeps_opening_a_new_storage_at_once_all_open_it(tmp_path):
+    """Two sweeps started together on a new --storage database: each made its
+    tables, and all but the first failed with "Optuna cannot open it
+    (OperationalError: table studies already exists)" or "(IntegrityError: UNIQUE
+    constraint failed: alembic_version.version_num)"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path}/new-{attempt}.db"
+        at_once = threading.Barrier(4)
+
+        def open_it(url=url, at_once=at_once):
+            at_once.wait()
+            return open_storage(url)
+
+        with ThreadPoolExecutor(4) as threads:
+            opened = [threads.submit(open_it) for _ in range(4)]
+            storages = [future.result() for future in opened]
+        assert optuna.create_study(study_name="s", storage=storages[0])
+        assert all(s.get_all_studies()[0].study_name == "s" for s in storages)
+
+
 def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
     storage = open_storage(default_storage(tmp_path))
     base = {"epochs": 5, "lr": 0.1, "batch_size": 32}

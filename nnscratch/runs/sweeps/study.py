@@ -14,6 +14,7 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -64,14 +65,33 @@ def open_storage(url: str):
     import optuna  # the optional sweep extra: only when sweeping
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        raise NnscratchError(
-            f"--storage {_shown(url)}: Optuna cannot open it "
-            f"({type(e).__name__}: {reason})"
-        ) from None
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
+            if attempt == SCHEMA_ATTEMPTS or not _made_meanwhile(e):
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                raise NnscratchError(
+                    f"--storage {_shown(url)}: Optuna cannot open it "
+                    f"({type(e).__name__}: {reason})"
+                ) from None
+        time.sleep(0.1)
+
+
+# Sweeps (or a sweep's workers) opening a new database at once each made its
+# tables and wrote its schema version: all but the first failed ("table studies
+# already exists", "UNIQUE constraint failed: alembic_version.version_num"), where
+# opening it again finds it made.
+SCHEMA_ATTEMPTS = 5
+
+
+def _made_meanwhile(error: Exception) -> bool:
+    """Whether `error` says another process made the storage's tables meanwhile."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    return isinstance(error, IntegrityError) or (
+        isinstance(error, OperationalError) and "already exists" in str(error)
+    )
 
 
 def _shown(url: str) -> str:
