@@ -886,6 +886,44 @@ def test_two_sweeps_on_one_cluster_run_their_own_trials(
     assert results["a1"].best_params != results["b2"].best_params
 
 
+A_TRIAL_RUNS, OTHER_SWEEP_DONE = threading.Event(), threading.Event()
+
+
+def _trial_until_the_other_sweep_is_done(job: dict) -> dict:
+    A_TRIAL_RUNS.set()
+    OTHER_SWEEP_DONE.wait(timeout=30)
+    return run_trial(job)
+
+
+def test_a_study_another_folder_s_sweep_runs_is_refused(
+    tmp_path, data_dir, monkeypatch, threads_cluster, capsys
+):
+    """Two sweeps in two folders on one study of a --storage, the second started
+    while the first's trial ran: it took that trial for one a dead sweep left
+    running and trained it again in its folder, then failed writing best/ from a
+    trial that ran in the other ("trial-0001/trial.json: No such file")."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_until_the_other_sweep_is_done)
+    A_TRIAL_RUNS.clear()
+    OTHER_SWEEP_DONE.clear()
+    url = f"sqlite:///{tmp_path}/shared.db"
+    argv = ["sweep", "--trials", "1", "--scheduler", threads_cluster, "--storage",
+            url, "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    first = threading.Thread(target=main, args=([*argv, "--out", str(tmp_path / "a")],))
+    first.start()
+    try:
+        assert A_TRIAL_RUNS.wait(60)
+        assert main([*argv, "--out", str(tmp_path / "b")]) == 2
+    finally:
+        OTHER_SWEEP_DONE.set()
+        first.join(120)
+    err = capsys.readouterr().err
+    assert f"study 'sweep' is the sweep in {(tmp_path / 'a').resolve()}: give" in err
+    assert not (tmp_path / "b").exists()
+    assert [r["state"] for r in rows(tmp_path / "a")] == ["complete"]
+
+
 def _trial_in_another_folder(job: dict) -> dict:
     """run_trial as a `dask worker` started in another folder runs it."""
     here = os.getcwd()

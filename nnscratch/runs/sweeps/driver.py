@@ -31,6 +31,7 @@ from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
     STUDY_FILE,
+    claim_folder,
     counts,
     default_storage,
     make_pruner,
@@ -134,6 +135,8 @@ def sweep(
             sweep_.new_study_in = storage_
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)
+        if storage_url != default_storage(out):  # a study DIR/study.db is DIR's
+            claim_folder(study, out)
         try:
             if _finished(study) < trials:
                 with dask_client(workers, scheduler) as client:
@@ -176,7 +179,7 @@ def _removed_if_no_trial_ran(sweep_: Sweep, made: list[Path]):
     except BaseException:
         if not sweep_.submitted:
             if sweep_.new_study_in is not None:
-                remove_empty_study(sweep_.new_study_in, sweep_.study_name)
+                remove_empty_study(sweep_.new_study_in, sweep_.study_name, sweep_.out)
             for path in made:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

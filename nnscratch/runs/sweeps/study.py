@@ -127,15 +127,44 @@ def study_exists(storage, study_name: str) -> bool:
     return True
 
 
-def remove_empty_study(storage, study_name: str) -> None:
-    """Delete the study `study_name` unless it holds trials (those of another sweep
-    that opened it meanwhile). For a sweep that made it and stopped before any
-    trial ran: a database of the user's (--storage) is left as it was found."""
+def remove_empty_study(storage, study_name: str, out: Path) -> None:
+    """Delete the study `study_name` unless it holds trials or another sweep
+    claimed it (`claim_folder`) meanwhile. For a sweep that made it and stopped
+    before any trial ran: a database of the user's (--storage) is left as found."""
     # the error that stopped the sweep is the one to say, not one of this clean-up
     with suppress(Exception):
         study_id = storage.get_study_id_from_name(study_name)
-        if not storage.get_all_trials(study_id, deepcopy=False):
+        claimed = storage.get_study_user_attrs(study_id).get(FOLDER)
+        if claimed in (None, _folder(out)) and not storage.get_all_trials(
+            study_id, deepcopy=False
+        ):
             storage.delete_study(study_id)
+
+
+FOLDER = "folder"  # the study's user attribute naming its sweep's folder
+
+
+def _folder(out: Path) -> str:
+    return str(Path(out).resolve())
+
+
+def claim_folder(study, out: Path) -> None:
+    """Record `out` as the folder of the study's sweep; ArgumentError when the
+    study is another folder's, one that still exists (a folder moved since is
+    followed). Two sweeps in two folders started together on one study in a
+    --storage each took the other's running trials for a dead sweep's and
+    trained them again, then failed writing best/ from a trial run in the other
+    folder. (Two starting within the same instant may both pass.)"""
+    here = _folder(out)
+    there = study.user_attrs.get(FOLDER)
+    if there != here and (there is None or not Path(there).is_dir()):
+        study.set_user_attr(FOLDER, here)
+        there = study.user_attrs.get(FOLDER)  # another sweep's, if it claimed last
+    if there != here:
+        raise ArgumentError(
+            f"study {study.study_name!r} is the sweep in {there}: give that --out "
+            "to continue it, or another --study-name"
+        )
 
 
 def trial_handle(study, storage, number: int):
