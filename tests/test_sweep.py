@@ -427,13 +427,23 @@ def test_another_setup_is_refused_once_a_trial_ran(tmp_path):
         open_study(storage, "s", "none", 0, {"space": 3})
 
 
-@pytest.mark.parametrize("answer", [b"", b"HTTP/1.0 400 Bad request\r\n\r\n"])
+HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [(b"", "it did not answer as one in 1 s"),
+     (b"HTTP/1.0 400 Bad request\r\n\r\n", "its reply is not in Dask's protocol"),
+     (HTTP_400, "its reply is not in Dask's protocol")],
+)  # fmt: skip
 def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
-    tmp_path, monkeypatch, answer
+    tmp_path, monkeypatch, answer, reason
 ):
     """Something listening that is not a Dask scheduler (silent, or an HTTP
     server's reply): one error line within the connect timeout; the Client waited
-    forever, or until the other end hung up."""
+    forever, or until the other end hung up. The reason was Dask's reading of the
+    reply as its own ("MemoryError: Unable to allocate 3.07 EiB" for an HTTP
+    server's 400): it says what happened."""
     import socket
     import threading
 
@@ -471,8 +481,9 @@ def test_a_scheduler_address_where_no_scheduler_answers_is_one_line(
     assert str(error.value).startswith(f"--scheduler {address}: cannot reach")
     assert "\n" not in str(error.value)
     # it connected: the port is right, what listens there is not a scheduler
-    assert "not a Dask scheduler" in str(error.value)
-    assert "connection refused" not in str(error.value)
+    assert str(error.value).endswith(
+        f": something listens, but not a Dask scheduler ({reason}); is the port right?"
+    )
 
 
 def test_a_scheduler_address_where_nothing_listens_says_connection_refused(
@@ -519,6 +530,28 @@ def test_a_scheduler_with_no_worker_says_how_to_start_one(monkeypatch):
         f"--scheduler {address}: no worker joined in 1 s; start some: "
         f"dask worker {address} --nthreads 1"
     )
+
+
+def test_sweeps_opening_a_new_storage_at_once_all_open_it(tmp_path):
+    """Two sweeps started together on a new --storage database: each made its
+    tables, and all but the first failed with "Optuna cannot open it
+    (OperationalError: table studies already exists)" or "(IntegrityError: UNIQUE
+    constraint failed: alembic_version.version_num)"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path}/new-{attempt}.db"
+        at_once = threading.Barrier(4)
+
+        def open_it(url=url, at_once=at_once):
+            at_once.wait()
+            return open_storage(url)
+
+        with ThreadPoolExecutor(4) as threads:
+            opened = [threads.submit(open_it) for _ in range(4)]
+            storages = [future.result() for future in opened]
+        assert optuna.create_study(study_name="s", storage=storages[0])
+        assert all(s.get_all_studies()[0].study_name == "s" for s in storages)
 
 
 def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
@@ -853,6 +886,44 @@ def test_two_sweeps_on_one_cluster_run_their_own_trials(
     assert results["a1"].best_params != results["b2"].best_params
 
 
+A_TRIAL_RUNS, OTHER_SWEEP_DONE = threading.Event(), threading.Event()
+
+
+def _trial_until_the_other_sweep_is_done(job: dict) -> dict:
+    A_TRIAL_RUNS.set()
+    OTHER_SWEEP_DONE.wait(timeout=30)
+    return run_trial(job)
+
+
+def test_a_study_another_folder_s_sweep_runs_is_refused(
+    tmp_path, data_dir, monkeypatch, threads_cluster, capsys
+):
+    """Two sweeps in two folders on one study of a --storage, the second started
+    while the first's trial ran: it took that trial for one a dead sweep left
+    running and trained it again in its folder, then failed writing best/ from a
+    trial that ran in the other ("trial-0001/trial.json: No such file")."""
+    from nnscratch.runs.sweeps import driver
+
+    monkeypatch.setattr(driver, "run_trial", _trial_until_the_other_sweep_is_done)
+    A_TRIAL_RUNS.clear()
+    OTHER_SWEEP_DONE.clear()
+    url = f"sqlite:///{tmp_path}/shared.db"
+    argv = ["sweep", "--trials", "1", "--scheduler", threads_cluster, "--storage",
+            url, "--param", "lr=loguniform:1e-3:1e-2", *TINY_ARGS]  # fmt: skip
+    first = threading.Thread(target=main, args=([*argv, "--out", str(tmp_path / "a")],))
+    first.start()
+    try:
+        assert A_TRIAL_RUNS.wait(60)
+        assert main([*argv, "--out", str(tmp_path / "b")]) == 2
+    finally:
+        OTHER_SWEEP_DONE.set()
+        first.join(120)
+    err = capsys.readouterr().err
+    assert f"study 'sweep' is the sweep in {(tmp_path / 'a').resolve()}: give" in err
+    assert not (tmp_path / "b").exists()
+    assert [r["state"] for r in rows(tmp_path / "a")] == ["complete"]
+
+
 def _trial_in_another_folder(job: dict) -> dict:
     """run_trial as a `dask worker` started in another folder runs it."""
     here = os.getcwd()
@@ -998,6 +1069,31 @@ def test_a_sweep_that_cannot_start_leaves_nothing_behind(
     (tmp_path / "mine").mkdir()
     assert main([*argv, "--out", str(tmp_path / "mine")]) == 1
     assert list((tmp_path / "mine").iterdir()) == []
+
+
+@pytest.mark.parametrize("failure", ["strangers", "scheduler"])
+def test_a_refused_sweep_leaves_the_storage_s_database_as_it_was(
+    tmp_path, data_dir, monkeypatch, capsys, failure
+):
+    """A sweep refused (an --out holding another study's trials) or stopped before
+    any trial ran (an unreachable --scheduler) left its new, empty study behind in
+    the database of --storage, where it listed among the user's studies."""
+    from nnscratch.runs.sweeps import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    url = f"sqlite:///{tmp_path}/other.db"
+    optuna.create_study(study_name="kept", storage=open_storage(url))
+    out = tmp_path / "sweep"
+    if failure == "strangers":
+        (out / "trials" / "trial-0000").mkdir(parents=True)
+    where = {"strangers": ["--workers", "1"],
+             "scheduler": ["--scheduler", _closed_port_address()]}  # fmt: skip
+    argv = ["sweep", "--out", str(out), "--trials", "1", "--storage", url,
+            "--study-name", "new", "--param", "lr=uniform:0.1:0.2",
+            *where[failure], *TINY_ARGS]  # fmt: skip
+    assert main(argv) == {"strangers": 2, "scheduler": 1}[failure]
+    assert "Traceback" not in capsys.readouterr().err
+    assert optuna.get_all_study_names(open_storage(url)) == ["kept"]
 
 
 def test_a_rerun_with_other_options_is_a_usage_error(tmp_path, data_dir, capsys):

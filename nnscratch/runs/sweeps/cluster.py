@@ -154,19 +154,41 @@ def _open_client(Client, scheduler: str):
         raise NnscratchError(f"{cannot}: {_no_connection(e)}") from None
     try:
         _ask_identity(scheduler)
-        return Client(scheduler, timeout=CONNECT_SECONDS)
     except Exception as e:  # noqa: BLE001 - timed out, bad address, garbage
-        said = str(e).splitlines()[0] if str(e) else f"no answer in {CONNECT_SECONDS} s"
         if not connected:  # an address `_listens` does not try: Dask's reason
-            raise NnscratchError(f"{cannot} ({type(e).__name__}: {said})") from None
-        if isinstance(e, TimeoutError):
-            said = f"it did not answer as one in {CONNECT_SECONDS} s"
-        elif not isinstance(e, _NotAScheduler):  # its reply, read as Dask's, failed
-            said = f"{type(e).__name__}: {said}"
+            raise NnscratchError(f"{cannot} ({_reason(e)})") from None
+        said = str(e) if isinstance(e, _NotAScheduler) else _not_dask(e)
         raise NnscratchError(
             f"{cannot}: something listens, but not a Dask scheduler ({said}); is "
             "the port right?"
         ) from None
+    try:  # a scheduler answered: what fails now is Dask's to say
+        return Client(scheduler, timeout=CONNECT_SECONDS)
+    except Exception as e:  # noqa: BLE001 - Dask's many errors, one line
+        raise NnscratchError(f"{cannot} ({_reason(e)})") from None
+
+
+def _reason(error: Exception) -> str:
+    said = (
+        str(error).splitlines()[0]
+        if str(error)
+        else f"no answer in {CONNECT_SECONDS} s"
+    )
+    return f"{type(error).__name__}: {said}"
+
+
+def _not_dask(error: Exception) -> str:
+    """Why what listens is no Dask server, in words, from the error Dask raised
+    talking to it. Its reply read as Dask's failed with whatever the bytes made
+    of it ("MemoryError: Unable to allocate 3.07 EiB" for an HTTP server's, the
+    first 8 read as a frame's length), which only misled."""
+    from distributed.comm import CommClosedError
+
+    if isinstance(error, TimeoutError):
+        return f"it did not answer as one in {CONNECT_SECONDS} s"
+    if isinstance(error, CommClosedError):
+        return "it closed the connection without answering"
+    return "its reply is not in Dask's protocol"
 
 
 def _no_connection(error: OSError) -> str:

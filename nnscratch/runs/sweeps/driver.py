@@ -31,13 +31,16 @@ from .results import SweepResult, write_results
 from .space import SearchSpace, trial_settings
 from .study import (
     STUDY_FILE,
+    claim_folder,
     counts,
     default_storage,
     make_pruner,
     open_storage,
     open_study,
     optuna_quiet,
+    remove_empty_study,
     shared_storage,
+    study_exists,
     trial_handle,
     unfinished,
 )
@@ -58,6 +61,7 @@ class Sweep:
     study_name: str
     pruner: str
     submitted: int = 0  # trials given to the cluster so far
+    new_study_in: object = None  # the storage, when this sweep made the study
 
     def job(self, trial) -> dict:
         """The task of `trial` (an optuna Trial or FrozenTrial) for a worker."""
@@ -127,8 +131,12 @@ def sweep(
         optuna_quiet(),
     ):
         storage_ = open_storage(storage_url)
+        if not study_exists(storage_, study_name):
+            sweep_.new_study_in = storage_
         study = open_study(storage_, study_name, pruner, settings.seed, setup)
         _refuse_strangers(out, study)
+        if storage_url != default_storage(out):  # a study DIR/study.db is DIR's
+            claim_folder(study, out)
         try:
             if _finished(study) < trials:
                 with dask_client(workers, scheduler) as client:
@@ -162,13 +170,16 @@ def _not_there_yet(out: Path) -> list[Path]:
 
 @contextmanager
 def _removed_if_no_trial_ran(sweep_: Sweep, made: list[Path]):
-    """Remove `made` (`_not_there_yet`) when the sweep ends before it gave any trial
-    to the cluster (an unreachable --scheduler or --storage, Ctrl-C): a command that
-    did nothing leaves nothing behind."""
+    """Remove `made` (`_not_there_yet`), and the study if this sweep made it, when
+    the sweep ends before it gave any trial to the cluster (an unreachable
+    --scheduler or --storage, an --out refused, Ctrl-C): a command that did nothing
+    leaves nothing behind, in DIR or in the database of a --storage."""
     try:
         yield
     except BaseException:
         if not sweep_.submitted:
+            if sweep_.new_study_in is not None:
+                remove_empty_study(sweep_.new_study_in, sweep_.study_name, sweep_.out)
             for path in made:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

@@ -14,7 +14,8 @@ the scheduler: a rerun after a lost cluster finds every trial where it was.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,33 @@ def open_storage(url: str):
     import optuna  # the optional sweep extra: only when sweeping
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        raise NnscratchError(
-            f"--storage {_shown(url)}: Optuna cannot open it "
-            f"({type(e).__name__}: {reason})"
-        ) from None
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors, one line
+            if attempt == SCHEMA_ATTEMPTS or not _made_meanwhile(e):
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                raise NnscratchError(
+                    f"--storage {_shown(url)}: Optuna cannot open it "
+                    f"({type(e).__name__}: {reason})"
+                ) from None
+        time.sleep(0.1)
+
+
+# Sweeps (or a sweep's workers) opening a new database at once each made its
+# tables and wrote its schema version: all but the first failed ("table studies
+# already exists", "UNIQUE constraint failed: alembic_version.version_num"), where
+# opening it again finds it made.
+SCHEMA_ATTEMPTS = 5
+
+
+def _made_meanwhile(error: Exception) -> bool:
+    """Whether `error` says another process made the storage's tables meanwhile."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    return isinstance(error, IntegrityError) or (
+        isinstance(error, OperationalError) and "already exists" in str(error)
+    )
 
 
 def _shown(url: str) -> str:
@@ -97,6 +117,54 @@ def make_pruner(name: str):
     return optuna.pruners.MedianPruner(
         n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH
     )
+
+
+def study_exists(storage, study_name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return False
+    return True
+
+
+def remove_empty_study(storage, study_name: str, out: Path) -> None:
+    """Delete the study `study_name` unless it holds trials or another sweep
+    claimed it (`claim_folder`) meanwhile. For a sweep that made it and stopped
+    before any trial ran: a database of the user's (--storage) is left as found."""
+    # the error that stopped the sweep is the one to say, not one of this clean-up
+    with suppress(Exception):
+        study_id = storage.get_study_id_from_name(study_name)
+        claimed = storage.get_study_user_attrs(study_id).get(FOLDER)
+        if claimed in (None, _folder(out)) and not storage.get_all_trials(
+            study_id, deepcopy=False
+        ):
+            storage.delete_study(study_id)
+
+
+FOLDER = "folder"  # the study's user attribute naming its sweep's folder
+
+
+def _folder(out: Path) -> str:
+    return str(Path(out).resolve())
+
+
+def claim_folder(study, out: Path) -> None:
+    """Record `out` as the folder of the study's sweep; ArgumentError when the
+    study is another folder's, one that still exists (a folder moved since is
+    followed). Two sweeps in two folders started together on one study in a
+    --storage each took the other's running trials for a dead sweep's and
+    trained them again, then failed writing best/ from a trial run in the other
+    folder. (Two starting within the same instant may both pass.)"""
+    here = _folder(out)
+    there = study.user_attrs.get(FOLDER)
+    if there != here and (there is None or not Path(there).is_dir()):
+        study.set_user_attr(FOLDER, here)
+        there = study.user_attrs.get(FOLDER)  # another sweep's, if it claimed last
+    if there != here:
+        raise ArgumentError(
+            f"study {study.study_name!r} is the sweep in {there}: give that --out "
+            "to continue it, or another --study-name"
+        )
 
 
 def trial_handle(study, storage, number: int):
