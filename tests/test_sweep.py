@@ -1273,6 +1273,10 @@ def test_the_report_draws_trials_of_every_optuna_state(tmp_path):
     report.write_sweep_report(path, study, found, names, 0.96)
     page = path.read_text(encoding="utf-8")
     assert page.count("<img") == 4
+    # the summary counts every state, in the progress line's words
+    assert "8 trials: 4 complete, 1 pruned, 1 failed, 1 running, 1 waiting" in page, (
+        page
+    )
     scored = [r for r in found if r["val_accuracy"] != ""]
     fig = report._history(scored)
     legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
@@ -1282,3 +1286,13 @@ def test_the_report_draws_trials_of_every_optuna_state(tmp_path):
     # no such colour when no trial is in another state
     complete = [r for r in scored if r["state"] == "complete"]
     assert "grey" not in report._alt_texts(complete, names, "", None)[0]
+
+
+def test_the_report_summary_names_only_the_states_that_occurred():
+    """It read '1 trials: 1 complete, 0 pruned, 0 fail, 0 running'."""
+    from nnscratch.runs.sweeps import report
+
+    one = [{"state": "complete"}]
+    assert report._summary(None, one) == '<p class="sub">1 trial: 1 complete</p>'
+    two = [{"state": "fail"}, {"state": "complete"}]
+    assert "2 trials: 1 complete, 1 failed<" in report._summary(None, two)

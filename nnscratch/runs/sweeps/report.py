@@ -83,12 +83,19 @@ def write_sweep_report(path, study, rows: list[dict], names: list[str], test_acc
     return path
 
 
+# Optuna's state names as the sweep's progress line words them
+STATE_WORDS = {"complete": "complete", "pruned": "pruned", "fail": "failed",
+               "running": "running"}  # fmt: skip
+
+
 def _summary(study, rows: list[dict]) -> str:
+    """'3 trials: 2 complete, 1 failed': only the states that occurred."""
     states = [r["state"] for r in rows]
-    parts = [
-        f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail", "running")
-    ]
-    return f'<p class="sub">{len(rows)} trials: {escape(", ".join(parts))}</p>'
+    seen = [s for s in STATE_WORDS if s in states]
+    seen += sorted(set(states) - set(STATE_WORDS))  # "waiting", as Optuna names it
+    parts = [f"{states.count(s)} {STATE_WORDS.get(s, s)}" for s in seen]
+    trials = "1 trial" if len(rows) == 1 else f"{len(rows)} trials"
+    return f'<p class="sub">{trials}: {escape(", ".join(parts))}</p>'
 
 
 def _trials_table(rows: list[dict]) -> str:
