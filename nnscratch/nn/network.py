@@ -105,7 +105,7 @@ class Network:
                     self._reseed_layers()
                 if on_built is not None:
                     on_built(i, layer)
-                with model_running():
+                with model_running(self.layers):
                     x = layer.forward(x, training=False)
             except ModelFileError:
                 raise  # `on_built` found a file's arrays wrong, not the input
@@ -284,7 +284,8 @@ class Network:
         """The outputs of a prepared batch (floats, the model's input shape): each
         layer's forward in turn. The result may be a layer's workspace array, reused
         by the next call: copy it to keep it (`model(x)` returns a copy)."""
-        with model_running():  # activations listed as layers run as those layers
+        # activations listed as layers run as those layers
+        with model_running(self.layers):
             for step in self._execution_order():
                 x = step.forward(x, training=training)
         return x
@@ -325,7 +326,7 @@ class Network:
     def _bound_backward(self, doutputs: np.ndarray) -> None:
         """`backward` as the layers were bound last (`_bind`): a training loop binds
         once an epoch, not every step (the check walks every layer: ~40 us a step)."""
-        with model_running():
+        with model_running(self.layers):
             for layer in self._backward_layers:
                 doutputs = layer.backward(doutputs)
 
@@ -370,7 +371,8 @@ class Network:
         page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        with np.errstate(all="ignore"), model_running():  # overflow: said below
+        # an overflow is said below
+        with np.errstate(all="ignore"), model_running(self.layers):
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())

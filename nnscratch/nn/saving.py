@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import NnscratchError
 from ..files import atomic_open
+from .activations import listed_config
 from .batches import UINT8_SCALE
 from .parameters import all_layers
 
@@ -39,7 +40,7 @@ def model_description(model) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "layers": [
-            {"class": type(layer).__name__, "config": layer.get_config()}
+            {"class": type(layer).__name__, "config": listed_config(layer)}
             for layer in model.layers
         ],
         "input_shape": None if model.input_shape is None else list(model.input_shape),
