@@ -173,6 +173,50 @@ def test_early_stopping_and_model_checkpoint_take_verbose_and_save_weights_only(
         nn.ModelCheckpoint(path, save_weights_only=True, include_optimizer=True)
 
 
+class KerasCallback(nn.Callback):
+    """A callback as Keras' guide writes one: super().__init__(), self.params,
+    on_train_batch_begin/end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen, self.steps = [], []
+
+    def on_train_begin(self, logs=None):
+        self.seen.append(dict(self.params))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps.append(("begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(("end", batch, round(logs["loss"], 12)))
+
+
+def test_a_keras_callback_gets_params_and_its_train_batch_hooks():
+    # self.params was missing (AttributeError), and on_train_batch_end, the name
+    # Keras' guide uses, was silently never called
+    x, y = blobs(n=40)
+    callback = KerasCallback()
+    history = mlp().fit(x, y, epochs=2, batch_size=20, callbacks=[callback], verbose=0)
+    assert (
+        callback.seen == [{"verbose": 0, "epochs": 2, "steps": 2}] == [history.params]
+    )
+    assert [s[:2] for s in callback.steps] == [
+        ("begin", 0), ("end", 0), ("begin", 1), ("end", 1),
+    ] * 2  # fmt: skip
+    losses = [s[2] for s in callback.steps if s[0] == "end"]
+    assert losses == [round(loss, 12) for loss in history.batch_losses]
+
+    # the older on_batch_* names still work, as in Keras (aliases of these)
+    class Old(nn.Callback):
+        ends = 0
+
+        def on_batch_end(self, batch, logs=None):
+            Old.ends += 1
+
+    mlp().fit(x, y, epochs=1, batch_size=20, callbacks=[Old()], verbose=0)
+    assert Old.ends == 2
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(

@@ -260,7 +260,9 @@ class Sequential(Network):
             {"verbose": verbose, "epochs": epochs, "steps": batches.steps}
         )
         progress = [ProgressBar(epochs, len(x), bar=verbose == 1)] if verbose else []
-        callbacks = CallbackList([history, *progress, *callbacks], model=self)
+        callbacks = CallbackList(
+            [history, *progress, *callbacks], model=self, params=history.params
+        )
         metrics = get_metrics(self.metrics, self.loss, y)
         trainer = Trainer(
             self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule, seed
