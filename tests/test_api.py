@@ -179,6 +179,31 @@ def test_a_model_seed_makes_runs_bit_identical_and_differs_between_seeds():
     assert not np.array_equal(a["0.W"], c["0.W"])
 
 
+def test_a_model_seed_never_redraws_trained_or_loaded_weights(tmp_path):
+    # transfer learning: Sequential(base.layers + [head], seed=1) drew the trained
+    # base's weights anew from the seed, silently: they were lost before the head
+    # trained on them
+    x, y = blobs()
+    base = nn.Sequential([nn.Dense(8, activation="relu")], input_shape=(6,), seed=0)
+    base.fit(x, y, epochs=2, verbose=0, seed=0)
+    base.save(tmp_path / "base.npz")
+    given = nn.Dense(6, 8, rng=0)  # weights put in by hand (Keras' set_weights)
+    nn.Sequential([given]).set_weights([np.full((6, 8), 0.5), np.zeros(8)])
+    loaded = nn.load_model(tmp_path / "base.npz")
+    for layers in (base.layers, [given], loaded.layers):
+        before = [a.copy() for a in nn.Sequential(layers).get_weights().values()]
+        head = nn.Sequential([*layers, nn.Dense(3)], input_shape=(6,), seed=1)
+        after = list(head.get_weights().values())[: len(before)]
+        for array, kept in zip(after, before, strict=True):
+            assert_array_equal(array, kept)
+        head.fit(x, y, epochs=1, verbose=0)  # the head trains on them
+    # layers never trained nor set are still drawn by the seed, as before
+    fresh = nn.Dense(6, 8, rng=0)
+    drawn = fresh.params["W"].copy()
+    nn.Sequential([fresh], input_shape=(6,), seed=1)
+    assert not np.array_equal(fresh.params["W"], drawn)
+
+
 # ----- losses and metrics ------------------------------------------------------------
 def test_binary_cross_entropy_trains_a_single_sigmoid_output():
     x, y = blobs(classes=2)

@@ -21,7 +21,7 @@ from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network
 from .optimizers import Adam, Optimizer, get_optimizer
-from .parameters import restored_if_failed
+from .parameters import keep_weights, restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .schedules import checked_schedule
@@ -267,6 +267,7 @@ class Sequential(Network):
         trainer = Trainer(
             self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule, seed
         )
+        keep_weights(self.layers)  # trained: another model's seed leaves them be
         try:
             trainer.run(
                 batches, epochs, validation_data, max(batch_size, 256), initial_epoch
@@ -312,6 +313,7 @@ class Sequential(Network):
         trainer = Trainer(
             self, optimizer, CallbackList(), get_metrics(self.metrics, self.loss, y)
         )
+        keep_weights(self.layers)
         return trainer.step_logs(prepare_inputs(x), y, weights)
 
     def test_on_batch(self, x, y, sample_weight=None) -> dict:

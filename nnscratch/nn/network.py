@@ -198,11 +198,12 @@ class Network:
 
     def _reseed_layers(self) -> None:
         """Draw the initial weights of every layer the model's seed has not drawn yet
-        (inner ones included) from that seed."""
+        (inner ones included) from that seed; not those of a layer that was trained,
+        set or loaded (`Layer.initial_weights`)."""
         layers = [
             layer
             for _, layer, _ in all_layers(self.layers)
-            if id(layer) not in self._seeded
+            if id(layer) not in self._seeded and layer.initial_weights
         ]
         for layer, seed in zip(layers, self._seeds.spawn(len(layers))):
             layer.reset_parameters(np.random.default_rng(seed))
