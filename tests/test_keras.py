@@ -217,6 +217,21 @@ def test_a_keras_callback_gets_params_and_its_train_batch_hooks():
     assert Old.ends == 2
 
 
+def test_build_takes_keras_input_shape_with_its_batch_axis():
+    # Keras' model.build((None, 6)) names the batch axis as None: it was refused
+    # ("expected a tuple of sizes, got (None, 6)")
+    model = mlp()
+    model.build((None, 6))
+    assert model.input_shape == (6,) and model.count_params() == 6 * 8 + 8 + 8 * 3 + 3
+    convnet = nn.Sequential(
+        [nn.Conv2D(2, 3), nn.Flatten()], input_shape=[None, 1, 5, 5]
+    )
+    assert convnet.input_shape == (1, 5, 5)
+    for shape in [(6, None), (None,), (None, None, 6)]:  # None only as the batch axis
+        with pytest.raises(NnscratchError, match="input_shape: expected"):
+            mlp().build(shape)
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(

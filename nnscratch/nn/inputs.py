@@ -16,12 +16,17 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep  # nnscratch/
 
 
 def check_input_shape(input_shape) -> tuple[int, ...]:
-    """An example's shape (no batch axis) as a tuple of positive ints."""
+    """An example's shape (no batch axis) as a tuple of positive ints; a leading
+    None is Keras' batch axis (`model.build((None, 784))`), dropped."""
     try:
-        shape = tuple(int(d) for d in input_shape)
+        sizes = list(input_shape)
+        if len(sizes) > 1 and sizes[0] is None:
+            sizes = sizes[1:]
+        shape = tuple(int(d) for d in sizes)
     except (TypeError, ValueError):
         raise NnscratchError(
-            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
+            f"input_shape: expected a tuple of sizes (an example's, or Keras' with "
+            f"None for the batch axis), got {input_shape!r}"
         ) from None
     if not shape or min(shape) < 1:
         raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
