@@ -496,7 +496,7 @@ def test_a_model_given_its_input_shape_first_builds_once_layers_are_added():
         (lambda m, x, y: m.predict(x), "Sequential: the model has no layers; add"),
         (lambda m, x, y: m.save("never.npz"), "save: the model has no layers"),
         (lambda m, x, y: m.pop(), "pop: the model has no layers"),
-        (lambda m, x, y: m.add("relu"), "add: expected a Layer, got 'relu'"),
+        (lambda m, x, y: m.add("relu"), "add: the argument is not a Layer: 'relu'"),
     ],
 )
 def test_a_model_without_layers_says_so(call, match, tmp_path, monkeypatch):

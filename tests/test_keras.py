@@ -232,6 +232,19 @@ def test_build_takes_keras_input_shape_with_its_batch_axis():
             mlp().build(shape)
 
 
+def test_a_model_given_as_a_layer_says_to_list_its_layers():
+    # Keras' transfer learning, Sequential([base, Dense(3)]): "item 0 is not a
+    # Layer: Sequential([Dense(...), ReLU()])", which did not say what to do
+    base = mlp()
+    hint = r"is a model, not a Layer: give its layers, as in Sequential\(\[\*model"
+    with pytest.raises(NnscratchError, match="^Sequential: item 0 " + hint):
+        nn.Sequential([base, nn.Dense(3)])
+    with pytest.raises(NnscratchError, match="^add: the argument " + hint):
+        nn.Sequential().add(base)
+    head = nn.Sequential([*base.layers, nn.Dense(2)])  # as the message says
+    assert head.layers[0] is base.layers[0]
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from ..errors import NnscratchError, check_float
+from .layer import Layer
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
 PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep  # nnscratch/
@@ -31,6 +32,19 @@ def check_input_shape(input_shape) -> tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
     return shape
+
+
+def check_layer(value, where: str) -> None:
+    """Refuse what is not a Layer. A model is told to give its layers: Keras nests
+    one as a layer (transfer learning's Sequential([base, Dense(10)]))."""
+    if isinstance(value, Layer):
+        return
+    if isinstance(getattr(value, "layers", None), list):  # a Sequential
+        raise NnscratchError(
+            f"{where} is a model, not a Layer: give its layers, as in "
+            "Sequential([*model.layers, Dense(10)]) (they share their weights with it)"
+        )
+    raise NnscratchError(f"{where} is not a Layer: {value!r}")
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:

@@ -15,6 +15,7 @@ from .inputs import (
     channels_last_hint,
     check_batch,
     check_input_shape,
+    check_layer,
     warn_if_unscaled,
 )
 from .kernels import backend
@@ -50,8 +51,7 @@ class Network:
                 f"Sequential: expected a list of Layer objects, got {layers!r}"
             )
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
+            check_layer(layer, f"Sequential: item {i}")
         self.layers = expand_activations(layers)
         self.class_names = (
             None if class_names is None else [str(c) for c in class_names]
@@ -147,8 +147,7 @@ class Network:
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras' `add`); the model builds again on next use."""
-        if not isinstance(layer, Layer):
-            raise NnscratchError(f"add: expected a Layer, got {layer!r}")
+        check_layer(layer, "add: the argument")
         self.layers.extend(expand_activations([layer]))
 
     def pop(self) -> Layer:
