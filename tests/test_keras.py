@@ -245,6 +245,18 @@ def test_a_model_given_as_a_layer_says_to_list_its_layers():
     assert head.layers[0] is base.layers[0]
 
 
+def test_batch_size_none_is_the_default_as_in_keras():
+    # Keras: "batch_size: Integer or None ... If unspecified, will default to 32";
+    # code passing None on (a wrapper's default) got "expected an int >= 1"
+    x, y = blobs(n=40)
+    model, same = mlp(), mlp()
+    history = model.fit(x, y, batch_size=None, verbose=0, seed=0)
+    assert history.params["steps"] == 2  # 40 examples in batches of 32
+    same.fit(x, y, verbose=0, seed=0)
+    np.testing.assert_array_equal(model.predict(x, batch_size=None), same.predict(x))
+    assert model.evaluate(x, y, batch_size=None) == same.evaluate(x, y)
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import NnscratchError, check_float
+from ..errors import NnscratchError, check_float, check_int
 from .layer import Layer
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
@@ -32,6 +32,11 @@ def check_input_shape(input_shape) -> tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
     return shape
+
+
+def check_batch_size(batch_size, default: int) -> int:
+    """`batch_size` as an int >= 1; None, Keras' "unspecified", is `default`."""
+    return check_int("batch_size", default if batch_size is None else batch_size)
 
 
 def check_layer(value, where: str) -> None:
