@@ -221,6 +221,31 @@ def test_a_model_seed_makes_runs_bit_identical_and_differs_between_seeds():
     assert not np.array_equal(a["0.W"], c["0.W"])
 
 
+def test_a_model_seed_never_redraws_trained_or_loaded_weights(tmp_path):
+    # transfer learning: Sequential(base.layers + [head], seed=1) drew the trained
+    # base's weights anew from the seed, silently: they were lost before the head
+    # trained on them
+    x, y = blobs()
+    base = nn.Sequential([nn.Dense(8, activation="relu")], input_shape=(6,), seed=0)
+    base.fit(x, y, epochs=2, verbose=0, seed=0)
+    base.save(tmp_path / "base.npz")
+    given = nn.Dense(6, 8, rng=0)  # weights put in by hand (Keras' set_weights)
+    nn.Sequential([given]).set_weights([np.full((6, 8), 0.5), np.zeros(8)])
+    loaded = nn.load_model(tmp_path / "base.npz")
+    for layers in (base.layers, [given], loaded.layers):
+        before = [a.copy() for a in nn.Sequential(layers).get_weights().values()]
+        head = nn.Sequential([*layers, nn.Dense(3)], input_shape=(6,), seed=1)
+        after = list(head.get_weights().values())[: len(before)]
+        for array, kept in zip(after, before, strict=True):
+            assert_array_equal(array, kept)
+        head.fit(x, y, epochs=1, verbose=0)  # the head trains on them
+    # layers never trained nor set are still drawn by the seed, as before
+    fresh = nn.Dense(6, 8, rng=0)
+    drawn = fresh.params["W"].copy()
+    nn.Sequential([fresh], input_shape=(6,), seed=1)
+    assert not np.array_equal(fresh.params["W"], drawn)
+
+
 # ----- losses and metrics ------------------------------------------------------------
 def test_binary_cross_entropy_trains_a_single_sigmoid_output():
     x, y = blobs(classes=2)
@@ -513,7 +538,7 @@ def test_a_model_given_its_input_shape_first_builds_once_layers_are_added():
         (lambda m, x, y: m.predict(x), "Sequential: the model has no layers; add"),
         (lambda m, x, y: m.save("never.npz"), "save: the model has no layers"),
         (lambda m, x, y: m.pop(), "pop: the model has no layers"),
-        (lambda m, x, y: m.add("relu"), "add: expected a Layer, got 'relu'"),
+        (lambda m, x, y: m.add("relu"), "add: the argument is not a Layer: 'relu'"),
     ],
 )
 def test_a_model_without_layers_says_so(call, match, tmp_path, monkeypatch):
@@ -697,6 +722,71 @@ def test_an_unknown_activation_is_named_with_the_known_ones():
         nn.Dense(3, activation="gelu")
     layer = nn.Dense(3, 4, activation=nn.LeakyReLU(0.3))
     assert nn.Dense(**layer.get_config()).activation.alpha == 0.3  # saved alone
+
+
+def test_get_config_keeps_the_activation_after_the_layer_was_in_a_model(tmp_path):
+    # Keras' round trip Dense(**layer.get_config()): once a model had listed the
+    # activation as a layer of its own, the config left it out and the copy had none
+    dense = nn.Dense(4, activation=nn.LeakyReLU(0.3), l2=0.01, rng=0)
+    conv = nn.Conv2D(2, 3, activation="tanh")
+    before = dense.get_config(), conv.get_config()
+    model = nn.Sequential([dense, nn.Dense(3)], input_shape=(6,), seed=0)
+    nn.Sequential([conv, nn.Flatten()], input_shape=(1, 5, 5))
+    assert dense.get_config() == {**before[0], "n_in": 6}
+    assert conv.get_config() == {**before[1], "in_channels": 1}
+    copy = nn.Dense(**dense.get_config())
+    assert type(copy.activation) is nn.LeakyReLU and copy.activation.alpha == 0.3
+    # the model file still holds the activation once, as the layer after the Dense
+    layers = model_description(model)["layers"]
+    assert [spec["class"] for spec in layers] == ["Dense", "LeakyReLU", "Dense"]
+    assert "activation" not in layers[0]["config"]
+    model.save(tmp_path / "m.npz")
+    loaded = nn.load_model(tmp_path / "m.npz")
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        "Dense", "LeakyReLU", "Dense",
+    ]  # fmt: skip
+    x = blobs()[0][:4]
+    assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+class _Wrapper(nn.Layer):
+    """A custom layer holding another layer and running it as its own."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+        self.built = True
+
+    def forward(self, x, training=False):
+        return self.inner.forward(x, training)
+
+    def backward(self, dy):
+        return self.inner.backward(dy)
+
+
+def test_a_layer_from_a_model_inside_a_custom_layer_applies_its_activation():
+    # the first model listed the ReLU as its own layer; inside the custom layer of
+    # a second model (which lists no ReLU) the Dense skipped it all the same
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((5, 6)), rng.standard_normal((5, 4))
+    inner = nn.Dense(6, 4, activation="relu", rng=0, dtype=np.float64)
+    first = nn.Sequential([inner, nn.Dense(3, rng=1)], input_shape=(6,))
+    second = nn.Sequential([_Wrapper(inner)], input_shape=(6,))
+    z = x @ inner.params["W"] + inner.params["b"]
+    assert_allclose(second.forward(x, training=True), np.maximum(z, 0))
+    second.backward(dy)  # through the ReLU too
+    assert_allclose(inner.grads["W"], x.T @ (dy * (z > 0)))
+    assert_allclose(second(x), inner(x))
+    # the first model still runs it once, as its own layer
+    assert [type(layer).__name__ for layer in first.layers] == [
+        "Dense", "ReLU", "Dense",
+    ]  # fmt: skip
+    hidden = first.layer_outputs(x)
+    assert_allclose(hidden[0], z, rtol=1e-6)
+    assert_allclose(hidden[1], np.maximum(z, 0), rtol=1e-6)
 
 
 def test_the_number_of_class_names_is_checked_when_the_model_is_built():

@@ -173,6 +173,90 @@ def test_early_stopping_and_model_checkpoint_take_verbose_and_save_weights_only(
         nn.ModelCheckpoint(path, save_weights_only=True, include_optimizer=True)
 
 
+class KerasCallback(nn.Callback):
+    """A callback as Keras' guide writes one: super().__init__(), self.params,
+    on_train_batch_begin/end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen, self.steps = [], []
+
+    def on_train_begin(self, logs=None):
+        self.seen.append(dict(self.params))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps.append(("begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(("end", batch, round(logs["loss"], 12)))
+
+
+def test_a_keras_callback_gets_params_and_its_train_batch_hooks():
+    # self.params was missing (AttributeError), and on_train_batch_end, the name
+    # Keras' guide uses, was silently never called
+    x, y = blobs(n=40)
+    callback = KerasCallback()
+    history = mlp().fit(x, y, epochs=2, batch_size=20, callbacks=[callback], verbose=0)
+    assert (
+        callback.seen == [{"verbose": 0, "epochs": 2, "steps": 2}] == [history.params]
+    )
+    assert [s[:2] for s in callback.steps] == [
+        ("begin", 0), ("end", 0), ("begin", 1), ("end", 1),
+    ] * 2  # fmt: skip
+    losses = [s[2] for s in callback.steps if s[0] == "end"]
+    assert losses == [round(loss, 12) for loss in history.batch_losses]
+
+    # the older on_batch_* names still work, as in Keras (aliases of these)
+    class Old(nn.Callback):
+        ends = 0
+
+        def on_batch_end(self, batch, logs=None):
+            Old.ends += 1
+
+    mlp().fit(x, y, epochs=1, batch_size=20, callbacks=[Old()], verbose=0)
+    assert Old.ends == 2
+
+
+def test_build_takes_keras_input_shape_with_its_batch_axis():
+    # Keras' model.build((None, 6)) names the batch axis as None: it was refused
+    # ("expected a tuple of sizes, got (None, 6)")
+    model = mlp()
+    model.build((None, 6))
+    assert model.input_shape == (6,) and model.count_params() == 6 * 8 + 8 + 8 * 3 + 3
+    convnet = nn.Sequential(
+        [nn.Conv2D(2, 3), nn.Flatten()], input_shape=[None, 1, 5, 5]
+    )
+    assert convnet.input_shape == (1, 5, 5)
+    for shape in [(6, None), (None,), (None, None, 6)]:  # None only as the batch axis
+        with pytest.raises(NnscratchError, match="input_shape: expected"):
+            mlp().build(shape)
+
+
+def test_a_model_given_as_a_layer_says_to_list_its_layers():
+    # Keras' transfer learning, Sequential([base, Dense(3)]): "item 0 is not a
+    # Layer: Sequential([Dense(...), ReLU()])", which did not say what to do
+    base = mlp()
+    hint = r"is a model, not a Layer: give its layers, as in Sequential\(\[\*model"
+    with pytest.raises(NnscratchError, match="^Sequential: item 0 " + hint):
+        nn.Sequential([base, nn.Dense(3)])
+    with pytest.raises(NnscratchError, match="^add: the argument " + hint):
+        nn.Sequential().add(base)
+    head = nn.Sequential([*base.layers, nn.Dense(2)])  # as the message says
+    assert head.layers[0] is base.layers[0]
+
+
+def test_batch_size_none_is_the_default_as_in_keras():
+    # Keras: "batch_size: Integer or None ... If unspecified, will default to 32";
+    # code passing None on (a wrapper's default) got "expected an int >= 1"
+    x, y = blobs(n=40)
+    model, same = mlp(), mlp()
+    history = model.fit(x, y, batch_size=None, verbose=0, seed=0)
+    assert history.params["steps"] == 2  # 40 examples in batches of 32
+    same.fit(x, y, verbose=0, seed=0)
+    np.testing.assert_array_equal(model.predict(x, batch_size=None), same.predict(x))
+    assert model.evaluate(x, y, batch_size=None) == same.evaluate(x, y)
+
+
 # ----- what nnscratch does otherwise, said in one line ------------------------------
 def test_a_final_softmax_is_refused_naming_keras_activation():
     model = nn.Sequential(

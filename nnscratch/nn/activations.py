@@ -137,9 +137,10 @@ class ActivationAfter:
     output, `self.activation` (a layer, or None). A Sequential lists it as a layer
     of its own, right after this one (`expand_activations`), where it runs fused,
     saves and exports as any other; the layer keeps it as `activation` (a second
-    model given the layer lists it too) and leaves it to that layer while a model
-    runs it (`model_running`). Called alone, as a Keras layer is, it applies it
-    itself, whether or not it was ever put in a model."""
+    model given the layer lists it too, and `get_config` holds it, as Keras') and
+    leaves it to that layer while that model runs it (`model_running`). Called
+    alone, as a Keras layer is, or inside another layer (a custom layer's), it
+    applies it itself, whether or not it was ever put in a model."""
 
     activation = None
 
@@ -148,8 +149,8 @@ class ActivationAfter:
 
     @property
     def own_activation(self) -> Layer | None:
-        """The activation this layer applies itself inside a model (and saves in its
-        config): `activation`, unless a Sequential lists it as a layer of its own
+        """The activation this layer applies itself when a model lists it:
+        `activation`, unless a Sequential lists it as a layer of its own
         (`moved_out`); else None."""
         a = self.activation
         return None if a is None or a.moved_out else a
@@ -163,10 +164,13 @@ class ActivationAfter:
         ]
 
     def _applied_activation(self) -> Layer | None:
-        """The activation forward applies now: `activation`, unless a model runs
-        this layer and lists the activation as its next layer (`moved_out`)."""
+        """The activation forward applies now: `activation`, unless it was moved out
+        (`moved_out`) and the model running now lists this layer itself (inside
+        another layer of that model, the layer applies its own)."""
         a = self.activation
-        return None if a is None or (a.moved_out and _running.models) else a
+        if a is None or not a.moved_out or not _running.listed:
+            return a
+        return None if any(layer is self for layer in _running.listed[-1]) else a
 
     def _activated(self, y: np.ndarray, training: bool) -> np.ndarray:
         a = self._applied_activation()
@@ -177,31 +181,44 @@ class ActivationAfter:
         return dy if a is None else a.backward(dy)
 
     def _activation_config(self) -> dict:
-        """{"activation": {"class", "config"}} if the layer applies one itself (in a
-        Sequential it is a layer of its own, saved as such), else {}."""
-        a = self.own_activation
+        """{"activation": {"class", "config"}} if the layer has one, else {}: the
+        layer as it was made, whether or not a model lists its activation as a
+        layer of its own (a model file leaves it out then: `listed_config`)."""
+        a = self.activation
         if a is None:
             return {}
         return {"activation": {"class": type(a).__name__, "config": a.get_config()}}
 
 
+def listed_config(layer: Layer) -> dict:
+    """`layer.get_config()` as a model that lists the layer saves it: without the
+    activation that the model lists as a layer of its own (`moved_out`), which
+    the file holds as the next layer."""
+    config = layer.get_config()
+    if isinstance(layer, ActivationAfter) and layer.own_activation is None:
+        config.pop("activation", None)
+    return config
+
+
 class _Running(threading.local):
-    models = 0  # how many models are running their layers in this thread
+    def __init__(self):
+        # the layers of each model running its layers in this thread, innermost last
+        self.listed: list = []
 
 
 _running = _Running()
 
 
 @contextmanager
-def model_running():
-    """Inside it, a model runs its layers (builds them, forward, backward): a layer
-    leaves an activation that the model lists after it (`moved_out`) to that layer.
-    Per thread: a layer called alone in another thread applies its own."""
-    _running.models += 1
+def model_running(layers: list):
+    """Inside it, a model runs its `layers` (builds them, forward, backward): each of
+    them leaves an activation that the model lists after it (`moved_out`) to that
+    layer. Per thread: a layer called alone in another thread applies its own."""
+    _running.listed.append(layers)
     try:
         yield
     finally:
-        _running.models -= 1
+        _running.listed.pop()
 
 
 def get_activation(activation, who: str) -> Layer | None:

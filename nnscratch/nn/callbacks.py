@@ -19,7 +19,8 @@ from ..files import make_folder_of, write_text
 
 
 class Callback:
-    """Keras-like hooks. `fit` sets `self.model` before `on_train_begin`.
+    """Keras-like hooks. `fit` sets `self.model` and `self.params` ({"verbose",
+    "epochs", "steps"}, as Keras' `params`) before `on_train_begin`.
 
     `logs` holds the metrics known at that point, each under its name ("accuracy",
     or the name given in `metrics`): per batch "loss" (the batch's), each metric (the
@@ -33,12 +34,17 @@ class Callback:
     """
 
     model = None
+    params: dict | None = None
     trainer = None
     runs_last = False  # True: fit calls it after the others, whatever its place
 
     def set_model(self, model) -> None:
         """Called by `fit` before training starts: the model being trained."""
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        """Called by `fit` before training starts: {"verbose", "epochs", "steps"}."""
+        self.params = params
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Called once before the first epoch."""
@@ -54,6 +60,16 @@ class Callback:
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         """Called after each optimiser step."""
+
+    # Keras' newer names of the two above: `fit` calls these, which call those
+    # unless overridden, so that a callback may define either (as in Keras)
+    def on_train_batch_begin(self, batch: int, logs: dict) -> None:
+        """`on_batch_begin`, by Keras' name for it."""
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict) -> None:
+        """`on_batch_end`, by Keras' name for it."""
+        self.on_batch_end(batch, logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         """Called once after the last epoch (also after early stopping)."""
@@ -81,19 +97,27 @@ def check_callbacks(callbacks) -> list[Callback]:
 class CallbackList(Callback):
     """Several callbacks as one: every hook goes to each of them, in list order.
 
-    With a `model`, sets it on each (`set_model`), as `fit` does before training.
+    With a `model` and `params`, sets them on each (`set_model`, `set_params`), as
+    `fit` does before training.
     """
 
-    def __init__(self, callbacks=None, model=None):
+    def __init__(self, callbacks=None, model=None, params: dict | None = None):
         callbacks = check_callbacks(callbacks)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.runs_last)  # stable
         if model is not None:
             self.set_model(model)
+        if params is not None:
+            self.set_params(params)
 
     def set_model(self, model) -> None:
         self.model = model
         for cb in self.callbacks:
             cb.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+        for cb in self.callbacks:
+            cb.set_params(params)
 
     def set_trainer(self, trainer) -> None:
         self.trainer = trainer
@@ -114,11 +138,11 @@ class CallbackList(Callback):
 
     def on_batch_begin(self, batch, logs=None):
         for cb in self.callbacks:
-            cb.on_batch_begin(batch, {} if logs is None else logs)
+            cb.on_train_batch_begin(batch, {} if logs is None else logs)
 
     def on_batch_end(self, batch, logs):
         for cb in self.callbacks:
-            cb.on_batch_end(batch, logs)
+            cb.on_train_batch_end(batch, logs)
 
     def on_train_end(self, logs=None):
         for cb in self.callbacks:

@@ -9,23 +9,47 @@ import warnings
 
 import numpy as np
 
-from ..errors import NnscratchError, check_float
+from ..errors import NnscratchError, check_float, check_int
+from .layer import Layer
 
 SAMPLE_FOR_PIXEL_CHECK = 256  # examples looked at to tell unscaled pixels
 PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep  # nnscratch/
 
 
 def check_input_shape(input_shape) -> tuple[int, ...]:
-    """An example's shape (no batch axis) as a tuple of positive ints."""
+    """An example's shape (no batch axis) as a tuple of positive ints; a leading
+    None is Keras' batch axis (`model.build((None, 784))`), dropped."""
     try:
-        shape = tuple(int(d) for d in input_shape)
+        sizes = list(input_shape)
+        if len(sizes) > 1 and sizes[0] is None:
+            sizes = sizes[1:]
+        shape = tuple(int(d) for d in sizes)
     except (TypeError, ValueError):
         raise NnscratchError(
-            f"input_shape: expected a tuple of sizes, got {input_shape!r}"
+            f"input_shape: expected a tuple of sizes (an example's, or Keras' with "
+            f"None for the batch axis), got {input_shape!r}"
         ) from None
     if not shape or min(shape) < 1:
         raise NnscratchError(f"input_shape: expected positive sizes, got {shape}")
     return shape
+
+
+def check_batch_size(batch_size, default: int) -> int:
+    """`batch_size` as an int >= 1; None, Keras' "unspecified", is `default`."""
+    return check_int("batch_size", default if batch_size is None else batch_size)
+
+
+def check_layer(value, where: str) -> None:
+    """Refuse what is not a Layer. A model is told to give its layers: Keras nests
+    one as a layer (transfer learning's Sequential([base, Dense(10)]))."""
+    if isinstance(value, Layer):
+        return
+    if isinstance(getattr(value, "layers", None), list):  # a Sequential
+        raise NnscratchError(
+            f"{where} is a model, not a Layer: give its layers, as in "
+            "Sequential([*model.layers, Dense(10)]) (they share their weights with it)"
+        )
+    raise NnscratchError(f"{where} is not a Layer: {value!r}")
 
 
 def check_batch(x, name: str, input_shape: tuple | None) -> np.ndarray:

@@ -78,6 +78,11 @@ class Layer(ABC):
     a copy of the layer (pickle, copy.deepcopy) leaves them out, and starts with an
     empty workspace and zero gradients, so that it weighs what its parameters do."""
 
+    initial_weights = True
+    """Whether the parameters are still those drawn at construction (or build): a
+    model's `seed` draws them anew only then, never once a fit has trained them or
+    set_weights or loading has put values in (`parameters.keep_weights`)."""
+
     nonnegative: tuple[str, ...] = ()
     """Names of the arrays (params or state) that cannot hold negative values (batch
     norm's running_var): loading refuses a file in which they do, which would

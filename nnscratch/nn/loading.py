@@ -16,7 +16,7 @@ from ..errors import ModelFileError, NnscratchError
 from .layer import Layer, deferred_weights
 from .model import Sequential
 from .npz import open_model_archive, parse_description_json
-from .parameters import all_layers, check_values, walk
+from .parameters import all_layers, check_values, keep_weights, walk
 from .registry import LAYERS, LOSSES, OPTIMIZERS
 from .saving import FORMAT, META_KEY, OPTIMIZER_PREFIX, VERSION
 from .weights import WEIGHTS_FORMAT, mismatch_error
@@ -268,6 +268,7 @@ def _read_weights(path: Path, model: Sequential, archive) -> None:
         check_values(model.layers)
     except NnscratchError as e:
         raise ModelFileError(f"{path}: {e}") from None
+    keep_weights(model.layers)  # another model's seed leaves them be
 
 
 def _layer_named(path: Path, layers: list, name) -> Layer:

@@ -12,6 +12,7 @@ from .batches import EpochBatches, input_buffer, prepare_inputs
 from .callbacks import CallbackList, History, check_callbacks
 from .inputs import (
     check_augment,
+    check_batch_size,
     check_input_shape,
     example_weights,
     hold_out,
@@ -21,7 +22,7 @@ from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import get_metrics
 from .network import Network
 from .optimizers import Adam, Optimizer, get_optimizer
-from .parameters import restored_if_failed
+from .parameters import keep_weights, restored_if_failed
 from .progress import ProgressBar, check_verbose, results_line
 from .saving import save_model
 from .schedules import checked_schedule
@@ -90,7 +91,7 @@ class Sequential(Network):
         but prints nothing at any level: predicting has no progress worth showing."""
         check_verbose(verbose, "0, 1 or 2 (all silent here)")
         x = self._check_x(x)
-        batch_size = check_int("batch_size", batch_size)
+        batch_size = check_batch_size(batch_size, 256)
         answers = self._answers(probabilities)
         out = np.empty((len(x), *self.output_shape), np.float32)
         with np.errstate(all="ignore"):  # an overflow is reported once, below
@@ -138,7 +139,7 @@ class Sequential(Network):
         x = self._check_x(x)
         y = self._check_y(y, len(x))
         weights = example_weights(sample_weight, None, y, len(x), self._float_dtype())
-        batch_size = check_int("batch_size", batch_size)
+        batch_size = check_batch_size(batch_size, 256)
         if len(x) == 0:
             raise NnscratchError("evaluate: x is empty")
         metrics = get_metrics(self.metrics, self.loss, y)
@@ -186,6 +187,7 @@ class Sequential(Network):
         x: (N, *input_shape) uint8 images or floats; y: what the loss takes (class
         labels (N,) or (N, 1) for cross-entropy, also probabilities (N, C); float
         targets for "mse"/"mae"; 0/1 (N,) or (N, K) for "binary_cross_entropy").
+        `batch_size` None is 32, as in Keras (and 256 for evaluate and predict).
         Every epoch takes its batches in a new random order, straight from x
         (uint8 stays uint8 until a batch is taken); a last batch of one example
         joins the one before (unless batch_size is 1). `sample_weight` (N,) and
@@ -222,10 +224,8 @@ class Sequential(Network):
         # checked now; class_weight weighs the training examples only (as in Keras),
         # so it is applied after validation_split has held some out
         sample_weight = example_weights(sample_weight, None, y, len(x), np.float64)
-        epochs, batch_size = (
-            check_int("epochs", epochs, 0),
-            check_int("batch_size", batch_size),
-        )
+        epochs = check_int("epochs", epochs, 0)
+        batch_size = check_batch_size(batch_size, 32)
         initial_epoch = check_int("initial_epoch", initial_epoch, 0)
         verbose = check_verbose(
             verbose,
@@ -260,11 +260,14 @@ class Sequential(Network):
             {"verbose": verbose, "epochs": epochs, "steps": batches.steps}
         )
         progress = [ProgressBar(epochs, len(x), bar=verbose == 1)] if verbose else []
-        callbacks = CallbackList([history, *progress, *callbacks], model=self)
+        callbacks = CallbackList(
+            [history, *progress, *callbacks], model=self, params=history.params
+        )
         metrics = get_metrics(self.metrics, self.loss, y)
         trainer = Trainer(
             self, optimizer, callbacks, metrics, augment, augment_rng, lr_schedule, seed
         )
+        keep_weights(self.layers)  # trained: another model's seed leaves them be
         try:
             trainer.run(
                 batches, epochs, validation_data, max(batch_size, 256), initial_epoch
@@ -310,6 +313,7 @@ class Sequential(Network):
         trainer = Trainer(
             self, optimizer, CallbackList(), get_metrics(self.metrics, self.loss, y)
         )
+        keep_weights(self.layers)
         return trainer.step_logs(prepare_inputs(x), y, weights)
 
     def test_on_batch(self, x, y, sample_weight=None) -> dict:

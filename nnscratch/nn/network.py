@@ -15,6 +15,7 @@ from .inputs import (
     channels_last_hint,
     check_batch,
     check_input_shape,
+    check_layer,
     warn_if_unscaled,
 )
 from .kernels import backend
@@ -50,8 +51,7 @@ class Network:
                 f"Sequential: expected a list of Layer objects, got {layers!r}"
             )
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise NnscratchError(f"Sequential: item {i} is not a Layer: {layer!r}")
+            check_layer(layer, f"Sequential: item {i}")
         self.layers = expand_activations(layers)
         self.class_names = (
             None if class_names is None else [str(c) for c in class_names]
@@ -105,7 +105,7 @@ class Network:
                     self._reseed_layers()
                 if on_built is not None:
                     on_built(i, layer)
-                with model_running():
+                with model_running(self.layers):
                     x = layer.forward(x, training=False)
             except ModelFileError:
                 raise  # `on_built` found a file's arrays wrong, not the input
@@ -147,8 +147,7 @@ class Network:
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras' `add`); the model builds again on next use."""
-        if not isinstance(layer, Layer):
-            raise NnscratchError(f"add: expected a Layer, got {layer!r}")
+        check_layer(layer, "add: the argument")
         self.layers.extend(expand_activations([layer]))
 
     def pop(self) -> Layer:
@@ -200,11 +199,12 @@ class Network:
 
     def _reseed_layers(self) -> None:
         """Draw the initial weights of every layer the model's seed has not drawn yet
-        (inner ones included) from that seed."""
+        (inner ones included) from that seed; not those of a layer that was trained,
+        set or loaded (`Layer.initial_weights`)."""
         layers = [
             layer
             for _, layer, _ in all_layers(self.layers)
-            if id(layer) not in self._seeded
+            if id(layer) not in self._seeded and layer.initial_weights
         ]
         for layer, seed in zip(layers, self._seeds.spawn(len(layers))):
             layer.reset_parameters(np.random.default_rng(seed))
@@ -286,7 +286,8 @@ class Network:
         """The outputs of a prepared batch (floats, the model's input shape): each
         layer's forward in turn. The result may be a layer's workspace array, reused
         by the next call: copy it to keep it (`model(x)` returns a copy)."""
-        with model_running():  # activations listed as layers run as those layers
+        # activations listed as layers run as those layers
+        with model_running(self.layers):
             for step in self._execution_order():
                 x = step.forward(x, training=training)
         return x
@@ -327,7 +328,7 @@ class Network:
     def _bound_backward(self, doutputs: np.ndarray) -> None:
         """`backward` as the layers were bound last (`_bind`): a training loop binds
         once an epoch, not every step (the check walks every layer: ~40 us a step)."""
-        with model_running():
+        with model_running(self.layers):
             for layer in self._backward_layers:
                 doutputs = layer.backward(doutputs)
 
@@ -372,7 +373,8 @@ class Network:
         page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        with np.errstate(all="ignore"), model_running():  # overflow: said below
+        # an overflow is said below
+        with np.errstate(all="ignore"), model_running(self.layers):
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())

@@ -213,3 +213,11 @@ def set_weights(layers: list[Layer], weights) -> None:
             )
     for name, target in targets.items():  # all checked first: nothing half-copied
         target[...] = weights[name]
+    keep_weights(layers)
+
+
+def keep_weights(layers: list[Layer]) -> None:
+    """Mark the layers (inner ones too) as holding weights that a model's seed must
+    not draw anew (`Layer.initial_weights`): trained, set or loaded ones."""
+    for _, layer, _ in all_layers(layers):
+        layer.initial_weights = False

@@ -15,6 +15,7 @@ Reading it back, with every check a file from elsewhere needs, is `loading`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import NnscratchError
 from ..files import atomic_open
+from .activations import listed_config
 from .batches import UINT8_SCALE
 from .parameters import all_layers
 
@@ -39,7 +41,7 @@ def model_description(model) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "layers": [
-            {"class": type(layer).__name__, "config": layer.get_config()}
+            {"class": type(layer).__name__, "config": listed_config(layer)}
             for layer in model.layers
         ],
         "input_shape": None if model.input_shape is None else list(model.input_shape),
@@ -70,6 +72,10 @@ def save_model(model, path, include_optimizer: bool = False) -> None:
     step count, moments): the loaded model's next `fit` continues it."""
     path = Path(path)
     description = model_description(model)
+    for i, (layer, spec) in enumerate(zip(model.layers, description["layers"])):
+        check_rebuildable(layer, spec["config"], f"layer {i}")
+    if model.loss is not None:
+        check_rebuildable(model.loss, description["loss_config"], "the loss")
     arrays = model.get_weights()
     optimizer = getattr(model, "optimizer", None)
     if include_optimizer and optimizer is not None:
@@ -79,6 +85,26 @@ def save_model(model, path, include_optimizer: bool = False) -> None:
             for key, array in entries.items():
                 arrays[f"{OPTIMIZER_PREFIX}{name}/{key}"] = array
     write_described(path, description, arrays, "save")
+
+
+def check_rebuildable(part, config: dict, what: str) -> None:
+    """Refuse a layer or loss whose `config` leaves out an argument its constructor
+    requires: the file would be written, and `load_model` would fail on it later
+    (Keras refuses such a layer when it saves it, too)."""
+    cls = type(part)
+    required = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in config
+    ]
+    if required:
+        raise NnscratchError(
+            f"save: {what} ({cls.__name__}) takes {', '.join(required)}, which its "
+            "get_config() does not return: return every constructor argument from "
+            "get_config so that load_model can rebuild it"
+        )
 
 
 def check_npz_name(path, who: str) -> None:

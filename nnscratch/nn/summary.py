@@ -47,7 +47,7 @@ def layer_rows(model) -> list[tuple[str, str, str]]:
     for i, layer in enumerate(model.layers):
         shape = "?"
         if x is not None:
-            with model_running():
+            with model_running(model.layers):
                 x = layer.forward(x, training=False)
             shape = str((None, *x.shape[1:]))
         count = sum(
