@@ -9,6 +9,8 @@ from PIL import Image, ImageDraw, ImageFont
 from nnscratch.data.numbers import compose_number, photograph
 from nnscratch.imaging import images, pieces, segment, underlines
 
+FONTS = "/usr/share/fonts/truetype"  # DejaVu and Liberation (fonts-dejavu-core, ...)
+
 
 def typed(text: str, size=(520, 200), font_size=120, xy=(30, 20)) -> np.ndarray:
     """`text` typed dark on white in Pillow's built-in font: (H, W) gray."""
@@ -284,6 +286,48 @@ def test_a_bold_hyphen_is_left_out(text):
     expected = segment.find_digits(bold(text, paint_out="-"))
     assert len(expected.digits) == len(text) - 1
     assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
+
+
+HYPHEN_FONTS = {  # 2.0 and 1.45 times as wide as high, the narrowest hyphen found
+    "DejaVu Sans Bold": "dejavu/DejaVuSans-Bold.ttf",
+    "Liberation Sans Narrow Bold": "liberation/LiberationSansNarrow-Bold.ttf",
+}
+
+
+def lone_hyphen(kind: str, how: str) -> np.ndarray:
+    """A bold hyphen alone, 1.45 to 2.7 times as wide as high: typed in a bold
+    TrueType font, in Pillow's font stroked, or drawn with a thick pen; as it is,
+    photographed (uneven light, grey paper) or turned 5 degrees: (H, W) gray."""
+    if kind in HYPHEN_FONTS:
+        img = Image.new("L", (300, 200), 245)
+        font = ImageFont.truetype(f"{FONTS}/{HYPHEN_FONTS[kind]}", 120)
+        ImageDraw.Draw(img).text((40, 20), "-", fill=25, font=font)
+        gray = np.asarray(img, dtype=np.float32) / 255
+    elif kind == "stroked":
+        gray = bold("-", width=300)
+    else:
+        gray = drawn([[(100, 100), (180, 100)]], size=(300, 200), width=30)
+    if how == "photographed":
+        return photograph(gray, np.random.default_rng(3))
+    if how == "turned":
+        return np.asarray(
+            Image.fromarray(gray).rotate(5, Image.Resampling.BICUBIC, fillcolor=1.0)
+        )
+    return gray
+
+
+@pytest.mark.parametrize("how", ["flat", "photographed", "turned"])
+@pytest.mark.parametrize(
+    "kind",
+    [*HYPHEN_FONTS, "stroked", "drawn thick"],
+)
+def test_a_lone_bold_hyphen_is_no_digit(kind, how):
+    # less than 3 times as wide as high, it was no bar: cut by its width in 2 to 4
+    # "digits" and read "888" or "1881"; one digit, it was read as one
+    hyphen = lone_hyphen(kind, how)
+    reading = segment.find_digits(hyphen)
+    assert reading.digits == [] and reading.candidates == 0
+    assert images.to_mnist(hyphen) is None
 
 
 def test_a_five_keeps_its_bar_apart_from_its_body():
