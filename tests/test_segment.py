@@ -330,6 +330,50 @@ def test_a_lone_bold_hyphen_is_no_digit(kind, how):
     assert images.to_mnist(hyphen) is None
 
 
+def typed_bold(text: str, font: str, hyphen=True) -> np.ndarray:
+    """`text` typed in TrueType `font` (under FONTS) at 120 px, stroked 4 px (its
+    hyphen touches the digit before it), dark on white: (H, W) gray. Without
+    `hyphen`, the hyphen's own ink is left out (what its neighbours share is kept)."""
+    font = ImageFont.truetype(f"{FONTS}/{font}", 120)
+    glyphs = []  # each character's ink alone, at its place in the text
+    for k, char in enumerate(text):
+        img = Image.new("L", (60 * len(text) + 200, 200), 0)
+        x = 40 + ImageDraw.Draw(img).textlength(text[:k], font=font)
+        ImageDraw.Draw(img).text((x, 20), char, fill=255, font=font, stroke_width=4)
+        glyphs.append((char, np.asarray(img) > 0))
+    ink = np.any([g for c, g in glyphs if hyphen or c != "-"], axis=0)
+    return np.where(ink, 0.1, 0.96).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("text", "font"),
+    [
+        ("6-1", "liberation/LiberationSans-Bold.ttf"),
+        ("8-7", "liberation/LiberationSerif-Bold.ttf"),
+        ("3-2", "liberation/LiberationSans-BoldItalic.ttf"),
+        ("0-5", "liberation/LiberationSerif-Regular.ttf"),
+        ("30-6", "dejavu/DejaVuSansCondensed-BoldOblique.ttf"),
+    ],
+)
+def test_a_hyphen_touching_the_right_of_a_digit_is_left_out(text, font):
+    # only a hyphen touching the left of a digit was erased: on its right, it was
+    # read as part of the digit, or cut off it and read as a "1"
+    reading = segment.find_digits(typed_bold(text, font))
+    expected = segment.find_digits(typed_bold(text, font, hyphen=False))
+    assert len(reading.digits) == len(expected.digits) == len(text) - 1
+    for digit, alone in zip(reading.digits, expected.digits):
+        assert np.abs(np.subtract(digit.box, alone.box)).max() <= 3
+
+
+def test_a_fours_crossbar_past_its_stem_is_kept():
+    # flat across the middle like a hyphen touching the 4's stem, with a digit
+    # after it; but it goes on left through the stem: MNIST's 4s lost it
+    four = [[(70, 35), (40, 120), (165, 120)], [(110, 60), (110, 170)]]
+    one = [[(195, 55), (220, 35), (220, 170)]]
+    reading = segment.find_digits(drawn([*four, *one], size=(300, 200)))
+    assert [d.box[2] for d in reading.digits] == [167, 227]
+
+
 def test_a_five_keeps_its_bar_apart_from_its_body():
     # flat and low like a hyphen, but at the top of the digit: part of it
     body = [(60, 50), (60, 95), (110, 100), (115, 150), (50, 165)]
