@@ -200,6 +200,29 @@ def test_a_wide_two_keeps_its_base():
     assert_array_equal(underlines.drop_underlines(ink), ink)
 
 
+@pytest.mark.parametrize(
+    ("font", "squeeze"),
+    [
+        ("dejavu/DejaVuSans.ttf", 20),
+        ("dejavu/DejaVuSansMono-Bold.ttf", 10),
+        ("liberation/LiberationSans-Bold.ttf", 5),
+        ("liberation/LiberationSerif-Regular.ttf", 15),
+    ],
+)
+def test_a_two_typed_tight_against_a_one_keeps_its_base(font, squeeze):
+    # the 1's foot touching the 2's base made a band across the piece's bottom,
+    # erased as an underline: the "2" without its base was read as a "7"
+    font = ImageFont.truetype(f"{FONTS}/{font}", 120)
+    img = Image.new("L", (400, 200), 245)
+    draw = ImageDraw.Draw(img)
+    draw.text((40, 20), "1", fill=25, font=font)
+    x = 40 + draw.textlength("1", font=font) - squeeze
+    draw.text((x, 20), "2", fill=25, font=font)
+    ink = images.picture_ink(np.asarray(img, dtype=np.float32) / 255)
+    assert pieces.label_components(ink > 0)[1].shape[0] == 1  # they touch
+    assert_array_equal(underlines.drop_underlines(ink), ink)
+
+
 def test_digits_on_two_lines_read_the_first():
     page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
     reading = segment.find_digits(page)
