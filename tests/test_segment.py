@@ -475,3 +475,39 @@ def test_tall_ones_drawn_with_a_thin_pen_are_not_ruled_lines(text, pen):
     for digit, char in zip(digits, text):
         alone = segment.find_digits(thin_number(char, pen)).digits[0]
         assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("top", [4, 8])
+@pytest.mark.parametrize("ruled", ["plain", "lined"])
+def test_tall_ones_reaching_the_edges_are_not_squared_paper(top, ruled):
+    # within 4% of the top and bottom of a tight picture, two straight thin "1"s
+    # were squared paper's upright lines, though no line ran across: "115" read "5"
+    gray = thin_number("115", 8, top=top)
+    if ruled == "lined":  # lines across, but 40 px apart, the 1s 140 px
+        gray[10::40] = np.minimum(gray[10::40], 0.6)
+    digits = segment.find_digits(gray).digits
+    assert len(digits) == 3
+    for digit, char in zip(digits, "115"):
+        alone = segment.find_digits(thin_number(char, 8, top=top)).digits[0]
+        assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("width", [5, 6])
+def test_a_number_on_squared_paper_with_thick_sharp_lines(width):
+    # lines 5 px thick on a 500 x 200 picture: over 2% of its height, the lines
+    # across were kept (only the upright ones went): "2026" read "32028533"
+    font = ImageFont.truetype(f"{FONTS}/dejavu/DejaVuSans.ttf", 110)
+    pages = []
+    for squared in (False, True):
+        img = Image.new("L", (500, 200), 250)
+        draw = ImageDraw.Draw(img)
+        for at in range(10, 500, 40) if squared else []:
+            draw.rectangle([at, 0, at + width - 1, 200], fill=150)
+            draw.rectangle([0, at, 500, at + width - 1], fill=150)
+        draw.text((60, 30), "2026", fill=20, font=font)
+        pages.append(segment.find_digits(np.asarray(img, np.float32) / 255))
+    plain, squared = pages
+    assert len(squared.digits) == len(plain.digits) == 4
+    for digit, alone in zip(squared.digits, plain.digits):
+        # a stroke lying along a line keeps a stub of it, as on ruled paper
+        assert np.abs(np.subtract(digit.box, alone.box)).max() <= width + 2
