@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -287,11 +288,16 @@ def test_number_in_a_blank_picture_or_on_two_lines(model_path, number_png, tmp_p
     img = Image.new("L", (600, 200), 255)
     ImageDraw.Draw(img).line([(50, 100), (550, 100)], fill=0, width=8)
     img.save(dash)
-    for number in (["--number"], []):
-        result = run(model_path, dash, *number)
+    # a bold hyphen alone (twice as wide as high) was read "888" or "1881"
+    hyphen = tmp_path / "hyphen.png"
+    img = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(img).line([(100, 100), (180, 100)], fill=0, width=40)
+    img.save(hyphen)
+    for path, number in itertools.product((dash, hyphen), (["--number"], [])):
+        result = run(model_path, path, *number)
         assert result.exit_code == 1 and result.stdout == ""
         assert result.stderr.splitlines()[0] == (
-            f"{dash}: no digit found (the image is blank, the ink too faint, or only"
+            f"{path}: no digit found (the image is blank, the ink too faint, or only"
             " a dot or a dash)"
         )
 

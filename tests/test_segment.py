@@ -9,6 +9,8 @@ from PIL import Image, ImageDraw, ImageFont
 from nnscratch.data.numbers import compose_number, photograph
 from nnscratch.imaging import images, pieces, segment, underlines
 
+FONTS = "/usr/share/fonts/truetype"  # DejaVu and Liberation (fonts-dejavu-core, ...)
+
 
 def typed(text: str, size=(520, 200), font_size=120, xy=(30, 20)) -> np.ndarray:
     """`text` typed dark on white in Pillow's built-in font: (H, W) gray."""
@@ -198,6 +200,29 @@ def test_a_wide_two_keeps_its_base():
     assert_array_equal(underlines.drop_underlines(ink), ink)
 
 
+@pytest.mark.parametrize(
+    ("font", "squeeze"),
+    [
+        ("dejavu/DejaVuSans.ttf", 20),
+        ("dejavu/DejaVuSansMono-Bold.ttf", 10),
+        ("liberation/LiberationSans-Bold.ttf", 5),
+        ("liberation/LiberationSerif-Regular.ttf", 15),
+    ],
+)
+def test_a_two_typed_tight_against_a_one_keeps_its_base(font, squeeze):
+    # the 1's foot touching the 2's base made a band across the piece's bottom,
+    # erased as an underline: the "2" without its base was read as a "7"
+    font = ImageFont.truetype(f"{FONTS}/{font}", 120)
+    img = Image.new("L", (400, 200), 245)
+    draw = ImageDraw.Draw(img)
+    draw.text((40, 20), "1", fill=25, font=font)
+    x = 40 + draw.textlength("1", font=font) - squeeze
+    draw.text((x, 20), "2", fill=25, font=font)
+    ink = images.picture_ink(np.asarray(img, dtype=np.float32) / 255)
+    assert pieces.label_components(ink > 0)[1].shape[0] == 1  # they touch
+    assert_array_equal(underlines.drop_underlines(ink), ink)
+
+
 def test_digits_on_two_lines_read_the_first():
     page = typed("12", size=(400, 400)) * typed("345", size=(400, 400), xy=(30, 220))
     reading = segment.find_digits(page)
@@ -286,6 +311,92 @@ def test_a_bold_hyphen_is_left_out(text):
     assert [d.box for d in reading.digits] == [d.box for d in expected.digits]
 
 
+HYPHEN_FONTS = {  # 2.0 and 1.45 times as wide as high, the narrowest hyphen found
+    "DejaVu Sans Bold": "dejavu/DejaVuSans-Bold.ttf",
+    "Liberation Sans Narrow Bold": "liberation/LiberationSansNarrow-Bold.ttf",
+}
+
+
+def lone_hyphen(kind: str, how: str) -> np.ndarray:
+    """A bold hyphen alone, 1.45 to 2.7 times as wide as high: typed in a bold
+    TrueType font, in Pillow's font stroked, or drawn with a thick pen; as it is,
+    photographed (uneven light, grey paper) or turned 5 degrees: (H, W) gray."""
+    if kind in HYPHEN_FONTS:
+        img = Image.new("L", (300, 200), 245)
+        font = ImageFont.truetype(f"{FONTS}/{HYPHEN_FONTS[kind]}", 120)
+        ImageDraw.Draw(img).text((40, 20), "-", fill=25, font=font)
+        gray = np.asarray(img, dtype=np.float32) / 255
+    elif kind == "stroked":
+        gray = bold("-", width=300)
+    else:
+        gray = drawn([[(100, 100), (180, 100)]], size=(300, 200), width=30)
+    if how == "photographed":
+        return photograph(gray, np.random.default_rng(3))
+    if how == "turned":
+        return np.asarray(
+            Image.fromarray(gray).rotate(5, Image.Resampling.BICUBIC, fillcolor=1.0)
+        )
+    return gray
+
+
+@pytest.mark.parametrize("how", ["flat", "photographed", "turned"])
+@pytest.mark.parametrize(
+    "kind",
+    [*HYPHEN_FONTS, "stroked", "drawn thick"],
+)
+def test_a_lone_bold_hyphen_is_no_digit(kind, how):
+    # less than 3 times as wide as high, it was no bar: cut by its width in 2 to 4
+    # "digits" and read "888" or "1881"; one digit, it was read as one
+    hyphen = lone_hyphen(kind, how)
+    reading = segment.find_digits(hyphen)
+    assert reading.digits == [] and reading.candidates == 0
+    assert images.to_mnist(hyphen) is None
+
+
+def typed_bold(text: str, font: str, hyphen=True) -> np.ndarray:
+    """`text` typed in TrueType `font` (under FONTS) at 120 px, stroked 4 px (its
+    hyphen touches the digit before it), dark on white: (H, W) gray. Without
+    `hyphen`, the hyphen's own ink is left out (what its neighbours share is kept)."""
+    font = ImageFont.truetype(f"{FONTS}/{font}", 120)
+    glyphs = []  # each character's ink alone, at its place in the text
+    for k, char in enumerate(text):
+        img = Image.new("L", (60 * len(text) + 200, 200), 0)
+        x = 40 + ImageDraw.Draw(img).textlength(text[:k], font=font)
+        ImageDraw.Draw(img).text((x, 20), char, fill=255, font=font, stroke_width=4)
+        glyphs.append((char, np.asarray(img) > 0))
+    ink = np.any([g for c, g in glyphs if hyphen or c != "-"], axis=0)
+    return np.where(ink, 0.1, 0.96).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("text", "font"),
+    [
+        ("6-1", "liberation/LiberationSans-Bold.ttf"),
+        ("8-7", "liberation/LiberationSerif-Bold.ttf"),
+        ("3-2", "liberation/LiberationSans-BoldItalic.ttf"),
+        ("0-5", "liberation/LiberationSerif-Regular.ttf"),
+        ("30-6", "dejavu/DejaVuSansCondensed-BoldOblique.ttf"),
+    ],
+)
+def test_a_hyphen_touching_the_right_of_a_digit_is_left_out(text, font):
+    # only a hyphen touching the left of a digit was erased: on its right, it was
+    # read as part of the digit, or cut off it and read as a "1"
+    reading = segment.find_digits(typed_bold(text, font))
+    expected = segment.find_digits(typed_bold(text, font, hyphen=False))
+    assert len(reading.digits) == len(expected.digits) == len(text) - 1
+    for digit, alone in zip(reading.digits, expected.digits):
+        assert np.abs(np.subtract(digit.box, alone.box)).max() <= 3
+
+
+def test_a_fours_crossbar_past_its_stem_is_kept():
+    # flat across the middle like a hyphen touching the 4's stem, with a digit
+    # after it; but it goes on left through the stem: MNIST's 4s lost it
+    four = [[(70, 35), (40, 120), (165, 120)], [(110, 60), (110, 170)]]
+    one = [[(195, 55), (220, 35), (220, 170)]]
+    reading = segment.find_digits(drawn([*four, *one], size=(300, 200)))
+    assert [d.box[2] for d in reading.digits] == [167, 227]
+
+
 def test_a_five_keeps_its_bar_apart_from_its_body():
     # flat and low like a hyphen, but at the top of the digit: part of it
     body = [(60, 50), (60, 95), (110, 100), (115, 150), (50, 165)]
@@ -364,3 +475,39 @@ def test_tall_ones_drawn_with_a_thin_pen_are_not_ruled_lines(text, pen):
     for digit, char in zip(digits, text):
         alone = segment.find_digits(thin_number(char, pen)).digits[0]
         assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("top", [4, 8])
+@pytest.mark.parametrize("ruled", ["plain", "lined"])
+def test_tall_ones_reaching_the_edges_are_not_squared_paper(top, ruled):
+    # within 4% of the top and bottom of a tight picture, two straight thin "1"s
+    # were squared paper's upright lines, though no line ran across: "115" read "5"
+    gray = thin_number("115", 8, top=top)
+    if ruled == "lined":  # lines across, but 40 px apart, the 1s 140 px
+        gray[10::40] = np.minimum(gray[10::40], 0.6)
+    digits = segment.find_digits(gray).digits
+    assert len(digits) == 3
+    for digit, char in zip(digits, "115"):
+        alone = segment.find_digits(thin_number(char, 8, top=top)).digits[0]
+        assert np.corrcoef(digit.input.ravel(), alone.input.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("width", [5, 6])
+def test_a_number_on_squared_paper_with_thick_sharp_lines(width):
+    # lines 5 px thick on a 500 x 200 picture: over 2% of its height, the lines
+    # across were kept (only the upright ones went): "2026" read "32028533"
+    font = ImageFont.truetype(f"{FONTS}/dejavu/DejaVuSans.ttf", 110)
+    pages = []
+    for squared in (False, True):
+        img = Image.new("L", (500, 200), 250)
+        draw = ImageDraw.Draw(img)
+        for at in range(10, 500, 40) if squared else []:
+            draw.rectangle([at, 0, at + width - 1, 200], fill=150)
+            draw.rectangle([0, at, 500, at + width - 1], fill=150)
+        draw.text((60, 30), "2026", fill=20, font=font)
+        pages.append(segment.find_digits(np.asarray(img, np.float32) / 255))
+    plain, squared = pages
+    assert len(squared.digits) == len(plain.digits) == 4
+    for digit, alone in zip(squared.digits, plain.digits):
+        # a stroke lying along a line keeps a stub of it, as on ruled paper
+        assert np.abs(np.subtract(digit.box, alone.box)).max() <= width + 2

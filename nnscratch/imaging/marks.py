@@ -18,6 +18,12 @@ DOT_SIZE = 0.15
 # columns (a 0's top and bottom, a 7's bar and stem), and a "1" stands upright.
 BAR_ASPECT = 3.0
 BAR_COLUMNS = 0.9
+# ... and so is ink only BLOCK_ASPECT times as wide as high if it fills more than
+# BLOCK_FILL of its box: a bold hyphen (a typed one is 1.45 to 2.7 times as wide as
+# high). Of MNIST's 70,000 digits none is a block (crossing one stroke in
+# BAR_COLUMNS of its columns) that wide and solid; 12 fill 0.6 at 1.3 times, 0.5 at 1.2.
+BLOCK_ASPECT = 1.3
+BLOCK_FILL = 0.6
 
 
 def is_dot(crop: np.ndarray, shape: tuple) -> bool:
@@ -37,11 +43,13 @@ def is_solid(crop: np.ndarray) -> bool:
 
 def is_bar(crop: np.ndarray) -> bool:
     """Whether the cropped ink (h, w) is a bar lying flat, not a digit or digits:
-    BAR_ASPECT times as wide as high, one stroke deep in BAR_COLUMNS of its columns
+    BAR_ASPECT times as wide as high (or BLOCK_ASPECT times and filling BLOCK_FILL
+    of its box: a bold hyphen), one stroke deep in BAR_COLUMNS of its columns
     (slanted, bent or wavy, a drawn line still is)."""
     h, w = crop.shape
-    if w < BAR_ASPECT * h:
-        return False
     ink = crop > 0
+    block = w >= BLOCK_ASPECT * h and np.count_nonzero(ink) > BLOCK_FILL * ink.size
+    if w < BAR_ASPECT * h and not block:
+        return False
     strokes = np.count_nonzero(ink[1:] & ~ink[:-1], axis=0) + ink[0]  # runs a column
     return np.count_nonzero(strokes == 1) >= BAR_COLUMNS * np.count_nonzero(strokes)

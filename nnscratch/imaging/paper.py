@@ -26,12 +26,14 @@ FILTER_GAIN = 0.1
 # A border this far from the image's median level is not the page: a table around it
 SURROUND_CONTRAST = 0.2
 # Ink spanning this share of the image's width (or height) in a band of rows (columns)
-# at most RULED_LINE of its height thick is a ruled line of the paper, not the digit
+# at most RULED_LINE of its longer side thick is a ruled line of the paper, not a digit
 RULED_SPAN = 0.8
 RULED_LINE = 0.02
 # An upright ruled line (squared paper's) runs from edge to edge of the page: its ink
 # reaches within RULED_END of the picture's height of its top and of its bottom
 RULED_END = 0.04
+# ... and squared paper's lines either way are as far apart, within this factor
+GRID_SPACING = 1.5
 
 
 def border_pixels(gray: np.ndarray) -> np.ndarray:
@@ -247,28 +249,31 @@ def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
 def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
     """Zero the ruled lines of lined or squared paper: (H, W) -> (H, W), a copy.
 
-    A line is a band of rows (columns) at most RULED_LINE of the height (width) thick
+    A line is a band of rows (columns) at most RULED_LINE of the longer side thick
     with ink across RULED_SPAN of the width (height), through which the ink is at
     most twice RULED_LINE of the shorter side thick along most of its length
     (`thin_across`: the middle of a tall thick stroke, a "1" drawn with a marker, is
     inked as far), and paper has two or more: one alone may be the thin bar of a
     "7". An upright line (squared paper's) also runs from the top of the picture to
-    its bottom (`reaches_ends`: a tall "1" written with a thin pen stops short).
-    Each line is erased (`erase_band`), with its blurred edges, except where a
-    stroke crosses it or lies along it. Upright lines with nothing else left are
-    kept (two strokes across the picture: a "11"); a page of nothing but ruled lines
-    across (lined or squared paper) is blank.
+    its bottom (`reaches_ends`: a tall "1" written with a thin pen stops short), and
+    lines across as far apart were found (`is_grid`: tall "1"s reaching the edges
+    of a tight picture stand on plain paper or on lines closer together). Each line
+    is erased (`erase_band`), with its blurred edges, except where a stroke crosses
+    it or lies along it. A page of nothing but ruled lines across (lined or squared
+    paper) is blank.
     """
     out = np.array(ink, dtype=np.float32)
-    lined = False  # ruled lines across the page were found
     # the ink through a line with its blurred edges (erase_band's: half the band's
     # thickness either side), from the shorter side: a line is as thin whichever way
     # it runs, while the band's limit from the width would let a 700 x 280 number
     # pad's pen (1/14 of the height) pass
     widest = 2 * max(1, round(RULED_LINE * min(out.shape)))
+    # the band itself, from the longer side whichever way it runs: squared paper's
+    # 5 px lines on a 500 x 200 picture were upright lines but no lines across
+    thickest = max(1, round(RULED_LINE * max(out.shape)))
+    across = []  # the lines across the page, (start, stop) each
     for lines in (out, out.T):  # rows, then columns (a view: edits reach `out`)
         inked = lines > 0
-        thickest = max(1, round(RULED_LINE * lines.shape[0]))
         bands = runs(inked.mean(axis=1) >= RULED_SPAN)
         bands = [
             (start, stop)
@@ -277,12 +282,25 @@ def drop_ruled_lines(ink: np.ndarray) -> np.ndarray:
             and thin_across(inked, start, stop, widest)
             and (lines is out or reaches_ends(inked, start, stop))
         ]
-        if len(bands) < 2:
+        if len(bands) < 2 or lines is not out and not is_grid(bands, across):
             continue
-        lined = lined or lines is out
+        if lines is out:
+            across = bands
         for start, stop in bands:
             erase_band(lines, inked, start, stop)
-    return out if out.any() or lined else np.array(ink, dtype=np.float32)
+    return out  # upright lines go only with lines across: "11" is no squared paper
+
+
+def is_grid(upright: list, across: list) -> bool:
+    """Whether `upright` lines ((start, stop) each, two or more) may be squared
+    paper's: lines `across` were found too, spaced as far apart (within GRID_SPACING
+    of each other's median gap). Tall "1"s reaching within RULED_END of the top and
+    bottom of a tight picture are as straight and thin, but stand on plain paper,
+    or on lined paper further apart than its lines: "115" was read "5"."""
+    if len(across) < 2:
+        return False
+    gaps = [np.median(np.diff([start for start, _ in b])) for b in (upright, across)]
+    return 1 / GRID_SPACING <= gaps[0] / gaps[1] <= GRID_SPACING
 
 
 def thin_across(inked: np.ndarray, start: int, stop: int, widest: int) -> bool:

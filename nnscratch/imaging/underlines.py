@@ -17,7 +17,8 @@ UNDERLINE_ASPECT = 1.0
 UNDERLINE_LOW = 0.35
 UNDERLINE_THICK = 0.25
 UNDERLINE_SPAN = 0.9
-# ... if without it the piece falls apart into digits, or is one digit that spans
+# ... reaching past the digits above it (`reaches_past`), if without it the piece
+# falls apart into digits, or is one digit that spans
 # less than LONE_DIGIT of a piece LONE_LINE times as wide as high (on a longer line)
 LONE_DIGIT = 0.6
 LONE_LINE = 2.0
@@ -28,8 +29,9 @@ def drop_underlines(ink: np.ndarray) -> np.ndarray:
 
     Joined by it, the digits are one piece, cut apart by guesswork. The underline is
     an `underline_band` of a wide piece; it is erased as a ruled line is, keeping
-    the strokes that go on above it, if that leaves the piece in several digits or
-    in one on a much longer line (`is_lone_digit_on_a_line`): a "2" keeps its base.
+    the strokes that go on above it, if it `reaches_past` the digits and that leaves
+    the piece in several digits or in one on a much longer line
+    (`is_lone_digit_on_a_line`): a "2" keeps its base.
     An underline apart from the digits is `is_mark`'s.
     """
     return pieces_without_underlines(ink)[0]
@@ -54,6 +56,8 @@ def pieces_without_underlines(ink: np.ndarray):
         _, parts = label_components(erased > 0)
         # digits: half as high as the piece above the band, not bits it cut off
         parts = parts[parts[:, 3] - parts[:, 1] >= 0.5 * band[0]]
+        if not reaches_past(window[band[0] : band[1]] > 0, parts):
+            continue  # the digits' own strokes: a "2"'s base touching a "1"
         if len(parts) > 1 or is_lone_digit_on_a_line(parts, *window.shape):
             window[...] = erased
             erased_any = True
@@ -71,6 +75,21 @@ def is_lone_digit_on_a_line(parts: np.ndarray, h: int, w: int) -> bool:
         len(parts) == 1
         and w >= LONE_LINE * h
         and parts[0, 2] - parts[0, 0] < LONE_DIGIT * w
+    )
+
+
+def reaches_past(band: np.ndarray, parts: np.ndarray) -> bool:
+    """Whether the band's ink (its rows of a piece's mask: (t, w)) reaches past the
+    digits above it (`parts` (n, 4), boxes in the piece) by its thickness t, on the
+    left or the right, as a line drawn under them does. Where a tightly typed "12"
+    touches, the 2's base and the 1's foot make such a band, but no longer than the
+    digits are wide: erased, the "2" lost its base and was read as a "7"."""
+    if len(parts) == 0:
+        return True
+    cols = np.flatnonzero(band.any(axis=0))
+    t = band.shape[0]
+    return bool(
+        cols[0] <= parts[:, 0].min() - t or cols[-1] + 1 >= parts[:, 2].max() + t
     )
 
 
