@@ -533,3 +533,27 @@ def test_a_fit_given_no_seed_reads_the_checkpoint_it_continues_once(
         path.unlink()
     unseeded_fit(backup)
     assert backup.restored_from is None
+
+
+def test_a_checkpoint_taken_at_a_learning_rate_of_zero_continues(tmp_path):
+    """A CosineDecay shorter than the fit holds the rate at its min_lr, 0, from
+    then on (as a LearningRateScheduler may): the checkpoints written then, and a
+    model saved with its optimiser, hold lr 0 and are read back, not refused."""
+    x, y = data(60)
+
+    def cosine_fit(callbacks):
+        m = model()
+        m.fit(
+            x, y, epochs=3, batch_size=16, seed=3, optimizer=nn.SGD(0.05),
+            lr_schedule=nn.CosineDecay(0.05, 1), verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        return m
+
+    reference = cosine_fit([])
+    assert reference.optimizer.lr == 0.0
+    with pytest.raises(nn.TrainingInterrupted):  # after the 2nd epoch's 2nd step
+        cosine_fit([nn.BackupAndRestore(tmp_path / "b", interrupt=stop_after(8))])
+    same_weights(reference, cosine_fit([nn.BackupAndRestore(tmp_path / "b")]))
+    reference.save(tmp_path / "m.npz", include_optimizer=True)
+    assert nn.load_model(tmp_path / "m.npz").optimizer.lr == 0.0
+
