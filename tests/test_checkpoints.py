@@ -557,3 +557,23 @@ def test_a_checkpoint_taken_at_a_learning_rate_of_zero_continues(tmp_path):
     reference.save(tmp_path / "m.npz", include_optimizer=True)
     assert nn.load_model(tmp_path / "m.npz").optimizer.lr == 0.0
 
+
+def test_a_csv_log_is_whole_after_continuing_from_the_last_checkpoint(tmp_path):
+    """Stopped after the last epoch's checkpoint (a kill before fit returned), the
+    fit continued only ends training: its CSVLogger file still holds every epoch's
+    row, not just the header it starts a fit with."""
+    x, y = data(60)
+    log = tmp_path / "log.csv"
+
+    def logged_fit(callbacks):
+        model().fit(
+            x, y, epochs=2, batch_size=16, seed=3, verbose=0,
+            callbacks=[nn.CSVLogger(log), *callbacks],
+        )  # fmt: skip
+        return [line.split(",")[:2] for line in log.read_text().splitlines()]
+
+    expected = logged_fit([])
+    assert len(expected) == 3  # the header and two epochs
+    backup = tmp_path / "backup"
+    logged_fit([nn.BackupAndRestore(backup, delete_at_end=False)])
+    assert logged_fit([nn.BackupAndRestore(backup)]) == expected
