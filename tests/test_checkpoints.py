@@ -577,3 +577,30 @@ def test_a_csv_log_is_whole_after_continuing_from_the_last_checkpoint(tmp_path):
     backup = tmp_path / "backup"
     logged_fit([nn.BackupAndRestore(backup, delete_at_end=False)])
     assert logged_fit([nn.BackupAndRestore(backup)]) == expected
+
+
+def test_a_checkpoint_of_the_other_kernels_is_refused_by_name(tmp_path):
+    """The numba and NumPy twins round differently: a fit stopped on one and
+    continued on the other would end with weights neither fit has. Refused, saying
+    which kernels to run it with; continued on its own kernels, it is exact."""
+    x, y = data(60)
+
+    def plain_fit(callbacks):
+        m = nn.Sequential([nn.Flatten(), nn.Dense(8), nn.ReLU(), nn.Dense(3)],
+                          input_shape=(6, 6), seed=1)  # fmt: skip
+        m.fit(x, y, epochs=2, batch_size=16, seed=0, optimizer=nn.Adam(0.01),
+              verbose=0, callbacks=callbacks)  # fmt: skip
+        return m
+
+    with using("numba"):
+        reference = plain_fit([])
+        with pytest.raises(nn.TrainingInterrupted):
+            plain_fit([nn.BackupAndRestore(tmp_path, interrupt=stop_after(3))])
+    with using("numpy"), pytest.raises(NnscratchError) as refused:
+        plain_fit([nn.BackupAndRestore(tmp_path)])
+    assert str(refused.value).endswith(
+        "the checkpoint was written with the numba kernels, this fit runs the numpy "
+        "ones, which round differently: continue it with NNSCRATCH_KERNELS=numba"
+    )
+    with using("numba"):
+        same_weights(reference, plain_fit([nn.BackupAndRestore(tmp_path)]))

@@ -42,7 +42,7 @@ class BackupAndRestore(Callback):
     stopped would have had; the arrays, batch size and callbacks must be those of
     that fit, and its seed if one is given (a fit given none takes that fit's seed,
     so it holds out the same validation split); the number of examples and steps,
-    the model and the callbacks are checked. A damaged newest checkpoint is reported
+    the model, the callbacks and the kernels (`NNSCRATCH_KERNELS`) are checked. A damaged newest checkpoint is reported
     (`say`) and the one before is used. Whatever its place in the list, it runs
     after the other callbacks, so its checkpoints hold their state after each step.
 

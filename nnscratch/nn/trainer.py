@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import NnscratchError, TrainingDivergedError, check_int
 from .batches import EpochBatches
 from .callbacks import CallbackList
+from .kernels.dispatch import ENVIRONMENT_VARIABLE, backend
 from .optimizers import Optimizer
 from .parameters import all_layers, check_values
 from .saving import model_description
@@ -197,7 +198,7 @@ class Trainer:
             "position": {
                 "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
                 "steps": self.batches.steps, "data": self.batches.digest(),
-                "seed": self.seed,
+                "seed": self.seed, "kernels": backend(),
                 "stop_training": bool(self.model.stop_training),
             },
             "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
@@ -277,6 +278,13 @@ class Trainer:
             )
         if len(state["epoch_sums"]["metrics"]) != len(self.metrics):
             raise NnscratchError("the checkpoint's fit reported other metrics")
+        kernels = position.get("kernels", backend())  # older checkpoints lack it
+        if kernels != backend():
+            raise NnscratchError(
+                f"the checkpoint was written with the {kernels} kernels, this fit runs "
+                f"the {backend()} ones, which round differently: continue it with "
+                f"{ENVIRONMENT_VARIABLE}={kernels}"
+            )
 
 
 def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:
