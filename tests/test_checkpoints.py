@@ -604,3 +604,24 @@ def test_a_checkpoint_of_the_other_kernels_is_refused_by_name(tmp_path):
     )
     with using("numba"):
         same_weights(reference, plain_fit([nn.BackupAndRestore(tmp_path)]))
+
+
+def test_a_checkpoint_that_cannot_be_opened_is_not_taken_for_damaged(tmp_path):
+    """An OSError on opening (no permission, written by another user; here a folder
+    under a checkpoint's name) says so in one line and deletes nothing: only a file
+    read and found damaged is replaced by the one before it."""
+    x, y = data(60)
+
+    def short_fit(backup):
+        model().fit(x, y, epochs=2, batch_size=16, seed=3, verbose=0,
+                    callbacks=[backup])  # fmt: skip
+
+    with pytest.raises(nn.TrainingInterrupted):
+        short_fit(nn.BackupAndRestore(tmp_path, interrupt=stop_after(3)))
+    unreadable = tmp_path / "checkpoint-000099.npz"
+    unreadable.mkdir()
+    listed = checkpoint_paths(tmp_path)
+    with pytest.raises(NnscratchError, match=f"^cannot read {unreadable}: ") as e:
+        short_fit(nn.BackupAndRestore(tmp_path, say=pytest.fail))
+    assert not isinstance(e.value, CheckpointError)
+    assert checkpoint_paths(tmp_path) == listed  # all still there
