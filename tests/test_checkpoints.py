@@ -325,6 +325,8 @@ def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
     cases = [
         ({"x": x[:100], "y": y[:100]}, "other data"),
         ({"batch_size": 8}, "steps an epoch"),
+        # 5 steps an epoch as with 32: only the batch size tells the fits apart
+        ({"batch_size": 31}, "of batch_size 32; this one has 31"),
         ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
     ]
     for change, message in cases:

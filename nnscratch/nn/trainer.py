@@ -197,7 +197,8 @@ class Trainer:
         return {
             "position": {
                 "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
-                "steps": self.batches.steps, "data": self.batches.digest(),
+                "steps": self.batches.steps, "batch_size": self.batches.batch_size,
+                "data": self.batches.digest(),
                 "seed": self.seed, "kernels": backend(),
                 "stop_training": bool(self.model.stop_training),
             },
@@ -261,6 +262,13 @@ class Trainer:
             raise NnscratchError(
                 f"the checkpoint is of a fit of {position['steps']} steps an epoch; "
                 f"this one has {self.batches.steps} (another batch_size?)"
+            )
+        # another size can give as many steps (150 examples: 31 or 32 a batch)
+        batch_size = position.get("batch_size", self.batches.batch_size)
+        if batch_size != self.batches.batch_size:
+            raise NnscratchError(
+                f"the checkpoint is of a fit of batch_size {batch_size}; this one has "
+                f"{self.batches.batch_size}"
             )
         if state["model"] != self._architecture():
             raise NnscratchError(
