@@ -327,6 +327,11 @@ def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
         ({"batch_size": 8}, "steps an epoch"),
         # 5 steps an epoch as with 32: only the batch size tells the fits apart
         ({"batch_size": 31}, "of batch_size 32; this one has 31"),
+        ({"shuffle": False}, "that shuffled its examples; this one does not$"),
+        (
+            {"augment": lambda images, rng: images},
+            "never augmented its batches; this one does$",
+        ),
         ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
     ]
     for change, message in cases:

@@ -198,7 +198,7 @@ class Trainer:
             "position": {
                 "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
                 "steps": self.batches.steps, "batch_size": self.batches.batch_size,
-                "data": self.batches.digest(),
+                "augment": self.augment is not None, "data": self.batches.digest(),
                 "seed": self.seed, "kernels": backend(),
                 "stop_training": bool(self.model.stop_training),
             },
@@ -250,6 +250,35 @@ class Trainer:
         keys = ("layers", "frozen")
         return json.loads(json.dumps({key: description[key] for key in keys}))
 
+    def _check_batches(self, state: dict) -> None:
+        """NnscratchError unless `state`'s fit took its batches as this one: of the
+        same size (another can give as many steps: 150 examples, 31 or 32 a batch),
+        shuffled or not, augmented or not. (Older checkpoints record neither the
+        batch size nor augmentation: they pass those checks.)"""
+        position, batches = state["position"], self.batches
+        batch_size = position.get("batch_size", batches.batch_size)
+        if batch_size != batches.batch_size:
+            raise NnscratchError(
+                f"the checkpoint is of a fit of batch_size {batch_size}; this one has "
+                f"{batches.batch_size}"
+            )
+        took = {  # what the checkpoint's fit did, what this one does, in words
+            "shuffled its examples": (
+                state["generators"]["shuffle"] is not None,
+                batches.rng is not None,
+            ),
+            "augmented its batches": (
+                position.get("augment", self.augment is not None),
+                self.augment is not None,
+            ),
+        }
+        for done, (then, now) in took.items():
+            if then != now:
+                raise NnscratchError(
+                    f"the checkpoint is of a fit that {'' if then else 'never '}{done};"
+                    f" this one {'does not' if then else 'does'}"
+                )
+
     def _check_fits(self, state: dict, callbacks: list[str]) -> None:
         """NnscratchError unless `state` is of this model, data, fit and callbacks."""
         position = state["position"]
@@ -263,13 +292,7 @@ class Trainer:
                 f"the checkpoint is of a fit of {position['steps']} steps an epoch; "
                 f"this one has {self.batches.steps} (another batch_size?)"
             )
-        # another size can give as many steps (150 examples: 31 or 32 a batch)
-        batch_size = position.get("batch_size", self.batches.batch_size)
-        if batch_size != self.batches.batch_size:
-            raise NnscratchError(
-                f"the checkpoint is of a fit of batch_size {batch_size}; this one has "
-                f"{self.batches.batch_size}"
-            )
+        self._check_batches(state)
         if state["model"] != self._architecture():
             raise NnscratchError(
                 "the checkpoint is of another model: its layers or frozen ones differ"
