@@ -333,6 +333,8 @@ def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
             "never augmented its batches; this one does$",
         ),
         ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
+        # as many metrics: the epoch's running sums would mix two of them
+        ({"metrics": [nn.TopKAccuracy(2)]}, r"reported \['accuracy'\]; this one"),
     ]
     for change, message in cases:
         args = {"x": x, "y": y, "epochs": 1, "verbose": 0, "seed": 0, **change}

@@ -203,7 +203,7 @@ class Trainer:
                 "stop_training": bool(self.model.stop_training),
             },
             "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
-                           "seconds": epoch_seconds},
+                           "seconds": epoch_seconds, "names": self._metric_names()},
             "train_seconds": self.train_seconds,
             "model": self._architecture(),
             "weights": self.model.get_weights(),
@@ -249,6 +249,9 @@ class Trainer:
         description = model_description(self.model)
         keys = ("layers", "frozen")
         return json.loads(json.dumps({key: description[key] for key in keys}))
+
+    def _metric_names(self) -> list[str]:
+        return [metric.name for metric in self.metrics]
 
     def _check_batches(self, state: dict) -> None:
         """NnscratchError unless `state`'s fit took its batches as this one: of the
@@ -307,8 +310,14 @@ class Trainer:
             raise NnscratchError(
                 "the checkpoint's random generators are not this fit's"
             )
-        if len(state["epoch_sums"]["metrics"]) != len(self.metrics):
+        sums, names = state["epoch_sums"], self._metric_names()
+        if len(sums["metrics"]) != len(self.metrics):
             raise NnscratchError("the checkpoint's fit reported other metrics")
+        if sums.get("names", names) != names:  # older checkpoints: counted only
+            raise NnscratchError(
+                f"the checkpoint's fit reported {sums['names']}; this one reports "
+                f"{names}"
+            )
         kernels = position.get("kernels", backend())  # older checkpoints lack it
         if kernels != backend():
             raise NnscratchError(
