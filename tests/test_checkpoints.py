@@ -335,6 +335,11 @@ def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
         ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
         # as many metrics: the epoch's running sums would mix two of them
         ({"metrics": [nn.TopKAccuracy(2)]}, r"reported \['accuracy'\]; this one"),
+        # the same layers: the epoch's running loss would add one loss to the other
+        (
+            {"loss": "mse"},
+            r"loss SoftmaxCrossEntropy\(label_smoothing=0.0\); this one with Mean",
+        ),
     ]
     for change, message in cases:
         args = {"x": x, "y": y, "epochs": 1, "verbose": 0, "seed": 0, **change}

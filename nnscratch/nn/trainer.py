@@ -245,10 +245,26 @@ class Trainer:
         self._seconds_before, self._started = float(state["train_seconds"]), now
 
     def _architecture(self) -> dict:
-        """The layers (classes and settings) and which are frozen, as JSON has them."""
+        """The layers (classes and settings), which are frozen and the loss, as JSON
+        has them."""
         description = model_description(self.model)
-        keys = ("layers", "frozen")
+        keys = ("layers", "frozen", "loss", "loss_config")
         return json.loads(json.dumps({key: description[key] for key in keys}))
+
+    def _check_model(self, saved: dict) -> None:
+        """NnscratchError unless the checkpoint's model (`_architecture`) is this
+        one: its layers, frozen ones, and loss (older checkpoints record no loss)."""
+        mine = self._architecture()
+        layers = ("layers", "frozen")
+        if any(saved[key] != mine[key] for key in layers):
+            raise NnscratchError(
+                "the checkpoint is of another model: its layers or frozen ones differ"
+            )
+        if "loss" in saved and saved != mine:
+            raise NnscratchError(
+                f"the checkpoint's fit trained with the loss {_call(saved)}; this one "
+                f"with {_call(mine)}"
+            )
 
     def _metric_names(self) -> list[str]:
         return [metric.name for metric in self.metrics]
@@ -296,10 +312,7 @@ class Trainer:
                 f"this one has {self.batches.steps} (another batch_size?)"
             )
         self._check_batches(state)
-        if state["model"] != self._architecture():
-            raise NnscratchError(
-                "the checkpoint is of another model: its layers or frozen ones differ"
-            )
+        self._check_model(state["model"])
         saved = [c["class"] for c in state["callbacks"]]
         if saved != callbacks:
             raise NnscratchError(
@@ -325,6 +338,13 @@ class Trainer:
                 f"the {backend()} ones, which round differently: continue it with "
                 f"{ENVIRONMENT_VARIABLE}={kernels}"
             )
+
+
+def _call(architecture: dict) -> str:
+    """ "SoftmaxCrossEntropy(label_smoothing=0.1)": the loss of an `_architecture`."""
+    config = architecture.get("loss_config")
+    args = config.items() if isinstance(config, dict) else []
+    return f"{architecture['loss']}({', '.join(f'{k}={v!r}' for k, v in args)})"
 
 
 def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:
