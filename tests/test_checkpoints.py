@@ -325,7 +325,21 @@ def test_a_checkpoint_of_another_fit_is_refused_by_name(tmp_path):
     cases = [
         ({"x": x[:100], "y": y[:100]}, "other data"),
         ({"batch_size": 8}, "steps an epoch"),
+        # 5 steps an epoch as with 32: only the batch size tells the fits apart
+        ({"batch_size": 31}, "of batch_size 32; this one has 31"),
+        ({"shuffle": False}, "that shuffled its examples; this one does not$"),
+        (
+            {"augment": lambda images, rng: images},
+            "never augmented its batches; this one does$",
+        ),
         ({"callbacks": [nn.EarlyStopping(monitor="loss")]}, "callbacks"),
+        # as many metrics: the epoch's running sums would mix two of them
+        ({"metrics": [nn.TopKAccuracy(2)]}, r"reported \['accuracy'\]; this one"),
+        # the same layers: the epoch's running loss would add one loss to the other
+        (
+            {"loss": "mse"},
+            r"loss SoftmaxCrossEntropy\(label_smoothing=0.0\); this one with Mean",
+        ),
     ]
     for change, message in cases:
         args = {"x": x, "y": y, "epochs": 1, "verbose": 0, "seed": 0, **change}
@@ -533,3 +547,95 @@ def test_a_fit_given_no_seed_reads_the_checkpoint_it_continues_once(
         path.unlink()
     unseeded_fit(backup)
     assert backup.restored_from is None
+
+
+def test_a_checkpoint_taken_at_a_learning_rate_of_zero_continues(tmp_path):
+    """A CosineDecay shorter than the fit holds the rate at its min_lr, 0, from
+    then on (as a LearningRateScheduler may): the checkpoints written then, and a
+    model saved with its optimiser, hold lr 0 and are read back, not refused."""
+    x, y = data(60)
+
+    def cosine_fit(callbacks):
+        m = model()
+        m.fit(
+            x, y, epochs=3, batch_size=16, seed=3, optimizer=nn.SGD(0.05),
+            lr_schedule=nn.CosineDecay(0.05, 1), verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        return m
+
+    reference = cosine_fit([])
+    assert reference.optimizer.lr == 0.0
+    with pytest.raises(nn.TrainingInterrupted):  # after the 2nd epoch's 2nd step
+        cosine_fit([nn.BackupAndRestore(tmp_path / "b", interrupt=stop_after(8))])
+    same_weights(reference, cosine_fit([nn.BackupAndRestore(tmp_path / "b")]))
+    reference.save(tmp_path / "m.npz", include_optimizer=True)
+    assert nn.load_model(tmp_path / "m.npz").optimizer.lr == 0.0
+
+
+def test_a_csv_log_is_whole_after_continuing_from_the_last_checkpoint(tmp_path):
+    """Stopped after the last epoch's checkpoint (a kill before fit returned), the
+    fit continued only ends training: its CSVLogger file still holds every epoch's
+    row, not just the header it starts a fit with."""
+    x, y = data(60)
+    log = tmp_path / "log.csv"
+
+    def logged_fit(callbacks):
+        model().fit(
+            x, y, epochs=2, batch_size=16, seed=3, verbose=0,
+            callbacks=[nn.CSVLogger(log), *callbacks],
+        )  # fmt: skip
+        return [line.split(",")[:2] for line in log.read_text().splitlines()]
+
+    expected = logged_fit([])
+    assert len(expected) == 3  # the header and two epochs
+    backup = tmp_path / "backup"
+    logged_fit([nn.BackupAndRestore(backup, delete_at_end=False)])
+    assert logged_fit([nn.BackupAndRestore(backup)]) == expected
+
+
+def test_a_checkpoint_of_the_other_kernels_is_refused_by_name(tmp_path):
+    """The numba and NumPy twins round differently: a fit stopped on one and
+    continued on the other would end with weights neither fit has. Refused, saying
+    which kernels to run it with; continued on its own kernels, it is exact."""
+    x, y = data(60)
+
+    def plain_fit(callbacks):
+        m = nn.Sequential([nn.Flatten(), nn.Dense(8), nn.ReLU(), nn.Dense(3)],
+                          input_shape=(6, 6), seed=1)  # fmt: skip
+        m.fit(x, y, epochs=2, batch_size=16, seed=0, optimizer=nn.Adam(0.01),
+              verbose=0, callbacks=callbacks)  # fmt: skip
+        return m
+
+    with using("numba"):
+        reference = plain_fit([])
+        with pytest.raises(nn.TrainingInterrupted):
+            plain_fit([nn.BackupAndRestore(tmp_path, interrupt=stop_after(3))])
+    with using("numpy"), pytest.raises(NnscratchError) as refused:
+        plain_fit([nn.BackupAndRestore(tmp_path)])
+    assert str(refused.value).endswith(
+        "the checkpoint was written with the numba kernels, this fit runs the numpy "
+        "ones, which round differently: continue it with NNSCRATCH_KERNELS=numba"
+    )
+    with using("numba"):
+        same_weights(reference, plain_fit([nn.BackupAndRestore(tmp_path)]))
+
+
+def test_a_checkpoint_that_cannot_be_opened_is_not_taken_for_damaged(tmp_path):
+    """An OSError on opening (no permission, written by another user; here a folder
+    under a checkpoint's name) says so in one line and deletes nothing: only a file
+    read and found damaged is replaced by the one before it."""
+    x, y = data(60)
+
+    def short_fit(backup):
+        model().fit(x, y, epochs=2, batch_size=16, seed=3, verbose=0,
+                    callbacks=[backup])  # fmt: skip
+
+    with pytest.raises(nn.TrainingInterrupted):
+        short_fit(nn.BackupAndRestore(tmp_path, interrupt=stop_after(3)))
+    unreadable = tmp_path / "checkpoint-000099.npz"
+    unreadable.mkdir()
+    listed = checkpoint_paths(tmp_path)
+    with pytest.raises(NnscratchError, match=f"^cannot read {unreadable}: ") as e:
+        short_fit(nn.BackupAndRestore(tmp_path, say=pytest.fail))
+    assert not isinstance(e.value, CheckpointError)
+    assert checkpoint_paths(tmp_path) == listed  # all still there

@@ -458,6 +458,16 @@ def zip_with_first_member(flag_bits: int = 0, method: int | None = None) -> byte
     return bytes(data)
 
 
+def zip_needing_version(version: int) -> bytes:
+    """A good model file whose central directory says its first member needs a zip
+    reader of `version` (95: 9.5) to extract, past the 6.3 zipfile reads: a damaged
+    byte does it, and ZipFile() itself raises NotImplementedError."""
+    data = bytearray(zip_with_first_member())
+    start = data.find(b"PK\x01\x02")  # "version needed to extract" at +6
+    data[start + 6 : start + 8] = version.to_bytes(2, "little")
+    return bytes(data)
+
+
 def deflated_with_bad_data(member: str) -> bytes:
     """A good model file, deflated (as np.savez_compressed writes), whose `member`'s
     compressed data starts with a block of the reserved type: zlib cannot inflate it."""
@@ -481,9 +491,10 @@ def deflated_with_bad_data(member: str) -> bytes:
         (deflated_with_bad_data("0.W.npy"), "invalid block type"),
         (zip_with_first_member(flag_bits=1), "is encrypted, password required"),
         (zip_with_first_member(method=99), "compression method is not supported"),
+        (zip_needing_version(95), "zip file version 9.5"),
     ],
     ids=["corrupt-deflate-description", "corrupt-deflate-weights", "encrypted",
-         "unknown-compression"],
+         "unknown-compression", "zip-version"],
 )  # fmt: skip
 def test_unreadable_zip_members_are_one_line(tmp_path, content, message):
     # zipfile raises RuntimeError and its subclass NotImplementedError for these,

@@ -41,10 +41,12 @@ class BackupAndRestore(Callback):
     it continues from it and ends with the very weights and history the fit never
     stopped would have had; the arrays, batch size and callbacks must be those of
     that fit, and its seed if one is given (a fit given none takes that fit's seed,
-    so it holds out the same validation split); the number of examples and steps,
-    the model and the callbacks are checked. A damaged newest checkpoint is reported
-    (`say`) and the one before is used. Whatever its place in the list, it runs
-    after the other callbacks, so its checkpoints hold their state after each step.
+    so it holds out the same validation split); the examples, the batch size,
+    shuffling and augmentation (on or off), the model and its loss, the metrics,
+    the callbacks and the kernels (`NNSCRATCH_KERNELS`) are checked. A damaged
+    newest checkpoint is reported (`say`) and the one before is used. Whatever its
+    place in the list, it runs after the other callbacks, so its checkpoints hold
+    their state after each step.
 
     Keras' names are taken too: `backup_dir` for `directory`, `save_freq` ("epoch",
     or a number of steps) for `save_every`, `delete_checkpoint` for `delete_at_end`.

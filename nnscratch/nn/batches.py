@@ -72,6 +72,7 @@ class EpochBatches:
         weights=None,
     ):  # fmt: skip
         self.x, self.y, self.weights = x, y, weights
+        self.batch_size = batch_size
         self.bounds = batch_bounds(len(x), batch_size)
         self.rng = rng if shuffle else None
         self.order: np.ndarray | None = None  # this epoch's order; None: as given

@@ -354,3 +354,6 @@ class CSVLogger(Callback):
 
     def set_state(self, state):
         self.rows = [dict(row) for row in state["rows"]]
+        # on_train_begin wrote the header only; a fit continued from after its last
+        # epoch has no epoch end to write the rows again
+        self._write()

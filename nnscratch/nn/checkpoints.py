@@ -114,9 +114,14 @@ def write_checkpoint(path, state: dict) -> None:
 def read_checkpoint(path, arrays: bool = True) -> dict:
     """The state `write_checkpoint` wrote. CheckpointError if the file is damaged
     (not a zip, a bad CRC, a bad header or description); NnscratchError if it is a
-    checkpoint of another format version. `arrays=False`: only the JSON part is
-    read, every array left as its {"__array__": name}."""
+    checkpoint of another format version, or that cannot be opened (no
+    permission): not damaged, `load_latest` keeps it. `arrays=False`: only the
+    JSON part is read, every array left as its {"__array__": name}."""
     path = Path(path)
+    try:  # is_zipfile says False for a file it cannot open
+        open(path, "rb").close()
+    except OSError as e:
+        raise NnscratchError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         if not zipfile.is_zipfile(path):
             raise CheckpointError("not a zip archive")
@@ -199,7 +204,8 @@ def save_next(folder, state: dict, keep: int = 2) -> Path:
 def load_latest(folder, say: Callable[[str], None]) -> tuple[Path, dict] | None:
     """(path, state) of the newest readable checkpoint in `folder`; None if there is
     none. A damaged one is deleted, saying so with `say`, and the one before it is
-    used; CheckpointError if every one is damaged."""
+    used; CheckpointError if every one is damaged. One that cannot be opened is an
+    NnscratchError, and stays (`read_checkpoint`)."""
     folder = Path(folder)
     if folder.is_dir():
         # of a write that was killed; only its own: the folder may be the user's

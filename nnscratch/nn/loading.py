@@ -171,7 +171,10 @@ def _optimizer(path: Path, entry, arrays: dict):
         group, _, key = name.removeprefix(OPTIMIZER_PREFIX).rpartition("/")
         state.setdefault(group, {})[key] = array
     try:
-        optimizer = OPTIMIZERS.get_class(entry["class"])(**entry["config"])
+        # made with a stand-in rate: set_state sets the saved one, which may be 0 (a
+        # schedule's end), a rate the constructor refuses
+        config = {**entry["config"], "lr": 1.0}
+        optimizer = OPTIMIZERS.get_class(entry["class"])(**config)
         optimizer.set_state({**entry, "state": state})
     except (KeyError, TypeError, ValueError, NnscratchError) as e:
         raise ModelFileError(

@@ -156,10 +156,8 @@ def _read_headers(path: Path, f, description_key: str) -> tuple:
     if not zipfile.is_zipfile(f):
         # np.load would try other formats (including pickle) on a non-zip file
         raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
-    try:
-        archive = zipfile.ZipFile(f)
-    except zipfile.BadZipFile as e:
-        raise ModelFileError(f"{path}: not a valid .npz model file ({e})") from None
+    with _reading(path):  # a damaged directory: BadZipFile, or NotImplementedError
+        archive = zipfile.ZipFile(f)  # for a "version needed to extract" past 6.3
     try:
         with _reading(path):
             return archive, ModelArchive(path, archive, description_key)

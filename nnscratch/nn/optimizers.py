@@ -129,7 +129,9 @@ class Optimizer(ABC):
         }
         for name, entries in arrays.items():
             self._check_state(name, entries)
-        self.lr = check_float("optimizer lr", theirs["lr"], 0, open_low=True)
+        # >= 0, not > 0: a schedule or callback may have set it to 0 (a CosineDecay
+        # at its min_lr), as the `learning_rate` setter may
+        self.lr = check_float("optimizer lr", theirs["lr"], 0)
         self.iterations = check_int("optimizer iterations", state["iterations"], 0)
         self.state = arrays
 

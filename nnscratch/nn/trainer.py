@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import NnscratchError, TrainingDivergedError, check_int
 from .batches import EpochBatches
 from .callbacks import CallbackList
+from .kernels.dispatch import ENVIRONMENT_VARIABLE, backend
 from .optimizers import Optimizer
 from .parameters import all_layers, check_values
 from .saving import model_description
@@ -196,12 +197,13 @@ class Trainer:
         return {
             "position": {
                 "epoch": self.epoch, "step": self.step, "epochs": self.epochs,
-                "steps": self.batches.steps, "data": self.batches.digest(),
-                "seed": self.seed,
+                "steps": self.batches.steps, "batch_size": self.batches.batch_size,
+                "augment": self.augment is not None, "data": self.batches.digest(),
+                "seed": self.seed, "kernels": backend(),
                 "stop_training": bool(self.model.stop_training),
             },
             "epoch_sums": {"loss": total_loss, "metrics": totals, "seen": seen,
-                           "seconds": epoch_seconds},
+                           "seconds": epoch_seconds, "names": self._metric_names()},
             "train_seconds": self.train_seconds,
             "model": self._architecture(),
             "weights": self.model.get_weights(),
@@ -243,10 +245,58 @@ class Trainer:
         self._seconds_before, self._started = float(state["train_seconds"]), now
 
     def _architecture(self) -> dict:
-        """The layers (classes and settings) and which are frozen, as JSON has them."""
+        """The layers (classes and settings), which are frozen and the loss, as JSON
+        has them."""
         description = model_description(self.model)
-        keys = ("layers", "frozen")
+        keys = ("layers", "frozen", "loss", "loss_config")
         return json.loads(json.dumps({key: description[key] for key in keys}))
+
+    def _check_model(self, saved: dict) -> None:
+        """NnscratchError unless the checkpoint's model (`_architecture`) is this
+        one: its layers, frozen ones, and loss (older checkpoints record no loss)."""
+        mine = self._architecture()
+        layers = ("layers", "frozen")
+        if any(saved[key] != mine[key] for key in layers):
+            raise NnscratchError(
+                "the checkpoint is of another model: its layers or frozen ones differ"
+            )
+        if "loss" in saved and saved != mine:
+            raise NnscratchError(
+                f"the checkpoint's fit trained with the loss {_call(saved)}; this one "
+                f"with {_call(mine)}"
+            )
+
+    def _metric_names(self) -> list[str]:
+        return [metric.name for metric in self.metrics]
+
+    def _check_batches(self, state: dict) -> None:
+        """NnscratchError unless `state`'s fit took its batches as this one: of the
+        same size (another can give as many steps: 150 examples, 31 or 32 a batch),
+        shuffled or not, augmented or not. (Older checkpoints record neither the
+        batch size nor augmentation: they pass those checks.)"""
+        position, batches = state["position"], self.batches
+        batch_size = position.get("batch_size", batches.batch_size)
+        if batch_size != batches.batch_size:
+            raise NnscratchError(
+                f"the checkpoint is of a fit of batch_size {batch_size}; this one has "
+                f"{batches.batch_size}"
+            )
+        took = {  # what the checkpoint's fit did, what this one does, in words
+            "shuffled its examples": (
+                state["generators"]["shuffle"] is not None,
+                batches.rng is not None,
+            ),
+            "augmented its batches": (
+                position.get("augment", self.augment is not None),
+                self.augment is not None,
+            ),
+        }
+        for done, (then, now) in took.items():
+            if then != now:
+                raise NnscratchError(
+                    f"the checkpoint is of a fit that {'' if then else 'never '}{done};"
+                    f" this one {'does not' if then else 'does'}"
+                )
 
     def _check_fits(self, state: dict, callbacks: list[str]) -> None:
         """NnscratchError unless `state` is of this model, data, fit and callbacks."""
@@ -261,10 +311,8 @@ class Trainer:
                 f"the checkpoint is of a fit of {position['steps']} steps an epoch; "
                 f"this one has {self.batches.steps} (another batch_size?)"
             )
-        if state["model"] != self._architecture():
-            raise NnscratchError(
-                "the checkpoint is of another model: its layers or frozen ones differ"
-            )
+        self._check_batches(state)
+        self._check_model(state["model"])
         saved = [c["class"] for c in state["callbacks"]]
         if saved != callbacks:
             raise NnscratchError(
@@ -275,8 +323,28 @@ class Trainer:
             raise NnscratchError(
                 "the checkpoint's random generators are not this fit's"
             )
-        if len(state["epoch_sums"]["metrics"]) != len(self.metrics):
+        sums, names = state["epoch_sums"], self._metric_names()
+        if len(sums["metrics"]) != len(self.metrics):
             raise NnscratchError("the checkpoint's fit reported other metrics")
+        if sums.get("names", names) != names:  # older checkpoints: counted only
+            raise NnscratchError(
+                f"the checkpoint's fit reported {sums['names']}; this one reports "
+                f"{names}"
+            )
+        kernels = position.get("kernels", backend())  # older checkpoints lack it
+        if kernels != backend():
+            raise NnscratchError(
+                f"the checkpoint was written with the {kernels} kernels, this fit runs "
+                f"the {backend()} ones, which round differently: continue it with "
+                f"{ENVIRONMENT_VARIABLE}={kernels}"
+            )
+
+
+def _call(architecture: dict) -> str:
+    """ "SoftmaxCrossEntropy(label_smoothing=0.1)": the loss of an `_architecture`."""
+    config = architecture.get("loss_config")
+    args = config.items() if isinstance(config, dict) else []
+    return f"{architecture['loss']}({', '.join(f'{k}={v!r}' for k, v in args)})"
 
 
 def seed_layers(seed, layers) -> tuple[np.random.Generator, np.random.Generator]:
