@@ -193,6 +193,32 @@ def test_first_layer_features(tmp_path, shape):
         image_grids.first_layer_features(np.zeros((10, 3)))
 
 
+@pytest.mark.parametrize(
+    "shape, grid",
+    [((8, 1, 5, 5), (2, 4)), ((6, 1, 5, 5), (2, 3)), ((784, 10), (2, 5))]
+    + [((784, 64), (8, 8)), ((32, 1, 3, 3), (4, 8)), ((5, 1, 3, 3), (1, 5))],
+)
+def test_first_layer_features_are_packed_in_a_grid_that_suits_their_number(shape, grid):
+    # 8 kernels of a conv net were a 3 x 3 grid with an empty cell, its 3 columns
+    # spread over 8 inches with gaps wider than a kernel between them
+    weights = np.random.default_rng(0).standard_normal(shape)
+    fig = image_grids.first_layer_features(weights)
+    fig.draw_without_rendering()
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == np.prod(grid)
+    assert [ax for ax in fig.axes if not ax.get_visible() or not ax.axison] == []
+    boxes = [ax.get_window_extent() for ax in tiles]
+    rows = sorted({round(box.y0) for box in boxes}, reverse=True)
+    cols = sorted({round(box.x0) for box in boxes})
+    assert (len(rows), len(cols)) == grid
+    side = boxes[0].width
+    for box in boxes:  # square pixels: a square kernel is a square tile
+        assert box.width == pytest.approx(side, rel=0.02)
+        assert box.height == pytest.approx(side, rel=0.02)
+    gaps = np.diff(cols) - side
+    assert np.all(gaps < 0.15 * side), (gaps, side)
+
+
 def test_class_names_are_drawn_as_text_not_math(tmp_path):
     # "$" starts matplotlib's math mode: "$\\frac{$" would not even draw
     names = [r"$\frac{$", "a$b", "c"]

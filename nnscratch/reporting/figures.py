@@ -41,12 +41,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def new_figure(figsize: tuple[float, float], **kwargs) -> Figure:
-    """A new figure of `figsize` inches with constrained layout (kwargs: Figure's).
-    No pyplot: no GUI backend and no global state, so the server's threads can draw."""
+def new_figure(
+    figsize: tuple[float, float], layout: str = "constrained", **kwargs
+) -> Figure:
+    """A new figure of `figsize` inches with constrained layout (or `layout`: a grid
+    of images takes "compressed", which closes the gaps between them; kwargs:
+    Figure's). No pyplot: no GUI backend and no global state, so the server's threads
+    can draw."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained", **kwargs)
+    return Figure(figsize=figsize, layout=layout, **kwargs)
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
