@@ -168,6 +168,23 @@ def test_top_mistakes_surest_first(tmp_path):
     assert next(ax.images[0] for ax in fig.axes if ax.images).get_cmap().name == "gray"
 
 
+@pytest.mark.parametrize(
+    "p, shown",
+    [
+        (0.0, "0%"),
+        (0.003, "<1%"),
+        (0.005, "<1%"),
+        (0.0051, "1%"),
+        (0.44, "44%"),
+        (0.994, "99%"),
+    ]
+    + [(0.997, "99.7%"), (0.9994, "99.9%"), (0.99996, ">99.9%"), (1.0, "100.0%")],
+)
+def test_a_tile_never_rounds_a_probability_to_0_or_100_percent(p, shown):
+    # a sure mistake's true class read "true: Sandal 0%", a sure answer "100.0%"
+    assert figures.percent(p) == shown
+
+
 def test_top_mistakes_counts_with_thousands_separators():
     images, labels, probs = _data(3000)
     wrong = int(np.sum(probs.argmax(axis=1) != labels))

@@ -158,5 +158,10 @@ def border(ax, colour: str, width: float) -> None:
 
 def percent(p: float) -> str:
     """A probability as a tile shows it: "44%"; one decimal ("99.7%") from 99.5% up,
-    where a whole number would read 100%."""
-    return f"{100 * p:.0f}%" if p < 0.995 else f"{100 * p:.1f}%"
+    where a whole number would read 100%. Never a rounded 0% or 100% for what is
+    neither: "<1%" (the true class of a sure mistake) and ">99.9%"."""
+    if p < 0.995:
+        text = f"{100 * p:.0f}%"
+        return "<1%" if text == "0%" and p > 0 else text
+    text = f"{100 * p:.1f}%"
+    return ">99.9%" if text == "100.0%" and p < 1 else text
