@@ -144,6 +144,21 @@ def test_per_class_bars(tmp_path):
     assert labels == sorted(["83.3%", "80.0%", "60.0%", "83.3%", "66.7%", "75.0%"])
 
 
+def test_the_per_class_legend_stays_inside_the_figure_with_long_class_names():
+    # centred under the axes, which Fashion-MNIST's names push right, the legend ran
+    # off the figure's right edge: "recall" was cut
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    names += ["Sneaker", "Bag", "Ankle boot"]
+    cm = np.full((10, 10), 7) + np.diag(np.full(10, 900))
+    fig = confusion.per_class_bars(cm, names)
+    fig.draw_without_rendering()
+    legend = fig.legends[0] if fig.legends else fig.axes[0].get_legend()
+    box, edges = legend.get_window_extent(), fig.bbox
+    assert box.x0 >= edges.x0 and box.x1 <= edges.x1 and box.y0 >= edges.y0
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["overall accuracy 93.51%", "precision", "recall"]
+
+
 def test_sample_predictions(tmp_path):
     images, labels, probs = _data()
     fig = image_grids.sample_predictions(images, labels, probs, NAMES, n=9)
