@@ -432,3 +432,21 @@ def test_report_on_a_phone(run_dir, artifacts_dir, browser):
     page.wait_for_load_state("load")
     assert page.url == (run_dir / "figures" / "learning_curves.png").as_uri()
     page.close()
+
+
+def test_a_class_name_stays_on_one_line_on_a_phone(tmp_path, browser):
+    # the per-class table broke Fashion-MNIST's names at a phone's width: "T-" over
+    # "shirt/top", "Ankle" over "boot"
+    names = catalog.CLASS_NAMES["fashion-mnist"]
+    cm = (np.full((10, 10), 7) + np.diag(np.full(10, 900))).tolist()
+    metrics = {"confusion_matrix": cm, "per_class": per_class_rows(cm, names)}
+    write_report(tmp_path / "page.html", tmp_path, {}, metrics)
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    page.goto((tmp_path / "page.html").resolve().as_uri())
+    heights = page.eval_on_selector_all(
+        "tbody th", "cells => cells.map(c => [c.textContent, c.clientHeight])"
+    )
+    rows = dict(heights)
+    assert rows["T-shirt/top"] == rows["Ankle boot"] == rows["Bag"], heights
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.close()

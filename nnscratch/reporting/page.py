@@ -97,7 +97,7 @@ figcaption { color: #444; margin-top: .5em; font-size: .93em; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #e1e5ea; padding: .25em .7em; text-align: left; }
 thead th { background: #eef2f6; }
-tbody th { font-weight: 600; background: #fafbfc; }
+tbody th { font-weight: 600; background: #fafbfc; white-space: nowrap; }
 td.num { text-align: right; }
 code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
 pre { margin: 0; }
