@@ -105,6 +105,16 @@ def test_per_batch_moving_average_averages_or_is_left_out(steps):
     assert legend == list(lines)
 
 
+@pytest.mark.parametrize("narrow", [False, True])
+def test_a_log_scale_of_the_batch_losses_says_so(narrow):
+    # the axis read "loss" while 0.2 to 0.5 was drawn as long as 1 to 2
+    history = {"loss": [1.0], "accuracy": [0.5]}
+    ax = curves.learning_curves(history, [2.3, 1.0, 0.2], narrow=narrow).axes[2]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)"
+    ax = curves.learning_curves(history, [1.0, 0.8, 0.5], narrow=narrow).axes[2]
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "loss"
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_confusion_matrix_plot(tmp_path, normalize):
     _, labels, probs = _data()
