@@ -105,6 +105,16 @@ def test_per_batch_moving_average_averages_or_is_left_out(steps):
     assert legend == list(lines)
 
 
+@pytest.mark.parametrize("narrow", [False, True])
+def test_a_log_scale_of_the_batch_losses_says_so(narrow):
+    # the axis read "loss" while 0.2 to 0.5 was drawn as long as 1 to 2
+    history = {"loss": [1.0], "accuracy": [0.5]}
+    ax = curves.learning_curves(history, [2.3, 1.0, 0.2], narrow=narrow).axes[2]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)"
+    ax = curves.learning_curves(history, [1.0, 0.8, 0.5], narrow=narrow).axes[2]
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "loss"
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_confusion_matrix_plot(tmp_path, normalize):
     _, labels, probs = _data()
@@ -144,6 +154,21 @@ def test_per_class_bars(tmp_path):
     assert labels == sorted(["83.3%", "80.0%", "60.0%", "83.3%", "66.7%", "75.0%"])
 
 
+def test_the_per_class_legend_stays_inside_the_figure_with_long_class_names():
+    # centred under the axes, which Fashion-MNIST's names push right, the legend ran
+    # off the figure's right edge: "recall" was cut
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    names += ["Sneaker", "Bag", "Ankle boot"]
+    cm = np.full((10, 10), 7) + np.diag(np.full(10, 900))
+    fig = confusion.per_class_bars(cm, names)
+    fig.draw_without_rendering()
+    legend = fig.legends[0] if fig.legends else fig.axes[0].get_legend()
+    box, edges = legend.get_window_extent(), fig.bbox
+    assert box.x0 >= edges.x0 and box.x1 <= edges.x1 and box.y0 >= edges.y0
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["overall accuracy 93.51%", "precision", "recall"]
+
+
 def test_sample_predictions(tmp_path):
     images, labels, probs = _data()
     fig = image_grids.sample_predictions(images, labels, probs, NAMES, n=9)
@@ -166,6 +191,23 @@ def test_top_mistakes_surest_first(tmp_path):
     assert tiles[0].get_cmap().name == "gray_r"
     fig = image_grids.top_mistakes(images, labels, probs, NAMES, n=4, cmap="gray")
     assert next(ax.images[0] for ax in fig.axes if ax.images).get_cmap().name == "gray"
+
+
+@pytest.mark.parametrize(
+    "p, shown",
+    [
+        (0.0, "0%"),
+        (0.003, "<1%"),
+        (0.005, "<1%"),
+        (0.0051, "1%"),
+        (0.44, "44%"),
+        (0.994, "99%"),
+    ]
+    + [(0.997, "99.7%"), (0.9994, "99.9%"), (0.99996, ">99.9%"), (1.0, "100.0%")],
+)
+def test_a_tile_never_rounds_a_probability_to_0_or_100_percent(p, shown):
+    # a sure mistake's true class read "true: Sandal 0%", a sure answer "100.0%"
+    assert figures.percent(p) == shown
 
 
 def test_top_mistakes_counts_with_thousands_separators():
@@ -191,6 +233,32 @@ def test_first_layer_features(tmp_path, shape):
     _check_png(image_grids.first_layer_features(weights), tmp_path / "features.png")
     with pytest.raises(DataError, match="square"):
         image_grids.first_layer_features(np.zeros((10, 3)))
+
+
+@pytest.mark.parametrize(
+    "shape, grid",
+    [((8, 1, 5, 5), (2, 4)), ((6, 1, 5, 5), (2, 3)), ((784, 10), (2, 5))]
+    + [((784, 64), (8, 8)), ((32, 1, 3, 3), (4, 8)), ((5, 1, 3, 3), (1, 5))],
+)
+def test_first_layer_features_are_packed_in_a_grid_that_suits_their_number(shape, grid):
+    # 8 kernels of a conv net were a 3 x 3 grid with an empty cell, its 3 columns
+    # spread over 8 inches with gaps wider than a kernel between them
+    weights = np.random.default_rng(0).standard_normal(shape)
+    fig = image_grids.first_layer_features(weights)
+    fig.draw_without_rendering()
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == np.prod(grid)
+    assert [ax for ax in fig.axes if not ax.get_visible() or not ax.axison] == []
+    boxes = [ax.get_window_extent() for ax in tiles]
+    rows = sorted({round(box.y0) for box in boxes}, reverse=True)
+    cols = sorted({round(box.x0) for box in boxes})
+    assert (len(rows), len(cols)) == grid
+    side = boxes[0].width
+    for box in boxes:  # square pixels: a square kernel is a square tile
+        assert box.width == pytest.approx(side, rel=0.02)
+        assert box.height == pytest.approx(side, rel=0.02)
+    gaps = np.diff(cols) - side
+    assert np.all(gaps < 0.15 * side), (gaps, side)
 
 
 def test_class_names_are_drawn_as_text_not_math(tmp_path):

@@ -16,7 +16,7 @@ from nnscratch.cli import main
 from nnscratch.data import catalog
 from nnscratch.errors import NnscratchError
 from nnscratch.reporting.metrics import per_class_rows
-from nnscratch.reporting.page import CAPTIONS, write_report
+from nnscratch.reporting.page import CAPTIONS, SCROLL_ON_PHONE, write_report
 from nnscratch.reporting.recordings import Recordings
 from nnscratch.reporting.report import FIGURE_FILES, write_figures
 from nnscratch.runs.lock import RunLock
@@ -407,6 +407,21 @@ def test_report_on_a_phone(run_dir, artifacts_dir, browser):
     assert len(boxes) == len(CAPTIONS)
     assert all(width >= 320 for _, width in boxes), boxes
     assert len({round(left) for left, _ in boxes}) == 1  # one column
+    # the grids, the GIF and the confusion matrices keep the size they were drawn
+    # for (their labels were 4-8 px high, shrunk to the screen) and scroll sideways
+    # in their panel; the others fit the screen
+    shown = page.eval_on_selector_all(
+        "figure",
+        """figures => figures.map(f => [f.querySelector('a').href.split('/').pop(),
+            f.querySelector('img').clientWidth, +f.querySelector('img').getAttribute('width'),
+            f.scrollWidth > f.clientWidth])""",
+    )
+    for name, width, drawn, scrolls in shown:
+        if name in SCROLL_ON_PHONE:
+            assert width == drawn > 600 and scrolls, name
+        else:
+            assert width <= 360 and not scrolls, name
+    assert {name for name, *_ in shown} >= SCROLL_ON_PHONE
     natural = page.eval_on_selector("img", "i => i.naturalWidth")
     assert natural == EXPECTED_SIZES["learning_curves_narrow.png"][0]
     page.screenshot(path=artifacts_dir / "report-phone.png", full_page=True)
@@ -416,4 +431,22 @@ def test_report_on_a_phone(run_dir, artifacts_dir, browser):
     page.click("figure a.picture")
     page.wait_for_load_state("load")
     assert page.url == (run_dir / "figures" / "learning_curves.png").as_uri()
+    page.close()
+
+
+def test_a_class_name_stays_on_one_line_on_a_phone(tmp_path, browser):
+    # the per-class table broke Fashion-MNIST's names at a phone's width: "T-" over
+    # "shirt/top", "Ankle" over "boot"
+    names = catalog.CLASS_NAMES["fashion-mnist"]
+    cm = (np.full((10, 10), 7) + np.diag(np.full(10, 900))).tolist()
+    metrics = {"confusion_matrix": cm, "per_class": per_class_rows(cm, names)}
+    write_report(tmp_path / "page.html", tmp_path, {}, metrics)
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    page.goto((tmp_path / "page.html").resolve().as_uri())
+    heights = page.eval_on_selector_all(
+        "tbody th", "cells => cells.map(c => [c.textContent, c.clientHeight])"
+    )
+    rows = dict(heights)
+    assert rows["T-shirt/top"] == rows["Ankle boot"] == rows["Bag"], heights
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.close()

@@ -96,6 +96,7 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     cm = check_confusion_matrix(cm)
     names = plain_text(check_class_names(class_names, cm))
     scores = per_class_scores(cm)
+    own_figure = ax is None
     # 5 inches: shown at 480 px beside the table, and on a phone shrunk to 330 px its
     # 10-point labels are still 9 px high (6.5 inches: 7 px)
     fig, ax = new_axes(ax, (5.0, 1.6 + 0.6 * len(names)))
@@ -141,14 +142,15 @@ def per_class_bars(cm, class_names, ax=None) -> Figure:
     ax.set_title("Precision and recall per class")
     chart_text(ax)
     ax.grid(axis="x", alpha=0.3)
-    # Below the tick labels (a fixed 22 points under the axes, whatever its height):
-    # inside, it would cover the bars of the last classes.
-    below = offset_copy(ax.transAxes, fig=fig, y=-22, units="points")
-    ax.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0),
-        bbox_transform=below,
-        ncol=3,
-        fontsize=TEXT - 1,
-    )
+    # Below the tick labels: inside, it would cover the bars of the last classes. In
+    # its own figure, centred on it, the layout making room: centred under the axes,
+    # which long class names push right, it ran off the figure ("T-shirt/top").
+    style = {"ncol": 3, "fontsize": TEXT - 1}
+    if own_figure:
+        fig.legend(loc="outside lower center", **style)
+    else:  # a fixed 22 points under the given axes, whatever its height
+        below = offset_copy(ax.transAxes, fig=fig, y=-22, units="points")
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below, **style
+        )
     return fig

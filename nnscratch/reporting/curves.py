@@ -169,13 +169,15 @@ def _per_batch_axes(ax, batch_losses: np.ndarray, epochs: int) -> None:
     if averaged:
         ax.plot(centres + 1, means, color="black", lw=1.6, label="moving average")
     positive = batch_losses[batch_losses > 0]
+    ylabel = "loss"
     if positive.size == batch_losses.size and positive.max() >= 10 * positive.min():
         # early losses are 10-100x the late ones: a log scale shows both ends
         ax.set_yscale("log")
         # plain numbers (2, not 2x10^0); minor ticks labelled at 2s and 5s only
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(_minor_tick))
-    ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel="loss")
+        ylabel = "loss (log scale)"  # else 0.2 to 0.5 reads as far as 1 to 2
+    ax.set(title="Training loss per batch", xlabel="step (batch)", ylabel=ylabel)
     per_epoch = len(batch_losses) / epochs
     top = ax.secondary_xaxis(
         "top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch)

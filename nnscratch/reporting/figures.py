@@ -41,12 +41,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def new_figure(figsize: tuple[float, float], **kwargs) -> Figure:
-    """A new figure of `figsize` inches with constrained layout (kwargs: Figure's).
-    No pyplot: no GUI backend and no global state, so the server's threads can draw."""
+def new_figure(
+    figsize: tuple[float, float], layout: str = "constrained", **kwargs
+) -> Figure:
+    """A new figure of `figsize` inches with constrained layout (or `layout`: a grid
+    of images takes "compressed", which closes the gaps between them; kwargs:
+    Figure's). No pyplot: no GUI backend and no global state, so the server's threads
+    can draw."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained", **kwargs)
+    return Figure(figsize=figsize, layout=layout, **kwargs)
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
@@ -154,5 +158,10 @@ def border(ax, colour: str, width: float) -> None:
 
 def percent(p: float) -> str:
     """A probability as a tile shows it: "44%"; one decimal ("99.7%") from 99.5% up,
-    where a whole number would read 100%."""
-    return f"{100 * p:.0f}%" if p < 0.995 else f"{100 * p:.1f}%"
+    where a whole number would read 100%. Never a rounded 0% or 100% for what is
+    neither: "<1%" (the true class of a sure mistake) and ">99.9%"."""
+    if p < 0.995:
+        text = f"{100 * p:.0f}%"
+        return "<1%" if text == "0%" and p > 0 else text
+    text = f"{100 * p:.1f}%"
+    return ">99.9%" if text == "100.0%" and p < 1 else text

@@ -44,13 +44,13 @@ def _check_predictions(images, labels, probs, class_names):
     return images, labels, probs, names
 
 
-def _grid(n: int, tile: tuple[float, float], extra_height=0.6, extra_width=0.0):
+def _grid(n: int, tile: tuple[float, float]):
     """A figure of n image axes in a near-square grid, tile (width, height) inches."""
     cols = n if n <= 6 else int(np.ceil(np.sqrt(n)))  # a few images: one row
     rows = int(np.ceil(n / cols))
     # at least 8 inches wide, so the one-line suptitle fits over a small grid
-    width = max(8.0, cols * tile[0] + extra_width)
-    fig = new_figure((width, rows * tile[1] + extra_height))
+    width = max(8.0, cols * tile[0])
+    fig = new_figure((width, rows * tile[1] + 0.6))
     return fig, image_axes(fig, n, rows, cols)
 
 
@@ -181,7 +181,7 @@ def first_layer_features(weights, n: int = 64) -> Figure:
         )
     if len(tiles) == 0:
         raise DataError("first_layer_features: no units to show")
-    fig, axes = _grid(len(tiles), (1.1, 1.1), extra_height=0.9, extra_width=1.0)
+    fig, axes = _feature_grid(len(tiles))
     for ax, tile in zip(axes, tiles):
         limit = float(np.abs(tile).max()) or 1.0
         image = ax.imshow(
@@ -192,3 +192,19 @@ def first_layer_features(weights, n: int = 64) -> Figure:
     bar.ax.tick_params(labelsize=TEXT)
     fig.suptitle(title, fontsize=TITLE)
     return fig
+
+
+def _feature_grid(n: int):
+    """A figure of n square tiles side by side for `first_layer_features`: as many
+    columns as leave the fewest cells empty (8 kernels: 4 x 2, not 3 x 3 with one
+    empty), tiles from 1.1 inches (64 units, 8 x 8) to 2 (a few kernels) to fill
+    about 7 inches, packed ("compressed" layout: no gaps between the columns however
+    wide the title makes the figure)."""
+    low = int(np.ceil(np.sqrt(n)))
+    cols = min(range(low, min(n, 2 * low) + 1), key=lambda c: (-n % c, c))
+    rows = int(np.ceil(n / cols))
+    tile = min(2.0, max(1.1, 7.0 / cols))
+    # a colour bar on the right; at least 8 inches wide for the one-line title
+    width = max(8.0, cols * tile + 1.0)
+    fig = new_figure((width, rows * tile + 0.9), layout="compressed")
+    return fig, image_axes(fig, n, rows, cols)

@@ -9,7 +9,8 @@ Each picture is shown at the size it was drawn for (`figures.CSS_DPI` CSS pixels
 inch, its PNG has twice as many), never wider than the window, and links to its file
 in figures/: on a phone, where a figure shrinks to the screen's width, tapping it
 opens it full size to zoom in (the link needs figures/ beside the page; a page mailed
-alone still shows every picture).
+alone still shows every picture). There, the pictures whose text would shrink too
+small (SCROLL_ON_PHONE) keep their size and scroll sideways instead.
 """
 
 from __future__ import annotations
@@ -54,6 +55,19 @@ CAPTIONS = {
 # under 9.5 px: on a window of at most 900 CSS pixels (on a phone: 4 px).
 NARROW = {"learning_curves.png": "learning_curves_narrow.png"}
 NARROW_SCREEN = "(max-width: 900px)"
+# Pictures whose text a phone would shrink to 4-8 px (the image grids' and the GIF's
+# tile labels, the confusion matrices' counts): on a phone's screen (PHONE_SCREEN)
+# they keep the size they were drawn for and scroll sideways in their panel, as a
+# wide table does. A narrow version of each, like NARROW's, would cost the report a
+# drawing each; the per-class bars fit a phone, the first layer's weights read small.
+SCROLL_ON_PHONE = {
+    "training.gif",
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "sample_predictions.png",
+    "top_mistakes.png",
+}
+PHONE_SCREEN = "(max-width: 600px)"
 
 
 # ----- the page -------------------------------------------------------------------------
@@ -83,17 +97,19 @@ figcaption { color: #444; margin-top: .5em; font-size: .93em; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #e1e5ea; padding: .25em .7em; text-align: left; }
 thead th { background: #eef2f6; }
-tbody th { font-weight: 600; background: #fafbfc; }
+tbody th { font-weight: 600; background: #fafbfc; white-space: nowrap; }
 td.num { text-align: right; }
 code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
 pre { margin: 0; }
-/* a phone: the figures get the whole width (a tap opens one full size) */
-@media (max-width: 600px) {
+/* a phone: the figures get the whole width (a tap opens one full size); those
+   with small text keep their size and scroll sideways (SCROLL_ON_PHONE) */
+@media PHONE_SCREEN {
   body { padding: 1em .5em 2em; }
   .panel, figure { padding: .5em; }
   h1 { font-size: 1.5em; }
+  figure.scroll img { max-width: none; }
 }
-"""
+""".replace("PHONE_SCREEN", PHONE_SCREEN)
 # The page may only use what it carries: no scripts, no fetches, images from data URIs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -264,8 +280,9 @@ def _figure(figures_dir: Path, href_dir: str, alts: dict[str, str], name: str) -
     href = f"{href_dir}/{quote(name)}"
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
     img = picture(path.read_bytes(), alts.get(name, caption), href, narrow, mime)
+    scroll = ' class="scroll"' if name in SCROLL_ON_PHONE else ""
     return (
-        f"<figure>{img}"
+        f"<figure{scroll}>{img}"
         f'<figcaption>{escape(caption)} (<a href="{escape(href)}">full size</a>)'
         "</figcaption></figure>"
     )
