@@ -26,14 +26,14 @@ from ...reporting.figures import (
     png_bytes,
     whole_epochs,
 )
-from ...reporting.page import (
+from ...reporting.markup import (
     escape,
     html_cell,
     html_page,
     html_table,
     key_value_table,
-    picture,
 )
+from ...reporting.page import picture
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
