@@ -56,7 +56,7 @@ from .security import (
     TrustedHosts,
     from_another_site,
 )
-from .server import listening_socket, serve_app
+from .server import MAX_REQUESTS, listening_socket, serve_app
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
@@ -369,4 +369,4 @@ def run_server(
         shown = f"[{host}]" if ":" in host else host
         if on_ready is not None:
             on_ready(f"http://{shown}:{port}/")
-        serve_app(app, sock)
+        serve_app(app, sock, max_buffered=MAX_REQUESTS * max_bytes)
