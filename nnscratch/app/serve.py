@@ -63,6 +63,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 SHOWN_LAYERS = (Activation,)  # the element-wise activations' outputs are shown
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
+# values in a JSON body, counted before parsing: 28x28 pixels are 784, a data URL one.
+# Parsing (and NumPy's reading of the lists) holds the event loop: 8 MB of numbers
+# took 0.5 s, and 16 such bodies kept every other client waiting 6 s
+MAX_JSON_VALUES = 10_000
 # The page's files are checked on every load (304 if unchanged): without it, a browser
 # may keep a file for a tenth of its age, and run an old app.js after an upgrade
 REVALIDATE = {"cache-control": "no-cache"}
@@ -248,6 +252,12 @@ class DigitService:
 
     async def digit_from_json(self, body: bytes, number: bool) -> np.ndarray | None:
         """`{"pixels": 28x28 numbers}` or `{"image": data URL}` -> (28, 28) or None."""
+        if (values := body.count(b",") + 1) > MAX_JSON_VALUES:  # a count, not a parse
+            raise RequestError(
+                413,
+                f"JSON of {values} values is over the limit of {MAX_JSON_VALUES}: "
+                "expected 28x28 'pixels' or an 'image' data URL",
+            )
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as e:
