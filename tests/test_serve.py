@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import selectors
+import signal
 import socket
 import struct
 import subprocess
@@ -598,10 +599,9 @@ def test_serve_a_model_with_one_output_is_one_error_line_naming_it(tmp_path, cap
     assert err.startswith(f"error: {path} gives one output per image")
 
 
-@contextlib.contextmanager
-def serving(model_file, *options):
-    """`nnscratch serve MODEL --port 0 OPTIONS` running; yields the first line it
-    printed."""
+def start_serving(model_file, *options) -> tuple[subprocess.Popen, str]:
+    """`nnscratch serve MODEL --port 0 OPTIONS` started; returns it and the first line
+    it printed (the caller stops it)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0",
          *options],
@@ -614,7 +614,20 @@ def serving(model_file, *options):
         with selectors.DefaultSelector() as selector:
             selector.register(server.stdout, selectors.EVENT_READ)
             assert selector.select(timeout=60), "serve printed nothing in 60 s"
-        yield server.stdout.readline()
+        return server, server.stdout.readline()
+    except BaseException:
+        server.kill()
+        server.communicate(timeout=30)
+        raise
+
+
+@contextlib.contextmanager
+def serving(model_file, *options):
+    """`nnscratch serve MODEL --port 0 OPTIONS` running; yields the first line it
+    printed."""
+    server, line = start_serving(model_file, *options)
+    try:
+        yield line
     finally:
         server.terminate()
         server.communicate(timeout=30)
@@ -640,6 +653,36 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         assert refused.value.code == 400
         # the security headers, once, on the server's answers as on the app's
         assert refused.value.headers.get_all("x-frame-options") == ["DENY"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stopped_as_soon_as_it_says_its_address_exits_quietly_with_0(
+    model_file, signum
+):
+    # the signal could arrive before Hypercorn set its handlers: "aborted", and exit
+    # code 130 or 143 instead of 0, one time in two
+    server, line = start_serving(model_file)
+    try:
+        assert line.startswith("Drawing page at")
+    finally:
+        server.send_signal(signum)
+        _, err = server.communicate(timeout=30)
+    assert (server.returncode, err) == (0, "")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_serve_warns_when_other_machines_can_reach_it(model_file, host):
+    server, line = start_serving(model_file, "--host", host)
+    try:
+        assert line.startswith(f"Drawing page at http://{host}:")
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    if host == "0.0.0.0":  # one line, said before the address
+        assert err.startswith("warning: listening on 0.0.0.0, other machines can")
+        assert err.count("\n") == 1
+    else:
+        assert err == ""
 
 
 def test_behind_a_reverse_proxy_the_page_works_under_the_allowed_name(model_file):

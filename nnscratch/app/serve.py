@@ -377,6 +377,12 @@ def run_server(
     with listening_socket(host, port) as sock:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        if on_ready is not None:
-            on_ready(f"http://{shown}:{port}/")
-        serve_app(app, sock, max_buffered=MAX_REQUESTS * max_bytes)
+        try:
+            if on_ready is not None:
+                on_ready(f"http://{shown}:{port}/")
+            serve_app(app, sock, max_buffered=MAX_REQUESTS * max_bytes)
+        except KeyboardInterrupt:
+            # Ctrl+C, or SIGTERM (`cli` makes it one), before Hypercorn had set its
+            # own handlers (while the address was printed): stopped all the same, not
+            # "aborted" with exit code 130 or 143
+            pass
