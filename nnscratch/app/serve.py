@@ -175,7 +175,7 @@ class DigitService:
                 )
             return JSONResponse(await run_in_threadpool(self.run_model, digit))
         except RequestError as e:
-            return error_response(e.status, str(e))
+            return error_response(e.status, str(e), e.headers)
         except ClientDisconnect:
             message = "the client disconnected before sending the whole body"
             return error_response(400, message)

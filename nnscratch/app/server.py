@@ -56,6 +56,11 @@ def header_bytes(scope: dict) -> int:
     return target + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
 
 
+def busy(why: str) -> tuple[str, dict[str, str]]:
+    """The message and headers of a 503."""
+    return f"busy: {why}, try again", {"Retry-After": "1"}
+
+
 class RequestLimit:
     """ASGI middleware answering 431 to HTTP requests with headers over
     MAX_HEADER_BYTES, and 503 to those beyond `limit` in progress.
@@ -81,12 +86,9 @@ class RequestLimit:
             )
             return await too_large(scope, receive, send)
         if self.active >= self.limit:
-            busy = JSONResponse(
-                {"error": f"busy: {self.limit} requests in progress, try again"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-            return await busy(scope, receive, send)
+            message, headers = busy(f"{self.limit} requests in progress")
+            full = JSONResponse({"error": message}, status_code=503, headers=headers)
+            return await full(scope, receive, send)
         self.active += 1
         held = 0  # this request's body bytes
 
@@ -100,10 +102,12 @@ class RequestLimit:
             size = len(message.get("body", b""))
             held, self.buffered = held + size, self.buffered + size
             if self.active > self.limit:
-                raise RequestError(503, f"busy: {self.limit} requests in progress")
-            if self.buffered > self.max_buffered:
-                raise RequestError(503, f"busy: {self.buffered} bytes of bodies held")
-            return message
+                why = f"{self.limit} requests in progress"
+            elif self.buffered > self.max_buffered:
+                why = f"the bodies received fill {self.max_buffered} bytes"
+            else:
+                return message
+            raise RequestError(503, *busy(why))
 
         try:
             await self.app(scope, receive_holding_no_place, send)
