@@ -16,6 +16,7 @@ from live_server import running
 from nnscratch import Dense, Flatten, Sequential
 from nnscratch.app.security import LOOPBACK_HOSTS, SECURITY_HEADERS
 from nnscratch.app.serve import create_app
+from nnscratch.app.server import listening_socket
 
 TIMEOUT = 10  # seconds any socket of these tests waits, at most
 
@@ -247,3 +248,13 @@ def test_headers_over_16_kib_get_431_however_they_arrive(model):
             assert status == (200 if size < 16 * 1024 else 431), size
             for name, value in SECURITY_HEADERS:
                 assert (name.decode(), value.decode()) in headers
+
+
+def test_listening_on_every_ipv6_address_takes_ipv4_clients_too():
+    # Python's create_server made "::" IPv6 only: `--host ::` refused IPv4 clients
+    with listening_socket("::", 0) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+            pass
+        with socket.create_connection(("::1", port), timeout=TIMEOUT):
+            pass

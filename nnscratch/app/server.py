@@ -125,12 +125,19 @@ class HeadersConfig(Config):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
+    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not.
+
+    "::" (every IPv6 address) takes IPv4 clients too where the system can, as
+    Hypercorn, Go and Python's http.server do (Python's create_server alone does not:
+    IPv4 clients were refused)."""
     try:
         infos = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-        return socket.create_server(infos[0][4], family=infos[0][0])
+        both = host == "::" and socket.has_dualstack_ipv6()
+        return socket.create_server(
+            infos[0][4], family=infos[0][0], dualstack_ipv6=both
+        )
     except socket.gaierror as e:
         raise NnscratchError(f"cannot listen on {host!r}: {e.strerror}") from None
     except OSError as e:
