@@ -724,6 +724,27 @@ def test_a_post_from_another_site_is_refused(client):
     assert client.post("/api/predict", content=body, headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "host, origin, status",
+    [
+        # nginx on port 8443 with `proxy_set_header Host $host`, as the README says:
+        # the page's own POSTs were refused (403)
+        ("digits.example", "https://digits.example:8443", 200),
+        ("digits.example", "https://evil.example:8443", 403),
+        ("digits.example:8443", "https://digits.example:9443", 403),
+        ("localhost:8000", "http://localhost:9999", 403),
+        ("[::1]", "http://[::1]:8443", 200),
+        ("[::1]:8000", "http://[::1]:8443", 403),
+    ],
+)
+def test_a_host_without_port_is_compared_to_the_origin_by_name(
+    client, host, origin, status
+):
+    headers = {"Content-Type": "image/png", "Host": host, "Origin": origin}
+    response = client.post("/api/predict", content=png(), headers=headers)
+    assert response.status_code == status, response.text
+
+
 def number_png(count=3) -> bytes:
     """`count` vertical strokes ("1"s) white on black, as the wide pad draws them."""
     img = Image.new("L", (140 * count, 200), 0)
