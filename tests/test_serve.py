@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import selectors
+import signal
 import socket
 import struct
 import subprocess
@@ -295,6 +296,21 @@ def test_bad_input_is_a_4xx_with_an_error(client, kwargs, status, words):
     assert words in response.json()["error"]
 
 
+def test_a_json_body_of_more_values_than_a_digit_is_refused_unparsed(model):
+    # parsing it held the event loop: 8 MB of numbers took 0.5 s, 16 such bodies at
+    # once kept every other client (the page, /health) waiting 6 s
+    numbers = b"[" + b",".join([b"0.5"] * 500_000) + b"]"
+    with TestClient(create_app(model)) as client:
+        for body in (b'{"pixels": %s}' % numbers, b'{"image": "", "x": %s}' % numbers):
+            response = client.post(
+                "/api/predict",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 413
+            assert "values is over the limit of 10000" in response.json()["error"]
+
+
 def test_unknown_routes_answer_json(client):
     assert client.get("/nope").status_code == 404
     response = client.get("/api/predict")
@@ -583,10 +599,9 @@ def test_serve_a_model_with_one_output_is_one_error_line_naming_it(tmp_path, cap
     assert err.startswith(f"error: {path} gives one output per image")
 
 
-@contextlib.contextmanager
-def serving(model_file, *options):
-    """`nnscratch serve MODEL --port 0 OPTIONS` running; yields the first line it
-    printed."""
+def start_serving(model_file, *options) -> tuple[subprocess.Popen, str]:
+    """`nnscratch serve MODEL --port 0 OPTIONS` started; returns it and the first line
+    it printed (the caller stops it)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "nnscratch", "serve", str(model_file), "--port", "0",
          *options],
@@ -599,7 +614,20 @@ def serving(model_file, *options):
         with selectors.DefaultSelector() as selector:
             selector.register(server.stdout, selectors.EVENT_READ)
             assert selector.select(timeout=60), "serve printed nothing in 60 s"
-        yield server.stdout.readline()
+        return server, server.stdout.readline()
+    except BaseException:
+        server.kill()
+        server.communicate(timeout=30)
+        raise
+
+
+@contextlib.contextmanager
+def serving(model_file, *options):
+    """`nnscratch serve MODEL --port 0 OPTIONS` running; yields the first line it
+    printed."""
+    server, line = start_serving(model_file, *options)
+    try:
+        yield line
     finally:
         server.terminate()
         server.communicate(timeout=30)
@@ -625,6 +653,36 @@ def test_serve_on_port_0_prints_the_port_it_got(model_file):
         assert refused.value.code == 400
         # the security headers, once, on the server's answers as on the app's
         assert refused.value.headers.get_all("x-frame-options") == ["DENY"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stopped_as_soon_as_it_says_its_address_exits_quietly_with_0(
+    model_file, signum
+):
+    # the signal could arrive before Hypercorn set its handlers: "aborted", and exit
+    # code 130 or 143 instead of 0, one time in two
+    server, line = start_serving(model_file)
+    try:
+        assert line.startswith("Drawing page at")
+    finally:
+        server.send_signal(signum)
+        _, err = server.communicate(timeout=30)
+    assert (server.returncode, err) == (0, "")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_serve_warns_when_other_machines_can_reach_it(model_file, host):
+    server, line = start_serving(model_file, "--host", host)
+    try:
+        assert line.startswith(f"Drawing page at http://{host}:")
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    if host == "0.0.0.0":  # one line, said before the address
+        assert err.startswith("warning: listening on 0.0.0.0, other machines can")
+        assert err.count("\n") == 1
+    else:
+        assert err == ""
 
 
 def test_behind_a_reverse_proxy_the_page_works_under_the_allowed_name(model_file):
@@ -664,6 +722,27 @@ def test_a_post_from_another_site_is_refused(client):
     assert response.status_code == 403 and "other sites" in response.json()["error"]
     headers["Origin"] = "http://testserver"  # the page's own origin
     assert client.post("/api/predict", content=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host, origin, status",
+    [
+        # nginx on port 8443 with `proxy_set_header Host $host`, as the README says:
+        # the page's own POSTs were refused (403)
+        ("digits.example", "https://digits.example:8443", 200),
+        ("digits.example", "https://evil.example:8443", 403),
+        ("digits.example:8443", "https://digits.example:9443", 403),
+        ("localhost:8000", "http://localhost:9999", 403),
+        ("[::1]", "http://[::1]:8443", 200),
+        ("[::1]:8000", "http://[::1]:8443", 403),
+    ],
+)
+def test_a_host_without_port_is_compared_to_the_origin_by_name(
+    client, host, origin, status
+):
+    headers = {"Content-Type": "image/png", "Host": host, "Origin": origin}
+    response = client.post("/api/predict", content=png(), headers=headers)
+    assert response.status_code == status, response.text
 
 
 def number_png(count=3) -> bytes:

@@ -2,10 +2,12 @@
 clients cannot lock others out, requests beyond the limit get 503, and every answer,
 the server's own included, carries the security headers. Every wait is bounded."""
 
+import asyncio
 import contextlib
 import json
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from live_server import running
 from nnscratch import Dense, Flatten, Sequential
 from nnscratch.app.security import LOOPBACK_HOSTS, SECURITY_HEADERS
 from nnscratch.app.serve import create_app
+from nnscratch.app.server import listening_socket
 
 TIMEOUT = 10  # seconds any socket of these tests waits, at most
 
@@ -37,9 +40,7 @@ def exchange(port: int, request: bytes) -> tuple[int, list[tuple[str, str]], byt
     connection, read until the server closes it."""
     with connect(port) as sock:
         sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_all(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
     headers = [tuple(p.strip() for p in line.split(":", 1)) for line in lines]
@@ -49,6 +50,14 @@ def exchange(port: int, request: bytes) -> tuple[int, list[tuple[str, str]], byt
 def get(port: int, path: str = "/health", host: str = "127.0.0.1"):
     request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     return exchange(port, request.encode())
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """What the server sends on `sock` until it closes it."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 def is_closed(sock: socket.socket) -> bool:
@@ -92,19 +101,37 @@ def test_idle_sockets_and_slow_headers_do_not_lock_others_out(model):
         assert get(port)[0] == 200
 
 
+def holding(app, release: threading.Event):
+    """`app`, but GET /hold is in progress until `release` is set (then a 404)."""
+
+    async def held_app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/hold":
+            await asyncio.to_thread(release.wait, TIMEOUT)
+        await app(scope, receive, send)
+
+    return held_app
+
+
+def stall(port: int, body: bytes = b"0123456789", length: int = 1000) -> socket.socket:
+    """A connection whose POST has sent `body` of its `length` bytes, then nothing."""
+    sock = connect(port)
+    sock.sendall(
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png"
+        b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % length + body
+    )
+    return sock
+
+
 def test_requests_beyond_the_limit_get_503_but_idle_sockets_hold_no_place(model):
-    app = create_app(model, body_timeout=TIMEOUT, security_headers=False)
+    release = threading.Event()
+    app = holding(create_app(model, security_headers=False), release)
     with running(app, max_requests=1) as url, contextlib.ExitStack() as held:
         port = port_of(url)
         for _ in range(5):
             held.enter_context(connect(port))
         assert get(port)[0] == 200
-        # one request in progress: its body has not all arrived
-        stalled = held.enter_context(connect(port))
-        stalled.sendall(
-            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png"
-            b"\r\nContent-Length: 20\r\nConnection: close\r\n\r\n0123456789"
-        )
+        in_progress = held.enter_context(connect(port))
+        in_progress.sendall(b"GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         # (the server may not have started it yet when the first GET arrives)
         for _ in range(20):
             status, headers, body = get(port)
@@ -114,11 +141,69 @@ def test_requests_beyond_the_limit_get_503_but_idle_sockets_hold_no_place(model)
         assert ("retry-after", "1") in headers
         for name, value in SECURITY_HEADERS:
             assert [v for k, v in headers if k == name.decode()] == [value.decode()]
-        stalled.sendall(b"0123456789")  # the rest of the body: the request ends
-        assert stalled.recv(100).startswith(b"HTTP/1.1 422")  # not an image
+        release.set()  # the request ends
+        assert in_progress.recv(100).startswith(b"HTTP/1.1 404")
         # its place is free again (once the server has finished with it)
         statuses = [get(port)[0] for _ in range(20)]
         assert 200 in statuses
+
+
+def test_clients_stalling_mid_body_do_not_lock_others_out(model):
+    # before, a request waiting for its body held its place: 64 clients sending
+    # headers and a byte each got every other client 503 until their 408, 30 s later
+    app = create_app(model, body_timeout=TIMEOUT, security_headers=False)
+    with running(app, max_requests=2) as url, contextlib.ExitStack() as held:
+        port = port_of(url)
+        for _ in range(5):
+            held.enter_context(stall(port))
+        for _ in range(20):  # (until the server has read what they sent)
+            if get(port)[0] == 200:
+                break
+        assert [get(port)[0] for _ in range(10)] == [200] * 10
+    # a body that ends while the limit's requests are in progress gets 503
+    release = threading.Event()
+    app = holding(create_app(model, security_headers=False), release)
+    with running(app, max_requests=1) as url, contextlib.ExitStack() as held:
+        port = port_of(url)
+        stalled = held.enter_context(stall(port))
+        for _ in range(20):  # until the server waits for the rest of its body
+            if get(port)[0] == 200:
+                break
+        in_progress = held.enter_context(connect(port))
+        in_progress.sendall(b"GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for _ in range(20):  # until /hold is in progress
+            if get(port)[0] == 503:
+                break
+        stalled.sendall(b"x" * 990)
+        answer = read_all(stalled)
+        release.set()
+        assert answer.startswith(b"HTTP/1.1 503") and b"busy" in answer
+        assert b"\r\nretry-after: 1\r\n" in answer
+
+
+def test_the_bodies_held_at_once_are_bounded(model):
+    app = create_app(model, body_timeout=TIMEOUT, security_headers=False)
+    with running(app, max_buffered=500) as url, contextlib.ExitStack() as held:
+        port = port_of(url)
+        stalled = held.enter_context(stall(port, b"0" * 300, length=400))
+        # the first's 300 bytes are held: 300 more are over 500 (the server may not
+        # have read the first's yet when the second arrives: then try again)
+        for _ in range(20):
+            with stall(port, b"1" * 300, length=400) as second:
+                second.settimeout(0.5)
+                with contextlib.suppress(TimeoutError):
+                    answer = read_all(second)
+                    break
+        assert (
+            answer.startswith(b"HTTP/1.1 503")
+            and b"bodies received fill 500 bytes" in answer
+        )
+        stalled.settimeout(TIMEOUT)
+        stalled.sendall(b"x" * 100)  # the first ends: 400 bytes, under 500
+        assert read_all(stalled).startswith(b"HTTP/1.1 422")  # not an image
+        with stall(port, b"1" * 300, length=400) as second:  # its bytes are free
+            second.sendall(b"x" * 100)
+            assert read_all(second).startswith(b"HTTP/1.1 422")
 
 
 def test_every_answer_of_the_server_carries_the_security_headers_once(model):
@@ -163,3 +248,13 @@ def test_headers_over_16_kib_get_431_however_they_arrive(model):
             assert status == (200 if size < 16 * 1024 else 431), size
             for name, value in SECURITY_HEADERS:
                 assert (name.decode(), value.decode()) in headers
+
+
+def test_listening_on_every_ipv6_address_takes_ipv4_clients_too():
+    # Python's create_server made "::" IPv6 only: `--host ::` refused IPv4 clients
+    with listening_socket("::", 0) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+            pass
+        with socket.create_connection(("::1", port), timeout=TIMEOUT):
+            pass

@@ -19,11 +19,12 @@ FORM_TYPES = ("multipart/form-data", "application/json")
 
 
 class RequestError(Exception):
-    """A client error: becomes `{"error": message}` with this HTTP status."""
+    """A client error (or 503): becomes `{"error": message}` with this HTTP status
+    and these `headers`."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.headers = status, headers
 
 
 def media_type(request: Request) -> str:

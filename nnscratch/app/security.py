@@ -33,9 +33,18 @@ HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]+)?", re.IGNORECASE)
 
 def from_another_site(request: Request) -> bool:
     """Whether a browser sent this request from a page of another origin (its Origin
-    header names another host and port than the one it was sent to)."""
+    header names another host and port than the one it was sent to). A Host without
+    a port is compared by name only: a reverse proxy that passes on its public name
+    (nginx's `$host`) drops the port, which the page's Origin has if not 80 or 443."""
     origin = request.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
+    if origin is None:
+        return False
+    netloc, host = urlsplit(origin).netloc, request.headers.get("host", "")
+    sent_to = HOST.fullmatch(host)
+    if sent_to is None or sent_to.group(2) is not None:
+        return netloc != host
+    sent_from = HOST.fullmatch(netloc)
+    return sent_from is None or sent_from.group(1).lower() != sent_to.group(1).lower()
 
 
 class SecurityHeaders:

@@ -56,13 +56,17 @@ from .security import (
     TrustedHosts,
     from_another_site,
 )
-from .server import listening_socket, serve_app
+from .server import MAX_REQUESTS, listening_socket, serve_app
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Hidden layers shown on the page: the activations (what a neuron "fires")
 SHOWN_LAYERS = (Activation,)  # the element-wise activations' outputs are shown
 MAX_CELLS = 1024  # larger per-sample outputs (conv feature maps) are left out
 BODY_TIMEOUT = 30.0  # seconds to receive a body: a trickling client cannot hang on
+# values in a JSON body, counted before parsing: 28x28 pixels are 784, a data URL one.
+# Parsing (and NumPy's reading of the lists) holds the event loop: 8 MB of numbers
+# took 0.5 s, and 16 such bodies kept every other client waiting 6 s
+MAX_JSON_VALUES = 10_000
 # The page's files are checked on every load (304 if unchanged): without it, a browser
 # may keep a file for a tenth of its age, and run an old app.js after an upgrade
 REVALIDATE = {"cache-control": "no-cache"}
@@ -171,7 +175,7 @@ class DigitService:
                 )
             return JSONResponse(await run_in_threadpool(self.run_model, digit))
         except RequestError as e:
-            return error_response(e.status, str(e))
+            return error_response(e.status, str(e), e.headers)
         except ClientDisconnect:
             message = "the client disconnected before sending the whole body"
             return error_response(400, message)
@@ -248,6 +252,12 @@ class DigitService:
 
     async def digit_from_json(self, body: bytes, number: bool) -> np.ndarray | None:
         """`{"pixels": 28x28 numbers}` or `{"image": data URL}` -> (28, 28) or None."""
+        if (values := body.count(b",") + 1) > MAX_JSON_VALUES:  # a count, not a parse
+            raise RequestError(
+                413,
+                f"JSON of {values} values is over the limit of {MAX_JSON_VALUES}: "
+                "expected 28x28 'pixels' or an 'image' data URL",
+            )
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as e:
@@ -367,6 +377,12 @@ def run_server(
     with listening_socket(host, port) as sock:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        if on_ready is not None:
-            on_ready(f"http://{shown}:{port}/")
-        serve_app(app, sock)
+        try:
+            if on_ready is not None:
+                on_ready(f"http://{shown}:{port}/")
+            serve_app(app, sock, max_buffered=MAX_REQUESTS * max_bytes)
+        except KeyboardInterrupt:
+            # Ctrl+C, or SIGTERM (`cli` makes it one), before Hypercorn had set its
+            # own handlers (while the address was printed): stopped all the same, not
+            # "aborted" with exit code 130 or 143
+            pass

@@ -8,7 +8,9 @@ cannot lock others out.
   there, a socket that sends nothing, or headers slowly, is kept forever.
 - `RequestLimit` bounds the requests in progress, not the connections: idle sockets
   hold no place. (uvicorn's `limit_concurrency` counts connections: 63 idle sockets
-  and every other client got 503.)
+  and every other client got 503.) Nor does a request while it waits for its body:
+  64 clients that sent headers and one byte each got everyone else 503 for 30 s.
+  The bodies' bytes are bounded instead, by `max_buffered` for all requests at once.
 - A body must arrive within the app's own `body_timeout` (408, see `serve`); a request
   the app answers without reading its body has its connection closed after the answer.
 - A connection that sends nothing for READ_TIMEOUT seconds is closed, whatever its
@@ -33,9 +35,12 @@ from hypercorn.config import Config
 from starlette.responses import JSONResponse
 
 from ..errors import NnscratchError
+from .limits import MAX_BYTES
+from .request_body import RequestError
 from .security import SECURITY_HEADERS
 
 MAX_REQUESTS = 64  # requests in progress at once; more get 503
+MAX_BUFFERED = MAX_REQUESTS * MAX_BYTES  # body bytes held by all requests at once
 IDLE_TIMEOUT = 5.0  # seconds from connecting (or from an answer) to a request's headers
 # seconds without a byte from the client: longer than the slowest answer (a large
 # photo decodes in well under a second, more under load)
@@ -51,13 +56,25 @@ def header_bytes(scope: dict) -> int:
     return target + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
 
 
+def busy(why: str) -> tuple[str, dict[str, str]]:
+    """The message and headers of a 503."""
+    return f"busy: {why}, try again", {"Retry-After": "1"}
+
+
 class RequestLimit:
     """ASGI middleware answering 431 to HTTP requests with headers over
-    MAX_HEADER_BYTES, and 503 to those beyond `limit` in progress."""
+    MAX_HEADER_BYTES, and 503 to those beyond `limit` in progress.
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    A request waiting for its body holds no place (a client that stalls is no more
+    than an idle socket), so its body is refused with 503 (a RequestError raised by
+    `receive`, which the app answers) if, once received, `limit` others are in
+    progress, or if the body bytes of all requests in progress pass `max_buffered`.
+    """
+
+    def __init__(self, app, limit: int, max_buffered: int = MAX_BUFFERED):
+        self.app, self.limit, self.max_buffered = app, limit, max_buffered
         self.active = 0  # one event loop: no lock needed
+        self.buffered = 0  # body bytes received by the requests in progress
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -69,17 +86,34 @@ class RequestLimit:
             )
             return await too_large(scope, receive, send)
         if self.active >= self.limit:
-            busy = JSONResponse(
-                {"error": f"busy: {self.limit} requests in progress, try again"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-            return await busy(scope, receive, send)
+            message, headers = busy(f"{self.limit} requests in progress")
+            full = JSONResponse({"error": message}, status_code=503, headers=headers)
+            return await full(scope, receive, send)
         self.active += 1
+        held = 0  # this request's body bytes
+
+        async def receive_holding_no_place():
+            nonlocal held
+            self.active -= 1
+            try:
+                message = await receive()
+            finally:
+                self.active += 1
+            size = len(message.get("body", b""))
+            held, self.buffered = held + size, self.buffered + size
+            if self.active > self.limit:
+                why = f"{self.limit} requests in progress"
+            elif self.buffered > self.max_buffered:
+                why = f"the bodies received fill {self.max_buffered} bytes"
+            else:
+                return message
+            raise RequestError(503, *busy(why))
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_holding_no_place, send)
         finally:
             self.active -= 1
+            self.buffered -= held
 
 
 class HeadersConfig(Config):
@@ -91,12 +125,19 @@ class HeadersConfig(Config):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not."""
+    """A TCP socket listening on host:port (port 0: a free one); NnscratchError if not.
+
+    "::" (every IPv6 address) takes IPv4 clients too where the system can, as
+    Hypercorn, Go and Python's http.server do (Python's create_server alone does not:
+    IPv4 clients were refused)."""
     try:
         infos = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-        return socket.create_server(infos[0][4], family=infos[0][0])
+        both = host == "::" and socket.has_dualstack_ipv6()
+        return socket.create_server(
+            infos[0][4], family=infos[0][0], dualstack_ipv6=both
+        )
     except socket.gaierror as e:
         raise NnscratchError(f"cannot listen on {host!r}: {e.strerror}") from None
     except OSError as e:
@@ -115,6 +156,7 @@ def serve_app(
     sock: socket.socket,
     *,
     max_requests: int = MAX_REQUESTS,
+    max_buffered: int = MAX_BUFFERED,
     idle_timeout: float = IDLE_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     stop: threading.Event | None = None,
@@ -122,7 +164,9 @@ def serve_app(
     """Serve the ASGI `app` on the listening `sock` until Ctrl+C (or SIGTERM), or until
     `stop` is set (which it must be, to end, when given: for serving from a thread).
 
-    The app gets SECURITY_HEADERS from the server: build it without its own.
+    `max_requests` in progress at once, holding `max_buffered` body bytes at most
+    (`RequestLimit`). The app gets SECURITY_HEADERS from the server: build it without
+    its own.
     """
     config = HeadersConfig()
     # Hypercorn closes the sockets it serves: it gets its own copy of this one
@@ -133,7 +177,8 @@ def serve_app(
     config.h11_max_incomplete_size = MAX_HEADER_BYTES  # headers arriving in pieces
     config.loglevel = "WARNING"
     trigger = None if stop is None else (lambda: asyncio.to_thread(stop.wait))
-    asyncio.run(_serve(RequestLimit(app, max_requests), config, trigger))
+    limited = RequestLimit(app, max_requests, max_buffered)
+    asyncio.run(_serve(limited, config, trigger))
 
 
 async def _serve(app, config: Config, shutdown_trigger) -> None:

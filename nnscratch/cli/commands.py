@@ -280,8 +280,18 @@ def serve(
 ):  # fmt: skip
     """Serve a page to draw digits and see MODEL's prediction live."""
     from ..app.predict import as_classifier
+    from ..app.security import LOOPBACK_HOSTS
     from ..app.serve import run_server  # Starlette and Hypercorn: only to serve
     from ..nn.loading import load_model
+
+    def ready(url: str) -> None:
+        if host not in LOOPBACK_HOSTS:  # the server is made for this machine
+            click.echo(
+                f"warning: listening on {host}, other machines can use the page (no "
+                "HTTPS, no limit per client): to serve them, see --allowed-host",
+                err=True,
+            )
+        click.echo(f"Drawing page at {url} (Ctrl+C to stop)")
 
     run_server(
         as_classifier(load_model(model_path), model_path),
@@ -289,6 +299,6 @@ def serve(
         port,
         max_bytes=max_bytes,
         max_pixels=max_pixels,
-        on_ready=lambda url: click.echo(f"Drawing page at {url} (Ctrl+C to stop)"),
+        on_ready=ready,
         public_names=allowed_hosts,
     )
