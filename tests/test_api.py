@@ -2,7 +2,9 @@
 seeds, weights, losses and metrics, one step at a time, and clear errors."""
 
 import copy
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -497,6 +499,27 @@ def test_a_feature_extractor_predicts_its_features():
     assert (features.predict(x) >= 0).all() and not np.allclose(
         features.predict(x).sum(1), 1
     )
+
+
+def test_the_readme_loop_leaves_a_frozen_layer_as_it_is():
+    # the README's loop, as written there, with the first layer frozen: the step on
+    # every parameter moved the frozen weights (weight decay, and the momentum of
+    # the steps before the freeze)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (call,) = re.findall(r"`(optimizer\.step\(model\..*?\))`", readme)
+    x, y = blobs(n=16)
+    model, loss = small_model(), nn.SoftmaxCrossEntropy()
+    optimizer = nn.SGD(0.1, momentum=0.9, weight_decay=0.1)
+    for frozen in (False, True):
+        model.layers[0].trainable = not frozen
+        before = model.layers[0].params["W"].copy()
+        outputs = model.forward(x, training=True)
+        loss.forward(outputs, y)
+        model.backward(loss.backward())
+        eval(call, {"optimizer": optimizer, "model": model})
+    assert_array_equal(model.layers[0].params["W"], before)
+    trained, initial = model.layers[2].params["W"], small_model().layers[2].params["W"]
+    assert not np.array_equal(trained, initial)
 
 
 # ----- the smaller defects ------------------------------------------------------------
