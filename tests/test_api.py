@@ -1,7 +1,10 @@
 """The Python API as Keras and PyTorch users drive it: shape inference, freezing,
 seeds, weights, losses and metrics, one step at a time, and clear errors."""
 
+import copy
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -417,6 +420,61 @@ def test_a_validation_split_leaving_nothing_to_train_on_says_so(n, split):
     )
 
 
+# ----- one optimiser, one model -------------------------------------------------
+def small_model(seed=0):
+    return nn.Sequential(
+        [nn.Dense(8, rng=seed), nn.ReLU(), nn.Dense(3, rng=seed + 1)], input_shape=(6,)
+    )
+
+
+@pytest.mark.parametrize("how", ["fit", "compile", "assigned"])
+def test_an_optimizer_that_trained_one_model_is_refused_by_another(how):
+    # its velocity and step count were the first model's: carried into a second model
+    # of as many parameters they changed its training silently (Keras 3 refuses an
+    # optimizer built for other variables; PyTorch's belongs to its parameters)
+    x, y = blobs(n=16)
+    first, second = small_model(0), small_model(5)
+    optimizer = nn.SGD(0.1, momentum=0.9)
+    first.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, verbose=0)
+    before = second.get_weights()
+    with pytest.raises(NnscratchError, match="trained another model.*its own"):
+        if how == "fit":
+            second.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, verbose=0)
+        elif how == "compile":
+            second.compile(optimizer=optimizer)
+        else:  # Keras lets `model.optimizer` be set; fit then trains with it
+            second.optimizer = optimizer
+            second.train_on_batch(x, y)
+    for name, array in before.items():
+        assert_array_equal(second.get_weights()[name], array)
+    if how != "assigned":
+        assert second.optimizer is None
+    # a new optimiser trains the second model; the first goes on with its own
+    second.fit(x, y, epochs=1, batch_size=8, optimizer=nn.SGD(0.1, 0.9), verbose=0)
+    first.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, verbose=0)
+    assert optimizer.iterations == 4
+
+
+def test_an_optimizer_stays_with_its_model_its_copies_and_its_file(tmp_path):
+    x, y = blobs(n=16)
+    model = small_model()
+    unused = nn.Adam(0.01)  # no state yet: any model may take it
+    small_model(3).compile(optimizer=unused)
+    model.compile(optimizer=unused)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.fit(x, y, epochs=1, batch_size=8, optimizer=model.optimizer, verbose=0)
+    model.train_on_batch(x, y)
+    twin = copy.deepcopy(model)  # with a copy of the optimiser, which is the twin's
+    twin.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert twin.optimizer is not model.optimizer
+    model.save(tmp_path / "m.npz", include_optimizer=True)
+    loaded = nn.load_model(tmp_path / "m.npz")
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert loaded.optimizer.iterations == model.optimizer.iterations + 2
+    with pytest.raises(NnscratchError, match="another model"):
+        twin.fit(x, y, epochs=1, optimizer=model.optimizer, verbose=0)
+
+
 # ----- one step at a time ----------------------------------------------------------
 def test_a_low_level_loop_equals_fit_for_one_batch():
     x, y = blobs(n=16)
@@ -466,6 +524,27 @@ def test_a_feature_extractor_predicts_its_features():
     assert (features.predict(x) >= 0).all() and not np.allclose(
         features.predict(x).sum(1), 1
     )
+
+
+def test_the_readme_loop_leaves_a_frozen_layer_as_it_is():
+    # the README's loop, as written there, with the first layer frozen: the step on
+    # every parameter moved the frozen weights (weight decay, and the momentum of
+    # the steps before the freeze)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (call,) = re.findall(r"`(optimizer\.step\(model\..*?\))`", readme)
+    x, y = blobs(n=16)
+    model, loss = small_model(), nn.SoftmaxCrossEntropy()
+    optimizer = nn.SGD(0.1, momentum=0.9, weight_decay=0.1)
+    for frozen in (False, True):
+        model.layers[0].trainable = not frozen
+        before = model.layers[0].params["W"].copy()
+        outputs = model.forward(x, training=True)
+        loss.forward(outputs, y)
+        model.backward(loss.backward())
+        eval(call, {"optimizer": optimizer, "model": model})
+    assert_array_equal(model.layers[0].params["W"], before)
+    trained, initial = model.layers[2].params["W"], small_model().layers[2].params["W"]
+    assert not np.array_equal(trained, initial)
 
 
 # ----- the smaller defects ------------------------------------------------------------

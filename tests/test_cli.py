@@ -517,6 +517,16 @@ def test_train_warns_of_fashion_mnist_files_in_an_mnist_folder(
         (["train", "--epochs", "0"], "--epochs: expected an int >= 1, got 0"),
         (["train", "--preset", "cnn", "--hidden", "64"], "--hidden does not apply"),
         (["sweep", "--out", "s", "--trials", "1", "--lr", "-1"], "--lr: expected"),
+        # options the chosen optimiser would ignore (config.json recorded them as used)
+        (
+            ["train", "--optimizer", "rmsprop", "--weight-decay", "0.1"],
+            "--weight-decay does not apply to --optimizer rmsprop (only sgd, adam, ",
+        ),
+        (["train", "--momentum", "0.5"], "--momentum does not apply to --optimizer ad"),
+        (
+            ["sweep", "--out", "s", "--trials", "1", "--momentum", "0.5"],
+            "--momentum does not apply to --optimizer adamw (only sgd takes it)",
+        ),
     ],
 )
 def test_a_bad_option_value_is_a_usage_error_as_click_s_own(

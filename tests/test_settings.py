@@ -10,7 +10,7 @@ import pytest
 from nnscratch import Dense, NnscratchError
 from nnscratch.runs.presets import BUILDERS, PRESETS, preset_settings
 from nnscratch.runs.settings import FIXED_BY_ARCHITECTURE, INITS, RunSettings
-from nnscratch.runs.training import run_training
+from nnscratch.runs.training import build_optimizer, run_training
 
 # config.json as `nnscratch train --preset default --epochs 1 --limit 300` wrote it
 # before the settings were an object
@@ -137,12 +137,59 @@ def test_a_config_json_of_the_dict_settings_loads():
     settings = RunSettings.from_dict(DEFAULT_CONFIG)
     assert settings == preset_settings("default", epochs=1)
     written = {**settings.to_dict(), "data_dir": "/work/shared/data/mnist"}
-    assert {**written, "train_examples": 270} == DEFAULT_CONFIG  # same keys and values
-    assert list(written) == list(DEFAULT_CONFIG)[:-1]  # in the same order
+    # the same keys and values, in the same order, but for AdamW's unused momentum
+    expected = {k: v for k, v in DEFAULT_CONFIG.items() if k != "momentum"}
+    assert {**written, "train_examples": 270} == expected
+    assert list(written) == list(expected)[:-1]
     # a conv net's config.json has no hidden or activation: they take the defaults
     config = preset_settings("lenet-like").to_dict()
     assert "hidden" not in config and "dropout" not in config
     assert RunSettings.from_dict(config) == preset_settings("lenet-like")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"optimizer": "rmsprop", "weight_decay": 0.1},
+            (
+                "--weight-decay does not apply to --optimizer rmsprop (only sgd, "
+                "adam, adamw take it)"
+            ),
+        ),
+        # even at the value it would have had, as options the architecture fixes
+        (
+            {"optimizer": "adam", "momentum": 0.9},
+            "--momentum does not apply to --optimizer adam (only sgd takes it)",
+        ),
+        ({"momentum": 0.5}, "--momentum does not apply to --optimizer adamw"),
+        ({"optimizer": "RMSprop", "weight_decay": 0.0}, "--optimizer rmsprop (only"),
+    ],
+)
+def test_an_option_the_optimizer_does_not_take_is_refused(options, message):
+    # it was ignored, yet config.json recorded it as used
+    with pytest.raises(NnscratchError) as error:
+        preset_settings("default", **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_preset_value_the_chosen_optimizer_does_not_take_is_left_out():
+    settings = preset_settings("default", optimizer="rmsprop")  # default: AdamW, wd
+    assert settings.weight_decay == 0.0
+    config = settings.to_dict()
+    assert "weight_decay" not in config and "momentum" not in config
+    assert RunSettings.from_dict(config) == settings
+    assert build_optimizer(settings).get_config() == {
+        "lr": 0.001, "rho": 0.99, "eps": 1e-8
+    }  # fmt: skip
+    sgd = preset_settings("default", optimizer="sgd", momentum=0.5)
+    assert sgd.to_dict()["momentum"] == 0.5 and sgd.to_dict()["weight_decay"] == 0.01
+    assert build_optimizer(sgd).get_config()["momentum"] == 0.5
+    with pytest.raises(NnscratchError, match="--weight-decay does not apply"):
+        RunSettings(optimizer="rmsprop", weight_decay=0.1)  # the object itself
+    # a config.json written before recorded the value unused: it loads, still unused
+    old = {**DEFAULT_CONFIG, "optimizer": "rmsprop"}
+    assert RunSettings.from_dict(old) == dataclasses.replace(settings, epochs=1)
 
 
 def test_from_dict_refuses_an_unknown_key_or_a_bad_value():

@@ -23,6 +23,7 @@ from readable import text_too_small
 
 import nnscratch
 from nnscratch.cli import main
+from nnscratch.runs.presets import preset_settings
 from nnscratch.runs.sweeps.space import trial_settings
 from nnscratch.runs.sweeps.study import (
     default_storage,
@@ -565,6 +566,21 @@ def test_a_refused_rerun_names_the_options_it_changed(tmp_path):
     assert "another --batch-size (32, now 64), --epochs (5, now 2): give" in str(
         error.value
     )
+
+
+def test_a_study_recorded_with_the_unused_momentum_of_adamw_continues(tmp_path):
+    # its base settings were recorded with momentum, which AdamW does not take and
+    # config.json now leaves out: the rerun of the same command is the same sweep
+    storage = open_storage(default_storage(tmp_path))
+    base = preset_settings("default").to_dict()
+    old = {"space": {}, "base": {**base, "momentum": 0.9}}
+    study = open_study(storage, "s", "none", 0, old)
+    study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 1.0)})
+    open_study(storage, "s", "none", 0, {"space": {}, "base": base})
+    with pytest.raises(nnscratch.NnscratchError, match="another --epochs"):
+        open_study(
+            storage, "s", "none", 0, {"space": {}, "base": {**base, "epochs": 1}}
+        )
 
 
 def test_a_folder_holding_another_study_s_trials_is_refused(tmp_path, capsys):

@@ -68,12 +68,33 @@ def test_trial_settings_lay_params_over_options_over_preset():
     assert trial_settings(base, {"preset": "default"}).hidden == (800, 800)
 
 
+def test_a_trial_leaves_out_what_its_optimizer_does_not_take():
+    # optimizer=choice:adam,sgd with momentum varied: momentum is sgd's alone, so an
+    # adam trial's config.json does not record the momentum Optuna drew for it
+    base = {"preset": "default"}
+    space = SearchSpace({"optimizer": "choice:adam,sgd", "momentum": "uniform:0.5:0.9"})
+    space.check(base)
+    adam = trial_settings(base, {"optimizer": "adam", "momentum": 0.7})
+    assert "momentum" not in adam.to_dict() and adam.weight_decay == 0.01
+    sgd = trial_settings(base, {"optimizer": "sgd", "momentum": 0.7})
+    assert sgd.to_dict()["momentum"] == 0.7
+
+
 def test_check_builds_every_bound_and_choice():
     SearchSpace({"lr": "loguniform:1e-4:1e-2", "optimizer": "choice:adam,sgd"}).check(
         {"preset": "default"}
     )
+    # checked with an optimiser that takes it (adam does not)
     with pytest.raises(NnscratchError, match=r"--param momentum=1.5: --momentum"):
-        SearchSpace({"momentum": "uniform:0.5:1.5"}).check({"preset": "default"})
+        SearchSpace(
+            {"optimizer": "choice:adam,sgd", "momentum": "uniform:0.5:1.5"}
+        ).check({"preset": "default"})
+    # taken by no trial: it would vary nothing (AdamW has no momentum)
+    with pytest.raises(
+        NnscratchError,
+        match=r"^--param momentum=0.5: --momentum does not apply to --optimizer adamw",
+    ):
+        SearchSpace({"momentum": "uniform:0.5:0.9"}).check({"preset": "default"})
     with pytest.raises(NnscratchError, match="does not apply to --preset cnn"):
         SearchSpace({"preset": "choice:default,cnn", "hidden": "int:8:16"}).check({})
     # the error names the parameter at fault, not the first one varied (was lr=1.0)

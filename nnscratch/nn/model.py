@@ -53,6 +53,7 @@ class Sequential(Network):
             super().__init__(layers, class_names=class_names, seed=seed)
             self.loss: Loss | None = None if loss is None else get_loss(loss)
             self.optimizer: Optimizer | None = None  # the last fit's, continued
+            self._optimizer_key = object()  # what its optimiser is claimed for
             self.metrics = None  # the last compile's or fit's metric names or objects
             self.metadata: dict = {}
             self.stop_training = False
@@ -202,7 +203,8 @@ class Sequential(Network):
         batches only. `lr_schedule(epoch_float)` sets the optimiser's lr before
         every step (a rate that is not a number >= 0 is an error). `optimizer`: an
         Optimizer or a name; without one, training continues with the last one (its
-        moments and step count), or a new Adam().
+        moments and step count), or a new Adam(). An optimiser that has trained
+        another model is refused: its state is that model's (Keras' rule).
         `seed` (default: drawn from the model's seed or `set_seed`, if either was
         given, else from the OS) fixes shuffling, the validation split, dropout and
         augmentation; the initial weights come from the layers (their `rng`), the
@@ -355,6 +357,7 @@ class Sequential(Network):
             raise NnscratchError(
                 f"optimizer: expected an Optimizer or its name, got {optimizer!r}"
             )
+        optimizer.claim(self._optimizer_key)  # not one that trained another model
         self.optimizer = optimizer
         return optimizer
 

@@ -47,6 +47,7 @@ class Optimizer(ABC):
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch = Workspace()  # one array like each parameter, for `_update`
+        self._owner = None  # the key of the model it trains (`claim`)
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """One update of every array in `params`, in place."""
@@ -58,6 +59,20 @@ class Optimizer(ABC):
                 state = self.state[name] = self._init_state(p)
             tmp = self._scratch.like(name, p)
             self._update(p, grads[name], state, tmp, flush_below)
+
+    def claim(self, owner: object) -> None:
+        """Train the model whose key is `owner` from now on. NnscratchError if this
+        optimiser has taken steps for another model: its moments and step count are
+        that model's (Keras refuses an optimizer built for other variables; PyTorch's
+        belongs to its parameters). A copy of a model copies its key with the
+        optimiser, so the copy's optimiser is the copy's."""
+        if self.iterations and self._owner is not None and self._owner is not owner:
+            raise NnscratchError(
+                f"optimizer: {self!r} has trained another model ({self.iterations} "
+                "steps; its moments and step count are that model's): give each "
+                "model its own optimizer"
+            )
+        self._owner = owner
 
     def release_scratch(self) -> None:
         """Drop the scratch arrays `step` keeps (after a fit); the state stays."""

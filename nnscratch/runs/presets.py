@@ -20,7 +20,7 @@ from ..nn.normalization import BatchNorm
 from ..nn.pooling import MaxPool2D
 from ..nn.registry import ACTIVATIONS
 from ..nn.reshape import Flatten, Reshape
-from .settings import FIXED_BY_ARCHITECTURE, RunSettings
+from .settings import FIXED_BY_ARCHITECTURE, RunSettings, not_taken, not_taken_by
 
 PRESETS = {
     # our best MLP for the 3-minute budget (see README for the figures)
@@ -104,7 +104,9 @@ def preset_settings(name: str = "default", **options) -> RunSettings:
     lr=0.01, dataset="fashion-mnist") in place of its values; checked.
 
     An option that the preset's architecture fixes (FIXED_BY_ARCHITECTURE) is an error,
-    even at the value it would have had.
+    even at the value it would have had, as is one the optimiser does not take
+    (--momentum with adam); the preset's own value of such a setting is dropped (a
+    preset's weight decay, with --optimizer rmsprop).
     """
     if name not in PRESETS:
         raise NnscratchError(
@@ -118,6 +120,11 @@ def preset_settings(name: str = "default", **options) -> RunSettings:
                 f"--{key} does not apply to --preset {name}: its {architecture} "
                 "architecture fixes it"
             )
+    optimizer = values.get("optimizer", RunSettings.optimizer)
+    for key in not_taken_by(optimizer):
+        if key in options:
+            raise NnscratchError(not_taken(key, optimizer))
+        values.pop(key, None)
     return RunSettings(**{**values, "preset": name})
 
 

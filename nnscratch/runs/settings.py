@@ -10,6 +10,7 @@ the run meets a bad one; after that the settings are only read. `to_dict` and
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 
 from ..data.augment import Augment
@@ -26,6 +27,9 @@ FIXED_BY_ARCHITECTURE = {
     "fast": ("hidden", "activation"),
 }
 INITS = ("he", "xavier", "normal")  # the weight inits nn.layer.init_weights draws
+# the settings an optimiser may take beside lr: one its optimiser does not take is
+# left out of config.json, and giving it is an error (presets.preset_settings)
+OPTIMIZER_OPTIONS = ("momentum", "weight_decay")
 # what config.json holds beside the settings: facts of the run, not choices
 RUN_FACTS = ("data_dir", "train_examples")
 
@@ -80,6 +84,9 @@ class RunSettings:
         self._number("lr", 0, open_low=True)
         self._number("momentum", 0, 1, open_high=True)
         self._number("weight_decay", 0)
+        for name in self.unused_settings():  # a value set for nothing
+            if getattr(self, name) != getattr(RunSettings, name):
+                raise NnscratchError(not_taken(name, self.optimizer))
         self._set("schedule", _short_name("--schedule", self.schedule, SCHEDULES))
         self._number("warmup", 0)
         self._set("epochs", check_int("--epochs", self.epochs, 1))
@@ -109,10 +116,14 @@ class RunSettings:
         option = "--" + name.replace("_", "-")
         self._set(name, check_float(option, getattr(self, name), low, high, **opens))
 
+    def unused_settings(self) -> tuple[str, ...]:
+        """The OPTIMIZER_OPTIONS that the optimiser does not take (adam: momentum)."""
+        return not_taken_by(self.optimizer)
+
     def to_dict(self) -> dict:
         """The settings as config.json holds them: JSON values, in field order,
-        without the ones the architecture fixes."""
-        fixed = FIXED_BY_ARCHITECTURE[self.architecture]
+        without the ones the architecture fixes or the optimiser does not take."""
+        fixed = FIXED_BY_ARCHITECTURE[self.architecture] + self.unused_settings()
         values = {
             field.name: getattr(self, field.name)
             for field in dataclasses.fields(self)
@@ -125,7 +136,9 @@ class RunSettings:
     @classmethod
     def from_dict(cls, values: dict) -> RunSettings:
         """From `to_dict`'s dict or a whole config.json (whose RUN_FACTS are skipped);
-        a setting left out takes its default. NnscratchError for an unknown key."""
+        a setting left out takes its default. NnscratchError for an unknown key.
+        Settings the optimiser does not take are skipped: config.json files written
+        before they were left out hold them (unused, as now)."""
         if not isinstance(values, dict):
             raise NnscratchError(
                 f"settings: expected a dict, got {type(values).__name__}"
@@ -136,7 +149,38 @@ class RunSettings:
             raise NnscratchError(
                 f"unknown setting {unknown[0]!r} (expected {', '.join(names)})"
             )
-        return cls(**{key: value for key, value in values.items() if key in names})
+        unused = not_taken_by(values.get("optimizer"))
+        unused = {key: values[key] for key in unused if key in values}
+        cls(optimizer="sgd", **unused)  # checked all the same (sgd takes them all)
+        kept = {k: v for k, v in values.items() if k in names and k not in unused}
+        return cls(**kept)
+
+
+def optimizer_settings(name) -> tuple[str, ...]:
+    """The OPTIMIZER_OPTIONS that the optimiser called `name` takes ("sgd": momentum
+    and weight_decay); all of them for a name that is no optimiser's (refused when
+    the settings are checked)."""
+    try:
+        parameters = inspect.signature(OPTIMIZERS.get_class(name)).parameters
+    except NnscratchError:
+        return OPTIMIZER_OPTIONS
+    return tuple(option for option in OPTIMIZER_OPTIONS if option in parameters)
+
+
+def not_taken_by(optimizer) -> tuple[str, ...]:
+    """The OPTIMIZER_OPTIONS that the optimiser called `optimizer` does not take."""
+    taken = optimizer_settings(optimizer)
+    return tuple(option for option in OPTIMIZER_OPTIONS if option not in taken)
+
+
+def not_taken(name: str, optimizer) -> str:
+    """The error for a setting `name` given to an optimiser that does not take it."""
+    takers = [o for o in OPTIMIZERS.short_names if name in optimizer_settings(o)]
+    optimizer = _short_name("--optimizer", optimizer, OPTIMIZERS)
+    return (
+        f"--{name.replace('_', '-')} does not apply to --optimizer {optimizer} (only "
+        f"{', '.join(takers)} {'take' if len(takers) > 1 else 'takes'} it)"
+    )
 
 
 def _is_one_of(name, names) -> bool:

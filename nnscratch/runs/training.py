@@ -51,22 +51,16 @@ from .rundir import (
     recover,
     run_config,
 )
-from .settings import RunSettings
+from .settings import RunSettings, optimizer_settings
 from .signals import RunInterrupted, SignalInterrupt, StopSignals, resume_command
 
 
 def build_optimizer(settings: RunSettings) -> Optimizer:
     """The optimiser `settings` names, with the settings it takes: momentum (sgd) and
     weight decay (sgd, adam, adamw)."""
-    name, lr = settings.optimizer, settings.lr
-    if name == "sgd":
-        momentum = settings.momentum
-        return get_optimizer(
-            name, lr=lr, momentum=momentum, weight_decay=settings.weight_decay
-        )
-    if name in ("adam", "adamw"):
-        return get_optimizer(name, lr=lr, weight_decay=settings.weight_decay)
-    return get_optimizer(name, lr=lr)
+    taken = optimizer_settings(settings.optimizer)
+    options = {name: getattr(settings, name) for name in taken}
+    return get_optimizer(settings.optimizer, lr=settings.lr, **options)
 
 
 def build_schedule(settings: RunSettings) -> Schedule | None:

@@ -24,8 +24,14 @@ import sys
 from pathlib import Path
 
 from ...errors import NnscratchError
-from ..presets import preset_settings
-from ..settings import RunSettings
+from ..presets import PRESETS, preset_settings
+from ..settings import (
+    OPTIMIZER_OPTIONS,
+    RunSettings,
+    not_taken,
+    not_taken_by,
+    optimizer_settings,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -229,14 +235,27 @@ class SearchSpace:
         for name, spec in self.specs.items():
             for value in spec.values_to_check():
                 values = {name: value, **{k: v for k, v in first.items() if k != name}}
+                values.update(self._optimizer_taking(name))
                 try:
                     settings = trial_settings(base, values)
+                    if name in settings.unused_settings():  # it would vary nothing
+                        raise NnscratchError(not_taken(name, settings.optimizer))
                 except NnscratchError as e:
                     bad, bad_value = _refused_alone(base, values) or (name, value)
                     shown = bad.replace("_", "-")
                     raise NnscratchError(f"--param {shown}={bad_value}: {e}") from None
                 if not settings.validation_split:
                     raise NnscratchError(_no_validation(base, settings.preset))
+
+    def _optimizer_taking(self, name: str) -> dict:
+        """{"optimizer": the first optimiser tried that takes setting `name`}, to
+        check `name`'s values with ({} if the optimiser does not vary or none does).
+        """
+        spec = self.specs.get("optimizer")
+        if name not in OPTIMIZER_OPTIONS or spec is None:
+            return {}
+        takers = [c for c in spec.choices if name in optimizer_settings(c)]
+        return {"optimizer": takers[0]} if takers else {}
 
 
 def _no_validation(base: dict, preset: str) -> str:
@@ -275,10 +294,15 @@ def _name_and_spec(item) -> tuple[str, str]:
 
 def trial_settings(base: dict, params: dict) -> RunSettings:
     """The settings of a trial: the preset (`base["preset"]` or the parameter),
-    `base`'s options over it, the trial's parameters over those; checked."""
+    `base`'s options over it, the trial's parameters over those; checked. A
+    parameter its optimiser does not take (momentum, in an adam trial of a sweep
+    that varies the optimiser) is left out."""
     options = {k: v for k, v in base.items() if k != "preset"}
     preset = params.get("preset", base.get("preset", "default"))
     values = {k: v for k, v in params.items() if k != "preset"}
+    optimizer = {**PRESETS.get(preset, {}), **options, **values}.get("optimizer")
+    unused = not_taken_by(optimizer or RunSettings.optimizer)
+    values = {k: v for k, v in values.items() if k not in unused}
     if "hidden" in values:
         values["hidden"] = _hidden(values["hidden"], preset, options)
     return preset_settings(preset, **{**options, **values})

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ArgumentError, NnscratchError
+from ..settings import not_taken_by
 
 STUDY_FILE = "study.db"
 PRUNERS = ("median", "none")
@@ -233,7 +234,7 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
         raise ArgumentError(f"study {study_name!r} does not maximise (not a sweep's)")
     held = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, held))
-    recorded = study.user_attrs.get("setup")
+    recorded = _without_unused(study.user_attrs.get("setup"))
     if recorded is None or not held:  # a study no trial ran in may still change
         study.set_user_attr("setup", setup)
     elif recorded != setup:
@@ -249,6 +250,16 @@ def open_study(storage, study_name: str, pruner: str, seed: int, setup: dict):
 
 
 SHOWN_CHANGES = 4  # another --preset changes most settings: the first few say it
+
+
+def _without_unused(setup):
+    """A recorded `setup` whose base settings leave out those their optimiser does
+    not take, as `RunSettings.to_dict` now does (studies made before held them)."""
+    base = setup.get("base") if isinstance(setup, dict) else None
+    if not isinstance(base, dict):
+        return setup
+    unused = not_taken_by(base.get("optimizer"))
+    return {**setup, "base": {k: v for k, v in base.items() if k not in unused}}
 
 
 def _changes(recorded: dict, setup: dict) -> list[str]:
