@@ -455,6 +455,15 @@ def test_an_optimizer_that_trained_one_model_is_refused_by_another(how):
     assert optimizer.iterations == 4
 
 
+def test_the_refusal_counts_one_step_in_the_singular():
+    x, y = blobs(n=16)
+    first, second = small_model(0), small_model(5)
+    first.compile(optimizer=nn.SGD(0.1))
+    first.train_on_batch(x, y)
+    with pytest.raises(NnscratchError, match=r"another model \(1 step; its moments"):
+        second.compile(optimizer=first.optimizer)
+
+
 def test_an_optimizer_stays_with_its_model_its_copies_and_its_file(tmp_path):
     x, y = blobs(n=16)
     model = small_model()

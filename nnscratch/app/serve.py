@@ -84,13 +84,16 @@ def create_app(
 ) -> Starlette:
     """The web app serving the drawing page for `model` (a Sequential on 28x28 input).
 
-    Request bodies over `max_bytes` (declared or streamed) get 413, images declaring
-    more than `max_pixels` pixels get 413 before any pixel is decoded, and a body not
-    received within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
+    Request bodies over `max_bytes` (declared or streamed) get 413, as do JSON bodies
+    of more than MAX_JSON_VALUES values (before they are parsed) and images declaring
+    more than `max_pixels` pixels (before any pixel is decoded); a body not received
+    within `body_timeout` seconds gets 408. `allowed_hosts`: the Host headers
     answered (others get 400, in JSON: `TrustedHosts`), against DNS rebinding: a web
-    page on another site cannot reach the server through a name of its own. A POST from a page of another
-    origin gets 403. `security_headers`: add SECURITY_HEADERS to every response
-    (`run_server`'s server adds them itself, to its own error pages too).
+    page on another site cannot reach the server through a name of its own. A POST
+    from a page of another origin gets 403. `security_headers`: add SECURITY_HEADERS
+    to every response (`run_server`'s server adds them itself, to its own error pages
+    too). The limits on requests in progress and on the body bytes they hold at once
+    are the server's (see `run_server`).
     Raises NnscratchError if the model cannot take a 28x28 image.
     """
     service = DigitService(as_classifier(model), max_bytes, max_pixels, body_timeout)
@@ -363,8 +366,10 @@ def run_server(
     picked. Listening on this machine only (the default), the app answers to its own
     names only (see create_app), and to `public_names`: the names a reverse proxy in
     front of it passes on as the Host. Listening on another address, it answers to
-    any name, or to `public_names` only, if given. What protects
-    the server from clients that hold connections: see `server`.
+    any name, or to `public_names` only, if given. At most MAX_REQUESTS requests are
+    in progress at once (503 past them), holding MAX_REQUESTS times `max_bytes` of
+    bodies at most (503 past it). What protects the server from clients that hold
+    connections: see `server`.
     """
     names = [*(LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else ()), *public_names]
     app = create_app(

@@ -17,9 +17,9 @@ UNDERLINE_ASPECT = 1.0
 UNDERLINE_LOW = 0.35
 UNDERLINE_THICK = 0.25
 UNDERLINE_SPAN = 0.9
-# ... reaching past the digits above it (`reaches_past`), if without it the piece
-# falls apart into digits, or is one digit that spans
-# less than LONE_DIGIT of a piece LONE_LINE times as wide as high (on a longer line)
+# ... is erased if it reaches past the digits above it (`reaches_past`) and, without
+# it, the piece falls apart into digits or is one digit that spans less than
+# LONE_DIGIT of a piece LONE_LINE times as wide as high (on a longer line)
 LONE_DIGIT = 0.6
 LONE_LINE = 2.0
 

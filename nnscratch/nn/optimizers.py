@@ -67,10 +67,11 @@ class Optimizer(ABC):
         belongs to its parameters). A copy of a model copies its key with the
         optimiser, so the copy's optimiser is the copy's."""
         if self.iterations and self._owner is not None and self._owner is not owner:
+            steps = f"{self.iterations} step{'s' if self.iterations > 1 else ''}"
             raise NnscratchError(
-                f"optimizer: {self!r} has trained another model ({self.iterations} "
-                "steps; its moments and step count are that model's): give each "
-                "model its own optimizer"
+                f"optimizer: {self!r} has trained another model ({steps}; its "
+                "moments and step count are that model's): give each model its own "
+                "optimizer"
             )
         self._owner = owner
 

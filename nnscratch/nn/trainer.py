@@ -221,8 +221,8 @@ class Trainer:
 
     def restore(self, state: dict) -> None:
         """Continue from a `state()` dict (read from a checkpoint). NnscratchError if
-        it comes from another model, other data or other callbacks; KeyError,
-        TypeError or ValueError if it is not such a dict."""
+        it comes from another fit (`_check_fits`); KeyError, TypeError or ValueError
+        if it is not such a dict."""
         position, callbacks = state["position"], self._callback_states()
         self._check_fits(state, [type(cb).__name__ for cb, _ in callbacks])
         generators = self._generators()
@@ -299,7 +299,10 @@ class Trainer:
                 )
 
     def _check_fits(self, state: dict, callbacks: list[str]) -> None:
-        """NnscratchError unless `state` is of this model, data, fit and callbacks."""
+        """NnscratchError unless `state` is of a fit like this one, which continued
+        ends as it would have: the same data, steps and batches (`_check_batches`),
+        model and loss (`_check_model`), callbacks, random generators, metrics and
+        kernels (the NumPy twins round differently)."""
         position = state["position"]
         if position["data"] != self.batches.digest():
             raise NnscratchError(

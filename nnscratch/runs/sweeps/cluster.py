@@ -169,6 +169,8 @@ def _open_client(Client, scheduler: str):
 
 
 def _reason(error: Exception) -> str:
+    """Dask's error in one line, "TypeName: its first line", for a scheduler that
+    cannot be reached or that answered and then failed."""
     said = (
         str(error).splitlines()[0]
         if str(error)

@@ -28,6 +28,12 @@ PRUNERS = ("median", "none")
 # median pruning once this many trials have finished, from this epoch on: a trial
 # worse than the median of the others at the same epoch stops there
 PRUNE_AFTER_TRIALS, PRUNE_FROM_EPOCH = 4, 2
+# Sweeps (or a sweep's workers) opening a new database at once each made its
+# tables and wrote its schema version: all but the first failed ("table studies
+# already exists", "UNIQUE constraint failed: alembic_version.version_num"), where
+# opening it again finds it made (`open_storage`)
+SCHEMA_ATTEMPTS = 5
+FOLDER = "folder"  # the study's user attribute naming its sweep's folder
 
 
 def default_storage(out: Path) -> str:
@@ -62,7 +68,8 @@ def shared_storage(url: str) -> str:
 
 def open_storage(url: str):
     """Optuna's RDB storage at `url`; SQLite waits for a busy file instead of
-    failing at once (workers write to it concurrently)."""
+    failing at once (workers write to it concurrently), and a new database whose
+    tables another process made meanwhile is opened again (`SCHEMA_ATTEMPTS`)."""
     import optuna  # the optional sweep extra: only when sweeping
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -77,13 +84,6 @@ def open_storage(url: str):
                     f"({type(e).__name__}: {reason})"
                 ) from None
         time.sleep(0.1)
-
-
-# Sweeps (or a sweep's workers) opening a new database at once each made its
-# tables and wrote its schema version: all but the first failed ("table studies
-# already exists", "UNIQUE constraint failed: alembic_version.version_num"), where
-# opening it again finds it made.
-SCHEMA_ATTEMPTS = 5
 
 
 def _made_meanwhile(error: Exception) -> bool:
@@ -121,6 +121,7 @@ def make_pruner(name: str):
 
 
 def study_exists(storage, study_name: str) -> bool:
+    """Whether the storage holds a study of that name (Optuna raises KeyError)."""
     try:
         storage.get_study_id_from_name(study_name)
     except KeyError:
@@ -142,10 +143,8 @@ def remove_empty_study(storage, study_name: str, out: Path) -> None:
             storage.delete_study(study_id)
 
 
-FOLDER = "folder"  # the study's user attribute naming its sweep's folder
-
-
 def _folder(out: Path) -> str:
+    """`out` as a study records it (`FOLDER`): absolute, links resolved."""
     return str(Path(out).resolve())
 
 
