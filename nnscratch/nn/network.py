@@ -375,8 +375,7 @@ class Network:
         page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        # an overflow is said below
-        with np.errstate(all="ignore"), model_running(self.layers):
+        with np.errstate(all="ignore"), model_running(self.layers):  # see check_finite
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())
