@@ -616,6 +616,22 @@ def test_a_model_given_its_input_shape_first_builds_once_layers_are_added():
     assert model.predict(blobs()[0][:2]).shape == (2, 5)
 
 
+def test_weights_of_layers_added_to_a_model_with_an_input_shape_are_there_at_once():
+    # Keras builds a layer added to a model that knows its input: get_weights and
+    # set_weights (copying another model's weights in) work before any predict
+    source = nn.Sequential([nn.Dense(4), nn.Dense(3)], input_shape=(6,), seed=0)
+    model = nn.Sequential(input_shape=(6,))
+    model.add(nn.Dense(4))
+    model.add(nn.Dense(3))
+    assert list(model.get_weights()) == ["0.W", "0.b", "1.W", "1.b"]
+    fresh = nn.Sequential(input_shape=(6,))
+    fresh.add(nn.Dense(4))
+    fresh.add(nn.Dense(3))
+    fresh.set_weights(source.get_weights())
+    x = blobs()[0][:5]
+    assert_array_equal(fresh.predict(x), source.predict(x))
+
+
 @pytest.mark.parametrize(
     "call, match",
     [

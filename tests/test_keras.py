@@ -95,6 +95,29 @@ def test_compile_names_an_unknown_metric_at_once():
         mlp().compile(optimizer="adam", metrics=["auc"])
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"metrics": ["auc"]},  # a typo, fixed in the next compile
+        {"loss": "hinge"},
+        {"loss": "cross_entropy"},  # on logits, and the model ends with a softmax
+    ],
+)
+def test_a_compile_that_fails_leaves_the_model_as_it_was(bad):
+    """A refused compile swapped the trained optimiser for a fresh one (its moments
+    and step count lost, and the fresh one free for another model) and kept a
+    refused loss."""
+    x, y = blobs()
+    model = nn.Sequential([nn.Dense(3), nn.Softmax()], input_shape=(6,))
+    model.compile(nn.Adam(), loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    optimizer, loss = model.optimizer, model.loss
+    with pytest.raises(NnscratchError):
+        model.compile(optimizer="sgd", **{"loss": "mse", **bad})
+    assert model.optimizer is optimizer and optimizer.iterations > 0
+    assert model.loss is loss
+
+
 @pytest.mark.parametrize("cls", [nn.SGD, nn.RMSprop, nn.Adam, nn.AdamW])
 def test_optimizers_take_keras_learning_rate(cls):
     optimizer = cls(learning_rate=0.05)

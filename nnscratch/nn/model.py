@@ -166,14 +166,13 @@ class Sequential(Network):
     def compile(self, optimizer=None, loss=None, metrics=None) -> None:
         """Choose what `fit` trains with (Keras' compile): an optimiser (object or
         name), a loss (object or name) and metrics (names or Metric objects)."""
-        if optimizer is not None:
-            self._set_optimizer(optimizer)
-        if loss is not None:
-            self.loss = get_loss(loss)
-        self._check_loss()
+        loss = self.loss if loss is None else get_loss(loss)
+        self._check_loss(loss)  # everything checked before anything changes
         if metrics is not None:  # unknown names said now, as Keras does
-            get_metrics(metrics, self.loss, None)
-        self.metrics = metrics
+            get_metrics(metrics, loss, None)
+        if optimizer is not None:  # last: a refused compile keeps a trained one
+            self._set_optimizer(optimizer)
+        self.loss, self.metrics = loss, metrics
 
     def fit(
         self, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, loss=None,
@@ -328,18 +327,18 @@ class Sequential(Network):
         """Softmax cross-entropy unless a loss was chosen."""
         if self.loss is None:
             self.loss = SoftmaxCrossEntropy()
-        self._check_loss()
+        self._check_loss(self.loss)
 
-    def _check_loss(self) -> None:
+    def _check_loss(self, loss) -> None:
         """Refuse a softmax before the fused softmax cross-entropy, or a sigmoid
         before the fused binary cross-entropy: either would be applied twice (a
         Keras model's usual Dense(1), Sigmoid() would not learn)."""
-        if self.loss is not None and not isinstance(self.loss, Loss):
-            raise NnscratchError(f"loss: expected a Loss, got {self.loss!r}")
+        if loss is not None and not isinstance(loss, Loss):
+            raise NnscratchError(f"loss: expected a Loss, got {loss!r}")
         fused = {SoftmaxCrossEntropy: Softmax, BinaryCrossEntropy: Sigmoid}
         last = self.layers[-1] if self.layers else None  # none yet: `add` comes later
         for loss_class, last_class in fused.items():
-            if isinstance(self.loss, loss_class) and isinstance(last, last_class):
+            if isinstance(loss, loss_class) and isinstance(last, last_class):
                 name = last_class.__name__
                 raise NnscratchError(
                     f"{loss_class.__name__} takes logits: remove the final {name} "

@@ -275,11 +275,13 @@ class Network:
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and state array (batch-norm statistics), by name."""
+        self._rebuild_if_changed()  # layers added since build get their arrays now
         return get_weights(self.layers)
 
     def set_weights(self, weights) -> None:
         """Copy arrays into the model, in place: a dict like `get_weights()` gives (or
         a model file holds), or a list of arrays in that order (Keras' form)."""
+        self._rebuild_if_changed()
         set_weights(self.layers, weights)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -373,8 +375,7 @@ class Network:
         page. NonFiniteOutputError if any is NaN or infinite."""
         x = prepare_inputs(self._check_x(x))
         outputs = []
-        # an overflow is said below
-        with np.errstate(all="ignore"), model_running(self.layers):
+        with np.errstate(all="ignore"), model_running(self.layers):  # see check_finite
             for layer in self.layers:
                 x = layer.forward(x, training=False)
                 outputs.append(x.copy())
