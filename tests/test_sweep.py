@@ -1312,3 +1312,34 @@ def test_the_report_summary_names_only_the_states_that_occurred():
     assert report._summary(None, one) == '<p class="sub">1 trial: 1 complete</p>'
     two = [{"state": "fail"}, {"state": "complete"}]
     assert "2 trials: 1 complete, 1 failed<" in report._summary(None, two)
+
+
+def test_an_adam_trial_shows_no_momentum_it_did_not_use(tmp_path, capsys):
+    """optimizer=choice:adam,sgd with momentum varied: Optuna draws a momentum for
+    every trial, but an adam trial's run takes none; trials.csv, the best trial's line
+    and best_params showed it all the same ('optimizer=adam, momentum=0.3451')."""
+    from nnscratch.runs.sweeps import results
+    from nnscratch.runs.sweeps.results import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("setup", {"base": {"preset": "default"}})
+    space = {
+        "optimizer": optuna.distributions.CategoricalDistribution(["adam", "sgd"]),
+        "momentum": optuna.distributions.FloatDistribution(0.5, 0.9),
+    }
+    for optimizer, value in [("adam", 0.97), ("sgd", 0.95)]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer": optimizer, "momentum": 0.7},
+                distributions=space,
+                value=value,
+            )
+        )
+    adam, sgd = trial_rows(study, ["optimizer", "momentum"], tmp_path)
+    assert (adam["momentum"], sgd["momentum"]) == ("", 0.7)
+    assert results._used_params(study, study.best_trial.params) == {"optimizer": "adam"}
+    (tmp_path / "best").mkdir()
+    results._say_results(tmp_path, study, 0.96)
+    assert capsys.readouterr().out.startswith(
+        "best: trial 0 (optimizer=adam): validation accuracy 0.9700"
+    )

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 import nnscratch
 from nnscratch.cli import main
 from nnscratch.errors import ArgumentError, NnscratchError
-from nnscratch.runs.sweeps.space import SearchSpace, parse_spec, trial_settings
+from nnscratch.runs.sweeps.space import (
+    SearchSpace,
+    parse_spec,
+    trial_settings,
+    used_params,
+)
 
 
 def test_specs_of_each_kind():
@@ -78,6 +83,14 @@ def test_a_trial_leaves_out_what_its_optimizer_does_not_take():
     assert "momentum" not in adam.to_dict() and adam.weight_decay == 0.01
     sgd = trial_settings(base, {"optimizer": "sgd", "momentum": 0.7})
     assert sgd.to_dict()["momentum"] == 0.7
+    # what trial.json, trials.csv and the best line show: what the run used
+    assert used_params(base, {"optimizer": "adam", "momentum": 0.7}) == {
+        "optimizer": "adam"
+    }
+    assert used_params(base, {"optimizer": "sgd", "momentum": 0.7}) == {
+        "optimizer": "sgd",
+        "momentum": 0.7,
+    }
 
 
 def test_check_builds_every_bound_and_choice():

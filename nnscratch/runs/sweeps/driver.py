@@ -28,7 +28,7 @@ from ..rundir import make_out
 from ..signals import RunInterrupted, SignalInterrupt
 from .cluster import check_cluster, dask_client, slots
 from .results import SweepResult, write_results
-from .space import SearchSpace, trial_settings
+from .space import SearchSpace, trial_settings, used_params
 from .study import (
     STUDY_FILE,
     claim_folder,
@@ -67,7 +67,7 @@ class Sweep:
         """The task of `trial` (an optuna Trial or FrozenTrial) for a worker."""
         settings = trial_settings(self.base, trial.params)
         return {
-            "number": trial.number, "params": dict(trial.params),
+            "number": trial.number, "params": used_params(self.base, trial.params),
             "settings": settings.to_dict(), "data_dir": self.data_dir,
             "limit": self.limit, "checkpoint_every": self.checkpoint_every,
             "run_dir": str(trial_dir(self.out, trial.number).absolute()),

@@ -25,6 +25,7 @@ from ...files import fsync_directory, write_text
 from ..rebuild import rebuild_report
 from ..rundir import METRICS_FILE, read_json, run_files
 from .report import write_sweep_report
+from .space import used_params
 from .trial import TRIAL_FILE, TRIALS_DIR, trial_dir
 
 TRIALS_CSV = "trials.csv"
@@ -59,13 +60,14 @@ def trial_rows(study, space_names: list[str], out: Path) -> list[dict]:
     trained = epochs_column(space_names)
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        params = _used_params(study, trial.params)
         recorded = _trial_file(trial_dir(out, trial.number))
         value = trial.value
         if value is None and trial.intermediate_values:  # pruned: its last epoch's
             value = trial.intermediate_values[max(trial.intermediate_values)]
         rows.append({
             "number": trial.number, "state": trial.state.name.lower(),
-            **{name: trial.params.get(name, "") for name in space_names},
+            **{name: params.get(name, "") for name in space_names},
             "val_accuracy": "" if value is None else value,
             trained: recorded.get("epochs", ""),
             "seconds": recorded.get("seconds", ""),
@@ -73,6 +75,14 @@ def trial_rows(study, space_names: list[str], out: Path) -> list[dict]:
             "error": trial.user_attrs.get("error", ""),
         })  # fmt: skip
     return rows
+
+
+def _used_params(study, params: dict) -> dict:
+    """`params` without those the trial's optimiser does not take (`used_params`),
+    by the base settings the study recorded (all of them if it recorded none)."""
+    setup = study.user_attrs.get("setup")
+    base = setup.get("base") if isinstance(setup, dict) else None
+    return used_params(base, params) if isinstance(base, dict) else dict(params)
 
 
 def _trial_file(run_dir: Path) -> dict:
@@ -138,7 +148,7 @@ def write_results(out: Path, study, space, data_dir) -> SweepResult:
     return SweepResult(
         study=study,
         best_number=study.best_trial.number if complete else None,
-        best_params=dict(study.best_trial.params) if complete else None,
+        best_params=_used_params(study, study.best_trial.params) if complete else None,
         val_accuracy=study.best_trial.value if complete else None,
         test_accuracy=test_accuracy,
         run_dir=best,
@@ -153,7 +163,7 @@ def _say_results(out: Path, study, test_accuracy) -> None:
         return
     best = study.best_trial
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in best.params.items())  # fmt: skip
+                       for k, v in _used_params(study, best.params).items())  # fmt: skip
     print(
         f"best: trial {best.number} ({params}): validation accuracy {best.value:.4f}, "
         f"test accuracy {test_accuracy:.4f}; saved {out / BEST_DIR}, "

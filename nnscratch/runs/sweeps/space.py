@@ -299,13 +299,21 @@ def trial_settings(base: dict, params: dict) -> RunSettings:
     that varies the optimiser) is left out."""
     options = {k: v for k, v in base.items() if k != "preset"}
     preset = params.get("preset", base.get("preset", "default"))
-    values = {k: v for k, v in params.items() if k != "preset"}
-    optimizer = {**PRESETS.get(preset, {}), **options, **values}.get("optimizer")
-    unused = not_taken_by(optimizer or RunSettings.optimizer)
-    values = {k: v for k, v in values.items() if k not in unused}
+    values = {k: v for k, v in used_params(base, params).items() if k != "preset"}
     if "hidden" in values:
         values["hidden"] = _hidden(values["hidden"], preset, options)
     return preset_settings(preset, **{**options, **values})
+
+
+def used_params(base: dict, params: dict) -> dict:
+    """A trial's parameters without those its optimiser does not take (the momentum
+    Optuna draws for an adam trial of a sweep that varies the optimiser): what its
+    run used, as trial.json, trials.csv and the best trial's line show them."""
+    preset = params.get("preset", base.get("preset", "default"))
+    options = {k: v for k, v in base.items() if k != "preset"}
+    optimizer = {**PRESETS.get(preset, {}), **options, **params}.get("optimizer")
+    unused = not_taken_by(optimizer or RunSettings.optimizer)
+    return {k: v for k, v in params.items() if k not in unused}
 
 
 def _hidden(value, preset: str, options: dict) -> tuple[int, ...]:
