@@ -156,8 +156,10 @@ def _read_headers(path: Path, f, description_key: str) -> tuple:
     if not zipfile.is_zipfile(f):
         # np.load would try other formats (including pickle) on a non-zip file
         raise ModelFileError(f"{path}: not a valid .npz model file (not a zip archive)")
-    with _reading(path):  # a damaged directory: BadZipFile, or NotImplementedError
-        archive = zipfile.ZipFile(f)  # for a "version needed to extract" past 6.3
+    # ZipFile() reads the central directory: BadZipFile if it is damaged, and
+    # NotImplementedError (a RuntimeError) if it asks for a zip reader past 6.3
+    with _reading(path):
+        archive = zipfile.ZipFile(f)
     try:
         with _reading(path):
             return archive, ModelArchive(path, archive, description_key)

@@ -255,12 +255,13 @@ class Trainer:
         """NnscratchError unless the checkpoint's model (`_architecture`) is this
         one: its layers, frozen ones, and loss (older checkpoints record no loss)."""
         mine = self._architecture()
-        layers = ("layers", "frozen")
-        if any(saved[key] != mine[key] for key in layers):
+        if any(saved[key] != mine[key] for key in ("layers", "frozen")):
             raise NnscratchError(
                 "the checkpoint is of another model: its layers or frozen ones differ"
             )
-        if "loss" in saved and saved != mine:
+        if "loss" in saved and any(
+            saved[key] != mine[key] for key in ("loss", "loss_config")
+        ):
             raise NnscratchError(
                 f"the checkpoint's fit trained with the loss {_call(saved)}; this one "
                 f"with {_call(mine)}"
